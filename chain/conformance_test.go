@@ -1,0 +1,318 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+)
+
+// This file is the conformance suite, in the spirit of btcd's fullblocktests:
+// a generated chain of valid blocks, then for every rule a block that breaks
+// exactly that rule and the exact code it must be refused with.
+
+// testChain is a chain under construction: genesis, the main-chain headers
+// and the state after the last block.
+type testChain struct {
+	t       testing.TB
+	g       *Genesis
+	headers []Header
+	state   *State
+	nowMs   int64
+}
+
+func newTestChain(t testing.TB, g *Genesis) *testChain {
+	return &testChain{t: t, g: g, headers: []Header{g.Block().Header}, state: g.State(), nowMs: g.Timestamp + 1_000_000}
+}
+
+func (c *testChain) tip() *Header { return &c.headers[len(c.headers)-1] }
+
+func (c *testChain) candidates() []Address {
+	c.t.Helper()
+	cands, err := Elect(c.g, c.tip().Hash(), c.state)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return cands
+}
+
+// next builds a valid, signed block on the tip at the given rank.
+func (c *testChain) next(rank uint32, txs ...Transaction) *Block {
+	c.t.Helper()
+	cands := c.candidates()
+	parent := c.tip()
+	b := NewBlock(parent, rank, parent.Timestamp+int64(rank)*c.g.SlotMs+10, txs)
+	b.Header.Sign(keyOf(c.t, cands[rank]))
+	return b
+}
+
+func (c *testChain) accept(b *Block) *Undo {
+	c.t.Helper()
+	undo, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state, c.nowMs, nil)
+	if err != nil {
+		c.t.Fatalf("valid block %d refused: %v", b.Height, err)
+	}
+	c.headers = append(c.headers, b.Header)
+	return undo
+}
+
+func TestValidChain(t *testing.T) {
+	g := testGenesis(t, func(g *Genesis) {
+		g.BlockReward = 3
+		g.Allocations[1].Stake = 5 // bob stakes too, so ranks 0 and 1 both exist
+	})
+	c := newTestChain(t, g)
+	alice, bob, carol, dave := testAddr("alice"), testAddr("bob"), testAddr("carol"), testAddr("dave")
+
+	blocks := [][]Transaction{
+		{signedTx(TxTransfer, "alice", bob, 100, 1, 1), signedTx(TxTransfer, "alice", carol, 50, 0, 2)},
+		{signedTx(TxExchange, "dave", dave, 70, 0, 1)},
+		{signedTx(TxStake, "bob", bob, 200, 2, 1), signedTx(TxTransfer, "dave", carol, 30, 5, 2)},
+		{},
+		{signedTx(TxUnstake, "bob", bob, 150, 0, 2), signedTx(TxTransfer, "carol", carol, 1, 0, 1)},
+	}
+	forged := map[Address]uint64{}
+	for i, txs := range blocks {
+		rank := uint32(i % 2) // alternate rank 0 and the rank-1 fallback
+		b := c.next(rank, txs...)
+		forged[b.Forger] += g.BlockReward
+		for _, tx := range txs {
+			forged[b.Forger] += tx.Fee
+		}
+		c.accept(b)
+	}
+	want := map[Address]Account{
+		alice: {Balance: 1000 - 101 - 50, Stake: 10, Nonce: 2},
+		bob:   {Balance: 500 + 100 - 202 + 150, Stake: 5 + 200 - 150, Nonce: 2},
+		carol: {Balance: 100 + 50 + 30, Nonce: 1},
+		dave:  {Balance: 70 - 35, Nonce: 2},
+	}
+	for a, acc := range want {
+		acc.Balance += forged[a]
+		if got := c.state.Account(a); got != acc {
+			t.Errorf("%s: got %+v, want %+v", a.Short(), got, acc)
+		}
+	}
+	if len(c.headers) != len(blocks)+1 {
+		t.Fatalf("chain has %d headers", len(c.headers))
+	}
+}
+
+// TestBlockRules breaks one rule per case and expects exactly its code.
+func TestBlockRules(t *testing.T) {
+	alice, bob, carol := testAddr("alice"), testAddr("bob"), testAddr("carol")
+	closed := func(g *Genesis) { g.Exchange = ExchangePolicy{Authorities: []Address{carol}} }
+	twoStakers := func(g *Genesis) { g.Allocations[1].Stake = 5 }
+
+	tests := []struct {
+		name    string
+		genesis []func(*Genesis)
+		// build returns the offending block, built on c's tip.
+		build func(c *testChain) *Block
+		want  *RuleError
+	}{
+		{"bad tx signature", nil, func(c *testChain) *Block {
+			tx := signedTx(TxTransfer, "alice", bob, 1, 0, 1)
+			tx.Signature = signedTx(TxTransfer, "alice", bob, 2, 0, 1).Signature
+			return c.next(0, tx)
+		}, ErrBadSignature},
+		{"tx signature not hex", nil, func(c *testChain) *Block {
+			tx := signedTx(TxTransfer, "alice", bob, 1, 0, 1)
+			tx.Signature = "zz" + tx.Signature[2:]
+			return c.next(0, tx)
+		}, ErrBadSignature},
+		{"wrong chain id", nil, func(c *testChain) *Block {
+			tx := Transaction{Type: TxTransfer, ChainID: "other", To: bob, Amount: 1, Nonce: 1}
+			tx.Sign(testKey("alice"))
+			return c.next(0, tx)
+		}, ErrWrongChain},
+		{"replayed nonce", nil, func(c *testChain) *Block {
+			c.accept(c.next(0, signedTx(TxTransfer, "alice", bob, 1, 0, 1)))
+			return c.next(0, signedTx(TxTransfer, "alice", bob, 1, 0, 1))
+		}, ErrBadNonce},
+		{"skipped nonce", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", bob, 1, 0, 2))
+		}, ErrBadNonce},
+		{"same nonce twice in a block", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", bob, 1, 0, 1), signedTx(TxTransfer, "alice", carol, 1, 0, 1))
+		}, ErrBadNonce},
+		{"overdraft", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "carol", bob, 101, 0, 1))
+		}, ErrInsufficientFunds},
+		{"overdraft by the fee", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "carol", bob, 100, 1, 1))
+		}, ErrInsufficientFunds},
+		{"two spends that together overdraw", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "carol", bob, 60, 0, 1), signedTx(TxTransfer, "carol", alice, 60, 0, 2))
+		}, ErrInsufficientFunds},
+		{"stake above balance", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxStake, "carol", carol, 101, 0, 1))
+		}, ErrInsufficientFunds},
+		{"amount 0", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", bob, 0, 0, 1))
+		}, ErrZeroAmount},
+		{"amount plus fee overflows", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", bob, math.MaxUint64, 1, 1))
+		}, ErrAmountOverflow},
+		{"exchange overflows the balance", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxExchange, "alice", alice, math.MaxUint64-100, 0, 1))
+		}, ErrAmountOverflow},
+		{"unknown type", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx("BURN", "alice", alice, 1, 0, 1))
+		}, ErrUnknownType},
+		{"STAKE to another address", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxStake, "alice", bob, 1, 0, 1))
+		}, ErrStakeNotSelf},
+		{"UNSTAKE to another address", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxUnstake, "alice", bob, 1, 0, 1))
+		}, ErrStakeNotSelf},
+		{"UNSTAKE above stake", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxUnstake, "alice", alice, 11, 0, 1))
+		}, ErrInsufficientStake},
+		{"EXCHANGE from a non-authority under a closed policy", [](func(*Genesis)){closed}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxExchange, "alice", alice, 5, 0, 1))
+		}, ErrNotExchange},
+		{"from is not the key's address", nil, func(c *testChain) *Block {
+			tx := signedTx(TxTransfer, "alice", bob, 1, 0, 1)
+			tx.From = bob
+			return c.next(0, tx)
+		}, ErrFromMismatch},
+		{"to is not an address", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", "BOB", 1, 0, 1))
+		}, ErrBadAddress},
+		{"public key not hex", nil, func(c *testChain) *Block {
+			tx := signedTx(TxTransfer, "alice", bob, 1, 0, 1)
+			tx.PublicKey = "xy" + tx.PublicKey[2:]
+			return c.next(0, tx)
+		}, ErrBadPublicKey},
+		{"wrong forger", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Header.Sign(testKey("bob")) // bob holds no stake
+			return b
+		}, ErrWrongForger},
+		{"forger claims a rank that is not his", [](func(*Genesis)){twoStakers}, func(c *testChain) *Block {
+			cands := c.candidates()
+			b := c.next(1)
+			b.Header.Sign(keyOf(c.t, cands[0])) // rank 0's forger claiming rank 1
+			return b
+		}, ErrWrongForger},
+		{"rank beyond the candidates", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Rank = 1 // one staker: only rank 0 exists
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadRank},
+		{"rank beyond max_rank", [](func(*Genesis)){twoStakers, func(g *Genesis) { g.MaxRank = 1 }}, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Rank = 1
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadRank},
+		{"early timestamp for the rank", [](func(*Genesis)){twoStakers}, func(c *testChain) *Block {
+			b := c.next(1)
+			b.Timestamp = c.tip().Timestamp + c.g.SlotMs - 1
+			b.Header.Sign(keyOf(c.t, c.candidates()[1]))
+			return b
+		}, ErrEarlyTimestamp},
+		{"timestamp before the parent", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Timestamp = c.tip().Timestamp - 1
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrEarlyTimestamp},
+		{"future timestamp", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Timestamp = c.nowMs + MaxFutureMs + 1
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrFutureBlock},
+		{"bad block signature", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Timestamp++ // signed bytes changed after signing
+			return b
+		}, ErrBadBlockSig},
+		{"bad tx root", nil, func(c *testChain) *Block {
+			b := c.next(0, signedTx(TxTransfer, "alice", bob, 1, 0, 1))
+			b.Transactions = append(b.Transactions, signedTx(TxTransfer, "alice", bob, 1, 0, 2))
+			return b
+		}, ErrBadTxRoot},
+		{"too many txs", [](func(*Genesis)){func(g *Genesis) { g.MaxBlockTxs = 1 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", bob, 1, 0, 1), signedTx(TxTransfer, "alice", bob, 1, 0, 2))
+		}, ErrTooManyTxs},
+		{"wrong prev hash", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.PrevHash[0] ^= 1
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadPrevHash},
+		{"wrong height", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Height++
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadHeight},
+		{"forger key not the forger's", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Header.Sign(testKey("alice"))
+			b.ForgerPublicKey = fmt.Sprintf("%x", testKey("bob").Public())
+			return b
+		}, ErrWrongForger},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTestChain(t, testGenesis(t, tc.genesis...))
+			b := tc.build(c)
+			before := c.state.Clone()
+			_, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state, c.nowMs, nil)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want code %s", err, tc.want.Code)
+			}
+			if CodeOf(err) != tc.want.Code {
+				t.Fatalf("CodeOf = %q, want %q", CodeOf(err), tc.want.Code)
+			}
+			if !c.state.Equal(before) {
+				t.Fatalf("refused block changed the state")
+			}
+		})
+	}
+}
+
+// TestApplyRevertIdentity applies blocks of every transaction type and
+// reverts them newest first: the state must come back byte for byte.
+func TestApplyRevertIdentity(t *testing.T) {
+	g := testGenesis(t, func(g *Genesis) { g.BlockReward = 7 })
+	c := newTestChain(t, g)
+	bob, carol, dave := testAddr("bob"), testAddr("carol"), testAddr("dave")
+	snapshots := []*State{c.state.Clone()}
+	var undos []*Undo
+	for i, txs := range [][]Transaction{
+		{signedTx(TxTransfer, "alice", bob, 10, 1, 1), signedTx(TxExchange, "dave", dave, 9, 0, 1)},
+		{signedTx(TxStake, "bob", bob, 20, 1, 1), signedTx(TxTransfer, "bob", carol, 5, 0, 2), signedTx(TxTransfer, "carol", carol, 1, 1, 1)},
+		{signedTx(TxUnstake, "bob", bob, 20, 1, 3), signedTx(TxUnstake, "alice", testAddr("alice"), 3, 0, 2)},
+	} {
+		undos = append(undos, c.accept(c.next(0, txs...)))
+		if c.state.Equal(snapshots[i]) {
+			t.Fatalf("block %d changed nothing", i+1)
+		}
+		snapshots = append(snapshots, c.state.Clone())
+	}
+	for i := len(undos) - 1; i >= 0; i-- {
+		c.state.Revert(undos[i])
+		if !c.state.Equal(snapshots[i]) {
+			t.Fatalf("after reverting block %d: %v, want %v", i+1, c.state.Accounts(), snapshots[i].Accounts())
+		}
+	}
+}
+
+// TestFeesAndRewardGoToForger pins who gets the fee and the block reward.
+func TestFeesAndRewardGoToForger(t *testing.T) {
+	g := testGenesis(t, func(g *Genesis) { g.BlockReward = 4 })
+	c := newTestChain(t, g)
+	c.accept(c.next(0, signedTx(TxTransfer, "bob", testAddr("carol"), 10, 3, 1)))
+	if got := c.state.Account(testAddr("alice")).Balance; got != 1000+4+3 {
+		t.Fatalf("forger balance %d, want %d", got, 1007)
+	}
+	if got := c.state.Account(testAddr("bob")).Balance; got != 500-13 {
+		t.Fatalf("sender balance %d, want %d", got, 487)
+	}
+}

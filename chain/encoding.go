@@ -1,0 +1,183 @@
+package chain
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+)
+
+// Domain prefixes keep a signature made for one kind of message from ever
+// verifying as another: a transaction's signing bytes can never be read as a
+// block header's, and neither as any other protocol's.
+const (
+	txDomain      = "posd/tx/v1\x00"
+	headerDomain  = "posd/header/v1\x00"
+	genesisDomain = "posd/genesis/v1\x00"
+)
+
+// SigningBytes returns the canonical encoding of every field of tx but the
+// signature. This is what the sender signs and what the id hashes:
+//
+//	"posd/tx/v1" 0x00
+//	type       1 byte   (EXCHANGE 1, TRANSFER 2, STAKE 3, UNSTAKE 4, unknown 0)
+//	chain_id   uvarint length, bytes
+//	from       uvarint length, bytes (the 40 hex characters as written)
+//	to         uvarint length, bytes
+//	amount     8 bytes big endian
+//	fee        8 bytes big endian
+//	nonce      8 bytes big endian
+//	public_key uvarint length, bytes (the 64 hex characters as written)
+//
+// Strings are length-prefixed, so no two different transactions share an
+// encoding, even malformed ones (validation rejects those separately).
+func (tx *Transaction) SigningBytes() []byte {
+	n := len(txDomain) + 1 + 4*binary.MaxVarintLen64 + len(tx.ChainID) + len(tx.From) + len(tx.To) + 24 + len(tx.PublicKey)
+	b := make([]byte, 0, n)
+	b = append(b, txDomain...)
+	code, _ := tx.Type.code()
+	b = append(b, code)
+	b = appendString(b, tx.ChainID)
+	b = appendString(b, string(tx.From))
+	b = appendString(b, string(tx.To))
+	b = binary.BigEndian.AppendUint64(b, tx.Amount)
+	b = binary.BigEndian.AppendUint64(b, tx.Fee)
+	b = binary.BigEndian.AppendUint64(b, tx.Nonce)
+	b = appendString(b, tx.PublicKey)
+	return b
+}
+
+// ID is the SHA-256 of the signing bytes. The signature is left out so a
+// transaction has one id however it was signed (Ed25519 is deterministic anyway).
+func (tx *Transaction) ID() Hash { return sha256.Sum256(tx.SigningBytes()) }
+
+// Sign fills public_key, from and signature from priv. The caller sets every
+// other field first.
+func (tx *Transaction) Sign(priv ed25519.PrivateKey) {
+	pub := priv.Public().(ed25519.PublicKey)
+	tx.PublicKey = hex.EncodeToString(pub)
+	tx.From = AddressOf(pub)
+	tx.Signature = hex.EncodeToString(ed25519.Sign(priv, tx.SigningBytes()))
+}
+
+// MarshalJSON writes the transaction with its id, so every JSON view of a
+// transaction (API, CLI) names it the same way. The id is ignored on input.
+func (tx Transaction) MarshalJSON() ([]byte, error) {
+	type plain Transaction
+	return json.Marshal(struct {
+		ID Hash `json:"id"`
+		plain
+	}{tx.ID(), plain(tx)})
+}
+
+// SigningBytes returns the canonical header encoding without the signature:
+//
+//	"posd/header/v1" 0x00
+//	height            8 bytes big endian
+//	prev_hash         32 bytes
+//	timestamp         8 bytes big endian (two's complement)
+//	forger            uvarint length, bytes
+//	forger_public_key uvarint length, bytes
+//	rank              4 bytes big endian
+//	tx_root           32 bytes
+func (h *Header) SigningBytes() []byte {
+	b := make([]byte, 0, len(headerDomain)+8+32+8+2*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32)
+	b = append(b, headerDomain...)
+	b = binary.BigEndian.AppendUint64(b, h.Height)
+	b = append(b, h.PrevHash[:]...)
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Timestamp))
+	b = appendString(b, string(h.Forger))
+	b = appendString(b, h.ForgerPublicKey)
+	b = binary.BigEndian.AppendUint32(b, h.Rank)
+	b = append(b, h.TxRoot[:]...)
+	return b
+}
+
+// Hash is the SHA-256 of the header's signing bytes.
+func (h *Header) Hash() Hash { return sha256.Sum256(h.SigningBytes()) }
+
+// Sign fills forger, forger_public_key and signature from priv.
+func (h *Header) Sign(priv ed25519.PrivateKey) {
+	pub := priv.Public().(ed25519.PublicKey)
+	h.ForgerPublicKey = hex.EncodeToString(pub)
+	h.Forger = AddressOf(pub)
+	h.Signature = hex.EncodeToString(ed25519.Sign(priv, h.SigningBytes()))
+}
+
+// MarshalJSON writes the block with its hash first, so API and CLI output
+// name a block the way peers do.
+func (b Block) MarshalJSON() ([]byte, error) {
+	type plainHeader Header
+	txs := b.Transactions
+	if txs == nil {
+		txs = []Transaction{}
+	}
+	return json.Marshal(struct {
+		Hash Hash `json:"hash"`
+		plainHeader
+		Transactions []Transaction `json:"transactions"`
+	}{b.Header.Hash(), plainHeader(b.Header), txs})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes (the hash is recomputed, not trusted).
+func (b *Block) UnmarshalJSON(data []byte) error {
+	type plainHeader Header
+	var v struct {
+		plainHeader
+		Transactions []Transaction `json:"transactions"`
+	}
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	b.Header = Header(v.plainHeader)
+	b.Transactions = v.Transactions
+	return nil
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// TxRoot is the Merkle root of the transaction ids, built as in RFC 6962:
+// leaves are SHA-256(0x00 ‖ id), inner nodes SHA-256(0x01 ‖ left ‖ right),
+// the split at the largest power of two below n, and the empty tree hashes
+// the empty string. The prefixes stop a leaf from posing as an inner node.
+func TxRoot(txs []Transaction) Hash {
+	ids := make([]Hash, len(txs))
+	for i := range txs {
+		ids[i] = txs[i].ID()
+	}
+	return MerkleRoot(ids)
+}
+
+// MerkleRoot is TxRoot over precomputed ids.
+func MerkleRoot(ids []Hash) Hash {
+	if len(ids) == 0 {
+		return sha256.Sum256(nil)
+	}
+	level := make([]Hash, len(ids))
+	var buf [65]byte
+	for i, id := range ids {
+		buf[0] = 0
+		copy(buf[1:], id[:])
+		level[i] = sha256.Sum256(buf[:33])
+	}
+	return merkle(level, &buf)
+}
+
+func merkle(nodes []Hash, buf *[65]byte) Hash {
+	if len(nodes) == 1 {
+		return nodes[0]
+	}
+	k := 1
+	for k*2 < len(nodes) {
+		k *= 2
+	}
+	l, r := merkle(nodes[:k], buf), merkle(nodes[k:], buf)
+	buf[0] = 1
+	copy(buf[1:33], l[:])
+	copy(buf[33:], r[:])
+	return sha256.Sum256(buf[:])
+}

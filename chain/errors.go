@@ -1,0 +1,84 @@
+package chain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrorCode is the stable, machine-readable name of a broken rule. Codes
+// travel in API error bodies and CLI messages, so they never change meaning.
+type ErrorCode string
+
+// RuleError reports which consensus or policy rule an input broke. Compare
+// with errors.Is against the Err* sentinels below: two RuleErrors match when
+// their codes are equal, whatever their messages say.
+type RuleError struct {
+	Code    ErrorCode
+	Message string
+}
+
+func (e *RuleError) Error() string {
+	if e.Message == "" {
+		return string(e.Code)
+	}
+	return string(e.Code) + ": " + e.Message
+}
+
+// Is makes errors.Is(err, ErrBadNonce) true for any RuleError with that code.
+func (e *RuleError) Is(target error) bool {
+	var t *RuleError
+	return errors.As(target, &t) && t.Code == e.Code
+}
+
+func newRule(code ErrorCode) *RuleError { return &RuleError{Code: code} }
+
+// ruleErrorf returns a RuleError with the sentinel's code and a specific message.
+func ruleErrorf(sentinel *RuleError, format string, args ...any) error {
+	return &RuleError{Code: sentinel.Code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the rule code carried by err, or "" when err is not a rule error.
+func CodeOf(err error) ErrorCode {
+	var re *RuleError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return ""
+}
+
+// Transaction rules, stateless.
+var (
+	ErrUnknownType    = newRule("unknown_type")
+	ErrZeroAmount     = newRule("zero_amount")
+	ErrBadAddress     = newRule("bad_address")
+	ErrBadPublicKey   = newRule("bad_public_key")
+	ErrFromMismatch   = newRule("from_mismatch")
+	ErrBadSignature   = newRule("bad_signature")
+	ErrWrongChain     = newRule("wrong_chain")
+	ErrStakeNotSelf   = newRule("stake_not_self")
+	ErrTxTooLarge     = newRule("tx_too_large")
+	ErrAmountOverflow = newRule("overflow")
+)
+
+// Transaction rules, stateful.
+var (
+	ErrBadNonce          = newRule("bad_nonce")
+	ErrInsufficientFunds = newRule("insufficient_funds")
+	ErrInsufficientStake = newRule("insufficient_stake")
+	ErrNotExchange       = newRule("exchange_not_allowed")
+)
+
+// Block rules.
+var (
+	ErrBadHeight      = newRule("bad_height")
+	ErrBadPrevHash    = newRule("bad_prev_hash")
+	ErrBadRank        = newRule("bad_rank")
+	ErrWrongForger    = newRule("wrong_forger")
+	ErrEarlyTimestamp = newRule("early_timestamp")
+	ErrFutureBlock    = newRule("future_timestamp")
+	ErrBadBlockSig    = newRule("bad_block_signature")
+	ErrBadTxRoot      = newRule("bad_tx_root")
+	ErrTooManyTxs     = newRule("too_many_txs")
+	ErrNoStakers      = newRule("no_stakers")
+	ErrBadGenesis     = newRule("bad_genesis")
+)

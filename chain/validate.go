@@ -1,0 +1,208 @@
+package chain
+
+import (
+	"crypto/ed25519"
+	"encoding/hex"
+	"fmt"
+
+	"github.com/poslab/posd/chain/election"
+)
+
+// CheckStateless checks every rule a transaction must meet on its own, except
+// the signature (see VerifySignature): known type, amount > 0, well-formed
+// addresses and key, from = address(public_key), the chain id, and STAKE and
+// UNSTAKE sent to oneself.
+func (tx *Transaction) CheckStateless(chainID string) error {
+	if _, ok := tx.Type.code(); !ok {
+		return ruleErrorf(ErrUnknownType, "type %q is not EXCHANGE, TRANSFER, STAKE or UNSTAKE", tx.Type)
+	}
+	if tx.ChainID != chainID {
+		return ruleErrorf(ErrWrongChain, "chain_id %q, this network is %q", tx.ChainID, chainID)
+	}
+	if tx.Amount == 0 {
+		return ruleErrorf(ErrZeroAmount, "amount must be greater than 0")
+	}
+	if !tx.From.Valid() {
+		return ruleErrorf(ErrBadAddress, "from %q is not an address", tx.From)
+	}
+	if !tx.To.Valid() {
+		return ruleErrorf(ErrBadAddress, "to %q is not an address", tx.To)
+	}
+	pub, err := decodePublicKey(tx.PublicKey)
+	if err != nil {
+		return err
+	}
+	if AddressOf(pub) != tx.From {
+		return ruleErrorf(ErrFromMismatch, "from %s is not the address of public_key (%s)", tx.From, AddressOf(pub))
+	}
+	if (tx.Type == TxStake || tx.Type == TxUnstake) && tx.To != tx.From {
+		return ruleErrorf(ErrStakeNotSelf, "%s must be sent to its own sender", tx.Type)
+	}
+	if tx.Amount+tx.Fee < tx.Amount {
+		return ruleErrorf(ErrAmountOverflow, "amount %d + fee %d overflows", tx.Amount, tx.Fee)
+	}
+	return nil
+}
+
+// VerifySignature checks the Ed25519 signature over the signing bytes.
+func (tx *Transaction) VerifySignature() error {
+	pub, err := decodePublicKey(tx.PublicKey)
+	if err != nil {
+		return err
+	}
+	return verify(pub, tx.Signature, tx.SigningBytes(), ErrBadSignature)
+}
+
+// Validate runs CheckStateless and VerifySignature.
+func (tx *Transaction) Validate(chainID string) error {
+	if err := tx.CheckStateless(chainID); err != nil {
+		return err
+	}
+	return tx.VerifySignature()
+}
+
+func decodePublicKey(s string) (ed25519.PublicKey, error) {
+	if len(s) != 2*ed25519.PublicKeySize {
+		return nil, ruleErrorf(ErrBadPublicKey, "public key must be %d hex characters, got %d", 2*ed25519.PublicKeySize, len(s))
+	}
+	pub := make([]byte, ed25519.PublicKeySize)
+	if _, err := hex.Decode(pub, []byte(s)); err != nil {
+		return nil, ruleErrorf(ErrBadPublicKey, "public key is not hex")
+	}
+	return pub, nil
+}
+
+func verify(pub ed25519.PublicKey, sigHex string, msg []byte, sentinel *RuleError) error {
+	var sig [ed25519.SignatureSize]byte
+	if len(sigHex) != 2*len(sig) {
+		return ruleErrorf(sentinel, "signature must be %d hex characters, got %d", 2*len(sig), len(sigHex))
+	}
+	if _, err := hex.Decode(sig[:], []byte(sigHex)); err != nil {
+		return ruleErrorf(sentinel, "signature is not hex")
+	}
+	if !ed25519.Verify(pub, msg, sig[:]) {
+		return ruleErrorf(sentinel, "signature does not verify")
+	}
+	return nil
+}
+
+// txError says which transaction of a block broke a rule, keeping its code.
+func txError(i int, tx *Transaction, err error) error {
+	code := CodeOf(err)
+	if code == "" {
+		return err
+	}
+	return &RuleError{Code: code, Message: fmt.Sprintf("transaction %d (%s): %v", i, tx.ID(), err)}
+}
+
+// Elect returns the forger candidates for the block after parent, best first:
+// the genesis election run on the parent's hash as seed and the stakes in
+// state (the state after parent). Elections cost time that grows with stake,
+// so callers should compute this once per parent and reuse it.
+func Elect(g *Genesis, parentHash Hash, state *State) ([]Address, error) {
+	alg, err := g.Algorithm()
+	if err != nil {
+		return nil, err
+	}
+	return ElectWith(alg, g.MaxRank, parentHash, election.NewStakeTable(state.Stakes())), nil
+}
+
+// ElectWith is Elect on a prepared stake table.
+func ElectWith(alg election.Algorithm, maxRank uint32, parentHash Hash, stakes *election.StakeTable) []Address {
+	names := alg.Rank(parentHash.String(), stakes, int(maxRank))
+	out := make([]Address, len(names))
+	for i, n := range names {
+		out[i] = Address(n)
+	}
+	return out
+}
+
+// TxVerifier checks a transaction's stateless rules and signature. Nodes
+// pass one that skips signatures they already verified at admission.
+type TxVerifier func(tx *Transaction) error
+
+// CheckHeader checks b's header against its parent: height, prev hash, rank
+// and forger against the candidates elected on the parent, timestamp window,
+// signature, transaction count and tx root. nowMs is the validator's clock.
+func CheckHeader(g *Genesis, parent *Header, b *Block, candidates []Address, nowMs int64) error {
+	h := &b.Header
+	if h.Height != parent.Height+1 {
+		return ruleErrorf(ErrBadHeight, "height %d, parent is at %d", h.Height, parent.Height)
+	}
+	if ph := parent.Hash(); h.PrevHash != ph {
+		return ruleErrorf(ErrBadPrevHash, "prev_hash %s, parent is %s", h.PrevHash, ph)
+	}
+	if h.Rank >= g.MaxRank || int(h.Rank) >= len(candidates) {
+		return ruleErrorf(ErrBadRank, "rank %d, only %d candidates", h.Rank, min(len(candidates), int(g.MaxRank)))
+	}
+	if h.Forger != candidates[h.Rank] {
+		return ruleErrorf(ErrWrongForger, "forger %s, rank %d belongs to %s", h.Forger, h.Rank, candidates[h.Rank])
+	}
+	pub, err := decodePublicKey(h.ForgerPublicKey)
+	if err != nil {
+		return ruleErrorf(ErrWrongForger, "forger key: %v", err)
+	}
+	if AddressOf(pub) != h.Forger {
+		return ruleErrorf(ErrWrongForger, "forger_public_key is not the forger's key")
+	}
+	if earliest := parent.Timestamp + int64(h.Rank)*g.SlotMs; h.Timestamp < earliest {
+		return ruleErrorf(ErrEarlyTimestamp, "timestamp %d, rank %d may forge from %d", h.Timestamp, h.Rank, earliest)
+	}
+	if h.Timestamp > nowMs+MaxFutureMs {
+		return ruleErrorf(ErrFutureBlock, "timestamp %d is more than %d ms ahead of %d", h.Timestamp, MaxFutureMs, nowMs)
+	}
+	if err := verify(pub, h.Signature, h.SigningBytes(), ErrBadBlockSig); err != nil {
+		return err
+	}
+	if len(b.Transactions) > g.MaxBlockTxs {
+		return ruleErrorf(ErrTooManyTxs, "%d transactions, at most %d", len(b.Transactions), g.MaxBlockTxs)
+	}
+	if root := TxRoot(b.Transactions); root != h.TxRoot {
+		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
+	}
+	return nil
+}
+
+// CheckBlockTxs runs verify (nil: full Validate) on every transaction of b.
+func CheckBlockTxs(g *Genesis, b *Block, verify TxVerifier) error {
+	for i := range b.Transactions {
+		tx := &b.Transactions[i]
+		var err error
+		if verify != nil {
+			err = verify(tx)
+		} else {
+			err = tx.Validate(g.ChainID)
+		}
+		if err != nil {
+			return txError(i, tx, err)
+		}
+	}
+	return nil
+}
+
+// ValidateAndApply checks b completely against parent and applies it to
+// state (the state after parent), returning the undo record. On any error,
+// state is unchanged. candidates come from Elect on parent.
+func ValidateAndApply(g *Genesis, parent *Header, b *Block, candidates []Address, state *State, nowMs int64, verify TxVerifier) (*Undo, error) {
+	if err := CheckHeader(g, parent, b, candidates, nowMs); err != nil {
+		return nil, err
+	}
+	if err := CheckBlockTxs(g, b, verify); err != nil {
+		return nil, err
+	}
+	return state.Apply(b, g)
+}
+
+// NewBlock assembles an unsigned block on parent; sign it with Header.Sign.
+func NewBlock(parent *Header, rank uint32, timestampMs int64, txs []Transaction) *Block {
+	return &Block{
+		Header: Header{
+			Height:    parent.Height + 1,
+			PrevHash:  parent.Hash(),
+			Timestamp: timestampMs,
+			Rank:      rank,
+			TxRoot:    TxRoot(txs),
+		},
+		Transactions: txs,
+	}
+}
