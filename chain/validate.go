@@ -86,13 +86,22 @@ func verify(pub ed25519.PublicKey, sigHex string, msg []byte, sentinel *RuleErro
 	return nil
 }
 
-// txError says which transaction of a block broke a rule, keeping its code.
+// BlockTxError says which transaction of a block broke a rule. It unwraps
+// to the rule error, so errors.Is and CodeOf see the rule's own code.
+type BlockTxError struct {
+	Index int
+	ID    Hash
+	Err   error
+}
+
+func (e *BlockTxError) Error() string {
+	return fmt.Sprintf("transaction %d (%s): %v", e.Index, e.ID, e.Err)
+}
+
+func (e *BlockTxError) Unwrap() error { return e.Err }
+
 func txError(i int, tx *Transaction, err error) error {
-	code := CodeOf(err)
-	if code == "" {
-		return err
-	}
-	return &RuleError{Code: code, Message: fmt.Sprintf("transaction %d (%s): %v", i, tx.ID(), err)}
+	return &BlockTxError{Index: i, ID: tx.ID(), Err: err}
 }
 
 // Elect returns the forger candidates for the block after parent, best first:
@@ -138,12 +147,9 @@ func CheckHeader(g *Genesis, parent *Header, b *Block, candidates []Address, now
 	if h.Forger != candidates[h.Rank] {
 		return ruleErrorf(ErrWrongForger, "forger %s, rank %d belongs to %s", h.Forger, h.Rank, candidates[h.Rank])
 	}
-	pub, err := decodePublicKey(h.ForgerPublicKey)
+	pub, err := h.forgerKey()
 	if err != nil {
-		return ruleErrorf(ErrWrongForger, "forger key: %v", err)
-	}
-	if AddressOf(pub) != h.Forger {
-		return ruleErrorf(ErrWrongForger, "forger_public_key is not the forger's key")
+		return err
 	}
 	if earliest := parent.Timestamp + int64(h.Rank)*g.SlotMs; h.Timestamp < earliest {
 		return ruleErrorf(ErrEarlyTimestamp, "timestamp %d, rank %d may forge from %d", h.Timestamp, h.Rank, earliest)
@@ -161,6 +167,28 @@ func CheckHeader(g *Genesis, parent *Header, b *Block, candidates []Address, now
 		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
 	}
 	return nil
+}
+
+// forgerKey decodes forger_public_key and checks it belongs to forger.
+func (h *Header) forgerKey() (ed25519.PublicKey, error) {
+	pub, err := decodePublicKey(h.ForgerPublicKey)
+	if err != nil {
+		return nil, ruleErrorf(ErrWrongForger, "forger key: %v", err)
+	}
+	if AddressOf(pub) != h.Forger {
+		return nil, ruleErrorf(ErrWrongForger, "forger_public_key is not the forger's key")
+	}
+	return pub, nil
+}
+
+// VerifySignature checks that the header is signed by the forger it names.
+// Nodes use it as a cheap first filter for blocks they cannot validate fully yet.
+func (h *Header) VerifySignature() error {
+	pub, err := h.forgerKey()
+	if err != nil {
+		return err
+	}
+	return verify(pub, h.Signature, h.SigningBytes(), ErrBadBlockSig)
 }
 
 // CheckBlockTxs runs verify (nil: full Validate) on every transaction of b.

@@ -1,0 +1,706 @@
+package mempool
+
+import (
+	"crypto/ed25519"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+)
+
+const testChain = "posd-test"
+
+type key struct {
+	priv ed25519.PrivateKey
+	addr chain.Address
+}
+
+func newKey(n int) key {
+	seed := make([]byte, ed25519.SeedSize)
+	binary.BigEndian.PutUint64(seed, uint64(n)+1)
+	priv := ed25519.NewKeyFromSeed(seed)
+	return key{priv, chain.AddressOf(priv.Public().(ed25519.PublicKey))}
+}
+
+var (
+	alice  = newKey(1)
+	bob    = newKey(2)
+	carol  = newKey(3) // the only exchange authority in testGenesis
+	dave   = newKey(4) // unfunded
+	forger = newKey(5)
+)
+
+// testGenesis: alice 1000/100, bob 1000/50, carol 0/0; EXCHANGE closed to all but carol.
+func testGenesis() *chain.Genesis {
+	g := chain.DefaultGenesis()
+	g.ChainID = testChain
+	g.Exchange = chain.ExchangePolicy{Authorities: []chain.Address{carol.addr}}
+	g.Allocations = []chain.Allocation{
+		{Address: alice.addr, Balance: 1000, Stake: 100},
+		{Address: bob.addr, Balance: 1000, Stake: 50},
+	}
+	return g
+}
+
+func signed(k key, typ chain.TxType, to chain.Address, amount, fee, nonce uint64) chain.Transaction {
+	tx := chain.Transaction{Type: typ, ChainID: testChain, To: to, Amount: amount, Fee: fee, Nonce: nonce}
+	tx.Sign(k.priv)
+	return tx
+}
+
+func transfer(k key, amount, nonce uint64) chain.Transaction {
+	return signed(k, chain.TxTransfer, bob.addr, amount, 1, nonce)
+}
+
+// corrupt returns tx with a well-formed signature that does not verify.
+func corrupt(tx chain.Transaction) chain.Transaction {
+	b := []byte(tx.Signature)
+	if b[0] == '0' {
+		b[0] = '1'
+	} else {
+		b[0] = '0'
+	}
+	tx.Signature = string(b)
+	return tx
+}
+
+func mustAdd(t *testing.T, p *Pool, st StateView, txs ...chain.Transaction) {
+	t.Helper()
+	for _, tx := range txs {
+		if _, err := p.Add(tx, st); err != nil {
+			t.Fatalf("Add nonce %d from %s: %v", tx.Nonce, tx.From.Short(), err)
+		}
+	}
+}
+
+func wantCode(t *testing.T, err error, want *chain.RuleError) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("err = nil, want %s", want.Code)
+	}
+	if !errors.Is(err, want) || chain.CodeOf(err) != want.Code {
+		t.Fatalf("err = %v (code %q), want code %s", err, chain.CodeOf(err), want.Code)
+	}
+}
+
+func ids(txs []chain.Transaction) []string {
+	out := make([]string, len(txs))
+	for i := range txs {
+		out[i] = fmt.Sprintf("%s/%d", txs[i].From.Short(), txs[i].Nonce)
+	}
+	return out
+}
+
+func name(k key, nonce uint64) string { return fmt.Sprintf("%s/%d", k.addr.Short(), nonce) }
+
+func TestAddRejects(t *testing.T) {
+	wrongChain := chain.Transaction{Type: chain.TxTransfer, ChainID: "other", To: bob.addr, Amount: 1, Nonce: 1}
+	wrongChain.Sign(alice.priv)
+	zero := signed(alice, chain.TxTransfer, bob.addr, 0, 1, 1)
+	stakeOther := signed(alice, chain.TxStake, bob.addr, 5, 1, 1)
+	otherKey := transfer(alice, 10, 1)
+	otherKey.PublicKey = transfer(bob, 10, 1).PublicKey
+
+	tests := []struct {
+		name    string
+		cfg     Config
+		account *chain.Account // alice's account, if not the genesis one
+		pre     []chain.Transaction
+		tx      chain.Transaction
+		want    *chain.RuleError
+		msg     string // substring of the message
+	}{
+		{name: "wrong chain", tx: wrongChain, want: chain.ErrWrongChain},
+		{name: "zero amount", tx: zero, want: chain.ErrZeroAmount},
+		{name: "stake to other", tx: stakeOther, want: chain.ErrStakeNotSelf},
+		{name: "from mismatch", tx: otherKey, want: chain.ErrFromMismatch},
+		{name: "bad signature", tx: corrupt(transfer(alice, 10, 1)), want: chain.ErrBadSignature},
+		{name: "duplicate", pre: []chain.Transaction{transfer(alice, 10, 1)}, tx: transfer(alice, 10, 1), want: ErrAlreadyKnown},
+		{name: "replay", account: &chain.Account{Balance: 1000, Nonce: 5}, tx: transfer(alice, 10, 5), want: chain.ErrBadNonce, msg: "already used"},
+		{name: "replay older", account: &chain.Account{Balance: 1000, Nonce: 5}, tx: transfer(alice, 10, 2), want: chain.ErrBadNonce, msg: "already used"},
+		{name: "nonce in use", pre: []chain.Transaction{transfer(alice, 10, 1)}, tx: transfer(alice, 11, 1), want: ErrNonceInUse},
+		{name: "nonce gap", tx: transfer(alice, 10, 65), want: ErrNonceGap},
+		{name: "nonce gap from account nonce", account: &chain.Account{Balance: 1000, Nonce: 10}, tx: transfer(alice, 10, 75), want: ErrNonceGap},
+		{name: "nonce gap configured", cfg: Config{MaxNonceGap: 2}, tx: transfer(alice, 10, 3), want: ErrNonceGap},
+		{name: "exchange not authority", tx: signed(alice, chain.TxExchange, bob.addr, 10, 0, 1), want: chain.ErrNotExchange},
+		{name: "overspend", tx: transfer(alice, 1000, 1), want: chain.ErrInsufficientFunds, msg: "balance 1000, pending 0, needs 1001"},
+		{name: "overspend with pending", pre: []chain.Transaction{transfer(alice, 600, 1)}, tx: transfer(alice, 399, 2), want: chain.ErrInsufficientFunds, msg: "balance 1000, pending 601, needs 400"},
+		{name: "stake overspend", tx: signed(alice, chain.TxStake, alice.addr, 1000, 5, 1), want: chain.ErrInsufficientFunds},
+		{name: "exchange fee unpaid", tx: signed(carol, chain.TxExchange, bob.addr, 10, 1, 1), want: chain.ErrInsufficientFunds},
+		{name: "unstake fee unpaid", account: &chain.Account{Stake: 10}, tx: signed(alice, chain.TxUnstake, alice.addr, 5, 1, 1), want: chain.ErrInsufficientFunds},
+		{name: "unstake beyond stake", tx: signed(alice, chain.TxUnstake, alice.addr, 101, 1, 1), want: chain.ErrInsufficientStake},
+		{name: "unstake beyond pending", pre: []chain.Transaction{signed(alice, chain.TxUnstake, alice.addr, 60, 1, 1)}, tx: signed(alice, chain.TxUnstake, alice.addr, 41, 1, 2), want: chain.ErrInsufficientStake, msg: "stake 100, pending unstakes 60, needs 41"},
+		{name: "pool full", cfg: Config{Limit: 1}, pre: []chain.Transaction{transfer(bob, 10, 1)}, tx: transfer(alice, 10, 1), want: ErrPoolFull},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := testGenesis()
+			st := g.State()
+			if tc.account != nil {
+				st.SetAccount(alice.addr, *tc.account)
+			}
+			p := New(g, tc.cfg)
+			mustAdd(t, p, st, tc.pre...)
+			id, err := p.Add(tc.tx, st)
+			wantCode(t, err, tc.want)
+			if id != tc.tx.ID() {
+				t.Errorf("Add returned id %s, want %s", id, tc.tx.ID())
+			}
+			if !strings.Contains(err.Error(), tc.msg) {
+				t.Errorf("err = %q, want it to contain %q", err, tc.msg)
+			}
+			if p.Len() != len(tc.pre) {
+				t.Errorf("Len = %d after a refusal, want %d", p.Len(), len(tc.pre))
+			}
+		})
+	}
+}
+
+func TestAcceptsEdges(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	// Exactly the balance, an authority's EXCHANGE, a nonce exactly at the gap
+	// bound, an UNSTAKE of the whole stake.
+	mustAdd(t, p, st,
+		transfer(alice, 499, 1),
+		transfer(alice, 499, 64),
+		signed(carol, chain.TxExchange, carol.addr, 500, 0, 1),
+		signed(bob, chain.TxUnstake, bob.addr, 50, 0, 1),
+	)
+	if p.Len() != 4 {
+		t.Fatalf("Len = %d, want 4", p.Len())
+	}
+}
+
+func TestSequenceAndOverdraw(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	seq := []chain.Transaction{transfer(alice, 100, 1), transfer(alice, 100, 2), transfer(alice, 100, 3)}
+	mustAdd(t, p, st, seq...)
+	if got := p.PendingNonce(alice.addr, st); got != 3 {
+		t.Errorf("PendingNonce = %d, want 3", got)
+	}
+	if got := ids(p.Pending(10, st)); strings.Join(got, " ") != strings.Join(ids(seq), " ") {
+		t.Errorf("Pending = %v, want %v", got, ids(seq))
+	}
+	// 3×101 pending, 697 left: 600+1 fits, then 96+1 does not.
+	mustAdd(t, p, st, transfer(alice, 600, 4))
+	_, err := p.Add(transfer(alice, 96, 5), st)
+	wantCode(t, err, chain.ErrInsufficientFunds)
+	if want := "balance 1000, pending 904, needs 97"; !strings.Contains(err.Error(), want) {
+		t.Errorf("err = %q, want %q", err, want)
+	}
+	// Incoming credits are not counted: bob's pending transfers to alice
+	// do not let her spend more.
+	mustAdd(t, p, st, signed(bob, chain.TxTransfer, alice.addr, 500, 0, 1))
+	_, err = p.Add(transfer(alice, 96, 5), st)
+	wantCode(t, err, chain.ErrInsufficientFunds)
+}
+
+func TestPendingOrderAndContiguity(t *testing.T) {
+	g := testGenesis()
+	g.Allocations = append(g.Allocations, chain.Allocation{Address: dave.addr, Balance: 1000})
+	st := g.State()
+	p := New(g, Config{})
+	mustAdd(t, p, st,
+		transfer(alice, 1, 1),
+		transfer(bob, 1, 1),
+		transfer(alice, 1, 2),
+		signed(carol, chain.TxExchange, carol.addr, 1, 0, 2), // carol has no nonce 1: not executable
+		transfer(dave, 1, 2), // dave's 2 arrives before his 1
+		transfer(bob, 1, 2),
+		transfer(alice, 1, 4), // gap after alice 2
+		transfer(dave, 1, 1),
+	)
+	want := []string{name(alice, 1), name(bob, 1), name(alice, 2), name(bob, 2), name(dave, 1), name(dave, 2)}
+	if got := ids(p.Pending(100, st)); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Pending = %v\nwant      %v", got, want)
+	}
+	if got := ids(p.Pending(3, st)); strings.Join(got, " ") != strings.Join(want[:3], " ") {
+		t.Errorf("Pending(3) = %v, want %v", got, want[:3])
+	}
+	if got := p.Pending(0, st); len(got) != 0 {
+		t.Errorf("Pending(0) = %v, want none", ids(got))
+	}
+	if got := p.PendingNonce(alice.addr, st); got != 2 {
+		t.Errorf("PendingNonce(alice) = %d, want 2 (gap at 3)", got)
+	}
+	if got := p.PendingNonce(carol.addr, st); got != 0 {
+		t.Errorf("PendingNonce(carol) = %d, want 0", got)
+	}
+	// Filling alice's gap makes 3 and 4 executable, after her 2.
+	mustAdd(t, p, st, transfer(alice, 1, 3))
+	if got := p.PendingNonce(alice.addr, st); got != 4 {
+		t.Errorf("PendingNonce(alice) = %d, want 4", got)
+	}
+	got := ids(p.Pending(100, st))
+	want = []string{name(alice, 1), name(bob, 1), name(alice, 2), name(bob, 2), name(dave, 1), name(dave, 2), name(alice, 3), name(alice, 4)}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Pending = %v\nwant      %v", got, want)
+	}
+	// Pending follows st: when alice's committed balance shrinks (no Update
+	// yet), her run stops where the balance runs out.
+	acc := st.Account(alice.addr)
+	acc.Balance = 5 // pays two transfers of 1+1
+	st.SetAccount(alice.addr, acc)
+	n := 0
+	for _, tx := range p.Pending(100, st) {
+		if tx.From == alice.addr {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("Pending has %d of alice's, want 2", n)
+	}
+}
+
+func applyBlock(t *testing.T, g *chain.Genesis, st *chain.State, height uint64, txs ...chain.Transaction) *chain.Undo {
+	t.Helper()
+	b := &chain.Block{Header: chain.Header{Height: height, Forger: forger.addr}, Transactions: txs}
+	u, err := st.Apply(b, g)
+	if err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	return u
+}
+
+func TestUpdateAfterBlock(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	a1, a2, a3 := transfer(alice, 100, 1), transfer(alice, 300, 2), transfer(alice, 100, 3)
+	b1, b2 := transfer(bob, 10, 1), signed(bob, chain.TxUnstake, bob.addr, 50, 0, 2)
+	mustAdd(t, p, st, a1, a2, a3, b1, b2)
+
+	// The block commits a1 and b1 from the pool, plus a spend of alice's and
+	// an unstake of bob's the pool never saw (another node's), at the next nonces.
+	a2other := transfer(alice, 550, 2)
+	b2other := signed(bob, chain.TxUnstake, bob.addr, 20, 0, 2)
+	applyBlock(t, g, st, 1, a1, b1, a2other, b2other)
+	// alice: 1000-101-551 = 348, nonce 2. a2 is committed (nonce 2, though
+	// another tx), a3 (101) still fits. bob: stake 30, nonce 2: b2 committed.
+	ev := p.Update(st)
+	if len(ev) != 0 {
+		t.Fatalf("Update evicted %v, want nothing", ev)
+	}
+	if p.Len() != 1 {
+		t.Fatalf("Len = %d, want 1 (alice 3)", p.Len())
+	}
+	for _, tx := range []chain.Transaction{a1, a2, b1, b2} {
+		if _, ok := p.Get(tx.ID()); ok {
+			t.Errorf("committed %s still pooled", name(key{addr: tx.From}, tx.Nonce))
+		}
+	}
+
+	// Block 2 commits a3 and another node's spend at alice's nonce 4,
+	// leaving her 348-101-201 = 46.
+	a4, a5 := transfer(alice, 50, 4), transfer(alice, 10, 5)
+	mustAdd(t, p, st, a4, a5)
+	applyBlock(t, g, st, 2, a3, transfer(alice, 200, 4))
+	// alice: balance 46, nonce 4. a4 is committed; a5 (11) fits.
+	if ev := p.Update(st); len(ev) != 0 {
+		t.Fatalf("evicted %v", ev)
+	}
+	a6 := transfer(alice, 30, 6)
+	mustAdd(t, p, st, a6) // 11 + 31 <= 46
+	// Block 3: another node's spend at nonce 5 leaves 46-21 = 25: a5 is
+	// committed, a6 (31) can no longer pay.
+	applyBlock(t, g, st, 3, transfer(alice, 20, 5))
+	ev = p.Update(st)
+	if len(ev) != 1 || ev[0].Tx.ID() != a6.ID() {
+		t.Fatalf("Update evicted %v, want alice 6", ev)
+	}
+	wantCode(t, ev[0].Err, chain.ErrInsufficientFunds)
+	if p.Len() != 0 {
+		t.Errorf("Len = %d, want 0", p.Len())
+	}
+}
+
+func TestAddBeforeUpdate(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	a1 := transfer(alice, 600, 1)
+	mustAdd(t, p, st, a1)
+	applyBlock(t, g, st, 1, a1) // alice 399, nonce 1; the pool has not seen Update yet
+	// a1 is committed, so its debit no longer counts against alice 2.
+	mustAdd(t, p, st, transfer(alice, 300, 2))
+	_, err := p.Add(transfer(alice, 98, 3), st)
+	wantCode(t, err, chain.ErrInsufficientFunds)
+	if got := ids(p.Pending(10, st)); len(got) != 1 || got[0] != name(alice, 2) {
+		t.Errorf("Pending = %v, want alice 2", got)
+	}
+	if ev := p.Update(st); len(ev) != 0 || p.Len() != 1 {
+		t.Errorf("Update evicted %v, Len %d", ev, p.Len())
+	}
+}
+
+func TestUpdateEvictsByNonceOrder(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	a1, a2, a3 := transfer(alice, 300, 1), transfer(alice, 300, 2), transfer(alice, 100, 3)
+	mustAdd(t, p, st, a3, a1, a2)
+	// Balance drops to 500 (a block spent it elsewhere, nonce unchanged):
+	// a1 fits (301), a2 does not (301 more), a3 does (101).
+	st.SetAccount(alice.addr, chain.Account{Balance: 500, Stake: 100})
+	ev := p.Update(st)
+	if len(ev) != 1 || ev[0].Tx.ID() != a2.ID() {
+		t.Fatalf("evicted %v, want a2", ev)
+	}
+	wantCode(t, ev[0].Err, chain.ErrInsufficientFunds)
+	// Stake shrinks below a pending unstake.
+	u := signed(bob, chain.TxUnstake, bob.addr, 40, 0, 1)
+	mustAdd(t, p, st, u)
+	st.SetAccount(bob.addr, chain.Account{Balance: 1000, Stake: 39})
+	ev = p.Update(st)
+	if len(ev) != 1 || ev[0].Tx.ID() != u.ID() {
+		t.Fatalf("evicted %v, want bob's unstake", ev)
+	}
+	wantCode(t, ev[0].Err, chain.ErrInsufficientStake)
+}
+
+func TestUpdateReorgGap(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	st.SetAccount(alice.addr, chain.Account{Balance: 1000, Nonce: 10})
+	p := New(g, Config{})
+	a11, a74 := transfer(alice, 1, 11), transfer(alice, 1, 74)
+	mustAdd(t, p, st, a11, a74)
+	// A reorg takes alice back to nonce 5: 74 is now 69 beyond.
+	st.SetAccount(alice.addr, chain.Account{Balance: 1000, Nonce: 5})
+	ev := p.Update(st)
+	if len(ev) != 1 || ev[0].Tx.ID() != a74.ID() {
+		t.Fatalf("evicted %v, want alice 74", ev)
+	}
+	wantCode(t, ev[0].Err, ErrNonceGap)
+	if _, ok := p.Get(a11.ID()); !ok {
+		t.Error("alice 11 evicted")
+	}
+}
+
+func TestReinsert(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	a1, a2, b1 := transfer(alice, 100, 1), transfer(alice, 100, 2), transfer(bob, 100, 1)
+	mustAdd(t, p, st, a1, a2, b1)
+	undo := applyBlock(t, g, st, 1, a1, a2, b1)
+	p.Update(st)
+	if p.Len() != 0 {
+		t.Fatalf("Len = %d after commit", p.Len())
+	}
+	// A reorg reverts the block; the new branch committed b1 only.
+	st.Revert(undo)
+	applyBlock(t, g, st, 1, b1)
+	p.Update(st)
+	bad := corrupt(transfer(alice, 5, 3))
+	p.Reinsert([]chain.Transaction{a1, a2, b1, bad}, st)
+	if got, want := ids(p.Pending(10, st)), []string{name(alice, 1), name(alice, 2)}; strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Pending after Reinsert = %v, want %v", got, want)
+	}
+	if p.Len() != 2 {
+		t.Errorf("Len = %d, want 2", p.Len())
+	}
+}
+
+func TestVerifier(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	verify := p.Verifier()
+	pooled := transfer(alice, 10, 1)
+	mustAdd(t, p, st, pooled)
+
+	if err := verify(&pooled); err != nil {
+		t.Fatalf("cached valid tx: %v", err)
+	}
+	// Same id, corrupted signature: not a cache hit, so verified, so refused.
+	bad := corrupt(pooled)
+	if bad.ID() != pooled.ID() {
+		t.Fatal("test bug: the signature changed the id")
+	}
+	wantCode(t, verify(&bad), chain.ErrBadSignature)
+	// Same id, a signature the same key made over other bytes.
+	other := transfer(alice, 11, 1)
+	swapped := pooled
+	swapped.Signature = other.Signature
+	wantCode(t, verify(&swapped), chain.ErrBadSignature)
+
+	// Not pooled: verified in full.
+	fresh := transfer(bob, 10, 1)
+	if err := verify(&fresh); err != nil {
+		t.Fatalf("valid uncached tx: %v", err)
+	}
+	freshBad := corrupt(fresh)
+	wantCode(t, verify(&freshBad), chain.ErrBadSignature)
+
+	// A cache hit really skips the signature: plant (id, wrong signature) in
+	// the cache and the wrong signature passes; any other signature does not.
+	planted := corrupt(transfer(bob, 20, 2))
+	k, ok := keyOf(planted.ID(), planted.Signature)
+	if !ok {
+		t.Fatal("keyOf refused a well-formed signature")
+	}
+	p.sigs.add(k)
+	if err := verify(&planted); err != nil {
+		t.Fatalf("planted cache entry was verified anyway: %v", err)
+	}
+	plantedOther := corrupt(planted)
+	wantCode(t, verify(&plantedOther), chain.ErrBadSignature)
+
+	// Stateless rules run even on a hit.
+	wrong := transfer(bob, 30, 3)
+	wrong.ChainID = "other"
+	wrong.Sign(bob.priv)
+	k, _ = keyOf(wrong.ID(), wrong.Signature)
+	p.sigs.add(k)
+	wantCode(t, verify(&wrong), chain.ErrWrongChain)
+
+	// The pool's own admission uses the cache too: a duplicate of a pooled
+	// tx is already_known, a re-signed copy (different signature) is refused
+	// for its signature first.
+	_, err := p.Add(pooled, st)
+	wantCode(t, err, ErrAlreadyKnown)
+	_, err = p.Add(bad, st)
+	wantCode(t, err, chain.ErrBadSignature)
+
+	// Through a block check.
+	blk := &chain.Block{Transactions: []chain.Transaction{pooled, fresh}}
+	if err := chain.CheckBlockTxs(g, blk, verify); err != nil {
+		t.Fatalf("CheckBlockTxs: %v", err)
+	}
+	blk.Transactions[0] = bad
+	wantCode(t, chain.CheckBlockTxs(g, blk, verify), chain.ErrBadSignature)
+}
+
+func TestSigCacheBounded(t *testing.T) {
+	c := newSigCache(3)
+	var keys []sigKey
+	for i := range 10 {
+		var k sigKey
+		k.id[0] = byte(i)
+		keys = append(keys, k)
+		c.add(k)
+		if c.len() > 6 {
+			t.Fatalf("after %d adds the cache holds %d, more than 2·3", i+1, c.len())
+		}
+	}
+	// Generations of 3: the last 3 keys are always there, older ones go.
+	for i, k := range keys {
+		if i >= 7 && !c.has(k) {
+			t.Errorf("recent key %d evicted", i)
+		}
+		if i < 6 && c.has(k) {
+			t.Errorf("old key %d kept", i)
+		}
+	}
+	// The same id with another signature is another key.
+	k := keys[9]
+	k.sig[0] = 1
+	if c.has(k) {
+		t.Error("a different signature hit")
+	}
+	if _, ok := keyOf(chain.Hash{}, "zz"); ok {
+		t.Error("keyOf accepted a short signature")
+	}
+	if _, ok := keyOf(chain.Hash{}, strings.Repeat("g", 128)); ok {
+		t.Error("keyOf accepted non-hex")
+	}
+}
+
+func TestAddBatch(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	wrong := transfer(bob, 5, 2)
+	wrong.ChainID = "other"
+	wrong.Sign(bob.priv)
+	batch := []chain.Transaction{
+		transfer(alice, 10, 1),
+		corrupt(transfer(bob, 10, 1)),
+		transfer(alice, 10, 2),
+		transfer(alice, 10, 1),
+		transfer(alice, 10, 99),
+		wrong,
+		transfer(bob, 10, 1),
+		transfer(alice, 990, 3),
+	}
+	want := []*chain.RuleError{nil, chain.ErrBadSignature, nil, ErrAlreadyKnown, ErrNonceGap, chain.ErrWrongChain, nil, chain.ErrInsufficientFunds}
+	errs := p.AddBatch(batch, st)
+	if len(errs) != len(batch) {
+		t.Fatalf("%d results for %d txs", len(errs), len(batch))
+	}
+	for i, err := range errs {
+		if want[i] == nil {
+			if err != nil {
+				t.Errorf("item %d: %v, want admitted", i, err)
+			}
+			continue
+		}
+		if !errors.Is(err, want[i]) || chain.CodeOf(err) != want[i].Code {
+			t.Errorf("item %d: %v, want %s", i, err, want[i].Code)
+		}
+	}
+	if p.Len() != 3 {
+		t.Errorf("Len = %d, want 3", p.Len())
+	}
+	if errs := p.AddBatch(nil, st); len(errs) != 0 {
+		t.Errorf("empty batch: %v", errs)
+	}
+}
+
+func TestGetAllOldestLimit(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	if p.Limit() != DefaultLimit {
+		t.Errorf("Limit = %d, want %d", p.Limit(), DefaultLimit)
+	}
+	clock := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.now = func() time.Time { return clock }
+	if _, ok := p.Oldest(); ok {
+		t.Error("Oldest on an empty pool")
+	}
+	b1 := transfer(bob, 10, 1)
+	a1 := transfer(alice, 10, 1)
+	mustAdd(t, p, st, b1)
+	t0 := clock
+	clock = clock.Add(time.Second)
+	mustAdd(t, p, st, a1)
+	if at, ok := p.Oldest(); !ok || !at.Equal(t0) {
+		t.Errorf("Oldest = %v %v, want %v", at, ok, t0)
+	}
+	if got := ids(p.All()); strings.Join(got, " ") != name(bob, 1)+" "+name(alice, 1) {
+		t.Errorf("All = %v", got)
+	}
+	if tx, ok := p.Get(a1.ID()); !ok || tx != a1 {
+		t.Errorf("Get = %v %v", tx, ok)
+	}
+	if _, ok := p.Get(chain.Hash{1}); ok {
+		t.Error("Get of an unknown id")
+	}
+	applyBlock(t, g, st, 1, b1)
+	p.Update(st)
+	if at, ok := p.Oldest(); !ok || !at.Equal(t0.Add(time.Second)) {
+		t.Errorf("Oldest after commit = %v %v", at, ok)
+	}
+	p.SetLimit(1)
+	if p.Limit() != 1 {
+		t.Errorf("Limit = %d, want 1", p.Limit())
+	}
+	_, err := p.Add(transfer(alice, 10, 2), st)
+	wantCode(t, err, ErrPoolFull)
+	p.SetLimit(0)
+	if p.Limit() != DefaultLimit {
+		t.Errorf("SetLimit(0): Limit = %d", p.Limit())
+	}
+}
+
+func TestConcurrent(t *testing.T) {
+	g := testGenesis()
+	const senders, per = 8, 25
+	keys := make([]key, senders)
+	g.Allocations = nil
+	for i := range keys {
+		keys[i] = newKey(100 + i)
+		g.Allocations = append(g.Allocations, chain.Allocation{Address: keys[i].addr, Balance: 1_000_000, Stake: 1})
+	}
+	st := g.State()
+	p := New(g, Config{})
+	txs := make([][]chain.Transaction, senders)
+	for i, k := range keys {
+		for n := uint64(1); n <= per; n++ {
+			txs[i] = append(txs[i], signed(k, chain.TxTransfer, keys[0].addr, 10, 1, n))
+		}
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	// Every goroutine submits every sender's txs, some one by one, some in
+	// batches: each tx is admitted exactly once.
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range senders {
+				if (i+w)%2 == 0 {
+					for _, err := range p.AddBatch(txs[i], st) {
+						if err == nil {
+							mu.Lock()
+							admitted++
+							mu.Unlock()
+						} else if !errors.Is(err, ErrAlreadyKnown) {
+							t.Errorf("AddBatch: %v", err)
+						}
+					}
+					continue
+				}
+				for _, tx := range txs[i] {
+					if _, err := p.Add(tx, st); err == nil {
+						mu.Lock()
+						admitted++
+						mu.Unlock()
+					} else if !errors.Is(err, ErrAlreadyKnown) {
+						t.Errorf("Add: %v", err)
+					}
+				}
+			}
+		})
+	}
+	verify := p.Verifier()
+	for range 2 {
+		wg.Go(func() {
+			for range 50 {
+				p.Pending(1000, st)
+				p.Len()
+				p.All()
+				p.Oldest()
+				p.PendingNonce(keys[1].addr, st)
+				p.Update(st)
+				if err := verify(&txs[2][3]); err != nil {
+					t.Errorf("verify: %v", err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if admitted != senders*per || p.Len() != senders*per {
+		t.Fatalf("admitted %d, Len %d, want %d", admitted, p.Len(), senders*per)
+	}
+	pending := p.Pending(10000, st)
+	if len(pending) != senders*per {
+		t.Fatalf("Pending has %d, want %d", len(pending), senders*per)
+	}
+	next := map[chain.Address]uint64{}
+	for _, tx := range pending {
+		next[tx.From]++
+		if tx.Nonce != next[tx.From] {
+			t.Fatalf("%s: nonce %d out of order", tx.From.Short(), tx.Nonce)
+		}
+	}
+}
+
+func TestRemove(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	tx1, tx2 := transfer(alice, 10, 1), transfer(alice, 10, 2)
+	mustAdd(t, p, st, tx1, tx2)
+	p.Remove(tx1.ID(), chain.Hash{1})
+	if _, ok := p.Get(tx1.ID()); ok || p.Len() != 1 {
+		t.Fatalf("tx1 still pooled (len %d)", p.Len())
+	}
+	if got := p.Pending(10, st); len(got) != 0 {
+		t.Fatalf("tx2 is behind a gap now, yet Pending returned %d", len(got))
+	}
+	mustAdd(t, p, st, tx1)
+	if got := p.Pending(10, st); len(got) != 2 {
+		t.Fatalf("after refilling the gap Pending returned %d, want 2", len(got))
+	}
+}

@@ -1,0 +1,723 @@
+// Package store keeps the node's chain on disk: one bbolt file holding the
+// blocks (main chain and side blocks), the main chain's height index, the
+// account state after the head, an undo record per main-chain block, a
+// transaction index and the genesis. That is its one job; it validates
+// nothing and trusts its callers to pass blocks they have checked.
+//
+// # Crash safety
+//
+// Every change that moves the chain is exactly one bbolt write transaction:
+// Commit writes the block, its main-chain entry, its undo record, its
+// transaction index entries, the accounts it touched and the new head
+// together, and Switch does the same for a whole reorg (revert k blocks and
+// apply the new branch). bbolt commits copy-on-write: the new pages are
+// written and fsynced first, and only then is the meta page that points at
+// the new root written and fsynced (NoSync stays false). A crash before that
+// last write leaves the previous meta page, hence the previous root, in
+// force; a crash after it leaves the new one. So at any instant the file
+// holds some committed head together with exactly the state after that head,
+// its undo records and its index, never a mixture. The head is read from the
+// file on open, never from anywhere else.
+//
+// Layout (buckets):
+//
+//	blocks    block hash → chain.EncodeBlock
+//	main      height (8 bytes big endian) → block hash
+//	accounts  address → balance, stake, nonce (24 bytes); zero accounts are absent
+//	undo      height → undo record of the main-chain block at that height
+//	txs       transaction id → height (8), index in block (4)
+//	meta      "genesis" (JSON), "genesis_hash", "head" (block hash), and
+//	          free-form keys written with PutMeta
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/poslab/posd/chain"
+)
+
+// Errors of the store. Compare with errors.Is; returned errors wrap them
+// with detail.
+var (
+	// ErrNotFound: no such block, height, transaction, undo record or meta
+	// key; also returned for reads of a store that has not been initialized.
+	ErrNotFound = errors.New("store: not found")
+	// ErrNotHead: the blocks given to Commit or Switch do not extend the
+	// chain where they were meant to. Nothing was written.
+	ErrNotHead = errors.New("store: block does not extend the head")
+	// ErrGenesisMismatch: the database belongs to another network.
+	ErrGenesisMismatch = errors.New("store: genesis mismatch")
+	// ErrCorrupt: a stored record does not decode or the records disagree.
+	ErrCorrupt = errors.New("store: corrupt database")
+	// ErrInUse: another process (or another Store in this one) holds the file.
+	ErrInUse = errors.New("store: database in use")
+)
+
+var (
+	bucketBlocks   = []byte("blocks")
+	bucketMain     = []byte("main")
+	bucketAccounts = []byte("accounts")
+	bucketUndo     = []byte("undo")
+	bucketTxs      = []byte("txs")
+	bucketMeta     = []byte("meta")
+
+	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketUndo, bucketTxs, bucketMeta}
+)
+
+// Meta keys the store owns; PutMeta refuses them.
+const (
+	keyGenesis     = "genesis"
+	keyGenesisHash = "genesis_hash"
+	keyHead        = "head"
+)
+
+func reservedMeta(key string) bool {
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead
+}
+
+// errNotInitialized is returned by reads and writes before Init.
+var errNotInitialized = fmt.Errorf("%w: store is not initialized (no genesis)", ErrNotFound)
+
+// lockTimeout is how long Open waits for the file lock.
+const lockTimeout = time.Second
+
+// Store is an open chain database. Its methods are safe for concurrent use:
+// reads run in bbolt read transactions alongside the single writer.
+type Store struct {
+	db   *bolt.DB
+	path string
+
+	// wmu serializes the writers that move the head, so the cached head
+	// follows commit order.
+	wmu sync.Mutex
+
+	mu   sync.RWMutex // guards head
+	head headRef
+}
+
+// headRef is the cached head.
+type headRef struct {
+	height uint64
+	hash   chain.Hash
+	ok     bool
+}
+
+type inUseError struct{ path string }
+
+func (e *inUseError) Error() string {
+	return fmt.Sprintf("store: %s is in use by another process (is another posd running with this home?)", e.path)
+}
+
+func (e *inUseError) Is(target error) bool { return target == ErrInUse }
+
+// Open opens or creates the database at path. If another process holds it,
+// Open gives up after a second with an error matching ErrInUse.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, &inUseError{path}
+		}
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	s := &Store{db: db, path: path}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("store: create bucket %s: %w", name, err)
+			}
+		}
+		head, err := readHead(tx)
+		s.head = head
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database file, waiting for reads in progress.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the file the store was opened on.
+func (s *Store) Path() string { return s.path }
+
+// HeadInfo returns the cached head's height and hash without touching the
+// file; ok is false before Init.
+func (s *Store) HeadInfo() (height uint64, hash chain.Hash, ok bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.head.height, s.head.hash, s.head.ok
+}
+
+func (s *Store) setHead(h headRef) {
+	s.mu.Lock()
+	s.head = h
+	s.mu.Unlock()
+}
+
+// Init writes the genesis into an empty database: its JSON and hash, block 0,
+// the genesis state, main[0] and the head. On a database already initialized
+// it only checks that the stored genesis is g, else ErrGenesisMismatch.
+func (s *Store) Init(g *chain.Genesis) error {
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("store: init: %w", err)
+	}
+	want := g.Hash()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var head headRef
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if have := meta.Get([]byte(keyGenesisHash)); have != nil {
+			if !bytes.Equal(have, want[:]) {
+				return fmt.Errorf("%w: the database at %s holds genesis %x, the configured genesis is %s", ErrGenesisMismatch, s.path, have, want)
+			}
+			h, err := readHead(tx)
+			if err == nil && !h.ok {
+				err = corrupt(bucketMeta, []byte(keyHead), errors.New("genesis present but no head"))
+			}
+			head = h
+			return err
+		}
+		if k, _ := tx.Bucket(bucketMain).Cursor().First(); k != nil {
+			return corrupt(bucketMain, k, errors.New("main chain present but no genesis"))
+		}
+		js, err := json.Marshal(g)
+		if err != nil {
+			return fmt.Errorf("store: encode genesis: %w", err)
+		}
+		b0 := g.Block()
+		h0 := b0.Hash()
+		if err := tx.Bucket(bucketBlocks).Put(h0[:], chain.EncodeBlock(b0)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketMain).Put(heightKey(0), bytes.Clone(h0[:])); err != nil {
+			return err
+		}
+		accounts := tx.Bucket(bucketAccounts)
+		for _, e := range g.State().Accounts() {
+			if err := accounts.Put([]byte(e.Address), encodeAccount(e.Account)); err != nil {
+				return err
+			}
+		}
+		for k, v := range map[string][]byte{keyGenesis: js, keyGenesisHash: bytes.Clone(want[:]), keyHead: bytes.Clone(h0[:])} {
+			if err := meta.Put([]byte(k), v); err != nil {
+				return err
+			}
+		}
+		head = headRef{height: 0, hash: h0, ok: true}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.setHead(head)
+	return nil
+}
+
+// Initialized reports whether Init has written a genesis.
+func (s *Store) Initialized() (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketMeta).Get([]byte(keyGenesisHash)) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// Genesis returns the stored genesis.
+func (s *Store) Genesis() (*chain.Genesis, error) {
+	var g *chain.Genesis
+	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		js, want := meta.Get([]byte(keyGenesis)), meta.Get([]byte(keyGenesisHash))
+		if js == nil || want == nil {
+			return errNotInitialized
+		}
+		var err error
+		if g, err = chain.ParseGenesis(js); err != nil {
+			return corrupt(bucketMeta, []byte(keyGenesis), err)
+		}
+		if h := g.Hash(); !bytes.Equal(h[:], want) {
+			return corrupt(bucketMeta, []byte(keyGenesis), fmt.Errorf("genesis hashes to %s, stored hash is %x", h, want))
+		}
+		return nil
+	})
+	return g, err
+}
+
+// Head returns the head block of the main chain.
+func (s *Store) Head() (*chain.Block, error) {
+	var b *chain.Block
+	err := s.db.View(func(tx *bolt.Tx) error {
+		h, err := readHead(tx)
+		if err != nil {
+			return err
+		}
+		if !h.ok {
+			return errNotInitialized
+		}
+		b, err = getMainBlock(tx, h.hash)
+		return err
+	})
+	return b, err
+}
+
+// LoadState reads every account: the state after the head.
+func (s *Store) LoadState() (*chain.State, error) {
+	st := chain.NewState()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+			acc, err := decodeAccount(v)
+			if err != nil {
+				return corrupt(bucketAccounts, k, err)
+			}
+			st.SetAccount(chain.Address(k), acc)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Commit appends b to the main chain: b must extend the head (else
+// ErrNotHead). It writes b, main[height], undo, b's transaction index
+// entries, the accounts in undo.Touched() with their values in st (the state
+// after applying b; zero accounts are deleted) and the head, in one
+// transaction.
+func (s *Store) Commit(b *chain.Block, undo *chain.Undo, st *chain.State) error {
+	return s.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, st)
+}
+
+// prepared is a block to append, encoded before the write transaction so
+// the writer holds the file for as short a time as possible.
+type prepared struct {
+	block *chain.Block
+	hash  chain.Hash
+	enc   []byte
+	undo  []byte
+	ids   []chain.Hash
+	touch []chain.Address
+}
+
+// Switch moves the head in one transaction: it removes the top revert
+// main-chain entries (main[h], undo[h] and their transaction index entries;
+// the block bytes stay in blocks, retrievable by hash), appends blocks with
+// their undos as Commit does, writes every account touched by the reverted
+// undo records and by the new undos with its value in st (the final state),
+// and sets the head to the last block (or to the new top after a pure
+// revert). If the new blocks do not chain onto the remaining main chain and
+// onto each other, it returns ErrNotHead and writes nothing.
+func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
+	if revert < 0 {
+		return fmt.Errorf("store: switch: negative revert %d", revert)
+	}
+	if len(blocks) != len(undos) {
+		return fmt.Errorf("store: switch: %d blocks but %d undo records", len(blocks), len(undos))
+	}
+	if st == nil {
+		return errors.New("store: switch: nil state")
+	}
+	if revert == 0 && len(blocks) == 0 {
+		return nil
+	}
+	prep := make([]prepared, len(blocks))
+	for i, b := range blocks {
+		u := undos[i]
+		if b == nil || u == nil {
+			return fmt.Errorf("store: switch: nil block or undo record at %d", i)
+		}
+		if u.Height != b.Height {
+			return fmt.Errorf("store: switch: undo record of height %d for block at height %d", u.Height, b.Height)
+		}
+		enc, err := encodeUndo(u)
+		if err != nil {
+			return err
+		}
+		p := &prep[i]
+		p.block, p.hash, p.enc, p.undo, p.touch = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched()
+		p.ids = make([]chain.Hash, len(b.Transactions))
+		for j := range b.Transactions {
+			p.ids[j] = b.Transactions[j].ID()
+		}
+	}
+
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var head headRef
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		cur, err := readHead(tx)
+		if err != nil {
+			return err
+		}
+		if !cur.ok {
+			return errNotInitialized
+		}
+		if uint64(revert) > cur.height {
+			return fmt.Errorf("%w: cannot revert %d blocks from height %d", ErrNotHead, revert, cur.height)
+		}
+		mainB, blocksB, undoB, txsB := tx.Bucket(bucketMain), tx.Bucket(bucketBlocks), tx.Bucket(bucketUndo), tx.Bucket(bucketTxs)
+
+		// Continuity, before anything is written.
+		base := headRef{height: cur.height - uint64(revert), hash: cur.hash, ok: true}
+		if revert > 0 {
+			if base.hash, err = hashAt(tx, base.height); err != nil {
+				if errors.Is(err, ErrNotFound) {
+					err = corrupt(bucketMain, heightKey(base.height), err)
+				}
+				return err
+			}
+		}
+		top := base
+		for i := range prep {
+			b := prep[i].block
+			if b.Height != top.height+1 || b.PrevHash != top.hash {
+				return fmt.Errorf("%w: block %s at height %d on %s, the chain needs height %d on %s",
+					ErrNotHead, prep[i].hash, b.Height, b.PrevHash, top.height+1, top.hash)
+			}
+			top = headRef{height: b.Height, hash: prep[i].hash, ok: true}
+		}
+
+		touched := make(map[chain.Address]struct{})
+		// Revert the top blocks, newest first.
+		for h := cur.height; h > base.height; h-- {
+			key := heightKey(h)
+			hv := mainB.Get(key)
+			if len(hv) != len(chain.Hash{}) {
+				return corrupt(bucketMain, key, fmt.Errorf("hash of %d bytes", len(hv)))
+			}
+			b, err := getMainBlock(tx, chain.Hash(hv))
+			if err != nil {
+				return err
+			}
+			u, err := getUndo(tx, h)
+			if err != nil {
+				if errors.Is(err, ErrNotFound) {
+					err = corrupt(bucketUndo, key, err)
+				}
+				return err
+			}
+			for _, a := range u.Touched() {
+				touched[a] = struct{}{}
+			}
+			for i := range b.Transactions {
+				id := b.Transactions[i].ID()
+				if v := txsB.Get(id[:]); v != nil {
+					if at, _, err := decodeTxLoc(v); err == nil && at != h {
+						continue // indexed at another height: not ours to remove
+					}
+					if err := txsB.Delete(id[:]); err != nil {
+						return err
+					}
+				}
+			}
+			if err := mainB.Delete(key); err != nil {
+				return err
+			}
+			if err := undoB.Delete(key); err != nil {
+				return err
+			}
+		}
+		// Append the new blocks.
+		for i := range prep {
+			p := &prep[i]
+			if blocksB.Get(p.hash[:]) == nil {
+				if err := blocksB.Put(bytes.Clone(p.hash[:]), p.enc); err != nil {
+					return err
+				}
+			}
+			key := heightKey(p.block.Height)
+			if err := mainB.Put(key, bytes.Clone(p.hash[:])); err != nil {
+				return err
+			}
+			if err := undoB.Put(key, p.undo); err != nil {
+				return err
+			}
+			for j, id := range p.ids {
+				if err := txsB.Put(bytes.Clone(id[:]), encodeTxLoc(p.block.Height, j)); err != nil {
+					return err
+				}
+			}
+			for _, a := range p.touch {
+				touched[a] = struct{}{}
+			}
+		}
+		// The touched accounts, with their final values.
+		addrs := make([]chain.Address, 0, len(touched))
+		for a := range touched {
+			addrs = append(addrs, a)
+		}
+		slices.Sort(addrs)
+		accounts := tx.Bucket(bucketAccounts)
+		for _, a := range addrs {
+			acc := st.Account(a)
+			if acc == (chain.Account{}) {
+				err = accounts.Delete([]byte(a))
+			} else {
+				err = accounts.Put([]byte(a), encodeAccount(acc))
+			}
+			if err != nil {
+				return fmt.Errorf("store: account %s: %w", a, err)
+			}
+		}
+		if err := tx.Bucket(bucketMeta).Put([]byte(keyHead), bytes.Clone(top.hash[:])); err != nil {
+			return err
+		}
+		head = top
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.setHead(head)
+	return nil
+}
+
+// PutBlock stores a block by hash only, off the main chain (a fork
+// candidate). Storing a block twice is harmless.
+func (s *Store) PutBlock(b *chain.Block) error {
+	h := b.Hash()
+	enc := chain.EncodeBlock(b)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		blocks := tx.Bucket(bucketBlocks)
+		if blocks.Get(h[:]) != nil {
+			return nil
+		}
+		return blocks.Put(h[:], enc)
+	})
+}
+
+// HasBlock reports whether a block with hash h is stored (main chain or side).
+func (s *Store) HasBlock(h chain.Hash) (bool, error) {
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ok = tx.Bucket(bucketBlocks).Get(h[:]) != nil
+		return nil
+	})
+	return ok, err
+}
+
+// BlockByHash returns any stored block, main chain or side.
+func (s *Store) BlockByHash(h chain.Hash) (*chain.Block, error) {
+	var b *chain.Block
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		b, err = getBlock(tx, h)
+		return err
+	})
+	return b, err
+}
+
+// BlockByHeight returns the main-chain block at height h.
+func (s *Store) BlockByHeight(h uint64) (*chain.Block, error) {
+	var b *chain.Block
+	err := s.db.View(func(tx *bolt.Tx) error {
+		hash, err := hashAt(tx, h)
+		if err != nil {
+			return err
+		}
+		b, err = getMainBlock(tx, hash)
+		return err
+	})
+	return b, err
+}
+
+// HashAt returns the hash of the main-chain block at height h.
+func (s *Store) HashAt(h uint64) (chain.Hash, error) {
+	var hash chain.Hash
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		hash, err = hashAt(tx, h)
+		return err
+	})
+	return hash, err
+}
+
+// Blocks returns up to limit main-chain blocks in ascending height from
+// from; fewer when the head comes first, none when from is above the head.
+func (s *Store) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []*chain.Block
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketMain).Cursor()
+		want := from
+		for k, v := c.Seek(heightKey(from)); k != nil && len(out) < limit; k, v = c.Next() {
+			h, err := decodeHeightKey(k)
+			if err != nil {
+				return corrupt(bucketMain, k, err)
+			}
+			if h != want {
+				return corrupt(bucketMain, k, fmt.Errorf("main chain skips from height %d to %d", want, h))
+			}
+			if len(v) != len(chain.Hash{}) {
+				return corrupt(bucketMain, k, fmt.Errorf("hash of %d bytes", len(v)))
+			}
+			b, err := getMainBlock(tx, chain.Hash(v))
+			if err != nil {
+				return err
+			}
+			out = append(out, b)
+			want++
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Undo returns the undo record of the main-chain block at height h (there
+// is none for genesis).
+func (s *Store) Undo(h uint64) (*chain.Undo, error) {
+	var u *chain.Undo
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		u, err = getUndo(tx, h)
+		return err
+	})
+	return u, err
+}
+
+// TxLocation returns the main-chain height and the index within its block of
+// the transaction with the given id.
+func (s *Store) TxLocation(id chain.Hash) (height uint64, index int, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketTxs).Get(id[:])
+		if v == nil {
+			return fmt.Errorf("%w: transaction %s is not on the main chain", ErrNotFound, id)
+		}
+		var derr error
+		if height, index, derr = decodeTxLoc(v); derr != nil {
+			return corrupt(bucketTxs, id[:], derr)
+		}
+		return nil
+	})
+	return height, index, err
+}
+
+// Meta returns the value stored under key in the meta bucket (a copy).
+func (s *Store) Meta(key string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMeta).Get([]byte(key))
+		if v == nil {
+			return fmt.Errorf("%w: meta key %q", ErrNotFound, key)
+		}
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, err
+}
+
+// PutMeta stores a free-form value in the meta bucket. The store's own keys
+// ("genesis", "genesis_hash", "head") cannot be written this way.
+func (s *Store) PutMeta(key string, v []byte) error {
+	if key == "" {
+		return errors.New("store: empty meta key")
+	}
+	if reservedMeta(key) {
+		return fmt.Errorf("store: meta key %q belongs to the store", key)
+	}
+	v = bytes.Clone(v)
+	if v == nil {
+		v = []byte{}
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put([]byte(key), v)
+	})
+}
+
+// corrupt wraps ErrCorrupt with where the bad record is.
+func corrupt(bucket, key []byte, err error) error {
+	return fmt.Errorf("%w: bucket %s key %x: %v", ErrCorrupt, bucket, key, err)
+}
+
+// readHead reads the head from meta and checks it against the top of main.
+func readHead(tx *bolt.Tx) (headRef, error) {
+	v := tx.Bucket(bucketMeta).Get([]byte(keyHead))
+	if v == nil {
+		return headRef{}, nil
+	}
+	if len(v) != len(chain.Hash{}) {
+		return headRef{}, corrupt(bucketMeta, []byte(keyHead), fmt.Errorf("hash of %d bytes", len(v)))
+	}
+	k, mv := tx.Bucket(bucketMain).Cursor().Last()
+	if k == nil {
+		return headRef{}, corrupt(bucketMeta, []byte(keyHead), errors.New("head set but the main chain is empty"))
+	}
+	h, err := decodeHeightKey(k)
+	if err != nil {
+		return headRef{}, corrupt(bucketMain, k, err)
+	}
+	if !bytes.Equal(mv, v) {
+		return headRef{}, corrupt(bucketMeta, []byte(keyHead), fmt.Errorf("head %x is not the top of the main chain (%x at %d)", v, mv, h))
+	}
+	return headRef{height: h, hash: chain.Hash(v), ok: true}, nil
+}
+
+func hashAt(tx *bolt.Tx, h uint64) (chain.Hash, error) {
+	key := heightKey(h)
+	v := tx.Bucket(bucketMain).Get(key)
+	if v == nil {
+		return chain.Hash{}, fmt.Errorf("%w: no main-chain block at height %d", ErrNotFound, h)
+	}
+	if len(v) != len(chain.Hash{}) {
+		return chain.Hash{}, corrupt(bucketMain, key, fmt.Errorf("hash of %d bytes", len(v)))
+	}
+	return chain.Hash(v), nil
+}
+
+func getBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
+	v := tx.Bucket(bucketBlocks).Get(h[:])
+	if v == nil {
+		return nil, fmt.Errorf("%w: block %s", ErrNotFound, h)
+	}
+	b, err := chain.DecodeBlock(v)
+	if err != nil {
+		return nil, corrupt(bucketBlocks, h[:], err)
+	}
+	return b, nil
+}
+
+// getMainBlock is getBlock for a hash the main chain names: absence there is
+// corruption, not a miss.
+func getMainBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
+	b, err := getBlock(tx, h)
+	if errors.Is(err, ErrNotFound) {
+		return nil, corrupt(bucketBlocks, h[:], errors.New("main-chain block missing"))
+	}
+	return b, err
+}
+
+func getUndo(tx *bolt.Tx, h uint64) (*chain.Undo, error) {
+	key := heightKey(h)
+	v := tx.Bucket(bucketUndo).Get(key)
+	if v == nil {
+		return nil, fmt.Errorf("%w: no undo record at height %d", ErrNotFound, h)
+	}
+	u, err := decodeUndo(v)
+	if err != nil {
+		return nil, corrupt(bucketUndo, key, err)
+	}
+	if u.Height != h {
+		return nil, corrupt(bucketUndo, key, fmt.Errorf("undo record of height %d", u.Height))
+	}
+	return u, nil
+}
