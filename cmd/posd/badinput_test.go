@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/keystore"
+)
+
+// TestBadInputChangesNothing throws malformed, hostile and invalid requests
+// at a real node: each gets its 4xx and code, and the chain, the accounts
+// and the pool stay exactly as they were.
+func TestBadInputChangesNothing(t *testing.T) {
+	p := startPosd(t, t.TempDir(), freePort(t), "--genesis", "--chain-id", "bad")
+	token := readToken(t, p.home)
+	alice, _ := keystore.Generate()
+	fund := p.sign(alice, chain.Transaction{Type: chain.TxExchange, To: alice.Address(), Amount: 100})
+	p.submit(fund)
+	p.waitCommitted(fund.ID())
+	mallory, _ := keystore.Generate()
+
+	valid := p.sign(alice, chain.Transaction{Type: chain.TxTransfer, To: mallory.Address(), Amount: 1})
+	badSig := valid
+	badSig.Signature = strings.Repeat("00", 64)
+	nonHexSig := valid
+	nonHexSig.Signature = "not hex"
+	replay := fund
+	overdraft := p.sign(alice, chain.Transaction{Type: chain.TxTransfer, To: mallory.Address(), Amount: 1000})
+	wrongChain := chain.Transaction{Type: chain.TxTransfer, ChainID: "other", To: mallory.Address(), Amount: 1, Nonce: 2}
+	alice.SignTx(&wrongChain)
+	zero := p.sign(alice, chain.Transaction{Type: chain.TxTransfer, To: mallory.Address()})
+	stakeOther := p.sign(alice, chain.Transaction{Type: chain.TxStake, To: mallory.Address(), Amount: 1})
+	gap := p.sign(alice, chain.Transaction{Type: chain.TxTransfer, To: mallory.Address(), Amount: 1})
+	gap.Nonce += 1000
+	alice.SignTx(&gap)
+
+	js := func(v any) []byte { b, _ := json.Marshal(v); return b }
+	huge := bytes.Repeat([]byte("x"), 9<<20)
+	tests := []struct {
+		name, method, path string
+		body               []byte
+		token              string
+		status             int
+		code               string
+	}{
+		{"malformed JSON", "POST", "/v1/txs", []byte(`{"type":`), "", 400, "bad_json"},
+		{"wrong types", "POST", "/v1/txs", []byte(`{"type":"TRANSFER","amount":"5"}`), "", 400, "bad_json"},
+		{"negative amount", "POST", "/v1/txs", []byte(`{"type":"TRANSFER","amount":-5}`), "", 400, "bad_json"},
+		{"empty body", "POST", "/v1/txs", nil, "", 400, "bad_json"},
+		{"huge body", "POST", "/v1/txs", huge, "", 413, "payload_too_large"},
+		{"bad signature", "POST", "/v1/txs", js(badSig), "", 422, "bad_signature"},
+		{"non-hex signature", "POST", "/v1/txs", js(nonHexSig), "", 422, "bad_signature"},
+		{"replay", "POST", "/v1/txs", js(replay), "", 422, "bad_nonce"},
+		{"overdraft", "POST", "/v1/txs", js(overdraft), "", 422, "insufficient_funds"},
+		{"wrong chain", "POST", "/v1/txs", js(wrongChain), "", 422, "wrong_chain"},
+		{"zero amount", "POST", "/v1/txs", js(zero), "", 422, "zero_amount"},
+		{"stake to another", "POST", "/v1/txs", js(stakeOther), "", 422, "stake_not_self"},
+		{"nonce gap", "POST", "/v1/txs", js(gap), "", 422, "nonce_gap"},
+		{"original route, bad signature", "POST", "/transaction", js(map[string]any{"transaction": badSig}), "", 422, "bad_signature"},
+		{"unknown route", "GET", "/v2/everything", nil, "", 404, "not_found"},
+		{"wrong method", "DELETE", "/v1/status", nil, "", 405, "method_not_allowed"},
+		{"unknown block", "GET", "/v1/blocks/999999", nil, "", 404, "not_found"},
+		{"bad block id", "GET", "/v1/blocks/zz", nil, "", 400, "bad_request"},
+		{"bad address", "GET", "/v1/accounts/nope", nil, "", 400, "bad_address"},
+		{"bad limit", "GET", "/v1/blocks?limit=-1", nil, "", 400, "bad_request"},
+		{"admin without token", "PUT", "/v1/config", []byte(`{"block_size":5}`), "", 401, "unauthorized"},
+		{"admin with wrong token", "PUT", "/v1/config", []byte(`{"block_size":5}`), "wrong", 401, "unauthorized"},
+		{"stake without token", "GET", "/stakes/5", nil, "", 401, "unauthorized"},
+		{"pool limit without token", "GET", "/pool/limit/5", nil, "", 401, "unauthorized"},
+		{"bad config value", "PUT", "/v1/config", []byte(`{"block_size":0}`), token, 400, "bad_request"},
+	}
+	var beforeAccounts []rpc.Account
+	p.call("GET", "/v1/accounts", nil, "", &beforeAccounts)
+	before := p.status()
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, p.url+tc.path, bytes.NewReader(tc.body))
+			if tc.token != "" {
+				req.Header.Set("Authorization", "Bearer "+tc.token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body rpc.ErrorBody
+			if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || body.Error == nil {
+				t.Fatalf("status %d, body is not a JSON error (%v)", resp.StatusCode, err)
+			}
+			if resp.StatusCode != tc.status || body.Error.Code != tc.code {
+				t.Fatalf("got %d %s (%s), want %d %s", resp.StatusCode, body.Error.Code, body.Error.Message, tc.status, tc.code)
+			}
+		})
+	}
+	var afterAccounts []rpc.Account
+	p.call("GET", "/v1/accounts", nil, "", &afterAccounts)
+	after := p.status()
+	if after.Height != before.Height || after.HeadHash != before.HeadHash || after.Pending != 0 || after.BlockSize != before.BlockSize {
+		t.Fatalf("state moved: before %+v after %+v", before, after)
+	}
+	if string(js(afterAccounts)) != string(js(beforeAccounts)) {
+		t.Fatalf("accounts changed")
+	}
+	if code, _ := p.call("GET", "/healthz", nil, "", nil); code != 200 {
+		t.Fatalf("node unhealthy after bad input: %d", code)
+	}
+	// And the valid transaction still goes through.
+	p.submit(valid)
+	p.waitCommitted(valid.ID())
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poslab/posd/daemon"
+)
+
+// StartOptions are the flags of `posd start`.
+type StartOptions struct {
+	Config    daemon.Config
+	Exchange  string
+	LogLevel  string
+	LogFormat string
+	Pprof     string
+	Stderr    io.Writer
+	// Ready, if set, is called once the node listens (tests use it).
+	Ready func(*daemon.Node)
+}
+
+// NewCmdStart builds `posd start`; runF replaces startRun in tests.
+func NewCmdStart(runF func(context.Context, *StartOptions) error) *cobra.Command {
+	opts := &StartOptions{Config: daemon.Config{Genesis: daemon.DefaultGenesisParams()}}
+	home, _ := os.UserHomeDir()
+	cmd := &cobra.Command{
+		Use:   "start",
+		Short: "Start a node",
+		Long: `Start a node. With --genesis and an empty home it creates a new network in which
+this node holds stake 1 and balance 1000, as the original's genesis node did.
+Without --genesis or --join, a node with no chain joins http://127.0.0.1:5001.
+Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
+		Example: `  posd start --genesis
+  posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002
+  posd start --home /tmp/n3 --api-port 5003 --p2p-port 10003 --join http://127.0.0.1:5001
+  posd start --genesis --election weighted --slot 1s --block-reward 5
+  POSD_LOG_FORMAT=json posd start --pprof 127.0.0.1:6060`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			opts.Stderr = cmd.ErrOrStderr()
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return startRun(cmd.Context(), opts)
+		},
+	}
+	c := &opts.Config
+	f := cmd.Flags()
+	f.StringVar(&c.Home, "home", filepath.Join(home, ".posd"), "node home: node_key.pem, genesis.json, chain.db, api.token")
+	f.BoolVar(&c.NewNetwork, "genesis", false, "create a new network if the home has no chain")
+	f.StringVar(&c.GenesisFile, "genesis-file", "", "use this genesis.json for a new network")
+	f.StringVar(&c.Host, "host", "127.0.0.1", "address to listen on (API and P2P)")
+	f.IntVar(&c.APIPort, "api-port", 5001, "HTTP API port")
+	f.IntVar(&c.P2PPort, "p2p-port", 10001, "libp2p TCP port")
+	f.StringVar(&c.KeyFile, "key", "", "node key PEM (default <home>/node_key.pem, made on first start)")
+	f.IntVar(&c.BlockSize, "block-size", 1, "forge once this many transactions are pending")
+	f.DurationVar(&c.BlockInterval, "block-interval", time.Second, "forge once the oldest pending transaction waited this long")
+	f.Uint64Var(&c.Fund, "fund", 0, "on first start, buy this many coins for the node key with an EXCHANGE")
+	f.StringVar(&c.Join, "join", "", "API URL of a node of the network to join (default http://127.0.0.1:5001 when the home has no chain)")
+	f.StringSliceVar(&c.Peers, "peers", nil, "libp2p multiaddrs to connect to, comma-separated")
+	f.BoolVar(&c.MDNS, "mdns", true, "find peers on the local network with mDNS")
+	f.IntVar(&c.PoolLimit, "pool-limit", 100000, "most transactions the pool holds")
+	f.StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
+	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
+	return cmd
+}
+
+// addGenesisFlags adds the parameters of a new network (start --genesis and devnet).
+func addGenesisFlags(cmd *cobra.Command, p *daemon.GenesisParams, exchange *string) {
+	f := cmd.Flags()
+	f.StringVar(&p.ChainID, "chain-id", p.ChainID, "chain id of a new network")
+	f.StringVar(&p.Election, "election", p.Election, "forger election of a new network: lottery or weighted")
+	f.Int64Var(&p.SlotMs, "slot-ms", p.SlotMs, "slot length in ms: rank k may forge k slots after its parent")
+	f.Uint32Var(&p.MaxRank, "max-rank", p.MaxRank, "fallback forgers per height")
+	f.IntVar(&p.MaxBlockTxs, "max-block-txs", p.MaxBlockTxs, "most transactions in a block")
+	f.Uint64Var(&p.BlockReward, "block-reward", 0, "coins minted to each block's forger")
+	f.StringVar(exchange, "exchange", "open", `who may send EXCHANGE: "open" or comma-separated addresses`)
+}
+
+// startRun runs a node until ctx ends (SIGINT or SIGTERM).
+func startRun(ctx context.Context, opts *StartOptions) error {
+	log, err := newLogger(opts.Stderr, opts.LogLevel, opts.LogFormat)
+	if err != nil {
+		return err
+	}
+	opts.Config.Logger = log
+	opts.Config.Genesis.Exchange = opts.Exchange
+	if opts.Pprof != "" {
+		stopPprof, err := servePprof(opts.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		log.Info("pprof listening", "addr", "http://"+opts.Pprof+"/debug/pprof/")
+	}
+	node, err := daemon.Open(opts.Config)
+	if err != nil {
+		return err
+	}
+	if err := node.Start(ctx); err != nil {
+		node.Close()
+		return err
+	}
+	if opts.Ready != nil {
+		opts.Ready(node)
+	}
+	<-ctx.Done()
+	log.Info("shutting down")
+	return node.Close()
+}
+
+// servePprof serves the profiler on its own listener, away from the API.
+func servePprof(addr string) (func(), error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return nil, fmt.Errorf("--pprof %s: %w", addr, err)
+		}
+	case <-time.After(100 * time.Millisecond):
+	}
+	return func() { srv.Close() }, nil
+}

@@ -1,0 +1,358 @@
+package api
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+)
+
+// Codes of the API's own errors (rule codes come from chain and the pool).
+const (
+	codeBadJSON          = "bad_json"
+	codeBadRequest       = "bad_request"
+	codeBadAddress       = "bad_address"
+	codeBadHash          = "bad_hash"
+	codeUnauthorized     = "unauthorized"
+	codeNotFound         = "not_found"
+	codeMethodNotAllowed = "method_not_allowed"
+	codePayloadTooLarge  = "payload_too_large"
+	codeInternal         = "internal"
+	codeUnavailable      = "unavailable"
+	codeAlreadyKnown     = "already_known"
+	codeNonceInUse       = "nonce_in_use"
+	codePoolFull         = "pool_full"
+)
+
+// Defaults of the streaming routes.
+const (
+	heartbeatInterval = 15 * time.Second // SSE comment so proxies keep the stream
+	streamWriteWindow = 60 * time.Second // each streamed write must finish within this
+)
+
+// server is the API handler.
+type server struct {
+	b         Backend
+	log       *slog.Logger
+	tokenSum  [32]byte // SHA-256 of the token, compared in constant time
+	hasToken  bool
+	maxBody   int64
+	maxBatch  int
+	mux       *http.ServeMux
+	methods   []string // every method in routes, for the 405 Allow header
+	heartbeat time.Duration
+}
+
+func newServer(o Options) *server {
+	if o.Backend == nil {
+		panic("api: Options.Backend is nil")
+	}
+	s := &server{
+		b:         o.Backend,
+		log:       o.Logger,
+		hasToken:  o.Token != "",
+		tokenSum:  sha256.Sum256([]byte(o.Token)),
+		maxBody:   o.MaxBodyBytes,
+		maxBatch:  o.MaxBatch,
+		mux:       http.NewServeMux(),
+		heartbeat: heartbeatInterval,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	for _, rt := range routes {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+		if !slices.Contains(s.methods, rt.method) {
+			s.methods = append(s.methods, rt.method)
+		}
+		if rt.method == http.MethodGet && !slices.Contains(s.methods, http.MethodHead) {
+			s.methods = append(s.methods, http.MethodHead)
+		}
+	}
+	slices.Sort(s.methods)
+	return s
+}
+
+// ServeHTTP logs, recovers panics, and answers unknown routes and wrong
+// methods in JSON before handing the request to the mux.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	if r.Body != nil {
+		// On the server's own writer, so an oversized body also closes the connection.
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("api: panic in handler", "method", r.Method, "path", r.URL.Path,
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			if sw.wroteHeader {
+				// Part of an answer is out: abort the connection so the
+				// client sees a failure, not a truncated success.
+				panic(http.ErrAbortHandler)
+			}
+			s.writeError(sw, r, http.StatusInternalServerError, codeInternal, "internal error")
+		}
+		if s.log.Enabled(r.Context(), slog.LevelDebug) {
+			s.log.LogAttrs(r.Context(), slog.LevelDebug, "api: request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", sw.Status()), slog.Duration("duration", time.Since(start)))
+		}
+	}()
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		if allow := s.allowed(r); len(allow) > 0 {
+			sw.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeError(sw, r, http.StatusMethodNotAllowed, codeMethodNotAllowed,
+				fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allow, ", ")))
+			return
+		}
+		s.writeError(sw, r, http.StatusNotFound, codeNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
+		return
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// allowed returns the methods the mux would route for r's path.
+func (s *server) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range s.methods {
+		if m == r.Method {
+			continue
+		}
+		probe := r.WithContext(r.Context())
+		probe.Method = m
+		if _, p := s.mux.Handler(probe); p != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// wrap turns a route into an http.Handler: admin check, then the handler,
+// then the error body for what it returns.
+func (s *server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rt.admin && !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="posd"`)
+			s.writeError(w, r, http.StatusUnauthorized, codeUnauthorized,
+				"this call needs Authorization: Bearer <the content of api.token>")
+			return
+		}
+		if err := rt.handle(s, w, r); err != nil {
+			s.fail(w, r, err)
+		}
+	})
+}
+
+// authorized reports whether r carries the admin token.
+func (s *server) authorized(r *http.Request) bool {
+	if !s.hasToken {
+		return false
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(got[:], s.tokenSum[:]) == 1
+}
+
+// fail writes the error body for err (see statusOf).
+func (s *server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status, e := s.errorOf(r, err)
+	s.writeError(w, r, status, e.Code, e.Message)
+}
+
+// errorOf maps err to a status and an error body, logging internal errors.
+func (s *server) errorOf(r *http.Request, err error) (int, *rpc.Error) {
+	status, code := statusOf(err)
+	if status == http.StatusInternalServerError {
+		s.log.Error("api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		return status, &rpc.Error{Code: codeInternal, Message: "internal error"}
+	}
+	msg := err.Error()
+	var re *chain.RuleError
+	if errors.As(err, &re) && re.Message != "" {
+		msg = re.Message
+	}
+	return status, &rpc.Error{Code: code, Message: msg}
+}
+
+// statusOf maps an error to its HTTP status and code: rule codes by the
+// table of docs/API.md (unlisted rule codes 422), ErrNotFound 404, an
+// oversized body 413, anything else 500 internal.
+func statusOf(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, codePayloadTooLarge
+	}
+	if code := string(chain.CodeOf(err)); code != "" {
+		switch code {
+		case codeAlreadyKnown, codeNonceInUse:
+			return http.StatusConflict, code
+		case codePoolFull, codeUnavailable:
+			return http.StatusServiceUnavailable, code
+		case codePayloadTooLarge:
+			return http.StatusRequestEntityTooLarge, code
+		case codeBadRequest, codeBadJSON, codeBadAddress, codeBadHash:
+			return http.StatusBadRequest, code
+		case codeUnauthorized:
+			return http.StatusUnauthorized, code
+		case codeNotFound:
+			return http.StatusNotFound, code
+		case codeMethodNotAllowed:
+			return http.StatusMethodNotAllowed, code
+		case codeInternal:
+			return http.StatusInternalServerError, code
+		}
+		return http.StatusUnprocessableEntity, code
+	}
+	if errors.Is(err, ErrNotFound) {
+		return http.StatusNotFound, codeNotFound
+	}
+	return http.StatusInternalServerError, codeInternal
+}
+
+// apiErr returns a RuleError with one of the API's own codes.
+func apiErr(code, format string, args ...any) error {
+	return &chain.RuleError{Code: chain.ErrorCode(code), Message: fmt.Sprintf(format, args...)}
+}
+
+func (s *server) writeError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	s.writeJSON(w, r, status, rpc.ErrorBody{Error: &rpc.Error{Code: code, Message: msg}})
+}
+
+// writeJSON writes v as the JSON answer with status.
+func (s *server) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		s.log.Error("api: encode answer", "method", r.Method, "path", r.URL.Path, "err", err)
+		status = http.StatusInternalServerError
+		data, _ = json.Marshal(rpc.ErrorBody{Error: &rpc.Error{Code: codeInternal, Message: "internal error"}})
+	}
+	data = append(data, '\n')
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(data)
+}
+
+// readBody reads the whole body (capped by the MaxBytesReader of ServeHTTP) and
+// refuses an empty one.
+func (s *server) readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > s.maxBody {
+		return nil, apiErr(codePayloadTooLarge, "body of %d bytes, the limit is %d", r.ContentLength, s.maxBody)
+	}
+	if r.Body == nil {
+		return nil, apiErr(codeBadJSON, "empty body")
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, apiErr(codePayloadTooLarge, "body over the limit of %d bytes", mbe.Limit)
+		}
+		return nil, apiErr(codeBadRequest, "reading body: %v", err)
+	}
+	if len(trimJSONSpace(data)) == 0 {
+		return nil, apiErr(codeBadJSON, "empty body")
+	}
+	return data, nil
+}
+
+// decodeJSON decodes exactly one JSON value from data into v: unknown fields
+// are ignored, wrong types, syntax errors, a top-level null and anything
+// after the value are 400 bad_json.
+func decodeJSON(data []byte, v any) error {
+	data = trimJSONSpace(data)
+	if len(data) == 0 {
+		return apiErr(codeBadJSON, "empty JSON value")
+	}
+	if bytes.Equal(data, []byte("null")) {
+		return apiErr(codeBadJSON, "expected a JSON object, got null")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(v); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return apiErr(codeBadJSON, "unexpected end of JSON input")
+		}
+		return apiErr(codeBadJSON, "%v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return apiErr(codeBadJSON, "unexpected data after the JSON value at offset %d", dec.InputOffset())
+	}
+	return nil
+}
+
+// readJSON is readBody then decodeJSON.
+func (s *server) readJSON(r *http.Request, v any) error {
+	data, err := s.readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(data, v)
+}
+
+func trimJSONSpace(b []byte) []byte { return bytes.Trim(b, " \t\r\n") }
+
+// statusWriter records the status for the request log and the panic
+// handler. Unwrap lets http.ResponseController reach the connection.
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 200 {
+		w.status = code
+		w.wroteHeader = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if !w.wroteHeader {
+		w.status = http.StatusOK
+		w.wroteHeader = true
+	}
+	return w.ResponseWriter.Write(p)
+}
+
+// Flush lets code that asserts http.Flusher flush through the wrapper.
+func (w *statusWriter) Flush() {
+	if !w.wroteHeader {
+		w.status = http.StatusOK
+		w.wroteHeader = true
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Status is the status written so far (200 when the handler wrote nothing).
+func (w *statusWriter) Status() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}

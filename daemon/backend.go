@@ -1,0 +1,297 @@
+package daemon
+
+import (
+	"encoding/hex"
+	"errors"
+	"sort"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/api"
+	"github.com/poslab/posd/daemon/store"
+	"github.com/poslab/posd/keystore"
+)
+
+// The methods below implement api.Backend.
+var _ api.Backend = (*Node)(nil)
+
+// Status reports the chain head and the node's policy.
+func (n *Node) Status() rpc.Status {
+	n.mu.RLock()
+	head := n.head
+	n.mu.RUnlock()
+	s := rpc.Status{
+		ChainID:         n.g.ChainID,
+		GenesisHash:     n.g.Hash(),
+		Height:          head.Height,
+		HeadHash:        head.Hash(),
+		HeadTimestamp:   head.Timestamp,
+		Address:         string(n.key.Address()),
+		Election:        n.g.Election,
+		BlockSize:       int(n.blockSize.Load()),
+		BlockIntervalMs: time.Duration(n.blockInterval.Load()).Milliseconds(),
+		Pending:         n.pool.Len(),
+		P2PAddrs:        []string{},
+		Version:         Version,
+	}
+	if n.net != nil {
+		s.PeerID = n.net.ID()
+		s.P2PAddrs = n.net.Addrs()
+		s.Peers = len(n.net.PeerList())
+	}
+	return s
+}
+
+// Genesis is the network's genesis.
+func (n *Node) Genesis() *chain.Genesis { return n.g }
+
+// Height is the head's height.
+func (n *Node) Height() uint64 {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.head.Height
+}
+
+// Head is the head block.
+func (n *Node) Head() *chain.Block {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	return n.head
+}
+
+// Accounts lists every account in address order.
+func (n *Node) Accounts() []rpc.Account {
+	n.mu.RLock()
+	entries := n.state.Accounts()
+	n.mu.RUnlock()
+	out := make([]rpc.Account, len(entries))
+	for i, e := range entries {
+		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce}
+	}
+	return out
+}
+
+// Account returns one account with its pending nonce.
+func (n *Node) Account(a chain.Address) rpc.Account {
+	n.mu.RLock()
+	acc := n.state.Account(a)
+	pending := n.pool.PendingNonce(a, n.state)
+	n.mu.RUnlock()
+	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &pending}
+}
+
+// Stakes lists stakers, largest first, with their share of all stake.
+func (n *Node) Stakes() []rpc.Stake {
+	n.mu.RLock()
+	entries := n.state.Accounts()
+	n.mu.RUnlock()
+	var total float64
+	var out []rpc.Stake
+	for _, e := range entries {
+		if e.Stake > 0 {
+			out = append(out, rpc.Stake{Address: e.Address, Stake: e.Stake})
+			total += float64(e.Stake)
+		}
+	}
+	for i := range out {
+		out[i].Share = float64(out[i].Stake) / total
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Stake > out[j].Stake })
+	if out == nil {
+		out = []rpc.Stake{}
+	}
+	return out
+}
+
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return api.ErrNotFound
+	}
+	return err
+}
+
+// BlockByHeight returns a main-chain block.
+func (n *Node) BlockByHeight(h uint64) (*chain.Block, error) {
+	b, err := n.st.BlockByHeight(h)
+	return b, notFound(err)
+}
+
+// BlockByHash returns any stored block, main chain or side branch.
+func (n *Node) BlockByHash(h chain.Hash) (*chain.Block, error) {
+	b, err := n.st.BlockByHash(h)
+	return b, notFound(err)
+}
+
+// Blocks returns main-chain blocks ascending from `from`.
+func (n *Node) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	return n.st.Blocks(from, limit)
+}
+
+// PendingTxs lists the pool.
+func (n *Node) PendingTxs() []chain.Transaction { return n.pool.All() }
+
+// TxInfo finds a transaction in the pool or the chain.
+func (n *Node) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
+	if tx, ok := n.pool.Get(id); ok {
+		return rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx}, nil
+	}
+	height, index, err := n.st.TxLocation(id)
+	if err != nil {
+		return rpc.TxInfo{}, notFound(err)
+	}
+	b, err := n.st.BlockByHeight(height)
+	if err != nil {
+		return rpc.TxInfo{}, notFound(err)
+	}
+	if index >= len(b.Transactions) {
+		return rpc.TxInfo{}, api.ErrNotFound
+	}
+	hash := b.Hash()
+	tx := b.Transactions[index]
+	return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: &height, BlockHash: &hash, Index: &index, Transaction: &tx}, nil
+}
+
+// SubmitTx admits one transaction to the pool and gossips it.
+func (n *Node) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
+	ids, errs := n.SubmitTxs([]chain.Transaction{tx})
+	return ids[0], errs[0]
+}
+
+// SubmitTxs admits transactions (signatures verified in parallel) and
+// gossips the accepted ones in one message.
+func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
+	ids := make([]chain.Hash, len(txs))
+	for i := range txs {
+		ids[i] = txs[i].ID()
+	}
+	n.mu.RLock()
+	errs := n.pool.AddBatch(txs, n.state)
+	n.mu.RUnlock()
+	var accepted []chain.Transaction
+	for i, err := range errs {
+		if err == nil {
+			accepted = append(accepted, txs[i])
+		} else {
+			n.metrics.txsRejected.Add(1)
+		}
+	}
+	if len(accepted) > 0 {
+		if n.net != nil {
+			n.net.PublishTxs(accepted)
+		}
+		n.poke()
+	}
+	return ids, errs
+}
+
+// Config is the forging policy.
+func (n *Node) Config() rpc.Config {
+	return rpc.Config{
+		BlockSize:       int(n.blockSize.Load()),
+		BlockIntervalMs: time.Duration(n.blockInterval.Load()).Milliseconds(),
+		PoolLimit:       n.pool.Limit(),
+	}
+}
+
+// SetConfig changes the forging policy at runtime.
+func (n *Node) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
+	bad := func(msg string) error { return &chain.RuleError{Code: "bad_request", Message: msg} }
+	if p.BlockSize != nil && (*p.BlockSize < 1 || *p.BlockSize > n.g.MaxBlockTxs) {
+		return rpc.Config{}, bad("block_size must be between 1 and max_block_txs")
+	}
+	if p.BlockIntervalMs != nil && (*p.BlockIntervalMs < 1 || *p.BlockIntervalMs > 24*3600*1000) {
+		return rpc.Config{}, bad("block_interval_ms must be between 1 and 86400000")
+	}
+	if p.PoolLimit != nil && *p.PoolLimit < 1 {
+		return rpc.Config{}, bad("pool_limit must be at least 1")
+	}
+	if p.BlockSize != nil {
+		n.blockSize.Store(int64(*p.BlockSize))
+	}
+	if p.BlockIntervalMs != nil {
+		n.blockInterval.Store(int64(time.Duration(*p.BlockIntervalMs) * time.Millisecond))
+	}
+	if p.PoolLimit != nil {
+		n.pool.SetLimit(*p.PoolLimit)
+	}
+	n.log.Info("forging policy changed", "block_size", n.blockSize.Load(), "block_interval", time.Duration(n.blockInterval.Load()).String())
+	n.poke()
+	return n.Config(), nil
+}
+
+// StakeFromNode stakes amount from the node's own key.
+func (n *Node) StakeFromNode(amount uint64) (chain.Hash, error) {
+	return n.submitOwn(chain.Transaction{Type: chain.TxStake, ChainID: n.g.ChainID, To: n.key.Address(), Amount: amount})
+}
+
+// NodeKey is the node's public key.
+func (n *Node) NodeKey() rpc.NodeKey {
+	pemBytes, _ := keystore.PublicKeyPEM(n.key.PublicKey())
+	return rpc.NodeKey{PublicKeyPEM: string(pemBytes), PublicKey: hex.EncodeToString(n.key.PublicKey()), Address: n.key.Address()}
+}
+
+// Peers lists connected peers.
+func (n *Node) Peers() []rpc.Peer {
+	out := []rpc.Peer{}
+	if n.net == nil {
+		return out
+	}
+	for _, p := range n.net.PeerList() {
+		out = append(out, rpc.Peer{ID: p.ID, Addrs: p.Addrs})
+	}
+	return out
+}
+
+// SubscribeBlocks delivers new heads until cancel.
+func (n *Node) SubscribeBlocks() (<-chan *chain.Block, func()) {
+	ch := make(chan *chain.Block, 64)
+	n.subsMu.Lock()
+	n.subs[ch] = struct{}{}
+	n.subsMu.Unlock()
+	return ch, func() {
+		n.subsMu.Lock()
+		if _, ok := n.subs[ch]; ok {
+			delete(n.subs, ch)
+			close(ch)
+		}
+		n.subsMu.Unlock()
+	}
+}
+
+// notify hands b to every subscriber; a subscriber too slow to keep up
+// misses blocks rather than stalling the node.
+func (n *Node) notify(b *chain.Block) {
+	n.subsMu.Lock()
+	defer n.subsMu.Unlock()
+	for ch := range n.subs {
+		select {
+		case ch <- b:
+		default:
+		}
+	}
+}
+
+// Metrics are counters and gauges for /metrics.
+func (n *Node) Metrics() map[string]float64 {
+	n.mu.RLock()
+	height := n.head.Height
+	accounts := n.state.Len()
+	n.mu.RUnlock()
+	peers := 0
+	if n.net != nil {
+		peers = len(n.net.PeerList())
+	}
+	return map[string]float64{
+		"height":                float64(height),
+		"accounts":              float64(accounts),
+		"pool_size":             float64(n.pool.Len()),
+		"peers":                 float64(peers),
+		"blocks_imported_total": float64(n.metrics.blocksImported.Load()),
+		"blocks_forged_total":   float64(n.metrics.blocksForged.Load()),
+		"txs_committed_total":   float64(n.metrics.txsCommitted.Load()),
+		"txs_rejected_total":    float64(n.metrics.txsRejected.Load()),
+		"txs_evicted_total":     float64(n.metrics.evicted.Load()),
+		"reorgs_total":          float64(n.metrics.reorgs.Load()),
+	}
+}

@@ -1,0 +1,280 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/election"
+	"github.com/poslab/posd/daemon/store"
+)
+
+// MaxReorgDepth is the deepest reorg a node accepts: a branch forking
+// further back is refused, so a long-absent peer cannot rewrite history.
+const MaxReorgDepth = 64
+
+// Block import outcomes that are not the block's fault.
+var (
+	// ErrKnownBlock: the block is already stored.
+	ErrKnownBlock = errors.New("block already known")
+	// ErrUnknownParent: the block's parent is not stored; sync first.
+	ErrUnknownParent = errors.New("unknown parent")
+	// ErrReorgTooDeep refuses a branch that forks more than MaxReorgDepth back.
+	ErrReorgTooDeep = &chain.RuleError{Code: "reorg_too_deep"}
+)
+
+// electionCache keeps the candidates elected on recent parents: an election
+// costs time that grows with stake (the lottery hashes once per staked
+// coin), and a node asks for the same parent many times.
+type electionCache struct {
+	mu      sync.Mutex
+	byHash  map[chain.Hash][]chain.Address
+	order   []chain.Hash
+	stakeOf map[chain.Hash]*election.StakeTable
+}
+
+const electionCacheSize = 256
+
+func (c *electionCache) get(h chain.Hash) ([]chain.Address, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.byHash[h]
+	return v, ok
+}
+
+func (c *electionCache) put(h chain.Hash, cands []chain.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byHash == nil {
+		c.byHash = make(map[chain.Hash][]chain.Address)
+	}
+	if _, ok := c.byHash[h]; ok {
+		return
+	}
+	c.byHash[h] = cands
+	c.order = append(c.order, h)
+	if len(c.order) > electionCacheSize {
+		delete(c.byHash, c.order[0])
+		c.order = c.order[1:]
+	}
+}
+
+// candidatesLocked returns the forger candidates for the block after parent,
+// whose post-state is n.state. Caller holds n.mu (shared or exclusive).
+func (n *Node) candidatesLocked(parent chain.Hash) []chain.Address {
+	if c, ok := n.elect.get(parent); ok {
+		return c
+	}
+	c := chain.ElectWith(n.alg, n.g.MaxRank, parent, election.NewStakeTable(n.state.Stakes()))
+	n.elect.put(parent, c)
+	return c
+}
+
+// ImportBlock validates b and adds it to the chain: it extends the head,
+// or is kept as a side branch, or triggers a reorg when its branch wins the
+// fork choice. It returns ErrKnownBlock, ErrUnknownParent, or the rule
+// error that refused it.
+func (n *Node) ImportBlock(b *chain.Block) error {
+	hash := b.Hash()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if known, err := n.st.HasBlock(hash); err != nil {
+		return err
+	} else if known {
+		return ErrKnownBlock
+	}
+	if b.PrevHash == n.head.Hash() {
+		return n.extendLocked(b)
+	}
+	if ok, err := n.st.HasBlock(b.PrevHash); err != nil {
+		return err
+	} else if !ok {
+		return ErrUnknownParent
+	}
+	return n.sideBlockLocked(b)
+}
+
+// extendLocked validates b on the head, applies it and commits it.
+func (n *Node) extendLocked(b *chain.Block) error {
+	parent := &n.head.Header
+	cands := n.candidatesLocked(b.PrevHash)
+	undo, err := chain.ValidateAndApply(n.g, parent, b, cands, n.state, n.cfg.Now().UnixMilli(), n.pool.Verifier())
+	if err != nil {
+		return err
+	}
+	if err := n.st.Commit(b, undo, n.state); err != nil {
+		n.state.Revert(undo)
+		return fmt.Errorf("commit block %d: %w", b.Height, err)
+	}
+	n.head = b
+	n.afterHeadChangeLocked(nil)
+	n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
+	return nil
+}
+
+// afterHeadChangeLocked re-checks the pool, counts and tells subscribers.
+func (n *Node) afterHeadChangeLocked(reverted []*chain.Block) {
+	b := n.head
+	n.metrics.blocksImported.Add(1)
+	n.metrics.txsCommitted.Add(int64(len(b.Transactions)))
+	for _, rb := range reverted {
+		n.pool.Reinsert(rb.Transactions, n.state)
+	}
+	for _, ev := range n.pool.Update(n.state) {
+		n.metrics.evicted.Add(1)
+		n.log.Info("transaction evicted from the pool", "tx", ev.Tx.ID().String(), "from", string(ev.Tx.From), "reason", ev.Err.Error())
+	}
+	n.notify(b)
+	n.poke()
+}
+
+// sideBlockLocked stores a block whose parent is known but is not the head,
+// then applies the fork choice: the higher chain wins; at equal height the
+// branch whose first differing block has the lower rank, then the lower hash.
+func (n *Node) sideBlockLocked(b *chain.Block) error {
+	// Cheap check before the block costs disk: it must be signed by the key it names.
+	if err := checkSignedBy(b); err != nil {
+		return err
+	}
+	branch, fork, err := n.branchTo(b)
+	if err != nil {
+		return err
+	}
+	if n.head.Height-fork.Height > MaxReorgDepth {
+		return &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, n.head.Height-fork.Height, MaxReorgDepth)}
+	}
+	if err := n.st.PutBlock(b); err != nil {
+		return err
+	}
+	better, err := n.betterThanMain(branch, fork)
+	if err != nil || !better {
+		return err
+	}
+	return n.reorgLocked(branch, fork)
+}
+
+// checkSignedBy verifies the header signature against the forger key it carries.
+func checkSignedBy(b *chain.Block) error { return b.Header.VerifySignature() }
+
+// branchTo walks from b back to the main chain: it returns the branch's
+// blocks in ascending order (ending with b) and the main-chain block it forks from.
+func (n *Node) branchTo(b *chain.Block) ([]*chain.Block, *chain.Block, error) {
+	branch := []*chain.Block{b}
+	cur := b
+	for i := 0; ; i++ {
+		if i > MaxReorgDepth+1 {
+			return nil, nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: "branch longer than the reorg limit without meeting the main chain"}
+		}
+		parent, err := n.st.BlockByHash(cur.PrevHash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, ErrUnknownParent
+		} else if err != nil {
+			return nil, nil, err
+		}
+		mainHash, err := n.st.HashAt(parent.Height)
+		if err == nil && mainHash == cur.PrevHash {
+			for l, r := 0, len(branch)-1; l < r; l, r = l+1, r-1 {
+				branch[l], branch[r] = branch[r], branch[l]
+			}
+			return branch, parent, nil
+		}
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, err
+		}
+		branch = append(branch, parent)
+		cur = parent
+	}
+}
+
+// betterThanMain applies the fork choice between the branch and the main chain above fork.
+func (n *Node) betterThanMain(branch []*chain.Block, fork *chain.Block) (bool, error) {
+	tip := branch[len(branch)-1]
+	switch {
+	case tip.Height > n.head.Height:
+		return true, nil
+	case tip.Height < n.head.Height:
+		return false, nil
+	}
+	mainFirst, err := n.st.BlockByHeight(fork.Height + 1)
+	if err != nil {
+		return false, err
+	}
+	first := branch[0]
+	if first.Rank != mainFirst.Rank {
+		return first.Rank < mainFirst.Rank, nil
+	}
+	fh, mh := first.Hash(), mainFirst.Hash()
+	return bytes.Compare(fh[:], mh[:]) < 0, nil
+}
+
+// reorgLocked reverts the main chain down to fork and applies branch, all
+// validated; the store switches in one transaction. If any branch block is
+// invalid, the node stays on its chain, state untouched.
+func (n *Node) reorgLocked(branch []*chain.Block, fork *chain.Block) error {
+	oldHead := n.head
+	var reverted []*chain.Block
+	var revertedUndos []*chain.Undo
+	for h := oldHead.Height; h > fork.Height; h-- {
+		blk, err := n.st.BlockByHeight(h)
+		if err != nil {
+			n.reapply(reverted, revertedUndos)
+			return err
+		}
+		undo, err := n.st.Undo(h)
+		if err != nil {
+			n.reapply(reverted, revertedUndos)
+			return err
+		}
+		n.state.Revert(undo)
+		reverted = append(reverted, blk)
+		revertedUndos = append(revertedUndos, undo)
+	}
+	undos := make([]*chain.Undo, 0, len(branch))
+	parent := &fork.Header
+	now := n.cfg.Now().UnixMilli()
+	for _, blk := range branch {
+		cands := n.candidatesLocked(blk.PrevHash)
+		undo, err := chain.ValidateAndApply(n.g, parent, blk, cands, n.state, now, n.pool.Verifier())
+		if err != nil {
+			for i := len(undos) - 1; i >= 0; i-- {
+				n.state.Revert(undos[i])
+			}
+			n.reapply(reverted, revertedUndos)
+			n.log.Warn("branch refused", "height", blk.Height, "hash", blk.Hash().String(), "err", err.Error())
+			return err
+		}
+		undos = append(undos, undo)
+		parent = &blk.Header
+	}
+	if err := n.st.Switch(len(reverted), branch, undos, n.state); err != nil {
+		for i := len(undos) - 1; i >= 0; i-- {
+			n.state.Revert(undos[i])
+		}
+		n.reapply(reverted, revertedUndos)
+		return fmt.Errorf("switch to branch: %w", err)
+	}
+	n.head = branch[len(branch)-1]
+	n.metrics.reorgs.Add(1)
+	n.log.Info("reorganised", "fork_height", fork.Height, "reverted", len(reverted), "applied", len(branch),
+		"old_head", oldHead.Hash().String(), "new_head", n.head.Hash().String())
+	n.afterHeadChangeLocked(reverted)
+	return nil
+}
+
+// reapply restores blocks reverted during a failed reorg (newest first in
+// the slices), re-applying them oldest first. They were valid, so Apply
+// cannot fail; if it does, the in-memory state is reloaded from disk, which
+// still holds the old chain.
+func (n *Node) reapply(reverted []*chain.Block, undos []*chain.Undo) {
+	for i := len(reverted) - 1; i >= 0; i-- {
+		if _, err := n.state.Apply(reverted[i], n.g); err != nil {
+			n.log.Error("re-applying a reverted block failed; reloading state from disk", "height", reverted[i].Height, "err", err)
+			if st, lerr := n.st.LoadState(); lerr == nil {
+				n.state = st
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,265 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/keystore"
+)
+
+// startTestNode runs a genesis node without the p2p network on a random
+// API port; its key holds stake 1 and balance 1000, as on `start --genesis`.
+func startTestNode(t testing.TB, mutate ...func(*Config)) *Node {
+	t.Helper()
+	cfg := Config{Home: t.TempDir(), NewNetwork: true, NoNetwork: true, Genesis: DefaultGenesisParams(), BlockInterval: 50 * time.Millisecond}
+	cfg.Genesis.ChainID = "posd-test"
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	n, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// apiCall sends a request to the node's API and decodes a JSON answer into out.
+func apiCall(t testing.TB, n *Node, method, path string, body any, out any) int {
+	t.Helper()
+	var r io.Reader
+	if body != nil {
+		data, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(data)
+	}
+	req, _ := http.NewRequest(method, n.APIURL()+path, r)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %v in %s", method, path, err, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+// send signs tx with k at the next pending nonce, submits it and waits
+// until it is committed.
+func send(t testing.TB, n *Node, k *keystore.Key, tx chain.Transaction) rpc.TxInfo {
+	t.Helper()
+	var acc rpc.Account
+	apiCall(t, n, "GET", "/v1/accounts/"+string(k.Address()), nil, &acc)
+	tx.ChainID = n.Genesis().ChainID
+	tx.Nonce = *acc.PendingNonce + 1
+	k.SignTx(&tx)
+	var res rpc.SubmitResult
+	if code := apiCall(t, n, "POST", "/v1/txs", tx, &res); code != http.StatusAccepted {
+		t.Fatalf("submit %s: status %d, %+v", tx.Type, code, res.Error)
+	}
+	return waitCommitted(t, n, tx.ID())
+}
+
+func waitCommitted(t testing.TB, n *Node, id chain.Hash) rpc.TxInfo {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		var info rpc.TxInfo
+		if apiCall(t, n, "GET", "/v1/txs/"+id.String(), nil, &info) == http.StatusOK && info.Status == rpc.TxCommitted {
+			return info
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("tx %s not committed within 10s", id)
+	return rpc.TxInfo{}
+}
+
+func account(t testing.TB, n *Node, a chain.Address) rpc.Account {
+	var acc rpc.Account
+	apiCall(t, n, "GET", "/v1/accounts/"+string(a), nil, &acc)
+	return acc
+}
+
+func TestNodeLifecycleOfEveryTxType(t *testing.T) {
+	n := startTestNode(t)
+	nodeKey := n.key
+	alice, _ := keystore.Generate()
+	bob, _ := keystore.Generate()
+
+	send(t, n, alice, chain.Transaction{Type: chain.TxExchange, To: alice.Address(), Amount: 500})
+	send(t, n, alice, chain.Transaction{Type: chain.TxTransfer, To: bob.Address(), Amount: 120, Fee: 2})
+	info := send(t, n, alice, chain.Transaction{Type: chain.TxStake, To: alice.Address(), Amount: 100})
+	send(t, n, alice, chain.Transaction{Type: chain.TxUnstake, To: alice.Address(), Amount: 40})
+
+	if info.Height == nil || *info.Height != 3 || info.BlockHash == nil {
+		t.Fatalf("stake tx info %+v, want height 3", info)
+	}
+	want := map[chain.Address]rpc.Account{
+		alice.Address():   {Balance: 500 - 122 - 100 + 40, Stake: 60, Nonce: 4},
+		bob.Address():     {Balance: 120},
+		nodeKey.Address(): {Balance: 1000 + 2, Stake: 1},
+	}
+	for a, w := range want {
+		got := account(t, n, a)
+		if got.Balance != w.Balance || got.Stake != w.Stake || got.Nonce != w.Nonce {
+			t.Errorf("%s: got %+v, want %+v", a.Short(), got, w)
+		}
+	}
+	// The original's routes tell the same story.
+	var balances map[string]uint64
+	apiCall(t, n, "GET", "/accounts", nil, &balances)
+	if balances[string(bob.Address())] != 120 {
+		t.Errorf("/accounts: %v", balances)
+	}
+	var stakes map[string]uint64
+	apiCall(t, n, "GET", "/stakes", nil, &stakes)
+	if stakes[string(alice.Address())] != 60 || stakes[string(nodeKey.Address())] != 1 {
+		t.Errorf("/stakes: %v", stakes)
+	}
+	var bc struct {
+		Blocks []chain.Block `json:"blocks"`
+	}
+	apiCall(t, n, "GET", "/blockchain", nil, &bc)
+	if len(bc.Blocks) != 5 {
+		t.Fatalf("/blockchain has %d blocks, want 5 (genesis + 4)", len(bc.Blocks))
+	}
+	for i, b := range bc.Blocks[1:] {
+		if len(b.Transactions) != 1 || b.Forger != nodeKey.Address() {
+			t.Errorf("block %d: %d txs, forger %s", i+1, len(b.Transactions), b.Forger.Short())
+		}
+	}
+}
+
+func TestRestartKeepsChainAndDoesNotMintAgain(t *testing.T) {
+	home := t.TempDir()
+	mk := func() *Node {
+		return startTestNode(t, func(c *Config) { c.Home = home; c.Fund = 50 })
+	}
+	n := mk()
+	addr := n.Address()
+	deadline := time.Now().Add(10 * time.Second)
+	for account(t, n, addr).Balance != 1050 {
+		if time.Now().After(deadline) {
+			t.Fatalf("funding not committed: %+v", account(t, n, addr))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	height := n.Height()
+	n.Close()
+
+	n2 := mk()
+	if n2.Address() != addr {
+		t.Fatal("the node key changed across restarts")
+	}
+	time.Sleep(200 * time.Millisecond)
+	if got := n2.Height(); got != height {
+		t.Fatalf("height after restart %d, want %d", got, height)
+	}
+	if got := account(t, n2, addr).Balance; got != 1050 {
+		t.Fatalf("balance after restart %d, want 1050 (funded once)", got)
+	}
+}
+
+func TestForgingPolicy(t *testing.T) {
+	n := startTestNode(t, func(c *Config) { c.BlockSize = 3; c.BlockInterval = time.Hour })
+	k, _ := keystore.Generate()
+	var ids []chain.Hash
+	for i := uint64(1); i <= 3; i++ {
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: i}
+		k.SignTx(&tx)
+		if _, err := n.SubmitTx(tx); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, tx.ID())
+		if i < 3 {
+			time.Sleep(100 * time.Millisecond)
+			if n.Height() != 0 {
+				t.Fatalf("forged with %d of block_size 3 pending", i)
+			}
+		}
+	}
+	info := waitCommitted(t, n, ids[2])
+	if *info.Height != 1 {
+		t.Fatalf("three txs landed at height %d, want all in block 1", *info.Height)
+	}
+	b, _ := n.BlockByHeight(1)
+	if len(b.Transactions) != 3 {
+		t.Fatalf("block 1 holds %d txs, want 3", len(b.Transactions))
+	}
+
+	// Runtime change through the admin API: block_size 1 forges at once.
+	one := 1
+	var cfg rpc.Config
+	req, _ := http.NewRequest("PUT", n.APIURL()+"/v1/config", bytes.NewReader([]byte(`{"block_size":1}`)))
+	req.Header.Set("Authorization", "Bearer "+n.Token())
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	json.NewDecoder(resp.Body).Decode(&cfg)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || cfg.BlockSize != one {
+		t.Fatalf("PUT /v1/config: %d %+v", resp.StatusCode, cfg)
+	}
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: 4}
+	k.SignTx(&tx)
+	n.SubmitTx(tx)
+	waitCommitted(t, n, tx.ID())
+}
+
+func TestInvalidTransactionIsEvictedNotStalling(t *testing.T) {
+	n := startTestNode(t, func(c *Config) { c.BlockSize = 1000; c.BlockInterval = time.Hour })
+	k, _ := keystore.Generate()
+	// Admitted, then made unpayable behind the pool's back: the forger must
+	// evict it and forge the rest.
+	fund := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: 1}
+	k.SignTx(&fund)
+	if _, err := n.SubmitTx(fund); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	n.state.SetAccount(k.Address(), chain.Account{Nonce: 5}) // nonce 1 is now a replay
+	n.mu.Unlock()
+	other, _ := keystore.Generate()
+	good := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: other.Address(), Amount: 3, Nonce: 1}
+	other.SignTx(&good)
+	if _, err := n.SubmitTx(good); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.SetConfig(rpc.ConfigPatch{BlockSize: ptr(1)}); err != nil {
+		t.Fatal(err)
+	}
+	waitCommitted(t, n, good.ID())
+	if _, ok := n.pool.Get(fund.ID()); ok {
+		t.Fatal("the invalid transaction is still pooled")
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestTokenIsPrivate(t *testing.T) {
+	n := startTestNode(t)
+	if n.Token() == "" || len(n.Token()) != 64 {
+		t.Fatalf("token %q", n.Token())
+	}
+	status := apiCall(t, n, "GET", "/v1/config", nil, nil)
+	if status != http.StatusUnauthorized {
+		t.Fatalf("GET /v1/config without token: %d", status)
+	}
+}

@@ -1,0 +1,283 @@
+package p2p
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poslab/posd/chain"
+)
+
+const (
+	maxBatchBytes = 1 << 20 // a tx batch message is split above this
+	maxBatchTxs   = 4096
+	maxTxLen      = 4096 // an encoded tx is at most ~2.4 KB (9 fields of ≤ 256 bytes)
+	minTxLen      = 30   // 6 empty strings and 3 integers
+	readyTimeout  = 2 * time.Second
+	readyRetry    = 10 * time.Second // after a failed wait, do not wait again for this long
+)
+
+// TxTopic and BlockTopic name the gossip topics of a chain.
+func TxTopic(chainID string) string    { return "/posd/" + chainID + "/txs/1" }
+func BlockTopic(chainID string) string { return "/posd/" + chainID + "/blocks/1" }
+
+type pubItem struct {
+	topic *pubsub.Topic
+	data  []byte
+}
+
+func (n *Node) startGossip() error {
+	txT, blkT := TxTopic(n.cfg.ChainID), BlockTopic(n.cfg.ChainID)
+	// Only rejected messages (P4) cost score; other terms stay off so
+	// honest nodes sharing one IP are not penalised.
+	topicScore := &pubsub.TopicScoreParams{
+		SkipAtomicValidation:           true,
+		TopicWeight:                    1,
+		InvalidMessageDeliveriesWeight: -10,
+		InvalidMessageDeliveriesDecay:  0.99,
+	}
+	score := &pubsub.PeerScoreParams{
+		SkipAtomicValidation: true,
+		Topics:               map[string]*pubsub.TopicScoreParams{txT: topicScore, blkT: topicScore},
+		DecayInterval:        time.Second,
+		DecayToZero:          0.01,
+		RetainScore:          10 * time.Minute,
+	}
+	thresholds := &pubsub.PeerScoreThresholds{
+		GossipThreshold:   -100,
+		PublishThreshold:  -200,
+		GraylistThreshold: -400,
+	}
+	ps, err := pubsub.NewGossipSub(n.ctx, n.host,
+		// Transactions and blocks carry their own signatures.
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(func(m *pb.Message) string {
+			sum := sha256.Sum256(m.Data)
+			return string(sum[:])
+		}),
+		pubsub.WithPeerOutboundQueueSize(queueSize),
+		pubsub.WithValidateQueueSize(queueSize),
+		// One validation worker and inline validators keep the messages of
+		// a peer in order (nonces, parents).
+		pubsub.WithValidateWorkers(1),
+		pubsub.WithMaxMessageSize(maxMessageSize),
+		pubsub.WithPeerScore(score, thresholds),
+	)
+	if err != nil {
+		return fmt.Errorf("p2p: pubsub: %w", err)
+	}
+	n.ps = ps
+	if err := ps.RegisterTopicValidator(txT, n.validateTxs, pubsub.WithValidatorInline(true)); err != nil {
+		return fmt.Errorf("p2p: tx validator: %w", err)
+	}
+	if err := ps.RegisterTopicValidator(blkT, n.validateBlock, pubsub.WithValidatorInline(true)); err != nil {
+		return fmt.Errorf("p2p: block validator: %w", err)
+	}
+	if n.txTopic, err = ps.Join(txT); err != nil {
+		return fmt.Errorf("p2p: join %s: %w", txT, err)
+	}
+	if n.blkTopic, err = ps.Join(blkT); err != nil {
+		return fmt.Errorf("p2p: join %s: %w", blkT, err)
+	}
+	for _, t := range []*pubsub.Topic{n.txTopic, n.blkTopic} {
+		sub, err := t.Subscribe(pubsub.WithBufferSize(queueSize))
+		if err != nil {
+			return fmt.Errorf("p2p: subscribe: %w", err)
+		}
+		n.subs = append(n.subs, sub)
+		// Messages were handled by the validators; drain the subscription.
+		n.spawn(func() {
+			for {
+				if _, err := sub.Next(n.ctx); err != nil {
+					return
+				}
+			}
+		})
+	}
+	n.spawn(n.publishLoop)
+	return nil
+}
+
+// PublishTxs gossips txs, many per message. It does not wait for the network.
+func (n *Node) PublishTxs(txs []chain.Transaction) {
+	for len(txs) > 0 {
+		data, used := encodeTxBatch(txs)
+		txs = txs[used:]
+		n.enqueue(n.txTopic, data)
+	}
+}
+
+// PublishBlock gossips b. It does not wait for the network.
+func (n *Node) PublishBlock(b *chain.Block) {
+	n.enqueue(n.blkTopic, chain.EncodeBlock(b))
+}
+
+func (n *Node) enqueue(t *pubsub.Topic, data []byte) {
+	if t == nil || len(data) > maxMessageSize {
+		return
+	}
+	select {
+	case n.pubQ <- pubItem{t, data}:
+	case <-n.ctx.Done():
+	}
+}
+
+// publishLoop publishes in order. A message is only published when some
+// peer of the topic can get it: published before the peers exchanged their
+// subscriptions, it would be lost (and its id marked as seen).
+func (n *Node) publishLoop() {
+	lastFail := map[*pubsub.Topic]time.Time{}
+	for {
+		var it pubItem
+		select {
+		case <-n.ctx.Done():
+			return
+		case it = <-n.pubQ:
+		}
+		if len(n.host.Network().Peers()) == 0 {
+			continue // alone: nobody to tell
+		}
+		if len(it.topic.ListPeers()) == 0 {
+			if time.Since(lastFail[it.topic]) < readyRetry || !n.waitTopicPeers(it.topic) {
+				lastFail[it.topic] = time.Now()
+				n.log.Debug("p2p: no peer on the topic, message not published", "topic", it.topic.String())
+				continue
+			}
+		}
+		if err := it.topic.Publish(n.ctx, it.data); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("p2p: publish failed", "topic", it.topic.String(), "err", err)
+		}
+	}
+}
+
+func (n *Node) waitTopicPeers(t *pubsub.Topic) bool {
+	ctx, cancel := context.WithTimeout(n.ctx, readyTimeout)
+	defer cancel()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for len(t.ListPeers()) == 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+	return true
+}
+
+func (n *Node) validateTxs(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if msg.Local || from == n.host.ID() {
+		return pubsub.ValidationAccept // handled before publishing
+	}
+	if !n.enter() {
+		return pubsub.ValidationIgnore
+	}
+	defer n.leave()
+	txs, err := decodeTxBatch(msg.Data)
+	if err != nil {
+		n.log.Debug("p2p: bad tx batch", "peer", from, "err", err)
+		return pubsub.ValidationReject
+	}
+	accepted := 0
+	for _, tx := range txs {
+		err := n.h.HandleTx(tx)
+		switch {
+		case err == nil:
+			accepted++
+		case errors.Is(err, ErrIgnore), errors.Is(err, ErrUnknownParent):
+		default:
+			n.log.Debug("p2p: tx rejected", "peer", from, "tx", tx.ID().String(), "err", err)
+			return pubsub.ValidationReject
+		}
+	}
+	if accepted == 0 {
+		return pubsub.ValidationIgnore
+	}
+	return pubsub.ValidationAccept
+}
+
+func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if msg.Local || from == n.host.ID() {
+		return pubsub.ValidationAccept
+	}
+	if !n.enter() {
+		return pubsub.ValidationIgnore
+	}
+	defer n.leave()
+	b, err := chain.DecodeBlock(msg.Data)
+	if err != nil {
+		n.log.Debug("p2p: bad block message", "peer", from, "err", err)
+		return pubsub.ValidationReject
+	}
+	err = n.h.HandleBlock(b)
+	switch {
+	case err == nil:
+		return pubsub.ValidationAccept
+	case errors.Is(err, ErrUnknownParent):
+		n.requestSync(from)
+		return pubsub.ValidationIgnore
+	case errors.Is(err, ErrIgnore):
+		return pubsub.ValidationIgnore
+	default:
+		n.log.Debug("p2p: block rejected", "peer", from, "height", b.Height, "err", err)
+		return pubsub.ValidationReject
+	}
+}
+
+// encodeTxBatch encodes a prefix of txs that fits one message and returns
+// how many it took (at least one).
+func encodeTxBatch(txs []chain.Transaction) ([]byte, int) {
+	encs := make([][]byte, 0, min(len(txs), maxBatchTxs))
+	size := 0
+	for i := range txs {
+		enc := chain.EncodeTx(&txs[i])
+		if len(encs) > 0 && (size+len(enc)+binary.MaxVarintLen32 > maxBatchBytes || len(encs) == maxBatchTxs) {
+			break
+		}
+		encs = append(encs, enc)
+		size += len(enc) + binary.MaxVarintLen32
+	}
+	out := make([]byte, 0, size+binary.MaxVarintLen32)
+	out = binary.AppendUvarint(out, uint64(len(encs)))
+	for _, enc := range encs {
+		out = binary.AppendUvarint(out, uint64(len(enc)))
+		out = append(out, enc...)
+	}
+	return out, len(encs)
+}
+
+func decodeTxBatch(data []byte) ([]*chain.Transaction, error) {
+	count, k := binary.Uvarint(data)
+	if k <= 0 {
+		return nil, errors.New("bad count")
+	}
+	data = data[k:]
+	if count == 0 || count > maxBatchTxs || count > uint64(len(data)/(minTxLen+1)) {
+		return nil, fmt.Errorf("bad count %d", count)
+	}
+	txs := make([]*chain.Transaction, 0, count)
+	for range count {
+		size, k := binary.Uvarint(data)
+		if k <= 0 || size > maxTxLen || size > uint64(len(data)-k) {
+			return nil, errors.New("bad tx length")
+		}
+		tx, err := chain.DecodeTx(data[k : k+int(size)])
+		if err != nil {
+			return nil, err
+		}
+		txs = append(txs, tx)
+		data = data[k+int(size):]
+	}
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes", len(data))
+	}
+	return txs, nil
+}

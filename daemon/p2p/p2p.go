@@ -1,0 +1,504 @@
+// Package p2p connects a node to its peers over libp2p: it gossips
+// transactions and blocks, checks that peers share the genesis, and syncs the
+// chain from peers that are ahead.
+//
+// Wire protocols (all integers big endian):
+//
+//	/posd/status/1  each side sends version(1) genesis(32) height(8) head(32)
+//	/posd/sync/1    request from(8) limit(4); response uvarint length + EncodeBlock
+//	                per block, ascending, then a zero length
+//	topics          /posd/<chain_id>/txs/1: uvarint count, then per tx uvarint
+//	                length + EncodeTx; /posd/<chain_id>/blocks/1: EncodeBlock
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	"github.com/libp2p/go-libp2p/p2p/host/eventbus"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/x/rate"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+)
+
+// Handler is the node side. Its methods are called from libp2p goroutines concurrently.
+type Handler interface {
+	GenesisHash() chain.Hash
+	Head() (height uint64, hash chain.Hash)
+	// HandleTx validates and pools a gossiped transaction. nil: accept and
+	// forward; ErrIgnore (or wrapping it): do not forward, not the sender's
+	// fault (e.g. already known); any other error: reject (not forwarded, the
+	// sender is penalised).
+	HandleTx(tx *chain.Transaction) error
+	// HandleBlock validates and imports a gossiped or synced block. Same error
+	// convention; ErrUnknownParent means "I lack its parent": ignore it for
+	// gossip and start a sync with that peer.
+	HandleBlock(b *chain.Block) error
+	// Blocks serves sync: main-chain blocks [from, from+limit), ascending.
+	Blocks(from uint64, limit int) ([]*chain.Block, error)
+}
+
+// ErrIgnore is returned (or wrapped) by a Handler for a message that is not
+// forwarded but is not the sender's fault either.
+var ErrIgnore = errors.New("ignore")
+
+// ErrUnknownParent is returned (or wrapped) by HandleBlock when the parent of
+// the block is unknown: the node is behind or on another fork.
+var ErrUnknownParent = errors.New("unknown parent")
+
+// Config configures a Node.
+type Config struct {
+	ListenHost string             // e.g. 127.0.0.1; empty = 0.0.0.0
+	Port       int                // TCP port; 0 = random
+	PrivateKey ed25519.PrivateKey // node identity; nil = a random one
+	ChainID    string             // topics are /posd/<chain_id>/txs/1 and /posd/<chain_id>/blocks/1
+	Peers      []string           // multiaddrs with /p2p/<id> to connect to at start (and re-dial periodically if disconnected)
+	MDNS       bool
+	Logger     *slog.Logger
+}
+
+// Protocol ids.
+const (
+	StatusProtocol = "/posd/status/1"
+	SyncProtocol   = "/posd/sync/1"
+)
+
+// Limits and intervals.
+const (
+	maxMessageSize  = 8 << 20 // pubsub message and encoded block limit
+	maxSyncRange    = 500     // blocks per sync request
+	statusTimeout   = 10 * time.Second
+	syncReadTimeout = 30 * time.Second
+	pollInterval    = 3 * time.Second  // status poll of every peer
+	redialInterval  = 10 * time.Second // configured peers
+	dialTimeout     = 5 * time.Second
+	queueSize       = 4096 // gossipsub queues (the default 32 drops under load)
+	maxSyncServers  = 8    // concurrent sync streams served
+)
+
+// Node is a running libp2p host with gossip, status and sync.
+type Node struct {
+	cfg     Config
+	h       Handler
+	log     *slog.Logger
+	host    host.Host
+	gater   *gater
+	genesis chain.Hash
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	ps       *pubsub.PubSub
+	txTopic  *pubsub.Topic
+	blkTopic *pubsub.Topic
+	subs     []*pubsub.Subscription
+	pubQ     chan pubItem
+	evSub    event.Subscription
+	mdns     io.Closer
+
+	mu       sync.Mutex
+	peers    map[peer.ID]*peerState // handshaken peers
+	dialList map[peer.ID]peer.AddrInfo
+	pending  []peer.ID // sync requests, in order
+	syncWake chan struct{}
+	serveSem chan struct{}
+
+	wgMu      sync.Mutex
+	closed    bool
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+type peerState struct {
+	height uint64
+	head   chain.Hash
+}
+
+// New starts the host, pubsub, stream handlers, discovery and the sync loop.
+// ctx bounds the start only; the node runs until Close.
+func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
+	if h == nil {
+		return nil, errors.New("p2p: nil handler")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ChainID == "" {
+		return nil, errors.New("p2p: empty chain id")
+	}
+	listen, err := listenAddr(cfg.ListenHost, cfg.Port)
+	if err != nil {
+		return nil, err
+	}
+	var key crypto.PrivKey
+	if cfg.PrivateKey == nil {
+		key, _, err = crypto.GenerateEd25519Key(rand.Reader)
+	} else {
+		key, err = crypto.UnmarshalEd25519PrivateKey(cfg.PrivateKey)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("p2p: node key: %w", err)
+	}
+	dials := map[peer.ID]peer.AddrInfo{}
+	if err := addAddrInfos(dials, cfg.Peers); err != nil {
+		return nil, err
+	}
+	rm, err := newResourceManager()
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	g := &gater{banned: map[peer.ID]struct{}{}}
+	hst, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionGater(g),
+		libp2p.DisableRelay(),
+		libp2p.DisableMetrics(),
+	)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("p2p: start host: %w", err)
+	}
+	delete(dials, hst.ID())
+
+	nctx, cancel := context.WithCancel(context.Background())
+	n := &Node{
+		cfg:      cfg,
+		h:        h,
+		log:      cfg.Logger,
+		host:     hst,
+		gater:    g,
+		genesis:  h.GenesisHash(),
+		ctx:      nctx,
+		cancel:   cancel,
+		pubQ:     make(chan pubItem, 1024),
+		peers:    map[peer.ID]*peerState{},
+		dialList: dials,
+		syncWake: make(chan struct{}, 1),
+		serveSem: make(chan struct{}, maxSyncServers),
+	}
+	fail := func(err error) (*Node, error) {
+		n.Close()
+		return nil, err
+	}
+
+	// Every new peer gets the status handshake.
+	n.evSub, err = hst.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged), eventbus.BufSize(1024))
+	if err != nil {
+		return fail(fmt.Errorf("p2p: event bus: %w", err))
+	}
+	hst.SetStreamHandler(StatusProtocol, n.tracked(n.serveStatus))
+	hst.SetStreamHandler(SyncProtocol, n.tracked(n.serveSync))
+	n.spawn(n.eventLoop)
+
+	if err := n.startGossip(); err != nil {
+		return fail(err)
+	}
+	n.spawn(n.syncLoop)
+	n.spawn(n.redialLoop)
+
+	if cfg.MDNS {
+		svc := mdns.NewMdnsService(hst, "_posd._udp", mdnsNotifee{n})
+		if err := svc.Start(); err != nil {
+			n.log.Warn("p2p: mdns unavailable", "err", err)
+		} else {
+			n.mdns = svc
+		}
+	}
+	n.log.Info("p2p: listening", "id", n.ID(), "addrs", n.Addrs())
+	return n, nil
+}
+
+// ID returns the node's peer id.
+func (n *Node) ID() string { return n.host.ID().String() }
+
+// Addrs returns the node's listen multiaddrs including /p2p/<id>.
+func (n *Node) Addrs() []string {
+	var out []string
+	for _, a := range n.host.Addrs() {
+		out = append(out, a.String()+"/p2p/"+n.host.ID().String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Peers returns the connected peers that passed the status handshake.
+func (n *Node) Peers() []rpc.Peer {
+	n.mu.Lock()
+	ids := make([]peer.ID, 0, len(n.peers))
+	for id := range n.peers {
+		ids = append(ids, id)
+	}
+	n.mu.Unlock()
+	slices.Sort(ids)
+	out := make([]rpc.Peer, 0, len(ids))
+	for _, id := range ids {
+		conns := n.host.Network().ConnsToPeer(id)
+		if len(conns) == 0 {
+			continue
+		}
+		p := rpc.Peer{ID: id.String()}
+		for _, c := range conns {
+			p.Addrs = append(p.Addrs, c.RemoteMultiaddr().String()+"/p2p/"+id.String())
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// Connect dials addrs (multiaddrs with /p2p/<id>), runs the status handshake
+// with each peer and keeps re-dialling them when disconnected. It returns
+// the errors of the peers it could not join (e.g. another genesis).
+func (n *Node) Connect(ctx context.Context, addrs []string) error {
+	infos := map[peer.ID]peer.AddrInfo{}
+	if err := addAddrInfos(infos, addrs); err != nil {
+		return err
+	}
+	delete(infos, n.host.ID())
+	n.mu.Lock()
+	for id, ai := range infos {
+		n.dialList[id] = ai
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, ai := range infos {
+		if err := n.dial(ctx, ai); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", ai.ID, err))
+			continue
+		}
+		if _, err := n.handshake(ctx, ai.ID); err != nil {
+			errs = append(errs, fmt.Errorf("peer %s: %w", ai.ID, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close shuts everything down and waits for the node's goroutines.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wgMu.Lock()
+		n.closed = true
+		n.wgMu.Unlock()
+		if n.mdns != nil {
+			n.mdns.Close()
+		}
+		for _, s := range n.subs {
+			s.Cancel()
+		}
+		if n.evSub != nil {
+			n.evSub.Close()
+		}
+		n.closeErr = n.host.Close()
+		n.wg.Wait()
+	})
+	return n.closeErr
+}
+
+// spawn runs f in a goroutine that Close waits for; false once closing.
+func (n *Node) spawn(f func()) bool {
+	n.wgMu.Lock()
+	defer n.wgMu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// enter registers a call from a libp2p goroutine into the Handler, so Close
+// can wait for it; false once closing.
+func (n *Node) enter() bool {
+	n.wgMu.Lock()
+	defer n.wgMu.Unlock()
+	if n.closed {
+		return false
+	}
+	n.wg.Add(1)
+	return true
+}
+
+func (n *Node) leave() { n.wg.Done() }
+
+// tracked wraps a stream handler so Close waits for it.
+func (n *Node) tracked(f network.StreamHandler) network.StreamHandler {
+	return func(s network.Stream) {
+		if !n.enter() {
+			s.Reset()
+			return
+		}
+		defer n.leave()
+		f(s)
+	}
+}
+
+// eventLoop runs the handshake on every newly connected peer and forgets
+// disconnected ones.
+func (n *Node) eventLoop() {
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case ev, ok := <-n.evSub.Out():
+			if !ok {
+				return
+			}
+			e := ev.(event.EvtPeerConnectednessChanged)
+			switch e.Connectedness {
+			case network.Connected:
+				p := e.Peer
+				n.spawn(func() {
+					if _, err := n.handshake(n.ctx, p); err != nil && n.ctx.Err() == nil {
+						n.log.Debug("p2p: handshake failed", "peer", p, "err", err)
+					}
+				})
+			case network.NotConnected:
+				n.mu.Lock()
+				delete(n.peers, e.Peer)
+				n.mu.Unlock()
+				n.log.Debug("p2p: peer disconnected", "peer", e.Peer)
+			}
+		}
+	}
+}
+
+// redialLoop dials the configured peers at start and again whenever they are
+// disconnected.
+func (n *Node) redialLoop() {
+	t := time.NewTicker(redialInterval)
+	defer t.Stop()
+	for {
+		n.mu.Lock()
+		var todo []peer.AddrInfo
+		for id, ai := range n.dialList {
+			if n.host.Network().Connectedness(id) != network.Connected && !n.gater.isBanned(id) {
+				todo = append(todo, ai)
+			}
+		}
+		n.mu.Unlock()
+		for _, ai := range todo {
+			n.spawn(func() {
+				if err := n.dial(n.ctx, ai); err != nil && n.ctx.Err() == nil {
+					n.log.Debug("p2p: dial failed", "peer", ai.ID, "err", err)
+				}
+			})
+		}
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) dial(ctx context.Context, ai peer.AddrInfo) error {
+	if n.gater.isBanned(ai.ID) {
+		return errors.New("peer is on another genesis")
+	}
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	return n.host.Connect(ctx, ai)
+}
+
+type mdnsNotifee struct{ n *Node }
+
+func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
+	n := m.n
+	if ai.ID == n.host.ID() || n.gater.isBanned(ai.ID) || n.host.Network().Connectedness(ai.ID) == network.Connected {
+		return
+	}
+	n.spawn(func() {
+		if err := n.dial(n.ctx, ai); err != nil && n.ctx.Err() == nil {
+			n.log.Debug("p2p: mdns dial failed", "peer", ai.ID, "err", err)
+		}
+	})
+}
+
+func listenAddr(host string, port int) (ma.Multiaddr, error) {
+	if host == "" {
+		host = "0.0.0.0"
+	}
+	if port < 0 || port > 65535 {
+		return nil, fmt.Errorf("p2p: bad port %d", port)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil {
+		return nil, fmt.Errorf("p2p: listen host %q is not an IP address", host)
+	}
+	proto := "ip4"
+	if ip.To4() == nil {
+		proto = "ip6"
+	}
+	return ma.NewMultiaddr("/" + proto + "/" + ip.String() + "/tcp/" + strconv.Itoa(port))
+}
+
+// addAddrInfos parses multiaddrs with /p2p/<id> into m, merging per peer.
+func addAddrInfos(m map[peer.ID]peer.AddrInfo, addrs []string) error {
+	for _, s := range addrs {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return fmt.Errorf("p2p: peer address %q: %w", s, err)
+		}
+		cur := m[ai.ID]
+		cur.ID = ai.ID
+		cur.Addrs = append(cur.Addrs, ai.Addrs...)
+		m[ai.ID] = cur
+	}
+	return nil
+}
+
+// newResourceManager keeps the default memory and stream limits but lifts
+// the connection limits, which bite when many nodes share one address
+// (8 per IP by default).
+func newResourceManager() (network.ResourceManager, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	conns := rcmgr.ResourceLimits{
+		Conns:         rcmgr.Unlimited,
+		ConnsInbound:  rcmgr.Unlimited,
+		ConnsOutbound: rcmgr.Unlimited,
+		FD:            rcmgr.Unlimited,
+	}
+	partial := rcmgr.PartialLimitConfig{System: conns, Transient: conns}
+	limits := partial.Build(scaling.AutoScale())
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits),
+		rcmgr.WithLimitPerSubnet(
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: 1024}},
+			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: 1024}},
+		),
+		rcmgr.WithConnRateLimiters(&rate.Limiter{}),
+		rcmgr.WithMetricsDisabled(),
+	)
+}

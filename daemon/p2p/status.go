@@ -1,0 +1,169 @@
+package p2p
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/poslab/posd/chain"
+)
+
+const (
+	statusVersion = 1
+	statusLen     = 1 + 32 + 8 + 32
+)
+
+// status is what each side of /posd/status/1 sends.
+type status struct {
+	genesis chain.Hash
+	height  uint64
+	head    chain.Hash
+}
+
+func (s status) encode() []byte {
+	out := make([]byte, 0, statusLen)
+	out = append(out, statusVersion)
+	out = append(out, s.genesis[:]...)
+	out = binary.BigEndian.AppendUint64(out, s.height)
+	return append(out, s.head[:]...)
+}
+
+func decodeStatus(b []byte) (status, error) {
+	var s status
+	if len(b) != statusLen || b[0] != statusVersion {
+		return s, errors.New("malformed status")
+	}
+	copy(s.genesis[:], b[1:33])
+	s.height = binary.BigEndian.Uint64(b[33:41])
+	copy(s.head[:], b[41:73])
+	return s, nil
+}
+
+func (n *Node) localStatus() status {
+	height, head := n.h.Head()
+	return status{genesis: n.genesis, height: height, head: head}
+}
+
+// errWrongGenesis is returned by the handshake with a peer of another network.
+var errWrongGenesis = errors.New("peer is on another genesis")
+
+// handshake asks p for its status (sending ours) and records the result.
+func (n *Node) handshake(ctx context.Context, p peer.ID) (status, error) {
+	ctx, cancel := context.WithTimeout(ctx, statusTimeout)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithNoDial(ctx, "status of a connected peer"), p, StatusProtocol)
+	if err != nil {
+		return status{}, err
+	}
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(statusTimeout))
+	if _, err := s.Write(n.localStatus().encode()); err != nil {
+		s.Reset()
+		return status{}, err
+	}
+	s.CloseWrite()
+	buf := make([]byte, statusLen)
+	if _, err := io.ReadFull(s, buf); err != nil {
+		s.Reset()
+		return status{}, err
+	}
+	st, err := decodeStatus(buf)
+	if err != nil {
+		s.Reset()
+		return status{}, err
+	}
+	return st, n.observe(p, st)
+}
+
+// serveStatus answers a status request with ours.
+func (n *Node) serveStatus(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(statusTimeout))
+	buf := make([]byte, statusLen)
+	if _, err := io.ReadFull(s, buf); err != nil {
+		s.Reset()
+		return
+	}
+	st, err := decodeStatus(buf)
+	if err != nil {
+		s.Reset()
+		return
+	}
+	if _, err := s.Write(n.localStatus().encode()); err != nil {
+		s.Reset()
+		return
+	}
+	n.observe(s.Conn().RemotePeer(), st)
+}
+
+// observe records the status of p: a peer on another genesis is dropped and
+// refused from now on; a peer ahead of us is synced from.
+func (n *Node) observe(p peer.ID, st status) error {
+	if st.genesis != n.genesis {
+		first := n.gater.ban(p)
+		n.mu.Lock()
+		delete(n.peers, p)
+		n.mu.Unlock()
+		n.host.Network().ClosePeer(p)
+		n.host.Peerstore().ClearAddrs(p)
+		if first {
+			n.log.Warn("p2p: dropping peer on another genesis", "peer", p.String(),
+				"our_genesis", n.genesis.String(), "peer_genesis", st.genesis.String())
+		}
+		return fmt.Errorf("%w: %s", errWrongGenesis, st.genesis)
+	}
+	if n.host.Network().Connectedness(p) != network.Connected {
+		return errors.New("peer disconnected")
+	}
+	n.mu.Lock()
+	_, known := n.peers[p]
+	n.peers[p] = &peerState{height: st.height, head: st.head}
+	n.mu.Unlock()
+	if !known {
+		n.log.Info("p2p: peer joined", "peer", p.String(), "height", st.height)
+	}
+	if ours, _ := n.h.Head(); st.height > ours {
+		n.requestSync(p)
+	}
+	return nil
+}
+
+// gater refuses connections from peers found on another genesis.
+type gater struct {
+	mu     sync.RWMutex
+	banned map[peer.ID]struct{}
+}
+
+func (g *gater) ban(p peer.ID) (first bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.banned[p]; ok {
+		return false
+	}
+	g.banned[p] = struct{}{}
+	return true
+}
+
+func (g *gater) isBanned(p peer.ID) bool {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	_, ok := g.banned[p]
+	return ok
+}
+
+func (g *gater) InterceptPeerDial(p peer.ID) bool                                { return !g.isBanned(p) }
+func (g *gater) InterceptAddrDial(peer.ID, ma.Multiaddr) bool                    { return true }
+func (g *gater) InterceptAccept(network.ConnMultiaddrs) bool                     { return true }
+func (g *gater) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+func (g *gater) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.isBanned(p)
+}
