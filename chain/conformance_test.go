@@ -316,3 +316,22 @@ func TestFeesAndRewardGoToForger(t *testing.T) {
 		t.Fatalf("sender balance %d, want %d", got, 487)
 	}
 }
+
+// TestLargeBlockReportsFirstBadTx exercises the parallel signature checks:
+// with bad transactions at indexes 70 and 90 of 100, the error names 70.
+func TestLargeBlockReportsFirstBadTx(t *testing.T) {
+	c := newTestChain(t, testGenesis(t))
+	txs := make([]Transaction, 100)
+	for i := range txs {
+		txs[i] = signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, uint64(i+1))
+	}
+	for _, bad := range []int{90, 70} {
+		txs[bad].Signature = txs[bad-1].Signature
+	}
+	b := c.next(0, txs...)
+	_, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state, c.nowMs, nil)
+	var te *BlockTxError
+	if !errors.As(err, &te) || te.Index != 70 || !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("got %v, want bad_signature at transaction 70", err)
+	}
+}

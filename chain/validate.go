@@ -4,6 +4,8 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"runtime"
+	"sync"
 
 	"github.com/poslab/posd/chain/election"
 )
@@ -192,21 +194,50 @@ func (h *Header) VerifySignature() error {
 }
 
 // CheckBlockTxs runs verify (nil: full Validate) on every transaction of b.
+// Signature checks dominate block validation, so large blocks are checked
+// on all cores; the error reported is the one of the lowest index, as a
+// sequential check would find it.
 func CheckBlockTxs(g *Genesis, b *Block, verify TxVerifier) error {
-	for i := range b.Transactions {
-		tx := &b.Transactions[i]
-		var err error
-		if verify != nil {
-			err = verify(tx)
-		} else {
-			err = tx.Validate(g.ChainID)
+	if verify == nil {
+		verify = func(tx *Transaction) error { return tx.Validate(g.ChainID) }
+	}
+	txs := b.Transactions
+	workers := min(runtime.GOMAXPROCS(0), len(txs)/parallelThreshold)
+	if workers <= 1 {
+		for i := range txs {
+			if err := verify(&txs[i]); err != nil {
+				return txError(i, &txs[i], err)
+			}
 		}
+		return nil
+	}
+	errs := make([]error, len(txs))
+	var wg sync.WaitGroup
+	chunk := (len(txs) + workers - 1) / workers
+	for start := 0; start < len(txs); start += chunk {
+		end := min(start+chunk, len(txs))
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			for i := lo; i < hi; i++ {
+				if errs[i] = verify(&txs[i]); errs[i] != nil {
+					return // later ones in this chunk cannot matter
+				}
+			}
+		}(start, end)
+	}
+	wg.Wait()
+	for i, err := range errs {
 		if err != nil {
-			return txError(i, tx, err)
+			return txError(i, &txs[i], err)
 		}
 	}
 	return nil
 }
+
+// parallelThreshold is the number of transactions per extra core below
+// which spreading the checks costs more than it saves.
+const parallelThreshold = 32
 
 // ValidateAndApply checks b completely against parent and applies it to
 // state (the state after parent), returning the undo record. On any error,

@@ -1,0 +1,204 @@
+package p2p
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+)
+
+// fakeChain is a Handler holding a list of linked blocks; it checks links
+// only (real validation is the node's job).
+type fakeChain struct {
+	mu       sync.Mutex
+	genesis  chain.Hash
+	blocks   []*chain.Block // blocks[i].Height == i
+	txs      []chain.Transaction
+	txSeen   map[chain.Hash]bool
+	rejectTx func(*chain.Transaction) bool
+	acceptAt map[uint64]time.Time // when each height was imported
+	notify   chan struct{}        // signalled on every change
+}
+
+func newFakeChain(genesis string) *fakeChain {
+	g := chain.Hash(sha256.Sum256([]byte(genesis)))
+	return &fakeChain{
+		genesis:  g,
+		blocks:   []*chain.Block{{Header: chain.Header{Height: 0, PrevHash: g}}},
+		txSeen:   map[chain.Hash]bool{},
+		acceptAt: map[uint64]time.Time{},
+		notify:   make(chan struct{}, 1),
+	}
+}
+
+// extend appends n blocks; salt makes forks differ.
+func (f *fakeChain) extend(n int, salt int64) []*chain.Block {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []*chain.Block
+	for range n {
+		parent := f.blocks[len(f.blocks)-1]
+		b := &chain.Block{Header: chain.Header{
+			Height:    parent.Height + 1,
+			PrevHash:  parent.Hash(),
+			Timestamp: int64(parent.Height+1)*1000 + salt,
+			Forger:    "f0rger",
+		}}
+		f.blocks = append(f.blocks, b)
+		out = append(out, b)
+	}
+	return out
+}
+
+func (f *fakeChain) signal() {
+	select {
+	case f.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (f *fakeChain) GenesisHash() chain.Hash { return f.genesis }
+
+func (f *fakeChain) Head() (uint64, chain.Hash) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	b := f.blocks[len(f.blocks)-1]
+	return b.Height, b.Hash()
+}
+
+func (f *fakeChain) height() uint64 { h, _ := f.Head(); return h }
+
+func (f *fakeChain) HandleTx(tx *chain.Transaction) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.rejectTx != nil && f.rejectTx(tx) {
+		return errors.New("bad tx")
+	}
+	id := tx.ID()
+	if f.txSeen[id] {
+		return ErrIgnore
+	}
+	f.txSeen[id] = true
+	f.txs = append(f.txs, *tx)
+	f.signal()
+	return nil
+}
+
+func (f *fakeChain) hasTx(amount uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, tx := range f.txs {
+		if tx.Amount == amount {
+			return true
+		}
+	}
+	return false
+}
+
+// HandleBlock imports a block whose parent is known, switching to its
+// branch (dropping blocks above the parent): good enough for tests.
+func (f *fakeChain) HandleBlock(b *chain.Block) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if b.Height == 0 {
+		return ErrIgnore
+	}
+	if b.Height < uint64(len(f.blocks)) && f.blocks[b.Height].Hash() == b.Hash() {
+		return ErrIgnore
+	}
+	if b.Height > uint64(len(f.blocks)) || f.blocks[b.Height-1].Hash() != b.PrevHash {
+		return ErrUnknownParent
+	}
+	f.blocks = append(f.blocks[:b.Height], b)
+	f.acceptAt[b.Height] = time.Now()
+	f.signal()
+	return nil
+}
+
+func (f *fakeChain) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if from >= uint64(len(f.blocks)) {
+		return nil, nil
+	}
+	end := min(from+uint64(limit), uint64(len(f.blocks)))
+	return append([]*chain.Block(nil), f.blocks[from:end]...), nil
+}
+
+func (f *fakeChain) hashes() []chain.Hash {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]chain.Hash, len(f.blocks))
+	for i, b := range f.blocks {
+		out[i] = b.Hash()
+	}
+	return out
+}
+
+// syncBuffer is a concurrency-safe log sink.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+func startNode(tb testing.TB, h Handler, logs *syncBuffer, peers ...*Node) *Node {
+	tb.Helper()
+	cfg := Config{ListenHost: "127.0.0.1", ChainID: "test"}
+	if logs != nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	for _, p := range peers {
+		cfg.Peers = append(cfg.Peers, p.Addrs()...)
+	}
+	n, err := New(context.Background(), cfg, h)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { n.Close() })
+	return n
+}
+
+func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func hasPeer(n *Node, id string) bool {
+	for _, p := range n.Peers() {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+func tx(amount uint64) chain.Transaction {
+	return chain.Transaction{
+		Type: chain.TxTransfer, ChainID: "test", From: "a", To: "b",
+		Amount: amount, Fee: 1, Nonce: amount, PublicKey: "pk", Signature: "sig",
+	}
+}
