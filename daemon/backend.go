@@ -23,7 +23,7 @@ func (n *Node) Status() rpc.Status {
 	n.mu.RUnlock()
 	s := rpc.Status{
 		ChainID:         n.g.ChainID,
-		GenesisHash:     n.g.Hash(),
+		GenesisHash:     n.genesisHash(),
 		Height:          head.Height,
 		HeadHash:        head.Hash(),
 		HeadTimestamp:   head.Timestamp,
@@ -38,7 +38,7 @@ func (n *Node) Status() rpc.Status {
 	if n.net != nil {
 		s.PeerID = n.net.ID()
 		s.P2PAddrs = n.net.Addrs()
-		s.Peers = len(n.net.PeerList())
+		s.Peers = len(n.net.Peers())
 	}
 	return s
 }
@@ -237,8 +237,8 @@ func (n *Node) Peers() []rpc.Peer {
 	if n.net == nil {
 		return out
 	}
-	for _, p := range n.net.PeerList() {
-		out = append(out, rpc.Peer{ID: p.ID, Addrs: p.Addrs})
+	if peers := n.net.Peers(); peers != nil {
+		return peers
 	}
 	return out
 }
@@ -280,7 +280,7 @@ func (n *Node) Metrics() map[string]float64 {
 	n.mu.RUnlock()
 	peers := 0
 	if n.net != nil {
-		peers = len(n.net.PeerList())
+		peers = len(n.net.Peers())
 	}
 	return map[string]float64{
 		"height":                float64(height),

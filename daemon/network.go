@@ -1,8 +1,162 @@
 package daemon
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
 
-// startNetwork starts the libp2p side (daemon/p2p) for n.
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/daemon/p2p"
+)
+
+// metaJoinURL remembers the API a node joined through, so it finds its
+// network again after a restart without flags.
+const metaJoinURL = "join_url"
+
+// startNetwork starts the libp2p side for n and connects to the network:
+// --peers, mDNS, and the p2p addresses the join URL's node reports.
 func startNetwork(ctx context.Context, n *Node) (Network, error) {
-	return nil, nil
+	nw, err := p2p.New(ctx, p2p.Config{
+		ListenHost: n.cfg.Host,
+		Port:       n.cfg.P2PPort,
+		PrivateKey: n.key.PrivateKey(),
+		ChainID:    n.g.ChainID,
+		Peers:      n.cfg.Peers,
+		MDNS:       n.cfg.MDNS,
+		Logger:     n.log.With("component", "p2p"),
+	}, p2pHandler{n})
+	if err != nil {
+		return nil, fmt.Errorf("p2p: %w", err)
+	}
+	if url := n.joinURL(); url != "" {
+		go n.joinPeers(ctx, nw, url)
+	}
+	return nw, nil
+}
+
+// joinURL is --join, else the URL this node joined through before, else the
+// default join URL for a node that neither made nor joined a network.
+func (n *Node) joinURL() string {
+	if n.cfg.NoJoin {
+		return ""
+	}
+	if n.cfg.Join != "" {
+		n.st.PutMeta(metaJoinURL, []byte(n.cfg.Join))
+		return n.cfg.Join
+	}
+	if v, err := n.st.Meta(metaJoinURL); err == nil {
+		return string(v)
+	}
+	if n.cfg.NewNetwork || n.cfg.GenesisFile != "" {
+		return ""
+	}
+	return DefaultJoinURL
+}
+
+// joinPeers learns the p2p addresses of the node at url and connects,
+// retrying for a while: the other node may be starting too.
+func (n *Node) joinPeers(ctx context.Context, nw *p2p.Node, url string) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for attempt := 0; ; attempt++ {
+		var status struct {
+			P2PAddrs []string `json:"p2p_addrs"`
+			PeerID   string   `json:"peer_id"`
+		}
+		err := getJSON(hc, strings.TrimRight(url, "/")+"/v1/status", &status)
+		if err == nil && status.PeerID == nw.ID() {
+			return // we are the node at url
+		}
+		if err == nil && len(status.P2PAddrs) > 0 {
+			if err = nw.Connect(ctx, status.P2PAddrs); err == nil {
+				n.log.Info("connected to the network", "via", url, "peer", status.PeerID)
+				n.connectPeersOf(ctx, hc, nw, url)
+				return
+			}
+		}
+		if attempt == 0 || attempt%10 == 0 {
+			n.log.Warn("cannot reach the node to join yet", "url", url, "err", fmt.Sprint(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// connectPeersOf connects to the peers of the node at url too, so the
+// network is a mesh rather than a star around the first node, and losing
+// that node does not split the others.
+func (n *Node) connectPeersOf(ctx context.Context, hc *http.Client, nw *p2p.Node, url string) {
+	var peers []rpc.Peer
+	if err := getJSON(hc, strings.TrimRight(url, "/")+"/v1/peers", &peers); err != nil {
+		return
+	}
+	for _, p := range peers {
+		if p.ID == nw.ID() || len(p.Addrs) == 0 {
+			continue
+		}
+		if err := nw.Connect(ctx, p.Addrs); err != nil {
+			n.log.Debug("could not connect to a peer of the join node", "peer", p.ID, "err", err.Error())
+		}
+	}
+}
+
+// p2pHandler is the node as the network sees it.
+type p2pHandler struct{ n *Node }
+
+func (h p2pHandler) GenesisHash() chain.Hash { return h.n.genesisHash() }
+
+func (h p2pHandler) Head() (uint64, chain.Hash) {
+	b := h.n.Head()
+	return b.Height, b.Hash()
+}
+
+// HandleTx pools a gossiped transaction. A transaction that breaks a
+// stateless rule or carries a bad signature is the sender's fault and is
+// rejected; one the pool cannot take now (known, replayed after a block,
+// unpayable given this node's view) is ignored: not forwarded, not punished.
+func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
+	if err := tx.CheckStateless(h.n.g.ChainID); err != nil {
+		return err
+	}
+	h.n.mu.RLock()
+	_, err := h.n.pool.Add(*tx, h.n.state)
+	h.n.mu.RUnlock()
+	switch {
+	case err == nil:
+		h.n.poke()
+		return nil
+	case errors.Is(err, chain.ErrBadSignature):
+		return err
+	case errors.Is(err, mempool.ErrAlreadyKnown):
+		return p2p.ErrIgnore
+	}
+	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+}
+
+// HandleBlock imports a gossiped or synced block.
+func (h p2pHandler) HandleBlock(b *chain.Block) error {
+	err := h.n.ImportBlock(b)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrKnownBlock):
+		return p2p.ErrIgnore
+	case errors.Is(err, ErrUnknownParent):
+		return p2p.ErrUnknownParent
+	case errors.Is(err, chain.ErrFutureBlock):
+		// Our clock may be behind: not proof the sender misbehaved.
+		return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+	}
+	return err
+}
+
+func (h p2pHandler) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	return h.n.st.Blocks(from, limit)
 }

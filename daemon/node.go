@@ -22,6 +22,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/election"
+	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
@@ -67,6 +68,7 @@ type Config struct {
 	BlockInterval time.Duration
 	Fund          uint64 // EXCHANGE this much to the node's key on first start
 	Join          string // API URL of a node of the network to join
+	NoJoin        bool   // join nobody by URL (devnet's first node, tests)
 	Peers         []string
 	MDNS          bool
 	NoNetwork     bool // no p2p at all (tests of a single node)
@@ -108,6 +110,9 @@ type Node struct {
 
 	metrics nodeMetrics
 
+	genesisHashOnce sync.Once
+	genesisHashVal  chain.Hash
+
 	httpSrv  *http.Server
 	apiLn    net.Listener
 	ctx      context.Context
@@ -130,15 +135,11 @@ type nodeMetrics struct {
 type Network interface {
 	ID() string
 	Addrs() []string
-	PeerList() []peerInfo
+	Peers() []rpc.Peer
+	Connect(ctx context.Context, addrs []string) error
 	PublishTxs(txs []chain.Transaction)
 	PublishBlock(b *chain.Block)
 	Close() error
-}
-
-type peerInfo struct {
-	ID    string
-	Addrs []string
 }
 
 // Open prepares a node from cfg: home, key, genesis, store, state. It does
@@ -267,11 +268,23 @@ func (n *Node) resolveGenesis() (*chain.Genesis, error) {
 }
 
 func (n *Node) newGenesis() (*chain.Genesis, error) {
-	p := n.cfg.Genesis
-	def := DefaultGenesisParams()
+	own := []chain.Allocation{{Address: n.key.Address(), Balance: 1000, Stake: 1}}
+	for _, a := range n.cfg.Genesis.Allocations {
+		if a.Address == n.key.Address() {
+			own[0] = a
+			continue
+		}
+		own = append(own, a)
+	}
+	return n.cfg.Genesis.Build(n.cfg.Now(), own)
+}
+
+// Build makes the genesis these parameters describe, with these accounts;
+// zero parameters take the defaults and a zero timestamp becomes now.
+func (p GenesisParams) Build(now time.Time, allocs []chain.Allocation) (*chain.Genesis, error) {
 	g := chain.DefaultGenesis()
-	g.ChainID = firstNonEmpty(p.ChainID, def.ChainID)
-	g.Election = firstNonEmpty(p.Election, def.Election)
+	g.ChainID = firstNonEmpty(p.ChainID, DefaultGenesisParams().ChainID)
+	g.Election = firstNonEmpty(p.Election, g.Election)
 	if p.SlotMs > 0 {
 		g.SlotMs = p.SlotMs
 	}
@@ -284,21 +297,13 @@ func (n *Node) newGenesis() (*chain.Genesis, error) {
 	g.BlockReward = p.BlockReward
 	g.Timestamp = p.Timestamp
 	if g.Timestamp == 0 {
-		g.Timestamp = n.cfg.Now().UnixMilli()
+		g.Timestamp = now.UnixMilli()
 	}
-	policy, err := ParseExchangePolicy(firstNonEmpty(p.Exchange, "open"))
-	if err != nil {
+	var err error
+	if g.Exchange, err = ParseExchangePolicy(firstNonEmpty(p.Exchange, "open")); err != nil {
 		return nil, err
 	}
-	g.Exchange = policy
-	g.Allocations = []chain.Allocation{{Address: n.key.Address(), Balance: 1000, Stake: 1}}
-	for _, a := range p.Allocations {
-		if a.Address == n.key.Address() {
-			g.Allocations[0] = a
-			continue
-		}
-		g.Allocations = append(g.Allocations, a)
-	}
+	g.Allocations = allocs
 	if err := g.Validate(); err != nil {
 		return nil, err
 	}
@@ -479,3 +484,11 @@ func (n *Node) submitOwn(tx chain.Transaction) (chain.Hash, error) {
 	n.key.SignTx(&tx)
 	return n.SubmitTx(tx)
 }
+
+func (n *Node) genesisHash() chain.Hash {
+	n.genesisHashOnce.Do(func() { n.genesisHashVal = n.g.Hash() })
+	return n.genesisHashVal
+}
+
+// Home is the node's home directory.
+func (n *Node) Home() string { return n.cfg.Home }

@@ -2,31 +2,138 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 
+	"github.com/olekukonko/tablewriter"
 	"github.com/spf13/cobra"
+
+	"github.com/poslab/posd/daemon"
 )
 
 // DevnetOptions are the flags of `posd devnet`.
 type DevnetOptions struct {
-	Nodes int
+	Config    daemon.DevnetConfig
+	Stakes    string
+	Exchange  string
+	LogLevel  string
+	LogFormat string
+	Reset     bool
+	Out       io.Writer
+	Stderr    io.Writer
+	// Ready, if set, is called once every node listens (tests use it).
+	Ready func(*daemon.Devnet)
 }
 
-// NewCmdDevnet builds `posd devnet`.
+// NewCmdDevnet builds `posd devnet`; runF replaces devnetRun in tests.
 func NewCmdDevnet(runF func(context.Context, *DevnetOptions) error) *cobra.Command {
-	opts := &DevnetOptions{}
+	opts := &DevnetOptions{Config: daemon.DevnetConfig{Genesis: daemon.DefaultGenesisParams()}}
+	opts.Config.Genesis.ChainID = "posd-devnet"
+	home, _ := os.UserHomeDir()
 	cmd := &cobra.Command{
-		Use:     "devnet",
-		Short:   "Run a local network of several nodes in one process",
-		Example: "  posd devnet --nodes 3",
-		Args:    cobra.NoArgs,
+		Use:   "devnet",
+		Short: "Run a local network of several nodes in one process",
+		Long: `Run N nodes in one process, each with its own home (<home>/node1, node2, ...)
+and ports (API 5001.., P2P 10001..). Node 1 makes the genesis, in which every
+node's key holds balance 1000 and the stake --stakes gives it (1 by default).
+The other nodes join node 1. Ctrl-C stops them all; running it again in the
+same home resumes the same chain (--reset starts over).`,
+		Example: `  posd devnet --nodes 3
+  posd devnet --nodes 4 --stakes 1,10,20,40 --election weighted
+  posd devnet --nodes 3 --slot-ms 500 --block-reward 5 --reset`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindEnv(cmd.Flags()); err != nil {
+				return err
+			}
+			opts.Out, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
-			return errors.New("posd devnet: not yet (see the network issue)")
+			return devnetRun(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().IntVar(&opts.Nodes, "nodes", 3, "number of nodes")
+	c := &opts.Config
+	f := cmd.Flags()
+	f.IntVar(&c.Nodes, "nodes", 3, "number of nodes")
+	f.StringVar(&c.Home, "home", filepath.Join(home, ".posd", "devnet"), "parent of the nodes' homes")
+	f.StringVar(&opts.Stakes, "stakes", "", "stake of each node, comma-separated (default 1 each)")
+	f.StringVar(&c.Host, "host", "127.0.0.1", "address to listen on")
+	f.IntVar(&c.APIPort, "api-port", 5001, "API port of node 1; node i uses api-port+i-1")
+	f.IntVar(&c.P2PPort, "p2p-port", 10001, "P2P port of node 1; node i uses p2p-port+i-1")
+	f.BoolVar(&opts.Reset, "reset", false, "delete the nodes' homes first: a new chain")
+	f.StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
 	return cmd
+}
+
+// parseStakes reads "1,10,20".
+func parseStakes(s string) ([]uint64, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var out []uint64
+	for _, part := range strings.Split(s, ",") {
+		v, err := strconv.ParseUint(strings.TrimSpace(part), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("--stakes: %q is not a whole number", part)
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
+
+func devnetRun(ctx context.Context, opts *DevnetOptions) error {
+	log, err := newLogger(opts.Stderr, opts.LogLevel, opts.LogFormat)
+	if err != nil {
+		return err
+	}
+	c := opts.Config
+	c.Logger = log
+	c.Genesis.Exchange = opts.Exchange
+	if c.Stakes, err = parseStakes(opts.Stakes); err != nil {
+		return err
+	}
+	if opts.Reset {
+		if err := os.RemoveAll(c.Home); err != nil {
+			return err
+		}
+	}
+	d, err := daemon.StartDevnet(ctx, c)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := printDevnet(opts.Out, d); err != nil {
+		return err
+	}
+	if opts.Ready != nil {
+		opts.Ready(d)
+	}
+	<-ctx.Done()
+	log.Info("stopping the devnet")
+	return nil
+}
+
+// printDevnet shows each node's API, address and stake.
+func printDevnet(w io.Writer, d *daemon.Devnet) error {
+	t := tablewriter.NewTable(w)
+	t.Header("Node", "API", "Address", "Stake", "Home")
+	for i, n := range d.Nodes {
+		acc := n.Account(n.Address())
+		if err := t.Append(strconv.Itoa(i+1), n.APIURL(), string(n.Address()), strconv.FormatUint(acc.Stake, 10), n.Home()); err != nil {
+			return err
+		}
+	}
+	if err := t.Render(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "chain %s, %d nodes. Try: poscli --node %s status. Ctrl-C stops them all.\n",
+		d.Nodes[0].Genesis().ChainID, len(d.Nodes), d.Nodes[0].APIURL())
+	return err
 }

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +57,7 @@ type proc struct {
 	cmd  *exec.Cmd
 	url  string
 	home string
-	log  *bytes.Buffer
+	log  *syncBuffer
 	done chan struct{}
 }
 
@@ -64,13 +65,18 @@ type proc struct {
 func startPosd(t testing.TB, home string, apiPort int, args ...string) *proc {
 	t.Helper()
 	all := append([]string{"start", "--home", home, "--api-port", fmt.Sprint(apiPort), "--p2p-port", fmt.Sprint(freePort(t)), "--mdns=false"}, args...)
-	cmd := exec.Command(posdBin, all...)
-	var log bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &log, &log
+	return runProc(t, exec.Command(posdBin, all...), home, fmt.Sprintf("http://127.0.0.1:%d", apiPort))
+}
+
+// runProc starts cmd and waits until the API at url answers.
+func runProc(t testing.TB, cmd *exec.Cmd, home, url string) *proc {
+	t.Helper()
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", apiPort), home: home, log: &log, done: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, url: url, home: home, log: log, done: make(chan struct{})}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(p.kill)
 	deadline := time.Now().Add(30 * time.Second)
@@ -90,6 +96,24 @@ func startPosd(t testing.TB, home string, apiPort int, args ...string) *proc {
 	}
 	t.Fatalf("posd did not answer within 30s: %s", log.String())
 	return nil
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's output goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
 }
 
 func (p *proc) kill() {

@@ -6,11 +6,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/poslab/posd/chain"
 )
@@ -40,6 +42,7 @@ func (n *Node) startGossip() error {
 	topicScore := &pubsub.TopicScoreParams{
 		SkipAtomicValidation:           true,
 		TopicWeight:                    1,
+		TimeInMeshQuantum:              time.Second, // a divisor even at weight 0
 		InvalidMessageDeliveriesWeight: -10,
 		InvalidMessageDeliveriesDecay:  0.99,
 	}
@@ -70,6 +73,10 @@ func (n *Node) startGossip() error {
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithMaxMessageSize(maxMessageSize),
 		pubsub.WithPeerScore(score, thresholds),
+		// Our own messages go to every peer of the topic, not only the mesh,
+		// which is empty until the first heartbeat (off by default).
+		pubsub.WithFloodPublish(true),
+		pubsub.WithRawTracer(n.mesh),
 	)
 	if err != nil {
 		return fmt.Errorf("p2p: pubsub: %w", err)
@@ -174,7 +181,7 @@ func (n *Node) waitTopicPeers(t *pubsub.Topic) bool {
 }
 
 func (n *Node) validateTxs(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if msg.Local || from == n.host.ID() {
+	if from == n.host.ID() {
 		return pubsub.ValidationAccept // handled before publishing
 	}
 	if !n.enter() {
@@ -205,7 +212,7 @@ func (n *Node) validateTxs(_ context.Context, from peer.ID, msg *pubsub.Message)
 }
 
 func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
-	if msg.Local || from == n.host.ID() {
+	if from == n.host.ID() {
 		return pubsub.ValidationAccept
 	}
 	if !n.enter() {
@@ -281,3 +288,67 @@ func decodeTxBatch(data []byte) ([]*chain.Transaction, error) {
 	}
 	return txs, nil
 }
+
+// meshTracer follows which peers are in our mesh per topic. Gossipsub
+// forwards a received message to mesh peers only, and the mesh forms at the
+// heartbeats after a peer joins, so meshPeers tells when forwarding works.
+type meshTracer struct {
+	mu   sync.Mutex
+	mesh map[string]map[peer.ID]struct{}
+}
+
+func newMeshTracer() *meshTracer { return &meshTracer{mesh: map[string]map[peer.ID]struct{}{}} }
+
+func (m *meshTracer) peers(topic string) []peer.ID {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]peer.ID, 0, len(m.mesh[topic]))
+	for p := range m.mesh[topic] {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (m *meshTracer) Graft(p peer.ID, topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.mesh[topic] == nil {
+		m.mesh[topic] = map[peer.ID]struct{}{}
+	}
+	m.mesh[topic][p] = struct{}{}
+}
+
+func (m *meshTracer) Prune(p peer.ID, topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mesh[topic], p)
+}
+
+// removePeer is called on disconnection (not traced by pubsub).
+func (m *meshTracer) removePeer(p peer.ID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, set := range m.mesh {
+		delete(set, p)
+	}
+}
+
+func (m *meshTracer) Leave(topic string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mesh, topic)
+}
+
+func (*meshTracer) Join(string)                                          {}
+func (*meshTracer) ValidateMessage(*pubsub.Message)                      {}
+func (*meshTracer) DeliverMessage(*pubsub.Message)                       {}
+func (*meshTracer) RejectMessage(*pubsub.Message, string)                {}
+func (*meshTracer) DuplicateMessage(*pubsub.Message)                     {}
+func (*meshTracer) ThrottlePeer(peer.ID)                                 {}
+func (*meshTracer) RecvRPC(*pubsub.RPC)                                  {}
+func (*meshTracer) SendRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshTracer) SendRPCCompleted(*pubsub.RPC, peer.ID, time.Duration) {}
+func (*meshTracer) DropRPC(*pubsub.RPC, peer.ID)                         {}
+func (*meshTracer) UndeliverableMessage(*pubsub.Message)                 {}
+func (*meshTracer) OnNewOutboundStream(peer.ID, protocol.ID)             {}
+func (*meshTracer) OnClosedOutboundStream(peer.ID)                       {}

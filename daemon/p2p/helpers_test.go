@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -162,9 +164,14 @@ func (s *syncBuffer) String() string {
 func startNode(tb testing.TB, h Handler, logs *syncBuffer, peers ...*Node) *Node {
 	tb.Helper()
 	cfg := Config{ListenHost: "127.0.0.1", ChainID: "test"}
-	if logs != nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	var w io.Writer = logs
+	if logs == nil {
+		w = io.Discard
 	}
+	if os.Getenv("P2P_DEBUG") != "" {
+		w = io.MultiWriter(w, os.Stderr)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	for _, p := range peers {
 		cfg.Peers = append(cfg.Peers, p.Addrs()...)
 	}

@@ -91,12 +91,14 @@ const (
 	maxSyncRange    = 500     // blocks per sync request
 	statusTimeout   = 10 * time.Second
 	syncReadTimeout = 30 * time.Second
-	pollInterval    = 3 * time.Second  // status poll of every peer
 	redialInterval  = 10 * time.Second // configured peers
 	dialTimeout     = 5 * time.Second
 	queueSize       = 4096 // gossipsub queues (the default 32 drops under load)
 	maxSyncServers  = 8    // concurrent sync streams served
 )
+
+// pollInterval is how often every peer's status is polled (a variable for tests).
+var pollInterval = 3 * time.Second
 
 // Node is a running libp2p host with gossip, status and sync.
 type Node struct {
@@ -114,6 +116,7 @@ type Node struct {
 	txTopic  *pubsub.Topic
 	blkTopic *pubsub.Topic
 	subs     []*pubsub.Subscription
+	mesh     *meshTracer
 	pubQ     chan pubItem
 	evSub    event.Subscription
 	mdns     io.Closer
@@ -204,6 +207,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		dialList: dials,
 		syncWake: make(chan struct{}, 1),
 		serveSem: make(chan struct{}, maxSyncServers),
+		mesh:     newMeshTracer(),
 	}
 	fail := func(err error) (*Node, error) {
 		n.Close()
@@ -278,6 +282,10 @@ func (n *Node) Peers() []rpc.Peer {
 // with each peer and keeps re-dialling them when disconnected. It returns
 // the errors of the peers it could not join (e.g. another genesis).
 func (n *Node) Connect(ctx context.Context, addrs []string) error {
+	if !n.enter() {
+		return errors.New("p2p: node closed")
+	}
+	defer n.leave()
 	infos := map[peer.ID]peer.AddrInfo{}
 	if err := addAddrInfos(infos, addrs); err != nil {
 		return err
@@ -388,6 +396,7 @@ func (n *Node) eventLoop() {
 				n.mu.Lock()
 				delete(n.peers, e.Peer)
 				n.mu.Unlock()
+				n.mesh.removePeer(e.Peer)
 				n.log.Debug("p2p: peer disconnected", "peer", e.Peer)
 			}
 		}

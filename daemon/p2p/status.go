@@ -81,7 +81,7 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) (status, error) {
 		s.Reset()
 		return status{}, err
 	}
-	return st, n.observe(p, st)
+	return st, n.observe(p, st, 0)
 }
 
 // serveStatus answers a status request with ours.
@@ -102,19 +102,34 @@ func (n *Node) serveStatus(s network.Stream) {
 		s.Reset()
 		return
 	}
-	n.observe(s.Conn().RemotePeer(), st)
+	// On another genesis, give the peer a moment to read our status (and log
+	// why) before we hang up.
+	n.observe(s.Conn().RemotePeer(), st, time.Second)
 }
 
 // observe records the status of p: a peer on another genesis is dropped and
 // refused from now on; a peer ahead of us is synced from.
-func (n *Node) observe(p peer.ID, st status) error {
+// A peer on another genesis is disconnected after closeDelay.
+func (n *Node) observe(p peer.ID, st status, closeDelay time.Duration) error {
 	if st.genesis != n.genesis {
 		first := n.gater.ban(p)
 		n.mu.Lock()
 		delete(n.peers, p)
 		n.mu.Unlock()
-		n.host.Network().ClosePeer(p)
 		n.host.Peerstore().ClearAddrs(p)
+		if closeDelay == 0 {
+			n.host.Network().ClosePeer(p)
+		} else {
+			n.spawn(func() {
+				t := time.NewTimer(closeDelay)
+				defer t.Stop()
+				select {
+				case <-t.C:
+					n.host.Network().ClosePeer(p)
+				case <-n.ctx.Done():
+				}
+			})
+		}
 		if first {
 			n.log.Warn("p2p: dropping peer on another genesis", "peer", p.String(),
 				"our_genesis", n.genesis.String(), "peer_genesis", st.genesis.String())

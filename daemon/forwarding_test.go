@@ -1,0 +1,102 @@
+package daemon
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/p2p"
+	"github.com/poslab/posd/keystore"
+)
+
+// spy is a peer that accepts whatever reaches it and remembers it.
+type spy struct {
+	genesis chain.Hash
+	mu      sync.Mutex
+	txs     map[chain.Hash]bool
+	blocks  map[chain.Hash]bool
+}
+
+func (s *spy) GenesisHash() chain.Hash    { return s.genesis }
+func (s *spy) Head() (uint64, chain.Hash) { return 0, chain.Hash{} }
+func (s *spy) HandleTx(tx *chain.Transaction) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.txs[tx.ID()] = true
+	return nil
+}
+func (s *spy) HandleBlock(b *chain.Block) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.blocks[b.Hash()] = true
+	return nil
+}
+func (s *spy) Blocks(uint64, int) ([]*chain.Block, error) { return nil, nil }
+func (s *spy) sawTx(id chain.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txs[id]
+}
+func (s *spy) sawBlock(h chain.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blocks[h]
+}
+
+func newSpyPeer(t *testing.T, n *Node) (*p2p.Node, *spy) {
+	s := &spy{genesis: n.genesisHash(), txs: map[chain.Hash]bool{}, blocks: map[chain.Hash]bool{}}
+	peer, err := p2p.New(context.Background(), p2p.Config{ListenHost: "127.0.0.1", ChainID: n.g.ChainID, Peers: n.net.Addrs(), Logger: testLogger("spy")}, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	return peer, s
+}
+
+// TestInvalidMessagesAreNotForwarded: an attacker connected only to a real
+// node publishes invalid transactions and blocks next to valid ones; a
+// listener connected only to that node receives the valid ones and never
+// the invalid ones.
+func TestInvalidMessagesAreNotForwarded(t *testing.T) {
+	d := startNet(t, []uint64{1}, func(_ int, c *Config) { c.BlockSize = 1000; c.BlockInterval = time.Hour })
+	n := d.Nodes[0]
+	attacker, _ := newSpyPeer(t, n)
+	_, listener := newSpyPeer(t, n)
+	waitUntil(t, 10*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
+	time.Sleep(300 * time.Millisecond) // let subscriptions propagate
+
+	k, _ := keystore.Generate()
+	mk := func(nonce uint64) chain.Transaction {
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: k.Address(), Amount: 3, Nonce: nonce}
+		k.SignTx(&tx)
+		return tx
+	}
+	badSig := mk(2) // the id leaves the signature out: another nonce, another id
+	badSig.Signature = mk(3).Signature
+	wrongChain := chain.Transaction{Type: chain.TxExchange, ChainID: "elsewhere", To: k.Address(), Amount: 3, Nonce: 1}
+	k.SignTx(&wrongChain)
+	valid := mk(1)
+
+	head := n.Head()
+	forged := chain.NewBlock(&head.Header, 0, head.Timestamp+1, nil)
+	forged.Header.Sign(k.PrivateKey()) // not an elected forger
+
+	attacker.PublishTxs([]chain.Transaction{badSig})
+	attacker.PublishTxs([]chain.Transaction{wrongChain})
+	attacker.PublishBlock(forged)
+	attacker.PublishTxs([]chain.Transaction{valid})
+
+	waitUntil(t, 10*time.Second, "the valid transaction to be forwarded", func() bool { return listener.sawTx(valid.ID()) })
+	time.Sleep(500 * time.Millisecond)
+	if listener.sawTx(badSig.ID()) || listener.sawTx(wrongChain.ID()) {
+		t.Fatal("an invalid transaction was forwarded")
+	}
+	if listener.sawBlock(forged.Hash()) {
+		t.Fatal("a block from a non-elected forger was forwarded")
+	}
+	if n.Height() != 0 {
+		t.Fatal("the node imported the forged block")
+	}
+}

@@ -1,0 +1,252 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/keystore"
+)
+
+// These tests run real libp2p hosts on 127.0.0.1, several nodes in one process.
+
+func testLogger(name string) *slog.Logger {
+	if os.Getenv("POSD_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("test", name)
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// startNet runs a devnet of len(stakes) nodes on random ports.
+func startNet(t testing.TB, stakes []uint64, mutate func(i int, c *Config), params ...func(*GenesisParams)) *Devnet {
+	t.Helper()
+	p := DefaultGenesisParams()
+	p.ChainID = "posd-nettest"
+	p.SlotMs = 200
+	for _, f := range params {
+		f(&p)
+	}
+	d, err := StartDevnet(context.Background(), DevnetConfig{
+		Home: t.TempDir(), Nodes: len(stakes), Stakes: stakes, Genesis: p, Host: "127.0.0.1",
+		Logger: testLogger(t.Name()),
+		NodeConfig: func(i int, c *Config) {
+			c.APIPort, c.P2PPort = 0, 0
+			c.BlockInterval = 20 * time.Millisecond
+			if mutate != nil {
+				mutate(i, c)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// agreed reports whether every node has the same head and an empty pool.
+func agreed(nodes ...*Node) bool {
+	head := nodes[0].Head().Hash()
+	for _, n := range nodes {
+		if n.Head().Hash() != head || n.pool.Len() != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func waitPeers(t testing.TB, d *Devnet, want int) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, "peers", func() bool {
+		for _, n := range d.Nodes {
+			if len(n.Peers()) < want {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+// sendFrom submits a signed transaction to node n (nonce from n's view).
+func sendFrom(t testing.TB, n *Node, k *keystore.Key, tx chain.Transaction) chain.Hash {
+	t.Helper()
+	acc := n.Account(k.Address())
+	tx.ChainID = n.Genesis().ChainID
+	tx.Nonce = *acc.PendingNonce + 1
+	k.SignTx(&tx)
+	id, err := n.SubmitTx(tx)
+	if err != nil {
+		t.Fatalf("submit to %s: %v", n.APIURL(), err)
+	}
+	return id
+}
+
+func TestFourNodesAgree(t *testing.T) {
+	d := startNet(t, []uint64{1, 2, 3, 4}, nil)
+	waitPeers(t, d, 3)
+	users := make([]*keystore.Key, 4)
+	for i := range users {
+		users[i], _ = keystore.Generate()
+	}
+	// Each user talks to a different node: first buys coins, then passes
+	// them on to the next user, four times.
+	for round := 0; round < 5; round++ {
+		for i, u := range users {
+			tx := chain.Transaction{Type: chain.TxTransfer, To: users[(i+1)%4].Address(), Amount: 10}
+			if round == 0 {
+				tx = chain.Transaction{Type: chain.TxExchange, To: u.Address(), Amount: 10}
+			}
+			sendFrom(t, d.Nodes[i], u, tx)
+		}
+		waitUntil(t, 20*time.Second, fmt.Sprintf("round %d on every node", round), func() bool {
+			for _, n := range d.Nodes {
+				for _, u := range users {
+					if n.Account(u.Address()).Nonce != uint64(round+1) {
+						return false
+					}
+				}
+			}
+			return true
+		})
+	}
+	waitUntil(t, 30*time.Second, "all four nodes on one head with empty pools", func() bool { return agreed(d.Nodes...) })
+	for _, n := range d.Nodes[1:] {
+		if !n.state.Equal(d.Nodes[0].state) {
+			t.Fatalf("node %s state differs", n.APIURL())
+		}
+	}
+	for i, u := range users {
+		acc := d.Nodes[(i+2)%4].Account(u.Address())
+		if acc.Nonce != 5 || acc.Balance != 10 {
+			t.Errorf("user %d: %+v, want nonce 5 balance 10", i, acc)
+		}
+	}
+}
+
+func TestLateNodeSyncsFromScratch(t *testing.T) {
+	d := startNet(t, []uint64{1, 1}, nil)
+	waitPeers(t, d, 1)
+	k, _ := keystore.Generate()
+	for i := 0; i < 40; i++ {
+		sendFrom(t, d.Nodes[i%2], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1})
+		waitUntil(t, 10*time.Second, "commit", func() bool { return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) })
+	}
+	waitUntil(t, 10*time.Second, "agreement", func() bool { return agreed(d.Nodes...) })
+
+	late := joinLate(t, d)
+	waitUntil(t, 20*time.Second, "the late node to catch up", func() bool { return agreed(d.Nodes[0], late) })
+	if !late.state.Equal(d.Nodes[0].state) || late.Height() < 40 {
+		t.Fatalf("late node at %d with a different state", late.Height())
+	}
+}
+
+// joinLate starts one more node that joins node 1 with an empty home.
+func joinLate(t testing.TB, d *Devnet) *Node {
+	t.Helper()
+	n, err := Open(Config{Home: t.TempDir(), Join: d.Nodes[0].APIURL(), Host: "127.0.0.1", Logger: testLogger("late")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+func TestChainGoesOnWhenTheForgerIsOffline(t *testing.T) {
+	// Node 1 holds almost all stake: it is the rank-0 forger nearly always.
+	d := startNet(t, []uint64{1000, 1, 1}, nil)
+	waitPeers(t, d, 2)
+	k, _ := keystore.Generate()
+	sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
+	waitUntil(t, 10*time.Second, "a first block", func() bool { return agreed(d.Nodes...) && d.Nodes[1].Height() >= 1 })
+
+	d.Nodes[0].Close()
+	before := d.Nodes[1].Height()
+	for i := 0; i < 3; i++ {
+		sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
+		want := before + uint64(i) + 1
+		waitUntil(t, 20*time.Second, fmt.Sprintf("height %d without the rank-0 forger", want), func() bool {
+			return d.Nodes[1].Height() >= want && d.Nodes[2].Height() >= want
+		})
+	}
+	var fallback int
+	for h := before + 1; h <= d.Nodes[1].Height(); h++ {
+		b, err := d.Nodes[1].BlockByHeight(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Rank > 0 {
+			fallback++
+		}
+	}
+	if fallback == 0 {
+		t.Fatal("no block was forged by a fallback rank")
+	}
+}
+
+// TestPartitionHealsByForkChoice builds two branches on two halves of a
+// network that cannot see each other, joins them, and checks that every
+// node ends on one chain whose state equals that of a node that never forked.
+func TestPartitionHealsByForkChoice(t *testing.T) {
+	// Nodes 1 and 2 start connected; node 3 starts alone.
+	d := startNet(t, []uint64{1, 1, 1}, func(i int, c *Config) {
+		if i == 3 {
+			c.Join, c.NoJoin = "", true
+		}
+	})
+	waitUntil(t, 10*time.Second, "nodes 1 and 2 to pair", func() bool { return len(d.Nodes[0].Peers()) >= 1 })
+	if len(d.Nodes[2].Peers()) != 0 {
+		t.Fatal("node 3 is not partitioned")
+	}
+	a, _ := keystore.Generate()
+	b, _ := keystore.Generate()
+	for i := 0; i < 2; i++ {
+		sendFrom(t, d.Nodes[0], a, chain.Transaction{Type: chain.TxExchange, To: a.Address(), Amount: 7})
+		waitUntil(t, 10*time.Second, "branch A", func() bool { return d.Nodes[0].Account(a.Address()).Nonce == uint64(i+1) })
+	}
+	for i := 0; i < 4; i++ {
+		sendFrom(t, d.Nodes[2], b, chain.Transaction{Type: chain.TxExchange, To: b.Address(), Amount: 9})
+		waitUntil(t, 10*time.Second, "branch B", func() bool { return d.Nodes[2].Account(b.Address()).Nonce == uint64(i+1) })
+	}
+	if d.Nodes[0].Head().Hash() == d.Nodes[2].Head().Hash() {
+		t.Fatal("the halves did not fork")
+	}
+	// Heal the partition.
+	if err := d.Nodes[2].net.Connect(context.Background(), d.Nodes[0].net.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 30*time.Second, "one chain after healing", func() bool { return agreed(d.Nodes...) })
+	// Branch A's transactions went back to the pool and were forged again.
+	for _, n := range d.Nodes {
+		if n.Account(a.Address()).Balance != 14 || n.Account(b.Address()).Balance != 36 {
+			t.Fatalf("node %s lost transactions: a %+v b %+v", n.APIURL(), n.Account(a.Address()), n.Account(b.Address()))
+		}
+	}
+	if d.Nodes[0].metrics.reorgs.Load()+d.Nodes[2].metrics.reorgs.Load() == 0 {
+		t.Fatal("nobody reorganised")
+	}
+	fresh := joinLate(t, d)
+	waitUntil(t, 20*time.Second, "a fresh node to sync", func() bool { return agreed(d.Nodes[0], fresh) })
+	for _, n := range d.Nodes {
+		if !n.state.Equal(fresh.state) {
+			t.Fatalf("node %s state differs from a node that never forked", n.APIURL())
+		}
+	}
+}

@@ -1,0 +1,320 @@
+package p2p
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poslab/posd/chain"
+)
+
+func TestIdentityFromKey(t *testing.T) {
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	n, err := New(context.Background(), Config{ListenHost: "127.0.0.1", ChainID: "test", PrivateKey: priv}, newFakeChain("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	k, _ := crypto.UnmarshalEd25519PrivateKey(priv)
+	want, _ := peer.IDFromPrivateKey(k)
+	if n.ID() != want.String() {
+		t.Fatalf("ID %s, want %s", n.ID(), want)
+	}
+	addrs := n.Addrs()
+	if len(addrs) == 0 || !strings.HasPrefix(addrs[0], "/ip4/127.0.0.1/tcp/") || !strings.HasSuffix(addrs[0], "/p2p/"+n.ID()) {
+		t.Fatalf("Addrs %v", addrs)
+	}
+	if _, err := New(context.Background(), Config{ListenHost: "localhost", ChainID: "x"}, newFakeChain("g")); err == nil {
+		t.Fatal("a host name must be refused")
+	}
+}
+
+func TestHandshakeAndGenesis(t *testing.T) {
+	a := startNode(t, newFakeChain("g"), nil)
+	b := startNode(t, newFakeChain("g"), nil, a)
+	c := startNode(t, newFakeChain("g"), nil, a)
+	waitFor(t, 10*time.Second, "A to see B and C", func() bool { return len(a.Peers()) == 2 })
+	waitFor(t, 10*time.Second, "B and C to see A", func() bool { return hasPeer(b, a.ID()) && hasPeer(c, a.ID()) })
+	for _, p := range a.Peers() {
+		if len(p.Addrs) == 0 || !strings.HasSuffix(p.Addrs[0], "/p2p/"+p.ID) {
+			t.Fatalf("peer addrs %v", p.Addrs)
+		}
+	}
+
+	// A node on another genesis is dropped on both sides and refused after.
+	var logs syncBuffer
+	x := startNode(t, newFakeChain("other"), &logs, a)
+	waitFor(t, 10*time.Second, "X to drop A", func() bool {
+		return strings.Contains(logs.String(), "another genesis")
+	})
+	time.Sleep(200 * time.Millisecond)
+	if hasPeer(a, x.ID()) || hasPeer(x, a.ID()) {
+		t.Fatal("peer on another genesis listed")
+	}
+	if len(a.Peers()) != 2 {
+		t.Fatalf("A peers %v", a.Peers())
+	}
+	line := logs.String()
+	if !strings.Contains(line, "level=WARN") || !strings.Contains(line, a.ID()) ||
+		!strings.Contains(line, a.h.GenesisHash().String()) || !strings.Contains(line, x.h.GenesisHash().String()) {
+		t.Fatalf("log %q lacks level, peer or hashes", line)
+	}
+	err := x.Connect(context.Background(), a.Addrs())
+	if err == nil {
+		t.Fatal("Connect to a peer on another genesis succeeded")
+	}
+	if x.host.Network().Connectedness(a.host.ID()) == network.Connected || hasPeer(x, a.ID()) {
+		t.Fatal("connected again")
+	}
+
+	// Connect joins explicitly.
+	d := startNode(t, newFakeChain("g"), nil)
+	if err := d.Connect(context.Background(), b.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	if !hasPeer(d, b.ID()) {
+		t.Fatal("Connect returned before the handshake")
+	}
+}
+
+// line starts n nodes where node i dials node i-1 only.
+func line(t testing.TB, chains []*fakeChain) []*Node {
+	nodes := make([]*Node, len(chains))
+	for i, c := range chains {
+		if i == 0 {
+			nodes[i] = startNode(t, c, nil)
+		} else {
+			nodes[i] = startNode(t, c, nil, nodes[i-1])
+		}
+	}
+	for i := 1; i < len(nodes); i++ {
+		waitFor(t, 10*time.Second, "handshakes", func() bool {
+			return hasPeer(nodes[i], nodes[i-1].ID()) && hasPeer(nodes[i-1], nodes[i].ID())
+		})
+	}
+	// Gossipsub forwards to mesh peers only; the mesh forms at heartbeats.
+	for i := 1; i < len(nodes); i++ {
+		waitFor(t, 10*time.Second, "meshes", func() bool {
+			return inMesh(nodes[i], nodes[i-1]) && inMesh(nodes[i-1], nodes[i])
+		})
+	}
+	return nodes
+}
+
+func TestGossipTxs(t *testing.T) {
+	chains := []*fakeChain{newFakeChain("g"), newFakeChain("g"), newFakeChain("g")}
+	chains[1].rejectTx = func(tx *chain.Transaction) bool { return tx.Amount == 666 }
+	nodes := line(t, chains)
+	a := nodes[0]
+
+	a.PublishTxs([]chain.Transaction{tx(1), tx(2), tx(3)})
+	waitFor(t, 10*time.Second, "the batch at B and C", func() bool {
+		return chains[1].hasTx(3) && chains[2].hasTx(1) && chains[2].hasTx(2) && chains[2].hasTx(3)
+	})
+	if chains[0].hasTx(1) {
+		t.Fatal("own published tx handed to own handler")
+	}
+
+	// B rejects the bad tx: C must not see it, while a good one gets through.
+	a.PublishTxs([]chain.Transaction{tx(666)})
+	a.PublishTxs([]chain.Transaction{tx(7)})
+	start := time.Now()
+	waitFor(t, 10*time.Second, "the good tx at C", func() bool { return chains[2].hasTx(7) })
+	if d := 2*time.Second - time.Since(start); d > 0 {
+		time.Sleep(d)
+	}
+	if chains[2].hasTx(666) {
+		t.Fatal("a tx rejected by B reached C")
+	}
+
+	// Already known: ignored, not forwarded again, not an error.
+	a.PublishTxs([]chain.Transaction{tx(1), tx(2)})
+	a.PublishTxs([]chain.Transaction{tx(8)})
+	waitFor(t, 10*time.Second, "tx 8 at C", func() bool { return chains[2].hasTx(8) })
+}
+
+func TestGossipBlocks(t *testing.T) {
+	chains := []*fakeChain{newFakeChain("g"), newFakeChain("g"), newFakeChain("g")}
+	nodes := line(t, chains)
+	for _, b := range chains[0].extend(5, 0) {
+		nodes[0].PublishBlock(b)
+	}
+	waitFor(t, 10*time.Second, "blocks at C", func() bool { return chains[2].height() == 5 })
+	if !slices.Equal(chains[0].hashes(), chains[2].hashes()) {
+		t.Fatal("chains differ")
+	}
+}
+
+func TestTxBatchCodec(t *testing.T) {
+	var txs []chain.Transaction
+	for i := range 10000 {
+		txs = append(txs, tx(uint64(i)))
+	}
+	var got []chain.Transaction
+	rest := txs
+	msgs := 0
+	for len(rest) > 0 {
+		data, used := encodeTxBatch(rest)
+		if used == 0 || len(data) > maxBatchBytes+16 {
+			t.Fatalf("used %d, %d bytes", used, len(data))
+		}
+		dec, err := decodeTxBatch(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tx := range dec {
+			got = append(got, *tx)
+		}
+		rest = rest[used:]
+		msgs++
+	}
+	if !slices.Equal(got, txs) || msgs < 3 {
+		t.Fatalf("round trip: %d txs in %d messages", len(got), msgs)
+	}
+	data, _ := encodeTxBatch(txs[:2])
+	for _, bad := range [][]byte{nil, {0}, {1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, data[:len(data)-1], append(data, 0)} {
+		if _, err := decodeTxBatch(bad); err == nil {
+			t.Fatalf("decoded %x", bad)
+		}
+	}
+}
+
+func TestSync1000(t *testing.T) {
+	a, b := newFakeChain("g"), newFakeChain("g")
+	a.extend(1000, 0)
+	var logs syncBuffer
+	na := startNode(t, a, nil)
+	startNode(t, b, &logs, na)
+	waitFor(t, 30*time.Second, "B at height 1000", func() bool { return b.height() == 1000 })
+	if !slices.Equal(a.hashes(), b.hashes()) {
+		t.Fatal("B's chain differs from A's")
+	}
+	waitFor(t, 5*time.Second, "sync log", func() bool { return strings.Contains(logs.String(), "sync finished") })
+	if !strings.Contains(logs.String(), "target=1000") {
+		t.Fatalf("no progress log: %s", logs.String())
+	}
+}
+
+func TestSyncFindsCommonAncestor(t *testing.T) {
+	a, b := newFakeChain("g"), newFakeChain("g")
+	common := a.extend(200, 0)
+	for _, blk := range common {
+		if err := b.HandleBlock(blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.extend(150, 1) // A: 350
+	b.extend(100, 2) // B: 300 on another fork
+	na := startNode(t, a, nil)
+	startNode(t, b, nil, na)
+	waitFor(t, 30*time.Second, "B on A's chain", func() bool { return slices.Equal(a.hashes(), b.hashes()) })
+}
+
+func TestUnknownParentTriggersSync(t *testing.T) {
+	old := pollInterval
+	pollInterval = time.Hour                 // only gossip can start the sync
+	t.Cleanup(func() { pollInterval = old }) // after the nodes' Close
+	a, b := newFakeChain("g"), newFakeChain("g")
+	nodes := line(t, []*fakeChain{a, b})
+	a.extend(300, 0)
+	last := a.extend(1, 0)[0]
+	nodes[0].PublishBlock(last)
+	waitFor(t, 15*time.Second, "B synced after gossip", func() bool { return b.height() == 301 })
+	if !slices.Equal(a.hashes(), b.hashes()) {
+		t.Fatal("chains differ")
+	}
+}
+
+func TestMDNSStartsAndCloses(t *testing.T) {
+	n, err := New(context.Background(), Config{ListenHost: "127.0.0.1", ChainID: "test", MDNS: true}, newFakeChain("g"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAloneAndClose(t *testing.T) {
+	// Warm up libp2p's global goroutines.
+	startNode(t, newFakeChain("g"), nil).Close()
+	time.Sleep(100 * time.Millisecond)
+	before := runtime.NumGoroutine()
+
+	n := startNode(t, newFakeChain("g"), nil)
+	done := make(chan struct{})
+	go func() {
+		for i := range 2000 {
+			n.PublishTxs([]chain.Transaction{tx(uint64(i))})
+		}
+		n.PublishBlock(&chain.Block{})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("publishing while alone blocks")
+	}
+	m := startNode(t, newFakeChain("g"), nil, n)
+	waitFor(t, 10*time.Second, "handshake", func() bool { return len(n.Peers()) == 1 })
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.Close()
+	n.PublishTxs([]chain.Transaction{tx(1)}) // after Close: no effect, no panic
+	waitFor(t, 10*time.Second, "goroutines to end", func() bool { return runtime.NumGoroutine() <= before+2 })
+}
+
+func inMesh(n, p *Node) bool {
+	for _, t := range []string{TxTopic("test"), BlockTopic("test")} {
+		if !slices.Contains(n.mesh.peers(t), p.host.ID()) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestValidatorResults(t *testing.T) {
+	c := newFakeChain("g")
+	c.rejectTx = func(tx *chain.Transaction) bool { return tx.Amount == 666 }
+	n := startNode(t, c, nil)
+	other, _ := peer.Decode("12D3KooWGEiwPkXEVQYquWAnBi7GJ5mw41CVEtRDUyrAV1zMfsrh")
+	msg := func(data []byte) *pubsub.Message { return &pubsub.Message{Message: &pb.Message{Data: data}} }
+	batch := func(txs ...chain.Transaction) []byte { data, _ := encodeTxBatch(txs); return data }
+	ctx := context.Background()
+
+	cases := []struct {
+		name string
+		got  pubsub.ValidationResult
+		want pubsub.ValidationResult
+	}{
+		{"new txs", n.validateTxs(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationAccept},
+		{"known txs", n.validateTxs(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationIgnore},
+		{"known and new", n.validateTxs(ctx, other, msg(batch(tx(1), tx(3)))), pubsub.ValidationAccept},
+		{"one rejected", n.validateTxs(ctx, other, msg(batch(tx(4), tx(666)))), pubsub.ValidationReject},
+		{"garbage txs", n.validateTxs(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
+		{"own txs", n.validateTxs(ctx, n.host.ID(), msg([]byte{1, 2, 3})), pubsub.ValidationAccept},
+		{"garbage block", n.validateBlock(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
+		{"known block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(c.blocks[0]))), pubsub.ValidationIgnore},
+		{"orphan block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(&chain.Block{Header: chain.Header{Height: 9}}))), pubsub.ValidationIgnore},
+	}
+	for _, tc := range cases {
+		if tc.got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+}
