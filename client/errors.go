@@ -1,0 +1,86 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/poslab/posd/chain"
+)
+
+// APIError is an error answer from the node: the HTTP status and the
+// {"error":{"code","message"}} body (see docs/API.md). When the body is not
+// an error body, Code is derived from the status (bad_request, unauthorized,
+// not_found, ...) and Message carries what the body said.
+type APIError struct {
+	Status  int    // HTTP status code
+	Code    string // stable machine-readable code, e.g. "bad_nonce"
+	Message string // human-readable detail
+}
+
+func (e *APIError) Error() string {
+	if e.Message == "" {
+		return fmt.Sprintf("%s (HTTP %d)", e.Code, e.Status)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+}
+
+// Is reports whether target names the same code: another *APIError with an
+// equal Code, or a chain rule sentinel (chain.ErrBadNonce, ...) whose code
+// equals e.Code. So errors.Is(err, chain.ErrInsufficientFunds) works on
+// errors the node sent.
+func (e *APIError) Is(target error) bool {
+	switch t := target.(type) {
+	case *APIError:
+		return t.Code == e.Code
+	case *chain.RuleError:
+		return string(t.Code) == e.Code
+	}
+	return false
+}
+
+// IsCode reports whether err is, or wraps, an *APIError with the given code.
+func IsCode(err error, code string) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == code
+}
+
+// IsNotFound reports whether err is the node's 404 not_found.
+func IsNotFound(err error) bool { return IsCode(err, "not_found") }
+
+// UnreachableError means no HTTP answer came back from the node: the
+// connection was refused, the name did not resolve, or the request timed out.
+type UnreachableError struct {
+	URL string // the node's base URL
+	Err error  // the underlying transport error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("node not reachable at %s: %v", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// statusCode is the code given to an error answer that carried no error body.
+func statusCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "bad_request"
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return "unauthorized"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusConflict:
+		return "already_known"
+	case http.StatusRequestEntityTooLarge:
+		return "payload_too_large"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "http_error"
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poslab/posd/chain"
+)
+
+// TestQueryGolden runs every query command in table and JSON output against
+// the fake node and compares with testdata/<name>.{table,json}.golden.
+func TestQueryGolden(t *testing.T) {
+	node := newFakeNode(t)
+	blocks := fixtureBlocks()
+	cases := []struct {
+		name string
+		cmd  func(*Factory) *cobra.Command
+		args []string
+	}{
+		{"status", func(f *Factory) *cobra.Command { return NewCmdStatus(f, nil) }, nil},
+		{"accounts", func(f *Factory) *cobra.Command { return NewCmdAccounts(f, nil) }, nil},
+		{"account", func(f *Factory) *cobra.Command { return NewCmdAccount(f, nil) }, []string{"alice"}},
+		{"account_unknown", func(f *Factory) *cobra.Command { return NewCmdAccount(f, nil) }, []string{strings.Repeat("0", 40)}},
+		{"stakes", func(f *Factory) *cobra.Command { return NewCmdStakes(f, nil) }, nil},
+		{"blocks", func(f *Factory) *cobra.Command { return NewCmdBlocks(f, nil) }, nil},
+		{"blocks_from", func(f *Factory) *cobra.Command { return NewCmdBlocks(f, nil) }, []string{"--from", "1", "--limit", "2"}},
+		{"block", func(f *Factory) *cobra.Command { return NewCmdBlock(f, nil) }, []string{"2"}},
+		{"block_by_hash", func(f *Factory) *cobra.Command { return NewCmdBlock(f, nil) }, []string{blocks[3].Hash().String()}},
+		{"block_genesis", func(f *Factory) *cobra.Command { return NewCmdBlock(f, nil) }, []string{"0"}},
+		{"pool", func(f *Factory) *cobra.Command { return NewCmdPool(f, nil) }, nil},
+		{"peers", func(f *Factory) *cobra.Command { return NewCmdPeers(f, nil) }, nil},
+		{"tx_show", func(f *Factory) *cobra.Command { return NewCmdTxShow(f, nil) }, []string{blocks[2].Transactions[1].ID().String()}},
+		{"tx_show_pending", func(f *Factory) *cobra.Command { return NewCmdTxShow(f, nil) }, []string{node.pool[0].ID().String()}},
+	}
+	for _, tc := range cases {
+		for _, format := range []string{"table", "json"} {
+			t.Run(tc.name+"/"+format, func(t *testing.T) {
+				e := newTestEnv(t, node.URL)
+				e.addKey(t, "alice", alicePriv, "")
+				e.f.Globals.Output = format
+				if err := e.run(tc.cmd(e.f), tc.args...); err != nil {
+					t.Fatalf("error: %v (stderr %q)", err, e.errOut.String())
+				}
+				got := e.out.String()
+				if format == "json" {
+					checkJSON(t, got)
+				}
+				golden(t, tc.name+"."+format+".golden", e.normalize(got))
+			})
+		}
+	}
+}
+
+var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// checkJSON asserts that s is one JSON value whose object keys are all
+// snake_case and that no address in it is shortened.
+func checkJSON(t *testing.T, s string) {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+	if strings.Contains(s, "…") {
+		t.Errorf("JSON output holds a shortened value:\n%s", s)
+	}
+	var walk func(any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				if !snakeKey.MatchString(k) {
+					t.Errorf("JSON key %q is not snake_case", k)
+				}
+				walk(e)
+			}
+		case []any:
+			for _, e := range x {
+				walk(e)
+			}
+		}
+	}
+	walk(v)
+}
+
+func TestEmptyLists(t *testing.T) {
+	node := newFakeNode(t)
+	node.pool = nil
+	e := newTestEnv(t, node.URL)
+	if err := e.run(NewCmdPool(e.f, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if e.out.String() != "" || e.errOut.String() != "the pool is empty\n" {
+		t.Errorf("table: out %q err %q", e.out.String(), e.errOut.String())
+	}
+	e = newTestEnv(t, node.URL)
+	e.f.Globals.Output = "json"
+	if err := e.run(NewCmdPool(e.f, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if e.out.String() != "[]\n" {
+		t.Errorf("json: %q, want []", e.out.String())
+	}
+	e = newTestEnv(t, node.URL)
+	e.f.Globals.Output = "json"
+	if err := e.run(NewCmdKeysList(e.f, nil)); err != nil || e.out.String() != "[]\n" {
+		t.Errorf("keys list json: %q, %v", e.out.String(), err)
+	}
+}
+
+func TestOwnKeysHighlighted(t *testing.T) {
+	node := newFakeNode(t)
+	e := newTestEnv(t, node.URL)
+	e.addKey(t, "alice", alicePriv, "")
+	e.f.IO.ColorEnabled = true
+	if err := e.run(NewCmdAccounts(e.f, nil)); err != nil {
+		t.Fatal(err)
+	}
+	out := e.out.String()
+	label := alice.Short() + " (alice)"
+	i := strings.Index(out, label)
+	if i < 0 || !strings.Contains(out[max(0, i-12):i], "\x1b[") {
+		t.Errorf("alice's row is not highlighted:\n%q", out)
+	}
+	if strings.Contains(out, "\x1b[36;1m"+bob.Short()) {
+		t.Errorf("bob is highlighted but is not a key of ours")
+	}
+}
+
+func TestQueryArgErrors(t *testing.T) {
+	node := newFakeNode(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"block", "tip"}, `error: "tip" is neither a block height nor a block hash (64 hex characters)`},
+		{[]string{"block", "99"}, "error: block 99 not found on the node at <node> (see `poscli status` for its height)"},
+		{[]string{"blocks", "--limit", "1001"}, "error: --limit must be between 1 and 1000, got 1001"},
+		{[]string{"account", "nobody"}, `error: account "nobody" is neither an address (40 hex characters) nor the name of a key in <home>/keys`},
+		{[]string{"tx", "show", "abc"}, `error: "abc" is not a transaction id (64 hex characters)`},
+		{[]string{"tx", "show", strings.Repeat("ab", 32)}, "error: transaction " + strings.Repeat("ab", 32) + " not found: the node at <node> has neither pooled nor committed it"},
+		{[]string{"status", "extra"}, `error: poscli status takes no arguments, got "extra" (see 'poscli status --help')`},
+		{[]string{"-o", "yaml", "status"}, `error: --output must be table or json, got "yaml"`},
+	} {
+		e := newTestEnv(t, node.URL)
+		if code := e.main(tc.args...); code != 1 {
+			t.Errorf("%v: exit %d, want 1", tc.args, code)
+		}
+		if got := e.normalize(e.errOut.String()); got != tc.want+"\n" {
+			t.Errorf("%v:\n got %q\nwant %q", tc.args, got, tc.want+"\n")
+		}
+		if e.out.String() != "" {
+			t.Errorf("%v: stdout %q, want nothing", tc.args, e.out.String())
+		}
+	}
+}
+
+func TestBar(t *testing.T) {
+	for _, tc := range []struct {
+		share float64
+		want  string
+	}{
+		{0, ""}, {1, strings.Repeat("█", 20)}, {0.5, strings.Repeat("█", 10)},
+		{0.0001, "▏"}, {0.25, "█████"}, {0.525, "██████████▌"},
+	} {
+		if got := bar(tc.share, 20); got != tc.want {
+			t.Errorf("bar(%v) = %q, want %q", tc.share, got, tc.want)
+		}
+	}
+}
+
+func TestShortForms(t *testing.T) {
+	if got := shortHash(chain.Hash{0xab, 0xcd, 0xef, 0x01, 0x23}); got != "abcdef0123…" {
+		t.Errorf("shortHash = %q", got)
+	}
+	now := testNow()
+	for ms, want := range map[int64]string{
+		now.UnixMilli():           "just now",
+		now.UnixMilli() - 5_000:   "5s ago",
+		now.UnixMilli() - 180_000: "3m ago",
+		now.UnixMilli() + 7_000:   "7s ahead",
+	} {
+		if got := age(timeMs(ms), now); got != want {
+			t.Errorf("age(%d) = %q, want %q", ms, got, want)
+		}
+	}
+}
+
+func timeMs(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -1,0 +1,487 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/keystore"
+)
+
+// NewCmdTx builds `poscli tx` and its subcommands.
+func NewCmdTx(f *Factory) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tx",
+		Short: "Sign and send transactions, look one up",
+		Long: `Sign transactions locally with one of your keys and send them to the node.
+
+The nonce is the account's pending_nonce + 1 and the chain id is the node's
+(GET /v1/status). Balances are checked before sending where possible.`,
+		Example: `  poscli tx exchange --key alice --amount 100 --wait
+  poscli tx transfer --key alice --to bob --amount 5 --fee 1
+  poscli tx stake --key alice --amount 50
+  poscli tx unstake --key alice --amount 20
+  poscli tx show 5c1e…(64 hex)`,
+		Args: parentArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(
+		NewCmdTxExchange(f, nil),
+		NewCmdTxTransfer(f, nil),
+		NewCmdTxStake(f, nil),
+		NewCmdTxUnstake(f, nil),
+		NewCmdTxShow(f, nil),
+	)
+	return cmd
+}
+
+// TxSendOptions are the options of tx exchange, transfer, stake and unstake.
+type TxSendOptions struct {
+	IO           *IOStreams
+	Globals      *GlobalOptions
+	Client       func(...client.Option) (*client.Client, error)
+	Keys         func() keystore.Dir
+	Pass         passphraseSource
+	PollInterval time.Duration
+	Ctx          context.Context
+
+	Type        chain.TxType
+	Key         string // name or file
+	To          string // address or key name; "" for stake and unstake
+	Amount      uint64
+	Fee         uint64
+	Wait        bool
+	WaitTimeout time.Duration
+}
+
+type txKind struct {
+	typ     chain.TxType
+	use     string
+	short   string
+	long    string
+	example string
+	to      string // "required", "optional" or "" (no --to)
+}
+
+var (
+	kindExchange = txKind{
+		typ:   chain.TxExchange,
+		use:   "exchange",
+		short: "Buy coins: credit --amount to --to (default: yourself)",
+		long: `Send an EXCHANGE: the original's way to buy coins. The recipient (--to, by
+default the sending key itself) is credited --amount new coins; the sender
+pays only --fee. Networks may restrict EXCHANGE to authorities listed in
+their genesis.`,
+		example: `  poscli tx exchange --amount 100
+  poscli tx exchange --key alice --to bob --amount 100 --wait`,
+		to: "optional",
+	}
+	kindTransfer = txKind{
+		typ:   chain.TxTransfer,
+		use:   "transfer",
+		short: "Send --amount coins to --to",
+		long: `Send a TRANSFER of --amount coins, plus --fee for the forger, from --key to
+--to (an address or the name of one of your keys).`,
+		example: `  poscli tx transfer --to 3f2a0c9e5d7b1a2c4e6f8091a3b5c7d9e1f20304 --amount 5
+  poscli tx transfer --key alice --to bob --amount 5 --fee 1 --wait`,
+		to: "required",
+	}
+	kindStake = txKind{
+		typ:   chain.TxStake,
+		use:   "stake",
+		short: "Move --amount from balance to stake",
+		long: `Send a STAKE: --amount moves from the key's balance to its stake, which
+gives it a chance to forge blocks in proportion to its share.`,
+		example: `  poscli tx stake --amount 50
+  poscli tx stake --key alice --amount 50 --wait`,
+	}
+	kindUnstake = txKind{
+		typ:   chain.TxUnstake,
+		use:   "unstake",
+		short: "Move --amount from stake back to balance",
+		long:  `Send an UNSTAKE: --amount moves from the key's stake back to its balance.`,
+		example: `  poscli tx unstake --amount 20
+  poscli tx unstake --key alice --amount 20 --wait -o json`,
+	}
+)
+
+const txJSONDoc = `
+
+Before sending, poscli checks the account on the node: the balance must
+cover amount + fee (TRANSFER, STAKE) or the fee (EXCHANGE, UNSTAKE), and the
+stake must cover an UNSTAKE.
+
+JSON (-o json): {"id", "status", "height", "block_hash", "index",
+"transaction"} as GET /v1/txs/{id}; height, block_hash and index only once
+committed (--wait). transaction is {"id", "type", "chain_id", "from", "to",
+"amount", "fee", "nonce", "public_key", "signature"}.`
+
+// NewCmdTxExchange builds `poscli tx exchange`.
+func NewCmdTxExchange(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
+	return newCmdTxSend(f, kindExchange, runF)
+}
+
+// NewCmdTxTransfer builds `poscli tx transfer`.
+func NewCmdTxTransfer(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
+	return newCmdTxSend(f, kindTransfer, runF)
+}
+
+// NewCmdTxStake builds `poscli tx stake`.
+func NewCmdTxStake(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
+	return newCmdTxSend(f, kindStake, runF)
+}
+
+// NewCmdTxUnstake builds `poscli tx unstake`.
+func NewCmdTxUnstake(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
+	return newCmdTxSend(f, kindUnstake, runF)
+}
+
+func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cobra.Command {
+	opts := &TxSendOptions{
+		IO: f.IO, Globals: f.Globals, Client: f.Client, Keys: f.Keys,
+		Pass: newPassphraseSource(f), PollInterval: f.PollInterval, Type: kind.typ,
+	}
+	cmd := &cobra.Command{
+		Use:     kind.use + " --amount N [flags]",
+		Short:   kind.short,
+		Long:    kind.long + txJSONDoc,
+		Example: kind.example,
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !cmd.Flags().Changed("amount") {
+				return fmt.Errorf("--amount is required (see '%s --help')", cmd.CommandPath())
+			}
+			if kind.to == "required" && !cmd.Flags().Changed("to") {
+				return fmt.Errorf("--to is required: the recipient's address or key name (see '%s --help')", cmd.CommandPath())
+			}
+			opts.Ctx = cmd.Context()
+			if runF != nil {
+				return runF(opts)
+			}
+			return txSendRun(opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&opts.Key, "key", "k", defaultKey, "signing key: a key `NAME` in <home>/keys or a PEM file")
+	_ = cmd.RegisterFlagCompletionFunc("key", completeKeyNames(f))
+	if kind.to != "" {
+		fl.StringVar(&opts.To, "to", "", "recipient: an `ADDRESS` or the name of one of your keys")
+		_ = cmd.RegisterFlagCompletionFunc("to", completeKeyNames(f))
+	}
+	fl.Uint64Var(&opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
+	fl.Uint64Var(&opts.Fee, "fee", 0, "fee `N` paid to the forger")
+	fl.BoolVarP(&opts.Wait, "wait", "w", false, "wait until the transaction is committed and print its block height")
+	fl.DurationVar(&opts.WaitTimeout, "wait-timeout", 2*time.Minute, "give up --wait after this long (0: never)")
+	fl.StringVar(&opts.Pass.File, "passphrase-file", "", "read an encrypted key's passphrase from the first line of `FILE`")
+	return cmd
+}
+
+// loadKey loads the key ref (a name in dir or a file), asking for its
+// passphrase if it is encrypted.
+func loadKey(ctx context.Context, dir keystore.Dir, ref string, pass passphraseSource) (*keystore.Key, error) {
+	path := dir.Resolve(ref)
+	enc, err := keystore.IsEncrypted(path)
+	if err != nil {
+		return nil, keyError(ref, dir.Path, err)
+	}
+	var pw []byte
+	if enc {
+		if pw, err = pass.existing(ctx, ref); err != nil {
+			return nil, keyError(ref, dir.Path, err)
+		}
+	}
+	k, err := keystore.Load(path, pw)
+	if err != nil {
+		return nil, keyError(ref, dir.Path, err)
+	}
+	return k, nil
+}
+
+// resolveAddress reads ref as an address, or else as the name of a key in
+// dir; flag names the argument in errors.
+func resolveAddress(ref string, dir keystore.Dir, flag string) (chain.Address, error) {
+	if a := chain.Address(strings.ToLower(ref)); a.Valid() {
+		return a, nil
+	}
+	info, err := dir.Info(ref)
+	if err == nil && info.Address != "" {
+		return info.Address, nil
+	}
+	if err == nil {
+		return "", fmt.Errorf("%s: the address of key %s is unknown (encrypted without its .pub file); run `poscli keys show %s` after using the key once", flag, ref, ref)
+	}
+	return "", fmt.Errorf("%s %q is neither an address (40 hex characters) nor the name of a key in %s", flag, ref, dir.Path)
+}
+
+func txSendRun(opts *TxSendOptions) error {
+	ctx := ctxOr(opts.Ctx)
+	if opts.Amount == 0 {
+		return errors.New("--amount must be greater than 0")
+	}
+	dir := opts.Keys()
+	key, err := loadKey(ctx, dir, opts.Key, opts.Pass)
+	if err != nil {
+		return err
+	}
+	from := key.Address()
+	to := from
+	if opts.To != "" && (opts.Type == chain.TxExchange || opts.Type == chain.TxTransfer) {
+		if to, err = resolveAddress(opts.To, dir, "--to"); err != nil {
+			return err
+		}
+	}
+	if opts.Type == chain.TxTransfer && opts.To == "" {
+		return errors.New("--to is required: the recipient's address or key name")
+	}
+
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	acc, err := c.Account(ctx, from)
+	if err != nil {
+		return err
+	}
+	if err := checkFunds(opts, acc); err != nil {
+		return err
+	}
+	if opts.Type == chain.TxExchange {
+		// Best effort: a node that does not serve its genesis is left to judge.
+		if g, err := c.Genesis(ctx); err == nil && !g.Exchange.Allows(from) {
+			return fmt.Errorf("exchange not allowed: this network lets only the authorities in its genesis EXCHANGE, and key %s (%s) is not one", opts.Key, from)
+		}
+	}
+	nonce := acc.Nonce + 1
+	if acc.PendingNonce != nil {
+		nonce = *acc.PendingNonce + 1
+	}
+	tx := chain.Transaction{
+		Type:    opts.Type,
+		ChainID: st.ChainID,
+		To:      to,
+		Amount:  opts.Amount,
+		Fee:     opts.Fee,
+		Nonce:   nonce,
+	}
+	key.SignTx(&tx)
+	if err := tx.Validate(st.ChainID); err != nil {
+		return fmt.Errorf("cannot build a valid transaction: %v", err)
+	}
+
+	res, err := c.SubmitTx(ctx, &tx)
+	if err != nil {
+		return submitError(err)
+	}
+	info := rpc.TxInfo{ID: tx.ID(), Status: rpc.TxPending, Transaction: &tx}
+	if res.ID != nil {
+		info.ID = *res.ID
+	}
+	if res.Status != "" {
+		info.Status = res.Status
+	}
+	ecs := opts.IO.ErrColorScheme()
+	if opts.Wait {
+		committed, err := waitCommitted(ctx, c, opts, info.ID)
+		if err != nil {
+			return err
+		}
+		info = committed
+		if info.Transaction == nil {
+			info.Transaction = &tx
+		}
+		if opts.IO.ErrIsTerminal && info.Height != nil {
+			fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Committed in block %d", *info.Height)))
+		}
+	} else if opts.IO.ErrIsTerminal && !opts.Globals.JSON() {
+		fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Sent %s of %d", tx.Type, tx.Amount)))
+	}
+	return printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
+}
+
+// checkFunds refuses what the account cannot pay, before anything is sent.
+func checkFunds(opts *TxSendOptions, acc rpc.Account) error {
+	var need uint64
+	detail := fmt.Sprintf("fee %d", opts.Fee)
+	switch opts.Type {
+	case chain.TxTransfer, chain.TxStake:
+		need = opts.Amount + opts.Fee
+		if need < opts.Amount {
+			return fmt.Errorf("--amount %d + --fee %d overflows", opts.Amount, opts.Fee)
+		}
+		detail = fmt.Sprintf("amount %d + fee %d", opts.Amount, opts.Fee)
+	case chain.TxUnstake:
+		if acc.Stake < opts.Amount {
+			return fmt.Errorf("insufficient stake: have %d, need %d (key %s)", acc.Stake, opts.Amount, opts.Key)
+		}
+		need = opts.Fee
+	default:
+		need = opts.Fee
+	}
+	if acc.Balance < need {
+		return fmt.Errorf("insufficient balance: have %d, need %d (%s, key %s)", acc.Balance, need, detail, opts.Key)
+	}
+	return nil
+}
+
+// submitError explains why the node refused a transaction.
+func submitError(err error) error {
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Code == "unauthorized" {
+		return err
+	}
+	hint := ""
+	switch ae.Code {
+	case "bad_nonce", "nonce_gap":
+		hint = "; another transaction from this key may have been sent meanwhile, try again"
+	case "already_known":
+		hint = "; nothing new was sent"
+	case "wrong_chain":
+		hint = "; is --node the network you meant?"
+	case "pool_full", "unavailable":
+		hint = "; try again later"
+	case "exchange_not_allowed":
+		hint = "; this network lets only its genesis authorities EXCHANGE"
+	}
+	return fmt.Errorf("the node refused the transaction: %s: %s%s", ae.Code, ae.Message, hint)
+}
+
+// waitCommitted waits for id with a spinner on a terminal.
+func waitCommitted(ctx context.Context, c *client.Client, opts *TxSendOptions, id chain.Hash) (rpc.TxInfo, error) {
+	wctx := ctx
+	if opts.WaitTimeout > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithTimeout(ctx, opts.WaitTimeout)
+		defer cancel()
+	}
+	var sp *spinner
+	if opts.IO.ErrIsTerminal {
+		sp = startSpinner(opts.IO.ErrOut, "waiting for "+shortHash(id)+" to be committed")
+	}
+	info, err := c.WaitTx(wctx, id, opts.PollInterval)
+	sp.Stop()
+	switch {
+	case err == nil:
+		return info, nil
+	case ctx.Err() != nil:
+		return info, fmt.Errorf("interrupted while waiting; transaction %s was sent, check it with `poscli tx show %s`", id, id)
+	case errors.Is(err, context.DeadlineExceeded):
+		return info, fmt.Errorf("transaction %s was sent but not committed within %s; check it with `poscli tx show %s`", id, opts.WaitTimeout, id)
+	case client.IsNotFound(err):
+		return info, fmt.Errorf("transaction %s left the node's pool without being committed; check the account with `poscli account` and send it again", id)
+	}
+	return info, fmt.Errorf("transaction %s was sent, but waiting for it failed: %w", id, err)
+}
+
+// printTxInfo prints a transaction and where it is.
+func printTxInfo(ios *IOStreams, g *GlobalOptions, info rpc.TxInfo, own ownKeys) error {
+	if g.JSON() {
+		return writeJSON(ios.Out, info)
+	}
+	cs := ios.ColorScheme()
+	fl := fields{cs: cs}
+	fl.Add("id", info.ID.String())
+	status := info.Status
+	if status == rpc.TxCommitted {
+		status = cs.Green(status)
+	}
+	fl.Add("status", status)
+	if info.Height != nil {
+		fl.Add("height", u64(*info.Height))
+	}
+	if info.BlockHash != nil {
+		fl.Add("block", info.BlockHash.String())
+	}
+	if info.Index != nil {
+		fl.Add("index", fmt.Sprint(*info.Index))
+	}
+	if tx := info.Transaction; tx != nil {
+		fl.Add("type", string(tx.Type))
+		fl.Add("from", own.full(tx.From, cs))
+		fl.Add("to", own.full(tx.To, cs))
+		fl.Add("amount", u64(tx.Amount))
+		fl.Add("fee", u64(tx.Fee))
+		fl.Add("nonce", u64(tx.Nonce))
+		fl.Add("chain id", tx.ChainID)
+	}
+	return fl.Write(ios.Out)
+}
+
+// ownKeysOf lists the keystore's addresses; errors just mean none.
+func ownKeysOf(dir keystore.Dir) ownKeys {
+	own := ownKeys{}
+	infos, _ := dir.List()
+	for _, in := range infos {
+		if in.Address != "" {
+			if _, dup := own[in.Address]; !dup {
+				own[in.Address] = in.Name
+			}
+		}
+	}
+	return own
+}
+
+// TxShowOptions are the options of `poscli tx show`.
+type TxShowOptions struct {
+	IO      *IOStreams
+	Globals *GlobalOptions
+	Client  func(...client.Option) (*client.Client, error)
+	Keys    func() keystore.Dir
+	Ctx     context.Context
+
+	ID string
+}
+
+// NewCmdTxShow builds `poscli tx show ID`.
+func NewCmdTxShow(f *Factory, runF func(*TxShowOptions) error) *cobra.Command {
+	opts := &TxShowOptions{IO: f.IO, Globals: f.Globals, Client: f.Client, Keys: f.Keys}
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a transaction: pending or committed, and where",
+		Long: `Show the transaction ID (64 hex characters) as the node knows it: pending in
+its pool, or committed with its block height, block hash and index.
+
+JSON (-o json): {"id", "status", "height", "block_hash", "index",
+"transaction"} exactly as GET /v1/txs/{id}.`,
+		Example: `  poscli tx show 9b0f3c1d2e4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e
+  poscli tx show $(poscli tx transfer --to bob --amount 1 -o json | jq -r .id)`,
+		Args: args(1, 1, "a transaction id"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.ID = args[0]
+			opts.Ctx = cmd.Context()
+			if runF != nil {
+				return runF(opts)
+			}
+			return txShowRun(opts)
+		},
+	}
+}
+
+func txShowRun(opts *TxShowOptions) error {
+	id, err := chain.ParseHash(strings.ToLower(opts.ID))
+	if err != nil {
+		return fmt.Errorf("%q is not a transaction id (64 hex characters)", opts.ID)
+	}
+	c, err := opts.Client()
+	if err != nil {
+		return err
+	}
+	info, err := c.Tx(ctxOr(opts.Ctx), id)
+	if client.IsNotFound(err) {
+		return fmt.Errorf("transaction %s not found: the node at %s has neither pooled nor committed it", id, c.BaseURL())
+	}
+	if err != nil {
+		return err
+	}
+	return printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(opts.Keys()))
+}

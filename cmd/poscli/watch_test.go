@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+)
+
+// waitFor polls cond until it holds or a few seconds pass.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func nextBlock(parent *chain.Block) chain.Block {
+	txs := []chain.Transaction{mkTx(bobPriv, chain.TxTransfer, alice, 1, 0, 1)}
+	b := chain.NewBlock(&parent.Header, 0, parent.Timestamp+2000, txs)
+	b.Header.Sign(alicePriv)
+	return *b
+}
+
+func TestWatchEvents(t *testing.T) {
+	node := newFakeNode(t)
+	b3 := node.blocks[3]
+	b4 := nextBlock(&b3)
+	node.events = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for _, b := range []chain.Block{b3, b4} {
+			data, _ := json.Marshal(b)
+			fmt.Fprintf(w, "event: block\ndata: %s\n\n", data)
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}
+	for _, format := range []string{"table", "json"} {
+		e := newTestEnv(t, node.URL)
+		e.addKey(t, "alice", alicePriv, "")
+		e.f.Globals.Output = format
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		cmd := NewCmdWatch(e.f, nil)
+		cmd.SetArgs([]string{})
+		go func() { done <- cmd.ExecuteContext(ctx) }()
+		waitFor(t, "two blocks", func() bool { return strings.Count(e.out.String(), "\n") == 2 })
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("watch returned %v after Ctrl-C", err)
+		}
+		var want string
+		if format == "table" {
+			want = fmt.Sprintf("00:00:06  #3       %s  forger %s  1 tx\n00:00:08  #4       %s  forger %s (alice)  1 tx\n",
+				shortHash(b3.Hash()), carol.Short(), shortHash(b4.Hash()), alice.Short())
+		} else {
+			want = fmt.Sprintf(`{"height":3,"hash":"%s","timestamp":%d,"forger":"%s","rank":0,"tx_count":1}`+"\n"+
+				`{"height":4,"hash":"%s","timestamp":%d,"forger":"%s","rank":0,"tx_count":1}`+"\n",
+				b3.Hash(), b3.Timestamp, carol, b4.Hash(), b4.Timestamp, alice)
+		}
+		if e.out.String() != want {
+			t.Errorf("%s:\n got %q\nwant %q", format, e.out.String(), want)
+		}
+		if !strings.HasPrefix(e.errOut.String(), "watching posd-test at "+node.URL+" from height 3 (Ctrl-C to stop)\n") {
+			t.Errorf("stderr %q", e.errOut.String())
+		}
+	}
+}
+
+func TestWatchFallsBackToPolling(t *testing.T) {
+	node := newFakeNode(t)
+	// No event route (404); the head moves from 1 to 3 after the first call.
+	node.statusHeight = func(call int) uint64 {
+		if call == 1 {
+			return 1
+		}
+		return 3
+	}
+	e := newTestEnv(t, node.URL)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	cmd := NewCmdWatch(e.f, nil)
+	cmd.SetArgs([]string{"--interval", "5ms"})
+	go func() { done <- cmd.ExecuteContext(ctx) }()
+	waitFor(t, "blocks 2 and 3", func() bool { return strings.Count(e.out.String(), "\n") == 2 })
+	time.Sleep(30 * time.Millisecond) // more polls print nothing new
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out := e.out.String()
+	if strings.Count(out, "\n") != 2 || !strings.Contains(out, "#2 ") || !strings.Contains(out, "#3 ") {
+		t.Errorf("stdout %q", out)
+	}
+	wantWarn := "warning: event stream failed (not found on the node: no route); polling /v1/status every 5ms instead\n"
+	if !strings.HasSuffix(e.errOut.String(), wantWarn) {
+		t.Errorf("stderr %q, want the fallback warning", e.errOut.String())
+	}
+}
+
+func TestWatchUnreachable(t *testing.T) {
+	node := newFakeNode(t)
+	url := node.URL
+	node.Close()
+	e := newTestEnv(t, url)
+	if code := e.main("watch"); code != 1 {
+		t.Fatal("watch on a dead node exited 0")
+	}
+	if !strings.HasPrefix(e.errOut.String(), "error: node not reachable at "+url+" — is posd running?") {
+		t.Errorf("got %q", e.errOut.String())
+	}
+}
