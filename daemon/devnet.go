@@ -109,7 +109,7 @@ func writeDevnetGenesis(cfg DevnetConfig, homes []string, allocs []chain.Allocat
 	if errors.Is(err, fs.ErrNotExist) {
 		p := cfg.Genesis
 		p.ChainID = firstNonEmpty(p.ChainID, "posd-devnet")
-		g, err := p.Build(time.Now(), allocs)
+		g, err := p.Build(time.Now(), append(allocs, p.Allocations...))
 		if err != nil {
 			return err
 		}

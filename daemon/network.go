@@ -142,7 +142,11 @@ func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
 
 // HandleBlock imports a gossiped or synced block.
 func (h p2pHandler) HandleBlock(b *chain.Block) error {
-	err := h.n.ImportBlock(b)
+	return h.mapBlockErr(h.n.ImportBlock(b))
+}
+
+// mapBlockErr translates import outcomes into the network's terms.
+func (h p2pHandler) mapBlockErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
@@ -155,6 +159,12 @@ func (h p2pHandler) HandleBlock(b *chain.Block) error {
 		return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 	}
 	return err
+}
+
+// HandleBlocks imports a synced range in one commit.
+func (h p2pHandler) HandleBlocks(blocks []*chain.Block) (int, error) {
+	n, err := h.n.ImportBlocks(blocks)
+	return n, h.mapBlockErr(err)
 }
 
 func (h p2pHandler) Blocks(from uint64, limit int) ([]*chain.Block, error) {

@@ -263,3 +263,39 @@ func TestTokenIsPrivate(t *testing.T) {
 		t.Fatalf("GET /v1/config without token: %d", status)
 	}
 }
+
+// TestImportBlocksStopsAtTheFirstBadBlock: a synced range whose third block
+// is invalid commits the first two, refuses the third with its rule code,
+// and leaves the state of height 2 on disk and in memory.
+func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
+	n := startTestNode(t)
+	k, _ := keystore.Generate()
+	parent := n.Head().Header
+	var blocks []*chain.Block
+	for i := 1; i <= 5; i++ {
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: uint64(i)}
+		k.SignTx(&tx)
+		if i == 3 {
+			tx.Amount = 11 // breaks the signature
+		}
+		b := chain.NewBlock(&parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
+		n.key.SignHeader(&b.Header)
+		blocks = append(blocks, b)
+		parent = b.Header
+	}
+	accepted, err := n.ImportBlocks(blocks)
+	if accepted != 2 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
+		t.Fatalf("accepted %d, err %v; want 2 and bad_signature", accepted, err)
+	}
+	if n.Height() != 2 || account(t, n, k.Address()).Balance != 20 {
+		t.Fatalf("height %d, balance %d", n.Height(), account(t, n, k.Address()).Balance)
+	}
+	onDisk, err := n.st.LoadState()
+	if err != nil || !onDisk.Equal(n.state) {
+		t.Fatalf("disk state differs from memory (%v)", err)
+	}
+	// The good prefix again: known blocks are skipped, nothing changes.
+	if accepted, err := n.ImportBlocks(blocks[:2]); accepted != 2 || err != nil {
+		t.Fatalf("re-import: %d %v", accepted, err)
+	}
+}

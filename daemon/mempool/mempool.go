@@ -48,7 +48,7 @@ type StateView interface {
 // Config bounds the pool. Zero fields take the defaults.
 type Config struct {
 	Limit       int    // most transactions pooled at once (DefaultLimit)
-	MaxNonceGap uint64 // how far beyond the account nonce a nonce may be (DefaultMaxNonceGap)
+	MaxNonceGap uint64 // how many nonces may be missing before a pooled one (DefaultMaxNonceGap)
 }
 
 // Eviction is a pooled transaction that Update dropped, and why.
@@ -197,15 +197,7 @@ func (p *Pool) PendingNonce(a chain.Address, st StateView) uint64 {
 	n := st.Account(a).Nonce
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.senders[a]
-	if s == nil {
-		return n
-	}
-	i, _ := s.find(n + 1)
-	for ; i < len(s.txs) && s.txs[i].tx.Nonce == n+1; i++ {
-		n++
-	}
-	return n
+	return p.senders[a].contiguousTop(n)
 }
 
 // checked is what admission learns about a transaction outside the lock.
@@ -323,8 +315,8 @@ func (p *Pool) admit(tx *chain.Transaction, id chain.Hash, st StateView) error {
 		}
 		at = i
 	}
-	if tx.Nonce-acc.Nonce > p.maxGap {
-		return ruleErr(ErrNonceGap, "nonce %d is more than %d beyond account nonce %d", tx.Nonce, p.maxGap, acc.Nonce)
+	if err := p.checkGap(tx.Nonce, s.contiguousTop(acc.Nonce)); err != nil {
+		return err
 	}
 	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
 		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
@@ -394,12 +386,36 @@ func (p *Pool) unlink(e *entry) {
 	e.prev, e.next = nil, nil
 }
 
+// checkGap refuses a nonce that leaves more than maxGap missing nonces
+// after top, the end of the sender's contiguous run (its account nonce when
+// nothing is pooled). A long run of consecutive nonces is no gap at all.
+func (p *Pool) checkGap(nonce, top uint64) error {
+	if nonce > top && nonce-top-1 > p.maxGap {
+		return ruleErr(ErrNonceGap, "nonce %d leaves %d nonces missing after %d (at most %d)", nonce, nonce-top-1, top, p.maxGap)
+	}
+	return nil
+}
+
+// contiguousTop is the highest nonce n such that every nonce from
+// accountNonce+1 to n is pooled (accountNonce if none is). s may be nil.
+func (s *sender) contiguousTop(accountNonce uint64) uint64 {
+	n := accountNonce
+	if s == nil {
+		return n
+	}
+	i, _ := s.find(n + 1)
+	for ; i < len(s.txs) && s.txs[i].tx.Nonce == n+1; i++ {
+		n++
+	}
+	return n
+}
+
 // recheck says why e cannot stay pooled for an account acc that already
 // owes debit and unstake to the sender's lower-nonce transactions, or nil.
-func (p *Pool) recheck(e *entry, acc chain.Account, debit, unstake uint64) error {
+func (p *Pool) recheck(e *entry, acc chain.Account, top, debit, unstake uint64) error {
 	tx := &e.tx
-	if tx.Nonce-acc.Nonce > p.maxGap {
-		return ruleErr(ErrNonceGap, "nonce %d is more than %d beyond account nonce %d", tx.Nonce, p.maxGap, acc.Nonce)
+	if err := p.checkGap(tx.Nonce, top); err != nil {
+		return err
 	}
 	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
 		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
@@ -439,11 +455,15 @@ func (p *Pool) Update(st StateView) []Eviction {
 		}
 		kept := s.txs[:0]
 		var debit, unstake uint64
+		top := acc.Nonce // highest nonce of the contiguous run so far
 		for _, e := range s.txs[k:] {
-			if err := p.recheck(e, acc, debit, unstake); err != nil {
+			if err := p.recheck(e, acc, top, debit, unstake); err != nil {
 				p.unlink(e)
 				out = append(out, evicted{e, err})
 				continue
+			}
+			if e.tx.Nonce == top+1 {
+				top++
 			}
 			debit += e.debit
 			unstake += e.unstake

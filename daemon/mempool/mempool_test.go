@@ -124,9 +124,9 @@ func TestAddRejects(t *testing.T) {
 		{name: "replay", account: &chain.Account{Balance: 1000, Nonce: 5}, tx: transfer(alice, 10, 5), want: chain.ErrBadNonce, msg: "already used"},
 		{name: "replay older", account: &chain.Account{Balance: 1000, Nonce: 5}, tx: transfer(alice, 10, 2), want: chain.ErrBadNonce, msg: "already used"},
 		{name: "nonce in use", pre: []chain.Transaction{transfer(alice, 10, 1)}, tx: transfer(alice, 11, 1), want: ErrNonceInUse},
-		{name: "nonce gap", tx: transfer(alice, 10, 65), want: ErrNonceGap},
-		{name: "nonce gap from account nonce", account: &chain.Account{Balance: 1000, Nonce: 10}, tx: transfer(alice, 10, 75), want: ErrNonceGap},
-		{name: "nonce gap configured", cfg: Config{MaxNonceGap: 2}, tx: transfer(alice, 10, 3), want: ErrNonceGap},
+		{name: "nonce gap", tx: transfer(alice, 10, 66), want: ErrNonceGap}, // 65 missing, 64 allowed
+		{name: "nonce gap from account nonce", account: &chain.Account{Balance: 1000, Nonce: 10}, tx: transfer(alice, 10, 76), want: ErrNonceGap},
+		{name: "nonce gap configured", cfg: Config{MaxNonceGap: 2}, tx: transfer(alice, 10, 4), want: ErrNonceGap},
 		{name: "exchange not authority", tx: signed(alice, chain.TxExchange, bob.addr, 10, 0, 1), want: chain.ErrNotExchange},
 		{name: "overspend", tx: transfer(alice, 1000, 1), want: chain.ErrInsufficientFunds, msg: "balance 1000, pending 0, needs 1001"},
 		{name: "overspend with pending", pre: []chain.Transaction{transfer(alice, 600, 1)}, tx: transfer(alice, 399, 2), want: chain.ErrInsufficientFunds, msg: "balance 1000, pending 601, needs 400"},
@@ -703,4 +703,18 @@ func TestRemove(t *testing.T) {
 	if got := p.Pending(10, st); len(got) != 2 {
 		t.Fatalf("after refilling the gap Pending returned %d, want 2", len(got))
 	}
+}
+
+// TestLongRunIsNoGap: the gap bound counts missing nonces, so a sender may
+// pool a long run of consecutive nonces, and a gap is measured from its end.
+func TestLongRunIsNoGap(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{MaxNonceGap: 4})
+	for n := uint64(1); n <= 100; n++ {
+		mustAdd(t, p, st, transfer(alice, 1, n))
+	}
+	mustAdd(t, p, st, transfer(alice, 1, 105))   // 101..104 missing: 4, allowed
+	_, err := p.Add(transfer(alice, 1, 111), st) // 10 beyond the run that ends at 100
+	wantCode(t, err, ErrNonceGap)
 }

@@ -60,6 +60,14 @@ type Handler interface {
 	Blocks(from uint64, limit int) ([]*chain.Block, error)
 }
 
+// BatchHandler is a Handler that can import many consecutive blocks at once
+// (one disk commit instead of one per block). Sync uses it when the handler
+// has it. HandleBlocks returns how many blocks it got through and the error
+// of the first it could not take (HandleBlock's conventions).
+type BatchHandler interface {
+	HandleBlocks(blocks []*chain.Block) (accepted int, err error)
+}
+
 // ErrIgnore is returned (or wrapped) by a Handler for a message that is not
 // forwarded but is not the sender's fault either.
 var ErrIgnore = errors.New("ignore")

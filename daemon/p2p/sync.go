@@ -108,25 +108,41 @@ func (n *Node) syncWith(p peer.ID) {
 		}
 		return
 	}
-	ourHeight, _ := n.h.Head()
-	if st.height <= ourHeight {
+	ourHeight, ourHead := n.h.Head()
+	base := ourHeight + 1
+	switch {
+	case st.height < ourHeight:
 		return
+	case st.height == ourHeight:
+		if st.head == ourHead {
+			return
+		}
+		// Same height, another head: fetch the peer's head so fork choice
+		// can settle it. Without this, two halves that forked at the last
+		// block would stay apart until somebody forged again.
+		base = ourHeight
 	}
 	target := st.height
-	base := ourHeight + 1
 	from := base
 	var back uint64
 	start := time.Now()
 	lastLog, lastCount := start, 0
 	imported := 0
 	n.log.Info("p2p: sync started", "peer", p.String(), "height", ourHeight, "target", target)
+	batcher, _ := n.h.(BatchHandler)
+	var pending []*chain.Block
 	for n.ctx.Err() == nil {
 		got := 0
+		pending = pending[:0]
 		err := n.fetchBlocks(p, from, maxSyncRange, func(b *chain.Block) error {
 			if b.Height != from+uint64(got) {
 				return fmt.Errorf("peer sent height %d, want %d", b.Height, from+uint64(got))
 			}
 			got++
+			if batcher != nil {
+				pending = append(pending, b)
+				return nil
+			}
 			err := n.h.HandleBlock(b)
 			switch {
 			case err == nil:
@@ -151,6 +167,26 @@ func (n *Node) syncWith(p peer.ID) {
 			}
 			return nil
 		})
+		if err == nil && len(pending) > 0 {
+			accepted, herr := batcher.HandleBlocks(pending)
+			imported += accepted
+			switch {
+			case herr == nil || errors.Is(herr, ErrIgnore):
+			case errors.Is(herr, ErrUnknownParent) && accepted == 0:
+				err = errStepBack
+			default:
+				err = fmt.Errorf("block %d rejected: %w", pending[accepted].Height, herr)
+			}
+			last := pending[len(pending)-1]
+			if last.Height > target {
+				target = last.Height
+			}
+			if now := time.Now(); err == nil && now.Sub(lastLog) >= logEvery {
+				n.log.Info("p2p: syncing", "peer", p.String(), "height", last.Height, "target", target,
+					"blocks_per_s", int(float64(imported-lastCount)/now.Sub(lastLog).Seconds()))
+				lastLog, lastCount = now, imported
+			}
+		}
 		if errors.Is(err, errStepBack) {
 			if from == 0 {
 				n.log.Warn("p2p: sync stopped: no common ancestor with peer", "peer", p.String())
