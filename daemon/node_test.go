@@ -299,3 +299,41 @@ func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
 		t.Fatalf("re-import: %d %v", accepted, err)
 	}
 }
+
+// TestReorgDeeperThan64IsRefused: a branch forking more than MaxReorgDepth
+// blocks below the head is refused with reorg_too_deep, whatever its length.
+func TestReorgDeeperThan64IsRefused(t *testing.T) {
+	n := startTestNode(t)
+	build := func(parent chain.Header, count int, dt int64) []*chain.Block {
+		var out []*chain.Block
+		for i := 0; i < count; i++ {
+			b := chain.NewBlock(&parent, 0, parent.Timestamp+dt, nil)
+			n.key.SignHeader(&b.Header)
+			out = append(out, b)
+			parent = b.Header
+		}
+		return out
+	}
+	genesis := n.Head().Header
+	main := build(genesis, MaxReorgDepth+2, 1)
+	if accepted, err := n.ImportBlocks(main); err != nil || accepted != len(main) {
+		t.Fatalf("main chain: %d %v", accepted, err)
+	}
+	// Another branch from block 1: different timestamps, different hashes.
+	branch := build(main[0].Header, MaxReorgDepth+5, 2)
+	err := n.ImportBlock(branch[0])
+	if chain.CodeOf(err) != ErrReorgTooDeep.Code {
+		t.Fatalf("got %v, want reorg_too_deep", err)
+	}
+	if n.Head().Hash() != main[len(main)-1].Hash() {
+		t.Fatal("the head moved")
+	}
+	// A branch forking within the limit and longer than the main chain wins.
+	near := build(main[len(main)-3].Header, 3, 2)
+	if _, err := n.ImportBlocks(near); err != nil {
+		t.Fatal(err)
+	}
+	if n.Head().Hash() != near[2].Hash() {
+		t.Fatal("a longer branch within the reorg limit did not win")
+	}
+}
