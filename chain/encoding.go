@@ -83,15 +83,19 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 //	tx_root           32 bytes
 func (h *Header) SigningBytes() []byte {
 	b := make([]byte, 0, len(headerDomain)+8+32+8+2*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32)
-	b = append(b, headerDomain...)
+	return h.appendFields(append(b, headerDomain...))
+}
+
+// appendFields appends every header field but the signature, in the order
+// both the signing bytes and the block codec use.
+func (h *Header) appendFields(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, h.Height)
 	b = append(b, h.PrevHash[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Timestamp))
 	b = appendString(b, string(h.Forger))
 	b = appendString(b, h.ForgerPublicKey)
 	b = binary.BigEndian.AppendUint32(b, h.Rank)
-	b = append(b, h.TxRoot[:]...)
-	return b
+	return append(b, h.TxRoot[:]...)
 }
 
 // Hash is the SHA-256 of the header's signing bytes.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -125,7 +126,7 @@ func writeDevnetGenesis(cfg DevnetConfig, homes []string, allocs []chain.Allocat
 		if _, err := os.Stat(path); err == nil {
 			continue
 		}
-		if err := writeFileAtomic(path, data, 0o644); err != nil {
+		if err := atomicfile.Replace(path, data, 0o644); err != nil {
 			return err
 		}
 	}

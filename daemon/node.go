@@ -26,6 +26,7 @@ import (
 	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
+	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -261,7 +262,7 @@ func (n *Node) resolveGenesis() (*chain.Genesis, error) {
 		n.log.Info("joined a network", "via", url, "chain_id", g.ChainID, "genesis", g.Hash().String())
 	}
 	data, _ := json.MarshalIndent(g, "", "  ")
-	if err := writeFileAtomic(path, append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.Replace(path, append(data, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return g, nil

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/atomicfile"
 )
 
 // Dir is a directory of named keys: key NAME lives in <dir>/NAME.pem, with
@@ -261,5 +262,5 @@ func (d Dir) writePub(name string, pub ed25519.PublicKey) error {
 	if old, err := os.ReadFile(d.pubFile(name)); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
-	return writeReplace(d.pubFile(name), data, 0o644)
+	return atomicfile.Replace(d.pubFile(name), data, 0o644)
 }
