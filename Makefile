@@ -12,9 +12,11 @@ all: build
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/posd ./cmd/poscli
 
-# The README's test command: vet, then every test with the race detector.
+# The README's test command: vet, staticcheck (pinned), then every test
+# with the race detector.
 test:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	$(GO) test -race -timeout 30m ./...
 
 # Benchmarks; figures go to docs/PERFORMANCE.md with the command that made them.

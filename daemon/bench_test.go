@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"runtime"
 	"sync"
@@ -142,7 +141,7 @@ func parallelVerifyRate(n int) float64 {
 			defer wg.Done()
 			for i := 0; i < n/workers; i++ {
 				if !ed25519.Verify(k.PublicKey(), msg, sig) {
-					panic(fmt.Sprint("verify failed"))
+					panic("verify failed")
 				}
 			}
 		}()

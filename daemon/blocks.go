@@ -29,10 +29,9 @@ var (
 // costs time that grows with stake (the lottery hashes once per staked
 // coin), and a node asks for the same parent many times.
 type electionCache struct {
-	mu      sync.Mutex
-	byHash  map[chain.Hash][]chain.Address
-	order   []chain.Hash
-	stakeOf map[chain.Hash]*election.StakeTable
+	mu     sync.Mutex
+	byHash map[chain.Hash][]chain.Address
+	order  []chain.Hash
 }
 
 const electionCacheSize = 256
@@ -171,28 +170,34 @@ func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 		return nil
 	}
 	now := n.cfg.Now().UnixMilli()
+	start := 0 // index in blocks of batch[0]: what a failed flush loses
 	for i, b := range blocks {
 		if b.PrevHash == tip.Hash() {
 			undo, err := chain.ValidateAndApply(n.g, &tip.Header, b, n.candidatesLocked(b.PrevHash), n.state, now, n.pool.Verifier())
 			if err != nil {
 				if ferr := flush(); ferr != nil {
-					return 0, ferr
+					return start, ferr
 				}
 				return i, err
+			}
+			if len(batch) == 0 {
+				start = i
 			}
 			batch, undos, tip = append(batch, b), append(undos, undo), b
 			continue
 		}
 		if err := flush(); err != nil {
-			return 0, err
+			return start, err
 		}
-		tip = n.head
 		if err := n.importLocked(b); err != nil && !errors.Is(err, ErrKnownBlock) {
 			return i, err
 		}
 		tip = n.head
 	}
-	return len(blocks), flush()
+	if err := flush(); err != nil {
+		return start, err
+	}
+	return len(blocks), nil
 }
 
 // sideBlockLocked stores a block whose parent is known but is not the head,

@@ -50,10 +50,6 @@ func BenchmarkSyncFreshNode10000(b *testing.B) {
 func BenchmarkBlockPropagation4Nodes(b *testing.B) {
 	d := startNet(b, []uint64{1, 1, 1, 1}, nil)
 	waitPeers(b, d, 3)
-	type seen struct {
-		at   map[int]time.Time
-		hash chain.Hash
-	}
 	var mu sync.Mutex
 	arrivals := map[chain.Hash]map[int]time.Time{}
 	for i, n := range d.Nodes {
