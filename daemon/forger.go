@@ -121,6 +121,9 @@ func (n *Node) forge(head *chain.Block, rank uint32) {
 		n.pool.Remove(txs[bad].ID())
 		n.metrics.evicted.Add(1)
 		txs = txs[:bad]
+		if len(txs) == 0 {
+			return // nothing left worth a block; the next round looks again
+		}
 	}
 }
 

@@ -321,6 +321,9 @@ func (p *Pool) admit(tx *chain.Transaction, id chain.Hash, st StateView) error {
 	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
 		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
 	}
+	if err := checkOverflow(tx, acc, st); err != nil {
+		return err
+	}
 	debit, unstake := costs(tx)
 	var pendDebit, pendUnstake uint64
 	if s != nil {
@@ -384,6 +387,24 @@ func (p *Pool) unlink(e *entry) {
 		p.tail = e.prev
 	}
 	e.prev, e.next = nil, nil
+}
+
+// checkOverflow refuses what would overflow a balance or a stake if it
+// were applied now: the block would refuse it, so the pool must too.
+func checkOverflow(tx *chain.Transaction, from chain.Account, st StateView) error {
+	var have uint64
+	switch tx.Type {
+	case chain.TxExchange, chain.TxTransfer:
+		have = st.Account(tx.To).Balance
+	case chain.TxStake:
+		have = from.Stake
+	case chain.TxUnstake:
+		have = from.Balance
+	}
+	if have+tx.Amount < have {
+		return ruleErr(chain.ErrAmountOverflow, "%d more would overflow %d", tx.Amount, have)
+	}
+	return nil
 }
 
 // checkGap refuses a nonce that leaves more than maxGap missing nonces

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -717,4 +718,16 @@ func TestLongRunIsNoGap(t *testing.T) {
 	mustAdd(t, p, st, transfer(alice, 1, 105))   // 101..104 missing: 4, allowed
 	_, err := p.Add(transfer(alice, 1, 111), st) // 10 beyond the run that ends at 100
 	wantCode(t, err, ErrNonceGap)
+}
+
+// TestOverflowIsRefusedAtAdmission: what would overflow the recipient's
+// balance would be refused by the block, so the pool refuses it first.
+func TestOverflowIsRefusedAtAdmission(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	st.SetAccount(bob.addr, chain.Account{Balance: math.MaxUint64 - 5})
+	p := New(g, Config{})
+	_, err := p.Add(signed(alice, chain.TxTransfer, bob.addr, 6, 0, 1), st)
+	wantCode(t, err, chain.ErrAmountOverflow)
+	mustAdd(t, p, st, signed(alice, chain.TxTransfer, bob.addr, 5, 0, 1))
 }
