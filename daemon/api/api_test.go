@@ -710,7 +710,13 @@ func TestRoutes(t *testing.T) {
 		// routing
 		{name: "unknown route", method: "GET", path: "/nope", status: 404, code: "not_found"},
 		{name: "unknown v1 route", method: "GET", path: "/v1/blocks/1/extra", status: 404, code: "not_found"},
-		{name: "root", method: "GET", path: "/", status: 404, code: "not_found"},
+		{name: "dashboard", method: "GET", path: "/", status: 200, contentPrefix: "text/html",
+			check: func(t *testing.T, r reply) {
+				if !strings.Contains(string(r.body), "/v1/status") {
+					t.Errorf("the dashboard does not read /v1/status")
+				}
+			}},
+		{name: "not the dashboard", method: "GET", path: "/index.html", status: 404, code: "not_found"},
 		{name: "wrong method status", method: "DELETE", path: "/v1/status", status: 405, code: "method_not_allowed", allow: "GET, HEAD"},
 		{name: "wrong method post status", method: "POST", path: "/v1/status", body: "{}", status: 405, code: "method_not_allowed", allow: "GET, HEAD"},
 		{name: "wrong method txs", method: "GET", path: "/v1/txs", status: 405, code: "method_not_allowed", allow: "POST"},

@@ -30,6 +30,7 @@ var routes = []route{
 	{"GET", "/v1/events", false, (*server).events},
 	{"GET", "/healthz", false, (*server).healthz},
 	{"GET", "/metrics", false, (*server).metrics},
+	{"GET", "/{$}", false, (*server).dashboard},
 
 	// The original's routes.
 	{"GET", "/pkey", false, (*server).pkey},
