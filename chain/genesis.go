@@ -19,6 +19,10 @@ const (
 	DefaultMaxBlockTxs = 10000
 	// MaxFutureMs is how far ahead of a node's clock a block timestamp may be.
 	MaxFutureMs = 2000
+	// MaxBlockTxsLimit caps max_block_txs so that a full block (a
+	// transaction encodes to at most ~380 bytes) fits in one 8 MiB network
+	// message; a larger block could be forged but never propagated.
+	MaxBlockTxsLimit = 20000
 	// MaxChainIDLen bounds chain ids so every transaction has a bounded size.
 	MaxChainIDLen = 64
 )
@@ -135,8 +139,8 @@ func (g *Genesis) Validate() error {
 		return bad("slot_ms must be positive, got %d", g.SlotMs)
 	case g.MaxRank == 0:
 		return bad("max_rank must be at least 1")
-	case g.MaxBlockTxs <= 0:
-		return bad("max_block_txs must be positive, got %d", g.MaxBlockTxs)
+	case g.MaxBlockTxs <= 0 || g.MaxBlockTxs > MaxBlockTxsLimit:
+		return bad("max_block_txs must be 1..%d, got %d", MaxBlockTxsLimit, g.MaxBlockTxs)
 	}
 	if _, err := election.Get(g.Election); err != nil {
 		return bad("%v", err)

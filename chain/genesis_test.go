@@ -42,6 +42,7 @@ func TestParseGenesis(t *testing.T) {
 		"negative balance":     strings.Replace(good, `"balance":1000`, `"balance":-1`, 1),
 		"chain id too long":    strings.Replace(good, `"chain_id":"x"`, `"chain_id":"`+strings.Repeat("x", 65)+`"`, 1),
 		"max_block_txs zero":   strings.Replace(good, `"timestamp":1`, `"timestamp":1,"max_block_txs":0`, 1),
+		"max_block_txs huge":   strings.Replace(good, `"timestamp":1`, `"timestamp":1,"max_block_txs":20001`, 1),
 		"stake total overflow": strings.Replace(good, `]}`, `,{"address":"`+string(testAddr("bob"))+`","stake":18446744073709551615}]}`, 1),
 	}
 	for name, doc := range bad {

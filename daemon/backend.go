@@ -9,6 +9,7 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/api"
+	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/keystore"
 )
@@ -144,7 +145,9 @@ func (n *Node) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 	if err != nil {
 		return rpc.TxInfo{}, notFound(err)
 	}
-	if index >= len(b.Transactions) {
+	// The index and the block are two reads: a reorg between them could
+	// put another transaction at that place.
+	if index >= len(b.Transactions) || b.Transactions[index].ID() != id {
 		return rpc.TxInfo{}, api.ErrNotFound
 	}
 	hash := b.Hash()
@@ -168,6 +171,14 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	n.mu.RLock()
 	errs := n.pool.AddBatch(txs, n.state)
 	n.mu.RUnlock()
+	for i, err := range errs {
+		// A replay of a committed transaction says so, rather than bad_nonce.
+		if errors.Is(err, chain.ErrBadNonce) {
+			if _, _, lerr := n.st.TxLocation(ids[i]); lerr == nil {
+				errs[i] = &chain.RuleError{Code: mempool.ErrAlreadyKnown.Code, Message: "transaction " + ids[i].String() + " is already committed"}
+			}
+		}
+	}
 	var accepted []chain.Transaction
 	for i, err := range errs {
 		if err == nil {
@@ -222,7 +233,8 @@ func (n *Node) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 
 // StakeFromNode stakes amount from the node's own key.
 func (n *Node) StakeFromNode(amount uint64) (chain.Hash, error) {
-	return n.submitOwn(chain.Transaction{Type: chain.TxStake, ChainID: n.g.ChainID, To: n.key.Address(), Amount: amount})
+	tx, err := n.submitOwn(chain.Transaction{Type: chain.TxStake, ChainID: n.g.ChainID, To: n.key.Address(), Amount: amount})
+	return tx.ID(), err
 }
 
 // NodeKey is the node's public key.

@@ -73,7 +73,8 @@ func (n *Node) candidatesLocked(parent chain.Hash) []chain.Address {
 
 // ImportBlock validates b and adds it to the chain: it extends the head,
 // or is kept as a side branch, or triggers a reorg when its branch wins the
-// fork choice. It returns ErrKnownBlock, ErrUnknownParent, or the rule
+// fork choice. It returns nil when the head moved, ErrKnownBlock,
+// ErrSideBlock (kept, but its branch loses), ErrUnknownParent, or the rule
 // error that refused it.
 func (n *Node) ImportBlock(b *chain.Block) error {
 	n.mu.Lock()
@@ -86,7 +87,7 @@ func (n *Node) importLocked(b *chain.Block) error {
 	if known, err := n.st.HasBlock(hash); err != nil {
 		return err
 	} else if known {
-		return ErrKnownBlock
+		return n.knownBlockLocked(b, hash)
 	}
 	if b.PrevHash == n.head.Hash() {
 		return n.extendLocked(b)
@@ -146,8 +147,8 @@ func (n *Node) afterHeadChangeLocked(added, reverted []*chain.Block) {
 // together in one bbolt transaction (atomic like a single block: a crash
 // keeps all or none), which spares a disk sync per block. It returns how
 // many blocks it got through and, if it stopped early, why: the error of
-// blocks[accepted], with ImportBlock's meanings. Known blocks count as
-// got through.
+// blocks[accepted], with ImportBlock's meanings. Known blocks and side
+// blocks that were kept count as got through.
 func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -189,7 +190,7 @@ func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 		if err := flush(); err != nil {
 			return start, err
 		}
-		if err := n.importLocked(b); err != nil && !errors.Is(err, ErrKnownBlock) {
+		if err := n.importLocked(b); err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err
 		}
 		tip = n.head
@@ -200,12 +201,58 @@ func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 	return len(blocks), nil
 }
 
-// sideBlockLocked stores a block whose parent is known but is not the head,
-// then applies the fork choice: the higher chain wins; at equal height the
-// branch whose first differing block has the lower rank, then the lower hash.
+// ErrSideBlock: the block is valid as far as a node can tell without its
+// branch's state, and kept, but its branch loses the fork choice. It is not
+// the sender's fault, and not worth forwarding.
+var ErrSideBlock = errors.New("side block: its branch does not win the fork choice")
+
+// knownBlockLocked answers a block already stored. On the main chain it is
+// just known; on a side branch the fork choice runs again, since what
+// refused the branch before may have been passing (a timestamp ahead of
+// our clock, a failed disk write).
+func (n *Node) knownBlockLocked(b *chain.Block, hash chain.Hash) error {
+	if main, err := n.st.HashAt(b.Height); err == nil && main == hash {
+		return ErrKnownBlock
+	}
+	stored, err := n.st.BlockByHash(hash)
+	if err != nil {
+		return err
+	}
+	branch, fork, err := n.branchTo(stored)
+	if err != nil {
+		return err
+	}
+	if better, err := n.betterThanMain(branch, fork); err != nil || !better {
+		if err == nil {
+			err = ErrKnownBlock
+		}
+		return err
+	}
+	return n.reorgLocked(branch, fork)
+}
+
+// sideBlockLocked checks a block whose parent is known but is not the head,
+// stores it, then applies the fork choice: the higher chain wins; at equal
+// height the branch whose first differing block has the lower rank, then
+// the lower hash. Everything that can be checked without the branch's state
+// is checked before the block costs disk (signatures of the header and of
+// every transaction, tx root, rank, timestamps, and the forger when the
+// parent's election is known), so a peer cannot fill the store with junk.
 func (n *Node) sideBlockLocked(b *chain.Block) error {
-	// Cheap check before the block costs disk: it must be signed by the key it names.
-	if err := checkSignedBy(b); err != nil {
+	parent, err := n.st.BlockByHash(b.PrevHash)
+	if err != nil {
+		return err
+	}
+	now := n.cfg.Now().UnixMilli()
+	if cands, ok := n.elect.get(b.PrevHash); ok {
+		err = chain.CheckHeader(n.g, &parent.Header, b, cands, now)
+	} else {
+		err = chain.CheckHeaderUnelected(n.g, &parent.Header, b, now)
+	}
+	if err != nil {
+		return err
+	}
+	if err := chain.CheckBlockTxs(n.g, b, n.pool.Verifier()); err != nil {
 		return err
 	}
 	branch, fork, err := n.branchTo(b)
@@ -219,14 +266,14 @@ func (n *Node) sideBlockLocked(b *chain.Block) error {
 		return err
 	}
 	better, err := n.betterThanMain(branch, fork)
-	if err != nil || !better {
+	if err != nil {
 		return err
+	}
+	if !better {
+		return ErrSideBlock
 	}
 	return n.reorgLocked(branch, fork)
 }
-
-// checkSignedBy verifies the header signature against the forger key it carries.
-func checkSignedBy(b *chain.Block) error { return b.Header.VerifySignature() }
 
 // branchTo walks from b back to the main chain: it returns the branch's
 // blocks in ascending order (ending with b) and the main-chain block it forks from.

@@ -150,7 +150,7 @@ func (h p2pHandler) mapBlockErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrKnownBlock):
+	case errors.Is(err, ErrKnownBlock), errors.Is(err, ErrSideBlock):
 		return p2p.ErrIgnore
 	case errors.Is(err, ErrUnknownParent):
 		return p2p.ErrUnknownParent

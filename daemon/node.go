@@ -110,6 +110,7 @@ type Node struct {
 	subs   map[chan *chain.Block]struct{}
 
 	metrics nodeMetrics
+	ownMu   sync.Mutex // serialises transactions signed with the node key
 
 	genesisHashOnce sync.Once
 	genesisHashVal  chain.Hash
@@ -459,31 +460,47 @@ func (n *Node) Close() error {
 }
 
 // fundOnce buys cfg.Fund coins for the node key with an EXCHANGE on the
-// node's first start only: the original minted again at every restart.
+// node's first start only: the original minted again at every restart. The
+// pool is not kept across restarts, so until the EXCHANGE is committed a
+// restart submits it again (same id, so never twice on chain).
 func (n *Node) fundOnce() {
-	const metaKey = "funded"
-	if _, err := n.st.Meta(metaKey); err == nil {
-		return
+	const metaKey = "funding_tx"
+	if v, err := n.st.Meta(metaKey); err == nil {
+		var tx chain.Transaction
+		if json.Unmarshal(v, &tx) == nil {
+			if _, _, err := n.st.TxLocation(tx.ID()); err == nil {
+				return // committed
+			}
+			if _, err := n.SubmitTx(tx); err == nil {
+				n.log.Info("funding the node key again: not committed before the restart", "tx", tx.ID().String())
+			}
+			return
+		}
 	}
 	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: n.key.Address(), Amount: n.cfg.Fund}
-	id, err := n.submitOwn(tx)
+	tx, err := n.submitOwn(tx)
 	if err != nil {
 		n.log.Warn("could not fund the node key", "amount", n.cfg.Fund, "err", err)
 		return
 	}
-	if err := n.st.PutMeta(metaKey, []byte(id.String())); err != nil {
+	data, _ := json.Marshal(tx)
+	if err := n.st.PutMeta(metaKey, data); err != nil {
 		n.log.Warn("could not record funding", "err", err)
 	}
-	n.log.Info("funding the node key", "amount", n.cfg.Fund, "tx", id.String())
+	n.log.Info("funding the node key", "amount", n.cfg.Fund, "tx", tx.ID().String())
 }
 
-// submitOwn signs tx with the node key at the next pending nonce and submits it.
-func (n *Node) submitOwn(tx chain.Transaction) (chain.Hash, error) {
+// submitOwn signs tx with the node key at the next pending nonce and
+// submits it. ownMu keeps two calls from taking the same nonce.
+func (n *Node) submitOwn(tx chain.Transaction) (chain.Transaction, error) {
+	n.ownMu.Lock()
+	defer n.ownMu.Unlock()
 	n.mu.RLock()
 	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.state) + 1
 	n.mu.RUnlock()
 	n.key.SignTx(&tx)
-	return n.SubmitTx(tx)
+	_, err := n.SubmitTx(tx)
+	return tx, err
 }
 
 func (n *Node) genesisHash() chain.Hash {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -335,5 +337,49 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 	}
 	if n.Head().Hash() != near[2].Hash() {
 		t.Fatal("a longer branch within the reorg limit did not win")
+	}
+}
+
+// TestSideBlockCheckedBeforeStored: a copy of a competing block with one
+// transaction signature garbled has the same hash (ids leave signatures
+// out), so it must be refused before it is stored, or the real block would
+// later be taken for known.
+func TestSideBlockCheckedBeforeStored(t *testing.T) {
+	n := startTestNode(t)
+	genesis := n.Head().Header
+	a1 := chain.NewBlock(&genesis, 0, genesis.Timestamp+1, nil)
+	n.key.SignHeader(&a1.Header)
+	if err := n.ImportBlock(a1); err != nil {
+		t.Fatal(err)
+	}
+	k, _ := keystore.Generate()
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 1, Nonce: 1}
+	k.SignTx(&tx)
+	b1 := chain.NewBlock(&genesis, 0, genesis.Timestamp+2, []chain.Transaction{tx})
+	n.key.SignHeader(&b1.Header)
+	garbled := *b1
+	garbled.Transactions = []chain.Transaction{tx}
+	garbled.Transactions[0].Signature = strings.Repeat("ab", 64)
+	if garbled.Hash() != b1.Hash() {
+		t.Fatal("the copy should share the block hash")
+	}
+	if err := n.ImportBlock(&garbled); chain.CodeOf(err) != chain.ErrBadSignature.Code {
+		t.Fatalf("garbled copy: %v, want bad_signature", err)
+	}
+	if ok, _ := n.st.HasBlock(b1.Hash()); ok {
+		t.Fatal("the garbled copy was stored")
+	}
+	if err := n.ImportBlock(b1); err != nil && !errors.Is(err, ErrSideBlock) {
+		t.Fatalf("the real block: %v", err)
+	}
+	if ok, _ := n.st.HasBlock(b1.Hash()); !ok {
+		t.Fatal("the real block was not kept")
+	}
+	// A side block from a forger who was not elected is refused too.
+	stranger, _ := keystore.Generate()
+	c1 := chain.NewBlock(&genesis, 0, genesis.Timestamp+3, nil)
+	stranger.SignHeader(&c1.Header)
+	if err := n.ImportBlock(c1); chain.CodeOf(err) != chain.ErrWrongForger.Code {
+		t.Fatalf("stranger's side block: %v, want wrong_forger", err)
 	}
 }

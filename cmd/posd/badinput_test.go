@@ -30,6 +30,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 	nonHexSig := valid
 	nonHexSig.Signature = "not hex"
 	replay := fund
+	usedNonce := chain.Transaction{Type: chain.TxTransfer, ChainID: "bad", To: mallory.Address(), Amount: 1, Nonce: 1}
+	alice.SignTx(&usedNonce)
 	overdraft := p.sign(alice, chain.Transaction{Type: chain.TxTransfer, To: mallory.Address(), Amount: 1000})
 	wrongChain := chain.Transaction{Type: chain.TxTransfer, ChainID: "other", To: mallory.Address(), Amount: 1, Nonce: 2}
 	alice.SignTx(&wrongChain)
@@ -55,7 +57,8 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"huge body", "POST", "/v1/txs", huge, "", 413, "payload_too_large"},
 		{"bad signature", "POST", "/v1/txs", js(badSig), "", 422, "bad_signature"},
 		{"non-hex signature", "POST", "/v1/txs", js(nonHexSig), "", 422, "bad_signature"},
-		{"replay", "POST", "/v1/txs", js(replay), "", 422, "bad_nonce"},
+		{"replay of a committed transaction", "POST", "/v1/txs", js(replay), "", 409, "already_known"},
+		{"used nonce", "POST", "/v1/txs", js(usedNonce), "", 422, "bad_nonce"},
 		{"overdraft", "POST", "/v1/txs", js(overdraft), "", 422, "insufficient_funds"},
 		{"wrong chain", "POST", "/v1/txs", js(wrongChain), "", 422, "wrong_chain"},
 		{"zero amount", "POST", "/v1/txs", js(zero), "", 422, "zero_amount"},

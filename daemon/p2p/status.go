@@ -146,7 +146,9 @@ func (n *Node) observe(p peer.ID, st status, closeDelay time.Duration) error {
 	if !known {
 		n.log.Info("p2p: peer joined", "peer", p.String(), "height", st.height)
 	}
-	if ours, _ := n.h.Head(); st.height > ours {
+	// A higher peer has blocks we lack; a peer at our height with another
+	// head has the other side of a fork that fork choice must settle.
+	if ours, ourHead := n.h.Head(); st.height > ours || st.height == ours && st.head != ourHead {
 		n.requestSync(p)
 	}
 	return nil

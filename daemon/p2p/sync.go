@@ -20,7 +20,10 @@ const (
 	syncRequestLen = 8 + 4
 	maxStepBack    = 64 // blocks stepped back (doubling) before restarting from 0
 	logEveryBlocks = 1000
-	logEvery       = 2 * time.Second
+	// syncBatchTxs is how many transactions sync buffers before handing
+	// blocks to the node: about 20 blocks of the largest size (a few MB).
+	syncBatchTxs = 100000
+	logEvery     = 2 * time.Second
 )
 
 // requestSync asks the sync loop to sync from p (deduplicated, in order).
@@ -131,16 +134,51 @@ func (n *Node) syncWith(p peer.ID) {
 	n.log.Info("p2p: sync started", "peer", p.String(), "height", ourHeight, "target", target)
 	batcher, _ := n.h.(BatchHandler)
 	var pending []*chain.Block
+	pendingTxs := 0
+	// flush hands the pending blocks to the batch handler. first says they
+	// begin the requested range, where an unknown parent means "step back".
+	flush := func(first bool) error {
+		accepted, herr := batcher.HandleBlocks(pending)
+		imported += accepted
+		var err error
+		switch {
+		case herr == nil || errors.Is(herr, ErrIgnore):
+		case errors.Is(herr, ErrUnknownParent) && accepted == 0 && first:
+			err = errStepBack
+		default:
+			err = fmt.Errorf("block %d rejected: %w", pending[accepted].Height, herr)
+		}
+		last := pending[len(pending)-1]
+		if last.Height > target {
+			target = last.Height
+		}
+		if now := time.Now(); err == nil && now.Sub(lastLog) >= logEvery {
+			n.log.Info("p2p: syncing", "peer", p.String(), "height", last.Height, "target", target,
+				"blocks_per_s", int(float64(imported-lastCount)/now.Sub(lastLog).Seconds()))
+			lastLog, lastCount = now, imported
+		}
+		pending, pendingTxs = pending[:0], 0
+		return err
+	}
 	for n.ctx.Err() == nil {
 		got := 0
-		pending = pending[:0]
+		pending, pendingTxs = pending[:0], 0
 		err := n.fetchBlocks(p, from, maxSyncRange, func(b *chain.Block) error {
 			if b.Height != from+uint64(got) {
 				return fmt.Errorf("peer sent height %d, want %d", b.Height, from+uint64(got))
 			}
 			got++
+			if len(b.Transactions) > chain.MaxBlockTxsLimit {
+				return fmt.Errorf("block %d holds %d transactions, more than any network allows", b.Height, len(b.Transactions))
+			}
 			if batcher != nil {
+				// Bound what a peer can make us hold before validating it:
+				// hand over the batch once it carries syncBatchTxs transactions.
 				pending = append(pending, b)
+				pendingTxs += len(b.Transactions) + 1
+				if pendingTxs >= syncBatchTxs {
+					return flush(got == len(pending))
+				}
 				return nil
 			}
 			err := n.h.HandleBlock(b)
@@ -168,24 +206,7 @@ func (n *Node) syncWith(p peer.ID) {
 			return nil
 		})
 		if err == nil && len(pending) > 0 {
-			accepted, herr := batcher.HandleBlocks(pending)
-			imported += accepted
-			switch {
-			case herr == nil || errors.Is(herr, ErrIgnore):
-			case errors.Is(herr, ErrUnknownParent) && accepted == 0:
-				err = errStepBack
-			default:
-				err = fmt.Errorf("block %d rejected: %w", pending[accepted].Height, herr)
-			}
-			last := pending[len(pending)-1]
-			if last.Height > target {
-				target = last.Height
-			}
-			if now := time.Now(); err == nil && now.Sub(lastLog) >= logEvery {
-				n.log.Info("p2p: syncing", "peer", p.String(), "height", last.Height, "target", target,
-					"blocks_per_s", int(float64(imported-lastCount)/now.Sub(lastLog).Seconds()))
-				lastLog, lastCount = now, imported
-			}
+			err = flush(got == len(pending))
 		}
 		if errors.Is(err, errStepBack) {
 			if from == 0 {
