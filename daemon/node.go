@@ -418,7 +418,12 @@ func (n *Node) Start(ctx context.Context) error {
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 {
-		n.fundOnce()
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.waitForPeers(n.ctx, 30*time.Second)
+			n.fundOnce()
+		}()
 	}
 	return nil
 }
@@ -457,6 +462,26 @@ func (n *Node) Close() error {
 		err = n.st.Close()
 	})
 	return err
+}
+
+// waitForPeers returns once the node has a peer, or after timeout, or at
+// once without a network or for a staker. A transaction gossiped before any peer listens is
+// lost, and a node that is no forger would keep it in its pool for ever.
+func (n *Node) waitForPeers(ctx context.Context, timeout time.Duration) {
+	n.mu.RLock()
+	staker := n.state.Account(n.key.Address()).Stake > 0
+	n.mu.RUnlock()
+	if n.net == nil || staker { // a staker forges its own transactions in time
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for len(n.net.Peers()) == 0 && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // fundOnce buys cfg.Fund coins for the node key with an EXCHANGE on the
