@@ -15,6 +15,7 @@ const (
 	groupQuery  = "query"
 	groupWallet = "wallet"
 	groupNode   = "node"
+	groupLab    = "lab"
 )
 
 // NewCmdRoot builds the poscli command tree on f.
@@ -71,6 +72,7 @@ shape.`,
 		&cobra.Group{ID: groupQuery, Title: "Explore the chain:"},
 		&cobra.Group{ID: groupWallet, Title: "Keys and transactions:"},
 		&cobra.Group{ID: groupNode, Title: "Node administration:"},
+		&cobra.Group{ID: groupLab, Title: "Experiments:"},
 	)
 	add := func(group string, cmds ...*cobra.Command) {
 		for _, c := range cmds {
@@ -95,6 +97,7 @@ shape.`,
 		NewCmdTx(f),
 	)
 	add(groupNode, NewCmdNode(f))
+	add(groupLab, NewCmdSim(f, nil), NewCmdLoad(f, nil))
 	cmd.AddCommand(NewCmdCompletion(f), NewCmdVersion(f, nil))
 	cmd.SetHelpCommand(newCmdHelp(cmd))
 	return cmd
