@@ -10,6 +10,8 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/keystore"
+
+	"github.com/poslab/posd/internal/testutil"
 )
 
 // These tests run real libp2p hosts on 127.0.0.1, several nodes in one process.
@@ -50,13 +52,7 @@ func startNet(t testing.TB, stakes []uint64, mutate func(i int, c *Config), para
 
 func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }
 
 // agreed reports whether every node has the same head and an empty pool.

@@ -13,7 +13,6 @@ import (
 	"flag"
 	"fmt"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,8 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain/rpc"
+
+	"github.com/poslab/posd/internal/testutil"
 )
 
 // The binaries under test, in e2eBinDir (a temporary directory TestMain
@@ -103,17 +104,7 @@ func e2eBinaries(t testing.TB) {
 	}
 }
 
-// e2eFreePort asks the kernel for a free port on loopback; closed again, it
-// is also a port nobody listens on.
-func e2eFreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func e2eFreePort(t testing.TB) int { return testutil.FreePort(t) }
 
 // e2eNode is a running posd.
 type e2eNode struct {

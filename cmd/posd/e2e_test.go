@@ -6,19 +6,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/keystore"
+
+	"github.com/poslab/posd/internal/testutil"
 )
 
 // posdBin is the real binary, built once for the end-to-end tests.
@@ -40,16 +40,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort asks the kernel for a free TCP port on loopback.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
+func freePort(t testing.TB) int { return testutil.FreePort(t) }
 
 // proc is a running posd.
 type proc struct {
@@ -98,23 +89,8 @@ func runProc(t testing.TB, cmd *exec.Cmd, home, url string) *proc {
 	return nil
 }
 
-// syncBuffer is a bytes.Buffer safe for the process's output goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+// syncBuffer is shared with the other packages' tests.
+type syncBuffer = testutil.SyncBuffer
 
 func (p *proc) kill() {
 	if p.cmd.Process != nil {

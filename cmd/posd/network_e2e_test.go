@@ -8,6 +8,8 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/keystore"
+
+	"github.com/poslab/posd/internal/testutil"
 )
 
 // TestThreeProcessesFormANetwork runs the README's recipe with real
@@ -70,11 +72,5 @@ func portOf(args []string) string {
 
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }

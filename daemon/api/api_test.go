@@ -21,6 +21,8 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+
+	"github.com/poslab/posd/internal/testutil"
 )
 
 const (
@@ -1051,22 +1053,8 @@ func FuzzPostTxs(f *testing.F) {
 	})
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
+// syncBuffer is shared with the other packages' tests.
+type syncBuffer = testutil.SyncBuffer
 
 func stakeID(amount uint64) chain.Hash {
 	tx := signed(nodeKey, chain.TxStake, nodeAddr, amount, 1)

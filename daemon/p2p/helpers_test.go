@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+
+	"github.com/poslab/posd/internal/testutil"
 )
 
 // fakeChain is a Handler holding a list of linked blocks; it checks links
@@ -143,23 +144,8 @@ func (f *fakeChain) hashes() []chain.Hash {
 	return out
 }
 
-// syncBuffer is a concurrency-safe log sink.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.buf.String()
-}
+// syncBuffer is shared with the other packages' tests.
+type syncBuffer = testutil.SyncBuffer
 
 func startNode(tb testing.TB, h Handler, logs *syncBuffer, peers ...*Node) *Node {
 	tb.Helper()
@@ -185,13 +171,7 @@ func startNode(tb testing.TB, h Handler, logs *syncBuffer, peers ...*Node) *Node
 
 func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutil.WaitFor(tb, timeout, what, cond)
 }
 
 func hasPeer(n *Node, id string) bool {
