@@ -133,8 +133,10 @@ type Node struct {
 	peers    map[peer.ID]*peerState // handshaken peers
 	dialList map[peer.ID]peer.AddrInfo
 	pending  []peer.ID // sync requests, in order
-	syncWake chan struct{}
-	serveSem chan struct{}
+	// syncBackoff: peers whose last sync failed, until when they are left alone.
+	syncBackoff map[peer.ID]time.Time
+	syncWake    chan struct{}
+	serveSem    chan struct{}
 
 	wgMu      sync.Mutex
 	closed    bool

@@ -20,6 +20,10 @@ const (
 	syncRequestLen = 8 + 4
 	maxStepBack    = 64 // blocks stepped back (doubling) before restarting from 0
 	logEveryBlocks = 1000
+	// syncRequestTimeout bounds one range request, however slow the peer.
+	syncRequestTimeout = 2 * time.Minute
+	// syncBackoff is how long a peer whose sync failed is left alone.
+	syncBackoff = time.Minute
 	// syncBatchTxs is how many transactions sync buffers before handing
 	// blocks to the node: about 20 blocks of the largest size (a few MB).
 	syncBatchTxs = 100000
@@ -29,6 +33,10 @@ const (
 // requestSync asks the sync loop to sync from p (deduplicated, in order).
 func (n *Node) requestSync(p peer.ID) {
 	n.mu.Lock()
+	if until, ok := n.syncBackoff[p]; ok && time.Now().Before(until) {
+		n.mu.Unlock()
+		return
+	}
 	dup := false
 	for _, q := range n.pending {
 		if q == p {
@@ -44,6 +52,21 @@ func (n *Node) requestSync(p peer.ID) {
 	case n.syncWake <- struct{}{}:
 	default:
 	}
+}
+
+// errRejected marks a sync that stopped because this node refused a block.
+var errRejected = errors.New("rejected")
+
+// backOff keeps p out of sync for a while after a sync with it failed
+// (a rejected block, no common ancestor within reach): without it a peer
+// on a branch we refuse would be synced from again at every status poll.
+func (n *Node) backOff(p peer.ID) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.syncBackoff == nil {
+		n.syncBackoff = make(map[peer.ID]time.Time)
+	}
+	n.syncBackoff[p] = time.Now().Add(syncBackoff)
 }
 
 func (n *Node) nextSync() (peer.ID, bool) {
@@ -146,7 +169,7 @@ func (n *Node) syncWith(p peer.ID) {
 		case errors.Is(herr, ErrUnknownParent) && accepted == 0 && first:
 			err = errStepBack
 		default:
-			err = fmt.Errorf("block %d rejected: %w", pending[accepted].Height, herr)
+			err = fmt.Errorf("block %d %w: %w", pending[accepted].Height, errRejected, herr)
 		}
 		last := pending[len(pending)-1]
 		if last.Height > target {
@@ -192,7 +215,7 @@ func (n *Node) syncWith(p peer.ID) {
 				return fmt.Errorf("block %d: %w", b.Height, err)
 			case errors.Is(err, ErrIgnore):
 			default:
-				return fmt.Errorf("block %d %s rejected: %w", b.Height, b.Hash(), err)
+				return fmt.Errorf("block %d %s %w: %w", b.Height, b.Hash(), errRejected, err)
 			}
 			if b.Height > target {
 				target = b.Height
@@ -211,6 +234,7 @@ func (n *Node) syncWith(p peer.ID) {
 		if errors.Is(err, errStepBack) {
 			if from == 0 {
 				n.log.Warn("p2p: sync stopped: no common ancestor with peer", "peer", p.String())
+				n.backOff(p)
 				return
 			}
 			if back == 0 {
@@ -229,6 +253,9 @@ func (n *Node) syncWith(p peer.ID) {
 		if err != nil {
 			if n.ctx.Err() == nil {
 				n.log.Warn("p2p: sync stopped", "peer", p.String(), "err", err)
+				if errors.Is(err, errRejected) {
+					n.backOff(p) // a transient network error is retried at the next poll
+				}
 			}
 			return
 		}
@@ -272,10 +299,17 @@ func (n *Node) fetchBlocks(p peer.ID, from uint64, limit int, fn func(*chain.Blo
 		return err
 	}
 	s.CloseWrite()
+	// However slowly a peer drips blocks, one request ends in time, so
+	// one peer cannot hold the (single) sync loop.
+	requestDeadline := time.Now().Add(syncRequestTimeout)
 	r := bufio.NewReaderSize(s, 64<<10)
 	var buf []byte
 	for count := 0; ; count++ {
-		s.SetReadDeadline(time.Now().Add(syncReadTimeout))
+		deadline := time.Now().Add(syncReadTimeout)
+		if deadline.After(requestDeadline) {
+			deadline = requestDeadline
+		}
+		s.SetReadDeadline(deadline)
 		size, err := binary.ReadUvarint(r)
 		if err != nil {
 			return fmt.Errorf("read block length: %w", err)
