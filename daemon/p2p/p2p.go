@@ -498,16 +498,20 @@ func addAddrInfos(m map[peer.ID]peer.AddrInfo, addrs []string) error {
 	return nil
 }
 
-// newResourceManager keeps the default memory and stream limits but lifts
+// maxConns caps connections in all: far above any devnet on one machine,
+// finite so that one host cannot exhaust the node.
+const maxConns = 4096
+
+// newResourceManager keeps the default memory and stream limits but raises
 // the connection limits, which bite when many nodes share one address
 // (8 per IP by default).
 func newResourceManager() (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	conns := rcmgr.ResourceLimits{
-		Conns:         rcmgr.Unlimited,
-		ConnsInbound:  rcmgr.Unlimited,
-		ConnsOutbound: rcmgr.Unlimited,
+		Conns:         maxConns,
+		ConnsInbound:  maxConns,
+		ConnsOutbound: maxConns,
 		FD:            rcmgr.Unlimited,
 	}
 	partial := rcmgr.PartialLimitConfig{System: conns, Transient: conns}
