@@ -246,3 +246,30 @@ func TestPartitionHealsByForkChoice(t *testing.T) {
 		}
 	}
 }
+
+// TestLingeringTransactionsAreGossipedAgain: a transaction sent to a node
+// with no stake while it had no peers reaches the forger once it connects.
+func TestLingeringTransactionsAreGossipedAgain(t *testing.T) {
+	old := rebroadcastEvery
+	rebroadcastEvery = 200 * time.Millisecond
+	t.Cleanup(func() { rebroadcastEvery = old })
+	d := startNet(t, []uint64{1, 0}, func(i int, c *Config) {
+		if i == 2 {
+			c.Join, c.NoJoin = "", true
+		}
+	})
+	forger, lonely := d.Nodes[0], d.Nodes[1]
+	k, _ := keystore.Generate()
+	id := sendFrom(t, lonely, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 3})
+	time.Sleep(300 * time.Millisecond)
+	if _, err := forger.TxInfo(id); err == nil {
+		t.Fatal("the forger heard of the transaction before any connection")
+	}
+	if err := lonely.net.Connect(context.Background(), forger.net.Addrs()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 20*time.Second, "the transaction to be committed", func() bool {
+		info, err := lonely.TxInfo(id)
+		return err == nil && info.Status == "committed"
+	})
+}

@@ -404,7 +404,11 @@ func (n *Node) Start(ctx context.Context) error {
 	n.apiLn = ln
 	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
 	n.httpSrv = api.NewServer(addr, h)
-	n.wg.Add(2)
+	n.wg.Add(3)
+	go func() {
+		defer n.wg.Done()
+		n.rebroadcastLoop(n.ctx)
+	}()
 	go func() {
 		defer n.wg.Done()
 		if err := n.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -535,3 +539,35 @@ func (n *Node) genesisHash() chain.Hash {
 
 // Home is the node's home directory.
 func (n *Node) Home() string { return n.cfg.Home }
+
+// rebroadcastEvery is how often transactions that linger in the pool are
+// gossiped again, and how long they must have lingered (a variable for tests).
+var rebroadcastEvery = 15 * time.Second
+
+// rebroadcastLoop gossips lingering pool transactions again. A transaction
+// sent while this node had no peers was never heard by the forgers; a node
+// with no stake would keep it for ever. Peers ignore what they already hold.
+func (n *Node) rebroadcastLoop(ctx context.Context) {
+	t := time.NewTicker(rebroadcastEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		oldest, ok := n.pool.Oldest()
+		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < rebroadcastEvery {
+			continue
+		}
+		txs := n.pool.All()
+		if len(txs) > maxRebroadcast {
+			txs = txs[:maxRebroadcast]
+		}
+		n.net.PublishTxs(txs)
+		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
+	}
+}
+
+// maxRebroadcast bounds one rebroadcast (the oldest first).
+const maxRebroadcast = 2000
