@@ -83,6 +83,9 @@ func (n *Node) ImportBlock(b *chain.Block) error {
 }
 
 func (n *Node) importLocked(b *chain.Block) error {
+	if err := n.halted.Load(); err != nil {
+		return *err
+	}
 	hash := b.Hash()
 	if known, err := n.st.HasBlock(hash); err != nil {
 		return err
@@ -152,6 +155,9 @@ func (n *Node) afterHeadChangeLocked(added, reverted []*chain.Block) {
 func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if err := n.halted.Load(); err != nil {
+		return 0, *err
+	}
 	tip := n.head
 	var batch []*chain.Block
 	var undos []*chain.Undo
@@ -388,10 +394,26 @@ func (n *Node) reapply(reverted []*chain.Block, undos []*chain.Undo) {
 	for i := len(reverted) - 1; i >= 0; i-- {
 		if _, err := n.state.Apply(reverted[i], n.g); err != nil {
 			n.log.Error("re-applying a reverted block failed; reloading state from disk", "height", reverted[i].Height, "err", err)
-			if st, lerr := n.st.LoadState(); lerr == nil {
-				n.state = st
+			st, lerr := n.st.LoadState()
+			if lerr != nil {
+				// Memory and disk disagree and disk cannot be read: going on
+				// would validate blocks against a wrong state.
+				n.halt(fmt.Errorf("state lost after a failed reorg: %v; reading it from disk: %w", err, lerr))
+				return
 			}
+			n.state = st
 			return
 		}
+	}
+}
+
+// halt stops the node from forging and importing after an error it cannot
+// recover from; the API keeps answering so the operator can see what
+// happened (the log says it), and a restart reloads state from disk.
+func (n *Node) halt(err error) {
+	n.log.Error("node halted: restart it", "err", err.Error())
+	n.halted.Store(&err)
+	if n.cancel != nil {
+		n.cancel()
 	}
 }

@@ -110,7 +110,8 @@ type Node struct {
 	subs   map[chan *chain.Block]struct{}
 
 	metrics nodeMetrics
-	ownMu   sync.Mutex // serialises transactions signed with the node key
+	ownMu   sync.Mutex            // serialises transactions signed with the node key
+	halted  atomic.Pointer[error] // set when the node cannot go on safely
 
 	genesisHashOnce sync.Once
 	genesisHashVal  chain.Hash

@@ -383,3 +383,21 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 		t.Fatalf("stranger's side block: %v, want wrong_forger", err)
 	}
 }
+
+// TestHaltedNodeImportsNothing: once halted, blocks are refused with the reason.
+func TestHaltedNodeImportsNothing(t *testing.T) {
+	n := startTestNode(t)
+	parent := n.Head().Header
+	b := chain.NewBlock(&parent, 0, parent.Timestamp+1, nil)
+	n.key.SignHeader(&b.Header)
+	n.halt(errors.New("disk gone"))
+	if err := n.ImportBlock(b); err == nil || err.Error() != "disk gone" {
+		t.Fatalf("ImportBlock after halt: %v", err)
+	}
+	if _, err := n.ImportBlocks([]*chain.Block{b}); err == nil {
+		t.Fatal("ImportBlocks after halt succeeded")
+	}
+	if n.Height() != 0 {
+		t.Fatal("the halted node moved")
+	}
+}
