@@ -42,14 +42,7 @@ func Create(path string, data []byte, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := writeSyncClose(f, data); err != nil {
 		os.Remove(path)
 		return err
 	}
@@ -82,21 +75,29 @@ func writeTemp(dir, base string, data []byte, perm fs.FileMode) (string, error) 
 		return "", err
 	}
 	name := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		_, err = f.Write(data)
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		os.Remove(name)
+		return "", err
 	}
+	if err := writeSyncClose(f, data); err != nil {
+		os.Remove(name)
+		return "", err
+	}
+	return name, nil
+}
+
+// writeSyncClose writes data, syncs it to disk and closes f, returning the
+// first error; f is closed in every case.
+func writeSyncClose(f *os.File, data []byte) error {
+	_, err := f.Write(data)
 	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
+	return err
 }
 
 // syncDir flushes a directory entry change to disk, where that is possible.
