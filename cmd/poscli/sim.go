@@ -39,6 +39,12 @@ type SimOptions struct {
 	Seed       string   // --seed: the first round's seed
 	Reward     uint64   // --reward: added to the winner's stake each round
 	Offline    []string // --offline NAME, repeatable
+
+	// RoundsSet is whether --rounds was given (attacks have their own
+	// default).
+	RoundsSet bool
+	// Attack options (sim_attack.go): --attack and the defence switches.
+	Attack AttackOptions
 }
 
 // Defaults of `poscli sim`.
@@ -54,8 +60,8 @@ const (
 func NewCmdSim(f *Factory, runF func(*SimOptions) error) *cobra.Command {
 	opts := &SimOptions{IO: f.IO, Globals: f.Globals}
 	cmd := &cobra.Command{
-		Use:   "sim --stakes NAME=N,... [--rounds N] [--seed S] [--election E]",
-		Short: "Run forger elections offline: who wins, how fairly",
+		Use:   "sim (--stakes NAME=N,... | --attack grind|private|withhold) [--rounds N] [--seed S] [--election E]",
+		Short: "Run forger elections and attacks offline: who wins, how fairly, what cheating gets",
 		Long: `Run the chain's forger elections (chain/election) on your own stakes,
 without a node, to see what they do.
 
@@ -95,16 +101,23 @@ JSON (-o json), --rounds 1: {"election", "seed", "winner", "ranking":
 with --reward also "reward" and per staker "final_stake",
 "final_stake_share"; with --offline also "offline": [string] and
 "rank_histogram": [{"rank", "wins", "share"}], "mean_rank". Shares are
-fractions in [0, 1]; deviation is win_share - expected_share.`,
+fractions in [0, 1]; deviation is win_share - expected_share.
+
+` + attackHelp,
 		Example: `  poscli sim --stakes genesis=1,bob=3,alice=2 --rounds 1 --seed abc
   poscli sim --stakes a=1,b=2,c=7 --rounds 20000
   poscli sim --stakes a=1,b=2,c=7 --election weighted -o json | jq .p_value
   poscli sim --stakes a=10,b=10 --election weighted --reward 1 --rounds 1000
   poscli sim --stakes a=1,b=2,c=7 --offline c
-  poscli sim --stakes-file stakes.json --rounds 1 --seed 5c1e0d3f...`,
+  poscli sim --stakes-file stakes.json --rounds 1 --seed 5c1e0d3f...
+  poscli sim --attack grind --attacker-share 0.1 --seed-source block_hash
+  poscli sim --attack private --attacker-share 0.33 --heartbeat=off
+  poscli sim --attack withhold --attacker-share 0.25 -o json | jq .next_rank0_share`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ctx = cmd.Context()
+			opts.RoundsSet = cmd.Flags().Changed("rounds")
+			opts.Attack.set = attackFlagsSet(cmd)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -120,6 +133,7 @@ fractions in [0, 1]; deviation is win_share - expected_share.`,
 	fl.Uint64Var(&opts.Reward, "reward", 0, "add `R` to the winner's stake after each round")
 	fl.StringArrayVar(&opts.Offline, "offline", nil, "staker `NAME` that never forges (repeatable)")
 	_ = cmd.RegisterFlagCompletionFunc("election", cobra.FixedCompletions(election.Names(), cobra.ShellCompDirectiveNoFileComp))
+	addAttackFlags(cmd, &opts.Attack)
 	return cmd
 }
 
@@ -254,6 +268,12 @@ func parseStakesFile(path string) (*simStakes, error) {
 
 func simRun(opts *SimOptions) error {
 	ctx := ctxOr(opts.Ctx)
+	if opts.Attack.Kind != "" {
+		return attackRun(opts)
+	}
+	if len(opts.Attack.set) > 0 {
+		return fmt.Errorf("--%s needs --attack grind|private|withhold", opts.Attack.set[0])
+	}
 	var st *simStakes
 	var err error
 	switch {
