@@ -50,6 +50,10 @@ Seeds are modelled as pseudo-random functions of (forger, parent seed,
 height), and of the block's contents with block_hash; honest stakers never
 grind or withhold. --idle-gap N lets the chain rest N slots before the
 payment: the private attacker may date its blocks into that gap.
+--min-gap G makes every block cost G slots on top of its rank (rank k
+forges (k+G) slots after its parent): DESIGN v2 has G = 0, so a rank-0
+block may reuse its parent's timestamp and a private chain's rank-0 blocks
+cost no time; G = 1 is a proposed rule, shown for comparison.
 
 JSON (-o json) with --attack: {"attack", "election", "rounds",
 "attacker_share", "attacker_lots", "total_lots", "honest",
@@ -57,7 +61,7 @@ JSON (-o json) with --attack: {"attack", "election", "rounds",
 "heartbeat", "seed"}; grind and withhold add "blocks", "attacker_blocks",
 "sd", "sigmas", "longest_run" (withhold: "waited", "withheld",
 "delay_slots", "next_rank0_share"); private adds "depth", "idle_gap",
-"dead_chains" and "reversal": [{"k", "reversed", "probability", "ci":
+"min_gap", "dead_chains" and "reversal": [{"k", "reversed", "probability", "ci":
 [lo, hi]}]. attacker_share is the attacker's share of the stake; for
 private, attacker_block_share is its share of the blocks forged during the
 race (how fast it builds against the honest chain).`
@@ -72,13 +76,14 @@ type AttackOptions struct {
 	Variants   int     // --variants
 	Depth      int     // --depth
 	IdleGap    int     // --idle-gap
+	MinGap     int     // --min-gap
 
 	// set lists the attack flags given on the command line.
 	set []string
 }
 
 // attackOnlyFlags are the flags that mean nothing without --attack.
-var attackOnlyFlags = []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap"}
+var attackOnlyFlags = []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap"}
 
 // onOff is a boolean flag that takes on/off as well as true/false
 // (--heartbeat off, --heartbeat=false).
@@ -118,6 +123,7 @@ func addAttackFlags(cmd *cobra.Command, o *AttackOptions) {
 	fl.IntVar(&o.Variants, "variants", attack.DefaultVariants, "versions of its block a grinding forger tries (block_hash only)")
 	fl.IntVar(&o.Depth, "depth", attack.DefaultDepth, "private: report payments 1 to `K` blocks deep")
 	fl.IntVar(&o.IdleGap, "idle-gap", 0, "private: `SLOTS` the chain rested between the payment's parent block and the payment")
+	fl.IntVar(&o.MinGap, "min-gap", 0, "private: `SLOTS` every block costs on top of its rank (0: DESIGN v2; 1: a proposed rule)")
 	_ = cmd.RegisterFlagCompletionFunc("attack", cobra.FixedCompletions([]string{"grind", "private", "withhold"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("seed-source", cobra.FixedCompletions([]string{"vrf", "block_hash"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("heartbeat", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
@@ -172,6 +178,7 @@ type attackJSON struct {
 	// private
 	Depth      *int                 `json:"depth,omitempty"`
 	IdleGap    *int                 `json:"idle_gap,omitempty"`
+	MinGap     *int                 `json:"min_gap,omitempty"`
 	DeadChains *int                 `json:"dead_chains,omitempty"`
 	Reversal   []attackReversalJSON `json:"reversal,omitempty"`
 }
@@ -212,11 +219,13 @@ func attackRun(opts *SimOptions) error {
 		return fmt.Errorf("--depth must be 1 to %d (max_reorg), got %d", attack.DefaultMaxReorg, a.Depth)
 	case a.IdleGap < 0 || a.IdleGap > 1_000_000:
 		return fmt.Errorf("--idle-gap must be 0 to 1000000 slots, got %d", a.IdleGap)
+	case a.MinGap < 0 || a.MinGap > 8:
+		return fmt.Errorf("--min-gap must be 0 to 8 slots, got %d", a.MinGap)
 	case opts.RoundsSet && (opts.Rounds < 1 || opts.Rounds > 10_000_000):
 		return fmt.Errorf("--rounds must be 1 to 10000000, got %d", opts.Rounds)
 	}
 	if kind != attack.Private {
-		for _, f := range []string{"depth", "idle-gap"} {
+		for _, f := range []string{"depth", "idle-gap", "min-gap"} {
 			if contains(a.set, f) {
 				return fmt.Errorf("--%s applies to --attack private only", f)
 			}
@@ -225,7 +234,7 @@ func attackRun(opts *SimOptions) error {
 	cfg := attack.Config{
 		Attack: kind, Election: alg, AttackerShare: a.Share, Honest: a.Honest,
 		SeedSource: attack.SeedSource(a.SeedSource), Heartbeat: bool(a.Heartbeat),
-		Variants: a.Variants, Depth: a.Depth, IdleGap: a.IdleGap, Seed: opts.Seed,
+		Variants: a.Variants, Depth: a.Depth, IdleGap: a.IdleGap, MinGap: a.MinGap, Seed: opts.Seed,
 		Workers: runtime.GOMAXPROCS(0),
 	}
 	if opts.RoundsSet {
@@ -292,7 +301,7 @@ func attackReport(res *attack.Result) attackJSON {
 			out.NextRank0Share = &share
 		}
 	case attack.Private:
-		out.Depth, out.IdleGap, out.DeadChains = valPtr(c.Depth), valPtr(c.IdleGap), valPtr(res.DeadChains)
+		out.Depth, out.IdleGap, out.MinGap, out.DeadChains = valPtr(c.Depth), valPtr(c.IdleGap), valPtr(c.MinGap), valPtr(res.DeadChains)
 		for _, r := range res.Reversal {
 			out.Reversal = append(out.Reversal, attackReversalJSON{K: r.K, Reversed: r.Reversed, Probability: r.Probability, CI: [2]float64{r.Lo, r.Hi}})
 		}
@@ -356,6 +365,9 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 		c.Rounds, res.DeadChains)
 	if c.IdleGap > 0 {
 		fmt.Fprintf(w, "the chain rested %d slots before the payment: the attacker dates its blocks into that gap\n", c.IdleGap)
+	}
+	if c.MinGap > 0 {
+		fmt.Fprintf(w, "every block costs %d slot(s) on top of its rank (--min-gap; DESIGN v2 says 0)\n", c.MinGap)
 	}
 	fmt.Fprintf(w, "the attacker forged %s of the blocks in the race (its stake share %s)\n\n", percent(res.AttackerBlockShare), percent(res.AttackerStakeShare))
 	t := newTable(w, "k", "reversed", "probability", "95% CI", "")

@@ -39,7 +39,7 @@ func TestSimAttackJSONShape(t *testing.T) {
 		{[]string{"--attack", "withhold", "--attacker-share", "0.25", "--election", "weighted", "--rounds", "500"},
 			[]string{"blocks", "attacker_blocks", "sd", "sigmas", "longest_run", "waited", "withheld", "delay_slots", "next_rank0_share"}},
 		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat", "off", "--election", "weighted", "--rounds", "200", "--depth", "8"},
-			[]string{"depth", "idle_gap", "dead_chains", "reversal"}},
+			[]string{"depth", "idle_gap", "min_gap", "dead_chains", "reversal"}},
 	} {
 		t.Run(tc.args[1], func(t *testing.T) {
 			r, raw := attackJSONRun(t, tc.args...)
@@ -88,7 +88,7 @@ func TestSimAttackDefences(t *testing.T) {
 	if !on.Heartbeat || off.Heartbeat || on.Reversal[5].Probability >= off.Reversal[5].Probability-0.3 {
 		t.Errorf("k=6: heartbeat on %v, off %v", on.Reversal[5], off.Reversal[5])
 	}
-	// Defaults: a third of the stake, the lottery, 2000 payments.
+	// Defaults: a third of the stake, the lottery, 5000 payments.
 	def, _ := attackJSONRun(t, "--attack", "private", "--depth", "2", "--rounds", "50")
 	if def.AttackerShare != 0.33 || def.Election != "lottery" || def.SeedSource != "vrf" || !def.Heartbeat || def.Honest != 9 {
 		t.Errorf("defaults %+v", def)
@@ -131,15 +131,15 @@ func TestSimAttackOptions(t *testing.T) {
 	var got *SimOptions
 	cmd := NewCmdSim(e.f, func(o *SimOptions) error { got = o; return nil })
 	if err := e.run(cmd, "--attack", "private", "--attacker-share", "0.4", "--heartbeat", "off", "--seed-source", "block_hash",
-		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--rounds", "99"); err != nil {
+		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--min-gap", "1", "--rounds", "99"); err != nil {
 		t.Fatal(err)
 	}
 	a := got.Attack
 	if a.Kind != "private" || a.Share != 0.4 || bool(a.Heartbeat) || a.SeedSource != "block_hash" || a.Honest != 3 ||
-		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || got.Rounds != 99 || !got.RoundsSet {
+		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || a.MinGap != 1 || got.Rounds != 99 || !got.RoundsSet {
 		t.Errorf("options %+v", got)
 	}
-	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap"}; !slices.Equal(a.set, want) {
+	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap"}; !slices.Equal(a.set, want) {
 		t.Errorf("set %q, want %q", a.set, want)
 	}
 }
@@ -158,6 +158,8 @@ func TestSimAttackErrors(t *testing.T) {
 		{[]string{"sim", "--attack", "private", "--depth", "65"}, `--depth must be 1 to 64 (max_reorg), got 65`},
 		{[]string{"sim", "--attack", "private", "--idle-gap", "-1"}, `--idle-gap must be 0 to 1000000 slots, got -1`},
 		{[]string{"sim", "--attack", "grind", "--variants", "0"}, `--variants must be 1 to 1000000, got 0`},
+		{[]string{"sim", "--attack", "private", "--min-gap", "9"}, `--min-gap must be 0 to 8 slots, got 9`},
+		{[]string{"sim", "--attack", "withhold", "--min-gap", "1"}, `--min-gap applies to --attack private only`},
 		{[]string{"sim", "--attack", "grind", "--rounds", "0"}, `--rounds must be 1 to 10000000, got 0`},
 		{[]string{"sim", "--attack", "grind", "--election", "pow"}, `unknown election "pow": use lottery or weighted`},
 		{[]string{"sim", "--attack", "grind", "--depth", "3"}, `--depth applies to --attack private only`},

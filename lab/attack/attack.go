@@ -77,7 +77,7 @@ const (
 	DefaultMaxReorg   = 64
 	DefaultDepth      = 12
 	DefaultRounds     = 10000 // grind and withhold: heights
-	DefaultPrivRounds = 2000  // private: payments
+	DefaultPrivRounds = 5000  // private: payments
 	DefaultSeed       = "posd"
 	// progressEvery is how many rounds pass between two Progress calls.
 	progressEvery = 100
@@ -117,6 +117,12 @@ type Config struct {
 	// parent block and the payment (private only). A private attacker may
 	// date its blocks into that gap. Default 0: the parent is fresh.
 	IdleGap int
+	// MinGap is how many slots every block costs on top of its rank: a
+	// block of rank k may be forged (k+MinGap) slots after its parent.
+	// DESIGN v2 says 0: a rank-0 block may reuse its parent's timestamp.
+	// 1 is a proposed rule under which a private chain cannot outpace the
+	// heartbeat. Private only.
+	MinGap int
 	// Seed makes a run reproducible; another seed is another run.
 	Seed string
 	// Workers run private rounds in parallel (default 1); the result does
@@ -194,6 +200,8 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("depth must be 1 to max reorg (%d), got %d", cfg.MaxReorg, cfg.Depth)
 	case cfg.IdleGap < 0 || cfg.IdleGap > 1_000_000:
 		return fmt.Errorf("idle gap must be 0 to 1000000 slots, got %d", cfg.IdleGap)
+	case cfg.MinGap < 0 || cfg.MinGap > 8:
+		return fmt.Errorf("min gap must be 0 to 8 slots, got %d", cfg.MinGap)
 	}
 	return nil
 }

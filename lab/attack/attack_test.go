@@ -174,6 +174,40 @@ func TestPrivateModelLimits(t *testing.T) {
 	}
 }
 
+// TestMinGap: if every block cost a slot on top of its rank (a proposed
+// rule, not DESIGN v2), the attacker's free rank-0 blocks are gone and the
+// heartbeat outpaces it even against one honest staker.
+func TestMinGap(t *testing.T) {
+	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Honest: 1, Heartbeat: true, Rounds: 1000, Workers: 2}
+	v2 := run(t, cfg)
+	cfg.MinGap = 1
+	gap := run(t, cfg)
+	a, b := v2.Reversal[11], gap.Reversal[11]
+	t.Logf("one honest staker, heartbeat on, k=12: min gap 0 %.4f, min gap 1 %.4f [%.4f, %.4f]", a.Probability, b.Probability, b.Lo, b.Hi)
+	if a.Lo < 0.95 || b.Hi > 0.2 {
+		t.Errorf("k=12: min gap 0 %+v, min gap 1 %+v", a, b)
+	}
+	// The honest timeline: one block a slot with min gap 0; with 1, a slot
+	// and one more whenever the attacker holds rank 0 (the honest rank 1
+	// then waits two).
+	m := newModel(Config{Election: alg(t, "weighted"), AttackerShare: 0.33, Honest: 1, Heartbeat: true, MinGap: 1}.withDefaults())
+	var parent seed
+	times := m.honestTimeline(parent, m.rank(parent), 1, nil)
+	twos := 0
+	for i := 1; i < len(times); i++ {
+		switch d := times[i] - times[i-1]; d {
+		case 1:
+		case 2:
+			twos++
+		default:
+			t.Fatalf("honest block %d came %d slots after its parent", i, d)
+		}
+	}
+	if len(times) != 65 || twos == 0 || twos > 40 {
+		t.Errorf("%d honest blocks, %d two slots apart", len(times), twos)
+	}
+}
+
 // TestReversedTimeline checks the race rule on hand-made timelines.
 func TestReversedTimeline(t *testing.T) {
 	cfg := Config{MaxReorg: 64}
@@ -184,16 +218,16 @@ func TestReversedTimeline(t *testing.T) {
 		k     int
 		want  bool
 	}{
-		{"two instant blocks beat one", round{tP: 0, heartbeat: true}, []int{0, 0}, 1, true},
-		{"same moment: honest first", round{tP: 0, heartbeat: true}, []int{0, 1}, 1, false},
-		{"equal height, attacker rank 0 at P", round{tP: 1, heartbeat: true, tieWin: true}, []int{0, 1}, 1, true},
-		{"equal height, attacker higher rank at P", round{tP: 0, heartbeat: true}, []int{0, 1, 2}, 2, false},
-		{"ahead before the merchant accepts, still ahead after", round{tP: 0, heartbeat: true}, []int{0, 0, 0, 0}, 3, true},
-		{"ahead only before the merchant accepts", round{tP: 0, heartbeat: true}, []int{0, 0, 5}, 3, false},
-		{"heartbeat off: the idle chain waits", round{tP: 0}, []int{0, 3, 9, 20, 50, 90, 200}, 6, true},
-		{"heartbeat off: one block short", round{tP: 0}, []int{0, 3, 9, 20, 50, 90}, 6, false},
-		{"heartbeat off: equal height with the lower rank", round{tP: 1, tieWin: true}, []int{0, 3, 9, 20, 50, 90}, 6, true},
-		{"heartbeat on: too late, the reorg would pass max_reorg", round{tP: 0, heartbeat: true}, append(make([]int, 0), seq(0, 70)...), 64, false},
+		{"two instant blocks beat one", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 0}, 1, true},
+		{"same moment: honest first", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 1}, 1, false},
+		{"equal height, attacker rank 0 at P", round{honest: seq(1, 1+65), heartbeat: true, tieWin: true}, []int{0, 1}, 1, true},
+		{"equal height, attacker higher rank at P", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 1, 2}, 2, false},
+		{"ahead before the merchant accepts, still ahead after", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 0, 0, 0}, 3, true},
+		{"ahead only before the merchant accepts", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 0, 5}, 3, false},
+		{"heartbeat off: the idle chain waits", round{honest: seq(0, 0+65)}, []int{0, 3, 9, 20, 50, 90, 200}, 6, true},
+		{"heartbeat off: one block short", round{honest: seq(0, 0+65)}, []int{0, 3, 9, 20, 50, 90}, 6, false},
+		{"heartbeat off: equal height with the lower rank", round{honest: seq(1, 1+65), tieWin: true}, []int{0, 3, 9, 20, 50, 90}, 6, true},
+		{"heartbeat on: too late, the reorg would pass max_reorg", round{honest: seq(0, 0+65), heartbeat: true}, append(make([]int, 0), seq(0, 70)...), 64, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := tc.o.reversed(tc.k, tc.times, cfg); got != tc.want {
@@ -203,8 +237,7 @@ func TestReversedTimeline(t *testing.T) {
 	}
 }
 
-// seq is a, a+1, ..., b-1 shifted to the times at which one block per slot
-// from a becomes ready.
+// seq is a, a+1, ..., b-1: one block per slot from a.
 func seq(a, b int) []int {
 	var s []int
 	for i := a; i < b; i++ {
@@ -262,6 +295,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Variants = -1 }, "variants must be 1 to 1000000, got -1"},
 		{func(c *Config) { c.Depth = 65 }, "depth must be 1 to max reorg (64), got 65"},
 		{func(c *Config) { c.IdleGap = -1 }, "idle gap must be 0 to 1000000 slots, got -1"},
+		{func(c *Config) { c.MinGap = 9 }, "min gap must be 0 to 8 slots, got 9"},
 	} {
 		cfg := ok
 		tc.edit(&cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 	"sync"
 
 	"github.com/poslab/posd/lab/stats"
@@ -17,6 +18,9 @@ import (
 // does not forge the payment (it wants it in a block of the chain it will
 // replace), so the payment's block P is forged by the first honest
 // candidate, of rank rh (0 or 1), at time max(0, rh - IdleGap).
+//
+// With MinGap g (0 in DESIGN v2) every block costs g more slots: rank k
+// forges (k+g) slots after its parent.
 //
 // The honest chain then grows:
 //   - heartbeat on: one block per slot (the rightful forger forges an empty
@@ -106,7 +110,10 @@ func (m *model) private(ctx context.Context, res *Result) error {
 
 // round is one private attack's timeline.
 type round struct {
-	tP        int  // when the honest chain forges the payment's block P
+	// honest are the times at which the honest chain's blocks P, P+1, ...
+	// are forged: max_reorg+1 of them with the heartbeat, Depth without
+	// (the traffic that brings the payment Depth deep).
+	honest    []int
 	tieWin    bool // the attacker's block at P has the lower rank
 	heartbeat bool
 	dead      bool // the attacker's chain ended: not elected within max_rank
@@ -117,27 +124,27 @@ type round struct {
 
 // honestBlocks is how many blocks of the honest chain above P-1 exist at
 // time t, when the merchant waits for k confirmations.
-func (o *round) honestBlocks(t, k int, cfg Config) int {
-	if t < o.tP {
-		return 0
+func (o *round) honestBlocks(t, k int) int {
+	n := 0
+	for n < len(o.honest) && o.honest[n] <= t {
+		n++
 	}
-	n := t - o.tP + 1
-	if o.heartbeat {
-		return min(n, cfg.MaxReorg+1)
+	if !o.heartbeat {
+		n = min(n, k)
 	}
-	return min(n, k)
+	return n
 }
 
 // reversed reports whether the attacker, whose blocks at heights P, P+1,
 // ... are ready at times, reverses a payment k deep.
 func (o *round) reversed(k int, times []int, cfg Config) bool {
-	accept := o.tP + k - 1 // the merchant's k-th confirmation
+	accept := o.honest[k-1] // the merchant's k-th confirmation
 	beats := func(t int) bool {
 		na := 0
 		for na < len(times) && times[na] <= t {
 			na++
 		}
-		nh := o.honestBlocks(t, k, cfg)
+		nh := o.honestBlocks(t, k)
 		if nh > cfg.MaxReorg { // the reorg would be too deep: never again
 			return false
 		}
@@ -169,20 +176,14 @@ func (m *model) privateRound(r int, times []int, o *round) []int {
 	const height = 1 << 20 // P's height: any; it only enters the seeds
 
 	ranking := m.rank(parent)
-	rh, ra := -1, -1
-	for i, c := range ranking {
-		if c == attackerKey {
-			ra = i
-		} else if rh < 0 {
-			rh = i
-		}
-	}
+	rh, ra := firstHonest(ranking), slices.Index(ranking, attackerKey)
 	o.heartbeat = cfg.Heartbeat
-	o.tP = max(0, rh-cfg.IdleGap)
 	o.tieWin = ra >= 0 && ra < rh
-	window := o.tP + cfg.MaxReorg
+	o.honest = m.honestTimeline(parent, ranking, height, o.honest[:0])
+	window := o.honest[0] + cfg.MaxReorg
 
-	// The attacker's chain: block P+i at rank r_i, r_i slots after P+i-1.
+	// The attacker's chain: block P+i at rank r_i, r_i (+ MinGap) slots
+	// after P+i-1.
 	t := -cfg.IdleGap
 	rank := ra
 	for i := 0; ; i++ {
@@ -190,7 +191,7 @@ func (m *model) privateRound(r int, times []int, o *round) []int {
 			o.dead = true
 			break
 		}
-		t += rank
+		t += rank + cfg.MinGap
 		more := t <= window && i <= cfg.MaxReorg+1 // can still matter with the heartbeat
 		if !cfg.Heartbeat {
 			more = more || i <= cfg.Depth // the idle chain waits for ever
@@ -206,10 +207,42 @@ func (m *model) privateRound(r int, times []int, o *round) []int {
 		next, rank = m.grindSeed(parent, height+uint64(i))
 		parent = next
 	}
-	if cfg.Heartbeat {
-		o.raceHonest = cfg.MaxReorg + 1
-	} else {
-		o.raceHonest = cfg.Depth
+	o.raceHonest = len(o.honest)
+	return times
+}
+
+// firstHonest is the rank of the first honest candidate (-1: none).
+func firstHonest(ranking []string) int {
+	return slices.IndexFunc(ranking, func(c string) bool { return c != attackerKey })
+}
+
+// honestTimeline returns when the honest chain forges blocks P, P+1, ...
+// on P-1 (seed parent, election ranking): the first honest candidate of
+// each election forges as soon as the rules let it, and with the
+// heartbeat (or the traffic) no sooner than a slot after its parent.
+// Block P waits for nothing but the rules: the payment is there.
+func (m *model) honestTimeline(parent seed, ranking []string, height uint64, times []int) []int {
+	cfg := m.cfg
+	n := cfg.MaxReorg + 1
+	if !cfg.Heartbeat {
+		n = cfg.Depth
+	}
+	rh := firstHonest(ranking)
+	t := max(0, rh+cfg.MinGap-cfg.IdleGap)
+	times = append(times, t)
+	for j := 1; j < n; j++ {
+		if cfg.MinGap == 0 {
+			// rh is 0 or 1 (the attacker holds one rank): the slot the
+			// heartbeat waits covers it; no need to run the elections.
+			t++
+		} else {
+			forger := ranking[rh]
+			parent = m.honestSeed(forger, parent, height+uint64(j-1))
+			ranking = m.rank(parent)
+			rh = firstHonest(ranking)
+			t += max(1, rh+cfg.MinGap)
+		}
+		times = append(times, t)
 	}
 	return times
 }
