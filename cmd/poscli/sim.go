@@ -128,7 +128,7 @@ fractions in [0, 1]; deviation is win_share - expected_share.
 	fl.StringVar(&opts.Stakes, "stakes", "", "the stakers: `NAME=N,...` (names trimmed; --stakes-file for exact keys)")
 	fl.StringVar(&opts.StakesFile, "stakes-file", "", "read the stakers from `FILE`, a JSON object {\"key\": stake}; keys may be any string")
 	fl.StringVar(&opts.Election, "election", "lottery", "election rule: "+strings.Join(election.Names(), " or "))
-	fl.IntVar(&opts.Rounds, "rounds", defaultSimRounds, "how many elections to run, each seeded by the last")
+	fl.IntVar(&opts.Rounds, "rounds", defaultSimRounds, "how many elections to run, each seeded by the last (--attack: heights; private: payments, default 5000)")
 	fl.StringVar(&opts.Seed, "seed", defaultSimSeed, "seed of the first election (on a chain: the parent block's hash)")
 	fl.Uint64Var(&opts.Reward, "reward", 0, "add `R` to the winner's stake after each round")
 	fl.StringArrayVar(&opts.Offline, "offline", nil, "staker `NAME` that never forges (repeatable)")

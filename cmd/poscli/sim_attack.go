@@ -34,11 +34,13 @@ shows the attacker's exact share.
   withhold  When rank 0, the attacker waits for the rank-1 block, then
             publishes its own (lower rank: it wins) or lets the rank-1 block
             stand, whichever seed elects it next: the one bit a VRF leaves.
-            Each wait costs the chain a slot.
+            Each wait costs the chain a slot. With block_hash it also
+            grinds its own block, as grind does.
   private   The attacker pays a merchant, forks from the block before the
             payment and forges privately wherever it is elected (at its rank,
             waiting rank × slot), then publishes when the fork choice
-            prefers its chain, reversing the payment. With --heartbeat on
+            prefers its chain, reversing the payment (with block_hash it
+            grinds each private block for its next rank). With --heartbeat on
             the honest chain forges an empty block every slot until the
             payment is 64 deep; off, an idle chain does not grow (k-1 blocks
             of other traffic, one a slot, bring the payment k deep).
@@ -285,7 +287,7 @@ func attackReport(res *attack.Result) attackJSON {
 		Honest: c.Honest, AttackerBlockShare: res.AttackerBlockShare, AttackerBlockCI: [2]float64{res.Lo, res.Hi},
 		SeedSource: string(c.SeedSource), Heartbeat: c.Heartbeat, Seed: c.Seed,
 	}
-	if c.SeedSource == attack.SeedBlockHash && c.Attack != attack.Withhold || c.Attack == attack.Grind {
+	if c.SeedSource == attack.SeedBlockHash || c.Attack == attack.Grind {
 		out.Variants = valPtr(c.Variants)
 	}
 	switch c.Attack {

@@ -413,7 +413,7 @@ type progress struct {
 }
 
 func (p *progress) add(n int) {
-	if p.f == nil {
+	if p.f == nil || n == 0 {
 		return
 	}
 	p.mu.Lock()

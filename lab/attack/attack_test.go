@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -247,7 +248,7 @@ func seq(a, b int) []int {
 }
 
 func TestRunIsReproducible(t *testing.T) {
-	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.3, Heartbeat: true, Rounds: 500}
+	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.3, Heartbeat: true, Rounds: 600}
 	one := cfg
 	one.Workers = 1
 	three := cfg
@@ -258,7 +259,7 @@ func TestRunIsReproducible(t *testing.T) {
 		mu.Lock()
 		calls = append(calls, done)
 		mu.Unlock()
-		if total != 500 {
+		if total != 600 {
 			t.Errorf("progress total %d", total)
 		}
 	}
@@ -266,8 +267,15 @@ func TestRunIsReproducible(t *testing.T) {
 	if !reflect.DeepEqual(a.Reversal, b.Reversal) || a.AttackerBlocks != b.AttackerBlocks || a.DeadChains != b.DeadChains {
 		t.Errorf("1 worker %+v\n3 workers %+v", a.Reversal, b.Reversal)
 	}
-	if len(calls) == 0 || calls[len(calls)-1] != 500 {
-		t.Errorf("progress calls %v: the last must be 500", calls)
+	// 200 payments a worker: the last call is exactly the total.
+	if len(calls) == 0 || calls[len(calls)-1] != 600 || !slices.IsSorted(calls) {
+		t.Errorf("progress calls %v: rising to 600", calls)
+	}
+	var grind []int
+	g := Config{Attack: Grind, Election: alg(t, "weighted"), AttackerShare: 0.3, Rounds: 300, Progress: func(done, total int) { grind = append(grind, done) }}
+	run(t, g)
+	if !slices.Equal(grind, []int{100, 200, 300}) {
+		t.Errorf("grind progress calls %v", grind)
 	}
 	other := one
 	other.Seed = "another"

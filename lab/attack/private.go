@@ -55,16 +55,15 @@ func (m *model) private(ctx context.Context, res *Result) error {
 		wg.Go(func() {
 			t := &tallies[w]
 			var times []int
-			done := 0
+			done, reported := 0, 0
 			for r := w; r < cfg.Rounds; r += cfg.Workers {
 				if done%progressEvery == 0 {
 					if err := ctx.Err(); err != nil {
 						errs[w] = err
 						return
 					}
-					if done > 0 {
-						prog.add(progressEvery)
-					}
+					prog.add(done - reported)
+					reported = done
 				}
 				done++
 				var out round
@@ -80,7 +79,7 @@ func (m *model) private(ctx context.Context, res *Result) error {
 				t.attacker += out.raceAttacker
 				t.honest += out.raceHonest
 			}
-			prog.add(done % progressEvery)
+			prog.add(done - reported)
 		})
 	}
 	wg.Wait()
