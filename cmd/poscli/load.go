@@ -119,9 +119,6 @@ transfers, between first_height and last_height.`,
 // loadJSON is the JSON shape of `poscli load`: the engine's report.
 type loadJSON = load.Report
 
-// loadLatencyJSON are latency percentiles in milliseconds.
-type loadLatencyJSON = load.Latency
-
 // loadRun checks the flags, runs the load engine (lab/load) on the nodes'
 // HTTP API and prints its report.
 func loadRun(opts *LoadOptions) error {
