@@ -114,7 +114,7 @@ func TestWithholdOneBit(t *testing.T) {
 // from the block before a payment, in an idle network.
 func TestPrivateHeartbeat(t *testing.T) {
 	weighted := alg(t, "weighted")
-	base := Config{Attack: Private, Election: weighted, AttackerShare: 0.33, Rounds: 1500, Workers: 2}
+	base := Config{Attack: Private, Election: weighted, AttackerShare: 0.33, Rounds: 800, Workers: 2}
 	off, on := base, base
 	off.Heartbeat, on.Heartbeat = false, true
 	roff, ron := run(t, off), run(t, on)
@@ -142,7 +142,7 @@ func TestPrivateHeartbeat(t *testing.T) {
 	// in 64 slots: rare. An idle chain without the heartbeat loses it as
 	// soon as the attacker has forged 65 blocks.
 	deep := base
-	deep.Depth, deep.Rounds, deep.Honest = 64, 400, 4 // 5 stakers: the attacker's chain never dies
+	deep.Depth, deep.Rounds, deep.Honest = 64, 300, 4 // 5 stakers: the attacker's chain never dies
 	deep.Heartbeat = true
 	r := run(t, deep)
 	t.Logf("heartbeat on, 5 stakers, k=64: %d of %d reversed", r.Reversal[63].Reversed, r.Config.Rounds)
@@ -179,7 +179,7 @@ func TestPrivateModelLimits(t *testing.T) {
 // rule, not DESIGN v2), the attacker's free rank-0 blocks are gone and the
 // heartbeat outpaces it even against one honest staker.
 func TestMinGap(t *testing.T) {
-	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Honest: 1, Heartbeat: true, Rounds: 1000, Workers: 2}
+	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Honest: 1, Heartbeat: true, Rounds: 600, Workers: 2}
 	v2 := run(t, cfg)
 	cfg.MinGap = 1
 	gap := run(t, cfg)
@@ -248,7 +248,7 @@ func seq(a, b int) []int {
 }
 
 func TestRunIsReproducible(t *testing.T) {
-	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.3, Heartbeat: true, Rounds: 600}
+	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.3, Heartbeat: true, Rounds: 300}
 	one := cfg
 	one.Workers = 1
 	three := cfg
@@ -259,7 +259,7 @@ func TestRunIsReproducible(t *testing.T) {
 		mu.Lock()
 		calls = append(calls, done)
 		mu.Unlock()
-		if total != 600 {
+		if total != 300 {
 			t.Errorf("progress total %d", total)
 		}
 	}
@@ -267,9 +267,9 @@ func TestRunIsReproducible(t *testing.T) {
 	if !reflect.DeepEqual(a.Reversal, b.Reversal) || a.AttackerBlocks != b.AttackerBlocks || a.DeadChains != b.DeadChains {
 		t.Errorf("1 worker %+v\n3 workers %+v", a.Reversal, b.Reversal)
 	}
-	// 200 payments a worker: the last call is exactly the total.
-	if len(calls) == 0 || calls[len(calls)-1] != 600 || !slices.IsSorted(calls) {
-		t.Errorf("progress calls %v: rising to 600", calls)
+	// 100 payments a worker: the last call is exactly the total.
+	if len(calls) == 0 || calls[len(calls)-1] != 300 || !slices.IsSorted(calls) {
+		t.Errorf("progress calls %v: rising to 300", calls)
 	}
 	var grind []int
 	g := Config{Attack: Grind, Election: alg(t, "weighted"), AttackerShare: 0.3, Rounds: 300, Progress: func(done, total int) { grind = append(grind, done) }}
