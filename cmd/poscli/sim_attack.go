@@ -63,10 +63,11 @@ JSON (-o json) with --attack: {"attack", "election", "rounds",
 "heartbeat", "seed"}; grind and withhold add "blocks", "attacker_blocks",
 "sd", "sigmas", "longest_run" (withhold: "waited", "withheld",
 "delay_slots", "next_rank0_share"); private adds "depth", "idle_gap",
-"min_gap", "dead_chains" and "reversal": [{"k", "reversed", "probability", "ci":
-[lo, hi]}]. attacker_share is the attacker's share of the stake; for
-private, attacker_block_share is its share of the blocks forged during the
-race (how fast it builds against the honest chain).`
+"min_gap", "dead_chains" and "reversal": [{"k", "reversed",
+"probability", "ci": [lo, hi]}]. attacker_share is the attacker's share of
+the stake; for private, attacker_block_share is its share of the blocks
+forged during the race (how fast it builds against the honest chain).
+docs/ATTACKS.md explains each attack and its defence, with figures.`
 
 // AttackOptions are the options of `poscli sim --attack`.
 type AttackOptions struct {
@@ -117,7 +118,7 @@ func addAttackFlags(cmd *cobra.Command, o *AttackOptions) {
 	o.SeedSource = string(attack.SeedVRF)
 	o.Heartbeat = true
 	fl := cmd.Flags()
-	fl.StringVar(&o.Kind, "attack", "", "simulate an attack: grind, private or withhold (see below)")
+	fl.StringVar(&o.Kind, "attack", "", "simulate an attack: grind, private or withhold (see above)")
 	fl.Float64Var(&o.Share, "attacker-share", o.Share, "the attacker's share of the stake, above 0 and below 1")
 	fl.StringVar(&o.SeedSource, "seed-source", o.SeedSource, "where block seeds come from: vrf (v2) or block_hash (v1, grindable)")
 	fl.Var(&o.Heartbeat, "heartbeat", "heartbeat on or off: an idle honest chain forges an empty block each slot while a payment is less than 64 deep")
