@@ -192,8 +192,10 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("rounds must be 1 to 10000000, got %d", cfg.Rounds)
 	case cfg.Variants < 1 || cfg.Variants > 1_000_000:
 		return fmt.Errorf("variants must be 1 to 1000000, got %d", cfg.Variants)
-	case cfg.MaxRank < 1 || cfg.MaxRank > 1000:
-		return fmt.Errorf("max rank must be 1 to 1000, got %d", cfg.MaxRank)
+	case cfg.MaxRank < 2 || cfg.MaxRank > 1000:
+		// With one candidate an attacker at rank 0 would halt the honest
+		// chain: the model needs an honest candidate at every height.
+		return fmt.Errorf("max rank must be 2 to 1000, got %d", cfg.MaxRank)
 	case cfg.MaxReorg < 1 || cfg.MaxReorg > 10_000:
 		return fmt.Errorf("max reorg must be 1 to 10000, got %d", cfg.MaxReorg)
 	case cfg.Depth < 1 || cfg.Depth > cfg.MaxReorg:

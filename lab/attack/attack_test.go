@@ -304,6 +304,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Depth = 65 }, "depth must be 1 to max reorg (64), got 65"},
 		{func(c *Config) { c.IdleGap = -1 }, "idle gap must be 0 to 1000000 slots, got -1"},
 		{func(c *Config) { c.MinGap = 9 }, "min gap must be 0 to 8 slots, got 9"},
+		{func(c *Config) { c.MaxRank = 1 }, "max rank must be 2 to 1000, got 1"},
 	} {
 		cfg := ok
 		tc.edit(&cfg)
@@ -357,3 +358,32 @@ func TestSeedsAreTheRealElection(t *testing.T) {
 }
 
 func hexSeed(s seed) string { return hex.EncodeToString(s[:]) }
+
+// BenchmarkAttack: one height (grind, withhold) or one payment (private)
+// per op, single-threaded.
+func BenchmarkAttack(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"grind/block_hash/lottery", Config{Attack: Grind, SeedSource: SeedBlockHash}},
+		{"grind/vrf/lottery", Config{Attack: Grind}},
+		{"withhold/vrf/lottery", Config{Attack: Withhold}},
+		{"private/heartbeat/lottery", Config{Attack: Private, Heartbeat: true}},
+		{"private/heartbeat/weighted", Config{Attack: Private, Heartbeat: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			cfg := tc.cfg
+			cfg.AttackerShare, cfg.Rounds, cfg.Workers = 0.33, b.N, 1
+			name := "lottery"
+			if strings.HasSuffix(tc.name, "weighted") {
+				name = "weighted"
+			}
+			a, _ := election.Get(name)
+			cfg.Election = a
+			if _, err := Run(context.Background(), cfg); err != nil {
+				b.Fatal(err)
+			}
+		})
+	}
+}
