@@ -155,6 +155,17 @@ func TestPrivateHeartbeat(t *testing.T) {
 	}
 }
 
+// TestPrivateBlockHash: with the v1 seed the private attacker grinds
+// every private block to rank 0 and forges its chain at once: the
+// heartbeat does not help (only chains born dead, the attacker beyond
+// max_rank at P, fail).
+func TestPrivateBlockHash(t *testing.T) {
+	r := run(t, Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, SeedSource: SeedBlockHash, Heartbeat: true, Rounds: 300, Variants: 100})
+	if last := r.Reversal[len(r.Reversal)-1]; last.Lo < 0.95 {
+		t.Errorf("block_hash, heartbeat on, k=12: %+v", last)
+	}
+}
+
 // TestPrivateModelLimits pins two measured facts the docs report: with
 // few honest stakers the attacker's private chain is as fast as the
 // heartbeat or faster (its rank-0 blocks cost no time), and an idle gap
