@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,6 +22,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/poslab/posd/chain/election"
+	"github.com/poslab/posd/lab/sim"
+	"github.com/poslab/posd/lab/stats"
 )
 
 // SimOptions are the options of `poscli sim`.
@@ -39,6 +39,12 @@ type SimOptions struct {
 	Seed       string   // --seed: the first round's seed
 	Reward     uint64   // --reward: added to the winner's stake each round
 	Offline    []string // --offline NAME, repeatable
+
+	// RoundsSet is whether --rounds was given (attacks have their own
+	// default).
+	RoundsSet bool
+	// Attack options (sim_attack.go): --attack and the defence switches.
+	Attack AttackOptions
 }
 
 // Defaults of `poscli sim`.
@@ -54,8 +60,8 @@ const (
 func NewCmdSim(f *Factory, runF func(*SimOptions) error) *cobra.Command {
 	opts := &SimOptions{IO: f.IO, Globals: f.Globals}
 	cmd := &cobra.Command{
-		Use:   "sim --stakes NAME=N,... [--rounds N] [--seed S] [--election E]",
-		Short: "Run forger elections offline: who wins, how fairly",
+		Use:   "sim (--stakes NAME=N,... | --attack grind|private|withhold) [--rounds N] [--seed S] [--election E]",
+		Short: "Run forger elections and attacks offline: who wins, how fairly, what cheating gets",
 		Long: `Run the chain's forger elections (chain/election) on your own stakes,
 without a node, to see what they do.
 
@@ -95,16 +101,23 @@ JSON (-o json), --rounds 1: {"election", "seed", "winner", "ranking":
 with --reward also "reward" and per staker "final_stake",
 "final_stake_share"; with --offline also "offline": [string] and
 "rank_histogram": [{"rank", "wins", "share"}], "mean_rank". Shares are
-fractions in [0, 1]; deviation is win_share - expected_share.`,
+fractions in [0, 1]; deviation is win_share - expected_share.
+
+` + attackHelp,
 		Example: `  poscli sim --stakes genesis=1,bob=3,alice=2 --rounds 1 --seed abc
   poscli sim --stakes a=1,b=2,c=7 --rounds 20000
   poscli sim --stakes a=1,b=2,c=7 --election weighted -o json | jq .p_value
   poscli sim --stakes a=10,b=10 --election weighted --reward 1 --rounds 1000
   poscli sim --stakes a=1,b=2,c=7 --offline c
-  poscli sim --stakes-file stakes.json --rounds 1 --seed 5c1e0d3f...`,
+  poscli sim --stakes-file stakes.json --rounds 1 --seed 5c1e0d3f...
+  poscli sim --attack grind --attacker-share 0.1 --seed-source block_hash
+  poscli sim --attack private --attacker-share 0.33 --heartbeat off
+  poscli sim --attack withhold --attacker-share 0.25 -o json | jq .next_rank0_share`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ctx = cmd.Context()
+			opts.RoundsSet = cmd.Flags().Changed("rounds")
+			opts.Attack.set = attackFlagsSet(cmd)
 			if runF != nil {
 				return runF(opts)
 			}
@@ -115,11 +128,12 @@ fractions in [0, 1]; deviation is win_share - expected_share.`,
 	fl.StringVar(&opts.Stakes, "stakes", "", "the stakers: `NAME=N,...` (names trimmed; --stakes-file for exact keys)")
 	fl.StringVar(&opts.StakesFile, "stakes-file", "", "read the stakers from `FILE`, a JSON object {\"key\": stake}; keys may be any string")
 	fl.StringVar(&opts.Election, "election", "lottery", "election rule: "+strings.Join(election.Names(), " or "))
-	fl.IntVar(&opts.Rounds, "rounds", defaultSimRounds, "how many elections to run, each seeded by the last")
+	fl.IntVar(&opts.Rounds, "rounds", defaultSimRounds, "how many elections to run, each seeded by the last (--attack: heights; private: payments, default 5000)")
 	fl.StringVar(&opts.Seed, "seed", defaultSimSeed, "seed of the first election (on a chain: the parent block's hash)")
 	fl.Uint64Var(&opts.Reward, "reward", 0, "add `R` to the winner's stake after each round")
 	fl.StringArrayVar(&opts.Offline, "offline", nil, "staker `NAME` that never forges (repeatable)")
 	_ = cmd.RegisterFlagCompletionFunc("election", cobra.FixedCompletions(election.Names(), cobra.ShellCompDirectiveNoFileComp))
+	addAttackFlags(cmd, &opts.Attack)
 	return cmd
 }
 
@@ -254,6 +268,12 @@ func parseStakesFile(path string) (*simStakes, error) {
 
 func simRun(opts *SimOptions) error {
 	ctx := ctxOr(opts.Ctx)
+	if opts.Attack.Kind != "" {
+		return attackRun(opts)
+	}
+	if len(opts.Attack.set) > 0 {
+		return fmt.Errorf("--%s needs --attack grind|private|withhold", opts.Attack.set[0])
+	}
 	var st *simStakes
 	var err error
 	switch {
@@ -304,9 +324,9 @@ func simRun(opts *SimOptions) error {
 		return simSingle(opts, alg, st, offline)
 	}
 
-	cfg := simConfig{alg: alg, stakes: st.stake, rounds: opts.Rounds, seed: opts.Seed, reward: opts.Reward, offline: offline}
+	cfg := sim.Config{Election: alg, Stakes: st.stake, Rounds: opts.Rounds, Seed: opts.Seed, Reward: opts.Reward, Offline: offline}
 	var done atomic.Int64
-	cfg.progress = func(n int) { done.Store(int64(n)) }
+	cfg.Progress = func(n int) { done.Store(int64(n)) }
 	var live *liveLine
 	if opts.IO.ErrIsTerminal {
 		start := time.Now()
@@ -320,7 +340,7 @@ func simRun(opts *SimOptions) error {
 			return fmt.Sprintf("round %d/%d %s%s", n, opts.Rounds, progressBar(float64(n)/float64(opts.Rounds), 20), eta)
 		})
 	}
-	res, err := simulate(ctx, cfg)
+	res, err := sim.Run(ctx, cfg)
 	live.Stop()
 	if err != nil {
 		return err
@@ -368,125 +388,18 @@ func simSingle(opts *SimOptions, alg election.Algorithm, st *simStakes, offline 
 	return lb.legend(w)
 }
 
-// simConfig is one simulation.
-type simConfig struct {
-	alg      election.Algorithm
-	stakes   map[string]uint64 // initial stakes, not modified
-	rounds   int
-	seed     string
-	reward   uint64
-	offline  map[string]bool
-	progress func(done int) // called before each round with the rounds done; may be nil
-}
-
-// simResult is what a simulation counted.
-type simResult struct {
-	wins     map[string]int
-	expected map[string]float64 // expected wins: the sum over rounds of each round's win probability
-	final    map[string]uint64  // stakes after the last round's reward
-	rankHist []int              // rankHist[k]: rounds won by the candidate of rank k
-	lastSeed string             // the seed the round after the last would use
-}
-
-// nextSimSeed is the seed of the round after one with seed and winner:
-// the lowercase hex SHA-256 of seed ‖ winner.
-func nextSimSeed(seed, winner string) string {
-	h := sha256.New()
-	h.Write([]byte(seed))
-	h.Write([]byte(winner))
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// simulate runs cfg.rounds chained elections. It stops early, with ctx's
-// error, when ctx ends.
-func simulate(ctx context.Context, cfg simConfig) (*simResult, error) {
-	stake := make(map[string]uint64, len(cfg.stakes))
-	var online uint64 // stake of the online stakers
-	for k, v := range cfg.stakes {
-		stake[k] = v
-		if !cfg.offline[k] {
-			online += v
-		}
-	}
-	res := &simResult{wins: map[string]int{}, expected: map[string]float64{}}
-	// Expected wins without an O(stakers) sum per round: a staker's win
-	// probability is stake/online, and its stake only changes when it wins,
-	// so expected += stake × (sum of 1/online over the rounds since its
-	// stake last changed). inv is that running sum over all rounds
-	// (compensated: invC holds what float64 rounding lost); mark[k] its value
-	// when k's stake last changed. Without a reward it is just
-	// rounds × stake/online.
-	var inv, invC float64
-	mark := map[string]float64{}
-	addInv := func(x float64) { // Neumaier's summation
-		t := inv + x
-		if math.Abs(inv) >= math.Abs(x) {
-			invC += (inv - t) + x
-		} else {
-			invC += (x - t) + inv
-		}
-		inv = t
-	}
-	depth := min(len(cfg.offline)+1, len(stake)) // enough candidates to reach an online one
-	tab := election.NewStakeTable(stake)
-	seed := cfg.seed
-	for r := range cfg.rounds {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if cfg.progress != nil {
-			cfg.progress(r)
-		}
-		ranking := cfg.alg.Rank(seed, tab, depth)
-		rank := slices.IndexFunc(ranking, func(s string) bool { return !cfg.offline[s] })
-		if rank < 0 { // cannot happen: depth exceeds the offline stakers
-			return nil, fmt.Errorf("round %d: no online candidate among %q", r+1, ranking)
-		}
-		winner := ranking[rank]
-		res.wins[winner]++
-		for len(res.rankHist) <= rank {
-			res.rankHist = append(res.rankHist, 0)
-		}
-		res.rankHist[rank]++
-		if cfg.reward > 0 {
-			addInv(1 / float64(online))
-			res.expected[winner] += float64(stake[winner]) * (inv + invC - mark[winner])
-			mark[winner] = inv + invC
-			stake[winner] += cfg.reward
-			online += cfg.reward
-			tab = election.NewStakeTable(stake)
-		}
-		seed = nextSimSeed(seed, winner)
-	}
-	for k, v := range stake {
-		switch {
-		case cfg.offline[k]:
-		case cfg.reward == 0:
-			res.expected[k] = float64(cfg.rounds) * float64(v) / float64(online)
-		default:
-			res.expected[k] += float64(v) * (inv + invC - mark[k])
-		}
-	}
-	if cfg.progress != nil {
-		cfg.progress(cfg.rounds)
-	}
-	res.final = stake
-	res.lastSeed = seed
-	return res, nil
-}
-
 // simChi2 is Pearson's chi-square of the wins against the expected wins,
 // over the online stakers, with its degrees of freedom and p-value.
-func simChi2(st *simStakes, offline map[string]bool, res *simResult) (chi2 float64, df int, p float64) {
+func simChi2(st *simStakes, offline map[string]bool, res *sim.Result) (chi2 float64, df int, p float64) {
 	k := 0
 	for _, s := range st.order {
 		if offline[s] {
 			continue
 		}
 		k++
-		e := res.expected[s]
+		e := res.Expected[s]
 		if e > 0 {
-			d := float64(res.wins[s]) - e
+			d := float64(res.Wins[s]) - e
 			chi2 += d * d / e
 		}
 	}
@@ -494,15 +407,15 @@ func simChi2(st *simStakes, offline map[string]bool, res *simResult) (chi2 float
 	if df < 1 {
 		return 0, 0, 1
 	}
-	return chi2, df, chiSquareSF(chi2, df)
+	return chi2, df, stats.ChiSquareSF(chi2, df)
 }
 
 // simReport prints the outcome of a simulation.
-func simReport(opts *SimOptions, st *simStakes, offline map[string]bool, res *simResult) error {
+func simReport(opts *SimOptions, st *simStakes, offline map[string]bool, res *sim.Result) error {
 	var total, finalTotal uint64
 	for _, s := range st.order {
 		total += st.stake[s]
-		finalTotal += res.final[s]
+		finalTotal += res.Final[s]
 	}
 	rounds := float64(opts.Rounds)
 	out := simJSON{Election: opts.Election, Rounds: opts.Rounds, Seed: opts.Seed}
@@ -511,13 +424,13 @@ func simReport(opts *SimOptions, st *simStakes, offline map[string]bool, res *si
 			Staker:        s,
 			Stake:         st.stake[s],
 			StakeShare:    float64(st.stake[s]) / float64(total),
-			Wins:          res.wins[s],
-			WinShare:      float64(res.wins[s]) / rounds,
-			ExpectedShare: res.expected[s] / rounds,
+			Wins:          res.Wins[s],
+			WinShare:      float64(res.Wins[s]) / rounds,
+			ExpectedShare: res.Expected[s] / rounds,
 		}
 		row.Deviation = row.WinShare - row.ExpectedShare
 		if opts.Reward > 0 {
-			fs := res.final[s]
+			fs := res.Final[s]
 			share := float64(fs) / float64(finalTotal)
 			row.FinalStake, row.FinalStakeShare = &fs, &share
 		}
@@ -535,7 +448,7 @@ func simReport(opts *SimOptions, st *simStakes, offline map[string]bool, res *si
 			}
 		}
 		var sum float64
-		for k, n := range res.rankHist {
+		for k, n := range res.RankHist {
 			out.RankHistogram = append(out.RankHistogram, simRankJSON{Rank: k, Wins: n, Share: float64(n) / rounds})
 			sum += float64(k * n)
 		}
@@ -709,74 +622,6 @@ func plainKey(k string) bool {
 		}
 	}
 	return true
-}
-
-// chiSquareSF is the survival function of the chi-square distribution with
-// df degrees of freedom: P(X ≥ x), the p-value of a chi-square statistic x.
-// It is Q(df/2, x/2), the regularized upper incomplete gamma function.
-func chiSquareSF(x float64, df int) float64 {
-	if df < 1 || math.IsNaN(x) {
-		return math.NaN()
-	}
-	if x <= 0 {
-		return 1
-	}
-	return gammaQ(float64(df)/2, x/2)
-}
-
-// gammaQ is the regularized upper incomplete gamma function
-// Q(a, x) = Γ(a, x)/Γ(a) for a > 0, x ≥ 0: by its power series for
-// x < a+1 (as 1 - P(a, x)), else by its continued fraction evaluated with
-// the modified Lentz method (Numerical Recipes, 6.2).
-func gammaQ(a, x float64) float64 {
-	const (
-		eps   = 1e-15
-		tiny  = 1e-300
-		steps = 1000
-	)
-	if x <= 0 {
-		return 1
-	}
-	lg, _ := math.Lgamma(a)
-	front := math.Exp(-x + a*math.Log(x) - lg) // x^a e^-x / Γ(a)
-	if x < a+1 {
-		// P(a, x) = front × Σ x^n / (a (a+1) ... (a+n))
-		ap, del := a, 1/a
-		sum := del
-		for range steps {
-			ap++
-			del *= x / ap
-			sum += del
-			if math.Abs(del) < math.Abs(sum)*eps {
-				break
-			}
-		}
-		return max(0, min(1, 1-front*sum))
-	}
-	// Q(a, x) = front × 1/(x+1-a- 1(1-a)/(x+3-a- 2(2-a)/(x+5-a- ...)))
-	b := x + 1 - a
-	c := 1 / tiny
-	d := 1 / b
-	h := d
-	for i := 1; i <= steps; i++ {
-		an := -float64(i) * (float64(i) - a)
-		b += 2
-		d = an*d + b
-		if math.Abs(d) < tiny {
-			d = tiny
-		}
-		c = b + an/c
-		if math.Abs(c) < tiny {
-			c = tiny
-		}
-		d = 1 / d
-		del := d * c
-		h *= del
-		if math.Abs(del-1) < eps {
-			break
-		}
-	}
-	return max(0, min(1, front*h))
 }
 
 // progressBar draws share (0..1) as a bar of width cells between brackets.

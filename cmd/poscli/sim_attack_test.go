@@ -1,0 +1,182 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// attackJSONRun runs `poscli sim --attack ... -o json` in process and
+// returns the decoded report and the raw object.
+func attackJSONRun(t *testing.T, args ...string) (attackJSON, map[string]any) {
+	t.Helper()
+	e := newTestEnv(t, "")
+	e.f.Globals.Output = "json"
+	if err := e.run(NewCmdSim(e.f, nil), args...); err != nil {
+		t.Fatalf("sim %q: %v", args, err)
+	}
+	checkJSON(t, e.out.String())
+	var r attackJSON
+	var raw map[string]any
+	if err := json.Unmarshal([]byte(e.out.String()), &r); err != nil {
+		t.Fatal(err)
+	}
+	json.Unmarshal([]byte(e.out.String()), &raw)
+	return r, raw
+}
+
+func TestSimAttackJSONShape(t *testing.T) {
+	common := []string{"attack", "election", "rounds", "attacker_share", "attacker_lots", "total_lots", "honest",
+		"attacker_block_share", "attacker_block_share_ci", "seed_source", "heartbeat", "seed"}
+	for _, tc := range []struct {
+		args []string
+		keys []string
+	}{
+		{[]string{"--attack", "grind", "--attacker-share", "0.1", "--seed-source", "block_hash", "--election", "weighted", "--rounds", "500"},
+			[]string{"variants", "blocks", "attacker_blocks", "sd", "sigmas", "longest_run"}},
+		{[]string{"--attack", "withhold", "--attacker-share", "0.25", "--election", "weighted", "--rounds", "500"},
+			[]string{"blocks", "attacker_blocks", "sd", "sigmas", "longest_run", "waited", "withheld", "delay_slots", "next_rank0_share"}},
+		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat", "off", "--election", "weighted", "--rounds", "200", "--depth", "8"},
+			[]string{"depth", "idle_gap", "min_gap", "dead_chains", "reversal"}},
+	} {
+		t.Run(tc.args[1], func(t *testing.T) {
+			r, raw := attackJSONRun(t, tc.args...)
+			for _, k := range append(common, tc.keys...) {
+				if _, ok := raw[k]; !ok {
+					t.Errorf("no %q in %v", k, raw)
+				}
+			}
+			if r.Attack != tc.args[1] || r.Election != "weighted" || r.TotalLots != 100 {
+				t.Errorf("report %+v", r)
+			}
+			if lo, hi := r.AttackerBlockCI[0], r.AttackerBlockCI[1]; !(lo <= r.AttackerBlockShare && r.AttackerBlockShare <= hi) {
+				t.Errorf("block share %v outside its interval [%v, %v]", r.AttackerBlockShare, lo, hi)
+			}
+			if r.Attack != "private" {
+				return
+			}
+			if r.Heartbeat || r.Rounds != 200 || len(r.Reversal) != 8 {
+				t.Fatalf("private report %+v", r)
+			}
+			for i, x := range r.Reversal {
+				if x.K != i+1 || math.Abs(x.Probability-float64(x.Reversed)/200) > 1e-12 || !(x.CI[0] <= x.Probability && x.Probability <= x.CI[1]) {
+					t.Errorf("reversal row %+v", x)
+				}
+			}
+			rows := raw["reversal"].([]any)
+			for _, k := range []string{"k", "probability", "reversed", "ci"} {
+				if _, ok := rows[0].(map[string]any)[k]; !ok {
+					t.Errorf("reversal row lacks %q", k)
+				}
+			}
+		})
+	}
+}
+
+func TestSimAttackDefences(t *testing.T) {
+	// The defence switches reach the engine: grinding pays only with
+	// block_hash, the private attack needs the heartbeat off.
+	ground, _ := attackJSONRun(t, "--attack", "grind", "--attacker-share", "0.1", "--seed-source", "block_hash", "--election", "weighted", "--rounds", "1000")
+	fair, _ := attackJSONRun(t, "--attack", "grind", "--attacker-share", "0.1", "--seed-source", "vrf", "--election", "weighted", "--rounds", "1000")
+	if ground.AttackerBlockShare < 0.9 || fair.Sigmas == nil || math.Abs(*fair.Sigmas) > 3 {
+		t.Errorf("block_hash share %v, vrf %+v", ground.AttackerBlockShare, fair)
+	}
+	on, _ := attackJSONRun(t, "--attack", "private", "--election", "weighted", "--rounds", "300", "--heartbeat", "on")
+	off, _ := attackJSONRun(t, "--attack", "private", "--election", "weighted", "--rounds", "300", "--heartbeat=false")
+	if !on.Heartbeat || off.Heartbeat || on.Reversal[5].Probability >= off.Reversal[5].Probability-0.3 {
+		t.Errorf("k=6: heartbeat on %v, off %v", on.Reversal[5], off.Reversal[5])
+	}
+	// Defaults: a third of the stake, the lottery, 5000 payments.
+	def, _ := attackJSONRun(t, "--attack", "private", "--depth", "2", "--rounds", "50")
+	if def.AttackerShare != 0.33 || def.Election != "lottery" || def.SeedSource != "vrf" || !def.Heartbeat || def.Honest != 9 {
+		t.Errorf("defaults %+v", def)
+	}
+}
+
+func TestSimAttackTable(t *testing.T) {
+	e := newTestEnv(t, "")
+	if err := e.run(NewCmdSim(e.f, nil), "--attack", "private", "--election", "weighted", "--rounds", "200", "--heartbeat", "off"); err != nil {
+		t.Fatal(err)
+	}
+	out := e.out.String()
+	for _, want := range []string{
+		"private attack: attacker 33.00% of the stake (33 of 100 lots), 9 honest stakers; weighted election, seed_source vrf, heartbeat off",
+		"K   REVERSED  PROBABILITY  95% CI",
+		"\n6   ",
+		"P(reversed)\n100% |",
+		"  0% +------------------------------------\n",
+		" 1  2  3  4  5  6  7  8  9 10 11 12  k (confirmations)",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	e = newTestEnv(t, "")
+	if err := e.run(NewCmdSim(e.f, nil), "--attack", "withhold", "--election", "weighted", "--rounds", "300"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"heights            300\n", "attacker's blocks  ", "waited  ", "next rank 0  ", "stake   33.00%"} {
+		if !strings.Contains(e.out.String(), want) {
+			t.Errorf("withhold table lacks %q:\n%s", want, e.out.String())
+		}
+	}
+}
+
+func TestSimAttackOptions(t *testing.T) {
+	// The command's flags land in the options; the run function is not
+	// called.
+	e := newTestEnv(t, "")
+	var got *SimOptions
+	cmd := NewCmdSim(e.f, func(o *SimOptions) error { got = o; return nil })
+	if err := e.run(cmd, "--attack", "private", "--attacker-share", "0.4", "--heartbeat", "off", "--seed-source", "block_hash",
+		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--min-gap", "1", "--rounds", "99"); err != nil {
+		t.Fatal(err)
+	}
+	a := got.Attack
+	if a.Kind != "private" || a.Share != 0.4 || bool(a.Heartbeat) || a.SeedSource != "block_hash" || a.Honest != 3 ||
+		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || a.MinGap != 1 || got.Rounds != 99 || !got.RoundsSet {
+		t.Errorf("options %+v", got)
+	}
+	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap"}; !slices.Equal(a.set, want) {
+		t.Errorf("set %q, want %q", a.set, want)
+	}
+}
+
+func TestSimAttackErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"sim", "--attack", "sybil"}, `unknown attack "sybil": use grind, private or withhold`},
+		{[]string{"sim", "--attack", "grind", "--attacker-share", "0"}, `--attacker-share must be above 0 and below 1, got 0`},
+		{[]string{"sim", "--attack", "grind", "--attacker-share", "1.5"}, `--attacker-share must be above 0 and below 1, got 1.5`},
+		{[]string{"sim", "--attack", "grind", "--seed-source", "coin"}, `--seed-source must be vrf or block_hash, got "coin"`},
+		{[]string{"sim", "--attack", "private", "--heartbeat", "maybe"}, `invalid argument "maybe" for "--heartbeat" flag: want on or off, got "maybe" (see 'poscli sim --help')`},
+		{[]string{"sim", "--attack", "private", "--honest", "0"}, `--honest must be 1 to 99 (the stake is 100 lots), got 0`},
+		{[]string{"sim", "--attack", "private", "--depth", "65"}, `--depth must be 1 to 64 (max_reorg), got 65`},
+		{[]string{"sim", "--attack", "private", "--idle-gap", "-1"}, `--idle-gap must be 0 to 1000000 slots, got -1`},
+		{[]string{"sim", "--attack", "grind", "--variants", "0"}, `--variants must be 1 to 1000000, got 0`},
+		{[]string{"sim", "--attack", "private", "--min-gap", "9"}, `--min-gap must be 0 to 8 slots, got 9`},
+		{[]string{"sim", "--attack", "withhold", "--min-gap", "1"}, `--min-gap applies to --attack private only`},
+		{[]string{"sim", "--attack", "grind", "--rounds", "0"}, `--rounds must be 1 to 10000000, got 0`},
+		{[]string{"sim", "--attack", "grind", "--election", "pow"}, `unknown election "pow": use lottery or weighted`},
+		{[]string{"sim", "--attack", "grind", "--depth", "3"}, `--depth applies to --attack private only`},
+		{[]string{"sim", "--attack", "grind", "--stakes", "a=1"}, `--attack sets the stakes itself (--attacker-share, --honest): drop --stakes and --stakes-file`},
+		{[]string{"sim", "--attack", "grind", "--reward", "1"}, `--reward cannot be used with --attack`},
+		{[]string{"sim", "--attack", "grind", "--offline", "a"}, `--offline cannot be used with --attack`},
+		{[]string{"sim", "--stakes", "a=1", "--heartbeat", "off"}, `--heartbeat needs --attack grind|private|withhold`},
+	} {
+		e := newTestEnv(t, "")
+		if code := e.main(tc.args...); code != 1 {
+			t.Errorf("%q: exit %d", tc.args, code)
+		}
+		if got, want := e.errOut.String(), "error: "+tc.want+"\n"; got != want {
+			t.Errorf("%q\n got %q\nwant %q", tc.args, got, want)
+		}
+		if e.out.String() != "" {
+			t.Errorf("%q printed %q", tc.args, e.out.String())
+		}
+	}
+}

@@ -1,0 +1,59 @@
+package load
+
+import (
+	"context"
+	"errors"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
+)
+
+// Node is what the load generator asks of one node. The transport is
+// behind it: ClientNode speaks posd's JSON API; a faster submit route is
+// another SubmitTxs (embed ClientNode and override it).
+type Node interface {
+	// URL names the node in reports and errors.
+	URL() string
+	Status(ctx context.Context) (rpc.Status, error)
+	Genesis(ctx context.Context) (*chain.Genesis, error)
+	Account(ctx context.Context, addr chain.Address) (rpc.Account, error)
+	// Blocks returns up to limit main-chain blocks from height from.
+	Blocks(ctx context.Context, from *uint64, limit int) ([]chain.Block, error)
+	// SubmitTxs sends a batch and returns one result per transaction, in
+	// order. A refusal of the whole batch is a *RefusedError (each
+	// transaction is then counted as refused with its code); any other
+	// error ends the load.
+	SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error)
+}
+
+// RefusedError is a node's refusal of a whole batch (its pool shutting
+// down, ...): every transaction in it is refused with Code.
+type RefusedError struct {
+	Code, Message string
+}
+
+func (e *RefusedError) Error() string { return e.Code + ": " + e.Message }
+
+// ClientNode is a Node on posd's HTTP API.
+type ClientNode struct{ *client.Client }
+
+// URL is the client's base URL.
+func (n ClientNode) URL() string { return n.BaseURL() }
+
+// SubmitTxs posts the batch to /v1/txs; an API error answering the whole
+// batch becomes a *RefusedError.
+func (n ClientNode) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
+	res, err := n.Client.SubmitTxs(ctx, txs)
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return nil, &RefusedError{Code: ae.Code, Message: ae.Message}
+	}
+	return res, err
+}
+
+// isTransient reports whether err may go away by asking again.
+func isTransient(err error) bool {
+	var ue *client.UnreachableError
+	return errors.As(err, &ue) || client.IsCode(err, "unavailable")
+}
