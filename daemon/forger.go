@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/chainmgr"
 )
 
 // forgeLoop forges whenever this node is an elected candidate and the
@@ -39,28 +40,18 @@ const maxForgeSleep = time.Second
 // after the parent's timestamp), giving the better-ranked forgers their turn.
 func (n *Node) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Duration {
 	now := n.cfg.Now()
-	n.mu.RLock()
-	head := n.head
-	headHash := head.Hash()
-	if headHash != *headSeen {
-		*headSeen, *headSeenAt = headHash, now
+	snap := n.chain.Snapshot()
+	head := snap.Head()
+	if snap.HeadHash() != *headSeen {
+		*headSeen, *headSeenAt = snap.HeadHash(), now
 	}
-	cands := n.candidatesLocked(headHash)
-	rank := -1
-	for i, c := range cands {
-		if c == n.key.Address() {
-			rank = i
-			break
-		}
-	}
+	rank := snap.RankOf(n.key.Address())
 	if rank < 0 {
-		n.mu.RUnlock()
 		return maxForgeSleep
 	}
 	blockSize := int(n.blockSize.Load())
 	interval := time.Duration(n.blockInterval.Load())
-	ready := n.pool.Pending(blockSize, n.state)
-	n.mu.RUnlock()
+	ready := n.pool.Pending(blockSize, snap)
 	if len(ready) == 0 {
 		return maxForgeSleep
 	}
@@ -81,19 +72,21 @@ func (n *Node) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Durat
 	if d := forgeAt.Sub(now); d > 0 {
 		return min(d, maxForgeSleep)
 	}
-	n.forge(head, uint32(rank))
+	n.forge(snap, uint32(rank))
 	return 0
 }
 
-// forge builds, signs and imports a block on head at rank, then publishes it.
-func (n *Node) forge(head *chain.Block, rank uint32) {
-	n.mu.RLock()
-	if n.head != head {
-		n.mu.RUnlock()
-		return
+// forge builds, signs and imports a block on the snapshot's head at rank,
+// then publishes it.
+//
+// Consensus hook: the block is assembled (chain.NewBlock) and signed
+// (SignHeader) here; the v2 VRF seed proof is made here too.
+func (n *Node) forge(snap *chainmgr.Snapshot, rank uint32) {
+	if n.chain.Snapshot() != snap {
+		return // the head moved: look again
 	}
-	txs := n.pool.Pending(n.g.MaxBlockTxs, n.state)
-	n.mu.RUnlock()
+	head := snap.Head()
+	txs := n.pool.Pending(n.g.MaxBlockTxs, snap)
 
 	ts := max(n.cfg.Now().UnixMilli(), head.Timestamp+int64(rank)*n.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/p2p"
 )
@@ -46,10 +45,10 @@ func (n *Node) joinURL() string {
 		return ""
 	}
 	if n.cfg.Join != "" {
-		n.st.PutMeta(metaJoinURL, []byte(n.cfg.Join))
+		n.chain.PutMeta(metaJoinURL, []byte(n.cfg.Join))
 		return n.cfg.Join
 	}
-	if v, err := n.st.Meta(metaJoinURL); err == nil {
+	if v, err := n.chain.Meta(metaJoinURL); err == nil {
 		return string(v)
 	}
 	if n.cfg.NewNetwork || n.cfg.GenesisFile != "" {
@@ -61,20 +60,16 @@ func (n *Node) joinURL() string {
 // joinPeers learns the p2p addresses of the node at url and connects,
 // retrying for a while: the other node may be starting too.
 func (n *Node) joinPeers(ctx context.Context, nw *p2p.Node, url string) {
-	hc := &http.Client{Timeout: 5 * time.Second}
+	c := client.New(url, client.WithTimeout(5*time.Second))
 	for attempt := 0; ; attempt++ {
-		var status struct {
-			P2PAddrs []string `json:"p2p_addrs"`
-			PeerID   string   `json:"peer_id"`
-		}
-		err := getJSON(hc, strings.TrimRight(url, "/")+"/v1/status", &status)
+		status, err := c.Status(ctx)
 		if err == nil && status.PeerID == nw.ID() {
 			return // we are the node at url
 		}
 		if err == nil && len(status.P2PAddrs) > 0 {
 			if err = nw.Connect(ctx, status.P2PAddrs); err == nil {
 				n.log.Info("connected to the network", "via", url, "peer", status.PeerID)
-				n.connectPeersOf(ctx, hc, nw, url)
+				n.connectPeersOf(ctx, c, nw)
 				return
 			}
 		}
@@ -92,9 +87,9 @@ func (n *Node) joinPeers(ctx context.Context, nw *p2p.Node, url string) {
 // connectPeersOf connects to the peers of the node at url too, so the
 // network is a mesh rather than a star around the first node, and losing
 // that node does not split the others.
-func (n *Node) connectPeersOf(ctx context.Context, hc *http.Client, nw *p2p.Node, url string) {
-	var peers []rpc.Peer
-	if err := getJSON(hc, strings.TrimRight(url, "/")+"/v1/peers", &peers); err != nil {
+func (n *Node) connectPeersOf(ctx context.Context, c *client.Client, nw *p2p.Node) {
+	peers, err := c.Peers(ctx)
+	if err != nil {
 		return
 	}
 	for _, p := range peers {
@@ -121,13 +116,12 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // stateless rule or carries a bad signature is the sender's fault and is
 // rejected; one the pool cannot take now (known, replayed after a block,
 // unpayable given this node's view) is ignored: not forwarded, not punished.
+// Admission reads the chain's current snapshot: it never waits for an import.
 func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
 	if err := tx.CheckStateless(h.n.g.ChainID); err != nil {
 		return err
 	}
-	h.n.mu.RLock()
-	_, err := h.n.pool.Add(*tx, h.n.state)
-	h.n.mu.RUnlock()
+	_, err := h.n.pool.Add(*tx, h.n.chain.Snapshot())
 	switch {
 	case err == nil:
 		h.n.poke()
@@ -145,7 +139,10 @@ func (h p2pHandler) HandleBlock(b *chain.Block) error {
 	return h.mapBlockErr(h.n.ImportBlock(b))
 }
 
-// mapBlockErr translates import outcomes into the network's terms.
+// mapBlockErr translates import outcomes into the network's terms: only a
+// block that breaks a rule is the sender's fault (rejected, the peer
+// penalised). Our disk, our clock, our halted state, a shutdown or a branch
+// forking too deep for us are ignored: not forwarded, nobody penalised.
 func (h p2pHandler) mapBlockErr(err error) error {
 	switch {
 	case err == nil:
@@ -154,11 +151,10 @@ func (h p2pHandler) mapBlockErr(err error) error {
 		return p2p.ErrIgnore
 	case errors.Is(err, ErrUnknownParent):
 		return p2p.ErrUnknownParent
-	case errors.Is(err, chain.ErrFutureBlock):
-		// Our clock may be behind: not proof the sender misbehaved.
-		return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+	case chainmgr.IsPeerFault(err):
+		return err
 	}
-	return err
+	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 }
 
 // HandleBlocks imports a synced range in one commit.
@@ -168,5 +164,5 @@ func (h p2pHandler) HandleBlocks(blocks []*chain.Block) (int, error) {
 }
 
 func (h p2pHandler) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return h.n.st.Blocks(from, limit)
+	return h.n.chain.Blocks(from, limit)
 }

@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/chain/election"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/daemon/api"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/internal/atomicfile"
@@ -77,6 +78,9 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
+
+	// wrapStore lets tests put a faulty disk under the chain manager.
+	wrapStore func(chainmgr.Store) chainmgr.Store
 }
 
 // DefaultJoinURL is where a node with neither --genesis nor --join looks for
@@ -90,17 +94,11 @@ type Node struct {
 	key   *keystore.Key
 	token string
 	g     *chain.Genesis
-	alg   election.Algorithm
-	st    *store.Store
+	chain *chainmgr.Manager // the one owner of the chain and its store
 	pool  *mempool.Pool
 	net   Network
 
-	// mu guards state and head: readers take it shared, block import exclusively.
-	mu    sync.RWMutex
-	state *chain.State
-	head  *chain.Block
-
-	elect electionCache
+	events <-chan chainmgr.Event // the chain's changes, for followChain
 
 	blockSize     atomic.Int64
 	blockInterval atomic.Int64 // ns
@@ -110,8 +108,7 @@ type Node struct {
 	subs   map[chan *chain.Block]struct{}
 
 	metrics nodeMetrics
-	ownMu   sync.Mutex            // serialises transactions signed with the node key
-	halted  atomic.Pointer[error] // set when the node cannot go on safely
+	ownMu   sync.Mutex // serialises transactions signed with the node key
 
 	genesisHashOnce sync.Once
 	genesisHashVal  chain.Hash
@@ -124,14 +121,12 @@ type Node struct {
 	closeOne sync.Once
 }
 
-// nodeMetrics are counters for /metrics.
+// nodeMetrics are the node's counters for /metrics (the chain's are the
+// manager's Stats).
 type nodeMetrics struct {
-	blocksImported atomic.Int64
-	blocksForged   atomic.Int64
-	txsCommitted   atomic.Int64
-	txsRejected    atomic.Int64
-	reorgs         atomic.Int64
-	evicted        atomic.Int64
+	blocksForged atomic.Int64
+	txsRejected  atomic.Int64
+	evicted      atomic.Int64
 }
 
 // Network is the peer-to-peer side as the node sees it (daemon/p2p).
@@ -177,11 +172,12 @@ func Open(cfg Config) (*Node, error) {
 	if n.token, err = loadOrCreateToken(cfg.Home); err != nil {
 		return nil, err
 	}
-	if n.st, err = store.Open(filepath.Join(cfg.Home, ChainFile)); err != nil {
+	st, err := store.Open(filepath.Join(cfg.Home, ChainFile))
+	if err != nil {
 		return nil, err
 	}
-	if err := n.openChain(); err != nil {
-		n.st.Close()
+	if err := n.openChain(st); err != nil {
+		st.Close()
 		return nil, err
 	}
 	return n, nil
@@ -196,35 +192,35 @@ func loadNodeKey(cfg Config) (*keystore.Key, error) {
 }
 
 // openChain finds the genesis (stored chain, home/genesis.json, a new
-// network, or the network to join), initialises the store and loads state.
-func (n *Node) openChain() error {
-	g, err := n.resolveGenesis()
+// network, or the network to join), initialises the store and hands it to
+// the chain manager, which owns it from then on.
+func (n *Node) openChain(st *store.Store) error {
+	g, err := n.resolveGenesis(st)
 	if err != nil {
 		return err
 	}
-	if err := n.st.Init(g); err != nil {
-		return err
-	}
-	if n.alg, err = g.Algorithm(); err != nil {
+	if err := st.Init(g); err != nil {
 		return err
 	}
 	n.g = g
-	if n.state, err = n.st.LoadState(); err != nil {
+	var cs chainmgr.Store = st
+	if n.cfg.wrapStore != nil {
+		cs = n.cfg.wrapStore(cs)
+	}
+	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now})
+	if err != nil {
 		return err
 	}
-	if n.head, err = n.st.Head(); err != nil {
-		return err
-	}
-	limit := n.cfg.PoolLimit
-	n.pool = mempool.New(g, mempool.Config{Limit: limit})
+	n.events, _ = n.chain.Subscribe(1024)
+	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier()})
 	return nil
 }
 
-func (n *Node) resolveGenesis() (*chain.Genesis, error) {
-	if ok, err := n.st.Initialized(); err != nil {
+func (n *Node) resolveGenesis(st *store.Store) (*chain.Genesis, error) {
+	if ok, err := st.Initialized(); err != nil {
 		return nil, err
 	} else if ok {
-		return n.st.Genesis()
+		return st.Genesis()
 	}
 	path := filepath.Join(n.cfg.Home, GenesisFile)
 	if data, err := os.ReadFile(path); err == nil {
@@ -339,27 +335,18 @@ func firstNonEmpty(a, b string) string {
 // fetchGenesis downloads genesis.json from a node's API and checks it
 // against the hash the node reports.
 func fetchGenesis(base string) (*chain.Genesis, error) {
-	base = strings.TrimRight(base, "/")
-	hc := &http.Client{Timeout: 10 * time.Second}
-	var status struct {
-		GenesisHash chain.Hash `json:"genesis_hash"`
-	}
-	if err := getJSON(hc, base+"/v1/status", &status); err != nil {
-		return nil, err
-	}
-	resp, err := hc.Get(base + "/v1/genesis")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := client.New(base)
+	status, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	raw, err := c.GenesisJSON(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /v1/genesis: %s", resp.Status)
-	}
-	g, err := chain.ParseGenesis(data)
+	g, err := chain.ParseGenesis(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -367,18 +354,6 @@ func fetchGenesis(base string) (*chain.Genesis, error) {
 		return nil, fmt.Errorf("genesis from %s hashes to %s but the node reports %s", base, g.Hash(), status.GenesisHash)
 	}
 	return g, nil
-}
-
-func getJSON(hc *http.Client, url string, v any) error {
-	resp, err := hc.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }
 
 // Start listens on the API port, starts the network (unless disabled) and
@@ -405,7 +380,11 @@ func (n *Node) Start(ctx context.Context) error {
 	n.apiLn = ln
 	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
 	n.httpSrv = api.NewServer(addr, h)
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		n.followChain(n.events)
+	}()
 	go func() {
 		defer n.wg.Done()
 		n.rebroadcastLoop(n.ctx)
@@ -457,6 +436,8 @@ func (n *Node) Close() error {
 		if n.net != nil {
 			n.net.Close()
 		}
+		// Closing the chain ends followChain (its event channel closes).
+		err = n.chain.Close()
 		n.wg.Wait()
 		n.subsMu.Lock()
 		for ch := range n.subs {
@@ -464,7 +445,6 @@ func (n *Node) Close() error {
 			delete(n.subs, ch)
 		}
 		n.subsMu.Unlock()
-		err = n.st.Close()
 	})
 	return err
 }
@@ -473,9 +453,7 @@ func (n *Node) Close() error {
 // once without a network or for a staker. A transaction gossiped before any peer listens is
 // lost, and a node that is no forger would keep it in its pool for ever.
 func (n *Node) waitForPeers(ctx context.Context, timeout time.Duration) {
-	n.mu.RLock()
-	staker := n.state.Account(n.key.Address()).Stake > 0
-	n.mu.RUnlock()
+	staker := n.chain.Snapshot().Account(n.key.Address()).Stake > 0
 	if n.net == nil || staker { // a staker forges its own transactions in time
 		return
 	}
@@ -495,10 +473,10 @@ func (n *Node) waitForPeers(ctx context.Context, timeout time.Duration) {
 // restart submits it again (same id, so never twice on chain).
 func (n *Node) fundOnce() {
 	const metaKey = "funding_tx"
-	if v, err := n.st.Meta(metaKey); err == nil {
+	if v, err := n.chain.Meta(metaKey); err == nil {
 		var tx chain.Transaction
 		if json.Unmarshal(v, &tx) == nil {
-			if _, _, err := n.st.TxLocation(tx.ID()); err == nil {
+			if _, _, err := n.chain.TxLocation(tx.ID()); err == nil {
 				return // committed
 			}
 			if _, err := n.SubmitTx(tx); err == nil {
@@ -514,7 +492,7 @@ func (n *Node) fundOnce() {
 		return
 	}
 	data, _ := json.Marshal(tx)
-	if err := n.st.PutMeta(metaKey, data); err != nil {
+	if err := n.chain.PutMeta(metaKey, data); err != nil {
 		n.log.Warn("could not record funding", "err", err)
 	}
 	n.log.Info("funding the node key", "amount", n.cfg.Fund, "tx", tx.ID().String())
@@ -525,9 +503,7 @@ func (n *Node) fundOnce() {
 func (n *Node) submitOwn(tx chain.Transaction) (chain.Transaction, error) {
 	n.ownMu.Lock()
 	defer n.ownMu.Unlock()
-	n.mu.RLock()
-	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.state) + 1
-	n.mu.RUnlock()
+	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.chain.Snapshot()) + 1
 	n.key.SignTx(&tx)
 	_, err := n.SubmitTx(tx)
 	return tx, err

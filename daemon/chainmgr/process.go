@@ -1,0 +1,385 @@
+package chainmgr
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/store"
+)
+
+// precheck runs every rule that needs neither state nor election, off
+// every lock: the header signature, the transaction count and root, and
+// each transaction's stateless rules and signature (cached by the
+// Verifier, so the full validation under the lock costs no signature).
+//
+// Consensus hook: header checks that need no parent state (VRF proof
+// verification of v2) belong here.
+func (m *Manager) precheck(b *chain.Block) error {
+	if err := b.Header.VerifySignature(); err != nil {
+		return err
+	}
+	if len(b.Transactions) > m.g.MaxBlockTxs {
+		return &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
+	}
+	if root := chain.TxRoot(b.Transactions); root != b.TxRoot {
+		return &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
+	}
+	return chain.CheckBlockTxs(m.g, b, m.txv)
+}
+
+// ProcessBlock validates b and adds it to the chain: it extends the head,
+// is kept on a side branch (ErrSideBlock), or its branch wins the fork
+// choice and the chain reorganises. Other outcomes: ErrKnownBlock,
+// ErrUnknownParent, a rule error (see IsPeerFault), a *LocalError, a
+// *HaltedError or ErrClosed. A block is fully validated on its parent's
+// state before it is stored, whatever branch it is on.
+func (m *Manager) ProcessBlock(b *chain.Block) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
+	hash := b.Hash()
+	if err := m.checkIndex(b, hash); err != nil {
+		m.judge(b, hash, err)
+		return err
+	}
+	if known, err := m.st.HasBlock(hash); err != nil {
+		return local("read store", err)
+	} else if !known {
+		if err := m.precheck(b); err != nil {
+			m.judge(b, hash, err)
+			return err
+		}
+	}
+	// The election on the head, off the lock (and usually cached already).
+	snap := m.snap.Load()
+	var cands []chain.Address
+	if b.PrevHash == snap.headHash {
+		cands = snap.Candidates()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return err
+	}
+	if m.head != snap.head {
+		cands = nil // the head moved meanwhile
+	}
+	err := m.processLocked(b, hash, cands)
+	m.judge(b, hash, err)
+	return err
+}
+
+func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address) error {
+	if known, err := m.st.HasBlock(hash); err != nil {
+		return local("read store", err)
+	} else if known {
+		return m.knownLocked(b, hash)
+	}
+	if b.PrevHash == m.head.Hash() {
+		if cands == nil {
+			cands = m.elect.candidates(b.PrevHash, m.state)
+		}
+		return m.extendLocked(b, cands)
+	}
+	if ok, err := m.st.HasBlock(b.PrevHash); err != nil {
+		return local("read store", err)
+	} else if !ok {
+		return ErrUnknownParent
+	}
+	return m.sideLocked(b)
+}
+
+// extendLocked validates b on the head, applies and commits it.
+//
+// Consensus hook: chain.ValidateAndApply is where header rules that need
+// the parent (and its seed) run.
+func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address) error {
+	undo, err := chain.ValidateAndApply(m.g, &m.head.Header, b, cands, m.state, m.now().UnixMilli(), m.txv)
+	if err != nil {
+		return err
+	}
+	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
+		m.state.Revert(undo)
+		return local(fmt.Sprintf("commit block %d", b.Height), err)
+	}
+	m.head = b
+	m.publishLocked([]*chain.Block{b}, nil)
+	return nil
+}
+
+// publishLocked swaps in the snapshot of the new head, tells subscribers,
+// and prunes what fell below the reorg limit.
+func (m *Manager) publishLocked(added, reverted []*chain.Block) {
+	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
+	m.snap.Store(snap)
+	go snap.warm()
+	for _, b := range reverted {
+		m.stats.txs.Add(-int64(len(b.Transactions)))
+		m.ix.setSide(b.Hash(), b.Height, true)
+	}
+	for _, b := range added {
+		m.stats.blocks.Add(1)
+		m.stats.txs.Add(int64(len(b.Transactions)))
+		m.ix.setSide(b.Hash(), b.Height, false)
+	}
+	m.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
+	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
+		m.pruneLocked()
+	}
+}
+
+// pruneLocked removes side blocks, invalid records and undo records that
+// no reorg within the limit can reach.
+func (m *Manager) pruneLocked() {
+	below := m.head.Height - MaxReorgDepth
+	removed, err := m.st.Prune(below)
+	if err != nil {
+		m.log.Warn("pruning failed", "below", below, "err", err.Error())
+		return
+	}
+	m.lastPrune = m.head.Height
+	m.ix.prune(below, removed)
+	m.stats.pruned.Add(int64(len(removed)))
+	if len(removed) > 0 {
+		m.log.Debug("pruned side blocks", "count", len(removed), "below", below)
+	}
+}
+
+// sideLocked validates a block whose parent is stored but is not the head,
+// fully, on its parent's state (computed from the main chain's undo
+// records and the branch), then stores it or switches to its branch.
+func (m *Manager) sideLocked(b *chain.Block) error {
+	parent, err := m.st.BlockByHash(b.PrevHash)
+	if err != nil {
+		return local("read parent", err)
+	}
+	branch, fork, err := m.branchTo(parent)
+	if err != nil {
+		return err
+	}
+	if depth := m.head.Height - fork.Height; depth > MaxReorgDepth {
+		return &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, depth, MaxReorgDepth)}
+	}
+	st, reverted, undos, err := m.stateOn(fork, branch)
+	if err != nil {
+		return err
+	}
+	cands := m.elect.candidates(b.PrevHash, st)
+	undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, m.now().UnixMilli(), m.txv)
+	if err != nil {
+		return err
+	}
+	branch, undos = append(branch, b), append(undos, undo)
+	better, err := m.betterThanMain(branch, fork)
+	if err != nil {
+		return err
+	}
+	if !better {
+		if err := m.st.PutBlock(b); err != nil {
+			return local("store side block", err)
+		}
+		m.ix.setSide(b.Hash(), b.Height, true)
+		return ErrSideBlock
+	}
+	return m.switchLocked(reverted, branch, undos, st, fork)
+}
+
+// knownLocked answers a block already stored. On the main chain it is just
+// known; on a side branch the fork choice runs again, since what kept the
+// branch off the main chain may have been passing (a failed disk write).
+func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
+	if mh, err := m.st.HashAt(b.Height); err == nil && mh == hash {
+		return ErrKnownBlock
+	}
+	stored, err := m.st.BlockByHash(hash)
+	if err != nil {
+		return local("read block", err)
+	}
+	branch, fork, err := m.branchTo(stored)
+	if err != nil {
+		return err
+	}
+	if m.head.Height-fork.Height > MaxReorgDepth {
+		return ErrKnownBlock
+	}
+	if better, err := m.betterThanMain(branch, fork); err != nil || !better {
+		if err == nil {
+			err = ErrKnownBlock
+		}
+		return err
+	}
+	st, reverted, undos, err := m.stateOn(fork, branch)
+	if err != nil {
+		return err
+	}
+	return m.switchLocked(reverted, branch, undos, st, fork)
+}
+
+// switchLocked makes branch the main chain in one store transaction; st
+// is the state after it. m.state is untouched until the commit succeeded.
+func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *chain.Block) error {
+	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
+		return local("switch to branch", err)
+	}
+	old := m.head
+	m.state, m.head = st, branch[len(branch)-1]
+	m.stats.reorgs.Add(1)
+	m.log.Info("reorganised", "fork_height", fork.Height, "reverted", len(reverted), "applied", len(branch),
+		"old_head", old.Hash().String(), "new_head", m.head.Hash().String())
+	m.publishLocked(branch, reverted)
+	return nil
+}
+
+// branchTo walks from b back to the main chain: it returns the stored
+// branch ending with b (ascending; empty when b is on the main chain) and
+// the main-chain block it forks from.
+func (m *Manager) branchTo(b *chain.Block) ([]*chain.Block, *chain.Block, error) {
+	var branch []*chain.Block
+	cur := b
+	for i := 0; ; i++ {
+		if mh, err := m.st.HashAt(cur.Height); err == nil && mh == cur.Hash() {
+			for l, r := 0, len(branch)-1; l < r; l, r = l+1, r-1 {
+				branch[l], branch[r] = branch[r], branch[l]
+			}
+			return branch, cur, nil
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, local("read main chain", err)
+		}
+		if i > MaxReorgDepth+1 {
+			return nil, nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: "branch longer than the reorg limit without meeting the main chain"}
+		}
+		branch = append(branch, cur)
+		parent, err := m.st.BlockByHash(cur.PrevHash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, ErrUnknownParent
+		} else if err != nil {
+			return nil, nil, local("read block", err)
+		}
+		cur = parent
+	}
+}
+
+// stateOn computes, on a copy, the state after branch (stored blocks, each
+// validated when it was stored) forking from the main chain at fork. It
+// returns that state, the main-chain blocks it reverted (newest first) and
+// the branch's undo records.
+func (m *Manager) stateOn(fork *chain.Block, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
+	m.stats.branchChecks.Add(1)
+	st := m.state.Clone()
+	var reverted []*chain.Block
+	for h := m.head.Height; h > fork.Height; h-- {
+		blk, err := m.st.BlockByHeight(h)
+		if err != nil {
+			return nil, nil, nil, local("read main chain", err)
+		}
+		undo, err := m.st.Undo(h)
+		if err != nil {
+			return nil, nil, nil, local("read undo record", err)
+		}
+		st.Revert(undo)
+		reverted = append(reverted, blk)
+	}
+	undos := make([]*chain.Undo, 0, len(branch)+1)
+	for _, blk := range branch {
+		undo, err := st.Apply(blk, m.g)
+		if err != nil {
+			// Stored before blocks were validated in full (an older node):
+			// it is invalid after all, and so is what builds on it.
+			hash := blk.Hash()
+			m.judge(blk, hash, err)
+			return nil, nil, nil, &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("stored ancestor %s is invalid: %v", hash, err)}
+		}
+		undos = append(undos, undo)
+	}
+	return st, reverted, undos, nil
+}
+
+// ProcessBlocks imports consecutive blocks, as sync delivers them. Blocks
+// that extend the head are validated one by one in memory and committed
+// together in one store transaction (a crash keeps all or none). It returns
+// how many blocks it got through and, if it stopped early, why: the error
+// of blocks[accepted], with ProcessBlock's meanings. Known blocks and side
+// blocks kept count as got through.
+func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	// Context-free checks first, off the lock; stop at the first failure.
+	hashes := make([]chain.Hash, len(blocks))
+	limit, stopErr := len(blocks), error(nil)
+	for i, b := range blocks {
+		hashes[i] = b.Hash()
+		err := m.checkIndex(b, hashes[i])
+		if err == nil {
+			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
+				err = local("read store", herr)
+			} else if !known {
+				err = m.precheck(b)
+			}
+		}
+		if err != nil {
+			m.judge(b, hashes[i], err)
+			limit, stopErr = i, err
+			break
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	tip := m.head
+	var batch []*chain.Block
+	var undos []*chain.Undo
+	start := 0 // index of batch[0]: what a failed flush loses
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
+			for i := len(undos) - 1; i >= 0; i-- {
+				m.state.Revert(undos[i])
+			}
+			n := len(batch)
+			batch, undos = nil, nil
+			return local(fmt.Sprintf("commit %d blocks", n), err)
+		}
+		m.head = batch[len(batch)-1]
+		m.publishLocked(batch, nil)
+		batch, undos = nil, nil
+		return nil
+	}
+	now := m.now().UnixMilli()
+	for i, b := range blocks[:limit] {
+		if b.PrevHash == tip.Hash() {
+			cands := m.elect.candidates(b.PrevHash, m.state)
+			undo, err := chain.ValidateAndApply(m.g, &tip.Header, b, cands, m.state, now, m.txv)
+			if err != nil {
+				if ferr := flush(); ferr != nil {
+					return start, ferr
+				}
+				m.judge(b, hashes[i], err)
+				return i, err
+			}
+			if len(batch) == 0 {
+				start = i
+			}
+			batch, undos, tip = append(batch, b), append(undos, undo), b
+			continue
+		}
+		if err := flush(); err != nil {
+			return start, err
+		}
+		err := m.processLocked(b, hashes[i], nil)
+		m.judge(b, hashes[i], err)
+		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
+			return i, err
+		}
+		tip = m.head
+	}
+	if err := flush(); err != nil {
+		return start, err
+	}
+	return limit, stopErr
+}
