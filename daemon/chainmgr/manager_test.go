@@ -369,3 +369,20 @@ func TestSubscribeAndSnapshot(t *testing.T) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
+
+// TestCloseIsBounded: Close returns within its 5 s deadline even when an
+// import never ends, and later imports are refused at once.
+func TestCloseIsBounded(t *testing.T) {
+	tc := newTestChain(t)
+	tc.m.mu.Lock() // an import stuck for ever
+	defer tc.m.mu.Unlock()
+	start := time.Now()
+	err := tc.m.Close()
+	if took := time.Since(start); err == nil || took > 7*time.Second {
+		t.Fatalf("Close with a stuck import: %v after %v; want an error within ~5 s", err, took)
+	}
+	b := tc.block(tc.forger, tc.m.Head(), 1)
+	if err := tc.m.ProcessBlock(b); !errors.Is(err, ErrClosed) {
+		t.Fatalf("import after Close: %v", err)
+	}
+}
