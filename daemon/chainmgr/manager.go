@@ -96,7 +96,11 @@ type Manager struct {
 	head      *chain.Block
 	lastPrune uint64
 
-	snap   atomic.Pointer[Snapshot]
+	snap atomic.Pointer[Snapshot]
+	// seq is odd while a write that moves the main chain (commit, snapshot
+	// swap, pruning) is in progress, and counts them: work done off the
+	// lock from a snapshot is trusted only if seq did not change meanwhile.
+	seq    atomic.Uint64
 	ix     index
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool

@@ -51,11 +51,28 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 			return err
 		}
 	}
-	// The election on the head, off the lock (and usually cached already).
+	// Off the lock: the election on the head (usually cached already), or
+	// the full validation of a side block on its parent's state, computed
+	// from the snapshot. Under the lock the work is used if the head has
+	// not moved meanwhile, and done again if it has.
+	seq := m.seq.Load()
 	snap := m.snap.Load()
 	var cands []chain.Address
+	var work *sideWork
 	if b.PrevHash == snap.headHash {
 		cands = snap.Candidates()
+	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok && seq%2 == 0 {
+		var err error
+		work, err = m.validateSide(b, snap.head, snap.state)
+		// The store was read piece by piece: trust the verdict only if no
+		// write moved the main chain meanwhile.
+		if m.seq.Load() != seq {
+			work, err = nil, nil
+		}
+		if IsPeerFault(err) {
+			m.judge(b, hash, err)
+			return err
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -63,14 +80,16 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 		return err
 	}
 	if m.head != snap.head {
-		cands = nil // the head moved meanwhile
+		cands, work = nil, nil // the head moved meanwhile
 	}
-	err := m.processLocked(b, hash, cands)
+	err := m.processLocked(b, hash, cands, work)
 	m.judge(b, hash, err)
 	return err
 }
 
-func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address) error {
+// processLocked imports b; cands (the election on the head) and work (b
+// validated as a side block) are used when not nil.
+func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork) error {
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if known {
@@ -87,7 +106,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 	} else if !ok {
 		return ErrUnknownParent
 	}
-	return m.sideLocked(b)
+	return m.sideLocked(b, work)
 }
 
 // extendLocked validates b on the head, applies and commits it.
@@ -99,6 +118,8 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address) error {
 	if err != nil {
 		return err
 	}
+	m.seq.Add(1)
+	defer m.seq.Add(1)
 	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
 		m.state.Revert(undo)
 		return local(fmt.Sprintf("commit block %d", b.Height), err)
@@ -146,32 +167,58 @@ func (m *Manager) pruneLocked() {
 	}
 }
 
-// sideLocked validates a block whose parent is stored but is not the head,
-// fully, on its parent's state (computed from the main chain's undo
-// records and the branch), then stores it or switches to its branch.
-func (m *Manager) sideLocked(b *chain.Block) error {
+// sideWork is a side block validated in full on its parent's state, with
+// what a switch to its branch needs.
+type sideWork struct {
+	head     *chain.Block   // the head it was computed against
+	branch   []*chain.Block // from the fork (excluded) to the block
+	fork     *chain.Block   // the main-chain block the branch forks from
+	st       *chain.State   // the state after the block
+	reverted []*chain.Block // main-chain blocks above fork, newest first
+	undos    []*chain.Undo  // the branch's undo records
+}
+
+// validateSide validates b, whose parent is stored but is not head, in
+// full: on its parent's state, computed on a copy of base (the state after
+// head, which it does not change) from the main chain's undo records and
+// the stored branch, with the parent's election. It takes no lock: under
+// the import lock it is called with the manager's head and state; off it,
+// with a snapshot's, and the result is used only if the head is the same.
+func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.State) (*sideWork, error) {
 	parent, err := m.st.BlockByHash(b.PrevHash)
 	if err != nil {
-		return local("read parent", err)
+		return nil, local("read parent", err)
 	}
 	branch, fork, err := m.branchTo(parent)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if depth := m.head.Height - fork.Height; depth > MaxReorgDepth {
-		return &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, depth, MaxReorgDepth)}
+	if depth := int64(head.Height) - int64(fork.Height); depth > MaxReorgDepth {
+		return nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, depth, MaxReorgDepth)}
 	}
-	st, reverted, undos, err := m.stateOn(fork, branch)
+	st, reverted, undos, err := m.stateOn(head, base, fork, branch)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cands := m.elect.candidates(b.PrevHash, st)
 	undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, m.now().UnixMilli(), m.txv)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	branch, undos = append(branch, b), append(undos, undo)
-	better, err := m.betterThanMain(branch, fork)
+	return &sideWork{head: head, branch: append(branch, b), fork: fork, st: st, reverted: reverted, undos: append(undos, undo)}, nil
+}
+
+// sideLocked stores a block whose parent is stored but is not the head,
+// once validated (work, or now), or switches to its branch if it wins the
+// fork choice.
+func (m *Manager) sideLocked(b *chain.Block, work *sideWork) error {
+	if work == nil || work.head != m.head {
+		var err error
+		if work, err = m.validateSide(b, m.head, m.state); err != nil {
+			return err
+		}
+	}
+	better, err := m.betterThanMain(work.branch, work.fork)
 	if err != nil {
 		return err
 	}
@@ -182,7 +229,7 @@ func (m *Manager) sideLocked(b *chain.Block) error {
 		m.ix.setSide(b.Hash(), b.Height, true)
 		return ErrSideBlock
 	}
-	return m.switchLocked(reverted, branch, undos, st, fork)
+	return m.switchLocked(work.reverted, work.branch, work.undos, work.st, work.fork)
 }
 
 // knownLocked answers a block already stored. On the main chain it is just
@@ -209,7 +256,7 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 		}
 		return err
 	}
-	st, reverted, undos, err := m.stateOn(fork, branch)
+	st, reverted, undos, err := m.stateOn(m.head, m.state, fork, branch)
 	if err != nil {
 		return err
 	}
@@ -219,6 +266,8 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 // switchLocked makes branch the main chain in one store transaction; st
 // is the state after it. m.state is untouched until the commit succeeded.
 func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *chain.Block) error {
+	m.seq.Add(1)
+	defer m.seq.Add(1)
 	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
 		return local("switch to branch", err)
 	}
@@ -260,15 +309,15 @@ func (m *Manager) branchTo(b *chain.Block) ([]*chain.Block, *chain.Block, error)
 	}
 }
 
-// stateOn computes, on a copy, the state after branch (stored blocks, each
-// validated when it was stored) forking from the main chain at fork. It
-// returns that state, the main-chain blocks it reverted (newest first) and
-// the branch's undo records.
-func (m *Manager) stateOn(fork *chain.Block, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
+// stateOn computes, on a copy of base (the state after head), the state
+// after branch (stored blocks, each validated when it was stored) forking
+// from the main chain at fork. It returns that state, the main-chain blocks
+// it reverted (newest first) and the branch's undo records.
+func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Block, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
 	m.stats.branchChecks.Add(1)
-	st := m.state.Clone()
+	st := base.Clone()
 	var reverted []*chain.Block
-	for h := m.head.Height; h > fork.Height; h-- {
+	for h := head.Height; h > fork.Height; h-- {
 		blk, err := m.st.BlockByHeight(h)
 		if err != nil {
 			return nil, nil, nil, local("read main chain", err)
@@ -337,6 +386,8 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 		if len(batch) == 0 {
 			return nil
 		}
+		m.seq.Add(1)
+		defer m.seq.Add(1)
 		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
 			for i := len(undos) - 1; i >= 0; i-- {
 				m.state.Revert(undos[i])
@@ -371,7 +422,7 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 		if err := flush(); err != nil {
 			return start, err
 		}
-		err := m.processLocked(b, hashes[i], nil)
+		err := m.processLocked(b, hashes[i], nil, nil)
 		m.judge(b, hashes[i], err)
 		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err
