@@ -19,6 +19,7 @@ var _ api.Backend = (*Node)(nil)
 // Status reports the chain head and the node's policy.
 func (n *Node) Status() rpc.Status {
 	head := n.chain.Head()
+	blockSize, interval := n.forger.policy()
 	s := rpc.Status{
 		ChainID:         n.g.ChainID,
 		GenesisHash:     n.genesisHash(),
@@ -27,8 +28,8 @@ func (n *Node) Status() rpc.Status {
 		HeadTimestamp:   head.Timestamp,
 		Address:         string(n.key.Address()),
 		Election:        n.g.Election,
-		BlockSize:       int(n.blockSize.Load()),
-		BlockIntervalMs: time.Duration(n.blockInterval.Load()).Milliseconds(),
+		BlockSize:       blockSize,
+		BlockIntervalMs: interval.Milliseconds(),
 		Pending:         n.pool.Len(),
 		P2PAddrs:        []string{},
 		Version:         Version,
@@ -164,16 +165,17 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 		if n.net != nil {
 			n.net.PublishTxs(accepted)
 		}
-		n.poke()
+		n.forger.poke()
 	}
 	return ids, errs
 }
 
 // Config is the forging policy.
 func (n *Node) Config() rpc.Config {
+	blockSize, interval := n.forger.policy()
 	return rpc.Config{
-		BlockSize:       int(n.blockSize.Load()),
-		BlockIntervalMs: time.Duration(n.blockInterval.Load()).Milliseconds(),
+		BlockSize:       blockSize,
+		BlockIntervalMs: interval.Milliseconds(),
 		PoolLimit:       n.pool.Limit(),
 	}
 }
@@ -190,17 +192,20 @@ func (n *Node) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 	if p.PoolLimit != nil && *p.PoolLimit < 1 {
 		return rpc.Config{}, bad("pool_limit must be at least 1")
 	}
-	if p.BlockSize != nil {
-		n.blockSize.Store(int64(*p.BlockSize))
-	}
-	if p.BlockIntervalMs != nil {
-		n.blockInterval.Store(int64(time.Duration(*p.BlockIntervalMs) * time.Millisecond))
-	}
 	if p.PoolLimit != nil {
 		n.pool.SetLimit(*p.PoolLimit)
 	}
-	n.log.Info("forging policy changed", "block_size", n.blockSize.Load(), "block_interval", time.Duration(n.blockInterval.Load()).String())
-	n.poke()
+	var size int
+	var interval time.Duration
+	if p.BlockSize != nil {
+		size = *p.BlockSize
+	}
+	if p.BlockIntervalMs != nil {
+		interval = time.Duration(*p.BlockIntervalMs) * time.Millisecond
+	}
+	n.forger.setPolicy(size, interval)
+	size, interval = n.forger.policy()
+	n.log.Info("forging policy changed", "block_size", size, "block_interval", interval.String())
 	return n.Config(), nil
 }
 

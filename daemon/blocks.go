@@ -43,7 +43,7 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
 			n.notify(b)
 		}
-		n.poke()
+		n.forger.poke()
 	}
 }
 

@@ -45,7 +45,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 		c.BlockSize = 1000
 		c.wrapStore = func(s chainmgr.Store) chainmgr.Store { disk = &diskFull{Store: s}; return disk }
 	})
-	h := p2pHandler{n}
+	h := n.p2pHandler()
 	genesis := n.Head()
 	b := chain.NewBlock(&genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)

@@ -28,7 +28,7 @@ func startNetwork(ctx context.Context, n *Node) (Network, error) {
 		Peers:      n.cfg.Peers,
 		MDNS:       n.cfg.MDNS,
 		Logger:     n.log.With("component", "p2p"),
-	}, p2pHandler{n})
+	}, n.p2pHandler())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
@@ -102,14 +102,37 @@ func (n *Node) connectPeersOf(ctx context.Context, c *client.Client, nw *p2p.Nod
 	}
 }
 
-// p2pHandler is the node as the network sees it.
-type p2pHandler struct{ n *Node }
+// p2pChain is what the network handler needs of the chain.
+type p2pChain interface {
+	Snapshot() *chainmgr.Snapshot
+	ProcessBlock(b *chain.Block) error
+	ProcessBlocks(blocks []*chain.Block) (int, error)
+	Blocks(from uint64, limit int) ([]*chain.Block, error)
+}
 
-func (h p2pHandler) GenesisHash() chain.Hash { return h.n.genesisHash() }
+// p2pPool is what the network handler needs of the mempool.
+type p2pPool interface {
+	Add(tx chain.Transaction, st mempool.StateView) (chain.Hash, error)
+}
+
+// p2pHandler is the node as the network sees it (p2p.Handler).
+type p2pHandler struct {
+	chain   p2pChain
+	pool    p2pPool
+	chainID string
+	genesis chain.Hash
+	poke    func() // a transaction arrived: wake the forger
+}
+
+func (n *Node) p2pHandler() p2pHandler {
+	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke}
+}
+
+func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }
 
 func (h p2pHandler) Head() (uint64, chain.Hash) {
-	b := h.n.Head()
-	return b.Height, b.Hash()
+	s := h.chain.Snapshot()
+	return s.Height(), s.HeadHash()
 }
 
 // HandleTx pools a gossiped transaction. A transaction that breaks a
@@ -118,13 +141,13 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // unpayable given this node's view) is ignored: not forwarded, not punished.
 // Admission reads the chain's current snapshot: it never waits for an import.
 func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
-	if err := tx.CheckStateless(h.n.g.ChainID); err != nil {
+	if err := tx.CheckStateless(h.chainID); err != nil {
 		return err
 	}
-	_, err := h.n.pool.Add(*tx, h.n.chain.Snapshot())
+	_, err := h.pool.Add(*tx, h.chain.Snapshot())
 	switch {
 	case err == nil:
-		h.n.poke()
+		h.poke()
 		return nil
 	case errors.Is(err, chain.ErrBadSignature):
 		return err
@@ -136,7 +159,7 @@ func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
 
 // HandleBlock imports a gossiped or synced block.
 func (h p2pHandler) HandleBlock(b *chain.Block) error {
-	return h.mapBlockErr(h.n.ImportBlock(b))
+	return h.mapBlockErr(h.chain.ProcessBlock(b))
 }
 
 // mapBlockErr translates import outcomes into the network's terms: only a
@@ -159,10 +182,10 @@ func (h p2pHandler) mapBlockErr(err error) error {
 
 // HandleBlocks imports a synced range in one commit.
 func (h p2pHandler) HandleBlocks(blocks []*chain.Block) (int, error) {
-	n, err := h.n.ImportBlocks(blocks)
+	n, err := h.chain.ProcessBlocks(blocks)
 	return n, h.mapBlockErr(err)
 }
 
 func (h p2pHandler) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return h.n.chain.Blocks(from, limit)
+	return h.chain.Blocks(from, limit)
 }

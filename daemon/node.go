@@ -99,11 +99,8 @@ type Node struct {
 	net   Network
 
 	events <-chan chainmgr.Event // the chain's changes, for followChain
+	forger *forger
 
-	blockSize     atomic.Int64
-	blockInterval atomic.Int64 // ns
-
-	wake   chan struct{}
 	subsMu sync.Mutex
 	subs   map[chan *chain.Block]struct{}
 
@@ -161,9 +158,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := ensureHome(cfg.Home); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), subs: make(map[chan *chain.Block]struct{})}
-	n.blockSize.Store(int64(cfg.BlockSize))
-	n.blockInterval.Store(int64(cfg.BlockInterval))
+	n := &Node{cfg: cfg, log: cfg.Logger, subs: make(map[chan *chain.Block]struct{})}
 
 	var err error
 	if n.key, err = loadNodeKey(cfg); err != nil {
@@ -213,6 +208,11 @@ func (n *Node) openChain(st *store.Store) error {
 	}
 	n.events, _ = n.chain.Subscribe(1024)
 	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier()})
+	n.forger = &forger{
+		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,
+		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,
+	}
+	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
 	return nil
 }
 
@@ -367,6 +367,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 		n.net = nw
+		n.forger.publish = nw.PublishBlock
 	}
 	addr := net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.APIPort))
 	ln, err := net.Listen("tcp", addr)
@@ -397,7 +398,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.forgeLoop(n.ctx)
+		n.forger.run(n.ctx)
 	}()
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
@@ -449,66 +450,6 @@ func (n *Node) Close() error {
 	return err
 }
 
-// waitForPeers returns once the node has a peer, or after timeout, or at
-// once without a network or for a staker. A transaction gossiped before any peer listens is
-// lost, and a node that is no forger would keep it in its pool for ever.
-func (n *Node) waitForPeers(ctx context.Context, timeout time.Duration) {
-	staker := n.chain.Snapshot().Account(n.key.Address()).Stake > 0
-	if n.net == nil || staker { // a staker forges its own transactions in time
-		return
-	}
-	deadline := time.Now().Add(timeout)
-	for len(n.net.Peers()) == 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// fundOnce buys cfg.Fund coins for the node key with an EXCHANGE on the
-// node's first start only: the original minted again at every restart. The
-// pool is not kept across restarts, so until the EXCHANGE is committed a
-// restart submits it again (same id, so never twice on chain).
-func (n *Node) fundOnce() {
-	const metaKey = "funding_tx"
-	if v, err := n.chain.Meta(metaKey); err == nil {
-		var tx chain.Transaction
-		if json.Unmarshal(v, &tx) == nil {
-			if _, _, err := n.chain.TxLocation(tx.ID()); err == nil {
-				return // committed
-			}
-			if _, err := n.SubmitTx(tx); err == nil {
-				n.log.Info("funding the node key again: not committed before the restart", "tx", tx.ID().String())
-			}
-			return
-		}
-	}
-	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: n.key.Address(), Amount: n.cfg.Fund}
-	tx, err := n.submitOwn(tx)
-	if err != nil {
-		n.log.Warn("could not fund the node key", "amount", n.cfg.Fund, "err", err)
-		return
-	}
-	data, _ := json.Marshal(tx)
-	if err := n.chain.PutMeta(metaKey, data); err != nil {
-		n.log.Warn("could not record funding", "err", err)
-	}
-	n.log.Info("funding the node key", "amount", n.cfg.Fund, "tx", tx.ID().String())
-}
-
-// submitOwn signs tx with the node key at the next pending nonce and
-// submits it. ownMu keeps two calls from taking the same nonce.
-func (n *Node) submitOwn(tx chain.Transaction) (chain.Transaction, error) {
-	n.ownMu.Lock()
-	defer n.ownMu.Unlock()
-	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.chain.Snapshot()) + 1
-	n.key.SignTx(&tx)
-	_, err := n.SubmitTx(tx)
-	return tx, err
-}
-
 func (n *Node) genesisHash() chain.Hash {
 	n.genesisHashOnce.Do(func() { n.genesisHashVal = n.g.Hash() })
 	return n.genesisHashVal
@@ -516,35 +457,3 @@ func (n *Node) genesisHash() chain.Hash {
 
 // Home is the node's home directory.
 func (n *Node) Home() string { return n.cfg.Home }
-
-// rebroadcastEvery is how often transactions that linger in the pool are
-// gossiped again, and how long they must have lingered (a variable for tests).
-var rebroadcastEvery = 15 * time.Second
-
-// rebroadcastLoop gossips lingering pool transactions again. A transaction
-// sent while this node had no peers was never heard by the forgers; a node
-// with no stake would keep it for ever. Peers ignore what they already hold.
-func (n *Node) rebroadcastLoop(ctx context.Context) {
-	t := time.NewTicker(rebroadcastEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		oldest, ok := n.pool.Oldest()
-		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < rebroadcastEvery {
-			continue
-		}
-		txs := n.pool.All()
-		if len(txs) > maxRebroadcast {
-			txs = txs[:maxRebroadcast]
-		}
-		n.net.PublishTxs(txs)
-		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
-	}
-}
-
-// maxRebroadcast bounds one rebroadcast (the oldest first).
-const maxRebroadcast = 2000
