@@ -260,3 +260,45 @@ func BenchmarkReadLatencyUnderImport(b *testing.B) {
 	b.ReportMetric(ms(percentileDur(res.imports, 0.50)), "import-ms/block")
 	b.ReportMetric(float64(len(res.reads))/b.Elapsed().Seconds(), "reads/s")
 }
+
+// stuckDisk blocks every commit until released: an import that never ends.
+type stuckDisk struct {
+	chainmgr.Store
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (d *stuckDisk) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
+	select {
+	case d.entered <- struct{}{}:
+	default:
+	}
+	<-d.release
+	return d.Store.Switch(revert, blocks, undos, st)
+}
+
+// TestShutdownWithinFiveSeconds: Close returns within its bound while an
+// import is stuck in the middle of its commit.
+func TestShutdownWithinFiveSeconds(t *testing.T) {
+	disk := &stuckDisk{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	n := startTestNode(t, func(c *Config) {
+		c.BlockInterval = time.Hour
+		c.BlockSize = 1000
+		c.wrapStore = func(s chainmgr.Store) chainmgr.Store { disk.Store = s; return disk }
+	})
+	defer close(disk.release) // let the stuck import end after the test
+	genesis := n.Head()
+	b := chain.NewBlock(&genesis.Header, 0, genesis.Timestamp+1, nil)
+	n.key.SignHeader(&b.Header)
+	go n.ImportBlock(b)
+	select {
+	case <-disk.entered:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the import never reached its commit")
+	}
+	start := time.Now()
+	n.Close()
+	if took := time.Since(start); took > ShutdownTimeout+time.Second {
+		t.Fatalf("Close took %v with an import stuck; the bound is %v", took, ShutdownTimeout)
+	}
+}

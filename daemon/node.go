@@ -422,24 +422,38 @@ func (n *Node) Address() chain.Address { return n.key.Address() }
 // Token is the admin token.
 func (n *Node) Token() string { return n.token }
 
-// Close stops the API, the network and the forger, and closes the store.
+// ShutdownTimeout bounds Close, whatever is running: a stuck import or
+// election is abandoned (the process's exit ends it).
+const ShutdownTimeout = 5 * time.Second
+
+// Close stops the API, the network and the forger, and closes the chain
+// and its store, within ShutdownTimeout.
 func (n *Node) Close() error {
 	var err error
 	n.closeOne.Do(func() {
+		deadline := time.Now().Add(ShutdownTimeout)
 		if n.cancel != nil {
 			n.cancel()
 		}
 		if n.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			n.httpSrv.Shutdown(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout/3)
+			if n.httpSrv.Shutdown(ctx) != nil {
+				n.httpSrv.Close() // streams still open: cut them
+			}
 			cancel()
 		}
 		if n.net != nil {
 			n.net.Close()
 		}
 		// Closing the chain ends followChain (its event channel closes).
-		err = n.chain.Close()
-		n.wg.Wait()
+		err = n.chain.CloseWithin(time.Until(deadline) - 100*time.Millisecond)
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Until(deadline)):
+			n.log.Warn("shutdown: the forger or the network handler is still busy; leaving it")
+		}
 		n.subsMu.Lock()
 		for ch := range n.subs {
 			close(ch)

@@ -212,18 +212,25 @@ func (m *Manager) usable() error {
 	return nil
 }
 
-// Close stops imports and closes the store. An import in progress is given
-// until the deadline (5 s) to finish; after it Close returns without
-// closing the store, and the process's exit releases it.
-func (m *Manager) Close() error {
+// CloseTimeout is how long Close waits for an import in progress.
+const CloseTimeout = 5 * time.Second
+
+// Close is CloseWithin(CloseTimeout).
+func (m *Manager) Close() error { return m.CloseWithin(CloseTimeout) }
+
+// CloseWithin stops imports and closes the store. An import in progress is
+// given d to finish; after it CloseWithin returns an error without closing
+// the store (an import stuck on a dead disk would hold it), and the
+// process's exit releases it. Imports refuse with ErrClosed from the start.
+func (m *Manager) CloseWithin(d time.Duration) error {
 	if m.closed.Swap(true) {
 		return nil
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
 			m.closeSubs()
-			return errors.New("chainmgr: an import is still running after 5 s; store left open")
+			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
