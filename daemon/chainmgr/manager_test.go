@@ -390,3 +390,32 @@ func TestCloseIsBounded(t *testing.T) {
 		t.Fatalf("import after Close: %v", err)
 	}
 }
+
+// TestProcessBlocksRun: a synced run is validated off the lock and
+// committed at once; the first block breaking a rule stops it, with the
+// blocks before it committed and the bad one remembered.
+func TestProcessBlocksRun(t *testing.T) {
+	tc := newTestChain(t)
+	genesis := tc.m.Head()
+	good := tc.chainOf(genesis, 3, 1)
+	poor, _ := keystore.Generate()
+	bad := tc.block(tc.forger, good[2], 1, tc.transfer(poor, 1, 1))
+	after := tc.block(tc.forger, bad, 1)
+	n, err := tc.m.ProcessBlocks(append(append([]*chain.Block{}, good...), bad, after))
+	if n != 3 || chain.CodeOf(err) != chain.ErrInsufficientFunds.Code {
+		t.Fatalf("got %d, %v; want 3 and insufficient_funds", n, err)
+	}
+	if tc.m.Head() != good[2] {
+		t.Fatal("the good prefix was not committed")
+	}
+	if s, _, _ := tc.m.BlockStatus(bad.Hash()); s != StatusInvalid {
+		t.Fatalf("bad block status %s", s)
+	}
+	// The bad block first: nothing committed.
+	if n, err := tc.m.ProcessBlocks([]*chain.Block{after}); n != 0 || chain.CodeOf(err) != ErrInvalidAncestor.Code {
+		t.Fatalf("child of the bad block: %d %v", n, err)
+	}
+	if err := tc.m.CheckDisk(); err != nil {
+		t.Fatal(err)
+	}
+}

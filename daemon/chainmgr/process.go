@@ -373,15 +373,32 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 			break
 		}
 	}
+	// Off the lock: validate the run of blocks that extends the head, on a
+	// copy of the snapshot's state, elections included.
+	snap := m.snap.Load()
+	run := m.validateRun(blocks[:limit], snap)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.usable(); err != nil {
 		return 0, err
 	}
+	first := 0 // blocks before it are done
+	if run.n > 0 && m.head == snap.head {
+		if err := m.commitRun(blocks[:run.n], run); err != nil {
+			return 0, err
+		}
+		first = run.n
+	}
+	// A rule broken on the snapshot's head is broken on ours if the run
+	// was committed (or was empty) on that same head.
+	if run.err != nil && ((run.n == 0 && m.head == snap.head) || (run.n > 0 && first == run.n)) {
+		m.judge(blocks[run.n], hashes[run.n], run.err)
+		return run.n, run.err
+	}
 	tip := m.head
 	var batch []*chain.Block
 	var undos []*chain.Undo
-	start := 0 // index of batch[0]: what a failed flush loses
+	start := first // index of batch[0]: what a failed flush loses
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
@@ -402,7 +419,8 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 		return nil
 	}
 	now := m.now().UnixMilli()
-	for i, b := range blocks[:limit] {
+	for i := first; i < limit; i++ {
+		b := blocks[i]
 		if b.PrevHash == tip.Hash() {
 			cands := m.elect.candidates(b.PrevHash, m.state)
 			undo, err := chain.ValidateAndApply(m.g, &tip.Header, b, cands, m.state, now, m.txv)
@@ -433,4 +451,56 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 		return start, err
 	}
 	return limit, stopErr
+}
+
+// runWork is a run of blocks validated off the lock on a snapshot.
+type runWork struct {
+	n     int           // blocks that passed, from the first
+	st    *chain.State  // the state after them
+	undos []*chain.Undo // their undo records
+	err   error         // why blocks[n] failed, if a rule refused it
+}
+
+// validateRun validates the blocks that extend snap's head one after the
+// other, on a copy of its state, without any lock; it stops at the first
+// block that does not extend the previous one or breaks a rule. The
+// verdicts depend only on the snapshot, so they hold whatever happens
+// meanwhile; the result is committed only if the head is still snap's.
+func (m *Manager) validateRun(blocks []*chain.Block, snap *Snapshot) runWork {
+	var w runWork
+	if len(blocks) == 0 || blocks[0].PrevHash != snap.headHash {
+		return w
+	}
+	w.st = snap.state.Clone()
+	parent := snap.head
+	now := m.now().UnixMilli()
+	for _, b := range blocks {
+		if b.PrevHash != parent.Hash() {
+			break
+		}
+		cands := m.elect.candidates(b.PrevHash, w.st)
+		undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, w.st, now, m.txv)
+		if err != nil {
+			if IsPeerFault(err) {
+				w.err = err
+			}
+			break
+		}
+		w.undos = append(w.undos, undo)
+		parent = b
+		w.n++
+	}
+	return w
+}
+
+// commitRun commits blocks validated by validateRun on the current head.
+func (m *Manager) commitRun(blocks []*chain.Block, w runWork) error {
+	m.seq.Add(1)
+	defer m.seq.Add(1)
+	if err := m.st.Switch(0, blocks, w.undos, w.st); err != nil {
+		return local(fmt.Sprintf("commit %d blocks", len(blocks)), err)
+	}
+	m.state, m.head = w.st, blocks[len(blocks)-1]
+	m.publishLocked(blocks, nil)
+	return nil
 }
