@@ -64,9 +64,8 @@ func (n *Node) Accounts() []rpc.Account {
 
 // Account returns one account with its pending nonce.
 func (n *Node) Account(a chain.Address) rpc.Account {
-	snap := n.chain.Snapshot()
-	acc := snap.Account(a)
-	pending := n.pool.PendingNonce(a, snap)
+	acc := n.chain.Account(a)
+	pending := n.pool.PendingNonce(a, n.chain)
 	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &pending}
 }
 
@@ -144,7 +143,7 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	errs := n.pool.AddBatch(txs, n.chain.Snapshot())
+	errs := n.pool.AddBatch(txs, n.chain)
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {

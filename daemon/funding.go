@@ -62,7 +62,7 @@ func (n *Node) fundOnce() {
 func (n *Node) submitOwn(tx chain.Transaction) (chain.Transaction, error) {
 	n.ownMu.Lock()
 	defer n.ownMu.Unlock()
-	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.chain.Snapshot()) + 1
+	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.chain) + 1
 	n.key.SignTx(&tx)
 	_, err := n.SubmitTx(tx)
 	return tx, err

@@ -105,6 +105,7 @@ func (n *Node) connectPeersOf(ctx context.Context, c *client.Client, nw *p2p.Nod
 // p2pChain is what the network handler needs of the chain.
 type p2pChain interface {
 	Snapshot() *chainmgr.Snapshot
+	Account(a chain.Address) chain.Account // the newest state, for admission
 	ProcessBlock(b *chain.Block) error
 	ProcessBlocks(blocks []*chain.Block) (int, error)
 	Blocks(from uint64, limit int) ([]*chain.Block, error)
@@ -144,7 +145,7 @@ func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
 	if err := tx.CheckStateless(h.chainID); err != nil {
 		return err
 	}
-	_, err := h.pool.Add(*tx, h.chain.Snapshot())
+	_, err := h.pool.Add(*tx, h.chain)
 	switch {
 	case err == nil:
 		h.poke()

@@ -175,6 +175,12 @@ func (m *Manager) Verifier() *Verifier { return m.verify }
 // Snapshot is the chain as the last commit left it. It never waits.
 func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
 
+// Account reads a's account in the newest snapshot at the moment of the
+// call. The mempool admits transactions against it: a pool updated to a
+// snapshot must never admit against an older one, and a snapshot taken
+// before a slow signature check may be older by the time of admission.
+func (m *Manager) Account(a chain.Address) chain.Account { return m.snap.Load().Account(a) }
+
 // Head is the head block (Snapshot().Head()).
 func (m *Manager) Head() *chain.Block { return m.snap.Load().head }
 
