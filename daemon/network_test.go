@@ -140,7 +140,11 @@ func TestLateNodeSyncsFromScratch(t *testing.T) {
 	k, _ := keystore.Generate()
 	for i := 0; i < 40; i++ {
 		sendFrom(t, d.Nodes[i%2], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1})
-		waitUntil(t, 10*time.Second, "commit", func() bool { return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) })
+		// Both nodes: the next transaction takes its nonce from the other
+		// node, which must not still be waiting for this one's gossip.
+		waitUntil(t, 10*time.Second, "commit", func() bool {
+			return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) && d.Nodes[1].Account(k.Address()).Nonce == uint64(i+1)
+		})
 	}
 	waitUntil(t, 10*time.Second, "agreement", func() bool { return agreed(d.Nodes...) })
 
