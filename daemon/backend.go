@@ -3,7 +3,6 @@ package daemon
 import (
 	"encoding/hex"
 	"errors"
-	"sort"
 	"time"
 
 	"github.com/poslab/posd/chain"
@@ -19,9 +18,8 @@ var _ api.Backend = (*Node)(nil)
 
 // Status reports the chain head and the node's policy.
 func (n *Node) Status() rpc.Status {
-	n.mu.RLock()
-	head := n.head
-	n.mu.RUnlock()
+	head := n.chain.Head()
+	blockSize, interval := n.forger.policy()
 	s := rpc.Status{
 		ChainID:         n.g.ChainID,
 		GenesisHash:     n.genesisHash(),
@@ -30,8 +28,8 @@ func (n *Node) Status() rpc.Status {
 		HeadTimestamp:   head.Timestamp,
 		Address:         string(n.key.Address()),
 		Election:        n.g.Election,
-		BlockSize:       int(n.blockSize.Load()),
-		BlockIntervalMs: time.Duration(n.blockInterval.Load()).Milliseconds(),
+		BlockSize:       blockSize,
+		BlockIntervalMs: interval.Milliseconds(),
 		Pending:         n.pool.Len(),
 		P2PAddrs:        []string{},
 		Version:         Version,
@@ -48,24 +46,15 @@ func (n *Node) Status() rpc.Status {
 func (n *Node) Genesis() *chain.Genesis { return n.g }
 
 // Height is the head's height.
-func (n *Node) Height() uint64 {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.head.Height
-}
+func (n *Node) Height() uint64 { return n.chain.Head().Height }
 
 // Head is the head block.
-func (n *Node) Head() *chain.Block {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	return n.head
-}
+func (n *Node) Head() *chain.Block { return n.chain.Head() }
 
-// Accounts lists every account in address order.
+// Accounts lists every account in address order, from the current
+// snapshot: it never waits for an import.
 func (n *Node) Accounts() []rpc.Account {
-	n.mu.RLock()
-	entries := n.state.Accounts()
-	n.mu.RUnlock()
+	entries := n.chain.Snapshot().Accounts()
 	out := make([]rpc.Account, len(entries))
 	for i, e := range entries {
 		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce}
@@ -75,32 +64,17 @@ func (n *Node) Accounts() []rpc.Account {
 
 // Account returns one account with its pending nonce.
 func (n *Node) Account(a chain.Address) rpc.Account {
-	n.mu.RLock()
-	acc := n.state.Account(a)
-	pending := n.pool.PendingNonce(a, n.state)
-	n.mu.RUnlock()
+	acc := n.chain.Account(a)
+	pending := n.pool.PendingNonce(a, n.chain)
 	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &pending}
 }
 
 // Stakes lists stakers, largest first, with their share of all stake.
 func (n *Node) Stakes() []rpc.Stake {
-	n.mu.RLock()
-	entries := n.state.Accounts()
-	n.mu.RUnlock()
-	var total float64
-	var out []rpc.Stake
-	for _, e := range entries {
-		if e.Stake > 0 {
-			out = append(out, rpc.Stake{Address: e.Address, Stake: e.Stake})
-			total += float64(e.Stake)
-		}
-	}
-	for i := range out {
-		out[i].Share = float64(out[i].Stake) / total
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Stake > out[j].Stake })
-	if out == nil {
-		out = []rpc.Stake{}
+	stakers, total := n.chain.Snapshot().Stakers()
+	out := make([]rpc.Stake, len(stakers))
+	for i, e := range stakers {
+		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total)}
 	}
 	return out
 }
@@ -114,19 +88,19 @@ func notFound(err error) error {
 
 // BlockByHeight returns a main-chain block.
 func (n *Node) BlockByHeight(h uint64) (*chain.Block, error) {
-	b, err := n.st.BlockByHeight(h)
+	b, err := n.chain.BlockByHeight(h)
 	return b, notFound(err)
 }
 
 // BlockByHash returns any stored block, main chain or side branch.
 func (n *Node) BlockByHash(h chain.Hash) (*chain.Block, error) {
-	b, err := n.st.BlockByHash(h)
+	b, err := n.chain.BlockByHash(h)
 	return b, notFound(err)
 }
 
 // Blocks returns main-chain blocks ascending from `from`.
 func (n *Node) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return n.st.Blocks(from, limit)
+	return n.chain.Blocks(from, limit)
 }
 
 // PendingTxs lists the pool.
@@ -137,11 +111,11 @@ func (n *Node) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 	if tx, ok := n.pool.Get(id); ok {
 		return rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx}, nil
 	}
-	height, index, err := n.st.TxLocation(id)
+	height, index, err := n.chain.TxLocation(id)
 	if err != nil {
 		return rpc.TxInfo{}, notFound(err)
 	}
-	b, err := n.st.BlockByHeight(height)
+	b, err := n.chain.BlockByHeight(height)
 	if err != nil {
 		return rpc.TxInfo{}, notFound(err)
 	}
@@ -161,20 +135,19 @@ func (n *Node) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
 	return ids[0], errs[0]
 }
 
-// SubmitTxs admits transactions (signatures verified in parallel) and
-// gossips the accepted ones in one message.
+// SubmitTxs admits transactions (signatures verified in parallel) against
+// the current snapshot, without waiting for any import, and gossips the
+// accepted ones in one message.
 func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	ids := make([]chain.Hash, len(txs))
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	n.mu.RLock()
-	errs := n.pool.AddBatch(txs, n.state)
-	n.mu.RUnlock()
+	errs := n.pool.AddBatch(txs, n.chain)
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {
-			if _, _, lerr := n.st.TxLocation(ids[i]); lerr == nil {
+			if _, _, lerr := n.chain.TxLocation(ids[i]); lerr == nil {
 				errs[i] = &chain.RuleError{Code: mempool.ErrAlreadyKnown.Code, Message: "transaction " + ids[i].String() + " is already committed"}
 			}
 		}
@@ -191,16 +164,17 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 		if n.net != nil {
 			n.net.PublishTxs(accepted)
 		}
-		n.poke()
+		n.forger.poke()
 	}
 	return ids, errs
 }
 
 // Config is the forging policy.
 func (n *Node) Config() rpc.Config {
+	blockSize, interval := n.forger.policy()
 	return rpc.Config{
-		BlockSize:       int(n.blockSize.Load()),
-		BlockIntervalMs: time.Duration(n.blockInterval.Load()).Milliseconds(),
+		BlockSize:       blockSize,
+		BlockIntervalMs: interval.Milliseconds(),
 		PoolLimit:       n.pool.Limit(),
 	}
 }
@@ -217,17 +191,20 @@ func (n *Node) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 	if p.PoolLimit != nil && *p.PoolLimit < 1 {
 		return rpc.Config{}, bad("pool_limit must be at least 1")
 	}
-	if p.BlockSize != nil {
-		n.blockSize.Store(int64(*p.BlockSize))
-	}
-	if p.BlockIntervalMs != nil {
-		n.blockInterval.Store(int64(time.Duration(*p.BlockIntervalMs) * time.Millisecond))
-	}
 	if p.PoolLimit != nil {
 		n.pool.SetLimit(*p.PoolLimit)
 	}
-	n.log.Info("forging policy changed", "block_size", n.blockSize.Load(), "block_interval", time.Duration(n.blockInterval.Load()).String())
-	n.poke()
+	var size int
+	var interval time.Duration
+	if p.BlockSize != nil {
+		size = *p.BlockSize
+	}
+	if p.BlockIntervalMs != nil {
+		interval = time.Duration(*p.BlockIntervalMs) * time.Millisecond
+	}
+	n.forger.setPolicy(size, interval)
+	size, interval = n.forger.policy()
+	n.log.Info("forging policy changed", "block_size", size, "block_interval", interval.String())
 	return n.Config(), nil
 }
 
@@ -286,24 +263,25 @@ func (n *Node) notify(b *chain.Block) {
 
 // Metrics are counters and gauges for /metrics.
 func (n *Node) Metrics() map[string]float64 {
-	n.mu.RLock()
-	height := n.head.Height
-	accounts := n.state.Len()
-	n.mu.RUnlock()
+	snap := n.chain.Snapshot()
+	height, accounts := snap.Height(), snap.Len()
+	cs := n.chain.Stats()
 	peers := 0
 	if n.net != nil {
 		peers = len(n.net.Peers())
 	}
 	return map[string]float64{
-		"height":                float64(height),
-		"accounts":              float64(accounts),
-		"pool_size":             float64(n.pool.Len()),
-		"peers":                 float64(peers),
-		"blocks_imported_total": float64(n.metrics.blocksImported.Load()),
-		"blocks_forged_total":   float64(n.metrics.blocksForged.Load()),
-		"txs_committed_total":   float64(n.metrics.txsCommitted.Load()),
-		"txs_rejected_total":    float64(n.metrics.txsRejected.Load()),
-		"txs_evicted_total":     float64(n.metrics.evicted.Load()),
-		"reorgs_total":          float64(n.metrics.reorgs.Load()),
+		"height":                     float64(height),
+		"accounts":                   float64(accounts),
+		"pool_size":                  float64(n.pool.Len()),
+		"peers":                      float64(peers),
+		"blocks_imported_total":      float64(cs.BlocksImported),
+		"blocks_forged_total":        float64(n.metrics.blocksForged.Load()),
+		"txs_committed_total":        float64(cs.TxsCommitted),
+		"txs_rejected_total":         float64(n.metrics.txsRejected.Load()),
+		"txs_evicted_total":          float64(n.metrics.evicted.Load()),
+		"reorgs_total":               float64(cs.Reorgs),
+		"side_blocks_pruned_total":   float64(cs.SidePruned),
+		"known_invalid_blocks_total": float64(cs.KnownInvalid),
 	}
 }

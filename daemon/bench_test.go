@@ -77,7 +77,7 @@ func BenchmarkSingleNodeThroughput(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		txs := transfers(node.g.ChainID, keys, next, perIter)
-		startHeight := node.metrics.txsCommitted.Load()
+		startHeight := node.chain.Stats().TxsCommitted
 		b.StartTimer()
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -96,7 +96,7 @@ func BenchmarkSingleNodeThroughput(b *testing.B) {
 		}
 		close(batches)
 		wg.Wait()
-		for node.metrics.txsCommitted.Load()-startHeight < perIter {
+		for node.chain.Stats().TxsCommitted-startHeight < perIter {
 			time.Sleep(time.Millisecond)
 		}
 		committed += time.Since(start)

@@ -3,25 +3,86 @@ package daemon
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/chainmgr"
+	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/keystore"
 )
 
-// forgeLoop forges whenever this node is an elected candidate and the
-// forging policy says a block is due. It wakes on new transactions, new
-// heads and timers; between them it sleeps.
-func (n *Node) forgeLoop(ctx context.Context) {
+// forgerChain is what the forger needs of the chain: the current snapshot
+// (head, state, the election for the next height) and a way to import
+// the block it forged.
+type forgerChain interface {
+	Snapshot() *chainmgr.Snapshot
+	ProcessBlock(b *chain.Block) error
+}
+
+// forgerPool is what the forger needs of the mempool.
+type forgerPool interface {
+	Pending(max int, st mempool.StateView) []chain.Transaction
+	Oldest() (time.Time, bool)
+	Remove(ids ...chain.Hash)
+}
+
+// forger forges whenever this node is an elected candidate and the forging
+// policy says a block is due. It wakes on new transactions, new heads
+// (poke) and timers; between them it sleeps.
+type forger struct {
+	chain   forgerChain
+	pool    forgerPool
+	key     *keystore.Key
+	g       *chain.Genesis
+	log     *slog.Logger
+	now     func() time.Time
+	publish func(*chain.Block) // gossip a forged block (nil: no network)
+
+	blockSize     atomic.Int64
+	blockInterval atomic.Int64 // ns
+	wake          chan struct{}
+
+	forged, evicted *atomic.Int64 // the node's counters
+}
+
+// policy returns the forging policy: block size and interval.
+func (f *forger) policy() (int, time.Duration) {
+	return int(f.blockSize.Load()), time.Duration(f.blockInterval.Load())
+}
+
+// setPolicy changes the forging policy; zero values keep the current ones.
+func (f *forger) setPolicy(size int, interval time.Duration) {
+	if size > 0 {
+		f.blockSize.Store(int64(size))
+	}
+	if interval > 0 {
+		f.blockInterval.Store(int64(interval))
+	}
+	f.poke()
+}
+
+// poke wakes the forger without blocking.
+func (f *forger) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run forges until ctx ends.
+func (f *forger) run(ctx context.Context) {
 	var headSeen chain.Hash
 	var headSeenAt time.Time
 	for {
-		wait := n.forgeOnce(&headSeen, &headSeenAt)
+		wait := f.forgeOnce(&headSeen, &headSeenAt)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
-		case <-n.wake:
+		case <-f.wake:
 		case <-t.C:
 		}
 		t.Stop()
@@ -37,34 +98,23 @@ const maxForgeSleep = time.Second
 // candidate at rank 0 forges at once; the candidate at rank k waits k slots
 // from the moment the block became due (and, as consensus demands, k slots
 // after the parent's timestamp), giving the better-ranked forgers their turn.
-func (n *Node) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Duration {
-	now := n.cfg.Now()
-	n.mu.RLock()
-	head := n.head
-	headHash := head.Hash()
-	if headHash != *headSeen {
-		*headSeen, *headSeenAt = headHash, now
+func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Duration {
+	now := f.now()
+	snap := f.chain.Snapshot()
+	head := snap.Head()
+	if snap.HeadHash() != *headSeen {
+		*headSeen, *headSeenAt = snap.HeadHash(), now
 	}
-	cands := n.candidatesLocked(headHash)
-	rank := -1
-	for i, c := range cands {
-		if c == n.key.Address() {
-			rank = i
-			break
-		}
-	}
+	rank := snap.RankOf(f.key.Address())
 	if rank < 0 {
-		n.mu.RUnlock()
 		return maxForgeSleep
 	}
-	blockSize := int(n.blockSize.Load())
-	interval := time.Duration(n.blockInterval.Load())
-	ready := n.pool.Pending(blockSize, n.state)
-	n.mu.RUnlock()
+	blockSize, interval := f.policy()
+	ready := f.pool.Pending(blockSize, snap)
 	if len(ready) == 0 {
 		return maxForgeSleep
 	}
-	oldest, _ := n.pool.Oldest()
+	oldest, _ := f.pool.Oldest()
 	dueAt := oldest.Add(interval)
 	if len(ready) >= blockSize {
 		dueAt = oldest
@@ -72,39 +122,41 @@ func (n *Node) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Durat
 	if dueAt.Before(*headSeenAt) {
 		dueAt = *headSeenAt
 	}
-	slot := time.Duration(n.g.SlotMs) * time.Millisecond
+	slot := time.Duration(f.g.SlotMs) * time.Millisecond
 	forgeAt := dueAt.Add(time.Duration(rank) * slot)
-	earliest := time.UnixMilli(head.Timestamp + int64(rank)*n.g.SlotMs)
+	earliest := time.UnixMilli(head.Timestamp + int64(rank)*f.g.SlotMs)
 	if earliest.After(forgeAt) {
 		forgeAt = earliest
 	}
 	if d := forgeAt.Sub(now); d > 0 {
 		return min(d, maxForgeSleep)
 	}
-	n.forge(head, uint32(rank))
+	f.forge(snap, uint32(rank))
 	return 0
 }
 
-// forge builds, signs and imports a block on head at rank, then publishes it.
-func (n *Node) forge(head *chain.Block, rank uint32) {
-	n.mu.RLock()
-	if n.head != head {
-		n.mu.RUnlock()
-		return
+// forge builds, signs and imports a block on the snapshot's head at rank,
+// then publishes it.
+//
+// Consensus hook: the block is assembled (chain.NewBlock) and signed
+// (SignHeader) here; the v2 VRF seed proof is made here too.
+func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
+	if f.chain.Snapshot() != snap {
+		return // the head moved: look again
 	}
-	txs := n.pool.Pending(n.g.MaxBlockTxs, n.state)
-	n.mu.RUnlock()
+	head := snap.Head()
+	txs := f.pool.Pending(f.g.MaxBlockTxs, snap)
 
-	ts := max(n.cfg.Now().UnixMilli(), head.Timestamp+int64(rank)*n.g.SlotMs)
+	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
 		b := chain.NewBlock(&head.Header, rank, ts, txs)
-		n.key.SignHeader(&b.Header)
-		err := n.ImportBlock(b)
+		f.key.SignHeader(&b.Header)
+		err := f.chain.ProcessBlock(b)
 		if err == nil {
-			n.metrics.blocksForged.Add(1)
-			n.log.Info("forged block", "height", b.Height, "txs", len(txs), "rank", rank, "hash", b.Hash().String())
-			if n.net != nil {
-				n.net.PublishBlock(b)
+			f.forged.Add(1)
+			f.log.Info("forged block", "height", b.Height, "txs", len(txs), "rank", rank, "hash", b.Hash().String())
+			if f.publish != nil {
+				f.publish(b)
 			}
 			return
 		}
@@ -112,14 +164,14 @@ func (n *Node) forge(head *chain.Block, rank uint32) {
 		// evict it with the reason and forge without it.
 		bad, ok := badTxIndex(err, txs)
 		if !ok {
-			if !errors.Is(err, ErrKnownBlock) {
-				n.log.Warn("could not forge", "height", b.Height, "err", err.Error())
+			if !errors.Is(err, chainmgr.ErrKnownBlock) {
+				f.log.Warn("could not forge", "height", b.Height, "err", err.Error())
 			}
 			return
 		}
-		n.log.Warn("evicting a transaction that no longer applies", "tx", txs[bad].ID().String(), "reason", err.Error())
-		n.pool.Remove(txs[bad].ID())
-		n.metrics.evicted.Add(1)
+		f.log.Warn("evicting a transaction that no longer applies", "tx", txs[bad].ID().String(), "reason", err.Error())
+		f.pool.Remove(txs[bad].ID())
+		f.evicted.Add(1)
 		txs = txs[:bad]
 		if len(txs) == 0 {
 			return // nothing left worth a block; the next round looks again
@@ -134,12 +186,4 @@ func badTxIndex(err error, txs []chain.Transaction) (int, bool) {
 		return 0, false
 	}
 	return te.Index, true
-}
-
-// poke wakes the forger without blocking.
-func (n *Node) poke() {
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
 }

@@ -74,7 +74,7 @@ func BenchmarkBlockPropagation4Nodes(b *testing.B) {
 		// Send to the node forging the next block so gossip of the
 		// transaction does not count as block propagation.
 		n := d.Nodes[0]
-		cands := func() []chain.Address { n.mu.RLock(); defer n.mu.RUnlock(); return n.candidatesLocked(n.head.Hash()) }()
+		cands := n.chain.Snapshot().Candidates()
 		for _, m := range d.Nodes {
 			if m.Address() == cands[0] {
 				n = m
@@ -154,7 +154,7 @@ func BenchmarkDevnetThroughput4Nodes(b *testing.B) {
 		}
 		before := make([]int64, len(d.Nodes))
 		for j, n := range d.Nodes {
-			before[j] = n.metrics.txsCommitted.Load()
+			before[j] = n.chain.Stats().TxsCommitted
 		}
 		b.StartTimer()
 		start := time.Now()
@@ -172,7 +172,7 @@ func BenchmarkDevnetThroughput4Nodes(b *testing.B) {
 		}
 		wg.Wait()
 		deadline := time.Now().Add(30 * time.Second)
-		for !(agreed(d.Nodes...) && d.Nodes[0].metrics.txsCommitted.Load()-before[0] >= perIter) {
+		for !(agreed(d.Nodes...) && d.Nodes[0].chain.Stats().TxsCommitted-before[0] >= perIter) {
 			if time.Now().After(deadline) {
 				for j, n := range d.Nodes {
 					onChain := 0

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"strings"
 	"time"
 
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/p2p"
 )
@@ -29,7 +28,7 @@ func startNetwork(ctx context.Context, n *Node) (Network, error) {
 		Peers:      n.cfg.Peers,
 		MDNS:       n.cfg.MDNS,
 		Logger:     n.log.With("component", "p2p"),
-	}, p2pHandler{n})
+	}, n.p2pHandler())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)
 	}
@@ -46,10 +45,10 @@ func (n *Node) joinURL() string {
 		return ""
 	}
 	if n.cfg.Join != "" {
-		n.st.PutMeta(metaJoinURL, []byte(n.cfg.Join))
+		n.chain.PutMeta(metaJoinURL, []byte(n.cfg.Join))
 		return n.cfg.Join
 	}
-	if v, err := n.st.Meta(metaJoinURL); err == nil {
+	if v, err := n.chain.Meta(metaJoinURL); err == nil {
 		return string(v)
 	}
 	if n.cfg.NewNetwork || n.cfg.GenesisFile != "" {
@@ -61,20 +60,16 @@ func (n *Node) joinURL() string {
 // joinPeers learns the p2p addresses of the node at url and connects,
 // retrying for a while: the other node may be starting too.
 func (n *Node) joinPeers(ctx context.Context, nw *p2p.Node, url string) {
-	hc := &http.Client{Timeout: 5 * time.Second}
+	c := client.New(url, client.WithTimeout(5*time.Second))
 	for attempt := 0; ; attempt++ {
-		var status struct {
-			P2PAddrs []string `json:"p2p_addrs"`
-			PeerID   string   `json:"peer_id"`
-		}
-		err := getJSON(hc, strings.TrimRight(url, "/")+"/v1/status", &status)
+		status, err := c.Status(ctx)
 		if err == nil && status.PeerID == nw.ID() {
 			return // we are the node at url
 		}
 		if err == nil && len(status.P2PAddrs) > 0 {
 			if err = nw.Connect(ctx, status.P2PAddrs); err == nil {
 				n.log.Info("connected to the network", "via", url, "peer", status.PeerID)
-				n.connectPeersOf(ctx, hc, nw, url)
+				n.connectPeersOf(ctx, c, nw)
 				return
 			}
 		}
@@ -92,9 +87,9 @@ func (n *Node) joinPeers(ctx context.Context, nw *p2p.Node, url string) {
 // connectPeersOf connects to the peers of the node at url too, so the
 // network is a mesh rather than a star around the first node, and losing
 // that node does not split the others.
-func (n *Node) connectPeersOf(ctx context.Context, hc *http.Client, nw *p2p.Node, url string) {
-	var peers []rpc.Peer
-	if err := getJSON(hc, strings.TrimRight(url, "/")+"/v1/peers", &peers); err != nil {
+func (n *Node) connectPeersOf(ctx context.Context, c *client.Client, nw *p2p.Node) {
+	peers, err := c.Peers(ctx)
+	if err != nil {
 		return
 	}
 	for _, p := range peers {
@@ -107,30 +102,53 @@ func (n *Node) connectPeersOf(ctx context.Context, hc *http.Client, nw *p2p.Node
 	}
 }
 
-// p2pHandler is the node as the network sees it.
-type p2pHandler struct{ n *Node }
+// p2pChain is what the network handler needs of the chain.
+type p2pChain interface {
+	Snapshot() *chainmgr.Snapshot
+	Account(a chain.Address) chain.Account // the newest state, for admission
+	ProcessBlock(b *chain.Block) error
+	ProcessBlocks(blocks []*chain.Block) (int, error)
+	Blocks(from uint64, limit int) ([]*chain.Block, error)
+}
 
-func (h p2pHandler) GenesisHash() chain.Hash { return h.n.genesisHash() }
+// p2pPool is what the network handler needs of the mempool.
+type p2pPool interface {
+	Add(tx chain.Transaction, st mempool.StateView) (chain.Hash, error)
+}
+
+// p2pHandler is the node as the network sees it (p2p.Handler).
+type p2pHandler struct {
+	chain   p2pChain
+	pool    p2pPool
+	chainID string
+	genesis chain.Hash
+	poke    func() // a transaction arrived: wake the forger
+}
+
+func (n *Node) p2pHandler() p2pHandler {
+	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke}
+}
+
+func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }
 
 func (h p2pHandler) Head() (uint64, chain.Hash) {
-	b := h.n.Head()
-	return b.Height, b.Hash()
+	s := h.chain.Snapshot()
+	return s.Height(), s.HeadHash()
 }
 
 // HandleTx pools a gossiped transaction. A transaction that breaks a
 // stateless rule or carries a bad signature is the sender's fault and is
 // rejected; one the pool cannot take now (known, replayed after a block,
 // unpayable given this node's view) is ignored: not forwarded, not punished.
+// Admission reads the chain's current snapshot: it never waits for an import.
 func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
-	if err := tx.CheckStateless(h.n.g.ChainID); err != nil {
+	if err := tx.CheckStateless(h.chainID); err != nil {
 		return err
 	}
-	h.n.mu.RLock()
-	_, err := h.n.pool.Add(*tx, h.n.state)
-	h.n.mu.RUnlock()
+	_, err := h.pool.Add(*tx, h.chain)
 	switch {
 	case err == nil:
-		h.n.poke()
+		h.poke()
 		return nil
 	case errors.Is(err, chain.ErrBadSignature):
 		return err
@@ -142,10 +160,13 @@ func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
 
 // HandleBlock imports a gossiped or synced block.
 func (h p2pHandler) HandleBlock(b *chain.Block) error {
-	return h.mapBlockErr(h.n.ImportBlock(b))
+	return h.mapBlockErr(h.chain.ProcessBlock(b))
 }
 
-// mapBlockErr translates import outcomes into the network's terms.
+// mapBlockErr translates import outcomes into the network's terms: only a
+// block that breaks a rule is the sender's fault (rejected, the peer
+// penalised). Our disk, our clock, our halted state, a shutdown or a branch
+// forking too deep for us are ignored: not forwarded, nobody penalised.
 func (h p2pHandler) mapBlockErr(err error) error {
 	switch {
 	case err == nil:
@@ -154,19 +175,18 @@ func (h p2pHandler) mapBlockErr(err error) error {
 		return p2p.ErrIgnore
 	case errors.Is(err, ErrUnknownParent):
 		return p2p.ErrUnknownParent
-	case errors.Is(err, chain.ErrFutureBlock):
-		// Our clock may be behind: not proof the sender misbehaved.
-		return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+	case chainmgr.IsPeerFault(err):
+		return err
 	}
-	return err
+	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 }
 
 // HandleBlocks imports a synced range in one commit.
 func (h p2pHandler) HandleBlocks(blocks []*chain.Block) (int, error) {
-	n, err := h.n.ImportBlocks(blocks)
+	n, err := h.chain.ProcessBlocks(blocks)
 	return n, h.mapBlockErr(err)
 }
 
 func (h p2pHandler) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return h.n.st.Blocks(from, limit)
+	return h.chain.Blocks(from, limit)
 }

@@ -122,7 +122,7 @@ func TestFourNodesAgree(t *testing.T) {
 	}
 	waitUntil(t, 30*time.Second, "all four nodes on one head with empty pools", func() bool { return agreed(d.Nodes...) })
 	for _, n := range d.Nodes[1:] {
-		if !n.state.Equal(d.Nodes[0].state) {
+		if !n.chain.Snapshot().SameState(d.Nodes[0].chain.Snapshot()) {
 			t.Fatalf("node %s state differs", n.APIURL())
 		}
 	}
@@ -140,13 +140,17 @@ func TestLateNodeSyncsFromScratch(t *testing.T) {
 	k, _ := keystore.Generate()
 	for i := 0; i < 40; i++ {
 		sendFrom(t, d.Nodes[i%2], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1})
-		waitUntil(t, 10*time.Second, "commit", func() bool { return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) })
+		// Both nodes: the next transaction takes its nonce from the other
+		// node, which must not still be waiting for this one's gossip.
+		waitUntil(t, 10*time.Second, "commit", func() bool {
+			return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) && d.Nodes[1].Account(k.Address()).Nonce == uint64(i+1)
+		})
 	}
 	waitUntil(t, 10*time.Second, "agreement", func() bool { return agreed(d.Nodes...) })
 
 	late := joinLate(t, d)
 	waitUntil(t, 20*time.Second, "the late node to catch up", func() bool { return agreed(d.Nodes[0], late) })
-	if !late.state.Equal(d.Nodes[0].state) || late.Height() < 40 {
+	if !late.chain.Snapshot().SameState(d.Nodes[0].chain.Snapshot()) || late.Height() < 40 {
 		t.Fatalf("late node at %d with a different state", late.Height())
 	}
 }
@@ -235,13 +239,13 @@ func TestPartitionHealsByForkChoice(t *testing.T) {
 			t.Fatalf("node %s lost transactions: a %+v b %+v", n.APIURL(), n.Account(a.Address()), n.Account(b.Address()))
 		}
 	}
-	if d.Nodes[0].metrics.reorgs.Load()+d.Nodes[2].metrics.reorgs.Load() == 0 {
+	if d.Nodes[0].chain.Stats().Reorgs+d.Nodes[2].chain.Stats().Reorgs == 0 {
 		t.Fatal("nobody reorganised")
 	}
 	fresh := joinLate(t, d)
 	waitUntil(t, 20*time.Second, "a fresh node to sync", func() bool { return agreed(d.Nodes[0], fresh) })
 	for _, n := range d.Nodes {
-		if !n.state.Equal(fresh.state) {
+		if !n.chain.Snapshot().SameState(fresh.chain.Snapshot()) {
 			t.Fatalf("node %s state differs from a node that never forked", n.APIURL())
 		}
 	}

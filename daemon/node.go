@@ -21,9 +21,10 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/chain/election"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/daemon/api"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/internal/atomicfile"
@@ -77,6 +78,9 @@ type Config struct {
 	Logger        *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
+
+	// wrapStore lets tests put a faulty disk under the chain manager.
+	wrapStore func(chainmgr.Store) chainmgr.Store
 }
 
 // DefaultJoinURL is where a node with neither --genesis nor --join looks for
@@ -90,28 +94,18 @@ type Node struct {
 	key   *keystore.Key
 	token string
 	g     *chain.Genesis
-	alg   election.Algorithm
-	st    *store.Store
+	chain *chainmgr.Manager // the one owner of the chain and its store
 	pool  *mempool.Pool
 	net   Network
 
-	// mu guards state and head: readers take it shared, block import exclusively.
-	mu    sync.RWMutex
-	state *chain.State
-	head  *chain.Block
+	events <-chan chainmgr.Event // the chain's changes, for followChain
+	forger *forger
 
-	elect electionCache
-
-	blockSize     atomic.Int64
-	blockInterval atomic.Int64 // ns
-
-	wake   chan struct{}
 	subsMu sync.Mutex
 	subs   map[chan *chain.Block]struct{}
 
 	metrics nodeMetrics
-	ownMu   sync.Mutex            // serialises transactions signed with the node key
-	halted  atomic.Pointer[error] // set when the node cannot go on safely
+	ownMu   sync.Mutex // serialises transactions signed with the node key
 
 	genesisHashOnce sync.Once
 	genesisHashVal  chain.Hash
@@ -124,14 +118,12 @@ type Node struct {
 	closeOne sync.Once
 }
 
-// nodeMetrics are counters for /metrics.
+// nodeMetrics are the node's counters for /metrics (the chain's are the
+// manager's Stats).
 type nodeMetrics struct {
-	blocksImported atomic.Int64
-	blocksForged   atomic.Int64
-	txsCommitted   atomic.Int64
-	txsRejected    atomic.Int64
-	reorgs         atomic.Int64
-	evicted        atomic.Int64
+	blocksForged atomic.Int64
+	txsRejected  atomic.Int64
+	evicted      atomic.Int64
 }
 
 // Network is the peer-to-peer side as the node sees it (daemon/p2p).
@@ -166,9 +158,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := ensureHome(cfg.Home); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, wake: make(chan struct{}, 1), subs: make(map[chan *chain.Block]struct{})}
-	n.blockSize.Store(int64(cfg.BlockSize))
-	n.blockInterval.Store(int64(cfg.BlockInterval))
+	n := &Node{cfg: cfg, log: cfg.Logger, subs: make(map[chan *chain.Block]struct{})}
 
 	var err error
 	if n.key, err = loadNodeKey(cfg); err != nil {
@@ -177,11 +167,12 @@ func Open(cfg Config) (*Node, error) {
 	if n.token, err = loadOrCreateToken(cfg.Home); err != nil {
 		return nil, err
 	}
-	if n.st, err = store.Open(filepath.Join(cfg.Home, ChainFile)); err != nil {
+	st, err := store.Open(filepath.Join(cfg.Home, ChainFile))
+	if err != nil {
 		return nil, err
 	}
-	if err := n.openChain(); err != nil {
-		n.st.Close()
+	if err := n.openChain(st); err != nil {
+		st.Close()
 		return nil, err
 	}
 	return n, nil
@@ -196,35 +187,40 @@ func loadNodeKey(cfg Config) (*keystore.Key, error) {
 }
 
 // openChain finds the genesis (stored chain, home/genesis.json, a new
-// network, or the network to join), initialises the store and loads state.
-func (n *Node) openChain() error {
-	g, err := n.resolveGenesis()
+// network, or the network to join), initialises the store and hands it to
+// the chain manager, which owns it from then on.
+func (n *Node) openChain(st *store.Store) error {
+	g, err := n.resolveGenesis(st)
 	if err != nil {
 		return err
 	}
-	if err := n.st.Init(g); err != nil {
-		return err
-	}
-	if n.alg, err = g.Algorithm(); err != nil {
+	if err := st.Init(g); err != nil {
 		return err
 	}
 	n.g = g
-	if n.state, err = n.st.LoadState(); err != nil {
+	var cs chainmgr.Store = st
+	if n.cfg.wrapStore != nil {
+		cs = n.cfg.wrapStore(cs)
+	}
+	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now})
+	if err != nil {
 		return err
 	}
-	if n.head, err = n.st.Head(); err != nil {
-		return err
+	n.events, _ = n.chain.Subscribe(1024)
+	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier()})
+	n.forger = &forger{
+		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,
+		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,
 	}
-	limit := n.cfg.PoolLimit
-	n.pool = mempool.New(g, mempool.Config{Limit: limit})
+	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
 	return nil
 }
 
-func (n *Node) resolveGenesis() (*chain.Genesis, error) {
-	if ok, err := n.st.Initialized(); err != nil {
+func (n *Node) resolveGenesis(st *store.Store) (*chain.Genesis, error) {
+	if ok, err := st.Initialized(); err != nil {
 		return nil, err
 	} else if ok {
-		return n.st.Genesis()
+		return st.Genesis()
 	}
 	path := filepath.Join(n.cfg.Home, GenesisFile)
 	if data, err := os.ReadFile(path); err == nil {
@@ -339,27 +335,18 @@ func firstNonEmpty(a, b string) string {
 // fetchGenesis downloads genesis.json from a node's API and checks it
 // against the hash the node reports.
 func fetchGenesis(base string) (*chain.Genesis, error) {
-	base = strings.TrimRight(base, "/")
-	hc := &http.Client{Timeout: 10 * time.Second}
-	var status struct {
-		GenesisHash chain.Hash `json:"genesis_hash"`
-	}
-	if err := getJSON(hc, base+"/v1/status", &status); err != nil {
-		return nil, err
-	}
-	resp, err := hc.Get(base + "/v1/genesis")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := client.New(base)
+	status, err := c.Status(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	raw, err := c.GenesisJSON(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET /v1/genesis: %s", resp.Status)
-	}
-	g, err := chain.ParseGenesis(data)
+	g, err := chain.ParseGenesis(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -367,18 +354,6 @@ func fetchGenesis(base string) (*chain.Genesis, error) {
 		return nil, fmt.Errorf("genesis from %s hashes to %s but the node reports %s", base, g.Hash(), status.GenesisHash)
 	}
 	return g, nil
-}
-
-func getJSON(hc *http.Client, url string, v any) error {
-	resp, err := hc.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(v)
 }
 
 // Start listens on the API port, starts the network (unless disabled) and
@@ -392,6 +367,7 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 		n.net = nw
+		n.forger.publish = nw.PublishBlock
 	}
 	addr := net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.APIPort))
 	ln, err := net.Listen("tcp", addr)
@@ -405,7 +381,11 @@ func (n *Node) Start(ctx context.Context) error {
 	n.apiLn = ln
 	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
 	n.httpSrv = api.NewServer(addr, h)
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go func() {
+		defer n.wg.Done()
+		n.followChain(n.events)
+	}()
 	go func() {
 		defer n.wg.Done()
 		n.rebroadcastLoop(n.ctx)
@@ -418,7 +398,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.forgeLoop(n.ctx)
+		n.forger.run(n.ctx)
 	}()
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
@@ -442,95 +422,46 @@ func (n *Node) Address() chain.Address { return n.key.Address() }
 // Token is the admin token.
 func (n *Node) Token() string { return n.token }
 
-// Close stops the API, the network and the forger, and closes the store.
+// ShutdownTimeout bounds Close, whatever is running: a stuck import or
+// election is abandoned (the process's exit ends it).
+const ShutdownTimeout = 5 * time.Second
+
+// Close stops the API, the network and the forger, and closes the chain
+// and its store, within ShutdownTimeout.
 func (n *Node) Close() error {
 	var err error
 	n.closeOne.Do(func() {
+		deadline := time.Now().Add(ShutdownTimeout)
 		if n.cancel != nil {
 			n.cancel()
 		}
 		if n.httpSrv != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-			n.httpSrv.Shutdown(ctx)
+			ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout/3)
+			if n.httpSrv.Shutdown(ctx) != nil {
+				n.httpSrv.Close() // streams still open: cut them
+			}
 			cancel()
 		}
 		if n.net != nil {
 			n.net.Close()
 		}
-		n.wg.Wait()
+		// Closing the chain ends followChain (its event channel closes).
+		err = n.chain.CloseWithin(time.Until(deadline) - 100*time.Millisecond)
+		done := make(chan struct{})
+		go func() { n.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Until(deadline)):
+			n.log.Warn("shutdown: the forger or the network handler is still busy; leaving it")
+		}
 		n.subsMu.Lock()
 		for ch := range n.subs {
 			close(ch)
 			delete(n.subs, ch)
 		}
 		n.subsMu.Unlock()
-		err = n.st.Close()
 	})
 	return err
-}
-
-// waitForPeers returns once the node has a peer, or after timeout, or at
-// once without a network or for a staker. A transaction gossiped before any peer listens is
-// lost, and a node that is no forger would keep it in its pool for ever.
-func (n *Node) waitForPeers(ctx context.Context, timeout time.Duration) {
-	n.mu.RLock()
-	staker := n.state.Account(n.key.Address()).Stake > 0
-	n.mu.RUnlock()
-	if n.net == nil || staker { // a staker forges its own transactions in time
-		return
-	}
-	deadline := time.Now().Add(timeout)
-	for len(n.net.Peers()) == 0 && time.Now().Before(deadline) {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-// fundOnce buys cfg.Fund coins for the node key with an EXCHANGE on the
-// node's first start only: the original minted again at every restart. The
-// pool is not kept across restarts, so until the EXCHANGE is committed a
-// restart submits it again (same id, so never twice on chain).
-func (n *Node) fundOnce() {
-	const metaKey = "funding_tx"
-	if v, err := n.st.Meta(metaKey); err == nil {
-		var tx chain.Transaction
-		if json.Unmarshal(v, &tx) == nil {
-			if _, _, err := n.st.TxLocation(tx.ID()); err == nil {
-				return // committed
-			}
-			if _, err := n.SubmitTx(tx); err == nil {
-				n.log.Info("funding the node key again: not committed before the restart", "tx", tx.ID().String())
-			}
-			return
-		}
-	}
-	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: n.key.Address(), Amount: n.cfg.Fund}
-	tx, err := n.submitOwn(tx)
-	if err != nil {
-		n.log.Warn("could not fund the node key", "amount", n.cfg.Fund, "err", err)
-		return
-	}
-	data, _ := json.Marshal(tx)
-	if err := n.st.PutMeta(metaKey, data); err != nil {
-		n.log.Warn("could not record funding", "err", err)
-	}
-	n.log.Info("funding the node key", "amount", n.cfg.Fund, "tx", tx.ID().String())
-}
-
-// submitOwn signs tx with the node key at the next pending nonce and
-// submits it. ownMu keeps two calls from taking the same nonce.
-func (n *Node) submitOwn(tx chain.Transaction) (chain.Transaction, error) {
-	n.ownMu.Lock()
-	defer n.ownMu.Unlock()
-	n.mu.RLock()
-	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.state) + 1
-	n.mu.RUnlock()
-	n.key.SignTx(&tx)
-	_, err := n.SubmitTx(tx)
-	return tx, err
 }
 
 func (n *Node) genesisHash() chain.Hash {
@@ -540,35 +471,3 @@ func (n *Node) genesisHash() chain.Hash {
 
 // Home is the node's home directory.
 func (n *Node) Home() string { return n.cfg.Home }
-
-// rebroadcastEvery is how often transactions that linger in the pool are
-// gossiped again, and how long they must have lingered (a variable for tests).
-var rebroadcastEvery = 15 * time.Second
-
-// rebroadcastLoop gossips lingering pool transactions again. A transaction
-// sent while this node had no peers was never heard by the forgers; a node
-// with no stake would keep it for ever. Peers ignore what they already hold.
-func (n *Node) rebroadcastLoop(ctx context.Context) {
-	t := time.NewTicker(rebroadcastEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		oldest, ok := n.pool.Oldest()
-		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < rebroadcastEvery {
-			continue
-		}
-		txs := n.pool.All()
-		if len(txs) > maxRebroadcast {
-			txs = txs[:maxRebroadcast]
-		}
-		n.net.PublishTxs(txs)
-		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
-	}
-}
-
-// maxRebroadcast bounds one rebroadcast (the oldest first).
-const maxRebroadcast = 2000

@@ -62,21 +62,3 @@ func BenchmarkPending10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*len(txs))/b.Elapsed().Seconds(), "tx/s")
 }
-
-// BenchmarkVerifierCached1000 checks a block of 1000 pooled transactions
-// with the pool's Verifier (every signature cached).
-func BenchmarkVerifierCached1000(b *testing.B) {
-	g, st, txs := benchSetup(b, 250, 4)
-	p := New(g, Config{})
-	p.AddBatch(txs, st)
-	verify := p.Verifier()
-	blk := &chain.Block{Transactions: txs}
-	n := 0
-	for b.Loop() {
-		if err := chain.CheckBlockTxs(g, blk, verify); err != nil {
-			b.Fatal(err)
-		}
-		n++
-	}
-	b.ReportMetric(float64(n*len(txs))/b.Elapsed().Seconds(), "tx/s")
-}

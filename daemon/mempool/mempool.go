@@ -5,8 +5,8 @@
 // Admission is conservative: a sender's pooled transactions must all be
 // payable from the sender's committed balance and stake, counting every
 // pending debit and no pending credit. Signatures verified at admission are
-// remembered, so a block carrying pooled transactions is not verified twice
-// (see Verifier).
+// remembered by the node's shared verifier (Config.Sigs), so a block
+// carrying pooled transactions is not verified twice.
 package mempool
 
 import (
@@ -45,10 +45,22 @@ type StateView interface {
 	Account(chain.Address) chain.Account
 }
 
+// SigVerifier checks a transaction's signature (id is tx.ID()); the node
+// passes its chain manager's verifier, which caches what it verified.
+type SigVerifier interface {
+	VerifyTx(tx *chain.Transaction, id chain.Hash) error
+}
+
+// plainVerifier verifies every signature.
+type plainVerifier struct{}
+
+func (plainVerifier) VerifyTx(tx *chain.Transaction, _ chain.Hash) error { return tx.VerifySignature() }
+
 // Config bounds the pool. Zero fields take the defaults.
 type Config struct {
-	Limit       int    // most transactions pooled at once (DefaultLimit)
-	MaxNonceGap uint64 // how many nonces may be missing before a pooled one (DefaultMaxNonceGap)
+	Limit       int         // most transactions pooled at once (DefaultLimit)
+	MaxNonceGap uint64      // how many nonces may be missing before a pooled one (DefaultMaxNonceGap)
+	Sigs        SigVerifier // nil: verify every signature
 }
 
 // Eviction is a pooled transaction that Update dropped, and why.
@@ -98,7 +110,7 @@ type Pool struct {
 	chainID  string
 	exchange chain.ExchangePolicy
 	maxGap   uint64
-	sigs     *sigCache
+	sigs     SigVerifier
 	now      func() time.Time
 
 	mu         sync.Mutex
@@ -117,13 +129,16 @@ func New(g *chain.Genesis, cfg Config) *Pool {
 	if cfg.MaxNonceGap == 0 {
 		cfg.MaxNonceGap = DefaultMaxNonceGap
 	}
+	if cfg.Sigs == nil {
+		cfg.Sigs = plainVerifier{}
+	}
 	ex := g.Exchange
 	ex.Authorities = slices.Clone(ex.Authorities)
 	return &Pool{
 		chainID:  g.ChainID,
 		exchange: ex,
 		maxGap:   cfg.MaxNonceGap,
-		sigs:     newSigCache(cfg.Limit),
+		sigs:     cfg.Sigs,
 		now:      time.Now,
 		limit:    cfg.Limit,
 		byID:     make(map[chain.Hash]*entry),
@@ -141,7 +156,6 @@ func (p *Pool) SetLimit(n int) {
 	p.mu.Lock()
 	p.limit = n
 	p.mu.Unlock()
-	p.sigs.setGeneration(n)
 }
 
 // Limit returns how many transactions the pool may hold.
@@ -202,9 +216,7 @@ func (p *Pool) PendingNonce(a chain.Address, st StateView) uint64 {
 
 // checked is what admission learns about a transaction outside the lock.
 type checked struct {
-	id    chain.Hash
-	key   sigKey
-	keyOK bool
+	id chain.Hash
 }
 
 // precheck runs the stateless rules and the signature (unless cached).
@@ -213,11 +225,7 @@ func (p *Pool) precheck(tx *chain.Transaction) (checked, error) {
 	if err := tx.CheckStateless(p.chainID); err != nil {
 		return c, err
 	}
-	c.key, c.keyOK = keyOf(c.id, tx.Signature)
-	if c.keyOK && p.sigs.has(c.key) {
-		return c, nil
-	}
-	return c, tx.VerifySignature()
+	return c, p.sigs.VerifyTx(tx, c.id)
 }
 
 // Add admits tx against the committed state st. It returns tx's id, also
@@ -231,9 +239,6 @@ func (p *Pool) Add(tx chain.Transaction, st StateView) (chain.Hash, error) {
 	p.mu.Lock()
 	err = p.admit(&tx, c.id, st)
 	p.mu.Unlock()
-	if err == nil && c.keyOK {
-		p.sigs.add(c.key)
-	}
 	return c.id, err
 }
 
@@ -264,18 +269,14 @@ func (p *Pool) AddBatch(txs []chain.Transaction, st StateView) []error {
 		}
 		wg.Wait()
 	}
-	keys := make([]sigKey, 0, len(txs))
 	p.mu.Lock()
 	for i := range txs {
 		if errs[i] != nil {
 			continue
 		}
-		if errs[i] = p.admit(&txs[i], cs[i].id, st); errs[i] == nil && cs[i].keyOK {
-			keys = append(keys, cs[i].key)
-		}
+		errs[i] = p.admit(&txs[i], cs[i].id, st)
 	}
 	p.mu.Unlock()
-	p.sigs.add(keys...)
 	return errs
 }
 
@@ -612,23 +613,6 @@ func (h *cursorHeap) pop() {
 	old[n] = cursor{}
 	*h = old[:n]
 	h.down(0)
-}
-
-// Verifier returns a chain.TxVerifier for blocks: it always runs the
-// stateless rules, and verifies the signature unless this pool admitted the
-// same transaction with the same signature recently (the cache holds at
-// least the last Limit admissions). A different signature for a cached id
-// is verified.
-func (p *Pool) Verifier() chain.TxVerifier {
-	return func(tx *chain.Transaction) error {
-		if err := tx.CheckStateless(p.chainID); err != nil {
-			return err
-		}
-		if k, ok := keyOf(tx.ID(), tx.Signature); ok && p.sigs.has(k) {
-			return nil
-		}
-		return tx.VerifySignature()
-	}
 }
 
 // Remove drops the transactions with these ids (unknown ids are skipped).

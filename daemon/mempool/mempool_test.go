@@ -412,111 +412,6 @@ func TestReinsert(t *testing.T) {
 	}
 }
 
-func TestVerifier(t *testing.T) {
-	g := testGenesis()
-	st := g.State()
-	p := New(g, Config{})
-	verify := p.Verifier()
-	pooled := transfer(alice, 10, 1)
-	mustAdd(t, p, st, pooled)
-
-	if err := verify(&pooled); err != nil {
-		t.Fatalf("cached valid tx: %v", err)
-	}
-	// Same id, corrupted signature: not a cache hit, so verified, so refused.
-	bad := corrupt(pooled)
-	if bad.ID() != pooled.ID() {
-		t.Fatal("test bug: the signature changed the id")
-	}
-	wantCode(t, verify(&bad), chain.ErrBadSignature)
-	// Same id, a signature the same key made over other bytes.
-	other := transfer(alice, 11, 1)
-	swapped := pooled
-	swapped.Signature = other.Signature
-	wantCode(t, verify(&swapped), chain.ErrBadSignature)
-
-	// Not pooled: verified in full.
-	fresh := transfer(bob, 10, 1)
-	if err := verify(&fresh); err != nil {
-		t.Fatalf("valid uncached tx: %v", err)
-	}
-	freshBad := corrupt(fresh)
-	wantCode(t, verify(&freshBad), chain.ErrBadSignature)
-
-	// A cache hit really skips the signature: plant (id, wrong signature) in
-	// the cache and the wrong signature passes; any other signature does not.
-	planted := corrupt(transfer(bob, 20, 2))
-	k, ok := keyOf(planted.ID(), planted.Signature)
-	if !ok {
-		t.Fatal("keyOf refused a well-formed signature")
-	}
-	p.sigs.add(k)
-	if err := verify(&planted); err != nil {
-		t.Fatalf("planted cache entry was verified anyway: %v", err)
-	}
-	plantedOther := corrupt(planted)
-	wantCode(t, verify(&plantedOther), chain.ErrBadSignature)
-
-	// Stateless rules run even on a hit.
-	wrong := transfer(bob, 30, 3)
-	wrong.ChainID = "other"
-	wrong.Sign(bob.priv)
-	k, _ = keyOf(wrong.ID(), wrong.Signature)
-	p.sigs.add(k)
-	wantCode(t, verify(&wrong), chain.ErrWrongChain)
-
-	// The pool's own admission uses the cache too: a duplicate of a pooled
-	// tx is already_known, a re-signed copy (different signature) is refused
-	// for its signature first.
-	_, err := p.Add(pooled, st)
-	wantCode(t, err, ErrAlreadyKnown)
-	_, err = p.Add(bad, st)
-	wantCode(t, err, chain.ErrBadSignature)
-
-	// Through a block check.
-	blk := &chain.Block{Transactions: []chain.Transaction{pooled, fresh}}
-	if err := chain.CheckBlockTxs(g, blk, verify); err != nil {
-		t.Fatalf("CheckBlockTxs: %v", err)
-	}
-	blk.Transactions[0] = bad
-	wantCode(t, chain.CheckBlockTxs(g, blk, verify), chain.ErrBadSignature)
-}
-
-func TestSigCacheBounded(t *testing.T) {
-	c := newSigCache(3)
-	var keys []sigKey
-	for i := range 10 {
-		var k sigKey
-		k.id[0] = byte(i)
-		keys = append(keys, k)
-		c.add(k)
-		if c.len() > 6 {
-			t.Fatalf("after %d adds the cache holds %d, more than 2·3", i+1, c.len())
-		}
-	}
-	// Generations of 3: the last 3 keys are always there, older ones go.
-	for i, k := range keys {
-		if i >= 7 && !c.has(k) {
-			t.Errorf("recent key %d evicted", i)
-		}
-		if i < 6 && c.has(k) {
-			t.Errorf("old key %d kept", i)
-		}
-	}
-	// The same id with another signature is another key.
-	k := keys[9]
-	k.sig[0] = 1
-	if c.has(k) {
-		t.Error("a different signature hit")
-	}
-	if _, ok := keyOf(chain.Hash{}, "zz"); ok {
-		t.Error("keyOf accepted a short signature")
-	}
-	if _, ok := keyOf(chain.Hash{}, strings.Repeat("g", 128)); ok {
-		t.Error("keyOf accepted non-hex")
-	}
-}
-
 func TestAddBatch(t *testing.T) {
 	g := testGenesis()
 	st := g.State()
@@ -654,7 +549,6 @@ func TestConcurrent(t *testing.T) {
 			}
 		})
 	}
-	verify := p.Verifier()
 	for range 2 {
 		wg.Go(func() {
 			for range 50 {
@@ -664,9 +558,6 @@ func TestConcurrent(t *testing.T) {
 				p.Oldest()
 				p.PendingNonce(keys[1].addr, st)
 				p.Update(st)
-				if err := verify(&txs[2][3]); err != nil {
-					t.Errorf("verify: %v", err)
-				}
 			}
 		})
 	}

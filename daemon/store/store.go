@@ -28,6 +28,8 @@
 //	txs       transaction id → height (8), index in block (4)
 //	meta      "genesis" (JSON), "genesis_hash", "head" (block hash), and
 //	          free-form keys written with PutMeta
+//	side      block hash → height, for every stored block off the main chain
+//	invalid   block hash → height (8), rule code: blocks found invalid
 package store
 
 import (
@@ -70,7 +72,7 @@ var (
 	bucketTxs      = []byte("txs")
 	bucketMeta     = []byte("meta")
 
-	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketUndo, bucketTxs, bucketMeta}
+	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid}
 )
 
 // Meta keys the store owns; PutMeta refuses them.
@@ -371,6 +373,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 			return fmt.Errorf("%w: cannot revert %d blocks from height %d", ErrNotHead, revert, cur.height)
 		}
 		mainB, blocksB, undoB, txsB := tx.Bucket(bucketMain), tx.Bucket(bucketBlocks), tx.Bucket(bucketUndo), tx.Bucket(bucketTxs)
+		sideB := tx.Bucket(bucketSide)
 
 		// Continuity, before anything is written.
 		base := headRef{height: cur.height - uint64(revert), hash: cur.hash, ok: true}
@@ -431,10 +434,17 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 			if err := undoB.Delete(key); err != nil {
 				return err
 			}
+			// A reverted block stays, as a side block.
+			if err := sideB.Put(bytes.Clone(hv), heightKey(h)); err != nil {
+				return err
+			}
 		}
 		// Append the new blocks.
 		for i := range prep {
 			p := &prep[i]
+			if err := sideB.Delete(p.hash[:]); err != nil {
+				return err
+			}
 			if blocksB.Get(p.hash[:]) == nil {
 				if err := blocksB.Put(bytes.Clone(p.hash[:]), p.enc); err != nil {
 					return err
@@ -496,6 +506,9 @@ func (s *Store) PutBlock(b *chain.Block) error {
 		blocks := tx.Bucket(bucketBlocks)
 		if blocks.Get(h[:]) != nil {
 			return nil
+		}
+		if err := tx.Bucket(bucketSide).Put(h[:], heightKey(b.Height)); err != nil {
+			return err
 		}
 		return blocks.Put(h[:], enc)
 	})

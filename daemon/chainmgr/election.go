@@ -1,0 +1,69 @@
+package chainmgr
+
+import (
+	"sync"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/election"
+)
+
+// elections computes the forger candidates for the child of a parent block
+// once per parent, outside every lock that readers or importers wait on:
+// the first caller for a parent runs the election, later callers for the
+// same parent wait for that one result (single flight), and recent results
+// are kept. An election's cost grows with stake, and a node asks for the
+// same parent many times (forger, import, API).
+type elections struct {
+	alg     election.Algorithm
+	maxRank uint32
+
+	mu    sync.Mutex
+	calls map[chain.Hash]*electionCall
+	order []chain.Hash
+}
+
+type electionCall struct {
+	done  chan struct{}
+	cands []chain.Address
+}
+
+// electionCacheSize bounds the results kept: enough for every parent a
+// reorg within the limit can touch, on a few branches.
+const electionCacheSize = 4 * MaxReorgDepth
+
+func newElections(alg election.Algorithm, maxRank uint32) *elections {
+	return &elections{alg: alg, maxRank: maxRank, calls: make(map[chain.Hash]*electionCall)}
+}
+
+// candidates returns the candidates for the block after parent, whose
+// post-state is state (which must not change during the call).
+//
+// Consensus hook: the election seed is the parent's hash today
+// (chain.ElectWith); the v2 VRF seed replaces it here.
+func (e *elections) candidates(parent chain.Hash, state *chain.State) []chain.Address {
+	e.mu.Lock()
+	if c, ok := e.calls[parent]; ok {
+		e.mu.Unlock()
+		<-c.done
+		return c.cands
+	}
+	c := &electionCall{done: make(chan struct{})}
+	e.calls[parent] = c
+	e.order = append(e.order, parent)
+	if len(e.order) > electionCacheSize {
+		old := e.order[0]
+		e.order = e.order[1:]
+		if oc, ok := e.calls[old]; ok {
+			select {
+			case <-oc.done:
+				delete(e.calls, old)
+			default: // still running: its waiters hold it; keep it
+				e.order = append(e.order, old)
+			}
+		}
+	}
+	e.mu.Unlock()
+	c.cands = chain.ElectWith(e.alg, e.maxRank, parent, election.NewStakeTable(state.Stakes()))
+	close(c.done)
+	return c.cands
+}

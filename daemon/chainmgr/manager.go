@@ -1,0 +1,503 @@
+// Package chainmgr is the one owner of a node's chain: the store, the head
+// and the state after it, the block index (which blocks are on the main
+// chain, kept on a side branch, or known invalid), fork choice, the
+// election cache and the signature verifier. Everything else in the node
+// talks to it through ProcessBlock(s) to change the chain, Snapshot to read
+// it, and Subscribe to hear about changes; it knows nothing of the node.
+//
+// Two kinds of callers, two paths:
+//   - Readers (API handlers, gossip admission, the forger) load the current
+//     *Snapshot, an immutable value swapped in atomically after each
+//     commit. They never take a lock an import holds.
+//   - Importers are serialised by one lock, held for validation against the
+//     state, the disk commit and the snapshot swap. Context-free checks
+//     (signatures, tx root) and the election for the head run before it.
+//
+// The models are btcd's blockchain.BlockChain (block index with stored
+// statuses, BestSnapshot) and go-ethereum's core.BlockChain (the head as an
+// atomic pointer, stored only after the database commit).
+package chainmgr
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/store"
+)
+
+// MaxReorgDepth is the deepest reorg a node accepts: a branch forking
+// further back is refused, so a long-absent peer cannot rewrite history.
+// Side blocks and undo records deeper than this are pruned.
+const MaxReorgDepth = 64
+
+// pruneEvery is how many heights the head moves between two prunings (each
+// costs one disk sync).
+const pruneEvery = 16
+
+// maxInvalid bounds the invalid blocks remembered (pruned by height too).
+const maxInvalid = 10000
+
+// Store is what the manager needs of the node's database (*store.Store).
+// The manager is its only writer.
+type Store interface {
+	Head() (*chain.Block, error)
+	LoadState() (*chain.State, error)
+	Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error
+	PutBlock(b *chain.Block) error
+	HasBlock(h chain.Hash) (bool, error)
+	BlockByHash(h chain.Hash) (*chain.Block, error)
+	BlockByHeight(h uint64) (*chain.Block, error)
+	HashAt(h uint64) (chain.Hash, error)
+	Blocks(from uint64, limit int) ([]*chain.Block, error)
+	Undo(h uint64) (*chain.Undo, error)
+	TxLocation(id chain.Hash) (height uint64, index int, err error)
+	SideBlocks() ([]store.BlockRef, error)
+	InvalidBlocks() ([]store.BlockRef, error)
+	PutInvalid(ref store.BlockRef) error
+	Prune(below uint64) ([]store.BlockRef, error)
+	Meta(key string) ([]byte, error)
+	PutMeta(key string, v []byte) error
+	Close() error
+}
+
+var _ Store = (*store.Store)(nil)
+
+// Config configures New.
+type Config struct {
+	Genesis *chain.Genesis
+	// Store holds the chain of Genesis (already initialised); the manager
+	// owns it from now on and closes it.
+	Store    Store
+	Verifier *Verifier // nil: a new one
+	Logger   *slog.Logger
+	Now      func() time.Time // nil: time.Now
+}
+
+// Manager is the chain manager. Its methods are safe for concurrent use.
+type Manager struct {
+	g      *chain.Genesis
+	st     Store
+	verify *Verifier
+	txv    chain.TxVerifier
+	elect  *elections
+	log    *slog.Logger
+	now    func() time.Time
+
+	// mu serialises importers; readers never take it.
+	mu        sync.Mutex
+	state     *chain.State // after head; changed only under mu
+	head      *chain.Block
+	lastPrune uint64
+
+	snap atomic.Pointer[Snapshot]
+	// seq is odd while a write that moves the main chain (commit, snapshot
+	// swap, pruning) is in progress, and counts them: work done off the
+	// lock from a snapshot is trusted only if seq did not change meanwhile.
+	seq    atomic.Uint64
+	ix     index
+	halted atomic.Pointer[HaltedError]
+	closed atomic.Bool
+
+	subsMu sync.Mutex
+	subs   map[chan Event]struct{}
+
+	stats stats
+}
+
+type stats struct {
+	blocks, txs, reorgs, pruned, branchChecks, knownInvalid, dropped atomic.Int64
+}
+
+// Stats are the manager's counters.
+type Stats struct {
+	BlocksImported int64 // blocks that joined the main chain
+	TxsCommitted   int64 // their transactions, less those reverted
+	Reorgs         int64
+	SidePruned     int64 // side blocks removed below the reorg limit
+	BranchChecks   int64 // side-branch states computed to validate or switch
+	KnownInvalid   int64 // blocks refused at once as known invalid
+	EventsDropped  int64 // events a slow subscriber missed
+}
+
+// New loads the head and state from cfg.Store and the block index.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Genesis == nil || cfg.Store == nil {
+		return nil, errors.New("chainmgr: genesis and store are required")
+	}
+	alg, err := cfg.Genesis.Algorithm()
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		g: cfg.Genesis, st: cfg.Store, verify: cfg.Verifier, log: cfg.Logger, now: cfg.Now,
+		elect: newElections(alg, cfg.Genesis.MaxRank),
+		subs:  make(map[chan Event]struct{}),
+	}
+	if m.verify == nil {
+		m.verify = NewVerifier(cfg.Genesis.ChainID, 0)
+	}
+	m.txv = m.verify.TxVerifier()
+	if m.log == nil {
+		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if m.now == nil {
+		m.now = time.Now
+	}
+	if m.state, err = m.st.LoadState(); err != nil {
+		return nil, err
+	}
+	if m.head, err = m.st.Head(); err != nil {
+		return nil, err
+	}
+	if err := m.ix.load(m.st); err != nil {
+		return nil, err
+	}
+	m.lastPrune = m.head.Height
+	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
+	m.snap.Store(snap)
+	go snap.warm()
+	return m, nil
+}
+
+// Genesis is the chain's genesis.
+func (m *Manager) Genesis() *chain.Genesis { return m.g }
+
+// Verifier is the node's signature verifier, shared with the mempool.
+func (m *Manager) Verifier() *Verifier { return m.verify }
+
+// Snapshot is the chain as the last commit left it. It never waits.
+func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
+
+// Account reads a's account in the newest snapshot at the moment of the
+// call. The mempool admits transactions against it: a pool updated to a
+// snapshot must never admit against an older one, and a snapshot taken
+// before a slow signature check may be older by the time of admission.
+func (m *Manager) Account(a chain.Address) chain.Account { return m.snap.Load().Account(a) }
+
+// Head is the head block (Snapshot().Head()).
+func (m *Manager) Head() *chain.Block { return m.snap.Load().head }
+
+// Stats returns the counters.
+func (m *Manager) Stats() Stats {
+	return Stats{
+		BlocksImported: m.stats.blocks.Load(), TxsCommitted: m.stats.txs.Load(), Reorgs: m.stats.reorgs.Load(),
+		SidePruned: m.stats.pruned.Load(), BranchChecks: m.stats.branchChecks.Load(),
+		KnownInvalid: m.stats.knownInvalid.Load(), EventsDropped: m.stats.dropped.Load(),
+	}
+}
+
+// Halt stops every import after an error the manager cannot recover from;
+// reads go on. A restart reloads state from disk.
+func (m *Manager) Halt(cause error) {
+	m.log.Error("chain halted: restart the node", "err", cause.Error())
+	m.halted.CompareAndSwap(nil, &HaltedError{Cause: cause})
+}
+
+// Halted is the reason imports stopped, or nil.
+func (m *Manager) Halted() error {
+	if h := m.halted.Load(); h != nil {
+		return h
+	}
+	return nil
+}
+
+func (m *Manager) usable() error {
+	if m.closed.Load() {
+		return ErrClosed
+	}
+	if h := m.halted.Load(); h != nil {
+		return h
+	}
+	return nil
+}
+
+// CloseTimeout is how long Close waits for an import in progress.
+const CloseTimeout = 5 * time.Second
+
+// Close is CloseWithin(CloseTimeout).
+func (m *Manager) Close() error { return m.CloseWithin(CloseTimeout) }
+
+// CloseWithin stops imports and closes the store. An import in progress is
+// given d to finish; after it CloseWithin returns an error without closing
+// the store (an import stuck on a dead disk would hold it), and the
+// process's exit releases it. Imports refuse with ErrClosed from the start.
+func (m *Manager) CloseWithin(d time.Duration) error {
+	if m.closed.Swap(true) {
+		return nil
+	}
+	deadline := time.Now().Add(d)
+	for !m.mu.TryLock() {
+		if time.Now().After(deadline) {
+			m.closeSubs()
+			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	defer m.mu.Unlock()
+	m.closeSubs()
+	return m.st.Close()
+}
+
+// Event tells subscribers the chain moved: Added joined the main chain
+// (oldest first), Reverted left it (newest first), and Snapshot is the
+// chain after the change.
+type Event struct {
+	Snapshot *Snapshot
+	Added    []*chain.Block
+	Reverted []*chain.Block
+}
+
+// Subscribe delivers an Event per chain change, in commit order, until
+// cancel is called or the manager closes (the channel is closed then). A
+// subscriber whose buffer is full misses events (counted in
+// Stats.EventsDropped) rather than stalling imports; every event carries
+// the whole snapshot, so the next one brings it up to date.
+func (m *Manager) Subscribe(buffer int) (<-chan Event, func()) {
+	ch := make(chan Event, max(buffer, 1))
+	m.subsMu.Lock()
+	if m.closed.Load() {
+		close(ch)
+	} else {
+		m.subs[ch] = struct{}{}
+	}
+	m.subsMu.Unlock()
+	return ch, func() {
+		m.subsMu.Lock()
+		if _, ok := m.subs[ch]; ok {
+			delete(m.subs, ch)
+			close(ch)
+		}
+		m.subsMu.Unlock()
+	}
+}
+
+func (m *Manager) closeSubs() {
+	m.subsMu.Lock()
+	for ch := range m.subs {
+		close(ch)
+		delete(m.subs, ch)
+	}
+	m.subsMu.Unlock()
+}
+
+func (m *Manager) emit(ev Event) {
+	m.subsMu.Lock()
+	defer m.subsMu.Unlock()
+	for ch := range m.subs {
+		select {
+		case ch <- ev:
+		default:
+			m.stats.dropped.Add(1)
+		}
+	}
+}
+
+// Reads of stored blocks and transactions. bbolt readers do not wait for
+// the writer, so these never wait for an import either.
+
+// BlockByHeight returns a main-chain block (store.ErrNotFound when absent).
+func (m *Manager) BlockByHeight(h uint64) (*chain.Block, error) { return m.st.BlockByHeight(h) }
+
+// BlockByHash returns any stored block, main chain or side branch.
+func (m *Manager) BlockByHash(h chain.Hash) (*chain.Block, error) { return m.st.BlockByHash(h) }
+
+// Blocks returns main-chain blocks ascending from `from`, at most limit.
+func (m *Manager) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	return m.st.Blocks(from, limit)
+}
+
+// TxLocation finds a committed transaction.
+func (m *Manager) TxLocation(id chain.Hash) (uint64, int, error) { return m.st.TxLocation(id) }
+
+// Meta and PutMeta keep the node's own small records in the store.
+func (m *Manager) Meta(key string) ([]byte, error) { return m.st.Meta(key) }
+
+// PutMeta stores a node record (see Meta).
+func (m *Manager) PutMeta(key string, v []byte) error { return m.st.PutMeta(key, v) }
+
+// CheckDisk compares the state stored on disk with the current snapshot's;
+// they must agree after every commit. It reads the whole state (slow).
+func (m *Manager) CheckDisk() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	onDisk, err := m.st.LoadState()
+	if err != nil {
+		return err
+	}
+	if !onDisk.Equal(m.state) || !m.snap.Load().state.Equal(m.state) {
+		return errors.New("chainmgr: the state on disk differs from the state in memory")
+	}
+	return nil
+}
+
+// Status is what the manager knows of a block.
+type Status int
+
+// Block statuses.
+const (
+	StatusUnknown Status = iota
+	StatusMain           // on the main chain (fully valid)
+	StatusSide           // fully valid, stored, on a side branch
+	StatusInvalid        // broke a rule (see the code); never stored
+)
+
+func (s Status) String() string {
+	return [...]string{"unknown", "main", "side", "invalid"}[s]
+}
+
+// BlockStatus reports what is known of the block with hash h, and the rule
+// it broke when invalid.
+func (m *Manager) BlockStatus(h chain.Hash) (Status, chain.ErrorCode, error) {
+	if ref, ok := m.ix.invalidRef(h); ok {
+		return StatusInvalid, ref.Code, nil
+	}
+	if m.ix.isSide(h) {
+		return StatusSide, "", nil
+	}
+	b, err := m.st.BlockByHash(h)
+	if errors.Is(err, store.ErrNotFound) {
+		return StatusUnknown, "", nil
+	} else if err != nil {
+		return StatusUnknown, "", err
+	}
+	if mh, err := m.st.HashAt(b.Height); err == nil && mh == h {
+		return StatusMain, "", nil
+	}
+	return StatusSide, "", nil
+}
+
+// index is the in-memory block index beyond the main chain: side blocks
+// (stored, valid) and invalid blocks (remembered, never stored), both
+// mirrored on disk so a restart knows them.
+type index struct {
+	mu      sync.RWMutex
+	side    map[chain.Hash]uint64
+	invalid map[chain.Hash]store.BlockRef
+}
+
+func (ix *index) load(st Store) error {
+	ix.side = make(map[chain.Hash]uint64)
+	ix.invalid = make(map[chain.Hash]store.BlockRef)
+	side, err := st.SideBlocks()
+	if err != nil {
+		return err
+	}
+	for _, r := range side {
+		ix.side[r.Hash] = r.Height
+	}
+	inv, err := st.InvalidBlocks()
+	if err != nil {
+		return err
+	}
+	for _, r := range inv {
+		ix.invalid[r.Hash] = r
+	}
+	return nil
+}
+
+func (ix *index) invalidRef(h chain.Hash) (store.BlockRef, bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	r, ok := ix.invalid[h]
+	return r, ok
+}
+
+func (ix *index) isSide(h chain.Hash) bool {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	_, ok := ix.side[h]
+	return ok
+}
+
+func (ix *index) setSide(h chain.Hash, height uint64, side bool) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if side {
+		ix.side[h] = height
+	} else {
+		delete(ix.side, h)
+	}
+}
+
+// addInvalid remembers ref; false when the index is full or knew it.
+func (ix *index) addInvalid(ref store.BlockRef) bool {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if _, ok := ix.invalid[ref.Hash]; ok || len(ix.invalid) >= maxInvalid {
+		return false
+	}
+	ix.invalid[ref.Hash] = ref
+	return true
+}
+
+func (ix *index) prune(below uint64, removed []store.BlockRef) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for _, r := range removed {
+		delete(ix.side, r.Hash)
+	}
+	for h, r := range ix.invalid {
+		if r.Height < below {
+			delete(ix.invalid, h)
+		}
+	}
+}
+
+// check refuses a block known invalid, or whose parent is.
+func (m *Manager) checkIndex(b *chain.Block, hash chain.Hash) error {
+	if ref, ok := m.ix.invalidRef(hash); ok {
+		m.stats.knownInvalid.Add(1)
+		return knownInvalid(hash, ref.Code)
+	}
+	if ref, ok := m.ix.invalidRef(b.PrevHash); ok {
+		m.stats.knownInvalid.Add(1)
+		return &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("parent %s is invalid (%s)", b.PrevHash, ref.Code)}
+	}
+	return nil
+}
+
+// judge remembers a block that broke a rule binding its hash.
+func (m *Manager) judge(b *chain.Block, hash chain.Hash, err error) {
+	code, ok := remembered(err)
+	if !ok {
+		return
+	}
+	ref := store.BlockRef{Hash: hash, Height: b.Height, Code: code}
+	if !m.ix.addInvalid(ref) {
+		return
+	}
+	if perr := m.st.PutInvalid(ref); perr != nil {
+		m.log.Warn("could not record an invalid block", "hash", hash.String(), "err", perr.Error())
+	}
+	m.log.Info("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "err", err.Error())
+}
+
+// fork choice helper: is branch (ascending, forking from fork) better than
+// the main chain above fork? The higher chain wins; at equal height the
+// branch whose first block has the lower rank, then the lower hash.
+func (m *Manager) betterThanMain(branch []*chain.Block, fork *chain.Block) (bool, error) {
+	tip := branch[len(branch)-1]
+	switch {
+	case tip.Height > m.head.Height:
+		return true, nil
+	case tip.Height < m.head.Height:
+		return false, nil
+	}
+	mainFirst, err := m.st.BlockByHeight(fork.Height + 1)
+	if err != nil {
+		return false, local("read main chain", err)
+	}
+	first := branch[0]
+	if first.Rank != mainFirst.Rank {
+		return first.Rank < mainFirst.Rank, nil
+	}
+	fh, mh := first.Hash(), mainFirst.Hash()
+	return bytes.Compare(fh[:], mh[:]) < 0, nil
+}

@@ -1,0 +1,506 @@
+package chainmgr
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/store"
+)
+
+// precheck runs every rule that needs neither state nor election, off
+// every lock: the header signature, the transaction count and root, and
+// each transaction's stateless rules and signature (cached by the
+// Verifier, so the full validation under the lock costs no signature).
+//
+// Consensus hook: header checks that need no parent state (VRF proof
+// verification of v2) belong here.
+func (m *Manager) precheck(b *chain.Block) error {
+	if err := b.Header.VerifySignature(); err != nil {
+		return err
+	}
+	if len(b.Transactions) > m.g.MaxBlockTxs {
+		return &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
+	}
+	if root := chain.TxRoot(b.Transactions); root != b.TxRoot {
+		return &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
+	}
+	return chain.CheckBlockTxs(m.g, b, m.txv)
+}
+
+// ProcessBlock validates b and adds it to the chain: it extends the head,
+// is kept on a side branch (ErrSideBlock), or its branch wins the fork
+// choice and the chain reorganises. Other outcomes: ErrKnownBlock,
+// ErrUnknownParent, a rule error (see IsPeerFault), a *LocalError, a
+// *HaltedError or ErrClosed. A block is fully validated on its parent's
+// state before it is stored, whatever branch it is on.
+func (m *Manager) ProcessBlock(b *chain.Block) error {
+	if err := m.usable(); err != nil {
+		return err
+	}
+	hash := b.Hash()
+	if err := m.checkIndex(b, hash); err != nil {
+		m.judge(b, hash, err)
+		return err
+	}
+	if known, err := m.st.HasBlock(hash); err != nil {
+		return local("read store", err)
+	} else if !known {
+		if err := m.precheck(b); err != nil {
+			m.judge(b, hash, err)
+			return err
+		}
+	}
+	// Off the lock: the election on the head (usually cached already), or
+	// the full validation of a side block on its parent's state, computed
+	// from the snapshot. Under the lock the work is used if the head has
+	// not moved meanwhile, and done again if it has.
+	seq := m.seq.Load()
+	snap := m.snap.Load()
+	var cands []chain.Address
+	var work *sideWork
+	if b.PrevHash == snap.headHash {
+		cands = snap.Candidates()
+	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok && seq%2 == 0 {
+		var err error
+		work, err = m.validateSide(b, snap.head, snap.state)
+		// The store was read piece by piece: trust the verdict only if no
+		// write moved the main chain meanwhile.
+		if m.seq.Load() != seq {
+			work, err = nil, nil
+		}
+		if IsPeerFault(err) {
+			m.judge(b, hash, err)
+			return err
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return err
+	}
+	if m.head != snap.head {
+		cands, work = nil, nil // the head moved meanwhile
+	}
+	err := m.processLocked(b, hash, cands, work)
+	m.judge(b, hash, err)
+	return err
+}
+
+// processLocked imports b; cands (the election on the head) and work (b
+// validated as a side block) are used when not nil.
+func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork) error {
+	if known, err := m.st.HasBlock(hash); err != nil {
+		return local("read store", err)
+	} else if known {
+		return m.knownLocked(b, hash)
+	}
+	if b.PrevHash == m.head.Hash() {
+		if cands == nil {
+			cands = m.elect.candidates(b.PrevHash, m.state)
+		}
+		return m.extendLocked(b, cands)
+	}
+	if ok, err := m.st.HasBlock(b.PrevHash); err != nil {
+		return local("read store", err)
+	} else if !ok {
+		return ErrUnknownParent
+	}
+	return m.sideLocked(b, work)
+}
+
+// extendLocked validates b on the head, applies and commits it.
+//
+// Consensus hook: chain.ValidateAndApply is where header rules that need
+// the parent (and its seed) run.
+func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address) error {
+	undo, err := chain.ValidateAndApply(m.g, &m.head.Header, b, cands, m.state, m.now().UnixMilli(), m.txv)
+	if err != nil {
+		return err
+	}
+	m.seq.Add(1)
+	defer m.seq.Add(1)
+	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
+		m.state.Revert(undo)
+		return local(fmt.Sprintf("commit block %d", b.Height), err)
+	}
+	m.head = b
+	m.publishLocked([]*chain.Block{b}, nil)
+	return nil
+}
+
+// publishLocked swaps in the snapshot of the new head, tells subscribers,
+// and prunes what fell below the reorg limit.
+func (m *Manager) publishLocked(added, reverted []*chain.Block) {
+	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
+	m.snap.Store(snap)
+	go snap.warm()
+	for _, b := range reverted {
+		m.stats.txs.Add(-int64(len(b.Transactions)))
+		m.ix.setSide(b.Hash(), b.Height, true)
+	}
+	for _, b := range added {
+		m.stats.blocks.Add(1)
+		m.stats.txs.Add(int64(len(b.Transactions)))
+		m.ix.setSide(b.Hash(), b.Height, false)
+	}
+	m.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
+	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
+		m.pruneLocked()
+	}
+}
+
+// pruneLocked removes side blocks, invalid records and undo records that
+// no reorg within the limit can reach.
+func (m *Manager) pruneLocked() {
+	below := m.head.Height - MaxReorgDepth
+	removed, err := m.st.Prune(below)
+	if err != nil {
+		m.log.Warn("pruning failed", "below", below, "err", err.Error())
+		return
+	}
+	m.lastPrune = m.head.Height
+	m.ix.prune(below, removed)
+	m.stats.pruned.Add(int64(len(removed)))
+	if len(removed) > 0 {
+		m.log.Debug("pruned side blocks", "count", len(removed), "below", below)
+	}
+}
+
+// sideWork is a side block validated in full on its parent's state, with
+// what a switch to its branch needs.
+type sideWork struct {
+	head     *chain.Block   // the head it was computed against
+	branch   []*chain.Block // from the fork (excluded) to the block
+	fork     *chain.Block   // the main-chain block the branch forks from
+	st       *chain.State   // the state after the block
+	reverted []*chain.Block // main-chain blocks above fork, newest first
+	undos    []*chain.Undo  // the branch's undo records
+}
+
+// validateSide validates b, whose parent is stored but is not head, in
+// full: on its parent's state, computed on a copy of base (the state after
+// head, which it does not change) from the main chain's undo records and
+// the stored branch, with the parent's election. It takes no lock: under
+// the import lock it is called with the manager's head and state; off it,
+// with a snapshot's, and the result is used only if the head is the same.
+func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.State) (*sideWork, error) {
+	parent, err := m.st.BlockByHash(b.PrevHash)
+	if err != nil {
+		return nil, local("read parent", err)
+	}
+	branch, fork, err := m.branchTo(parent)
+	if err != nil {
+		return nil, err
+	}
+	if depth := int64(head.Height) - int64(fork.Height); depth > MaxReorgDepth {
+		return nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, depth, MaxReorgDepth)}
+	}
+	st, reverted, undos, err := m.stateOn(head, base, fork, branch)
+	if err != nil {
+		return nil, err
+	}
+	cands := m.elect.candidates(b.PrevHash, st)
+	undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, m.now().UnixMilli(), m.txv)
+	if err != nil {
+		return nil, err
+	}
+	return &sideWork{head: head, branch: append(branch, b), fork: fork, st: st, reverted: reverted, undos: append(undos, undo)}, nil
+}
+
+// sideLocked stores a block whose parent is stored but is not the head,
+// once validated (work, or now), or switches to its branch if it wins the
+// fork choice.
+func (m *Manager) sideLocked(b *chain.Block, work *sideWork) error {
+	if work == nil || work.head != m.head {
+		var err error
+		if work, err = m.validateSide(b, m.head, m.state); err != nil {
+			return err
+		}
+	}
+	better, err := m.betterThanMain(work.branch, work.fork)
+	if err != nil {
+		return err
+	}
+	if !better {
+		if err := m.st.PutBlock(b); err != nil {
+			return local("store side block", err)
+		}
+		m.ix.setSide(b.Hash(), b.Height, true)
+		return ErrSideBlock
+	}
+	return m.switchLocked(work.reverted, work.branch, work.undos, work.st, work.fork)
+}
+
+// knownLocked answers a block already stored. On the main chain it is just
+// known; on a side branch the fork choice runs again, since what kept the
+// branch off the main chain may have been passing (a failed disk write).
+func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
+	if mh, err := m.st.HashAt(b.Height); err == nil && mh == hash {
+		return ErrKnownBlock
+	}
+	stored, err := m.st.BlockByHash(hash)
+	if err != nil {
+		return local("read block", err)
+	}
+	branch, fork, err := m.branchTo(stored)
+	if err != nil {
+		return err
+	}
+	if m.head.Height-fork.Height > MaxReorgDepth {
+		return ErrKnownBlock
+	}
+	if better, err := m.betterThanMain(branch, fork); err != nil || !better {
+		if err == nil {
+			err = ErrKnownBlock
+		}
+		return err
+	}
+	st, reverted, undos, err := m.stateOn(m.head, m.state, fork, branch)
+	if err != nil {
+		return err
+	}
+	return m.switchLocked(reverted, branch, undos, st, fork)
+}
+
+// switchLocked makes branch the main chain in one store transaction; st
+// is the state after it. m.state is untouched until the commit succeeded.
+func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *chain.Block) error {
+	m.seq.Add(1)
+	defer m.seq.Add(1)
+	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
+		return local("switch to branch", err)
+	}
+	old := m.head
+	m.state, m.head = st, branch[len(branch)-1]
+	m.stats.reorgs.Add(1)
+	m.log.Info("reorganised", "fork_height", fork.Height, "reverted", len(reverted), "applied", len(branch),
+		"old_head", old.Hash().String(), "new_head", m.head.Hash().String())
+	m.publishLocked(branch, reverted)
+	return nil
+}
+
+// branchTo walks from b back to the main chain: it returns the stored
+// branch ending with b (ascending; empty when b is on the main chain) and
+// the main-chain block it forks from.
+func (m *Manager) branchTo(b *chain.Block) ([]*chain.Block, *chain.Block, error) {
+	var branch []*chain.Block
+	cur := b
+	for i := 0; ; i++ {
+		if mh, err := m.st.HashAt(cur.Height); err == nil && mh == cur.Hash() {
+			for l, r := 0, len(branch)-1; l < r; l, r = l+1, r-1 {
+				branch[l], branch[r] = branch[r], branch[l]
+			}
+			return branch, cur, nil
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, nil, local("read main chain", err)
+		}
+		if i > MaxReorgDepth+1 {
+			return nil, nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: "branch longer than the reorg limit without meeting the main chain"}
+		}
+		branch = append(branch, cur)
+		parent, err := m.st.BlockByHash(cur.PrevHash)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil, ErrUnknownParent
+		} else if err != nil {
+			return nil, nil, local("read block", err)
+		}
+		cur = parent
+	}
+}
+
+// stateOn computes, on a copy of base (the state after head), the state
+// after branch (stored blocks, each validated when it was stored) forking
+// from the main chain at fork. It returns that state, the main-chain blocks
+// it reverted (newest first) and the branch's undo records.
+func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Block, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
+	m.stats.branchChecks.Add(1)
+	st := base.Clone()
+	var reverted []*chain.Block
+	for h := head.Height; h > fork.Height; h-- {
+		blk, err := m.st.BlockByHeight(h)
+		if err != nil {
+			return nil, nil, nil, local("read main chain", err)
+		}
+		undo, err := m.st.Undo(h)
+		if err != nil {
+			return nil, nil, nil, local("read undo record", err)
+		}
+		st.Revert(undo)
+		reverted = append(reverted, blk)
+	}
+	undos := make([]*chain.Undo, 0, len(branch)+1)
+	for _, blk := range branch {
+		undo, err := st.Apply(blk, m.g)
+		if err != nil {
+			// Stored before blocks were validated in full (an older node):
+			// it is invalid after all, and so is what builds on it.
+			hash := blk.Hash()
+			m.judge(blk, hash, err)
+			return nil, nil, nil, &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("stored ancestor %s is invalid: %v", hash, err)}
+		}
+		undos = append(undos, undo)
+	}
+	return st, reverted, undos, nil
+}
+
+// ProcessBlocks imports consecutive blocks, as sync delivers them. Blocks
+// that extend the head are validated one by one in memory and committed
+// together in one store transaction (a crash keeps all or none). It returns
+// how many blocks it got through and, if it stopped early, why: the error
+// of blocks[accepted], with ProcessBlock's meanings. Known blocks and side
+// blocks kept count as got through.
+func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	// Context-free checks first, off the lock; stop at the first failure.
+	hashes := make([]chain.Hash, len(blocks))
+	limit, stopErr := len(blocks), error(nil)
+	for i, b := range blocks {
+		hashes[i] = b.Hash()
+		err := m.checkIndex(b, hashes[i])
+		if err == nil {
+			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
+				err = local("read store", herr)
+			} else if !known {
+				err = m.precheck(b)
+			}
+		}
+		if err != nil {
+			m.judge(b, hashes[i], err)
+			limit, stopErr = i, err
+			break
+		}
+	}
+	// Off the lock: validate the run of blocks that extends the head, on a
+	// copy of the snapshot's state, elections included.
+	snap := m.snap.Load()
+	run := m.validateRun(blocks[:limit], snap)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.usable(); err != nil {
+		return 0, err
+	}
+	first := 0 // blocks before it are done
+	if run.n > 0 && m.head == snap.head {
+		if err := m.commitRun(blocks[:run.n], run); err != nil {
+			return 0, err
+		}
+		first = run.n
+	}
+	// A rule broken on the snapshot's head is broken on ours if the run
+	// was committed (or was empty) on that same head.
+	if run.err != nil && ((run.n == 0 && m.head == snap.head) || (run.n > 0 && first == run.n)) {
+		m.judge(blocks[run.n], hashes[run.n], run.err)
+		return run.n, run.err
+	}
+	tip := m.head
+	var batch []*chain.Block
+	var undos []*chain.Undo
+	start := first // index of batch[0]: what a failed flush loses
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		m.seq.Add(1)
+		defer m.seq.Add(1)
+		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
+			for i := len(undos) - 1; i >= 0; i-- {
+				m.state.Revert(undos[i])
+			}
+			n := len(batch)
+			batch, undos = nil, nil
+			return local(fmt.Sprintf("commit %d blocks", n), err)
+		}
+		m.head = batch[len(batch)-1]
+		m.publishLocked(batch, nil)
+		batch, undos = nil, nil
+		return nil
+	}
+	now := m.now().UnixMilli()
+	for i := first; i < limit; i++ {
+		b := blocks[i]
+		if b.PrevHash == tip.Hash() {
+			cands := m.elect.candidates(b.PrevHash, m.state)
+			undo, err := chain.ValidateAndApply(m.g, &tip.Header, b, cands, m.state, now, m.txv)
+			if err != nil {
+				if ferr := flush(); ferr != nil {
+					return start, ferr
+				}
+				m.judge(b, hashes[i], err)
+				return i, err
+			}
+			if len(batch) == 0 {
+				start = i
+			}
+			batch, undos, tip = append(batch, b), append(undos, undo), b
+			continue
+		}
+		if err := flush(); err != nil {
+			return start, err
+		}
+		err := m.processLocked(b, hashes[i], nil, nil)
+		m.judge(b, hashes[i], err)
+		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
+			return i, err
+		}
+		tip = m.head
+	}
+	if err := flush(); err != nil {
+		return start, err
+	}
+	return limit, stopErr
+}
+
+// runWork is a run of blocks validated off the lock on a snapshot.
+type runWork struct {
+	n     int           // blocks that passed, from the first
+	st    *chain.State  // the state after them
+	undos []*chain.Undo // their undo records
+	err   error         // why blocks[n] failed, if a rule refused it
+}
+
+// validateRun validates the blocks that extend snap's head one after the
+// other, on a copy of its state, without any lock; it stops at the first
+// block that does not extend the previous one or breaks a rule. The
+// verdicts depend only on the snapshot, so they hold whatever happens
+// meanwhile; the result is committed only if the head is still snap's.
+func (m *Manager) validateRun(blocks []*chain.Block, snap *Snapshot) runWork {
+	var w runWork
+	if len(blocks) == 0 || blocks[0].PrevHash != snap.headHash {
+		return w
+	}
+	w.st = snap.state.Clone()
+	parent := snap.head
+	now := m.now().UnixMilli()
+	for _, b := range blocks {
+		if b.PrevHash != parent.Hash() {
+			break
+		}
+		cands := m.elect.candidates(b.PrevHash, w.st)
+		undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, w.st, now, m.txv)
+		if err != nil {
+			if IsPeerFault(err) {
+				w.err = err
+			}
+			break
+		}
+		w.undos = append(w.undos, undo)
+		parent = b
+		w.n++
+	}
+	return w
+}
+
+// commitRun commits blocks validated by validateRun on the current head.
+func (m *Manager) commitRun(blocks []*chain.Block, w runWork) error {
+	m.seq.Add(1)
+	defer m.seq.Add(1)
+	if err := m.st.Switch(0, blocks, w.undos, w.st); err != nil {
+		return local(fmt.Sprintf("commit %d blocks", len(blocks)), err)
+	}
+	m.state, m.head = w.st, blocks[len(blocks)-1]
+	m.publishLocked(blocks, nil)
+	return nil
+}

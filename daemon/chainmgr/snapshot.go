@@ -1,0 +1,93 @@
+package chainmgr
+
+import (
+	"cmp"
+	"slices"
+	"sync"
+
+	"github.com/poslab/posd/chain"
+)
+
+// Snapshot is the chain as one commit left it: the head, the state after
+// it, and what readers derive from them (accounts in address order, stakers
+// largest first, the election for the next height), each computed once, on
+// first use, by whoever asks first. A Snapshot never changes: the manager
+// builds a new one after each commit and swaps it in atomically, so a
+// reader holding one never waits for an import and never sees half of one.
+// The slices it returns are shared: callers must not modify them.
+type Snapshot struct {
+	head     *chain.Block
+	headHash chain.Hash
+	state    *chain.State // never modified after the snapshot is built
+	elect    *elections
+
+	accountsOnce sync.Once
+	accounts     []chain.AccountEntry
+
+	stakesOnce sync.Once
+	stakers    []chain.AccountEntry
+	totalStake uint64
+}
+
+func newSnapshot(head *chain.Block, state *chain.State, elect *elections) *Snapshot {
+	return &Snapshot{head: head, headHash: head.Hash(), state: state, elect: elect}
+}
+
+// Head is the head block.
+func (s *Snapshot) Head() *chain.Block { return s.head }
+
+// HeadHash is the head block's hash.
+func (s *Snapshot) HeadHash() chain.Hash { return s.headHash }
+
+// Height is the head's height.
+func (s *Snapshot) Height() uint64 { return s.head.Height }
+
+// Account is a's account after the head (zero if never seen). With it a
+// Snapshot is the mempool's StateView.
+func (s *Snapshot) Account(a chain.Address) chain.Account { return s.state.Account(a) }
+
+// Len is the number of non-zero accounts.
+func (s *Snapshot) Len() int { return s.state.Len() }
+
+// Accounts lists every non-zero account in address order.
+func (s *Snapshot) Accounts() []chain.AccountEntry {
+	s.accountsOnce.Do(func() { s.accounts = s.state.Accounts() })
+	return s.accounts
+}
+
+// Stakers lists the accounts with stake, largest stake first, then by
+// address, and the total stake.
+func (s *Snapshot) Stakers() ([]chain.AccountEntry, uint64) {
+	s.stakesOnce.Do(func() {
+		for _, e := range s.Accounts() {
+			if e.Stake > 0 {
+				s.stakers = append(s.stakers, e)
+				s.totalStake += e.Stake
+			}
+		}
+		slices.SortStableFunc(s.stakers, func(a, b chain.AccountEntry) int { return cmp.Compare(b.Stake, a.Stake) })
+	})
+	return s.stakers, s.totalStake
+}
+
+// Candidates are the forgers elected for the block after the head, best
+// first. The election runs once per head, off every lock (the manager
+// starts it as soon as the snapshot is published).
+func (s *Snapshot) Candidates() []chain.Address {
+	return s.elect.candidates(s.headHash, s.state)
+}
+
+// RankOf is a's rank among the candidates for the next block, or -1.
+func (s *Snapshot) RankOf(a chain.Address) int {
+	return slices.Index(s.Candidates(), a)
+}
+
+// SameState reports whether two snapshots hold the same accounts.
+func (s *Snapshot) SameState(o *Snapshot) bool { return s.state.Equal(o.state) }
+
+// warm computes the derived views in the background, so the first reader
+// after a commit finds them ready.
+func (s *Snapshot) warm() {
+	s.Candidates()
+	s.Stakers()
+}

@@ -1,0 +1,137 @@
+package chainmgr
+
+import (
+	"crypto/ed25519"
+	"sync"
+
+	"github.com/poslab/posd/chain"
+)
+
+// Verifier checks transaction signatures and remembers the ones it found
+// valid, so a transaction verified when the pool admitted it is not
+// verified again when a block carries it. The pool and block import share
+// the node's one Verifier; the manager owns it. Safe for concurrent use.
+//
+// A cached signature is keyed by the transaction id (which covers every
+// signed field, the public key included) and the signature bytes: a
+// different signature for the same id is verified afresh.
+type Verifier struct {
+	chainID string
+	cache   *sigCache
+}
+
+// DefaultVerifierCache is how many verified signatures a Verifier keeps at
+// least (it keeps up to twice as many): a full pool's worth.
+const DefaultVerifierCache = 100000
+
+// NewVerifier returns a Verifier for chainID remembering at least size
+// signatures (DefaultVerifierCache when size <= 0).
+func NewVerifier(chainID string, size int) *Verifier {
+	if size <= 0 {
+		size = DefaultVerifierCache
+	}
+	return &Verifier{chainID: chainID, cache: newSigCache(size)}
+}
+
+// VerifyTx checks tx's signature, from the cache when it was verified
+// before; id is tx.ID(). It does not run the stateless rules.
+func (v *Verifier) VerifyTx(tx *chain.Transaction, id chain.Hash) error {
+	k, ok := keyOf(id, tx.Signature)
+	if ok && v.cache.has(k) {
+		return nil
+	}
+	if err := tx.VerifySignature(); err != nil {
+		return err
+	}
+	if ok {
+		v.cache.add(k)
+	}
+	return nil
+}
+
+// TxVerifier is the chain.TxVerifier block validation uses: the stateless
+// rules always, the signature unless cached.
+func (v *Verifier) TxVerifier() chain.TxVerifier {
+	return func(tx *chain.Transaction) error {
+		if err := tx.CheckStateless(v.chainID); err != nil {
+			return err
+		}
+		return v.VerifyTx(tx, tx.ID())
+	}
+}
+
+// cached reports whether tx's signature is cached (tests).
+func (v *Verifier) cached(tx *chain.Transaction) bool {
+	k, ok := keyOf(tx.ID(), tx.Signature)
+	return ok && v.cache.has(k)
+}
+
+// sigKey names one verified signature.
+type sigKey struct {
+	id  chain.Hash
+	sig [ed25519.SignatureSize]byte
+}
+
+// keyOf decodes sigHex into a key; false when it is not a well-formed
+// signature (which never verifies, so never needs caching).
+func keyOf(id chain.Hash, sigHex string) (sigKey, bool) {
+	k := sigKey{id: id}
+	if len(sigHex) != 2*len(k.sig) {
+		return k, false
+	}
+	for i := range k.sig {
+		hi, ok1 := unhex(sigHex[2*i])
+		lo, ok2 := unhex(sigHex[2*i+1])
+		if !ok1 || !ok2 {
+			return k, false
+		}
+		k.sig[i] = hi<<4 | lo
+	}
+	return k, true
+}
+
+// unhex accepts what encoding/hex accepts: both cases.
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// sigCache remembers verified signatures in two generations of at most gen
+// keys each: when the current one fills, it becomes the previous one and
+// the old previous one is dropped. So it holds between gen and 2·gen of the
+// most recent keys.
+type sigCache struct {
+	mu        sync.RWMutex
+	gen       int
+	cur, prev map[sigKey]struct{}
+}
+
+func newSigCache(gen int) *sigCache {
+	return &sigCache{gen: gen, cur: make(map[sigKey]struct{})}
+}
+
+func (c *sigCache) has(k sigKey) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if _, ok := c.cur[k]; ok {
+		return true
+	}
+	_, ok := c.prev[k]
+	return ok
+}
+
+func (c *sigCache) add(k sigKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.cur) >= c.gen {
+		c.prev, c.cur = c.cur, make(map[sigKey]struct{})
+	}
+	c.cur[k] = struct{}{}
+}
