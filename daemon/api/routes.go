@@ -19,6 +19,7 @@ var routes = []route{
 	{"GET", "/v1/stakes", false, (*server).stakes},
 	{"GET", "/v1/blocks", false, (*server).blocks},
 	{"GET", "/v1/blocks/{id}", false, (*server).block},
+	{"GET", "/v1/blocks/summaries", false, (*server).blockSummaries},
 	{"GET", "/v1/txs/pending", false, (*server).pendingTxs},
 	{"GET", "/v1/txs/{id}", false, (*server).tx},
 	{"POST", "/v1/txs", false, (*server).postTxs},
@@ -31,6 +32,7 @@ var routes = []route{
 	{"GET", "/healthz", false, (*server).healthz},
 	{"GET", "/metrics", false, (*server).metrics},
 	{"GET", "/{$}", false, (*server).dashboard},
+	{"GET", "/ui/{file}", false, (*server).dashboardAsset},
 
 	// The original's routes.
 	{"GET", "/pkey", false, (*server).pkey},
