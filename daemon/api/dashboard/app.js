@@ -44,11 +44,14 @@ function addBlocks(list) {
   if (st.blocks.length > KEEP) st.blocks.splice(0, st.blocks.length - KEEP);
 }
 
+// forgedWindow is the newest WINDOW forged blocks (block 0 has no forger).
+const forgedWindow = () => st.blocks.filter(b => b.height > 0).slice(-WINDOW);
+
 // offline returns the stakers passed over in the window who forged nothing
 // in it: elected, but not there.
 function offline() {
   const passed = new Map(), forged = new Set();
-  for (const b of st.blocks.slice(-WINDOW)) {
+  for (const b of forgedWindow()) {
     forged.add(b.forger);
     for (const a of b.passed_over || []) passed.set(a, (passed.get(a) || 0) + 1);
   }
@@ -72,7 +75,7 @@ function renderGlance() {
   $("me").textContent = st.me;
   $("version").textContent = "posd " + s.version + " · chain " + s.chain_id + " · " + s.election + " election";
   const mine = st.stakes.find(x => x.address === st.me);
-  const recent = st.blocks.slice(-WINDOW);
+  const recent = forgedWindow();
   const forged = recent.filter(b => b.forger === st.me).length;
   const f = $("forging");
   if (!mine) {
@@ -92,7 +95,7 @@ function throughput(seconds) {
 }
 
 function renderStakers() {
-  const recent = st.blocks.slice(-WINDOW);
+  const recent = forgedWindow();
   $("window-n").textContent = recent.length;
   const count = new Map();
   for (const b of recent) count.set(b.forger, (count.get(b.forger) || 0) + 1);
@@ -153,7 +156,7 @@ function renderBlocks() {
     tr.dataset.height = b.height;
     tr.append(el("td", "", b.height.toLocaleString()));
     const h = el("td", "mono wide", short(b.hash)); h.title = b.hash; tr.append(h);
-    const f = el("td", "mono", short(b.forger)); f.title = b.forger;
+    const f = el("td", "mono", b.height === 0 ? "genesis" : short(b.forger)); f.title = b.forger;
     if (b.forger === st.me) f.append(" ", el("span", "tag me", "this node"));
     tr.append(f);
     const r = el("td", "", String(b.rank));
