@@ -68,6 +68,7 @@ type Config struct {
 	BlockSize     int
 	BlockInterval time.Duration
 	Fund          uint64 // EXCHANGE this much to the node's key on first start
+	Stake         uint64 // then STAKE this much from it, once per home (firststake.go)
 	Join          string // API URL of a node of the network to join
 	NoJoin        bool   // join nobody by URL (devnet's first node, tests)
 	Peers         []string
@@ -422,12 +423,15 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
-	if n.cfg.Fund > 0 {
+	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
 			n.waitForPeers(n.ctx, 30*time.Second)
-			n.fundOnce()
+			if n.cfg.Fund > 0 {
+				n.fundOnce()
+			}
+			n.stakeOnce(n.ctx)
 		}()
 	}
 	return nil

@@ -42,7 +42,8 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 		Example: `  posd start --genesis
   posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002
   posd start --home /tmp/n3 --api-port 5003 --p2p-port 10003 --join http://127.0.0.1:5001
-  posd start --genesis --election weighted --slot 1s --block-reward 5
+  posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002 --fund 100 --stake 10
+  posd start --genesis --election weighted --slot-ms 1000 --block-reward 5
   POSD_LOG_FORMAT=json posd start --pprof 127.0.0.1:6060`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,6 +69,7 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 	f.IntVar(&c.BlockSize, "block-size", 1, "forge once this many transactions are pending")
 	f.DurationVar(&c.BlockInterval, "block-interval", time.Second, "forge once the oldest pending transaction waited this long")
 	f.Uint64Var(&c.Fund, "fund", 0, "on first start, buy this many coins for the node key with an EXCHANGE")
+	f.Uint64Var(&c.Stake, "stake", 0, "on first start, stake this many of the node key's coins (with --fund: once the EXCHANGE is committed)")
 	f.StringVar(&c.Join, "join", "", "API URL of a node of the network to join (default http://127.0.0.1:5001 when the home has no chain)")
 	f.StringSliceVar(&c.Peers, "peers", nil, "libp2p multiaddrs to connect to, comma-separated")
 	f.BoolVar(&c.MDNS, "mdns", true, "find peers on the local network with mDNS")
