@@ -101,6 +101,12 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 	}
 	opts.Config.Logger = log
 	opts.Config.Genesis.Exchange = opts.Exchange
+	if err := checkPortFree(opts.Config.Host, opts.Config.APIPort, "API", "--api-port"); err != nil {
+		return err
+	}
+	if err := checkPortFree(opts.Config.Host, opts.Config.P2PPort, "P2P", "--p2p-port"); err != nil {
+		return err
+	}
 	if opts.Pprof != "" {
 		stopPprof, err := servePprof(opts.Pprof)
 		if err != nil {
