@@ -222,7 +222,7 @@ JSON (-o json): {"id", "status"}.`,
 		},
 	}
 	opts.Token.flags(cmd)
-	cmd.Flags().Uint64Var(&opts.Amount, "amount", 0, "amount `N` to stake")
+	uint64Flag(cmd.Flags(), &opts.Amount, "amount", 0, "amount `N` to stake")
 	return cmd
 }
 

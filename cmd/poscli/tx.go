@@ -175,8 +175,8 @@ func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cob
 		fl.StringVar(&opts.To, "to", "", "recipient: an `ADDRESS` or the name of one of your keys")
 		_ = cmd.RegisterFlagCompletionFunc("to", completeKeyNames(f))
 	}
-	fl.Uint64Var(&opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
-	fl.Uint64Var(&opts.Fee, "fee", 0, "fee `N` paid to the forger")
+	uint64Flag(fl, &opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
+	uint64Flag(fl, &opts.Fee, "fee", 0, "fee `N` paid to the forger")
 	fl.BoolVarP(&opts.Wait, "wait", "w", false, "wait until the transaction is committed and print its block height")
 	fl.DurationVar(&opts.WaitTimeout, "wait-timeout", 2*time.Minute, "give up --wait after this long (0: never)")
 	fl.StringVar(&opts.Pass.File, "passphrase-file", "", "read an encrypted key's passphrase from the first line of `FILE`")
