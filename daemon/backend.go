@@ -227,6 +227,7 @@ func (n *Node) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 		n.pool.SetLimit(*p.PoolLimit)
 	}
 	n.log.Info("forging policy changed", "block_size", n.blockSize.Load(), "block_interval", time.Duration(n.blockInterval.Load()).String())
+	n.saveSettings()
 	n.poke()
 	return n.Config(), nil
 }

@@ -404,6 +404,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("API port: %w", err)
 	}
 	n.apiLn = ln
+	n.writeAPIURL()
 	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
 	n.httpSrv = api.NewServer(addr, h)
 	n.wg.Add(3)

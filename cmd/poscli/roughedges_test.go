@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -53,5 +55,39 @@ func TestWatchSaysWhyItIsIdle(t *testing.T) {
 	}
 	if e.out.String() != "" {
 		t.Errorf("stdout %q, want nothing", e.out.String())
+	}
+}
+
+// TestNodeHomeTakesTheNodesURL: `poscli node ... --node-home DIR` talks to
+// the node that wrote DIR/api.url, not to the default node; --node wins.
+func TestNodeHomeTakesTheNodesURL(t *testing.T) {
+	other, own := newFakeNode(t), newFakeNode(t)
+	own.config.BlockSize = 7
+	home := t.TempDir()
+	os.WriteFile(filepath.Join(home, "api.token"), []byte("s3cret\n"), 0o600)
+	os.WriteFile(filepath.Join(home, nodeAPIURLFile), []byte(own.URL+"\n"), 0o644)
+
+	e := newTestEnv(t, other.URL)
+	if code := e.main("node", "config", "--node-home", home, "-o", "json"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.errOut.String())
+	}
+	if !strings.Contains(e.out.String(), `"block_size": 7`) {
+		t.Errorf("asked the wrong node: %s", e.out.String())
+	}
+	e = newTestEnv(t, "http://127.0.0.1:1")
+	if code := e.main("node", "config", "--node-home", home, "--node", other.URL, "-o", "json"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.errOut.String())
+	}
+	if !strings.Contains(e.out.String(), `"block_size": 100`) {
+		t.Errorf("--node did not win over the home's URL: %s", e.out.String())
+	}
+	// a home without api.url: the default node, with a warning
+	os.Remove(filepath.Join(home, nodeAPIURLFile))
+	e = newTestEnv(t, other.URL)
+	if code := e.main("node", "stake", "--node-home", home, "--amount", "1"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.errOut.String())
+	}
+	if !strings.Contains(e.errOut.String(), "has no api.url") {
+		t.Errorf("no warning about the missing api.url: %q", e.errOut.String())
 	}
 }

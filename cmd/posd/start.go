@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -26,6 +27,9 @@ type StartOptions struct {
 	Stderr    io.Writer
 	// Ready, if set, is called once the node listens (tests use it).
 	Ready func(*daemon.Node)
+	// Given reports whether a flag was on the command line (or in POSD_*);
+	// nil means none was.
+	Given func(name string) bool
 }
 
 // NewCmdStart builds `posd start`; runF replaces startRun in tests.
@@ -51,6 +55,7 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 				return err
 			}
 			opts.Stderr = cmd.ErrOrStderr()
+			opts.Given = cmd.Flags().Changed
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -101,6 +106,9 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 	}
 	opts.Config.Logger = log
 	opts.Config.Genesis.Exchange = opts.Exchange
+	if err := restoreSettings(opts, log); err != nil {
+		return err
+	}
 	if err := checkPortFree(opts.Config.Host, opts.Config.APIPort, "API", "--api-port"); err != nil {
 		return err
 	}
@@ -129,6 +137,39 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 	<-ctx.Done()
 	log.Info("shutting down")
 	return node.Close()
+}
+
+// restoreSettings applies the forging settings last changed at runtime
+// (poscli node config, saved in <home>/settings.json) to those the command
+// line left at their defaults: a restart keeps what the operator set.
+func restoreSettings(opts *StartOptions, log *slog.Logger) error {
+	saved, ok, err := daemon.ReadSettings(opts.Config.Home)
+	if err != nil || !ok {
+		return err
+	}
+	given := opts.Given
+	if given == nil {
+		given = func(string) bool { return false }
+	}
+	c := &opts.Config
+	var restored []any
+	if !given("block-size") && saved.BlockSize > 0 {
+		c.BlockSize = saved.BlockSize
+		restored = append(restored, "block_size", saved.BlockSize)
+	}
+	if !given("block-interval") && saved.BlockIntervalMs > 0 {
+		c.BlockInterval = time.Duration(saved.BlockIntervalMs) * time.Millisecond
+		restored = append(restored, "block_interval", c.BlockInterval.String())
+	}
+	if !given("pool-limit") && saved.PoolLimit > 0 {
+		c.PoolLimit = saved.PoolLimit
+		restored = append(restored, "pool_limit", saved.PoolLimit)
+	}
+	if len(restored) > 0 {
+		log.Info("restored the forging settings changed at runtime (flags override them)",
+			append(restored, "file", filepath.Join(c.Home, daemon.SettingsFile))...)
+	}
+	return nil
 }
 
 // servePprof serves the profiler on its own listener, away from the API.

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon"
+)
+
+// runStart runs startRun in the background until the node is ready, and
+// returns it with a function that stops it.
+func runStart(t *testing.T, opts *StartOptions) (*daemon.Node, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan *daemon.Node, 1)
+	done := make(chan error, 1)
+	opts.Ready = func(n *daemon.Node) { ready <- n }
+	go func() { done <- startRun(ctx, opts) }()
+	select {
+	case n := <-ready:
+		return n, func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("startRun: %v", err)
+			}
+		}
+	case err := <-done:
+		cancel()
+		t.Fatalf("startRun: %v", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		t.Fatal("the node did not start in 60s")
+	}
+	return nil, nil
+}
+
+func singleNodeOptions(home string) *StartOptions {
+	return &StartOptions{
+		Config: daemon.Config{Home: home, NewNetwork: true, Genesis: daemon.DefaultGenesisParams(), Host: "127.0.0.1",
+			NoNetwork: true, BlockSize: 1, BlockInterval: time.Second, PoolLimit: 1000},
+		Exchange: "open", LogLevel: "warn", LogFormat: "text", Stderr: io.Discard,
+	}
+}
+
+// TestSettingsSurviveRestart: forging settings changed at runtime come back
+// after a restart; a flag given on the command line wins over them. The
+// node also writes its API URL into its home at each start.
+func TestSettingsSurviveRestart(t *testing.T) {
+	home := t.TempDir()
+	n, stop := runStart(t, singleNodeOptions(home))
+	if url, err := daemon.ReadAPIURL(home); err != nil || url != n.APIURL() {
+		t.Errorf("api.url: %q, %v; want %s", url, err, n.APIURL())
+	}
+	size, ms, pool := 5, int64(700), 77
+	if _, err := n.SetConfig(rpc.ConfigPatch{BlockSize: &size, BlockIntervalMs: &ms, PoolLimit: &pool}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+
+	n, stop = runStart(t, singleNodeOptions(home))
+	if got := n.Config(); got != (rpc.Config{BlockSize: 5, BlockIntervalMs: 700, PoolLimit: 77}) {
+		t.Errorf("after restart: %+v, want the settings changed at runtime", got)
+	}
+	if url, _ := daemon.ReadAPIURL(home); url != n.APIURL() {
+		t.Errorf("api.url %q not rewritten to %s", url, n.APIURL())
+	}
+	stop()
+
+	opts := singleNodeOptions(home)
+	opts.Config.BlockSize = 3
+	opts.Given = func(name string) bool { return name == "block-size" }
+	n, stop = runStart(t, opts)
+	if got := n.Config(); got.BlockSize != 3 || got.BlockIntervalMs != 700 {
+		t.Errorf("with --block-size 3: %+v, want block size 3 and the saved interval", got)
+	}
+	stop()
+}
+
+// TestDevnetRefusesGenesisFlagsOnExistingChain: --stakes (or another
+// genesis flag) on a home that already has a devnet is refused, not
+// silently ignored; --reset takes it. The banner says where the tokens are.
+func TestDevnetRefusesGenesisFlagsOnExistingChain(t *testing.T) {
+	home := t.TempDir()
+	var out bytes.Buffer
+	opts := &DevnetOptions{
+		Config:   daemon.DevnetConfig{Home: home, Nodes: 1, Genesis: daemon.DefaultGenesisParams(), Host: "127.0.0.1"},
+		Exchange: "open", LogLevel: "warn", LogFormat: "text", Out: &out, Stderr: io.Discard,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	opts.Ready = func(*daemon.Devnet) { cancel() }
+	if err := devnetRun(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	tokenPath := filepath.Join(home, "node1", daemon.TokenFile)
+	if !strings.Contains(out.String(), tokenPath) || !strings.Contains(out.String(), "--node-home") {
+		t.Errorf("banner does not say where the admin token is:\n%s", out.String())
+	}
+	genesis, _ := os.ReadFile(filepath.Join(home, "node1", daemon.GenesisFile))
+
+	opts.Stakes, opts.GenesisFlags = "5", []string{"--stakes"}
+	err := devnetRun(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "--stakes") || !strings.Contains(err.Error(), "--reset") {
+		t.Fatalf("--stakes on an existing devnet: %v, want a refusal naming --stakes and --reset", err)
+	}
+	if now, _ := os.ReadFile(filepath.Join(home, "node1", daemon.GenesisFile)); !bytes.Equal(now, genesis) {
+		t.Error("the refused run changed the genesis")
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	var stake uint64
+	opts.Reset = true
+	opts.Ready = func(d *daemon.Devnet) { stake = d.Nodes[0].Account(d.Nodes[0].Address()).Stake; cancel() }
+	if err := devnetRun(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if stake != 5 {
+		t.Errorf("after --reset --stakes 5: stake %d", stake)
+	}
+}
