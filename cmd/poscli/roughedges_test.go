@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBlockNegativeHeight: `poscli block -1` says heights start at 0, not
@@ -89,5 +90,33 @@ func TestNodeHomeTakesTheNodesURL(t *testing.T) {
 	}
 	if !strings.Contains(e.errOut.String(), "has no api.url") {
 		t.Errorf("no warning about the missing api.url: %q", e.errOut.String())
+	}
+}
+
+// TestTxWaitNodeDies: `tx --wait` whose node dies while it waits still
+// prints the transaction's id, on stdout (pending) and in the error.
+func TestTxWaitNodeDies(t *testing.T) {
+	for _, format := range []string{"table", "json"} {
+		node := newFakeNode(t)
+		node.pendingPolls = 1 << 30 // never committed
+		e := newTestEnv(t, node.URL)
+		e.addKey(t, "alice", alicePriv, "")
+		go func() {
+			for len(node.submittedTxs()) == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+			node.CloseClientConnections()
+			node.Close()
+		}()
+		if code := e.main("tx", "transfer", "--key", "alice", "--to", string(bob), "--amount", "1", "--wait", "-o", format); code != 1 {
+			t.Fatalf("exit %d, want 1", code)
+		}
+		id := node.submittedTxs()[0].ID().String()
+		if !strings.Contains(e.out.String(), id) || !strings.Contains(e.out.String(), "pending") {
+			t.Errorf("%s: stdout %q lacks the pending transaction's id %s", format, e.out.String(), id)
+		}
+		if msg := e.errOut.String(); !strings.Contains(msg, id) || !strings.Contains(msg, "stopped answering") {
+			t.Errorf("%s: error %q lacks the id or the reason", format, msg)
+		}
 	}
 }

@@ -294,6 +294,9 @@ func txSendRun(opts *TxSendOptions) error {
 	if opts.Wait {
 		committed, err := waitCommitted(ctx, c, opts, info.ID)
 		if err != nil {
+			// The transaction was sent: print it (id, pending) so that
+			// scripts and people still have its id, then fail.
+			_ = printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
 			return err
 		}
 		info = committed
@@ -379,6 +382,12 @@ func waitCommitted(ctx context.Context, c *client.Client, opts *TxSendOptions, i
 		return info, fmt.Errorf("transaction %s was sent but not committed within %s; check it with `poscli tx show %s`", id, opts.WaitTimeout, id)
 	case client.IsNotFound(err):
 		return info, fmt.Errorf("transaction %s left the node's pool without being committed; check the account with `poscli account` and send it again", id)
+	}
+	var ue *client.UnreachableError
+	if errors.As(err, &ue) {
+		// Not wrapped: describe would print only "node not reachable" and lose the id.
+		return info, fmt.Errorf("transaction %s was sent, but the node stopped answering while poscli waited (%s); once it is back, check with `poscli tx show %s` and, if a restart lost its pool, send it again",
+			id, describe(err), id)
 	}
 	return info, fmt.Errorf("transaction %s was sent, but waiting for it failed: %w", id, err)
 }

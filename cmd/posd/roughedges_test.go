@@ -10,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon"
+	"github.com/poslab/posd/keystore"
 )
 
 // runStart runs startRun in the background until the node is ready, and
@@ -122,5 +124,32 @@ func TestDevnetRefusesGenesisFlagsOnExistingChain(t *testing.T) {
 	}
 	if stake != 5 {
 		t.Errorf("after --reset --stakes 5: stake %d", stake)
+	}
+}
+
+// TestPendingPoolSurvivesCleanRestart: pending transactions are saved at
+// shutdown and submitted again at the next start.
+func TestPendingPoolSurvivesCleanRestart(t *testing.T) {
+	home := t.TempDir()
+	opts := singleNodeOptions(home)
+	opts.Config.BlockSize, opts.Config.BlockInterval = 1000, time.Hour // nothing is forged
+	n, stop := runStart(t, opts)
+	k, _ := keystore.Generate()
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, To: k.Address(), Amount: 3, Nonce: 1}
+	k.SignTx(&tx)
+	if _, err := n.SubmitTx(tx); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if _, err := os.Stat(filepath.Join(home, poolFile)); err != nil {
+		t.Fatalf("no saved pool: %v", err)
+	}
+	n, stop = runStart(t, opts)
+	defer stop()
+	if got := n.PendingTxs(); len(got) != 1 || got[0].ID() != tx.ID() {
+		t.Errorf("pool after restart: %v, want the transaction back", got)
+	}
+	if _, err := os.Stat(filepath.Join(home, poolFile)); !os.IsNotExist(err) {
+		t.Errorf("saved pool not deleted after the restart: %v", err)
 	}
 }

@@ -131,11 +131,13 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 		node.Close()
 		return err
 	}
+	restorePool(node, log)
 	if opts.Ready != nil {
 		opts.Ready(node)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	savePool(node, log)
 	return node.Close()
 }
 
