@@ -120,3 +120,31 @@ func TestTxWaitNodeDies(t *testing.T) {
 		}
 	}
 }
+
+// TestStakeFromKeyNoNodeRuns: staking from a key that is neither the
+// node's nor one of its peers' warns; from the node's own key it does not.
+func TestStakeFromKeyNoNodeRuns(t *testing.T) {
+	node := newFakeNode(t)
+	e := newTestEnv(t, node.URL)
+	e.addKey(t, "alice", alicePriv, "")
+	e.addKey(t, "carol", carolPriv, "")
+	if code := e.main("tx", "stake", "--key", "alice", "--amount", "1"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.errOut.String())
+	}
+	if msg := e.errOut.String(); !strings.Contains(msg, "warning: no node runs key alice") || !strings.Contains(msg, "slot late") {
+		t.Errorf("no warning for a key no node runs: %q", msg)
+	}
+	e = newTestEnv(t, node.URL)
+	e.addKey(t, "carol", carolPriv, "")
+	if code := e.main("tx", "stake", "--key", "carol", "--amount", "1"); code != 0 {
+		t.Fatalf("exit %d: %s", code, e.errOut.String())
+	}
+	if msg := e.errOut.String(); strings.Contains(msg, "warning") {
+		t.Errorf("warning for the node's own key: %q", msg)
+	}
+	e = newTestEnv(t, node.URL)
+	e.addKey(t, "bob", bobPriv, "")
+	if code := e.main("tx", "unstake", "--key", "bob", "--amount", "1"); code == 0 && strings.Contains(e.errOut.String(), "no node runs") {
+		t.Errorf("unstake warned: %q", e.errOut.String())
+	}
+}

@@ -291,6 +291,9 @@ func txSendRun(opts *TxSendOptions) error {
 		info.Status = res.Status
 	}
 	ecs := opts.IO.ErrColorScheme()
+	if opts.Type == chain.TxStake {
+		warnIfNoNodeRuns(ctx, opts, c, st, from)
+	}
 	if opts.Wait {
 		committed, err := waitCommitted(ctx, c, opts, info.ID)
 		if err != nil {
@@ -310,6 +313,30 @@ func txSendRun(opts *TxSendOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Sent %s of %d", tx.Type, tx.Amount)))
 	}
 	return printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
+}
+
+// warnIfNoNodeRuns warns when the staking key is neither the node's key nor
+// one of its peers': stake makes a key win elections, and each block it
+// wins while no node forges with it comes a slot late (the next rank
+// waits slot_ms). The dashboard shows such keys as "elected, offline".
+func warnIfNoNodeRuns(ctx context.Context, opts *TxSendOptions, c *client.Client, st rpc.Status, from chain.Address) {
+	if chain.Address(st.Address) == from {
+		return
+	}
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		return // best effort: the stake went out
+	}
+	for _, p := range peers {
+		if a, err := addressOfPeerID(p.ID); err == nil && a == from {
+			return
+		}
+	}
+	ecs := opts.IO.ErrColorScheme()
+	fmt.Fprintln(opts.IO.ErrOut, ecs.Yellow(fmt.Sprintf(
+		"warning: no node runs key %s (%s) — not the node at %s nor its %d peers. Staked, it will win elections it never forges, "+
+			"and each such block comes a slot late. Run a node with it (posd start --key FILE), or stake from a node's own key (poscli node stake).",
+		opts.Key, from.Short(), c.BaseURL(), len(peers))))
 }
 
 // checkFunds refuses what the account cannot pay, before anything is sent.

@@ -221,7 +221,7 @@ func TestTxErrors(t *testing.T) {
 		{"exchange not allowed", []string{"tx", "exchange", "--key", "alice", "--amount", "1"},
 			func(n *fakeNode) { n.exchange = chain.ExchangePolicy{Authorities: []chain.Address{carol}} },
 			"error: exchange not allowed: this network lets only the authorities in its genesis EXCHANGE, and key alice (" + string(alice) + ") is not one"},
-		{"wait not committed", []string{"tx", "stake", "--key", "alice", "--amount", "1", "--wait", "--wait-timeout", "50ms"},
+		{"wait not committed", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "--wait-timeout", "50ms"},
 			func(n *fakeNode) { n.pendingPolls = 1 << 30 },
 			"error: transaction ID was sent but not committed within 50ms; check it with `poscli tx show ID`"},
 	} {
