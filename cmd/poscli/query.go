@@ -204,11 +204,11 @@ JSON (-o json): {"address", "balance", "stake", "nonce", "pending_nonce"}.`,
 }
 
 func accountRun(opts *AccountOptions) error {
-	addr, err := resolveAddress(opts.Ref, opts.Keys(), "account")
+	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
-	c, err := opts.Client()
+	addr, err := resolveAddressOn(opts.ctx(), c, opts.Ref, opts.Keys(), "account")
 	if err != nil {
 		return err
 	}
@@ -418,16 +418,29 @@ func negativeHeightError(c *cobra.Command, err error) error {
 
 func blockRun(opts *BlockOptions) error {
 	ref := strings.ToLower(opts.Ref)
-	if _, err := strconv.ParseUint(ref, 10, 64); err != nil {
+	_, herr := strconv.ParseUint(ref, 10, 64)
+	isHeight := herr == nil
+	if !isHeight && !isHexPrefix(ref, 64) {
 		if _, err := chain.ParseHash(ref); err != nil {
-			return fmt.Errorf("%q is neither a block height nor a block hash (64 hex characters)", opts.Ref)
+			return fmt.Errorf("%q is neither a block height nor a block hash (64 hex characters, or a unique prefix of at least %d)", opts.Ref, minPrefix)
 		}
 	}
 	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
+	if !isHeight && isHexPrefix(ref, 64) {
+		if ref, err = resolvePrefix(opts.ctx(), c, ref, blockPrefix); err != nil {
+			return err
+		}
+	}
 	b, err := c.Block(opts.ctx(), ref)
+	if client.IsNotFound(err) && isHeight && isHexPrefix(ref, 64) {
+		// digits only, above the head: maybe a short hash made of digits
+		if full, perr := resolvePrefix(opts.ctx(), c, ref, blockPrefix); perr == nil {
+			b, err = c.Block(opts.ctx(), full)
+		}
+	}
 	if client.IsNotFound(err) {
 		return fmt.Errorf("block %s not found on the node at %s (see `poscli status` for its height)", opts.Ref, c.BaseURL())
 	}

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/client"
 )
 
 // TestBlockNegativeHeight: `poscli block -1` says heights start at 0, not
@@ -146,5 +151,69 @@ func TestStakeFromKeyNoNodeRuns(t *testing.T) {
 	e.addKey(t, "bob", bobPriv, "")
 	if code := e.main("tx", "unstake", "--key", "bob", "--amount", "1"); code == 0 && strings.Contains(e.errOut.String(), "no node runs") {
 		t.Errorf("unstake warned: %q", e.errOut.String())
+	}
+}
+
+// TestShortPrefixesAsInput: the short hashes tables print are accepted back
+// as input when unique, as git accepts abbreviated ids.
+func TestShortPrefixesAsInput(t *testing.T) {
+	node := newFakeNode(t)
+	b2 := node.blocks[2]
+	pooled := node.pool[0].ID().String()
+
+	e := newTestEnv(t, node.URL)
+	if code := e.main("block", b2.Hash().String()[:10], "-o", "json"); code != 0 {
+		t.Fatalf("block by prefix: exit %d %s", code, e.errOut.String())
+	}
+	if !strings.Contains(e.out.String(), `"height": 2`) {
+		t.Errorf("block by prefix printed %s", e.out.String())
+	}
+
+	e = newTestEnv(t, node.URL)
+	if code := e.main("tx", "show", pooled[:8], "-o", "json"); code != 0 || !strings.Contains(e.out.String(), pooled) {
+		t.Errorf("tx show by prefix: exit %d %s %s", code, e.out.String(), e.errOut.String())
+	}
+
+	e = newTestEnv(t, node.URL)
+	e.addKey(t, "alice", alicePriv, "")
+	if code := e.main("tx", "transfer", "--key", "alice", "--to", string(bob)[:6], "--amount", "1", "-o", "json"); code != 0 {
+		t.Fatalf("--to by prefix: exit %d %s", code, e.errOut.String())
+	}
+	if txs := node.submittedTxs(); len(txs) != 1 || txs[0].To != bob {
+		t.Errorf("--to prefix sent %+v, want to bob", txs)
+	}
+
+	e = newTestEnv(t, node.URL)
+	if code := e.main("account", string(carol)[:5], "-o", "json"); code != 0 || !strings.Contains(e.out.String(), string(carol)) {
+		t.Errorf("account by prefix: exit %d %s %s", code, e.out.String(), e.errOut.String())
+	}
+
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"block", "ffffff"}, "error: no block hash starts with ffffff on the node at <node>"},
+		{[]string{"tx", "show", "ffffff"}, "error: no transaction id starts with ffffff on the node at <node>"},
+		{[]string{"block", "abc"}, `error: "abc" is neither a block height nor a block hash (64 hex characters, or a unique prefix of at least 4)`},
+	} {
+		e := newTestEnv(t, node.URL)
+		if code := e.main(tc.args...); code != 1 || e.normalize(e.errOut.String()) != tc.want+"\n" {
+			t.Errorf("%v: exit %d, %q; want %q", tc.args, code, e.normalize(e.errOut.String()), tc.want)
+		}
+	}
+}
+
+func TestResolvePrefixAmbiguous(t *testing.T) {
+	h1, h2 := chain.Hash{0xab, 0xcd, 0x01}, chain.Hash{0xab, 0xcd, 0x02}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(client.SearchResult{Prefix: "abcd", Blocks: []chain.Hash{h1, h2}})
+	}))
+	defer srv.Close()
+	_, err := resolvePrefix(context.Background(), client.New(srv.URL), "abcd", blockPrefix)
+	if err == nil || !strings.Contains(err.Error(), "abcd is ambiguous: 2 block hashes") {
+		t.Fatalf("got %v, want ambiguous", err)
+	}
+	if !strings.Contains(err.Error(), "abcd01") || !strings.Contains(err.Error(), "abcd02") || !strings.Contains(err.Error(), "more characters") {
+		t.Errorf("the error should show the candidates and what to do: %v", err)
 	}
 }

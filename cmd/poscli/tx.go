@@ -204,6 +204,23 @@ func loadKey(ctx context.Context, dir keystore.Dir, ref string, pass passphraseS
 	return k, nil
 }
 
+// resolveAddressOn is resolveAddress, then a unique address prefix known to
+// the node (git-style short form, from the tables' shortened addresses).
+func resolveAddressOn(ctx context.Context, c *client.Client, ref string, dir keystore.Dir, flag string) (chain.Address, error) {
+	a, err := resolveAddress(ref, dir, flag)
+	if err == nil || !isHexPrefix(strings.ToLower(ref), 40) {
+		return a, err
+	}
+	if _, ierr := dir.Info(ref); ierr == nil {
+		return a, err // a key by that name exists, its address unknown: say so
+	}
+	full, perr := resolvePrefix(ctx, c, strings.ToLower(ref), addrPrefix)
+	if perr != nil {
+		return "", fmt.Errorf("%s %q: %v", flag, ref, perr)
+	}
+	return chain.Address(full), nil
+}
+
 // resolveAddress reads ref as an address, or else as the name of a key in
 // dir; flag names the argument in errors.
 func resolveAddress(ref string, dir keystore.Dir, flag string) (chain.Address, error) {
@@ -231,19 +248,18 @@ func txSendRun(opts *TxSendOptions) error {
 		return err
 	}
 	from := key.Address()
-	to := from
-	if opts.To != "" && (opts.Type == chain.TxExchange || opts.Type == chain.TxTransfer) {
-		if to, err = resolveAddress(opts.To, dir, "--to"); err != nil {
-			return err
-		}
-	}
 	if opts.Type == chain.TxTransfer && opts.To == "" {
 		return errors.New("--to is required: the recipient's address or key name")
 	}
-
 	c, err := opts.Client()
 	if err != nil {
 		return err
+	}
+	to := from
+	if opts.To != "" && (opts.Type == chain.TxExchange || opts.Type == chain.TxTransfer) {
+		if to, err = resolveAddressOn(ctx, c, opts.To, dir, "--to"); err != nil {
+			return err
+		}
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -504,13 +520,19 @@ JSON (-o json): {"id", "status", "height", "block_hash", "index",
 }
 
 func txShowRun(opts *TxShowOptions) error {
-	id, err := chain.ParseHash(strings.ToLower(opts.ID))
-	if err != nil {
-		return fmt.Errorf("%q is not a transaction id (64 hex characters)", opts.ID)
-	}
+	ref := strings.ToLower(opts.ID)
 	c, err := opts.Client()
 	if err != nil {
 		return err
+	}
+	if isHexPrefix(ref, 64) {
+		if ref, err = resolvePrefix(ctxOr(opts.Ctx), c, ref, txPrefix); err != nil {
+			return err
+		}
+	}
+	id, err := chain.ParseHash(ref)
+	if err != nil {
+		return fmt.Errorf("%q is not a transaction id (64 hex characters, or a unique prefix of at least %d)", opts.ID, minPrefix)
 	}
 	info, err := c.Tx(ctxOr(opts.Ctx), id)
 	if client.IsNotFound(err) {

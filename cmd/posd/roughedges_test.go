@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon"
+	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -151,5 +154,53 @@ func TestPendingPoolSurvivesCleanRestart(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(home, poolFile)); !os.IsNotExist(err) {
 		t.Errorf("saved pool not deleted after the restart: %v", err)
+	}
+}
+
+// TestSearchByPrefixOnRealNode: GET /v1/search resolves short block hashes,
+// transaction ids (committed and pending) and addresses from the store.
+func TestSearchByPrefixOnRealNode(t *testing.T) {
+	opts := singleNodeOptions(t.TempDir())
+	opts.Config.BlockInterval = 50 * time.Millisecond
+	n, stop := runStart(t, opts)
+	defer stop()
+	k, _ := keystore.Generate()
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, To: k.Address(), Amount: 3, Nonce: 1}
+	k.SignTx(&tx)
+	if _, err := n.SubmitTx(tx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the exchange to commit", func() bool { return n.Account(k.Address()).Balance == 3 })
+	b1, err := n.BlockByHeight(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	search := func(prefix string) (int, api.SearchResult, string) {
+		resp, err := http.Get(n.APIURL() + "/v1/search?prefix=" + prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		var res api.SearchResult
+		json.Unmarshal(body, &res)
+		return resp.StatusCode, res, string(body)
+	}
+	code, res, body := search(b1.Hash().String()[:10])
+	if code != 200 || len(res.Blocks) != 1 || res.Blocks[0] != b1.Hash() {
+		t.Errorf("block prefix: %d %s", code, body)
+	}
+	code, res, body = search(tx.ID().String()[:7])
+	if code != 200 || len(res.Txs) != 1 || res.Txs[0] != tx.ID() {
+		t.Errorf("tx prefix: %d %s", code, body)
+	}
+	code, res, body = search(strings.ToUpper(string(k.Address())[:9]))
+	if code != 200 || len(res.Accounts) != 1 || res.Accounts[0] != k.Address() {
+		t.Errorf("address prefix: %d %s", code, body)
+	}
+	for _, bad := range []string{"abc", "xyz1", strings.Repeat("a", 65), ""} {
+		if code, _, body := search(bad); code != 400 || !strings.Contains(body, "bad_request") {
+			t.Errorf("prefix %q: %d %s, want 400 bad_request", bad, code, body)
+		}
 	}
 }

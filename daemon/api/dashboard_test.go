@@ -130,3 +130,36 @@ func TestDashboardAssets(t *testing.T) {
 		}
 	}
 }
+
+type searchFake struct {
+	*fakeBackend
+	got string
+}
+
+func (s *searchFake) SearchPrefix(prefix string, max int) (SearchResult, error) {
+	s.got = prefix
+	return SearchResult{Accounts: []chain.Address{alice}}, nil
+}
+
+func TestSearch(t *testing.T) {
+	srv := httptest.NewServer(newTestHandler(newFake()))
+	defer srv.Close()
+	if r := do(t, srv.URL, "GET", "/v1/search?prefix=abcd", "", ""); r.status/100 != 5 || !strings.Contains(string(r.body), `"unavailable"`) {
+		t.Errorf("a backend without search: %d %s, want unavailable", r.status, r.body)
+	}
+	sf := &searchFake{fakeBackend: newFake()}
+	srv2 := httptest.NewServer(newServer(Options{Backend: sf}))
+	defer srv2.Close()
+	r := do(t, srv2.URL, "GET", "/v1/search?prefix=ABCD12", "", "")
+	if r.status != 200 || sf.got != "abcd12" {
+		t.Fatalf("%d %s, backend asked %q", r.status, r.body, sf.got)
+	}
+	if want := `{"prefix":"abcd12","blocks":[],"txs":[],"accounts":["` + string(alice) + `"]}`; strings.TrimSpace(string(r.body)) != want {
+		t.Errorf("body %s, want %s", r.body, want)
+	}
+	for _, q := range []string{"", "prefix=", "prefix=abc", "prefix=abcg", "prefix=" + strings.Repeat("a", 65)} {
+		if r := do(t, srv2.URL, "GET", "/v1/search?"+q, "", ""); r.status != 400 {
+			t.Errorf("?%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
+}

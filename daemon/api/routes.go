@@ -27,6 +27,7 @@ var routes = []route{
 	{"PUT", "/v1/config", true, (*server).putConfig},
 	{"POST", "/v1/stake", true, (*server).postStake},
 	{"GET", "/v1/peers", false, (*server).peers},
+	{"GET", "/v1/search", false, (*server).search},
 	{"GET", "/v1/genesis", false, (*server).genesis},
 	{"GET", "/v1/events", false, (*server).events},
 	{"GET", "/healthz", false, (*server).healthz},
