@@ -127,6 +127,17 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 	if err := checkResume(opts); err != nil {
 		return err
 	}
+	for i := range c.Nodes {
+		if c.APIPort == 0 && c.P2PPort == 0 {
+			break // any free ports (tests)
+		}
+		if err := checkPortFree(c.Host, c.APIPort+i, fmt.Sprintf("node %d API", i+1), "--api-port"); err != nil {
+			return err
+		}
+		if err := checkPortFree(c.Host, c.P2PPort+i, fmt.Sprintf("node %d P2P", i+1), "--p2p-port"); err != nil {
+			return err
+		}
+	}
 	if opts.Reset {
 		if err := os.RemoveAll(c.Home); err != nil {
 			return err

@@ -52,3 +52,26 @@ func portOf(t *testing.T, url string) int {
 	}
 	return p
 }
+
+// TestDevnetOnTakenPortRefuses: a devnet whose P2P ports another devnet
+// holds is refused before any node starts.
+func TestDevnetOnTakenPortRefuses(t *testing.T) {
+	p2pPort := freePort(t)
+	first, err := daemon.Open(daemon.Config{Home: t.TempDir(), NewNetwork: true, Genesis: daemon.DefaultGenesisParams(),
+		Host: "127.0.0.1", APIPort: 0, P2PPort: p2pPort, NoJoin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	opts := &DevnetOptions{
+		Config:   daemon.DevnetConfig{Home: t.TempDir(), Nodes: 1, Genesis: daemon.DefaultGenesisParams(), Host: "127.0.0.1", APIPort: freePort(t), P2PPort: p2pPort},
+		Exchange: "open", LogLevel: "warn", LogFormat: "text", Out: io.Discard, Stderr: io.Discard,
+	}
+	err = devnetRun(context.Background(), opts)
+	if err == nil || !strings.Contains(err.Error(), "node 1 P2P port") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("devnet on a taken P2P port: %v", err)
+	}
+}
