@@ -102,6 +102,7 @@ type Node struct {
 	head  *chain.Block
 
 	elect electionCache
+	sums  summaryCache // summaries.go, for the dashboard
 
 	blockSize     atomic.Int64
 	blockInterval atomic.Int64 // ns

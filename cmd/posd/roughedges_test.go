@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,48 @@ func TestSearchByPrefixOnRealNode(t *testing.T) {
 	for _, bad := range []string{"abc", "xyz1", strings.Repeat("a", 65), ""} {
 		if code, _, body := search(bad); code != 400 || !strings.Contains(body, "bad_request") {
 			t.Errorf("prefix %q: %d %s, want 400 bad_request", bad, code, body)
+		}
+	}
+}
+
+// TestBlockSummariesOnRealNode: the node's cached summaries match its
+// blocks, twice (the second time from the cache), and end at the head.
+func TestBlockSummariesOnRealNode(t *testing.T) {
+	opts := singleNodeOptions(t.TempDir())
+	opts.Config.BlockInterval = 50 * time.Millisecond
+	n, stop := runStart(t, opts)
+	defer stop()
+	k, _ := keystore.Generate()
+	for i := uint64(1); i <= 3; i++ {
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, To: k.Address(), Amount: 1, Nonce: i}
+		k.SignTx(&tx)
+		if _, err := n.SubmitTx(tx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "the exchange to commit", func() bool { return n.Account(k.Address()).Nonce == i })
+	}
+	blocks, err := n.Blocks(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		resp, err := http.Get(n.APIURL() + "/v1/blocks/summaries?from=0&limit=100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []api.BlockSummary
+		err = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if err != nil || len(got) != len(blocks) {
+			t.Fatalf("round %d: %d summaries (%v), want %d", round, len(got), err, len(blocks))
+		}
+		for i, b := range blocks {
+			want := api.SummaryOf(b)
+			g := got[i]
+			g.PassedOver = nil // a single staker: never rank > 0
+			if !reflect.DeepEqual(g, want) {
+				t.Errorf("round %d: summary %d = %+v, want %+v", round, i, got[i], want)
+			}
 		}
 	}
 }
