@@ -205,6 +205,7 @@ func (n *Node) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 	n.forger.setPolicy(size, interval)
 	size, interval = n.forger.policy()
 	n.log.Info("forging policy changed", "block_size", size, "block_interval", interval.String())
+	n.saveSettings()
 	return n.Config(), nil
 }
 

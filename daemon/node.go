@@ -69,6 +69,7 @@ type Config struct {
 	BlockSize     int
 	BlockInterval time.Duration
 	Fund          uint64 // EXCHANGE this much to the node's key on first start
+	Stake         uint64 // then STAKE this much from it, once per home (firststake.go)
 	Join          string // API URL of a node of the network to join
 	NoJoin        bool   // join nobody by URL (devnet's first node, tests)
 	Peers         []string
@@ -100,6 +101,11 @@ type Node struct {
 
 	events <-chan chainmgr.Event // the chain's changes, for followChain
 	forger *forger
+
+	// st is the store opened at start; the chain manager owns it, and the
+	// node uses it only for read-only index queries (search.go).
+	st   *store.Store
+	sums summaryCache // summaries.go, for the dashboard
 
 	subsMu sync.Mutex
 	subs   map[chan *chain.Block]struct{}
@@ -198,6 +204,7 @@ func (n *Node) openChain(st *store.Store) error {
 		return err
 	}
 	n.g = g
+	n.st = st
 	var cs chainmgr.Store = st
 	if n.cfg.wrapStore != nil {
 		cs = n.cfg.wrapStore(cs)
@@ -379,6 +386,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return fmt.Errorf("API port: %w", err)
 	}
 	n.apiLn = ln
+	n.writeAPIURL()
 	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
 	n.httpSrv = api.NewServer(addr, h)
 	n.wg.Add(4)
@@ -402,12 +410,15 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
-	if n.cfg.Fund > 0 {
+	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
 			n.waitForPeers(n.ctx, 30*time.Second)
-			n.fundOnce()
+			if n.cfg.Fund > 0 {
+				n.fundOnce()
+			}
+			n.stakeOnce(n.ctx)
 		}()
 	}
 	return nil

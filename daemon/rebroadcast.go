@@ -29,7 +29,7 @@ func (n *Node) rebroadcastLoop(ctx context.Context) {
 		if len(txs) > maxRebroadcast {
 			txs = txs[:maxRebroadcast]
 		}
-		n.net.PublishTxs(txs)
+		n.regossip(txs) // as new messages: regossip.go
 		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
 	}
 }

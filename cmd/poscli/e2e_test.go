@@ -485,8 +485,15 @@ func TestE2EWalletAndExplorer(t *testing.T) {
 		t.Errorf("tx transfer: id %q block %q", transferID, kv["block"])
 	}
 
+	// alice's key runs on no node: the stake goes through with a warning.
 	var stake e2eTxInfo
-	cli.json(&stake, "tx", "stake", "--key", "alice", "--amount", "20", "--wait", "--wait-timeout", "60s")
+	r := cli.run("tx", "stake", "--key", "alice", "--amount", "20", "--wait", "--wait-timeout", "60s", "-o", "json")
+	if r.code != 0 || !strings.Contains(r.stderr, "warning: no node runs key alice") {
+		t.Fatalf("tx stake from a key no node runs: want exit 0 and a warning\n%s", r)
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &stake); err != nil {
+		t.Fatalf("tx stake -o json: %v in %s", err, r.stdout)
+	}
 	checkCommitted(t, "tx stake", stake, 3)
 	if tx := stake.Transaction; tx.Type != "STAKE" || tx.From != aliceAddr || tx.Amount != 20 || tx.Nonce != 3 {
 		t.Errorf("tx stake: transaction %+v", tx)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/keystore"
 
 	"github.com/poslab/posd/internal/testutil"
@@ -149,6 +150,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 		g.Allocations = []chain.Allocation{{Address: carol, Balance: 500, Stake: 150}}
 		n.reply(w, 200, g)
 	})
+	mux.HandleFunc("GET /v1/search", n.search)
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		h := n.events
@@ -184,6 +186,40 @@ func (n *fakeNode) admin(h http.HandlerFunc) http.HandlerFunc {
 		defer n.mu.Unlock()
 		h(w, r)
 	}
+}
+
+// search is GET /v1/search over the fixture's blocks, transactions (chain
+// and pool) and accounts, as the node answers it.
+func (n *fakeNode) search(w http.ResponseWriter, r *http.Request) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	p := r.URL.Query().Get("prefix")
+	if len(p) < 4 {
+		n.fail(w, 400, "bad_request", "prefix too short")
+		return
+	}
+	res := client.SearchResult{Prefix: p, Blocks: []chain.Hash{}, Txs: []chain.Hash{}, Accounts: []chain.Address{}}
+	for _, b := range n.blocks {
+		if strings.HasPrefix(b.Hash().String(), p) {
+			res.Blocks = append(res.Blocks, b.Hash())
+		}
+		for _, tx := range b.Transactions {
+			if strings.HasPrefix(tx.ID().String(), p) {
+				res.Txs = append(res.Txs, tx.ID())
+			}
+		}
+	}
+	for _, tx := range n.pool {
+		if strings.HasPrefix(tx.ID().String(), p) {
+			res.Txs = append(res.Txs, tx.ID())
+		}
+	}
+	for a := range n.accounts {
+		if strings.HasPrefix(string(a), p) {
+			res.Accounts = append(res.Accounts, a)
+		}
+	}
+	n.reply(w, 200, res)
 }
 
 func (n *fakeNode) head() *chain.Block { return &n.blocks[len(n.blocks)-1] }

@@ -15,13 +15,19 @@ import (
 	"github.com/poslab/posd/client"
 )
 
+// nodeAPIURLFile is where posd writes its API's URL in its home at each
+// start (daemon.APIURLFile; poscli does not link the daemon).
+const nodeAPIURLFile = "api.url"
+
 // NewCmdNode builds `poscli node` and its subcommands.
 func NewCmdNode(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Administer a node: forging settings, node stake",
 		Long: `Administer the node with its admin token: the content of <posd home>/api.token.
-Give it with --token-file FILE, or --node-home DIR to read DIR/api.token.`,
+Give it with --token-file FILE, or --node-home DIR to read DIR/api.token;
+with --node-home and no --node, poscli also talks to the node of that home
+(the URL it wrote in DIR/api.url when it started), not to the default node.`,
 		Example: `  poscli node config --node-home ~/.posd
   poscli node config --node-home ~/.posd --block-size 50 --block-interval 1s
   poscli node stake --token-file ./api.token --amount 10`,
@@ -34,8 +40,35 @@ Give it with --token-file FILE, or --node-home DIR to read DIR/api.token.`,
 
 // adminToken is where the admin token comes from.
 type adminToken struct {
-	File     string // --token-file
-	NodeHome string // --node-home
+	File      string // --token-file
+	NodeHome  string // --node-home
+	NodeGiven bool   // --node was on the command line: it wins over DIR/api.url
+}
+
+// client reads the token and returns a client with it: for the node of
+// --node-home (DIR/api.url) unless --node was given, else for --node. A
+// token sent to another node than its own would be refused, and would
+// tell that node the token.
+func (a *adminToken) client(io *IOStreams, g *GlobalOptions, newClient func(...client.Option) (*client.Client, error)) (*client.Client, error) {
+	tok, err := a.read()
+	if err != nil {
+		return nil, err
+	}
+	if a.NodeHome != "" && !a.NodeGiven {
+		data, err := os.ReadFile(filepath.Join(a.NodeHome, nodeAPIURLFile))
+		switch {
+		case err == nil && strings.TrimSpace(string(data)) != "":
+			g.Node = strings.TrimSpace(string(data))
+		case err == nil:
+			return nil, fmt.Errorf("%s is empty", filepath.Join(a.NodeHome, nodeAPIURLFile))
+		case errors.Is(err, os.ErrNotExist):
+			fmt.Fprintln(io.ErrOut, io.ErrColorScheme().Yellow(fmt.Sprintf(
+				"warning: %s has no %s (posd writes it when it starts); using %s", a.NodeHome, nodeAPIURLFile, g.Node)))
+		default:
+			return nil, fmt.Errorf("cannot read the node's URL: %v", err)
+		}
+	}
+	return newClient(client.WithToken(tok))
 }
 
 func (a *adminToken) flags(cmd *cobra.Command) {
@@ -111,6 +144,7 @@ JSON (-o json): {"block_size", "block_interval_ms", "pool_limit"}.`,
 				opts.PoolLimit = &pool
 			}
 			opts.Ctx = cmd.Context()
+			opts.Token.NodeGiven = fl.Changed("node")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -145,11 +179,7 @@ func nodeConfigRun(opts *NodeConfigOptions) error {
 		}
 		patch.PoolLimit = opts.PoolLimit
 	}
-	tok, err := opts.Token.read()
-	if err != nil {
-		return err
-	}
-	c, err := opts.Client(client.WithToken(tok))
+	c, err := opts.Token.client(opts.IO, opts.Globals, opts.Client)
 	if err != nil {
 		return err
 	}
@@ -215,6 +245,7 @@ JSON (-o json): {"id", "status"}.`,
 				return fmt.Errorf("--amount is required (see '%s --help')", cmd.CommandPath())
 			}
 			opts.Ctx = cmd.Context()
+			opts.Token.NodeGiven = cmd.Flags().Changed("node")
 			if runF != nil {
 				return runF(opts)
 			}
@@ -222,7 +253,7 @@ JSON (-o json): {"id", "status"}.`,
 		},
 	}
 	opts.Token.flags(cmd)
-	cmd.Flags().Uint64Var(&opts.Amount, "amount", 0, "amount `N` to stake")
+	uint64Flag(cmd.Flags(), &opts.Amount, "amount", 0, "amount `N` to stake")
 	return cmd
 }
 
@@ -230,11 +261,7 @@ func nodeStakeRun(opts *NodeStakeOptions) error {
 	if opts.Amount == 0 {
 		return errors.New("--amount must be greater than 0")
 	}
-	tok, err := opts.Token.read()
-	if err != nil {
-		return err
-	}
-	c, err := opts.Client(client.WithToken(tok))
+	c, err := opts.Token.client(opts.IO, opts.Globals, opts.Client)
 	if err != nil {
 		return err
 	}

@@ -54,7 +54,8 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 		Use:   "status",
 		Short: "Show the node's chain, head and settings",
 		Long: `Show what the node reports about itself (GET /v1/status): chain id and
-genesis hash, head height, hash and time, the node's address, election,
+genesis.json hash (the network's identity, which block 0 carries as its prev
+hash; not block 0's own hash), head height, hash and time, the node's address, election,
 peers, forging settings and pool size.
 
 JSON (-o json): {"chain_id", "genesis_hash", "height", "head_hash",
@@ -90,7 +91,7 @@ func statusRun(opts *StatusOptions) error {
 	fl := fields{cs: cs}
 	fl.Add("node", c.BaseURL())
 	fl.Add("chain id", st.ChainID)
-	fl.Add("genesis hash", st.GenesisHash.String())
+	fl.Add("genesis.json hash", st.GenesisHash.String())
 	fl.Add("height", u64(st.Height))
 	fl.Add("head hash", st.HeadHash.String())
 	fl.Add("head time", formatTime(st.HeadTimestamp, opts.Now()))
@@ -203,11 +204,11 @@ JSON (-o json): {"address", "balance", "stake", "nonce", "pending_nonce"}.`,
 }
 
 func accountRun(opts *AccountOptions) error {
-	addr, err := resolveAddress(opts.Ref, opts.Keys(), "account")
+	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
-	c, err := opts.Client()
+	addr, err := resolveAddressOn(opts.ctx(), c, opts.Ref, opts.Keys(), "account")
 	if err != nil {
 		return err
 	}
@@ -331,7 +332,7 @@ JSON (-o json): [block] where block is {"hash", "height", "prev_hash",
 		},
 	}
 	cmd.Flags().IntVarP(&opts.Limit, "limit", "n", 20, fmt.Sprintf("how many blocks, 1 to %d", maxBlocks))
-	cmd.Flags().Uint64Var(&from, "from", 0, "first `HEIGHT` (default: the newest blocks)")
+	uint64Flag(cmd.Flags(), &from, "from", 0, "first `HEIGHT` (default: the newest blocks)")
 	return cmd
 }
 
@@ -375,7 +376,7 @@ type BlockOptions struct {
 // NewCmdBlock builds `poscli block HEIGHT|HASH`.
 func NewCmdBlock(f *Factory, runF func(*BlockOptions) error) *cobra.Command {
 	opts := &BlockOptions{QueryEnv: newQueryEnv(f)}
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "block HEIGHT|HASH",
 		Short: "Show a block and its transactions",
 		Long: `Show the block at HEIGHT or with HASH (64 hex characters): its header and
@@ -399,20 +400,47 @@ JSON (-o json): {"hash", "height", "prev_hash", "timestamp", "forger",
 			return blockRun(opts)
 		},
 	}
+	cmd.SetFlagErrorFunc(negativeHeightError)
+	return cmd
+}
+
+// negativeHeightError turns cobra's "unknown shorthand flag: '1' in -1" for
+// `poscli block -1` into what the user got wrong.
+func negativeHeightError(c *cobra.Command, err error) error {
+	msg := err.Error()
+	if _, arg, ok := strings.Cut(msg, "' in "); ok && strings.HasPrefix(msg, "unknown shorthand flag: ") {
+		if _, perr := strconv.ParseInt(arg, 10, 64); perr == nil {
+			return fmt.Errorf("block heights start at 0: %s is not a height (see '%s --help')", arg, c.CommandPath())
+		}
+	}
+	return fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())
 }
 
 func blockRun(opts *BlockOptions) error {
 	ref := strings.ToLower(opts.Ref)
-	if _, err := strconv.ParseUint(ref, 10, 64); err != nil {
+	_, herr := strconv.ParseUint(ref, 10, 64)
+	isHeight := herr == nil
+	if !isHeight && !isHexPrefix(ref, 64) {
 		if _, err := chain.ParseHash(ref); err != nil {
-			return fmt.Errorf("%q is neither a block height nor a block hash (64 hex characters)", opts.Ref)
+			return fmt.Errorf("%q is neither a block height nor a block hash (64 hex characters, or a unique prefix of at least %d)", opts.Ref, minPrefix)
 		}
 	}
 	c, err := opts.Client()
 	if err != nil {
 		return err
 	}
+	if !isHeight && isHexPrefix(ref, 64) {
+		if ref, err = resolvePrefix(opts.ctx(), c, ref, blockPrefix); err != nil {
+			return err
+		}
+	}
 	b, err := c.Block(opts.ctx(), ref)
+	if client.IsNotFound(err) && isHeight && isHexPrefix(ref, 64) {
+		// digits only, above the head: maybe a short hash made of digits
+		if full, perr := resolvePrefix(opts.ctx(), c, ref, blockPrefix); perr == nil {
+			b, err = c.Block(opts.ctx(), full)
+		}
+	}
 	if client.IsNotFound(err) {
 		return fmt.Errorf("block %s not found on the node at %s (see `poscli status` for its height)", opts.Ref, c.BaseURL())
 	}

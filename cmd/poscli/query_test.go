@@ -138,11 +138,11 @@ func TestQueryArgErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"block", "tip"}, `error: "tip" is neither a block height nor a block hash (64 hex characters)`},
+		{[]string{"block", "tip"}, `error: "tip" is neither a block height nor a block hash (64 hex characters, or a unique prefix of at least 4)`},
 		{[]string{"block", "99"}, "error: block 99 not found on the node at <node> (see `poscli status` for its height)"},
 		{[]string{"blocks", "--limit", "1001"}, "error: --limit must be between 1 and 1000, got 1001"},
 		{[]string{"account", "nobody"}, `error: account "nobody" is neither an address (40 hex characters) nor the name of a key in <home>/keys`},
-		{[]string{"tx", "show", "abc"}, `error: "abc" is not a transaction id (64 hex characters)`},
+		{[]string{"tx", "show", "abc"}, `error: "abc" is not a transaction id (64 hex characters, or a unique prefix of at least 4)`},
 		{[]string{"tx", "show", strings.Repeat("ab", 32)}, "error: transaction " + strings.Repeat("ab", 32) + " not found: the node at <node> has neither pooled nor committed it"},
 		{[]string{"status", "extra"}, `error: poscli status takes no arguments, got "extra" (see 'poscli status --help')`},
 		{[]string{"-o", "yaml", "status"}, `error: --output must be table or json, got "yaml"`},

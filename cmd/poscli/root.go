@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/poslab/posd/internal/clihelp"
 )
 
 // Command groups in the root help.
@@ -100,6 +102,7 @@ shape.`,
 	add(groupLab, NewCmdSim(f, nil), NewCmdLoad(f, nil))
 	cmd.AddCommand(NewCmdCompletion(f), NewCmdVersion(f, nil))
 	cmd.SetHelpCommand(newCmdHelp(cmd))
+	clihelp.TidyFlagUsages(cmd)
 	return cmd
 }
 

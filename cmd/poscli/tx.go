@@ -175,8 +175,8 @@ func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cob
 		fl.StringVar(&opts.To, "to", "", "recipient: an `ADDRESS` or the name of one of your keys")
 		_ = cmd.RegisterFlagCompletionFunc("to", completeKeyNames(f))
 	}
-	fl.Uint64Var(&opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
-	fl.Uint64Var(&opts.Fee, "fee", 0, "fee `N` paid to the forger")
+	uint64Flag(fl, &opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
+	uint64Flag(fl, &opts.Fee, "fee", 0, "fee `N` paid to the forger")
 	fl.BoolVarP(&opts.Wait, "wait", "w", false, "wait until the transaction is committed and print its block height")
 	fl.DurationVar(&opts.WaitTimeout, "wait-timeout", 2*time.Minute, "give up --wait after this long (0: never)")
 	fl.StringVar(&opts.Pass.File, "passphrase-file", "", "read an encrypted key's passphrase from the first line of `FILE`")
@@ -202,6 +202,23 @@ func loadKey(ctx context.Context, dir keystore.Dir, ref string, pass passphraseS
 		return nil, keyError(ref, dir.Path, err)
 	}
 	return k, nil
+}
+
+// resolveAddressOn is resolveAddress, then a unique address prefix known to
+// the node (git-style short form, from the tables' shortened addresses).
+func resolveAddressOn(ctx context.Context, c *client.Client, ref string, dir keystore.Dir, flag string) (chain.Address, error) {
+	a, err := resolveAddress(ref, dir, flag)
+	if err == nil || !isHexPrefix(strings.ToLower(ref), 40) {
+		return a, err
+	}
+	if _, ierr := dir.Info(ref); ierr == nil {
+		return a, err // a key by that name exists, its address unknown: say so
+	}
+	full, perr := resolvePrefix(ctx, c, strings.ToLower(ref), addrPrefix)
+	if perr != nil {
+		return "", fmt.Errorf("%s %q: %v", flag, ref, perr)
+	}
+	return chain.Address(full), nil
 }
 
 // resolveAddress reads ref as an address, or else as the name of a key in
@@ -231,19 +248,18 @@ func txSendRun(opts *TxSendOptions) error {
 		return err
 	}
 	from := key.Address()
-	to := from
-	if opts.To != "" && (opts.Type == chain.TxExchange || opts.Type == chain.TxTransfer) {
-		if to, err = resolveAddress(opts.To, dir, "--to"); err != nil {
-			return err
-		}
-	}
 	if opts.Type == chain.TxTransfer && opts.To == "" {
 		return errors.New("--to is required: the recipient's address or key name")
 	}
-
 	c, err := opts.Client()
 	if err != nil {
 		return err
+	}
+	to := from
+	if opts.To != "" && (opts.Type == chain.TxExchange || opts.Type == chain.TxTransfer) {
+		if to, err = resolveAddressOn(ctx, c, opts.To, dir, "--to"); err != nil {
+			return err
+		}
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -291,9 +307,15 @@ func txSendRun(opts *TxSendOptions) error {
 		info.Status = res.Status
 	}
 	ecs := opts.IO.ErrColorScheme()
+	if opts.Type == chain.TxStake {
+		warnIfNoNodeRuns(ctx, opts, c, st, from)
+	}
 	if opts.Wait {
 		committed, err := waitCommitted(ctx, c, opts, info.ID)
 		if err != nil {
+			// The transaction was sent: print it (id, pending) so that
+			// scripts and people still have its id, then fail.
+			_ = printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
 			return err
 		}
 		info = committed
@@ -307,6 +329,30 @@ func txSendRun(opts *TxSendOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Sent %s of %d", tx.Type, tx.Amount)))
 	}
 	return printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
+}
+
+// warnIfNoNodeRuns warns when the staking key is neither the node's key nor
+// one of its peers': stake makes a key win elections, and each block it
+// wins while no node forges with it comes a slot late (the next rank
+// waits slot_ms). The dashboard shows such keys as "elected, offline".
+func warnIfNoNodeRuns(ctx context.Context, opts *TxSendOptions, c *client.Client, st rpc.Status, from chain.Address) {
+	if chain.Address(st.Address) == from {
+		return
+	}
+	peers, err := c.Peers(ctx)
+	if err != nil {
+		return // best effort: the stake went out
+	}
+	for _, p := range peers {
+		if a, err := addressOfPeerID(p.ID); err == nil && a == from {
+			return
+		}
+	}
+	ecs := opts.IO.ErrColorScheme()
+	fmt.Fprintln(opts.IO.ErrOut, ecs.Yellow(fmt.Sprintf(
+		"warning: no node runs key %s (%s) — not the node at %s nor its %d peers. Staked, it will win elections it never forges, "+
+			"and each such block comes a slot late. Run a node with it (posd start --key FILE), or stake from a node's own key (poscli node stake).",
+		opts.Key, from.Short(), c.BaseURL(), len(peers))))
 }
 
 // checkFunds refuses what the account cannot pay, before anything is sent.
@@ -379,6 +425,12 @@ func waitCommitted(ctx context.Context, c *client.Client, opts *TxSendOptions, i
 		return info, fmt.Errorf("transaction %s was sent but not committed within %s; check it with `poscli tx show %s`", id, opts.WaitTimeout, id)
 	case client.IsNotFound(err):
 		return info, fmt.Errorf("transaction %s left the node's pool without being committed; check the account with `poscli account` and send it again", id)
+	}
+	var ue *client.UnreachableError
+	if errors.As(err, &ue) {
+		// Not wrapped: describe would print only "node not reachable" and lose the id.
+		return info, fmt.Errorf("transaction %s was sent, but the node stopped answering while poscli waited (%s); once it is back, check with `poscli tx show %s` and, if a restart lost its pool, send it again",
+			id, describe(err), id)
 	}
 	return info, fmt.Errorf("transaction %s was sent, but waiting for it failed: %w", id, err)
 }
@@ -468,13 +520,19 @@ JSON (-o json): {"id", "status", "height", "block_hash", "index",
 }
 
 func txShowRun(opts *TxShowOptions) error {
-	id, err := chain.ParseHash(strings.ToLower(opts.ID))
-	if err != nil {
-		return fmt.Errorf("%q is not a transaction id (64 hex characters)", opts.ID)
-	}
+	ref := strings.ToLower(opts.ID)
 	c, err := opts.Client()
 	if err != nil {
 		return err
+	}
+	if isHexPrefix(ref, 64) {
+		if ref, err = resolvePrefix(ctxOr(opts.Ctx), c, ref, txPrefix); err != nil {
+			return err
+		}
+	}
+	id, err := chain.ParseHash(ref)
+	if err != nil {
+		return fmt.Errorf("%q is not a transaction id (64 hex characters, or a unique prefix of at least %d)", opts.ID, minPrefix)
 	}
 	info, err := c.Tx(ctxOr(opts.Ctx), id)
 	if client.IsNotFound(err) {

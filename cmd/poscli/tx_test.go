@@ -206,7 +206,13 @@ func TestTxErrors(t *testing.T) {
 		{"bad to", []string{"tx", "transfer", "--key", "alice", "--to", "carol", "--amount", "1"}, nil,
 			`error: --to "carol" is neither an address (40 hex characters) nor the name of a key in <home>/keys`},
 		{"negative amount", []string{"tx", "stake", "--key", "alice", "--amount", "-3"}, nil,
-			`error: invalid argument "-3" for "--amount" flag: must be a non-negative integer (see 'poscli tx stake --help')`},
+			`error: invalid argument "-3" for "--amount" flag: must not be negative (see 'poscli tx stake --help')`},
+		{"amount too large", []string{"tx", "stake", "--key", "alice", "--amount", "99999999999999999999999"}, nil,
+			`error: invalid argument "99999999999999999999999" for "--amount" flag: too large: the most is 18446744073709551615 (see 'poscli tx stake --help')`},
+		{"amount with decimals", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1.5"}, nil,
+			`error: invalid argument "1.5" for "--amount" flag: must be a whole number, without decimals or exponent (see 'poscli tx transfer --help')`},
+		{"fee not a number", []string{"tx", "stake", "--key", "alice", "--amount", "1", "--fee", "lots"}, nil,
+			`error: invalid argument "lots" for "--fee" flag: must be a whole number such as 100 (see 'poscli tx stake --help')`},
 		{"refused", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1"},
 			func(n *fakeNode) {
 				n.refuse = &rpc.Error{Code: "insufficient_funds", Message: "balance of x is 0, needs 1"}
@@ -215,7 +221,7 @@ func TestTxErrors(t *testing.T) {
 		{"exchange not allowed", []string{"tx", "exchange", "--key", "alice", "--amount", "1"},
 			func(n *fakeNode) { n.exchange = chain.ExchangePolicy{Authorities: []chain.Address{carol}} },
 			"error: exchange not allowed: this network lets only the authorities in its genesis EXCHANGE, and key alice (" + string(alice) + ") is not one"},
-		{"wait not committed", []string{"tx", "stake", "--key", "alice", "--amount", "1", "--wait", "--wait-timeout", "50ms"},
+		{"wait not committed", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "--wait-timeout", "50ms"},
 			func(n *fakeNode) { n.pendingPolls = 1 << 30 },
 			"error: transaction ID was sent but not committed within 50ms; check it with `poscli tx show ID`"},
 	} {

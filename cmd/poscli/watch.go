@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,6 +18,9 @@ type WatchOptions struct {
 	PollInterval time.Duration
 	// NoEvents skips the event stream and polls from the start.
 	NoEvents bool
+	// IdleNotice is how long without a block before watch says why it is
+	// quiet (on stderr); 0 never.
+	IdleNotice time.Duration
 }
 
 // watchJSON is the JSON shape of one line of `poscli watch -o json`.
@@ -31,7 +35,7 @@ type watchJSON struct {
 
 // NewCmdWatch builds `poscli watch`.
 func NewCmdWatch(f *Factory, runF func(*WatchOptions) error) *cobra.Command {
-	opts := &WatchOptions{QueryEnv: newQueryEnv(f), PollInterval: time.Second}
+	opts := &WatchOptions{QueryEnv: newQueryEnv(f), PollInterval: time.Second, IdleNotice: 30 * time.Second}
 	cmd := &cobra.Command{
 		Use:   "watch",
 		Short: "Print each new block as it arrives, until Ctrl-C",
@@ -56,6 +60,7 @@ JSON (-o json): one object per line (JSON Lines), {"height", "hash",
 	}
 	cmd.Flags().BoolVar(&opts.NoEvents, "poll", false, "poll /v1/status instead of subscribing to events")
 	cmd.Flags().DurationVar(&opts.PollInterval, "interval", opts.PollInterval, "how often to poll when polling")
+	cmd.Flags().DurationVar(&opts.IdleNotice, "idle", opts.IdleNotice, "say why when no block came for this long (0: never)")
 	return cmd
 }
 
@@ -72,7 +77,12 @@ func watchRun(opts *WatchOptions) error {
 	if err != nil {
 		return err
 	}
-	w := &blockPrinter{opts: opts, own: opts.own()}
+	w := &blockPrinter{opts: opts, own: opts.own(), last: time.Now()}
+	if opts.IdleNotice > 0 {
+		idleCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go w.idleLoop(idleCtx, c)
+	}
 	ecs := opts.IO.ErrColorScheme()
 	fmt.Fprintf(opts.IO.ErrOut, "%s\n", ecs.Faint(fmt.Sprintf("watching %s at %s from height %d (Ctrl-C to stop)", st.ChainID, c.BaseURL(), st.Height)))
 	last := st.Height
@@ -151,9 +161,51 @@ func watchPoll(ctx context.Context, c *client.Client, w *blockPrinter, last uint
 type blockPrinter struct {
 	opts *WatchOptions
 	own  ownKeys
+
+	mu       sync.Mutex // guards the fields below and the writers
+	last     time.Time  // of the last block printed (or of the start)
+	saidIdle bool       // the idle notice for this quiet stretch is out
+}
+
+// idleLoop says on stderr why nothing is printed when no block came for
+// IdleNotice: a node forges only when it has something to commit, or no
+// forger is reachable.
+func (w *blockPrinter) idleLoop(ctx context.Context, c *client.Client) {
+	t := time.NewTicker(max(w.opts.IdleNotice/4, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		quiet, said := time.Since(w.last), w.saidIdle
+		w.mu.Unlock()
+		if said || quiet < w.opts.IdleNotice {
+			continue
+		}
+		msg := fmt.Sprintf("no new block for %s", quiet.Round(time.Second))
+		if st, err := c.Status(ctx); err != nil {
+			msg += fmt.Sprintf(", and the node does not answer (%s)", describe(err))
+		} else if st.Pending == 0 {
+			msg += fmt.Sprintf(" (head #%d): the pool is empty and blocks come when there is something to commit; still watching", st.Height)
+		} else {
+			msg += fmt.Sprintf(" though %d transactions are pending (head #%d): is a forger online? see poscli stakes and poscli peers; still watching", st.Pending, st.Height)
+		}
+		w.mu.Lock()
+		if !w.saidIdle && ctx.Err() == nil {
+			fmt.Fprintln(w.opts.IO.ErrOut, w.opts.IO.ErrColorScheme().Faint(msg))
+			w.saidIdle = true
+		}
+		w.mu.Unlock()
+	}
 }
 
 func (w *blockPrinter) print(b *chain.Block) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.last, w.saidIdle = time.Now(), false
 	if w.opts.Globals.JSON() {
 		return writeJSONLine(w.opts.IO.Out, watchJSON{
 			Height: b.Height, Hash: b.Hash(), Timestamp: b.Timestamp,

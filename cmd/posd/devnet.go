@@ -23,8 +23,11 @@ type DevnetOptions struct {
 	LogLevel  string
 	LogFormat string
 	Reset     bool
-	Out       io.Writer
-	Stderr    io.Writer
+	// GenesisFlags are the flags given that shape a new chain's genesis
+	// (--stakes, --election, ...): refused on a home that has a chain.
+	GenesisFlags []string
+	Out          io.Writer
+	Stderr       io.Writer
 	// Ready, if set, is called once every node listens (tests use it).
 	Ready func(*daemon.Devnet)
 }
@@ -51,6 +54,11 @@ same home resumes the same chain (--reset starts over).`,
 				return err
 			}
 			opts.Out, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			for _, name := range genesisFlagNames {
+				if cmd.Flags().Changed(name) {
+					opts.GenesisFlags = append(opts.GenesisFlags, "--"+name)
+				}
+			}
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -70,6 +78,23 @@ same home resumes the same chain (--reset starts over).`,
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
 	return cmd
+}
+
+// genesisFlagNames are devnet's flags that only a new chain can take.
+var genesisFlagNames = []string{"stakes", "chain-id", "election", "slot-ms", "max-rank", "max-block-txs", "block-reward", "exchange"}
+
+// checkResume refuses genesis flags on a home whose devnet already has a
+// chain: they would be silently ignored, the old genesis going on.
+func checkResume(opts *DevnetOptions) error {
+	if opts.Reset || len(opts.GenesisFlags) == 0 {
+		return nil
+	}
+	path := filepath.Join(opts.Config.Home, "node1", daemon.GenesisFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	return fmt.Errorf("%s already holds a devnet whose genesis fixes %s: add --reset to start a new chain with them (deleting the old one), or leave them out to resume it",
+		opts.Config.Home, strings.Join(opts.GenesisFlags, ", "))
 }
 
 // parseStakes reads "1,10,20".
@@ -98,6 +123,20 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 	c.Genesis.Exchange = opts.Exchange
 	if c.Stakes, err = parseStakes(opts.Stakes); err != nil {
 		return err
+	}
+	if err := checkResume(opts); err != nil {
+		return err
+	}
+	for i := range c.Nodes {
+		if c.APIPort == 0 && c.P2PPort == 0 {
+			break // any free ports (tests)
+		}
+		if err := checkPortFree(c.Host, c.APIPort+i, fmt.Sprintf("node %d API", i+1), "--api-port"); err != nil {
+			return err
+		}
+		if err := checkPortFree(c.Host, c.P2PPort+i, fmt.Sprintf("node %d P2P", i+1), "--p2p-port"); err != nil {
+			return err
+		}
 	}
 	if opts.Reset {
 		if err := os.RemoveAll(c.Home); err != nil {
@@ -133,7 +172,10 @@ func printDevnet(w io.Writer, d *daemon.Devnet) error {
 	if err := t.Render(); err != nil {
 		return err
 	}
-	_, err := fmt.Fprintf(w, "chain %s, %d nodes. Try: poscli --node %s status. Ctrl-C stops them all.\n",
-		d.Nodes[0].Genesis().ChainID, len(d.Nodes), d.Nodes[0].APIURL())
+	first := d.Nodes[0]
+	_, err := fmt.Fprintf(w, "chain %s, %d nodes. Try: poscli --node %s status. Ctrl-C stops them all.\n"+
+		"Each node's admin token is <Home>/%s, e.g. %s; poscli node ... --node-home %s uses it.\n",
+		first.Genesis().ChainID, len(d.Nodes), first.APIURL(),
+		daemon.TokenFile, filepath.Join(first.Home(), daemon.TokenFile), first.Home())
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/poslab/posd/daemon"
+	"github.com/poslab/posd/internal/clihelp"
 )
 
 // NewCmdRoot builds the posd command tree.
@@ -27,6 +28,7 @@ func NewCmdRoot() *cobra.Command {
   posd devnet --nodes 3                # three nodes in one process`,
 	}
 	root.AddCommand(NewCmdStart(nil), NewCmdDevnet(nil), NewCmdVersion())
+	clihelp.TidyFlagUsages(root)
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/pprof"
 	"os"
@@ -26,6 +27,9 @@ type StartOptions struct {
 	Stderr    io.Writer
 	// Ready, if set, is called once the node listens (tests use it).
 	Ready func(*daemon.Node)
+	// Given reports whether a flag was on the command line (or in POSD_*);
+	// nil means none was.
+	Given func(name string) bool
 }
 
 // NewCmdStart builds `posd start`; runF replaces startRun in tests.
@@ -42,7 +46,8 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 		Example: `  posd start --genesis
   posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002
   posd start --home /tmp/n3 --api-port 5003 --p2p-port 10003 --join http://127.0.0.1:5001
-  posd start --genesis --election weighted --slot 1s --block-reward 5
+  posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002 --fund 100 --stake 10
+  posd start --genesis --election weighted --slot-ms 1000 --block-reward 5
   POSD_LOG_FORMAT=json posd start --pprof 127.0.0.1:6060`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,6 +55,7 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 				return err
 			}
 			opts.Stderr = cmd.ErrOrStderr()
+			opts.Given = cmd.Flags().Changed
 			if runF != nil {
 				return runF(cmd.Context(), opts)
 			}
@@ -68,6 +74,7 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 	f.IntVar(&c.BlockSize, "block-size", 1, "forge once this many transactions are pending")
 	f.DurationVar(&c.BlockInterval, "block-interval", time.Second, "forge once the oldest pending transaction waited this long")
 	f.Uint64Var(&c.Fund, "fund", 0, "on first start, buy this many coins for the node key with an EXCHANGE")
+	f.Uint64Var(&c.Stake, "stake", 0, "on first start, stake this many of the node key's coins (with --fund: once the EXCHANGE is committed)")
 	f.StringVar(&c.Join, "join", "", "API URL of a node of the network to join (default http://127.0.0.1:5001 when the home has no chain)")
 	f.StringSliceVar(&c.Peers, "peers", nil, "libp2p multiaddrs to connect to, comma-separated")
 	f.BoolVar(&c.MDNS, "mdns", true, "find peers on the local network with mDNS")
@@ -99,6 +106,15 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 	}
 	opts.Config.Logger = log
 	opts.Config.Genesis.Exchange = opts.Exchange
+	if err := restoreSettings(opts, log); err != nil {
+		return err
+	}
+	if err := checkPortFree(opts.Config.Host, opts.Config.APIPort, "API", "--api-port"); err != nil {
+		return err
+	}
+	if err := checkPortFree(opts.Config.Host, opts.Config.P2PPort, "P2P", "--p2p-port"); err != nil {
+		return err
+	}
 	if opts.Pprof != "" {
 		stopPprof, err := servePprof(opts.Pprof)
 		if err != nil {
@@ -115,12 +131,47 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 		node.Close()
 		return err
 	}
+	restorePool(node, log)
 	if opts.Ready != nil {
 		opts.Ready(node)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")
+	savePool(node, log)
 	return node.Close()
+}
+
+// restoreSettings applies the forging settings last changed at runtime
+// (poscli node config, saved in <home>/settings.json) to those the command
+// line left at their defaults: a restart keeps what the operator set.
+func restoreSettings(opts *StartOptions, log *slog.Logger) error {
+	saved, ok, err := daemon.ReadSettings(opts.Config.Home)
+	if err != nil || !ok {
+		return err
+	}
+	given := opts.Given
+	if given == nil {
+		given = func(string) bool { return false }
+	}
+	c := &opts.Config
+	var restored []any
+	if !given("block-size") && saved.BlockSize > 0 {
+		c.BlockSize = saved.BlockSize
+		restored = append(restored, "block_size", saved.BlockSize)
+	}
+	if !given("block-interval") && saved.BlockIntervalMs > 0 {
+		c.BlockInterval = time.Duration(saved.BlockIntervalMs) * time.Millisecond
+		restored = append(restored, "block_interval", c.BlockInterval.String())
+	}
+	if !given("pool-limit") && saved.PoolLimit > 0 {
+		c.PoolLimit = saved.PoolLimit
+		restored = append(restored, "pool_limit", saved.PoolLimit)
+	}
+	if len(restored) > 0 {
+		log.Info("restored the forging settings changed at runtime (flags override them)",
+			append(restored, "file", filepath.Join(c.Home, daemon.SettingsFile))...)
+	}
+	return nil
 }
 
 // servePprof serves the profiler on its own listener, away from the API.

@@ -714,8 +714,8 @@ func TestRoutes(t *testing.T) {
 		{name: "unknown v1 route", method: "GET", path: "/v1/blocks/1/extra", status: 404, code: "not_found"},
 		{name: "dashboard", method: "GET", path: "/", status: 200, contentPrefix: "text/html",
 			check: func(t *testing.T, r reply) {
-				if !strings.Contains(string(r.body), "/v1/status") {
-					t.Errorf("the dashboard does not read /v1/status")
+				if !strings.Contains(string(r.body), "/ui/app.js") {
+					t.Errorf("the dashboard does not load its script")
 				}
 			}},
 		{name: "not the dashboard", method: "GET", path: "/index.html", status: 404, code: "not_found"},

@@ -19,6 +19,7 @@ var routes = []route{
 	{"GET", "/v1/stakes", false, (*server).stakes},
 	{"GET", "/v1/blocks", false, (*server).blocks},
 	{"GET", "/v1/blocks/{id}", false, (*server).block},
+	{"GET", "/v1/blocks/summaries", false, (*server).blockSummaries},
 	{"GET", "/v1/txs/pending", false, (*server).pendingTxs},
 	{"GET", "/v1/txs/{id}", false, (*server).tx},
 	{"POST", "/v1/txs", false, (*server).postTxs},
@@ -26,11 +27,13 @@ var routes = []route{
 	{"PUT", "/v1/config", true, (*server).putConfig},
 	{"POST", "/v1/stake", true, (*server).postStake},
 	{"GET", "/v1/peers", false, (*server).peers},
+	{"GET", "/v1/search", false, (*server).search},
 	{"GET", "/v1/genesis", false, (*server).genesis},
 	{"GET", "/v1/events", false, (*server).events},
 	{"GET", "/healthz", false, (*server).healthz},
 	{"GET", "/metrics", false, (*server).metrics},
 	{"GET", "/{$}", false, (*server).dashboard},
+	{"GET", "/ui/{file}", false, (*server).dashboardAsset},
 
 	// The original's routes.
 	{"GET", "/pkey", false, (*server).pkey},

@@ -127,6 +127,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
+	encode := s.eventEncoder(r)
 	for {
 		var msg []byte
 		select {
@@ -141,7 +142,7 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 			if b == nil {
 				continue
 			}
-			data, err := json.Marshal(b)
+			data, err := encode(b)
 			if err != nil {
 				s.log.Error("api: /v1/events: encode block", "err", err)
 				continue

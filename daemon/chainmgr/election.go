@@ -67,3 +67,19 @@ func (e *elections) candidates(parent chain.Hash, state *chain.State) []chain.Ad
 	close(c.done)
 	return c.cands
 }
+
+// cached returns a finished election for the child of parent, if kept.
+func (e *elections) cached(parent chain.Hash) ([]chain.Address, bool) {
+	e.mu.Lock()
+	c, ok := e.calls[parent]
+	e.mu.Unlock()
+	if !ok {
+		return nil, false
+	}
+	select {
+	case <-c.done:
+		return c.cands, true
+	default:
+		return nil, false
+	}
+}

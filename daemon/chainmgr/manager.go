@@ -313,6 +313,15 @@ func (m *Manager) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 	return m.st.Blocks(from, limit)
 }
 
+// HashAt is the hash of the main-chain block at height h.
+func (m *Manager) HashAt(h uint64) (chain.Hash, error) { return m.st.HashAt(h) }
+
+// CachedCandidates returns the election for the child of parent if it was
+// computed recently; it never runs an election.
+func (m *Manager) CachedCandidates(parent chain.Hash) ([]chain.Address, bool) {
+	return m.elect.cached(parent)
+}
+
 // TxLocation finds a committed transaction.
 func (m *Manager) TxLocation(id chain.Hash) (uint64, int, error) { return m.st.TxLocation(id) }
 

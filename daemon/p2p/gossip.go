@@ -283,7 +283,7 @@ func decodeTxBatch(data []byte) ([]*chain.Transaction, error) {
 		txs = append(txs, tx)
 		data = data[k+int(size):]
 	}
-	if len(data) != 0 {
+	if len(data) != 0 && !isSaltTrailer(data) { // regossip.go
 		return nil, fmt.Errorf("%d trailing bytes", len(data))
 	}
 	return txs, nil

@@ -1,0 +1,165 @@
+package api
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/poslab/posd/chain"
+)
+
+// passedOverFake adds the optional PassedOverer to the fake backend.
+type passedOverFake struct {
+	*fakeBackend
+	asked int
+}
+
+func (p *passedOverFake) PassedOver(parent chain.Hash, rank uint32) []chain.Address {
+	p.asked++
+	return []chain.Address{alice}[:min(int(rank), 1)]
+}
+
+func TestBlockSummaries(t *testing.T) {
+	f := newFake()
+	f.blocks[testHeight].Rank = 1
+	pf := &passedOverFake{fakeBackend: f}
+	srv := httptest.NewServer(newServer(Options{Backend: pf, Token: testToken}))
+	defer srv.Close()
+
+	r := do(t, srv.URL, "GET", "/v1/blocks/summaries?limit=3", "", "")
+	if r.status != 200 {
+		t.Fatalf("status %d: %s", r.status, r.body)
+	}
+	got := decode[[]BlockSummary](t, r.body)
+	if len(got) != 3 || got[2].Height != testHeight || got[0].Height != testHeight-2 {
+		t.Fatalf("got %+v, want the newest three blocks ascending", got)
+	}
+	head := f.blocks[testHeight]
+	if got[2].Hash != head.Hash() || got[2].Forger != bob || got[2].Rank != 1 || got[2].Timestamp != head.Timestamp {
+		t.Errorf("head summary %+v does not match the block", got[2])
+	}
+	if len(got[2].PassedOver) != 1 || got[2].PassedOver[0] != alice || got[1].PassedOver != nil {
+		t.Errorf("passed over: %v and %v, want [alice] on the rank-1 block only", got[2].PassedOver, got[1].PassedOver)
+	}
+	if pf.asked != 1 {
+		t.Errorf("PassedOver asked %d times, want once (rank-0 blocks need no election)", pf.asked)
+	}
+	if strings.Contains(string(r.body), "transactions") || strings.Contains(string(r.body), "signature") {
+		t.Errorf("summaries carry bodies or signatures: %s", r.body)
+	}
+
+	r = do(t, srv.URL, "GET", "/v1/blocks/summaries?from=1&limit=1", "", "")
+	if got := decode[[]BlockSummary](t, r.body); len(got) != 1 || got[0].TxCount != 1 || got[0].Height != 1 {
+		t.Errorf("block 1 summary %s, want one transaction", r.body)
+	}
+	r = do(t, srv.URL, "GET", "/v1/blocks/summaries", "", "")
+	if got := decode[[]BlockSummary](t, r.body); len(got) != defaultSummariesLimit {
+		t.Errorf("default page: %d summaries, want %d", len(got), defaultSummariesLimit)
+	}
+	r = do(t, srv.URL, "GET", "/v1/blocks/summaries?from=999999", "", "")
+	if r.status != 200 || strings.TrimSpace(string(r.body)) != "[]" {
+		t.Errorf("past the head: %d %s, want 200 []", r.status, r.body)
+	}
+	for _, q := range []string{"limit=0", "limit=501", "limit=x", "from=-1", "from=abc", "%zz"} {
+		r := do(t, srv.URL, "GET", "/v1/blocks/summaries?"+q, "", "")
+		if r.status != 400 || !strings.Contains(string(r.body), `"bad_request"`) {
+			t.Errorf("?%s: %d %s, want 400 bad_request", q, r.status, r.body)
+		}
+	}
+}
+
+// TestEventsSummary: /v1/events?summary=1 carries summaries, not blocks.
+func TestEventsSummary(t *testing.T) {
+	f := newFake()
+	srv := httptest.NewServer(newTestHandler(f))
+	defer srv.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/v1/events?summary=1", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	readEvent(t, br) // the opening comment
+	waitFor(t, "the subscription", func() bool { return f.subscribers() == 1 })
+	f.publish(f.blocks[1])
+	_, ev, data := readEvent(t, br)
+	if ev != "block" {
+		t.Fatalf("event %q, want block", ev)
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(data), &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["transactions"]; ok {
+		t.Errorf("summary event carries transactions: %s", data)
+	}
+	if string(got["tx_count"]) != "1" || string(got["height"]) != "1" {
+		t.Errorf("summary event %s, want height 1 and tx_count 1", data)
+	}
+}
+
+func TestDashboardAssets(t *testing.T) {
+	srv := httptest.NewServer(newTestHandler(newFake()))
+	defer srv.Close()
+	for _, tc := range []struct{ path, ctype, want string }{
+		{"/", "text/html", `name="viewport"`},
+		{"/ui/app.js", "text/javascript", "/v1/events?summary=1"},
+		{"/ui/style.css", "text/css", "@media"},
+	} {
+		r := do(t, srv.URL, "GET", tc.path, "", "")
+		if r.status != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), tc.ctype) || !strings.Contains(string(r.body), tc.want) {
+			t.Errorf("%s: %d %s, want 200 %s containing %q", tc.path, r.status, r.header.Get("Content-Type"), tc.ctype, tc.want)
+		}
+		if csp := r.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'self'") || strings.Contains(csp, "unsafe") {
+			t.Errorf("%s: CSP %q", tc.path, csp)
+		}
+		if strings.Contains(string(r.body), "http://") && tc.path != "/ui/app.js" || strings.Contains(string(r.body), "https://") {
+			t.Errorf("%s refers to another site", tc.path)
+		}
+	}
+	for _, p := range []string{"/ui/index.html", "/ui/nope.js", "/ui/..%2fdashboard.go"} {
+		if r := do(t, srv.URL, "GET", p, "", ""); r.status != 404 {
+			t.Errorf("%s: %d, want 404", p, r.status)
+		}
+	}
+}
+
+type searchFake struct {
+	*fakeBackend
+	got string
+}
+
+func (s *searchFake) SearchPrefix(prefix string, max int) (SearchResult, error) {
+	s.got = prefix
+	return SearchResult{Accounts: []chain.Address{alice}}, nil
+}
+
+func TestSearch(t *testing.T) {
+	srv := httptest.NewServer(newTestHandler(newFake()))
+	defer srv.Close()
+	if r := do(t, srv.URL, "GET", "/v1/search?prefix=abcd", "", ""); r.status/100 != 5 || !strings.Contains(string(r.body), `"unavailable"`) {
+		t.Errorf("a backend without search: %d %s, want unavailable", r.status, r.body)
+	}
+	sf := &searchFake{fakeBackend: newFake()}
+	srv2 := httptest.NewServer(newServer(Options{Backend: sf}))
+	defer srv2.Close()
+	r := do(t, srv2.URL, "GET", "/v1/search?prefix=ABCD12", "", "")
+	if r.status != 200 || sf.got != "abcd12" {
+		t.Fatalf("%d %s, backend asked %q", r.status, r.body, sf.got)
+	}
+	if want := `{"prefix":"abcd12","blocks":[],"txs":[],"accounts":["` + string(alice) + `"]}`; strings.TrimSpace(string(r.body)) != want {
+		t.Errorf("body %s, want %s", r.body, want)
+	}
+	for _, q := range []string{"", "prefix=", "prefix=abc", "prefix=abcg", "prefix=" + strings.Repeat("a", 65)} {
+		if r := do(t, srv2.URL, "GET", "/v1/search?"+q, "", ""); r.status != 400 {
+			t.Errorf("?%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
+}

@@ -1,0 +1,71 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/internal/atomicfile"
+)
+
+// More files in a node's home, for the tools around the node.
+const (
+	// APIURLFile holds the URL the node's API listens on, written at each
+	// start, so `poscli node ... --node-home DIR` talks to that node and
+	// not to the default one.
+	APIURLFile = "api.url"
+	// SettingsFile holds the forging settings last changed at runtime
+	// (PUT /v1/config), which `posd start` restores.
+	SettingsFile = "settings.json"
+)
+
+// writeAPIURL records the API's URL in the home.
+func (n *Node) writeAPIURL() {
+	path := filepath.Join(n.cfg.Home, APIURLFile)
+	if err := atomicfile.Replace(path, []byte(n.APIURL()+"\n"), 0o644); err != nil {
+		n.log.Warn("could not record the API URL", "path", path, "err", err)
+	}
+}
+
+// ReadAPIURL is the URL the node of home last listened on.
+func ReadAPIURL(home string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(home, APIURLFile))
+	if err != nil {
+		return "", err
+	}
+	url := strings.TrimSpace(string(data))
+	if url == "" {
+		return "", fmt.Errorf("%s is empty", filepath.Join(home, APIURLFile))
+	}
+	return url, nil
+}
+
+// saveSettings records the forging settings after a runtime change.
+func (n *Node) saveSettings() {
+	path := filepath.Join(n.cfg.Home, SettingsFile)
+	data, _ := json.MarshalIndent(n.Config(), "", "  ")
+	if err := atomicfile.Replace(path, append(data, '\n'), 0o600); err != nil {
+		n.log.Warn("could not save the forging settings; they will be lost at restart", "path", path, "err", err)
+	}
+}
+
+// ReadSettings returns the settings saved in home; ok is false when none were.
+func ReadSettings(home string) (c rpc.Config, ok bool, err error) {
+	path := filepath.Join(home, SettingsFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, false, nil
+	}
+	if err != nil {
+		return c, false, err
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return c, false, fmt.Errorf("%s: %w (delete it to start from the flags' settings)", path, err)
+	}
+	return c, true, nil
+}

@@ -1,0 +1,75 @@
+package store
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/poslab/posd/chain"
+)
+
+// BlocksWithPrefix returns up to max hashes of stored blocks (main chain or
+// side) whose hex starts with prefix (lower-case hex, any length), in
+// order: short hashes typed back, as git resolves abbreviated ids.
+func (s *Store) BlocksWithPrefix(prefix string, max int) ([]chain.Hash, error) {
+	return s.hashesWithPrefix(bucketBlocks, prefix, max)
+}
+
+// TxsWithPrefix is BlocksWithPrefix for main-chain transaction ids.
+func (s *Store) TxsWithPrefix(prefix string, max int) ([]chain.Hash, error) {
+	return s.hashesWithPrefix(bucketTxs, prefix, max)
+}
+
+// AccountsWithPrefix returns up to max addresses with a non-zero account
+// that start with prefix.
+func (s *Store) AccountsWithPrefix(prefix string, max int) ([]chain.Address, error) {
+	var out []chain.Address
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketAccounts).Cursor()
+		p := []byte(prefix)
+		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
+			out = append(out, chain.Address(k))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// hashesWithPrefix seeks the bytes of prefix's even part in a bucket keyed
+// by 32-byte hashes and checks the odd nibble, if any, on each key.
+func (s *Store) hashesWithPrefix(bucket []byte, prefix string, max int) ([]chain.Hash, error) {
+	even, err := hex.DecodeString(prefix[:len(prefix)&^1])
+	if err != nil {
+		return nil, fmt.Errorf("prefix %q: %w", prefix, err)
+	}
+	var nibble byte
+	odd := len(prefix)%2 == 1
+	if odd {
+		v, err := hex.DecodeString("0" + prefix[len(prefix)-1:])
+		if err != nil {
+			return nil, fmt.Errorf("prefix %q: %w", prefix, err)
+		}
+		nibble = v[0]
+	}
+	var out []chain.Hash
+	err = s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		start := even
+		if odd {
+			start = append(bytes.Clone(even), nibble<<4)
+		}
+		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, even) && len(out) < max; k, _ = c.Next() {
+			if len(k) != len(chain.Hash{}) {
+				continue
+			}
+			if odd && k[len(even)]>>4 != nibble {
+				break // keys are sorted: past the nibble
+			}
+			out = append(out, chain.Hash(k))
+		}
+		return nil
+	})
+	return out, err
+}
