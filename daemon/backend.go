@@ -168,9 +168,11 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	n.mu.RLock()
-	errs := n.pool.AddBatch(txs, n.state)
-	n.mu.RUnlock()
+	errs, ready := n.pool.AdmitUnder(txs, func(fn func(mempool.StateView)) {
+		n.mu.RLock()
+		defer n.mu.RUnlock()
+		fn(n.state)
+	})
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {
@@ -179,17 +181,15 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 			}
 		}
 	}
-	var accepted []chain.Transaction
-	for i, err := range errs {
-		if err == nil {
-			accepted = append(accepted, txs[i])
-		} else {
+	for _, err := range errs {
+		if err != nil {
 			n.metrics.txsRejected.Add(1)
 		}
 	}
-	if len(accepted) > 0 {
+	// Only what became executable is gossiped; gapped ones wait here.
+	if len(ready) > 0 {
 		if n.net != nil {
-			n.net.PublishTxs(accepted)
+			n.net.PublishTxs(ready)
 		}
 		n.poke()
 	}

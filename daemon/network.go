@@ -117,27 +117,40 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 	return b.Height, b.Hash()
 }
 
-// HandleTx pools a gossiped transaction. A transaction that breaks a
-// stateless rule or carries a bad signature is the sender's fault and is
-// rejected; one the pool cannot take now (known, replayed after a block,
-// unpayable given this node's view) is ignored: not forwarded, not punished.
-func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
-	if err := tx.CheckStateless(h.n.g.ChainID); err != nil {
-		return err
+// HandleTxs pools gossiped transactions and returns those to relay: the
+// ones admitted as executable. A transaction that breaks a stateless rule
+// or carries a bad signature is the sender's fault and rejects the
+// message; what the pool cannot take now (known, gapped beyond its bounds,
+// unpayable given this node's view, a full pool) is only dropped.
+// Signatures are verified outside the node's lock.
+func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
+	errs, ready := h.n.pool.AdmitUnder(txs, func(fn func(mempool.StateView)) {
+		h.n.mu.RLock()
+		defer h.n.mu.RUnlock()
+		fn(h.n.state)
+	})
+	for _, err := range errs {
+		if isTxRuleBreak(err) {
+			return nil, p2p.Reject(err)
+		}
 	}
-	h.n.mu.RLock()
-	_, err := h.n.pool.Add(*tx, h.n.state)
-	h.n.mu.RUnlock()
-	switch {
-	case err == nil:
+	if len(ready) > 0 {
 		h.n.poke()
-		return nil
-	case errors.Is(err, chain.ErrBadSignature):
-		return err
-	case errors.Is(err, mempool.ErrAlreadyKnown):
-		return p2p.ErrIgnore
 	}
-	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+	return ready, nil
+}
+
+// isTxRuleBreak reports whether err is a rule a transaction breaks by
+// itself, whatever the state: its sender had to know.
+func isTxRuleBreak(err error) bool {
+	for _, rule := range []error{chain.ErrUnknownType, chain.ErrZeroAmount, chain.ErrBadAddress,
+		chain.ErrBadPublicKey, chain.ErrFromMismatch, chain.ErrBadSignature, chain.ErrWrongChain,
+		chain.ErrStakeNotSelf, chain.ErrTxTooLarge} {
+		if errors.Is(err, rule) {
+			return true
+		}
+	}
+	return false
 }
 
 // HandleBlock imports a gossiped or synced block.
@@ -145,7 +158,9 @@ func (h p2pHandler) HandleBlock(b *chain.Block) error {
 	return h.mapBlockErr(h.n.ImportBlock(b))
 }
 
-// mapBlockErr translates import outcomes into the network's terms.
+// mapBlockErr translates import outcomes into the network's terms: a rule
+// the block breaks rejects it (the sender is penalised); anything else,
+// this node's own failures included, only drops it.
 func (h p2pHandler) mapBlockErr(err error) error {
 	switch {
 	case err == nil:
@@ -157,6 +172,8 @@ func (h p2pHandler) mapBlockErr(err error) error {
 	case errors.Is(err, chain.ErrFutureBlock):
 		// Our clock may be behind: not proof the sender misbehaved.
 		return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+	case chain.CodeOf(err) != "":
+		return p2p.Reject(err)
 	}
 	return err
 }

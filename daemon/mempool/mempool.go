@@ -320,10 +320,8 @@ type checked struct {
 	keyOK bool
 }
 
-// precheck runs the stateless rules, the fee floor, a screen against the
-// committed state (cheap: before the signature) and the signature (unless
-// cached).
-func (p *Pool) precheck(tx *chain.Transaction, st StateView) (checked, error) {
+// precheck runs the stateless rules and the fee floor, and sizes tx.
+func (p *Pool) precheck(tx *chain.Transaction) (checked, error) {
 	c := checked{id: tx.ID()}
 	if err := tx.CheckStateless(p.chainID); err != nil {
 		return c, err
@@ -331,15 +329,17 @@ func (p *Pool) precheck(tx *chain.Transaction, st StateView) (checked, error) {
 	if tx.Fee < p.cfg.MinFee {
 		return c, ruleErr(ErrFeeTooLow, "fee %d is below this node's minimum %d", tx.Fee, p.cfg.MinFee)
 	}
-	if err := p.screen(tx, st.Account(tx.From)); err != nil {
-		return c, err
-	}
 	c.size = len(chain.EncodeTx(tx))
 	c.key, c.keyOK = keyOf(c.id, tx.Signature)
+	return c, nil
+}
+
+// verify checks tx's signature unless it is cached.
+func (p *Pool) verify(tx *chain.Transaction, c checked) error {
 	if c.keyOK && p.sigs.has(c.key) {
-		return c, nil
+		return nil
 	}
-	return c, tx.VerifySignature()
+	return tx.VerifySignature()
 }
 
 // screen refuses what the committed account alone already rules out.
@@ -380,56 +380,89 @@ func (p *Pool) AddBatch(txs []chain.Transaction, st StateView) []error {
 // admitted transactions that are pending and the queued ones they
 // promoted, each sender's in nonce order. That, and only that, is what the
 // node should gossip. Signatures are verified in parallel, then the batch
-// is admitted under a single lock.
+// is admitted under a single lock. st must not change during the call; a
+// caller that guards its state with a lock should use AdmitUnder, which
+// verifies signatures outside it.
 func (p *Pool) Admit(txs []chain.Transaction, st StateView) (errs []error, ready []chain.Transaction) {
+	return p.AdmitUnder(txs, func(fn func(StateView)) { fn(st) })
+}
+
+// AdmitUnder is Admit for a caller whose state is guarded by a lock: view
+// must call fn once with the state held steady (e.g. under the node's read
+// lock). AdmitUnder calls view twice, briefly each time: to screen txs
+// against the committed state (refusing, before any signature check, what
+// the sender's account alone rules out), then to admit them. Signatures
+// are verified between the two calls, in parallel, under no lock.
+func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
 	errs = make([]error, len(txs))
 	cs := make([]checked, len(txs))
-	check := func(i int) { cs[i], errs[i] = p.precheck(&txs[i], st) }
-	if workers := min(runtime.GOMAXPROCS(0), len(txs)); workers <= 1 {
-		for i := range txs {
-			check(i)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= len(txs) {
-						return
-					}
-					check(i)
-				}
-			})
-		}
-		wg.Wait()
+	for i := range txs {
+		cs[i], errs[i] = p.precheck(&txs[i])
 	}
+	view(func(st StateView) {
+		for i := range txs {
+			if errs[i] == nil {
+				errs[i] = p.screen(&txs[i], st.Account(txs[i].From))
+			}
+		}
+	})
+	parallel(len(txs), func(i int) {
+		if errs[i] == nil {
+			errs[i] = p.verify(&txs[i], cs[i])
+		}
+	})
 	keys := make([]sigKey, 0, len(txs))
 	var promoted []*entry
-	p.mu.Lock()
-	now := p.now()
-	p.expire(now)
-	p.compact()
-	for i := range txs {
-		if errs[i] != nil {
-			continue
+	view(func(st StateView) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		now := p.now()
+		p.expire(now)
+		p.compact()
+		for i := range txs {
+			if errs[i] != nil {
+				continue
+			}
+			var became []*entry
+			if became, errs[i] = p.admit(&txs[i], cs[i], st, now); errs[i] == nil && cs[i].keyOK {
+				keys = append(keys, cs[i].key)
+			}
+			promoted = append(promoted, became...)
 		}
-		var became []*entry
-		if became, errs[i] = p.admit(&txs[i], cs[i], st, now); errs[i] == nil && cs[i].keyOK {
-			keys = append(keys, cs[i].key)
+		for _, e := range promoted {
+			// A later admission in the batch may have evicted or demoted it.
+			if !e.gone && !e.queued {
+				ready = append(ready, e.tx)
+			}
 		}
-		promoted = append(promoted, became...)
-	}
-	for _, e := range promoted {
-		// A later admission in the batch may have evicted or demoted it.
-		if !e.gone && !e.queued {
-			ready = append(ready, e.tx)
-		}
-	}
-	p.mu.Unlock()
+	})
 	p.sigs.add(keys...)
 	return errs, ready
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Reinsert puts back transactions a reorg reverted, checked against the new
