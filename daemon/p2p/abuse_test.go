@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/mempool"
 )
@@ -208,4 +212,70 @@ func TestTxFloodDoesNotStarveBlocks(t *testing.T) {
 	}
 	t.Logf("flood: %d messages (%d txs) validated by the victim while it followed %d blocks",
 		victimChain.batches.Load(), victimChain.txsSeen.Load(), blocks)
+}
+
+func TestPeerBudgets(t *testing.T) {
+	b := newPeerBook(Config{TxMsgRate: 2, TxRate: 100, BlockMsgRate: 1})
+	p := peer.ID("p")
+	now := time.Now()
+	// The tx budget allows a burst of one full batch, then refuses.
+	if !b.admitTxs(p, maxBatchTxs, now) {
+		t.Fatal("first batch refused")
+	}
+	b.doneTxs(p)
+	if b.admitTxs(p, maxBatchTxs, now) {
+		t.Fatal("second full batch at once admitted")
+	}
+	// Messages: burst 4 at 2/s; in flight: at most maxTxInflight.
+	q := peer.ID("q")
+	for i := range maxTxInflight {
+		if !b.admitTxs(q, 1, now) {
+			t.Fatalf("message %d refused", i)
+		}
+	}
+	if b.admitTxs(q, 1, now) {
+		t.Fatal("more than maxTxInflight in flight")
+	}
+	b.doneTxs(q)
+	if b.admitTxs(q, 1, now) {
+		t.Fatal("message budget (burst 4) exceeded")
+	}
+	if !b.admitTxs(q, 1, now.Add(time.Second)) {
+		t.Fatal("budget not refilled after a second")
+	}
+	// Blocks: burst 2 at 1/s.
+	if !b.admitBlock(p, now) || !b.admitBlock(p, now) || b.admitBlock(p, now) {
+		t.Fatal("block budget")
+	}
+	// Offences decay by half each penaltyHalfLife and survive forget.
+	b.penalize(p, 8, now)
+	b.forget(p, now)
+	if got := b.penaltyOf(p, now.Add(penaltyHalfLife)); got < 3.99 || got > 4.01 {
+		t.Fatalf("penalty after a half-life = %v, want 4", got)
+	}
+	b.forget(q, now)
+	if _, ok := b.peers[q]; ok {
+		t.Fatal("a blameless peer's account kept after it left")
+	}
+}
+
+// TestRepeatedOffencesDisconnect: a peer that keeps sending garbage is
+// disconnected and refused for a while; an honest one is not.
+func TestRepeatedOffencesDisconnect(t *testing.T) {
+	a := startNode(t, newFakeChain("g"), nil)
+	b := startNode(t, newFakeChain("g"), nil, a)
+	waitFor(t, 10*time.Second, "peers", func() bool { return hasPeer(a, b.ID()) })
+	msg := &pubsub.Message{Message: &pb.Message{Data: []byte{1, 2, 3}}}
+	for range banPenalty + 1 { // offences decay a little between calls
+		if r := a.validateTxs(context.Background(), b.host.ID(), msg); r != pubsub.ValidationReject {
+			t.Fatalf("garbage: %v", r)
+		}
+	}
+	waitFor(t, 10*time.Second, "the offender dropped", func() bool { return !hasPeer(a, b.ID()) })
+	if !a.gater.isBanned(b.host.ID()) {
+		t.Fatal("offender not banned")
+	}
+	if err := b.Connect(context.Background(), a.Addrs()); err == nil && hasPeer(a, b.ID()) {
+		t.Fatal("offender reconnected")
+	}
 }
