@@ -505,3 +505,31 @@ func TestJamA4(t *testing.T) {
 		t.Fatalf("expiry evicted %d, %d left", len(ev), p.Len())
 	}
 }
+
+// TestAdmitUnder: the state is read twice, briefly (screen, then admit),
+// and signatures are checked in between; what changed in between (a block
+// committed the nonce) is caught by the second look.
+func TestAdmitUnder(t *testing.T) {
+	g := testGenesis()
+	before := g.State()
+	after := g.State()
+	after.SetAccount(alice.addr, chain.Account{Balance: 1000, Nonce: 1})
+	p := New(g, Config{})
+	calls := 0
+	view := func(fn func(StateView)) {
+		calls++
+		if calls == 1 {
+			fn(before)
+			return
+		}
+		fn(after)
+	}
+	errs, ready := p.AdmitUnder([]chain.Transaction{feeTx(alice, 1, 1), feeTx(bob, 1, 1)}, view)
+	if calls != 2 {
+		t.Fatalf("view called %d times, want 2", calls)
+	}
+	wantCode(t, errs[0], chain.ErrBadNonce)
+	if errs[1] != nil || len(ready) != 1 || ready[0].From != bob.addr {
+		t.Fatalf("bob: %v, ready %v", errs[1], ids(ready))
+	}
+}

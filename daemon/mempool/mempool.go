@@ -360,6 +360,47 @@ func (p *Pool) screen(tx *chain.Transaction, acc chain.Account) error {
 	return nil
 }
 
+// screenPool refuses, before the signature check, what the pool as it
+// stands would refuse anyway: a known transaction, a used nonce, a gap too
+// wide, a gapped transaction with no room in the queue. It changes
+// nothing; admission checks again.
+//
+// tops holds, per sender, the end of the executable run as the batch so
+// far would extend it. p.mu is held.
+func (p *Pool) screenPool(tx *chain.Transaction, id chain.Hash, acc chain.Account, tops map[chain.Address]uint64) error {
+	if _, ok := p.byID[id]; ok {
+		return ruleErr(ErrAlreadyKnown, "transaction %s is already pooled", id)
+	}
+	s := p.senders[tx.From]
+	if s != nil && s.checked != acc {
+		return nil // the pool has not seen this state yet: leave it to admit
+	}
+	top := acc.Nonce
+	if s != nil {
+		if i, found := s.find(tx.Nonce); found {
+			return ruleErr(ErrNonceInUse, "%s already has transaction %s pooled at nonce %d", tx.From, s.txs[i].id, tx.Nonce)
+		}
+		top = s.contiguousTop(acc.Nonce)
+	}
+	if t, ok := tops[tx.From]; ok {
+		top = max(top, t)
+	}
+	if err := p.checkGap(tx.Nonce, top); err != nil {
+		return err
+	}
+	if tx.Nonce == top+1 {
+		tops[tx.From] = tx.Nonce
+		return nil
+	}
+	if s != nil && s.queued() >= p.cfg.AccountQueue {
+		return ruleErr(ErrQueueFull, "%s already has %d gapped transactions pooled, the most per sender", tx.From, s.queued())
+	}
+	if p.nqueued >= p.queueLimit() && (len(p.queue) == 0 || p.queue[0].tx.Fee >= tx.Fee) {
+		return ruleErr(ErrQueueFull, "%d gapped transactions are pooled, the limit, and none it may evict for this one (fee %d)", p.nqueued, tx.Fee)
+	}
+	return nil
+}
+
 // Add admits tx against the committed state st. It returns tx's id, also
 // when it refuses tx; every refusal is a *chain.RuleError (see the package
 // Err* sentinels and chain's).
@@ -400,9 +441,15 @@ func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))
 		cs[i], errs[i] = p.precheck(&txs[i])
 	}
 	view(func(st StateView) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		tops := map[chain.Address]uint64{} // runs the batch itself extends
 		for i := range txs {
 			if errs[i] == nil {
-				errs[i] = p.screen(&txs[i], st.Account(txs[i].From))
+				acc := st.Account(txs[i].From)
+				if errs[i] = p.screen(&txs[i], acc); errs[i] == nil {
+					errs[i] = p.screenPool(&txs[i], cs[i].id, acc, tops)
+				}
 			}
 		}
 	})

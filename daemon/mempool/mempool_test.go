@@ -466,12 +466,12 @@ func TestVerifier(t *testing.T) {
 	wantCode(t, verify(&wrong), chain.ErrWrongChain)
 
 	// The pool's own admission uses the cache too: a duplicate of a pooled
-	// tx is already_known, a re-signed copy (different signature) is refused
-	// for its signature first.
+	// tx is already_known, and so is a re-signed copy (different
+	// signature): the pool refuses it before spending a verification.
 	_, err := p.Add(pooled, st)
 	wantCode(t, err, ErrAlreadyKnown)
 	_, err = p.Add(bad, st)
-	wantCode(t, err, chain.ErrBadSignature)
+	wantCode(t, err, ErrAlreadyKnown)
 
 	// Through a block check.
 	blk := &chain.Block{Transactions: []chain.Transaction{pooled, fresh}}
