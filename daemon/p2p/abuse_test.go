@@ -244,8 +244,12 @@ func TestPeerBudgets(t *testing.T) {
 		t.Fatal("budget not refilled after a second")
 	}
 	// Blocks: burst 2 at 1/s.
-	if !b.admitBlock(p, now) || !b.admitBlock(p, now) || b.admitBlock(p, now) {
-		t.Fatal("block budget")
+	var got []bool
+	for range 3 {
+		got = append(got, b.admitBlock(p, now))
+	}
+	if !slices.Equal(got, []bool{true, true, false}) {
+		t.Fatalf("block budget: %v", got)
 	}
 	// Offences decay by half each penaltyHalfLife and survive forget.
 	b.penalize(p, 8, now)
