@@ -283,3 +283,34 @@ func TestRepeatedOffencesDisconnect(t *testing.T) {
 		t.Fatal("offender reconnected")
 	}
 }
+
+// countingChain counts the sync requests it serves.
+type countingChain struct {
+	*fakeChain
+	served atomic.Int64
+}
+
+func (c *countingChain) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	c.served.Add(1)
+	return c.fakeChain.Blocks(from, limit)
+}
+
+// stuckFork claims another head at height 0 and takes every block without
+// ever moving it (as a node does with side blocks fork choice passes over).
+type stuckFork struct{ *fakeChain }
+
+func (stuckFork) Head() (uint64, chain.Hash)     { return 0, chain.Hash{0xf0} }
+func (stuckFork) HandleBlock(*chain.Block) error { return nil }
+
+// TestNoSyncSpin: a sync that never moves our head is not repeated before
+// the next poll, however willingly the blocks are taken.
+func TestNoSyncSpin(t *testing.T) {
+	server := &countingChain{fakeChain: newFakeChain("g")}
+	s := startNode(t, server, nil)
+	startNode(t, stuckFork{newFakeChain("g")}, nil, s)
+	waitFor(t, 10*time.Second, "a first sync request", func() bool { return server.served.Load() > 0 })
+	time.Sleep(pollInterval / 2) // a negative check: nothing more may happen
+	if n := server.served.Load(); n > 2 {
+		t.Fatalf("%d sync requests within half a poll interval: the sync loop spins", n)
+	}
+}

@@ -348,7 +348,7 @@ func classify(err error) failure {
 // common ancestor when needed.
 func (n *Node) syncWith(c candidate, first *rangeStream) {
 	p := c.id
-	ourHeight, _ := n.h.Head()
+	ourHeight, startHead := n.h.Head()
 	base := c.from
 	target := c.target
 	from := base
@@ -460,8 +460,8 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 			continue
 		}
 		if err != nil {
-			if imported > 0 {
-				n.syncServed(p)
+			if h, _ := n.h.Head(); h > ourHeight {
+				n.syncServed(p) // it did serve something before it failed
 			}
 			n.syncFailed(p, classify(err), err)
 			return
@@ -475,11 +475,13 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 		return
 	}
 	height, head := n.h.Head()
-	if imported > 0 || height >= c.target {
+	if head != startHead {
 		n.syncServed(p)
 	} else {
-		// Nothing new, though it claimed more: do not ask it again at once.
-		n.syncFailed(p, failNoNews, fmt.Errorf("claims height %d but served nothing new", c.target))
+		// Nothing that moved our head (it claimed more, or served blocks
+		// fork choice does not take): do not ask it again before the
+		// next poll, or a peer could keep the sync loop spinning.
+		n.syncFailed(p, failNoNews, fmt.Errorf("claims height %d but served nothing that moves our head", c.target))
 	}
 	n.mu.Lock()
 	delete(n.hints, p)
