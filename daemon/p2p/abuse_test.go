@@ -234,22 +234,34 @@ func TestPeerBudgets(t *testing.T) {
 	if b.admitTxs(p, maxBatchTxs, now) {
 		t.Fatal("second full batch at once admitted")
 	}
-	// Messages: burst 4 at 2/s; in flight: at most maxTxInflight.
+	// Messages: burst 4 at 2/s.
 	q := peer.ID("q")
-	for i := range maxTxInflight {
+	for i := range 4 {
 		if !b.admitTxs(q, 1, now) {
 			t.Fatalf("message %d refused", i)
 		}
+		b.doneTxs(q)
 	}
-	if b.admitTxs(q, 1, now) {
-		t.Fatal("more than maxTxInflight in flight")
-	}
-	b.doneTxs(q)
 	if b.admitTxs(q, 1, now) {
 		t.Fatal("message budget (burst 4) exceeded")
 	}
 	if !b.admitTxs(q, 1, now.Add(time.Second)) {
 		t.Fatal("budget not refilled after a second")
+	}
+	b.doneTxs(q)
+	// In flight: at most maxTxInflight of one peer.
+	wide := newPeerBook(Config{TxMsgRate: 1000, TxRate: 1e6})
+	for i := range maxTxInflight {
+		if !wide.admitTxs(q, 1, now) {
+			t.Fatalf("message %d refused", i)
+		}
+	}
+	if wide.admitTxs(q, 1, now) {
+		t.Fatal("more than maxTxInflight in flight")
+	}
+	wide.doneTxs(q)
+	if !wide.admitTxs(q, 1, now) {
+		t.Fatal("a freed slot not reused")
 	}
 	// Blocks: burst 2 at 1/s.
 	var got []bool

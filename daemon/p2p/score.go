@@ -41,11 +41,11 @@ func IsReject(err error) bool { return errors.Is(err, ErrReject) }
 // Per-peer budgets (defaults of Config's zero fields).
 const (
 	DefaultTxMsgRate    = 50     // tx messages per second per peer
-	DefaultTxRate       = 20_000 // transactions per second per peer
+	DefaultTxRate       = 50_000 // transactions per second per peer
 	DefaultBlockMsgRate = 20     // block messages per second per peer
 	// maxTxInflight bounds how many of a peer's tx messages wait for
 	// validation at once, so one peer cannot fill the shared queue.
-	maxTxInflight = 4
+	maxTxInflight = 16
 	// penaltyHalfLife: an offence weighs half as much after it.
 	penaltyHalfLife = time.Minute
 	// banPenalty: a peer whose decayed offences reach it is disconnected
