@@ -143,7 +143,7 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	errs := n.pool.AddBatch(txs, n.chain)
+	errs, ready := n.pool.Admit(txs, n.chain) // the newest snapshot at each look
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {
@@ -152,17 +152,15 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 			}
 		}
 	}
-	var accepted []chain.Transaction
-	for i, err := range errs {
-		if err == nil {
-			accepted = append(accepted, txs[i])
-		} else {
+	for _, err := range errs {
+		if err != nil {
 			n.metrics.txsRejected.Add(1)
 		}
 	}
-	if len(accepted) > 0 {
+	// Only what became executable is gossiped; gapped ones wait here.
+	if len(ready) > 0 {
 		if n.net != nil {
-			n.net.PublishTxs(accepted)
+			n.net.PublishTxs(ready)
 		}
 		n.forger.poke()
 	}

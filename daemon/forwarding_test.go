@@ -21,11 +21,13 @@ type spy struct {
 
 func (s *spy) GenesisHash() chain.Hash    { return s.genesis }
 func (s *spy) Head() (uint64, chain.Hash) { return 0, chain.Hash{} }
-func (s *spy) HandleTx(tx *chain.Transaction) error {
+func (s *spy) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.txs[tx.ID()] = true
-	return nil
+	for i := range txs {
+		s.txs[txs[i].ID()] = true
+	}
+	return txs, nil
 }
 func (s *spy) HandleBlock(b *chain.Block) error {
 	s.mu.Lock()

@@ -113,7 +113,7 @@ type p2pChain interface {
 
 // p2pPool is what the network handler needs of the mempool.
 type p2pPool interface {
-	Add(tx chain.Transaction, st mempool.StateView) (chain.Hash, error)
+	Admit(txs []chain.Transaction, st mempool.StateView) (errs []error, ready []chain.Transaction)
 }
 
 // p2pHandler is the node as the network sees it (p2p.Handler).
@@ -136,26 +136,36 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 	return s.Height(), s.HeadHash()
 }
 
-// HandleTx pools a gossiped transaction. A transaction that breaks a
-// stateless rule or carries a bad signature is the sender's fault and is
-// rejected; one the pool cannot take now (known, replayed after a block,
-// unpayable given this node's view) is ignored: not forwarded, not punished.
-// Admission reads the chain's current snapshot: it never waits for an import.
-func (h p2pHandler) HandleTx(tx *chain.Transaction) error {
-	if err := tx.CheckStateless(h.chainID); err != nil {
-		return err
+// HandleTxs pools gossiped transactions and returns those to relay: the
+// ones admitted as executable. A transaction that breaks a stateless rule
+// or carries a bad signature is the sender's fault and rejects the
+// message; what the pool cannot take now (known, gapped beyond its bounds,
+// unpayable given this node's view, a full pool) is only dropped.
+// Signatures are verified outside every lock.
+func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
+	errs, ready := h.pool.Admit(txs, h.chain) // the newest snapshot: never waits for an import
+	for _, err := range errs {
+		if isTxRuleBreak(err) {
+			return nil, p2p.Reject(err)
+		}
 	}
-	_, err := h.pool.Add(*tx, h.chain)
-	switch {
-	case err == nil:
+	if len(ready) > 0 {
 		h.poke()
-		return nil
-	case errors.Is(err, chain.ErrBadSignature):
-		return err
-	case errors.Is(err, mempool.ErrAlreadyKnown):
-		return p2p.ErrIgnore
 	}
-	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
+	return ready, nil
+}
+
+// isTxRuleBreak reports whether err is a rule a transaction breaks by
+// itself, whatever the state: its sender had to know.
+func isTxRuleBreak(err error) bool {
+	for _, rule := range []error{chain.ErrUnknownType, chain.ErrZeroAmount, chain.ErrBadAddress,
+		chain.ErrBadPublicKey, chain.ErrFromMismatch, chain.ErrBadSignature, chain.ErrWrongChain,
+		chain.ErrStakeNotSelf, chain.ErrTxTooLarge} {
+		if errors.Is(err, rule) {
+			return true
+		}
+	}
+	return false
 }
 
 // HandleBlock imports a gossiped or synced block.
@@ -176,7 +186,7 @@ func (h p2pHandler) mapBlockErr(err error) error {
 	case errors.Is(err, ErrUnknownParent):
 		return p2p.ErrUnknownParent
 	case chainmgr.IsPeerFault(err):
-		return err
+		return p2p.Reject(err)
 	}
 	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 }

@@ -25,11 +25,8 @@ func (n *Node) rebroadcastLoop(ctx context.Context) {
 		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < rebroadcastEvery {
 			continue
 		}
-		txs := n.pool.All()
-		if len(txs) > maxRebroadcast {
-			txs = txs[:maxRebroadcast]
-		}
-		n.regossip(txs) // as new messages: regossip.go
+		txs := n.pool.Executable(maxRebroadcast) // never the gapped ones
+		n.regossip(txs)                          // as new messages: regossip.go
 		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
 	}
 }

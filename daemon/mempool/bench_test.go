@@ -62,3 +62,43 @@ func BenchmarkPending10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*len(txs))/b.Elapsed().Seconds(), "tx/s")
 }
+
+// BenchmarkScreenUnfunded4096 admits a gossip-sized batch of 4,096
+// transfers from unfunded keys (the A7 flood): the state screen refuses
+// them before any signature check.
+func BenchmarkScreenUnfunded4096(b *testing.B) {
+	g, _, txs := benchSetup(b, 64, 64) // funded in g, but screened against an empty state
+	st := chain.NewState()
+	p := New(g, Config{})
+	n := 0
+	for b.Loop() {
+		for _, err := range p.AddBatch(txs, st) {
+			if err == nil {
+				b.Fatal("an unfunded transaction was admitted")
+			}
+		}
+		n++
+	}
+	b.ReportMetric(float64(n*len(txs))/b.Elapsed().Seconds(), "tx/s")
+}
+
+// BenchmarkAddGappedFullQueue offers 4,096 gapped transactions to a pool
+// whose queue is full: each is verified, then refused (queue_full).
+func BenchmarkAddGappedFullQueue(b *testing.B) {
+	g, st, txs := benchSetup(b, 64, 70)
+	p := New(g, Config{Limit: 400, GlobalQueue: 100})
+	var gapped []chain.Transaction
+	for _, tx := range txs {
+		if tx.Nonce >= 3 {
+			gapped = append(gapped, tx)
+		}
+	}
+	gapped = gapped[:4096]
+	p.AddBatch(gapped, st)
+	n := 0
+	for b.Loop() {
+		p.AddBatch(gapped, st)
+		n++
+	}
+	b.ReportMetric(float64(n*len(gapped))/b.Elapsed().Seconds(), "tx/s")
+}

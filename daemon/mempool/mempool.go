@@ -2,9 +2,34 @@
 // committed, in per-sender nonce order, and hands the forger the ones that
 // can execute next.
 //
+// Two kinds of pooled transaction are kept apart, as in go-ethereum's
+// legacypool:
+//
+//   - pending (executable): the sender's contiguous run of nonces from its
+//     account nonce + 1. Only these are gossiped (Admit's ready list,
+//     Executable) and forged (Pending).
+//   - queued (gapped): every later nonce, waiting for the gap to be filled.
+//     At most AccountQueue per sender and GlobalQueue in all; a sender's
+//     queued transactions expire when it has been idle for Lifetime.
+//
+// The pool is bounded in count (Limit) and in encoded bytes (MaxBytes).
+// When it is full a newcomer may evict, cheapest first: any queued
+// transaction if the newcomer is executable, a queued one with a lower fee
+// if it is queued itself, and a pending one only if the newcomer is
+// executable (a gapped transaction never evicts a pending one). Pending
+// victims are always the last of their sender's run, so eviction never
+// opens a gap: first from senders holding more than AccountSlots pending
+// (any fee), then the lowest fee strictly below the newcomer's. A sender
+// within its AccountSlots share therefore always finds room unless the
+// pool is full of executable transactions paying at least as much, which
+// forging drains.
+//
 // Admission is conservative: a sender's pooled transactions must all be
 // payable from the sender's committed balance and stake, counting every
-// pending debit and no pending credit. Signatures verified at admission are
+// pending debit and no pending credit. A transaction the committed state
+// already rules out (a used nonce, a sender that cannot pay it alone) is
+// refused before its signature is verified, so a flood from unfunded keys
+// costs no signature checks. Signatures verified at admission are
 // remembered by the node's shared verifier (Config.Sigs), so a block
 // carrying pooled transactions is not verified twice.
 package mempool
@@ -23,7 +48,23 @@ import (
 // Defaults for a zero Config.
 const (
 	DefaultLimit       = 100000
+	DefaultMaxBytes    = 64 << 20 // encoded (binary) bytes
 	DefaultMaxNonceGap = 64
+	// DefaultAccountSlots is the pending share each sender is guaranteed
+	// (geth's AccountSlots). It is a share, not a cap: a sender may hold
+	// more while the pool has room (an exchange or a load generator
+	// pays out thousands per block), but those are the first evicted.
+	DefaultAccountSlots = 16
+	// DefaultAccountQueue caps one sender's queued transactions (geth's
+	// AccountQueue), and equals the nonce gap bound.
+	DefaultAccountQueue = 64
+	// DefaultLifetime is how long a sender may stay idle before its
+	// queued transactions expire.
+	DefaultLifetime = 10 * time.Minute
+	// maxEvictions bounds the work one admission may do to make room.
+	maxEvictions = 64
+	// expireEvery is how often the pool looks for expired transactions.
+	expireEvery = time.Second
 )
 
 // Pool rules, beside the chain's own. Compare with errors.Is: any
@@ -33,6 +74,12 @@ var (
 	ErrNonceInUse   = &chain.RuleError{Code: "nonce_in_use"}
 	ErrNonceGap     = &chain.RuleError{Code: "nonce_gap"}
 	ErrPoolFull     = &chain.RuleError{Code: "pool_full"}
+	ErrQueueFull    = &chain.RuleError{Code: "queue_full"}
+	ErrFeeTooLow    = &chain.RuleError{Code: "fee_too_low"}
+	// ErrExpired is the reason of an eviction of an idle sender's queued
+	// transactions; ErrEvicted that of a transaction a better one replaced.
+	ErrExpired = &chain.RuleError{Code: "expired"}
+	ErrEvicted = &chain.RuleError{Code: "evicted"}
 )
 
 func ruleErr(sentinel *chain.RuleError, format string, args ...any) error {
@@ -40,7 +87,8 @@ func ruleErr(sentinel *chain.RuleError, format string, args ...any) error {
 }
 
 // StateView is the committed state the pool checks against. *chain.State
-// satisfies it. The caller guarantees it does not change during a call.
+// satisfies it. The caller guarantees it does not change during a call
+// (reads may run on several goroutines at once).
 type StateView interface {
 	Account(chain.Address) chain.Account
 }
@@ -58,12 +106,47 @@ func (plainVerifier) VerifyTx(tx *chain.Transaction, _ chain.Hash) error { retur
 
 // Config bounds the pool. Zero fields take the defaults.
 type Config struct {
-	Limit       int         // most transactions pooled at once (DefaultLimit)
-	MaxNonceGap uint64      // how many nonces may be missing before a pooled one (DefaultMaxNonceGap)
-	Sigs        SigVerifier // nil: verify every signature
+	Sigs         SigVerifier   // nil: verify every signature
+	Limit        int           // most transactions pooled at once (DefaultLimit)
+	MaxBytes     int64         // most encoded bytes pooled at once (DefaultMaxBytes)
+	MaxNonceGap  uint64        // how many nonces may be missing before a pooled one (DefaultMaxNonceGap)
+	AccountSlots int           // pending transactions guaranteed per sender (DefaultAccountSlots)
+	AccountQueue int           // queued transactions per sender (DefaultAccountQueue)
+	GlobalQueue  int           // queued transactions in all (a quarter of Limit)
+	Lifetime     time.Duration // idle time after which a sender's queued transactions expire (DefaultLifetime)
+	// MinFee is the lowest fee admitted (0: any). The node passes the
+	// genesis min_fee here.
+	MinFee uint64
 }
 
-// Eviction is a pooled transaction that Update dropped, and why.
+func (c Config) withDefaults() Config {
+	if c.Limit <= 0 {
+		c.Limit = DefaultLimit
+	}
+	if c.MaxBytes <= 0 {
+		c.MaxBytes = DefaultMaxBytes
+	}
+	if c.MaxNonceGap == 0 {
+		c.MaxNonceGap = DefaultMaxNonceGap
+	}
+	if c.AccountSlots <= 0 {
+		c.AccountSlots = DefaultAccountSlots
+	}
+	if c.AccountQueue <= 0 {
+		c.AccountQueue = DefaultAccountQueue
+	}
+	if c.Lifetime <= 0 {
+		c.Lifetime = DefaultLifetime
+	}
+	if c.Sigs == nil {
+		c.Sigs = plainVerifier{}
+	}
+	return c
+}
+
+// Eviction is a pooled transaction the pool dropped other than by commit,
+// and why: it no longer applies (a chain rule code), it expired
+// (ErrExpired), or a better transaction took its room (ErrEvicted).
 type Eviction struct {
 	Tx  chain.Transaction
 	Err error
@@ -75,22 +158,32 @@ type entry struct {
 	id      chain.Hash
 	seq     uint64    // arrival order
 	at      time.Time // arrival time
+	size    int       // encoded bytes
 	debit   uint64    // what leaves the sender's balance
 	unstake uint64    // what leaves the sender's stake
+	owner   *sender
 
-	prev, next *entry // arrival list
+	queued bool      // gapped; in Pool.queue at qidx
+	qidx   int       // index in Pool.queue while queued
+	since  time.Time // when it last became pending
+	epoch  uint32    // bumped at every pending/queued change, so stale pendSlots are known
+	gone   bool      // no longer pooled
 }
 
 // sender is one address's pooled transactions.
 type sender struct {
-	txs     []*entry // sorted by nonce, distinct nonces
-	debit   uint64   // sum of txs' debits
-	unstake uint64   // sum of txs' unstakes
-	// checked is the account every tx in txs was checked against; while the
-	// account stays equal and dirty is false, Update has nothing to do.
+	addr  chain.Address
+	txs   []*entry // sorted by nonce, distinct nonces, all above checked.Nonce
+	npend int      // txs[:npend] are pending: nonces checked.Nonce+1 …
+	// debit and unstake sum txs' debits and unstakes.
+	debit, unstake uint64
+	// checked is the account every tx in txs was checked against.
 	checked chain.Account
-	dirty   bool
+	active  time.Time // last admission or promotion: queued expiry counts from it
+	hidx    int       // index in Pool.victims, -1 when nothing is pending
 }
+
+func (s *sender) queued() int { return len(s.txs) - s.npend }
 
 // find returns where nonce is or would be in s.txs.
 func (s *sender) find(nonce uint64) (int, bool) {
@@ -105,50 +198,65 @@ func (s *sender) find(nonce uint64) (int, bool) {
 	})
 }
 
-// Pool is the set of pending transactions. It is safe for concurrent use.
+// pendSlot is an entry of Pool.pend, valid while the entry is pending with
+// the same epoch.
+type pendSlot struct {
+	e     *entry
+	epoch uint32
+}
+
+func (s pendSlot) valid() bool { return !s.e.gone && !s.e.queued && s.e.epoch == s.epoch }
+
+// Pool is the set of pooled transactions. It is safe for concurrent use.
 type Pool struct {
 	chainID  string
 	exchange chain.ExchangePolicy
-	maxGap   uint64
+	cfg      Config
 	sigs     SigVerifier
 	now      func() time.Time
 
-	mu         sync.Mutex
-	limit      int
-	seq        uint64
-	byID       map[chain.Hash]*entry
-	senders    map[chain.Address]*sender
-	head, tail *entry // arrival order, oldest first
+	mu      sync.Mutex
+	limit   int
+	seq     uint64
+	byID    map[chain.Hash]*entry
+	senders map[chain.Address]*sender
+	bytes   int64
+	nqueued int
+	// order is every entry by arrival, with tombstones (gone) compacted
+	// once they are half of it: All and Page walk it.
+	order []*entry
+	dead  int
+	// pend is the pending entries in the order they became pending, with
+	// stale slots skipped from pendHead: Oldest and Executable read it.
+	pend     []pendSlot
+	pendHead int
+	queue    queueHeap  // queued entries, cheapest first
+	victims  senderHeap // senders with pending entries, first to lose one first
+	evicted  []evicted  // since the last Update
+	lastExp  time.Time
 }
 
 // New returns an empty pool for the network g describes.
 func New(g *chain.Genesis, cfg Config) *Pool {
-	if cfg.Limit <= 0 {
-		cfg.Limit = DefaultLimit
-	}
-	if cfg.MaxNonceGap == 0 {
-		cfg.MaxNonceGap = DefaultMaxNonceGap
-	}
-	if cfg.Sigs == nil {
-		cfg.Sigs = plainVerifier{}
-	}
+	cfg = cfg.withDefaults()
 	ex := g.Exchange
 	ex.Authorities = slices.Clone(ex.Authorities)
 	return &Pool{
 		chainID:  g.ChainID,
 		exchange: ex,
-		maxGap:   cfg.MaxNonceGap,
+		cfg:      cfg,
 		sigs:     cfg.Sigs,
 		now:      time.Now,
 		limit:    cfg.Limit,
 		byID:     make(map[chain.Hash]*entry),
 		senders:  make(map[chain.Address]*sender),
+		victims:  senderHeap{slots: cfg.AccountSlots},
 	}
 }
 
 // SetLimit changes how many transactions the pool may hold (n ≤ 0: the
-// default). Lowering it evicts nothing; admission refuses until the pool
-// has drained below it.
+// default). Lowering it evicts nothing; admission refuses (or evicts to
+// make room) until the pool has drained below it.
 func (p *Pool) SetLimit(n int) {
 	if n <= 0 {
 		n = DefaultLimit
@@ -165,7 +273,18 @@ func (p *Pool) Limit() int {
 	return p.limit
 }
 
-// Len returns how many transactions are pooled.
+// MinFee returns the lowest fee the pool admits.
+func (p *Pool) MinFee() uint64 { return p.cfg.MinFee }
+
+// queueLimit is the global cap on queued transactions. p.mu is held.
+func (p *Pool) queueLimit() int {
+	if p.cfg.GlobalQueue > 0 {
+		return p.cfg.GlobalQueue
+	}
+	return max(p.limit/4, 1)
+}
+
+// Len returns how many transactions are pooled, pending and queued.
 func (p *Pool) Len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -182,26 +301,19 @@ func (p *Pool) Get(id chain.Hash) (chain.Transaction, bool) {
 	return chain.Transaction{}, false
 }
 
-// All returns every pooled transaction, oldest arrival first.
-func (p *Pool) All() []chain.Transaction {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	out := make([]chain.Transaction, 0, len(p.byID))
-	for e := p.head; e != nil; e = e.next {
-		out = append(out, e.tx)
-	}
-	return out
-}
-
-// Oldest returns the arrival time of the oldest pooled transaction, and
-// false when the pool is empty.
+// Oldest returns since when the oldest pending transaction has been
+// executable, and false when none is.
 func (p *Pool) Oldest() (time.Time, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.head == nil {
+	for p.pendHead < len(p.pend) && !p.pend[p.pendHead].valid() {
+		p.pend[p.pendHead] = pendSlot{}
+		p.pendHead++
+	}
+	if p.pendHead == len(p.pend) {
 		return time.Time{}, false
 	}
-	return p.head.at, true
+	return p.pend[p.pendHead].e.since, true
 }
 
 // PendingNonce returns the highest nonce of a's contiguous pooled run from
@@ -216,68 +328,192 @@ func (p *Pool) PendingNonce(a chain.Address, st StateView) uint64 {
 
 // checked is what admission learns about a transaction outside the lock.
 type checked struct {
-	id chain.Hash
+	id   chain.Hash
+	size int
 }
 
-// precheck runs the stateless rules and the signature (unless cached).
+// precheck runs the stateless rules and the fee floor, and sizes tx.
 func (p *Pool) precheck(tx *chain.Transaction) (checked, error) {
 	c := checked{id: tx.ID()}
 	if err := tx.CheckStateless(p.chainID); err != nil {
 		return c, err
 	}
-	return c, p.sigs.VerifyTx(tx, c.id)
+	if tx.Fee < p.cfg.MinFee {
+		return c, ruleErr(ErrFeeTooLow, "fee %d is below this node's minimum %d", tx.Fee, p.cfg.MinFee)
+	}
+	c.size = len(chain.EncodeTx(tx))
+	return c, nil
+}
+
+// verify checks tx's signature unless it is cached.
+func (p *Pool) verify(tx *chain.Transaction, c checked) error {
+	return p.sigs.VerifyTx(tx, c.id)
+}
+
+// screen refuses what the committed account alone already rules out.
+func (p *Pool) screen(tx *chain.Transaction, acc chain.Account) error {
+	if tx.Nonce <= acc.Nonce {
+		return ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
+	}
+	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
+		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
+	}
+	debit, unstake := costs(tx)
+	if unstake > acc.Stake {
+		return ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes 0, needs %d", acc.Stake, unstake)
+	}
+	if debit > acc.Balance {
+		return ruleErr(chain.ErrInsufficientFunds, "balance %d, pending 0, needs %d", acc.Balance, debit)
+	}
+	return nil
+}
+
+// screenPool refuses, before the signature check, what the pool as it
+// stands would refuse anyway: a known transaction, a used nonce, a gap too
+// wide, a gapped transaction with no room in the queue. It changes
+// nothing; admission checks again.
+//
+// tops holds, per sender, the end of the executable run as the batch so
+// far would extend it. p.mu is held.
+func (p *Pool) screenPool(tx *chain.Transaction, id chain.Hash, acc chain.Account, tops map[chain.Address]uint64) error {
+	if _, ok := p.byID[id]; ok {
+		return ruleErr(ErrAlreadyKnown, "transaction %s is already pooled", id)
+	}
+	s := p.senders[tx.From]
+	if s != nil && s.checked != acc {
+		return nil // the pool has not seen this state yet: leave it to admit
+	}
+	top := acc.Nonce
+	if s != nil {
+		if i, found := s.find(tx.Nonce); found {
+			return ruleErr(ErrNonceInUse, "%s already has transaction %s pooled at nonce %d", tx.From, s.txs[i].id, tx.Nonce)
+		}
+		top = s.contiguousTop(acc.Nonce)
+	}
+	if t, ok := tops[tx.From]; ok {
+		top = max(top, t)
+	}
+	if err := p.checkGap(tx.Nonce, top); err != nil {
+		return err
+	}
+	if tx.Nonce == top+1 {
+		tops[tx.From] = tx.Nonce
+		return nil
+	}
+	if s != nil && s.queued() >= p.cfg.AccountQueue {
+		return ruleErr(ErrQueueFull, "%s already has %d gapped transactions pooled, the most per sender", tx.From, s.queued())
+	}
+	if p.nqueued >= p.queueLimit() && (len(p.queue) == 0 || p.queue[0].tx.Fee >= tx.Fee) {
+		return ruleErr(ErrQueueFull, "%d gapped transactions are pooled, the limit, and none it may evict for this one (fee %d)", p.nqueued, tx.Fee)
+	}
+	return nil
 }
 
 // Add admits tx against the committed state st. It returns tx's id, also
 // when it refuses tx; every refusal is a *chain.RuleError (see the package
 // Err* sentinels and chain's).
 func (p *Pool) Add(tx chain.Transaction, st StateView) (chain.Hash, error) {
-	c, err := p.precheck(&tx)
-	if err != nil {
-		return c.id, err
-	}
-	p.mu.Lock()
-	err = p.admit(&tx, c.id, st)
-	p.mu.Unlock()
-	return c.id, err
+	errs, _ := p.Admit([]chain.Transaction{tx}, st)
+	return tx.ID(), errs[0]
 }
 
 // AddBatch admits txs in order, as Add would one by one, and returns one
-// error (nil: admitted) per transaction. Signatures are verified in
-// parallel, then the batch is admitted under a single lock.
+// error (nil: admitted) per transaction.
 func (p *Pool) AddBatch(txs []chain.Transaction, st StateView) []error {
-	errs := make([]error, len(txs))
-	cs := make([]checked, len(txs))
-	check := func(i int) { cs[i], errs[i] = p.precheck(&txs[i]) }
-	if workers := min(runtime.GOMAXPROCS(0), len(txs)); workers <= 1 {
-		for i := range txs {
-			check(i)
-		}
-	} else {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range workers {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1) - 1)
-					if i >= len(txs) {
-						return
-					}
-					check(i)
-				}
-			})
-		}
-		wg.Wait()
-	}
-	p.mu.Lock()
-	for i := range txs {
-		if errs[i] != nil {
-			continue
-		}
-		errs[i] = p.admit(&txs[i], cs[i].id, st)
-	}
-	p.mu.Unlock()
+	errs, _ := p.Admit(txs, st)
 	return errs
+}
+
+// Admit admits txs in order, as Add would one by one: one error (nil:
+// admitted) per transaction. ready is what became executable: the
+// admitted transactions that are pending and the queued ones they
+// promoted, each sender's in nonce order. That, and only that, is what the
+// node should gossip. Signatures are verified in parallel, then the batch
+// is admitted under a single lock. st must not change during the call; a
+// caller that guards its state with a lock should use AdmitUnder, which
+// verifies signatures outside it.
+func (p *Pool) Admit(txs []chain.Transaction, st StateView) (errs []error, ready []chain.Transaction) {
+	return p.AdmitUnder(txs, func(fn func(StateView)) { fn(st) })
+}
+
+// AdmitUnder is Admit for a caller whose state is guarded by a lock: view
+// must call fn once with the state held steady (e.g. under the node's read
+// lock). AdmitUnder calls view twice, briefly each time: to screen txs
+// against the committed state (refusing, before any signature check, what
+// the sender's account alone rules out), then to admit them. Signatures
+// are verified between the two calls, in parallel, under no lock.
+func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
+	errs = make([]error, len(txs))
+	cs := make([]checked, len(txs))
+	for i := range txs {
+		cs[i], errs[i] = p.precheck(&txs[i])
+	}
+	view(func(st StateView) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		tops := map[chain.Address]uint64{} // runs the batch itself extends
+		for i := range txs {
+			if errs[i] == nil {
+				acc := st.Account(txs[i].From)
+				if errs[i] = p.screen(&txs[i], acc); errs[i] == nil {
+					errs[i] = p.screenPool(&txs[i], cs[i].id, acc, tops)
+				}
+			}
+		}
+	})
+	parallel(len(txs), func(i int) {
+		if errs[i] == nil {
+			errs[i] = p.verify(&txs[i], cs[i])
+		}
+	})
+	var promoted []*entry
+	view(func(st StateView) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		now := p.now()
+		p.expire(now)
+		p.compact()
+		for i := range txs {
+			if errs[i] != nil {
+				continue
+			}
+			var became []*entry
+			became, errs[i] = p.admit(&txs[i], cs[i], st, now)
+			promoted = append(promoted, became...)
+		}
+		for _, e := range promoted {
+			// A later admission in the batch may have evicted or demoted it.
+			if !e.gone && !e.queued {
+				ready = append(ready, e.tx)
+			}
+		}
+	})
+	return errs, ready
+}
+
+// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // Reinsert puts back transactions a reorg reverted, checked against the new
@@ -298,96 +534,173 @@ func costs(tx *chain.Transaction) (debit, unstake uint64) {
 	return tx.Fee, 0
 }
 
-// admit runs the stateful pool rules and pools tx. p.mu is held.
-func (p *Pool) admit(tx *chain.Transaction, id chain.Hash, st StateView) error {
-	if _, ok := p.byID[id]; ok {
-		return ruleErr(ErrAlreadyKnown, "transaction %s is already pooled", id)
+// admit runs the stateful pool rules and pools tx, making room if it must.
+// It returns the entries that became pending. p.mu is held.
+func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Time) ([]*entry, error) {
+	if _, ok := p.byID[c.id]; ok {
+		return nil, ruleErr(ErrAlreadyKnown, "transaction %s is already pooled", c.id)
 	}
 	acc := st.Account(tx.From)
 	if tx.Nonce <= acc.Nonce {
-		return ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
+		return nil, ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
 	}
 	s := p.senders[tx.From]
-	at := 0
-	if s != nil {
-		i, found := s.find(tx.Nonce)
-		if found {
-			return ruleErr(ErrNonceInUse, "%s already has transaction %s pooled at nonce %d", tx.From, s.txs[i].id, tx.Nonce)
-		}
-		at = i
+	if s != nil && s.checked != acc {
+		// st moved on since the last Update: bring this sender in line
+		// first (what st committed is no longer pooled).
+		p.resync(s, acc)
+		s = p.senders[tx.From]
 	}
-	if err := p.checkGap(tx.Nonce, s.contiguousTop(acc.Nonce)); err != nil {
-		return err
+	top := acc.Nonce
+	if s != nil {
+		if i, found := s.find(tx.Nonce); found {
+			return nil, ruleErr(ErrNonceInUse, "%s already has transaction %s pooled at nonce %d", tx.From, s.txs[i].id, tx.Nonce)
+		}
+		top += uint64(s.npend)
+	}
+	if err := p.checkGap(tx.Nonce, top); err != nil {
+		return nil, err
 	}
 	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
-		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
+		return nil, ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
 	}
 	if err := checkOverflow(tx, acc, st); err != nil {
-		return err
+		return nil, err
 	}
 	debit, unstake := costs(tx)
 	var pendDebit, pendUnstake uint64
 	if s != nil {
 		pendDebit, pendUnstake = s.debit, s.unstake
-		if s.checked != acc {
-			// st moved on since the last Update: what it committed is no
-			// longer pending.
-			pendDebit, pendUnstake = 0, 0
-			for _, e := range s.txs {
-				if e.tx.Nonce > acc.Nonce {
-					pendDebit += e.debit
-					pendUnstake += e.unstake
-				}
-			}
-		}
 	}
 	if unstake > 0 && (pendUnstake > acc.Stake || unstake > acc.Stake-pendUnstake) {
-		return ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes %d, needs %d", acc.Stake, pendUnstake, unstake)
+		return nil, ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes %d, needs %d", acc.Stake, pendUnstake, unstake)
 	}
 	if pendDebit > acc.Balance || debit > acc.Balance-pendDebit {
-		return ruleErr(chain.ErrInsufficientFunds, "balance %d, pending %d, needs %d", acc.Balance, pendDebit, debit)
+		return nil, ruleErr(chain.ErrInsufficientFunds, "balance %d, pending %d, needs %d", acc.Balance, pendDebit, debit)
 	}
-	if len(p.byID) >= p.limit {
-		return ruleErr(ErrPoolFull, "the pool holds %d transactions, its limit", len(p.byID))
+	pending := tx.Nonce == top+1
+	if !pending && s != nil && s.queued() >= p.cfg.AccountQueue {
+		return nil, ruleErr(ErrQueueFull, "%s already has %d gapped transactions pooled, the most per sender", tx.From, s.queued())
+	}
+	newPend := 1
+	if s != nil {
+		newPend += s.npend
+	}
+	if err := p.makeRoom(tx, c.size, pending, newPend); err != nil {
+		return nil, err
 	}
 
 	p.seq++
-	e := &entry{tx: *tx, id: id, seq: p.seq, at: p.now(), debit: debit, unstake: unstake}
-	if s == nil {
-		s = &sender{checked: acc}
-		p.senders[tx.From] = s
-	} else if s.checked != acc {
-		s.dirty = true
+	e := &entry{tx: *tx, id: c.id, seq: p.seq, at: now, size: c.size, debit: debit, unstake: unstake}
+	if s = p.senders[tx.From]; s == nil { // makeRoom may have emptied it
+		s = &sender{addr: tx.From, checked: acc, hidx: -1}
 	}
-	s.txs = slices.Insert(s.txs, at, e)
-	s.debit += debit
-	s.unstake += unstake
-	p.byID[id] = e
-	e.prev = p.tail
-	if p.tail != nil {
-		p.tail.next = e
-	} else {
-		p.head = e
-	}
-	p.tail = e
-	return nil
+	s.active = now
+	p.order = append(p.order, e)
+	return p.insert(s, e, now), nil
 }
 
-// unlink removes e from the id index and the arrival list (not from its
-// sender). p.mu is held.
-func (p *Pool) unlink(e *entry) {
+// insert pools e in its sender s (added to p.senders if new) and returns
+// the entries that became pending: e and the queued ones it promoted.
+// p.mu is held.
+func (p *Pool) insert(s *sender, e *entry, now time.Time) []*entry {
+	p.senders[s.addr] = s
+	e.owner, e.gone = s, false
+	i, _ := s.find(e.tx.Nonce)
+	s.txs = slices.Insert(s.txs, i, e)
+	s.debit += e.debit
+	s.unstake += e.unstake
+	p.byID[e.id] = e
+	p.bytes += int64(e.size)
+	var became []*entry
+	if i == s.npend && e.tx.Nonce == s.checked.Nonce+1+uint64(s.npend) {
+		for s.npend < len(s.txs) && s.txs[s.npend].tx.Nonce == s.checked.Nonce+1+uint64(s.npend) {
+			p.markPending(s.txs[s.npend], now)
+			became = append(became, s.txs[s.npend])
+			s.npend++
+		}
+		s.active = now
+		p.victims.update(s)
+	} else {
+		p.markQueued(e)
+	}
+	return became
+}
+
+// markPending moves e (new or queued) to pending. p.mu is held.
+func (p *Pool) markPending(e *entry, now time.Time) {
+	if e.queued {
+		p.queue.remove(e)
+		p.nqueued--
+	}
+	e.queued = false
+	e.epoch++
+	e.since = now
+	p.pend = append(p.pend, pendSlot{e, e.epoch})
+}
+
+// markQueued moves e (new or pending) to the queue. p.mu is held.
+func (p *Pool) markQueued(e *entry) {
+	e.queued = true
+	e.epoch++
+	p.queue.push(e)
+	p.nqueued++
+}
+
+// removeAt drops s.txs[i] from the pool; pending entries after it become
+// queued (the nonce gap it leaves). It does not record an eviction.
+// p.mu is held.
+func (p *Pool) removeAt(s *sender, i int) *entry {
+	e := s.txs[i]
+	if i < s.npend {
+		for _, later := range s.txs[i+1 : s.npend] {
+			p.markQueued(later)
+		}
+		s.npend = i
+	}
+	s.txs = slices.Delete(s.txs, i, i+1)
+	s.debit -= e.debit
+	s.unstake -= e.unstake
+	p.drop(e)
+	p.victims.update(s)
+	if len(s.txs) == 0 {
+		delete(p.senders, s.addr)
+	}
+	return e
+}
+
+// drop removes e from the indexes (not from its sender's list).
+// p.mu is held.
+func (p *Pool) drop(e *entry) {
+	if e.queued {
+		p.queue.remove(e)
+		p.nqueued--
+		e.queued = false
+	}
+	e.gone = true
+	e.epoch++
 	delete(p.byID, e.id)
-	if e.prev != nil {
-		e.prev.next = e.next
-	} else {
-		p.head = e.next
+	p.bytes -= int64(e.size)
+	p.dead++
+}
+
+// compact reclaims the tombstones of order and the stale slots of pend
+// once they outnumber the live ones. It is not called while makeRoom may
+// still put entries back. p.mu is held.
+func (p *Pool) compact() {
+	if p.dead > 1024 && p.dead > len(p.order)/2 {
+		p.order = slices.DeleteFunc(p.order, func(e *entry) bool { return e.gone })
+		p.dead = 0
 	}
-	if e.next != nil {
-		e.next.prev = e.prev
-	} else {
-		p.tail = e.prev
+	if live := len(p.byID) - p.nqueued; len(p.pend)-p.pendHead > 2*live+1024 {
+		kept := make([]pendSlot, 0, live)
+		for _, s := range p.pend[p.pendHead:] {
+			if s.valid() {
+				kept = append(kept, s)
+			}
+		}
+		p.pend, p.pendHead = kept, 0
 	}
-	e.prev, e.next = nil, nil
 }
 
 // checkOverflow refuses what would overflow a balance or a stake if it
@@ -412,8 +725,8 @@ func checkOverflow(tx *chain.Transaction, from chain.Account, st StateView) erro
 // after top, the end of the sender's contiguous run (its account nonce when
 // nothing is pooled). A long run of consecutive nonces is no gap at all.
 func (p *Pool) checkGap(nonce, top uint64) error {
-	if nonce > top && nonce-top-1 > p.maxGap {
-		return ruleErr(ErrNonceGap, "nonce %d leaves %d nonces missing after %d (at most %d)", nonce, nonce-top-1, top, p.maxGap)
+	if nonce > top && nonce-top-1 > p.cfg.MaxNonceGap {
+		return ruleErr(ErrNonceGap, "nonce %d leaves %d nonces missing after %d (at most %d)", nonce, nonce-top-1, top, p.cfg.MaxNonceGap)
 	}
 	return nil
 }
@@ -451,61 +764,102 @@ func (p *Pool) recheck(e *entry, acc chain.Account, top, debit, unstake uint64) 
 	return nil
 }
 
+// resync brings sender s in line with its committed account acc: it drops
+// what acc has committed (nonce ≤ account nonce), evicts (recording why)
+// what the account can no longer pay for or what now lies beyond the gap
+// bound, walking in nonce order, and re-sorts the rest into pending and
+// queued. p.mu is held.
+func (p *Pool) resync(s *sender, acc chain.Account) {
+	now := p.now()
+	if acc.Nonce != s.checked.Nonce {
+		s.active = now
+	}
+	kept := s.txs[:0]
+	var debit, unstake uint64
+	top := acc.Nonce // highest nonce of the contiguous run so far
+	for _, e := range s.txs {
+		if e.tx.Nonce <= acc.Nonce {
+			p.drop(e) // committed
+			continue
+		}
+		if err := p.recheck(e, acc, top, debit, unstake); err != nil {
+			p.drop(e)
+			p.evict(e, err)
+			continue
+		}
+		if e.tx.Nonce == top+1 {
+			top++
+		}
+		debit += e.debit
+		unstake += e.unstake
+		kept = append(kept, e)
+	}
+	clear(s.txs[len(kept):])
+	s.txs, s.debit, s.unstake, s.checked = kept, debit, unstake, acc
+	s.npend = 0
+	for i, e := range kept {
+		pend := i == s.npend && e.tx.Nonce == acc.Nonce+1+uint64(i)
+		if pend {
+			s.npend++
+		}
+		switch {
+		case pend && e.queued:
+			p.markPending(e, now)
+		case !pend && !e.queued:
+			p.markQueued(e)
+		}
+	}
+	p.victims.update(s)
+	if len(kept) == 0 {
+		delete(p.senders, s.addr)
+	}
+}
+
 // Update brings the pool in line with a new committed state st, after a
-// block or a reorg. It drops what st has committed (nonce ≤ account nonce),
-// then walks each changed sender's remaining transactions in nonce order and
-// evicts those the account can no longer pay for, or whose nonce is now
-// more than the gap bound beyond the account's. It returns the evictions,
-// oldest arrival first; committed transactions are not reported.
+// block or a reorg. For each changed sender it drops what st has committed
+// (nonce ≤ account nonce), then walks the remaining transactions in nonce
+// order and evicts those the account can no longer pay for, or whose nonce
+// is now more than the gap bound beyond the account's; what is left is
+// sorted again into pending and queued. Idle senders' queued transactions
+// expire. It returns every eviction since the last Update (these, fee
+// evictions by admissions, expiries), oldest arrival first; committed
+// transactions are not reported.
 func (p *Pool) Update(st StateView) []Eviction {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	type evicted struct {
-		e   *entry
-		err error
-	}
-	var out []evicted
 	for addr, s := range p.senders {
-		acc := st.Account(addr)
-		if !s.dirty && acc == s.checked {
-			continue
-		}
-		k := 0
-		for k < len(s.txs) && s.txs[k].tx.Nonce <= acc.Nonce {
-			p.unlink(s.txs[k])
-			k++
-		}
-		kept := s.txs[:0]
-		var debit, unstake uint64
-		top := acc.Nonce // highest nonce of the contiguous run so far
-		for _, e := range s.txs[k:] {
-			if err := p.recheck(e, acc, top, debit, unstake); err != nil {
-				p.unlink(e)
-				out = append(out, evicted{e, err})
-				continue
-			}
-			if e.tx.Nonce == top+1 {
-				top++
-			}
-			debit += e.debit
-			unstake += e.unstake
-			kept = append(kept, e)
-		}
-		clear(s.txs[len(kept):])
-		s.txs, s.debit, s.unstake, s.checked, s.dirty = kept, debit, unstake, acc, false
-		if len(kept) == 0 {
-			delete(p.senders, addr)
+		if acc := st.Account(addr); acc != s.checked {
+			p.resync(s, acc)
 		}
 	}
-	if len(out) == 0 {
+	p.lastExp = time.Time{}
+	p.expire(p.now())
+	p.compact()
+	if len(p.evicted) == 0 {
 		return nil
 	}
-	slices.SortFunc(out, func(a, b evicted) int { return compareSeq(a.e.seq, b.e.seq) })
-	ev := make([]Eviction, len(out))
-	for i, o := range out {
-		ev[i] = Eviction{Tx: o.e.tx, Err: o.err}
+	slices.SortStableFunc(p.evicted, func(a, b evicted) int { return compareSeq(a.seq, b.seq) })
+	out := make([]Eviction, len(p.evicted))
+	for i, ev := range p.evicted {
+		out[i] = ev.Eviction
 	}
-	return ev
+	p.evicted = nil
+	return out
+}
+
+// evicted is an Eviction with the arrival of its transaction.
+type evicted struct {
+	Eviction
+	seq uint64
+}
+
+// evict records why e (already dropped) left the pool. The record is
+// bounded: past Limit records, the oldest are forgotten. p.mu is held.
+func (p *Pool) evict(e *entry, err error) {
+	if len(p.evicted) >= p.limit {
+		p.evicted = slices.Delete(p.evicted, 0, len(p.evicted)/2)
+	}
+	p.evicted = append(p.evicted, evicted{Eviction{Tx: e.tx, Err: err}, e.seq})
 }
 
 func compareSeq(a, b uint64) int {
@@ -518,10 +872,29 @@ func compareSeq(a, b uint64) int {
 	return 0
 }
 
+// expire drops the queued transactions of senders idle for longer than
+// Lifetime, at most once per expireEvery. p.mu is held.
+func (p *Pool) expire(now time.Time) {
+	if p.nqueued == 0 || now.Sub(p.lastExp) < expireEvery {
+		return
+	}
+	p.lastExp = now
+	for _, s := range p.senders {
+		if s.queued() == 0 || now.Sub(s.active) <= p.cfg.Lifetime {
+			continue
+		}
+		for i := len(s.txs) - 1; i >= s.npend; i-- {
+			e := p.removeAt(s, i)
+			p.evict(e, ruleErr(ErrExpired, "gapped for more than %s with no news from %s", p.cfg.Lifetime, s.addr))
+		}
+	}
+}
+
 // cursor walks one sender's executable run during Pending.
 type cursor struct {
 	s          *sender
 	i          int    // index in s.txs of the next transaction
+	fee        uint64 // its fee
 	seq        uint64 // its arrival
 	bal, stake uint64 // what the account has left for it
 }
@@ -529,9 +902,10 @@ type cursor struct {
 // Pending returns up to max transactions that can execute in order on st:
 // for each sender the contiguous run from account nonce + 1 that the
 // account can pay for (pending credits not counted), the senders
-// interleaved by the arrival of their transactions, oldest first. Taken in
-// the order returned, every transaction's nonce follows its sender's
-// previous one. max ≤ 0 returns nothing.
+// interleaved by the fee of their next transaction, highest first, then
+// by its arrival, oldest first. Taken in the order returned, every
+// transaction's nonce follows its sender's previous one. max ≤ 0 returns
+// nothing.
 func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 	if max <= 0 {
 		return nil
@@ -545,7 +919,7 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 		if !found {
 			continue
 		}
-		c := cursor{s: s, i: i, seq: s.txs[i].seq, bal: acc.Balance, stake: acc.Stake}
+		c := cursor{s: s, i: i, fee: s.txs[i].tx.Fee, seq: s.txs[i].seq, bal: acc.Balance, stake: acc.Stake}
 		if p.payable(&c) {
 			h = append(h, c)
 		}
@@ -560,7 +934,7 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 		c.stake -= e.unstake
 		c.i++
 		if c.i < len(c.s.txs) && c.s.txs[c.i].tx.Nonce == e.tx.Nonce+1 && p.payable(c) {
-			c.seq = c.s.txs[c.i].seq
+			c.fee, c.seq = c.s.txs[c.i].tx.Fee, c.s.txs[c.i].seq
 			h.down(0)
 		} else {
 			h.pop()
@@ -578,8 +952,15 @@ func (p *Pool) payable(c *cursor) bool {
 	return e.debit <= c.bal && e.unstake <= c.stake
 }
 
-// cursorHeap is a min-heap of cursors by seq.
+// cursorHeap is a heap of cursors: highest fee, then oldest arrival, first.
 type cursorHeap []cursor
+
+func (h cursorHeap) less(i, j int) bool {
+	if h[i].fee != h[j].fee {
+		return h[i].fee > h[j].fee
+	}
+	return h[i].seq < h[j].seq
+}
 
 func (h cursorHeap) init() {
 	for i := len(h)/2 - 1; i >= 0; i-- {
@@ -595,10 +976,10 @@ func (h cursorHeap) down(i int) {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && h[r].seq < h[l].seq {
+		if r := l + 1; r < n && h.less(r, l) {
 			m = r
 		}
-		if h[i].seq <= h[m].seq {
+		if !h.less(m, i) {
 			return
 		}
 		h[i], h[m] = h[m], h[i]
@@ -617,7 +998,8 @@ func (h *cursorHeap) pop() {
 
 // Remove drops the transactions with these ids (unknown ids are skipped).
 // The forger uses it to evict a transaction a block refused, so the chain
-// never stalls on it. Later nonces of the same sender stay, behind the gap.
+// never stalls on it. Later nonces of the same sender stay, queued behind
+// the gap.
 func (p *Pool) Remove(ids ...chain.Hash) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -626,16 +1008,9 @@ func (p *Pool) Remove(ids ...chain.Hash) {
 		if !ok {
 			continue
 		}
-		p.unlink(e)
-		s := p.senders[e.tx.From]
+		s := e.owner
 		if i, found := s.find(e.tx.Nonce); found {
-			s.txs = slices.Delete(s.txs, i, i+1)
-			s.debit -= e.debit
-			s.unstake -= e.unstake
-			s.dirty = true
-		}
-		if len(s.txs) == 0 {
-			delete(p.senders, e.tx.From)
+			p.removeAt(s, i)
 		}
 	}
 }

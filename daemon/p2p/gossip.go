@@ -24,6 +24,11 @@ const (
 	minTxLen      = 30   // 6 empty strings and 3 integers
 	readyTimeout  = 2 * time.Second
 	readyRetry    = 10 * time.Second // after a failed wait, do not wait again for this long
+	// txValidators is how many tx messages are validated at once; up to
+	// txPending more wait their turn, beyond that gossipsub drops them
+	// (throttled: no penalty). Blocks have their own worker.
+	txValidators = 1
+	txPending    = 64
 )
 
 // TxTopic and BlockTopic name the gossip topics of a chain.
@@ -49,9 +54,12 @@ func (n *Node) startGossip() error {
 	score := &pubsub.PeerScoreParams{
 		SkipAtomicValidation: true,
 		Topics:               map[string]*pubsub.TopicScoreParams{txT: topicScore, blkT: topicScore},
-		DecayInterval:        time.Second,
-		DecayToZero:          0.01,
-		RetainScore:          10 * time.Minute,
+		// Offences outside gossip too (sync, status): see peerBook.
+		AppSpecificScore:  func(p peer.ID) float64 { return -appScoreWeight * n.book.penaltyOf(p, time.Now()) },
+		AppSpecificWeight: 1,
+		DecayInterval:     time.Second,
+		DecayToZero:       0.01,
+		RetainScore:       10 * time.Minute,
 	}
 	thresholds := &pubsub.PeerScoreThresholds{
 		GossipThreshold:   -100,
@@ -68,8 +76,11 @@ func (n *Node) startGossip() error {
 		}),
 		pubsub.WithPeerOutboundQueueSize(queueSize),
 		pubsub.WithValidateQueueSize(queueSize),
-		// One validation worker and inline validators keep the messages of
-		// a peer in order (nonces, parents).
+		// One validation worker runs the block validator inline, so blocks
+		// keep their order (parents first). The tx validator is
+		// asynchronous with its own bounds (txValidators, txPending): the
+		// worker only hands tx messages over, so a tx flood never delays
+		// a block. The pool takes gapped nonces, so txs need no order.
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithMaxMessageSize(maxMessageSize),
 		pubsub.WithPeerScore(score, thresholds),
@@ -82,7 +93,7 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("p2p: pubsub: %w", err)
 	}
 	n.ps = ps
-	if err := ps.RegisterTopicValidator(txT, n.validateTxs, pubsub.WithValidatorInline(true)); err != nil {
+	if err := ps.RegisterTopicValidator(txT, n.validateTxs, pubsub.WithValidatorConcurrency(txPending)); err != nil {
 		return fmt.Errorf("p2p: tx validator: %w", err)
 	}
 	if err := ps.RegisterTopicValidator(blkT, n.validateBlock, pubsub.WithValidatorInline(true)); err != nil {
@@ -180,7 +191,7 @@ func (n *Node) waitTopicPeers(t *pubsub.Topic) bool {
 	return true
 }
 
-func (n *Node) validateTxs(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == n.host.ID() {
 		return pubsub.ValidationAccept // handled before publishing
 	}
@@ -188,27 +199,80 @@ func (n *Node) validateTxs(_ context.Context, from peer.ID, msg *pubsub.Message)
 		return pubsub.ValidationIgnore
 	}
 	defer n.leave()
-	txs, err := decodeTxBatch(msg.Data)
+	count, err := txBatchCount(msg.Data)
 	if err != nil {
-		n.log.Debug("p2p: bad tx batch", "peer", from, "err", err)
+		n.offence(from, "tx message", err)
 		return pubsub.ValidationReject
 	}
-	accepted := 0
-	for _, tx := range txs {
-		err := n.h.HandleTx(tx)
-		switch {
-		case err == nil:
-			accepted++
-		case errors.Is(err, ErrIgnore), errors.Is(err, ErrUnknownParent):
-		default:
-			n.log.Debug("p2p: tx rejected", "peer", from, "tx", tx.ID().String(), "err", err)
-			return pubsub.ValidationReject
-		}
-	}
-	if accepted == 0 {
+	if !n.book.admitTxs(from, count, time.Now()) {
+		n.log.Debug("p2p: tx message over the peer's budget, dropped", "peer", from, "txs", count)
 		return pubsub.ValidationIgnore
 	}
-	return pubsub.ValidationAccept
+	defer n.book.doneTxs(from)
+	select {
+	case n.txSem <- struct{}{}:
+		defer func() { <-n.txSem }()
+	case <-ctx.Done():
+		return pubsub.ValidationIgnore
+	case <-n.ctx.Done():
+		return pubsub.ValidationIgnore
+	}
+	ptrs, err := decodeTxBatch(msg.Data)
+	if err != nil {
+		n.offence(from, "tx message", err)
+		return pubsub.ValidationReject
+	}
+	txs := make([]chain.Transaction, len(ptrs))
+	for i, tx := range ptrs {
+		txs[i] = *tx
+	}
+	relay, err := n.h.HandleTxs(txs)
+	if IsReject(err) {
+		n.offence(from, "tx message", err)
+		return pubsub.ValidationReject
+	}
+	if len(relay) == 0 {
+		return pubsub.ValidationIgnore
+	}
+	if sameTxs(relay, txs) {
+		return pubsub.ValidationAccept // forwarded as it came
+	}
+	// Part of the message is not worth gossiping (known, gapped, unpayable):
+	// gossip the rest as our own message.
+	n.tryPublishTxs(relay)
+	return pubsub.ValidationIgnore
+}
+
+// sameTxs reports whether a and b hold the same transactions (by id).
+func sameTxs(a, b []chain.Transaction) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	ids := make(map[chain.Hash]struct{}, len(a))
+	for i := range a {
+		ids[a[i].ID()] = struct{}{}
+	}
+	for i := range b {
+		if _, ok := ids[b[i].ID()]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// tryPublishTxs is PublishTxs that drops what does not fit the publish
+// queue instead of waiting (validators must not block; the node gossips
+// lingering transactions again anyway).
+func (n *Node) tryPublishTxs(txs []chain.Transaction) {
+	for len(txs) > 0 {
+		data, used := encodeTxBatch(txs)
+		txs = txs[used:]
+		select {
+		case n.pubQ <- pubItem{n.txTopic, data}:
+		default:
+			return
+		}
+	}
 }
 
 func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
@@ -219,23 +283,31 @@ func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Messag
 		return pubsub.ValidationIgnore
 	}
 	defer n.leave()
+	if !n.book.admitBlock(from, time.Now()) {
+		n.log.Debug("p2p: block message over the peer's budget, dropped", "peer", from)
+		return pubsub.ValidationIgnore
+	}
 	b, err := chain.DecodeBlock(msg.Data)
 	if err != nil {
-		n.log.Debug("p2p: bad block message", "peer", from, "err", err)
+		n.offence(from, "block message", err)
 		return pubsub.ValidationReject
 	}
 	err = n.h.HandleBlock(b)
 	switch {
 	case err == nil:
 		return pubsub.ValidationAccept
+	case IsReject(err):
+		n.offence(from, "block message", err)
+		n.log.Debug("p2p: block rejected", "peer", from, "height", b.Height, "err", err)
+		return pubsub.ValidationReject
 	case errors.Is(err, ErrUnknownParent):
 		n.requestSync(from)
 		return pubsub.ValidationIgnore
-	case errors.Is(err, ErrIgnore):
-		return pubsub.ValidationIgnore
 	default:
-		n.log.Debug("p2p: block rejected", "peer", from, "height", b.Height, "err", err)
-		return pubsub.ValidationReject
+		if !errors.Is(err, ErrIgnore) {
+			n.log.Debug("p2p: block not taken", "peer", from, "height", b.Height, "err", err)
+		}
+		return pubsub.ValidationIgnore
 	}
 }
 
@@ -261,15 +333,27 @@ func encodeTxBatch(txs []chain.Transaction) ([]byte, int) {
 	return out, len(encs)
 }
 
-func decodeTxBatch(data []byte) ([]*chain.Transaction, error) {
+// txBatchCount reads the count of a tx batch, checking it is plausible
+// for the message's size, without decoding the transactions.
+func txBatchCount(data []byte) (int, error) {
 	count, k := binary.Uvarint(data)
 	if k <= 0 {
-		return nil, errors.New("bad count")
+		return 0, errors.New("bad count")
 	}
+	if count == 0 || count > maxBatchTxs || count > uint64(len(data[k:])/(minTxLen+1)) {
+		return 0, fmt.Errorf("bad count %d", count)
+	}
+	return int(count), nil
+}
+
+func decodeTxBatch(data []byte) ([]*chain.Transaction, error) {
+	n, err := txBatchCount(data)
+	if err != nil {
+		return nil, err
+	}
+	count := uint64(n)
+	_, k := binary.Uvarint(data)
 	data = data[k:]
-	if count == 0 || count > maxBatchTxs || count > uint64(len(data)/(minTxLen+1)) {
-		return nil, fmt.Errorf("bad count %d", count)
-	}
 	txs := make([]*chain.Transaction, 0, count)
 	for range count {
 		size, k := binary.Uvarint(data)

@@ -25,8 +25,9 @@ type fakeChain struct {
 	txs      []chain.Transaction
 	txSeen   map[chain.Hash]bool
 	rejectTx func(*chain.Transaction) bool
-	acceptAt map[uint64]time.Time // when each height was imported
-	notify   chan struct{}        // signalled on every change
+	blockErr func(*chain.Block) error // when set and non-nil, HandleBlock's answer
+	acceptAt map[uint64]time.Time     // when each height was imported
+	notify   chan struct{}            // signalled on every change
 }
 
 func newFakeChain(genesis string) *fakeChain {
@@ -77,20 +78,29 @@ func (f *fakeChain) Head() (uint64, chain.Hash) {
 
 func (f *fakeChain) height() uint64 { h, _ := f.Head(); return h }
 
-func (f *fakeChain) HandleTx(tx *chain.Transaction) error {
+// HandleTxs pools new transactions and relays them; one that rejectTx
+// refuses rejects the whole message.
+func (f *fakeChain) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.rejectTx != nil && f.rejectTx(tx) {
-		return errors.New("bad tx")
+	var relay []chain.Transaction
+	for i := range txs {
+		tx := &txs[i]
+		if f.rejectTx != nil && f.rejectTx(tx) {
+			return nil, Reject(errors.New("bad tx"))
+		}
+		id := tx.ID()
+		if f.txSeen[id] {
+			continue
+		}
+		f.txSeen[id] = true
+		f.txs = append(f.txs, *tx)
+		relay = append(relay, *tx)
 	}
-	id := tx.ID()
-	if f.txSeen[id] {
-		return ErrIgnore
+	if len(relay) > 0 {
+		f.signal()
 	}
-	f.txSeen[id] = true
-	f.txs = append(f.txs, *tx)
-	f.signal()
-	return nil
+	return relay, nil
 }
 
 func (f *fakeChain) hasTx(amount uint64) bool {
@@ -109,6 +119,11 @@ func (f *fakeChain) hasTx(amount uint64) bool {
 func (f *fakeChain) HandleBlock(b *chain.Block) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.blockErr != nil {
+		if err := f.blockErr(b); err != nil {
+			return err
+		}
+	}
 	if b.Height == 0 {
 		return ErrIgnore
 	}

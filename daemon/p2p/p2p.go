@@ -43,18 +43,27 @@ import (
 	"github.com/poslab/posd/chain/rpc"
 )
 
-// Handler is the node side. Its methods are called from libp2p goroutines concurrently.
+// Handler is the node side. Its methods are called from libp2p goroutines
+// concurrently.
+//
+// Verdicts: a Handler method returns nil (accepted), an error wrapping
+// ErrReject (see Reject: the message broke a rule; it is dropped and held
+// against the peer that sent it), ErrUnknownParent (blocks: I lack its
+// parent; sync from that peer), or any other error, which is ignored: the
+// message is dropped but nobody is penalised. So a Handler that fails for
+// its own reasons (disk, halted chain, busy) can never cost an honest peer
+// its standing; only a classified rule break does. See score.go.
 type Handler interface {
 	GenesisHash() chain.Hash
 	Head() (height uint64, hash chain.Hash)
-	// HandleTx validates and pools a gossiped transaction. nil: accept and
-	// forward; ErrIgnore (or wrapping it): do not forward, not the sender's
-	// fault (e.g. already known); any other error: reject (not forwarded, the
-	// sender is penalised).
-	HandleTx(tx *chain.Transaction) error
-	// HandleBlock validates and imports a gossiped or synced block. Same error
-	// convention; ErrUnknownParent means "I lack its parent": ignore it for
-	// gossip and start a sync with that peer.
+	// HandleTxs validates and pools the transactions of one gossiped
+	// message. relay is what the node admitted as executable (pending):
+	// only that is gossiped on. A message whose every transaction is
+	// relayed is forwarded as it came; otherwise the relay set is published
+	// as a new message and the original is dropped, so transactions that
+	// are gapped, unpayable or known never travel further.
+	HandleTxs(txs []chain.Transaction) (relay []chain.Transaction, err error)
+	// HandleBlock validates and imports a gossiped or synced block.
 	HandleBlock(b *chain.Block) error
 	// Blocks serves sync: main-chain blocks [from, from+limit), ascending.
 	Blocks(from uint64, limit int) ([]*chain.Block, error)
@@ -68,8 +77,10 @@ type BatchHandler interface {
 	HandleBlocks(blocks []*chain.Block) (accepted int, err error)
 }
 
-// ErrIgnore is returned (or wrapped) by a Handler for a message that is not
-// forwarded but is not the sender's fault either.
+// ErrIgnore may be returned (or wrapped) by a Handler for a message that is
+// not forwarded and is not the sender's fault either (e.g. already known).
+// Any error that does not wrap ErrReject is treated so; ErrIgnore says it
+// explicitly.
 var ErrIgnore = errors.New("ignore")
 
 // ErrUnknownParent is returned (or wrapped) by HandleBlock when the parent of
@@ -85,6 +96,12 @@ type Config struct {
 	Peers      []string           // multiaddrs with /p2p/<id> to connect to at start (and re-dial periodically if disconnected)
 	MDNS       bool
 	Logger     *slog.Logger
+
+	// Per-peer gossip budgets; zero takes the default. Messages beyond a
+	// budget are dropped before validation (ignored, not forwarded).
+	TxMsgRate    float64 // tx messages per second (DefaultTxMsgRate)
+	TxRate       float64 // transactions per second (DefaultTxRate)
+	BlockMsgRate float64 // block messages per second (DefaultBlockMsgRate)
 }
 
 // Protocol ids.
@@ -95,14 +112,13 @@ const (
 
 // Limits and intervals.
 const (
-	maxMessageSize  = 8 << 20 // pubsub message and encoded block limit
-	maxSyncRange    = 500     // blocks per sync request
-	statusTimeout   = 10 * time.Second
-	syncReadTimeout = 30 * time.Second
-	redialInterval  = 10 * time.Second // configured peers
-	dialTimeout     = 5 * time.Second
-	queueSize       = 4096 // gossipsub queues (the default 32 drops under load)
-	maxSyncServers  = 8    // concurrent sync streams served
+	maxMessageSize = 8 << 20 // pubsub message and encoded block limit
+	maxSyncRange   = 500     // blocks per sync request
+	statusTimeout  = 10 * time.Second
+	redialInterval = 10 * time.Second // configured peers
+	dialTimeout    = 5 * time.Second
+	queueSize      = 4096 // gossipsub queues (the default 32 drops under load)
+	maxSyncServers = 8    // concurrent sync streams served
 )
 
 // pollInterval is how often every peer's status is polled (a variable for tests).
@@ -115,7 +131,11 @@ type Node struct {
 	log     *slog.Logger
 	host    host.Host
 	gater   *gater
+	book    *peerBook
 	genesis chain.Hash
+	// txSem bounds the tx messages validated at once (the others wait), so
+	// transactions never take every core from block validation.
+	txSem chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -132,11 +152,13 @@ type Node struct {
 	mu       sync.Mutex
 	peers    map[peer.ID]*peerState // handshaken peers
 	dialList map[peer.ID]peer.AddrInfo
-	pending  []peer.ID // sync requests, in order
-	// syncBackoff: peers whose last sync failed, until when they are left alone.
-	syncBackoff map[peer.ID]time.Time
-	syncWake    chan struct{}
-	serveSem    chan struct{}
+	// hints: peers that announced a block we cannot connect (sync them
+	// even if their last status is not ahead).
+	hints map[peer.ID]struct{}
+	// syncRecs: how each peer served sync, and until when it is left alone.
+	syncRecs map[peer.ID]*syncRecord
+	syncWake chan struct{}
+	serveSem chan struct{}
 
 	wgMu      sync.Mutex
 	closed    bool
@@ -186,7 +208,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
-	g := &gater{banned: map[peer.ID]struct{}{}}
+	g := &gater{banned: map[peer.ID]time.Time{}}
 	hst, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen),
@@ -209,12 +231,16 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		log:      cfg.Logger,
 		host:     hst,
 		gater:    g,
+		book:     newPeerBook(cfg),
+		txSem:    make(chan struct{}, txValidators),
 		genesis:  h.GenesisHash(),
 		ctx:      nctx,
 		cancel:   cancel,
 		pubQ:     make(chan pubItem, 1024),
 		peers:    map[peer.ID]*peerState{},
 		dialList: dials,
+		hints:    map[peer.ID]struct{}{},
+		syncRecs: map[peer.ID]*syncRecord{},
 		syncWake: make(chan struct{}, 1),
 		serveSem: make(chan struct{}, maxSyncServers),
 		mesh:     newMeshTracer(),
@@ -407,6 +433,7 @@ func (n *Node) eventLoop() {
 				delete(n.peers, e.Peer)
 				n.mu.Unlock()
 				n.mesh.removePeer(e.Peer)
+				n.book.forget(e.Peer, time.Now())
 				n.log.Debug("p2p: peer disconnected", "peer", e.Peer)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"runtime"
 	"slices"
 	"strings"
@@ -291,6 +292,15 @@ func inMesh(n, p *Node) bool {
 func TestValidatorResults(t *testing.T) {
 	c := newFakeChain("g")
 	c.rejectTx = func(tx *chain.Transaction) bool { return tx.Amount == 666 }
+	c.blockErr = func(b *chain.Block) error {
+		switch b.Height {
+		case 66:
+			return Reject(errors.New("bad_block_signature"))
+		case 77:
+			return errors.New("disk full") // our own failure: nobody's fault
+		}
+		return nil
+	}
 	n := startNode(t, c, nil)
 	other, _ := peer.Decode("12D3KooWGEiwPkXEVQYquWAnBi7GJ5mw41CVEtRDUyrAV1zMfsrh")
 	msg := func(data []byte) *pubsub.Message { return &pubsub.Message{Message: &pb.Message{Data: data}} }
@@ -304,17 +314,25 @@ func TestValidatorResults(t *testing.T) {
 	}{
 		{"new txs", n.validateTxs(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationAccept},
 		{"known txs", n.validateTxs(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationIgnore},
-		{"known and new", n.validateTxs(ctx, other, msg(batch(tx(1), tx(3)))), pubsub.ValidationAccept},
+		// Only the new one travels on, as a message of our own.
+		{"known and new", n.validateTxs(ctx, other, msg(batch(tx(1), tx(3)))), pubsub.ValidationIgnore},
 		{"one rejected", n.validateTxs(ctx, other, msg(batch(tx(4), tx(666)))), pubsub.ValidationReject},
 		{"garbage txs", n.validateTxs(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
 		{"own txs", n.validateTxs(ctx, n.host.ID(), msg([]byte{1, 2, 3})), pubsub.ValidationAccept},
 		{"garbage block", n.validateBlock(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
 		{"known block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(c.blocks[0]))), pubsub.ValidationIgnore},
 		{"orphan block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(&chain.Block{Header: chain.Header{Height: 9}}))), pubsub.ValidationIgnore},
+		{"invalid block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(&chain.Block{Header: chain.Header{Height: 66}}))), pubsub.ValidationReject},
+		{"our failure", n.validateBlock(ctx, other, msg(chain.EncodeBlock(&chain.Block{Header: chain.Header{Height: 77}}))), pubsub.ValidationIgnore},
 	}
 	for _, tc := range cases {
 		if tc.got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
 		}
+	}
+	// Every rejection, and only those, counted against the sender: one
+	// bad tx batch, garbage txs, garbage block, invalid block.
+	if got := n.book.penaltyOf(other, time.Now()); got < 3.9 || got > 4 {
+		t.Errorf("penalty %v, want about 4", got)
 	}
 }

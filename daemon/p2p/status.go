@@ -79,6 +79,7 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) (status, error) {
 	st, err := decodeStatus(buf)
 	if err != nil {
 		s.Reset()
+		n.offence(p, "status", err)
 		return status{}, err
 	}
 	return st, n.observe(p, st, 0)
@@ -149,32 +150,46 @@ func (n *Node) observe(p peer.ID, st status, closeDelay time.Duration) error {
 	// A higher peer has blocks we lack; a peer at our height with another
 	// head has the other side of a fork that fork choice must settle.
 	if ours, ourHead := n.h.Head(); st.height > ours || st.height == ours && st.head != ourHead {
-		n.requestSync(p)
+		n.wakeSync()
 	}
 	return nil
 }
 
-// gater refuses connections from peers found on another genesis.
+// gater refuses connections from peers found on another genesis (for
+// good) and from peers that kept breaking rules (for a while).
 type gater struct {
 	mu     sync.RWMutex
-	banned map[peer.ID]struct{}
+	banned map[peer.ID]time.Time // zero time: for good
 }
 
 func (g *gater) ban(p peer.ID) (first bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if _, ok := g.banned[p]; ok {
+	if until, ok := g.banned[p]; ok && until.IsZero() {
 		return false
 	}
-	g.banned[p] = struct{}{}
+	g.banned[p] = time.Time{}
 	return true
+}
+
+// banFor bans p until the given time (not shortening a longer ban); true
+// when p was not banned before.
+func (g *gater) banFor(p peer.ID, until time.Time) (first bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	cur, ok := g.banned[p]
+	if ok && (cur.IsZero() || cur.After(until)) {
+		return false
+	}
+	g.banned[p] = until
+	return !ok || time.Now().After(cur)
 }
 
 func (g *gater) isBanned(p peer.ID) bool {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	_, ok := g.banned[p]
-	return ok
+	until, ok := g.banned[p]
+	return ok && (until.IsZero() || time.Now().Before(until))
 }
 
 func (g *gater) InterceptPeerDial(p peer.ID) bool                                { return !g.isBanned(p) }

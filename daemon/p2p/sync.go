@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,72 +18,193 @@ import (
 	"github.com/poslab/posd/chain"
 )
 
+// Sync: how a node that is behind catches up.
+//
+// Every peer's status (height, head) is polled every pollInterval; a peer
+// ahead of us (or at our height on another head, or one that announced a
+// block we cannot connect) is a candidate. Candidates are tried best
+// first: peers that served us before, then fewer recent failures, in
+// random order otherwise (a claimed height is not evidence: anyone can
+// claim 2^40). The first range request is hedged: the first candidate is
+// asked, and every hedgeDelay without an answer the next one is asked as
+// well; the first to answer serves the session, the others are hung up
+// on. A peer that does not answer within syncFirstByteTimeout, stalls
+// for syncReadTimeout between blocks, or serves nothing new while
+// claiming more, is left alone for a backoff that doubles with each
+// consecutive failure (5 s up to 5 min). A peer that sends what breaks a
+// rule (undecodable, out of order, too large, a block the node rejects)
+// is left alone for longer and penalised (see score.go). So silent peers
+// cost a catch-up about hedgeDelay each, once.
 const (
 	syncRequestLen = 8 + 4
 	maxStepBack    = 64 // blocks stepped back (doubling) before restarting from 0
 	logEveryBlocks = 1000
+	// syncOpenTimeout bounds opening a stream and sending the request.
+	syncOpenTimeout = 5 * time.Second
+	// syncFirstByteTimeout is how long a peer has to start answering.
+	syncFirstByteTimeout = 5 * time.Second
+	// syncReadTimeout bounds the wait for each further block.
+	syncReadTimeout = 10 * time.Second
 	// syncRequestTimeout bounds one range request, however slow the peer.
 	syncRequestTimeout = 2 * time.Minute
-	// syncBackoff is how long a peer whose sync failed is left alone.
-	syncBackoff = time.Minute
+	// hedgeDelay: without an answer by then, the next candidate is asked too.
+	hedgeDelay = 500 * time.Millisecond
+	// maxHedge bounds the peers asked at once.
+	maxHedge = 8
+	// Backoffs: after a failure (timeout, network), doubling from
+	// backoffMin to backoffMax; after a rule break, at least backoffRule.
+	backoffMin  = 5 * time.Second
+	backoffMax  = 5 * time.Minute
+	backoffRule = time.Minute
 	// syncBatchTxs is how many transactions sync buffers before handing
 	// blocks to the node: about 20 blocks of the largest size (a few MB).
 	syncBatchTxs = 100000
 	logEvery     = 2 * time.Second
 )
 
-// requestSync asks the sync loop to sync from p (deduplicated, in order).
+// syncRecord is how a peer served sync.
+type syncRecord struct {
+	served int       // sessions that brought blocks
+	fails  int       // consecutive failures
+	until  time.Time // left alone until then
+	soft   bool      // the backoff is for serving nothing new: a hint lifts it
+}
+
+// requestSync asks the sync loop to sync from p: p announced a block whose
+// parent we lack.
 func (n *Node) requestSync(p peer.ID) {
 	n.mu.Lock()
-	if until, ok := n.syncBackoff[p]; ok && time.Now().Before(until) {
-		n.mu.Unlock()
-		return
+	if r := n.syncRecs[p]; r != nil && r.soft {
+		r.until = time.Time{}
 	}
-	dup := false
-	for _, q := range n.pending {
-		if q == p {
-			dup = true
-			break
-		}
-	}
-	if !dup && len(n.pending) < 64 {
-		n.pending = append(n.pending, p)
+	if len(n.hints) < 64 {
+		n.hints[p] = struct{}{}
 	}
 	n.mu.Unlock()
+	n.wakeSync()
+}
+
+func (n *Node) wakeSync() {
 	select {
 	case n.syncWake <- struct{}{}:
 	default:
 	}
 }
 
-// errRejected marks a sync that stopped because this node refused a block.
-var errRejected = errors.New("rejected")
+// syncFailure kinds.
+type failure int
 
-// backOff keeps p out of sync for a while after a sync with it failed
-// (a rejected block, no common ancestor within reach): without it a peer
-// on a branch we refuse would be synced from again at every status poll.
-func (n *Node) backOff(p peer.ID) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.syncBackoff == nil {
-		n.syncBackoff = make(map[peer.ID]time.Time)
+const (
+	failTimeout    failure = iota // no answer, a stall, a network error
+	failNoNews                    // answered, but nothing new though it claims more
+	failRule                      // broke a rule: penalised too
+	failOurs                      // this node could not take the blocks: not the peer's fault
+	failNoAncestor                // no common ancestor within reach
+)
+
+// syncFailed records a failed sync with p and leaves it alone for a while.
+func (n *Node) syncFailed(p peer.ID, kind failure, err error) {
+	if n.ctx.Err() != nil {
+		return
 	}
-	n.syncBackoff[p] = time.Now().Add(syncBackoff)
+	now := time.Now()
+	n.mu.Lock()
+	r := n.syncRecs[p]
+	if r == nil {
+		r = &syncRecord{}
+		n.syncRecs[p] = r
+	}
+	var wait time.Duration
+	r.soft = false
+	switch kind {
+	case failNoNews, failOurs:
+		wait, r.soft = pollInterval, kind == failNoNews
+	default:
+		r.fails++
+		wait = min(backoffMin<<min(r.fails-1, 16), backoffMax)
+		if kind != failTimeout {
+			wait = max(wait, backoffRule)
+		}
+	}
+	r.until = now.Add(wait)
+	delete(n.hints, p)
+	n.mu.Unlock()
+	if kind == failRule {
+		n.offence(p, "sync", err)
+	}
+	n.log.Info("p2p: sync with peer failed", "peer", p.String(), "err", fmt.Sprint(err), "retry_in", wait.Round(time.Millisecond))
 }
 
-func (n *Node) nextSync() (peer.ID, bool) {
+func (n *Node) syncServed(p peer.ID) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(n.pending) == 0 {
-		return "", false
+	r := n.syncRecs[p]
+	if r == nil {
+		r = &syncRecord{}
+		n.syncRecs[p] = r
 	}
-	p := n.pending[0]
-	n.pending = n.pending[1:]
-	return p, true
+	r.served++
+	r.fails, r.until, r.soft = 0, time.Time{}, false
 }
 
-// syncLoop runs one sync at a time, and polls every peer's status so a
-// higher head is noticed even when gossip was missed.
+// candidate is a peer to sync from, with the first height to ask it for.
+type candidate struct {
+	id     peer.ID
+	from   uint64
+	target uint64 // its claimed height
+	served int
+	fails  int
+}
+
+// syncCandidates returns the peers worth syncing from, best first.
+func (n *Node) syncCandidates() []candidate {
+	ourHeight, ourHead := n.h.Head()
+	now := time.Now()
+	n.mu.Lock()
+	var out []candidate
+	for id, ps := range n.peers {
+		_, hinted := n.hints[id]
+		ahead := ps.height > ourHeight
+		fork := ps.height == ourHeight && ps.head != ourHead
+		if !ahead && !fork && !hinted {
+			continue
+		}
+		c := candidate{id: id, from: ourHeight + 1, target: ps.height}
+		if fork {
+			// Same height, another head: fetch the peer's head so fork
+			// choice can settle it.
+			c.from = ourHeight
+		}
+		if r := n.syncRecs[id]; r != nil {
+			if now.Before(r.until) {
+				continue
+			}
+			c.served, c.fails = r.served, r.fails
+		}
+		out = append(out, c)
+	}
+	for id := range n.hints {
+		if _, ok := n.peers[id]; !ok {
+			delete(n.hints, id)
+		}
+	}
+	n.mu.Unlock()
+	out = slices.DeleteFunc(out, func(c candidate) bool { return n.gater.isBanned(c.id) })
+	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	slices.SortStableFunc(out, func(a, b candidate) int {
+		if (a.served > 0) != (b.served > 0) {
+			if a.served > 0 {
+				return -1
+			}
+			return 1
+		}
+		return a.fails - b.fails
+	})
+	return out
+}
+
+// syncLoop runs one sync session at a time, and polls every peer's status
+// so a higher head is noticed even when gossip was missed.
 func (n *Node) syncLoop() {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
@@ -94,61 +217,140 @@ func (n *Node) syncLoop() {
 			n.pollPeers()
 		}
 		for n.ctx.Err() == nil {
-			p, ok := n.nextSync()
-			if !ok {
+			cands := n.syncCandidates()
+			if len(cands) == 0 {
 				break
 			}
-			n.syncWith(p)
+			n.syncSession(cands)
 		}
 	}
 }
 
-// pollPeers refreshes the status of every connected peer; observe queues a
-// sync with those ahead of us.
+// pollPeers refreshes the status of every connected peer; observe wakes
+// the sync loop for those ahead of us.
 func (n *Node) pollPeers() {
 	var wg sync.WaitGroup
 	for _, p := range n.host.Network().Peers() {
 		if n.gater.isBanned(p) {
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			n.handshake(n.ctx, p)
-		}()
+		wg.Go(func() { n.handshake(n.ctx, p) })
 	}
 	wg.Wait()
+}
+
+// answer is one candidate's reply to the hedged first request.
+type answer struct {
+	c   candidate
+	rs  *rangeStream
+	err error
+}
+
+// syncSession asks the candidates for their first range, hedged, and
+// syncs from the first that answers. Every candidate it gave up on is
+// recorded as failed, so the loop does not pick it again at once.
+func (n *Node) syncSession(cands []candidate) {
+	ctx, cancel := context.WithCancel(n.ctx)
+	answers := make(chan answer, maxHedge)
+	asked := map[peer.ID]bool{}
+	next, outstanding := 0, 0
+	// launch asks the next candidate, looking again for candidates (a
+	// peer that joined meanwhile) when the list is used up.
+	launch := func() {
+		if outstanding >= maxHedge {
+			return
+		}
+		if next == len(cands) {
+			cands = slices.DeleteFunc(n.syncCandidates(), func(c candidate) bool { return asked[c.id] })
+			next = 0
+		}
+		if next == len(cands) {
+			return
+		}
+		c := cands[next]
+		next++
+		asked[c.id] = true
+		outstanding++
+		go func() {
+			rs, err := n.openRange(ctx, c.id, c.from, maxSyncRange)
+			answers <- answer{c, rs, err}
+		}()
+	}
+	launch()
+	hedge := time.NewTimer(hedgeDelay)
+	defer hedge.Stop()
+	var win *answer
+	for win == nil && outstanding > 0 {
+		select {
+		case a := <-answers:
+			outstanding--
+			if a.err != nil {
+				n.syncFailed(a.c.id, classify(a.err), a.err)
+				launch()
+				hedge.Reset(hedgeDelay)
+				continue
+			}
+			win = &a
+		case <-hedge.C:
+			launch()
+			hedge.Reset(hedgeDelay)
+		}
+	}
+	if win != nil {
+		win.rs.detach() // the winner's stream outlives ctx
+	}
+	cancel()
+	// Hang up on the others as they come back (their contexts are done).
+	if outstanding > 0 {
+		n.spawn(func() {
+			for range outstanding {
+				if a := <-answers; a.rs != nil {
+					a.rs.s.Reset()
+				}
+			}
+		})
+	}
+	if win == nil {
+		return
+	}
+	n.syncWith(win.c, win.rs)
 }
 
 // errStepBack: the first block of a range has an unknown parent, so we are
 // on another fork than the peer below that height.
 var errStepBack = errors.New("first block has an unknown parent")
 
-// syncWith pulls blocks from p, starting after our head, until p has no
-// more, stepping back to find the common ancestor when needed.
-func (n *Node) syncWith(p peer.ID) {
-	st, err := n.handshake(n.ctx, p)
-	if err != nil {
-		if n.ctx.Err() == nil {
-			n.log.Debug("p2p: sync: status failed", "peer", p, "err", err)
-		}
-		return
+// syncError is a failure of a sync with its kind.
+type syncError struct {
+	kind failure
+	err  error
+}
+
+func (e *syncError) Error() string { return e.err.Error() }
+func (e *syncError) Unwrap() error { return e.err }
+
+func ruleBreak(format string, args ...any) error {
+	return &syncError{failRule, fmt.Errorf(format, args...)}
+}
+
+// classify says what kind of failure err is: a syncError says so itself;
+// anything else (timeouts, resets, refused streams) is a timeout.
+func classify(err error) failure {
+	var se *syncError
+	if errors.As(err, &se) {
+		return se.kind
 	}
-	ourHeight, ourHead := n.h.Head()
-	base := ourHeight + 1
-	switch {
-	case st.height < ourHeight:
-		return
-	case st.height == ourHeight:
-		if st.head == ourHead {
-			return
-		}
-		// Same height, another head: fetch the peer's head so fork choice
-		// can settle it. Without this, two halves that forked at the last
-		// block would stay apart until somebody forged again.
-		base = ourHeight
-	}
-	target := st.height
+	return failTimeout
+}
+
+// syncWith pulls blocks from c.id, starting at c.from with the range
+// already open in first, until it has no more, stepping back to find the
+// common ancestor when needed.
+func (n *Node) syncWith(c candidate, first *rangeStream) {
+	p := c.id
+	ourHeight, startHead := n.h.Head()
+	base := c.from
+	target := c.target
 	from := base
 	var back uint64
 	start := time.Now()
@@ -158,23 +360,32 @@ func (n *Node) syncWith(p peer.ID) {
 	batcher, _ := n.h.(BatchHandler)
 	var pending []*chain.Block
 	pendingTxs := 0
-	// flush hands the pending blocks to the batch handler. first says they
-	// begin the requested range, where an unknown parent means "step back".
+	// take interprets the handler's answer for the block at index i of a
+	// range (first: it begins the range, where an unknown parent means
+	// "step back").
+	take := func(herr error, height uint64, first bool) error {
+		switch {
+		case herr == nil || errors.Is(herr, ErrIgnore):
+			return nil
+		case errors.Is(herr, ErrUnknownParent) && first:
+			return errStepBack
+		case IsReject(herr):
+			return &syncError{failRule, fmt.Errorf("block %d: %w", height, herr)}
+		case errors.Is(herr, ErrUnknownParent):
+			return &syncError{failRule, fmt.Errorf("block %d does not follow the one before it: %w", height, herr)}
+		}
+		return &syncError{failOurs, fmt.Errorf("block %d not taken: %w", height, herr)}
+	}
+	// flush hands the pending blocks to the batch handler.
 	flush := func(first bool) error {
 		accepted, herr := batcher.HandleBlocks(pending)
 		imported += accepted
 		var err error
-		switch {
-		case herr == nil || errors.Is(herr, ErrIgnore):
-		case errors.Is(herr, ErrUnknownParent) && accepted == 0 && first:
-			err = errStepBack
-		default:
-			err = fmt.Errorf("block %d %w: %w", pending[accepted].Height, errRejected, herr)
+		if herr != nil {
+			err = take(herr, pending[min(accepted, len(pending)-1)].Height, first && accepted == 0)
 		}
 		last := pending[len(pending)-1]
-		if last.Height > target {
-			target = last.Height
-		}
+		target = max(target, last.Height)
 		if now := time.Now(); err == nil && now.Sub(lastLog) >= logEvery {
 			n.log.Info("p2p: syncing", "peer", p.String(), "height", last.Height, "target", target,
 				"blocks_per_s", int(float64(imported-lastCount)/now.Sub(lastLog).Seconds()))
@@ -186,13 +397,13 @@ func (n *Node) syncWith(p peer.ID) {
 	for n.ctx.Err() == nil {
 		got := 0
 		pending, pendingTxs = pending[:0], 0
-		err := n.fetchBlocks(p, from, maxSyncRange, func(b *chain.Block) error {
+		each := func(b *chain.Block) error {
 			if b.Height != from+uint64(got) {
-				return fmt.Errorf("peer sent height %d, want %d", b.Height, from+uint64(got))
+				return ruleBreak("peer sent height %d, want %d", b.Height, from+uint64(got))
 			}
 			got++
 			if len(b.Transactions) > chain.MaxBlockTxsLimit {
-				return fmt.Errorf("block %d holds %d transactions, more than any network allows", b.Height, len(b.Transactions))
+				return ruleBreak("block %d holds %d transactions, more than any network allows", b.Height, len(b.Transactions))
 			}
 			if batcher != nil {
 				// Bound what a peer can make us hold before validating it:
@@ -204,22 +415,14 @@ func (n *Node) syncWith(p peer.ID) {
 				}
 				return nil
 			}
-			err := n.h.HandleBlock(b)
-			switch {
-			case err == nil:
+			herr := n.h.HandleBlock(b)
+			if herr == nil {
 				imported++
-			case errors.Is(err, ErrUnknownParent):
-				if got == 1 {
-					return errStepBack
-				}
-				return fmt.Errorf("block %d: %w", b.Height, err)
-			case errors.Is(err, ErrIgnore):
-			default:
-				return fmt.Errorf("block %d %s %w: %w", b.Height, b.Hash(), errRejected, err)
 			}
-			if b.Height > target {
-				target = b.Height
+			if err := take(herr, b.Height, got == 1); err != nil {
+				return err
 			}
+			target = max(target, b.Height)
 			if now := time.Now(); imported-lastCount >= logEveryBlocks || now.Sub(lastLog) >= logEvery {
 				rate := float64(imported-lastCount) / now.Sub(lastLog).Seconds()
 				n.log.Info("p2p: syncing", "peer", p.String(), "height", b.Height, "target", target,
@@ -227,14 +430,20 @@ func (n *Node) syncWith(p peer.ID) {
 				lastLog, lastCount = now, imported
 			}
 			return nil
-		})
+		}
+		var err error
+		if first != nil {
+			err = first.each(maxSyncRange, each)
+			first = nil
+		} else {
+			err = n.fetchBlocks(p, from, maxSyncRange, each)
+		}
 		if err == nil && len(pending) > 0 {
 			err = flush(got == len(pending))
 		}
 		if errors.Is(err, errStepBack) {
 			if from == 0 {
-				n.log.Warn("p2p: sync stopped: no common ancestor with peer", "peer", p.String())
-				n.backOff(p)
+				n.syncFailed(p, failNoAncestor, errors.New("no common ancestor"))
 				return
 			}
 			if back == 0 {
@@ -251,12 +460,10 @@ func (n *Node) syncWith(p peer.ID) {
 			continue
 		}
 		if err != nil {
-			if n.ctx.Err() == nil {
-				n.log.Warn("p2p: sync stopped", "peer", p.String(), "err", err)
-				if errors.Is(err, errRejected) {
-					n.backOff(p) // a transient network error is retried at the next poll
-				}
+			if h, _ := n.h.Head(); h > ourHeight {
+				n.syncServed(p) // it did serve something before it failed
 			}
+			n.syncFailed(p, classify(err), err)
 			return
 		}
 		if got == 0 {
@@ -268,21 +475,81 @@ func (n *Node) syncWith(p peer.ID) {
 		return
 	}
 	height, head := n.h.Head()
+	if head != startHead {
+		n.syncServed(p)
+	} else {
+		// Nothing that moved our head (it claimed more, or served blocks
+		// fork choice does not take): do not ask it again before the
+		// next poll, or a peer could keep the sync loop spinning.
+		n.syncFailed(p, failNoNews, fmt.Errorf("claims height %d but served nothing that moves our head", c.target))
+	}
+	n.mu.Lock()
+	delete(n.hints, p)
+	n.mu.Unlock()
 	elapsed := time.Since(start)
 	n.log.Info("p2p: sync finished", "peer", p.String(), "height", height, "head", head.String(),
 		"imported", imported, "elapsed", elapsed.Round(time.Millisecond),
 		"blocks_per_s", int(float64(imported)/elapsed.Seconds()))
 }
 
-// fetchBlocks requests [from, from+limit) from p and calls fn on each block
-// as it arrives. An error from fn ends the request and is returned.
-func (n *Node) fetchBlocks(p peer.ID, from uint64, limit int, fn func(*chain.Block) error) error {
-	ctx, cancel := context.WithTimeout(n.ctx, statusTimeout)
-	s, err := n.host.NewStream(network.WithNoDial(ctx, "sync from a connected peer"), p, SyncProtocol)
+// rangeStream is an open range request whose answer has begun.
+type rangeStream struct {
+	s        network.Stream
+	r        *bufio.Reader
+	size     uint64 // length of the first block (0: the range is empty)
+	deadline time.Time
+	detach   func() bool
+	buf      []byte
+}
+
+// openRange requests [from, from+limit) from p and waits for the start of
+// the answer (syncFirstByteTimeout). Cancelling ctx before it returns, or
+// before detach is called on the result, resets the stream.
+func (n *Node) openRange(ctx context.Context, p peer.ID, from uint64, limit int) (*rangeStream, error) {
+	octx, cancel := context.WithTimeout(ctx, syncOpenTimeout)
+	s, err := n.host.NewStream(network.WithNoDial(octx, "sync from a connected peer"), p, SyncProtocol)
 	cancel()
 	if err != nil {
-		return err
+		return nil, err
 	}
+	stop := context.AfterFunc(ctx, func() { s.Reset() })
+	fail := func(err error) (*rangeStream, error) {
+		stop()
+		s.Reset()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	req := make([]byte, 0, syncRequestLen)
+	req = binary.BigEndian.AppendUint64(req, from)
+	req = binary.BigEndian.AppendUint32(req, uint32(limit))
+	s.SetWriteDeadline(time.Now().Add(syncOpenTimeout))
+	if _, err := s.Write(req); err != nil {
+		return fail(err)
+	}
+	s.CloseWrite()
+	rs := &rangeStream{s: s, r: bufio.NewReaderSize(s, 64<<10), detach: stop,
+		deadline: time.Now().Add(syncRequestTimeout)}
+	s.SetReadDeadline(time.Now().Add(syncFirstByteTimeout))
+	if rs.size, err = binary.ReadUvarint(rs.r); err != nil {
+		return fail(fmt.Errorf("no answer to a range request: %w", err))
+	}
+	return rs, nil
+}
+
+// readDeadline is the deadline of the next read.
+func (rs *rangeStream) readDeadline() time.Time {
+	if d := time.Now().Add(syncReadTimeout); d.Before(rs.deadline) {
+		return d
+	}
+	return rs.deadline
+}
+
+// each reads the blocks of the range and calls fn on each as it arrives.
+// An error from fn ends the request and is returned. The stream is closed.
+func (rs *rangeStream) each(limit int, fn func(*chain.Block) error) error {
+	s := rs.s
 	ok := false
 	defer func() {
 		if ok {
@@ -291,54 +558,54 @@ func (n *Node) fetchBlocks(p peer.ID, from uint64, limit int, fn func(*chain.Blo
 			s.Reset()
 		}
 	}()
-	req := make([]byte, 0, syncRequestLen)
-	req = binary.BigEndian.AppendUint64(req, from)
-	req = binary.BigEndian.AppendUint32(req, uint32(limit))
-	s.SetWriteDeadline(time.Now().Add(statusTimeout))
-	if _, err := s.Write(req); err != nil {
-		return err
-	}
-	s.CloseWrite()
-	// However slowly a peer drips blocks, one request ends in time, so
-	// one peer cannot hold the (single) sync loop.
-	requestDeadline := time.Now().Add(syncRequestTimeout)
-	r := bufio.NewReaderSize(s, 64<<10)
-	var buf []byte
+	size := rs.size
 	for count := 0; ; count++ {
-		deadline := time.Now().Add(syncReadTimeout)
-		if deadline.After(requestDeadline) {
-			deadline = requestDeadline
-		}
-		s.SetReadDeadline(deadline)
-		size, err := binary.ReadUvarint(r)
-		if err != nil {
-			return fmt.Errorf("read block length: %w", err)
+		if count > 0 {
+			// However slowly a peer drips blocks, one request ends in time,
+			// so one peer cannot hold the (single) sync loop.
+			s.SetReadDeadline(rs.readDeadline())
+			var err error
+			if size, err = binary.ReadUvarint(rs.r); err != nil {
+				return fmt.Errorf("read block length: %w", err)
+			}
 		}
 		if size == 0 {
 			ok = true
 			return nil
 		}
 		if size > maxMessageSize {
-			return fmt.Errorf("block of %d bytes (limit %d)", size, maxMessageSize)
+			return ruleBreak("block of %d bytes (limit %d)", size, maxMessageSize)
 		}
 		if count >= limit {
-			return fmt.Errorf("peer sent more than %d blocks", limit)
+			return ruleBreak("peer sent more than %d blocks", limit)
 		}
-		if cap(buf) < int(size) {
-			buf = make([]byte, size)
+		if cap(rs.buf) < int(size) {
+			rs.buf = make([]byte, size)
 		}
-		buf = buf[:size]
-		if _, err := io.ReadFull(r, buf); err != nil {
+		buf := rs.buf[:size]
+		s.SetReadDeadline(rs.readDeadline())
+		if _, err := io.ReadFull(rs.r, buf); err != nil {
 			return fmt.Errorf("read block: %w", err)
 		}
 		b, err := chain.DecodeBlock(buf)
 		if err != nil {
-			return err
+			return ruleBreak("undecodable block: %v", err)
 		}
 		if err := fn(b); err != nil {
 			return err
 		}
 	}
+}
+
+// fetchBlocks requests [from, from+limit) from p and calls fn on each block
+// as it arrives. An error from fn ends the request and is returned.
+func (n *Node) fetchBlocks(p peer.ID, from uint64, limit int, fn func(*chain.Block) error) error {
+	rs, err := n.openRange(n.ctx, p, from, limit)
+	if err != nil {
+		return err
+	}
+	rs.detach()
+	return rs.each(limit, fn)
 }
 
 // serveSync answers a range request with our main-chain blocks.
