@@ -29,7 +29,7 @@ func (c *testChain) tip() *Header { return &c.headers[len(c.headers)-1] }
 
 func (c *testChain) candidates() []Address {
 	c.t.Helper()
-	cands, err := Elect(c.g, c.tip().Hash(), c.state)
+	cands, err := Elect(c.g, c.tip(), c.state)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func (c *testChain) next(rank uint32, txs ...Transaction) *Block {
 	c.t.Helper()
 	cands := c.candidates()
 	parent := c.tip()
-	b := NewBlock(parent, rank, parent.Timestamp+int64(rank)*c.g.SlotMs+10, txs)
+	b := NewBlock(c.g, parent, rank, parent.Timestamp+int64(rank)*c.g.SlotMs+10, txs)
 	b.Header.Sign(keyOf(c.t, cands[rank]))
 	return b
 }

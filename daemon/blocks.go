@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/chain/election"
 	"github.com/poslab/posd/daemon/store"
 )
 
@@ -62,12 +61,13 @@ func (c *electionCache) put(h chain.Hash, cands []chain.Address) {
 
 // candidatesLocked returns the forger candidates for the block after parent,
 // whose post-state is n.state. Caller holds n.mu (shared or exclusive).
-func (n *Node) candidatesLocked(parent chain.Hash) []chain.Address {
-	if c, ok := n.elect.get(parent); ok {
+func (n *Node) candidatesLocked(parent *chain.Header) []chain.Address {
+	ph := parent.Hash()
+	if c, ok := n.elect.get(ph); ok {
 		return c
 	}
-	c := chain.ElectWith(n.alg, n.g.MaxRank, parent, election.NewStakeTable(n.state.Stakes()))
-	n.elect.put(parent, c)
+	c := chain.ElectWith(n.alg, n.g.MaxRank, chain.ElectionSeed(n.g, parent), chain.ElectionTable(n.g, n.state))
+	n.elect.put(ph, c)
 	return c
 }
 
@@ -106,7 +106,7 @@ func (n *Node) importLocked(b *chain.Block) error {
 // extendLocked validates b on the head, applies it and commits it.
 func (n *Node) extendLocked(b *chain.Block) error {
 	parent := &n.head.Header
-	cands := n.candidatesLocked(b.PrevHash)
+	cands := n.candidatesLocked(parent)
 	undo, err := chain.ValidateAndApply(n.g, parent, b, cands, n.state, n.cfg.Now().UnixMilli(), n.pool.Verifier())
 	if err != nil {
 		return err
@@ -180,7 +180,7 @@ func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 	start := 0 // index in blocks of batch[0]: what a failed flush loses
 	for i, b := range blocks {
 		if b.PrevHash == tip.Hash() {
-			undo, err := chain.ValidateAndApply(n.g, &tip.Header, b, n.candidatesLocked(b.PrevHash), n.state, now, n.pool.Verifier())
+			undo, err := chain.ValidateAndApply(n.g, &tip.Header, b, n.candidatesLocked(&tip.Header), n.state, now, n.pool.Verifier())
 			if err != nil {
 				if ferr := flush(); ferr != nil {
 					return start, ferr
@@ -358,7 +358,7 @@ func (n *Node) reorgLocked(branch []*chain.Block, fork *chain.Block) error {
 	parent := &fork.Header
 	now := n.cfg.Now().UnixMilli()
 	for _, blk := range branch {
-		cands := n.candidatesLocked(blk.PrevHash)
+		cands := n.candidatesLocked(parent)
 		undo, err := chain.ValidateAndApply(n.g, parent, blk, cands, n.state, now, n.pool.Verifier())
 		if err != nil {
 			for i := len(undos) - 1; i >= 0; i-- {

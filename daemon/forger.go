@@ -45,7 +45,7 @@ func (n *Node) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Durat
 	if headHash != *headSeen {
 		*headSeen, *headSeenAt = headHash, now
 	}
-	cands := n.candidatesLocked(headHash)
+	cands := n.candidatesLocked(&head.Header)
 	rank := -1
 	for i, c := range cands {
 		if c == n.key.Address() {
@@ -97,7 +97,7 @@ func (n *Node) forge(head *chain.Block, rank uint32) {
 
 	ts := max(n.cfg.Now().UnixMilli(), head.Timestamp+int64(rank)*n.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
-		b := chain.NewBlock(&head.Header, rank, ts, txs)
+		b := chain.NewBlock(n.g, &head.Header, rank, ts, txs)
 		n.key.SignHeader(&b.Header)
 		err := n.ImportBlock(b)
 		if err == nil {
