@@ -75,3 +75,65 @@ func BenchmarkEncodeDecodeBlock1000(b *testing.B) {
 		}
 	}
 }
+
+// worstState is a state at the max_lots bound: all lots with one staker,
+// or one lot each for max_lots stakers (the two extremes of the election's
+// cost: the longest hash chain, and the most stakers to sort).
+func worstState(b *testing.B, election string, stakers int) (*Genesis, *State, *Header) {
+	g := DefaultGenesis()
+	g.ChainID, g.Timestamp, g.Election = testChainID, 1, election
+	per := g.MaxLots / uint64(stakers)
+	for i := range stakers {
+		var a [20]byte
+		a[0], a[1], a[2] = byte(i>>16), byte(i>>8), byte(i)
+		g.Allocations = append(g.Allocations, Allocation{Address: Address(fmt.Sprintf("%x", a)), Stake: per})
+	}
+	if err := g.Validate(); err != nil {
+		b.Fatal(err)
+	}
+	st := g.State()
+	if lots := st.Lots(g.LotSize); lots != g.MaxLots {
+		b.Fatalf("%d lots, want max_lots %d", lots, g.MaxLots)
+	}
+	return g, st, &g.Block().Header
+}
+
+// benchElect is one election as a node runs it on a new parent whose
+// block changed a stake: the lot table brought up to date, then the
+// ranking on a new seed.
+func benchElect(b *testing.B, election string, stakers int) {
+	g, st, parent := worstState(b, election, stakers)
+	ElectionTable(g, st) // built once, when the node starts
+	a := g.Allocations[0].Address
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		parent.Seed[0], parent.Seed[1] = byte(i), byte(i>>8)
+		acc := st.Account(a)
+		acc.Stake ^= 1 // a block changed a stake
+		st.SetAccount(a, acc)
+		if _, err := Elect(g, parent, st); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWorstElection* are the worst elections valid transactions can
+// reach: max_lots lots (DESIGN v2: each must cost < 50 ms on 2 cores).
+func BenchmarkWorstElectionLotteryOneStaker(b *testing.B)  { benchElect(b, "lottery", 1) }
+func BenchmarkWorstElectionLotteryAllStakers(b *testing.B) { benchElect(b, "lottery", DefaultMaxLots) }
+func BenchmarkWorstElectionWeightedOneStaker(b *testing.B) { benchElect(b, "weighted", 1) }
+func BenchmarkWorstElectionWeightedAllStakers(b *testing.B) {
+	benchElect(b, "weighted", DefaultMaxLots)
+}
+
+// BenchmarkElectionTableRebuild is the lot table built from scratch for
+// max_lots stakers: what a node pays once when it starts.
+func BenchmarkElectionTableRebuild(b *testing.B) {
+	g, st, _ := worstState(b, "lottery", DefaultMaxLots)
+	b.ReportAllocs()
+	for b.Loop() {
+		st.table.Store(nil)
+		ElectionTable(g, st)
+	}
+}

@@ -95,14 +95,41 @@ func ElectionSeed(g *Genesis, parent *Header) string {
 // ElectionTable is the stake table elections run on: each staker's stake
 // in whole lots of lot_size coins (remainders below a lot do not count, so
 // splitting stake over accounts never gains lots). The lottery costs one
-// hash per lot, and the total is bounded by max_lots.
+// hash per lot, and the total is bounded by max_lots. The table is cached
+// in state; after blocks that change stakes it is updated from the changes
+// (StakeTable.With, linear), not rebuilt. It is safe to call on a state
+// others read, not on one being changed.
 func ElectionTable(g *Genesis, state *State) *election.StakeTable {
-	lots := make(map[string]uint64)
 	size := max(g.LotSize, 1)
-	for a, acc := range state.accounts {
-		if n := acc.Stake / size; n > 0 {
-			lots[string(a)] = n
+	c := state.table.Load()
+	if c != nil && c.lotSize == size {
+		if c.applied == len(state.pending) {
+			return c.t
+		}
+		changes := make([]election.Stake, 0, len(state.pending)-c.applied)
+		for _, p := range state.pending[c.applied:] {
+			changes = append(changes, election.Stake{Staker: p.Staker, Stake: p.Stake / size})
+		}
+		t := c.t.With(changes)
+		state.table.Store(&lotTable{size, t, len(state.pending)})
+		return t
+	}
+	n := 0
+	for _, acc := range state.accounts {
+		if acc.Stake >= size {
+			n++
 		}
 	}
-	return election.NewStakeTable(lots)
+	lots := make([]election.Stake, 0, n)
+	for a, acc := range state.accounts {
+		if acc.Stake >= size {
+			lots = append(lots, election.Stake{Staker: string(a), Stake: acc.Stake / size})
+		}
+	}
+	t, err := election.NewStakeTableFromList(lots)
+	if err != nil {
+		panic(err) // addresses are map keys: distinct
+	}
+	state.table.Store(&lotTable{size, t, len(state.pending)})
+	return t
 }

@@ -2,7 +2,11 @@ package chain
 
 import (
 	"maps"
+	"slices"
 	"sort"
+	"sync/atomic"
+
+	"github.com/poslab/posd/chain/election"
 )
 
 // State is every account's balance, stake and nonce. Its zero accounts are
@@ -13,7 +17,25 @@ type State struct {
 	// put once lotSize is set (lazily, by lots, for the genesis in use).
 	lotSize   uint64
 	totalLots uint64
+	// table caches the election's lot table (ElectionTable) until a stake
+	// changes. Atomic, because elections read states others read too.
+	table atomic.Pointer[lotTable]
+	// pending lists the stake changes since table was made (while there is
+	// one), so the next table is the old one updated, not rebuilt.
+	pending []election.Stake
 }
+
+// lotTable is an election table, the lot size it counts and how many
+// entries of State.pending it includes.
+type lotTable struct {
+	lotSize uint64
+	t       *election.StakeTable
+	applied int
+}
+
+// maxPending bounds the stake changes kept for a table update; past it
+// the table is rebuilt.
+const maxPending = 1 << 16
 
 // NewState returns an empty state.
 func NewState() *State { return &State{accounts: make(map[Address]Account)} }
@@ -28,8 +50,17 @@ func (s *State) SetAccount(a Address, acc Account) { s.put(a, acc) }
 // put writes one account and keeps the lot total in step. The total is
 // exact modulo 2^64, and applyTx keeps the true value far below that.
 func (s *State) put(a Address, acc Account) {
+	old := s.accounts[a].Stake
 	if s.lotSize != 0 {
-		s.totalLots += acc.Stake/s.lotSize - s.accounts[a].Stake/s.lotSize
+		s.totalLots += acc.Stake/s.lotSize - old/s.lotSize
+	}
+	if acc.Stake != old && s.table.Load() != nil {
+		if len(s.pending) >= maxPending {
+			s.table.Store(nil)
+			s.pending = nil
+		} else {
+			s.pending = append(s.pending, election.Stake{Staker: string(a), Stake: acc.Stake})
+		}
 	}
 	if acc == (Account{}) {
 		delete(s.accounts, a)
@@ -97,7 +128,11 @@ func (s *State) Stakes() map[string]uint64 {
 
 // Clone returns an independent copy.
 func (s *State) Clone() *State {
-	return &State{accounts: maps.Clone(s.accounts), lotSize: s.lotSize, totalLots: s.totalLots}
+	// Tables are immutable, and the clipped pending list makes the clone
+	// append elsewhere: sharing both is safe.
+	c := &State{accounts: maps.Clone(s.accounts), lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending)}
+	c.table.Store(s.table.Load())
+	return c
 }
 
 // Equal reports whether two states hold the same accounts.

@@ -8,12 +8,15 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519/extra/ecvrf"
+
+	"github.com/poslab/posd/chain/election"
 )
 
 func TestGenesisV2Defaults(t *testing.T) {
@@ -483,4 +486,41 @@ func TestStakeTotalsFollowRevert(t *testing.T) {
 	check(cl)
 	cl.SetAccount(bob, Account{})
 	check(cl)
+}
+
+// TestElectionTableKeptUpToDate: the cached lot table, updated from the
+// stake changes of blocks and reverts, always equals a table built afresh.
+func TestElectionTableKeptUpToDate(t *testing.T) {
+	g := testGenesis(t, func(g *Genesis) { g.LotSize = 2; g.Allocations[1].Stake = 7 })
+	c := newTestChain(t, g)
+	bob, carol := testAddr("bob"), testAddr("carol")
+	fresh := func(s *State) *election.StakeTable {
+		lots := map[string]uint64{}
+		for _, e := range s.Accounts() {
+			lots[string(e.Address)] = e.Stake / g.LotSize
+		}
+		return election.NewStakeTable(lots)
+	}
+	check := func(s *State) {
+		t.Helper()
+		if got, want := ElectionTable(g, s), fresh(s); !reflect.DeepEqual(got.Stakers(), want.Stakers()) || got.Total() != want.Total() {
+			t.Fatalf("table %v (%d lots), want %v (%d)", got.Stakers(), got.Total(), want.Stakers(), want.Total())
+		}
+	}
+	check(c.state)
+	var undos []*Undo
+	for _, txs := range [][]Transaction{
+		{signedTx(TxStake, "bob", bob, 5, 0, 1), signedTx(TxStake, "carol", carol, 3, 0, 1)},
+		{signedTx(TxUnstake, "bob", bob, 12, 0, 2)},
+		{},
+		{signedTx(TxStake, "carol", carol, 1, 0, 2), signedTx(TxUnstake, "carol", carol, 4, 0, 3)},
+	} {
+		undos = append(undos, c.accept(c.next(0, txs...)))
+		check(c.state)
+		check(c.state.Clone())
+	}
+	for i := len(undos) - 1; i >= 0; i-- {
+		c.state.Revert(undos[i])
+		check(c.state)
+	}
 }

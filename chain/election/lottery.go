@@ -5,7 +5,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/bits"
-	"slices"
+	"runtime"
+	"sort"
+	"sync"
+	"sync/atomic"
 )
 
 func init() { Register(lottery{}) }
@@ -22,7 +25,10 @@ func init() { Register(lottery{}) }
 // Candidates are ranked by their best lot's offset, ties broken the same way
 // (first met first), so Rank(...)[0] is the original's winner.
 //
-// Cost: one SHA-256 per unit of stake, i.e. Total() hashes per election.
+// Cost: one SHA-256 per unit of stake, i.e. Total() hashes per election,
+// spread over the cores staker by staker (a staker's lots are one hash
+// chain); picking the n best is O(stakers · n) in the worst case, and
+// O(stakers) in practice.
 type lottery struct{}
 
 func (lottery) Name() string { return "lottery" }
@@ -94,38 +100,87 @@ func (lottery) Rank(seed string, t *StakeTable, n int) []string {
 	if t.Len() == 0 || n <= 0 {
 		return nil
 	}
-	buf := make([]byte, 0, 2*(len(seed)+64)+2)
-	refDigest, buf := lotDigest(buf, seed)
+	refDigest, _ := lotDigest(make([]byte, 0, 2*len(seed)+2), seed)
 	ref := u256FromDigest(&refDigest)
 
+	// Each staker's best offset is independent of the others', so the
+	// stakers are spread over the cores; the result does not depend on it.
 	offs := make([]u256, len(t.stakers))
-	for i, s := range t.stakers {
-		// H(s + seed) quotes the concatenation: quoting s and seed
-		// separately would differ when invalid UTF-8 bytes at the join
-		// form a valid sequence together.
-		var first [sha256.Size]byte
-		first, buf = lotDigest(buf, s+seed)
-		offs[i] = bestOffset(first, t.stakes[i], ref)
-	}
-
-	idx := make([]int, len(offs))
-	for i := range idx {
-		idx[i] = i
-	}
-	// Stable: equal offsets keep table (first met) order.
-	slices.SortStableFunc(idx, func(a, b int) int {
-		switch {
-		case offs[a].less(offs[b]):
-			return -1
-		case offs[b].less(offs[a]):
-			return 1
+	eachStaker(t, func(lo, hi int, buf []byte) []byte {
+		for i := lo; i < hi; i++ {
+			// H(s + seed) quotes the concatenation: quoting s and seed
+			// separately would differ when invalid UTF-8 bytes at the join
+			// form a valid sequence together.
+			var first [sha256.Size]byte
+			buf = appendPyQuoteConcat(buf[:0], t.stakers[i], seed)
+			first = sha256.Sum256(buf)
+			offs[i] = bestOffset(first, t.stakes[i], ref)
 		}
-		return 0
+		return buf
 	})
-	n = min(n, len(idx))
+
+	// The n best, by offset, equal offsets in table (first met) order:
+	// what a stable sort of all stakers would put first, without sorting
+	// them all (a table may hold max_lots stakers).
+	n = min(n, len(offs))
+	best := make([]int, 0, n)
+	for i := range offs {
+		if len(best) == n && !offs[i].less(offs[best[n-1]]) {
+			continue
+		}
+		// After every staker with an equal offset: they were met first.
+		j := sort.Search(len(best), func(j int) bool { return offs[i].less(offs[best[j]]) })
+		if len(best) < n {
+			best = append(best, 0)
+		}
+		copy(best[j+1:], best[j:len(best)-1])
+		best[j] = i
+	}
 	out := make([]string, n)
-	for i := range out {
-		out[i] = t.stakers[idx[i]]
+	for i, b := range best {
+		out[i] = t.stakers[b]
 	}
 	return out
+}
+
+// parallelLots is the number of lots below which one core does the work:
+// spreading it would cost more than it saves.
+const parallelLots = 4096
+
+// eachStaker runs f over consecutive ranges of stakers covering the table,
+// on all cores when the table holds enough lots. f gets a scratch buffer
+// of its own and returns it (possibly grown).
+func eachStaker(t *StakeTable, f func(lo, hi int, buf []byte) []byte) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers <= 1 || t.Total() < parallelLots || len(t.stakers) == 1 {
+		f(0, len(t.stakers), nil)
+		return
+	}
+	// Ranges of about total/(8·workers) lots, handed out in order; a
+	// staker holding more is a range of its own (its lots are one hash
+	// chain, which only one core can walk).
+	target := max(t.Total()/uint64(8*workers), 1)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var buf []byte
+			for {
+				lo := int(next.Load())
+				if lo >= len(t.stakers) {
+					return
+				}
+				hi := lo + 1
+				var lots uint64
+				for lots = t.stakes[lo]; hi < len(t.stakers) && lots < target; hi++ {
+					lots += t.stakes[hi]
+				}
+				if !next.CompareAndSwap(int64(lo), int64(hi)) {
+					continue
+				}
+				buf = f(lo, hi, buf)
+			}
+		})
+	}
+	wg.Wait()
 }
