@@ -2,6 +2,7 @@ package chain
 
 import (
 	"crypto/ed25519"
+	"encoding/hex"
 	"fmt"
 	"testing"
 )
@@ -135,5 +136,91 @@ func BenchmarkElectionTableRebuild(b *testing.B) {
 	for b.Loop() {
 		st.table.Store(nil)
 		ElectionTable(g, st)
+	}
+}
+
+// block1000 is a block of 1000 signed transfers from 50 senders.
+func block1000(b *testing.B) (*Genesis, *Block) {
+	g := DefaultGenesis()
+	g.ChainID = testChainID
+	keys := make([]ed25519.PrivateKey, 50)
+	for i := range keys {
+		keys[i] = testKey(fmt.Sprint("bench sender ", i))
+	}
+	txs := make([]Transaction, 1000)
+	for i := range txs {
+		txs[i] = Transaction{Type: TxTransfer, ChainID: testChainID, To: testAddr("bob"), Amount: 1, Nonce: uint64(i/len(keys) + 1)}
+		txs[i].Sign(keys[i%len(keys)])
+	}
+	return g, &Block{Transactions: txs}
+}
+
+// BenchmarkCheckBlockTxs1000 is the stateless check of every transaction
+// of a 1000-transaction block, signatures included (CheckBlockTxs with no
+// cache of admitted signatures: a block from a peer).
+func BenchmarkCheckBlockTxs1000(b *testing.B) {
+	g, blk := block1000(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckBlockTxs(g, blk, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCheckBlockTxs1000OneBad is the same block with one bad
+// signature in the middle: bisection must keep it near the all-good cost.
+func BenchmarkCheckBlockTxs1000OneBad(b *testing.B) {
+	g, blk := block1000(b)
+	blk.Transactions[500].Signature = blk.Transactions[501].Signature
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := CheckBlockTxs(g, blk, nil); err == nil {
+			b.Fatal("bad signature accepted")
+		}
+	}
+}
+
+// BenchmarkBlockSigs1000 compares, in one run (so a busy machine slows
+// every variant alike), the ways to check the 1000 signatures of a block
+// from a peer, each with the stateless rules and on both cores:
+// v1's crypto/ed25519 one at a time, ZIP-215 one at a time (voi), and the
+// ZIP-215 batch verifier with cached expanded keys, with and without one
+// bad signature. Compare with benchstat -col /verify.
+func BenchmarkBlockSigs1000(b *testing.B) {
+	g, blk := block1000(b)
+	bad := &Block{Transactions: append([]Transaction(nil), blk.Transactions...)}
+	bad.Transactions[500].Signature = bad.Transactions[501].Signature
+	stdlib := func(tx *Transaction) error {
+		if err := tx.CheckStateless(g.ChainID); err != nil {
+			return err
+		}
+		pub, _ := hex.DecodeString(tx.PublicKey)
+		sig, err := hex.DecodeString(tx.Signature)
+		if err != nil || !ed25519.Verify(pub, tx.SigningBytes(), sig) {
+			return ErrBadSignature
+		}
+		return nil
+	}
+	zip215Singles := func(tx *Transaction) error { return tx.Validate(g.ChainID) }
+	for _, v := range []struct {
+		name    string
+		blk     *Block
+		verify  TxVerifier
+		wantErr bool
+	}{
+		{"stdlib", blk, stdlib, false},
+		{"zip215", blk, zip215Singles, false},
+		{"batch", blk, nil, false},
+		{"batch-onebad", bad, nil, true},
+	} {
+		b.Run("verify="+v.name, func(b *testing.B) {
+			for b.Loop() {
+				if err := CheckBlockTxs(g, v.blk, v.verify); (err != nil) != v.wantErr {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(v.blk.Transactions))*float64(b.N)/b.Elapsed().Seconds(), "sigs/s")
+		})
 	}
 }

@@ -273,27 +273,25 @@ func (t *StakeTable) With(changes []Stake) *StakeTable {
 		stakers: make([]string, 0, n+len(ch)),
 		stakes:  make([]uint64, 0, n+len(ch)),
 	}
-	add := func(s string, v uint64) {
-		if v > 0 {
-			out.stakers = append(out.stakers, s)
-			out.stakes = append(out.stakes, v)
+	// Copy the runs of t between changes whole: a block changes a few
+	// stakes among up to max_lots stakers.
+	i := 0
+	for _, c := range ch {
+		k, found := slices.BinarySearch(t.stakers[i:], c.Staker)
+		k += i
+		out.stakers = append(out.stakers, t.stakers[i:k]...)
+		out.stakes = append(out.stakes, t.stakes[i:k]...)
+		if c.Stake > 0 {
+			out.stakers = append(out.stakers, c.Staker)
+			out.stakes = append(out.stakes, c.Stake)
+		}
+		i = k
+		if found {
+			i++
 		}
 	}
-	i, j := 0, 0
-	for i < n || j < len(ch) {
-		switch {
-		case j == len(ch) || (i < n && t.stakers[i] < ch[j].Staker):
-			add(t.stakers[i], t.stakes[i])
-			i++
-		case i == n || ch[j].Staker < t.stakers[i]:
-			add(ch[j].Staker, ch[j].Stake)
-			j++
-		default: // the same staker: the change wins
-			add(ch[j].Staker, ch[j].Stake)
-			i++
-			j++
-		}
-	}
+	out.stakers = append(out.stakers, t.stakers[i:]...)
+	out.stakes = append(out.stakes, t.stakes[i:]...)
 	out.cum = make([]uint64, len(out.stakes))
 	var sum uint64
 	for k, v := range out.stakes {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math/bits"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -102,45 +103,66 @@ func (lottery) Rank(seed string, t *StakeTable, n int) []string {
 	}
 	refDigest, _ := lotDigest(make([]byte, 0, 2*len(seed)+2), seed)
 	ref := u256FromDigest(&refDigest)
+	n = min(n, t.Len())
 
 	// Each staker's best offset is independent of the others', so the
-	// stakers are spread over the cores; the result does not depend on it.
-	offs := make([]u256, len(t.stakers))
+	// stakers are spread over the cores, each range keeping its own n best;
+	// the ranges' bests are then merged. The result does not depend on how
+	// the stakers were spread.
+	var mu sync.Mutex
+	var all []ranked
 	eachStaker(t, func(lo, hi int, buf []byte) []byte {
+		best := make([]ranked, 0, n)
 		for i := lo; i < hi; i++ {
 			// H(s + seed) quotes the concatenation: quoting s and seed
 			// separately would differ when invalid UTF-8 bytes at the join
 			// form a valid sequence together.
-			var first [sha256.Size]byte
 			buf = appendPyQuoteConcat(buf[:0], t.stakers[i], seed)
-			first = sha256.Sum256(buf)
-			offs[i] = bestOffset(first, t.stakes[i], ref)
+			first := sha256.Sum256(buf)
+			best = keepBest(best, n, ranked{bestOffset(first, t.stakes[i], ref), i})
 		}
+		mu.Lock()
+		all = append(all, best...)
+		mu.Unlock()
 		return buf
 	})
-
-	// The n best, by offset, equal offsets in table (first met) order:
-	// what a stable sort of all stakers would put first, without sorting
-	// them all (a table may hold max_lots stakers).
-	n = min(n, len(offs))
-	best := make([]int, 0, n)
-	for i := range offs {
-		if len(best) == n && !offs[i].less(offs[best[n-1]]) {
-			continue
+	// The n best overall, by offset, equal offsets in table (first met)
+	// order: what a stable sort of every staker would put first.
+	slices.SortFunc(all, func(a, b ranked) int {
+		switch {
+		case a.off.less(b.off):
+			return -1
+		case b.off.less(a.off):
+			return 1
 		}
-		// After every staker with an equal offset: they were met first.
-		j := sort.Search(len(best), func(j int) bool { return offs[i].less(offs[best[j]]) })
-		if len(best) < n {
-			best = append(best, 0)
-		}
-		copy(best[j+1:], best[j:len(best)-1])
-		best[j] = i
-	}
+		return a.idx - b.idx
+	})
 	out := make([]string, n)
-	for i, b := range best {
-		out[i] = t.stakers[b]
+	for i := range out {
+		out[i] = t.stakers[all[i].idx]
 	}
 	return out
+}
+
+// ranked is a staker's best offset and its index in the table.
+type ranked struct {
+	off u256
+	idx int
+}
+
+// keepBest inserts r into best, the n smallest offsets met so far in
+// increasing index order, ties kept in the order met.
+func keepBest(best []ranked, n int, r ranked) []ranked {
+	if len(best) == n && !r.off.less(best[n-1].off) {
+		return best
+	}
+	j := sort.Search(len(best), func(j int) bool { return r.off.less(best[j].off) })
+	if len(best) < n {
+		best = append(best, ranked{})
+	}
+	copy(best[j+1:], best[j:len(best)-1])
+	best[j] = r
+	return best
 }
 
 // parallelLots is the number of lots below which one core does the work:
