@@ -524,3 +524,48 @@ func TestElectionTableKeptUpToDate(t *testing.T) {
 		check(c.state)
 	}
 }
+
+// FuzzBatchAgreesWithSingle: for any key, message and signature, the batch
+// verifier (with its bisection) and the single check give one answer: the
+// property that lets nodes take either path without ever splitting.
+func FuzzBatchAgreesWithSingle(f *testing.F) {
+	for i, tv := range loadZIP215(f) {
+		if i%20 != 0 {
+			continue
+		}
+		pub, _ := hex.DecodeString(tv[0])
+		sig, _ := hex.DecodeString(tv[1])
+		f.Add(pub, []byte("Zcash"), sig)
+	}
+	tx := signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 1)
+	pub, _ := hex.DecodeString(tx.PublicKey)
+	sig, _ := hex.DecodeString(tx.Signature)
+	f.Add(pub, tx.SigningBytes(), sig)
+	sig[63] ^= 0x10 // S ≥ ℓ
+	f.Add(pub, tx.SigningBytes(), sig)
+	good := manyTransfers(5)
+	v := NewSigVerifier(0)
+	f.Fuzz(func(t *testing.T, pub, msg, sig []byte) {
+		if len(pub) != 32 || len(sig) != 64 {
+			return
+		}
+		single := verifyZIP215(pub, msg, sig)
+		items := make([]sigItem, 0, len(good)+1)
+		for i := range good {
+			items = append(items, v.prepare(&good[i]))
+		}
+		key, err := v.expanded([32]byte(pub))
+		it := sigItem{key: key, msg: msg, sig: sig}
+		if err != nil {
+			it = sigItem{err: errSigDoesNotVerify}
+		}
+		items = append(items, it)
+		bad := v.run(items, true)
+		if (bad < 0) != single {
+			t.Fatalf("single says %v, batch says first bad %d", single, bad)
+		}
+		if bad >= 0 && bad != len(good) {
+			t.Fatalf("a good signature (%d) reported bad", bad)
+		}
+	})
+}
