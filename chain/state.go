@@ -181,15 +181,33 @@ func (s *State) revert(entries []UndoEntry) {
 	}
 }
 
+// mark remembers where the pending stake changes end, so that an apply
+// undone at once (a refused block, CheckTx) leaves no pending changes.
+type mark struct {
+	table   *lotTable
+	pending int
+}
+
+func (s *State) mark() mark { return mark{s.table.Load(), len(s.pending)} }
+
+// undoneTo drops the pending changes made since m: they were reverted.
+func (s *State) undoneTo(m mark) {
+	if s.table.Load() == m.table && len(s.pending) >= m.pending {
+		s.pending = s.pending[:m.pending]
+	}
+}
+
 // Apply runs every transaction of b in order, credits the block reward and
 // the fees to the forger, and returns the undo record. Signatures and header
 // rules are not checked here (see ValidateBlock); stateful transaction rules
 // are. On error the state is left exactly as it was.
 func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 	j := journal{seen: make(map[Address]struct{}, 2*len(b.Transactions)+1)}
+	m := s.mark()
 	if b.Height > 0 {
 		if err := s.credit(&j, b.Forger, g.BlockReward); err != nil {
 			s.revert(j.entries)
+			s.undoneTo(m)
 			return nil, err
 		}
 	}
@@ -197,6 +215,7 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 		tx := &b.Transactions[i]
 		if err := s.applyTx(&j, tx, g, b.Forger); err != nil {
 			s.revert(j.entries)
+			s.undoneTo(m)
 			return nil, txError(i, tx, err)
 		}
 	}
@@ -211,8 +230,10 @@ func (s *State) Revert(u *Undo) { s.revert(u.Entries) }
 // rules (nonce, funds, stake, exchange policy, overflow). The state is unchanged.
 func (s *State) CheckTx(tx *Transaction, g *Genesis) error {
 	j := journal{seen: make(map[Address]struct{}, 2)}
+	m := s.mark()
 	err := s.applyTx(&j, tx, g, "")
 	s.revert(j.entries)
+	s.undoneTo(m)
 	return err
 }
 

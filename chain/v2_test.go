@@ -569,3 +569,27 @@ func FuzzBatchAgreesWithSingle(f *testing.F) {
 		}
 	})
 }
+
+// TestCheckTxLeavesNoPendingChanges: checking stake transactions against a
+// state (as pools do, many times) leaves its table's pending changes alone.
+func TestCheckTxLeavesNoPendingChanges(t *testing.T) {
+	g := testGenesis(t)
+	st := g.State()
+	ElectionTable(g, st)
+	alice := testAddr("alice")
+	for i := range 100 {
+		tx := signedTx(TxStake, "alice", alice, uint64(i+1), 0, 1)
+		if err := st.CheckTx(&tx, g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(st.pending) != 0 {
+		t.Fatalf("%d pending changes after checks only", len(st.pending))
+	}
+	c := newTestChain(t, g)
+	c.state = st
+	b := c.next(0, signedTx(TxStake, "alice", alice, 5, 0, 1), signedTx(TxTransfer, "alice", alice, 1, 0, 9))
+	if _, err := st.Apply(b, g); err == nil || len(st.pending) != 0 {
+		t.Fatalf("refused block: %v, %d pending changes", err, len(st.pending))
+	}
+}
