@@ -224,3 +224,21 @@ func BenchmarkBlockSigs1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCheckHeader is the full header check of a block on its parent
+// (v2: signature and ECVRF seed proof), what sync pays per block besides
+// the transactions.
+func BenchmarkCheckHeader(b *testing.B) {
+	g := DefaultGenesis()
+	g.ChainID, g.Timestamp = testChainID, 1
+	g.Allocations = []Allocation{{Address: testAddr("alice"), Stake: 1}}
+	parent := g.Block().Header
+	blk := NewBlock(g, &parent, 0, 2, nil)
+	blk.Header.Sign(testKey("alice"))
+	cands := []Address{testAddr("alice")}
+	for b.Loop() {
+		if err := CheckHeader(g, &parent, blk, cands, 10); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
