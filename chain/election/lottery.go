@@ -109,6 +109,7 @@ func (lottery) Rank(seed string, t *StakeTable, n int) []string {
 	// stakers are spread over the cores, each range keeping its own n best;
 	// the ranges' bests are then merged. The result does not depend on how
 	// the stakers were spread.
+	seedPlain := isPlain(seed)
 	var mu sync.Mutex
 	var all []ranked
 	eachStaker(t, func(lo, hi int, buf []byte) []byte {
@@ -117,7 +118,14 @@ func (lottery) Rank(seed string, t *StakeTable, n int) []string {
 			// H(s + seed) quotes the concatenation: quoting s and seed
 			// separately would differ when invalid UTF-8 bytes at the join
 			// form a valid sequence together.
-			buf = appendPyQuoteConcat(buf[:0], t.stakers[i], seed)
+			if s := t.stakers[i]; seedPlain && isPlain(s) {
+				// What appendPyQuote writes for such strings, without
+				// its byte-by-byte work (most of an election's cost
+				// beside the hashes when it has many stakers).
+				buf = append(append(append(append(buf[:0], '"'), s...), seed...), '"')
+			} else {
+				buf = appendPyQuoteConcat(buf[:0], s, seed)
+			}
 			first := sha256.Sum256(buf)
 			best = keepBest(best, n, ranked{bestOffset(first, t.stakes[i], ref), i})
 		}

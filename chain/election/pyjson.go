@@ -71,6 +71,24 @@ func appendPyQuote(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// plainByte[c] is true when appendPyQuote writes byte c as itself.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= '~'; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// isPlain reports whether appendPyQuote writes s as itself between quotes.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
 // appendPyQuoteConcat is appendPyQuote(dst, a+b) without building a+b
 // when a is ASCII (no UTF-8 sequence can then span the join, so quoting
 // the parts is quoting the whole).

@@ -109,3 +109,15 @@ func TestAppendPyQuoteConcat(t *testing.T) {
 		}
 	}
 }
+
+// TestIsPlain: isPlain says exactly when appendPyQuote adds nothing but
+// the quotes.
+func TestIsPlain(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		s := string([]byte{'a', byte(c), 'z'})
+		plain := string(appendPyQuote(nil, s)) == `"`+s+`"`
+		if isPlain(s) != plain {
+			t.Errorf("byte %#x: isPlain %v, quoting adds escapes: %v", c, isPlain(s), !plain)
+		}
+	}
+}
