@@ -11,15 +11,18 @@ import (
 // rejected by validation with the right code) and about four times smaller
 // and faster than JSON. Layout, all integers big endian:
 //
-//	version    1 byte (1)
+//	version    1 byte (2)
 //	height     8, prev_hash 32, timestamp 8
 //	forger, forger_public_key  uvarint length + bytes
 //	rank       4, tx_root 32
+//	seed_proof uvarint length + bytes, seed 32
 //	signature  uvarint length + bytes
 //	tx count   uvarint
 //	per tx:    type, chain_id, from, to (length + bytes each),
 //	           amount 8, fee 8, nonce 8, public_key, signature (length + bytes)
-const blockCodecVersion = 1
+//
+// Version 2 added seed_proof and seed.
+const blockCodecVersion = 2
 
 // maxFieldLen bounds every string in an encoded block: real fields are at
 // most 128 bytes, so anything longer is garbage and is refused before it
@@ -35,7 +38,7 @@ var ErrDecode = errors.New("malformed block encoding")
 // EncodeBlock returns the binary encoding of b.
 func EncodeBlock(b *Block) []byte {
 	h := &b.Header
-	n := 1 + 8 + 32 + 8 + 4 + 32 + 4*binary.MaxVarintLen64 + len(h.Forger) + len(h.ForgerPublicKey) + len(h.Signature)
+	n := 1 + 8 + 32 + 8 + 4 + 32 + 32 + 5*binary.MaxVarintLen64 + len(h.Forger) + len(h.ForgerPublicKey) + len(h.SeedProof) + len(h.Signature)
 	n += len(b.Transactions) * (24 + 6*2 + 10 + 40 + 40 + 64 + 128 + 16)
 	out := make([]byte, 0, n)
 	out = append(out, blockCodecVersion)
@@ -79,6 +82,8 @@ func DecodeBlock(data []byte) (*Block, error) {
 	h.ForgerPublicKey = d.str()
 	h.Rank = d.u32()
 	d.bytes(h.TxRoot[:])
+	h.SeedProof = d.str()
+	d.bytes(h.Seed[:])
 	h.Signature = d.str()
 	count := d.uvarint()
 	if d.err == nil && count > uint64(len(d.buf)/minTxLen) {

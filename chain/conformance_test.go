@@ -29,7 +29,7 @@ func (c *testChain) tip() *Header { return &c.headers[len(c.headers)-1] }
 
 func (c *testChain) candidates() []Address {
 	c.t.Helper()
-	cands, err := Elect(c.g, c.tip().Hash(), c.state)
+	cands, err := Elect(c.g, c.tip(), c.state)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -41,7 +41,7 @@ func (c *testChain) next(rank uint32, txs ...Transaction) *Block {
 	c.t.Helper()
 	cands := c.candidates()
 	parent := c.tip()
-	b := NewBlock(parent, rank, parent.Timestamp+int64(rank)*c.g.SlotMs+10, txs)
+	b := NewBlock(c.g, parent, rank, parent.Timestamp+int64(rank)*c.g.SlotMs+10, txs)
 	b.Header.Sign(keyOf(c.t, cands[rank]))
 	return b
 }
@@ -257,6 +257,78 @@ func TestBlockRules(t *testing.T) {
 			b.ForgerPublicKey = fmt.Sprintf("%x", testKey("bob").Public())
 			return b
 		}, ErrWrongForger},
+
+		// v2 rules (DESIGN "v2 rules").
+		{"STAKE over max_lots", [](func(*Genesis)){func(g *Genesis) { g.MaxLots = 15 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxStake, "alice", alice, 6, 0, 1)) // 10 + 6 lots > 15
+		}, ErrStakeLimit},
+		{"STAKE over max_lots in whole lots of lot_size", [](func(*Genesis)){func(g *Genesis) { g.LotSize, g.MaxLots = 5, 3 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxStake, "alice", alice, 5, 0, 1)) // 15 coins = 3 lots: fine; 20 = 4
+		}, nil},
+		{"STAKE over max_lots by one lot of lot_size", [](func(*Genesis)){func(g *Genesis) { g.LotSize, g.MaxLots = 5, 3 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxStake, "alice", alice, 10, 0, 1))
+		}, ErrStakeLimit},
+		{"EXCHANGE then STAKE of 2^62 (v1 froze every node)", nil, func(c *testChain) *Block {
+			dave := testAddr("dave")
+			return c.next(0, signedTx(TxExchange, "dave", dave, 1<<62, 0, 1), signedTx(TxStake, "dave", dave, 1<<62, 0, 2))
+		}, ErrStakeLimit},
+		{"STAKE of 2^64-1 lots cannot wrap the lot total", [](func(*Genesis)){func(g *Genesis) { g.Allocations[1].Balance = math.MaxUint64 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxStake, "bob", bob, math.MaxUint64, 0, 1))
+		}, ErrStakeLimit},
+		{"UNSTAKE of the whole stake (v1 halted the chain)", nil, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxUnstake, "alice", alice, 10, 0, 1))
+		}, ErrStakeFloor},
+		{"UNSTAKE below min_total_stake", [](func(*Genesis)){func(g *Genesis) { g.MinTotalStake = 5 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxUnstake, "alice", alice, 6, 0, 1))
+		}, ErrStakeFloor},
+		{"UNSTAKE leaving min_total_stake only in a remainder below a lot", [](func(*Genesis)){func(g *Genesis) { g.LotSize, g.MinTotalStake = 4, 8 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxUnstake, "alice", alice, 3, 0, 1)) // 7 coins = 1 lot of 4 < 8
+		}, ErrStakeFloor},
+		{"fee below min_fee", [](func(*Genesis)){func(g *Genesis) { g.MinFee = 2 }}, func(c *testChain) *Block {
+			return c.next(0, signedTx(TxTransfer, "alice", bob, 1, 1, 1))
+		}, ErrFeeTooLow},
+		{"timestamp past the 500 ms drift", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Timestamp = c.nowMs + 501
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrFutureBlock},
+		{"no seed proof", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.SeedProof = ""
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadSeedProof},
+		{"seed proof not hex", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.SeedProof = "zz" + b.SeedProof[2:]
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadSeedProof},
+		{"seed proof made with another key", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.ProveSeed(testKey("bob"), c.g.ChainID, c.tip().Seed)
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadSeedProof},
+		{"seed proof over another parent seed", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.ProveSeed(testKey("alice"), c.g.ChainID, Hash{1})
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadSeedProof},
+		{"seed proof for another chain", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.ProveSeed(testKey("alice"), "elsewhere", c.tip().Seed)
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadSeedProof},
+		{"seed chosen by the forger, not the proof's output", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Seed[0] ^= 1
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadSeed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -264,6 +336,12 @@ func TestBlockRules(t *testing.T) {
 			b := tc.build(c)
 			before := c.state.Clone()
 			_, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state, c.nowMs, nil)
+			if tc.want == nil { // a valid neighbour of a refused case
+				if err != nil {
+					t.Fatalf("valid block refused: %v", err)
+				}
+				return
+			}
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("got %v, want code %s", err, tc.want.Code)
 			}

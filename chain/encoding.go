@@ -13,7 +13,7 @@ import (
 // block header's, and neither as any other protocol's.
 const (
 	txDomain      = "posd/tx/v1\x00"
-	headerDomain  = "posd/header/v1\x00"
+	headerDomain  = "posd/header/v2\x00"
 	genesisDomain = "posd/genesis/v1\x00"
 )
 
@@ -73,7 +73,7 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 
 // SigningBytes returns the canonical header encoding without the signature:
 //
-//	"posd/header/v1" 0x00
+//	"posd/header/v2" 0x00
 //	height            8 bytes big endian
 //	prev_hash         32 bytes
 //	timestamp         8 bytes big endian (two's complement)
@@ -81,8 +81,12 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 //	forger_public_key uvarint length, bytes
 //	rank              4 bytes big endian
 //	tx_root           32 bytes
+//	seed_proof        uvarint length, bytes (the hex as written)
+//	seed              32 bytes
+//
+// v2 added seed_proof and seed (DESIGN "v2 rules": the VRF seed).
 func (h *Header) SigningBytes() []byte {
-	b := make([]byte, 0, len(headerDomain)+8+32+8+2*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32)
+	b := make([]byte, 0, len(headerDomain)+8+32+8+3*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32+len(h.SeedProof)+32)
 	return h.appendFields(append(b, headerDomain...))
 }
 
@@ -95,17 +99,26 @@ func (h *Header) appendFields(b []byte) []byte {
 	b = appendString(b, string(h.Forger))
 	b = appendString(b, h.ForgerPublicKey)
 	b = binary.BigEndian.AppendUint32(b, h.Rank)
-	return append(b, h.TxRoot[:]...)
+	b = append(b, h.TxRoot[:]...)
+	b = appendString(b, h.SeedProof)
+	return append(b, h.Seed[:]...)
 }
 
 // Hash is the SHA-256 of the header's signing bytes.
 func (h *Header) Hash() Hash { return sha256.Sum256(h.SigningBytes()) }
 
-// Sign fills forger, forger_public_key and signature from priv.
+// Sign fills forger and forger_public_key from priv; on a header made by
+// NewBlock it also proves the seed (seed_proof and seed, see ProveSeed);
+// then it signs. A header not made by NewBlock keeps the seed fields it has
+// (set them with ProveSeed first).
 func (h *Header) Sign(priv ed25519.PrivateKey) {
 	pub := priv.Public().(ed25519.PublicKey)
 	h.ForgerPublicKey = hex.EncodeToString(pub)
 	h.Forger = AddressOf(pub)
+	if h.vrf != nil {
+		h.ProveSeed(priv, h.vrf.chainID, h.vrf.parentSeed)
+	}
+	h.vrf = nil
 	h.Signature = hex.EncodeToString(ed25519.Sign(priv, h.SigningBytes()))
 }
 

@@ -66,6 +66,14 @@ var (
 	ErrInsufficientFunds = newRule("insufficient_funds")
 	ErrInsufficientStake = newRule("insufficient_stake")
 	ErrNotExchange       = newRule("exchange_not_allowed")
+	// ErrFeeTooLow: the fee is below the genesis min_fee.
+	ErrFeeTooLow = newRule("fee_too_low")
+	// ErrStakeLimit: a STAKE would take the total lots over max_lots,
+	// which bounds what one election costs.
+	ErrStakeLimit = newRule("stake_limit")
+	// ErrStakeFloor: the transaction would leave less than min_total_stake
+	// staked (counted in whole lots), so the chain could halt.
+	ErrStakeFloor = newRule("stake_floor")
 )
 
 // Block rules.
@@ -78,6 +86,8 @@ var (
 	ErrFutureBlock    = newRule("future_timestamp")
 	ErrBadBlockSig    = newRule("bad_block_signature")
 	ErrBadTxRoot      = newRule("bad_tx_root")
+	ErrBadSeedProof   = newRule("bad_seed_proof")
+	ErrBadSeed        = newRule("bad_seed")
 	ErrTooManyTxs     = newRule("too_many_txs")
 	ErrNoStakers      = newRule("no_stakers")
 	ErrBadGenesis     = newRule("bad_genesis")

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/poslab/posd/chain/election"
@@ -17,14 +18,43 @@ const (
 	DefaultSlotMs      = 2000
 	DefaultMaxRank     = 8
 	DefaultMaxBlockTxs = 10000
-	// MaxFutureMs is how far ahead of a node's clock a block timestamp may be.
-	MaxFutureMs = 2000
+	// DefaultSeedSource seeds each election with the parent's VRF output.
+	DefaultSeedSource = SeedVRF
+	// DefaultLotSize is one lottery lot per staked coin, as the original.
+	DefaultLotSize = 1
+	// DefaultMaxLots bounds the total lots so that the worst election
+	// reachable by valid transactions stays under 50 ms on 2 cores (see
+	// docs/PERFORMANCE.md, BenchmarkWorstElection).
+	DefaultMaxLots = 200_000
+	// MaxLotsLimit is the largest max_lots a genesis may set: the bound on
+	// election cost holds up to it, not beyond.
+	MaxLotsLimit = DefaultMaxLots
+	// DefaultMinTotalStake keeps at least one coin staked, so the election
+	// is never empty.
+	DefaultMinTotalStake = 1
+	// DefaultSlashPercent is the share of an equivocator's stake burned.
+	DefaultSlashPercent = 50
+	// MaxFutureMs is how far ahead of a node's clock a block timestamp may
+	// be: the allowed clock drift. Genesis refuses slot_ms < 2 × MaxFutureMs,
+	// so rank k+1 can never forge at the moment rank k may.
+	MaxFutureMs = 500
 	// MaxBlockTxsLimit caps max_block_txs so that a full block (a
 	// transaction encodes to at most ~380 bytes) fits in one 8 MiB network
 	// message; a larger block could be forged but never propagated.
 	MaxBlockTxsLimit = 20000
 	// MaxChainIDLen bounds chain ids so every transaction has a bounded size.
 	MaxChainIDLen = 64
+)
+
+// Seed sources: where the election for a block takes its seed.
+const (
+	// SeedVRF: the parent's seed, the VRF output of its forger over the
+	// grandparent's seed. The forger cannot choose it (DESIGN v2).
+	SeedVRF = "vrf"
+	// SeedBlockHash: the parent's hash, as in v1. The forger chooses it
+	// through its timestamp and transaction set: kept only so the grinding
+	// attack can be shown.
+	SeedBlockHash = "block_hash"
 )
 
 // ExchangePolicy says who may send EXCHANGE transactions: anyone ("open", as
@@ -100,6 +130,30 @@ type Genesis struct {
 	BlockReward uint64         `json:"block_reward"`
 	Exchange    ExchangePolicy `json:"exchange"`
 	Allocations []Allocation   `json:"allocations"`
+
+	// v2 parameters. A genesis.json written before v2 leaves them out and
+	// gets the defaults; the hash covers them either way.
+
+	// SeedSource is SeedVRF or SeedBlockHash.
+	SeedSource string `json:"seed_source"`
+	// LotSize is the number of staked coins per election lot; a staker's
+	// remainder below a whole lot does not count in the election.
+	LotSize uint64 `json:"lot_size"`
+	// MaxLots bounds the total lots: a STAKE that would pass it is refused
+	// (stake_limit).
+	MaxLots uint64 `json:"max_lots"`
+	// MinTotalStake is the least stake, counted in whole lots, that must
+	// stay staked: a transaction that would leave less is refused (stake_floor).
+	MinTotalStake uint64 `json:"min_total_stake"`
+	// Heartbeat: the rightful forger forges empty blocks while the newest
+	// non-empty block is less than max_reorg deep (node policy reads it).
+	Heartbeat bool `json:"heartbeat"`
+	// SlashPercent of an equivocator's stake is burned (0..100).
+	SlashPercent uint32 `json:"slash_percent"`
+	// MinFee is the least fee a transaction may carry (fee_too_low).
+	MinFee uint64 `json:"min_fee"`
+	// Lab marks a network made for experiments (attack engines may run).
+	Lab bool `json:"lab"`
 }
 
 // DefaultGenesis returns a genesis with every parameter at its default and no
@@ -111,6 +165,13 @@ func DefaultGenesis() *Genesis {
 		MaxRank:     DefaultMaxRank,
 		MaxBlockTxs: DefaultMaxBlockTxs,
 		Exchange:    ExchangePolicy{Open: true},
+
+		SeedSource:    DefaultSeedSource,
+		LotSize:       DefaultLotSize,
+		MaxLots:       DefaultMaxLots,
+		MinTotalStake: DefaultMinTotalStake,
+		Heartbeat:     true,
+		SlashPercent:  DefaultSlashPercent,
 	}
 }
 
@@ -135,12 +196,24 @@ func (g *Genesis) Validate() error {
 	switch {
 	case g.ChainID == "" || len(g.ChainID) > MaxChainIDLen:
 		return bad("chain_id must be 1..%d bytes", MaxChainIDLen)
-	case g.SlotMs <= 0:
-		return bad("slot_ms must be positive, got %d", g.SlotMs)
+	case g.SlotMs < 2*MaxFutureMs:
+		return bad("slot_ms must be at least %d (twice the allowed clock drift of %d ms), got %d", 2*MaxFutureMs, MaxFutureMs, g.SlotMs)
 	case g.MaxRank == 0:
 		return bad("max_rank must be at least 1")
 	case g.MaxBlockTxs <= 0 || g.MaxBlockTxs > MaxBlockTxsLimit:
 		return bad("max_block_txs must be 1..%d, got %d", MaxBlockTxsLimit, g.MaxBlockTxs)
+	case g.SeedSource != SeedVRF && g.SeedSource != SeedBlockHash:
+		return bad("seed_source must be %q or %q, got %q", SeedVRF, SeedBlockHash, g.SeedSource)
+	case g.LotSize == 0:
+		return bad("lot_size must be at least 1")
+	case g.MaxLots == 0 || g.MaxLots > MaxLotsLimit:
+		return bad("max_lots must be 1..%d, got %d", MaxLotsLimit, g.MaxLots)
+	case g.MaxLots > math.MaxUint64/g.LotSize:
+		return bad("max_lots × lot_size overflows")
+	case g.MinTotalStake == 0:
+		return bad("min_total_stake must be at least 1: with no stake nobody could ever forge")
+	case g.SlashPercent > 100:
+		return bad("slash_percent must be 0..100, got %d", g.SlashPercent)
 	}
 	if _, err := election.Get(g.Election); err != nil {
 		return bad("%v", err)
@@ -151,7 +224,7 @@ func (g *Genesis) Validate() error {
 		}
 	}
 	seen := make(map[Address]bool, len(g.Allocations))
-	var stake uint64
+	var stake, lots uint64
 	for _, al := range g.Allocations {
 		if !al.Address.Valid() {
 			return bad("allocation address %q is not an address", al.Address)
@@ -164,9 +237,16 @@ func (g *Genesis) Validate() error {
 			return bad("total stake overflows")
 		}
 		stake += al.Stake
+		lots += al.Stake / g.LotSize
 	}
 	if stake == 0 {
 		return bad("no allocation holds stake, so nobody could ever forge")
+	}
+	if lots > g.MaxLots {
+		return bad("allocations hold %d lots, max_lots is %d", lots, g.MaxLots)
+	}
+	if lots*g.LotSize < g.MinTotalStake {
+		return bad("allocations stake %d in whole lots of %d, min_total_stake is %d", lots*g.LotSize, g.LotSize, g.MinTotalStake)
 	}
 	return nil
 }
@@ -186,10 +266,11 @@ func (g *Genesis) Hash() Hash {
 	return sha256.Sum256(append([]byte(genesisDomain), data...))
 }
 
-// Block returns block 0: height 0, no forger, no transactions, prev_hash the
-// genesis hash and timestamp the genesis timestamp.
+// Block returns block 0: height 0, no forger, no transactions, prev_hash
+// and seed the genesis hash, timestamp the genesis timestamp.
 func (g *Genesis) Block() *Block {
-	return &Block{Header: Header{Height: 0, PrevHash: g.Hash(), Timestamp: g.Timestamp, TxRoot: MerkleRoot(nil)}}
+	h := g.Hash()
+	return &Block{Header: Header{Height: 0, PrevHash: h, Timestamp: g.Timestamp, TxRoot: MerkleRoot(nil), Seed: h}}
 }
 
 // State returns the accounts as genesis allocates them.

@@ -2,14 +2,40 @@ package chain
 
 import (
 	"maps"
+	"slices"
 	"sort"
+	"sync/atomic"
+
+	"github.com/poslab/posd/chain/election"
 )
 
 // State is every account's balance, stake and nonce. Its zero accounts are
 // absent: an address never seen reads as a zero Account.
 type State struct {
 	accounts map[Address]Account
+	// totalLots is Σ stake/lotSize over all accounts, kept up to date by
+	// put once lotSize is set (lazily, by lots, for the genesis in use).
+	lotSize   uint64
+	totalLots uint64
+	// table caches the election's lot table (ElectionTable) until a stake
+	// changes. Atomic, because elections read states others read too.
+	table atomic.Pointer[lotTable]
+	// pending lists the stake changes since table was made (while there is
+	// one), so the next table is the old one updated, not rebuilt.
+	pending []election.Stake
 }
+
+// lotTable is an election table, the lot size it counts and how many
+// entries of State.pending it includes.
+type lotTable struct {
+	lotSize uint64
+	t       *election.StakeTable
+	applied int
+}
+
+// maxPending bounds the stake changes kept for a table update; past it
+// the table is rebuilt.
+const maxPending = 1 << 16
 
 // NewState returns an empty state.
 func NewState() *State { return &State{accounts: make(map[Address]Account)} }
@@ -19,12 +45,54 @@ func (s *State) Account(a Address) Account { return s.accounts[a] }
 
 // SetAccount writes an account directly. Stores use it to load state from
 // disk; the protocol changes state only through Apply.
-func (s *State) SetAccount(a Address, acc Account) {
+func (s *State) SetAccount(a Address, acc Account) { s.put(a, acc) }
+
+// put writes one account and keeps the lot total in step. The total is
+// exact modulo 2^64, and applyTx keeps the true value far below that.
+func (s *State) put(a Address, acc Account) {
+	old := s.accounts[a].Stake
+	if s.lotSize != 0 {
+		s.totalLots += acc.Stake/s.lotSize - old/s.lotSize
+	}
+	if acc.Stake != old && s.table.Load() != nil {
+		if len(s.pending) >= maxPending {
+			s.table.Store(nil)
+			s.pending = nil
+		} else {
+			s.pending = append(s.pending, election.Stake{Staker: string(a), Stake: acc.Stake})
+		}
+	}
 	if acc == (Account{}) {
 		delete(s.accounts, a)
 		return
 	}
 	s.accounts[a] = acc
+}
+
+// lots returns the total lots for lotSize, counting them once when the
+// state has not counted for that size yet.
+func (s *State) lots(lotSize uint64) uint64 {
+	if s.lotSize != lotSize {
+		s.lotSize, s.totalLots = lotSize, 0
+		for _, acc := range s.accounts {
+			s.totalLots += acc.Stake / lotSize
+		}
+	}
+	return s.totalLots
+}
+
+// Lots returns the total election lots: Σ stake / lotSize. It counts every
+// account (O(accounts)) and does not change s, so it is safe on a state
+// others read.
+func (s *State) Lots(lotSize uint64) uint64 {
+	if lotSize == 0 {
+		return 0
+	}
+	var n uint64
+	for _, acc := range s.accounts {
+		n += acc.Stake / lotSize
+	}
+	return n
 }
 
 // Len is the number of non-zero accounts.
@@ -46,8 +114,8 @@ func (s *State) Accounts() []AccountEntry {
 	return out
 }
 
-// Stakes returns every positive stake keyed by address string, the shape
-// chain/election takes.
+// Stakes returns every positive stake keyed by address string. Elections
+// take lots, not stakes: see ElectionTable.
 func (s *State) Stakes() map[string]uint64 {
 	out := make(map[string]uint64)
 	for a, acc := range s.accounts {
@@ -59,7 +127,13 @@ func (s *State) Stakes() map[string]uint64 {
 }
 
 // Clone returns an independent copy.
-func (s *State) Clone() *State { return &State{accounts: maps.Clone(s.accounts)} }
+func (s *State) Clone() *State {
+	// Tables are immutable, and the clipped pending list makes the clone
+	// append elsewhere: sharing both is safe.
+	c := &State{accounts: maps.Clone(s.accounts), lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending)}
+	c.table.Store(s.table.Load())
+	return c
+}
 
 // Equal reports whether two states hold the same accounts.
 func (s *State) Equal(o *State) bool { return maps.Equal(s.accounts, o.accounts) }
@@ -107,15 +181,33 @@ func (s *State) revert(entries []UndoEntry) {
 	}
 }
 
+// mark remembers where the pending stake changes end, so that an apply
+// undone at once (a refused block, CheckTx) leaves no pending changes.
+type mark struct {
+	table   *lotTable
+	pending int
+}
+
+func (s *State) mark() mark { return mark{s.table.Load(), len(s.pending)} }
+
+// undoneTo drops the pending changes made since m: they were reverted.
+func (s *State) undoneTo(m mark) {
+	if s.table.Load() == m.table && len(s.pending) >= m.pending {
+		s.pending = s.pending[:m.pending]
+	}
+}
+
 // Apply runs every transaction of b in order, credits the block reward and
 // the fees to the forger, and returns the undo record. Signatures and header
 // rules are not checked here (see ValidateBlock); stateful transaction rules
 // are. On error the state is left exactly as it was.
 func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 	j := journal{seen: make(map[Address]struct{}, 2*len(b.Transactions)+1)}
+	m := s.mark()
 	if b.Height > 0 {
 		if err := s.credit(&j, b.Forger, g.BlockReward); err != nil {
 			s.revert(j.entries)
+			s.undoneTo(m)
 			return nil, err
 		}
 	}
@@ -123,6 +215,7 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 		tx := &b.Transactions[i]
 		if err := s.applyTx(&j, tx, g, b.Forger); err != nil {
 			s.revert(j.entries)
+			s.undoneTo(m)
 			return nil, txError(i, tx, err)
 		}
 	}
@@ -137,8 +230,10 @@ func (s *State) Revert(u *Undo) { s.revert(u.Entries) }
 // rules (nonce, funds, stake, exchange policy, overflow). The state is unchanged.
 func (s *State) CheckTx(tx *Transaction, g *Genesis) error {
 	j := journal{seen: make(map[Address]struct{}, 2)}
+	m := s.mark()
 	err := s.applyTx(&j, tx, g, "")
 	s.revert(j.entries)
+	s.undoneTo(m)
 	return err
 }
 
@@ -153,64 +248,77 @@ func (s *State) credit(j *journal, a Address, amount uint64) error {
 	}
 	j.touch(s, a)
 	acc.Balance += amount
-	s.accounts[a] = acc
+	s.put(a, acc)
 	return nil
 }
 
-// applyTx applies one transaction. feeTo receives the fee; "" burns it
-// (CheckTx uses that, having no forger).
+// applyTx applies one transaction by the table of types. feeTo receives the
+// fee; "" burns it (CheckTx uses that, having no forger). On error the
+// caller reverts the journal.
 func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) error {
+	r := lookupTx(tx.Type)
+	if r == nil {
+		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
+	}
 	from := s.accounts[tx.From]
 	if tx.Nonce != from.Nonce+1 {
 		return ruleErrorf(ErrBadNonce, "nonce %d, account %s expects %d", tx.Nonce, tx.From, from.Nonce+1)
 	}
-	var debit uint64 // what leaves from's balance
-	switch tx.Type {
-	case TxExchange:
-		if !g.Exchange.Allows(tx.From) {
-			return ruleErrorf(ErrNotExchange, "%s is not an exchange authority", tx.From)
-		}
-		debit = tx.Fee
-	case TxTransfer, TxStake:
-		debit = tx.Amount + tx.Fee
-		if debit < tx.Amount {
-			return ruleErrorf(ErrAmountOverflow, "amount %d + fee %d overflows", tx.Amount, tx.Fee)
-		}
-	case TxUnstake:
-		if from.Stake < tx.Amount {
-			return ruleErrorf(ErrInsufficientStake, "stake of %s is %d, unstake needs %d", tx.From, from.Stake, tx.Amount)
-		}
-		debit = tx.Fee
-	default:
-		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
+	if err := g.checkTxParams(tx, r); err != nil {
+		return err
 	}
-	if from.Balance < debit {
-		return ruleErrorf(ErrInsufficientFunds, "balance of %s is %d, needs %d", tx.From, from.Balance, debit)
+	e, err := tx.Effect()
+	if err != nil {
+		return err
 	}
+	if err := checkDebit(tx, from, e.Debit); err != nil {
+		return err
+	}
+	lotsBefore := s.lots(g.LotSize)
 	j.touch(s, tx.From)
-	from.Balance -= debit
+	from.Balance -= e.Debit.Balance
+	from.Stake -= e.Debit.Stake
 	from.Nonce++
-	switch tx.Type {
-	case TxStake:
-		if from.Stake+tx.Amount < from.Stake {
-			return ruleErrorf(ErrAmountOverflow, "stake of %s would overflow", tx.From)
-		}
-		from.Stake += tx.Amount
-	case TxUnstake:
-		if from.Balance+tx.Amount < from.Balance {
-			return ruleErrorf(ErrAmountOverflow, "balance of %s would overflow", tx.From)
-		}
-		from.Stake -= tx.Amount
-		from.Balance += tx.Amount
+	s.put(tx.From, from)
+	to := s.accounts[tx.To]
+	if err := checkCredit(tx.To, to, e.Credit); err != nil {
+		return err
 	}
-	s.accounts[tx.From] = from
-	if tx.Type == TxExchange || tx.Type == TxTransfer {
-		if err := s.credit(j, tx.To, tx.Amount); err != nil {
+	if e.Credit != (Amounts{}) {
+		j.touch(s, tx.To)
+		to.Balance += e.Credit.Balance
+		to.Stake += e.Credit.Stake
+		s.put(tx.To, to)
+	}
+	if e.Debit.Stake != 0 || e.Credit.Stake != 0 {
+		if err := s.checkStakeTotals(g, lotsBefore, tx); err != nil {
 			return err
 		}
 	}
 	if feeTo != "" {
 		return s.credit(j, feeTo, tx.Fee)
+	}
+	return nil
+}
+
+// checkStakeTotals refuses a stake change that takes the total lots over
+// max_lots (each election's cost is bounded by them) or the stake counted
+// in whole lots below min_total_stake (an empty election halts the chain).
+// Only the direction the transaction moved is checked, so a state is never
+// stuck because of a rule it already broke at genesis.
+func (s *State) checkStakeTotals(g *Genesis, before uint64, tx *Transaction) error {
+	// One account's lots over max_lots would let the wrapping total lie.
+	for _, a := range []Address{tx.From, tx.To} {
+		if s.accounts[a].Stake/g.LotSize > g.MaxLots {
+			return ruleErrorf(ErrStakeLimit, "stake of %s would be %d lots, max_lots is %d", a, s.accounts[a].Stake/g.LotSize, g.MaxLots)
+		}
+	}
+	after := s.totalLots
+	switch {
+	case after > before && after > g.MaxLots:
+		return ruleErrorf(ErrStakeLimit, "total lots would be %d, max_lots is %d (lot_size %d)", after, g.MaxLots, g.LotSize)
+	case after < before && after*g.LotSize < g.MinTotalStake:
+		return ruleErrorf(ErrStakeFloor, "total stake would be %d in whole lots of %d, min_total_stake is %d", after*g.LotSize, g.LotSize, g.MinTotalStake)
 	}
 	return nil
 }

@@ -102,21 +102,6 @@ const (
 	TxUnstake  TxType = "UNSTAKE"
 )
 
-// code is the byte that stands for the type in the canonical encoding.
-func (t TxType) code() (byte, bool) {
-	switch t {
-	case TxExchange:
-		return 1, true
-	case TxTransfer:
-		return 2, true
-	case TxStake:
-		return 3, true
-	case TxUnstake:
-		return 4, true
-	}
-	return 0, false
-}
-
 // Transaction is a signed instruction to change the state.
 type Transaction struct {
 	Type      TxType  `json:"type"`
@@ -140,7 +125,16 @@ type Header struct {
 	ForgerPublicKey string  `json:"forger_public_key"`
 	Rank            uint32  `json:"rank"`
 	TxRoot          Hash    `json:"tx_root"`
-	Signature       string  `json:"signature"`
+	// SeedProof is the forger's ECVRF proof (hex of 80 bytes) over
+	// SeedAlpha(chain_id, parent seed, height); Seed is the first 32 bytes
+	// of its output. Block 0 has no proof and the genesis hash as seed.
+	SeedProof string `json:"seed_proof"`
+	Seed      Hash   `json:"seed"`
+	Signature string `json:"signature"`
+
+	// vrf is what NewBlock knows of the seed input and Sign proves;
+	// nil once signed, and on headers that were decoded.
+	vrf *vrfInput
 }
 
 // Block is a header and the transactions it commits to.

@@ -3,6 +3,7 @@ package chain
 import (
 	"crypto/ed25519"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -46,7 +47,8 @@ func (tx *Transaction) CheckStateless(chainID string) error {
 	return nil
 }
 
-// VerifySignature checks the Ed25519 signature over the signing bytes.
+// VerifySignature checks the Ed25519 signature over the signing bytes by
+// the ZIP-215 rule (see SigVerifier).
 func (tx *Transaction) VerifySignature() error {
 	pub, err := decodePublicKey(tx.PublicKey)
 	if err != nil {
@@ -82,7 +84,7 @@ func verify(pub ed25519.PublicKey, sigHex string, msg []byte, sentinel *RuleErro
 	if _, err := hex.Decode(sig[:], []byte(sigHex)); err != nil {
 		return ruleErrorf(sentinel, "signature is not hex")
 	}
-	if !ed25519.Verify(pub, msg, sig[:]) {
+	if !verifyZIP215(pub, msg, sig[:]) {
 		return ruleErrorf(sentinel, "signature does not verify")
 	}
 	return nil
@@ -107,20 +109,22 @@ func txError(i int, tx *Transaction, err error) error {
 }
 
 // Elect returns the forger candidates for the block after parent, best first:
-// the genesis election run on the parent's hash as seed and the stakes in
-// state (the state after parent). Elections cost time that grows with stake,
-// so callers should compute this once per parent and reuse it.
-func Elect(g *Genesis, parentHash Hash, state *State) ([]Address, error) {
+// the genesis election seeded by ElectionSeed(g, parent) on the lots of
+// state (the state after parent, see ElectionTable). max_lots bounds its
+// cost (docs/PERFORMANCE.md), but callers should still compute it once per
+// parent, outside locks others wait on.
+func Elect(g *Genesis, parent *Header, state *State) ([]Address, error) {
 	alg, err := g.Algorithm()
 	if err != nil {
 		return nil, err
 	}
-	return ElectWith(alg, g.MaxRank, parentHash, election.NewStakeTable(state.Stakes())), nil
+	return ElectWith(alg, g.MaxRank, ElectionSeed(g, parent), ElectionTable(g, state)), nil
 }
 
-// ElectWith is Elect on a prepared stake table.
-func ElectWith(alg election.Algorithm, maxRank uint32, parentHash Hash, stakes *election.StakeTable) []Address {
-	names := alg.Rank(parentHash.String(), stakes, int(maxRank))
+// ElectWith is Elect on a prepared seed (ElectionSeed) and stake table
+// (ElectionTable).
+func ElectWith(alg election.Algorithm, maxRank uint32, seed string, stakes *election.StakeTable) []Address {
+	names := alg.Rank(seed, stakes, int(maxRank))
 	out := make([]Address, len(names))
 	for i, n := range names {
 		out[i] = Address(n)
@@ -178,6 +182,9 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 	if err := verify(pub, h.Signature, h.SigningBytes(), ErrBadBlockSig); err != nil {
 		return err
 	}
+	if err := checkSeed(g, parent, h, pub); err != nil {
+		return err
+	}
 	if len(b.Transactions) > g.MaxBlockTxs {
 		return ruleErrorf(ErrTooManyTxs, "%d transactions, at most %d", len(b.Transactions), g.MaxBlockTxs)
 	}
@@ -209,13 +216,15 @@ func (h *Header) VerifySignature() error {
 	return verify(pub, h.Signature, h.SigningBytes(), ErrBadBlockSig)
 }
 
-// CheckBlockTxs runs verify (nil: full Validate) on every transaction of b.
-// Signature checks dominate block validation, so large blocks are checked
-// on all cores; the error reported is the one of the lowest index, as a
-// sequential check would find it.
+// CheckBlockTxs checks every transaction of b on its own. With verify
+// nil, that is the stateless rules of each, then every signature in
+// batches (see SigVerifier, shared by all callers); otherwise verify runs
+// on each transaction, on all cores for large blocks. Either way the error
+// reported is the one of the lowest index, as a sequential check would
+// find it.
 func CheckBlockTxs(g *Genesis, b *Block, verify TxVerifier) error {
 	if verify == nil {
-		verify = func(tx *Transaction) error { return tx.Validate(g.ChainID) }
+		return CheckBlockTxsBatch(g, b, defaultSigVerifier, nil)
 	}
 	txs := b.Transactions
 	workers := min(runtime.GOMAXPROCS(0), len(txs)/parallelThreshold)
@@ -251,6 +260,46 @@ func CheckBlockTxs(g *Genesis, b *Block, verify TxVerifier) error {
 	return nil
 }
 
+// CheckBlockTxsBatch runs the stateless rules of every transaction of b and
+// checks their signatures in batches with sv, skipping those verified
+// reports as already checked (a pool's cache of admitted signatures; nil
+// skips none). The error is the lowest index's, as a sequential check
+// would find it.
+func CheckBlockTxsBatch(g *Genesis, b *Block, sv *SigVerifier, verified func(tx *Transaction) bool) error {
+	txs := b.Transactions
+	// Stateless rules first: cheap, and a failure bounds the signatures
+	// worth checking to those before it.
+	end := len(txs)
+	var first error
+	for i := range txs {
+		if err := txs[i].CheckStateless(g.ChainID); err != nil {
+			end, first = i, txError(i, &txs[i], err)
+			break
+		}
+	}
+	var idx []int
+	pending := txs[:end]
+	if verified != nil {
+		sub := make([]Transaction, 0, end)
+		for i := range pending {
+			if !verified(&pending[i]) {
+				sub = append(sub, pending[i])
+				idx = append(idx, i)
+			}
+		}
+		pending = sub
+	}
+	if err := sv.CheckTxs(pending); err != nil {
+		var te *BlockTxError
+		if idx != nil && errors.As(err, &te) {
+			i := idx[te.Index]
+			return txError(i, &txs[i], te.Err)
+		}
+		return err
+	}
+	return first
+}
+
 // parallelThreshold is the number of transactions per extra core below
 // which spreading the checks costs more than it saves.
 const parallelThreshold = 32
@@ -268,8 +317,9 @@ func ValidateAndApply(g *Genesis, parent *Header, b *Block, candidates []Address
 	return state.Apply(b, g)
 }
 
-// NewBlock assembles an unsigned block on parent; sign it with Header.Sign.
-func NewBlock(parent *Header, rank uint32, timestampMs int64, txs []Transaction) *Block {
+// NewBlock assembles an unsigned block on parent under genesis g; sign it
+// with Header.Sign, which also proves its seed (seed_proof and seed).
+func NewBlock(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []Transaction) *Block {
 	return &Block{
 		Header: Header{
 			Height:    parent.Height + 1,
@@ -277,6 +327,7 @@ func NewBlock(parent *Header, rank uint32, timestampMs int64, txs []Transaction)
 			Timestamp: timestampMs,
 			Rank:      rank,
 			TxRoot:    TxRoot(txs),
+			vrf:       &vrfInput{chainID: g.ChainID, parentSeed: parent.Seed},
 		},
 		Transactions: txs,
 	}

@@ -50,7 +50,7 @@ func BenchmarkImportBlock1000(b *testing.B) {
 	blocks := make([]*chain.Block, 0, b.N)
 	parent := node.Head().Header
 	for i := 0; i < b.N; i++ {
-		blk := chain.NewBlock(&parent, 0, parent.Timestamp+1, transfers(node.g.ChainID, keys, next, 1000))
+		blk := chain.NewBlock(node.g, &parent, 0, parent.Timestamp+1, transfers(node.g.ChainID, keys, next, 1000))
 		node.key.SignHeader(&blk.Header)
 		blocks = append(blocks, blk)
 		parent = blk.Header

@@ -47,7 +47,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 	})
 	h := n.p2pHandler()
 	genesis := n.Head()
-	b := chain.NewBlock(&genesis.Header, 0, genesis.Timestamp+1, nil)
+	b := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	disk.set(true)
 	for name, err := range map[string]error{"gossip": h.HandleBlock(b), "sync": second(h.HandleBlocks([]*chain.Block{b}))} {
@@ -61,7 +61,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 	// Halted is not the sender's fault either.
 	disk.set(false)
 	stranger, _ := keystore.Generate()
-	bad := chain.NewBlock(&genesis.Header, 0, genesis.Timestamp+1, nil)
+	bad := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	stranger.SignHeader(&bad.Header)
 	if err := h.HandleBlock(bad); err == nil || errors.Is(err, p2p.ErrIgnore) {
 		t.Fatalf("a block from an unelected forger: %v, want a rejection", err)
@@ -70,7 +70,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 		t.Fatalf("the good block once the disk is back: %v", err)
 	}
 	n.halt(errors.New("state lost"))
-	next := chain.NewBlock(&b.Header, 0, b.Timestamp+1, nil)
+	next := chain.NewBlock(n.g, &b.Header, 0, b.Timestamp+1, nil)
 	n.key.SignHeader(&next.Header)
 	if err := h.HandleBlock(next); !errors.Is(err, p2p.ErrIgnore) {
 		t.Fatalf("halted node: %v, want ErrIgnore", err)
@@ -178,7 +178,7 @@ func loadBlocks(t testing.TB, n *Node, keys []*keystore.Key, count, perBlock int
 			})
 		}
 		wg.Wait()
-		b := chain.NewBlock(&parent, 0, parent.Timestamp+1, txs)
+		b := chain.NewBlock(n.g, &parent, 0, parent.Timestamp+1, txs)
 		n.key.SignHeader(&b.Header)
 		out = append(out, b)
 		parent = b.Header
@@ -288,7 +288,7 @@ func TestShutdownWithinFiveSeconds(t *testing.T) {
 	})
 	defer close(disk.release) // let the stuck import end after the test
 	genesis := n.Head()
-	b := chain.NewBlock(&genesis.Header, 0, genesis.Timestamp+1, nil)
+	b := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	go n.ImportBlock(b)
 	select {

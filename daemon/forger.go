@@ -149,7 +149,7 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
-		b := chain.NewBlock(&head.Header, rank, ts, txs)
+		b := chain.NewBlock(f.g, &head.Header, rank, ts, txs)
 		f.key.SignHeader(&b.Header)
 		err := f.chain.ProcessBlock(b)
 		if err == nil {

@@ -82,7 +82,7 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	valid := mk(1)
 
 	head := n.Head()
-	forged := chain.NewBlock(&head.Header, 0, head.Timestamp+1, nil)
+	forged := chain.NewBlock(n.g, &head.Header, 0, head.Timestamp+1, nil)
 	forged.Header.Sign(k.PrivateKey()) // not an elected forger
 
 	attacker.PublishTxs([]chain.Transaction{badSig})

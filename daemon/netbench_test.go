@@ -23,7 +23,7 @@ func BenchmarkSyncFreshNode10000(b *testing.B) {
 	for i := 0; i < blocks; i++ {
 		tx := chain.Transaction{Type: chain.TxExchange, ChainID: src.g.ChainID, To: k.Address(), Amount: 1, Nonce: uint64(i + 1)}
 		k.SignTx(&tx)
-		blk := chain.NewBlock(&parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
+		blk := chain.NewBlock(src.g, &parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
 		src.key.SignHeader(&blk.Header)
 		if err := src.ImportBlock(blk); err != nil {
 			b.Fatal(err)

@@ -28,7 +28,7 @@ func startNet(t testing.TB, stakes []uint64, mutate func(i int, c *Config), para
 	t.Helper()
 	p := DefaultGenesisParams()
 	p.ChainID = "posd-nettest"
-	p.SlotMs = 200
+	p.SlotMs = 2 * chain.MaxFutureMs // the least genesis allows
 	for _, f := range params {
 		f(&p)
 	}

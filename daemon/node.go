@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,27 +33,12 @@ import (
 // Version is the node's version, set by the posd binary.
 var Version = "dev"
 
-// GenesisParams are the parameters of a network made with --genesis.
-type GenesisParams struct {
-	ChainID     string
-	Election    string
-	SlotMs      int64
-	MaxRank     uint32
-	MaxBlockTxs int
-	BlockReward uint64
-	// Exchange is "open" or a comma-separated list of addresses.
-	Exchange string
-	// Allocations are added to the genesis node's own (stake 1, balance 1000).
-	Allocations []chain.Allocation
-	// Timestamp in unix ms; 0 means now.
-	Timestamp int64
-}
+// GenesisParams are the parameters of a network made with --genesis; the
+// construction lives in chain (chain.GenesisParams.Build).
+type GenesisParams = chain.GenesisParams
 
-// DefaultGenesisParams are the original's: lottery, one staker.
-func DefaultGenesisParams() GenesisParams {
-	g := chain.DefaultGenesis()
-	return GenesisParams{ChainID: "posd-local", Election: g.Election, SlotMs: g.SlotMs, MaxRank: g.MaxRank, MaxBlockTxs: g.MaxBlockTxs, Exchange: "open"}
-}
+// DefaultGenesisParams are the original's: lottery, one staker (v2 defaults).
+func DefaultGenesisParams() GenesisParams { return chain.DefaultGenesisParams() }
 
 // Config is everything `posd start` can set.
 type Config struct {
@@ -285,52 +269,8 @@ func (n *Node) newGenesis() (*chain.Genesis, error) {
 	return n.cfg.Genesis.Build(n.cfg.Now(), own)
 }
 
-// Build makes the genesis these parameters describe, with these accounts;
-// zero parameters take the defaults and a zero timestamp becomes now.
-func (p GenesisParams) Build(now time.Time, allocs []chain.Allocation) (*chain.Genesis, error) {
-	g := chain.DefaultGenesis()
-	g.ChainID = firstNonEmpty(p.ChainID, DefaultGenesisParams().ChainID)
-	g.Election = firstNonEmpty(p.Election, g.Election)
-	if p.SlotMs > 0 {
-		g.SlotMs = p.SlotMs
-	}
-	if p.MaxRank > 0 {
-		g.MaxRank = p.MaxRank
-	}
-	if p.MaxBlockTxs > 0 {
-		g.MaxBlockTxs = p.MaxBlockTxs
-	}
-	g.BlockReward = p.BlockReward
-	g.Timestamp = p.Timestamp
-	if g.Timestamp == 0 {
-		g.Timestamp = now.UnixMilli()
-	}
-	var err error
-	if g.Exchange, err = ParseExchangePolicy(firstNonEmpty(p.Exchange, "open")); err != nil {
-		return nil, err
-	}
-	g.Allocations = allocs
-	if err := g.Validate(); err != nil {
-		return nil, err
-	}
-	return g, nil
-}
-
 // ParseExchangePolicy reads "open" or a comma-separated list of addresses.
-func ParseExchangePolicy(s string) (chain.ExchangePolicy, error) {
-	if s == "open" {
-		return chain.ExchangePolicy{Open: true}, nil
-	}
-	var p chain.ExchangePolicy
-	for _, part := range strings.Split(s, ",") {
-		a, err := chain.ParseAddress(strings.TrimSpace(part))
-		if err != nil {
-			return p, fmt.Errorf("exchange: %w", err)
-		}
-		p.Authorities = append(p.Authorities, a)
-	}
-	return p, nil
-}
+func ParseExchangePolicy(s string) (chain.ExchangePolicy, error) { return chain.ParseExchangePolicy(s) }
 
 func firstNonEmpty(a, b string) string {
 	if a != "" {

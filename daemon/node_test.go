@@ -292,7 +292,7 @@ func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
 		if i == 3 {
 			tx.Amount = 11 // breaks the signature
 		}
-		b := chain.NewBlock(&parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
+		b := chain.NewBlock(n.g, &parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
 		n.key.SignHeader(&b.Header)
 		blocks = append(blocks, b)
 		parent = b.Header
@@ -320,7 +320,7 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 	build := func(parent chain.Header, count int, dt int64) []*chain.Block {
 		var out []*chain.Block
 		for i := 0; i < count; i++ {
-			b := chain.NewBlock(&parent, 0, parent.Timestamp+dt, nil)
+			b := chain.NewBlock(n.g, &parent, 0, parent.Timestamp+dt, nil)
 			n.key.SignHeader(&b.Header)
 			out = append(out, b)
 			parent = b.Header
@@ -358,7 +358,7 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	n := startTestNode(t)
 	genesis := n.Head().Header
-	a1 := chain.NewBlock(&genesis, 0, genesis.Timestamp+1, nil)
+	a1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&a1.Header)
 	if err := n.ImportBlock(a1); err != nil {
 		t.Fatal(err)
@@ -366,7 +366,7 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	k, _ := keystore.Generate()
 	tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 1, Nonce: 1}
 	k.SignTx(&tx)
-	b1 := chain.NewBlock(&genesis, 0, genesis.Timestamp+2, []chain.Transaction{tx})
+	b1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+2, []chain.Transaction{tx})
 	n.key.SignHeader(&b1.Header)
 	garbled := *b1
 	garbled.Transactions = []chain.Transaction{tx}
@@ -388,7 +388,7 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	}
 	// A side block from a forger who was not elected is refused too.
 	stranger, _ := keystore.Generate()
-	c1 := chain.NewBlock(&genesis, 0, genesis.Timestamp+3, nil)
+	c1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+3, nil)
 	stranger.SignHeader(&c1.Header)
 	if err := n.ImportBlock(c1); chain.CodeOf(err) != chain.ErrWrongForger.Code {
 		t.Fatalf("stranger's side block: %v, want wrong_forger", err)
@@ -399,7 +399,7 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 func TestHaltedNodeImportsNothing(t *testing.T) {
 	n := startTestNode(t)
 	parent := n.Head().Header
-	b := chain.NewBlock(&parent, 0, parent.Timestamp+1, nil)
+	b := chain.NewBlock(n.g, &parent, 0, parent.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	cause := errors.New("disk gone")
 	n.halt(cause)

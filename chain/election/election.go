@@ -11,6 +11,8 @@
 package election
 
 import (
+	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -42,23 +44,104 @@ type StakeTable struct {
 // NewStakeTable prepares stakes for elections. Stakers with zero stake are
 // dropped. The map is not retained.
 func NewStakeTable(stakes map[string]uint64) *StakeTable {
-	t := &StakeTable{stakers: make([]string, 0, len(stakes))}
+	list := make([]Stake, 0, len(stakes))
 	for s, v := range stakes {
-		if v > 0 {
-			t.stakers = append(t.stakers, s)
+		list = append(list, Stake{s, v})
+	}
+	t, _ := NewStakeTableFromList(list) // map keys are distinct
+	return t
+}
+
+// Stake is one staker's stake, for NewStakeTableFromList.
+type Stake struct {
+	Staker string
+	Stake  uint64
+}
+
+// ErrDuplicateStaker is returned by NewStakeTableFromList when a staker
+// appears twice.
+var ErrDuplicateStaker = errors.New("election: staker listed twice")
+
+// NewStakeTableFromList is NewStakeTable on a list of distinct stakers in
+// any order, without the map: a node builds its table from its state this
+// way. Zero stakes are dropped; the list is not retained.
+func NewStakeTableFromList(list []Stake) (*StakeTable, error) {
+	// Sorting max_lots staker strings is most of what a table costs, so
+	// entries are radix-sorted by their first 8 bytes as an integer
+	// (zero-padded, which keeps byte order), and only runs of equal
+	// prefixes compare strings.
+	keys := make([]sortKey, 0, len(list))
+	for i, e := range list {
+		if e.Stake > 0 {
+			var k [8]byte
+			copy(k[:], e.Staker)
+			keys = append(keys, sortKey{binary.BigEndian.Uint64(k[:]), uint32(i)})
 		}
 	}
-	slices.Sort(t.stakers) // Go string order is byte order.
-	t.stakes = make([]uint64, len(t.stakers))
-	t.cum = make([]uint64, len(t.stakers))
+	radixSort(keys)
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi].key == keys[lo].key {
+			hi++
+		}
+		if hi-lo > 1 {
+			run := keys[lo:hi]
+			slices.SortFunc(run, func(a, b sortKey) int { return strings.Compare(list[a.idx].Staker, list[b.idx].Staker) })
+			for i := 1; i < len(run); i++ {
+				if list[run[i].idx].Staker == list[run[i-1].idx].Staker {
+					return nil, fmt.Errorf("%w: %q", ErrDuplicateStaker, list[run[i].idx].Staker)
+				}
+			}
+		}
+		lo = hi
+	}
+	t := &StakeTable{
+		stakers: make([]string, len(keys)),
+		stakes:  make([]uint64, len(keys)),
+		cum:     make([]uint64, len(keys)),
+	}
 	var sum uint64
-	for i, s := range t.stakers {
-		v := stakes[s]
-		t.stakes[i] = v
-		sum = satAdd(sum, v)
+	for i, k := range keys {
+		e := list[k.idx]
+		t.stakers[i], t.stakes[i] = e.Staker, e.Stake
+		sum = satAdd(sum, e.Stake)
 		t.cum[i] = sum
 	}
-	return t
+	return t, nil
+}
+
+type sortKey struct {
+	key uint64
+	idx uint32
+}
+
+// radixSort sorts keys by key, stably, in four passes of 16 bits.
+func radixSort(keys []sortKey) {
+	if len(keys) < 256 {
+		slices.SortStableFunc(keys, func(a, b sortKey) int { return cmp.Compare(a.key, b.key) })
+		return
+	}
+	tmp := make([]sortKey, len(keys))
+	var count [1 << 16]int
+	src, dst := keys, tmp
+	for shift := uint(0); shift < 64; shift += 16 {
+		clear(count[:])
+		for _, k := range src {
+			count[(k.key>>shift)&0xffff]++
+		}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
+		}
+		for _, k := range src {
+			d := (k.key >> shift) & 0xffff
+			dst[count[d]] = k
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	// Four passes: the result is back in keys.
 }
 
 func satAdd(a, b uint64) uint64 {
@@ -162,4 +245,58 @@ func Names() []string {
 	}
 	sort.Strings(names)
 	return names
+}
+
+// With returns a new table: t with the given stakes changed (a zero stake
+// removes its staker; when a staker appears more than once, its last entry
+// counts). It costs O(Len() + k log k) for k changes, against
+// O(Len() log Len()) for a new table, so a node whose blocks change a few
+// stakes keeps its table up to date cheaply. t is unchanged.
+func (t *StakeTable) With(changes []Stake) *StakeTable {
+	if len(changes) == 0 {
+		return t
+	}
+	ch := slices.Clone(changes)
+	slices.SortStableFunc(ch, func(a, b Stake) int { return strings.Compare(a.Staker, b.Staker) })
+	// Keep the last entry of each staker.
+	w := 0
+	for i := range ch {
+		if i+1 < len(ch) && ch[i+1].Staker == ch[i].Staker {
+			continue
+		}
+		ch[w] = ch[i]
+		w++
+	}
+	ch = ch[:w]
+	n := t.Len()
+	out := &StakeTable{
+		stakers: make([]string, 0, n+len(ch)),
+		stakes:  make([]uint64, 0, n+len(ch)),
+	}
+	// Copy the runs of t between changes whole: a block changes a few
+	// stakes among up to max_lots stakers.
+	i := 0
+	for _, c := range ch {
+		k, found := slices.BinarySearch(t.stakers[i:], c.Staker)
+		k += i
+		out.stakers = append(out.stakers, t.stakers[i:k]...)
+		out.stakes = append(out.stakes, t.stakes[i:k]...)
+		if c.Stake > 0 {
+			out.stakers = append(out.stakers, c.Staker)
+			out.stakes = append(out.stakes, c.Stake)
+		}
+		i = k
+		if found {
+			i++
+		}
+	}
+	out.stakers = append(out.stakers, t.stakers[i:]...)
+	out.stakes = append(out.stakes, t.stakes[i:]...)
+	out.cum = make([]uint64, len(out.stakes))
+	var sum uint64
+	for k, v := range out.stakes {
+		sum = satAdd(sum, v)
+		out.cum[k] = sum
+	}
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -174,4 +175,33 @@ func tenStakers() map[string]uint64 {
 		m[fmt.Sprintf("s%d", i)] = uint64(i%4 + 1)
 	}
 	return m
+}
+
+func TestStakeTableWith(t *testing.T) {
+	base := map[string]uint64{"alice": 5, "bob": 3, "carol": 2, "erin": 9}
+	changes := []Stake{{"bob", 0}, {"dave", 4}, {"alice", 1}, {"zed", 0}, {"dave", 6}, {"aaron", 2}}
+	want := map[string]uint64{"alice": 1, "carol": 2, "erin": 9, "dave": 6, "aaron": 2}
+	got := NewStakeTable(base).With(changes)
+	ref := NewStakeTable(want)
+	if !reflect.DeepEqual(got, ref) {
+		t.Fatalf("With: %+v, want %+v", got, ref)
+	}
+	if b := NewStakeTable(base); b.With(nil) != b {
+		t.Fatal("With(nil) copied the table")
+	}
+	if _, err := NewStakeTableFromList([]Stake{{"a", 1}, {"a", 2}}); !errors.Is(err, ErrDuplicateStaker) {
+		t.Fatalf("duplicate staker: %v", err)
+	}
+}
+
+func TestNewStakeTableOrder(t *testing.T) {
+	// Prefix keys tie on the first 8 bytes; the full strings decide.
+	m := map[string]uint64{"stakers-b": 1, "stakers-a": 1, "stakers": 1, "stakers\x00": 1, "a": 1, "": 1, "\xff": 1}
+	for i := range 600 { // past the radix threshold
+		m[fmt.Sprintf("%08x-%d", i*7919%1000, i)] = uint64(i + 1)
+	}
+	tab := NewStakeTable(m)
+	if tab.Len() != len(m) || !slices.IsSorted(tab.Stakers()) {
+		t.Fatalf("not sorted or lost stakers: %d of %d", tab.Len(), len(m))
+	}
 }

@@ -5,7 +5,11 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"math/bits"
+	"runtime"
 	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
 )
 
 func init() { Register(lottery{}) }
@@ -22,7 +26,10 @@ func init() { Register(lottery{}) }
 // Candidates are ranked by their best lot's offset, ties broken the same way
 // (first met first), so Rank(...)[0] is the original's winner.
 //
-// Cost: one SHA-256 per unit of stake, i.e. Total() hashes per election.
+// Cost: one SHA-256 per unit of stake, i.e. Total() hashes per election,
+// spread over the cores staker by staker (a staker's lots are one hash
+// chain); picking the n best is O(stakers · n) in the worst case, and
+// O(stakers) in practice.
 type lottery struct{}
 
 func (lottery) Name() string { return "lottery" }
@@ -94,38 +101,116 @@ func (lottery) Rank(seed string, t *StakeTable, n int) []string {
 	if t.Len() == 0 || n <= 0 {
 		return nil
 	}
-	buf := make([]byte, 0, 2*(len(seed)+64)+2)
-	refDigest, buf := lotDigest(buf, seed)
+	refDigest, _ := lotDigest(make([]byte, 0, 2*len(seed)+2), seed)
 	ref := u256FromDigest(&refDigest)
+	n = min(n, t.Len())
 
-	offs := make([]u256, len(t.stakers))
-	for i, s := range t.stakers {
-		// H(s + seed) quotes the concatenation: quoting s and seed
-		// separately would differ when invalid UTF-8 bytes at the join
-		// form a valid sequence together.
-		var first [sha256.Size]byte
-		first, buf = lotDigest(buf, s+seed)
-		offs[i] = bestOffset(first, t.stakes[i], ref)
-	}
-
-	idx := make([]int, len(offs))
-	for i := range idx {
-		idx[i] = i
-	}
-	// Stable: equal offsets keep table (first met) order.
-	slices.SortStableFunc(idx, func(a, b int) int {
+	// Each staker's best offset is independent of the others', so the
+	// stakers are spread over the cores, each range keeping its own n best;
+	// the ranges' bests are then merged. The result does not depend on how
+	// the stakers were spread.
+	seedPlain := isPlain(seed)
+	var mu sync.Mutex
+	var all []ranked
+	eachStaker(t, func(lo, hi int, buf []byte) []byte {
+		best := make([]ranked, 0, n)
+		for i := lo; i < hi; i++ {
+			// H(s + seed) quotes the concatenation: quoting s and seed
+			// separately would differ when invalid UTF-8 bytes at the join
+			// form a valid sequence together.
+			if s := t.stakers[i]; seedPlain && isPlain(s) {
+				// What appendPyQuote writes for such strings, without
+				// its byte-by-byte work (most of an election's cost
+				// beside the hashes when it has many stakers).
+				buf = append(append(append(append(buf[:0], '"'), s...), seed...), '"')
+			} else {
+				buf = appendPyQuoteConcat(buf[:0], s, seed)
+			}
+			first := sha256.Sum256(buf)
+			best = keepBest(best, n, ranked{bestOffset(first, t.stakes[i], ref), i})
+		}
+		mu.Lock()
+		all = append(all, best...)
+		mu.Unlock()
+		return buf
+	})
+	// The n best overall, by offset, equal offsets in table (first met)
+	// order: what a stable sort of every staker would put first.
+	slices.SortFunc(all, func(a, b ranked) int {
 		switch {
-		case offs[a].less(offs[b]):
+		case a.off.less(b.off):
 			return -1
-		case offs[b].less(offs[a]):
+		case b.off.less(a.off):
 			return 1
 		}
-		return 0
+		return a.idx - b.idx
 	})
-	n = min(n, len(idx))
 	out := make([]string, n)
 	for i := range out {
-		out[i] = t.stakers[idx[i]]
+		out[i] = t.stakers[all[i].idx]
 	}
 	return out
+}
+
+// ranked is a staker's best offset and its index in the table.
+type ranked struct {
+	off u256
+	idx int
+}
+
+// keepBest inserts r into best, the n smallest offsets met so far in
+// increasing index order, ties kept in the order met.
+func keepBest(best []ranked, n int, r ranked) []ranked {
+	if len(best) == n && !r.off.less(best[n-1].off) {
+		return best
+	}
+	j := sort.Search(len(best), func(j int) bool { return r.off.less(best[j].off) })
+	if len(best) < n {
+		best = append(best, ranked{})
+	}
+	copy(best[j+1:], best[j:len(best)-1])
+	best[j] = r
+	return best
+}
+
+// parallelLots is the number of lots below which one core does the work:
+// spreading it would cost more than it saves.
+const parallelLots = 4096
+
+// eachStaker runs f over consecutive ranges of stakers covering the table,
+// on all cores when the table holds enough lots. f gets a scratch buffer
+// of its own and returns it (possibly grown).
+func eachStaker(t *StakeTable, f func(lo, hi int, buf []byte) []byte) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers <= 1 || t.Total() < parallelLots || len(t.stakers) == 1 {
+		f(0, len(t.stakers), nil)
+		return
+	}
+	// Ranges of about total/(8·workers) lots, handed out in order; a
+	// staker holding more is a range of its own (its lots are one hash
+	// chain, which only one core can walk).
+	target := max(t.Total()/uint64(8*workers), 1)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			var buf []byte
+			for {
+				lo := int(next.Load())
+				if lo >= len(t.stakers) {
+					return
+				}
+				hi := lo + 1
+				var lots uint64
+				for lots = t.stakes[lo]; hi < len(t.stakers) && lots < target; hi++ {
+					lots += t.stakes[hi]
+				}
+				if !next.CompareAndSwap(int64(lo), int64(hi)) {
+					continue
+				}
+				buf = f(lo, hi, buf)
+			}
+		})
+	}
+	wg.Wait()
 }

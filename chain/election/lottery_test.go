@@ -203,3 +203,55 @@ func TestLotteryNoAllocsInChain(t *testing.T) {
 		t.Fatalf("bestOffset allocates %v times", n)
 	}
 }
+
+// TestLotteryRankMatchesFullSort: picking the n best over ranges of
+// stakers on several cores gives what a stable sort of every staker's best
+// offset gives, for small tables (one core) and large ones (all cores).
+func TestLotteryRankMatchesFullSort(t *testing.T) {
+	lot := lottery{}
+	for _, size := range []int{1, 7, 300, 3000} {
+		stakes := map[string]uint64{}
+		for i := range size {
+			stakes[fmt.Sprintf("staker-%05d", i)] = uint64(i%5 + 1)
+		}
+		stakes["whale"] = 5000 // one long chain among short ones
+		tab := NewStakeTable(stakes)
+		for _, seed := range []string{"abc", "0f0f"} {
+			ref := lotDigestRef(seed)
+			offs := make([]u256, tab.Len())
+			for i, s := range tab.stakers {
+				first, _ := lotDigest(nil, s+seed)
+				offs[i] = bestOffset(first, tab.stakes[i], ref)
+			}
+			idx := make([]int, len(offs))
+			for i := range idx {
+				idx[i] = i
+			}
+			slices.SortStableFunc(idx, func(a, b int) int {
+				switch {
+				case offs[a].less(offs[b]):
+					return -1
+				case offs[b].less(offs[a]):
+					return 1
+				}
+				return 0
+			})
+			for _, n := range []int{1, 3, 8, tab.Len() + 2} {
+				got := lot.Rank(seed, tab, n)
+				for i := range got {
+					if got[i] != tab.stakers[idx[i]] {
+						t.Fatalf("size %d seed %q n %d: rank %d is %s, full sort says %s", size, seed, n, i, got[i], tab.stakers[idx[i]])
+					}
+				}
+				if len(got) != min(n, tab.Len()) {
+					t.Fatalf("size %d n %d: %d candidates", size, n, len(got))
+				}
+			}
+		}
+	}
+}
+
+func lotDigestRef(seed string) u256 {
+	d, _ := lotDigest(nil, seed)
+	return u256FromDigest(&d)
+}

@@ -71,6 +71,40 @@ func appendPyQuote(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
+// plainByte[c] is true when appendPyQuote writes byte c as itself.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c <= '~'; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+// isPlain reports whether appendPyQuote writes s as itself between quotes.
+func isPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !plainByte[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// appendPyQuoteConcat is appendPyQuote(dst, a+b) without building a+b
+// when a is ASCII (no UTF-8 sequence can then span the join, so quoting
+// the parts is quoting the whole).
+func appendPyQuoteConcat(dst []byte, a, b string) []byte {
+	for i := 0; i < len(a); i++ {
+		if a[i] >= utf8.RuneSelf {
+			return appendPyQuote(dst, a+b)
+		}
+	}
+	dst = appendPyQuote(dst, a)
+	n := len(dst) - 1 // drop a's closing quote and b's opening one
+	dst = appendPyQuote(dst[:n], b)
+	copy(dst[n:], dst[n+1:])
+	return dst[:len(dst)-1]
+}
+
 func appendU4(dst []byte, r rune) []byte {
 	return append(dst, '\\', 'u',
 		lowerHex[(r>>12)&0xf], lowerHex[(r>>8)&0xf], lowerHex[(r>>4)&0xf], lowerHex[r&0xf])

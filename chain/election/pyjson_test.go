@@ -99,3 +99,25 @@ func FuzzPyQuote(f *testing.F) {
 		}
 	})
 }
+
+func TestAppendPyQuoteConcat(t *testing.T) {
+	for _, c := range [][2]string{{"", ""}, {"alice", "abc"}, {"a\"b", "\\c\n"}, {"zoë", "x"}, {"\xe2\x82", "\xac!"}, {"plain", "\xffé"}} {
+		got := string(appendPyQuoteConcat([]byte("pre"), c[0], c[1]))
+		want := string(appendPyQuote([]byte("pre"), c[0]+c[1]))
+		if got != want {
+			t.Errorf("%q + %q: got %s, want %s", c[0], c[1], got, want)
+		}
+	}
+}
+
+// TestIsPlain: isPlain says exactly when appendPyQuote adds nothing but
+// the quotes.
+func TestIsPlain(t *testing.T) {
+	for c := 0; c < 256; c++ {
+		s := string([]byte{'a', byte(c), 'z'})
+		plain := string(appendPyQuote(nil, s)) == `"`+s+`"`
+		if isPlain(s) != plain {
+			t.Errorf("byte %#x: isPlain %v, quoting adds escapes: %v", c, isPlain(s), !plain)
+		}
+	}
+}

@@ -345,7 +345,7 @@ const (
 	keysKeyJSON     = "name address file encrypted"
 	keysTxJSON      = "id type chain_id from to amount fee nonce public_key signature"
 	keysTxInfoJSON  = "id status height block_hash index transaction"
-	keysBlockJSON   = "hash height prev_hash timestamp forger forger_public_key rank tx_root signature transactions"
+	keysBlockJSON   = "hash height prev_hash timestamp forger forger_public_key rank tx_root seed_proof seed signature transactions"
 	keysAccountJSON = "address balance stake nonce"
 	keysStakeJSON   = "address stake share"
 	keysStatusJSON  = "chain_id genesis_hash height head_hash head_timestamp address election peers block_size block_interval_ms pending peer_id p2p_addrs version"

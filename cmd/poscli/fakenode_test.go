@@ -69,7 +69,7 @@ func fixtureBlocks() []chain.Block {
 	blocks := []chain.Block{g}
 	add := func(priv ed25519.PrivateKey, rank uint32, txs []chain.Transaction) {
 		parent := &blocks[len(blocks)-1].Header
-		b := chain.NewBlock(parent, rank, parent.Timestamp+2000, txs)
+		b := chain.NewBlock(chain.DefaultGenesis(), parent, rank, parent.Timestamp+2000, txs)
 		b.Header.Sign(priv)
 		blocks = append(blocks, *b)
 	}

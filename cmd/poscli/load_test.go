@@ -206,7 +206,7 @@ func (c *loadChain) forge() {
 		return
 	}
 	head := &c.blocks[len(c.blocks)-1].Header
-	c.blocks = append(c.blocks, *chain.NewBlock(head, 0, head.Timestamp+1000, txs))
+	c.blocks = append(c.blocks, *chain.NewBlock(chain.DefaultGenesis(), head, 0, head.Timestamp+1000, txs))
 }
 
 // transfersInBlocks counts the TRANSFERs in the chain and the blocks

@@ -26,7 +26,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func nextBlock(parent *chain.Block) chain.Block {
 	txs := []chain.Transaction{mkTx(bobPriv, chain.TxTransfer, alice, 1, 0, 1)}
-	b := chain.NewBlock(&parent.Header, 0, parent.Timestamp+2000, txs)
+	b := chain.NewBlock(chain.DefaultGenesis(), &parent.Header, 0, parent.Timestamp+2000, txs)
 	b.Header.Sign(alicePriv)
 	return *b
 }

@@ -47,7 +47,7 @@ The other nodes join node 1. Ctrl-C stops them all; running it again in the
 same home resumes the same chain (--reset starts over).`,
 		Example: `  posd devnet --nodes 3
   posd devnet --nodes 4 --stakes 1,10,20,40 --election weighted
-  posd devnet --nodes 3 --slot-ms 500 --block-reward 5 --reset`,
+  posd devnet --nodes 3 --slot-ms 1000 --block-reward 5 --reset`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {

@@ -14,6 +14,7 @@ import (
 // are kept. An election's cost grows with stake, and a node asks for the
 // same parent many times (forger, import, API).
 type elections struct {
+	g       *chain.Genesis
 	alg     election.Algorithm
 	maxRank uint32
 
@@ -31,16 +32,16 @@ type electionCall struct {
 // reorg within the limit can touch, on a few branches.
 const electionCacheSize = 4 * MaxReorgDepth
 
-func newElections(alg election.Algorithm, maxRank uint32) *elections {
-	return &elections{alg: alg, maxRank: maxRank, calls: make(map[chain.Hash]*electionCall)}
+func newElections(g *chain.Genesis, alg election.Algorithm) *elections {
+	return &elections{g: g, alg: alg, maxRank: g.MaxRank, calls: make(map[chain.Hash]*electionCall)}
 }
 
 // candidates returns the candidates for the block after parent, whose
-// post-state is state (which must not change during the call).
-//
-// Consensus hook: the election seed is the parent's hash today
-// (chain.ElectWith); the v2 VRF seed replaces it here.
-func (e *elections) candidates(parent chain.Hash, state *chain.State) []chain.Address {
+// post-state is state (which must not change during the call). The seed
+// is the parent's (chain.ElectionSeed: its VRF seed, or its hash under the
+// v1 block_hash source); results are kept by the parent's hash.
+func (e *elections) candidates(parentBlock *chain.Block, state *chain.State) []chain.Address {
+	parent := parentBlock.Hash()
 	e.mu.Lock()
 	if c, ok := e.calls[parent]; ok {
 		e.mu.Unlock()
@@ -63,7 +64,7 @@ func (e *elections) candidates(parent chain.Hash, state *chain.State) []chain.Ad
 		}
 	}
 	e.mu.Unlock()
-	c.cands = chain.ElectWith(e.alg, e.maxRank, parent, election.NewStakeTable(state.Stakes()))
+	c.cands = chain.ElectWith(e.alg, e.maxRank, chain.ElectionSeed(e.g, &parentBlock.Header), chain.ElectionTable(e.g, state))
 	close(c.done)
 	return c.cands
 }

@@ -137,7 +137,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, verify: cfg.Verifier, log: cfg.Logger, now: cfg.Now,
-		elect: newElections(alg, cfg.Genesis.MaxRank),
+		elect: newElections(cfg.Genesis, alg),
 		subs:  make(map[chan Event]struct{}),
 	}
 	if m.verify == nil {

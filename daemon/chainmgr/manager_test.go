@@ -73,7 +73,7 @@ func (tc *testChain) restart() {
 
 // block makes a block on parent signed by k, dt ms after it.
 func (tc *testChain) block(k *keystore.Key, parent *chain.Block, dt int64, txs ...chain.Transaction) *chain.Block {
-	b := chain.NewBlock(&parent.Header, 0, parent.Timestamp+dt, txs)
+	b := chain.NewBlock(tc.g, &parent.Header, 0, parent.Timestamp+dt, txs)
 	k.SignHeader(&b.Header)
 	return b
 }

@@ -97,7 +97,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 	}
 	if b.PrevHash == m.head.Hash() {
 		if cands == nil {
-			cands = m.elect.candidates(b.PrevHash, m.state)
+			cands = m.elect.candidates(m.head, m.state)
 		}
 		return m.extendLocked(b, cands)
 	}
@@ -200,7 +200,7 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 	if err != nil {
 		return nil, err
 	}
-	cands := m.elect.candidates(b.PrevHash, st)
+	cands := m.elect.candidates(parent, st)
 	undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, m.now().UnixMilli(), m.txv)
 	if err != nil {
 		return nil, err
@@ -422,7 +422,7 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 	for i := first; i < limit; i++ {
 		b := blocks[i]
 		if b.PrevHash == tip.Hash() {
-			cands := m.elect.candidates(b.PrevHash, m.state)
+			cands := m.elect.candidates(tip, m.state)
 			undo, err := chain.ValidateAndApply(m.g, &tip.Header, b, cands, m.state, now, m.txv)
 			if err != nil {
 				if ferr := flush(); ferr != nil {
@@ -478,7 +478,7 @@ func (m *Manager) validateRun(blocks []*chain.Block, snap *Snapshot) runWork {
 		if b.PrevHash != parent.Hash() {
 			break
 		}
-		cands := m.elect.candidates(b.PrevHash, w.st)
+		cands := m.elect.candidates(parent, w.st)
 		undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, w.st, now, m.txv)
 		if err != nil {
 			if IsPeerFault(err) {

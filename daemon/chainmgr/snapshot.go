@@ -74,7 +74,7 @@ func (s *Snapshot) Stakers() ([]chain.AccountEntry, uint64) {
 // first. The election runs once per head, off every lock (the manager
 // starts it as soon as the snapshot is published).
 func (s *Snapshot) Candidates() []chain.Address {
-	return s.elect.candidates(s.headHash, s.state)
+	return s.elect.candidates(s.head, s.state)
 }
 
 // RankOf is a's rank among the candidates for the next block, or -1.

@@ -56,7 +56,7 @@ func (f *fixture) tx(typ chain.TxType, from ed25519.PrivateKey, to chain.Address
 // with its undo record.
 func (f *fixture) next(tb testing.TB, parent *chain.Header, st *chain.State, dt int64, txs ...chain.Transaction) (*chain.Block, *chain.Undo) {
 	tb.Helper()
-	b := chain.NewBlock(parent, 0, parent.Timestamp+dt, txs)
+	b := chain.NewBlock(f.g, parent, 0, parent.Timestamp+dt, txs)
 	b.Header.Sign(f.forger)
 	u, err := st.Apply(b, f.g)
 	if err != nil {

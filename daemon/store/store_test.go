@@ -468,13 +468,13 @@ func TestCommitNotHead(t *testing.T) {
 		t.Fatalf("Commit of a rival: %v, want ErrNotHead", err)
 	}
 	// Right height, wrong parent.
-	fake := chain.NewBlock(&blocks[1].Header, 0, blocks[2].Timestamp+2000, nil)
+	fake := chain.NewBlock(f.g, &blocks[1].Header, 0, blocks[2].Timestamp+2000, nil)
 	fake.Header.Sign(f.forger)
 	if err := s.Commit(fake, &chain.Undo{Height: fake.Height}, st); !errors.Is(err, ErrNotHead) {
 		t.Fatalf("Commit on a non-head parent: %v, want ErrNotHead", err)
 	}
 	// A mismatched undo record is refused before the transaction.
-	next := chain.NewBlock(&blocks[2].Header, 0, blocks[2].Timestamp+2000, nil)
+	next := chain.NewBlock(f.g, &blocks[2].Header, 0, blocks[2].Timestamp+2000, nil)
 	if err := s.Commit(next, &chain.Undo{Height: 7}, st); err == nil {
 		t.Fatal("Commit with an undo record of another height succeeded")
 	}

@@ -112,7 +112,7 @@ func (n *memNode) Blocks(_ context.Context, from *uint64, limit int) ([]chain.Bl
 	}
 	if len(txs) > 0 {
 		head := &n.blocks[len(n.blocks)-1].Header
-		n.blocks = append(n.blocks, *chain.NewBlock(head, 0, head.Timestamp+1000, txs))
+		n.blocks = append(n.blocks, *chain.NewBlock(n.g, head, 0, head.Timestamp+1000, txs))
 	}
 	var out []chain.Block
 	for h := int(*from); h < len(n.blocks) && len(out) < limit; h++ {
@@ -181,10 +181,10 @@ func TestWatcherFollowsReorgs(t *testing.T) {
 	tx := func(nonce uint64) chain.Transaction {
 		return chain.Transaction{Type: chain.TxTransfer, ChainID: g.ChainID, From: from, To: from, Amount: 1, Nonce: nonce}
 	}
-	b1 := chain.NewBlock(&gen.Header, 0, gen.Timestamp+1, []chain.Transaction{tx(1)})
-	b2 := chain.NewBlock(&b1.Header, 0, b1.Timestamp+1, []chain.Transaction{tx(2)})
-	b1x := chain.NewBlock(&gen.Header, 1, gen.Timestamp+2000, nil) // another branch at height 1
-	b2x := chain.NewBlock(&b1x.Header, 0, b1x.Timestamp+1, []chain.Transaction{tx(1)})
+	b1 := chain.NewBlock(g, &gen.Header, 0, gen.Timestamp+1, []chain.Transaction{tx(1)})
+	b2 := chain.NewBlock(g, &b1.Header, 0, b1.Timestamp+1, []chain.Transaction{tx(2)})
+	b1x := chain.NewBlock(g, &gen.Header, 1, gen.Timestamp+2000, nil) // another branch at height 1
+	b2x := chain.NewBlock(g, &b1x.Header, 0, b1x.Timestamp+1, []chain.Transaction{tx(1)})
 	w := newCommitWatcher(nil, map[chain.Address]bool{from: true}, 0, gen.Hash(), time.Millisecond)
 	now := time.Now()
 	w.add([]chain.Block{*b1, *b2}, now)
@@ -193,7 +193,7 @@ func TestWatcherFollowsReorgs(t *testing.T) {
 	}
 	// The node switched to the x branch: height 3 reads fail to follow,
 	// so the watcher steps back block by block until they do.
-	b3x := chain.NewBlock(&b2x.Header, 0, b2x.Timestamp+1, nil)
+	b3x := chain.NewBlock(g, &b2x.Header, 0, b2x.Timestamp+1, nil)
 	w.add([]chain.Block{*b3x}, now) // b3x's parent is b2x, not b2: forget b2
 	if w.next != 2 || w.transfersSeen() != 1 {
 		t.Fatalf("after the mismatch: next %d, %d transfers", w.next, w.transfersSeen())

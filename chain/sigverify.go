@@ -1,0 +1,259 @@
+package chain
+
+import (
+	"encoding/hex"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
+)
+
+// The signature rule (DESIGN "v2 rules"): every transaction and block
+// signature is valid by ZIP-215, the rule of Zcash and ed25519consensus:
+// the cofactored equation [8][S]B = [8]R + [8][k]A, with non-canonical and
+// small-order encodings of A and R accepted and S < ℓ required. A single
+// check and a batch check agree on every input under this rule, which is
+// what lets nodes batch-verify without ever splitting on a crafted
+// signature. Every path (single, batch, batch fallback) uses it.
+
+// zip215 are the verification options of the rule.
+var zip215 = &voi.Options{Verify: voi.VerifyOptionsZIP_215}
+
+// verifyZIP215 checks one signature by the rule; pub is 32 bytes.
+func verifyZIP215(pub, msg, sig []byte) bool {
+	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, zip215)
+}
+
+// batchChunk is the size of one batch. voi's batch equation uses the
+// cached per-key tables (ExpandedPublicKey) only below 94 entries; past
+// that it switches to Pippenger without them. 64 keeps the tables in use
+// and leaves chunks to spread over the cores.
+const batchChunk = 64
+
+// DefaultSigCacheKeys bounds the expanded public keys a SigVerifier keeps
+// (about 1.5 KiB each: 6 MiB).
+const DefaultSigCacheKeys = 4096
+
+// SigVerifier checks transaction signatures in batches, by the ZIP-215
+// rule, on all cores. It keeps the expanded form of recent senders' public
+// keys (two generations of at most keys entries each), which makes repeat
+// senders' signatures cheaper. A failed batch is bisected, so one bad
+// signature costs about two batches' work, not one single check per
+// signature. Safe for concurrent use.
+type SigVerifier struct {
+	mu        sync.Mutex
+	gen       int
+	cur, prev map[[32]byte]*voi.ExpandedPublicKey
+}
+
+// NewSigVerifier returns a verifier caching up to 2 × keys expanded keys
+// (DefaultSigCacheKeys when keys <= 0).
+func NewSigVerifier(keys int) *SigVerifier {
+	if keys <= 0 {
+		keys = DefaultSigCacheKeys
+	}
+	return &SigVerifier{gen: keys, cur: make(map[[32]byte]*voi.ExpandedPublicKey)}
+}
+
+// defaultSigVerifier serves CheckBlockTxs when the caller brings none.
+var defaultSigVerifier = NewSigVerifier(0)
+
+// expanded returns the expanded form of pub, from the cache when it can.
+func (v *SigVerifier) expanded(pub [32]byte) (*voi.ExpandedPublicKey, error) {
+	v.mu.Lock()
+	k, ok := v.cur[pub]
+	if !ok {
+		if k, ok = v.prev[pub]; ok {
+			v.cur[pub] = k
+		}
+	}
+	v.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	k, err := voi.NewExpandedPublicKey(pub[:])
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if len(v.cur) >= v.gen {
+		v.prev, v.cur = v.cur, make(map[[32]byte]*voi.ExpandedPublicKey, v.gen)
+	}
+	v.cur[pub] = k
+	v.mu.Unlock()
+	return k, nil
+}
+
+// sigItem is one signature to check.
+type sigItem struct {
+	key *voi.ExpandedPublicKey
+	msg []byte
+	sig []byte
+	err error // set when the item is known bad before any check
+}
+
+// prepare decodes tx's key and signature; a malformed one is bad at once.
+func (v *SigVerifier) prepare(tx *Transaction) sigItem {
+	pub, err := decodePublicKey(tx.PublicKey)
+	if err != nil {
+		return sigItem{err: err}
+	}
+	if len(tx.Signature) != 2*voi.SignatureSize {
+		return sigItem{err: ruleErrorf(ErrBadSignature, "signature must be %d hex characters, got %d", 2*voi.SignatureSize, len(tx.Signature))}
+	}
+	sig, err := hex.DecodeString(tx.Signature)
+	if err != nil {
+		return sigItem{err: ruleErrorf(ErrBadSignature, "signature is not hex")}
+	}
+	key, err := v.expanded([32]byte(pub))
+	if err != nil {
+		// Not a point at all: no signature verifies under it.
+		return sigItem{err: ruleErrorf(ErrBadSignature, "signature does not verify")}
+	}
+	return sigItem{key: key, msg: tx.SigningBytes(), sig: sig}
+}
+
+var errSigDoesNotVerify = &RuleError{Code: ErrBadSignature.Code, Message: "signature does not verify"}
+
+// VerifyTxs checks the signature of every transaction (nothing else) and
+// returns one error per transaction, nil for a good signature: what a pool
+// needs to admit a batch.
+func (v *SigVerifier) VerifyTxs(txs []Transaction) []error {
+	items := v.prepareAll(txs)
+	v.run(items, false)
+	errs := make([]error, len(items))
+	for i := range items {
+		errs[i] = items[i].err
+	}
+	return errs
+}
+
+// CheckTxs checks the signature of every transaction (nothing else) and
+// returns nil, or a *BlockTxError for the lowest index whose signature is
+// bad, as a sequential check would.
+func (v *SigVerifier) CheckTxs(txs []Transaction) error {
+	items := v.prepareAll(txs)
+	if i := v.run(items, true); i >= 0 {
+		return txError(i, &txs[i], items[i].err)
+	}
+	return nil
+}
+
+func (v *SigVerifier) prepareAll(txs []Transaction) []sigItem {
+	items := make([]sigItem, len(txs))
+	parallel(len(txs), func(i int) { items[i] = v.prepare(&txs[i]) })
+	return items
+}
+
+// run checks items chunk by chunk on all cores and sets err on the bad
+// ones. With firstOnly it may stop at the lowest bad item, whose index it
+// returns (-1: all good); without, every item's err is set.
+func (v *SigVerifier) run(items []sigItem, firstOnly bool) int {
+	var lowest atomic.Int64
+	lowest.Store(int64(len(items)))
+	chunks := (len(items) + batchChunk - 1) / batchChunk
+	parallel(chunks, func(c int) {
+		lo := c * batchChunk
+		if firstOnly && int64(lo) > lowest.Load() {
+			return // a lower chunk already holds the answer
+		}
+		hi := min(lo+batchChunk, len(items))
+		if bad := bisect(items, lo, hi, false, firstOnly); bad >= 0 {
+			for {
+				cur := lowest.Load()
+				if int64(bad) >= cur || lowest.CompareAndSwap(cur, int64(bad)) {
+					break
+				}
+			}
+		}
+	})
+	if l := int(lowest.Load()); l < len(items) {
+		return l
+	}
+	return -1
+}
+
+// bisect checks items[lo:hi] and returns the lowest bad index in it, or
+// -1. knownBad says a batch over exactly this range already failed. With
+// firstOnly the search follows the lowest failing half only; otherwise
+// both halves are searched and every bad item gets its err.
+func bisect(items []sigItem, lo, hi int, knownBad, firstOnly bool) int {
+	if hi-lo <= 2 {
+		first := -1
+		for i := lo; i < hi; i++ {
+			it := &items[i]
+			if it.err == nil {
+				batchStats.singles.Add(1)
+				if !voi.VerifyExpandedWithOptions(it.key, it.msg, it.sig, zip215) {
+					it.err = errSigDoesNotVerify
+				}
+			}
+			if it.err != nil && first < 0 {
+				first = i
+				if firstOnly {
+					return first
+				}
+			}
+		}
+		return first
+	}
+	if !knownBad && batchOK(items[lo:hi]) {
+		return -1
+	}
+	mid := lo + (hi-lo)/2
+	left := bisect(items, lo, mid, false, firstOnly)
+	if left >= 0 && firstOnly {
+		return left
+	}
+	// The whole range failed: if the left half is clean, the right half
+	// is known bad without checking it again.
+	right := bisect(items, mid, hi, left < 0, firstOnly)
+	if left >= 0 {
+		return left
+	}
+	return right
+}
+
+// batchStats counts signature checks, so tests can bound what a bad
+// signature costs.
+var batchStats struct{ singles, batched atomic.Int64 }
+
+// batchOK reports whether every item of a batch verifies. Items known bad
+// fail the batch without a check.
+func batchOK(items []sigItem) bool {
+	batchStats.batched.Add(int64(len(items)))
+	bv := voi.NewBatchVerifierWithCapacity(len(items))
+	for i := range items {
+		if items[i].err != nil {
+			return false
+		}
+		bv.AddExpandedWithOptions(items[i].key, items[i].msg, items[i].sig, zip215)
+	}
+	return bv.VerifyBatchOnly(nil)
+}
+
+// parallel runs f(0..n-1) on up to GOMAXPROCS goroutines.
+func parallel(n int, f func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	if workers <= 1 {
+		for i := range n {
+			f(i)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				f(i)
+			}
+		})
+	}
+	wg.Wait()
+}
