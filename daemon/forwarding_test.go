@@ -66,8 +66,25 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	n := d.Nodes[0]
 	attacker, _ := newSpyPeer(t, n)
 	_, listener := newSpyPeer(t, n)
-	waitUntil(t, 10*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
-	time.Sleep(300 * time.Millisecond) // let subscriptions propagate
+	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
+	// Wait until the path attacker → node → listener carries messages:
+	// gossip published before the peers exchanged subscriptions and formed
+	// their mesh is lost, so send fresh valid transactions (a new key each,
+	// so each is executable and a new message) until the listener sees one.
+	waitUntil(t, 60*time.Second, "the gossip path to carry a transaction", func() bool {
+		probe, _ := keystore.Generate()
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: probe.Address(), Amount: 1, Nonce: 1}
+		probe.SignTx(&tx)
+		attacker.PublishTxs([]chain.Transaction{tx})
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			if listener.sawTx(tx.ID()) {
+				return true
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return false
+	})
 
 	k, _ := keystore.Generate()
 	mk := func(nonce uint64) chain.Transaction {
@@ -90,7 +107,7 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	attacker.PublishBlock(forged)
 	attacker.PublishTxs([]chain.Transaction{valid})
 
-	waitUntil(t, 10*time.Second, "the valid transaction to be forwarded", func() bool { return listener.sawTx(valid.ID()) })
+	waitUntil(t, 30*time.Second, "the valid transaction to be forwarded", func() bool { return listener.sawTx(valid.ID()) })
 	time.Sleep(500 * time.Millisecond)
 	if listener.sawTx(badSig.ID()) || listener.sawTx(wrongChain.ID()) {
 		t.Fatal("an invalid transaction was forwarded")

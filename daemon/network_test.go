@@ -142,14 +142,14 @@ func TestLateNodeSyncsFromScratch(t *testing.T) {
 		sendFrom(t, d.Nodes[i%2], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1})
 		// Both nodes: the next transaction takes its nonce from the other
 		// node, which must not still be waiting for this one's gossip.
-		waitUntil(t, 10*time.Second, "commit", func() bool {
+		waitUntil(t, 30*time.Second, "commit", func() bool {
 			return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) && d.Nodes[1].Account(k.Address()).Nonce == uint64(i+1)
 		})
 	}
-	waitUntil(t, 10*time.Second, "agreement", func() bool { return agreed(d.Nodes...) })
+	waitUntil(t, 30*time.Second, "agreement", func() bool { return agreed(d.Nodes...) })
 
 	late := joinLate(t, d)
-	waitUntil(t, 20*time.Second, "the late node to catch up", func() bool { return agreed(d.Nodes[0], late) })
+	waitUntil(t, 60*time.Second, "the late node to catch up", func() bool { return agreed(d.Nodes[0], late) })
 	if !late.chain.Snapshot().SameState(d.Nodes[0].chain.Snapshot()) || late.Height() < 40 {
 		t.Fatalf("late node at %d with a different state", late.Height())
 	}
