@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +22,6 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/election"
 	"github.com/poslab/posd/chain/rpc"
-	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/internal/atomicfile"
@@ -61,7 +59,9 @@ type Config struct {
 	NewNetwork    bool   // --genesis: make a new network when home has none
 	GenesisFile   string // --genesis-file: the genesis to use instead of generating one
 	Genesis       GenesisParams
-	Host          string
+	Host          string    // P2P host, and the API's unless API.Host is set
+	API           APIConfig // API exposure and limits (apilisten.go)
+	NewKey        bool      // --new-key: make a node key although the home holds a chain
 	APIPort       int
 	P2PPort       int
 	KeyFile       string // default <home>/node_key.pem
@@ -177,22 +177,18 @@ func Open(cfg Config) (*Node, error) {
 	if n.token, err = loadOrCreateToken(cfg.Home); err != nil {
 		return nil, err
 	}
-	if n.st, err = store.Open(filepath.Join(cfg.Home, ChainFile)); err != nil {
+	if n.st, err = openStore(cfg.Home); err != nil {
 		return nil, err
 	}
 	if err := n.openChain(); err != nil {
 		n.st.Close()
 		return nil, err
 	}
-	return n, nil
-}
-
-func loadNodeKey(cfg Config) (*keystore.Key, error) {
-	if cfg.KeyFile != "" {
-		return keystore.Load(cfg.KeyFile, []byte(os.Getenv("POSD_KEY_PASSPHRASE")))
+	if err := n.checkHome(); err != nil {
+		n.st.Close()
+		return nil, err
 	}
-	k, _, err := keystore.LoadOrGenerate(filepath.Join(cfg.Home, KeyFile))
-	return k, err
+	return n, nil
 }
 
 // openChain finds the genesis (stored chain, home/genesis.json, a new
@@ -393,18 +389,15 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.net = nw
 	}
-	addr := net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.APIPort))
-	ln, err := net.Listen("tcp", addr)
+	ln, srv, err := n.listenAPI()
 	if err != nil {
 		n.cancel()
 		if n.net != nil {
 			n.net.Close()
 		}
-		return fmt.Errorf("API port: %w", err)
+		return err
 	}
-	n.apiLn = ln
-	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
-	n.httpSrv = api.NewServer(addr, h)
+	n.apiLn, n.httpSrv = ln, srv
 	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
@@ -420,7 +413,7 @@ func (n *Node) Start(ctx context.Context) error {
 		defer n.wg.Done()
 		n.forgeLoop(n.ctx)
 	}()
-	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
+	n.log.Info("node started", "api", n.APIURL(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 {
 		n.wg.Add(1)
@@ -434,7 +427,7 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // APIURL is the base URL the API listens on (after Start).
-func (n *Node) APIURL() string { return "http://" + n.apiLn.Addr().String() }
+func (n *Node) APIURL() string { return n.apiScheme() + "://" + n.apiLn.Addr().String() }
 
 // Address is the node key's address.
 func (n *Node) Address() chain.Address { return n.key.Address() }

@@ -103,8 +103,9 @@ type Options struct {
 
 // HealthChecker is optional for a Backend: while Health returns an error
 // (commits failing, the node halted), /healthz answers 503 "unhealthy".
+// It must not wait for the chain lock: health answers while blocks import.
 type HealthChecker interface {
-	Health() error
+	Health() (height uint64, err error)
 }
 
 // NewHandler returns the API's handler: the routes table behind 404/405,

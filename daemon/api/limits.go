@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -150,15 +152,24 @@ func (s *server) hostAllowed(host string) bool {
 
 // LimitListener caps the open connections of ln at max: a connection over
 // the cap gets a 503 too_many_connections answer and is closed at once, so
-// it holds neither a file descriptor nor memory. Unlike
+// it holds neither a file descriptor nor memory for long. Unlike
 // golang.org/x/net/netutil it never blocks Accept, so the kernel's backlog
-// does not fill with clients that will time out anyway.
+// does not fill with clients that will time out anyway. One exception: an
+// over-cap connection whose first line is a health check (GET or HEAD
+// /healthz, read within a second) is served on a few reserved slots, so a
+// flood of connections never makes the node look dead to its monitor.
 func LimitListener(ln net.Listener, max int) *ConnLimiter {
 	if max <= 0 {
 		max = DefaultLimits().MaxConns
 	}
-	return &ConnLimiter{Listener: ln, max: int64(max)}
+	l := &ConnLimiter{Listener: ln, max: int64(max), conns: make(chan net.Conn), closed: make(chan struct{})}
+	go l.acceptLoop()
+	return l
 }
+
+// healthReserve is how many over-cap connections may be read for a health
+// check at once (and served when they are one).
+const healthReserve = 16
 
 // ConnLimiter is the listener of LimitListener.
 type ConnLimiter struct {
@@ -166,10 +177,16 @@ type ConnLimiter struct {
 	max      int64
 	open     atomic.Int64
 	refused  atomic.Int64
-	accepted atomic.Int64
+	triaging atomic.Int64
+
+	conns     chan net.Conn
+	acceptErr error // set before closed is closed
+	closed    chan struct{}
+	closeOnce sync.Once
 }
 
-// Open is the number of connections open now.
+// Open is the number of connections open now (health checks on reserved
+// slots included).
 func (l *ConnLimiter) Open() int { return int(l.open.Load()) }
 
 // Refused counts connections refused over the cap.
@@ -186,24 +203,99 @@ const tooManyConnsBody = `{"error":{"code":"too_many_connections","message":"the
 
 // Accept returns the next connection under the cap.
 func (l *ConnLimiter) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, l.acceptErr
+	}
+}
+
+// Close closes the listener; Accept then returns its error.
+func (l *ConnLimiter) Close() error {
+	return l.Listener.Close()
+}
+
+func (l *ConnLimiter) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			return nil, err
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			l.acceptErr = err
+			l.closeOnce.Do(func() { close(l.closed) })
+			return
 		}
 		if l.open.Add(1) > l.max {
 			l.open.Add(-1)
-			l.refused.Add(1)
-			// A fresh socket's send buffer is empty: this write does not
-			// block, and the deadline makes sure of it.
-			_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-			_, _ = c.Write(tooManyConns)
-			_ = c.Close()
+			if l.triaging.Add(1) > healthReserve {
+				l.triaging.Add(-1)
+				l.refuse(c)
+				continue
+			}
+			go l.triage(c)
 			continue
 		}
-		l.accepted.Add(1)
-		return &limitedConn{Conn: c, l: l}, nil
+		l.hand(&limitedConn{Conn: c, l: l})
 	}
+}
+
+// hand gives c to Accept, or closes it once the listener is closed.
+func (l *ConnLimiter) hand(c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.closed:
+		c.Close()
+	}
+}
+
+func (l *ConnLimiter) refuse(c net.Conn) {
+	l.refused.Add(1)
+	// A fresh socket's send buffer is empty: this write does not block,
+	// and the deadline makes sure of it.
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	_, _ = c.Write(tooManyConns)
+	_ = c.Close()
+}
+
+// triage reads the first line of an over-cap connection: a health check
+// is served (on a reserved slot), anything else refused.
+func (l *ConnLimiter) triage(c net.Conn) {
+	defer l.triaging.Add(-1)
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 0, 64)
+	for len(buf) < cap(buf) && !bytes.Contains(buf, []byte("\r\n")) {
+		n, err := c.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			break
+		}
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	if !bytes.HasPrefix(buf, []byte("GET /healthz ")) && !bytes.HasPrefix(buf, []byte("HEAD /healthz ")) {
+		l.refuse(c)
+		return
+	}
+	l.open.Add(1)
+	// The connection closes after this answer: Busy holds while over cap.
+	l.hand(&limitedConn{Conn: &prefixConn{Conn: c, prefix: buf}, l: l})
+}
+
+// prefixConn replays bytes already read from Conn.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(p, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 type limitedConn struct {

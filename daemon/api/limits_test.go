@@ -216,10 +216,9 @@ func TestStreamAndConnectionCaps(t *testing.T) {
 			r.Body.Close()
 		}
 	}()
-	tr := &http.Transport{MaxConnsPerHost: 0, DisableKeepAlives: true}
-	hc := &http.Client{Transport: tr}
+	streams := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	for i := 0; i < 3; i++ {
-		r, err := hc.Get(base + "/v1/events")
+		r, err := streams.Get(base + "/v1/events")
 		if err != nil || r.StatusCode != 200 {
 			t.Fatalf("stream %d: %v", i, err)
 		}
@@ -263,6 +262,20 @@ func TestStreamAndConnectionCaps(t *testing.T) {
 	}
 	if cl.Refused() != 1 {
 		t.Fatalf("refused %d", cl.Refused())
+	}
+	// A health check over the cap is still served, on a reserved slot.
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	resp, err := hc.Get(base + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz at the cap: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	// Any other request over the cap is refused.
+	if resp, err := hc.Get(base + "/v1/status"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode != 503 {
+			t.Fatalf("status at the cap: %d", resp.StatusCode)
+		}
 	}
 	// Freeing one slot lets health through again.
 	raw[0].Close()
@@ -486,10 +499,10 @@ func (u *unhealthyBackend) set(err error) {
 	u.hmu.Unlock()
 }
 
-func (u *unhealthyBackend) Health() error {
+func (u *unhealthyBackend) Health() (uint64, error) {
 	u.hmu.Lock()
 	defer u.hmu.Unlock()
-	return u.err
+	return u.Height(), u.err
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

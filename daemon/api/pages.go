@@ -293,10 +293,13 @@ func queryLimit(q url.Values) (int, error) {
 // node halted.
 func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
 	if hc, ok := s.b.(HealthChecker); ok {
-		if err := hc.Health(); err != nil {
-			s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "unhealthy", Height: s.b.Height(), Error: err.Error()})
+		height, err := hc.Health()
+		if err != nil {
+			s.writeJSON(w, r, http.StatusServiceUnavailable, healthBody{Status: "unhealthy", Height: height, Error: err.Error()})
 			return nil
 		}
+		s.writeJSON(w, r, http.StatusOK, rpc.Health{Status: "ok", Height: height})
+		return nil
 	}
 	s.writeJSON(w, r, http.StatusOK, rpc.Health{Status: "ok", Height: s.b.Height()})
 	return nil
