@@ -992,7 +992,7 @@ func TestEventsShutdown(t *testing.T) {
 // are slow.
 func TestBlockchainSlowBackend(t *testing.T) {
 	f := newFake()
-	f.blocksDelay = 150 * time.Millisecond // 3 pages: 450ms
+	f.blocksDelay = 2 * time.Millisecond // 301 chunks of 4 blocks: over 600ms
 	srv := NewServer("127.0.0.1:0", newTestHandler(f))
 	srv.ReadTimeout = 200 * time.Millisecond
 	srv.WriteTimeout = 200 * time.Millisecond

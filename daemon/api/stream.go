@@ -14,7 +14,7 @@ import (
 // blockchainChunk is how many blocks /blockchain (and the paged lists) ask
 // the backend for at a time: small, so a page of big blocks is never held
 // whole; the byte budget of a page decides how many are written.
-const blockchainChunk = 16
+const blockchainChunk = 4
 
 // blockchainPage is the most blocks one backend call returns (tests check it).
 const blockchainPage = blockchainChunk
