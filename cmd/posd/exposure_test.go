@@ -35,6 +35,7 @@ func TestExposureFlags(t *testing.T) {
 		cmd := NewCmdStart(func(_ context.Context, o *StartOptions) error { got = o; return nil })
 		cmd.SetArgs(tc.args)
 		cmd.SetErr(io.Discard)
+		cmd.SetOut(io.Discard)
 		if err := cmd.Execute(); err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
