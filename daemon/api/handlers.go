@@ -25,11 +25,6 @@ func (s *server) account(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) stakes(w http.ResponseWriter, r *http.Request) error {
-	s.writeJSON(w, r, http.StatusOK, nonNil(s.b.Stakes()))
-	return nil
-}
-
 // block is GET /v1/blocks/{height|hash}.
 func (s *server) block(w http.ResponseWriter, r *http.Request) error {
 	height, hash, byHash, err := parseBlockID(r.PathValue("id"))
@@ -262,28 +257,6 @@ func (s *server) genesis(w http.ResponseWriter, r *http.Request) error {
 
 func (s *server) pkey(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusOK, s.b.NodeKey())
-	return nil
-}
-
-// balanceMap is the original's GET /accounts: {address: balance}.
-func (s *server) balanceMap(w http.ResponseWriter, r *http.Request) error {
-	list := s.b.Accounts()
-	out := make(map[chain.Address]uint64, len(list))
-	for _, a := range list {
-		out[a.Address] = a.Balance
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
-	return nil
-}
-
-// stakeMap is the original's GET /stakes: {address: stake}.
-func (s *server) stakeMap(w http.ResponseWriter, r *http.Request) error {
-	list := s.b.Stakes()
-	out := make(map[chain.Address]uint64, len(list))
-	for _, st := range list {
-		out[st.Address] = st.Stake
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
 

@@ -512,3 +512,53 @@ func waitLong(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testutil.WaitFor(t, 60*time.Second, what, cond)
 }
+
+// The original's maps and /v1/stakes are paged too: a page of one entry at a
+// time walks every account and staker once.
+func TestMapsAndStakesPaged(t *testing.T) {
+	f := newFake()
+	h := limitedHandler(f, Limits{MaxPageBytes: 10})
+	base, _ := serveLimited(t, h, 0)
+	for _, path := range []string{"/accounts", "/stakes", "/v1/stakes"} {
+		seen := map[string]bool{}
+		after := ""
+		for pages := 0; pages < 10; pages++ {
+			target := path
+			if after != "" {
+				target += "?after=" + after
+			}
+			resp, err := http.Get(base + target)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var keys []string
+			if path == "/v1/stakes" {
+				var list []map[string]any
+				json.NewDecoder(resp.Body).Decode(&list)
+				for _, e := range list {
+					keys = append(keys, e["address"].(string))
+				}
+			} else {
+				var m map[string]uint64
+				json.NewDecoder(resp.Body).Decode(&m)
+				for k := range m {
+					keys = append(keys, k)
+				}
+			}
+			resp.Body.Close()
+			if len(keys) != 1 {
+				t.Fatalf("%s: page of %d entries, want 1 (one per page at 10 bytes)", target, len(keys))
+			}
+			if seen[keys[0]] {
+				t.Fatalf("%s: %s twice", path, keys[0])
+			}
+			seen[keys[0]] = true
+			if after = resp.Header.Get(headerNextAfter); after == "" {
+				break
+			}
+		}
+		if len(seen) != 2 {
+			t.Fatalf("%s: walked %d entries, want 2 (alice and bob)", path, len(seen))
+		}
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
@@ -310,4 +312,110 @@ type healthBody struct {
 	Status string `json:"status"`
 	Height uint64 `json:"height"`
 	Error  string `json:"error,omitempty"`
+}
+
+// stakes is GET /v1/stakes: largest first, then address; from after
+// ?after=ADDR (a staker that left starts again from the top), at most
+// ?limit=N or a page.
+func (s *server) stakes(w http.ResponseWriter, r *http.Request) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return apiErr(codeBadRequest, "query: %v", err)
+	}
+	limit, err := queryLimit(q)
+	if err != nil {
+		return err
+	}
+	list := s.b.Stakes()
+	start := 0
+	if q.Has("after") {
+		after, err := chain.ParseAddress(q.Get("after"))
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			if list[i].Address == after {
+				start = i + 1
+				break
+			}
+		}
+	}
+	page := newPage(s.limits.MaxPageBytes)
+	var last chain.Address
+	for _, st := range list[start:] {
+		if page.items == limit {
+			w.Header().Set(headerNextAfter, string(last))
+			break
+		}
+		ok, err := page.add(st)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			w.Header().Set(headerNextAfter, string(last))
+			break
+		}
+		last = st.Address
+	}
+	page.write(w)
+	return nil
+}
+
+// balanceMap is the original's GET /accounts: {address: balance}, in
+// address order from after ?after=ADDR, cut at a page (X-Next-After).
+func (s *server) balanceMap(w http.ResponseWriter, r *http.Request) error {
+	list := s.b.Accounts()
+	return s.addressMap(w, r, len(list), func(i int) (chain.Address, uint64) { return list[i].Address, list[i].Balance })
+}
+
+// stakeMap is the original's GET /stakes: {address: stake}, paged as
+// /accounts.
+func (s *server) stakeMap(w http.ResponseWriter, r *http.Request) error {
+	list := s.b.Stakes()
+	slices.SortFunc(list, func(a, b rpc.Stake) int { return strings.Compare(string(a.Address), string(b.Address)) })
+	return s.addressMap(w, r, len(list), func(i int) (chain.Address, uint64) { return list[i].Address, list[i].Stake })
+}
+
+// addressMap writes {address: value} for the n entries of at (address
+// order) after ?after=ADDR, within a page.
+func (s *server) addressMap(w http.ResponseWriter, r *http.Request, n int, at func(int) (chain.Address, uint64)) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return apiErr(codeBadRequest, "query: %v", err)
+	}
+	var after chain.Address
+	if q.Has("after") {
+		if after, err = chain.ParseAddress(q.Get("after")); err != nil {
+			return err
+		}
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('{')
+	items := 0
+	var last chain.Address
+	for i := 0; i < n; i++ {
+		a, v := at(i)
+		if after != "" && a <= after {
+			continue
+		}
+		key, _ := json.Marshal(a)
+		entry := append(append(key, ':'), strconv.FormatUint(v, 10)...)
+		if items > 0 && buf.Len()+1+len(entry)+2 > s.limits.MaxPageBytes {
+			w.Header().Set(headerNextAfter, string(last))
+			break
+		}
+		if items > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(entry)
+		items++
+		last = a
+	}
+	buf.WriteString("}\n")
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+	return nil
 }
