@@ -71,12 +71,8 @@ func (n *Node) listenAPI() (net.Listener, *http.Server, error) {
 		ln = tls.NewListener(conns, tlsCfg)
 	}
 	loopback := isLoopbackHost(host)
-	if !loopback {
-		msg := "the API listens beyond loopback: anyone who can reach " + raw.Addr().String() + " can read the chain and submit transactions"
-		if tlsCfg == nil {
-			msg += "; the admin token travels in clear text (use --api-tls-cert/--api-tls-key, or --api-host 127.0.0.1 behind a proxy)"
-		}
-		n.log.Warn("WARNING: " + msg)
+	if msg := exposureWarning(host, raw.Addr().String(), tlsCfg != nil); msg != "" {
+		n.log.Warn(msg)
 	}
 	h := api.NewHandler(api.Options{
 		Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20,
@@ -87,6 +83,19 @@ func (n *Node) listenAPI() (net.Listener, *http.Server, error) {
 		srv.TLSConfig = tlsCfg
 	}
 	return ln, srv, nil
+}
+
+// exposureWarning is the loud warning of an API that listens on host
+// (bound to addr) beyond loopback, or "" on loopback.
+func exposureWarning(host, addr string, tls bool) string {
+	if isLoopbackHost(host) {
+		return ""
+	}
+	msg := "WARNING: the API listens beyond loopback: anyone who can reach " + addr + " can read the chain and submit transactions"
+	if !tls {
+		msg += "; the admin token travels in clear text (use --api-tls-cert/--api-tls-key, or --api-host 127.0.0.1 behind a proxy)"
+	}
+	return msg
 }
 
 // isLoopbackHost reports whether host names only loopback addresses.
