@@ -171,7 +171,7 @@ func exchanges(chainID string, n int) []chain.Transaction {
 //   - A2: 50 clients asking for /blockchain, never reading.
 //
 // Throughout, /healthz answers within a second and the node's RSS stays
-// under 300 MB (the attacks took it to 1.2-8.5 GB before).
+// under 200 MB (the attacks took it to 1.2-8.5 GB before).
 func TestAbuseStreamsAndLists(t *testing.T) {
 	if testing.Short() {
 		t.Skip("abuse test skipped in -short mode")
