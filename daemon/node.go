@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,7 +21,6 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
-	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/store"
@@ -46,7 +44,9 @@ type Config struct {
 	NewNetwork    bool   // --genesis: make a new network when home has none
 	GenesisFile   string // --genesis-file: the genesis to use instead of generating one
 	Genesis       GenesisParams
-	Host          string
+	Host          string    // P2P host, and the API's unless API.Host is set
+	API           APIConfig // API exposure and limits (apilisten.go)
+	NewKey        bool      // --new-key: make a node key although the home holds a chain
 	APIPort       int
 	P2PPort       int
 	KeyFile       string // default <home>/node_key.pem
@@ -157,7 +157,7 @@ func Open(cfg Config) (*Node, error) {
 	if n.token, err = loadOrCreateToken(cfg.Home); err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(cfg.Home, ChainFile))
+	st, err := openStore(cfg.Home)
 	if err != nil {
 		return nil, err
 	}
@@ -165,15 +165,11 @@ func Open(cfg Config) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	return n, nil
-}
-
-func loadNodeKey(cfg Config) (*keystore.Key, error) {
-	if cfg.KeyFile != "" {
-		return keystore.Load(cfg.KeyFile, []byte(os.Getenv("POSD_KEY_PASSPHRASE")))
+	if err := n.checkHome(); err != nil {
+		n.st.Close()
+		return nil, err
 	}
-	k, _, err := keystore.LoadOrGenerate(filepath.Join(cfg.Home, KeyFile))
-	return k, err
+	return n, nil
 }
 
 // openChain finds the genesis (stored chain, home/genesis.json, a new
@@ -316,19 +312,16 @@ func (n *Node) Start(ctx context.Context) error {
 		n.net = nw
 		n.forger.publish = nw.PublishBlock
 	}
-	addr := net.JoinHostPort(n.cfg.Host, strconv.Itoa(n.cfg.APIPort))
-	ln, err := net.Listen("tcp", addr)
+	ln, srv, err := n.listenAPI()
 	if err != nil {
 		n.cancel()
 		if n.net != nil {
 			n.net.Close()
 		}
-		return fmt.Errorf("API port: %w", err)
+		return err
 	}
-	n.apiLn = ln
+	n.apiLn, n.httpSrv = ln, srv
 	n.writeAPIURL()
-	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20})
-	n.httpSrv = api.NewServer(addr, h)
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
@@ -348,7 +341,7 @@ func (n *Node) Start(ctx context.Context) error {
 		defer n.wg.Done()
 		n.forger.run(n.ctx)
 	}()
-	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
+	n.log.Info("node started", "api", n.APIURL(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {
 		n.wg.Add(1)
@@ -365,7 +358,7 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 // APIURL is the base URL the API listens on (after Start).
-func (n *Node) APIURL() string { return "http://" + n.apiLn.Addr().String() }
+func (n *Node) APIURL() string { return n.apiScheme() + "://" + n.apiLn.Addr().String() }
 
 // Address is the node key's address.
 func (n *Node) Address() chain.Address { return n.key.Address() }

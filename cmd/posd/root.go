@@ -27,7 +27,7 @@ func NewCmdRoot() *cobra.Command {
   posd start --api-port 5002 --p2p-port 10002   # join the node on 5001
   posd devnet --nodes 3                # three nodes in one process`,
 	}
-	root.AddCommand(NewCmdStart(nil), NewCmdDevnet(nil), NewCmdVersion())
+	root.AddCommand(NewCmdStart(nil), NewCmdDevnet(nil), NewCmdCheck(nil), NewCmdVersion())
 	clihelp.TidyFlagUsages(root)
 	return root
 }

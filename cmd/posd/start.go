@@ -48,7 +48,11 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
   posd start --home /tmp/n3 --api-port 5003 --p2p-port 10003 --join http://127.0.0.1:5001
   posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002 --fund 100 --stake 10
   posd start --genesis --election weighted --slot-ms 1000 --block-reward 5
-  POSD_LOG_FORMAT=json posd start --pprof 127.0.0.1:6060`,
+  POSD_LOG_FORMAT=json posd start --pprof 127.0.0.1:6060
+
+  posd start --p2p-host 0.0.0.0                      # peers from anywhere, API on loopback
+  posd start --api-host 0.0.0.0 --api-tls-cert c.pem --api-tls-key k.pem
+  POSD_KEY_PASSPHRASE=... posd start                 # an encrypted node_key.pem`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {
@@ -67,7 +71,7 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 	f.StringVar(&c.Home, "home", filepath.Join(home, ".posd"), "node home: node_key.pem, genesis.json, chain.db, api.token")
 	f.BoolVar(&c.NewNetwork, "genesis", false, "create a new network if the home has no chain")
 	f.StringVar(&c.GenesisFile, "genesis-file", "", "use this genesis.json for a new network")
-	f.StringVar(&c.Host, "host", "127.0.0.1", "address to listen on (API and P2P)")
+	addExposureFlags(cmd, c)
 	f.IntVar(&c.APIPort, "api-port", 5001, "HTTP API port")
 	f.IntVar(&c.P2PPort, "p2p-port", 10001, "libp2p TCP port")
 	f.StringVar(&c.KeyFile, "key", "", "node key PEM (default <home>/node_key.pem, made on first start)")

@@ -87,15 +87,35 @@ type Options struct {
 	// MaxBatch caps the transactions of one POST /v1/txs array; 0 means the
 	// genesis max_block_txs.
 	MaxBatch int
+	// Limits bound connections, streams, pages and answer times; zero
+	// fields take DefaultLimits.
+	Limits Limits
+	// Conns, if set, is the listener's connection limiter: near its cap
+	// answers close their connections instead of keeping them alive.
+	Conns *ConnLimiter
+	// CheckHost refuses requests whose Host header is not a loopback name
+	// or address (or in AllowedHosts) with 403 host_not_allowed. Set it on
+	// loopback listeners: it stops DNS rebinding.
+	CheckHost bool
+	// AllowedHosts are further Host names CheckHost accepts ("*": any).
+	AllowedHosts []string
+}
+
+// HealthChecker is optional for a Backend: while Health returns an error
+// (commits failing, the node halted), /healthz answers 503 "unhealthy".
+// It must not wait for the chain lock: health answers while blocks import.
+type HealthChecker interface {
+	Health() (height uint64, err error)
 }
 
 // NewHandler returns the API's handler: the routes table behind 404/405,
 // admin, body-limit, panic-recovery and logging handling.
 func NewHandler(o Options) http.Handler { return newServer(o) }
 
-// Timeouts of NewServer. Streaming routes (/v1/events, /blockchain) push
-// their write deadline forward before each write (http.ResponseController),
-// so WriteTimeout never cuts a stream whose client keeps reading.
+// Timeouts of NewServer. WriteTimeout is a total: it is never pushed
+// forward. /blockchain sets its own total (Limits.BlockchainTimeout) once;
+// /v1/events gives each event Limits.EventWriteTimeout and ends at
+// Limits.StreamMaxAge.
 const (
 	readHeaderTimeout = 5 * time.Second
 	readTimeout       = 30 * time.Second
@@ -108,13 +128,20 @@ const (
 // header size. Shutdown cancels the contexts of the requests in flight, so
 // event streams end instead of holding Shutdown until its deadline.
 func NewServer(addr string, h http.Handler) *http.Server {
+	return NewServerLimits(addr, h, Limits{WriteTimeout: writeTimeout})
+}
+
+// NewServerLimits is NewServer with l.WriteTimeout as the total time to
+// write an answer (zero: DefaultLimits).
+func NewServerLimits(addr string, h http.Handler, l Limits) *http.Server {
+	l = l.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
 		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
+		WriteTimeout:      l.WriteTimeout,
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		BaseContext:       func(net.Listener) context.Context { return ctx },

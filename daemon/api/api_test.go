@@ -586,7 +586,10 @@ func TestRoutes(t *testing.T) {
 			}
 		}},
 		{name: "metrics", method: "GET", path: "/metrics", status: 200, contentPrefix: "text/plain", check: func(t *testing.T, r reply) {
-			want := "# TYPE posd_bad_name_ gauge\nposd_bad_name_ 2\n" +
+			want := "# TYPE posd_api_event_streams gauge\nposd_api_event_streams 0\n" +
+				"# TYPE posd_api_event_streams_dropped gauge\nposd_api_event_streams_dropped 0\n" +
+				"# TYPE posd_api_heavy_in_flight gauge\nposd_api_heavy_in_flight 0\n" +
+				"# TYPE posd_bad_name_ gauge\nposd_bad_name_ 2\n" +
 				"# TYPE posd_height gauge\nposd_height 1203\n" +
 				"# TYPE posd_peers gauge\nposd_peers 0\n" +
 				"# TYPE posd_pool_size gauge\nposd_pool_size 1\n"
@@ -989,7 +992,7 @@ func TestEventsShutdown(t *testing.T) {
 // are slow.
 func TestBlockchainSlowBackend(t *testing.T) {
 	f := newFake()
-	f.blocksDelay = 150 * time.Millisecond // 3 pages: 450ms
+	f.blocksDelay = 2 * time.Millisecond // 301 chunks of 4 blocks: over 600ms
 	srv := NewServer("127.0.0.1:0", newTestHandler(f))
 	srv.ReadTimeout = 200 * time.Millisecond
 	srv.WriteTimeout = 200 * time.Millisecond

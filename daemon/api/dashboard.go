@@ -2,7 +2,6 @@ package api
 
 import (
 	"embed"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"path"
@@ -160,13 +159,4 @@ func (s *server) blockSummaries(w http.ResponseWriter, r *http.Request) error {
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
-}
-
-// eventEncoder returns how /v1/events encodes a block for r: the whole
-// block, or with ?summary=1 its BlockSummary.
-func (s *server) eventEncoder(r *http.Request) func(*chain.Block) ([]byte, error) {
-	if v := r.URL.Query().Get("summary"); v == "1" || v == "true" {
-		return func(b *chain.Block) ([]byte, error) { return json.Marshal(s.summarize(b)) }
-	}
-	return func(b *chain.Block) ([]byte, error) { return json.Marshal(b) }
 }

@@ -5,32 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 )
 
-// Limits of GET /v1/blocks.
-const (
-	defaultBlocksLimit = 20
-	maxBlocksLimit     = 1000
-)
-
 func (s *server) status(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusOK, s.b.Status())
-	return nil
-}
-
-func (s *server) accounts(w http.ResponseWriter, r *http.Request) error {
-	list := s.b.Accounts()
-	out := make([]rpc.Account, len(list))
-	for i, a := range list {
-		a.PendingNonce = nil // only the single-account view carries it
-		out[i] = a
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
 
@@ -40,42 +22,6 @@ func (s *server) account(w http.ResponseWriter, r *http.Request) error {
 		return err // bad_address
 	}
 	s.writeJSON(w, r, http.StatusOK, s.b.Account(addr))
-	return nil
-}
-
-func (s *server) stakes(w http.ResponseWriter, r *http.Request) error {
-	s.writeJSON(w, r, http.StatusOK, nonNil(s.b.Stakes()))
-	return nil
-}
-
-// blocks is GET /v1/blocks?from=H&limit=N.
-func (s *server) blocks(w http.ResponseWriter, r *http.Request) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		return apiErr(codeBadRequest, "query: %v", err)
-	}
-	limit := defaultBlocksLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxBlocksLimit {
-			return apiErr(codeBadRequest, "limit must be an integer from 1 to %d, got %q", maxBlocksLimit, q.Get("limit"))
-		}
-		limit = n
-	}
-	var from uint64
-	if q.Has("from") {
-		from, err = strconv.ParseUint(q.Get("from"), 10, 64)
-		if err != nil {
-			return apiErr(codeBadRequest, "from must be a block height, got %q", q.Get("from"))
-		}
-	} else if h := s.b.Height(); h >= uint64(limit) {
-		from = h + 1 - uint64(limit) // the newest limit blocks
-	}
-	list, err := s.b.Blocks(from, limit)
-	if err != nil {
-		return err
-	}
-	s.writeJSON(w, r, http.StatusOK, nonNil(list))
 	return nil
 }
 
@@ -125,11 +71,6 @@ func parseBlockID(id string) (height uint64, hash chain.Hash, byHash bool, err e
 		return height, hash, false, nil
 	}
 	return 0, hash, false, apiErr(codeBadRequest, "%q is neither a block height nor a 64-hex block hash", id)
-}
-
-func (s *server) pendingTxs(w http.ResponseWriter, r *http.Request) error {
-	s.writeJSON(w, r, http.StatusOK, nonNil(s.b.PendingTxs()))
-	return nil
 }
 
 func (s *server) tx(w http.ResponseWriter, r *http.Request) error {
@@ -314,35 +255,8 @@ func (s *server) genesis(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *server) healthz(w http.ResponseWriter, r *http.Request) error {
-	s.writeJSON(w, r, http.StatusOK, rpc.Health{Status: "ok", Height: s.b.Height()})
-	return nil
-}
-
 func (s *server) pkey(w http.ResponseWriter, r *http.Request) error {
 	s.writeJSON(w, r, http.StatusOK, s.b.NodeKey())
-	return nil
-}
-
-// balanceMap is the original's GET /accounts: {address: balance}.
-func (s *server) balanceMap(w http.ResponseWriter, r *http.Request) error {
-	list := s.b.Accounts()
-	out := make(map[chain.Address]uint64, len(list))
-	for _, a := range list {
-		out[a.Address] = a.Balance
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
-	return nil
-}
-
-// stakeMap is the original's GET /stakes: {address: stake}.
-func (s *server) stakeMap(w http.ResponseWriter, r *http.Request) error {
-	list := s.b.Stakes()
-	out := make(map[chain.Address]uint64, len(list))
-	for _, st := range list {
-		out[st.Address] = st.Stake
-	}
-	s.writeJSON(w, r, http.StatusOK, out)
 	return nil
 }
 

@@ -36,11 +36,9 @@ const (
 	codePoolFull         = "pool_full"
 )
 
-// Defaults of the streaming routes.
-const (
-	heartbeatInterval = 15 * time.Second // SSE comment so proxies keep the stream
-	streamWriteWindow = 60 * time.Second // each streamed write must finish within this
-)
+// heartbeatInterval is how often /v1/events sends a comment, so proxies
+// keep the stream open.
+const heartbeatInterval = 15 * time.Second
 
 // server is the API handler.
 type server struct {
@@ -53,6 +51,13 @@ type server struct {
 	mux       *http.ServeMux
 	methods   []string // every method in routes, for the 405 Allow header
 	heartbeat time.Duration
+
+	limits       Limits
+	heavy        chan struct{} // slots of heavyRoutes answers
+	hub          *hub          // /v1/events subscribers
+	conns        *ConnLimiter  // nil when the listener is not limited
+	checkHost    bool
+	allowedHosts []string
 }
 
 func newServer(o Options) *server {
@@ -68,10 +73,18 @@ func newServer(o Options) *server {
 		maxBatch:  o.MaxBatch,
 		mux:       http.NewServeMux(),
 		heartbeat: heartbeatInterval,
+
+		limits:       o.Limits.withDefaults(),
+		conns:        o.Conns,
+		checkHost:    o.CheckHost,
+		allowedHosts: o.AllowedHosts,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.heavy = make(chan struct{}, s.limits.MaxHeavy)
+	s.hub = newHub(o.Backend, s.limits, s.log)
+	s.hub.summarize = func(b *chain.Block) any { return s.summarize(b) }
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
@@ -97,6 +110,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	if s.conns != nil && s.conns.Busy() {
+		// Near the connection cap: idle keep-alive connections would hold
+		// the slots new clients (and health checks) need.
+		sw.Header().Set("Connection", "close")
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -117,6 +135,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.Int("status", sw.Status()), slog.Duration("duration", time.Since(start)))
 		}
 	}()
+	if !s.hostAllowed(r.Host) {
+		s.writeError(sw, r, http.StatusForbidden, codeHostNotAllowed,
+			fmt.Sprintf("Host %q is not allowed on a loopback listener (DNS rebinding guard); use localhost or 127.0.0.1, or list the name in --api-allowed-hosts", r.Host))
+		return
+	}
 	if _, pattern := s.mux.Handler(r); pattern == "" {
 		if allow := s.allowed(r); len(allow) > 0 {
 			sw.Header().Set("Allow", strings.Join(allow, ", "))
@@ -155,6 +178,13 @@ func (s *server) wrap(rt route) http.Handler {
 			s.writeError(w, r, http.StatusUnauthorized, codeUnauthorized,
 				"this call needs Authorization: Bearer <the content of api.token>")
 			return
+		}
+		if heavyRoutes[rt.pattern] {
+			release, ok := s.acquireHeavy(w, r)
+			if !ok {
+				return
+			}
+			defer release()
 		}
 		if err := rt.handle(s, w, r); err != nil {
 			s.fail(w, r, err)
@@ -208,12 +238,14 @@ func statusOf(err error) (int, string) {
 		switch code {
 		case codeAlreadyKnown, codeNonceInUse:
 			return http.StatusConflict, code
-		case codePoolFull, codeUnavailable:
+		case codePoolFull, codeUnavailable, codeBusy, codeTooManyStreams, codeTooManyConnections:
 			return http.StatusServiceUnavailable, code
 		case codePayloadTooLarge:
 			return http.StatusRequestEntityTooLarge, code
 		case codeBadRequest, codeBadJSON, codeBadAddress, codeBadHash:
 			return http.StatusBadRequest, code
+		case codeHostNotAllowed:
+			return http.StatusForbidden, code
 		case codeUnauthorized:
 			return http.StatusUnauthorized, code
 		case codeNotFound:

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
@@ -10,21 +11,19 @@ import (
 	"time"
 )
 
-// blockchainPage is how many blocks /blockchain fetches at a time.
-const blockchainPage = 500
+// blockchainChunk is how many blocks /blockchain (and the paged lists) ask
+// the backend for at a time: small, so a page of big blocks is never held
+// whole; the byte budget of a page decides how many are written.
+const blockchainChunk = 4
 
-// streaming returns w's controller and a function that pushes the write
-// deadline (Server.WriteTimeout counts from the request) forward before each
-// write, so a stream lasts as long as the client keeps reading. Writers
-// without deadlines (tests' recorders) ignore it.
-func streaming(w http.ResponseWriter) (rc *http.ResponseController, extend func()) {
-	rc = http.NewResponseController(w)
-	return rc, func() { _ = rc.SetWriteDeadline(time.Now().Add(streamWriteWindow)) }
-}
+// blockchainPage is the most blocks one backend call returns (tests check it).
+const blockchainPage = blockchainChunk
 
 // blockchain is the original's GET /blockchain: {"blocks":[...]} with the
-// main chain up to the head at the time of the request, fetched and written
-// a page at a time.
+// main chain up to the head at the time of the request, fetched a few blocks
+// at a time and written as it goes. The whole answer must be written within
+// Limits.BlockchainTimeout (a total, set once): a client that stops reading
+// holds at most one chunk of blocks and one heavy slot, and only that long.
 func (s *server) blockchain(w http.ResponseWriter, r *http.Request) error {
 	end := s.b.Height()
 	want := pageSize(0, end)
@@ -32,7 +31,8 @@ func (s *server) blockchain(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err // nothing written yet: an ordinary error answer
 	}
-	rc, extend := streaming(w)
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.limits.BlockchainTimeout))
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
@@ -44,36 +44,35 @@ func (s *server) blockchain(w http.ResponseWriter, r *http.Request) error {
 		s.log.Error("api: /blockchain: "+msg, args...)
 		panic(http.ErrAbortHandler)
 	}
-	extend()
 	if _, err := w.Write([]byte(`{"blocks":[`)); err != nil {
 		return nil
 	}
 	n := 0
 	for {
-		for _, b := range page {
+		for i, b := range page {
 			data, err := json.Marshal(b)
 			if err != nil {
 				abort("encode block", "err", err)
 			}
+			page[i] = nil // let the block go as soon as it is encoded
 			if n > 0 {
 				data = append([]byte{','}, data...)
 			}
 			if _, err := w.Write(data); err != nil {
-				return nil // the client went away
+				return nil // the client went away or the deadline passed
 			}
 			n++
 		}
-		if len(page) < want || page[len(page)-1] == nil {
+		if len(page) < want || n == 0 {
 			break // the chain ends here (or got shorter under us)
 		}
-		next := page[len(page)-1].Height + 1
+		next := uint64(n)
 		if next > end {
 			break
 		}
 		if r.Context().Err() != nil {
 			return nil
 		}
-		extend()
 		_ = rc.Flush()
 		want = pageSize(next, end)
 		page, err = s.b.Blocks(next, want)
@@ -84,7 +83,6 @@ func (s *server) blockchain(w http.ResponseWriter, r *http.Request) error {
 			abort("backend returned blocks out of order", "from", next)
 		}
 	}
-	extend()
 	_, _ = w.Write([]byte("]}\n"))
 	return nil
 }
@@ -94,19 +92,26 @@ func pageSize(from, end uint64) int {
 	if from > end {
 		return 0
 	}
-	if left := end - from + 1; left < blockchainPage {
+	if left := end - from + 1; left < blockchainChunk {
 		return int(left)
 	}
-	return blockchainPage
+	return blockchainChunk
 }
 
 // events is GET /v1/events: Server-Sent Events, one "block" event per new
-// head, a comment line every heartbeat, until the client goes away or the
-// node stops.
+// head, a comment line every heartbeat, until the client goes away, the
+// node stops, the stream reaches Limits.StreamMaxAge, or the client falls
+// more than Limits.EventBufferBytes behind (then the stream ends with a
+// "dropped" comment; the client may reconnect and catch up from the API).
 func (s *server) events(w http.ResponseWriter, r *http.Request) error {
-	ch, cancel := s.b.SubscribeBlocks()
-	defer cancel()
-	rc, extend := streaming(w)
+	summary := r.URL.Query().Get("summary")
+	sub, ok := s.hub.joinAs(summary == "1" || summary == "true")
+	if !ok {
+		w.Header().Set("Connection", "close")
+		return apiErr(codeTooManyStreams, "%d event streams are open already, the node's limit", s.limits.MaxEventStreams)
+	}
+	defer s.hub.leave(sub)
+	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -116,7 +121,9 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	send := func(msg []byte) bool {
-		extend()
+		// Each event has its own deadline: a total per write, not one
+		// pushed forward while the write is stuck.
+		_ = rc.SetWriteDeadline(time.Now().Add(s.limits.EventWriteTimeout))
 		if _, err := w.Write(msg); err != nil {
 			return false
 		}
@@ -127,40 +134,54 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
-	encode := s.eventEncoder(r)
+	maxAge := time.NewTimer(s.limits.StreamMaxAge)
+	defer maxAge.Stop()
 	for {
-		var msg []byte
 		select {
 		case <-r.Context().Done():
 			return nil
-		case <-tick.C:
-			msg = []byte(": heartbeat\n\n")
-		case b, ok := <-ch:
-			if !ok {
-				return nil // the node is stopping
-			}
-			if b == nil {
-				continue
-			}
-			data, err := encode(b)
-			if err != nil {
-				s.log.Error("api: /v1/events: encode block", "err", err)
-				continue
-			}
-			msg = make([]byte, 0, len(data)+24)
-			msg = append(msg, "event: block\ndata: "...)
-			msg = append(msg, data...)
-			msg = append(msg, "\n\n"...)
-		}
-		if !send(msg) {
+		case <-maxAge.C:
+			send([]byte(": stream reached its maximum age; reconnect\n\n"))
 			return nil
+		case <-tick.C:
+			if !send([]byte(": heartbeat\n\n")) {
+				return nil
+			}
+		case <-sub.wake:
+			for {
+				msg, state := sub.next()
+				if state == subDropped {
+					send([]byte(": dropped: this client fell too far behind\n\n"))
+					return nil
+				}
+				if state == subClosed {
+					return nil // the node is stopping
+				}
+				if msg == nil {
+					break
+				}
+				if !send(msg) {
+					return nil
+				}
+			}
 		}
 	}
 }
 
 // metrics is GET /metrics: the backend's metrics as Prometheus gauges.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
-	m := s.b.Metrics()
+	m := maps.Clone(s.b.Metrics())
+	if m == nil {
+		m = map[string]float64{}
+	}
+	subs, dropped := s.hub.stats()
+	m["api_event_streams"] = float64(subs)
+	m["api_event_streams_dropped"] = float64(dropped)
+	m["api_heavy_in_flight"] = float64(len(s.heavy))
+	if s.conns != nil {
+		m["api_connections_open"] = float64(s.conns.Open())
+		m["api_connections_refused"] = float64(s.conns.Refused())
+	}
 	names := make([]string, 0, len(m))
 	for name := range m {
 		names = append(names, name)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/poslab/posd/chain"
 )
 
@@ -82,3 +84,5 @@ func mustInit(tb testing.TB, s *Store, g *chain.Genesis) {
 		tb.Fatal(err)
 	}
 }
+
+type boltTx = bolt.Tx

@@ -104,6 +104,8 @@ type Store struct {
 
 	mu   sync.RWMutex // guards head
 	head headRef
+
+	health writeHealth
 }
 
 // headRef is the cached head.
@@ -122,9 +124,18 @@ func (e *inUseError) Error() string {
 func (e *inUseError) Is(target error) bool { return target == ErrInUse }
 
 // Open opens or creates the database at path. If another process holds it,
-// Open gives up after a second with an error matching ErrInUse.
+// Open gives up after a second with an error matching ErrInUse. A file that
+// is empty (ErrEmpty), shorter than its meta page says (ErrTruncated) or
+// without a valid meta page (ErrCorrupt) is refused before bbolt maps it.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	if err := CheckFile(path); err != nil {
+		return nil, err
+	}
+	var db *bolt.DB
+	err := faultSafe(func() (err error) {
+		db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, &inUseError{path}
@@ -132,7 +143,7 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	s := &Store{db: db, path: path}
-	err = db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", name, err)
@@ -180,7 +191,7 @@ func (s *Store) Init(g *chain.Genesis) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var head headRef
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		if have := meta.Get([]byte(keyGenesisHash)); have != nil {
 			if !bytes.Equal(have, want[:]) {
@@ -232,7 +243,7 @@ func (s *Store) Init(g *chain.Genesis) error {
 // Initialized reports whether Init has written a genesis.
 func (s *Store) Initialized() (bool, error) {
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketMeta).Get([]byte(keyGenesisHash)) != nil
 		return nil
 	})
@@ -242,7 +253,7 @@ func (s *Store) Initialized() (bool, error) {
 // Genesis returns the stored genesis.
 func (s *Store) Genesis() (*chain.Genesis, error) {
 	var g *chain.Genesis
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		js, want := meta.Get([]byte(keyGenesis)), meta.Get([]byte(keyGenesisHash))
 		if js == nil || want == nil {
@@ -263,7 +274,7 @@ func (s *Store) Genesis() (*chain.Genesis, error) {
 // Head returns the head block of the main chain.
 func (s *Store) Head() (*chain.Block, error) {
 	var b *chain.Block
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		h, err := readHead(tx)
 		if err != nil {
 			return err
@@ -280,7 +291,7 @@ func (s *Store) Head() (*chain.Block, error) {
 // LoadState reads every account: the state after the head.
 func (s *Store) LoadState() (*chain.State, error) {
 	st := chain.NewState()
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
 			acc, err := decodeAccount(v)
 			if err != nil {
@@ -361,7 +372,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var head headRef
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		cur, err := readHead(tx)
 		if err != nil {
 			return err
@@ -502,7 +513,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 func (s *Store) PutBlock(b *chain.Block) error {
 	h := b.Hash()
 	enc := chain.EncodeBlock(b)
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		blocks := tx.Bucket(bucketBlocks)
 		if blocks.Get(h[:]) != nil {
 			return nil
@@ -517,7 +528,7 @@ func (s *Store) PutBlock(b *chain.Block) error {
 // HasBlock reports whether a block with hash h is stored (main chain or side).
 func (s *Store) HasBlock(h chain.Hash) (bool, error) {
 	var ok bool
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ok = tx.Bucket(bucketBlocks).Get(h[:]) != nil
 		return nil
 	})
@@ -527,7 +538,7 @@ func (s *Store) HasBlock(h chain.Hash) (bool, error) {
 // BlockByHash returns any stored block, main chain or side.
 func (s *Store) BlockByHash(h chain.Hash) (*chain.Block, error) {
 	var b *chain.Block
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		b, err = getBlock(tx, h)
 		return err
@@ -538,7 +549,7 @@ func (s *Store) BlockByHash(h chain.Hash) (*chain.Block, error) {
 // BlockByHeight returns the main-chain block at height h.
 func (s *Store) BlockByHeight(h uint64) (*chain.Block, error) {
 	var b *chain.Block
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		hash, err := hashAt(tx, h)
 		if err != nil {
 			return err
@@ -552,7 +563,7 @@ func (s *Store) BlockByHeight(h uint64) (*chain.Block, error) {
 // HashAt returns the hash of the main-chain block at height h.
 func (s *Store) HashAt(h uint64) (chain.Hash, error) {
 	var hash chain.Hash
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		hash, err = hashAt(tx, h)
 		return err
@@ -567,7 +578,7 @@ func (s *Store) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 		return nil, nil
 	}
 	var out []*chain.Block
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMain).Cursor()
 		want := from
 		for k, v := c.Seek(heightKey(from)); k != nil && len(out) < limit; k, v = c.Next() {
@@ -600,7 +611,7 @@ func (s *Store) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 // is none for genesis).
 func (s *Store) Undo(h uint64) (*chain.Undo, error) {
 	var u *chain.Undo
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		var err error
 		u, err = getUndo(tx, h)
 		return err
@@ -611,7 +622,7 @@ func (s *Store) Undo(h uint64) (*chain.Undo, error) {
 // TxLocation returns the main-chain height and the index within its block of
 // the transaction with the given id.
 func (s *Store) TxLocation(id chain.Hash) (height uint64, index int, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
+	err = s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketTxs).Get(id[:])
 		if v == nil {
 			return fmt.Errorf("%w: transaction %s is not on the main chain", ErrNotFound, id)
@@ -628,7 +639,7 @@ func (s *Store) TxLocation(id chain.Hash) (height uint64, index int, err error) 
 // Meta returns the value stored under key in the meta bucket (a copy).
 func (s *Store) Meta(key string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketMeta).Get([]byte(key))
 		if v == nil {
 			return fmt.Errorf("%w: meta key %q", ErrNotFound, key)
@@ -652,7 +663,7 @@ func (s *Store) PutMeta(key string, v []byte) error {
 	if v == nil {
 		v = []byte{}
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put([]byte(key), v)
 	})
 }
