@@ -126,7 +126,11 @@ func (n *Node) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 	}
 	hash := b.Hash()
 	tx := b.Transactions[index]
-	return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: &height, BlockHash: &hash, Index: &index, Transaction: &tx}, nil
+	var conf uint64
+	if head := n.chain.Snapshot().Height(); head >= height {
+		conf = head - height + 1
+	}
+	return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: &height, BlockHash: &hash, Index: &index, Confirmations: &conf, Transaction: &tx}, nil
 }
 
 // SubmitTx admits one transaction to the pool and gossips it.

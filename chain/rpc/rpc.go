@@ -70,12 +70,16 @@ const (
 
 // TxInfo is GET /v1/txs/{id}.
 type TxInfo struct {
-	ID          chain.Hash         `json:"id"`
-	Status      string             `json:"status"`
-	Height      *uint64            `json:"height,omitempty"`
-	BlockHash   *chain.Hash        `json:"block_hash,omitempty"`
-	Index       *int               `json:"index,omitempty"`
-	Transaction *chain.Transaction `json:"transaction"`
+	ID        chain.Hash  `json:"id"`
+	Status    string      `json:"status"`
+	Height    *uint64     `json:"height,omitempty"`
+	BlockHash *chain.Hash `json:"block_hash,omitempty"`
+	Index     *int        `json:"index,omitempty"`
+	// Confirmations is how many main-chain blocks hold the transaction or
+	// build on the one that does (1 = in the head). A reorg can still
+	// revert a block a few deep; callers that need finality wait for more.
+	Confirmations *uint64            `json:"confirmations,omitempty"`
+	Transaction   *chain.Transaction `json:"transaction"`
 }
 
 // SubmitResult is the answer to POST /v1/txs for one transaction (202), or one

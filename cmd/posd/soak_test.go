@@ -204,12 +204,18 @@ func TestCrashSoak(t *testing.T) {
 				}
 				submitted.Add(1)
 				id := tx.ID()
-				for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+				for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); {
 					var info rpc.TxInfo
 					if err := getJSON(hc, url+"/v1/txs/"+id.String(), &info); err != nil && !strings.Contains(err.Error(), "404") {
 						break // the node went down: ask another
 					}
-					if info.Status == rpc.TxCommitted {
+					// Committed and built upon: a block at the head can
+					// still lose a fork to a rank-0 block its forger had
+					// made just before it was killed (and then the
+					// transaction returns to pools that the next kill may
+					// empty). Three confirmations are what a careful
+					// client waits for here.
+					if info.Status == rpc.TxCommitted && info.Confirmations != nil && *info.Confirmations >= soakConfirmations {
 						committedMu.Lock()
 						committed[id] = true
 						committedMu.Unlock()
@@ -284,3 +290,7 @@ func TestCrashSoak(t *testing.T) {
 		}
 	}
 }
+
+// soakConfirmations is how deep a transaction must be before the soak's
+// clients count it as committed.
+const soakConfirmations = 3
