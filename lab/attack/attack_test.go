@@ -481,3 +481,45 @@ func TestHonestTimelineGaps(t *testing.T) {
 		}
 	}
 }
+
+// TestIdleBeat: backdating into a rest, and forks from earlier beats.
+// Resting, or beating every 32 slots while idle, leaves the attacker time
+// to date a private chain into; a chain that never rests (idle beats as
+// fast as the heartbeat) leaves none. And forks from the beats below the
+// payment's parent are tries the attacker gets for free: with one-slot
+// beats they reverse far more than a fork from P-1 alone.
+func TestIdleBeat(t *testing.T) {
+	base := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Heartbeat: true, HeartbeatInterval: 0.25, Rounds: 100, Workers: 2}
+	rest, idle32, never := base, base, base
+	rest.IdleGap = 1000
+	idle32.IdleGap, idle32.IdleBeat = 1000, 32
+	never.IdleGap, never.IdleBeat = 1000, 0.25
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		lo, hi float64 // bounds on the 95% interval of k=6
+	}{
+		{"rest", rest, 0.9, 1},
+		{"idle beat 32", idle32, 0.9, 1},
+		{"never rest", never, 0, 0.25},
+	} {
+		r := run(t, tc.cfg)
+		six := r.Reversal[5]
+		t.Logf("%s: k=6 %.4f [%.4f, %.4f]", tc.name, six.Probability, six.Lo, six.Hi)
+		if six.Lo < tc.lo || six.Hi > tc.hi {
+			t.Errorf("%s, k=6: %+v, want its interval within [%v, %v]", tc.name, six, tc.lo, tc.hi)
+		}
+	}
+	// One-slot beats before the payment (DESIGN v2's cadence): forking
+	// from one of 63 beats against from P-1 alone.
+	one := base
+	one.HeartbeatInterval, one.Rounds = 1, 150
+	single := run(t, one)
+	one.IdleGap, one.IdleBeat = 64, 1
+	back := run(t, one)
+	a, b := single.Reversal[5], back.Reversal[5]
+	t.Logf("F=1, k=6: from P-1 %.4f, from any of 63 beats %.4f", a.Probability, b.Probability)
+	if b.Lo < a.Hi+0.2 {
+		t.Errorf("k=6: forks from earlier beats %+v not far above %+v", b, a)
+	}
+}

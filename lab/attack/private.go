@@ -281,8 +281,10 @@ func (m *model) privateRound(r int, pr *privateRun) round {
 				left--
 			}
 		}
-		if !deepDone && o.reversed(cfg.MaxReorg, pr.times, cfg.MaxReorg) {
-			out.deep, deepDone = true, true
+		if !deepDone {
+			// Only a fork from P-1 can reach a payment max_reorg deep: from
+			// a beat below it the reorg would be deeper.
+			out.deep, deepDone = o.reversed(cfg.MaxReorg, pr.times, cfg.MaxReorg), true
 		}
 	}
 	return out
