@@ -248,6 +248,8 @@ func attackRun(opts *SimOptions) error {
 		return fmt.Errorf("--heartbeat-interval must be 0.001 to 1 slot in steps of 0.001, got %v", a.Beat)
 	case !(a.IdleBeat == 0 || a.IdleBeat >= 0.001 && a.IdleBeat <= 1_000_000) || !wholeTicks(a.IdleBeat):
 		return fmt.Errorf("--idle-beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got %v", a.IdleBeat)
+	case a.IdleBeat > 0 && !bool(a.Heartbeat):
+		return fmt.Errorf("--idle-beat needs --heartbeat on")
 	case opts.RoundsSet && (opts.Rounds < 1 || opts.Rounds > 10_000_000):
 		return fmt.Errorf("--rounds must be 1 to 10000000, got %d", opts.Rounds)
 	}

@@ -165,6 +165,7 @@ func TestSimAttackErrors(t *testing.T) {
 		{[]string{"sim", "--attack", "private", "--heartbeat-interval", "0"}, `--heartbeat-interval must be 0.001 to 1 slot in steps of 0.001, got 0`},
 		{[]string{"sim", "--attack", "private", "--heartbeat-interval", "2"}, `--heartbeat-interval must be 0.001 to 1 slot in steps of 0.001, got 2`},
 		{[]string{"sim", "--attack", "private", "--idle-beat", "-1"}, `--idle-beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got -1`},
+		{[]string{"sim", "--attack", "private", "--idle-beat", "8", "--heartbeat", "off"}, `--idle-beat needs --heartbeat on`},
 		{[]string{"sim", "--attack", "grind", "--heartbeat-interval", "0.5"}, `--heartbeat-interval applies to --attack private only`},
 		{[]string{"sim", "--attack", "withhold", "--idle-beat", "8"}, `--idle-beat applies to --attack private only`},
 		{[]string{"sim", "--stakes", "a=1", "--idle-beat", "8"}, `--idle-beat needs --attack grind|private|withhold`},

@@ -224,6 +224,8 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("heartbeat interval must be 0.001 to 1 slot in steps of 0.001, got %v", cfg.HeartbeatInterval)
 	case !(cfg.IdleBeat == 0 || cfg.IdleBeat >= 0.001 && cfg.IdleBeat <= 1_000_000) || !wholeTicks(cfg.IdleBeat):
 		return fmt.Errorf("idle beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got %v", cfg.IdleBeat)
+	case cfg.IdleBeat > 0 && !cfg.Heartbeat:
+		return errors.New("an idle beat needs the heartbeat on")
 	}
 	return nil
 }

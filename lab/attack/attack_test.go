@@ -335,6 +335,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.HeartbeatInterval = 1.5 }, "heartbeat interval must be 0.001 to 1 slot in steps of 0.001, got 1.5"},
 		{func(c *Config) { c.HeartbeatInterval = -1 }, "heartbeat interval must be 0.001 to 1 slot in steps of 0.001, got -1"},
 		{func(c *Config) { c.IdleBeat = -2 }, "idle beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got -2"},
+		{func(c *Config) { c.IdleBeat = 8 }, "an idle beat needs the heartbeat on"},
 		{func(c *Config) { c.IdleBeat = math.NaN() }, "idle beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got NaN"},
 		{func(c *Config) { c.MaxRank = 1 }, "max rank must be 2 to 1000, got 1"},
 	} {
