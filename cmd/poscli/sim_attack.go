@@ -55,7 +55,14 @@ payment: the private attacker may date its blocks into that gap.
 --min-gap G makes every block cost G slots on top of its rank (rank k
 forges (k+G) slots after its parent): DESIGN v2 has G = 0, so a rank-0
 block may reuse its parent's timestamp and a private chain's rank-0 blocks
-cost no time; G = 1 is a proposed rule, shown for comparison.
+cost no time; G = 1 (or 0.1) is a proposed rule, shown for comparison.
+--heartbeat-interval F makes the honest rank 0 forge its empty block when
+the head is F slots old (DESIGN v2: 1; fallback ranks still wait rank ×
+slot). --idle-beat M makes a resting chain forge an empty block every M
+slots: with --idle-gap longer than M the payment's parent is the last
+beat, and the attacker tries a fork from each of the 63 beats below it
+too (each costs it one more honest block to out-grow). Fractions of a
+slot are whole thousandths.
 
 JSON (-o json) with --attack: {"attack", "election", "rounds",
 "attacker_share", "attacker_lots", "total_lots", "honest",
@@ -63,8 +70,10 @@ JSON (-o json) with --attack: {"attack", "election", "rounds",
 "heartbeat", "seed"}; grind and withhold add "blocks", "attacker_blocks",
 "sd", "sigmas", "longest_run" (withhold: "waited", "withheld",
 "delay_slots", "next_rank0_share"); private adds "depth", "idle_gap",
-"min_gap", "dead_chains" and "reversal": [{"k", "reversed",
-"probability", "ci": [lo, hi]}]. attacker_share is the attacker's share of
+"min_gap", "heartbeat_interval", "idle_beat", "dead_chains" and
+"reversal": [{"k", "reversed", "probability", "ci": [lo, hi]}]; with the
+heartbeat on, "deep" (a payment 64 deep, same shape) and
+"honest_slots_per_block". attacker_share is the attacker's share of
 the stake; for private, attacker_block_share is its share of the blocks
 forged during the race (how fast it builds against the honest chain).
 docs/ATTACKS.md explains each attack and its defence, with figures.`
@@ -79,14 +88,16 @@ type AttackOptions struct {
 	Variants   int     // --variants
 	Depth      int     // --depth
 	IdleGap    int     // --idle-gap
-	MinGap     int     // --min-gap
+	MinGap     float64 // --min-gap
+	Beat       float64 // --heartbeat-interval
+	IdleBeat   float64 // --idle-beat
 
 	// set lists the attack flags given on the command line.
 	set []string
 }
 
 // attackOnlyFlags are the flags that mean nothing without --attack.
-var attackOnlyFlags = []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap"}
+var attackOnlyFlags = []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat"}
 
 // onOff is a boolean flag that takes on/off as well as true/false
 // (--heartbeat off, --heartbeat=false).
@@ -126,7 +137,9 @@ func addAttackFlags(cmd *cobra.Command, o *AttackOptions) {
 	fl.IntVar(&o.Variants, "variants", attack.DefaultVariants, "versions of its block a grinding forger tries (block_hash only)")
 	fl.IntVar(&o.Depth, "depth", attack.DefaultDepth, "private: report payments 1 to `K` blocks deep")
 	fl.IntVar(&o.IdleGap, "idle-gap", 0, "private: `SLOTS` the chain rested between the payment's parent block and the payment")
-	fl.IntVar(&o.MinGap, "min-gap", 0, "private: `SLOTS` every block costs on top of its rank (0: DESIGN v2; 1: a proposed rule)")
+	fl.Float64Var(&o.MinGap, "min-gap", 0, "private: `SLOTS` every block costs on top of its rank (0: DESIGN v2; 1 or 0.1: proposed rules)")
+	fl.Float64Var(&o.Beat, "heartbeat-interval", 1, "private: the heartbeat forges when the head is `F` slots old (rank 0; fallbacks wait rank × slot)")
+	fl.Float64Var(&o.IdleBeat, "idle-beat", 0, "private: a resting chain still forges an empty block every `M` slots (0: it rests, DESIGN v2)")
 	_ = cmd.RegisterFlagCompletionFunc("attack", cobra.FixedCompletions([]string{"grind", "private", "withhold"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("seed-source", cobra.FixedCompletions([]string{"vrf", "block_hash"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("heartbeat", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
@@ -181,9 +194,16 @@ type attackJSON struct {
 	// private
 	Depth      *int                 `json:"depth,omitempty"`
 	IdleGap    *int                 `json:"idle_gap,omitempty"`
-	MinGap     *int                 `json:"min_gap,omitempty"`
+	MinGap     *float64             `json:"min_gap,omitempty"`
+	Interval   *float64             `json:"heartbeat_interval,omitempty"`
+	IdleBeat   *float64             `json:"idle_beat,omitempty"`
 	DeadChains *int                 `json:"dead_chains,omitempty"`
 	Reversal   []attackReversalJSON `json:"reversal,omitempty"`
+	// Deep is the reversal of a payment max_reorg (64) deep, heartbeat on.
+	Deep *attackReversalJSON `json:"deep,omitempty"`
+	// HonestSlotsPerBlock: the honest chain's mean slots per block after
+	// the payment, heartbeat on.
+	HonestSlotsPerBlock *float64 `json:"honest_slots_per_block,omitempty"`
 }
 
 func valPtr[T any](v T) *T { return &v }
@@ -222,13 +242,19 @@ func attackRun(opts *SimOptions) error {
 		return fmt.Errorf("--depth must be 1 to %d (max_reorg), got %d", attack.DefaultMaxReorg, a.Depth)
 	case a.IdleGap < 0 || a.IdleGap > 1_000_000:
 		return fmt.Errorf("--idle-gap must be 0 to 1000000 slots, got %d", a.IdleGap)
-	case a.MinGap < 0 || a.MinGap > 8:
-		return fmt.Errorf("--min-gap must be 0 to 8 slots, got %d", a.MinGap)
+	case !(a.MinGap >= 0 && a.MinGap <= 8) || !wholeTicks(a.MinGap):
+		return fmt.Errorf("--min-gap must be 0 to 8 slots in steps of 0.001, got %v", a.MinGap)
+	case !(a.Beat >= 0.001 && a.Beat <= 1) || !wholeTicks(a.Beat):
+		return fmt.Errorf("--heartbeat-interval must be 0.001 to 1 slot in steps of 0.001, got %v", a.Beat)
+	case !(a.IdleBeat == 0 || a.IdleBeat >= 0.001 && a.IdleBeat <= 1_000_000) || !wholeTicks(a.IdleBeat):
+		return fmt.Errorf("--idle-beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got %v", a.IdleBeat)
+	case a.IdleBeat > 0 && !bool(a.Heartbeat):
+		return fmt.Errorf("--idle-beat needs --heartbeat on")
 	case opts.RoundsSet && (opts.Rounds < 1 || opts.Rounds > 10_000_000):
 		return fmt.Errorf("--rounds must be 1 to 10000000, got %d", opts.Rounds)
 	}
 	if kind != attack.Private {
-		for _, f := range []string{"depth", "idle-gap", "min-gap"} {
+		for _, f := range []string{"depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat"} {
 			if contains(a.set, f) {
 				return fmt.Errorf("--%s applies to --attack private only", f)
 			}
@@ -238,6 +264,7 @@ func attackRun(opts *SimOptions) error {
 		Attack: kind, Election: alg, AttackerShare: a.Share, Honest: a.Honest,
 		SeedSource: attack.SeedSource(a.SeedSource), Heartbeat: bool(a.Heartbeat),
 		Variants: a.Variants, Depth: a.Depth, IdleGap: a.IdleGap, MinGap: a.MinGap, Seed: opts.Seed,
+		HeartbeatInterval: a.Beat, IdleBeat: a.IdleBeat,
 		Workers: runtime.GOMAXPROCS(0),
 	}
 	if opts.RoundsSet {
@@ -268,6 +295,13 @@ func attackRun(opts *SimOptions) error {
 		return writeJSON(opts.IO.Out, out)
 	}
 	return attackTable(opts, res, out)
+}
+
+// wholeTicks reports whether slots is a whole number of the model's ticks
+// (a thousandth of a slot).
+func wholeTicks(slots float64) bool {
+	t := slots * attack.TicksPerSlot
+	return math.Abs(t-math.Round(t)) < 1e-6
 }
 
 func contains(list []string, s string) bool {
@@ -305,6 +339,11 @@ func attackReport(res *attack.Result) attackJSON {
 		}
 	case attack.Private:
 		out.Depth, out.IdleGap, out.MinGap, out.DeadChains = valPtr(c.Depth), valPtr(c.IdleGap), valPtr(c.MinGap), valPtr(res.DeadChains)
+		out.Interval, out.IdleBeat = valPtr(c.HeartbeatInterval), valPtr(c.IdleBeat)
+		if d := res.Deep; d != nil {
+			out.Deep = &attackReversalJSON{K: d.K, Reversed: d.Reversed, Probability: d.Probability, CI: [2]float64{d.Lo, d.Hi}}
+			out.HonestSlotsPerBlock = valPtr(res.HonestSlotsPerBlock)
+		}
 		for _, r := range res.Reversal {
 			out.Reversal = append(out.Reversal, attackReversalJSON{K: r.K, Reversed: r.Reversed, Probability: r.Probability, CI: [2]float64{r.Lo, r.Hi}})
 		}
@@ -369,8 +408,14 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 	if c.IdleGap > 0 {
 		fmt.Fprintf(w, "the chain rested %d slots before the payment: the attacker dates its blocks into that gap\n", c.IdleGap)
 	}
+	if c.IdleGap > 0 && c.IdleBeat > 0 {
+		fmt.Fprintf(w, "while it rested it forged an empty block every %v slots (--idle-beat): the attacker may fork from any of them\n", c.IdleBeat)
+	}
 	if c.MinGap > 0 {
-		fmt.Fprintf(w, "every block costs %d slot(s) on top of its rank (--min-gap; DESIGN v2 says 0)\n", c.MinGap)
+		fmt.Fprintf(w, "every block costs %v slot(s) on top of its rank (--min-gap; DESIGN v2 says 0)\n", c.MinGap)
+	}
+	if c.Heartbeat {
+		fmt.Fprintf(w, "the heartbeat forges when the head is %v slot old (--heartbeat-interval); the honest chain took %.3f slots per block\n", c.HeartbeatInterval, res.HonestSlotsPerBlock)
 	}
 	fmt.Fprintf(w, "the attacker forged %s of the blocks in the race (its stake share %s)\n\n", percent(res.AttackerBlockShare), percent(res.AttackerStakeShare))
 	t := newTable(w, "k", "reversed", "probability", "95% CI", "")
@@ -379,6 +424,9 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 	}
 	if err := t.Render(); err != nil {
 		return err
+	}
+	if d := res.Deep; d != nil {
+		fmt.Fprintf(w, "\n%d deep (the deepest reorg): %d/%d reversed, %s %s\n", d.K, d.Reversed, d.Rounds, percent(d.Probability), ci(d.Lo, d.Hi))
 	}
 	fmt.Fprintln(w)
 	return reversalPlot(w, res.Reversal, cs)

@@ -39,7 +39,9 @@ func TestSimAttackJSONShape(t *testing.T) {
 		{[]string{"--attack", "withhold", "--attacker-share", "0.25", "--election", "weighted", "--rounds", "500"},
 			[]string{"blocks", "attacker_blocks", "sd", "sigmas", "longest_run", "waited", "withheld", "delay_slots", "next_rank0_share"}},
 		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat", "off", "--election", "weighted", "--rounds", "200", "--depth", "8"},
-			[]string{"depth", "idle_gap", "min_gap", "dead_chains", "reversal"}},
+			[]string{"depth", "idle_gap", "min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "reversal"}},
+		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat-interval", "0.25", "--min-gap", "0.1", "--idle-beat", "8", "--idle-gap", "20", "--election", "weighted", "--rounds", "200", "--depth", "8"},
+			[]string{"depth", "idle_gap", "min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "reversal", "deep", "honest_slots_per_block"}},
 	} {
 		t.Run(tc.args[1], func(t *testing.T) {
 			r, raw := attackJSONRun(t, tc.args...)
@@ -57,7 +59,7 @@ func TestSimAttackJSONShape(t *testing.T) {
 			if r.Attack != "private" {
 				return
 			}
-			if r.Heartbeat || r.Rounds != 200 || len(r.Reversal) != 8 {
+			if r.Heartbeat != (r.Deep != nil) || r.Rounds != 200 || len(r.Reversal) != 8 {
 				t.Fatalf("private report %+v", r)
 			}
 			for i, x := range r.Reversal {
@@ -131,15 +133,15 @@ func TestSimAttackOptions(t *testing.T) {
 	var got *SimOptions
 	cmd := NewCmdSim(e.f, func(o *SimOptions) error { got = o; return nil })
 	if err := e.run(cmd, "--attack", "private", "--attacker-share", "0.4", "--heartbeat", "off", "--seed-source", "block_hash",
-		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--min-gap", "1", "--rounds", "99"); err != nil {
+		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--min-gap", "0.1", "--heartbeat-interval", "0.25", "--idle-beat", "8", "--rounds", "99"); err != nil {
 		t.Fatal(err)
 	}
 	a := got.Attack
 	if a.Kind != "private" || a.Share != 0.4 || bool(a.Heartbeat) || a.SeedSource != "block_hash" || a.Honest != 3 ||
-		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || a.MinGap != 1 || got.Rounds != 99 || !got.RoundsSet {
+		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || a.MinGap != 0.1 || a.Beat != 0.25 || a.IdleBeat != 8 || got.Rounds != 99 || !got.RoundsSet {
 		t.Errorf("options %+v", got)
 	}
-	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap"}; !slices.Equal(a.set, want) {
+	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat"}; !slices.Equal(a.set, want) {
 		t.Errorf("set %q, want %q", a.set, want)
 	}
 }
@@ -158,7 +160,15 @@ func TestSimAttackErrors(t *testing.T) {
 		{[]string{"sim", "--attack", "private", "--depth", "65"}, `--depth must be 1 to 64 (max_reorg), got 65`},
 		{[]string{"sim", "--attack", "private", "--idle-gap", "-1"}, `--idle-gap must be 0 to 1000000 slots, got -1`},
 		{[]string{"sim", "--attack", "grind", "--variants", "0"}, `--variants must be 1 to 1000000, got 0`},
-		{[]string{"sim", "--attack", "private", "--min-gap", "9"}, `--min-gap must be 0 to 8 slots, got 9`},
+		{[]string{"sim", "--attack", "private", "--min-gap", "9"}, `--min-gap must be 0 to 8 slots in steps of 0.001, got 9`},
+		{[]string{"sim", "--attack", "private", "--min-gap", "0.0005"}, `--min-gap must be 0 to 8 slots in steps of 0.001, got 0.0005`},
+		{[]string{"sim", "--attack", "private", "--heartbeat-interval", "0"}, `--heartbeat-interval must be 0.001 to 1 slot in steps of 0.001, got 0`},
+		{[]string{"sim", "--attack", "private", "--heartbeat-interval", "2"}, `--heartbeat-interval must be 0.001 to 1 slot in steps of 0.001, got 2`},
+		{[]string{"sim", "--attack", "private", "--idle-beat", "-1"}, `--idle-beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got -1`},
+		{[]string{"sim", "--attack", "private", "--idle-beat", "8", "--heartbeat", "off"}, `--idle-beat needs --heartbeat on`},
+		{[]string{"sim", "--attack", "grind", "--heartbeat-interval", "0.5"}, `--heartbeat-interval applies to --attack private only`},
+		{[]string{"sim", "--attack", "withhold", "--idle-beat", "8"}, `--idle-beat applies to --attack private only`},
+		{[]string{"sim", "--stakes", "a=1", "--idle-beat", "8"}, `--idle-beat needs --attack grind|private|withhold`},
 		{[]string{"sim", "--attack", "withhold", "--min-gap", "1"}, `--min-gap applies to --attack private only`},
 		{[]string{"sim", "--attack", "grind", "--rounds", "0"}, `--rounds must be 1 to 10000000, got 0`},
 		{[]string{"sim", "--attack", "grind", "--election", "pow"}, `unknown election "pow": use lottery or weighted`},

@@ -13,8 +13,10 @@
 //   - private: the attacker pays a merchant, then builds a private chain
 //     from the block before the payment and publishes it when the fork
 //     choice prefers it, reversing the payment. Defence: the heartbeat,
-//     which keeps an honest chain growing one block per slot while a
-//     payment is less than max_reorg deep.
+//     which keeps an honest chain growing one block per slot (or per
+//     HeartbeatInterval) while a payment is less than max_reorg deep; the
+//     attacker may backdate its blocks into an idle gap before the payment
+//     and fork from any idle beat (IdleBeat) below it.
 //
 // The model follows the protocol rules, not a network: one attacker key
 // with a share of the stake, honest stake split equally over Honest keys,
@@ -121,8 +123,19 @@ type Config struct {
 	// block of rank k may be forged (k+MinGap) slots after its parent.
 	// DESIGN v2 says 0: a rank-0 block may reuse its parent's timestamp.
 	// 1 is a proposed rule under which a private chain cannot outpace the
-	// heartbeat. Private only.
-	MinGap int
+	// heartbeat. Private only; a whole number of ticks (TicksPerSlot).
+	MinGap float64
+	// HeartbeatInterval is how old, in slots, the head must be before the
+	// honest rank-0 candidate forges an empty block (the heartbeat's
+	// cadence). DESIGN v2 says 1 (slot_ms), the default; fallback ranks
+	// keep their wait of rank × slot. Private only.
+	HeartbeatInterval float64
+	// IdleBeat, if above 0, is how often, in slots, a resting chain still
+	// forges an empty block (the heartbeat never fully rests). With an
+	// IdleGap longer than IdleBeat, the payment's parent is the last such
+	// beat and the attacker may fork from any beat below it. 0: the chain
+	// rests (DESIGN v2). Private only.
+	IdleBeat float64
 	// Seed makes a run reproducible; another seed is another run.
 	Seed string
 	// Workers run private rounds in parallel (default 1); the result does
@@ -169,6 +182,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.Workers < 1 {
 		cfg.Workers = 1
 	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 1
+	}
 	return cfg
 }
 
@@ -202,10 +218,21 @@ func (cfg Config) validate() error {
 		return fmt.Errorf("depth must be 1 to max reorg (%d), got %d", cfg.MaxReorg, cfg.Depth)
 	case cfg.IdleGap < 0 || cfg.IdleGap > 1_000_000:
 		return fmt.Errorf("idle gap must be 0 to 1000000 slots, got %d", cfg.IdleGap)
-	case cfg.MinGap < 0 || cfg.MinGap > 8:
-		return fmt.Errorf("min gap must be 0 to 8 slots, got %d", cfg.MinGap)
+	case !(cfg.MinGap >= 0 && cfg.MinGap <= 8) || !wholeTicks(cfg.MinGap):
+		return fmt.Errorf("min gap must be 0 to 8 slots in steps of 0.001, got %v", cfg.MinGap)
+	case !(cfg.HeartbeatInterval >= 0.001 && cfg.HeartbeatInterval <= 1) || !wholeTicks(cfg.HeartbeatInterval):
+		return fmt.Errorf("heartbeat interval must be 0.001 to 1 slot in steps of 0.001, got %v", cfg.HeartbeatInterval)
+	case !(cfg.IdleBeat == 0 || cfg.IdleBeat >= 0.001 && cfg.IdleBeat <= 1_000_000) || !wholeTicks(cfg.IdleBeat):
+		return fmt.Errorf("idle beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got %v", cfg.IdleBeat)
+	case cfg.IdleBeat > 0 && !cfg.Heartbeat:
+		return errors.New("an idle beat needs the heartbeat on")
 	}
 	return nil
+}
+
+// wholeTicks reports whether slots is a whole number of ticks.
+func wholeTicks(slots float64) bool {
+	return math.Abs(slots*TicksPerSlot-math.Round(slots*TicksPerSlot)) < 1e-6
 }
 
 func kindList() string {
@@ -267,6 +294,13 @@ type Result struct {
 
 	// Private: the probability of reversal of a payment k deep, k = 1..Depth.
 	Reversal []Reversal
+	// Private, heartbeat on: the probability that a payment max_reorg deep
+	// (the deepest a merchant can wait for) is reversed.
+	Deep *Reversal
+	// Private, heartbeat on: how many slots the honest chain took per block
+	// after P, on average (HeartbeatInterval when the attacker never held
+	// rank 0 on it; each height it did costs the rank-1 fallback's slot).
+	HonestSlotsPerBlock float64
 	// Private: rounds in which the attacker's chain died (no election on its
 	// own seed put it within max_rank, so it could not forge the next block).
 	DeadChains int

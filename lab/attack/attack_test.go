@@ -204,12 +204,12 @@ func TestMinGap(t *testing.T) {
 	// then waits two).
 	m := newModel(Config{Election: alg(t, "weighted"), AttackerShare: 0.33, Honest: 1, Heartbeat: true, MinGap: 1}.withDefaults())
 	var parent seed
-	times := m.honestTimeline(parent, m.rank(parent), 1, nil)
+	times := m.honestTimeline(parent, m.rank(parent), 1, 0, nil)
 	twos := 0
 	for i := 1; i < len(times); i++ {
 		switch d := times[i] - times[i-1]; d {
-		case 1:
-		case 2:
+		case TicksPerSlot:
+		case 2 * TicksPerSlot:
 			twos++
 		default:
 			t.Fatalf("honest block %d came %d slots after its parent", i, d)
@@ -225,37 +225,53 @@ func TestReversedTimeline(t *testing.T) {
 	cfg := Config{MaxReorg: 64}
 	for _, tc := range []struct {
 		name  string
-		o     round
-		times []int // when the attacker's blocks P, P+1, ... are ready
+		o     timeline
+		times []int64 // when the attacker's blocks P, P+1, ... are ready (ticks)
 		k     int
 		want  bool
 	}{
-		{"two instant blocks beat one", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 0}, 1, true},
-		{"same moment: honest first", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 1}, 1, false},
-		{"equal height, attacker rank 0 at P", round{honest: seq(1, 1+65), heartbeat: true, tieWin: true}, []int{0, 1}, 1, true},
-		{"equal height, attacker higher rank at P", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 1, 2}, 2, false},
-		{"ahead before the merchant accepts, still ahead after", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 0, 0, 0}, 3, true},
-		{"ahead only before the merchant accepts", round{honest: seq(0, 0+65), heartbeat: true}, []int{0, 0, 5}, 3, false},
-		{"heartbeat off: the idle chain waits", round{honest: seq(0, 0+65)}, []int{0, 3, 9, 20, 50, 90, 200}, 6, true},
-		{"heartbeat off: one block short", round{honest: seq(0, 0+65)}, []int{0, 3, 9, 20, 50, 90}, 6, false},
-		{"heartbeat off: equal height with the lower rank", round{honest: seq(1, 1+65), tieWin: true}, []int{0, 3, 9, 20, 50, 90}, 6, true},
-		{"heartbeat on: too late, the reorg would pass max_reorg", round{honest: seq(0, 0+65), heartbeat: true}, append(make([]int, 0), seq(0, 70)...), 64, false},
+		{"two instant blocks beat one", timeline{honest: seq(0, 0+65), heartbeat: true}, slots(0, 0), 1, true},
+		{"same moment: honest first", timeline{honest: seq(0, 0+65), heartbeat: true}, slots(0, 1), 1, false},
+		{"equal height, attacker rank 0 at P", timeline{honest: seq(1, 1+65), heartbeat: true, tieWin: true}, slots(0, 1), 1, true},
+		{"equal height, attacker higher rank at P", timeline{honest: seq(0, 0+65), heartbeat: true}, slots(0, 1, 2), 2, false},
+		{"ahead before the merchant accepts, still ahead after", timeline{honest: seq(0, 0+65), heartbeat: true}, slots(0, 0, 0, 0), 3, true},
+		{"ahead only before the merchant accepts", timeline{honest: seq(0, 0+65), heartbeat: true}, slots(0, 0, 5), 3, false},
+		{"heartbeat off: the idle chain waits", timeline{honest: seq(0, 0+65)}, slots(0, 3, 9, 20, 50, 90, 200), 6, true},
+		{"heartbeat off: one block short", timeline{honest: seq(0, 0+65)}, slots(0, 3, 9, 20, 50, 90), 6, false},
+		{"heartbeat off: equal height with the lower rank", timeline{honest: seq(1, 1+65), tieWin: true}, slots(0, 3, 9, 20, 50, 90), 6, true},
+		{"heartbeat on: too late, the reorg would pass max_reorg", timeline{honest: seq(0, 0+65), heartbeat: true}, seq(0, 70), 64, false},
+		// Forking j beats below P-1: j more honest blocks to out-grow, and
+		// the first differing block is no longer P (no tie win).
+		{"two beats back: three blocks tie three", timeline{honest: seq(0, 0+65), heartbeat: true, back: 2, tieWin: true}, slots(0, 0, 0), 1, false},
+		{"two beats back: four blocks beat three", timeline{honest: seq(0, 0+65), heartbeat: true, back: 2}, slots(0, 0, 0, 0), 1, true},
+		{"63 beats back: a reorg of 64, allowed", timeline{honest: seq(0, 0+65), heartbeat: true, back: 63}, seq(-100, 0), 1, true},
+		{"64 beats back: a reorg of 65, too deep", timeline{honest: seq(0, 0+65), heartbeat: true, back: 64}, seq(-100, 0), 1, false},
+		{"k beyond the honest timeline", timeline{honest: seq(0, 0+12)}, slots(0), 13, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.o.reversed(tc.k, tc.times, cfg); got != tc.want {
+			if got := tc.o.reversed(tc.k, tc.times, cfg.MaxReorg); got != tc.want {
 				t.Errorf("reversed = %v, want %v", got, tc.want)
 			}
 		})
 	}
 }
 
-// seq is a, a+1, ..., b-1: one block per slot from a.
-func seq(a, b int) []int {
-	var s []int
+// seq is a, a+1, ..., b-1 slots, in ticks: one block per slot from a.
+func seq(a, b int) []int64 {
+	var s []int64
 	for i := a; i < b; i++ {
-		s = append(s, i)
+		s = append(s, int64(i)*TicksPerSlot)
 	}
 	return s
+}
+
+// slots converts slots to ticks.
+func slots(s ...int) []int64 {
+	var t []int64
+	for _, x := range s {
+		t = append(t, int64(x)*TicksPerSlot)
+	}
+	return t
 }
 
 func TestRunIsReproducible(t *testing.T) {
@@ -314,7 +330,13 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Variants = -1 }, "variants must be 1 to 1000000, got -1"},
 		{func(c *Config) { c.Depth = 65 }, "depth must be 1 to max reorg (64), got 65"},
 		{func(c *Config) { c.IdleGap = -1 }, "idle gap must be 0 to 1000000 slots, got -1"},
-		{func(c *Config) { c.MinGap = 9 }, "min gap must be 0 to 8 slots, got 9"},
+		{func(c *Config) { c.MinGap = 9 }, "min gap must be 0 to 8 slots in steps of 0.001, got 9"},
+		{func(c *Config) { c.MinGap = 0.0001 }, "min gap must be 0 to 8 slots in steps of 0.001, got 0.0001"},
+		{func(c *Config) { c.HeartbeatInterval = 1.5 }, "heartbeat interval must be 0.001 to 1 slot in steps of 0.001, got 1.5"},
+		{func(c *Config) { c.HeartbeatInterval = -1 }, "heartbeat interval must be 0.001 to 1 slot in steps of 0.001, got -1"},
+		{func(c *Config) { c.IdleBeat = -2 }, "idle beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got -2"},
+		{func(c *Config) { c.IdleBeat = 8 }, "an idle beat needs the heartbeat on"},
+		{func(c *Config) { c.IdleBeat = math.NaN() }, "idle beat must be 0 (rest) or 0.001 to 1000000 slots in steps of 0.001, got NaN"},
 		{func(c *Config) { c.MaxRank = 1 }, "max rank must be 2 to 1000, got 1"},
 	} {
 		cfg := ok
@@ -396,5 +418,109 @@ func BenchmarkAttack(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestHeartbeatInterval: a faster heartbeat (the honest rank 0 forges
+// when the head is F slots old) makes the honest chain grow faster, by a
+// measured amount, and cuts the reversals.
+func TestHeartbeatInterval(t *testing.T) {
+	base := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Heartbeat: true, Rounds: 600, Workers: 2}
+	slow, fast := base, base
+	fast.HeartbeatInterval = 0.25
+	rs, rf := run(t, slow), run(t, fast)
+	// The honest chain's slots per block: F when an honest staker holds
+	// rank 0, one slot (the rank-1 fallback) when the silent attacker
+	// does, which with the weighted election is its stake share p. Each
+	// block's wait is F + (1-F)·Bernoulli(p); tolerance: 5 sd of the mean
+	// over 64 blocks a round.
+	for _, r := range []*Result{rs, rf} {
+		f, p := r.Config.HeartbeatInterval, r.AttackerStakeShare
+		want := f + (1-f)*p
+		sd := (1 - f) * stats.BinomialSD(p, 64*r.Config.Rounds)
+		t.Logf("F=%v: honest chain %.4f slots per block (want %.4f ± %.4f); k=6 %.4f, 64 deep %d", f, r.HonestSlotsPerBlock, want, 5*sd, r.Reversal[5].Probability, r.Deep.Reversed)
+		if math.Abs(r.HonestSlotsPerBlock-want) > 5*sd+1e-12 {
+			t.Errorf("F=%v: %.4f slots per block, want %.4f within %.4f", f, r.HonestSlotsPerBlock, want, 5*sd)
+		}
+	}
+	if a, b := rs.Reversal[5], rf.Reversal[5]; b.Hi >= a.Lo {
+		t.Errorf("k=6: F=0.25 %+v not below F=1 %+v", b, a)
+	}
+	if a, b := rs.Reversal[11], rf.Reversal[11]; b.Hi >= a.Lo {
+		t.Errorf("k=12: F=0.25 %+v not below F=1 %+v", b, a)
+	}
+	// F = 1 is DESIGN v2: the same outcome as leaving it unset.
+	one := base
+	one.HeartbeatInterval = 1
+	if r := run(t, one); !reflect.DeepEqual(r.Reversal, rs.Reversal) {
+		t.Error("F=1 differs from the default")
+	}
+}
+
+// TestHonestTimelineGaps: with a heartbeat interval F and a min gap g the
+// honest chain's blocks come max(F, g) slots apart (an honest rank 0) or
+// 1+g (the rank-1 fallback when the attacker holds rank 0).
+func TestHonestTimelineGaps(t *testing.T) {
+	for _, tc := range []struct{ f, g float64 }{{0.1, 0}, {0.1, 0.1}, {0.25, 0.5}, {1, 0}} {
+		m := newModel(Config{Election: alg(t, "weighted"), AttackerShare: 0.33, Heartbeat: true, HeartbeatInterval: tc.f, MinGap: tc.g}.withDefaults())
+		var parent seed
+		times := m.honestTimeline(parent, m.rank(parent), 1, 0, nil)
+		short, long := ticks(max(tc.f, tc.g)), ticks(1+tc.g)
+		if tc.f == 1 && tc.g == 0 {
+			long = short // one slot covers the fallback
+		}
+		seen := map[int64]int{}
+		for i := 1; i < len(times); i++ {
+			d := times[i] - times[i-1]
+			if d != short && d != long {
+				t.Fatalf("F=%v g=%v: honest block %d came %d ticks after its parent, want %d or %d", tc.f, tc.g, i, d, short, long)
+			}
+			seen[d]++
+		}
+		if len(times) != 65 || seen[short] == 0 || (long != short && seen[long] == 0) {
+			t.Errorf("F=%v g=%v: %d blocks, gaps %v", tc.f, tc.g, len(times), seen)
+		}
+	}
+}
+
+// TestIdleBeat: backdating into a rest, and forks from earlier beats.
+// Resting, or beating every 32 slots while idle, leaves the attacker time
+// to date a private chain into; a chain that never rests (idle beats as
+// fast as the heartbeat) leaves none. And forks from the beats below the
+// payment's parent are tries the attacker gets for free: with one-slot
+// beats they reverse far more than a fork from P-1 alone.
+func TestIdleBeat(t *testing.T) {
+	base := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Heartbeat: true, HeartbeatInterval: 0.25, Rounds: 100, Workers: 2}
+	rest, idle32, never := base, base, base
+	rest.IdleGap = 1000
+	idle32.IdleGap, idle32.IdleBeat = 1000, 32
+	never.IdleGap, never.IdleBeat = 1000, 0.25
+	for _, tc := range []struct {
+		name   string
+		cfg    Config
+		lo, hi float64 // bounds on the 95% interval of k=6
+	}{
+		{"rest", rest, 0.9, 1},
+		{"idle beat 32", idle32, 0.9, 1},
+		{"never rest", never, 0, 0.25},
+	} {
+		r := run(t, tc.cfg)
+		six := r.Reversal[5]
+		t.Logf("%s: k=6 %.4f [%.4f, %.4f]", tc.name, six.Probability, six.Lo, six.Hi)
+		if six.Lo < tc.lo || six.Hi > tc.hi {
+			t.Errorf("%s, k=6: %+v, want its interval within [%v, %v]", tc.name, six, tc.lo, tc.hi)
+		}
+	}
+	// One-slot beats before the payment (DESIGN v2's cadence): forking
+	// from one of 63 beats against from P-1 alone.
+	one := base
+	one.HeartbeatInterval, one.Rounds = 1, 150
+	single := run(t, one)
+	one.IdleGap, one.IdleBeat = 64, 1
+	back := run(t, one)
+	a, b := single.Reversal[5], back.Reversal[5]
+	t.Logf("F=1, k=6: from P-1 %.4f, from any of 63 beats %.4f", a.Probability, b.Probability)
+	if b.Lo < a.Hi+0.2 {
+		t.Errorf("k=6: forks from earlier beats %+v not far above %+v", b, a)
 	}
 }
