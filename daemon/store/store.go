@@ -58,6 +58,9 @@ var (
 	ErrNotHead = errors.New("store: block does not extend the head")
 	// ErrGenesisMismatch: the database belongs to another network.
 	ErrGenesisMismatch = errors.New("store: genesis mismatch")
+	// ErrOldFormat: the database was written by an older posd whose blocks
+	// this one cannot read (the protocol changed the block format).
+	ErrOldFormat = errors.New("store: written by an older posd")
 	// ErrCorrupt: a stored record does not decode or the records disagree.
 	ErrCorrupt = errors.New("store: corrupt database")
 	// ErrInUse: another process (or another Store in this one) holds the file.
@@ -80,6 +83,11 @@ const (
 	keyGenesis     = "genesis"
 	keyGenesisHash = "genesis_hash"
 	keyHead        = "head"
+	// keyFormat holds the store format. Format 2 is protocol v2 (blocks
+	// carry a VRF seed, genesis v2 parameters); stores of format 1 have no
+	// key. A store of another format is refused with ErrOldFormat.
+	keyFormat     = "format"
+	currentFormat = "2"
 )
 
 func reservedMeta(key string) bool {
@@ -202,6 +210,9 @@ func (s *Store) Init(g *chain.Genesis) error {
 				err = corrupt(bucketMeta, []byte(keyHead), errors.New("genesis present but no head"))
 			}
 			head = h
+			if err == nil {
+				err = s.checkFormat(meta)
+			}
 			return err
 		}
 		if k, _ := tx.Bucket(bucketMain).Cursor().First(); k != nil {
@@ -210,6 +221,9 @@ func (s *Store) Init(g *chain.Genesis) error {
 		js, err := json.Marshal(g)
 		if err != nil {
 			return fmt.Errorf("store: encode genesis: %w", err)
+		}
+		if err := meta.Put([]byte(keyFormat), []byte(currentFormat)); err != nil {
+			return err
 		}
 		b0 := g.Block()
 		h0 := b0.Hash()
@@ -240,6 +254,21 @@ func (s *Store) Init(g *chain.Genesis) error {
 	return nil
 }
 
+// checkFormat refuses a chain written in another store format: decoding
+// its blocks would fail later, record by record, as "corrupt".
+func (s *Store) checkFormat(meta *bolt.Bucket) error {
+	have := string(meta.Get([]byte(keyFormat)))
+	if have == currentFormat {
+		return nil
+	}
+	if have == "" {
+		have = "1"
+	}
+	return fmt.Errorf("%w: %s holds a chain in store format %s and this posd reads format %s "+
+		"(protocol v2 changed the block format): move that home away or start over "+
+		"(posd devnet --reset for a devnet)", ErrOldFormat, s.path, have, currentFormat)
+}
+
 // Initialized reports whether Init has written a genesis.
 func (s *Store) Initialized() (bool, error) {
 	var ok bool
@@ -258,6 +287,9 @@ func (s *Store) Genesis() (*chain.Genesis, error) {
 		js, want := meta.Get([]byte(keyGenesis)), meta.Get([]byte(keyGenesisHash))
 		if js == nil || want == nil {
 			return errNotInitialized
+		}
+		if err := s.checkFormat(meta); err != nil {
+			return err
 		}
 		var err error
 		if g, err = chain.ParseGenesis(js); err != nil {

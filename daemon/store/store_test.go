@@ -693,3 +693,27 @@ func TestConcurrentReads(t *testing.T) {
 		t.Fatal("final state")
 	}
 }
+
+// TestOldFormatRefused: a chain written before the store had a format key
+// (posd before protocol v2) is refused with ErrOldFormat and a message that
+// says what to do, by Init and Genesis alike, not read as "corrupt".
+func TestOldFormatRefused(t *testing.T) {
+	f := newFixture(1)
+	s, path := openTemp(t)
+	mustInit(t, s, f.g)
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete([]byte(keyFormat)) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Init(f.g); !errors.Is(err, ErrOldFormat) || !strings.Contains(err.Error(), "format 1") {
+		t.Fatalf("Init on a format-1 store: %v, want ErrOldFormat naming format 1", err)
+	}
+	if _, err := s.Genesis(); !errors.Is(err, ErrOldFormat) {
+		t.Fatalf("Genesis on a format-1 store: %v, want ErrOldFormat", err)
+	}
+}
