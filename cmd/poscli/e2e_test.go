@@ -344,7 +344,7 @@ func checkEachKeys(t *testing.T, what string, raw []byte, want string) {
 const (
 	keysKeyJSON     = "name address file encrypted"
 	keysTxJSON      = "id type chain_id from to amount fee nonce public_key signature"
-	keysTxInfoJSON  = "id status height block_hash index transaction"
+	keysTxInfoJSON  = "id status height block_hash index confirmations transaction"
 	keysBlockJSON   = "hash height prev_hash timestamp forger forger_public_key rank tx_root seed_proof seed signature transactions"
 	keysAccountJSON = "address balance stake nonce"
 	keysStakeJSON   = "address stake share"
