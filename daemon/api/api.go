@@ -34,6 +34,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/metrics"
 )
 
 // Backend is what the node gives the API. The daemon implements it. Methods
@@ -64,8 +65,6 @@ type Backend interface {
 	// SubscribeBlocks delivers each new head until cancel is called; the
 	// channel closes when the node stops.
 	SubscribeBlocks() (ch <-chan *chain.Block, cancel func())
-	// Metrics are written as gauges in /metrics, "posd_" prefixed.
-	Metrics() map[string]float64
 }
 
 // ErrNotFound is what Backend lookups return (or wrap) for an absent block or
@@ -87,6 +86,9 @@ type Options struct {
 	// MaxBatch caps the transactions of one POST /v1/txs array; 0 means the
 	// genesis max_block_txs.
 	MaxBatch int
+	// Metrics is what GET /metrics serves (its Registry) and where request
+	// durations go (its API). Nil: a registry of the API's own metrics.
+	Metrics *metrics.Metrics
 }
 
 // NewHandler returns the API's handler: the routes table behind 404/405,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/metrics"
 )
 
 // Codes of the API's own errors (rule codes come from chain and the pool).
@@ -53,6 +54,9 @@ type server struct {
 	mux       *http.ServeMux
 	methods   []string // every method in routes, for the 405 Allow header
 	heartbeat time.Duration
+
+	met         *metrics.API // request durations; nil-safe
+	promHandler http.Handler // GET /metrics
 }
 
 func newServer(o Options) *server {
@@ -75,6 +79,10 @@ func newServer(o Options) *server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	s.met, s.promHandler = o.Metrics.API, o.Metrics.Handler()
 	for _, rt := range routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 		if !slices.Contains(s.methods, rt.method) {
@@ -97,6 +105,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
 	}
 	sw := &statusWriter{ResponseWriter: w}
+	route := metrics.UnmatchedRoute
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -116,8 +125,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.Status()), slog.Duration("duration", time.Since(start)))
 		}
+		s.met.ObserveRequest(route, sw.Status(), time.Since(start))
 	}()
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		if allow := s.allowed(r); len(allow) > 0 {
 			sw.Header().Set("Allow", strings.Join(allow, ", "))
 			s.writeError(sw, r, http.StatusMethodNotAllowed, codeMethodNotAllowed,
@@ -127,6 +138,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(sw, r, http.StatusNotFound, codeNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 		return
 	}
+	route = pattern // a line of the route table: bounded label values
 	s.mux.ServeHTTP(sw, r)
 }
 

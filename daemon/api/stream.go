@@ -2,11 +2,7 @@ package api
 
 import (
 	"encoding/json"
-	"math"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -156,62 +152,4 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 	}
-}
-
-// metrics is GET /metrics: the backend's metrics as Prometheus gauges.
-func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
-	m := s.b.Metrics()
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	var sb strings.Builder
-	seen := make(map[string]bool, len(names))
-	for _, name := range names {
-		metric := metricName(name)
-		if seen[metric] {
-			s.log.Warn("api: /metrics: two metrics share a name", "name", metric)
-			continue
-		}
-		seen[metric] = true
-		sb.WriteString("# TYPE ")
-		sb.WriteString(metric)
-		sb.WriteString(" gauge\n")
-		sb.WriteString(metric)
-		sb.WriteByte(' ')
-		sb.WriteString(formatFloat(m[name]))
-		sb.WriteByte('\n')
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(sb.String()))
-	return nil
-}
-
-// metricName prefixes name with posd_ (unless it has it) and replaces
-// characters Prometheus names cannot hold with '_'.
-func metricName(name string) string {
-	if !strings.HasPrefix(name, "posd_") {
-		name = "posd_" + name
-	}
-	b := []byte(name)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == ':') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-func formatFloat(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "NaN"
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
 }
