@@ -15,7 +15,6 @@ package metrics
 
 import (
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -287,11 +286,15 @@ func (a *API) ObserveRequest(route string, status int, d time.Duration) {
 	a.requestDur.WithLabelValues(route, statusClass(status)).Observe(d.Seconds())
 }
 
+// statusClasses are the status label values, by status/100 (no
+// allocation per request).
+var statusClasses = [...]string{1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
+
 func statusClass(status int) string {
 	if status < 100 || status > 599 {
 		return "other"
 	}
-	return strconv.Itoa(status/100) + "xx"
+	return statusClasses[status/100]
 }
 
 // Evidence counts equivocation evidence and the slashings it causes.
