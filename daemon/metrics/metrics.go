@@ -42,13 +42,15 @@ type Metrics struct {
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &Metrics{
+	m := &Metrics{
 		Registry: reg,
 		Chain:    newChain(reg),
 		Txs:      newTxs(reg),
 		API:      newAPI(reg),
 		Evidence: newEvidence(reg),
 	}
+	m.Chain.evidence = m.Evidence
+	return m
 }
 
 // Nop returns metrics that record nothing: every subsystem is nil.
@@ -118,6 +120,17 @@ type Chain struct {
 	importDur   *prometheus.HistogramVec
 	electionDur prometheus.Histogram
 	commitDur   prometheus.Histogram
+	evidence    *Evidence
+}
+
+// Evidence is the evidence subsystem of the same Metrics, so the chain
+// manager, which holds only its *Chain, counts evidence and slashings too:
+// m.met.Evidence().Committed(n, burned). Nil when c is nil (then a no-op).
+func (c *Chain) Evidence() *Evidence {
+	if c == nil {
+		return nil
+	}
+	return c.evidence
 }
 
 func newChain(reg prometheus.Registerer) *Chain {

@@ -20,6 +20,7 @@ func TestNilIsNoop(t *testing.T) {
 	c.ObserveImport(PathBlock, OutcomeMain, time.Millisecond)
 	c.ObserveElection(time.Millisecond)
 	c.ObserveCommit(time.Millisecond)
+	c.Evidence().Received()
 	var tx *Txs
 	tx.Admitted(SourceAPI, []error{nil, chain.ErrBadNonce})
 	tx.Accepted(SourceAPI, 1)
@@ -104,6 +105,26 @@ func TestStatusClass(t *testing.T) {
 	for status, want := range map[int]string{200: "2xx", 202: "2xx", 404: "4xx", 503: "5xx", 0: "other", 999: "other"} {
 		if got := statusClass(status); got != want {
 			t.Errorf("statusClass(%d) = %s, want %s", status, got, want)
+		}
+	}
+}
+
+// TestChainReachesEvidence: the chain manager, given only the Chain
+// subsystem, counts evidence on the same registry.
+func TestChainReachesEvidence(t *testing.T) {
+	m := New()
+	m.Chain.Evidence().Received()
+	m.Chain.Evidence().Committed(2, 150)
+	for _, c := range []struct {
+		got, want float64
+		what      string
+	}{
+		{testutil.ToFloat64(m.Evidence.received), 1, "received"},
+		{testutil.ToFloat64(m.Evidence.committed), 2, "committed"},
+		{testutil.ToFloat64(m.Evidence.slashed), 150, "slashed stake"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
 		}
 	}
 }
