@@ -9,6 +9,7 @@ import (
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/keystore"
 )
@@ -156,11 +157,7 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 			}
 		}
 	}
-	for _, err := range errs {
-		if err != nil {
-			n.metrics.txsRejected.Add(1)
-		}
-	}
+	n.prom.Txs.Admitted(metrics.SourceAPI, errs)
 	// Only what became executable is gossiped; gapped ones wait here.
 	if len(ready) > 0 {
 		if n.net != nil {
@@ -261,30 +258,5 @@ func (n *Node) notify(b *chain.Block) {
 		case ch <- b:
 		default:
 		}
-	}
-}
-
-// Metrics are counters and gauges for /metrics.
-func (n *Node) Metrics() map[string]float64 {
-	snap := n.chain.Snapshot()
-	height, accounts := snap.Height(), snap.Len()
-	cs := n.chain.Stats()
-	peers := 0
-	if n.net != nil {
-		peers = len(n.net.Peers())
-	}
-	return map[string]float64{
-		"height":                     float64(height),
-		"accounts":                   float64(accounts),
-		"pool_size":                  float64(n.pool.Len()),
-		"peers":                      float64(peers),
-		"blocks_imported_total":      float64(cs.BlocksImported),
-		"blocks_forged_total":        float64(n.metrics.blocksForged.Load()),
-		"txs_committed_total":        float64(cs.TxsCommitted),
-		"txs_rejected_total":         float64(n.metrics.txsRejected.Load()),
-		"txs_evicted_total":          float64(n.metrics.evicted.Load()),
-		"reorgs_total":               float64(cs.Reorgs),
-		"side_blocks_pruned_total":   float64(cs.SidePruned),
-		"known_invalid_blocks_total": float64(cs.KnownInvalid),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/p2p"
 )
 
@@ -28,6 +29,7 @@ func startNetwork(ctx context.Context, n *Node) (Network, error) {
 		Peers:      n.cfg.Peers,
 		MDNS:       n.cfg.MDNS,
 		Logger:     n.log.With("component", "p2p"),
+		Metrics:    n.prom.Registry,
 	}, n.p2pHandler())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)
@@ -123,10 +125,11 @@ type p2pHandler struct {
 	chainID string
 	genesis chain.Hash
 	poke    func() // a transaction arrived: wake the forger
+	txm     *metrics.Txs
 }
 
 func (n *Node) p2pHandler() p2pHandler {
-	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke}
+	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs}
 }
 
 func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }
@@ -144,6 +147,7 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
 	errs, ready := h.pool.Admit(txs, h.chain) // the newest snapshot: never waits for an import
+	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {
 			return nil, p2p.Reject(err)

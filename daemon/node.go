@@ -23,6 +23,7 @@ import (
 	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
@@ -97,6 +98,8 @@ type Node struct {
 	metrics nodeMetrics
 	ownMu   sync.Mutex // serialises transactions signed with the node key
 
+	prom *metrics.Metrics // what /metrics serves (metrics.go)
+
 	genesisHashOnce sync.Once
 	genesisHashVal  chain.Hash
 
@@ -112,7 +115,6 @@ type Node struct {
 // manager's Stats).
 type nodeMetrics struct {
 	blocksForged atomic.Int64
-	txsRejected  atomic.Int64
 	evicted      atomic.Int64
 }
 
@@ -148,7 +150,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := ensureHome(cfg.Home); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, subs: make(map[chan *chain.Block]struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, subs: make(map[chan *chain.Block]struct{}), prom: metrics.New()}
 
 	var err error
 	if n.key, err = loadNodeKey(cfg); err != nil {
@@ -189,7 +191,7 @@ func (n *Node) openChain(st *store.Store) error {
 	if n.cfg.wrapStore != nil {
 		cs = n.cfg.wrapStore(cs)
 	}
-	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now})
+	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now, Metrics: n.prom.Chain})
 	if err != nil {
 		return err
 	}
@@ -200,6 +202,7 @@ func (n *Node) openChain(st *store.Store) error {
 		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,
 	}
 	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
+	n.registerMetrics()
 	return nil
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -116,7 +117,8 @@ const txJSONDoc = `
 
 Before sending, poscli checks the account on the node: the balance must
 cover amount + fee (TRANSFER, STAKE) or the fee (EXCHANGE, UNSTAKE), and the
-stake must cover an UNSTAKE.
+stake must cover an UNSTAKE; and the network's genesis: the fee must reach
+its min_fee, and only its exchange authorities may EXCHANGE.
 
 JSON (-o json): {"id", "status", "height", "block_hash", "index",
 "transaction"} as GET /v1/txs/{id}; height, block_hash and index only once
@@ -269,15 +271,6 @@ func txSendRun(opts *TxSendOptions) error {
 	if err != nil {
 		return err
 	}
-	if err := checkFunds(opts, acc); err != nil {
-		return err
-	}
-	if opts.Type == chain.TxExchange {
-		// Best effort: a node that does not serve its genesis is left to judge.
-		if g, err := c.Genesis(ctx); err == nil && !g.Exchange.Allows(from) {
-			return fmt.Errorf("exchange not allowed: this network lets only the authorities in its genesis EXCHANGE, and key %s (%s) is not one", opts.Key, from)
-		}
-	}
 	nonce := acc.Nonce + 1
 	if acc.PendingNonce != nil {
 		nonce = *acc.PendingNonce + 1
@@ -291,8 +284,8 @@ func txSendRun(opts *TxSendOptions) error {
 		Nonce:   nonce,
 	}
 	key.SignTx(&tx)
-	if err := tx.Validate(st.ChainID); err != nil {
-		return fmt.Errorf("cannot build a valid transaction: %v", err)
+	if err := precheck(opts, networkRules(ctx, c, st), &tx, acc); err != nil {
+		return err
 	}
 
 	res, err := c.SubmitTx(ctx, &tx)
@@ -355,48 +348,74 @@ func warnIfNoNodeRuns(ctx context.Context, opts *TxSendOptions, c *client.Client
 		opts.Key, from.Short(), c.BaseURL(), len(peers))))
 }
 
-// checkFunds refuses what the account cannot pay, before anything is sent.
-func checkFunds(opts *TxSendOptions, acc rpc.Account) error {
-	var need uint64
-	detail := fmt.Sprintf("fee %d", opts.Fee)
-	switch opts.Type {
-	case chain.TxTransfer, chain.TxStake:
-		need = opts.Amount + opts.Fee
-		if need < opts.Amount {
-			return fmt.Errorf("--amount %d + --fee %d overflows", opts.Amount, opts.Fee)
-		}
-		detail = fmt.Sprintf("amount %d + fee %d", opts.Amount, opts.Fee)
-	case chain.TxUnstake:
-		if acc.Stake < opts.Amount {
-			return fmt.Errorf("insufficient stake: have %d, need %d (key %s)", acc.Stake, opts.Amount, opts.Key)
-		}
-		need = opts.Fee
-	default:
-		need = opts.Fee
+// networkRules is the node's genesis, whose parameters (min_fee, the
+// exchange authorities) the pre-checks apply. Best effort: a node that does
+// not serve it gets a genesis with its chain id and open defaults, and is
+// left to judge the rest.
+func networkRules(ctx context.Context, c *client.Client, st rpc.Status) *chain.Genesis {
+	if g, err := c.Genesis(ctx); err == nil && g.ChainID == st.ChainID {
+		return g
 	}
-	if acc.Balance < need {
-		return fmt.Errorf("insufficient balance: have %d, need %d (%s, key %s)", acc.Balance, need, detail, opts.Key)
-	}
-	return nil
+	return &chain.Genesis{ChainID: st.ChainID, Exchange: chain.ExchangePolicy{Open: true}}
 }
 
-// submitError explains why the node refused a transaction.
+// precheck refuses, before anything is sent, what the chain's rules refuse
+// whatever the node's pool holds: the stateless rules and genesis
+// parameters of the transaction-type table (chain.Genesis.CheckTx), then
+// the type's cost against the sender's committed account
+// (chain.Genesis.CheckPayable; the recipient is left to the node). Each
+// typed rule error becomes a message in the CLI's terms.
+func precheck(opts *TxSendOptions, g *chain.Genesis, tx *chain.Transaction, acc rpc.Account) error {
+	err := g.CheckTx(tx)
+	if err == nil {
+		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce}, chain.Account{})
+	}
+	if err == nil {
+		return nil
+	}
+	cost, _ := tx.Cost() // known not to overflow past CheckTx
+	switch {
+	case errors.Is(err, chain.ErrAmountOverflow):
+		return fmt.Errorf("--amount %d + --fee %d overflows", tx.Amount, tx.Fee)
+	case errors.Is(err, chain.ErrInsufficientStake):
+		return fmt.Errorf("insufficient stake: have %d, need %d (key %s)", acc.Stake, cost.Stake, opts.Key)
+	case errors.Is(err, chain.ErrInsufficientFunds):
+		detail := fmt.Sprintf("fee %d", tx.Fee)
+		if cost.Balance != tx.Fee { // the type spends the amount from the balance too
+			detail = fmt.Sprintf("amount %d + fee %d", tx.Amount, tx.Fee)
+		}
+		return fmt.Errorf("insufficient balance: have %d, need %d (%s, key %s)", acc.Balance, cost.Balance, detail, opts.Key)
+	case errors.Is(err, chain.ErrNotExchange):
+		return fmt.Errorf("exchange not allowed: this network lets only the authorities in its genesis EXCHANGE, and key %s (%s) is not one", opts.Key, tx.From)
+	case errors.Is(err, chain.ErrFeeTooLow):
+		return fmt.Errorf("--fee %d is below this network's min_fee of %d: pass --fee %d or more", tx.Fee, g.MinFee, g.MinFee)
+	}
+	return fmt.Errorf("cannot build a valid transaction: %v", err)
+}
+
+// errUnavailable is the API's answer when the node cannot take
+// transactions now (503: halted, shutting down).
+var errUnavailable = &chain.RuleError{Code: "unavailable"}
+
+// submitError explains why the node refused a transaction. The node's
+// codes are matched as the typed errors of chain and the pool
+// (client.APIError.Is compares codes).
 func submitError(err error) error {
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Code == "unauthorized" {
 		return err
 	}
 	hint := ""
-	switch ae.Code {
-	case "bad_nonce", "nonce_gap":
+	switch {
+	case errors.Is(err, chain.ErrBadNonce), errors.Is(err, mempool.ErrNonceGap):
 		hint = "; another transaction from this key may have been sent meanwhile, try again"
-	case "already_known":
+	case errors.Is(err, mempool.ErrAlreadyKnown):
 		hint = "; nothing new was sent"
-	case "wrong_chain":
+	case errors.Is(err, chain.ErrWrongChain):
 		hint = "; is --node the network you meant?"
-	case "pool_full", "unavailable":
+	case errors.Is(err, mempool.ErrPoolFull), errors.Is(err, errUnavailable):
 		hint = "; try again later"
-	case "exchange_not_allowed":
+	case errors.Is(err, chain.ErrNotExchange):
 		hint = "; this network lets only its genesis authorities EXCHANGE"
 	}
 	return fmt.Errorf("the node refused the transaction: %s: %s%s", ae.Code, ae.Message, hint)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/keystore"
 )
 
 // sent returns the one transaction the node received, checked as the node
@@ -321,5 +324,83 @@ func TestTxOptionsParsed(t *testing.T) {
 	}
 	if cfg.BlockSize != nil || cfg.BlockInterval == nil || cfg.BlockInterval.String() != "2s" || cfg.PoolLimit != nil {
 		t.Errorf("node config options %+v", cfg)
+	}
+}
+
+// TestPrecheck: the pre-checks read the transaction-type table and the
+// genesis through chain's typed errors, and say each refusal in the CLI's
+// terms; a transaction the rules accept passes.
+func TestPrecheck(t *testing.T) {
+	key := keystore.FromPrivateKey(alicePriv)
+	acc := rpc.Account{Address: alice, Balance: 100, Stake: 50, Nonce: 2}
+	open := &chain.Genesis{ChainID: testChainID, Exchange: chain.ExchangePolicy{Open: true}}
+	closed := &chain.Genesis{ChainID: testChainID, Exchange: chain.ExchangePolicy{Authorities: []chain.Address{carol}}}
+	minFee := &chain.Genesis{ChainID: testChainID, Exchange: chain.ExchangePolicy{Open: true}, MinFee: 5}
+	for _, tc := range []struct {
+		name   string
+		g      *chain.Genesis
+		typ    chain.TxType
+		amount uint64
+		fee    uint64
+		want   string // "" passes
+	}{
+		{"transfer ok", open, chain.TxTransfer, 99, 1, ""},
+		{"transfer amount+fee", open, chain.TxTransfer, 100, 1, "insufficient balance: have 100, need 101 (amount 100 + fee 1, key alice)"},
+		{"stake amount+fee", open, chain.TxStake, 95, 6, "insufficient balance: have 100, need 101 (amount 95 + fee 6, key alice)"},
+		{"exchange fee only", open, chain.TxExchange, 1000, 101, "insufficient balance: have 100, need 101 (fee 101, key alice)"},
+		{"exchange big amount ok", open, chain.TxExchange, 1 << 40, 0, ""},
+		{"unstake stake", open, chain.TxUnstake, 51, 0, "insufficient stake: have 50, need 51 (key alice)"},
+		{"unstake fee", open, chain.TxUnstake, 50, 101, "insufficient balance: have 100, need 101 (fee 101, key alice)"},
+		{"overflow", open, chain.TxTransfer, ^uint64(0), 1, "--amount 18446744073709551615 + --fee 1 overflows"},
+		{"exchange not allowed", closed, chain.TxExchange, 1, 0,
+			"exchange not allowed: this network lets only the authorities in its genesis EXCHANGE, and key alice (" + string(alice) + ") is not one"},
+		{"fee too low", minFee, chain.TxTransfer, 1, 4, "--fee 4 is below this network's min_fee of 5: pass --fee 5 or more"},
+		{"fee at min", minFee, chain.TxTransfer, 1, 5, ""},
+		{"wrong chain", &chain.Genesis{ChainID: "other", Exchange: chain.ExchangePolicy{Open: true}}, chain.TxTransfer, 1, 0,
+			`cannot build a valid transaction: wrong_chain: chain_id "posd-test", this network is "other"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tx := chain.Transaction{Type: tc.typ, ChainID: testChainID, To: bob, Amount: tc.amount, Fee: tc.fee, Nonce: 3}
+			if tc.typ == chain.TxStake || tc.typ == chain.TxUnstake {
+				tx.To = alice
+			}
+			key.SignTx(&tx)
+			err := precheck(&TxSendOptions{Key: "alice"}, tc.g, &tx, acc)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tc.want {
+				t.Errorf("got  %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSubmitErrorHints: the node's codes are matched as chain's and the
+// pool's typed errors; each gets its hint, and the code and message stay.
+func TestSubmitErrorHints(t *testing.T) {
+	for code, hint := range map[string]string{
+		"bad_nonce":            "; another transaction from this key may have been sent meanwhile, try again",
+		"nonce_gap":            "; another transaction from this key may have been sent meanwhile, try again",
+		"already_known":        "; nothing new was sent",
+		"wrong_chain":          "; is --node the network you meant?",
+		"pool_full":            "; try again later",
+		"unavailable":          "; try again later",
+		"exchange_not_allowed": "; this network lets only its genesis authorities EXCHANGE",
+		"insufficient_funds":   "",
+	} {
+		err := submitError(&client.APIError{Status: 422, Code: code, Message: "why"})
+		if want := "the node refused the transaction: " + code + ": why" + hint; err.Error() != want {
+			t.Errorf("%s: got %q, want %q", code, err, want)
+		}
+	}
+	plain := errors.New("connection reset")
+	if err := submitError(plain); err != plain {
+		t.Errorf("a transport error was rewritten: %v", err)
+	}
+	unauth := &client.APIError{Status: 401, Code: "unauthorized", Message: "token"}
+	if err := submitError(unauth); err != unauth {
+		t.Errorf("unauthorized was rewritten: %v", err)
 	}
 }

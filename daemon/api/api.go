@@ -34,6 +34,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/metrics"
 )
 
 // Backend is what the node gives the API. The daemon implements it. Methods
@@ -64,8 +65,6 @@ type Backend interface {
 	// SubscribeBlocks delivers each new head until cancel is called; the
 	// channel closes when the node stops.
 	SubscribeBlocks() (ch <-chan *chain.Block, cancel func())
-	// Metrics are written as gauges in /metrics, "posd_" prefixed.
-	Metrics() map[string]float64
 }
 
 // ErrNotFound is what Backend lookups return (or wrap) for an absent block or
@@ -99,6 +98,9 @@ type Options struct {
 	CheckHost bool
 	// AllowedHosts are further Host names CheckHost accepts ("*": any).
 	AllowedHosts []string
+	// Metrics is what GET /metrics serves (its Registry) and where request
+	// durations go (its API). Nil: a registry of the API's own metrics.
+	Metrics *metrics.Metrics
 }
 
 // HealthChecker is optional for a Backend: while Health returns an error

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/metrics"
 )
 
 // Codes of the API's own errors (rule codes come from chain and the pool).
@@ -58,6 +60,8 @@ type server struct {
 	conns        *ConnLimiter  // nil when the listener is not limited
 	checkHost    bool
 	allowedHosts []string
+	met          *metrics.API // request durations; nil-safe
+	promHandler  http.Handler // GET /metrics
 }
 
 func newServer(o Options) *server {
@@ -88,6 +92,11 @@ func newServer(o Options) *server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.New()
+	}
+	s.met, s.promHandler = o.Metrics.API, o.Metrics.Handler()
+	s.registerMetrics(o.Metrics)
 	for _, rt := range routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 		if !slices.Contains(s.methods, rt.method) {
@@ -99,6 +108,27 @@ func newServer(o Options) *server {
 	}
 	slices.Sort(s.methods)
 	return s
+}
+
+// registerMetrics puts the API's own bounds on m: event streams open and
+// dropped, heavy answers in flight, connections open and refused. A
+// registry serves one API server (a second registration is skipped).
+func (s *server) registerMetrics(m *metrics.Metrics) {
+	if m == nil || m.Registry == nil {
+		return
+	}
+	gauge := func(name, help string, f func() float64) {
+		_ = m.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: metrics.Namespace, Name: name, Help: help}, f))
+	}
+	gauge("api_event_streams", "Open /v1/events streams.", func() float64 { n, _ := s.hub.stats(); return float64(n) })
+	_ = m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_event_streams_dropped",
+		Help: "Event streams dropped for falling behind their byte budget."}, func() float64 { _, d := s.hub.stats(); return float64(d) }))
+	gauge("api_heavy_in_flight", "List answers being written now (capped by --api-max-lists).", func() float64 { return float64(len(s.heavy)) })
+	if s.conns != nil {
+		gauge("api_connections_open", "Open API connections.", func() float64 { return float64(s.conns.Open()) })
+		_ = m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_connections_refused",
+			Help: "API connections refused at the connection cap."}, func() float64 { return float64(s.conns.Refused()) }))
+	}
 }
 
 // ServeHTTP logs, recovers panics, and answers unknown routes and wrong
@@ -115,6 +145,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the slots new clients (and health checks) need.
 		sw.Header().Set("Connection", "close")
 	}
+	route := metrics.UnmatchedRoute
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -134,13 +165,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.Int("status", sw.Status()), slog.Duration("duration", time.Since(start)))
 		}
+		s.met.ObserveRequest(route, sw.Status(), time.Since(start))
 	}()
 	if !s.hostAllowed(r.Host) {
 		s.writeError(sw, r, http.StatusForbidden, codeHostNotAllowed,
 			fmt.Sprintf("Host %q is not allowed on a loopback listener (DNS rebinding guard); use localhost or 127.0.0.1, or list the name in --api-allowed-hosts", r.Host))
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
 		if allow := s.allowed(r); len(allow) > 0 {
 			sw.Header().Set("Allow", strings.Join(allow, ", "))
 			s.writeError(sw, r, http.StatusMethodNotAllowed, codeMethodNotAllowed,
@@ -150,6 +183,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(sw, r, http.StatusNotFound, codeNotFound, fmt.Sprintf("no route %s %s", r.Method, r.URL.Path))
 		return
 	}
+	route = pattern // a line of the route table: bounded label values
 	s.mux.ServeHTTP(sw, r)
 }
 

@@ -2,12 +2,7 @@ package api
 
 import (
 	"encoding/json"
-	"maps"
-	"math"
 	"net/http"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -166,73 +161,4 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 	}
-}
-
-// metrics is GET /metrics: the backend's metrics as Prometheus gauges.
-func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
-	m := maps.Clone(s.b.Metrics())
-	if m == nil {
-		m = map[string]float64{}
-	}
-	subs, dropped := s.hub.stats()
-	m["api_event_streams"] = float64(subs)
-	m["api_event_streams_dropped"] = float64(dropped)
-	m["api_heavy_in_flight"] = float64(len(s.heavy))
-	if s.conns != nil {
-		m["api_connections_open"] = float64(s.conns.Open())
-		m["api_connections_refused"] = float64(s.conns.Refused())
-	}
-	names := make([]string, 0, len(m))
-	for name := range m {
-		names = append(names, name)
-	}
-	slices.Sort(names)
-	var sb strings.Builder
-	seen := make(map[string]bool, len(names))
-	for _, name := range names {
-		metric := metricName(name)
-		if seen[metric] {
-			s.log.Warn("api: /metrics: two metrics share a name", "name", metric)
-			continue
-		}
-		seen[metric] = true
-		sb.WriteString("# TYPE ")
-		sb.WriteString(metric)
-		sb.WriteString(" gauge\n")
-		sb.WriteString(metric)
-		sb.WriteByte(' ')
-		sb.WriteString(formatFloat(m[name]))
-		sb.WriteByte('\n')
-	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(sb.String()))
-	return nil
-}
-
-// metricName prefixes name with posd_ (unless it has it) and replaces
-// characters Prometheus names cannot hold with '_'.
-func metricName(name string) string {
-	if !strings.HasPrefix(name, "posd_") {
-		name = "posd_" + name
-	}
-	b := []byte(name)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == ':') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-func formatFloat(v float64) string {
-	switch {
-	case math.IsNaN(v):
-		return "NaN"
-	case math.IsInf(v, 1):
-		return "+Inf"
-	case math.IsInf(v, -1):
-		return "-Inf"
-	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
 }

@@ -2,9 +2,11 @@ package chainmgr
 
 import (
 	"sync"
+	"time"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/election"
+	"github.com/poslab/posd/daemon/metrics"
 )
 
 // elections computes the forger candidates for the child of a parent block
@@ -17,6 +19,7 @@ type elections struct {
 	g       *chain.Genesis
 	alg     election.Algorithm
 	maxRank uint32
+	met     *metrics.Chain // nil-safe
 
 	mu    sync.Mutex
 	calls map[chain.Hash]*electionCall
@@ -64,7 +67,9 @@ func (e *elections) candidates(parentBlock *chain.Block, state *chain.State) []c
 		}
 	}
 	e.mu.Unlock()
+	start := time.Now()
 	c.cands = chain.ElectWith(e.alg, e.maxRank, chain.ElectionSeed(e.g, &parentBlock.Header), chain.ElectionTable(e.g, state))
+	e.met.ObserveElection(time.Since(start))
 	close(c.done)
 	return c.cands
 }

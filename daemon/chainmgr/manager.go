@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 )
 
@@ -78,6 +79,8 @@ type Config struct {
 	Verifier *Verifier // nil: a new one
 	Logger   *slog.Logger
 	Now      func() time.Time // nil: time.Now
+	// Metrics receives import, election and commit times; nil records nothing.
+	Metrics *metrics.Chain
 }
 
 // Manager is the chain manager. Its methods are safe for concurrent use.
@@ -89,6 +92,7 @@ type Manager struct {
 	elect  *elections
 	log    *slog.Logger
 	now    func() time.Time
+	met    *metrics.Chain // nil-safe
 
 	// mu serialises importers; readers never take it.
 	mu        sync.Mutex
@@ -139,6 +143,11 @@ func New(cfg Config) (*Manager, error) {
 		g: cfg.Genesis, st: cfg.Store, verify: cfg.Verifier, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
 		subs:  make(map[chan Event]struct{}),
+		met:   cfg.Metrics,
+	}
+	if cfg.Metrics != nil {
+		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
+		m.elect.met = cfg.Metrics
 	}
 	if m.verify == nil {
 		m.verify = NewVerifier(cfg.Genesis.ChainID, 0)

@@ -3,8 +3,10 @@ package chainmgr
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 )
 
@@ -35,6 +37,13 @@ func (m *Manager) precheck(b *chain.Block) error {
 // *HaltedError or ErrClosed. A block is fully validated on its parent's
 // state before it is stored, whatever branch it is on.
 func (m *Manager) ProcessBlock(b *chain.Block) error {
+	start := time.Now()
+	err := m.processBlock(b)
+	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
+	return err
+}
+
+func (m *Manager) processBlock(b *chain.Block) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -351,6 +360,13 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Bloc
 // of blocks[accepted], with ProcessBlock's meanings. Known blocks and side
 // blocks kept count as got through.
 func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
+	start := time.Now()
+	n, err := m.processBlocks(blocks)
+	m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(start))
+	return n, err
+}
+
+func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	if err := m.usable(); err != nil {
 		return 0, err
 	}

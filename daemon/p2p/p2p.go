@@ -38,6 +38,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/x/rate"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
@@ -96,6 +97,9 @@ type Config struct {
 	Peers      []string           // multiaddrs with /p2p/<id> to connect to at start (and re-dial periodically if disconnected)
 	MDNS       bool
 	Logger     *slog.Logger
+	// Metrics receives libp2p's own metrics (swarm, identify, event bus,
+	// ...); nil turns them off.
+	Metrics prometheus.Registerer
 
 	// Per-peer gossip budgets; zero takes the default. Messages beyond a
 	// budget are dropped before validation (ignored, not forwarded).
@@ -204,11 +208,15 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 	if err := addAddrInfos(dials, cfg.Peers); err != nil {
 		return nil, err
 	}
-	rm, err := newResourceManager()
+	rm, err := newResourceManager(cfg.Metrics != nil)
 	if err != nil {
 		return nil, fmt.Errorf("p2p: resource manager: %w", err)
 	}
 	g := &gater{banned: map[peer.ID]time.Time{}}
+	metricsOpt := libp2p.DisableMetrics()
+	if cfg.Metrics != nil {
+		metricsOpt = libp2p.PrometheusRegisterer(cfg.Metrics)
+	}
 	hst, err := libp2p.New(
 		libp2p.Identity(key),
 		libp2p.ListenAddrs(listen),
@@ -216,7 +224,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(g),
 		libp2p.DisableRelay(),
-		libp2p.DisableMetrics(),
+		metricsOpt,
 	)
 	if err != nil {
 		rm.Close()
@@ -532,7 +540,10 @@ const maxConns = 4096
 // newResourceManager keeps the default memory and stream limits but raises
 // the connection limits, which bite when many nodes share one address
 // (8 per IP by default).
-func newResourceManager() (network.ResourceManager, error) {
+// newResourceManager builds the resource manager; with metrics it reports
+// its usage to libp2p's rcmgr metrics (process-wide, on every registry
+// libp2p was given).
+func newResourceManager(metrics bool) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
 	conns := rcmgr.ResourceLimits{
@@ -543,12 +554,15 @@ func newResourceManager() (network.ResourceManager, error) {
 	}
 	partial := rcmgr.PartialLimitConfig{System: conns, Transient: conns}
 	limits := partial.Build(scaling.AutoScale())
-	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits),
+	opts := []rcmgr.Option{
 		rcmgr.WithLimitPerSubnet(
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 32, ConnCount: 1024}},
 			[]rcmgr.ConnLimitPerSubnet{{PrefixLength: 56, ConnCount: 1024}},
 		),
 		rcmgr.WithConnRateLimiters(&rate.Limiter{}),
-		rcmgr.WithMetricsDisabled(),
-	)
+	}
+	if !metrics {
+		opts = append(opts, rcmgr.WithMetricsDisabled())
+	}
+	return rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), opts...)
 }
