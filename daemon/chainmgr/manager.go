@@ -108,6 +108,8 @@ type Manager struct {
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
 
+	ev evidencePool // evidence.go
+
 	stats stats
 }
 
@@ -140,6 +142,7 @@ func New(cfg Config) (*Manager, error) {
 		elect: newElections(cfg.Genesis, alg),
 		subs:  make(map[chan Event]struct{}),
 	}
+	m.ev.init()
 	if m.verify == nil {
 		m.verify = NewVerifier(cfg.Genesis.ChainID, 0)
 	}
