@@ -352,3 +352,18 @@ func TestEvidenceEncoded(t *testing.T) {
 		t.Fatal("decoded a version 3 block without evidence")
 	}
 }
+
+func TestEvidenceCodec(t *testing.T) {
+	c := newTestChain(t, testGenesis(t))
+	e := equivocation(c)
+	data := EncodeEvidence(&e)
+	back, err := DecodeEvidence(data)
+	if err != nil || back.ID() != e.ID() {
+		t.Fatalf("round trip: %v", err)
+	}
+	for _, bad := range [][]byte{nil, data[:len(data)-1], append(append([]byte{}, data...), 0)} {
+		if _, err := DecodeEvidence(bad); err == nil {
+			t.Fatalf("decoded %d bad bytes", len(bad))
+		}
+	}
+}

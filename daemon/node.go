@@ -60,6 +60,7 @@ type Config struct {
 	MDNS          bool
 	NoNetwork     bool // no p2p at all (tests of a single node)
 	PoolLimit     int
+	Byzantine     string // a byzantine behaviour, lab networks only (lab.go)
 	Logger        *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
@@ -93,6 +94,7 @@ type Node struct {
 
 	subsMu sync.Mutex
 	subs   map[chan *chain.Block]struct{}
+	evSubs evidenceSubs // lab.go
 
 	metrics nodeMetrics
 	ownMu   sync.Mutex // serialises transactions signed with the node key
@@ -204,7 +206,7 @@ func (n *Node) openChain(st *store.Store) error {
 		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,
 	}
 	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
-	return nil
+	return n.setupLab()
 }
 
 func (n *Node) resolveGenesis(st *store.Store) (*chain.Genesis, error) {
@@ -347,6 +349,13 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() {
 		defer n.wg.Done()
 		n.forger.run(n.ctx)
+	}()
+	evs, evCancel := n.chain.SubscribeEvidence(64)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer evCancel()
+		n.followEvidence(evs)
 	}()
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)

@@ -106,6 +106,8 @@ func pageSize(from, end uint64) int {
 func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	ch, cancel := s.b.SubscribeBlocks()
 	defer cancel()
+	evCh, evCancel := s.evidenceEvents() // evidence.go
+	defer evCancel()
 	rc, extend := streaming(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -135,6 +137,12 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-tick.C:
 			msg = []byte(": heartbeat\n\n")
+		case ev, ok := <-evCh:
+			if !ok {
+				evCh = nil
+				continue
+			}
+			msg = evidenceMessage(ev)
 		case b, ok := <-ch:
 			if !ok {
 				return nil // the node is stopping

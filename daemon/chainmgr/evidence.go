@@ -327,3 +327,7 @@ func (m *Manager) SubscribeEvidence(buffer int) (<-chan EvidenceEvent, func()) {
 func (s *Snapshot) Slashed(forger chain.Address, height uint64) (chain.Slashing, bool) {
 	return s.state.Slashed(forger, height)
 }
+
+// ReadState is the state after the head, for elections and reads: callers
+// must not change it (chain.ElectionTable may be called on it).
+func (s *Snapshot) ReadState() *chain.State { return s.state }
