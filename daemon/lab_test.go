@@ -135,3 +135,109 @@ func TestByzantineRefusedOffLab(t *testing.T) {
 		t.Fatal("an unknown behaviour was accepted")
 	}
 }
+
+// slotCost runs rounds of one transaction each on a lab devnet whose node
+// 2 runs behaviour, and returns for each committed block whether node 2
+// was elected at rank 0 for it, its rank, and the time from submission to
+// the moment every node agreed on it.
+type roundCost struct {
+	height   uint64
+	won      bool // node 2 was the rank-0 candidate
+	rank     uint32
+	forger   chain.Address
+	final    time.Duration
+	stampLag int64 // block timestamp − submission, ms
+}
+
+func slotCosts(t *testing.T, behaviour string, rounds int) (*Devnet, []roundCost) {
+	t.Helper()
+	d := labNet(t, behaviour)
+	g := d.Nodes[0].Genesis()
+	user, _ := keystore.Generate()
+	var out []roundCost
+	for round := 0; round < rounds; round++ {
+		waitUntil(t, 30*time.Second, "agreement before the round", func() bool { return agreed(d.Nodes...) })
+		parent := d.Nodes[0].Head()
+		state := d.Nodes[0].chain.Snapshot().ReadState()
+		cands, err := chain.Elect(g, &parent.Header, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		submitted := time.Now()
+		id := sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
+		var b *chain.Block
+		waitUntil(t, 30*time.Second, fmt.Sprintf("round %d final on every node", round), func() bool {
+			if !agreed(d.Nodes...) {
+				return false
+			}
+			info, err := d.Nodes[0].TxInfo(id)
+			if err != nil || info.Height == nil {
+				return false
+			}
+			b, err = d.Nodes[0].BlockByHeight(*info.Height)
+			return err == nil
+		})
+		out = append(out, roundCost{
+			height: b.Height, won: len(cands) > 0 && cands[0] == d.Nodes[1].Address(), rank: b.Rank, forger: b.Forger,
+			final: time.Since(submitted), stampLag: b.Timestamp - submitted.UnixMilli(),
+		})
+	}
+	return d, out
+}
+
+// TestOfflineCostsOneSlot: an offline staker never forges, and each height
+// it wins is forged by rank 1, one slot later: the cost is one slot.
+func TestOfflineCostsOneSlot(t *testing.T) {
+	d, costs := slotCosts(t, "offline", 12)
+	slot := d.Nodes[0].Genesis().SlotMs
+	won := 0
+	for _, c := range costs {
+		if c.forger == d.Nodes[1].Address() {
+			t.Fatalf("the offline node forged block %d", c.height)
+		}
+		if c.won {
+			won++
+			if c.rank != 1 {
+				t.Errorf("block %d: node 2 offline at rank 0, block at rank %d (want the next rank)", c.height, c.rank)
+			}
+		} else if c.rank != 0 {
+			t.Errorf("block %d at rank %d though node 2 was not rank 0", c.height, c.rank)
+		}
+		// The forger dates the block when it forges: rank × slot after
+		// the transaction was due, plus gossip; a slot of slack for 2 cores.
+		if c.stampLag > int64(c.rank)*slot+slot {
+			t.Errorf("block %d (rank %d) dated %d ms after the transaction: more than %d", c.height, c.rank, c.stampLag, int64(c.rank)*slot+slot)
+		}
+		t.Logf("block %d: node 2 rank 0 %v, rank %d, dated +%d ms, final after %v", c.height, c.won, c.rank, c.stampLag, c.final.Round(time.Millisecond))
+	}
+	if won == 0 {
+		t.Fatal("node 2 (two thirds of the stake) never won a height: the test measured nothing")
+	}
+}
+
+// TestWithholdCostsOneSlot: a withholding forger publishes its block a
+// slot late; its block, of a better rank, still wins, and the chain loses
+// at most one slot per block it wins.
+func TestWithholdCostsOneSlot(t *testing.T) {
+	d, costs := slotCosts(t, "withhold", 12)
+	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
+	won := 0
+	var honestWorst, wonWorst time.Duration
+	for _, c := range costs {
+		if c.won {
+			won++
+			wonWorst = max(wonWorst, c.final)
+		} else {
+			honestWorst = max(honestWorst, c.final)
+		}
+		t.Logf("block %d: node 2 rank 0 %v, forger %s rank %d, final after %v", c.height, c.won, c.forger.Short(), c.rank, c.final.Round(time.Millisecond))
+	}
+	if won == 0 {
+		t.Fatal("node 2 never won a height: the test measured nothing")
+	}
+	// Withheld blocks become final one slot later than honest ones (the
+	// slot it withholds), with a slot of slack for 2 shared cores.
+	if wonWorst > 3*slot {
+		t.Errorf("a withheld height took %v to become final: more than a slot beyond an honest one (slot %v)", wonWorst, slot)
+	}
+}
