@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/poslab/posd/chain"
@@ -87,7 +88,7 @@ func New(name string, env Env) (Behaviour, error) {
 	case "grind":
 		return &grind{base: base{env}, variants: DefaultGrindVariants}, nil
 	case "offline":
-		return offline{env: env}, nil
+		return &offline{env: env}, nil
 	default:
 		return &withhold{base{env}}, nil
 	}
@@ -104,15 +105,20 @@ func (x base) Publish(b *chain.Block, _ *chain.Block) { x.env.Publish(b) }
 
 // offline stakes but never forges: the chain falls back to the next rank,
 // one slot later, at every height it wins.
-type offline struct{ env Env }
+type offline struct {
+	env  Env
+	last atomic.Uint64 // the last height logged, so each is logged once
+}
 
-func (offline) Name() string { return "offline" }
-func (o offline) Forge(height uint64) bool {
-	o.env.Log.Warn("BYZANTINE offline: elected, not forging", "height", height)
+func (*offline) Name() string { return "offline" }
+func (o *offline) Forge(height uint64) bool {
+	if o.last.Swap(height) != height {
+		o.env.Log.Warn("BYZANTINE offline: elected, not forging", "height", height)
+	}
 	return false
 }
-func (offline) Build(b *chain.Block, _ *chain.Block, _ *chain.State) *chain.Block { return b }
-func (offline) Publish(*chain.Block, *chain.Block)                                {}
+func (*offline) Build(b *chain.Block, _ *chain.Block, _ *chain.State) *chain.Block { return b }
+func (*offline) Publish(*chain.Block, *chain.Block)                                {}
 
 // withhold forges but publishes one slot late: by then the next rank has
 // forged, and the withheld block, of a better rank, wins the fork choice
