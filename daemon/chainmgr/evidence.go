@@ -226,13 +226,27 @@ func (m *Manager) observeEvidence(b *chain.Block, hash chain.Hash) {
 // evidence is new here and valid (forward it), false when it is known,
 // already slashed on the main chain, or too old to include any more; a
 // rule error when it is malformed (the sender's fault, see IsPeerFault).
+//
+// Evidence is dropped unchecked when the pool knows its (forger, height),
+// and after the check when it is for a height this node has not reached
+// (a node behind leaves it to the others) or a forger without stake here
+// (it would burn nothing; keys without stake cannot flood the pool).
 func (m *Manager) AddEvidence(e chain.Evidence) (bool, error) {
+	m.ev.mu.Lock()
+	_, known := m.ev.records[evKey{e.Forger(), e.Height()}]
+	m.ev.mu.Unlock()
+	if known {
+		return false, nil
+	}
 	snap := m.snap.Load()
 	next := snap.Height() + 1
 	if err := e.Check(m.g, max(next, e.Height()+1)); err != nil {
 		return false, err
 	}
-	if next-min(next, e.Height()) > chain.MaxEvidenceAge {
+	if e.Height() >= next || next-e.Height() > chain.MaxEvidenceAge {
+		return false, nil
+	}
+	if snap.state.Account(e.Forger()).Stake == 0 {
 		return false, nil
 	}
 	if _, ok := snap.state.Slashed(e.Forger(), e.Height()); ok {

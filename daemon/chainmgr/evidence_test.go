@@ -80,8 +80,8 @@ func TestEvidenceDetectedAndSlashed(t *testing.T) {
 	if fwd, err := m.AddEvidence(pending[0]); fwd || err != nil {
 		t.Fatalf("known evidence: forward %v, err %v", fwd, err)
 	}
-	bad := pending[0]
-	bad.B = bad.A
+	bad := pending[0] // claims height 7 with headers signed for height 1
+	bad.A.Height, bad.B.Height = 7, 7
 	if _, err := m.AddEvidence(bad); chain.CodeOf(err) != chain.ErrBadEvidence.Code || !IsPeerFault(err) {
 		t.Fatalf("malformed evidence: %v", err)
 	}
@@ -114,5 +114,19 @@ func TestEvidenceFromPeer(t *testing.T) {
 	}
 	if len(m.PendingEvidence()) != 1 {
 		t.Fatal("evidence from a peer not pending")
+	}
+	// A key without stake signing two headers is no threat and no evidence
+	// worth keeping; nor is evidence for a height this node has not reached.
+	r1, r2 := tc.block(tc.rich, g0, 10), tc.block(tc.rich, g0, 11)
+	if fwd, err := m.AddEvidence(chain.NewEvidence(g0.Seed, &r1.Header, &r2.Header)); fwd || err != nil {
+		t.Fatalf("evidence against a key without stake: forward %v, err %v", fwd, err)
+	}
+	f1 := tc.block(tc.forger, x, 10)
+	f3, f4 := tc.block(tc.forger, f1, 10), tc.block(tc.forger, f1, 12)
+	if fwd, err := m.AddEvidence(chain.NewEvidence(f1.Seed, &f3.Header, &f4.Header)); fwd || err != nil {
+		t.Fatalf("evidence above the head: forward %v, err %v", fwd, err)
+	}
+	if len(m.PendingEvidence()) != 1 {
+		t.Fatal("ignored evidence became pending")
 	}
 }
