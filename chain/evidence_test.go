@@ -367,3 +367,29 @@ func TestEvidenceCodec(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeBlockWithEvidence: version 3 blocks decode losslessly or not
+// at all, and their evidence checks answer with a code, never a panic.
+func FuzzDecodeBlockWithEvidence(f *testing.F) {
+	c := newTestChain(f, testGenesis(f))
+	e := equivocation(c)
+	b := withEvidence(c, e)
+	f.Add(EncodeBlock(b))
+	f.Add(EncodeEvidence(&e))
+	g := c.g
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if blk, err := DecodeBlock(data); err == nil {
+			if again := EncodeBlock(blk); string(again) != string(data) {
+				t.Fatalf("re-encoding differs")
+			}
+			if err := checkBlockEvidence(g, blk); err != nil && CodeOf(err) == "" {
+				t.Fatalf("evidence error without a code: %v", err)
+			}
+		}
+		if ev, err := DecodeEvidence(data); err == nil {
+			if err := ev.Check(g, ev.Height()+1); err != nil && CodeOf(err) == "" {
+				t.Fatalf("evidence error without a code: %v", err)
+			}
+		}
+	})
+}

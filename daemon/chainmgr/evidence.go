@@ -345,3 +345,25 @@ func (s *Snapshot) Slashed(forger chain.Address, height uint64) (chain.Slashing,
 // ReadState is the state after the head, for elections and reads: callers
 // must not change it (chain.ElectionTable may be called on it).
 func (s *Snapshot) ReadState() *chain.State { return s.state }
+
+// loadEvidence fills the pool's records from the evidence the main chain
+// carried in its last MaxEvidenceAge blocks, so a restarted node lists
+// recent slashings too (older ones live on in the state's records).
+func (m *Manager) loadEvidence() error {
+	from := uint64(1)
+	if m.head.Height > chain.MaxEvidenceAge {
+		from = m.head.Height - chain.MaxEvidenceAge
+	}
+	blocks, err := m.st.Blocks(from, chain.MaxEvidenceAge+1)
+	if err != nil {
+		return err
+	}
+	var carried []*chain.Block
+	for _, b := range blocks {
+		if len(b.Evidence) > 0 {
+			carried = append(carried, b)
+		}
+	}
+	m.ev.onChain(carried, nil, m.state, m.now())
+	return nil
+}

@@ -93,6 +93,9 @@ func TestEvidenceDetectedAndSlashed(t *testing.T) {
 	if s, ok := tc.m.Snapshot().Slashed(tc.forger.Address(), 1); !ok || s.Burned != 50 || s.IncludedIn != 2 {
 		t.Fatalf("slashing record after restart: %+v %v", s, ok)
 	}
+	if recs := tc.m.Evidence(); len(recs) != 1 || recs[0].IncludedIn != 2 || recs[0].Burned != 50 {
+		t.Fatalf("records after restart %+v, want the slashing from the chain", recs)
+	}
 }
 
 // TestEvidenceFromPeer: evidence received is pending and forwarded once.

@@ -163,6 +163,9 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
+	if err := m.loadEvidence(); err != nil {
+		return nil, err
+	}
 	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
