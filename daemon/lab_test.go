@@ -1,12 +1,17 @@
 package daemon
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/byzantine"
 	"github.com/poslab/posd/keystore"
 )
@@ -80,8 +85,40 @@ func TestEquivocatorSlashed(t *testing.T) {
 	if got := d.Nodes[1].Status().Byzantine; got != "equivocate" {
 		t.Fatalf("status byzantine %q", got)
 	}
+	// Node 1's event stream must tell of the evidence and the slashing.
+	resp, err := http.Get(d.Nodes[0].APIURL() + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	seen := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok && ev != "block" {
+				select {
+				case seen <- ev:
+				default:
+				}
+			}
+		}
+	}()
 	untilEquivocation(t, d)
 	s, stakes := firstSlashing(t, d)
+	got := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for !got["evidence"] || !got["slashing"] {
+		select {
+		case ev := <-seen:
+			got[ev] = true
+		case <-deadline:
+			t.Fatalf("/v1/events told only %v", got)
+		}
+	}
+	var listed []rpc.Evidence
+	if err := getJSON(d.Nodes[2].APIURL()+"/v1/evidence", &listed); err != nil || len(listed) == 0 {
+		t.Fatalf("GET /v1/evidence on node 3: %v, %d items", err, len(listed))
+	}
 	if s.IncludedIn-s.Height > 3 {
 		t.Fatalf("equivocation at %d slashed in block %d: more than 3 slots later", s.Height, s.IncludedIn)
 	}
@@ -240,4 +277,16 @@ func TestWithholdCostsOneSlot(t *testing.T) {
 	if wonWorst > 3*slot {
 		t.Errorf("a withheld height took %v to become final: more than a slot beyond an honest one (slot %v)", wonWorst, slot)
 	}
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
