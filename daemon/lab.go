@@ -88,6 +88,44 @@ func (n *Node) Byzantine() string {
 	return n.forger.lab.behaviour.Name()
 }
 
+// startLab follows the evidence pool and runs a behaviour that works on
+// its own (the private attack), until the node stops.
+func (n *Node) startLab() {
+	evs, evCancel := n.chain.SubscribeEvidence(64)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer evCancel()
+		n.followEvidence(evs)
+	}()
+	r, ok := n.forger.lab.behaviour.(byzantine.Runner)
+	if !ok {
+		return
+	}
+	access := byzantine.NodeAccess{
+		Head: func() (*chain.Block, *chain.State) {
+			snap := n.chain.Snapshot()
+			return snap.Head(), snap.ReadState().Clone()
+		},
+		Address: n.key.Address(),
+		SignTx:  n.key.SignTx,
+		Submit: func(tx chain.Transaction) error {
+			_, err := n.SubmitTx(tx)
+			return err
+		},
+		Committed: func(id chain.Hash) (uint64, bool) {
+			h, _, err := n.chain.TxLocation(id)
+			return h, err == nil
+		},
+		Import: n.chain.ProcessBlock,
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		r.Run(n.ctx, access)
+	}()
+}
+
 // followEvidence gossips evidence seen here, wakes the forger to carry
 // it, and tells API subscribers; until the node stops.
 func (n *Node) followEvidence(ch <-chan chainmgr.EvidenceEvent) {

@@ -290,3 +290,54 @@ func getJSON(url string, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// TestPrivateReversesPaymentWithoutHeartbeat: node 2, a third of the
+// stake, pays the merchant in public and forges a private chain with a
+// double spend from the block before; with the heartbeat off the idle
+// public chain stops once the payment is 6 deep, the private chain
+// overtakes it, and every node reorganises: the merchant is not paid.
+func TestPrivateReversesPaymentWithoutHeartbeat(t *testing.T) {
+	d := startNet(t, []uint64{10, 10, 10}, func(i int, c *Config) {
+		if i == 2 {
+			c.Byzantine = "private"
+		}
+	}, func(p *GenesisParams) { p.Lab, p.Heartbeat = true, false })
+	waitPeers(t, d, 2)
+	user, _ := keystore.Generate()
+	send := func(round int) {
+		nonce := d.Nodes[0].Account(user.Address()).Nonce
+		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
+		waitUntil(t, 30*time.Second, fmt.Sprintf("traffic %d committed", round), func() bool {
+			return d.Nodes[0].Account(user.Address()).Nonce > nonce
+		})
+	}
+	send(0) // the chain moves: the attacker pays
+	merchant := byzantine.Merchant()
+	waitUntil(t, 30*time.Second, "the merchant paid", func() bool {
+		return d.Nodes[0].Account(merchant).Balance == byzantine.PrivatePayment
+	})
+	// Other traffic makes the payment 6 deep; then the network is idle.
+	for round := 1; round <= byzantine.PrivateDepth-1; round++ {
+		send(round)
+	}
+	attacker := d.Nodes[1].forger.lab.behaviour
+	waitUntil(t, 120*time.Second, "the private chain published and the payment reversed on every node", func() bool {
+		if byzantine.Published(attacker) == 0 || !agreed(d.Nodes...) {
+			return false
+		}
+		for _, n := range d.Nodes {
+			if n.Account(merchant).Balance != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("payment reversed: private chain published up to height %d; head %d", byzantine.Published(attacker), d.Nodes[0].Height())
+}
+
+// TestPrivateFailsWithHeartbeat is the same attack with the heartbeat on:
+// the honest chain keeps growing while the payment is less than max_reorg
+// deep, and a third of the stake cannot catch up.
+func TestPrivateFailsWithHeartbeat(t *testing.T) {
+	t.Skip("the genesis heartbeat is not implemented in this branch's forger (daemon/forger.go, another branch): the attack with the heartbeat on has nothing to measure here yet")
+}

@@ -350,13 +350,7 @@ func (n *Node) Start(ctx context.Context) error {
 		defer n.wg.Done()
 		n.forger.run(n.ctx)
 	}()
-	evs, evCancel := n.chain.SubscribeEvidence(64)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		defer evCancel()
-		n.followEvidence(evs)
-	}()
+	n.startLab() // lab.go
 	n.log.Info("node started", "api", "http://"+ln.Addr().String(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {

@@ -49,7 +49,7 @@ type Behaviour interface {
 }
 
 // Names lists the behaviours New knows.
-func Names() []string { return []string{"equivocate", "grind", "offline", "withhold"} }
+func Names() []string { return []string{"equivocate", "grind", "offline", "private", "withhold"} }
 
 // ErrNotLab refuses a behaviour on a network made for real use.
 var ErrNotLab = errors.New(`byzantine behaviours run only on a lab network (genesis "lab": true; posd devnet --lab, posd start --genesis --lab)`)
@@ -89,6 +89,8 @@ func New(name string, env Env) (Behaviour, error) {
 		return &grind{base: base{env}, variants: DefaultGrindVariants}, nil
 	case "offline":
 		return &offline{env: env}, nil
+	case "private":
+		return &private{base: base{env}}, nil
 	default:
 		return &withhold{base{env}}, nil
 	}
