@@ -21,8 +21,25 @@ import (
 //	per tx:    type, chain_id, from, to (length + bytes each),
 //	           amount 8, fee 8, nonce 8, public_key, signature (length + bytes)
 //
-// Version 2 added seed_proof and seed.
-const blockCodecVersion = 2
+// Version 2 added seed_proof and seed. Version 3, written only for blocks
+// with evidence (or an evidence root), adds after seed:
+//
+//	evidence_root 32
+//
+// and after the transactions:
+//
+//	evidence count uvarint
+//	per item:  parent_seed 32, then headers a and b, each: the header
+//	           fields as above (with evidence_root) and signature
+//
+// so every block without evidence keeps its version 2 bytes.
+const (
+	blockCodecVersion    = 2
+	evidenceCodecVersion = 3
+)
+
+// minEvidenceLen is the smallest encoding of one evidence item.
+const minEvidenceLen = 32 + 2*(8+32+8+1+1+4+32+1+32+32+1)
 
 // maxFieldLen bounds every string in an encoded block: real fields are at
 // most 128 bytes, so anything longer is garbage and is refused before it
@@ -40,15 +57,61 @@ func EncodeBlock(b *Block) []byte {
 	h := &b.Header
 	n := 1 + 8 + 32 + 8 + 4 + 32 + 32 + 5*binary.MaxVarintLen64 + len(h.Forger) + len(h.ForgerPublicKey) + len(h.SeedProof) + len(h.Signature)
 	n += len(b.Transactions) * (24 + 6*2 + 10 + 40 + 40 + 64 + 128 + 16)
+	withEvidence := len(b.Evidence) > 0 || !h.EvidenceRoot.IsZero()
+	if withEvidence {
+		n += 32 + binary.MaxVarintLen64 + len(b.Evidence)*1024
+	}
 	out := make([]byte, 0, n)
-	out = append(out, blockCodecVersion)
-	out = h.appendFields(out)
-	out = appendString(out, h.Signature)
+	if !withEvidence {
+		out = append(out, blockCodecVersion)
+		out = h.appendFields(out)
+		out = appendString(out, h.Signature)
+	} else {
+		out = append(out, evidenceCodecVersion)
+		out = h.appendV3(out)
+	}
 	out = binary.AppendUvarint(out, uint64(len(b.Transactions)))
 	for i := range b.Transactions {
 		out = appendTx(out, &b.Transactions[i])
 	}
+	if withEvidence {
+		out = binary.AppendUvarint(out, uint64(len(b.Evidence)))
+		for i := range b.Evidence {
+			e := &b.Evidence[i]
+			out = append(out, e.ParentSeed[:]...)
+			out = e.A.appendV3(out)
+			out = e.B.appendV3(out)
+		}
+	}
 	return out
+}
+
+// appendV3 appends a header as version 3 writes it: every field, the
+// evidence root always, then the signature.
+func (h *Header) appendV3(out []byte) []byte {
+	out = h.appendCore(out)
+	out = append(out, h.EvidenceRoot[:]...)
+	return appendString(out, h.Signature)
+}
+
+// headerV3 reads what appendV3 writes.
+func (d *decoder) headerV3(h *Header) {
+	d.core(h)
+	d.bytes(h.EvidenceRoot[:])
+	h.Signature = d.str()
+}
+
+// core reads what appendCore writes.
+func (d *decoder) core(h *Header) {
+	h.Height = d.u64()
+	d.bytes(h.PrevHash[:])
+	h.Timestamp = int64(d.u64())
+	h.Forger = Address(d.str())
+	h.ForgerPublicKey = d.str()
+	h.Rank = d.u32()
+	d.bytes(h.TxRoot[:])
+	h.SeedProof = d.str()
+	d.bytes(h.Seed[:])
 }
 
 // EncodeTx returns the binary encoding of one transaction (as inside a block).
@@ -70,21 +133,18 @@ func appendTx(out []byte, tx *Transaction) []byte {
 // not exactly one encoded block gives an error wrapping ErrDecode.
 func DecodeBlock(data []byte) (*Block, error) {
 	d := decoder{buf: data}
-	if v := d.byte(); d.err == nil && v != blockCodecVersion {
+	v := d.byte()
+	if d.err == nil && v != blockCodecVersion && v != evidenceCodecVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrDecode, v)
 	}
 	b := &Block{}
 	h := &b.Header
-	h.Height = d.u64()
-	d.bytes(h.PrevHash[:])
-	h.Timestamp = int64(d.u64())
-	h.Forger = Address(d.str())
-	h.ForgerPublicKey = d.str()
-	h.Rank = d.u32()
-	d.bytes(h.TxRoot[:])
-	h.SeedProof = d.str()
-	d.bytes(h.Seed[:])
-	h.Signature = d.str()
+	if v == evidenceCodecVersion {
+		d.headerV3(h)
+	} else {
+		d.core(h)
+		h.Signature = d.str()
+	}
 	count := d.uvarint()
 	if d.err == nil && count > uint64(len(d.buf)/minTxLen) {
 		return nil, fmt.Errorf("%w: %d transactions cannot fit in %d bytes", ErrDecode, count, len(d.buf))
@@ -94,6 +154,25 @@ func DecodeBlock(data []byte) (*Block, error) {
 	}
 	for i := range b.Transactions {
 		d.tx(&b.Transactions[i])
+	}
+	if v == evidenceCodecVersion {
+		n := d.uvarint()
+		if d.err == nil && n > uint64(len(d.buf)/minEvidenceLen) {
+			return nil, fmt.Errorf("%w: %d evidence items cannot fit in %d bytes", ErrDecode, n, len(d.buf))
+		}
+		if n > 0 {
+			b.Evidence = make([]Evidence, n)
+		}
+		for i := range b.Evidence {
+			e := &b.Evidence[i]
+			d.bytes(e.ParentSeed[:])
+			d.headerV3(&e.A)
+			d.headerV3(&e.B)
+		}
+		if d.err == nil && n == 0 && h.EvidenceRoot.IsZero() {
+			// Version 2 says this; one block, one encoding.
+			return nil, fmt.Errorf("%w: version 3 without evidence", ErrDecode)
+		}
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
@@ -211,4 +290,29 @@ func (d *decoder) tx(tx *Transaction) {
 	tx.Nonce = d.u64()
 	tx.PublicKey = d.str()
 	tx.Signature = d.str()
+}
+
+// EncodeEvidence returns the binary encoding of one evidence item (as
+// inside a version 3 block), for gossip.
+func EncodeEvidence(e *Evidence) []byte {
+	out := make([]byte, 0, 1024)
+	out = append(out, e.ParentSeed[:]...)
+	out = e.A.appendV3(out)
+	return e.B.appendV3(out)
+}
+
+// DecodeEvidence parses EncodeEvidence's output; it never panics.
+func DecodeEvidence(data []byte) (*Evidence, error) {
+	d := decoder{buf: data}
+	e := &Evidence{}
+	d.bytes(e.ParentSeed[:])
+	d.headerV3(&e.A)
+	d.headerV3(&e.B)
+	if d.err == nil && len(d.buf) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return e, nil
 }

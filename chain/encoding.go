@@ -83,16 +83,29 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 //	tx_root           32 bytes
 //	seed_proof        uvarint length, bytes (the hex as written)
 //	seed              32 bytes
+//	evidence_root     32 bytes, only when not zero (the block has evidence)
 //
-// v2 added seed_proof and seed (DESIGN "v2 rules": the VRF seed).
+// v2 added seed_proof and seed (DESIGN "v2 rules": the VRF seed), and then
+// evidence_root, left out when zero so blocks without evidence kept their
+// bytes and hashes.
 func (h *Header) SigningBytes() []byte {
-	b := make([]byte, 0, len(headerDomain)+8+32+8+3*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32+len(h.SeedProof)+32)
+	b := make([]byte, 0, len(headerDomain)+8+32+8+3*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32+len(h.SeedProof)+64)
 	return h.appendFields(append(b, headerDomain...))
 }
 
-// appendFields appends every header field but the signature, in the order
-// both the signing bytes and the block codec use.
+// appendFields appends every header field but the signature, as the
+// signing bytes have them: the evidence root only when it is not zero.
 func (h *Header) appendFields(b []byte) []byte {
+	b = h.appendCore(b)
+	if !h.EvidenceRoot.IsZero() {
+		b = append(b, h.EvidenceRoot[:]...)
+	}
+	return b
+}
+
+// appendCore appends every header field but the evidence root and the
+// signature, in the order the signing bytes and the block codec use.
+func (h *Header) appendCore(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, h.Height)
 	b = append(b, h.PrevHash[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Timestamp))
@@ -134,7 +147,8 @@ func (b Block) MarshalJSON() ([]byte, error) {
 		Hash Hash `json:"hash"`
 		plainHeader
 		Transactions []Transaction `json:"transactions"`
-	}{b.Header.Hash(), plainHeader(b.Header), txs})
+		Evidence     []Evidence    `json:"evidence,omitempty"`
+	}{b.Header.Hash(), plainHeader(b.Header), txs, b.Evidence})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes (the hash is recomputed, not trusted).
@@ -143,12 +157,14 @@ func (b *Block) UnmarshalJSON(data []byte) error {
 	var v struct {
 		plainHeader
 		Transactions []Transaction `json:"transactions"`
+		Evidence     []Evidence    `json:"evidence"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
 	}
 	b.Header = Header(v.plainHeader)
 	b.Transactions = v.Transactions
+	b.Evidence = v.Evidence
 	return nil
 }
 

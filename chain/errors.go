@@ -92,3 +92,20 @@ var (
 	ErrNoStakers      = newRule("no_stakers")
 	ErrBadGenesis     = newRule("bad_genesis")
 )
+
+// Evidence rules (evidence.go).
+var (
+	// ErrBadEvidence: not two validly signed headers of one forger for one
+	// slot of this chain (malformed).
+	ErrBadEvidence = newRule("bad_evidence")
+	// ErrEvidenceTooOld: more than MaxEvidenceAge heights below the block.
+	ErrEvidenceTooOld = newRule("evidence_too_old")
+	// ErrDuplicateEvidence: two items of one block for one (forger, height).
+	ErrDuplicateEvidence = newRule("duplicate_evidence")
+	// ErrAlreadySlashed: the (forger, height) was slashed on this branch.
+	ErrAlreadySlashed = newRule("already_slashed")
+	// ErrBadEvidenceRoot: the header's evidence_root is not the evidence's.
+	ErrBadEvidenceRoot = newRule("bad_evidence_root")
+	// ErrTooMuchEvidence: more than MaxBlockEvidence items.
+	ErrTooMuchEvidence = newRule("too_much_evidence")
+)

@@ -108,6 +108,9 @@ type AccountEntry struct {
 func (s *State) Accounts() []AccountEntry {
 	out := make([]AccountEntry, 0, len(s.accounts))
 	for a, acc := range s.accounts {
+		if IsSlashRecord(a) {
+			continue
+		}
 		out = append(out, AccountEntry{a, acc})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
@@ -210,6 +213,12 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 			s.undoneTo(m)
 			return nil, err
 		}
+	}
+	// Slashings first: an UNSTAKE in the same block cannot escape them.
+	if err := s.applyEvidence(&j, b, g); err != nil {
+		s.revert(j.entries)
+		s.undoneTo(m)
+		return nil, err
 	}
 	for i := range b.Transactions {
 		tx := &b.Transactions[i]

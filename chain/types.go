@@ -130,7 +130,10 @@ type Header struct {
 	// of its output. Block 0 has no proof and the genesis hash as seed.
 	SeedProof string `json:"seed_proof"`
 	Seed      Hash   `json:"seed"`
-	Signature string `json:"signature"`
+	// EvidenceRoot commits to the block's evidence (EvidenceRoot); zero,
+	// and then absent from the signed bytes and the JSON, when it has none.
+	EvidenceRoot Hash   `json:"evidence_root,omitzero"`
+	Signature    string `json:"signature"`
 
 	// vrf is what NewBlock knows of the seed input and Sign proves;
 	// nil once signed, and on headers that were decoded.
@@ -141,6 +144,15 @@ type Header struct {
 type Block struct {
 	Header
 	Transactions []Transaction `json:"transactions"`
+	// Evidence of equivocations this block's forger reports (evidence.go).
+	Evidence []Evidence `json:"evidence,omitempty"`
+}
+
+// SetEvidence attaches evidence to an unsigned block and sets its root;
+// sign the header after.
+func (b *Block) SetEvidence(ev []Evidence) {
+	b.Evidence = ev
+	b.EvidenceRoot = EvidenceRoot(ev)
 }
 
 // Account is one address's slice of the state.

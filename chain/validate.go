@@ -191,7 +191,7 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 	if root := TxRoot(b.Transactions); root != h.TxRoot {
 		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
 	}
-	return nil
+	return checkBlockEvidence(g, b)
 }
 
 // forgerKey decodes forger_public_key and checks it belongs to forger.

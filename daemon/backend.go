@@ -34,6 +34,7 @@ func (n *Node) Status() rpc.Status {
 		Pending:         n.pool.Len(),
 		P2PAddrs:        []string{},
 		Version:         Version,
+		Byzantine:       n.Byzantine(),
 	}
 	if n.net != nil {
 		s.PeerID = n.net.ID()

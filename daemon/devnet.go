@@ -25,6 +25,8 @@ type DevnetConfig struct {
 	Host    string
 	APIPort int // node i listens on APIPort+i-1
 	P2PPort int // and P2PPort+i-1
+	// Byzantine gives node i (from 1) a byzantine behaviour (lab networks).
+	Byzantine map[int]string
 	// NodeConfig, if set, adjusts each node's config before it opens (tests).
 	NodeConfig func(i int, c *Config)
 	Logger     *slog.Logger
@@ -78,6 +80,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			BlockSize:     1,
 			BlockInterval: time.Second,
 			Logger:        cfg.Logger.With("node", i+1),
+			Byzantine:     cfg.Byzantine[i+1],
 		}
 		if i > 0 {
 			c.Join = d.Nodes[0].APIURL()

@@ -45,6 +45,8 @@ type forger struct {
 	wake          chan struct{}
 
 	forged, evicted *atomic.Int64 // the node's counters
+
+	lab forgerLab // lab.go: evidence to carry, a byzantine behaviour
 }
 
 // policy returns the forging policy: block size and interval.
@@ -106,12 +108,12 @@ func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 		*headSeen, *headSeenAt = snap.HeadHash(), now
 	}
 	rank := snap.RankOf(f.key.Address())
-	if rank < 0 {
+	if rank < 0 || !f.lab.mayForge(head.Height+1) {
 		return maxForgeSleep
 	}
 	blockSize, interval := f.policy()
 	ready := f.pool.Pending(blockSize, snap)
-	if len(ready) == 0 {
+	if len(ready) == 0 && !f.lab.evidenceDue() {
 		return maxForgeSleep
 	}
 	oldest, _ := f.pool.Oldest()
@@ -149,15 +151,12 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
-		b := chain.NewBlock(f.g, &head.Header, rank, ts, txs)
-		f.key.SignHeader(&b.Header)
+		b := f.lab.prepare(chain.NewBlock(f.g, &head.Header, rank, ts, txs), head, snap, f.key.SignHeader)
 		err := f.chain.ProcessBlock(b)
 		if err == nil {
 			f.forged.Add(1)
 			f.log.Info("forged block", "height", b.Height, "txs", len(txs), "rank", rank, "hash", b.Hash().String())
-			if f.publish != nil {
-				f.publish(b)
-			}
+			f.lab.publish(f.publish, b, head)
 			return
 		}
 		// A transaction that became invalid must not stall the chain:

@@ -61,6 +61,7 @@ type Config struct {
 	MDNS          bool
 	NoNetwork     bool // no p2p at all (tests of a single node)
 	PoolLimit     int
+	Byzantine     string // a byzantine behaviour, lab networks only (lab.go)
 	Logger        *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
@@ -94,6 +95,7 @@ type Node struct {
 
 	subsMu sync.Mutex
 	subs   map[chan *chain.Block]struct{}
+	evSubs evidenceSubs // lab.go
 
 	metrics nodeMetrics
 	ownMu   sync.Mutex // serialises transactions signed with the node key
@@ -203,7 +205,7 @@ func (n *Node) openChain(st *store.Store) error {
 	}
 	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
 	n.registerMetrics()
-	return nil
+	return n.setupLab()
 }
 
 func (n *Node) resolveGenesis(st *store.Store) (*chain.Genesis, error) {
@@ -344,6 +346,7 @@ func (n *Node) Start(ctx context.Context) error {
 		defer n.wg.Done()
 		n.forger.run(n.ctx)
 	}()
+	n.startLab() // lab.go
 	n.log.Info("node started", "api", n.APIURL(), "address", string(n.key.Address()),
 		"height", n.Height(), "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {

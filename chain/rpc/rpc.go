@@ -42,6 +42,9 @@ type Status struct {
 	PeerID          string     `json:"peer_id,omitempty"`
 	P2PAddrs        []string   `json:"p2p_addrs"`
 	Version         string     `json:"version"`
+	// Byzantine names the misbehaviour this node runs on purpose (lab
+	// networks only; absent on an honest node).
+	Byzantine string `json:"byzantine,omitempty"`
 }
 
 // Account is an element of GET /v1/accounts and the body of GET /v1/accounts/{addr}

@@ -108,6 +108,9 @@ func statusRun(opts *StatusOptions) error {
 		fl.Add("p2p addrs", strings.Join(st.P2PAddrs, ", "))
 	}
 	fl.Add("version", st.Version)
+	if st.Byzantine != "" {
+		fl.Add("byzantine", cs.Red(st.Byzantine+" (misbehaving on purpose: lab network)"))
+	}
 	return fl.Write(opts.IO.Out)
 }
 

@@ -91,6 +91,7 @@ shape.`,
 		NewCmdBlock(f, nil),
 		NewCmdPool(f, nil),
 		NewCmdPeers(f, nil),
+		NewCmdEvidence(f, nil),
 		NewCmdWatch(f, nil),
 	)
 	add(groupWallet,

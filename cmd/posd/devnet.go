@@ -77,6 +77,7 @@ same home resumes the same chain (--reset starts over).`,
 	f.StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
+	addDevnetLabFlags(cmd, opts) // byzantine.go
 	return cmd
 }
 

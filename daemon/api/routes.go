@@ -30,6 +30,7 @@ var routes = []route{
 	{"GET", "/v1/search", false, (*server).search},
 	{"GET", "/v1/genesis", false, (*server).genesis},
 	{"GET", "/v1/events", false, (*server).events},
+	{"GET", "/v1/evidence", false, (*server).evidence},
 	{"GET", "/healthz", false, (*server).healthz},
 	{"GET", "/metrics", false, (*server).metrics},
 	{"GET", "/{$}", false, (*server).dashboard},

@@ -94,7 +94,7 @@ func pageSize(from, end uint64) int {
 }
 
 // events is GET /v1/events: Server-Sent Events, one "block" event per new
-// head, a comment line every heartbeat, until the client goes away, the
+// head, "evidence" and "slashing" events, a comment line every heartbeat, until the client goes away, the
 // node stops, the stream reaches Limits.StreamMaxAge, or the client falls
 // more than Limits.EventBufferBytes behind (then the stream ends with a
 // "dropped" comment; the client may reconnect and catch up from the API).
@@ -107,6 +107,8 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer s.hub.leave(sub)
 	rc := http.NewResponseController(w)
+	evCh, evCancel := s.evidenceEvents() // evidence.go: rare, small messages
+	defer evCancel()
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -140,6 +142,14 @@ func (s *server) events(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		case <-tick.C:
 			if !send([]byte(": heartbeat\n\n")) {
+				return nil
+			}
+		case ev, ok := <-evCh:
+			if !ok {
+				evCh = nil
+				continue
+			}
+			if !send(evidenceMessage(ev)) {
 				return nil
 			}
 		case <-sub.wake:

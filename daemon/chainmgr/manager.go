@@ -112,6 +112,8 @@ type Manager struct {
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
 
+	ev evidencePool // evidence.go
+
 	stats stats
 }
 
@@ -149,6 +151,8 @@ func New(cfg Config) (*Manager, error) {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
 		m.elect.met = cfg.Metrics
 	}
+	m.ev.init()
+	m.ev.met = cfg.Metrics.Evidence()
 	if m.verify == nil {
 		m.verify = NewVerifier(cfg.Genesis.ChainID, 0)
 	}
@@ -169,6 +173,9 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
+	if err := m.loadEvidence(); err != nil {
+		return nil, err
+	}
 	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()

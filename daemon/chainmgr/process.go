@@ -152,7 +152,9 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 		m.stats.blocks.Add(1)
 		m.stats.txs.Add(int64(len(b.Transactions)))
 		m.ix.setSide(b.Hash(), b.Height, false)
+		m.observeEvidence(b, b.Hash())
 	}
+	m.ev.onChain(added, reverted, m.state, m.now())
 	m.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
@@ -236,6 +238,7 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork) error {
 			return local("store side block", err)
 		}
 		m.ix.setSide(b.Hash(), b.Height, true)
+		m.observeEvidence(b, b.Hash())
 		return ErrSideBlock
 	}
 	return m.switchLocked(work.reverted, work.branch, work.undos, work.st, work.fork)

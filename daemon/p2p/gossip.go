@@ -120,6 +120,9 @@ func (n *Node) startGossip() error {
 			}
 		})
 	}
+	if err := n.startEvidenceGossip(); err != nil {
+		return err
+	}
 	n.spawn(n.publishLoop)
 	return nil
 }

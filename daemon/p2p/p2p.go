@@ -147,6 +147,7 @@ type Node struct {
 	ps       *pubsub.PubSub
 	txTopic  *pubsub.Topic
 	blkTopic *pubsub.Topic
+	evTopic  *pubsub.Topic // evidence.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
 	pubQ     chan pubItem

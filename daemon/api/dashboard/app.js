@@ -83,6 +83,7 @@ function renderGlance() {
   } else {
     f.textContent = "Forging: " + pct(mine.share) + " of stake, " + forged + " of the last " + recent.length + " blocks";
   }
+  if (s.byzantine) f.textContent = "BYZANTINE (" + s.byzantine + ", on purpose: lab network) · " + f.textContent;
   const tp = throughput(60);
   $("tps").textContent = tp.toFixed(tp < 10 ? 1 : 0);
 }

@@ -1,0 +1,343 @@
+package daemon
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/byzantine"
+	"github.com/poslab/posd/keystore"
+)
+
+// labNet runs three nodes on a lab genesis; node 2 (stake 40 of 60) runs
+// behaviour.
+func labNet(t *testing.T, behaviour string, params ...func(*GenesisParams)) *Devnet {
+	t.Helper()
+	d := startNet(t, []uint64{10, 40, 10}, func(i int, c *Config) {
+		if i == 2 {
+			c.Byzantine = behaviour
+		}
+	}, append([]func(*GenesisParams){func(p *GenesisParams) { p.Lab = true }}, params...)...)
+	waitPeers(t, d, 2)
+	return d
+}
+
+// untilEquivocation sends transfers until node 2 has equivocated (made a
+// twin for a block it forged) and returns the height of its first.
+func untilEquivocation(t *testing.T, d *Devnet) {
+	t.Helper()
+	user, _ := keystore.Generate()
+	for round := 0; byzantine.Twins(d.Nodes[1].forger.lab.behaviour) == 0; round++ {
+		if round > 40 {
+			t.Fatal("node 2 forged no block in 40 rounds")
+		}
+		nonce := d.Nodes[0].Account(user.Address()).Nonce
+		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
+		waitUntil(t, 30*time.Second, fmt.Sprintf("round %d committed", round), func() bool {
+			return d.Nodes[0].Account(user.Address()).Nonce > nonce || byzantine.Twins(d.Nodes[1].forger.lab.behaviour) > 0
+		})
+	}
+}
+
+// firstSlashing waits until every node's main chain carries a slashing of
+// node 2 and returns it, with the nodes' views of node 2's stake.
+func firstSlashing(t *testing.T, d *Devnet) (chain.Slashing, []uint64) {
+	t.Helper()
+	cheat := d.Nodes[1].Address()
+	var found chain.Slashing
+	var stakes []uint64
+	waitUntil(t, 60*time.Second, "every node slashed node 2 for the same height, with the same stake left", func() bool {
+		if !agreed(d.Nodes...) {
+			return false
+		}
+		stakes = stakes[:0]
+		first := true
+		for _, n := range d.Nodes {
+			snap := n.chain.Snapshot()
+			var s chain.Slashing
+			ok := false
+			for h := uint64(1); h <= snap.Height() && !ok; h++ {
+				s, ok = snap.Slashed(cheat, h)
+			}
+			if !ok || (!first && s != found) {
+				return false
+			}
+			found, first = s, false
+			stakes = append(stakes, snap.Account(cheat).Stake)
+		}
+		return true
+	})
+	return found, stakes
+}
+
+// TestEquivocatorSlashed: node 2 signs two blocks for a slot it wins; the
+// honest nodes see both, the next block carries the evidence (within 3
+// slots), and every node burns the same half of its stake.
+func TestEquivocatorSlashed(t *testing.T) {
+	d := labNet(t, "equivocate")
+	if got := d.Nodes[1].Status().Byzantine; got != "equivocate" {
+		t.Fatalf("status byzantine %q", got)
+	}
+	// Node 1's event stream must tell of the evidence and the slashing.
+	resp, err := http.Get(d.Nodes[0].APIURL() + "/v1/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	seen := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if ev, ok := strings.CutPrefix(sc.Text(), "event: "); ok && ev != "block" {
+				select {
+				case seen <- ev:
+				default:
+				}
+			}
+		}
+	}()
+	untilEquivocation(t, d)
+	s, stakes := firstSlashing(t, d)
+	got := map[string]bool{}
+	deadline := time.After(30 * time.Second)
+	for !got["evidence"] || !got["slashing"] {
+		select {
+		case ev := <-seen:
+			got[ev] = true
+		case <-deadline:
+			t.Fatalf("/v1/events told only %v", got)
+		}
+	}
+	var listed []rpc.Evidence
+	if err := getJSON(d.Nodes[2].APIURL()+"/v1/evidence", &listed); err != nil || len(listed) == 0 {
+		t.Fatalf("GET /v1/evidence on node 3: %v, %d items", err, len(listed))
+	}
+	if s.IncludedIn-s.Height > 3 {
+		t.Fatalf("equivocation at %d slashed in block %d: more than 3 slots later", s.Height, s.IncludedIn)
+	}
+	if s.Burned != 20 {
+		t.Fatalf("burned %d of 40, want 20 (slash_percent 50)", s.Burned)
+	}
+	for i, st := range stakes {
+		if st != stakes[0] || st > 20 {
+			t.Fatalf("node %d sees stake %d for the equivocator (node 1: %d), want at most 20 and agreement", i+1, st, stakes[0])
+		}
+	}
+	waitUntil(t, 10*time.Second, "the slashing listed by GET /v1/evidence", func() bool {
+		for _, e := range d.Nodes[0].Evidence() {
+			if e.Forger == d.Nodes[1].Address() && e.Height == s.Height {
+				return e.IncludedIn != nil && *e.IncludedIn == s.IncludedIn && e.Slashed != nil && *e.Slashed == s.Burned
+			}
+		}
+		return false
+	})
+	t.Logf("equivocation at height %d, slashed in block %d, %d burned; stakes seen %v", s.Height, s.IncludedIn, s.Burned, stakes)
+}
+
+// TestEquivocatorKeepsStakeWithoutSlashing: slash_percent 0 switches the
+// defence off: the evidence is committed, nothing is burned.
+func TestEquivocatorKeepsStakeWithoutSlashing(t *testing.T) {
+	d := labNet(t, "equivocate", func(p *GenesisParams) { p.SlashPercent = 0 })
+	untilEquivocation(t, d)
+	s, stakes := firstSlashing(t, d)
+	if s.Burned != 0 {
+		t.Fatalf("burned %d with slash_percent 0", s.Burned)
+	}
+	for i, st := range stakes {
+		if st != 40 {
+			t.Fatalf("node %d sees stake %d, want 40 kept", i+1, st)
+		}
+	}
+}
+
+// TestByzantineRefusedOffLab: no behaviour runs on a network whose genesis
+// does not say lab.
+func TestByzantineRefusedOffLab(t *testing.T) {
+	p := DefaultGenesisParams()
+	p.ChainID = "posd-notlab"
+	_, err := Open(Config{Home: t.TempDir(), NewNetwork: true, Genesis: p, NoNetwork: true, Byzantine: "equivocate"})
+	if !errors.Is(err, byzantine.ErrNotLab) {
+		t.Fatalf("got %v, want ErrNotLab", err)
+	}
+	p.Lab = true
+	_, err = Open(Config{Home: t.TempDir(), NewNetwork: true, Genesis: p, NoNetwork: true, Byzantine: "teleport"})
+	if err == nil {
+		t.Fatal("an unknown behaviour was accepted")
+	}
+}
+
+// slotCost runs rounds of one transaction each on a lab devnet whose node
+// 2 runs behaviour, and returns for each committed block whether node 2
+// was elected at rank 0 for it, its rank, and the time from submission to
+// the moment every node agreed on it.
+type roundCost struct {
+	height   uint64
+	won      bool // node 2 was the rank-0 candidate
+	rank     uint32
+	forger   chain.Address
+	final    time.Duration
+	stampLag int64 // block timestamp − submission, ms
+}
+
+func slotCosts(t *testing.T, behaviour string, rounds int) (*Devnet, []roundCost) {
+	t.Helper()
+	d := labNet(t, behaviour)
+	g := d.Nodes[0].Genesis()
+	user, _ := keystore.Generate()
+	var out []roundCost
+	for round := 0; round < rounds; round++ {
+		waitUntil(t, 30*time.Second, "agreement before the round", func() bool { return agreed(d.Nodes...) })
+		parent := d.Nodes[0].Head()
+		state := d.Nodes[0].chain.Snapshot().ReadState()
+		cands, err := chain.Elect(g, &parent.Header, state)
+		if err != nil {
+			t.Fatal(err)
+		}
+		submitted := time.Now()
+		id := sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
+		var b *chain.Block
+		waitUntil(t, 30*time.Second, fmt.Sprintf("round %d final on every node", round), func() bool {
+			if !agreed(d.Nodes...) {
+				return false
+			}
+			info, err := d.Nodes[0].TxInfo(id)
+			if err != nil || info.Height == nil {
+				return false
+			}
+			b, err = d.Nodes[0].BlockByHeight(*info.Height)
+			return err == nil
+		})
+		out = append(out, roundCost{
+			height: b.Height, won: len(cands) > 0 && cands[0] == d.Nodes[1].Address(), rank: b.Rank, forger: b.Forger,
+			final: time.Since(submitted), stampLag: b.Timestamp - submitted.UnixMilli(),
+		})
+	}
+	return d, out
+}
+
+// TestOfflineCostsOneSlot: an offline staker never forges, and each height
+// it wins is forged by rank 1, one slot later: the cost is one slot.
+func TestOfflineCostsOneSlot(t *testing.T) {
+	d, costs := slotCosts(t, "offline", 12)
+	slot := d.Nodes[0].Genesis().SlotMs
+	won := 0
+	for _, c := range costs {
+		if c.forger == d.Nodes[1].Address() {
+			t.Fatalf("the offline node forged block %d", c.height)
+		}
+		if c.won {
+			won++
+			if c.rank != 1 {
+				t.Errorf("block %d: node 2 offline at rank 0, block at rank %d (want the next rank)", c.height, c.rank)
+			}
+		} else if c.rank != 0 {
+			t.Errorf("block %d at rank %d though node 2 was not rank 0", c.height, c.rank)
+		}
+		// The forger dates the block when it forges: rank × slot after
+		// the transaction was due, plus gossip; a slot of slack for 2 cores.
+		if c.stampLag > int64(c.rank)*slot+slot {
+			t.Errorf("block %d (rank %d) dated %d ms after the transaction: more than %d", c.height, c.rank, c.stampLag, int64(c.rank)*slot+slot)
+		}
+		t.Logf("block %d: node 2 rank 0 %v, rank %d, dated +%d ms, final after %v", c.height, c.won, c.rank, c.stampLag, c.final.Round(time.Millisecond))
+	}
+	if won == 0 {
+		t.Fatal("node 2 (two thirds of the stake) never won a height: the test measured nothing")
+	}
+}
+
+// TestWithholdCostsOneSlot: a withholding forger publishes its block a
+// slot late; its block, of a better rank, still wins, and the chain loses
+// at most one slot per block it wins.
+func TestWithholdCostsOneSlot(t *testing.T) {
+	d, costs := slotCosts(t, "withhold", 12)
+	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
+	won := 0
+	var honestWorst, wonWorst time.Duration
+	for _, c := range costs {
+		if c.won {
+			won++
+			wonWorst = max(wonWorst, c.final)
+		} else {
+			honestWorst = max(honestWorst, c.final)
+		}
+		t.Logf("block %d: node 2 rank 0 %v, forger %s rank %d, final after %v", c.height, c.won, c.forger.Short(), c.rank, c.final.Round(time.Millisecond))
+	}
+	if won == 0 {
+		t.Fatal("node 2 never won a height: the test measured nothing")
+	}
+	// Withheld blocks become final one slot later than honest ones (the
+	// slot it withholds), with a slot of slack for 2 shared cores.
+	if wonWorst > 3*slot {
+		t.Errorf("a withheld height took %v to become final: more than a slot beyond an honest one (slot %v)", wonWorst, slot)
+	}
+}
+
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// TestPrivateReversesPaymentWithoutHeartbeat: node 2, a third of the
+// stake, pays the merchant in public and forges a private chain with a
+// double spend from the block before; with the heartbeat off the idle
+// public chain stops once the payment is 6 deep, the private chain
+// overtakes it, and every node reorganises: the merchant is not paid.
+func TestPrivateReversesPaymentWithoutHeartbeat(t *testing.T) {
+	d := startNet(t, []uint64{10, 10, 10}, func(i int, c *Config) {
+		if i == 2 {
+			c.Byzantine = "private"
+		}
+	}, func(p *GenesisParams) { p.Lab, p.Heartbeat = true, false })
+	waitPeers(t, d, 2)
+	user, _ := keystore.Generate()
+	send := func(round int) {
+		nonce := d.Nodes[0].Account(user.Address()).Nonce
+		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
+		waitUntil(t, 30*time.Second, fmt.Sprintf("traffic %d committed", round), func() bool {
+			return d.Nodes[0].Account(user.Address()).Nonce > nonce
+		})
+	}
+	send(0) // the chain moves: the attacker pays
+	merchant := byzantine.Merchant()
+	waitUntil(t, 30*time.Second, "the merchant paid", func() bool {
+		return d.Nodes[0].Account(merchant).Balance == byzantine.PrivatePayment
+	})
+	// Other traffic makes the payment 6 deep; then the network is idle.
+	for round := 1; round <= byzantine.PrivateDepth-1; round++ {
+		send(round)
+	}
+	attacker := d.Nodes[1].forger.lab.behaviour
+	waitUntil(t, 120*time.Second, "the private chain published and the payment reversed on every node", func() bool {
+		if byzantine.Published(attacker) == 0 || !agreed(d.Nodes...) {
+			return false
+		}
+		for _, n := range d.Nodes {
+			if n.Account(merchant).Balance != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("payment reversed: private chain published up to height %d; head %d", byzantine.Published(attacker), d.Nodes[0].Height())
+}
+
+// TestPrivateFailsWithHeartbeat is the same attack with the heartbeat on:
+// the honest chain keeps growing while the payment is less than max_reorg
+// deep, and a third of the stake cannot catch up.
+func TestPrivateFailsWithHeartbeat(t *testing.T) {
+	t.Skip("the genesis heartbeat is not implemented in this branch's forger (daemon/forger.go, another branch): the attack with the heartbeat on has nothing to measure here yet")
+}
