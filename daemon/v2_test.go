@@ -3,7 +3,6 @@ package daemon
 import (
 	"crypto/ed25519"
 	"crypto/sha256"
-	"errors"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -19,9 +18,9 @@ import (
 type testClock struct{ ms atomic.Int64 }
 
 func newTestClock(t time.Time) *testClock { c := &testClock{}; c.ms.Store(t.UnixMilli()); return c }
-func (c *testClock) Now() time.Time      { return time.UnixMilli(c.ms.Load()) }
-func (c *testClock) Set(ms int64)        { c.ms.Store(ms) }
-func (c *testClock) Add(d time.Duration) { c.ms.Add(d.Milliseconds()) }
+func (c *testClock) Now() time.Time       { return time.UnixMilli(c.ms.Load()) }
+func (c *testClock) Set(ms int64)         { c.ms.Store(ms) }
+func (c *testClock) Add(d time.Duration)  { c.ms.Add(d.Milliseconds()) }
 
 // seededKey is a key made from a name: the same on every run.
 func seededKey(name string) *keystore.Key {
@@ -173,4 +172,3 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 	waitUntil(t, 30*time.Second, "a heartbeat after the next payment", func() bool { n.forger.poke(); return n.Height() == rest.Height+1 })
 }
 
-var _ = errors.Is
