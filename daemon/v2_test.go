@@ -171,4 +171,3 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 	clock.Set(rest.Timestamp + hb)
 	waitUntil(t, 30*time.Second, "a heartbeat after the next payment", func() bool { n.forger.poke(); return n.Height() == rest.Height+1 })
 }
-
