@@ -34,6 +34,9 @@ func (n *Node) Status() rpc.Status {
 		P2PAddrs:        []string{},
 		Version:         Version,
 	}
+	if behind, ok := n.chain.ClockBehind(); ok {
+		s.ClockBehindMs = behind.Milliseconds()
+	}
 	if n.net != nil {
 		s.PeerID = n.net.ID()
 		s.P2PAddrs = n.net.Addrs()

@@ -42,6 +42,10 @@ type Status struct {
 	PeerID          string     `json:"peer_id,omitempty"`
 	P2PAddrs        []string   `json:"p2p_addrs"`
 	Version         string     `json:"version"`
+	// ClockBehindMs, when set, is how far the node's clock seems behind
+	// the network's: blocks from elected forgers keep arriving that much
+	// ahead of it (they are kept until due, so the node follows late).
+	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
 }
 
 // Account is an element of GET /v1/accounts and the body of GET /v1/accounts/{addr}

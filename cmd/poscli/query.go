@@ -108,6 +108,9 @@ func statusRun(opts *StatusOptions) error {
 		fl.Add("p2p addrs", strings.Join(st.P2PAddrs, ", "))
 	}
 	fl.Add("version", st.Version)
+	if st.ClockBehindMs > 0 {
+		fl.Add("clock", cs.Yellow(fmt.Sprintf("looks %s behind the network's: blocks arrive ahead of it (check NTP)", formatMs(st.ClockBehindMs))))
+	}
 	return fl.Write(opts.IO.Out)
 }
 

@@ -108,6 +108,8 @@ type Manager struct {
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
 
+	future *future // blocks from a little ahead of our clock (future.go)
+
 	stats stats
 }
 
@@ -138,7 +140,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, verify: cfg.Verifier, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  make(map[chan Event]struct{}),
+		subs:  make(map[chan Event]struct{}), future: newFuture(),
 	}
 	if m.verify == nil {
 		m.verify = NewVerifier(cfg.Genesis.ChainID, 0)
@@ -163,6 +165,7 @@ func New(cfg Config) (*Manager, error) {
 	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
+	go m.futureLoop()
 	return m, nil
 }
 
@@ -232,6 +235,7 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	close(m.future.stopped)
 	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {

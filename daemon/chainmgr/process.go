@@ -34,7 +34,16 @@ func (m *Manager) precheck(b *chain.Block) error {
 // ErrUnknownParent, a rule error (see IsPeerFault), a *LocalError, a
 // *HaltedError or ErrClosed. A block is fully validated on its parent's
 // state before it is stored, whatever branch it is on.
+//
+// A block refused only for a timestamp a little ahead of our clock is kept
+// and offered again when due (future.go).
 func (m *Manager) ProcessBlock(b *chain.Block) error {
+	err := m.processBlock(b)
+	m.holdIfEarly(b, err)
+	return err
+}
+
+func (m *Manager) processBlock(b *chain.Block) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -350,7 +359,20 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Bloc
 // how many blocks it got through and, if it stopped early, why: the error
 // of blocks[accepted], with ProcessBlock's meanings. Known blocks and side
 // blocks kept count as got through.
+//
+// A block refused only for a timestamp a little ahead of our clock is
+// kept until due, with the blocks after it (future.go).
 func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
+	n, err := m.processBlocks(blocks)
+	if n < len(blocks) && m.holdIfEarly(blocks[n], err) {
+		for _, b := range blocks[n+1:] {
+			m.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+		}
+	}
+	return n, err
+}
+
+func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	if err := m.usable(); err != nil {
 		return 0, err
 	}
