@@ -87,3 +87,39 @@ func TestEarlyBlocksKeptUntilDue(t *testing.T) {
 		t.Fatalf("%d kept, want the bound %d", got, maxFutureBlocks)
 	}
 }
+
+// TestReadersNeverTakeTheImportLock: with the stake at max_lots (the most
+// costly election a chain can reach) and an import holding the lock for
+// ever, a reader still gets the snapshot, its accounts, stakers and the
+// election for the next block: elections run off the import lock, and
+// readers never take it.
+func TestReadersNeverTakeTheImportLock(t *testing.T) {
+	tc := newTestChain(t)
+	tc.m.Close()
+	tc.dir = t.TempDir()
+	tc.g.Allocations[0].Stake = tc.g.MaxLots * tc.g.LotSize
+	if err := tc.g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tc.open(nil)
+	m := tc.m
+	b := tc.block(tc.forger, m.Head(), 1)
+	mustImport(t, m, []*chain.Block{b}) // a head whose election nobody ran yet
+	m.mu.Lock()                         // an import stuck for ever
+	defer m.mu.Unlock()
+	done := make(chan []chain.Address)
+	go func() {
+		snap := m.Snapshot()
+		_ = snap.Account(tc.forger.Address())
+		_, _ = snap.Stakers()
+		done <- snap.Candidates()
+	}()
+	select {
+	case cands := <-done:
+		if len(cands) == 0 || cands[0] != tc.forger.Address() {
+			t.Fatalf("candidates %v", cands)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a reader waited for the import lock")
+	}
+}

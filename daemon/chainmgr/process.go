@@ -84,6 +84,17 @@ func (m *Manager) processBlock(b *chain.Block) error {
 		}
 	}
 	m.mu.Lock()
+	// The head moved meanwhile and b extends the new head (concurrent
+	// imports, the common case): take the new head's election off the
+	// lock, from its snapshot, rather than run it under the lock.
+	for try := 0; try < 3 && m.head != snap.head && b.PrevHash == m.head.Hash(); try++ {
+		m.mu.Unlock()
+		snap, work = m.snap.Load(), nil
+		if b.PrevHash == snap.headHash {
+			cands = snap.Candidates()
+		}
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	if err := m.usable(); err != nil {
 		return err
