@@ -171,3 +171,55 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 	clock.Set(rest.Timestamp + hb)
 	waitUntil(t, 30*time.Second, "a heartbeat after the next payment", func() bool { n.forger.poke(); return n.Height() == rest.Height+1 })
 }
+
+// TestHeartbeatOnDevnet: three nodes on libp2p, heartbeat on (slot_ms
+// 1000, heartbeat_ms 250). After one payment every node reaches the same
+// head exactly MaxReorgDepth blocks above the payment's block, every block
+// above it empty (and, being imported, forged by the candidate at its
+// rank); then the network
+// rests: with the head three slots old (past every fallback rank that
+// matters) and each forger having looked again, no node forged more.
+func TestHeartbeatOnDevnet(t *testing.T) {
+	d := startNet(t, []uint64{1, 1, 1}, nil)
+	waitPeers(t, d, 2)
+	if !d.Nodes[0].Genesis().Heartbeat || d.Nodes[0].Genesis().HeartbeatMs != 250 {
+		t.Fatalf("genesis heartbeat %v every %d ms", d.Nodes[0].Genesis().Heartbeat, d.Nodes[0].Genesis().HeartbeatMs)
+	}
+	k, _ := keystore.Generate()
+	id := sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
+	var paid uint64
+	waitUntil(t, 30*time.Second, "the payment committed", func() bool {
+		info, err := d.Nodes[0].TxInfo(id)
+		if err == nil && info.Height != nil {
+			paid = *info.Height
+		}
+		return paid > 0
+	})
+	want := paid + chainmgr.MaxReorgDepth
+	waitUntil(t, 120*time.Second, "64 heartbeats on every node", func() bool {
+		return agreed(d.Nodes...) && d.Nodes[0].Height() >= want
+	})
+	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
+	for _, n := range d.Nodes {
+		head := n.Head()
+		waitUntil(t, 30*time.Second, "the head three slots old", func() bool {
+			return time.Since(time.UnixMilli(head.Timestamp)) > 3*slot
+		})
+		forgerLooked(t, n)
+	}
+	for i, n := range d.Nodes {
+		if h := n.Height(); h != want {
+			t.Fatalf("node %d at height %d, want %d (the payment at %d, then %d beats)", i+1, h, want, paid, chainmgr.MaxReorgDepth)
+		}
+	}
+	n := d.Nodes[0]
+	for h := paid + 1; h <= want; h++ {
+		b, err := n.BlockByHeight(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(b.Transactions) != 0 {
+			t.Fatalf("block %d holds %d transactions", h, len(b.Transactions))
+		}
+	}
+}
