@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseGenesis(t *testing.T) {
@@ -84,3 +85,61 @@ func TestCheckTxLeavesStateAlone(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestGenesisHeartbeatMs pins heartbeat_ms: slot_ms/4 when absent (of the
+// genesis's own slot_ms), 1..slot_ms when given, in the hash, and the same
+// default through GenesisParams.Build.
+func TestGenesisHeartbeatMs(t *testing.T) {
+	addr := string(testAddr("alice"))
+	doc := func(fields string) string {
+		return `{"chain_id":"x","timestamp":1` + fields + `,"allocations":[{"address":"` + addr + `","balance":1000,"stake":2}]}`
+	}
+	for _, tc := range []struct {
+		name, fields string
+		want         int64 // 0: refused with bad_genesis
+	}{
+		{"absent, default slot", "", 500},
+		{"absent, slot 10000", `,"slot_ms":10000`, 2500},
+		{"explicit", `,"heartbeat_ms":700`, 700},
+		{"one", `,"heartbeat_ms":1`, 1},
+		{"equal to slot", `,"heartbeat_ms":2000`, 2000},
+		{"zero", `,"heartbeat_ms":0`, 0},
+		{"negative", `,"heartbeat_ms":-5`, 0},
+		{"above slot", `,"heartbeat_ms":2001`, 0},
+		{"above a short slot", `,"slot_ms":1000,"heartbeat_ms":1500`, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := ParseGenesis([]byte(doc(tc.fields)))
+			if tc.want == 0 {
+				if !errors.Is(err, ErrBadGenesis) {
+					t.Fatalf("got %v, want bad_genesis", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.HeartbeatMs != tc.want {
+				t.Fatalf("heartbeat_ms %d, want %d", g.HeartbeatMs, tc.want)
+			}
+		})
+	}
+	a, _ := ParseGenesis([]byte(doc("")))
+	b, _ := ParseGenesis([]byte(doc(`,"heartbeat_ms":501`)))
+	if a.Hash() == b.Hash() {
+		t.Error("heartbeat_ms is not covered by the genesis hash")
+	}
+	if DefaultGenesis().HeartbeatMs != DefaultSlotMs/4 {
+		t.Errorf("DefaultGenesis heartbeat_ms %d", DefaultGenesis().HeartbeatMs)
+	}
+	p := DefaultGenesisParams()
+	p.SlotMs = 4000
+	g, err := p.Build(time.UnixMilli(1), []Allocation{{Address: Address(addr), Balance: 1, Stake: 1}})
+	if err != nil || g.HeartbeatMs != 1000 {
+		t.Fatalf("Build with slot 4000: %v, heartbeat_ms %v", err, g)
+	}
+	p.HeartbeatMs = 4001
+	if _, err := p.Build(time.UnixMilli(1), []Allocation{{Address: Address(addr), Balance: 1, Stake: 1}}); !errors.Is(err, ErrBadGenesis) {
+		t.Fatalf("Build with heartbeat_ms over slot_ms: %v", err)
+	}
+}

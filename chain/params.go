@@ -12,9 +12,10 @@ import (
 //
 // Start from DefaultGenesisParams. In Build, an empty or zero ChainID,
 // Election, SlotMs, MaxRank, MaxBlockTxs, Exchange, SeedSource, LotSize,
-// MaxLots, MinTotalStake and Timestamp take their defaults (now, for the
-// timestamp); BlockReward, Heartbeat, SlashPercent, MinFee and Lab are
-// taken as they are, zero being a meaningful value for each.
+// MaxLots, MinTotalStake, HeartbeatMs and Timestamp take their defaults
+// (now for the timestamp, slot_ms/4 for HeartbeatMs); BlockReward,
+// Heartbeat, SlashPercent, MinFee and Lab are taken as they are, zero
+// being a meaningful value for each.
 type GenesisParams struct {
 	ChainID     string
 	Election    string
@@ -34,9 +35,11 @@ type GenesisParams struct {
 	MaxLots       uint64
 	MinTotalStake uint64
 	Heartbeat     bool
-	SlashPercent  uint32
-	MinFee        uint64
-	Lab           bool
+	// HeartbeatMs 0 means slot_ms/4 (of the genesis's slot_ms).
+	HeartbeatMs  int64
+	SlashPercent uint32
+	MinFee       uint64
+	Lab          bool
 }
 
 // DefaultChainID names a network made without --chain-id.
@@ -77,6 +80,10 @@ func (p GenesisParams) Build(now time.Time, allocs []Allocation) (*Genesis, erro
 	setIfPositive(&g.MaxLots, p.MaxLots)
 	setIfPositive(&g.MinTotalStake, p.MinTotalStake)
 	g.Heartbeat = p.Heartbeat
+	g.HeartbeatMs = p.HeartbeatMs
+	if g.HeartbeatMs == 0 {
+		g.HeartbeatMs = g.SlotMs / DefaultHeartbeatDivisor
+	}
 	g.SlashPercent = p.SlashPercent
 	g.MinFee = p.MinFee
 	g.Lab = p.Lab

@@ -54,13 +54,13 @@ func TestHeaderVector(t *testing.T) {
 	if g.Block().Seed != g.Hash() {
 		t.Errorf("block 0 seed %s, want the genesis hash", g.Block().Seed)
 	}
-	if got, want := b.Seed.String(), "ef4d01de90f3081a05f55778dd435b411870aa4784b018f77f12b35fe57154dd"; got != want {
+	if got, want := b.Seed.String(), "073227aa3c27e8df61daaaf54b25caf897159584dbc4946c0a88622bbe01488a"; got != want {
 		t.Errorf("seed %s, want %s", got, want)
 	}
-	if got, want := g.Hash().String(), "f9dd975c23ac74e37eebaffd32df0189573c477b8ac42c958fd32af5de35bbfb"; got != want {
+	if got, want := g.Hash().String(), "4d92bf33ae889dcdeb3a3c89cd21c000ac6cce3376e78ae6ffad244d0b32a455"; got != want {
 		t.Errorf("genesis hash %s, want %s", got, want)
 	}
-	if got, want := b.Hash().String(), "297b1493ae333e6be648a60af670706908e8a7fdacba328984f7591adcd9d5c8"; got != want {
+	if got, want := b.Hash().String(), "c484880656c07a0bd49e10d4445956ddf6e119c20753b03fead34879e865f994"; got != want {
 		t.Errorf("block hash %s, want %s", got, want)
 	}
 	if got, want := MerkleRoot(nil).String(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"; got != want {

@@ -36,6 +36,9 @@ func (n *Node) Status() rpc.Status {
 		Version:         Version,
 		Byzantine:       n.Byzantine(),
 	}
+	if behind, ok := n.chain.ClockBehind(); ok {
+		s.ClockBehindMs = behind.Milliseconds()
+	}
 	if n.net != nil {
 		s.PeerID = n.net.ID()
 		s.P2PAddrs = n.net.Addrs()
@@ -149,7 +152,20 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	errs, ready := n.pool.Admit(txs, n.chain) // the newest snapshot at each look
+	// A stake change the chain would refuse on the head (stake_limit,
+	// stake_floor) is refused here, with its code, not pooled.
+	snap, admit, where := n.chain.Snapshot(), txs[:0:0], []int(nil)
+	early := make([]error, len(txs))
+	for i := range txs {
+		if early[i] = snap.CheckStake(n.g, &txs[i]); early[i] == nil {
+			admit, where = append(admit, txs[i]), append(where, i)
+		}
+	}
+	admitted, ready := n.pool.Admit(admit, n.chain) // the newest snapshot at each look
+	errs := early
+	for j, err := range admitted {
+		errs[where[j]] = err
+	}
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {

@@ -19,6 +19,7 @@ import (
 type forgerChain interface {
 	Snapshot() *chainmgr.Snapshot
 	ProcessBlock(b *chain.Block) error
+	BlockByHeight(h uint64) (*chain.Block, error)
 }
 
 // forgerPool is what the forger needs of the mempool.
@@ -43,6 +44,13 @@ type forger struct {
 	blockSize     atomic.Int64
 	blockInterval atomic.Int64 // ns
 	wake          chan struct{}
+
+	// beat remembers, for the last head the forger looked at, the height
+	// of the newest block with transactions at or below it (heartbeat.go).
+	beat beatMemo
+	// rounds counts the forger's looks at the chain (tests wait on it to
+	// know the forger saw a moved clock or head).
+	rounds atomic.Int64
 
 	forged, evicted *atomic.Int64 // the node's counters
 
@@ -79,6 +87,7 @@ func (f *forger) run(ctx context.Context) {
 	var headSeenAt time.Time
 	for {
 		wait := f.forgeOnce(&headSeen, &headSeenAt)
+		f.rounds.Add(1)
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -114,7 +123,7 @@ func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	blockSize, interval := f.policy()
 	ready := f.pool.Pending(blockSize, snap)
 	if len(ready) == 0 && !f.lab.evidenceDue() {
-		return maxForgeSleep
+		return f.heartbeat(snap, rank, now)
 	}
 	oldest, _ := f.pool.Oldest()
 	dueAt := oldest.Add(interval)
@@ -129,6 +138,9 @@ func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	earliest := time.UnixMilli(head.Timestamp + int64(rank)*f.g.SlotMs)
 	if earliest.After(forgeAt) {
 		forgeAt = earliest
+	}
+	if beat, ok := f.beatAt(snap, rank); ok && beat.Before(forgeAt) {
+		forgeAt = beat // a heartbeat due first takes the transactions along
 	}
 	if d := forgeAt.Sub(now); d > 0 {
 		return min(d, maxForgeSleep)
@@ -155,7 +167,11 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 		err := f.chain.ProcessBlock(b)
 		if err == nil {
 			f.forged.Add(1)
-			f.log.Info("forged block", "height", b.Height, "txs", len(txs), "rank", rank, "hash", b.Hash().String())
+			level := slog.LevelInfo
+			if len(txs) == 0 {
+				level = slog.LevelDebug // heartbeats: several a slot
+			}
+			f.log.Log(context.Background(), level, "forged block", "height", b.Height, "txs", len(txs), "rank", rank, "hash", b.Hash().String())
 			f.lab.publish(f.publish, b, head)
 			return
 		}

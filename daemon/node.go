@@ -198,7 +198,7 @@ func (n *Node) openChain(st *store.Store) error {
 		return err
 	}
 	n.events, _ = n.chain.Subscribe(1024)
-	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier()})
+	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier(), MinFee: g.MinFee})
 	n.forger = &forger{
 		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,
 		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,

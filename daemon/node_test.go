@@ -22,6 +22,7 @@ func startTestNode(t testing.TB, mutate ...func(*Config)) *Node {
 	t.Helper()
 	cfg := Config{Home: t.TempDir(), NewNetwork: true, NoNetwork: true, Genesis: DefaultGenesisParams(), BlockInterval: 50 * time.Millisecond}
 	cfg.Genesis.ChainID = "posd-test"
+	cfg.Genesis.Heartbeat = false // tests that want it turn it on: these count blocks
 	for _, m := range mutate {
 		m(&cfg)
 	}

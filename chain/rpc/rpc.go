@@ -45,6 +45,10 @@ type Status struct {
 	// Byzantine names the misbehaviour this node runs on purpose (lab
 	// networks only; absent on an honest node).
 	Byzantine string `json:"byzantine,omitempty"`
+	// ClockBehindMs, when set, is how far the node's clock seems behind
+	// the network's: blocks from elected forgers keep arriving that much
+	// ahead of it (they are kept until due, so the node follows late).
+	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
 }
 
 // Account is an element of GET /v1/accounts and the body of GET /v1/accounts/{addr}

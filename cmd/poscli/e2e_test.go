@@ -117,12 +117,12 @@ type e2eNode struct {
 
 // e2eStartPosd starts `posd start --genesis` in a new home on free ports,
 // waits until /healthz answers and stops it (SIGINT, expecting status 0)
-// when the test ends.
+// when the test ends. The genesis has no heartbeat: the tests count blocks.
 func e2eStartPosd(t *testing.T) *e2eNode {
 	t.Helper()
 	home := t.TempDir()
 	api := e2eFreePort(t)
-	cmd := exec.Command(e2ePosdBin, "start", "--genesis", "--home", home,
+	cmd := exec.Command(e2ePosdBin, "start", "--genesis", "--heartbeat=false", "--home", home,
 		"--api-port", fmt.Sprint(api), "--p2p-port", fmt.Sprint(e2eFreePort(t)), "--mdns=false")
 	n := &e2eNode{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", api), home: home, log: &syncBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = n.log, n.log

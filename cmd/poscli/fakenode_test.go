@@ -102,6 +102,8 @@ type fakeNode struct {
 	// statusHeight, when set, overrides the head height of /v1/status.
 	statusHeight func(call int) uint64
 	statusCalls  int
+	// clockBehindMs is /v1/status's clock_behind_ms.
+	clockBehindMs int64
 	// events, when set, serves /v1/events; nil answers 404.
 	events http.HandlerFunc
 	token  string
@@ -239,6 +241,7 @@ func (n *fakeNode) status(w http.ResponseWriter, r *http.Request) {
 		HeadTimestamp: head.Timestamp, Address: string(carol), Election: "lottery", Peers: 1,
 		BlockSize: n.config.BlockSize, BlockIntervalMs: n.config.BlockIntervalMs, Pending: len(n.pool),
 		PeerID: "12D3KooWNodeCarol", P2PAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Version: "0.1.0",
+		ClockBehindMs: n.clockBehindMs,
 	})
 }
 

@@ -111,6 +111,9 @@ func statusRun(opts *StatusOptions) error {
 	if st.Byzantine != "" {
 		fl.Add("byzantine", cs.Red(st.Byzantine+" (misbehaving on purpose: lab network)"))
 	}
+	if st.ClockBehindMs > 0 {
+		fl.Add("clock", cs.Yellow(fmt.Sprintf("looks %s behind the network's: blocks arrive ahead of it (check NTP)", formatMs(st.ClockBehindMs))))
+	}
 	return fl.Write(opts.IO.Out)
 }
 

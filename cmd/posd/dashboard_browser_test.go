@@ -115,6 +115,14 @@ func TestDashboardInBrowser(t *testing.T) {
 	if row := text(t, bctx, `#blocks tbody tr[data-height="1"]`); !strings.Contains(row, "this node") || !strings.Contains(row, "1") {
 		t.Errorf("block 1 row %q: want the transaction count and the this-node mark", row)
 	}
+	// The genesis has the heartbeat on: the empty block after the payment
+	// is marked as a heartbeat.
+	if err := chromedp.Do(bctx, chromedp.WaitVisible(chromedp.CSS(`#blocks tbody tr[data-height="2"] .tag.empty`))); err != nil {
+		t.Fatalf("wait for the heartbeat block: %v", err)
+	}
+	if tag := text(t, bctx, `#blocks tbody tr[data-height="2"] .tag.empty`); tag != "heartbeat" {
+		t.Errorf("empty block 2 tagged %q, want heartbeat", tag)
+	}
 	if forging := text(t, bctx, `#forging`); !strings.HasPrefix(forging, "Forging") {
 		t.Errorf("forging state %q, want Forging: …", forging)
 	}

@@ -47,7 +47,8 @@ The other nodes join node 1. Ctrl-C stops them all; running it again in the
 same home resumes the same chain (--reset starts over).`,
 		Example: `  posd devnet --nodes 3
   posd devnet --nodes 4 --stakes 1,10,20,40 --election weighted
-  posd devnet --nodes 3 --slot-ms 1000 --block-reward 5 --reset`,
+  posd devnet --nodes 3 --slot-ms 1000 --block-reward 5 --reset
+  posd devnet --nodes 3 --heartbeat=false --seed-source block_hash --lab --reset`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindEnv(cmd.Flags()); err != nil {
@@ -82,7 +83,8 @@ same home resumes the same chain (--reset starts over).`,
 }
 
 // genesisFlagNames are devnet's flags that only a new chain can take.
-var genesisFlagNames = []string{"stakes", "chain-id", "election", "slot-ms", "max-rank", "max-block-txs", "block-reward", "exchange"}
+var genesisFlagNames = []string{"stakes", "chain-id", "election", "slot-ms", "max-rank", "max-block-txs", "block-reward", "exchange",
+	"seed-source", "lot-size", "max-lots", "min-total-stake", "heartbeat", "heartbeat-ms", "slash-percent", "min-fee", "lab"}
 
 // checkResume refuses genesis flags on a home whose devnet already has a
 // chain: they would be silently ignored, the old genesis going on.

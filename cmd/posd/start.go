@@ -48,8 +48,8 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
   posd start --home /tmp/n3 --api-port 5003 --p2p-port 10003 --join http://127.0.0.1:5001
   posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002 --fund 100 --stake 10
   posd start --genesis --election weighted --slot-ms 1000 --block-reward 5
+  posd start --genesis --heartbeat-ms 250 --min-fee 1 --max-lots 100000
   POSD_LOG_FORMAT=json posd start --pprof 127.0.0.1:6060
-
   posd start --p2p-host 0.0.0.0                      # peers from anywhere, API on loopback
   posd start --api-host 0.0.0.0 --api-tls-cert c.pem --api-tls-key k.pem
   POSD_KEY_PASSPHRASE=... posd start                 # an encrypted node_key.pem`,
@@ -101,6 +101,15 @@ func addGenesisFlags(cmd *cobra.Command, p *daemon.GenesisParams, exchange *stri
 	f.IntVar(&p.MaxBlockTxs, "max-block-txs", p.MaxBlockTxs, "most transactions in a block")
 	f.Uint64Var(&p.BlockReward, "block-reward", 0, "coins minted to each block's forger")
 	f.StringVar(exchange, "exchange", "open", `who may send EXCHANGE: "open" or comma-separated addresses`)
+	f.StringVar(&p.SeedSource, "seed-source", p.SeedSource, "election seed: vrf, or block_hash (v1's grindable seed, for experiments)")
+	f.Uint64Var(&p.LotSize, "lot-size", p.LotSize, "staked coins per election lot")
+	f.Uint64Var(&p.MaxLots, "max-lots", p.MaxLots, "most election lots the total stake may hold (a STAKE past it is refused)")
+	f.Uint64Var(&p.MinTotalStake, "min-total-stake", p.MinTotalStake, "least total stake, in whole lots, that must stay staked")
+	f.BoolVar(&p.Heartbeat, "heartbeat", p.Heartbeat, "forge empty blocks while a block with transactions is less than 64 deep (--heartbeat=false: off)")
+	f.Int64Var(&p.HeartbeatMs, "heartbeat-ms", p.HeartbeatMs, "age of the head at which rank 0 forges a heartbeat, 1..slot-ms (0: slot-ms/4)")
+	f.Uint32Var(&p.SlashPercent, "slash-percent", p.SlashPercent, "share of an equivocator's stake burned, 0..100")
+	f.Uint64Var(&p.MinFee, "min-fee", p.MinFee, "least fee a transaction may carry")
+	f.BoolVar(&p.Lab, "lab", p.Lab, "mark the network as made for experiments")
 }
 
 // startRun runs a node until ctx ends (SIGINT or SIGTERM).

@@ -112,7 +112,8 @@ type Manager struct {
 	subsMu sync.Mutex
 	subs   map[chan Event]struct{}
 
-	ev evidencePool // evidence.go
+	ev     evidencePool // evidence.go
+	future *future      // blocks from a little ahead of our clock (future.go)
 
 	stats stats
 }
@@ -144,8 +145,8 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, verify: cfg.Verifier, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  make(map[chan Event]struct{}),
-		met:   cfg.Metrics,
+		subs:  make(map[chan Event]struct{}), future: newFuture(),
+		met: cfg.Metrics,
 	}
 	if cfg.Metrics != nil {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
@@ -179,6 +180,7 @@ func New(cfg Config) (*Manager, error) {
 	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
+	go m.futureLoop()
 	return m, nil
 }
 
@@ -248,6 +250,7 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	if m.closed.Swap(true) {
 		return nil
 	}
+	close(m.future.stopped)
 	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {

@@ -36,10 +36,14 @@ func (m *Manager) precheck(b *chain.Block) error {
 // ErrUnknownParent, a rule error (see IsPeerFault), a *LocalError, a
 // *HaltedError or ErrClosed. A block is fully validated on its parent's
 // state before it is stored, whatever branch it is on.
+//
+// A block refused only for a timestamp a little ahead of our clock is kept
+// and offered again when due (future.go).
 func (m *Manager) ProcessBlock(b *chain.Block) error {
 	start := time.Now()
 	err := m.processBlock(b)
 	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
+	m.holdIfEarly(b, err)
 	return err
 }
 
@@ -84,6 +88,17 @@ func (m *Manager) processBlock(b *chain.Block) error {
 		}
 	}
 	m.mu.Lock()
+	// The head moved meanwhile and b extends the new head (concurrent
+	// imports, the common case): take the new head's election off the
+	// lock, from its snapshot, rather than run it under the lock.
+	for try := 0; try < 3 && m.head != snap.head && b.PrevHash == m.head.Hash(); try++ {
+		m.mu.Unlock()
+		snap, work = m.snap.Load(), nil
+		if b.PrevHash == snap.headHash {
+			cands = snap.Candidates()
+		}
+		m.mu.Lock()
+	}
 	defer m.mu.Unlock()
 	if err := m.usable(); err != nil {
 		return err
@@ -362,10 +377,18 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Bloc
 // how many blocks it got through and, if it stopped early, why: the error
 // of blocks[accepted], with ProcessBlock's meanings. Known blocks and side
 // blocks kept count as got through.
+//
+// A block refused only for a timestamp a little ahead of our clock is
+// kept until due, with the blocks after it (future.go).
 func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 	start := time.Now()
 	n, err := m.processBlocks(blocks)
 	m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(start))
+	if n < len(blocks) && m.holdIfEarly(blocks[n], err) {
+		for _, b := range blocks[n+1:] {
+			m.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+		}
+	}
 	return n, err
 }
 

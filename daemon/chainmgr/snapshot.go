@@ -2,6 +2,7 @@ package chainmgr
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -23,6 +24,9 @@ type Snapshot struct {
 
 	accountsOnce sync.Once
 	accounts     []chain.AccountEntry
+
+	lotsOnce sync.Once
+	lots     uint64 // total election lots (CheckStake)
 
 	stakesOnce sync.Once
 	stakers    []chain.AccountEntry
@@ -90,4 +94,37 @@ func (s *Snapshot) SameState(o *Snapshot) bool { return s.state.Equal(o.state) }
 func (s *Snapshot) warm() {
 	s.Candidates()
 	s.Stakers()
+}
+
+// CheckStake runs the stake-total rules (stake_limit, stake_floor) for tx
+// alone on the snapshot's state, as State.Apply would if tx came next:
+// the pre-check an API gives a STAKE or UNSTAKE the chain would refuse.
+// Other pending transactions are not counted; the block's own check does.
+func (s *Snapshot) CheckStake(g *chain.Genesis, tx *chain.Transaction) error {
+	e, err := tx.Effect()
+	if err != nil || (e.Debit.Stake == 0 && e.Credit.Stake == 0) {
+		return nil // not a stake change (other rules are the pool's)
+	}
+	s.lotsOnce.Do(func() { s.lots = s.state.Lots(g.LotSize) })
+	from := s.state.Account(tx.From)
+	if from.Stake < e.Debit.Stake {
+		return nil // insufficient_stake, the pool's to say
+	}
+	lotsOf := func(stake uint64) uint64 { return stake / g.LotSize }
+	after := s.lots - lotsOf(from.Stake)
+	stake := from.Stake - e.Debit.Stake
+	if tx.To == tx.From {
+		if stake+e.Credit.Stake < stake {
+			return &chain.RuleError{Code: chain.ErrStakeLimit.Code, Message: "stake would overflow"}
+		}
+		stake += e.Credit.Stake
+	}
+	after += lotsOf(stake)
+	switch {
+	case lotsOf(stake) > g.MaxLots || (after > s.lots && after > g.MaxLots):
+		return &chain.RuleError{Code: chain.ErrStakeLimit.Code, Message: fmt.Sprintf("total lots would be %d, max_lots is %d (lot_size %d)", after, g.MaxLots, g.LotSize)}
+	case after < s.lots && after*g.LotSize < g.MinTotalStake:
+		return &chain.RuleError{Code: chain.ErrStakeFloor.Code, Message: fmt.Sprintf("total stake would be %d in whole lots of %d, min_total_stake is %d", after*g.LotSize, g.LotSize, g.MinTotalStake)}
+	}
+	return nil
 }
