@@ -23,6 +23,14 @@ func (n *Node) registerMetrics() {
 	m.GaugeFunc("pool_pending", "Executable transactions in the pool.", func() float64 { return float64(n.pool.Stats().Pending) })
 	m.GaugeFunc("pool_queued", "Nonce-gapped transactions in the pool.", func() float64 { return float64(n.pool.Stats().Queued) })
 	m.GaugeFunc("pool_bytes", "Encoded bytes of the pool's transactions.", func() float64 { return float64(n.pool.Stats().Bytes) })
+	m.GaugeFunc("clock_behind_seconds", "How far this node's clock looks behind the network's (0: it does not).", func() float64 {
+		d, ok := n.chain.ClockBehind()
+		if !ok {
+			return 0
+		}
+		return d.Seconds()
+	})
+	m.GaugeFunc("future_blocks", "Blocks from a little ahead of this node's clock, kept until due.", func() float64 { return float64(n.chain.FutureBlocks()) })
 
 	stat := func(f func(s chainmgr.Stats) int64) func() float64 {
 		return func() float64 { return float64(f(n.chain.Stats())) }
