@@ -143,7 +143,7 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	errs, ready := n.pool.Admit(txs, n.chain) // the newest snapshot at each look
+	errs, ready := n.pool.AdmitIDs(txs, ids, n.chain) // the newest snapshot at each look; ids computed once
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {
