@@ -10,8 +10,8 @@ import (
 )
 
 // Node is what the load generator asks of one node. The transport is
-// behind it: ClientNode speaks posd's JSON API; a faster submit route is
-// another SubmitTxs (embed ClientNode and override it).
+// behind it: ClientNode speaks posd's HTTP API, submitting in the binary
+// batch encoding.
 type Node interface {
 	// URL names the node in reports and errors.
 	URL() string
@@ -41,10 +41,11 @@ type ClientNode struct{ *client.Client }
 // URL is the client's base URL.
 func (n ClientNode) URL() string { return n.BaseURL() }
 
-// SubmitTxs posts the batch to /v1/txs; an API error answering the whole
-// batch becomes a *RefusedError.
+// SubmitTxs posts the batch to /v1/txs in the binary encoding
+// (client.SubmitTxsBinary); an API error answering the whole batch becomes
+// a *RefusedError.
 func (n ClientNode) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
-	res, err := n.Client.SubmitTxs(ctx, txs)
+	res, err := n.Client.SubmitTxsBinary(ctx, txs)
 	var ae *client.APIError
 	if errors.As(err, &ae) {
 		return nil, &RefusedError{Code: ae.Code, Message: ae.Message}
