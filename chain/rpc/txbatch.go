@@ -80,3 +80,14 @@ func DecodeTxBatch(data []byte, max int) ([]chain.Transaction, error) {
 	}
 	return txs, nil
 }
+
+// BlockTxIDs is one main-chain block of GET /v1/blocks/txids: its place
+// and the ids of its transactions, in block order, without the bodies. A
+// client learning which of its transactions committed reads these instead
+// of whole blocks.
+type BlockTxIDs struct {
+	Height   uint64       `json:"height"`
+	Hash     chain.Hash   `json:"hash"`
+	PrevHash chain.Hash   `json:"prev_hash"`
+	TxIDs    []chain.Hash `json:"tx_ids"`
+}

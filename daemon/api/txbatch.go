@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"net/url"
+	"strconv"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
@@ -53,6 +55,48 @@ func (s *server) postTxsBinary(w http.ResponseWriter, r *http.Request) error {
 			}
 			out[i] = rpc.SubmitResult{ID: &id, Status: rpc.TxPending}
 		}
+	}
+	s.writeJSON(w, r, http.StatusOK, out)
+	return nil
+}
+
+// blockTxIDs is GET /v1/blocks/txids?from=H&limit=N: the main chain's
+// blocks from height H (the newest N without from), each as its height,
+// hash, parent and transaction ids: what a client watching for its
+// commits needs, at a tenth of the bytes of GET /v1/blocks.
+func (s *server) blockTxIDs(w http.ResponseWriter, r *http.Request) error {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return apiErr(codeBadRequest, "query: %v", err)
+	}
+	limit := defaultBlocksLimit
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil || n < 1 || n > maxBlocksLimit {
+			return apiErr(codeBadRequest, "limit must be an integer from 1 to %d, got %q", maxBlocksLimit, q.Get("limit"))
+		}
+		limit = n
+	}
+	var from uint64
+	if q.Has("from") {
+		from, err = strconv.ParseUint(q.Get("from"), 10, 64)
+		if err != nil {
+			return apiErr(codeBadRequest, "from must be a block height, got %q", q.Get("from"))
+		}
+	} else if h := s.b.Height(); h >= uint64(limit) {
+		from = h + 1 - uint64(limit)
+	}
+	list, err := s.b.Blocks(from, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]rpc.BlockTxIDs, len(list))
+	for i, b := range list {
+		ids := make([]chain.Hash, len(b.Transactions))
+		for j := range b.Transactions {
+			ids[j] = b.Transactions[j].ID()
+		}
+		out[i] = rpc.BlockTxIDs{Height: b.Height, Hash: b.Hash(), PrevHash: b.PrevHash, TxIDs: ids}
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil

@@ -76,3 +76,45 @@ func TestPostTxsBinary(t *testing.T) {
 		})
 	}
 }
+
+// TestBlockTxIDs: GET /v1/blocks/txids answers the blocks of GET
+// /v1/blocks as ids only; bad queries are 400.
+func TestBlockTxIDs(t *testing.T) {
+	f := newFake()
+	srv := httptest.NewServer(newTestHandler(f))
+	defer srv.Close()
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, data
+	}
+	status, data := get("/v1/blocks/txids?from=0&limit=10")
+	var got []rpc.BlockTxIDs
+	if status != 200 || json.Unmarshal(data, &got) != nil {
+		t.Fatalf("status %d: %s", status, data)
+	}
+	want, _ := f.Blocks(0, 10)
+	if len(got) != len(want) || len(got) == 0 {
+		t.Fatalf("%d blocks, want %d", len(got), len(want))
+	}
+	for i, b := range want {
+		g := got[i]
+		if g.Height != b.Height || g.Hash != b.Hash() || g.PrevHash != b.PrevHash || len(g.TxIDs) != len(b.Transactions) {
+			t.Fatalf("block %d: %+v", i, g)
+		}
+		for j := range b.Transactions {
+			if g.TxIDs[j] != b.Transactions[j].ID() {
+				t.Errorf("block %d tx %d: id %s", i, j, g.TxIDs[j])
+			}
+		}
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?from=-1"} {
+		if status, data := get("/v1/blocks/txids" + q); status != 400 || !bytes.Contains(data, []byte(`"bad_request"`)) {
+			t.Errorf("%s: %d %s", q, status, data)
+		}
+	}
+}
