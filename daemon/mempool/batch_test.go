@@ -1,6 +1,7 @@
 package mempool
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/poslab/posd/chain"
@@ -90,4 +91,36 @@ func benchSetupT(t *testing.T, senders, per int) (*chain.Genesis, *chain.State, 
 		}
 	}
 	return g, g.State(), txs
+}
+
+// TestReinsertLongRun: a reorg reverts the first 100 of a sender's 200
+// pooled transfers, so its account nonce goes back by 100. Put back, the
+// reverted ones fill the run: the 100 still pooled after them are not taken
+// for gapped (nonce_gap) and evicted, whichever reverted block comes first.
+func TestReinsertLongRun(t *testing.T) {
+	g, st, txs := benchSetupT(t, 1, 200)
+	p := New(g, Config{AccountSlots: 1000})
+	for i, err := range p.AddBatch(txs, st) {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	undo1 := applyBlock(t, g, st, 1, txs[:50]...)
+	undo2 := applyBlock(t, g, st, 2, txs[50:100]...)
+	if ev := p.Update(st); len(ev) != 0 || p.Len() != 100 {
+		t.Fatalf("after the blocks: %d pooled, evictions %v", p.Len(), ev)
+	}
+	// The new branch holds neither block.
+	st.Revert(undo2)
+	st.Revert(undo1)
+	p.Reinsert(append(slices.Clone(txs[50:100]), txs[:50]...), st) // newest block first
+	if ev := p.Update(st); len(ev) != 0 {
+		t.Fatalf("%d evicted after the reorg, the first: %v", len(ev), ev[0].Err)
+	}
+	if got := len(p.Pending(1000, st)); got != 200 || p.Len() != 200 {
+		t.Fatalf("after the reorg: %d pooled, %d executable, want 200", p.Len(), got)
+	}
+	if top := p.PendingNonce(txs[0].From, st); top != 200 {
+		t.Errorf("PendingNonce = %d, want 200", top)
+	}
 }

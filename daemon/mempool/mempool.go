@@ -553,11 +553,73 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 	return errs, ready
 }
 
-// Reinsert puts back transactions a reorg reverted, checked against the new
-// state st as new arrivals; those that no longer fit are skipped.
-// Signatures still cached are not verified again.
+// Reinsert puts back the transactions a reorg reverted (pass every
+// reverted block's at once, in any order), then re-checks each sender they
+// belong to against the new state st in nonce order, as Update does. They
+// go in before the re-check so a sender's pooled transactions that follow
+// them are not taken for gapped: the account nonce went back, and the
+// reverted ones fill the run up to them. Transactions st has committed,
+// that are pooled already, or whose nonce another pooled transaction holds
+// are skipped; those that no longer pay are evicted (reported by the next
+// Update). Stateless rules and signatures are checked again (the verifier's
+// cache makes that cheap). The pool may go over its limits by what a reorg
+// reverted, at most max_reorg blocks; admissions make room again.
 func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
-	p.AddBatch(txs, st)
+	errs := make([]error, len(txs))
+	cs := make([]checked, len(txs))
+	ids := make([]chain.Hash, len(txs))
+	for i := range txs {
+		cs[i], errs[i] = p.precheck(&txs[i], chain.Hash{})
+		ids[i] = cs[i].id
+	}
+	p.sigs.VerifyTxs(txs, ids, errs)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	touched := map[chain.Address]*sender{}
+	for i := range txs {
+		tx := &txs[i]
+		if errs[i] != nil {
+			continue
+		}
+		if _, ok := p.byID[cs[i].id]; ok {
+			continue
+		}
+		s := p.senders[tx.From]
+		if s == nil {
+			acc := st.Account(tx.From)
+			if tx.Nonce <= acc.Nonce {
+				continue // committed on the new branch too
+			}
+			s = &sender{addr: tx.From, checked: acc, hidx: -1}
+		}
+		if _, found := s.find(tx.Nonce); found {
+			continue
+		}
+		cost := txCost(tx)
+		p.seq++
+		e := &entry{tx: *tx, id: cs[i].id, seq: p.seq, at: now, size: cs[i].size, debit: cost.Balance, unstake: cost.Stake}
+		p.order = append(p.order, e)
+		// In as queued; the re-check below promotes what is executable.
+		p.senders[s.addr] = s
+		e.owner = s
+		j, _ := s.find(tx.Nonce)
+		s.txs = slices.Insert(s.txs, j, e)
+		if j < s.npend {
+			// It lands inside the pending run (the account nonce went
+			// back): the re-check sorts the run out again.
+			s.npend = j
+		}
+		s.debit += e.debit
+		s.unstake += e.unstake
+		p.byID[e.id] = e
+		p.bytes += int64(e.size)
+		p.markQueued(e)
+		touched[s.addr] = s
+	}
+	for addr, s := range touched {
+		p.resync(s, st.Account(addr))
+	}
 }
 
 // txCost is what tx takes from its sender's balance and stake, by the
