@@ -124,3 +124,43 @@ func TestReinsertLongRun(t *testing.T) {
 		t.Errorf("PendingNonce = %d, want 200", top)
 	}
 }
+
+// TestReinsertManySenders: a reorg puts back the reverted transfers of many
+// senders whose later ones are pooled (and ranked in the eviction heap):
+// nothing is lost, and the pool stays consistent for what follows.
+func TestReinsertManySenders(t *testing.T) {
+	g, st, txs := benchSetupT(t, 20, 150) // interleaved by nonce
+	p := New(g, Config{})
+	for i, err := range p.AddBatch(txs, st) {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	committed := txs[:20*100] // nonces 1..100 of every sender
+	undo := applyBlock(t, g, st, 1, committed...)
+	p.Update(st)
+	if p.Len() != 20*50 {
+		t.Fatalf("%d pooled after the block", p.Len())
+	}
+	st.Revert(undo)
+	rev := slices.Clone(committed)
+	slices.Reverse(rev)
+	p.Reinsert(rev, st)
+	if ev := p.Update(st); len(ev) != 0 {
+		t.Fatalf("%d evicted, the first: %v", len(ev), ev[0].Err)
+	}
+	if p.Len() != len(txs) || len(p.Pending(len(txs), st)) != len(txs) {
+		t.Fatalf("%d pooled, want %d", p.Len(), len(txs))
+	}
+	// The pool works on: a full limit makes admissions evict by the heap.
+	p.SetLimit(len(txs))
+	next := signed(newKey(1000), chain.TxTransfer, txs[0].To, 10, 2, 151)
+	if _, err := p.Add(next, st); err != nil && chain.CodeOf(err) != ErrPoolFull.Code {
+		t.Fatalf("one more with the pool at its limit: %v", err)
+	}
+	applyBlock(t, g, st, 1, committed...)
+	p.Update(st)
+	if p.Len() > len(txs) {
+		t.Errorf("%d pooled, over the limit", p.Len())
+	}
+}

@@ -576,7 +576,11 @@ func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
-	touched := map[chain.Address]*sender{}
+	// Per sender, what goes back; each sender is then put in and
+	// re-checked in one step, so the victims heap never holds a sender
+	// whose pending run changed without being put in its place.
+	var order []chain.Address
+	back := map[chain.Address][]*entry{}
 	for i := range txs {
 		tx := &txs[i]
 		if errs[i] != nil {
@@ -585,40 +589,42 @@ func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 		if _, ok := p.byID[cs[i].id]; ok {
 			continue
 		}
-		s := p.senders[tx.From]
-		if s == nil {
-			acc := st.Account(tx.From)
-			if tx.Nonce <= acc.Nonce {
-				continue // committed on the new branch too
-			}
-			s = &sender{addr: tx.From, checked: acc, hidx: -1}
-		}
-		if _, found := s.find(tx.Nonce); found {
-			continue
+		if _, ok := back[tx.From]; !ok {
+			order = append(order, tx.From)
 		}
 		cost := txCost(tx)
 		p.seq++
-		e := &entry{tx: *tx, id: cs[i].id, seq: p.seq, at: now, size: cs[i].size, debit: cost.Balance, unstake: cost.Stake}
-		p.order = append(p.order, e)
-		// In as queued; the re-check below promotes what is executable.
-		p.senders[s.addr] = s
-		e.owner = s
-		j, _ := s.find(tx.Nonce)
-		s.txs = slices.Insert(s.txs, j, e)
-		if j < s.npend {
-			// It lands inside the pending run (the account nonce went
-			// back): the re-check sorts the run out again.
-			s.npend = j
-		}
-		s.debit += e.debit
-		s.unstake += e.unstake
-		p.byID[e.id] = e
-		p.bytes += int64(e.size)
-		p.markQueued(e)
-		touched[s.addr] = s
+		back[tx.From] = append(back[tx.From], &entry{tx: *tx, id: cs[i].id, seq: p.seq, at: now, size: cs[i].size, debit: cost.Balance, unstake: cost.Stake})
 	}
-	for addr, s := range touched {
-		p.resync(s, st.Account(addr))
+	for _, addr := range order {
+		acc := st.Account(addr)
+		s := p.senders[addr]
+		if s == nil {
+			s = &sender{addr: addr, checked: acc, hidx: -1}
+		}
+		added := false
+		for _, e := range back[addr] {
+			if e.tx.Nonce <= acc.Nonce {
+				continue // committed on the new branch too
+			}
+			j, found := s.find(e.tx.Nonce)
+			if found {
+				continue // the nonce is taken (or the same tx twice)
+			}
+			s.txs = slices.Insert(s.txs, j, e)
+			e.owner = s
+			s.debit += e.debit
+			s.unstake += e.unstake
+			p.byID[e.id] = e
+			p.bytes += int64(e.size)
+			p.order = append(p.order, e)
+			p.markQueued(e) // resync promotes what is executable
+			added = true
+		}
+		if added {
+			p.senders[addr] = s
+			p.resync(s, acc)
+		}
 	}
 }
 
