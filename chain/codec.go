@@ -117,6 +117,10 @@ func (d *decoder) core(h *Header) {
 // EncodeTx returns the binary encoding of one transaction (as inside a block).
 func EncodeTx(tx *Transaction) []byte { return appendTx(nil, tx) }
 
+// AppendTx appends the binary encoding of tx to out (no allocation when
+// out has room).
+func AppendTx(out []byte, tx *Transaction) []byte { return appendTx(out, tx) }
+
 func appendTx(out []byte, tx *Transaction) []byte {
 	out = appendString(out, string(tx.Type))
 	out = appendString(out, tx.ChainID)
@@ -185,16 +189,22 @@ func DecodeBlock(data []byte) (*Block, error) {
 
 // DecodeTx parses EncodeTx's output.
 func DecodeTx(data []byte) (*Transaction, error) {
-	d := decoder{buf: data}
 	tx := &Transaction{}
+	if err := DecodeTxInto(data, tx); err != nil {
+		return nil, err
+	}
+	return tx, nil
+}
+
+// DecodeTxInto parses EncodeTx's output into tx (a batch decodes into one
+// slice, not one allocation per transaction).
+func DecodeTxInto(data []byte, tx *Transaction) error {
+	d := decoder{buf: data}
 	d.tx(tx)
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
 	}
-	if d.err != nil {
-		return nil, d.err
-	}
-	return tx, nil
+	return d.err
 }
 
 // decoder reads from buf, remembering the first error; after an error every

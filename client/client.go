@@ -106,8 +106,12 @@ type request struct {
 	path   string // starting with "/"
 	query  url.Values
 	body   any // marshaled to JSON when non-nil
-	admin  bool
-	stream bool // no timeout, Accept: text/event-stream
+	// raw is sent as the body, with rawType as its Content-Type, when
+	// body is nil.
+	raw     []byte
+	rawType string
+	admin   bool
+	stream  bool // no timeout, Accept: text/event-stream
 }
 
 // send performs r and returns the response of a 2xx answer; any other answer
@@ -133,6 +137,8 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, context.C
 			return nil, nil, fmt.Errorf("encode %s %s: %w", r.method, r.path, err)
 		}
 		body = bytes.NewReader(data)
+	} else if r.raw != nil {
+		body = bytes.NewReader(r.raw)
 	}
 	req, err := http.NewRequestWithContext(ctx, r.method, u, body)
 	if err != nil {
@@ -141,6 +147,8 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, context.C
 	}
 	if r.body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	} else if r.raw != nil {
+		req.Header.Set("Content-Type", r.rawType)
 	}
 	if r.stream {
 		req.Header.Set("Accept", "text/event-stream")
@@ -309,6 +317,29 @@ func (c *Client) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.
 	var res []rpc.SubmitResult
 	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", body: txs}, &res)
 	return res, err
+}
+
+// SubmitTxsBinary is SubmitTxs over the binary batch encoding
+// (rpc.EncodeTxBatch, Content-Type application/octet-stream): the same
+// answer, without JSON on the way in. Load generators and wallets sending
+// many transactions use it.
+func (c *Client) SubmitTxsBinary(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
+	var res []rpc.SubmitResult
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", raw: rpc.EncodeTxBatch(txs), rawType: rpc.ContentTypeTxBatch}, &res)
+	return res, err
+}
+
+// BlockTxIDs is GET /v1/blocks/txids: up to limit main-chain blocks from
+// height from (nil: the newest), each with its transaction ids only.
+func (c *Client) BlockTxIDs(ctx context.Context, from *uint64, limit int) ([]rpc.BlockTxIDs, error) {
+	q := url.Values{}
+	if from != nil {
+		q.Set("from", strconv.FormatUint(*from, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return get[[]rpc.BlockTxIDs](ctx, c, "/v1/blocks/txids", q)
 }
 
 // Config is GET /v1/config (admin).

@@ -129,6 +129,15 @@ func TestMethods(t *testing.T) {
 		"GET /v1/txs/{id}":        reply(200, info),
 		"POST /v1/txs": func(w http.ResponseWriter, r *http.Request) {
 			body, _ := io.ReadAll(r.Body)
+			if r.Header.Get("Content-Type") == rpc.ContentTypeTxBatch {
+				txs, err := rpc.DecodeTxBatch(body, 10)
+				if err != nil || len(txs) != 2 || txs[0] != tx {
+					reply(400, rpc.ErrorBody{Error: &rpc.Error{Code: "bad_request", Message: "not the batch sent"}})(w, r)
+					return
+				}
+				reply(200, []rpc.SubmitResult{sub, {Error: &rpc.Error{Code: "bad_nonce", Message: "nonce 1, expects 2"}}})(w, r)
+				return
+			}
 			if strings.HasPrefix(string(body), "[") {
 				reply(200, []rpc.SubmitResult{sub, {Error: &rpc.Error{Code: "bad_nonce", Message: "nonce 1, expects 2"}}})(w, r)
 				return
@@ -205,6 +214,8 @@ func TestMethods(t *testing.T) {
 	}
 	results, err := c.SubmitTxs(ctx, []chain.Transaction{tx, signedTx(1)})
 	check("SubmitTxs", err, results, []rpc.SubmitResult{sub, {Error: &rpc.Error{Code: "bad_nonce", Message: "nonce 1, expects 2"}}}, "POST", "/v1/txs", "")
+	results, err = c.SubmitTxsBinary(ctx, []chain.Transaction{tx, signedTx(1)})
+	check("SubmitTxsBinary", err, results, []rpc.SubmitResult{sub, {Error: &rpc.Error{Code: "bad_nonce", Message: "nonce 1, expects 2"}}}, "POST", "/v1/txs", "")
 	got, err := c.Config(ctx)
 	check("Config", err, got, cfg, "GET", "/v1/config", "")
 	got, err = c.SetConfig(ctx, rpc.ConfigPatch{BlockSize: ptr(50)})

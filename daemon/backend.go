@@ -154,14 +154,16 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	}
 	// A stake change the chain would refuse on the head (stake_limit,
 	// stake_floor) is refused here, with its code, not pooled.
-	snap, admit, where := n.chain.Snapshot(), txs[:0:0], []int(nil)
+	snap := n.chain.Snapshot()
+	admit, admitIDs, where := txs[:0:0], ids[:0:0], []int(nil)
 	early := make([]error, len(txs))
 	for i := range txs {
 		if early[i] = snap.CheckStake(n.g, &txs[i]); early[i] == nil {
-			admit, where = append(admit, txs[i]), append(where, i)
+			admit, admitIDs, where = append(admit, txs[i]), append(admitIDs, ids[i]), append(where, i)
 		}
 	}
-	admitted, ready := n.pool.Admit(admit, n.chain) // the newest snapshot at each look
+	// The newest snapshot at each look; ids computed once.
+	admitted, ready := n.pool.AdmitIDs(admit, admitIDs, n.chain)
 	errs := early
 	for j, err := range admitted {
 		errs[where[j]] = err

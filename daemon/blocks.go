@@ -32,8 +32,14 @@ func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 // nothing of these parts.
 func (n *Node) followChain(events <-chan chainmgr.Event) {
 	for ev := range events {
+		// All reverted blocks at once: a sender's later reverted nonces
+		// must not be judged before its earlier ones are back.
+		var reverted []chain.Transaction
 		for _, rb := range ev.Reverted {
-			n.pool.Reinsert(rb.Transactions, ev.Snapshot)
+			reverted = append(reverted, rb.Transactions...)
+		}
+		if len(reverted) > 0 {
+			n.pool.Reinsert(reverted, ev.Snapshot)
 		}
 		for _, e := range n.pool.Update(ev.Snapshot) {
 			n.metrics.evicted.Add(1)

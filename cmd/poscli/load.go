@@ -65,7 +65,8 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
 3. Sign --txs TRANSFERs of 1 coin, fee 0, sender i to sender i+1: each
    sender counts its own nonces from its account's pending_nonce + 1.
    Signing is done before the clock starts.
-4. Send them in batches of --batch (POST /v1/txs with an array), --concurrency
+4. Send them in batches of --batch (POST /v1/txs, binary batch encoding;
+   JSON to a node older than it), --concurrency
    requests at a time. Senders are spread over --nodes (default: --node);
    all of a sender's transactions go to its one node, in nonce order, so
    they arrive in order. A refused transfer is counted under its error code
@@ -74,8 +75,9 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
 5. Wait until every accepted transfer is committed, or --timeout-commit.
 
 Commits are counted from the blocks themselves: from the start, poscli
-reads every new block of the first node (GET /v1/blocks, every 50 ms) and
-counts the load's transfers in it, following reorgs. A transfer's latency
+reads the transaction ids of every new block of the first node (GET
+/v1/blocks/txids, every 50 ms; no bodies) and counts the load's transfers
+in it, following reorgs. A transfer's latency
 runs from the moment its batch was sent to the moment poscli saw the block
 holding it on that node (not the block's timestamp). submitted_tx_per_s is
 the accepted transfers over the time from the first batch sent to the last

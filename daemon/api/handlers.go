@@ -86,8 +86,12 @@ func (s *server) tx(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// postTxs is POST /v1/txs: one transaction or an array of them.
+// postTxs is POST /v1/txs: one transaction or an array of them, or a
+// binary batch (postTxsBinary).
 func (s *server) postTxs(w http.ResponseWriter, r *http.Request) error {
+	if isBinaryBatch(r) {
+		return s.postTxsBinary(w, r)
+	}
 	data, err := s.readBody(r)
 	if err != nil {
 		return err

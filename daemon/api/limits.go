@@ -100,14 +100,15 @@ const (
 // heavyRoutes are the patterns whose answers grow with the chain or the
 // pool; at most Limits.MaxHeavy of them run at once.
 var heavyRoutes = map[string]bool{
-	"/v1/accounts":    true,
-	"/v1/stakes":      true,
-	"/v1/blocks":      true,
-	"/v1/txs/pending": true,
-	"/accounts":       true,
-	"/stakes":         true,
-	"/blockchain":     true,
-	"/transactions":   true,
+	"/v1/accounts":     true,
+	"/v1/stakes":       true,
+	"/v1/blocks":       true,
+	"/v1/blocks/txids": true,
+	"/v1/txs/pending":  true,
+	"/accounts":        true,
+	"/stakes":          true,
+	"/blockchain":      true,
+	"/transactions":    true,
 }
 
 // acquireHeavy takes a slot for a heavy answer, or answers 503 busy.

@@ -20,6 +20,7 @@ var routes = []route{
 	{"GET", "/v1/blocks", false, (*server).blocks},
 	{"GET", "/v1/blocks/{id}", false, (*server).block},
 	{"GET", "/v1/blocks/summaries", false, (*server).blockSummaries},
+	{"GET", "/v1/blocks/txids", false, (*server).blockTxIDs},
 	{"GET", "/v1/txs/pending", false, (*server).pendingTxs},
 	{"GET", "/v1/txs/{id}", false, (*server).tx},
 	{"POST", "/v1/txs", false, (*server).postTxs},

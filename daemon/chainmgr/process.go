@@ -12,8 +12,9 @@ import (
 
 // precheck runs every rule that needs neither state nor election, off
 // every lock: the header signature, the transaction count and root, and
-// each transaction's stateless rules and signature (cached by the
-// Verifier, so the full validation under the lock costs no signature).
+// each transaction's stateless rules and signature (batch-verified,
+// skipping those the pool cached at admission; the full validation under
+// the lock costs no signature).
 //
 // Consensus hook: header checks that need no parent state (VRF proof
 // verification of v2) belong here.
@@ -27,7 +28,7 @@ func (m *Manager) precheck(b *chain.Block) error {
 	if root := chain.TxRoot(b.Transactions); root != b.TxRoot {
 		return &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
 	}
-	return chain.CheckBlockTxs(m.g, b, m.txv)
+	return m.verify.CheckBlockTxs(m.g, b)
 }
 
 // ProcessBlock validates b and adds it to the chain: it extends the head,

@@ -15,9 +15,16 @@ import (
 // A cached signature is keyed by the transaction id (which covers every
 // signed field, the public key included) and the signature bytes: a
 // different signature for the same id is verified afresh.
+//
+// Signatures that arrive in numbers (an API batch, a gossip message, a
+// block) go through VerifyTxs and CheckBlockTxs: chain.SigVerifier's batch
+// check by the ZIP-215 rule, bisecting a failed batch, with the expanded
+// public keys of recent senders kept. Single checks (VerifyTx) use the
+// same rule, so no path accepts what another refuses.
 type Verifier struct {
 	chainID string
 	cache   *sigCache
+	batch   *chain.SigVerifier
 }
 
 // DefaultVerifierCache is how many verified signatures a Verifier keeps at
@@ -30,7 +37,67 @@ func NewVerifier(chainID string, size int) *Verifier {
 	if size <= 0 {
 		size = DefaultVerifierCache
 	}
-	return &Verifier{chainID: chainID, cache: newSigCache(size)}
+	return &Verifier{chainID: chainID, cache: newSigCache(size), batch: chain.NewSigVerifier(0)}
+}
+
+// VerifyTxs checks the signatures of txs (ids[i] is txs[i].ID()) in
+// batches, skipping those cached and those whose errs[i] is already set,
+// and sets errs[i] for each bad one. Good signatures are cached. It does
+// not run the stateless rules. errs, ids and txs have the same length.
+func (v *Verifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []error) {
+	var todo []int
+	keys := make([]sigKey, len(txs))
+	for i := range txs {
+		if errs[i] != nil {
+			continue
+		}
+		k, ok := keyOf(ids[i], txs[i].Signature)
+		if ok && v.cache.has(k) {
+			continue
+		}
+		keys[i] = k
+		todo = append(todo, i)
+	}
+	if len(todo) == 0 {
+		return
+	}
+	sub := make([]chain.Transaction, len(todo))
+	for j, i := range todo {
+		sub[j] = txs[i]
+	}
+	bad := v.batch.VerifyTxs(sub)
+	good := make([]sigKey, 0, len(todo))
+	for j, i := range todo {
+		if bad[j] != nil {
+			errs[i] = bad[j]
+			continue
+		}
+		good = append(good, keys[i])
+	}
+	v.cache.addAll(good)
+}
+
+// CheckBlockTxs runs the stateless rules of every transaction of b and
+// checks the signatures not cached (those the pool admitted) in batches.
+// The error is a *chain.BlockTxError naming the lowest bad index, as a
+// sequential check would. On success the block's signatures are cached,
+// so validating it on its parent's state (TxVerifier) checks none again.
+func (v *Verifier) CheckBlockTxs(g *chain.Genesis, b *chain.Block) error {
+	var fresh []sigKey // called in order, on this goroutine
+	err := chain.CheckBlockTxsBatch(g, b, v.batch, func(tx *chain.Transaction) bool {
+		k, ok := keyOf(tx.ID(), tx.Signature)
+		if ok && v.cache.has(k) {
+			return true
+		}
+		if ok {
+			fresh = append(fresh, k)
+		}
+		return false
+	})
+	if err == nil {
+		v.cache.addAll(fresh)
+	}
+	return err
 }
 
 // VerifyTx checks tx's signature, from the cache when it was verified
@@ -130,8 +197,21 @@ func (c *sigCache) has(k sigKey) bool {
 func (c *sigCache) add(k sigKey) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.addLocked(k)
+}
+
+// addAll adds keys under one lock.
+func (c *sigCache) addAll(keys []sigKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, k := range keys {
+		c.addLocked(k)
+	}
+}
+
+func (c *sigCache) addLocked(k sigKey) {
 	if len(c.cur) >= c.gen {
-		c.prev, c.cur = c.cur, make(map[sigKey]struct{})
+		c.prev, c.cur = c.cur, make(map[sigKey]struct{}, c.gen)
 	}
 	c.cur[k] = struct{}{}
 }

@@ -1,6 +1,7 @@
 package chainmgr
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -85,5 +86,99 @@ func TestSigCacheBounded(t *testing.T) {
 	}
 	if _, ok := keyOf(chain.Hash{}, strings.Repeat("g", 128)); ok {
 		t.Error("keyOf accepted non-hex")
+	}
+}
+
+// batchTxs signs n transfers from 8 keys on chain "c".
+func batchTxs(t testing.TB, n int) []chain.Transaction {
+	keys := make([]*keystore.Key, 8)
+	for i := range keys {
+		keys[i], _ = keystore.Generate()
+	}
+	txs := make([]chain.Transaction, n)
+	for i := range txs {
+		k := keys[i%len(keys)]
+		txs[i] = chain.Transaction{Type: chain.TxTransfer, ChainID: "c", To: keys[(i+1)%len(keys)].Address(), Amount: 1, Nonce: uint64(i/len(keys) + 1)}
+		k.SignTx(&txs[i])
+	}
+	return txs
+}
+
+// breakSig makes tx's signature a well-formed one that does not verify.
+func breakSig(tx *chain.Transaction) {
+	other := *tx
+	other.Amount++
+	tx.Signature = other.Signature[:len(other.Signature)-2] + "00"
+	if tx.Signature == other.Signature {
+		tx.Signature = other.Signature[:len(other.Signature)-2] + "01"
+	}
+}
+
+// TestVerifierBatch: VerifyTxs sets an error at each bad index only,
+// caches the good ones, and skips what the caller already refused.
+func TestVerifierBatch(t *testing.T) {
+	v := NewVerifier("c", 0)
+	txs := batchTxs(t, 200)
+	breakSig(&txs[3])
+	breakSig(&txs[150])
+	ids := make([]chain.Hash, len(txs))
+	for i := range txs {
+		ids[i] = txs[i].ID()
+	}
+	errs := make([]error, len(txs))
+	skipped := &chain.RuleError{Code: "skip"}
+	errs[10] = skipped
+	v.VerifyTxs(txs, ids, errs)
+	for i, err := range errs {
+		switch i {
+		case 3, 150:
+			if chain.CodeOf(err) != chain.ErrBadSignature.Code {
+				t.Errorf("tx %d: %v, want bad_signature", i, err)
+			}
+			if v.cached(&txs[i]) {
+				t.Errorf("tx %d: a bad signature was cached", i)
+			}
+		case 10:
+			if err != skipped || v.cached(&txs[i]) {
+				t.Errorf("tx 10: refused before, yet verified (%v)", err)
+			}
+		default:
+			if err != nil || !v.cached(&txs[i]) {
+				t.Errorf("tx %d: err %v, cached %v", i, err, v.cached(&txs[i]))
+			}
+		}
+	}
+}
+
+// TestVerifierCheckBlockTxs: the block check names the lowest bad index,
+// skips signatures cached at admission, and caches what it verified.
+func TestVerifierCheckBlockTxs(t *testing.T) {
+	g := chain.DefaultGenesis()
+	g.ChainID = "c"
+	v := NewVerifier("c", 0)
+	txs := batchTxs(t, 300)
+	breakSig(&txs[250])
+	breakSig(&txs[77])
+	err := v.CheckBlockTxs(g, &chain.Block{Transactions: txs})
+	var te *chain.BlockTxError
+	if !errors.As(err, &te) || te.Index != 77 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
+		t.Fatalf("err = %v, want bad_signature at index 77", err)
+	}
+	// A planted cache entry for the bad one at 77 is trusted (the pool
+	// verified it): the next bad index is named.
+	k, _ := keyOf(txs[77].ID(), txs[77].Signature)
+	v.cache.add(k)
+	err = v.CheckBlockTxs(g, &chain.Block{Transactions: txs})
+	if !errors.As(err, &te) || te.Index != 250 {
+		t.Fatalf("err = %v, want index 250", err)
+	}
+	good := batchTxs(t, 100)
+	if err := v.CheckBlockTxs(g, &chain.Block{Transactions: good}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range good {
+		if !v.cached(&good[i]) {
+			t.Fatalf("tx %d of a valid block was not cached", i)
+		}
 	}
 }

@@ -36,10 +36,8 @@ package mempool
 
 import (
 	"fmt"
-	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/poslab/posd/chain"
@@ -93,16 +91,34 @@ type StateView interface {
 	Account(chain.Address) chain.Account
 }
 
-// SigVerifier checks a transaction's signature (id is tx.ID()); the node
-// passes its chain manager's verifier, which caches what it verified.
+// SigVerifier checks the signatures of a batch of transactions (ids[i] is
+// txs[i].ID()): it skips every i whose errs[i] is already set and sets
+// errs[i] for each bad signature. The node passes its chain manager's
+// verifier, which batch-verifies by the ZIP-215 rule and caches what it
+// verified.
 type SigVerifier interface {
-	VerifyTx(tx *chain.Transaction, id chain.Hash) error
+	VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []error)
 }
 
-// plainVerifier verifies every signature.
-type plainVerifier struct{}
+// batchVerifier batch-verifies every signature, caching nothing but
+// expanded public keys.
+type batchVerifier struct{ sv *chain.SigVerifier }
 
-func (plainVerifier) VerifyTx(tx *chain.Transaction, _ chain.Hash) error { return tx.VerifySignature() }
+func (v batchVerifier) VerifyTxs(txs []chain.Transaction, _ []chain.Hash, errs []error) {
+	var todo []int
+	for i := range txs {
+		if errs[i] == nil {
+			todo = append(todo, i)
+		}
+	}
+	sub := make([]chain.Transaction, len(todo))
+	for j, i := range todo {
+		sub[j] = txs[i]
+	}
+	for j, err := range v.sv.VerifyTxs(sub) {
+		errs[todo[j]] = err
+	}
+}
 
 // Config bounds the pool. Zero fields take the defaults.
 type Config struct {
@@ -139,7 +155,7 @@ func (c Config) withDefaults() Config {
 		c.Lifetime = DefaultLifetime
 	}
 	if c.Sigs == nil {
-		c.Sigs = plainVerifier{}
+		c.Sigs = batchVerifier{chain.NewSigVerifier(0)}
 	}
 	return c
 }
@@ -209,11 +225,12 @@ func (s pendSlot) valid() bool { return !s.e.gone && !s.e.queued && s.e.epoch ==
 
 // Pool is the set of pooled transactions. It is safe for concurrent use.
 type Pool struct {
-	chainID  string
-	exchange chain.ExchangePolicy
-	cfg      Config
-	sigs     SigVerifier
-	now      func() time.Time
+	// rules is the genesis the pool checks by (chain.Genesis.CheckTx,
+	// CheckPayable): chain id, exchange policy, and Config.MinFee.
+	rules chain.Genesis
+	cfg   Config
+	sigs  SigVerifier
+	now   func() time.Time
 
 	mu      sync.Mutex
 	limit   int
@@ -239,18 +256,17 @@ type Pool struct {
 // New returns an empty pool for the network g describes.
 func New(g *chain.Genesis, cfg Config) *Pool {
 	cfg = cfg.withDefaults()
-	ex := g.Exchange
-	ex.Authorities = slices.Clone(ex.Authorities)
+	rules := chain.Genesis{ChainID: g.ChainID, Exchange: g.Exchange, MinFee: cfg.MinFee}
+	rules.Exchange.Authorities = slices.Clone(g.Exchange.Authorities)
 	return &Pool{
-		chainID:  g.ChainID,
-		exchange: ex,
-		cfg:      cfg,
-		sigs:     cfg.Sigs,
-		now:      time.Now,
-		limit:    cfg.Limit,
-		byID:     make(map[chain.Hash]*entry),
-		senders:  make(map[chain.Address]*sender),
-		victims:  senderHeap{slots: cfg.AccountSlots},
+		rules:   rules,
+		cfg:     cfg,
+		sigs:    cfg.Sigs,
+		now:     time.Now,
+		limit:   cfg.Limit,
+		byID:    make(map[chain.Hash]*entry),
+		senders: make(map[chain.Address]*sender),
+		victims: senderHeap{slots: cfg.AccountSlots},
 	}
 }
 
@@ -332,22 +348,39 @@ type checked struct {
 	size int
 }
 
-// precheck runs the stateless rules and the fee floor, and sizes tx.
-func (p *Pool) precheck(tx *chain.Transaction) (checked, error) {
-	c := checked{id: tx.ID()}
-	if err := tx.CheckStateless(p.chainID); err != nil {
+// precheck runs every rule that needs no account (chain.Genesis.CheckTx:
+// the stateless rules, the fee floor, the exchange policy), and sizes tx.
+// id is tx.ID() when the caller knows it, else zero.
+func (p *Pool) precheck(tx *chain.Transaction, id chain.Hash) (checked, error) {
+	if id == (chain.Hash{}) {
+		id = tx.ID()
+	}
+	c := checked{id: id}
+	if err := p.rules.CheckTx(tx); err != nil {
+		if chain.CodeOf(err) == ErrFeeTooLow.Code {
+			return c, ruleErr(ErrFeeTooLow, "fee %d is below this node's minimum %d", tx.Fee, p.cfg.MinFee)
+		}
 		return c, err
 	}
-	if tx.Fee < p.cfg.MinFee {
-		return c, ruleErr(ErrFeeTooLow, "fee %d is below this node's minimum %d", tx.Fee, p.cfg.MinFee)
-	}
-	c.size = len(chain.EncodeTx(tx))
+	c.size = encodedSize(tx)
 	return c, nil
 }
 
-// verify checks tx's signature unless it is cached.
-func (p *Pool) verify(tx *chain.Transaction, c checked) error {
-	return p.sigs.VerifyTx(tx, c.id)
+// encodedSize is len(chain.EncodeTx(tx)), without encoding it.
+func encodedSize(tx *chain.Transaction) int {
+	n := 3 * 8
+	for _, l := range [...]int{len(tx.Type), len(tx.ChainID), len(tx.From), len(tx.To), len(tx.PublicKey), len(tx.Signature)} {
+		n += uvarintLen(uint64(l)) + l
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
 }
 
 // screen refuses what the committed account alone already rules out.
@@ -355,15 +388,31 @@ func (p *Pool) screen(tx *chain.Transaction, acc chain.Account) error {
 	if tx.Nonce <= acc.Nonce {
 		return ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
 	}
-	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
-		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
+	return p.payable(tx, acc, chain.Amounts{}, nil)
+}
+
+// payable checks tx against its sender's account acc, which already owes
+// pend to the sender's pooled transactions before tx, and against the
+// recipient's account (to; nil: not checked, so no credit overflow is
+// found): chain.Genesis.CheckPayable, with the pool's pending sums in the
+// message of an insufficient balance or stake.
+func (p *Pool) payable(tx *chain.Transaction, acc chain.Account, pend chain.Amounts, to *chain.Account) error {
+	cost := txCost(tx)
+	if cost.Stake > 0 && (pend.Stake > acc.Stake || cost.Stake > acc.Stake-pend.Stake) {
+		return ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes %d, needs %d", acc.Stake, pend.Stake, cost.Stake)
 	}
-	debit, unstake := costs(tx)
-	if unstake > acc.Stake {
-		return ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes 0, needs %d", acc.Stake, unstake)
+	if pend.Balance > acc.Balance || cost.Balance > acc.Balance-pend.Balance {
+		return ruleErr(chain.ErrInsufficientFunds, "balance %d, pending %d, needs %d", acc.Balance, pend.Balance, cost.Balance)
 	}
-	if debit > acc.Balance {
-		return ruleErr(chain.ErrInsufficientFunds, "balance %d, pending 0, needs %d", acc.Balance, debit)
+	from := acc
+	from.Balance -= pend.Balance
+	from.Stake -= pend.Stake
+	var recipient chain.Account
+	if to != nil {
+		recipient = *to
+	}
+	if err := p.rules.CheckPayable(tx, from, recipient); err != nil {
+		return err
 	}
 	return nil
 }
@@ -443,10 +492,25 @@ func (p *Pool) Admit(txs []chain.Transaction, st StateView) (errs []error, ready
 // the sender's account alone rules out), then to admit them. Signatures
 // are verified between the two calls, in parallel, under no lock.
 func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
+	return p.AdmitIDsUnder(txs, nil, view)
+}
+
+// AdmitIDs is Admit for a caller that already computed the ids (ids[i] is
+// txs[i].ID()), so they are computed once per transaction.
+func (p *Pool) AdmitIDs(txs []chain.Transaction, ids []chain.Hash, st StateView) (errs []error, ready []chain.Transaction) {
+	return p.AdmitIDsUnder(txs, ids, func(fn func(StateView)) { fn(st) })
+}
+
+// AdmitIDsUnder is AdmitUnder with the ids known (nil: computed here).
+func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
 	errs = make([]error, len(txs))
 	cs := make([]checked, len(txs))
+	if ids == nil {
+		ids = make([]chain.Hash, len(txs))
+	}
 	for i := range txs {
-		cs[i], errs[i] = p.precheck(&txs[i])
+		cs[i], errs[i] = p.precheck(&txs[i], ids[i])
+		ids[i] = cs[i].id
 	}
 	view(func(st StateView) {
 		p.mu.Lock()
@@ -461,11 +525,9 @@ func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))
 			}
 		}
 	})
-	parallel(len(txs), func(i int) {
-		if errs[i] == nil {
-			errs[i] = p.verify(&txs[i], cs[i])
-		}
-	})
+	// Every signature left in one batch check (bisected when one is bad),
+	// under no lock.
+	p.sigs.VerifyTxs(txs, ids, errs)
 	var promoted []*entry
 	view(func(st StateView) {
 		p.mu.Lock()
@@ -491,47 +553,87 @@ func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))
 	return errs, ready
 }
 
-// parallel runs fn(0..n-1) on up to GOMAXPROCS goroutines.
-func parallel(n int, fn func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
-	if workers <= 1 {
-		for i := range n {
-			fn(i)
-		}
-		return
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				fn(i)
-			}
-		})
-	}
-	wg.Wait()
-}
-
-// Reinsert puts back transactions a reorg reverted, checked against the new
-// state st as new arrivals; those that no longer fit are skipped.
-// Signatures still cached are not verified again.
+// Reinsert puts back the transactions a reorg reverted (pass every
+// reverted block's at once, in any order), then re-checks each sender they
+// belong to against the new state st in nonce order, as Update does. They
+// go in before the re-check so a sender's pooled transactions that follow
+// them are not taken for gapped: the account nonce went back, and the
+// reverted ones fill the run up to them. Transactions st has committed,
+// that are pooled already, or whose nonce another pooled transaction holds
+// are skipped; those that no longer pay are evicted (reported by the next
+// Update). Stateless rules and signatures are checked again (the verifier's
+// cache makes that cheap). The pool may go over its limits by what a reorg
+// reverted, at most max_reorg blocks; admissions make room again.
 func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
-	p.AddBatch(txs, st)
+	errs := make([]error, len(txs))
+	cs := make([]checked, len(txs))
+	ids := make([]chain.Hash, len(txs))
+	for i := range txs {
+		cs[i], errs[i] = p.precheck(&txs[i], chain.Hash{})
+		ids[i] = cs[i].id
+	}
+	p.sigs.VerifyTxs(txs, ids, errs)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	// Per sender, what goes back; each sender is then put in and
+	// re-checked in one step, so the victims heap never holds a sender
+	// whose pending run changed without being put in its place.
+	var order []chain.Address
+	back := map[chain.Address][]*entry{}
+	for i := range txs {
+		tx := &txs[i]
+		if errs[i] != nil {
+			continue
+		}
+		if _, ok := p.byID[cs[i].id]; ok {
+			continue
+		}
+		if _, ok := back[tx.From]; !ok {
+			order = append(order, tx.From)
+		}
+		cost := txCost(tx)
+		p.seq++
+		back[tx.From] = append(back[tx.From], &entry{tx: *tx, id: cs[i].id, seq: p.seq, at: now, size: cs[i].size, debit: cost.Balance, unstake: cost.Stake})
+	}
+	for _, addr := range order {
+		acc := st.Account(addr)
+		s := p.senders[addr]
+		if s == nil {
+			s = &sender{addr: addr, checked: acc, hidx: -1}
+		}
+		added := false
+		for _, e := range back[addr] {
+			if e.tx.Nonce <= acc.Nonce {
+				continue // committed on the new branch too
+			}
+			j, found := s.find(e.tx.Nonce)
+			if found {
+				continue // the nonce is taken (or the same tx twice)
+			}
+			s.txs = slices.Insert(s.txs, j, e)
+			e.owner = s
+			s.debit += e.debit
+			s.unstake += e.unstake
+			p.byID[e.id] = e
+			p.bytes += int64(e.size)
+			p.order = append(p.order, e)
+			p.markQueued(e) // resync promotes what is executable
+			added = true
+		}
+		if added {
+			p.senders[addr] = s
+			p.resync(s, acc)
+		}
+	}
 }
 
-// costs returns what tx takes from its sender's balance and stake.
-func costs(tx *chain.Transaction) (debit, unstake uint64) {
-	switch tx.Type {
-	case chain.TxTransfer, chain.TxStake:
-		return tx.Amount + tx.Fee, 0 // CheckStateless rules out overflow
-	case chain.TxUnstake:
-		return tx.Fee, tx.Amount
-	}
-	return tx.Fee, 0
+// txCost is what tx takes from its sender's balance and stake, by the
+// chain's table of types. Admission ran CheckStateless, which rules out an
+// unknown type and amount + fee overflowing.
+func txCost(tx *chain.Transaction) chain.Amounts {
+	c, _ := tx.Cost()
+	return c
 }
 
 // admit runs the stateful pool rules and pools tx, making room if it must.
@@ -561,23 +663,18 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Ti
 	if err := p.checkGap(tx.Nonce, top); err != nil {
 		return nil, err
 	}
-	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
-		return nil, ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
+	var pend chain.Amounts
+	if s != nil {
+		pend = chain.Amounts{Balance: s.debit, Stake: s.unstake}
 	}
-	if err := checkOverflow(tx, acc, st); err != nil {
+	// The recipient as committed: a credit that would overflow it now
+	// would make the block refuse the transaction.
+	to := st.Account(tx.To)
+	if err := p.payable(tx, acc, pend, &to); err != nil {
 		return nil, err
 	}
-	debit, unstake := costs(tx)
-	var pendDebit, pendUnstake uint64
-	if s != nil {
-		pendDebit, pendUnstake = s.debit, s.unstake
-	}
-	if unstake > 0 && (pendUnstake > acc.Stake || unstake > acc.Stake-pendUnstake) {
-		return nil, ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes %d, needs %d", acc.Stake, pendUnstake, unstake)
-	}
-	if pendDebit > acc.Balance || debit > acc.Balance-pendDebit {
-		return nil, ruleErr(chain.ErrInsufficientFunds, "balance %d, pending %d, needs %d", acc.Balance, pendDebit, debit)
-	}
+	cost := txCost(tx)
+	debit, unstake := cost.Balance, cost.Stake
 	pending := tx.Nonce == top+1
 	if !pending && s != nil && s.queued() >= p.cfg.AccountQueue {
 		return nil, ruleErr(ErrQueueFull, "%s already has %d gapped transactions pooled, the most per sender", tx.From, s.queued())
@@ -703,24 +800,6 @@ func (p *Pool) compact() {
 	}
 }
 
-// checkOverflow refuses what would overflow a balance or a stake if it
-// were applied now: the block would refuse it, so the pool must too.
-func checkOverflow(tx *chain.Transaction, from chain.Account, st StateView) error {
-	var have uint64
-	switch tx.Type {
-	case chain.TxExchange, chain.TxTransfer:
-		have = st.Account(tx.To).Balance
-	case chain.TxStake:
-		have = from.Stake
-	case chain.TxUnstake:
-		have = from.Balance
-	}
-	if have+tx.Amount < have {
-		return ruleErr(chain.ErrAmountOverflow, "%d more would overflow %d", tx.Amount, have)
-	}
-	return nil
-}
-
 // checkGap refuses a nonce that leaves more than maxGap missing nonces
 // after top, the end of the sender's contiguous run (its account nonce when
 // nothing is pooled). A long run of consecutive nonces is no gap at all.
@@ -752,16 +831,7 @@ func (p *Pool) recheck(e *entry, acc chain.Account, top, debit, unstake uint64) 
 	if err := p.checkGap(tx.Nonce, top); err != nil {
 		return err
 	}
-	if tx.Type == chain.TxExchange && !p.exchange.Allows(tx.From) {
-		return ruleErr(chain.ErrNotExchange, "%s is not an exchange authority", tx.From)
-	}
-	if e.unstake > 0 && (unstake > acc.Stake || e.unstake > acc.Stake-unstake) {
-		return ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes %d, needs %d", acc.Stake, unstake, e.unstake)
-	}
-	if debit > acc.Balance || e.debit > acc.Balance-debit {
-		return ruleErr(chain.ErrInsufficientFunds, "balance %d, pending %d, needs %d", acc.Balance, debit, e.debit)
-	}
-	return nil
+	return p.payable(tx, acc, chain.Amounts{Balance: debit, Stake: unstake}, nil)
 }
 
 // resync brings sender s in line with its committed account acc: it drops
@@ -920,7 +990,7 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 			continue
 		}
 		c := cursor{s: s, i: i, fee: s.txs[i].tx.Fee, seq: s.txs[i].seq, bal: acc.Balance, stake: acc.Stake}
-		if p.payable(&c) {
+		if c.payable() {
 			h = append(h, c)
 		}
 	}
@@ -933,7 +1003,7 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 		c.bal -= e.debit
 		c.stake -= e.unstake
 		c.i++
-		if c.i < len(c.s.txs) && c.s.txs[c.i].tx.Nonce == e.tx.Nonce+1 && p.payable(c) {
+		if c.i < len(c.s.txs) && c.s.txs[c.i].tx.Nonce == e.tx.Nonce+1 && c.payable() {
 			c.fee, c.seq = c.s.txs[c.i].tx.Fee, c.s.txs[c.i].seq
 			h.down(0)
 		} else {
@@ -943,12 +1013,11 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 	return out
 }
 
-// payable reports whether the account behind c can run c's next transaction.
-func (p *Pool) payable(c *cursor) bool {
+// payable reports whether the account behind c can run c's next
+// transaction. The rest of chain.Genesis.CheckPayable (fee floor, exchange
+// policy) depends on no account and was checked at admission.
+func (c *cursor) payable() bool {
 	e := c.s.txs[c.i]
-	if e.tx.Type == chain.TxExchange && !p.exchange.Allows(e.tx.From) {
-		return false
-	}
 	return e.debit <= c.bal && e.unstake <= c.stake
 }
 

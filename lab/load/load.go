@@ -201,11 +201,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := l.makeSenders(); err != nil {
 		return nil, err
 	}
-	addrs := map[chain.Address]bool{}
-	for _, s := range l.senders {
-		addrs[s.addr] = true
-	}
-	l.watch = newCommitWatcher(l.nodes[0], addrs, st.Height, st.HeadHash, cfg.Poll)
+	l.watch = newCommitWatcher(l.nodes[0], st.Height, st.HeadHash, cfg.Poll)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	watchDone := make(chan struct{})
 	go func() { defer close(watchDone); l.watch.run(watchCtx) }()
@@ -360,6 +356,7 @@ func (l *loader) fund(ctx context.Context) error {
 		byNode[s.node] = append(byNode[s.node], tx)
 		ids = append(ids, tx.ID())
 	}
+	l.watch.watch(ids, false)
 	for n, txs := range byNode {
 		for start := 0; start < len(txs); start += l.cfg.Batch {
 			chunk := txs[start:min(start+l.cfg.Batch, len(txs))]
@@ -445,11 +442,15 @@ func (l *loader) sign(ctx context.Context) error {
 				s := l.senders[i]
 				to := l.senders[(i+1)%len(l.senders)].addr
 				s.queue = make([]loadTx, 0, s.quota)
+				ids := make([]chain.Hash, 0, s.quota)
 				for k := range s.quota {
 					tx := chain.Transaction{Type: chain.TxTransfer, ChainID: l.chainID, To: to, Amount: Amount, Nonce: s.first + uint64(k)}
 					s.key.SignTx(&tx)
 					s.queue = append(s.queue, loadTx{tx: tx, id: tx.ID()})
+					ids = append(ids, s.queue[k].id)
 				}
+				// Watched before sent: a commit is never missed.
+				l.watch.watch(ids, true)
 				done.Add(int64(s.quota))
 			}
 		})
@@ -702,18 +703,19 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 	return refused, nil
 }
 
-// commitWatcher reads every new block of one node from a starting height
-// and notes when it first saw each transaction of the watched senders.
-// When a block does not follow the last one read (a reorg), it forgets the
-// last block read and reads again from there.
+// commitWatcher reads the transaction ids of every new block of one node
+// (GET /v1/blocks/txids: no bodies) from a starting height and notes when
+// it first saw each watched transaction. When a block does not follow the
+// last one read (a reorg), it forgets the last block read and reads again
+// from there.
 type commitWatcher struct {
-	c       Node
-	senders map[chain.Address]bool
-	poll    time.Duration
+	c    Node
+	poll time.Duration
 
 	mu        sync.Mutex
-	next      uint64     // height to read next
-	base      chain.Hash // hash of the block at the starting height
+	watched   map[chain.Hash]bool // id → is a TRANSFER
+	next      uint64              // height to read next
+	base      chain.Hash          // hash of the block at the starting height
 	read      []watchedBlock
 	seen      map[chain.Hash]time.Time
 	transfers int
@@ -728,8 +730,18 @@ type watchedBlock struct {
 	transfers int
 }
 
-func newCommitWatcher(c Node, senders map[chain.Address]bool, height uint64, head chain.Hash, poll time.Duration) *commitWatcher {
-	return &commitWatcher{c: c, senders: senders, poll: poll, next: height + 1, base: head, seen: map[chain.Hash]time.Time{}}
+func newCommitWatcher(c Node, height uint64, head chain.Hash, poll time.Duration) *commitWatcher {
+	return &commitWatcher{c: c, poll: poll, next: height + 1, base: head, watched: map[chain.Hash]bool{}, seen: map[chain.Hash]time.Time{}}
+}
+
+// watch adds ids to the transactions looked for; call it before they are
+// sent.
+func (w *commitWatcher) watch(ids []chain.Hash, transfers bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, id := range ids {
+		w.watched[id] = transfers
+	}
 }
 
 // run reads blocks until ctx ends.
@@ -738,7 +750,7 @@ func (w *commitWatcher) run(ctx context.Context) {
 		w.mu.Lock()
 		from := w.next
 		w.mu.Unlock()
-		blocks, err := w.c.Blocks(ctx, &from, watchPage)
+		blocks, err := w.c.BlockTxIDs(ctx, &from, watchPage)
 		now := time.Now()
 		w.mu.Lock()
 		if err != nil {
@@ -757,7 +769,7 @@ func (w *commitWatcher) run(ctx context.Context) {
 }
 
 // add books blocks read at now. w.mu is held.
-func (w *commitWatcher) add(blocks []chain.Block, now time.Time) {
+func (w *commitWatcher) add(blocks []rpc.BlockTxIDs, now time.Time) {
 	for i := range blocks {
 		b := &blocks[i]
 		if b.Height != w.next {
@@ -778,19 +790,18 @@ func (w *commitWatcher) add(blocks []chain.Block, now time.Time) {
 			w.next--
 			return
 		}
-		wb := watchedBlock{height: b.Height, hash: b.Hash()}
-		for j := range b.Transactions {
-			tx := &b.Transactions[j]
-			if !w.senders[tx.From] {
+		wb := watchedBlock{height: b.Height, hash: b.Hash}
+		for _, id := range b.TxIDs {
+			transfer, ok := w.watched[id]
+			if !ok {
 				continue
 			}
-			id := tx.ID()
 			if _, dup := w.seen[id]; dup {
 				continue
 			}
 			w.seen[id] = now
 			wb.ids = append(wb.ids, id)
-			if tx.Type == chain.TxTransfer {
+			if transfer {
 				wb.transfers++
 			}
 		}

@@ -87,6 +87,18 @@ func (n *memNode) SubmitTxs(_ context.Context, txs []chain.Transaction) ([]rpc.S
 	return out, nil
 }
 
+func (n *memNode) BlockTxIDs(ctx context.Context, from *uint64, limit int) ([]rpc.BlockTxIDs, error) {
+	blocks, err := n.Blocks(ctx, from, limit)
+	out := make([]rpc.BlockTxIDs, len(blocks))
+	for i, b := range blocks {
+		out[i] = rpc.BlockTxIDs{Height: b.Height, Hash: b.Hash(), PrevHash: b.PrevHash}
+		for j := range b.Transactions {
+			out[i].TxIDs = append(out[i].TxIDs, b.Transactions[j].ID())
+		}
+	}
+	return out, err
+}
+
 func (n *memNode) Blocks(_ context.Context, from *uint64, limit int) ([]chain.Block, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -185,24 +197,37 @@ func TestWatcherFollowsReorgs(t *testing.T) {
 	b2 := chain.NewBlock(g, &b1.Header, 0, b1.Timestamp+1, []chain.Transaction{tx(2)})
 	b1x := chain.NewBlock(g, &gen.Header, 1, gen.Timestamp+2000, nil) // another branch at height 1
 	b2x := chain.NewBlock(g, &b1x.Header, 0, b1x.Timestamp+1, []chain.Transaction{tx(1)})
-	w := newCommitWatcher(nil, map[chain.Address]bool{from: true}, 0, gen.Hash(), time.Millisecond)
+	w := newCommitWatcher(nil, 0, gen.Hash(), time.Millisecond)
+	t1, t2 := tx(1), tx(2)
+	w.watch([]chain.Hash{t1.ID(), t2.ID()}, true)
+	ids := func(blocks ...*chain.Block) []rpc.BlockTxIDs {
+		var out []rpc.BlockTxIDs
+		for _, b := range blocks {
+			e := rpc.BlockTxIDs{Height: b.Height, Hash: b.Hash(), PrevHash: b.PrevHash}
+			for j := range b.Transactions {
+				e.TxIDs = append(e.TxIDs, b.Transactions[j].ID())
+			}
+			out = append(out, e)
+		}
+		return out
+	}
 	now := time.Now()
-	w.add([]chain.Block{*b1, *b2}, now)
+	w.add(ids(b1, b2), now)
 	if w.transfersSeen() != 2 || w.next != 3 {
 		t.Fatalf("after b1 b2: %d transfers, next %d", w.transfersSeen(), w.next)
 	}
 	// The node switched to the x branch: height 3 reads fail to follow,
 	// so the watcher steps back block by block until they do.
 	b3x := chain.NewBlock(g, &b2x.Header, 0, b2x.Timestamp+1, nil)
-	w.add([]chain.Block{*b3x}, now) // b3x's parent is b2x, not b2: forget b2
+	w.add(ids(b3x), now) // b3x's parent is b2x, not b2: forget b2
 	if w.next != 2 || w.transfersSeen() != 1 {
 		t.Fatalf("after the mismatch: next %d, %d transfers", w.next, w.transfersSeen())
 	}
-	w.add([]chain.Block{*b2x}, now) // b2x's parent is b1x, not b1: forget b1
+	w.add(ids(b2x), now) // b2x's parent is b1x, not b1: forget b1
 	if w.next != 1 || w.transfersSeen() != 0 {
 		t.Fatalf("after the second mismatch: next %d, %d transfers", w.next, w.transfersSeen())
 	}
-	w.add([]chain.Block{*b1x, *b2x, *b3x}, now)
+	w.add(ids(b1x, b2x, b3x), now)
 	seen, transfers, blocks, first, last, _ := w.summary()
 	if transfers != 1 || blocks != 1 || first != 2 || last != 2 || len(seen) != 1 {
 		t.Errorf("after the reorg: %d transfers in %d blocks (%d..%d), seen %d", transfers, blocks, first, last, len(seen))

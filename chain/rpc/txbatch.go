@@ -1,0 +1,93 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/poslab/posd/chain"
+)
+
+// ContentTypeTxBatch marks a POST /v1/txs body in the binary batch
+// encoding (EncodeTxBatch) instead of JSON.
+const ContentTypeTxBatch = "application/octet-stream"
+
+// txBatchVersion is the first byte of a binary batch.
+const txBatchVersion = 1
+
+// minEncodedTx is the smallest chain.EncodeTx output (six empty strings
+// and three integers): it bounds how many transactions a body can claim.
+const minEncodedTx = 6 + 24
+
+// ErrTxBatchTooLarge is returned by DecodeTxBatch for a batch holding more
+// transactions than the caller allows.
+var ErrTxBatchTooLarge = errors.New("too many transactions in the batch")
+
+// EncodeTxBatch writes txs in the binary batch encoding of POST /v1/txs
+// (docs/API.md): a version byte (1), the transaction count as a uvarint,
+// then per transaction its length as a uvarint and its chain codec
+// encoding (chain.EncodeTx, as inside a block).
+func EncodeTxBatch(txs []chain.Transaction) []byte {
+	out := make([]byte, 0, 1+binary.MaxVarintLen64+len(txs)*360)
+	out = append(out, txBatchVersion)
+	out = binary.AppendUvarint(out, uint64(len(txs)))
+	var one []byte
+	for i := range txs {
+		one = chain.AppendTx(one[:0], &txs[i])
+		out = binary.AppendUvarint(out, uint64(len(one)))
+		out = append(out, one...)
+	}
+	return out
+}
+
+// DecodeTxBatch parses EncodeTxBatch's output, refusing a batch of more
+// than max transactions (ErrTxBatchTooLarge). It never panics and never
+// allocates more than the body could hold; any malformed input gives an
+// error wrapping chain.ErrDecode that says where.
+func DecodeTxBatch(data []byte, max int) ([]chain.Transaction, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty body", chain.ErrDecode)
+	}
+	if data[0] != txBatchVersion {
+		return nil, fmt.Errorf("%w: batch version %d, want %d", chain.ErrDecode, data[0], txBatchVersion)
+	}
+	data = data[1:]
+	count, n := binary.Uvarint(data)
+	if n <= 0 {
+		return nil, fmt.Errorf("%w: bad transaction count", chain.ErrDecode)
+	}
+	data = data[n:]
+	if count > uint64(max) {
+		return nil, fmt.Errorf("%w: %d, the limit is %d", ErrTxBatchTooLarge, count, max)
+	}
+	if count > uint64(len(data)/(minEncodedTx+1)) {
+		return nil, fmt.Errorf("%w: %d transactions cannot fit in %d bytes", chain.ErrDecode, count, len(data))
+	}
+	txs := make([]chain.Transaction, count)
+	for i := range txs {
+		l, n := binary.Uvarint(data)
+		if n <= 0 || l > uint64(len(data)-n) {
+			return nil, fmt.Errorf("%w: transaction %d: bad or truncated length", chain.ErrDecode, i)
+		}
+		data = data[n:]
+		if err := chain.DecodeTxInto(data[:l], &txs[i]); err != nil {
+			return nil, fmt.Errorf("transaction %d: %w", i, err)
+		}
+		data = data[l:]
+	}
+	if len(data) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", chain.ErrDecode, len(data))
+	}
+	return txs, nil
+}
+
+// BlockTxIDs is one main-chain block of GET /v1/blocks/txids: its place
+// and the ids of its transactions, in block order, without the bodies. A
+// client learning which of its transactions committed reads these instead
+// of whole blocks.
+type BlockTxIDs struct {
+	Height   uint64       `json:"height"`
+	Hash     chain.Hash   `json:"hash"`
+	PrevHash chain.Hash   `json:"prev_hash"`
+	TxIDs    []chain.Hash `json:"tx_ids"`
+}

@@ -1,0 +1,154 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
+)
+
+func postBinary(t *testing.T, url, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	resp, err := http.Post(url+"/v1/txs", contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, data
+}
+
+// TestPostTxsBinary: a binary batch is admitted item by item like a JSON
+// one; malformed or oversized bodies are 4xx JSON errors and admit nothing.
+func TestPostTxsBinary(t *testing.T) {
+	f := newFake()
+	srv := httptest.NewServer(newTestHandler(f))
+	defer srv.Close()
+
+	good := signed(aliceKey, chain.TxTransfer, bob, 7, 3)
+	replay := signed(aliceKey, chain.TxTransfer, bob, 8, 1) // bad_nonce
+	status, data := postBinary(t, srv.URL, "application/octet-stream", rpc.EncodeTxBatch([]chain.Transaction{good, replay}))
+	if status != http.StatusOK {
+		t.Fatalf("status %d: %s", status, data)
+	}
+	var res []rpc.SubmitResult
+	if err := json.Unmarshal(data, &res); err != nil || len(res) != 2 {
+		t.Fatalf("answer %s (%v)", data, err)
+	}
+	if res[0].Error != nil || res[0].Status != rpc.TxPending || *res[0].ID != good.ID() {
+		t.Errorf("item 0: %+v", res[0])
+	}
+	if res[1].Error == nil || res[1].Error.Code != "bad_nonce" || *res[1].ID != replay.ID() {
+		t.Errorf("item 1: %+v", res[1])
+	}
+
+	valid := rpc.EncodeTxBatch([]chain.Transaction{signed(aliceKey, chain.TxTransfer, bob, 9, 4)})
+	tooMany := rpc.EncodeTxBatch(make([]chain.Transaction, testMaxBatch+1))
+	for _, tc := range []struct {
+		name   string
+		ctype  string
+		body   []byte
+		status int
+		code   string
+	}{
+		{"truncated", "application/octet-stream", valid[:len(valid)-1], 400, "bad_request"},
+		{"trailing bytes", "application/octet-stream", append(bytes.Clone(valid), 0), 400, "bad_request"},
+		{"wrong version", "application/octet-stream", append([]byte{9}, valid[1:]...), 400, "bad_request"},
+		{"count beyond the body", "application/octet-stream", []byte{1, 2, 5}, 400, "bad_request"},
+		{"over the batch limit", "application/octet-stream; charset=binary", tooMany, 413, "payload_too_large"},
+		{"empty", "application/octet-stream", nil, 400, "bad_json"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(f.pool)
+			status, data := postBinary(t, srv.URL, tc.ctype, tc.body)
+			var eb rpc.ErrorBody
+			if status != tc.status || json.Unmarshal(data, &eb) != nil || eb.Error == nil || eb.Error.Code != tc.code {
+				t.Fatalf("status %d %s, want %d %s", status, data, tc.status, tc.code)
+			}
+			if len(f.pool) != before {
+				t.Error("a refused body admitted something")
+			}
+		})
+	}
+}
+
+// TestBlockTxIDs: GET /v1/blocks/txids answers the blocks of GET
+// /v1/blocks as ids only; bad queries are 400.
+func TestBlockTxIDs(t *testing.T) {
+	f := newFake()
+	srv := httptest.NewServer(newTestHandler(f))
+	defer srv.Close()
+	get := func(path string) (int, []byte) {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, data
+	}
+	status, data := get("/v1/blocks/txids?from=0&limit=10")
+	var got []rpc.BlockTxIDs
+	if status != 200 || json.Unmarshal(data, &got) != nil {
+		t.Fatalf("status %d: %s", status, data)
+	}
+	want, _ := f.Blocks(0, 10)
+	if len(got) != len(want) || len(got) == 0 {
+		t.Fatalf("%d blocks, want %d", len(got), len(want))
+	}
+	for i, b := range want {
+		g := got[i]
+		if g.Height != b.Height || g.Hash != b.Hash() || g.PrevHash != b.PrevHash || len(g.TxIDs) != len(b.Transactions) {
+			t.Fatalf("block %d: %+v", i, g)
+		}
+		for j := range b.Transactions {
+			if g.TxIDs[j] != b.Transactions[j].ID() {
+				t.Errorf("block %d tx %d: id %s", i, j, g.TxIDs[j])
+			}
+		}
+	}
+	for _, q := range []string{"?limit=0", "?limit=x", "?from=-1"} {
+		if status, data := get("/v1/blocks/txids" + q); status != 400 || !bytes.Contains(data, []byte(`"bad_request"`)) {
+			t.Errorf("%s: %d %s", q, status, data)
+		}
+	}
+}
+
+// TestBlockTxIDsPagedByBytes: ids of big blocks are bounded by the page's
+// bytes, not only by the count, and X-Next-From carries the client on.
+func TestBlockTxIDsPagedByBytes(t *testing.T) {
+	f := newFake()
+	base, _ := serveLimited(t, limitedHandler(f, Limits{MaxPageBytes: 2 << 10}), 0)
+	var heights []uint64
+	from := "0"
+	for pages := 0; from != ""; pages++ {
+		resp, err := http.Get(base + "/v1/blocks/txids?limit=1000&from=" + from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var list []rpc.BlockTxIDs
+		if resp.StatusCode != 200 || json.Unmarshal(body, &list) != nil || len(list) == 0 {
+			t.Fatalf("page %d: status %d: %.200s", pages, resp.StatusCode, body)
+		}
+		if len(list) > 1 && len(body) > 2<<10+1024 {
+			t.Fatalf("page %d: %d bytes over a 2 KiB budget with %d blocks", pages, len(body), len(list))
+		}
+		for _, b := range list {
+			heights = append(heights, b.Height)
+		}
+		from = resp.Header.Get(headerNextFrom)
+		if pages > testHeight+2 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if len(heights) != testHeight+1 || heights[testHeight] != testHeight {
+		t.Fatalf("paged through %d blocks, want %d", len(heights), testHeight+1)
+	}
+}

@@ -1,0 +1,166 @@
+package mempool
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/poslab/posd/chain"
+)
+
+// TestEncodedSize: the size the pool counts is the chain codec's.
+func TestEncodedSize(t *testing.T) {
+	txs := []chain.Transaction{
+		{},
+		signed(alice, chain.TxTransfer, bob.addr, 1<<60, 3, 1<<40),
+		{Type: chain.TxType(make([]byte, 200)), ChainID: string(make([]byte, 130))},
+	}
+	for i := range txs {
+		if got, want := encodedSize(&txs[i]), len(chain.EncodeTx(&txs[i])); got != want {
+			t.Errorf("tx %d: encodedSize = %d, EncodeTx = %d bytes", i, got, want)
+		}
+	}
+}
+
+// countingVerifier counts the signatures it is asked about and checks them
+// with the chain's batch verifier.
+type countingVerifier struct {
+	batchVerifier
+	calls, asked int
+}
+
+func (v *countingVerifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []error) {
+	v.calls++
+	for i := range errs {
+		if errs[i] == nil {
+			v.asked++
+		}
+	}
+	v.batchVerifier.VerifyTxs(txs, ids, errs)
+}
+
+// TestAdmitBatchBadSignatures: a batch is verified in one call; only the
+// transactions with bad signatures are refused (bad_signature), each at its
+// own index, and those the screen refused are not verified at all.
+func TestAdmitBatchBadSignatures(t *testing.T) {
+	g, st, txs := benchSetupT(t, 20, 5)
+	bad := map[int]bool{7: true, 8: true, 63: true}
+	for i := range bad {
+		sig := []byte(txs[i].Signature)
+		sig[10] ^= 1 // still hex, no longer valid
+		if sig[10] > 'f' || (sig[10] > '9' && sig[10] < 'a') {
+			sig[10] = '0'
+		}
+		txs[i].Signature = string(sig)
+	}
+	txs[90].Nonce = 0 // refused by the screen (bad_nonce) before any signature check
+	v := &countingVerifier{batchVerifier: batchVerifier{chain.NewSigVerifier(0)}}
+	p := New(g, Config{Sigs: v})
+	errs, _ := p.Admit(txs, st)
+	if v.calls != 1 {
+		t.Errorf("verifier called %d times for one batch", v.calls)
+	}
+	if v.asked != len(txs)-1 {
+		t.Errorf("verifier asked about %d signatures, want %d (the screened one skipped)", v.asked, len(txs)-1)
+	}
+	for i, err := range errs {
+		switch {
+		case bad[i]:
+			wantCode(t, err, chain.ErrBadSignature)
+		case i == 90:
+			wantCode(t, err, chain.ErrBadNonce)
+		case err != nil && txs[i].From != txs[90].From:
+			// Senders of bad signatures leave a nonce gap behind them:
+			// later nonces are queued, never refused.
+			t.Errorf("tx %d: %v", i, err)
+		}
+	}
+}
+
+func benchSetupT(t *testing.T, senders, per int) (*chain.Genesis, *chain.State, []chain.Transaction) {
+	g := testGenesis()
+	g.Allocations = nil
+	keys := make([]key, senders)
+	for i := range keys {
+		keys[i] = newKey(1000 + i)
+		g.Allocations = append(g.Allocations, chain.Allocation{Address: keys[i].addr, Balance: 1 << 40, Stake: 1})
+	}
+	txs := make([]chain.Transaction, 0, senders*per)
+	for n := 1; n <= per; n++ {
+		for _, k := range keys {
+			txs = append(txs, signed(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
+		}
+	}
+	return g, g.State(), txs
+}
+
+// TestReinsertLongRun: a reorg reverts the first 100 of a sender's 200
+// pooled transfers, so its account nonce goes back by 100. Put back, the
+// reverted ones fill the run: the 100 still pooled after them are not taken
+// for gapped (nonce_gap) and evicted, whichever reverted block comes first.
+func TestReinsertLongRun(t *testing.T) {
+	g, st, txs := benchSetupT(t, 1, 200)
+	p := New(g, Config{AccountSlots: 1000})
+	for i, err := range p.AddBatch(txs, st) {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	undo1 := applyBlock(t, g, st, 1, txs[:50]...)
+	undo2 := applyBlock(t, g, st, 2, txs[50:100]...)
+	if ev := p.Update(st); len(ev) != 0 || p.Len() != 100 {
+		t.Fatalf("after the blocks: %d pooled, evictions %v", p.Len(), ev)
+	}
+	// The new branch holds neither block.
+	st.Revert(undo2)
+	st.Revert(undo1)
+	p.Reinsert(append(slices.Clone(txs[50:100]), txs[:50]...), st) // newest block first
+	if ev := p.Update(st); len(ev) != 0 {
+		t.Fatalf("%d evicted after the reorg, the first: %v", len(ev), ev[0].Err)
+	}
+	if got := len(p.Pending(1000, st)); got != 200 || p.Len() != 200 {
+		t.Fatalf("after the reorg: %d pooled, %d executable, want 200", p.Len(), got)
+	}
+	if top := p.PendingNonce(txs[0].From, st); top != 200 {
+		t.Errorf("PendingNonce = %d, want 200", top)
+	}
+}
+
+// TestReinsertManySenders: a reorg puts back the reverted transfers of many
+// senders whose later ones are pooled (and ranked in the eviction heap):
+// nothing is lost, and the pool stays consistent for what follows.
+func TestReinsertManySenders(t *testing.T) {
+	g, st, txs := benchSetupT(t, 20, 150) // interleaved by nonce
+	p := New(g, Config{})
+	for i, err := range p.AddBatch(txs, st) {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	committed := txs[:20*100] // nonces 1..100 of every sender
+	undo := applyBlock(t, g, st, 1, committed...)
+	p.Update(st)
+	if p.Len() != 20*50 {
+		t.Fatalf("%d pooled after the block", p.Len())
+	}
+	st.Revert(undo)
+	rev := slices.Clone(committed)
+	slices.Reverse(rev)
+	p.Reinsert(rev, st)
+	if ev := p.Update(st); len(ev) != 0 {
+		t.Fatalf("%d evicted, the first: %v", len(ev), ev[0].Err)
+	}
+	if p.Len() != len(txs) || len(p.Pending(len(txs), st)) != len(txs) {
+		t.Fatalf("%d pooled, want %d", p.Len(), len(txs))
+	}
+	// The pool works on: a full limit makes admissions evict by the heap.
+	p.SetLimit(len(txs))
+	next := signed(newKey(1000), chain.TxTransfer, txs[0].To, 10, 2, 151)
+	if _, err := p.Add(next, st); err != nil && chain.CodeOf(err) != ErrPoolFull.Code {
+		t.Fatalf("one more with the pool at its limit: %v", err)
+	}
+	applyBlock(t, g, st, 1, committed...)
+	p.Update(st)
+	if p.Len() > len(txs) {
+		t.Errorf("%d pooled, over the limit", p.Len())
+	}
+}
