@@ -3,6 +3,7 @@ package chainmgr
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/poslab/posd/chain"
@@ -157,6 +158,9 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address) error {
 // publishLocked swaps in the snapshot of the new head, tells subscribers,
 // and prunes what fell below the reorg limit.
 func (m *Manager) publishLocked(added, reverted []*chain.Block) {
+	// Subscribers read the lists after we return, while callers reuse
+	// theirs (sync refills one batch slice): the event gets copies.
+	added, reverted = slices.Clone(added), slices.Clone(reverted)
 	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
