@@ -3,9 +3,7 @@ package api
 import (
 	"embed"
 	"net/http"
-	"net/url"
 	"path"
-	"strconv"
 
 	"github.com/poslab/posd/chain"
 )
@@ -118,27 +116,11 @@ func (s *server) summarize(b *chain.Block) BlockSummary {
 // (the newest limit blocks without from), header fields and a transaction
 // count only, at most maxSummariesLimit.
 func (s *server) blockSummaries(w http.ResponseWriter, r *http.Request) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	br, err := parseBlockRange(r, defaultSummariesLimit, maxSummariesLimit)
 	if err != nil {
-		return apiErr(codeBadRequest, "query: %v", err)
+		return err
 	}
-	limit := defaultSummariesLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxSummariesLimit {
-			return apiErr(codeBadRequest, "limit must be an integer from 1 to %d, got %q", maxSummariesLimit, q.Get("limit"))
-		}
-		limit = n
-	}
-	var from uint64
-	if q.Has("from") {
-		from, err = strconv.ParseUint(q.Get("from"), 10, 64)
-		if err != nil {
-			return apiErr(codeBadRequest, "from must be a block height, got %q", q.Get("from"))
-		}
-	} else if h := s.b.Height(); h >= uint64(limit) {
-		from = h + 1 - uint64(limit)
-	}
+	from, limit := br.newestFrom(s.b.Height()), br.limit
 	if bs, ok := s.b.(BlockSummarizer); ok {
 		out, err := bs.BlockSummaries(from, limit)
 		if err != nil {

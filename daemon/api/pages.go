@@ -81,52 +81,14 @@ func (p *pageWriter) write(w http.ResponseWriter) {
 // from the newest N (still ascending); both cut at MaxPageBytes. Blocks are
 // read a few at a time, never the whole limit at once.
 func (s *server) blocks(w http.ResponseWriter, r *http.Request) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	br, err := parseBlockRange(r, defaultBlocksLimit, maxBlocksLimit)
 	if err != nil {
-		return apiErr(codeBadRequest, "query: %v", err)
+		return err
 	}
-	limit := defaultBlocksLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxBlocksLimit {
-			return apiErr(codeBadRequest, "limit must be an integer from 1 to %d, got %q", maxBlocksLimit, q.Get("limit"))
-		}
-		limit = n
+	if !br.hasFrom {
+		return s.newestBlocks(w, br.limit)
 	}
-	if !q.Has("from") {
-		return s.newestBlocks(w, limit)
-	}
-	from, err := strconv.ParseUint(q.Get("from"), 10, 64)
-	if err != nil {
-		return apiErr(codeBadRequest, "from must be a block height, got %q", q.Get("from"))
-	}
-	page := newPage(s.limits.MaxPageBytes)
-	next, left := from, limit
-	for left > 0 {
-		n := min(left, blockchainChunk)
-		chunk, err := s.b.Blocks(next, n)
-		if err != nil {
-			return err
-		}
-		for _, b := range chunk {
-			ok, err := page.add(b)
-			if err != nil {
-				return err
-			}
-			if !ok {
-				w.Header().Set(headerNextFrom, strconv.FormatUint(next, 10))
-				page.write(w)
-				return nil
-			}
-			next++
-			left--
-		}
-		if len(chunk) < n {
-			break // the head
-		}
-	}
-	page.write(w)
-	return nil
+	return s.pageBlocks(w, br.from, br.limit, func(b *chain.Block) any { return b })
 }
 
 // newestBlocks answers GET /v1/blocks without from: the newest limit

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
-	"net/url"
-	"strconv"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
@@ -65,58 +63,15 @@ func (s *server) postTxsBinary(w http.ResponseWriter, r *http.Request) error {
 // hash, parent and transaction ids: what a client watching for its
 // commits needs, at a tenth of the bytes of GET /v1/blocks.
 func (s *server) blockTxIDs(w http.ResponseWriter, r *http.Request) error {
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	br, err := parseBlockRange(r, defaultBlocksLimit, maxBlocksLimit)
 	if err != nil {
-		return apiErr(codeBadRequest, "query: %v", err)
+		return err
 	}
-	limit := defaultBlocksLimit
-	if q.Has("limit") {
-		n, err := strconv.Atoi(q.Get("limit"))
-		if err != nil || n < 1 || n > maxBlocksLimit {
-			return apiErr(codeBadRequest, "limit must be an integer from 1 to %d, got %q", maxBlocksLimit, q.Get("limit"))
+	return s.pageBlocks(w, br.newestFrom(s.b.Height()), br.limit, func(b *chain.Block) any {
+		ids := make([]chain.Hash, len(b.Transactions))
+		for j := range b.Transactions {
+			ids[j] = b.Transactions[j].ID()
 		}
-		limit = n
-	}
-	var from uint64
-	if q.Has("from") {
-		from, err = strconv.ParseUint(q.Get("from"), 10, 64)
-		if err != nil {
-			return apiErr(codeBadRequest, "from must be a block height, got %q", q.Get("from"))
-		}
-	} else if h := s.b.Height(); h >= uint64(limit) {
-		from = h + 1 - uint64(limit)
-	}
-	// Paged by bytes like GET /v1/blocks: a block of 20,000 transactions
-	// is 1.3 MB of ids, so a count alone does not bound the answer.
-	page := newPage(s.limits.MaxPageBytes)
-	next, left := from, limit
-	for left > 0 {
-		n := min(left, blockchainChunk)
-		chunk, err := s.b.Blocks(next, n)
-		if err != nil {
-			return err
-		}
-		for _, b := range chunk {
-			ids := make([]chain.Hash, len(b.Transactions))
-			for j := range b.Transactions {
-				ids[j] = b.Transactions[j].ID()
-			}
-			ok, err := page.add(rpc.BlockTxIDs{Height: b.Height, Hash: b.Hash(), PrevHash: b.PrevHash, TxIDs: ids})
-			if err != nil {
-				return err
-			}
-			if !ok {
-				w.Header().Set(headerNextFrom, strconv.FormatUint(next, 10))
-				page.write(w)
-				return nil
-			}
-			next++
-			left--
-		}
-		if len(chunk) < n {
-			break // the head
-		}
-	}
-	page.write(w)
-	return nil
+		return rpc.BlockTxIDs{Height: b.Height, Hash: b.Hash(), PrevHash: b.PrevHash, TxIDs: ids}
+	})
 }
