@@ -28,6 +28,7 @@ type fakeChain struct {
 	blockErr func(*chain.Block) error // when set and non-nil, HandleBlock's answer
 	acceptAt map[uint64]time.Time     // when each height was imported
 	notify   chan struct{}            // signalled on every change
+	maxRead  int                      // the most blocks one Blocks call asked for
 }
 
 func newFakeChain(genesis string) *fakeChain {
@@ -142,6 +143,7 @@ func (f *fakeChain) HandleBlock(b *chain.Block) error {
 func (f *fakeChain) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.maxRead = max(f.maxRead, limit)
 	if from >= uint64(len(f.blocks)) {
 		return nil, nil
 	}

@@ -114,10 +114,18 @@ const (
 	SyncProtocol   = "/posd/sync/1"
 )
 
+// syncServeBytes ends a served range once it passed this many bytes (a
+// variable for tests).
+var syncServeBytes = 16 << 20
+
 // Limits and intervals.
 const (
 	maxMessageSize = 8 << 20 // pubsub message and encoded block limit
 	maxSyncRange   = 500     // blocks per sync request
+	// syncServeChunk blocks are read from the store at a time when serving
+	// a range, and an answer ends once it passed syncServeBytes (the asker
+	// requests the rest): a peer cannot make us hold 500 big blocks.
+	syncServeChunk = 8
 	statusTimeout  = 10 * time.Second
 	redialInterval = 10 * time.Second // configured peers
 	dialTimeout    = 5 * time.Second

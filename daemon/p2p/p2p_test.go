@@ -207,6 +207,28 @@ func TestSync1000(t *testing.T) {
 	}
 }
 
+// TestSyncServedInBoundedPieces: a node serving a range reads the store a
+// few blocks at a time and ends an answer once it passed its byte budget;
+// the asker continues from where the answer ended and still gets it all.
+func TestSyncServedInBoundedPieces(t *testing.T) {
+	old := syncServeBytes
+	syncServeBytes = 1 // every answer ends after its first read
+	t.Cleanup(func() { syncServeBytes = old })
+	a, b := newFakeChain("g"), newFakeChain("g")
+	a.extend(300, 0)
+	na := startNode(t, a, nil)
+	startNode(t, b, nil, na)
+	waitFor(t, 60*time.Second, "B at height 300", func() bool { return b.height() == 300 })
+	if !slices.Equal(a.hashes(), b.hashes()) {
+		t.Fatal("B's chain differs from A's")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.maxRead > syncServeChunk {
+		t.Fatalf("serving read %d blocks at once, more than %d", a.maxRead, syncServeChunk)
+	}
+}
+
 func TestSyncFindsCommonAncestor(t *testing.T) {
 	a, b := newFakeChain("g"), newFakeChain("g")
 	common := a.extend(200, 0)

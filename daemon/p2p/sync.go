@@ -626,33 +626,39 @@ func (n *Node) serveSync(s network.Stream) {
 	from := binary.BigEndian.Uint64(req)
 	limit := int(binary.BigEndian.Uint32(req[8:]))
 	limit = min(max(limit, 0), maxSyncRange)
-	var blocks []*chain.Block
-	if limit > 0 {
-		var err error
-		blocks, err = n.h.Blocks(from, limit)
-		if err != nil {
-			n.log.Debug("p2p: serve sync", "from", from, "err", err)
-			s.Reset()
-			return
-		}
-	}
+	// Blocks are read a few at a time and the answer stops after
+	// syncServeBytes: a range of big blocks is never held whole, and the
+	// asker continues from where the answer ended.
 	w := bufio.NewWriterSize(s, 64<<10)
 	var lenBuf [binary.MaxVarintLen64]byte
-	for i, b := range blocks {
-		if i >= limit {
-			break
-		}
-		enc := chain.EncodeBlock(b)
-		s.SetWriteDeadline(time.Now().Add(syncReadTimeout))
-		k := binary.PutUvarint(lenBuf[:], uint64(len(enc)))
-		if _, err := w.Write(lenBuf[:k]); err != nil {
+	sent := 0
+	for next, left := from, limit; left > 0 && sent < syncServeBytes; {
+		n2 := min(left, syncServeChunk)
+		blocks, err := n.h.Blocks(next, n2)
+		if err != nil {
+			n.log.Debug("p2p: serve sync", "from", next, "err", err)
 			s.Reset()
 			return
 		}
-		if _, err := w.Write(enc); err != nil {
-			s.Reset()
-			return
+		for _, b := range blocks {
+			enc := chain.EncodeBlock(b)
+			s.SetWriteDeadline(time.Now().Add(syncReadTimeout))
+			k := binary.PutUvarint(lenBuf[:], uint64(len(enc)))
+			if _, err := w.Write(lenBuf[:k]); err != nil {
+				s.Reset()
+				return
+			}
+			if _, err := w.Write(enc); err != nil {
+				s.Reset()
+				return
+			}
+			sent += k + len(enc)
 		}
+		if len(blocks) < n2 {
+			break // the head
+		}
+		next += uint64(n2)
+		left -= n2
 	}
 	s.SetWriteDeadline(time.Now().Add(syncReadTimeout))
 	w.WriteByte(0)
