@@ -11,9 +11,10 @@ import (
 
 // privateModelSeeds is how many devnet runs TestPrivateAttackAgainstModel
 // makes. A run the attacker loses lasts until the payment is max_reorg
-// deep (about 30 s under -race on 2 cores); the runs go in parallel
-// subtests (-parallel, GOMAXPROCS by default).
-const privateModelSeeds = 8
+// deep (about 3 s under -race on 2 cores, one it wins well under one);
+// the runs go in parallel subtests (-parallel, GOMAXPROCS by default), and
+// the whole test takes about 35 s under -race on 2 cores.
+const privateModelSeeds = 32
 
 // TestPrivateAttackAgainstModel checks the attack lab's model of the
 // private attack (lab/attack, `poscli sim --attack private`) against real
@@ -32,9 +33,10 @@ const privateModelSeeds = 8
 //
 // The assertion: the model's probability lies inside the z = 3 Wilson
 // interval of the devnet's fraction (z = 3 because N is small and the test
-// must not flake; a wrong model still fails it when far off: with 8 runs
-// the interval excludes 0% and 100% models, and any model off by about
-// 50 points). A failure means the model and the nodes differ in a rule
+// must not flake; a wrong model still fails it: with 32 runs the interval
+// is about 25 points either side, so it excludes a model off by that
+// much, as the v1 heartbeat's 79% or a heartbeat-off 99% would be). A
+// failure means the model and the nodes differ in a rule
 // that changes who wins the race (the heartbeat's cadence, a rank's wait,
 // the fork choice at equal height, timestamps), so the figures in
 // docs/ATTACKS.md would not describe the nodes.
