@@ -30,15 +30,17 @@ type privateNet struct {
 	tick     time.Duration
 }
 
-func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
+// privateGenesis is the private devnet's genesis for seed: the two honest
+// keys and the attacker's, one stake each.
+func privateGenesis(t *testing.T, seed string, heartbeat bool) (g *chain.Genesis, honest []*keystore.Key, attacker *keystore.Key) {
 	t.Helper()
 	p := DefaultGenesisParams()
 	p.ChainID = "posd-private-" + seed
 	p.SlotMs = 2000 // heartbeat_ms: slot_ms/4 = 500
 	p.Heartbeat = heartbeat
 	p.Timestamp = 1_700_000_000_000 // fixed: block 0's seed is the genesis hash
-	honest := []*keystore.Key{seededKey(seed + "/honest1"), seededKey(seed + "/honest2")}
-	attacker := seededKey(seed + "/attacker")
+	honest = []*keystore.Key{seededKey(seed + "/honest1"), seededKey(seed + "/honest2")}
+	attacker = seededKey(seed + "/attacker")
 	var allocs []chain.Allocation
 	for _, k := range append(slices.Clone(honest), attacker) {
 		allocs = append(allocs, chain.Allocation{Address: k.Address(), Balance: 1000, Stake: 1})
@@ -47,6 +49,12 @@ func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, honest, attacker
+}
+
+func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
+	t.Helper()
+	g, honest, attacker := privateGenesis(t, seed, heartbeat)
 	data, _ := json.Marshal(g)
 	// The clock starts well after the wall clock, so a pooled transaction
 	// (dated by the wall clock) is always due at once: only the test's
@@ -83,7 +91,7 @@ func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
 func (pn *privateNet) settle() {
 	for range 20 {
 		for _, n := range pn.nodes {
-			forgerLooked(pn.t, n)
+			pn.forgerLooked(n)
 		}
 		a, b := pn.nodes[0], pn.nodes[1]
 		if a.Head().Hash() == b.Head().Hash() {
@@ -93,6 +101,22 @@ func (pn *privateNet) settle() {
 		pn.relay(b, a)
 	}
 	pn.t.Fatal("the honest nodes do not agree on a head")
+}
+
+// forgerLooked is the package's forgerLooked with a short poll: a run
+// waits for the forgers a few hundred times, and at the shared helper's
+// 20 ms poll the waiting, not the work, made a run last half a minute.
+func (pn *privateNet) forgerLooked(n *Node) {
+	pn.t.Helper()
+	start := n.forger.rounds.Load()
+	deadline := time.Now().Add(30 * time.Second)
+	for n.forger.rounds.Load() < start+2 {
+		if time.Now().After(deadline) {
+			pn.t.Fatal("the forger did not look again within 30 s")
+		}
+		n.forger.poke()
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // relay hands to's missing blocks of from's main chain to to.
@@ -149,7 +173,12 @@ func (pn *privateNet) pay(k *keystore.Key, tx chain.Transaction) (*chain.Block, 
 // of the clock) and publishes its chain to both nodes whenever it is
 // higher than theirs. It never forges on the honest chain, so where it is
 // rank 0 there the honest rank 1 waits its slot.
-func privateAttack(t *testing.T, seed string, heartbeat bool) (replaced bool, depth uint64) {
+//
+// With publishTies it also publishes a chain as high as theirs whose block
+// at the payment's height has the lower rank, which the fork choice
+// prefers too: the publish rule of lab/attack's model ("higher; at equal
+// height, lower rank at height P").
+func privateAttack(t *testing.T, seed string, heartbeat, publishTies bool) (replaced bool, depth uint64) {
 	pn := startPrivateNet(t, seed, heartbeat)
 	alg, err := pn.g.Algorithm()
 	if err != nil {
@@ -212,7 +241,7 @@ func privateAttack(t *testing.T, seed string, heartbeat bool) (replaced bool, de
 			}
 			private, tip = append(private, b), b
 		}
-		if tip.Height > n.Height() {
+		if pn.preferred(private, paid.Height, publishTies) {
 			for _, node := range pn.nodes {
 				_, _ = node.ImportBlocks(private)
 			}
@@ -230,6 +259,24 @@ func privateAttack(t *testing.T, seed string, heartbeat bool) (replaced bool, de
 		pn.step()
 	}
 	return false, n.Height() - paid.Height
+}
+
+// preferred reports whether the honest nodes' fork choice takes the
+// private chain (forked below height p): it is higher, or, with ties, as
+// high with a lower rank than their block at p.
+func (pn *privateNet) preferred(private []*chain.Block, p uint64, ties bool) bool {
+	if len(private) == 0 {
+		return false
+	}
+	n, tip := pn.nodes[0], private[len(private)-1]
+	if tip.Height != n.Height() || !ties {
+		return tip.Height > n.Height()
+	}
+	theirs, err := n.BlockByHeight(p)
+	if err != nil {
+		pn.t.Fatal(err)
+	}
+	return private[0].Rank < theirs.Rank
 }
 
 // TestPrivateChainAgainstHeartbeat is the private attack of issue 5 of the
@@ -258,14 +305,14 @@ func privateAttack(t *testing.T, seed string, heartbeat bool) (replaced bool, de
 // heartbeat-off runs show: without it an idle chain falls at once.
 func TestPrivateChainAgainstHeartbeat(t *testing.T) {
 	t.Run("heartbeat on", func(t *testing.T) {
-		replaced, depth := privateAttack(t, "1", true)
+		replaced, depth := privateAttack(t, "1", true, false)
 		if replaced || depth < chainmgr.MaxReorgDepth {
 			t.Fatalf("replaced %v with the payment %d deep; want it kept until %d deep", replaced, depth, chainmgr.MaxReorgDepth)
 		}
 	})
 	for _, seed := range []string{"1", "2"} {
 		t.Run("heartbeat off, seed "+seed, func(t *testing.T) {
-			if replaced, depth := privateAttack(t, seed, false); !replaced {
+			if replaced, depth := privateAttack(t, seed, false, false); !replaced {
 				t.Fatalf("not replaced (payment %d deep): an idle chain must fall to the private one", depth)
 			}
 		})
