@@ -26,10 +26,15 @@ func (m *Manager) precheck(b *chain.Block) error {
 	if len(b.Transactions) > m.g.MaxBlockTxs {
 		return &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
 	}
-	if root := chain.TxRoot(b.Transactions); root != b.TxRoot {
+	// The ids are computed once, for the root and the signature cache.
+	ids := make([]chain.Hash, len(b.Transactions))
+	for i := range b.Transactions {
+		ids[i] = b.Transactions[i].ID()
+	}
+	if root := chain.MerkleRoot(ids); root != b.TxRoot {
 		return &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
 	}
-	return m.verify.CheckBlockTxs(m.g, b)
+	return m.verify.checkBlockTxs(m.g, b, ids)
 }
 
 // ProcessBlock validates b and adds it to the chain: it extends the head,
