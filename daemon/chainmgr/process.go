@@ -26,10 +26,15 @@ func (m *Manager) precheck(b *chain.Block) error {
 	if len(b.Transactions) > m.g.MaxBlockTxs {
 		return &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
 	}
-	if root := chain.TxRoot(b.Transactions); root != b.TxRoot {
+	// The ids are computed once, for the root and the signature cache.
+	ids := make([]chain.Hash, len(b.Transactions))
+	for i := range b.Transactions {
+		ids[i] = b.Transactions[i].ID()
+	}
+	if root := chain.MerkleRoot(ids); root != b.TxRoot {
 		return &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
 	}
-	return m.verify.CheckBlockTxs(m.g, b)
+	return m.verify.checkBlockTxs(m.g, b, ids)
 }
 
 // ProcessBlock validates b and adds it to the chain: it extends the head,
@@ -58,6 +63,10 @@ func (m *Manager) processBlock(b *chain.Block) error {
 		m.judge(b, hash, err)
 		return err
 	}
+	// checked: this call ran precheck on b, so its transactions passed the
+	// stateless rules and their signatures were verified; validating b on
+	// the head under the lock need not look at them again.
+	checked := false
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if !known {
@@ -65,6 +74,7 @@ func (m *Manager) processBlock(b *chain.Block) error {
 			m.judge(b, hash, err)
 			return err
 		}
+		checked = true
 	}
 	// Off the lock: the election on the head (usually cached already), or
 	// the full validation of a side block on its parent's state, computed
@@ -108,14 +118,15 @@ func (m *Manager) processBlock(b *chain.Block) error {
 	if m.head != snap.head {
 		cands, work = nil, nil // the head moved meanwhile
 	}
-	err := m.processLocked(b, hash, cands, work)
+	err := m.processLocked(b, hash, cands, work, checked)
 	m.judge(b, hash, err)
 	return err
 }
 
 // processLocked imports b; cands (the election on the head) and work (b
-// validated as a side block) are used when not nil.
-func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork) error {
+// validated as a side block) are used when not nil. checked says b's
+// transactions passed precheck (stateless rules and signatures).
+func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork, checked bool) error {
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if known {
@@ -125,7 +136,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 		if cands == nil {
 			cands = m.elect.candidates(m.head, m.state)
 		}
-		return m.extendLocked(b, cands)
+		return m.extendLocked(b, cands, checked)
 	}
 	if ok, err := m.st.HasBlock(b.PrevHash); err != nil {
 		return local("read store", err)
@@ -135,12 +146,19 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 	return m.sideLocked(b, work)
 }
 
-// extendLocked validates b on the head, applies and commits it.
+// extendLocked validates b on the head, applies and commits it. When
+// checked (precheck passed b's transactions in this call) the per-tx
+// stateless and signature checks are not run again under the lock: they
+// depend on the transaction alone, not on the head.
 //
 // Consensus hook: chain.ValidateAndApply is where header rules that need
 // the parent (and its seed) run.
-func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address) error {
-	undo, err := chain.ValidateAndApply(m.g, &m.head.Header, b, cands, m.state, m.now().UnixMilli(), m.txv)
+func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, checked bool) error {
+	txv := m.txv
+	if checked {
+		txv = alreadyChecked
+	}
+	undo, err := chain.ValidateAndApply(m.g, &m.head.Header, b, cands, m.state, m.now().UnixMilli(), txv)
 	if err != nil {
 		return err
 	}
@@ -154,6 +172,10 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address) error {
 	m.publishLocked([]*chain.Block{b}, nil)
 	return nil
 }
+
+// alreadyChecked is the chain.TxVerifier for a block whose transactions
+// precheck passed (Verifier.CheckBlockTxs: stateless rules and signatures).
+func alreadyChecked(*chain.Transaction) error { return nil }
 
 // publishLocked swaps in the snapshot of the new head, tells subscribers,
 // and prunes what fell below the reorg limit.
@@ -487,7 +509,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		if err := flush(); err != nil {
 			return start, err
 		}
-		err := m.processLocked(b, hashes[i], nil, nil)
+		err := m.processLocked(b, hashes[i], nil, nil, false)
 		m.judge(b, hashes[i], err)
 		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err

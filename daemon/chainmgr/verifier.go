@@ -83,9 +83,23 @@ func (v *Verifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []e
 // sequential check would. On success the block's signatures are cached,
 // so validating it on its parent's state (TxVerifier) checks none again.
 func (v *Verifier) CheckBlockTxs(g *chain.Genesis, b *chain.Block) error {
+	return v.checkBlockTxs(g, b, nil)
+}
+
+// checkBlockTxs is CheckBlockTxs with ids[i] = b.Transactions[i].ID()
+// already computed (or ids nil).
+func (v *Verifier) checkBlockTxs(g *chain.Genesis, b *chain.Block, ids []chain.Hash) error {
 	var fresh []sigKey // called in order, on this goroutine
+	next := 0          // the index the next call should be about
 	err := chain.CheckBlockTxsBatch(g, b, v.batch, func(tx *chain.Transaction) bool {
-		k, ok := keyOf(tx.ID(), tx.Signature)
+		var id chain.Hash
+		if i := next; i < len(ids) && tx == &b.Transactions[i] {
+			id = ids[i]
+		} else {
+			id = tx.ID() // not the transaction expected: never trust ids
+		}
+		next++
+		k, ok := keyOf(id, tx.Signature)
 		if ok && v.cache.has(k) {
 			return true
 		}

@@ -182,3 +182,41 @@ func TestVerifierCheckBlockTxs(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckBlockTxsWithIDs: precomputed ids give the same verdicts and
+// cache the same keys as computing them, and a bad signature is still
+// found and named by its index.
+func TestCheckBlockTxsWithIDs(t *testing.T) {
+	k, _ := keystore.Generate()
+	g := &chain.Genesis{ChainID: "c"}
+	txs := make([]chain.Transaction, 5)
+	for i := range txs {
+		txs[i] = chain.Transaction{Type: chain.TxExchange, ChainID: "c", To: k.Address(), Amount: 1, Nonce: uint64(i + 1)}
+		k.SignTx(&txs[i])
+	}
+	idsOf := func(b *chain.Block) []chain.Hash {
+		ids := make([]chain.Hash, len(b.Transactions))
+		for i := range b.Transactions {
+			ids[i] = b.Transactions[i].ID()
+		}
+		return ids
+	}
+	v := NewVerifier("c", 0)
+	good := &chain.Block{Transactions: txs}
+	if err := v.checkBlockTxs(g, good, idsOf(good)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range txs {
+		if !v.cached(&txs[i]) {
+			t.Fatalf("tx %d not cached under its id", i)
+		}
+	}
+	bad := &chain.Block{Transactions: append([]chain.Transaction(nil), txs...)}
+	bad.Transactions[3].Amount = 7 // signature no longer matches
+	v2 := NewVerifier("c", 0)
+	err := v2.checkBlockTxs(g, bad, idsOf(bad))
+	var te *chain.BlockTxError
+	if !errors.As(err, &te) || te.Index != 3 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
+		t.Fatalf("bad signature at 3: %v", err)
+	}
+}

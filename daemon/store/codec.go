@@ -126,7 +126,11 @@ func decodeUndo(v []byte) (*chain.Undo, error) {
 }
 
 func encodeTxLoc(height uint64, index int) []byte {
-	out := make([]byte, 0, txLocLen)
+	return appendTxLoc(make([]byte, 0, txLocLen), height, index)
+}
+
+// appendTxLoc appends the encoding of encodeTxLoc to out.
+func appendTxLoc(out []byte, height uint64, index int) []byte {
 	out = binary.BigEndian.AppendUint64(out, height)
 	return binary.BigEndian.AppendUint32(out, uint32(index))
 }

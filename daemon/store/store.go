@@ -359,6 +359,42 @@ type prepared struct {
 	touch []chain.Address
 }
 
+// putTxIndex writes the index entries of the new blocks in key order. Ids
+// are random, so in block order every Put lands on a different leaf page;
+// sorted, consecutive Puts share pages, and bbolt splits fewer of them at
+// commit. Keys and values come from two slabs (bbolt keeps them until the
+// transaction ends). A stable sort keeps the last of equal ids last, as
+// block order would.
+func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
+	n := 0
+	for i := range prep {
+		n += len(prep[i].ids)
+	}
+	type entry struct {
+		id  chain.Hash
+		loc []byte
+	}
+	entries := make([]entry, 0, n)
+	locs := make([]byte, 0, n*txLocLen)
+	for i := range prep {
+		for j, id := range prep[i].ids {
+			start := len(locs)
+			locs = appendTxLoc(locs, prep[i].block.Height, j)
+			entries = append(entries, entry{id: id, loc: locs[start:len(locs):len(locs)]})
+		}
+	}
+	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
+	keys := make([]byte, 0, n*len(chain.Hash{}))
+	for i := range entries {
+		start := len(keys)
+		keys = append(keys, entries[i].id[:]...)
+		if err := txsB.Put(keys[start:len(keys):len(keys)], entries[i].loc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Switch moves the head in one transaction: it removes the top revert
 // main-chain entries (main[h], undo[h] and their transaction index entries;
 // the block bytes stay in blocks, retrievable by hash), appends blocks with
@@ -500,14 +536,12 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 			if err := undoB.Put(key, p.undo); err != nil {
 				return err
 			}
-			for j, id := range p.ids {
-				if err := txsB.Put(bytes.Clone(id[:]), encodeTxLoc(p.block.Height, j)); err != nil {
-					return err
-				}
-			}
 			for _, a := range p.touch {
 				touched[a] = struct{}{}
 			}
+		}
+		if err := putTxIndex(txsB, prep); err != nil {
+			return err
 		}
 		// The touched accounts, with their final values.
 		addrs := make([]chain.Address, 0, len(touched))
