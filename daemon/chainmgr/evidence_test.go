@@ -3,30 +3,14 @@ package chainmgr
 import (
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/keystore"
 )
 
 // newStakedChain is newTestChain with the forger staking 100.
 func newStakedChain(t *testing.T) *testChain {
 	t.Helper()
-	forger, _ := keystore.Generate()
-	rich, _ := keystore.Generate()
-	g := chain.DefaultGenesis()
-	g.ChainID = "chainmgr-test"
-	g.Timestamp = time.Now().Add(-time.Hour).UnixMilli()
-	g.Allocations = []chain.Allocation{
-		{Address: forger.Address(), Balance: 1000, Stake: 100},
-		{Address: rich.Address(), Balance: 1000},
-	}
-	if err := g.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	tc := &testChain{t: t, dir: t.TempDir(), g: g, forger: forger, rich: rich}
-	tc.open(nil)
-	return tc
+	return newChainWithStake(t, 100)
 }
 
 // TestEvidenceDetectedAndSlashed: a second block for one slot, kept as a

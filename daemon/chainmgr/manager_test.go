@@ -24,13 +24,19 @@ type testChain struct {
 
 func newTestChain(t *testing.T) *testChain {
 	t.Helper()
+	return newChainWithStake(t, 1)
+}
+
+// newChainWithStake is a test chain whose forger stakes stake.
+func newChainWithStake(t *testing.T, stake uint64) *testChain {
+	t.Helper()
 	forger, _ := keystore.Generate()
 	rich, _ := keystore.Generate()
 	g := chain.DefaultGenesis()
 	g.ChainID = "chainmgr-test"
 	g.Timestamp = time.Now().Add(-time.Hour).UnixMilli()
 	g.Allocations = []chain.Allocation{
-		{Address: forger.Address(), Balance: 1000, Stake: 1},
+		{Address: forger.Address(), Balance: 1000, Stake: stake},
 		{Address: rich.Address(), Balance: 1000},
 	}
 	if err := g.Validate(); err != nil {
