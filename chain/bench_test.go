@@ -242,3 +242,27 @@ func BenchmarkCheckHeader(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkBatchChunkSize checks 4000 signatures (50 senders, expanded keys
+// cached) in batches of each size on one goroutine: the figures behind
+// minBatchChunk and maxBatchChunk. Run with -cpu 1.
+func BenchmarkBatchChunkSize(b *testing.B) {
+	_, blk := block1000(b)
+	var txs []Transaction
+	for range 4 {
+		txs = append(txs, blk.Transactions...)
+	}
+	items := NewSigVerifier(0).prepareAll(txs)
+	for _, n := range []int{64, 256, 500, 1000, 2000, 4000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				for lo := 0; lo < len(items); lo += n {
+					if !batchOK(items[lo:min(lo+n, len(items))]) {
+						b.Fatal("a good batch refused")
+					}
+				}
+			}
+			b.ReportMetric(float64(len(items)*b.N)/b.Elapsed().Seconds(), "sigs/s")
+		})
+	}
+}

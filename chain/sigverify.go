@@ -25,11 +25,31 @@ func verifyZIP215(pub, msg, sig []byte) bool {
 	return voi.VerifyWithOptions(voi.PublicKey(pub), msg, sig, zip215)
 }
 
-// batchChunk is the size of one batch. voi's batch equation uses the
-// cached per-key tables (ExpandedPublicKey) only below 94 entries; past
-// that it switches to Pippenger without them. 64 keeps the tables in use
-// and leaves chunks to spread over the cores.
-const batchChunk = 64
+// Batch sizes. Measured here on one core with cached expanded keys
+// (BenchmarkBatchChunkSize): 57k signatures/s in batches of 64, 73k/s in
+// batches of 500, 79–85k/s from 1000 to 4000, where it levels off. So a
+// batch is as large as it can be while still spreading over the cores
+// verification may use: at least minBatchChunk, at most maxBatchChunk.
+const (
+	minBatchChunk = 64
+	maxBatchChunk = 1024
+)
+
+// chunkSize is the batch size for n signatures.
+func chunkSize(n int) int {
+	workers := cap(verifySlots)
+	return min(maxBatchChunk, max(minBatchChunk, (n+workers-1)/workers))
+}
+
+// verifySlots bounds the signature batches being checked at once in the
+// whole process to one fewer than the cores (at least one). A node under a
+// flood of signatures (a load test, a block of 10,000 transactions, a
+// fresh node syncing) so keeps a core for everything else: API reads, the
+// forger's commit, gossip. Without the bound every core runs batches for
+// tens of milliseconds at a time and a read waits behind them (Go's
+// scheduler has no priorities): read p99 under import fell from 26–35 ms
+// to the figures in docs/PERFORMANCE.md.
+var verifySlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 
 // DefaultSigCacheKeys bounds the expanded public keys a SigVerifier keeps
 // (about 1.5 KiB each: 6 MiB).
@@ -146,20 +166,25 @@ func (v *SigVerifier) prepareAll(txs []Transaction) []sigItem {
 	return items
 }
 
-// run checks items chunk by chunk on all cores and sets err on the bad
-// ones. With firstOnly it may stop at the lowest bad item, whose index it
-// returns (-1: all good); without, every item's err is set.
+// run checks items batch by batch (chunkSize each, on as many cores as
+// verifySlots allows) and sets err on the bad ones. With firstOnly it may
+// stop at the lowest bad item, whose index it returns (-1: all good);
+// without, every item's err is set.
 func (v *SigVerifier) run(items []sigItem, firstOnly bool) int {
 	var lowest atomic.Int64
 	lowest.Store(int64(len(items)))
-	chunks := (len(items) + batchChunk - 1) / batchChunk
-	parallel(chunks, func(c int) {
-		lo := c * batchChunk
+	size := chunkSize(len(items))
+	chunks := (len(items) + size - 1) / size
+	parallelN(min(cap(verifySlots), chunks), chunks, func(c int) {
+		lo := c * size
 		if firstOnly && int64(lo) > lowest.Load() {
 			return // a lower chunk already holds the answer
 		}
-		hi := min(lo+batchChunk, len(items))
-		if bad := bisect(items, lo, hi, false, firstOnly); bad >= 0 {
+		hi := min(lo+size, len(items))
+		verifySlots <- struct{}{}
+		bad := bisect(items, lo, hi, false, firstOnly)
+		<-verifySlots
+		if bad >= 0 {
 			for {
 				cur := lowest.Load()
 				if int64(bad) >= cur || lowest.CompareAndSwap(cur, int64(bad)) {
@@ -235,7 +260,12 @@ func batchOK(items []sigItem) bool {
 
 // parallel runs f(0..n-1) on up to GOMAXPROCS goroutines.
 func parallel(n int, f func(i int)) {
-	workers := min(runtime.GOMAXPROCS(0), n)
+	parallelN(runtime.GOMAXPROCS(0), n, f)
+}
+
+// parallelN runs f(0..n-1) on up to workers goroutines.
+func parallelN(workers, n int, f func(i int)) {
+	workers = min(workers, n)
 	if workers <= 1 {
 		for i := range n {
 			f(i)

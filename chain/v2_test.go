@@ -278,8 +278,8 @@ func TestZIP215Vectors(t *testing.T) {
 	if bad := v.run(items, false); bad >= 0 {
 		t.Fatalf("batch refused vector %d", bad)
 	}
-	for i := 0; i+batchChunk <= len(items); i += batchChunk {
-		if !batchOK(items[i : i+batchChunk]) {
+	for i := 0; i+minBatchChunk <= len(items); i += minBatchChunk {
+		if !batchOK(items[i : i+minBatchChunk]) {
 			t.Fatalf("batch over vectors %d.. refused", i)
 		}
 	}
