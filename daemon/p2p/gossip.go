@@ -246,17 +246,20 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	return pubsub.ValidationIgnore
 }
 
-// sameTxs reports whether a and b hold the same transactions (by id).
+// sameTxs reports whether a and b hold the same transactions. relay (a)
+// holds only transactions whose signatures the pool verified, and a valid
+// ed25519 signature belongs to one signed message, so signatures name
+// transactions here as well as ids do, without hashing each one again.
 func sameTxs(a, b []chain.Transaction) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	ids := make(map[chain.Hash]struct{}, len(a))
+	sigs := make(map[string]struct{}, len(a))
 	for i := range a {
-		ids[a[i].ID()] = struct{}{}
+		sigs[a[i].Signature] = struct{}{}
 	}
 	for i := range b {
-		if _, ok := ids[b[i].ID()]; !ok {
+		if _, ok := sigs[b[i].Signature]; !ok {
 			return false
 		}
 	}
