@@ -37,7 +37,7 @@ const (
 
 // chunkSize is the batch size for n signatures.
 func chunkSize(n int) int {
-	workers := cap(verifySlots)
+	workers := verifySlots.n
 	return min(maxBatchChunk, max(minBatchChunk, (n+workers-1)/workers))
 }
 
@@ -49,7 +49,53 @@ func chunkSize(n int) int {
 // tens of milliseconds at a time and a read waits behind them (Go's
 // scheduler has no priorities): read p99 under import fell from 26–35 ms
 // to the figures in docs/PERFORMANCE.md.
-var verifySlots = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+var verifySlots = newSlots(max(1, runtime.GOMAXPROCS(0)-1))
+
+// slots is a counting semaphore whose urgent waiters go first. Blocks
+// (CheckTxs) are urgent: the chain advances one block at a time, so a
+// block's check must not queue behind a pool's admissions, which only
+// wait a little longer.
+type slots struct {
+	mu             sync.Mutex
+	n, free        int
+	urgent, normal []chan struct{} // waiters, oldest first
+}
+
+func newSlots(n int) *slots { return &slots{n: n, free: n} }
+
+// acquire takes a slot, waiting for one if none is free.
+func (s *slots) acquire(urgent bool) {
+	s.mu.Lock()
+	if s.free > 0 && (urgent || len(s.urgent) == 0) {
+		s.free--
+		s.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	if urgent {
+		s.urgent = append(s.urgent, ch)
+	} else {
+		s.normal = append(s.normal, ch)
+	}
+	s.mu.Unlock()
+	<-ch // the releaser handed its slot over
+}
+
+// release hands the slot to the oldest urgent waiter, else the oldest
+// other waiter, else frees it.
+func (s *slots) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, q := range []*[]chan struct{}{&s.urgent, &s.normal} {
+		if len(*q) > 0 {
+			ch := (*q)[0]
+			*q = (*q)[1:]
+			close(ch)
+			return
+		}
+	}
+	s.free++
+}
 
 // DefaultSigCacheKeys bounds the expanded public keys a SigVerifier keeps
 // (about 1.5 KiB each: 6 MiB).
@@ -167,23 +213,23 @@ func (v *SigVerifier) prepareAll(txs []Transaction) []sigItem {
 }
 
 // run checks items batch by batch (chunkSize each, on as many cores as
-// verifySlots allows) and sets err on the bad ones. With firstOnly it may
-// stop at the lowest bad item, whose index it returns (-1: all good);
-// without, every item's err is set.
+// verifySlots allows) and sets err on the bad ones. With firstOnly (a
+// block's check, which is urgent) it may stop at the lowest bad item,
+// whose index it returns (-1: all good); without, every item's err is set.
 func (v *SigVerifier) run(items []sigItem, firstOnly bool) int {
 	var lowest atomic.Int64
 	lowest.Store(int64(len(items)))
 	size := chunkSize(len(items))
 	chunks := (len(items) + size - 1) / size
-	parallelN(min(cap(verifySlots), chunks), chunks, func(c int) {
+	parallelN(min(verifySlots.n, chunks), chunks, func(c int) {
 		lo := c * size
 		if firstOnly && int64(lo) > lowest.Load() {
 			return // a lower chunk already holds the answer
 		}
 		hi := min(lo+size, len(items))
-		verifySlots <- struct{}{}
+		verifySlots.acquire(firstOnly)
 		bad := bisect(items, lo, hi, false, firstOnly)
-		<-verifySlots
+		verifySlots.release()
 		if bad >= 0 {
 			for {
 				cur := lowest.Load()

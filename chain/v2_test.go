@@ -9,7 +9,9 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -591,5 +593,35 @@ func TestCheckTxLeavesNoPendingChanges(t *testing.T) {
 	b := c.next(0, signedTx(TxStake, "alice", alice, 5, 0, 1), signedTx(TxTransfer, "alice", alice, 1, 0, 9))
 	if _, err := st.Apply(b, g); err == nil || len(st.pending) != 0 {
 		t.Fatalf("refused block: %v, %d pending changes", err, len(st.pending))
+	}
+}
+
+// TestSlotsServeUrgentFirst: with every slot taken, a block's check
+// (urgent) waiting behind a pool admission gets the next free slot first.
+func TestSlotsServeUrgentFirst(t *testing.T) {
+	s := newSlots(1)
+	s.acquire(false)
+	order := make(chan string, 2)
+	waiting := func(urgent, normal int) bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.urgent) == urgent && len(s.normal) == normal
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { s.acquire(false); order <- "admission"; s.release() })
+	for !waiting(0, 1) {
+		runtime.Gosched()
+	}
+	wg.Go(func() { s.acquire(true); order <- "block"; s.release() })
+	for !waiting(1, 1) {
+		runtime.Gosched()
+	}
+	s.release()
+	if first, second := <-order, <-order; first != "block" || second != "admission" {
+		t.Fatalf("served %s then %s; the block's check should go first", first, second)
+	}
+	wg.Wait()
+	if s.free != 1 {
+		t.Fatalf("%d slots free after every release, want 1", s.free)
 	}
 }

@@ -22,6 +22,7 @@ type DevnetOptions struct {
 	Exchange  string
 	LogLevel  string
 	LogFormat string
+	Pprof     string
 	Reset     bool
 	// GenesisFlags are the flags given that shape a new chain's genesis
 	// (--stakes, --election, ...): refused on a home that has a chain.
@@ -77,6 +78,7 @@ same home resumes the same chain (--reset starts over).`,
 	f.BoolVar(&opts.Reset, "reset", false, "delete the nodes' homes first: a new chain")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof for the whole devnet on this address, e.g. 127.0.0.1:6060")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
 	addDevnetLabFlags(cmd, opts) // byzantine.go
 	return cmd
@@ -140,6 +142,14 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 		if err := checkPortFree(c.Host, c.P2PPort+i, fmt.Sprintf("node %d P2P", i+1), "--p2p-port"); err != nil {
 			return err
 		}
+	}
+	if opts.Pprof != "" {
+		stopPprof, err := servePprof(opts.Pprof)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+		log.Info("pprof listening", "addr", "http://"+opts.Pprof+"/debug/pprof/")
 	}
 	if opts.Reset {
 		if err := os.RemoveAll(c.Home); err != nil {
