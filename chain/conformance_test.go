@@ -335,6 +335,7 @@ func TestBlockRules(t *testing.T) {
 			c := newTestChain(t, testGenesis(t, tc.genesis...))
 			b := tc.build(c)
 			before := c.state.Clone()
+			checkPrecheckedAgrees(t, c, b)
 			_, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state, c.nowMs, nil)
 			if tc.want == nil { // a valid neighbour of a refused case
 				if err != nil {
@@ -352,6 +353,52 @@ func TestBlockRules(t *testing.T) {
 				t.Fatalf("refused block changed the state")
 			}
 		})
+	}
+}
+
+// checkPrecheckedAgrees: for a block whose tx root and transactions pass
+// the checks a node makes before taking its lock (TxRoot, CheckBlockTxs),
+// ValidatePrecheckedAndApply reaches ValidateAndApply's verdict, code for
+// code, and leaves the same state.
+func checkPrecheckedAgrees(t *testing.T, c *testChain, b *Block) {
+	t.Helper()
+	if TxRoot(b.Transactions) != b.TxRoot || CheckBlockTxs(c.g, b, nil) != nil {
+		return // refused before the lock; ValidatePrecheckedAndApply never sees it
+	}
+	full, pre := c.state.Clone(), c.state.Clone()
+	_, errFull := ValidateAndApply(c.g, c.tip(), b, c.candidates(), full, c.nowMs, nil)
+	_, errPre := ValidatePrecheckedAndApply(c.g, c.tip(), b, c.candidates(), pre, c.nowMs)
+	if CodeOf(errFull) != CodeOf(errPre) || (errFull == nil) != (errPre == nil) {
+		t.Fatalf("ValidateAndApply: %v; ValidatePrecheckedAndApply: %v", errFull, errPre)
+	}
+	if !full.Equal(pre) {
+		t.Fatal("ValidatePrecheckedAndApply left another state than ValidateAndApply")
+	}
+}
+
+// TestNewBlockIDs: a block built from ids computed elsewhere has the root
+// of one built from the transactions, and wrong-length ids are ignored.
+func TestNewBlockIDs(t *testing.T) {
+	c := newTestChain(t, testGenesis(t))
+	txs := []Transaction{signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 1), signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 2)}
+	ids := []Hash{txs[0].ID(), txs[1].ID()}
+	want := NewBlock(c.g, c.tip(), 0, 1, txs).TxRoot
+	if got := NewBlockIDs(c.g, c.tip(), 0, 1, txs, ids).TxRoot; got != want {
+		t.Fatalf("root from ids %s, from transactions %s", got, want)
+	}
+	if got := NewBlockIDs(c.g, c.tip(), 0, 1, txs, ids[:1]).TxRoot; got != want {
+		t.Fatalf("root from short ids %s, want it computed: %s", got, want)
+	}
+	// ValidatePrecheckedAndApply trusts the caller's root check: a block
+	// whose root is wrong passes it (precheck refuses it first).
+	b := c.next(0, txs...)
+	b.TxRoot = Hash{1}
+	b.Header.Sign(keyOf(t, b.Forger))
+	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), b, c.candidates(), c.state.Clone(), c.nowMs); err != nil {
+		t.Fatalf("prechecked block refused: %v", err)
+	}
+	if _, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state.Clone(), c.nowMs, nil); !errors.Is(err, ErrBadTxRoot) {
+		t.Fatalf("ValidateAndApply: %v, want bad_tx_root", err)
 	}
 }
 

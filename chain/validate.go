@@ -140,17 +140,20 @@ type TxVerifier func(tx *Transaction) error
 // and forger against the candidates elected on the parent, timestamp window,
 // signature, transaction count and tx root. nowMs is the validator's clock.
 func CheckHeader(g *Genesis, parent *Header, b *Block, candidates []Address, nowMs int64) error {
-	return checkHeader(g, parent, b, candidates, true, nowMs)
+	return checkHeader(g, parent, b, candidates, true, false, nowMs)
 }
 
 // CheckHeaderUnelected is CheckHeader without the election: every rule but
 // "the forger is the candidate at its rank". Nodes use it on blocks of a
 // side branch, whose parent state they do not hold, before storing them.
 func CheckHeaderUnelected(g *Genesis, parent *Header, b *Block, nowMs int64) error {
-	return checkHeader(g, parent, b, nil, false, nowMs)
+	return checkHeader(g, parent, b, nil, false, false, nowMs)
 }
 
-func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, elected bool, nowMs int64) error {
+// checkHeader checks b's header; elected says whether to check the forger
+// against candidates, rootChecked that the caller already checked the tx
+// root against the transactions.
+func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, elected, rootChecked bool, nowMs int64) error {
 	h := &b.Header
 	if h.Height != parent.Height+1 {
 		return ruleErrorf(ErrBadHeight, "height %d, parent is at %d", h.Height, parent.Height)
@@ -187,6 +190,9 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 	}
 	if len(b.Transactions) > g.MaxBlockTxs {
 		return ruleErrorf(ErrTooManyTxs, "%d transactions, at most %d", len(b.Transactions), g.MaxBlockTxs)
+	}
+	if rootChecked {
+		return checkBlockEvidence(g, b)
 	}
 	if root := TxRoot(b.Transactions); root != h.TxRoot {
 		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
@@ -317,16 +323,38 @@ func ValidateAndApply(g *Genesis, parent *Header, b *Block, candidates []Address
 	return state.Apply(b, g)
 }
 
+// ValidatePrecheckedAndApply is ValidateAndApply for a block whose tx root
+// and transactions (stateless rules and signatures: CheckBlockTxs) the
+// caller has already checked, off the lock that guards state: it checks
+// the rest of the header and applies the block, hashing no transaction.
+func ValidatePrecheckedAndApply(g *Genesis, parent *Header, b *Block, candidates []Address, state *State, nowMs int64) (*Undo, error) {
+	if err := checkHeader(g, parent, b, candidates, true, true, nowMs); err != nil {
+		return nil, err
+	}
+	return state.Apply(b, g)
+}
+
 // NewBlock assembles an unsigned block on parent under genesis g; sign it
 // with Header.Sign, which also proves its seed (seed_proof and seed).
 func NewBlock(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []Transaction) *Block {
+	return NewBlockIDs(g, parent, rank, timestampMs, txs, nil)
+}
+
+// NewBlockIDs is NewBlock for a caller that knows the transaction ids
+// (ids[i] = txs[i].ID(), e.g. a pool that computed them at admission); nil
+// ids are computed.
+func NewBlockIDs(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []Transaction, ids []Hash) *Block {
+	root := MerkleRoot(ids)
+	if len(ids) != len(txs) {
+		root = TxRoot(txs)
+	}
 	return &Block{
 		Header: Header{
 			Height:    parent.Height + 1,
 			PrevHash:  parent.Hash(),
 			Timestamp: timestampMs,
 			Rank:      rank,
-			TxRoot:    TxRoot(txs),
+			TxRoot:    root,
 			vrf:       &vrfInput{chainID: g.ChainID, parentSeed: parent.Seed},
 		},
 		Transactions: txs,

@@ -163,7 +163,7 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 		}
 	}
 	// The newest snapshot at each look; ids computed once.
-	admitted, ready := n.pool.AdmitIDs(admit, admitIDs, n.chain)
+	admitted, ready := n.pool.AdmitNewest(admit, admitIDs, newestView(n.chain))
 	errs := early
 	for j, err := range admitted {
 		errs[where[j]] = err

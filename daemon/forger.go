@@ -18,13 +18,14 @@ import (
 // the block it forged.
 type forgerChain interface {
 	Snapshot() *chainmgr.Snapshot
-	ProcessBlock(b *chain.Block) error
+	ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error
 	BlockByHeight(h uint64) (*chain.Block, error)
 }
 
 // forgerPool is what the forger needs of the mempool.
 type forgerPool interface {
 	Pending(max int, st mempool.StateView) []chain.Transaction
+	PendingIDs(max int, st mempool.StateView) ([]chain.Transaction, []chain.Hash)
 	Oldest() (time.Time, bool)
 	Remove(ids ...chain.Hash)
 }
@@ -159,12 +160,17 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 		return // the head moved: look again
 	}
 	head := snap.Head()
-	txs := f.pool.Pending(f.g.MaxBlockTxs, snap)
+	// The pool computed the ids at admission: the block's tx root, its
+	// import and the store's index use them, hashing no transaction again.
+	txs, ids := f.pool.PendingIDs(f.g.MaxBlockTxs, snap)
 
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
-		b := f.lab.prepare(chain.NewBlock(f.g, &head.Header, rank, ts, txs), head, snap, f.key.SignHeader)
-		err := f.chain.ProcessBlock(b)
+		b := f.lab.prepare(chain.NewBlockIDs(f.g, &head.Header, rank, ts, txs, ids), head, snap, f.key.SignHeader)
+		if !sameBacking(b.Transactions, txs) {
+			ids = nil // a lab behaviour rebuilt the transactions
+		}
+		err := f.chain.ProcessBlockIDs(b, ids)
 		if err == nil {
 			f.forged.Add(1)
 			level := slog.LevelInfo
@@ -187,11 +193,17 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 		f.log.Warn("evicting a transaction that no longer applies", "tx", txs[bad].ID().String(), "reason", err.Error())
 		f.pool.Remove(txs[bad].ID())
 		f.evicted.Add(1)
-		txs = txs[:bad]
+		txs, ids = txs[:bad], ids[:min(bad, len(ids))]
 		if len(txs) == 0 {
 			return // nothing left worth a block; the next round looks again
 		}
 	}
+}
+
+// sameBacking reports whether a and b are the same transactions in the
+// same memory (so ids computed for b hold for a).
+func sameBacking(a, b []chain.Transaction) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // badTxIndex finds which transaction a block error names.

@@ -107,7 +107,6 @@ func (n *Node) connectPeersOf(ctx context.Context, c *client.Client, nw *p2p.Nod
 // p2pChain is what the network handler needs of the chain.
 type p2pChain interface {
 	Snapshot() *chainmgr.Snapshot
-	Account(a chain.Address) chain.Account // the newest state, for admission
 	ProcessBlock(b *chain.Block) error
 	ProcessBlocks(blocks []*chain.Block) (int, error)
 	Blocks(from uint64, limit int) ([]*chain.Block, error)
@@ -115,7 +114,14 @@ type p2pChain interface {
 
 // p2pPool is what the network handler needs of the mempool.
 type p2pPool interface {
-	Admit(txs []chain.Transaction, st mempool.StateView) (errs []error, ready []chain.Transaction)
+	AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
+}
+
+// newestView gives the pool the newest snapshot at each of its looks (it
+// looks twice: to screen, then to admit). A snapshot is Versioned, so an
+// Update of the pool running a commit late never takes a sender back.
+func newestView(c interface{ Snapshot() *chainmgr.Snapshot }) func() mempool.StateView {
+	return func() mempool.StateView { return c.Snapshot() }
 }
 
 // p2pHandler is the node as the network sees it (p2p.Handler).
@@ -150,7 +156,7 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // unpayable given this node's view, a full pool) is only dropped.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	errs, ready := h.pool.Admit(txs, h.chain) // the newest snapshot: never waits for an import
+	errs, ready := h.pool.AdmitNewest(txs, nil, newestView(h.chain)) // never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {

@@ -189,7 +189,7 @@ func (m *Manager) futureLoop() {
 			if m.closed.Load() {
 				return
 			}
-			err := m.processBlock(fb.b)
+			err := m.processBlock(fb.b, nil)
 			switch {
 			case err == nil, errors.Is(err, ErrSideBlock):
 				m.sight(fb.ahead)

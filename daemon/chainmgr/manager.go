@@ -50,7 +50,7 @@ const maxInvalid = 10000
 type Store interface {
 	Head() (*chain.Block, error)
 	LoadState() (*chain.State, error)
-	Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error
+	Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error
 	PutBlock(b *chain.Block) error
 	HasBlock(h chain.Hash) (bool, error)
 	BlockByHash(h chain.Hash) (*chain.Block, error)
@@ -177,7 +177,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.loadEvidence(); err != nil {
 		return nil, err
 	}
-	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
+	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
 	go m.futureLoop()

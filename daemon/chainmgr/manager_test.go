@@ -285,11 +285,11 @@ type failingStore struct {
 
 var errDisk = errors.New("no space left on device")
 
-func (f *failingStore) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
+func (f *failingStore) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
 	if f.fail {
 		return errDisk
 	}
-	return f.Store.Switch(revert, blocks, undos, st)
+	return f.Store.Switch(revert, blocks, ids, undos, st)
 }
 
 // TestDiskFailureIsOurs: a commit that fails is a local error (never the
@@ -364,6 +364,9 @@ func TestSubscribeAndSnapshot(t *testing.T) {
 	}
 	if before.Account(tc.rich.Address()).Nonce != 0 || ev.Snapshot.Account(tc.rich.Address()).Nonce != 1 {
 		t.Fatal("snapshots are not immutable views of their commit")
+	}
+	if ev.Snapshot.Version() != before.Version()+1 {
+		t.Fatalf("versions %d then %d: a commit must make the next one", before.Version(), ev.Snapshot.Version())
 	}
 	if stakers, total := ev.Snapshot.Stakers(); len(stakers) != 1 || total != 1 {
 		t.Fatalf("stakers %v total %d", stakers, total)

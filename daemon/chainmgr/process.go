@@ -19,22 +19,37 @@ import (
 //
 // Consensus hook: header checks that need no parent state (VRF proof
 // verification of v2) belong here.
-func (m *Manager) precheck(b *chain.Block) error {
+func (m *Manager) precheck(b *chain.Block, ids []chain.Hash) (*prechecked, error) {
 	if err := b.Header.VerifySignature(); err != nil {
-		return err
+		return nil, err
 	}
 	if len(b.Transactions) > m.g.MaxBlockTxs {
-		return &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
+		return nil, &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
 	}
-	// The ids are computed once, for the root and the signature cache.
-	ids := make([]chain.Hash, len(b.Transactions))
-	for i := range b.Transactions {
-		ids[i] = b.Transactions[i].ID()
+	// The ids are computed once, for the root, the signature cache and
+	// the store's index.
+	if len(ids) != len(b.Transactions) {
+		ids = make([]chain.Hash, len(b.Transactions))
+		for i := range b.Transactions {
+			ids[i] = b.Transactions[i].ID()
+		}
 	}
 	if root := chain.MerkleRoot(ids); root != b.TxRoot {
-		return &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
+		return nil, &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
 	}
-	return m.verify.checkBlockTxs(m.g, b, ids)
+	if err := m.verify.checkBlockTxs(m.g, b, ids); err != nil {
+		return nil, err
+	}
+	return &prechecked{ids: ids}, nil
+}
+
+// prechecked is what precheck learnt of a block in this call: its tx root
+// matches, every transaction passed its stateless rules and signature,
+// and ids are the transaction ids. Validating the block on the head under
+// the lock need not look at its transactions again, nor the store hash
+// them again.
+type prechecked struct {
+	ids []chain.Hash
 }
 
 // ProcessBlock validates b and adds it to the chain: it extends the head,
@@ -47,14 +62,23 @@ func (m *Manager) precheck(b *chain.Block) error {
 // A block refused only for a timestamp a little ahead of our clock is kept
 // and offered again when due (future.go).
 func (m *Manager) ProcessBlock(b *chain.Block) error {
+	return m.ProcessBlockIDs(b, nil)
+}
+
+// ProcessBlockIDs is ProcessBlock for a caller that computed the
+// transaction ids itself (ids[i] = b.Transactions[i].ID()): the forger,
+// whose pool computed them at admission. They are trusted as given (only
+// the tx root is checked against them), so only code that computed them
+// from these very transactions may pass them; nil ids are computed.
+func (m *Manager) ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error {
 	start := time.Now()
-	err := m.processBlock(b)
+	err := m.processBlock(b, ids)
 	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
 	m.holdIfEarly(b, err)
 	return err
 }
 
-func (m *Manager) processBlock(b *chain.Block) error {
+func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -63,18 +87,16 @@ func (m *Manager) processBlock(b *chain.Block) error {
 		m.judge(b, hash, err)
 		return err
 	}
-	// checked: this call ran precheck on b, so its transactions passed the
-	// stateless rules and their signatures were verified; validating b on
-	// the head under the lock need not look at them again.
-	checked := false
+	// pre: this call ran precheck on b (nil: b is stored already).
+	var pre *prechecked
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if !known {
-		if err := m.precheck(b); err != nil {
+		var err error
+		if pre, err = m.precheck(b, ids); err != nil {
 			m.judge(b, hash, err)
 			return err
 		}
-		checked = true
 	}
 	// Off the lock: the election on the head (usually cached already), or
 	// the full validation of a side block on its parent's state, computed
@@ -118,15 +140,15 @@ func (m *Manager) processBlock(b *chain.Block) error {
 	if m.head != snap.head {
 		cands, work = nil, nil // the head moved meanwhile
 	}
-	err := m.processLocked(b, hash, cands, work, checked)
+	err := m.processLocked(b, hash, cands, work, pre)
 	m.judge(b, hash, err)
 	return err
 }
 
-// processLocked imports b; cands (the election on the head) and work (b
-// validated as a side block) are used when not nil. checked says b's
-// transactions passed precheck (stateless rules and signatures).
-func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork, checked bool) error {
+// processLocked imports b; cands (the election on the head), work (b
+// validated as a side block) and pre (precheck's findings) are used when
+// not nil.
+func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork, pre *prechecked) error {
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if known {
@@ -136,7 +158,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 		if cands == nil {
 			cands = m.elect.candidates(m.head, m.state)
 		}
-		return m.extendLocked(b, cands, checked)
+		return m.extendLocked(b, cands, pre)
 	}
 	if ok, err := m.st.HasBlock(b.PrevHash); err != nil {
 		return local("read store", err)
@@ -147,24 +169,20 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 }
 
 // extendLocked validates b on the head, applies and commits it. When
-// checked (precheck passed b's transactions in this call) the per-tx
-// stateless and signature checks are not run again under the lock: they
-// depend on the transaction alone, not on the head.
+// prechecked (in this call) the tx root and the per-tx stateless and
+// signature checks are not run again under the lock (they depend on the
+// block alone, not on the head), and the store gets the ids.
 //
 // Consensus hook: chain.ValidateAndApply is where header rules that need
 // the parent (and its seed) run.
-func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, checked bool) error {
-	txv := m.txv
-	if checked {
-		txv = alreadyChecked
-	}
-	undo, err := chain.ValidateAndApply(m.g, &m.head.Header, b, cands, m.state, m.now().UnixMilli(), txv)
+func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prechecked) error {
+	undo, err := m.validateApply(m.head, b, pre, cands, m.state, m.now().UnixMilli())
 	if err != nil {
 		return err
 	}
 	m.seq.Add(1)
 	defer m.seq.Add(1)
-	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
+	if err := m.st.Switch(0, []*chain.Block{b}, idsOf([]*prechecked{pre}), []*chain.Undo{undo}, m.state); err != nil {
 		m.state.Revert(undo)
 		return local(fmt.Sprintf("commit block %d", b.Height), err)
 	}
@@ -173,9 +191,27 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, checked bo
 	return nil
 }
 
-// alreadyChecked is the chain.TxVerifier for a block whose transactions
-// precheck passed (Verifier.CheckBlockTxs: stateless rules and signatures).
-func alreadyChecked(*chain.Transaction) error { return nil }
+// validateApply validates b on parent (cands elected on it) and applies it
+// to st, checking again only what precheck did not (all of it when pre is
+// nil).
+func (m *Manager) validateApply(parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
+	if pre != nil {
+		return chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, cands, st, nowMs)
+	}
+	return chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, nowMs, m.txv)
+}
+
+// idsOf is the store's ids argument for blocks prechecked as pres (a nil
+// entry: computed by the store).
+func idsOf(pres []*prechecked) [][]chain.Hash {
+	ids := make([][]chain.Hash, len(pres))
+	for i, pre := range pres {
+		if pre != nil {
+			ids[i] = pre.ids
+		}
+	}
+	return ids
+}
 
 // publishLocked swaps in the snapshot of the new head, tells subscribers,
 // and prunes what fell below the reorg limit.
@@ -183,7 +219,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// Subscribers read the lists after we return, while callers reuse
 	// theirs (sync refills one batch slice): the event gets copies.
 	added, reverted = slices.Clone(added), slices.Clone(reverted)
-	snap := newSnapshot(m.head, m.state.Clone(), m.elect)
+	snap := newSnapshot(m.snap.Load().version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
 	for _, b := range reverted {
@@ -322,7 +358,7 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *chain.Block) error {
 	m.seq.Add(1)
 	defer m.seq.Add(1)
-	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
+	if err := m.st.Switch(len(reverted), branch, nil, undos, st); err != nil {
 		return local("switch to branch", err)
 	}
 	old := m.head
@@ -425,6 +461,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	}
 	// Context-free checks first, off the lock; stop at the first failure.
 	hashes := make([]chain.Hash, len(blocks))
+	pres := make([]*prechecked, len(blocks))
 	limit, stopErr := len(blocks), error(nil)
 	for i, b := range blocks {
 		hashes[i] = b.Hash()
@@ -433,7 +470,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
 				err = local("read store", herr)
 			} else if !known {
-				err = m.precheck(b)
+				pres[i], err = m.precheck(b, nil)
 			}
 		}
 		if err != nil {
@@ -445,7 +482,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	// Off the lock: validate the run of blocks that extends the head, on a
 	// copy of the snapshot's state, elections included.
 	snap := m.snap.Load()
-	run := m.validateRun(blocks[:limit], snap)
+	run := m.validateRun(blocks[:limit], pres, snap)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if err := m.usable(); err != nil {
@@ -453,7 +490,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	}
 	first := 0 // blocks before it are done
 	if run.n > 0 && m.head == snap.head {
-		if err := m.commitRun(blocks[:run.n], run); err != nil {
+		if err := m.commitRun(blocks[:run.n], pres[:run.n], run); err != nil {
 			return 0, err
 		}
 		first = run.n
@@ -467,6 +504,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	tip := m.head
 	var batch []*chain.Block
 	var undos []*chain.Undo
+	var batchPres []*prechecked
 	start := first // index of batch[0]: what a failed flush loses
 	flush := func() error {
 		if len(batch) == 0 {
@@ -474,17 +512,17 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		}
 		m.seq.Add(1)
 		defer m.seq.Add(1)
-		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
+		if err := m.st.Switch(0, batch, idsOf(batchPres), undos, m.state); err != nil {
 			for i := len(undos) - 1; i >= 0; i-- {
 				m.state.Revert(undos[i])
 			}
 			n := len(batch)
-			batch, undos = nil, nil
+			batch, undos, batchPres = nil, nil, nil
 			return local(fmt.Sprintf("commit %d blocks", n), err)
 		}
 		m.head = batch[len(batch)-1]
 		m.publishLocked(batch, nil)
-		batch, undos = nil, nil
+		batch, undos, batchPres = nil, nil, nil
 		return nil
 	}
 	now := m.now().UnixMilli()
@@ -492,7 +530,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		b := blocks[i]
 		if b.PrevHash == tip.Hash() {
 			cands := m.elect.candidates(tip, m.state)
-			undo, err := chain.ValidateAndApply(m.g, &tip.Header, b, cands, m.state, now, m.txv)
+			undo, err := m.validateApply(tip, b, pres[i], cands, m.state, now)
 			if err != nil {
 				if ferr := flush(); ferr != nil {
 					return start, ferr
@@ -504,12 +542,13 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 				start = i
 			}
 			batch, undos, tip = append(batch, b), append(undos, undo), b
+			batchPres = append(batchPres, pres[i])
 			continue
 		}
 		if err := flush(); err != nil {
 			return start, err
 		}
-		err := m.processLocked(b, hashes[i], nil, nil, false)
+		err := m.processLocked(b, hashes[i], nil, nil, pres[i])
 		m.judge(b, hashes[i], err)
 		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err
@@ -535,7 +574,8 @@ type runWork struct {
 // block that does not extend the previous one or breaks a rule. The
 // verdicts depend only on the snapshot, so they hold whatever happens
 // meanwhile; the result is committed only if the head is still snap's.
-func (m *Manager) validateRun(blocks []*chain.Block, snap *Snapshot) runWork {
+// pres[i] is what precheck found of blocks[i] (nil: it did not run).
+func (m *Manager) validateRun(blocks []*chain.Block, pres []*prechecked, snap *Snapshot) runWork {
 	var w runWork
 	if len(blocks) == 0 || blocks[0].PrevHash != snap.headHash {
 		return w
@@ -543,12 +583,12 @@ func (m *Manager) validateRun(blocks []*chain.Block, snap *Snapshot) runWork {
 	w.st = snap.state.Clone()
 	parent := snap.head
 	now := m.now().UnixMilli()
-	for _, b := range blocks {
+	for i, b := range blocks {
 		if b.PrevHash != parent.Hash() {
 			break
 		}
 		cands := m.elect.candidates(parent, w.st)
-		undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, w.st, now, m.txv)
+		undo, err := m.validateApply(parent, b, pres[i], cands, w.st, now)
 		if err != nil {
 			if IsPeerFault(err) {
 				w.err = err
@@ -562,11 +602,12 @@ func (m *Manager) validateRun(blocks []*chain.Block, snap *Snapshot) runWork {
 	return w
 }
 
-// commitRun commits blocks validated by validateRun on the current head.
-func (m *Manager) commitRun(blocks []*chain.Block, w runWork) error {
+// commitRun commits blocks (prechecked as pres) validated by validateRun
+// on the current head.
+func (m *Manager) commitRun(blocks []*chain.Block, pres []*prechecked, w runWork) error {
 	m.seq.Add(1)
 	defer m.seq.Add(1)
-	if err := m.st.Switch(0, blocks, w.undos, w.st); err != nil {
+	if err := m.st.Switch(0, blocks, idsOf(pres), w.undos, w.st); err != nil {
 		return local(fmt.Sprintf("commit %d blocks", len(blocks)), err)
 	}
 	m.state, m.head = w.st, blocks[len(blocks)-1]

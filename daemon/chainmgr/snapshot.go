@@ -17,6 +17,7 @@ import (
 // reader holding one never waits for an import and never sees half of one.
 // The slices it returns are shared: callers must not modify them.
 type Snapshot struct {
+	version  uint64 // 1 for the first snapshot of a Manager, +1 per commit
 	head     *chain.Block
 	headHash chain.Hash
 	state    *chain.State // never modified after the snapshot is built
@@ -33,9 +34,14 @@ type Snapshot struct {
 	totalStake uint64
 }
 
-func newSnapshot(head *chain.Block, state *chain.State, elect *elections) *Snapshot {
-	return &Snapshot{head: head, headHash: head.Hash(), state: state, elect: elect}
+func newSnapshot(version uint64, head *chain.Block, state *chain.State, elect *elections) *Snapshot {
+	return &Snapshot{version: version, head: head, headHash: head.Hash(), state: state, elect: elect}
 }
+
+// Version orders the snapshots of one Manager: of two, the one with the
+// higher version is the later state of the chain, a reorganised one
+// included. The mempool uses it to tell a late view from a new one.
+func (s *Snapshot) Version() uint64 { return s.version }
 
 // Head is the head block.
 func (s *Snapshot) Head() *chain.Block { return s.head }

@@ -164,3 +164,47 @@ func TestReinsertManySenders(t *testing.T) {
 		t.Errorf("%d pooled, over the limit", p.Len())
 	}
 }
+
+// version gives a state a place in the chain's history, as the chain
+// manager's snapshots have.
+type version struct {
+	*chain.State
+	v uint64
+}
+
+func (s version) Version() uint64 { return s.v }
+
+// TestLateUpdateDoesNotGoBack: an admission reads a newer state than the
+// Update that follows it (the node's admissions read the newest snapshot;
+// its Update runs a commit late). The late Update must not take the
+// sender back to the older state, which would make its pooled later nonces
+// look more than 64 past the account and evict them as gapped.
+func TestLateUpdateDoesNotGoBack(t *testing.T) {
+	g, st, txs := benchSetupT(t, 1, 120)
+	p := New(g, Config{AccountSlots: 1000})
+	old := version{st.Clone(), 1}
+	for i, err := range p.AddBatch(txs[:119], old) {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	applyBlock(t, g, st, 1, txs[:40]...)
+	newer := version{st, 2}
+	if errs, _ := p.Admit(txs[119:], newer); errs[0] != nil { // syncs the sender to the newer state
+		t.Fatal(errs[0])
+	}
+	if ev := p.Update(old); len(ev) != 0 {
+		t.Fatalf("the late Update evicted %d, the first: %v", len(ev), ev[0].Err)
+	}
+	// Admissions against the old view are judged by the newer one.
+	if errs, _ := p.Admit(txs[:1], old); chain.CodeOf(errs[0]) != chain.ErrBadNonce.Code {
+		t.Fatalf("a committed nonce admitted against a late view: %v", errs[0])
+	}
+	if ev := p.Update(newer); len(ev) != 0 || p.Len() != 80 {
+		t.Fatalf("after the newer Update: %d pooled (want 80), evictions %v", p.Len(), ev)
+	}
+	if got := len(p.Pending(1000, newer)); got != 80 {
+		t.Fatalf("%d executable, want 80", got)
+	}
+	checkInvariants(t, p)
+}

@@ -91,6 +91,34 @@ type StateView interface {
 	Account(chain.Address) chain.Account
 }
 
+// Versioned is a StateView that says how recent it is (the chain
+// manager's snapshots do): of two views, the one with the higher Version
+// is the later state of the chain, a reorganised one included. The pool
+// never takes a sender back to an older view than the one it last checked
+// the sender against: a node's admissions read the newest snapshot while
+// its Update may run a commit or two late, and going back would evict the
+// sender's later nonces as gapped. A view that is not Versioned is taken
+// as the newest (tests' plain states).
+type Versioned interface {
+	StateView
+	Version() uint64
+}
+
+// versionOf is st's Version, 0 when it has none.
+func versionOf(st StateView) uint64 {
+	if v, ok := st.(Versioned); ok {
+		return v.Version()
+	}
+	return 0
+}
+
+// older reports whether st is an older view than the one s was last
+// checked against.
+func (s *sender) older(st StateView) bool {
+	v, ok := st.(Versioned)
+	return ok && v.Version() < s.ver
+}
+
 // SigVerifier checks the signatures of a batch of transactions (ids[i] is
 // txs[i].ID()): it skips every i whose errs[i] is already set and sets
 // errs[i] for each bad signature. The node passes its chain manager's
@@ -193,8 +221,10 @@ type sender struct {
 	npend int      // txs[:npend] are pending: nonces checked.Nonce+1 …
 	// debit and unstake sum txs' debits and unstakes.
 	debit, unstake uint64
-	// checked is the account every tx in txs was checked against.
+	// checked is the account every tx in txs was checked against, in the
+	// view of version ver (Versioned; 0: unknown).
 	checked chain.Account
+	ver     uint64
 	active  time.Time // last admission or promotion: queued expiry counts from it
 	hidx    int       // index in Pool.victims, -1 when nothing is pending
 }
@@ -503,6 +533,32 @@ func (p *Pool) AdmitIDs(txs []chain.Transaction, ids []chain.Hash, st StateView)
 
 // AdmitIDsUnder is AdmitUnder with the ids known (nil: computed here).
 func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
+	return p.admitBatch(txs, ids, func(fn func(StateView)) {
+		view(func(st StateView) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			fn(st)
+		})
+	})
+}
+
+// AdmitNewest is AdmitIDs for a caller whose state is a series of
+// immutable views (the chain manager's snapshots): newest returns the
+// latest, and is called with the pool locked, at each of the two looks.
+// So no admission judges a sender by an older state than one the pool
+// has already seen: a view taken before the lock could be overtaken, while
+// waiting for it, by a commit another admission or Update brought in.
+func (p *Pool) AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() StateView) (errs []error, ready []chain.Transaction) {
+	return p.admitBatch(txs, ids, func(fn func(StateView)) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		fn(newest())
+	})
+}
+
+// admitBatch screens, verifies and admits txs; locked calls fn with p.mu
+// held and the state to judge by.
+func (p *Pool) admitBatch(txs []chain.Transaction, ids []chain.Hash, locked func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
 	errs = make([]error, len(txs))
 	cs := make([]checked, len(txs))
 	if ids == nil {
@@ -512,9 +568,7 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 		cs[i], errs[i] = p.precheck(&txs[i], ids[i])
 		ids[i] = cs[i].id
 	}
-	view(func(st StateView) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
+	locked(func(st StateView) {
 		tops := map[chain.Address]uint64{} // runs the batch itself extends
 		for i := range txs {
 			if errs[i] == nil {
@@ -529,9 +583,7 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 	// under no lock.
 	p.sigs.VerifyTxs(txs, ids, errs)
 	var promoted []*entry
-	view(func(st StateView) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
+	locked(func(st StateView) {
 		now := p.now()
 		p.expire(now)
 		p.compact()
@@ -600,7 +652,9 @@ func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 		acc := st.Account(addr)
 		s := p.senders[addr]
 		if s == nil {
-			s = &sender{addr: addr, checked: acc, hidx: -1}
+			s = &sender{addr: addr, checked: acc, ver: versionOf(st), hidx: -1}
+		} else if s.older(st) {
+			acc = s.checked // admissions already saw a later state
 		}
 		added := false
 		for _, e := range back[addr] {
@@ -623,7 +677,7 @@ func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 		}
 		if added {
 			p.senders[addr] = s
-			p.resync(s, acc)
+			p.resync(s, acc, versionOf(st))
 		}
 	}
 }
@@ -648,10 +702,18 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Ti
 	}
 	s := p.senders[tx.From]
 	if s != nil && s.checked != acc {
-		// st moved on since the last Update: bring this sender in line
-		// first (what st committed is no longer pooled).
-		p.resync(s, acc)
-		s = p.senders[tx.From]
+		if s.older(st) {
+			// The pool saw a later state of this sender: judge tx by it.
+			acc = s.checked
+			if tx.Nonce <= acc.Nonce {
+				return nil, ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
+			}
+		} else {
+			// st moved on since the last Update: bring this sender in
+			// line first (what st committed is no longer pooled).
+			p.resync(s, acc, versionOf(st))
+			s = p.senders[tx.From]
+		}
 	}
 	top := acc.Nonce
 	if s != nil {
@@ -690,7 +752,7 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Ti
 	p.seq++
 	e := &entry{tx: *tx, id: c.id, seq: p.seq, at: now, size: c.size, debit: debit, unstake: unstake}
 	if s = p.senders[tx.From]; s == nil { // makeRoom may have emptied it
-		s = &sender{addr: tx.From, checked: acc, hidx: -1}
+		s = &sender{addr: tx.From, checked: acc, ver: versionOf(st), hidx: -1}
 	}
 	s.active = now
 	p.order = append(p.order, e)
@@ -839,7 +901,7 @@ func (p *Pool) recheck(e *entry, acc chain.Account, top, debit, unstake uint64) 
 // what the account can no longer pay for or what now lies beyond the gap
 // bound, walking in nonce order, and re-sorts the rest into pending and
 // queued. p.mu is held.
-func (p *Pool) resync(s *sender, acc chain.Account) {
+func (p *Pool) resync(s *sender, acc chain.Account, ver uint64) {
 	now := p.now()
 	if acc.Nonce != s.checked.Nonce {
 		s.active = now
@@ -866,6 +928,7 @@ func (p *Pool) resync(s *sender, acc chain.Account) {
 	}
 	clear(s.txs[len(kept):])
 	s.txs, s.debit, s.unstake, s.checked = kept, debit, unstake, acc
+	s.ver = max(s.ver, ver)
 	s.npend = 0
 	for i, e := range kept {
 		pend := i == s.npend && e.tx.Nonce == acc.Nonce+1+uint64(i)
@@ -897,9 +960,10 @@ func (p *Pool) resync(s *sender, acc chain.Account) {
 func (p *Pool) Update(st StateView) []Eviction {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	ver := versionOf(st)
 	for addr, s := range p.senders {
-		if acc := st.Account(addr); acc != s.checked {
-			p.resync(s, acc)
+		if acc := st.Account(addr); acc != s.checked && !s.older(st) {
+			p.resync(s, acc, ver)
 		}
 	}
 	p.lastExp = time.Time{}
@@ -977,8 +1041,15 @@ type cursor struct {
 // transaction's nonce follows its sender's previous one. max ≤ 0 returns
 // nothing.
 func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
+	txs, _ := p.PendingIDs(max, st)
+	return txs
+}
+
+// PendingIDs is Pending with each transaction's id (ids[i] = txs[i].ID(),
+// computed at admission), for a forger that builds a block of them.
+func (p *Pool) PendingIDs(max int, st StateView) (txs []chain.Transaction, ids []chain.Hash) {
 	if max <= 0 {
-		return nil
+		return nil, nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -996,10 +1067,12 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 	}
 	h.init()
 	out := make([]chain.Transaction, 0, min(max, len(p.byID)))
+	ids = make([]chain.Hash, 0, cap(out))
 	for len(out) < max && len(h) > 0 {
 		c := &h[0]
 		e := c.s.txs[c.i]
 		out = append(out, e.tx)
+		ids = append(ids, e.id)
 		c.bal -= e.debit
 		c.stake -= e.unstake
 		c.i++
@@ -1010,7 +1083,7 @@ func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
 			h.pop()
 		}
 	}
-	return out
+	return out, ids
 }
 
 // payable reports whether the account behind c can run c's next

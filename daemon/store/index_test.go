@@ -32,7 +32,7 @@ func TestBlockIndex(t *testing.T) {
 		revert.Revert(u)
 	}
 	b5, u5 := f.next(t, &blocks[4].Header, revert, 3000)
-	if err := s.Switch(2, []*chain.Block{b5}, []*chain.Undo{u5}, revert); err != nil {
+	if err := s.Switch(2, []*chain.Block{b5}, nil, []*chain.Undo{u5}, revert); err != nil {
 		t.Fatal(err)
 	}
 	refs, err := s.SideBlocks()
@@ -92,5 +92,35 @@ func TestBlockIndex(t *testing.T) {
 	}
 	if _, err := s.BlockByHeight(1); err != nil {
 		t.Fatalf("main chain below the cut: %v", err)
+	}
+}
+
+// TestSwitchUsesCallersIDs: the transaction index is written under the ids
+// the caller passes (computed once, when it validated the block), and ids
+// of the wrong length are computed instead.
+func TestSwitchUsesCallersIDs(t *testing.T) {
+	s, _ := openTemp(t)
+	f := newFixture(2)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	genesis := f.g.Block()
+	tx1 := f.tx(chain.TxTransfer, f.users[0], addrOf(f.users[1]), 1, 0, 1)
+	tx2 := f.tx(chain.TxTransfer, f.users[0], addrOf(f.users[1]), 1, 0, 2)
+	b1, u1 := f.next(t, &genesis.Header, st, 1000, tx1, tx2)
+	// Marked ids: what the index is written under shows whose ids it used.
+	marked := []chain.Hash{{1}, {2}}
+	if err := s.Switch(0, []*chain.Block{b1}, [][]chain.Hash{marked}, []*chain.Undo{u1}, st); err != nil {
+		t.Fatal(err)
+	}
+	if h, i, err := s.TxLocation(chain.Hash{2}); err != nil || h != 1 || i != 1 {
+		t.Fatalf("TxLocation(caller's id 2) = %d, %d, %v; want 1, 1", h, i, err)
+	}
+	tx3 := f.tx(chain.TxTransfer, f.users[0], addrOf(f.users[1]), 1, 0, 3)
+	b2, u2 := f.next(t, &b1.Header, st, 1000, tx3)
+	if err := s.Switch(0, []*chain.Block{b2}, [][]chain.Hash{marked}, []*chain.Undo{u2}, st); err != nil {
+		t.Fatal(err)
+	}
+	if h, i, err := s.TxLocation(tx3.ID()); err != nil || h != 2 || i != 0 {
+		t.Fatalf("TxLocation(tx3) = %d, %d, %v; want 2, 0 (ids of the wrong length are computed)", h, i, err)
 	}
 }

@@ -345,7 +345,7 @@ func (s *Store) LoadState() (*chain.State, error) {
 // after applying b; zero accounts are deleted) and the head, in one
 // transaction.
 func (s *Store) Commit(b *chain.Block, undo *chain.Undo, st *chain.State) error {
-	return s.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, st)
+	return s.Switch(0, []*chain.Block{b}, nil, []*chain.Undo{undo}, st)
 }
 
 // prepared is a block to append, encoded before the write transaction so
@@ -403,7 +403,12 @@ func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
 // and sets the head to the last block (or to the new top after a pure
 // revert). If the new blocks do not chain onto the remaining main chain and
 // onto each other, it returns ErrNotHead and writes nothing.
-func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
+//
+// ids, when not nil, holds each new block's transaction ids (ids[i][j] =
+// blocks[i].Transactions[j].ID()) as the caller computed them to validate
+// the block, so they are not computed again here; a nil (or short) entry
+// is computed.
+func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
 	if revert < 0 {
 		return fmt.Errorf("store: switch: negative revert %d", revert)
 	}
@@ -431,9 +436,13 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		}
 		p := &prep[i]
 		p.block, p.hash, p.enc, p.undo, p.touch = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched()
-		p.ids = make([]chain.Hash, len(b.Transactions))
-		for j := range b.Transactions {
-			p.ids[j] = b.Transactions[j].ID()
+		if i < len(ids) && len(ids[i]) == len(b.Transactions) {
+			p.ids = ids[i]
+		} else {
+			p.ids = make([]chain.Hash, len(b.Transactions))
+			for j := range b.Transactions {
+				p.ids[j] = b.Transactions[j].ID()
+			}
 		}
 	}
 
