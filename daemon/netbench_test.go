@@ -16,7 +16,11 @@ import (
 func BenchmarkSyncFreshNode10000(b *testing.B) {
 	const blocks = 10000
 	// A genesis an hour old leaves room for 10,000 blocks a millisecond apart.
-	d := startNet(b, []uint64{1}, nil, func(p *GenesisParams) { p.Timestamp = time.Now().Add(-time.Hour).UnixMilli() })
+	// Heartbeat off: the node must not forge on its own meanwhile.
+	d := startNet(b, []uint64{1}, nil, func(p *GenesisParams) {
+		p.Timestamp = time.Now().Add(-time.Hour).UnixMilli()
+		p.Heartbeat = false
+	})
 	src := d.Nodes[0]
 	k, _ := keystore.Generate()
 	parent := src.Head().Header
