@@ -356,18 +356,18 @@ func TestBlockRules(t *testing.T) {
 	}
 }
 
-// checkPrecheckedAgrees: for a block whose tx root and transactions pass
-// the checks a node makes before taking its lock (TxRoot, CheckBlockTxs),
+// checkPrecheckedAgrees: for a block whose transactions pass the checks a
+// node makes before taking its lock (CheckBlockTxs), given their ids,
 // ValidatePrecheckedAndApply reaches ValidateAndApply's verdict, code for
 // code, and leaves the same state.
 func checkPrecheckedAgrees(t *testing.T, c *testChain, b *Block) {
 	t.Helper()
-	if TxRoot(b.Transactions) != b.TxRoot || CheckBlockTxs(c.g, b, nil) != nil {
+	if CheckBlockTxs(c.g, b, nil) != nil {
 		return // refused before the lock; ValidatePrecheckedAndApply never sees it
 	}
 	full, pre := c.state.Clone(), c.state.Clone()
 	_, errFull := ValidateAndApply(c.g, c.tip(), b, c.candidates(), full, c.nowMs, nil)
-	_, errPre := ValidatePrecheckedAndApply(c.g, c.tip(), b, c.candidates(), pre, c.nowMs)
+	_, errPre := ValidatePrecheckedAndApply(c.g, c.tip(), b, txIDs(b), c.candidates(), pre, c.nowMs)
 	if CodeOf(errFull) != CodeOf(errPre) || (errFull == nil) != (errPre == nil) {
 		t.Fatalf("ValidateAndApply: %v; ValidatePrecheckedAndApply: %v", errFull, errPre)
 	}
@@ -389,17 +389,25 @@ func TestNewBlockIDs(t *testing.T) {
 	if got := NewBlockIDs(c.g, c.tip(), 0, 1, txs, ids[:1]).TxRoot; got != want {
 		t.Fatalf("root from short ids %s, want it computed: %s", got, want)
 	}
-	// ValidatePrecheckedAndApply trusts the caller's root check: a block
-	// whose root is wrong passes it (precheck refuses it first).
+	// ValidatePrecheckedAndApply checks the root against the ids it is given.
 	b := c.next(0, txs...)
 	b.TxRoot = Hash{1}
 	b.Header.Sign(keyOf(t, b.Forger))
-	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), b, c.candidates(), c.state.Clone(), c.nowMs); err != nil {
-		t.Fatalf("prechecked block refused: %v", err)
+	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), b, ids, c.candidates(), c.state.Clone(), c.nowMs); !errors.Is(err, ErrBadTxRoot) {
+		t.Fatalf("prechecked block with a wrong root: %v, want bad_tx_root", err)
 	}
-	if _, err := ValidateAndApply(c.g, c.tip(), b, c.candidates(), c.state.Clone(), c.nowMs, nil); !errors.Is(err, ErrBadTxRoot) {
-		t.Fatalf("ValidateAndApply: %v, want bad_tx_root", err)
+	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), c.next(0, txs...), ids[:1], c.candidates(), c.state.Clone(), c.nowMs); err == nil {
+		t.Fatal("ids of the wrong length accepted")
 	}
+}
+
+// txIDs is every transaction id of b.
+func txIDs(b *Block) []Hash {
+	ids := make([]Hash, len(b.Transactions))
+	for i := range b.Transactions {
+		ids[i] = b.Transactions[i].ID()
+	}
+	return ids
 }
 
 // TestApplyRevertIdentity applies blocks of every transaction type and

@@ -37,7 +37,7 @@ const (
 
 // chunkSize is the batch size for n signatures.
 func chunkSize(n int) int {
-	workers := verifySlots.n
+	workers := verifySlots.limit()
 	return min(maxBatchChunk, max(minBatchChunk, (n+workers-1)/workers))
 }
 
@@ -48,8 +48,10 @@ func chunkSize(n int) int {
 // forger's commit, gossip. Without the bound every core runs batches for
 // tens of milliseconds at a time and a read waits behind them (Go's
 // scheduler has no priorities): read p99 under import fell from 26–35 ms
-// to the figures in docs/PERFORMANCE.md.
-var verifySlots = newSlots(max(1, runtime.GOMAXPROCS(0)-1))
+// to 9–14 ms (docs/PERFORMANCE.md). What surrounds the batches (decoding
+// keys and signatures, expanding new keys, single checks of side blocks)
+// is not bounded: it is a small part of the work.
+var verifySlots = newSlots(0)
 
 // slots is a counting semaphore whose urgent waiters go first. Blocks
 // (CheckTxs) are urgent: the chain advances one block at a time, so a
@@ -57,17 +59,26 @@ var verifySlots = newSlots(max(1, runtime.GOMAXPROCS(0)-1))
 // wait a little longer.
 type slots struct {
 	mu             sync.Mutex
-	n, free        int
+	fixed          int // the bound; 0: one fewer than GOMAXPROCS, read at each use
+	inUse          int
 	urgent, normal []chan struct{} // waiters, oldest first
 }
 
-func newSlots(n int) *slots { return &slots{n: n, free: n} }
+func newSlots(fixed int) *slots { return &slots{fixed: fixed} }
+
+// limit is the bound now (GOMAXPROCS may change while the process runs).
+func (s *slots) limit() int {
+	if s.fixed > 0 {
+		return s.fixed
+	}
+	return max(1, runtime.GOMAXPROCS(0)-1)
+}
 
 // acquire takes a slot, waiting for one if none is free.
 func (s *slots) acquire(urgent bool) {
 	s.mu.Lock()
-	if s.free > 0 && (urgent || len(s.urgent) == 0) {
-		s.free--
+	if s.inUse < s.limit() && len(s.urgent) == 0 && (urgent || len(s.normal) == 0) {
+		s.inUse++
 		s.mu.Unlock()
 		return
 	}
@@ -78,23 +89,23 @@ func (s *slots) acquire(urgent bool) {
 		s.normal = append(s.normal, ch)
 	}
 	s.mu.Unlock()
-	<-ch // the releaser handed its slot over
+	<-ch // a release gave it a slot
 }
 
-// release hands the slot to the oldest urgent waiter, else the oldest
-// other waiter, else frees it.
+// release frees a slot and gives the free ones to the oldest urgent
+// waiters, then the oldest other waiters.
 func (s *slots) release() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inUse--
 	for _, q := range []*[]chan struct{}{&s.urgent, &s.normal} {
-		if len(*q) > 0 {
+		for len(*q) > 0 && s.inUse < s.limit() {
 			ch := (*q)[0]
 			*q = (*q)[1:]
+			s.inUse++
 			close(ch)
-			return
 		}
 	}
-	s.free++
 }
 
 // DefaultSigCacheKeys bounds the expanded public keys a SigVerifier keeps
@@ -221,15 +232,13 @@ func (v *SigVerifier) run(items []sigItem, firstOnly bool) int {
 	lowest.Store(int64(len(items)))
 	size := chunkSize(len(items))
 	chunks := (len(items) + size - 1) / size
-	parallelN(min(verifySlots.n, chunks), chunks, func(c int) {
+	parallelN(min(verifySlots.limit(), chunks), chunks, func(c int) {
 		lo := c * size
 		if firstOnly && int64(lo) > lowest.Load() {
 			return // a lower chunk already holds the answer
 		}
 		hi := min(lo+size, len(items))
-		verifySlots.acquire(firstOnly)
-		bad := bisect(items, lo, hi, false, firstOnly)
-		verifySlots.release()
+		bad := checkChunk(items, lo, hi, firstOnly, &lowest)
 		if bad >= 0 {
 			for {
 				cur := lowest.Load()
@@ -243,6 +252,18 @@ func (v *SigVerifier) run(items []sigItem, firstOnly bool) int {
 		return l
 	}
 	return -1
+}
+
+// checkChunk checks items[lo:hi] holding a verification slot (released
+// even if the check panics), unless, with firstOnly, a lower chunk found
+// the answer while it waited for one.
+func checkChunk(items []sigItem, lo, hi int, firstOnly bool, lowest *atomic.Int64) int {
+	verifySlots.acquire(firstOnly)
+	defer verifySlots.release()
+	if firstOnly && int64(lo) > lowest.Load() {
+		return -1
+	}
+	return bisect(items, lo, hi, false, firstOnly)
 }
 
 // bisect checks items[lo:hi] and returns the lowest bad index in it, or

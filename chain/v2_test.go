@@ -621,7 +621,7 @@ func TestSlotsServeUrgentFirst(t *testing.T) {
 		t.Fatalf("served %s then %s; the block's check should go first", first, second)
 	}
 	wg.Wait()
-	if s.free != 1 {
-		t.Fatalf("%d slots free after every release, want 1", s.free)
+	if s.inUse != 0 {
+		t.Fatalf("%d slots in use after every release, want 0", s.inUse)
 	}
 }

@@ -140,20 +140,20 @@ type TxVerifier func(tx *Transaction) error
 // and forger against the candidates elected on the parent, timestamp window,
 // signature, transaction count and tx root. nowMs is the validator's clock.
 func CheckHeader(g *Genesis, parent *Header, b *Block, candidates []Address, nowMs int64) error {
-	return checkHeader(g, parent, b, candidates, true, false, nowMs)
+	return checkHeader(g, parent, b, candidates, true, nil, nowMs)
 }
 
 // CheckHeaderUnelected is CheckHeader without the election: every rule but
 // "the forger is the candidate at its rank". Nodes use it on blocks of a
 // side branch, whose parent state they do not hold, before storing them.
 func CheckHeaderUnelected(g *Genesis, parent *Header, b *Block, nowMs int64) error {
-	return checkHeader(g, parent, b, nil, false, false, nowMs)
+	return checkHeader(g, parent, b, nil, false, nil, nowMs)
 }
 
 // checkHeader checks b's header; elected says whether to check the forger
-// against candidates, rootChecked that the caller already checked the tx
-// root against the transactions.
-func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, elected, rootChecked bool, nowMs int64) error {
+// against candidates. ids, when not nil, are the transactions' ids (the
+// tx root is computed from them instead of from the transactions).
+func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, elected bool, ids []Hash, nowMs int64) error {
 	h := &b.Header
 	if h.Height != parent.Height+1 {
 		return ruleErrorf(ErrBadHeight, "height %d, parent is at %d", h.Height, parent.Height)
@@ -191,10 +191,11 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 	if len(b.Transactions) > g.MaxBlockTxs {
 		return ruleErrorf(ErrTooManyTxs, "%d transactions, at most %d", len(b.Transactions), g.MaxBlockTxs)
 	}
-	if rootChecked {
-		return checkBlockEvidence(g, b)
+	root := MerkleRoot(ids)
+	if ids == nil {
+		root = TxRoot(b.Transactions)
 	}
-	if root := TxRoot(b.Transactions); root != h.TxRoot {
+	if root != h.TxRoot {
 		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
 	}
 	return checkBlockEvidence(g, b)
@@ -323,12 +324,17 @@ func ValidateAndApply(g *Genesis, parent *Header, b *Block, candidates []Address
 	return state.Apply(b, g)
 }
 
-// ValidatePrecheckedAndApply is ValidateAndApply for a block whose tx root
-// and transactions (stateless rules and signatures: CheckBlockTxs) the
-// caller has already checked, off the lock that guards state: it checks
-// the rest of the header and applies the block, hashing no transaction.
-func ValidatePrecheckedAndApply(g *Genesis, parent *Header, b *Block, candidates []Address, state *State, nowMs int64) (*Undo, error) {
-	if err := checkHeader(g, parent, b, candidates, true, true, nowMs); err != nil {
+// ValidatePrecheckedAndApply is ValidateAndApply for a block whose
+// transactions the caller has already checked (CheckBlockTxs: stateless
+// rules and signatures), e.g. off the lock that guards state, and whose
+// transaction ids it computed: ids[i] must be b.Transactions[i].ID(). It
+// checks the tx root against ids (hashing no transaction), the rest of the
+// header, and applies the block.
+func ValidatePrecheckedAndApply(g *Genesis, parent *Header, b *Block, ids []Hash, candidates []Address, state *State, nowMs int64) (*Undo, error) {
+	if len(ids) != len(b.Transactions) {
+		return nil, fmt.Errorf("chain: %d ids for %d transactions", len(ids), len(b.Transactions))
+	}
+	if err := checkHeader(g, parent, b, candidates, true, ids, nowMs); err != nil {
 		return nil, err
 	}
 	return state.Apply(b, g)
@@ -341,8 +347,8 @@ func NewBlock(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []
 }
 
 // NewBlockIDs is NewBlock for a caller that knows the transaction ids
-// (ids[i] = txs[i].ID(), e.g. a pool that computed them at admission); nil
-// ids are computed.
+// (ids[i] = txs[i].ID(), e.g. a pool that computed them at admission):
+// ids of the right length are trusted, others (nil) are computed.
 func NewBlockIDs(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []Transaction, ids []Hash) *Block {
 	root := MerkleRoot(ids)
 	if len(ids) != len(txs) {

@@ -167,8 +167,8 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
 		b := f.lab.prepare(chain.NewBlockIDs(f.g, &head.Header, rank, ts, txs, ids), head, snap, f.key.SignHeader)
-		if !sameBacking(b.Transactions, txs) {
-			ids = nil // a lab behaviour rebuilt the transactions
+		if f.lab.behaviour != nil || !sameBacking(b.Transactions, txs) {
+			ids = nil // a lab behaviour may rebuild or edit the transactions
 		}
 		err := f.chain.ProcessBlockIDs(b, ids)
 		if err == nil {

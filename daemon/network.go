@@ -117,6 +117,9 @@ type p2pPool interface {
 	AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
 }
 
+// The pool tells late views from new ones by the snapshots' versions.
+var _ mempool.Versioned = (*chainmgr.Snapshot)(nil)
+
 // newestView gives the pool the newest snapshot at each of its looks (it
 // looks twice: to screen, then to admit). A snapshot is Versioned, so an
 // Update of the pool running a commit late never takes a sender back.

@@ -422,6 +422,17 @@ func (n *fakeNode) submittedTxs() []chain.Transaction {
 	return append([]chain.Transaction(nil), n.submitted...)
 }
 
+// polledTxs is how many status polls the submitted transactions got.
+func (n *fakeNode) polledTxs() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	total := 0
+	for _, c := range n.txPolls {
+		total += c
+	}
+	return total
+}
+
 // syncBuffer is shared with the other packages' tests.
 type syncBuffer = testutil.SyncBuffer
 

@@ -107,7 +107,9 @@ func TestTxWaitNodeDies(t *testing.T) {
 		e := newTestEnv(t, node.URL)
 		e.addKey(t, "alice", alicePriv, "")
 		go func() {
-			for len(node.submittedTxs()) == 0 {
+			// Once the wait has begun (a status poll), not after the
+			// submission only: its answer may not have left yet.
+			for node.polledTxs() == 0 {
 				time.Sleep(5 * time.Millisecond)
 			}
 			node.CloseClientConnections()

@@ -22,7 +22,7 @@ type DevnetOptions struct {
 	Exchange  string
 	LogLevel  string
 	LogFormat string
-	Pprof     string
+	Pprof     string // address of net/http/pprof for the whole process; empty: none
 	Reset     bool
 	// GenesisFlags are the flags given that shape a new chain's genesis
 	// (--stakes, --election, ...): refused on a home that has a chain.
@@ -143,14 +143,11 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 			return err
 		}
 	}
-	if opts.Pprof != "" {
-		stopPprof, err := servePprof(opts.Pprof)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-		log.Info("pprof listening", "addr", "http://"+opts.Pprof+"/debug/pprof/")
+	stopPprof, err := startPprof(opts.Pprof, log)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	if opts.Reset {
 		if err := os.RemoveAll(c.Home); err != nil {
 			return err

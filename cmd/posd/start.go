@@ -129,14 +129,11 @@ func startRun(ctx context.Context, opts *StartOptions) error {
 	if err := checkPortFree(opts.Config.Host, opts.Config.P2PPort, "P2P", "--p2p-port"); err != nil {
 		return err
 	}
-	if opts.Pprof != "" {
-		stopPprof, err := servePprof(opts.Pprof)
-		if err != nil {
-			return err
-		}
-		defer stopPprof()
-		log.Info("pprof listening", "addr", "http://"+opts.Pprof+"/debug/pprof/")
+	stopPprof, err := startPprof(opts.Pprof, log)
+	if err != nil {
+		return err
 	}
+	defer stopPprof()
 	node, err := daemon.Open(opts.Config)
 	if err != nil {
 		return err
@@ -186,6 +183,20 @@ func restoreSettings(opts *StartOptions, log *slog.Logger) error {
 			append(restored, "file", filepath.Join(c.Home, daemon.SettingsFile))...)
 	}
 	return nil
+}
+
+// startPprof serves the profiler on addr, on its own listener away from
+// the API, and says so in the log; with addr empty it does nothing.
+func startPprof(addr string, log *slog.Logger) (func(), error) {
+	if addr == "" {
+		return func() {}, nil
+	}
+	stop, err := servePprof(addr)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("pprof listening", "addr", "http://"+addr+"/debug/pprof/")
+	return stop, nil
 }
 
 // servePprof serves the profiler on its own listener, away from the API.

@@ -194,9 +194,8 @@ func (m *Manager) Verifier() *Verifier { return m.verify }
 func (m *Manager) Snapshot() *Snapshot { return m.snap.Load() }
 
 // Account reads a's account in the newest snapshot at the moment of the
-// call. The mempool admits transactions against it: a pool updated to a
-// snapshot must never admit against an older one, and a snapshot taken
-// before a slow signature check may be older by the time of admission.
+// call (successive calls may read successive snapshots; the mempool admits
+// against Snapshot's Versioned views instead).
 func (m *Manager) Account(a chain.Address) chain.Account { return m.snap.Load().Account(a) }
 
 // Head is the head block (Snapshot().Head()).

@@ -196,7 +196,7 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 // nil).
 func (m *Manager) validateApply(parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
 	if pre != nil {
-		return chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, cands, st, nowMs)
+		return chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, pre.ids, cands, st, nowMs)
 	}
 	return chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, nowMs, m.txv)
 }

@@ -208,3 +208,37 @@ func TestLateUpdateDoesNotGoBack(t *testing.T) {
 	}
 	checkInvariants(t, p)
 }
+
+// TestAdmissionBeforeReinsert: an admission that reads a reorganised state
+// (a later version, the sender's nonce taken back) before the node has
+// put the reverted transactions back must not evict the sender's pooled
+// later nonces as gapped; Reinsert then restores the run.
+func TestAdmissionBeforeReinsert(t *testing.T) {
+	g, st, txs := benchSetupT(t, 1, 120)
+	p := New(g, Config{AccountSlots: 1000})
+	for i, err := range p.AddBatch(txs[:119], version{st.Clone(), 1}) {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	undo := applyBlock(t, g, st, 1, txs[:80]...)
+	if ev := p.Update(version{st.Clone(), 2}); len(ev) != 0 || p.Len() != 39 {
+		t.Fatalf("after the block: %d pooled, evictions %v", p.Len(), ev)
+	}
+	st.Revert(undo) // the reorg: nonce back to 0
+	reorged := version{st, 3}
+	if errs, _ := p.Admit(txs[119:], reorged); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if p.Len() != 40 {
+		t.Fatalf("%d pooled after the admission, want 40: the sender's run was evicted", p.Len())
+	}
+	p.Reinsert(txs[:80], reorged)
+	if ev := p.Update(reorged); len(ev) != 0 {
+		t.Fatalf("after Reinsert: evicted %d, the first: %v", len(ev), ev[0].Err)
+	}
+	if got := len(p.Pending(1000, reorged)); got != 120 {
+		t.Fatalf("%d executable after the reorg, want 120", got)
+	}
+	checkInvariants(t, p)
+}

@@ -526,7 +526,10 @@ func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))
 }
 
 // AdmitIDs is Admit for a caller that already computed the ids (ids[i] is
-// txs[i].ID()), so they are computed once per transaction.
+// txs[i].ID()), so they are computed once per transaction. The ids are
+// trusted: they key the pool and the signature cache and end up in the
+// forger's blocks (PendingIDs), so only ids computed from these very
+// transactions may be passed.
 func (p *Pool) AdmitIDs(txs []chain.Transaction, ids []chain.Hash, st StateView) (errs []error, ready []chain.Transaction) {
 	return p.AdmitIDsUnder(txs, ids, func(fn func(StateView)) { fn(st) })
 }
@@ -542,7 +545,8 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 	})
 }
 
-// AdmitNewest is AdmitIDs for a caller whose state is a series of
+// AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here)
+// for a caller whose state is a series of
 // immutable views (the chain manager's snapshots): newest returns the
 // latest, and is called with the pool locked, at each of the two looks.
 // So no admission judges a sender by an older state than one the pool
@@ -701,19 +705,26 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Ti
 		return nil, ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
 	}
 	s := p.senders[tx.From]
-	if s != nil && s.checked != acc {
-		if s.older(st) {
-			// The pool saw a later state of this sender: judge tx by it.
-			acc = s.checked
-			if tx.Nonce <= acc.Nonce {
-				return nil, ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
-			}
-		} else {
-			// st moved on since the last Update: bring this sender in
-			// line first (what st committed is no longer pooled).
-			p.resync(s, acc, versionOf(st))
-			s = p.senders[tx.From]
+	ver := versionOf(st) // of the state acc comes from
+	switch {
+	case s == nil:
+	case s.older(st), acc.Nonce < s.checked.Nonce:
+		// The pool saw a later state of this sender: judge tx by it. Or
+		// a reorg took the nonce back and the node has not yet put the
+		// reverted transactions back (Reinsert): going back now would
+		// evict the sender's later nonces as gapped; Reinsert and Update
+		// bring the sender in line.
+		acc, ver = s.checked, s.ver
+		if tx.Nonce <= acc.Nonce {
+			return nil, ruleErr(chain.ErrBadNonce, "nonce %d already used: account %s is at nonce %d", tx.Nonce, tx.From, acc.Nonce)
 		}
+	case s.checked != acc:
+		// st moved on since the last Update: bring this sender in line
+		// first (what st committed is no longer pooled).
+		p.resync(s, acc, ver)
+		s = p.senders[tx.From]
+	default:
+		s.ver = max(s.ver, ver) // the same account, seen in a later state
 	}
 	top := acc.Nonce
 	if s != nil {
@@ -752,7 +763,7 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Ti
 	p.seq++
 	e := &entry{tx: *tx, id: c.id, seq: p.seq, at: now, size: c.size, debit: debit, unstake: unstake}
 	if s = p.senders[tx.From]; s == nil { // makeRoom may have emptied it
-		s = &sender{addr: tx.From, checked: acc, ver: versionOf(st), hidx: -1}
+		s = &sender{addr: tx.From, checked: acc, ver: ver, hidx: -1}
 	}
 	s.active = now
 	p.order = append(p.order, e)
@@ -962,8 +973,13 @@ func (p *Pool) Update(st StateView) []Eviction {
 	defer p.mu.Unlock()
 	ver := versionOf(st)
 	for addr, s := range p.senders {
-		if acc := st.Account(addr); acc != s.checked && !s.older(st) {
+		if s.older(st) {
+			continue // admissions already judged it by a later state
+		}
+		if acc := st.Account(addr); acc != s.checked {
 			p.resync(s, acc, ver)
+		} else {
+			s.ver = max(s.ver, ver)
 		}
 	}
 	p.lastExp = time.Time{}

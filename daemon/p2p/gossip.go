@@ -246,22 +246,24 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	return pubsub.ValidationIgnore
 }
 
-// sameTxs reports whether a and b hold the same transactions. relay (a)
-// holds only transactions whose signatures the pool verified, and a valid
-// ed25519 signature belongs to one signed message, so signatures name
-// transactions here as well as ids do, without hashing each one again.
-func sameTxs(a, b []chain.Transaction) bool {
-	if len(a) != len(b) {
+// sameTxs reports whether relay (what the pool took and made ready) holds
+// exactly the transactions of msg, then forwarded as it came. They are
+// compared whole, as map keys (no hashing of signing bytes): relay may
+// hold transactions msg promoted but did not carry, and msg may carry a
+// refused copy of one of them, same signature, another field changed.
+func sameTxs(relay, msg []chain.Transaction) bool {
+	if len(relay) != len(msg) {
 		return false
 	}
-	sigs := make(map[string]struct{}, len(a))
-	for i := range a {
-		sigs[a[i].Signature] = struct{}{}
+	count := make(map[chain.Transaction]int, len(relay))
+	for i := range relay {
+		count[relay[i]]++
 	}
-	for i := range b {
-		if _, ok := sigs[b[i].Signature]; !ok {
+	for i := range msg {
+		if count[msg[i]] == 0 {
 			return false
 		}
+		count[msg[i]]--
 	}
 	return true
 }
