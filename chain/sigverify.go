@@ -48,7 +48,7 @@ func chunkSize(n int) int {
 // forger's commit, gossip. Without the bound every core runs batches for
 // tens of milliseconds at a time and a read waits behind them (Go's
 // scheduler has no priorities): read p99 under import fell from 26–35 ms
-// to 9–14 ms (docs/PERFORMANCE.md). What surrounds the batches (decoding
+// to 9–21 ms (docs/PERFORMANCE.md). What surrounds the batches (decoding
 // keys and signatures, expanding new keys, single checks of side blocks)
 // is not bounded: it is a small part of the work.
 var verifySlots = newSlots(0)
