@@ -42,15 +42,16 @@ func chunkSize(n int) int {
 }
 
 // verifySlots bounds the signature batches being checked at once in the
-// whole process to one fewer than the cores (at least one). A node under a
-// flood of signatures (a load test, a block of 10,000 transactions, a
-// fresh node syncing) so keeps a core for everything else: API reads, the
-// forger's commit, gossip. Without the bound every core runs batches for
-// tens of milliseconds at a time and a read waits behind them (Go's
-// scheduler has no priorities): read p99 under import fell from 26–35 ms
-// to 9–21 ms (docs/PERFORMANCE.md). What surrounds the batches (decoding
-// keys and signatures, expanding new keys, single checks of side blocks)
-// is not bounded: it is a small part of the work.
+// whole process to GOMAXPROCS−1 (at least one): one P is always left for
+// everything else (API reads, the forger's commit, gossip), so a ready
+// connection never waits behind a flood of signatures (a load test, a block
+// of 10,000 transactions, a fresh node syncing) for a P: Go's scheduler has
+// no priorities, and with every P running batches a read waited tens of
+// milliseconds. posd runs with one P more than the cores
+// (internal/tune), so the batches may use every core while that P exists;
+// the operating system shares the cores among the threads. What surrounds
+// the batches (decoding keys and signatures, expanding new keys, single
+// checks of side blocks) is not bounded: it is a small part of the work.
 var verifySlots = newSlots(0)
 
 // slots is a counting semaphore whose urgent waiters go first. Blocks

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/tune"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -69,6 +70,7 @@ func BenchmarkImportBlock1000(b *testing.B) {
 // all of them. In the same run it measures the bare ed25519 verify rate on
 // all cores, the ceiling a node that verifies every signature cannot beat.
 func BenchmarkSingleNodeThroughput(b *testing.B) {
+	b.Cleanup(tune.Runtime()) // as posd runs
 	const perIter = 20000
 	node, keys := benchNode(b, 200)
 	next := make([]uint64, len(keys))

@@ -13,6 +13,7 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/p2p"
+	"github.com/poslab/posd/internal/tune"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -249,6 +250,7 @@ func loadNode(t testing.TB, count int) (*Node, []*keystore.Key) {
 // readers on /v1/status, /v1/accounts, /v1/stakes; 1000 accounts) while
 // blocks of 10,000 transfers are imported, one per iteration.
 func BenchmarkReadLatencyUnderImport(b *testing.B) {
+	b.Cleanup(tune.Runtime()) // as posd runs
 	n, keys := loadNode(b, 1000)
 	blocks := loadBlocks(b, n, keys, b.N, 10000)
 	b.ResetTimer()

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/tune"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -137,6 +138,7 @@ func percentile(xs []float64, p float64) float64 {
 // all four nodes of a devnet (each sender to one node) and waits until
 // every node has committed all of them and agrees on the head.
 func BenchmarkDevnetThroughput4Nodes(b *testing.B) {
+	b.Cleanup(tune.Runtime()) // as posd runs
 	const senders, perIter = 200, 20000
 	keys := make([]*keystore.Key, senders)
 	var allocs []chain.Allocation
