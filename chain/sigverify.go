@@ -26,7 +26,7 @@ func verifyZIP215(pub, msg, sig []byte) bool {
 }
 
 // Batch sizes. Measured here on one core with cached expanded keys
-// (BenchmarkBatchChunkSize): 57k signatures/s in batches of 64, 73k/s in
+// (BenchmarkBatchChunkSize): 52–57k signatures/s in batches of 64, 73k/s in
 // batches of 500, 79–85k/s from 1000 to 4000, where it levels off. So a
 // batch is as large as it can be while still spreading over the cores
 // verification may use: at least minBatchChunk, at most maxBatchChunk.

@@ -169,9 +169,10 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 }
 
 // extendLocked validates b on the head, applies and commits it. When
-// prechecked (in this call) the tx root and the per-tx stateless and
-// signature checks are not run again under the lock (they depend on the
-// block alone, not on the head), and the store gets the ids.
+// prechecked (in this call) the per-tx stateless and signature checks are
+// not run again under the lock (they depend on the block alone, not on the
+// head), the tx root is checked against precheck's ids without hashing a
+// transaction, and the store gets the ids.
 //
 // Consensus hook: chain.ValidateAndApply is where header rules that need
 // the parent (and its seed) run.

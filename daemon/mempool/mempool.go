@@ -546,9 +546,9 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 }
 
 // AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here)
-// for a caller whose state is a series of
-// immutable views (the chain manager's snapshots): newest returns the
-// latest, and is called with the pool locked, at each of the two looks.
+// for a caller whose state is a series of immutable views (the chain
+// manager's snapshots): newest returns the latest, and is called with the
+// pool locked, at each of the two looks.
 // So no admission judges a sender by an older state than one the pool
 // has already seen: a view taken before the lock could be overtaken, while
 // waiting for it, by a commit another admission or Update brought in.
