@@ -242,3 +242,29 @@ func TestAdmissionBeforeReinsert(t *testing.T) {
 	}
 	checkInvariants(t, p)
 }
+
+// TestAdmitNewestLooksUnderTheLock: AdmitNewest asks for the newest view
+// with the pool locked, at each of its two looks, so no Update or other
+// admission can move the pool past the view while it waits for the lock.
+func TestAdmitNewestLooksUnderTheLock(t *testing.T) {
+	g, st, txs := benchSetupT(t, 2, 3)
+	p := New(g, Config{})
+	looks := 0
+	newest := func() StateView {
+		looks++
+		if p.mu.TryLock() {
+			p.mu.Unlock()
+			t.Error("newest was called with the pool unlocked")
+		}
+		return version{st, uint64(looks)}
+	}
+	errs, ready := p.AdmitNewest(txs, nil, newest)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("tx %d: %v", i, err)
+		}
+	}
+	if looks != 2 || len(ready) != len(txs) {
+		t.Fatalf("%d looks, %d ready; want 2 looks, %d ready", looks, len(ready), len(txs))
+	}
+}
