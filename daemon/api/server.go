@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -172,6 +173,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fmt.Sprintf("Host %q is not allowed on a loopback listener (DNS rebinding guard); use localhost or 127.0.0.1, or list the name in --api-allowed-hosts", r.Host))
 		return
 	}
+	if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		// ServeMux would redirect with an HTML body; the API answers JSON.
+		s.writeError(sw, r, http.StatusNotFound, codeNotFound,
+			fmt.Sprintf("no route %s %s: paths hold no . or .. elements nor empty ones (did you mean %s?)", r.Method, r.URL.Path, clean))
+		return
+	}
 	_, pattern := s.mux.Handler(r)
 	if pattern == "" {
 		if allow := s.allowed(r); len(allow) > 0 {
@@ -185,6 +192,19 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	route = pattern // a line of the route table: bounded label values
 	s.mux.ServeHTTP(sw, r)
+}
+
+// cleanPath is p as ServeMux would redirect it: without . and ..
+// elements or empty ones, a trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	np := path.Clean(p)
+	if strings.HasSuffix(p, "/") && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // allowed returns the methods the mux would route for r's path.
