@@ -150,6 +150,20 @@ func CheckHeaderUnelected(g *Genesis, parent *Header, b *Block, nowMs int64) err
 	return checkHeader(g, parent, b, nil, false, nil, nowMs)
 }
 
+// CheckElected checks that h's forger is the candidate at h's rank
+// (candidates from Elect on h's parent). It is part of CheckHeader; a
+// node also runs it alone, first, on a block whose parent's election it
+// holds, before any costlier check.
+func CheckElected(h *Header, candidates []Address) error {
+	if int(h.Rank) >= len(candidates) {
+		return ruleErrorf(ErrBadRank, "rank %d, only %d candidates", h.Rank, len(candidates))
+	}
+	if h.Forger != candidates[h.Rank] {
+		return ruleErrorf(ErrWrongForger, "forger %s, rank %d belongs to %s", h.Forger, h.Rank, candidates[h.Rank])
+	}
+	return nil
+}
+
 // checkHeader checks b's header; elected says whether to check the forger
 // against candidates. ids, when not nil, are the transactions' ids (the
 // tx root is computed from them instead of from the transactions).
@@ -165,11 +179,8 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 		return ruleErrorf(ErrBadRank, "rank %d, max_rank is %d", h.Rank, g.MaxRank)
 	}
 	if elected {
-		if int(h.Rank) >= len(candidates) {
-			return ruleErrorf(ErrBadRank, "rank %d, only %d candidates", h.Rank, len(candidates))
-		}
-		if h.Forger != candidates[h.Rank] {
-			return ruleErrorf(ErrWrongForger, "forger %s, rank %d belongs to %s", h.Forger, h.Rank, candidates[h.Rank])
+		if err := CheckElected(h, candidates); err != nil {
+			return err
 		}
 	}
 	pub, err := h.forgerKey()

@@ -428,3 +428,23 @@ func TestProcessBlocksRun(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnelectedBlockRefusedBeforeSignatures: a block on the head whose
+// forger is not elected is refused as wrong_forger before its
+// transactions' signatures are checked (a bad one would say bad_signature),
+// so a stranger's key buys no verification work.
+func TestUnelectedBlockRefusedBeforeSignatures(t *testing.T) {
+	tc := newTestChain(t)
+	stranger, _ := keystore.Generate()
+	tx := tc.transfer(tc.rich, 5, 1)
+	tx.Amount = 6 // the signature no longer verifies
+	b := tc.block(stranger, tc.m.Head(), 1, tx)
+	if err := tc.m.ProcessBlock(b); chain.CodeOf(err) != chain.ErrWrongForger.Code {
+		t.Fatalf("stranger's block with a bad signature: %v, want wrong_forger", err)
+	}
+	// The elected forger's block with the same transaction: bad_signature.
+	good := tc.block(tc.forger, tc.m.Head(), 1, tx)
+	if err := tc.m.ProcessBlock(good); chain.CodeOf(err) != chain.ErrBadSignature.Code {
+		t.Fatalf("elected forger's block with a bad signature: %v, want bad_signature", err)
+	}
+}

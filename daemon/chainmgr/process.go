@@ -92,6 +92,16 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if !known {
+		// A block on the head by a forger not elected at its rank is
+		// refused before precheck verifies its transactions' signatures
+		// (up to max_block_txs, ahead of every admission): otherwise a
+		// peer could buy that work with a key of its own.
+		if snap := m.snap.Load(); b.PrevHash == snap.headHash {
+			if err := chain.CheckElected(&b.Header, snap.Candidates()); err != nil {
+				m.judge(b, hash, err)
+				return err
+			}
+		}
 		var err error
 		if pre, err = m.precheck(b, ids); err != nil {
 			m.judge(b, hash, err)
