@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
 )
@@ -27,6 +28,11 @@ type DevnetConfig struct {
 	P2PPort int // and P2PPort+i-1
 	// Byzantine gives node i (from 1) a byzantine behaviour (lab networks).
 	Byzantine map[int]string
+	// OwnSigCaches makes each node verify every signature itself. By
+	// default the nodes share one cache of verified signatures: they share
+	// one process and its cores, where a real network's machines each
+	// verify a signature once on their own (chainmgr.SigCache).
+	OwnSigCaches bool
 	// NodeConfig, if set, adjusts each node's config before it opens (tests).
 	NodeConfig func(i int, c *Config)
 	Logger     *slog.Logger
@@ -71,6 +77,10 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		return nil, err
 	}
 	d := &Devnet{}
+	var sigs *chainmgr.SigCache
+	if !cfg.OwnSigCaches {
+		sigs = chainmgr.NewSigCache(0)
+	}
 	for i, home := range homes {
 		c := Config{
 			Home:          home,
@@ -81,6 +91,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			BlockInterval: time.Second,
 			Logger:        cfg.Logger.With("node", i+1),
 			Byzantine:     cfg.Byzantine[i+1],
+			Sigs:          sigs,
 		}
 		if i > 0 {
 			c.Join = d.Nodes[0].APIURL()

@@ -277,3 +277,24 @@ func TestLingeringTransactionsAreGossipedAgain(t *testing.T) {
 		return err == nil && info.Status == "committed"
 	})
 }
+
+// TestDevnetSharesVerifiedSignatures: a devnet's nodes share one cache of
+// verified signatures unless OwnSigCaches; a node alone has its own.
+func TestDevnetSharesVerifiedSignatures(t *testing.T) {
+	d := startNet(t, []uint64{1, 1}, nil)
+	if d.Nodes[0].cfg.Sigs == nil || d.Nodes[0].cfg.Sigs != d.Nodes[1].cfg.Sigs {
+		t.Fatalf("devnet nodes do not share a signature cache: %p %p", d.Nodes[0].cfg.Sigs, d.Nodes[1].cfg.Sigs)
+	}
+	p := DefaultGenesisParams()
+	own, err := StartDevnet(context.Background(), DevnetConfig{
+		Home: t.TempDir(), Nodes: 1, Genesis: p, Host: "127.0.0.1", OwnSigCaches: true,
+		NodeConfig: func(_ int, c *Config) { c.APIPort, c.P2PPort = 0, 0 },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer own.Close()
+	if own.Nodes[0].cfg.Sigs != nil {
+		t.Fatal("--own-sig-caches: the node was given a shared cache")
+	}
+}

@@ -62,7 +62,10 @@ type Config struct {
 	NoNetwork     bool // no p2p at all (tests of a single node)
 	PoolLimit     int
 	Byzantine     string // a byzantine behaviour, lab networks only (lab.go)
-	Logger        *slog.Logger
+	// Sigs, if set, is a cache of verified signatures the node shares with
+	// other nodes of the process (posd devnet); nil: its own.
+	Sigs   *chainmgr.SigCache
+	Logger *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
 
@@ -193,7 +196,7 @@ func (n *Node) openChain(st *store.Store) error {
 	if n.cfg.wrapStore != nil {
 		cs = n.cfg.wrapStore(cs)
 	}
-	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now, Metrics: n.prom.Chain})
+	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now, Metrics: n.prom.Chain, Sigs: n.cfg.Sigs})
 	if err != nil {
 		return err
 	}

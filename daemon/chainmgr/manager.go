@@ -75,10 +75,12 @@ type Config struct {
 	Genesis *chain.Genesis
 	// Store holds the chain of Genesis (already initialised); the manager
 	// owns it from now on and closes it.
-	Store    Store
-	Verifier *Verifier // nil: a new one
-	Logger   *slog.Logger
-	Now      func() time.Time // nil: time.Now
+	Store Store
+	// Sigs, if set, is a cache of verified signatures shared with other
+	// nodes of the process (posd devnet); nil: the node's own.
+	Sigs   *SigCache
+	Logger *slog.Logger
+	Now    func() time.Time // nil: time.Now
 	// Metrics receives import, election and commit times; nil records nothing.
 	Metrics *metrics.Chain
 }
@@ -143,7 +145,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m := &Manager{
-		g: cfg.Genesis, st: cfg.Store, verify: cfg.Verifier, log: cfg.Logger, now: cfg.Now,
+		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
 		subs:  make(map[chan Event]struct{}), future: newFuture(),
 		met: cfg.Metrics,
@@ -154,9 +156,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.ev.init()
 	m.ev.met = cfg.Metrics.Evidence()
-	if m.verify == nil {
-		m.verify = NewVerifier(cfg.Genesis.ChainID, 0)
+	if cfg.Sigs == nil {
+		cfg.Sigs = NewSigCache(0)
 	}
+	m.verify = NewSharingVerifier(cfg.Genesis.ChainID, cfg.Sigs)
 	m.txv = m.verify.TxVerifier()
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))

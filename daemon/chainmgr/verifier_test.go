@@ -220,3 +220,37 @@ func TestCheckBlockTxsWithIDs(t *testing.T) {
 		t.Fatalf("bad signature at 3: %v", err)
 	}
 }
+
+// TestSharedSigCache: Verifiers sharing a SigCache (posd devnet's nodes)
+// skip what any of them verified, refuse what none verified, keep each its
+// own chain id for the stateless rules, and never share a bad signature.
+func TestSharedSigCache(t *testing.T) {
+	k, _ := keystore.Generate()
+	sigs := NewSigCache(0)
+	a, b := NewSharingVerifier("c", sigs), NewSharingVerifier("c", sigs)
+	own := NewVerifier("c", 0)
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: "c", To: k.Address(), Amount: 1, Nonce: 1}
+	k.SignTx(&tx)
+	bad := tx
+	bad.Amount = 2 // the signature no longer matches
+	txs := []chain.Transaction{tx, bad}
+	ids := []chain.Hash{tx.ID(), bad.ID()}
+	errs := make([]error, 2)
+	a.VerifyTxs(txs, ids, errs)
+	if errs[0] != nil || chain.CodeOf(errs[1]) != chain.ErrBadSignature.Code {
+		t.Fatalf("verify: %v", errs)
+	}
+	if !b.cached(&tx) {
+		t.Error("b does not see the signature a verified")
+	}
+	if b.cached(&bad) || a.cached(&bad) {
+		t.Error("a bad signature was shared")
+	}
+	if own.cached(&tx) {
+		t.Error("a Verifier with its own cache sees another's signatures")
+	}
+	other := NewSharingVerifier("other", sigs)
+	if err := other.TxVerifier()(&tx); chain.CodeOf(err) != chain.ErrWrongChain.Code {
+		t.Errorf("a sharing Verifier of another chain took the transaction: %v", err)
+	}
+}
