@@ -66,10 +66,10 @@ func (n *Node) startEvidenceGossip() error {
 			return pubsub.ValidationIgnore
 		}
 	}
-	if err := n.ps.RegisterTopicValidator(name, validate); err != nil {
+	if err := n.bps.RegisterTopicValidator(name, validate); err != nil {
 		return fmt.Errorf("p2p: evidence validator: %w", err)
 	}
-	t, err := n.ps.Join(name)
+	t, err := n.bps.Join(name)
 	if err != nil {
 		return fmt.Errorf("p2p: join %s: %w", name, err)
 	}

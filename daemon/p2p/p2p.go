@@ -152,13 +152,15 @@ type Node struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	ps       *pubsub.PubSub
+	ps       *pubsub.PubSub // transactions
+	bps      *pubsub.PubSub // blocks and evidence (BlockProtocol)
 	txTopic  *pubsub.Topic
 	blkTopic *pubsub.Topic
 	evTopic  *pubsub.Topic // evidence.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
-	pubQ     chan pubItem
+	pubQ     chan pubItem // transaction batches
+	blkQ     chan pubItem // blocks and evidence
 	evSub    event.Subscription
 	mdns     io.Closer
 
@@ -254,6 +256,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		ctx:      nctx,
 		cancel:   cancel,
 		pubQ:     make(chan pubItem, 1024),
+		blkQ:     make(chan pubItem, 256),
 		peers:    map[peer.ID]*peerState{},
 		dialList: dials,
 		hints:    map[peer.ID]struct{}{},

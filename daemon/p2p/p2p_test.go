@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
 	"github.com/poslab/posd/chain"
 )
@@ -357,4 +358,31 @@ func TestValidatorResults(t *testing.T) {
 	if got := n.book.penaltyOf(other, time.Now()); got < 3.9 || got > 4 {
 		t.Errorf("penalty %v, want about 4", got)
 	}
+}
+
+// TestBlocksHaveTheirOwnRouter: blocks travel on BlockProtocol's streams,
+// transaction batches on gossipsub's, so a block never waits in a queue
+// behind transaction batches; both still arrive.
+func TestBlocksHaveTheirOwnRouter(t *testing.T) {
+	chains := []*fakeChain{newFakeChain("g"), newFakeChain("g")}
+	nodes := line(t, chains)
+	a, b := nodes[0], nodes[1]
+	protos := func() map[protocol.ID]bool {
+		seen := map[protocol.ID]bool{}
+		for _, c := range a.host.Network().ConnsToPeer(b.host.ID()) {
+			for _, s := range c.GetStreams() {
+				seen[s.Protocol()] = true
+			}
+		}
+		return seen
+	}
+	waitFor(t, 10*time.Second, "a block router stream and a tx router stream", func() bool {
+		p := protos()
+		return p[BlockProtocol] && (p[pubsub.GossipSubID_v13] || p[pubsub.GossipSubID_v12])
+	})
+	a.PublishTxs([]chain.Transaction{tx(1)})
+	for _, blk := range chains[0].extend(1, 0) {
+		a.PublishBlock(blk)
+	}
+	waitFor(t, 10*time.Second, "the tx and the block at B", func() bool { return chains[1].hasTx(1) && chains[1].height() == 1 })
 }
