@@ -20,6 +20,7 @@ type forgerChain interface {
 	Snapshot() *chainmgr.Snapshot
 	ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error
 	BlockByHeight(h uint64) (*chain.Block, error)
+	ImportCostPerTx() time.Duration
 }
 
 // forgerPool is what the forger needs of the mempool.
@@ -162,7 +163,7 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 	head := snap.Head()
 	// The pool computed the ids at admission: the block's tx root, its
 	// import and the store's index use them, hashing no transaction again.
-	txs, ids := f.pool.PendingIDs(f.g.MaxBlockTxs, snap)
+	txs, ids := f.pool.PendingIDs(f.forgeLimit(), snap)
 
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
@@ -198,6 +199,36 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 			return // nothing left worth a block; the next round looks again
 		}
 	}
+}
+
+// forgeBudget is how long importing a forged block should take: a
+// sixteenth of a slot. The peers' imports take about as long, after the
+// block crossed the network; the next block must do the same before the
+// candidate ranked second on it may forge, one slot after the block. Under
+// a 4-node devnet's load a 10,000-transaction block took 0.1–0.4 s to
+// import at each hop and about as long to cross, so two blocks did not fit
+// in a slot: candidates forged competing blocks and every node reorganised
+// 10,000 transactions at a time (docs/PERFORMANCE.md).
+func (f *forger) forgeBudget() time.Duration {
+	return time.Duration(f.g.SlotMs) * time.Millisecond / 16
+}
+
+// minForgeTxs is the least the forger's block holds, however slow its
+// imports were: the per-block costs must stay small beside the
+// transactions' own.
+const minForgeTxs = 500
+
+// forgeLimit is how many transactions the forger puts in a block: what
+// this node imported within forgeBudget lately, at what a peer's block
+// cost it per transaction (its peers pay about as much for its block),
+// between minForgeTxs and the genesis's max_block_txs. Until it imported a
+// peer's block (a node alone), max_block_txs.
+func (f *forger) forgeLimit() int {
+	per := f.chain.ImportCostPerTx()
+	if per <= 0 {
+		return f.g.MaxBlockTxs
+	}
+	return max(min(int(f.forgeBudget()/per), f.g.MaxBlockTxs), min(minForgeTxs, f.g.MaxBlockTxs))
 }
 
 // sameBacking reports whether a and b are the same transactions in the

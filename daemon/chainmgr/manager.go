@@ -91,6 +91,7 @@ type Manager struct {
 	st     Store
 	verify *Verifier
 	txv    chain.TxVerifier
+	cost   importCost // ImportCostPerTx
 	elect  *elections
 	log    *slog.Logger
 	now    func() time.Time

@@ -73,7 +73,11 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 func (m *Manager) ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error {
 	start := time.Now()
 	err := m.processBlock(b, ids)
-	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
+	took := time.Since(start)
+	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), took)
+	if err == nil && ids == nil {
+		m.cost.observe(len(b.Transactions), took)
+	}
 	m.holdIfEarly(b, err)
 	return err
 }
