@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -35,6 +36,7 @@ type LoadOptions struct {
 	Txs           int
 	Concurrency   int
 	Batch         int
+	Rate          float64
 	Nodes         []string
 	TimeoutCommit time.Duration
 }
@@ -54,7 +56,7 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
 		},
 	}
 	cmd := &cobra.Command{
-		Use:   "load [--senders N] [--txs N] [--batch B] [--concurrency C] [--nodes URL,...]",
+		Use:   "load [--senders N] [--txs N] [--batch B] [--concurrency C] [--rate TX/S] [--nodes URL,...]",
 		Short: "Send a load of transfers to a node or devnet and measure it",
 		Long: `Generate load on a running network and measure what it commits.
 
@@ -71,7 +73,10 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
    all of a sender's transactions go to its one node, in nonce order, so
    they arrive in order. A refused transfer is counted under its error code
    and, unless its nonce is taken (bad_nonce, nonce_in_use, already_known),
-   sent again later: the total sent is --txs either way.
+   sent again later: the total sent is --txs either way. With --rate the
+   batches are paced to that many transfers per second in all (an open
+   load, to watch a network below its ceiling); without it they go as
+   fast as the nodes answer.
 5. Wait until every accepted transfer is committed, or --timeout-commit.
 
 Commits are counted from the blocks themselves: from the start, poscli
@@ -88,7 +93,7 @@ A terminal shows progress on stderr. The exit status is 1 when accepted
 transfers were not all committed in time (after the report).
 
 JSON (-o json): {"nodes": [string], "senders", "txs", "batch",
-"concurrency", "submitted", "rejected": {code: count}, "stranded",
+"concurrency", "rate", "submitted", "rejected": {code: count}, "stranded",
 "committed", "blocks", "first_height", "last_height", "duration_s",
 "submit_duration_s", "submitted_tx_per_s", "committed_tx_per_s",
 "latency_ms": {"p50", "p95", "p99", "max"}}. submitted counts the transfers
@@ -98,7 +103,8 @@ transfers, between first_height and last_height.`,
 		Example: `  poscli load --senders 10 --txs 2000
   poscli load --senders 50 --txs 50000 --batch 500 --concurrency 4
   poscli load --nodes http://127.0.0.1:5001,http://127.0.0.1:5002,http://127.0.0.1:5003 --txs 30000 --batch 500
-  poscli load --txs 5000 -o json | jq .latency_ms`,
+  poscli load --txs 5000 -o json | jq .latency_ms
+  poscli load --senders 50 --txs 60000 --batch 500 --rate 10000`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Ctx = cmd.Context()
@@ -113,6 +119,7 @@ transfers, between first_height and last_height.`,
 	fl.IntVar(&opts.Txs, "txs", 1000, "how many transfers to send in all")
 	fl.IntVar(&opts.Concurrency, "concurrency", 4, "how many requests in flight at once")
 	fl.IntVar(&opts.Batch, "batch", 100, "transfers per request (at most the network's max_block_txs)")
+	fl.Float64Var(&opts.Rate, "rate", 0, "pace the sending at this many transfers per second in all (0: as fast as the nodes take them)")
 	fl.StringSliceVar(&opts.Nodes, "nodes", nil, "spread the senders over these node `URL`s (default: --node); the first one's blocks are watched")
 	fl.DurationVar(&opts.TimeoutCommit, "timeout-commit", 60*time.Second, "how long to wait for the commits after the last transfer is sent (also for the funding)")
 	return cmd
@@ -137,6 +144,8 @@ func loadRun(opts *LoadOptions) error {
 		return fmt.Errorf("--batch must be at least 1, got %d", opts.Batch)
 	case opts.TimeoutCommit <= 0:
 		return fmt.Errorf("--timeout-commit must be positive, got %s", opts.TimeoutCommit)
+	case opts.Rate < 0 || math.IsNaN(opts.Rate) || math.IsInf(opts.Rate, 0):
+		return fmt.Errorf("--rate must be a positive number of transfers per second, or 0 for no pacing, got %v", opts.Rate)
 	}
 
 	// One connection pool, big enough for every request in flight.
@@ -161,7 +170,7 @@ func loadRun(opts *LoadOptions) error {
 	}
 
 	cfg := load.Config{
-		Nodes: nodes, Senders: opts.Senders, Txs: opts.Txs, Concurrency: opts.Concurrency, Batch: opts.Batch,
+		Nodes: nodes, Senders: opts.Senders, Txs: opts.Txs, Concurrency: opts.Concurrency, Batch: opts.Batch, Rate: opts.Rate,
 		TimeoutCommit: opts.TimeoutCommit, Poll: opts.PollInterval,
 	}
 	var live *liveLine
@@ -233,7 +242,11 @@ func loadTable(opts *LoadOptions, r loadJSON) error {
 	if r.Concurrency == 1 {
 		requests = "request"
 	}
-	fl.Add("transfers", fmt.Sprintf("%d in batches of %d, %d %s at a time", r.Txs, r.Batch, r.Concurrency, requests))
+	transfers := fmt.Sprintf("%d in batches of %d, %d %s at a time", r.Txs, r.Batch, r.Concurrency, requests)
+	if r.Rate > 0 {
+		transfers += fmt.Sprintf(", paced at %g tx/s", r.Rate)
+	}
+	fl.Add("transfers", transfers)
 	fl.Add("submitted", fmt.Sprintf("%d accepted in %.3fs: %.1f tx/s", r.Submitted, r.SubmitDurationS, r.SubmittedTxPerS))
 	if len(r.Rejected) == 0 {
 		fl.Add("rejected", "none")

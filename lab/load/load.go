@@ -46,6 +46,10 @@ type Config struct {
 	// Concurrency is how many batches are in flight at once; Batch how many
 	// transfers a batch holds.
 	Concurrency, Batch int
+	// Rate, if positive, paces the sending at that many transfers per
+	// second in all (an open load: a batch leaves when its turn comes,
+	// whether or not the nodes kept up); 0 sends as fast as the nodes take.
+	Rate float64
 	// TimeoutCommit bounds the wait for the funding and for the commits
 	// after the last transfer is sent.
 	TimeoutCommit time.Duration
@@ -94,6 +98,7 @@ type Report struct {
 	Txs             int            `json:"txs"`
 	Batch           int            `json:"batch"`
 	Concurrency     int            `json:"concurrency"`
+	Rate            float64        `json:"rate"` // tx/s asked for; 0: unpaced
 	Submitted       int            `json:"submitted"`
 	Rejected        map[string]int `json:"rejected"`
 	Stranded        int            `json:"stranded"`
@@ -168,6 +173,8 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("load: batch must be at least 1, got %d", cfg.Batch)
 	case cfg.TimeoutCommit <= 0:
 		return fmt.Errorf("load: the commit timeout must be positive, got %s", cfg.TimeoutCommit)
+	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
+		return fmt.Errorf("load: rate must be a positive number of transfers per second, or 0 for none, got %v", cfg.Rate)
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
@@ -278,6 +285,7 @@ type loader struct {
 	chainID string
 
 	sent, accepted, refused atomic.Int64
+	pace                    pacer // Config.Rate
 
 	mu       sync.Mutex
 	rejected map[string]int
@@ -484,6 +492,7 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
+	l.pace.start(start, opts.Rate)
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -555,7 +564,7 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 		end = lastSeen
 	}
 	r := &Report{
-		Nodes: l.urls, Senders: len(l.senders), Txs: opts.Txs, Batch: opts.Batch, Concurrency: opts.Concurrency,
+		Nodes: l.urls, Senders: len(l.senders), Txs: opts.Txs, Batch: opts.Batch, Concurrency: opts.Concurrency, Rate: opts.Rate,
 		Submitted: int(l.accepted.Load()), Rejected: l.rejected, Stranded: stranded, Committed: committed,
 		Blocks: blocks, FirstHeight: first, LastHeight: last,
 		DurationS:       round3(end.Sub(start).Seconds()),
@@ -593,6 +602,9 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 				continue
 			}
 			idle = false
+			if err := l.pace.wait(ctx, len(batch)); err != nil {
+				return err
+			}
 			refused, err := l.submit(ctx, n, batch, from)
 			if err != nil {
 				return err
@@ -611,6 +623,36 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 			return nil
 		}
 	}
+}
+
+// pacer spaces the batches of a paced load: each takes its transfers'
+// share of the time (n/rate), in the order the workers ask.
+type pacer struct {
+	mu   sync.Mutex
+	rate float64   // transfers per second; 0: no pacing
+	next time.Time // when the next batch may leave
+}
+
+func (p *pacer) start(at time.Time, rate float64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.rate, p.next = rate, at
+}
+
+// wait returns when a batch of n transfers may leave, or ctx's error.
+func (p *pacer) wait(ctx context.Context, n int) error {
+	p.mu.Lock()
+	if p.rate <= 0 {
+		p.mu.Unlock()
+		return nil
+	}
+	at := p.next
+	p.next = at.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
+	p.mu.Unlock()
+	if d := time.Until(at); d > 0 {
+		sleepCtx(ctx, d)
+	}
+	return ctx.Err()
 }
 
 // takeBatch takes up to --batch transfers from the senders' queues, one

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -234,6 +235,26 @@ func TestWatcherFollowsReorgs(t *testing.T) {
 	}
 }
 
+// TestPacedLoad: with Rate, the last batch cannot leave before its turn:
+// (Txs − Batch) / Rate after the first; the report says the rate.
+func TestPacedLoad(t *testing.T) {
+	n := newMemNode()
+	const txs, batch, rate = 90, 10, 300.0
+	r, err := Run(context.Background(), Config{
+		Nodes: []Node{n}, Senders: 3, Txs: txs, Concurrency: 3, Batch: batch, Rate: rate,
+		TimeoutCommit: 20 * time.Second, Poll: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Committed != txs || r.Rate != rate {
+		t.Fatalf("report %+v", r)
+	}
+	if least := float64(txs-batch) / rate; r.SubmitDurationS < least {
+		t.Fatalf("sent in %.3fs, faster than the pace allows (%.3fs)", r.SubmitDurationS, least)
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	n := newMemNode()
 	ok := Config{Nodes: []Node{n}, Senders: 1, Txs: 1, Concurrency: 1, Batch: 1, TimeoutCommit: time.Second}
@@ -247,6 +268,8 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Concurrency = 0 }, "load: concurrency must be at least 1, got 0"},
 		{func(c *Config) { c.Batch = 0 }, "load: batch must be at least 1, got 0"},
 		{func(c *Config) { c.TimeoutCommit = 0 }, "load: the commit timeout must be positive, got 0s"},
+		{func(c *Config) { c.Rate = -1 }, "load: rate must be a positive number of transfers per second, or 0 for none, got -1"},
+		{func(c *Config) { c.Rate = math.Inf(1) }, "load: rate must be a positive number of transfers per second, or 0 for none, got +Inf"},
 		{func(c *Config) { c.Batch = 501 }, "batch 501 is more than network posd-lab takes in one request (max_block_txs 500)"},
 	} {
 		cfg := ok
