@@ -102,3 +102,40 @@ func BenchmarkAddGappedFullQueue(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*len(gapped))/b.Elapsed().Seconds(), "tx/s")
 }
+
+// trustAll is a SigVerifier that finds every signature good: benchmarks of
+// the pool's own bookkeeping.
+type trustAll struct{}
+
+func (trustAll) VerifyTxs([]chain.Transaction, []chain.Hash, []error) {}
+
+// BenchmarkAddBatchDeepSenders admits a batch of 500 (25 senders × 20
+// nonces) into a pool already holding each sender's 1,000 earlier nonces,
+// as a loaded devnet's pools do; signatures are not checked, so this is
+// the pool's bookkeeping alone.
+func BenchmarkAddBatchDeepSenders(b *testing.B) {
+	const senders, deep, more = 25, 1000, 20
+	g, st, txs := benchSetup(b, senders, deep+more)
+	before, batch := txs[:senders*deep], txs[senders*deep:]
+	p := New(g, Config{Sigs: trustAll{}})
+	for _, err := range p.AddBatch(before, st) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	ids := make([]chain.Hash, len(batch))
+	for i := range batch {
+		ids[i] = batch[i].ID()
+	}
+	n := 0
+	for b.Loop() {
+		for _, err := range p.AddBatch(batch, st) {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		p.Remove(ids...) // the senders' newest nonces: the pool is as before
+		n++
+	}
+	b.ReportMetric(float64(n*len(batch))/b.Elapsed().Seconds(), "tx/s")
+}
