@@ -61,4 +61,8 @@ func TestImportCostAverage(t *testing.T) {
 	if got := c.perTx(); got != 13_000 {
 		t.Fatalf("a small block moved the average: %v", got)
 	}
+	c.observe(1000, 1_000_000_000) // 1 ms: counted as 4·13 µs at most
+	if got := c.perTx(); got != 24_700 {
+		t.Fatalf("after an outlier: %v, want 0.7·13 + 0.3·52 = 24.7µs", got)
+	}
 }
