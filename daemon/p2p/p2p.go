@@ -7,8 +7,13 @@
 //	/posd/status/1  each side sends version(1) genesis(32) height(8) head(32)
 //	/posd/sync/1    request from(8) limit(4); response uvarint length + EncodeBlock
 //	                per block, ascending, then a zero length
-//	topics          /posd/<chain_id>/txs/1: uvarint count, then per tx uvarint
-//	                length + EncodeTx; /posd/<chain_id>/blocks/1: EncodeBlock
+//	gossipsub       /meshsub/1.x: topic /posd/<chain_id>/txs/1: uvarint count,
+//	                then per tx uvarint length + EncodeTx
+//	/posd/blocksub/1.2.0  gossipsub v1.2 for blocks and evidence alone
+//	                (BlockProtocol): /posd/<chain_id>/blocks/1: EncodeBlock;
+//	                /posd/<chain_id>/evidence/1: EncodeEvidence
+//
+// The status's version (2) changes with any of them.
 package p2p
 
 import (

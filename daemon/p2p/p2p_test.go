@@ -5,9 +5,11 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -367,6 +369,12 @@ func TestBlocksHaveTheirOwnRouter(t *testing.T) {
 	chains := []*fakeChain{newFakeChain("g"), newFakeChain("g")}
 	nodes := line(t, chains)
 	a, b := nodes[0], nodes[1]
+	if got, want := a.ps.GetTopics(), []string{TxTopic("test")}; !slices.Equal(got, want) {
+		t.Errorf("tx router topics %v, want %v", got, want)
+	}
+	if got, want := a.bps.GetTopics(), []string{BlockTopic("test")}; !slices.Equal(got, want) {
+		t.Errorf("block router topics %v, want %v (evidence joins it when the handler takes evidence: TestGossipEvidence)", got, want)
+	}
 	protos := func() map[protocol.ID]bool {
 		seen := map[protocol.ID]bool{}
 		for _, c := range a.host.Network().ConnsToPeer(b.host.ID()) {
@@ -385,4 +393,65 @@ func TestBlocksHaveTheirOwnRouter(t *testing.T) {
 		a.PublishBlock(blk)
 	}
 	waitFor(t, 10*time.Second, "the tx and the block at B", func() bool { return chains[1].hasTx(1) && chains[1].height() == 1 })
+}
+
+// TestStatusOfAnotherVersion: a peer of another protocol version is told
+// apart by its status, with both versions named, before it can connect
+// without hearing our blocks.
+func TestStatusOfAnotherVersion(t *testing.T) {
+	st := status{height: 7}
+	enc := st.encode()
+	if got, err := decodeStatus(enc); err != nil || got.height != 7 {
+		t.Fatalf("own status: %+v %v", got, err)
+	}
+	enc[0] = statusVersion - 1
+	_, err := decodeStatus(enc)
+	if want := fmt.Sprintf("peer speaks protocol version %d, this node %d", statusVersion-1, statusVersion); err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("old version: %v, want %q", err, want)
+	}
+	if _, err := decodeStatus(enc[:10]); err == nil || err.Error() != "malformed status" {
+		t.Fatalf("short status: %v", err)
+	}
+}
+
+// evidenceChain is a fakeChain that takes evidence.
+type evidenceChain struct {
+	*fakeChain
+	mu  sync.Mutex
+	got []*chain.Evidence
+}
+
+func (c *evidenceChain) HandleEvidence(e *chain.Evidence) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, e)
+	return nil
+}
+
+func (c *evidenceChain) received() []*chain.Evidence {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+// TestGossipEvidence: evidence travels on the block router, to a peer that
+// takes evidence.
+func TestGossipEvidence(t *testing.T) {
+	a, b := &evidenceChain{fakeChain: newFakeChain("g")}, &evidenceChain{fakeChain: newFakeChain("g")}
+	na := startNode(t, a, nil)
+	nb := startNode(t, b, nil, na)
+	if got := slices.Sorted(slices.Values(na.bps.GetTopics())); !slices.Equal(got, []string{BlockTopic("test"), EvidenceTopic("test")}) {
+		t.Fatalf("block router topics %v", got)
+	}
+	if slices.Contains(na.ps.GetTopics(), EvidenceTopic("test")) {
+		t.Fatal("evidence joined on the tx router")
+	}
+	waitFor(t, 10*time.Second, "B on A's evidence topic", func() bool { return slices.Contains(na.evTopic.ListPeers(), nb.host.ID()) })
+	x, y := chain.Header{Height: 3}, chain.Header{Height: 3, Rank: 1}
+	e := chain.NewEvidence(chain.Hash{1}, &x, &y)
+	na.PublishEvidence(&e)
+	waitFor(t, 10*time.Second, "the evidence at B", func() bool { return len(b.received()) == 1 })
+	if got := b.received()[0]; got.A.Hash() != e.A.Hash() || got.B.Hash() != e.B.Hash() || got.ParentSeed != e.ParentSeed {
+		t.Fatalf("B got %+v, want %+v", got, e)
+	}
 }

@@ -18,7 +18,11 @@ import (
 )
 
 const (
-	statusVersion = 1
+	// statusVersion is the wire version of the node's protocols: 2 since
+	// blocks and evidence moved to BlockProtocol. Peers of another version
+	// would connect, share transactions and miss each other's blocks, so
+	// they are told apart here.
+	statusVersion = 2
 	statusLen     = 1 + 32 + 8 + 32
 )
 
@@ -39,8 +43,11 @@ func (s status) encode() []byte {
 
 func decodeStatus(b []byte) (status, error) {
 	var s status
-	if len(b) != statusLen || b[0] != statusVersion {
+	if len(b) != statusLen {
 		return s, errors.New("malformed status")
+	}
+	if b[0] != statusVersion {
+		return s, fmt.Errorf("peer speaks protocol version %d, this node %d: run the same posd release", b[0], statusVersion)
 	}
 	copy(s.genesis[:], b[1:33])
 	s.height = binary.BigEndian.Uint64(b[33:41])
@@ -79,6 +86,9 @@ func (n *Node) handshake(ctx context.Context, p peer.ID) (status, error) {
 	st, err := decodeStatus(buf)
 	if err != nil {
 		s.Reset()
+		if buf[0] != statusVersion {
+			n.log.Warn("p2p: peer runs another protocol version", "peer", p.String(), "err", err.Error())
+		}
 		n.offence(p, "status", err)
 		return status{}, err
 	}
