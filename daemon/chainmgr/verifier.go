@@ -166,8 +166,9 @@ func (v *Verifier) TxVerifier() chain.TxVerifier {
 	}
 }
 
-// cached reports whether tx's signature is cached (tests).
-func (v *Verifier) cached(tx *chain.Transaction) bool {
+// Cached reports whether tx's signature is cached: verified before by this
+// Verifier or one sharing its SigCache.
+func (v *Verifier) Cached(tx *chain.Transaction) bool {
 	k, ok := keyOf(tx.ID(), tx.Signature)
 	return ok && v.cache.has(k)
 }

@@ -17,13 +17,13 @@ func TestVerifier(t *testing.T) {
 	verify := v.TxVerifier()
 	tx := chain.Transaction{Type: chain.TxExchange, ChainID: "c", To: k.Address(), Amount: 1, Nonce: 1}
 	k.SignTx(&tx)
-	if v.cached(&tx) {
+	if v.Cached(&tx) {
 		t.Fatal("cached before verified")
 	}
 	if err := verify(&tx); err != nil {
 		t.Fatal(err)
 	}
-	if !v.cached(&tx) {
+	if !v.Cached(&tx) {
 		t.Fatal("a verified signature was not cached")
 	}
 	other := tx
@@ -34,7 +34,7 @@ func TestVerifier(t *testing.T) {
 	if err := verify(&swapped); chain.CodeOf(err) != chain.ErrBadSignature.Code {
 		t.Fatalf("swapped signature: %v", err)
 	}
-	if v.cached(&swapped) {
+	if v.Cached(&swapped) {
 		t.Fatal("a bad signature was cached")
 	}
 	// A planted entry really skips the check: the cache is what is trusted.
@@ -135,16 +135,16 @@ func TestVerifierBatch(t *testing.T) {
 			if chain.CodeOf(err) != chain.ErrBadSignature.Code {
 				t.Errorf("tx %d: %v, want bad_signature", i, err)
 			}
-			if v.cached(&txs[i]) {
+			if v.Cached(&txs[i]) {
 				t.Errorf("tx %d: a bad signature was cached", i)
 			}
 		case 10:
-			if err != skipped || v.cached(&txs[i]) {
+			if err != skipped || v.Cached(&txs[i]) {
 				t.Errorf("tx 10: refused before, yet verified (%v)", err)
 			}
 		default:
-			if err != nil || !v.cached(&txs[i]) {
-				t.Errorf("tx %d: err %v, cached %v", i, err, v.cached(&txs[i]))
+			if err != nil || !v.Cached(&txs[i]) {
+				t.Errorf("tx %d: err %v, cached %v", i, err, v.Cached(&txs[i]))
 			}
 		}
 	}
@@ -177,7 +177,7 @@ func TestVerifierCheckBlockTxs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range good {
-		if !v.cached(&good[i]) {
+		if !v.Cached(&good[i]) {
 			t.Fatalf("tx %d of a valid block was not cached", i)
 		}
 	}
@@ -207,7 +207,7 @@ func TestCheckBlockTxsWithIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range txs {
-		if !v.cached(&txs[i]) {
+		if !v.Cached(&txs[i]) {
 			t.Fatalf("tx %d not cached under its id", i)
 		}
 	}
@@ -240,13 +240,13 @@ func TestSharedSigCache(t *testing.T) {
 	if errs[0] != nil || chain.CodeOf(errs[1]) != chain.ErrBadSignature.Code {
 		t.Fatalf("verify: %v", errs)
 	}
-	if !b.cached(&tx) {
+	if !b.Cached(&tx) {
 		t.Error("b does not see the signature a verified")
 	}
-	if b.cached(&bad) || a.cached(&bad) {
+	if b.Cached(&bad) || a.Cached(&bad) {
 		t.Error("a bad signature was shared")
 	}
-	if own.cached(&tx) {
+	if own.Cached(&tx) {
 		t.Error("a Verifier with its own cache sees another's signatures")
 	}
 	other := NewSharingVerifier("other", sigs)
