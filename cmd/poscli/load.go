@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -74,9 +73,10 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
    they arrive in order. A refused transfer is counted under its error code
    and, unless its nonce is taken (bad_nonce, nonce_in_use, already_known),
    sent again later: the total sent is --txs either way. With --rate the
-   batches are paced to that many transfers per second in all (an open
-   load, to watch a network below its ceiling); without it they go as
-   fast as the nodes answer.
+   batches are paced to at most that many transfers per second in all, to
+   watch a network below its ceiling (a batch the nodes delayed is not
+   made up for with a burst); without it they go as fast as the nodes
+   answer.
 5. Wait until every accepted transfer is committed, or --timeout-commit.
 
 Commits are counted from the blocks themselves: from the start, poscli
@@ -119,7 +119,7 @@ transfers, between first_height and last_height.`,
 	fl.IntVar(&opts.Txs, "txs", 1000, "how many transfers to send in all")
 	fl.IntVar(&opts.Concurrency, "concurrency", 4, "how many requests in flight at once")
 	fl.IntVar(&opts.Batch, "batch", 100, "transfers per request (at most the network's max_block_txs)")
-	fl.Float64Var(&opts.Rate, "rate", 0, "pace the sending at this many transfers per second in all (0: as fast as the nodes take them)")
+	fl.Float64Var(&opts.Rate, "rate", 0, "pace the sending at this many transfers per second in all, at most (0: as fast as the nodes take them)")
 	fl.StringSliceVar(&opts.Nodes, "nodes", nil, "spread the senders over these node `URL`s (default: --node); the first one's blocks are watched")
 	fl.DurationVar(&opts.TimeoutCommit, "timeout-commit", 60*time.Second, "how long to wait for the commits after the last transfer is sent (also for the funding)")
 	return cmd
@@ -144,8 +144,8 @@ func loadRun(opts *LoadOptions) error {
 		return fmt.Errorf("--batch must be at least 1, got %d", opts.Batch)
 	case opts.TimeoutCommit <= 0:
 		return fmt.Errorf("--timeout-commit must be positive, got %s", opts.TimeoutCommit)
-	case opts.Rate < 0 || math.IsNaN(opts.Rate) || math.IsInf(opts.Rate, 0):
-		return fmt.Errorf("--rate must be a positive number of transfers per second, or 0 for no pacing, got %v", opts.Rate)
+	case opts.Rate != 0 && !(opts.Rate >= load.MinRate && opts.Rate <= load.MaxRate):
+		return fmt.Errorf("--rate must be 0 (no pacing) or %g to %g transfers per second, got %v", load.MinRate, load.MaxRate, opts.Rate)
 	}
 
 	// One connection pool, big enough for every request in flight.

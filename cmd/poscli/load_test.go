@@ -395,7 +395,7 @@ func TestLoadErrors(t *testing.T) {
 		{openURL, []string{"--concurrency", "0"}, "--concurrency must be at least 1, got 0"},
 		{openURL, []string{"--batch", "0"}, "--batch must be at least 1, got 0"},
 		{openURL, []string{"--timeout-commit", "0s"}, "--timeout-commit must be positive, got 0s"},
-		{openURL, []string{"--rate", "-5"}, "--rate must be a positive number of transfers per second, or 0 for no pacing, got -5"},
+		{openURL, []string{"--rate", "-5"}, "--rate must be 0 (no pacing) or 0.01 to 1e+09 transfers per second, got -5"},
 		{openURL, []string{"--batch", "1001"}, "--batch 1001 is more than network posd-test takes in one request (max_block_txs 1000)"},
 		{closedURL, nil, `load funds its senders with EXCHANGE, but network posd-test lets only its 1 genesis authorities EXCHANGE: use a network whose genesis has "exchange": "open" (posd's default)`},
 		{openURL, []string{"--nodes", openURL + "," + otherURL}, fmt.Sprintf("--nodes: %s is on chain posd-test (genesis %s) but %s on chain posd-other (genesis %s): give the nodes of one network",

@@ -33,6 +33,9 @@ const (
 	watchPage = 20
 	// Amount is what each transfer moves; the fee is 0.
 	Amount = 1
+	// MinRate and MaxRate bound Config.Rate when it is not 0.
+	MinRate = 0.01
+	MaxRate = 1e9
 )
 
 // Config is one load run.
@@ -46,9 +49,11 @@ type Config struct {
 	// Concurrency is how many batches are in flight at once; Batch how many
 	// transfers a batch holds.
 	Concurrency, Batch int
-	// Rate, if positive, paces the sending at that many transfers per
-	// second in all (an open load: a batch leaves when its turn comes,
-	// whether or not the nodes kept up); 0 sends as fast as the nodes take.
+	// Rate, if not 0, paces the sending at that many transfers per second
+	// in all, at most (MinRate to MaxRate): a batch leaves when its turn
+	// comes, not before; when the nodes fall behind it leaves when a
+	// worker is free, and the pace does not make up for the lost time with
+	// a burst. 0 sends as fast as the nodes take.
 	Rate float64
 	// TimeoutCommit bounds the wait for the funding and for the commits
 	// after the last transfer is sent.
@@ -173,8 +178,8 @@ func (cfg *Config) validate() error {
 		return fmt.Errorf("load: batch must be at least 1, got %d", cfg.Batch)
 	case cfg.TimeoutCommit <= 0:
 		return fmt.Errorf("load: the commit timeout must be positive, got %s", cfg.TimeoutCommit)
-	case cfg.Rate < 0 || math.IsNaN(cfg.Rate) || math.IsInf(cfg.Rate, 0):
-		return fmt.Errorf("load: rate must be a positive number of transfers per second, or 0 for none, got %v", cfg.Rate)
+	case cfg.Rate != 0 && !(cfg.Rate >= MinRate && cfg.Rate <= MaxRate):
+		return fmt.Errorf("load: rate must be 0 (no pacing) or %g to %g transfers per second, got %v", MinRate, MaxRate, cfg.Rate)
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
@@ -647,6 +652,9 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 		return nil
 	}
 	at := p.next
+	if now := time.Now(); now.After(at) {
+		at = now // late: no burst to catch up
+	}
 	p.next = at.Add(time.Duration(float64(n) / p.rate * float64(time.Second)))
 	p.mu.Unlock()
 	if d := time.Until(at); d > 0 {

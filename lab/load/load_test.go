@@ -268,8 +268,10 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Concurrency = 0 }, "load: concurrency must be at least 1, got 0"},
 		{func(c *Config) { c.Batch = 0 }, "load: batch must be at least 1, got 0"},
 		{func(c *Config) { c.TimeoutCommit = 0 }, "load: the commit timeout must be positive, got 0s"},
-		{func(c *Config) { c.Rate = -1 }, "load: rate must be a positive number of transfers per second, or 0 for none, got -1"},
-		{func(c *Config) { c.Rate = math.Inf(1) }, "load: rate must be a positive number of transfers per second, or 0 for none, got +Inf"},
+		{func(c *Config) { c.Rate = -1 }, "load: rate must be 0 (no pacing) or 0.01 to 1e+09 transfers per second, got -1"},
+		{func(c *Config) { c.Rate = 1e-12 }, "load: rate must be 0 (no pacing) or 0.01 to 1e+09 transfers per second, got 1e-12"},
+		{func(c *Config) { c.Rate = math.Inf(1) }, "load: rate must be 0 (no pacing) or 0.01 to 1e+09 transfers per second, got +Inf"},
+		{func(c *Config) { c.Rate = math.NaN() }, "load: rate must be 0 (no pacing) or 0.01 to 1e+09 transfers per second, got NaN"},
 		{func(c *Config) { c.Batch = 501 }, "batch 501 is more than network posd-lab takes in one request (max_block_txs 500)"},
 	} {
 		cfg := ok
