@@ -73,6 +73,11 @@ func checkInvariants(t *testing.T, p *Pool) {
 		if debit != s.debit {
 			t.Fatalf("%s: debit %d, sum %d", addr.Short(), s.debit, debit)
 		}
+		for _, from := range []uint64{s.checked.Nonce, s.checked.Nonce + 1, 0} {
+			if got, want := s.contiguousTop(from), walkRun(s, from); got != want {
+				t.Fatalf("%s: contiguousTop(%d) = %d, a walk says %d", addr.Short(), from, got, want)
+			}
+		}
 		if (s.npend > 0) != (s.hidx >= 0) || s.hidx >= 0 && p.victims.h[s.hidx] != s {
 			t.Fatalf("%s: victim heap index", addr.Short())
 		}

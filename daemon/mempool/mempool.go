@@ -893,6 +893,12 @@ func (s *sender) contiguousTop(accountNonce uint64) uint64 {
 	if s == nil {
 		return n
 	}
+	if n == s.checked.Nonce {
+		// The run is the pending transactions: txs[:npend] hold nonces
+		// checked.Nonce+1 on, and the next is never contiguous (pending
+		// and queued are kept apart). No walk over a long run.
+		return n + uint64(s.npend)
+	}
 	i, _ := s.find(n + 1)
 	for ; i < len(s.txs) && s.txs[i].tx.Nonce == n+1; i++ {
 		n++
