@@ -58,9 +58,17 @@ func blockRouterFeatures(feat pubsub.GossipSubFeature, proto protocol.ID) bool {
 // at most maxBatchBytes (encodeTxBatch), plus gossipsub's framing.
 const maxTxMessageSize = maxBatchBytes + 64<<10
 
+// blockQueue bounds the block router's per-peer and validation queues in
+// messages. Blocks come a few a second, not thousands of batches: 64
+// blocks of at most maxMessageSize is what a peer that never reads can
+// make us hold for it (with the tx router's 4096 it was 32 GiB); a peer
+// that falls behind by more gets the blocks by sync.
+const blockQueue = 64
+
 // newRouter starts a gossipsub router for topics with the node's scoring
-// and limits, messages of at most maxMsg bytes, plus extra options.
-func (n *Node) newRouter(topics []string, maxMsg int, extra ...pubsub.Option) (*pubsub.PubSub, error) {
+// and limits: messages of at most maxMsg bytes, queues of queue messages,
+// plus extra options.
+func (n *Node) newRouter(topics []string, maxMsg, queue int, extra ...pubsub.Option) (*pubsub.PubSub, error) {
 	// Only rejected messages (P4) cost score; other terms stay off so
 	// honest nodes sharing one IP are not penalised.
 	topicScore := &pubsub.TopicScoreParams{
@@ -96,8 +104,8 @@ func (n *Node) newRouter(topics []string, maxMsg int, extra ...pubsub.Option) (*
 			sum := sha256.Sum256(m.Data)
 			return string(sum[:])
 		}),
-		pubsub.WithPeerOutboundQueueSize(queueSize),
-		pubsub.WithValidateQueueSize(queueSize),
+		pubsub.WithPeerOutboundQueueSize(queue),
+		pubsub.WithValidateQueueSize(queue),
 		// One validation worker: on the block router it runs the block
 		// validator inline, so blocks keep their order (parents first); on
 		// the tx router it only hands messages over to the asynchronous tx
@@ -115,11 +123,11 @@ func (n *Node) newRouter(topics []string, maxMsg int, extra ...pubsub.Option) (*
 
 func (n *Node) startGossip() error {
 	txT, blkT := TxTopic(n.cfg.ChainID), BlockTopic(n.cfg.ChainID)
-	ps, err := n.newRouter([]string{txT}, maxTxMessageSize)
+	ps, err := n.newRouter([]string{txT}, maxTxMessageSize, queueSize)
 	if err != nil {
 		return fmt.Errorf("p2p: pubsub: %w", err)
 	}
-	bps, err := n.newRouter([]string{blkT, EvidenceTopic(n.cfg.ChainID)}, maxMessageSize,
+	bps, err := n.newRouter([]string{blkT, EvidenceTopic(n.cfg.ChainID)}, maxMessageSize, blockQueue,
 		pubsub.WithGossipSubProtocols([]protocol.ID{BlockProtocol}, blockRouterFeatures))
 	if err != nil {
 		return fmt.Errorf("p2p: block pubsub: %w", err)
