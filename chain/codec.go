@@ -264,13 +264,27 @@ func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
 	}
-	v, n := binary.Uvarint(d.buf)
+	v, n := Uvarint(d.buf)
 	if n <= 0 {
 		d.err = fmt.Errorf("%w: bad length", ErrDecode)
 		return 0
 	}
 	d.buf = d.buf[n:]
 	return v
+}
+
+// Uvarint is binary.Uvarint refusing a value not written in its shortest
+// form (n = -1), as binary.AppendUvarint writes it: the codecs are
+// canonical, so one block or batch has one encoding, and gossip (whose
+// message ids hash the bytes) cannot be fed padded copies of a message as
+// new ones. n is 0 when buf is too short, negative on overflow, as
+// binary.Uvarint's.
+func Uvarint(buf []byte) (uint64, int) {
+	v, n := binary.Uvarint(buf)
+	if n > 1 && buf[n-1] == 0 {
+		return 0, -1 // a trailing 0x00 continues nothing: padded
+	}
+	return v, n
 }
 
 func (d *decoder) str() string {

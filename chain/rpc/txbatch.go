@@ -52,7 +52,7 @@ func DecodeTxBatch(data []byte, max int) ([]chain.Transaction, error) {
 		return nil, fmt.Errorf("%w: batch version %d, want %d", chain.ErrDecode, data[0], txBatchVersion)
 	}
 	data = data[1:]
-	count, n := binary.Uvarint(data)
+	count, n := chain.Uvarint(data)
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: bad transaction count", chain.ErrDecode)
 	}
@@ -65,7 +65,7 @@ func DecodeTxBatch(data []byte, max int) ([]chain.Transaction, error) {
 	}
 	txs := make([]chain.Transaction, count)
 	for i := range txs {
-		l, n := binary.Uvarint(data)
+		l, n := chain.Uvarint(data)
 		if n <= 0 || l > uint64(len(data)-n) {
 			return nil, fmt.Errorf("%w: transaction %d: bad or truncated length", chain.ErrDecode, i)
 		}

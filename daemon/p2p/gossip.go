@@ -390,7 +390,7 @@ func encodeTxBatch(txs []chain.Transaction) ([]byte, int) {
 // txBatchCount reads the count of a tx batch, checking it is plausible
 // for the message's size, without decoding the transactions.
 func txBatchCount(data []byte) (int, error) {
-	count, k := binary.Uvarint(data)
+	count, k := chain.Uvarint(data)
 	if k <= 0 {
 		return 0, errors.New("bad count")
 	}
@@ -406,11 +406,11 @@ func decodeTxBatch(data []byte) ([]*chain.Transaction, error) {
 		return nil, err
 	}
 	count := uint64(n)
-	_, k := binary.Uvarint(data)
+	_, k := chain.Uvarint(data)
 	data = data[k:]
 	txs := make([]*chain.Transaction, 0, count)
 	for range count {
-		size, k := binary.Uvarint(data)
+		size, k := chain.Uvarint(data)
 		if k <= 0 || size > maxTxLen || size > uint64(len(data)-k) {
 			return nil, errors.New("bad tx length")
 		}

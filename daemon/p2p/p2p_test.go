@@ -187,7 +187,10 @@ func TestTxBatchCodec(t *testing.T) {
 		t.Fatalf("round trip: %d txs in %d messages", len(got), msgs)
 	}
 	data, _ := encodeTxBatch(txs[:2])
-	for _, bad := range [][]byte{nil, {0}, {1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, data[:len(data)-1], append(data, 0)} {
+	// The same batch with its count padded (0x82 0x00 is 2 in two bytes):
+	// another message id for the same transactions, refused.
+	padded := append([]byte{0x82, 0x00}, data[1:]...)
+	for _, bad := range [][]byte{nil, {0}, {1}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, data[:len(data)-1], append(data, 0), padded} {
 		if _, err := decodeTxBatch(bad); err == nil {
 			t.Fatalf("decoded %x", bad)
 		}
