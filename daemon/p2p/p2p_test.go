@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"slices"
 	"strings"
@@ -265,13 +266,41 @@ func TestUnknownParentTriggersSync(t *testing.T) {
 	}
 }
 
+// TestMDNSStartsAndCloses: with MDNS on, the service runs (or its absence
+// is logged) and Close stops it.
 func TestMDNSStartsAndCloses(t *testing.T) {
-	n, err := New(context.Background(), Config{ListenHost: "127.0.0.1", ChainID: "test", MDNS: true}, newFakeChain("g"))
+	logs := &syncBuffer{}
+	n, err := New(context.Background(), Config{ListenHost: "127.0.0.1", ChainID: "test", MDNS: true,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, newFakeChain("g"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n.mdns == nil && !strings.Contains(logs.String(), "mdns unavailable") {
+		t.Error("MDNS asked for: neither a service nor a warning that it is unavailable")
+	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMDNSPeerFound: a peer that mDNS reports is dialled and handshaken;
+// the node itself and a banned peer are not. (Multicast itself is not
+// needed: the notifee is what mDNS calls.)
+func TestMDNSPeerFound(t *testing.T) {
+	a := startNode(t, newFakeChain("g"), nil)
+	b := startNode(t, newFakeChain("g"), nil)
+	c := startNode(t, newFakeChain("g"), nil)
+	found := mdnsNotifee{a}
+	found.HandlePeerFound(peer.AddrInfo{ID: a.host.ID(), Addrs: a.host.Addrs()})
+	a.gater.ban(c.host.ID())
+	found.HandlePeerFound(peer.AddrInfo{ID: c.host.ID(), Addrs: c.host.Addrs()})
+	found.HandlePeerFound(peer.AddrInfo{ID: b.host.ID(), Addrs: b.host.Addrs()})
+	waitFor(t, 10*time.Second, "a dials the peer mDNS found", func() bool { return hasPeer(a, b.host.ID().String()) })
+	if hasPeer(a, c.host.ID().String()) || a.host.Network().Connectedness(c.host.ID()) == network.Connected {
+		t.Error("a dialled a banned peer that mDNS reported")
+	}
+	if hasPeer(a, a.host.ID().String()) {
+		t.Error("a lists itself as a peer")
 	}
 }
 
