@@ -110,6 +110,11 @@ type fakeNode struct {
 	config rpc.Config
 	// exchange is the genesis exchange policy.
 	exchange chain.ExchangePolicy
+	// pageBlocks, when set, cuts GET /v1/blocks pages at that many blocks
+	// with X-Next-From, as a node does at its page's byte bound.
+	pageBlocks int
+	// blockPages counts GET /v1/blocks requests.
+	blockPages int
 }
 
 func newFakeNode(t *testing.T) *fakeNode {
@@ -297,8 +302,13 @@ func (n *fakeNode) listBlocks(w http.ResponseWriter, r *http.Request) {
 	} else {
 		from = max(0, len(n.blocks)-limit)
 	}
+	n.blockPages++
 	out := []chain.Block{}
 	for i := from; i < len(n.blocks) && len(out) < limit; i++ {
+		if n.pageBlocks > 0 && len(out) == n.pageBlocks {
+			w.Header().Set("X-Next-From", strconv.Itoa(i))
+			break
+		}
 		out = append(out, n.blocks[i])
 	}
 	n.reply(w, 200, out)
