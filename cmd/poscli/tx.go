@@ -121,9 +121,10 @@ stake must cover an UNSTAKE; and the network's genesis: the fee must reach
 its min_fee, and only its exchange authorities may EXCHANGE.
 
 JSON (-o json): {"id", "status", "height", "block_hash", "index",
-"transaction"} as GET /v1/txs/{id}; height, block_hash and index only once
-committed (--wait). transaction is {"id", "type", "chain_id", "from", "to",
-"amount", "fee", "nonce", "public_key", "signature"}.`
+"confirmations", "transaction"} as GET /v1/txs/{id}; height, block_hash,
+index and confirmations only once committed (--wait). transaction is {"id",
+"type", "chain_id", "from", "to", "amount", "fee", "nonce", "public_key",
+"signature"}.`
 
 // NewCmdTxExchange builds `poscli tx exchange`.
 func NewCmdTxExchange(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
@@ -523,7 +524,8 @@ func NewCmdTxShow(f *Factory, runF func(*TxShowOptions) error) *cobra.Command {
 its pool, or committed with its block height, block hash and index.
 
 JSON (-o json): {"id", "status", "height", "block_hash", "index",
-"transaction"} exactly as GET /v1/txs/{id}.`,
+"confirmations", "transaction"} exactly as GET /v1/txs/{id}; height,
+block_hash, index and confirmations only once committed.`,
 		Example: `  poscli tx show 9b0f3c1d2e4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e
   poscli tx show $(poscli tx transfer --to bob --amount 1 -o json | jq -r .id)`,
 		Args: args(1, 1, "a transaction id"),
