@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,6 +227,9 @@ func (n *fakeNode) search(w http.ResponseWriter, r *http.Request) {
 			res.Accounts = append(res.Accounts, a)
 		}
 	}
+	// In address order and at most 8, as the node answers.
+	slices.Sort(res.Accounts)
+	res.Accounts = res.Accounts[:min(len(res.Accounts), maxSearchMatches)]
 	n.reply(w, 200, res)
 }
 
