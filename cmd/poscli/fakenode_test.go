@@ -111,6 +111,8 @@ type fakeNode struct {
 	config rpc.Config
 	// exchange is the genesis exchange policy.
 	exchange chain.ExchangePolicy
+	// noHeartbeat turns the genesis heartbeat off.
+	noHeartbeat bool
 	// pageBlocks, when set, cuts GET /v1/blocks pages at that many blocks
 	// with X-Next-From, as a node does at its page's byte bound.
 	pageBlocks int
@@ -155,6 +157,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 		defer n.mu.Unlock()
 		g := chain.DefaultGenesis()
 		g.ChainID, g.Timestamp, g.Exchange = testChainID, t0.UnixMilli(), n.exchange
+		g.Heartbeat = !n.noHeartbeat
 		g.Allocations = []chain.Allocation{{Address: carol, Balance: 500, Stake: 150}}
 		n.reply(w, 200, g)
 	})
