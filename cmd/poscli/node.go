@@ -159,8 +159,8 @@ JSON (-o json): {"block_size", "block_interval_ms", "pool_limit"}.`,
 		},
 	}
 	opts.Token.flags(cmd)
-	cmd.Flags().IntVar(&size, "block-size", 0, "most transactions per block `N`")
-	cmd.Flags().DurationVar(&interval, "block-interval", 0, "time `D` between forged blocks (e.g. 2s, 500ms)")
+	cmd.Flags().IntVar(&size, "block-size", 0, "forge once `N` transactions are pending")
+	cmd.Flags().DurationVar(&interval, "block-interval", 0, "forge once the oldest pending transaction waited `D` (e.g. 2s, 500ms)")
 	cmd.Flags().IntVar(&pool, "pool-limit", 0, "most transactions `N` in the pool")
 	return cmd
 }
