@@ -267,19 +267,6 @@ func (c *Client) Stakes(ctx context.Context) ([]rpc.Stake, error) {
 	return get[[]rpc.Stake](ctx, c, "/v1/stakes", nil)
 }
 
-// Blocks is GET /v1/blocks: ascending from height *from, or the newest limit
-// blocks when from is nil. limit <= 0 leaves the node's default (20).
-func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.Block, error) {
-	q := url.Values{}
-	if from != nil {
-		q.Set("from", strconv.FormatUint(*from, 10))
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	return get[[]chain.Block](ctx, c, "/v1/blocks", q)
-}
-
 // Block is GET /v1/blocks/{height|hash}.
 func (c *Client) Block(ctx context.Context, idOrHeight string) (chain.Block, error) {
 	return get[chain.Block](ctx, c, "/v1/blocks/"+url.PathEscape(idOrHeight), nil)

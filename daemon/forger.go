@@ -186,7 +186,14 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 		// evict it with the reason and forge without it.
 		bad, ok := badTxIndex(err, txs)
 		if !ok {
-			if !errors.Is(err, chainmgr.ErrKnownBlock) {
+			switch {
+			case errors.Is(err, chainmgr.ErrKnownBlock):
+			case errors.Is(err, chainmgr.ErrSideBlock):
+				// A better block for the same height arrived while this one
+				// was built (common while a restarted node catches up): the
+				// fork choice did its job and nothing is wrong.
+				f.log.Debug("forged block not kept on the main chain: a better block arrived meanwhile", "height", b.Height, "rank", rank)
+			default:
 				f.log.Warn("could not forge", "height", b.Height, "err", err.Error())
 			}
 			return

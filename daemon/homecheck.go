@@ -242,7 +242,7 @@ func CheckHome(home, keyFile string) []CheckResult {
 		return out
 	}
 	defer st.Close()
-	r, err := st.Verify()
+	r, err := st.Verify(MaxReorgDepth)
 	switch {
 	case err != nil:
 		add("chain", "fail", "%v", err)

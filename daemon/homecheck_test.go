@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -9,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/keystore"
@@ -153,5 +157,61 @@ func TestLoosePermissionsWarned(t *testing.T) {
 		if !strings.Contains(logs.String(), "loose permissions: "+what) {
 			t.Errorf("no warning about the %s in\n%s", what, logs.String())
 		}
+	}
+}
+
+// posd check on a long chain: the chain manager prunes undo records below
+// the reorg window, and the check passes the home all the same; a missing
+// undo record within the window still fails it.
+func TestCheckHomeLongChain(t *testing.T) {
+	const height = 1000
+	n := startTestNode(t, func(c *Config) { c.BlockInterval = time.Hour })
+	if got, err := n.ImportBlocks(loadBlocks(t, n, nil, height, 0)); err != nil || got != height {
+		t.Fatalf("imported %d of %d blocks: %v", got, height, err)
+	}
+	home := n.cfg.Home
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	results := CheckHome(home, "")
+	for _, r := range results {
+		if r.Status == "fail" {
+			t.Fatalf("check of a healthy %d-block home: %+v", height, results)
+		}
+	}
+	found := false
+	for _, r := range results {
+		found = found || r.Check == "chain" && strings.HasPrefix(r.Detail, "height 1000: 1001 blocks")
+	}
+	if !found {
+		t.Fatalf("no chain result of height %d in %+v", height, results)
+	}
+
+	// The pruning really happened: what the check accepted was a gap.
+	db, err := bolt.Open(filepath.Join(home, ChainFile), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := func(h uint64) []byte { return binary.BigEndian.AppendUint64(nil, h) }
+	err = db.Update(func(tx *bolt.Tx) error {
+		undo := tx.Bucket([]byte("undo"))
+		if undo.Get(key(1)) != nil {
+			t.Error("the undo record of height 1 is still stored: nothing was pruned")
+		}
+		return undo.Delete(key(height - 1))
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fails []string
+	for _, r := range CheckHome(home, "") {
+		if r.Status == "fail" {
+			fails = append(fails, r.Check+": "+r.Detail)
+		}
+	}
+	want := "chain: height 999: undo record: store: not found: no undo record at height 999"
+	if len(fails) != 1 || fails[0] != want {
+		t.Fatalf("check of a home missing a recent undo record: %q, want [%q]", fails, want)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -110,6 +111,13 @@ type fakeNode struct {
 	config rpc.Config
 	// exchange is the genesis exchange policy.
 	exchange chain.ExchangePolicy
+	// noHeartbeat turns the genesis heartbeat off.
+	noHeartbeat bool
+	// pageBlocks, when set, cuts GET /v1/blocks pages at that many blocks
+	// with X-Next-From, as a node does at its page's byte bound.
+	pageBlocks int
+	// blockPages counts GET /v1/blocks requests.
+	blockPages int
 }
 
 func newFakeNode(t *testing.T) *fakeNode {
@@ -149,6 +157,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 		defer n.mu.Unlock()
 		g := chain.DefaultGenesis()
 		g.ChainID, g.Timestamp, g.Exchange = testChainID, t0.UnixMilli(), n.exchange
+		g.Heartbeat = !n.noHeartbeat
 		g.Allocations = []chain.Allocation{{Address: carol, Balance: 500, Stake: 150}}
 		n.reply(w, 200, g)
 	})
@@ -221,6 +230,9 @@ func (n *fakeNode) search(w http.ResponseWriter, r *http.Request) {
 			res.Accounts = append(res.Accounts, a)
 		}
 	}
+	// In address order and at most 8, as the node answers.
+	slices.Sort(res.Accounts)
+	res.Accounts = res.Accounts[:min(len(res.Accounts), maxSearchMatches)]
 	n.reply(w, 200, res)
 }
 
@@ -297,8 +309,13 @@ func (n *fakeNode) listBlocks(w http.ResponseWriter, r *http.Request) {
 	} else {
 		from = max(0, len(n.blocks)-limit)
 	}
+	n.blockPages++
 	out := []chain.Block{}
 	for i := from; i < len(n.blocks) && len(out) < limit; i++ {
+		if n.pageBlocks > 0 && len(out) == n.pageBlocks {
+			w.Header().Set("X-Next-From", strconv.Itoa(i))
+			break
+		}
 		out = append(out, n.blocks[i])
 	}
 	n.reply(w, 200, out)

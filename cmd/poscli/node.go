@@ -123,9 +123,16 @@ func NewCmdNodeConfig(f *Factory, runF func(*NodeConfigOptions) error) *cobra.Co
 		Use:   "config [--block-size N] [--block-interval D] [--pool-limit N]",
 		Short: "Show or change the node's forging settings",
 		Long: `Without flags, show the node's forging settings (GET /v1/config). With
-flags, change those given and show the result (PUT /v1/config): the most
-transactions per block, the time between the blocks it forges, and how many
-transactions its pool holds.
+flags, change those given and show the result (PUT /v1/config). The node
+forges a block (of up to the genesis max_block_txs) once --block-size
+transactions are pending or the oldest has waited --block-interval;
+--pool-limit is how many transactions its pool holds.
+
+With the genesis heartbeat on (the default), heartbeat blocks carry pending
+transactions along: until the newest payment is 64 blocks deep, a block
+follows the head within heartbeat_ms whatever these settings, which then
+only time the first block after the chain rests (docs/CONSENSUS.md). poscli
+prints a note saying so.
 
 JSON (-o json): {"block_size", "block_interval_ms", "pool_limit"}.`,
 		Example: `  poscli node config --node-home ~/.posd
@@ -152,8 +159,8 @@ JSON (-o json): {"block_size", "block_interval_ms", "pool_limit"}.`,
 		},
 	}
 	opts.Token.flags(cmd)
-	cmd.Flags().IntVar(&size, "block-size", 0, "most transactions per block `N`")
-	cmd.Flags().DurationVar(&interval, "block-interval", 0, "time `D` between forged blocks (e.g. 2s, 500ms)")
+	cmd.Flags().IntVar(&size, "block-size", 0, "forge once `N` transactions are pending")
+	cmd.Flags().DurationVar(&interval, "block-interval", 0, "forge once the oldest pending transaction waited `D` (e.g. 2s, 500ms)")
 	cmd.Flags().IntVar(&pool, "pool-limit", 0, "most transactions `N` in the pool")
 	return cmd
 }
@@ -207,7 +214,22 @@ func nodeConfigRun(opts *NodeConfigOptions) error {
 	fl.Add("block size", fmt.Sprint(cfg.BlockSize))
 	fl.Add("block interval", formatMs(cfg.BlockIntervalMs))
 	fl.Add("pool limit", fmt.Sprint(cfg.PoolLimit))
-	return fl.Write(opts.IO.Out)
+	if err := fl.Write(opts.IO.Out); err != nil {
+		return err
+	}
+	// Without the note a longer interval or a larger size seems to do
+	// nothing on a busy chain; a node whose genesis is unreadable gets none.
+	if g, err := c.Genesis(ctx); err == nil && g.Heartbeat {
+		fmt.Fprintln(opts.IO.ErrOut, heartbeatNote(g.HeartbeatMs))
+	}
+	return nil
+}
+
+// heartbeatNote says why the forging settings show little effect while the
+// heartbeat beats.
+func heartbeatNote(heartbeatMs int64) string {
+	return fmt.Sprintf("note: heartbeat blocks carry pending transactions along: until the newest payment is 64 blocks deep, a block follows the head within about %s whatever the block size and interval, which only time the first block after the chain rests",
+		formatMs(heartbeatMs))
 }
 
 // NodeStakeOptions are the options of `poscli node stake`.

@@ -37,6 +37,38 @@ func TestNodeConfig(t *testing.T) {
 	}
 }
 
+// TestNodeConfigHeartbeatNote: with the genesis heartbeat on, node config
+// says on stderr why its settings show little effect; with it off, or in
+// JSON, it says nothing.
+func TestNodeConfigHeartbeatNote(t *testing.T) {
+	const note = "note: heartbeat blocks carry pending transactions along: until the newest payment is 64 blocks deep, a block follows the head within about 500ms whatever the block size and interval, which only time the first block after the chain rests\n"
+	tok := filepath.Join(t.TempDir(), "api.token")
+	os.WriteFile(tok, []byte("s3cret"), 0o600)
+	for _, tc := range []struct {
+		name      string
+		heartbeat bool
+		args      []string
+		want      string
+	}{
+		{"show", true, nil, note},
+		{"change", true, []string{"--block-size", "100", "--block-interval", "30s"}, note},
+		{"json", true, []string{"-o", "json"}, ""},
+		{"no heartbeat", false, []string{"--block-size", "100"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			node := newFakeNode(t)
+			node.noHeartbeat = !tc.heartbeat
+			e := newTestEnv(t, node.URL)
+			if code := e.main(append([]string{"node", "config", "--token-file", tok}, tc.args...)...); code != 0 {
+				t.Fatalf("exit %d: %s", code, e.errOut.String())
+			}
+			if got := e.errOut.String(); got != tc.want {
+				t.Errorf("stderr %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestNodeErrors(t *testing.T) {
 	node := newFakeNode(t)
 	home := t.TempDir()

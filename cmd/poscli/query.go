@@ -184,12 +184,15 @@ func NewCmdAccount(f *Factory, runF func(*AccountOptions) error) *cobra.Command 
 		Long: `Show the account of an address, or of one of your keys by name (default
 "default"): balance, stake, nonce (of its last committed transaction) and
 pending nonce (of its last pooled one; the next transaction uses pending
-nonce + 1). An address never seen reads as zeros.
+nonce + 1). An address never seen reads as zeros. The address may be
+shortened as tables print it (3f2a…91bc) or to a unique prefix (3f2a0c):
+the node resolves it.
 
 JSON (-o json): {"address", "balance", "stake", "nonce", "pending_nonce"}.`,
 		Example: `  poscli account
   poscli account alice
-  poscli account 3f2a0c9e5d7b1a2c4e6f8091a3b5c7d9e1f20304 -o json`,
+  poscli account 3f2a0c9e5d7b1a2c4e6f8091a3b5c7d9e1f20304 -o json
+  poscli account '3f2a…0304'`,
 		Args:              args(0, 1, "an address or key name"),
 		ValidArgsFunction: firstArgKeyName(f),
 	}, func() error {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,7 +142,8 @@ func TestQueryArgErrors(t *testing.T) {
 		{[]string{"block", "tip"}, `error: "tip" is neither a block height nor a block hash (64 hex characters, or a unique prefix of at least 4)`},
 		{[]string{"block", "99"}, "error: block 99 not found on the node at <node> (see `poscli status` for its height)"},
 		{[]string{"blocks", "--limit", "1001"}, "error: --limit must be between 1 and 1000, got 1001"},
-		{[]string{"account", "nobody"}, `error: account "nobody" is neither an address (40 hex characters) nor the name of a key in <home>/keys`},
+		{[]string{"account", "nobody"}, `error: account "nobody" is neither an address (40 hex characters, a unique prefix of at least 4, or a table's short form like 3f2a…91bc) nor the name of a key in <home>/keys`},
+		{[]string{"account"}, "error: account: no key named \"default\" in <home>/keys: create it with `poscli keygen`, or give an address or a key name"},
 		{[]string{"tx", "show", "abc"}, `error: "abc" is not a transaction id (64 hex characters, or a unique prefix of at least 4)`},
 		{[]string{"tx", "show", strings.Repeat("ab", 32)}, "error: transaction " + strings.Repeat("ab", 32) + " not found: the node at <node> has neither pooled nor committed it"},
 		{[]string{"status", "extra"}, `error: poscli status takes no arguments, got "extra" (see 'poscli status --help')`},
@@ -192,3 +194,82 @@ func TestShortForms(t *testing.T) {
 }
 
 func timeMs(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// longChain extends the fixture chain with empty blocks up to height h.
+func longChain(h uint64) []chain.Block {
+	blocks := fixtureBlocks()
+	for uint64(len(blocks)) <= h {
+		parent := &blocks[len(blocks)-1].Header
+		b := chain.NewBlock(chain.DefaultGenesis(), parent, 0, parent.Timestamp+2000, nil)
+		b.Header.Sign(carolPriv)
+		blocks = append(blocks, *b)
+	}
+	return blocks
+}
+
+// poscli blocks follows X-Next-From: a node that cuts its pages short (at
+// its byte bound) still yields --limit rows, or every block to the head.
+func TestBlocksFollowsPages(t *testing.T) {
+	node := newFakeNode(t)
+	node.blocks = longChain(1000)
+	node.pageBlocks = 128
+	cases := []struct {
+		args        []string
+		first, last uint64
+		pages       int
+	}{
+		{[]string{"--from", "1", "--limit", "500"}, 1, 500, 4},
+		{[]string{"--from", "901", "--limit", "500"}, 901, 1000, 1},
+		{[]string{"--from", "0", "--limit", "1000"}, 0, 999, 8},
+		{[]string{"--limit", "300"}, 701, 1000, 3},
+		{[]string{"--from", "1", "--limit", "128"}, 1, 128, 1},
+	}
+	for _, tc := range cases {
+		for _, format := range []string{"table", "json"} {
+			t.Run(strings.Join(tc.args, " ")+"/"+format, func(t *testing.T) {
+				node.mu.Lock()
+				node.blockPages = 0
+				node.mu.Unlock()
+				e := newTestEnv(t, node.URL)
+				e.f.Globals.Output = format
+				if err := e.run(NewCmdBlocks(e.f, nil), tc.args...); err != nil {
+					t.Fatalf("error: %v (stderr %q)", err, e.errOut.String())
+				}
+				var heights []uint64
+				if format == "json" {
+					var bs []chain.Block
+					if err := json.Unmarshal([]byte(e.out.String()), &bs); err != nil {
+						t.Fatal(err)
+					}
+					for _, b := range bs {
+						heights = append(heights, b.Height)
+					}
+				} else {
+					lines := strings.Split(strings.TrimSuffix(e.out.String(), "\n"), "\n")
+					for _, l := range lines[1:] { // the header
+						h, err := strconv.ParseUint(strings.Fields(l)[0], 10, 64)
+						if err != nil {
+							t.Fatalf("row %q: %v", l, err)
+						}
+						heights = append(heights, h)
+					}
+				}
+				want := int(tc.last - tc.first + 1)
+				if len(heights) != want || heights[0] != tc.first || heights[len(heights)-1] != tc.last {
+					t.Fatalf("%d rows from %v to %v, want %d from %d to %d", len(heights), heights[:min(1, len(heights))], heights[max(0, len(heights)-1):], want, tc.first, tc.last)
+				}
+				for i := 1; i < len(heights); i++ {
+					if heights[i] != heights[i-1]+1 {
+						t.Fatalf("row %d: height %d after %d", i, heights[i], heights[i-1])
+					}
+				}
+				node.mu.Lock()
+				pages := node.blockPages
+				node.mu.Unlock()
+				if pages != tc.pages {
+					t.Errorf("%d requests, want %d", pages, tc.pages)
+				}
+			})
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 	"slices"
@@ -67,7 +68,7 @@ shape.`,
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"table", "json"}, cobra.ShellCompDirectiveNoFileComp))
 
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())
+		return &flagError{cmd: c, err: fmt.Errorf("%v (see '%s --help')", err, c.CommandPath())}
 	})
 
 	cmd.AddGroup(
@@ -126,8 +127,49 @@ func Main(ctx context.Context, args []string, f *Factory) (code int) {
 	if strings.HasPrefix(msg, "unknown command ") && !strings.Contains(msg, "(see '") {
 		msg = unknownCommand(root, cmd, args, msg)
 	}
+	var fe *flagError
+	if errors.As(err, &fe) {
+		if uerr := unknownSubcommand(root, fe.cmd, args); uerr != nil {
+			msg = uerr.Error()
+		}
+	}
 	printError(f, args, msg)
 	return 1
+}
+
+// flagError is a flag that did not parse, on the command that refused it.
+type flagError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (e *flagError) Error() string { return e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+// unknownSubcommand finds the misspelt subcommand behind a flag error:
+// cobra stops at the parent of `poscli tx transfr --key alice` and parses
+// the flags of the misspelt command there, so it would report "unknown
+// flag: --key" rather than the subcommand. It returns the unknown-command
+// error (with a suggestion) when the first argument after the parent names
+// no subcommand, else nil.
+func unknownSubcommand(root, cmd *cobra.Command, args []string) error {
+	if cmd == nil || cmd == root || !cmd.HasAvailableSubCommands() {
+		return nil
+	}
+	path := strings.Fields(cmd.CommandPath())[1:] // without "poscli"
+	for _, a := range args {
+		if len(path) > 0 {
+			if a == path[0] {
+				path = path[1:]
+			}
+			continue
+		}
+		if strings.HasPrefix(a, "-") {
+			return nil
+		}
+		return parentArgs(cmd, []string{a})
+	}
+	return nil
 }
 
 // unknownCommand rewrites cobra's multi-line "unknown command" error into

@@ -46,6 +46,14 @@ func TestUnknownCommandAndFlag(t *testing.T) {
 		{[]string{"tx", "zzz"}, `error: unknown command "zzz" for "poscli tx" (see 'poscli tx --help')`},
 		{[]string{"frobnicate"}, `error: unknown command "frobnicate" for "poscli" (see 'poscli --help')`},
 		{[]string{"status", "--bogus"}, `error: unknown flag: --bogus (see 'poscli status --help')`},
+		// A misspelt subcommand with flags: the subcommand, not its flags, is wrong.
+		{[]string{"tx", "transfr", "--key", "alice", "--to", "bob"}, `error: unknown command "transfr" for "poscli tx"; did you mean "transfer"? (see 'poscli tx --help')`},
+		{[]string{"--node", "http://x", "tx", "transfr", "--key=alice"}, `error: unknown command "transfr" for "poscli tx"; did you mean "transfer"? (see 'poscli tx --help')`},
+		{[]string{"keys", "shwo", "-o", "json", "--bogus"}, `error: unknown command "shwo" for "poscli keys"; did you mean "show"? (see 'poscli keys --help')`},
+		{[]string{"node", "confg", "--block-size", "5"}, `error: unknown command "confg" for "poscli node"; did you mean "config"? (see 'poscli node --help')`},
+		{[]string{"tx", "zzz", "--key", "alice"}, `error: unknown command "zzz" for "poscli tx" (see 'poscli tx --help')`},
+		{[]string{"tx", "--bogus"}, `error: unknown flag: --bogus (see 'poscli tx --help')`},
+		{[]string{"tx", "transfer", "--bogus"}, `error: unknown flag: --bogus (see 'poscli tx transfer --help')`},
 		{[]string{"--timeout", "soon", "status"}, `error: invalid argument "soon" for "--timeout" flag: must be a duration like "30s" or "5m" (see 'poscli status --help')`},
 		{[]string{"help", "nothing"}, `error: unknown help topic "nothing" (see 'poscli --help')`},
 	} {

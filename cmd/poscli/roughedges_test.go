@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
 )
 
@@ -217,5 +219,61 @@ func TestResolvePrefixAmbiguous(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "abcd01") || !strings.Contains(err.Error(), "abcd02") || !strings.Contains(err.Error(), "more characters") {
 		t.Errorf("the error should show the candidates and what to do: %v", err)
+	}
+}
+
+// TestShortAddressAsInput: the "fdea…084c" form tables print addresses in
+// is taken back by account and --to when one address on the node has that
+// head and tail; none, several, or a head shared by more addresses than the
+// node lists are clear errors.
+func TestShortAddressAsInput(t *testing.T) {
+	node := newFakeNode(t)
+	// Two addresses of the same table form, and nine under one head.
+	for _, a := range []chain.Address{
+		chain.Address("dead" + strings.Repeat("0", 31) + "1beef"),
+		chain.Address("dead" + strings.Repeat("0", 31) + "2beef"),
+	} {
+		node.accounts[a] = rpc.Account{Address: a}
+	}
+	for i := range 9 {
+		a := chain.Address(fmt.Sprintf("c0ff%036x", i))
+		node.accounts[a] = rpc.Account{Address: a}
+	}
+	head := string(carol)[:4]
+	cases := []struct {
+		args []string
+		want string // the address printed, or the start of the error
+	}{
+		{[]string{"account", carol.Short()}, string(carol)},
+		{[]string{"account", strings.ToUpper(string(carol)[:6]) + "..." + string(carol)[34:]}, string(carol)},
+		{[]string{"account", bob.Short()}, string(bob)},
+		{[]string{"account", head + "…9999"}, "error: account \"" + head + "…9999\": no address matches " + head + "…9999 on the node at <node>"},
+		{[]string{"account", "dead…beef"}, "error: account \"dead…beef\": dead…beef is ambiguous: 2 addresses match it (dead" + strings.Repeat("0", 31) + "1beef, dead" + strings.Repeat("0", 31) + "2beef); give the full address"},
+		{[]string{"account", "c0ff…0000"}, string("c0ff" + strings.Repeat("0", 36))},
+		{[]string{"account", "c0ff…0008"}, "error: account \"c0ff…0008\": c0ff…0008: too many addresses start with c0ff to find the one ending in 0008; give the full address"},
+		{[]string{"account", "ab…cd"}, `error: account "ab…cd" is neither an address (40 hex characters, a unique prefix of at least 4, or a table's short form like 3f2a…91bc)`},
+	}
+	for _, tc := range cases {
+		e := newTestEnv(t, node.URL)
+		code := e.main(append(tc.args, "-o", "json")...)
+		if !strings.HasPrefix(tc.want, "error: ") {
+			var acc rpc.Account
+			if code != 0 || json.Unmarshal([]byte(e.out.String()), &acc) != nil || string(acc.Address) != tc.want {
+				t.Errorf("%v: exit %d, %s %s; want account %s", tc.args, code, e.out.String(), e.errOut.String(), tc.want)
+			}
+			continue
+		}
+		if got := e.normalize(e.errOut.String()); code != 1 || !strings.HasPrefix(got, tc.want) {
+			t.Errorf("%v: exit %d,\n got %q\nwant %q…", tc.args, code, got, tc.want)
+		}
+	}
+
+	e := newTestEnv(t, node.URL)
+	e.addKey(t, "alice", alicePriv, "")
+	if code := e.main("tx", "transfer", "--key", "alice", "--to", bob.Short(), "--amount", "1", "-o", "json"); code != 0 {
+		t.Fatalf("--to by short form: exit %d %s", code, e.errOut.String())
+	}
+	if txs := node.submittedTxs(); len(txs) != 1 || txs[0].To != bob {
+		t.Errorf("--to %s sent %+v, want to bob", bob.Short(), txs)
 	}
 }

@@ -121,9 +121,10 @@ stake must cover an UNSTAKE; and the network's genesis: the fee must reach
 its min_fee, and only its exchange authorities may EXCHANGE.
 
 JSON (-o json): {"id", "status", "height", "block_hash", "index",
-"transaction"} as GET /v1/txs/{id}; height, block_hash and index only once
-committed (--wait). transaction is {"id", "type", "chain_id", "from", "to",
-"amount", "fee", "nonce", "public_key", "signature"}.`
+"confirmations", "transaction"} as GET /v1/txs/{id}; height, block_hash,
+index and confirmations only once committed (--wait). transaction is {"id",
+"type", "chain_id", "from", "to", "amount", "fee", "nonce", "public_key",
+"signature"}.`
 
 // NewCmdTxExchange builds `poscli tx exchange`.
 func NewCmdTxExchange(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
@@ -174,7 +175,7 @@ func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cob
 	fl.StringVarP(&opts.Key, "key", "k", defaultKey, "signing key: a key `NAME` in <home>/keys or a PEM file")
 	_ = cmd.RegisterFlagCompletionFunc("key", completeKeyNames(f))
 	if kind.to != "" {
-		fl.StringVar(&opts.To, "to", "", "recipient: an `ADDRESS` or the name of one of your keys")
+		fl.StringVar(&opts.To, "to", "", "recipient: an `ADDRESS` (or a unique prefix, or a table's 3f2a…91bc) or the name of one of your keys")
 		_ = cmd.RegisterFlagCompletionFunc("to", completeKeyNames(f))
 	}
 	uint64Flag(fl, &opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
@@ -206,11 +207,21 @@ func loadKey(ctx context.Context, dir keystore.Dir, ref string, pass passphraseS
 	return k, nil
 }
 
-// resolveAddressOn is resolveAddress, then a unique address prefix known to
-// the node (git-style short form, from the tables' shortened addresses).
+// resolveAddressOn is resolveAddress, then an address known to the node
+// from a short form: the tables' "fdea…084c", or a unique prefix (git-style).
 func resolveAddressOn(ctx context.Context, c *client.Client, ref string, dir keystore.Dir, flag string) (chain.Address, error) {
 	a, err := resolveAddress(ref, dir, flag)
-	if err == nil || !isHexPrefix(strings.ToLower(ref), 40) {
+	if err == nil {
+		return a, nil
+	}
+	if head, tail, ok := splitShortAddress(ref); ok {
+		full, serr := resolveShortAddress(ctx, c, head, tail)
+		if serr != nil {
+			return "", fmt.Errorf("%s %q: %v", flag, ref, serr)
+		}
+		return chain.Address(full), nil
+	}
+	if !isHexPrefix(strings.ToLower(ref), 40) {
 		return a, err
 	}
 	if _, ierr := dir.Info(ref); ierr == nil {
@@ -236,7 +247,10 @@ func resolveAddress(ref string, dir keystore.Dir, flag string) (chain.Address, e
 	if err == nil {
 		return "", fmt.Errorf("%s: the address of key %s is unknown (encrypted without its .pub file); run `poscli keys show %s` after using the key once", flag, ref, ref)
 	}
-	return "", fmt.Errorf("%s %q is neither an address (40 hex characters) nor the name of a key in %s", flag, ref, dir.Path)
+	if ref == defaultKey && errors.Is(err, keystore.ErrNotFound) {
+		return "", fmt.Errorf("%s: no key named %q in %s: create it with `poscli keygen`, or give an address or a key name", flag, defaultKey, dir.Path)
+	}
+	return "", fmt.Errorf("%s %q is neither an address (40 hex characters, a unique prefix of at least %d, or a table's short form like 3f2a…91bc) nor the name of a key in %s", flag, ref, minPrefix, dir.Path)
 }
 
 func txSendRun(opts *TxSendOptions) error {
@@ -523,7 +537,8 @@ func NewCmdTxShow(f *Factory, runF func(*TxShowOptions) error) *cobra.Command {
 its pool, or committed with its block height, block hash and index.
 
 JSON (-o json): {"id", "status", "height", "block_hash", "index",
-"transaction"} exactly as GET /v1/txs/{id}.`,
+"confirmations", "transaction"} exactly as GET /v1/txs/{id}; height,
+block_hash, index and confirmations only once committed.`,
 		Example: `  poscli tx show 9b0f3c1d2e4a5b6c7d8e9f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e
   poscli tx show $(poscli tx transfer --to bob --amount 1 -o json | jq -r .id)`,
 		Args: args(1, 1, "a transaction id"),

@@ -207,7 +207,7 @@ func TestTxErrors(t *testing.T) {
 		{"missing to", []string{"tx", "transfer", "--key", "alice", "--amount", "1"}, nil,
 			"error: --to is required: the recipient's address or key name (see 'poscli tx transfer --help')"},
 		{"bad to", []string{"tx", "transfer", "--key", "alice", "--to", "carol", "--amount", "1"}, nil,
-			`error: --to "carol" is neither an address (40 hex characters) nor the name of a key in <home>/keys`},
+			`error: --to "carol" is neither an address (40 hex characters, a unique prefix of at least 4, or a table's short form like 3f2a…91bc) nor the name of a key in <home>/keys`},
 		{"negative amount", []string{"tx", "stake", "--key", "alice", "--amount", "-3"}, nil,
 			`error: invalid argument "-3" for "--amount" flag: must not be negative (see 'poscli tx stake --help')`},
 		{"amount too large", []string{"tx", "stake", "--key", "alice", "--amount", "99999999999999999999999"}, nil,

@@ -35,9 +35,11 @@ func NewCmdCheck(runF func(*CheckOptions) error) *cobra.Command {
 		Long: `Verify a node's home without changing it: the permissions of the home, the key
 and the token; that the node key loads (POSD_KEY_PASSPHRASE for an encrypted
 one); the chain database (its size against its meta page, bbolt's consistency
-check, every block from genesis to the head, and the state replayed from
-genesis); and genesis.json against the stored genesis. Stop the node first:
-it holds the database. Exits 1 when a check fails (warnings do not).`,
+check, every block from genesis to the head, the undo records of the 64
+newest (a reorg reverts no deeper, so older ones are pruned), and the state
+replayed from genesis); and genesis.json against the stored genesis. Stop
+the node first: it holds the database. Exits 1 when a check fails (warnings
+do not).`,
 		Example: `  posd check
   posd check --home /tmp/n2 -o json`,
 		Args: cobra.NoArgs,

@@ -48,3 +48,22 @@ func TestHelpExamplesUseRealFlags(t *testing.T) {
 	}
 	walk(root)
 }
+
+// TestHelpSecondNodeHasItsOwnHome: an example that starts a node on another
+// port than the default gives it its own --home; without one it would open
+// the first node's chain.db and fail with "chain.db is in use".
+func TestHelpSecondNodeHasItsOwnHome(t *testing.T) {
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, line := range strings.Split(c.Example, "\n") {
+			line, _, _ = strings.Cut(line, "#")
+			if strings.Contains(line, "posd start") && strings.Contains(line, "--api-port") && !strings.Contains(line, "--home") {
+				t.Errorf("%s example %q: a second node without --home", c.CommandPath(), strings.TrimSpace(line))
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(NewCmdRoot())
+}

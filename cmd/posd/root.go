@@ -23,9 +23,9 @@ func NewCmdRoot() *cobra.Command {
 		Version:       version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Example: `  posd start --genesis                 # a new network, this node its first forger
-  posd start --api-port 5002 --p2p-port 10002   # join the node on 5001
-  posd devnet --nodes 3                # three nodes in one process`,
+		Example: `  posd start --genesis                                         # a new network, this node its first forger
+  posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002   # join the node on 5001 (a home of its own)
+  posd devnet --nodes 3                                        # three nodes in one process`,
 	}
 	root.AddCommand(NewCmdStart(nil), NewCmdDevnet(nil), NewCmdCheck(nil), NewCmdVersion())
 	clihelp.TidyFlagUsages(root)

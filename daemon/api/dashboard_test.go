@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -160,6 +163,56 @@ func TestSearch(t *testing.T) {
 	for _, q := range []string{"", "prefix=", "prefix=abc", "prefix=abcg", "prefix=" + strings.Repeat("a", 65)} {
 		if r := do(t, srv2.URL, "GET", "/v1/search?"+q, "", ""); r.status != 400 {
 			t.Errorf("?%s: %d %s, want 400", q, r.status, r.body)
+		}
+	}
+}
+
+// TestDashboardRestNote runs the dashboard's restNote under Node.js (skipped
+// without it): a head two slots old with nothing pending says that the
+// chain rests and why; a moving chain or a pending pool says nothing.
+func TestDashboardRestNote(t *testing.T) {
+	nodejs, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("no node (Node.js) binary to run the dashboard's script")
+	}
+	src, err := dashboardFiles.ReadFile("dashboard/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := regexp.MustCompile(`(?s)\nfunction restNote\(.*?\n}\n`).Find(src)
+	if fn == nil {
+		t.Fatal("app.js has no function restNote")
+	}
+	const now = 1_000_000
+	cases := []struct {
+		status, genesis string
+		want            string
+	}{
+		{`{"pending": 0, "head_timestamp": 1000000}`, `{"slot_ms": 2000, "heartbeat": true}`, ""},
+		{`{"pending": 0, "head_timestamp": 996001}`, `{"slot_ms": 2000, "heartbeat": true}`, ""},
+		{`{"pending": 0, "head_timestamp": 996000}`, `{"slot_ms": 2000, "heartbeat": true}`, "The chain rests: no pending transactions, and heartbeat blocks stop once the newest payment is 64 blocks deep."},
+		{`{"pending": 3, "head_timestamp": 0}`, `{"slot_ms": 2000, "heartbeat": true}`, ""},
+		{`{"pending": 0, "head_timestamp": 0}`, `{"slot_ms": 2000, "heartbeat": false}`, "The chain rests: blocks are forged only for pending transactions."},
+		{`{"pending": 0, "head_timestamp": 0}`, `null`, "The chain rests: blocks are forged only for pending transactions."},
+		{`null`, `null`, ""},
+	}
+	var script strings.Builder
+	script.Write(fn)
+	for _, tc := range cases {
+		fmt.Fprintf(&script, "console.log(JSON.stringify(restNote(%s, %s, %d)));\n", tc.status, tc.genesis, now)
+	}
+	out, err := exec.Command(nodejs, "-e", script.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(cases) {
+		t.Fatalf("node printed %d lines for %d cases:\n%s", len(lines), len(cases), out)
+	}
+	for i, tc := range cases {
+		var got string
+		if err := json.Unmarshal([]byte(lines[i]), &got); err != nil || got != tc.want {
+			t.Errorf("restNote(%s, %s) = %s, want %q", tc.status, tc.genesis, lines[i], tc.want)
 		}
 	}
 }

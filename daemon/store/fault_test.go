@@ -3,6 +3,7 @@ package store
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/poslab/posd/chain"
@@ -96,7 +97,7 @@ func TestReadOfLostPageIsAnError(t *testing.T) {
 			faults++
 		}
 	}
-	if _, err := s.Verify(); !errors.Is(err, ErrTruncated) {
+	if _, err := s.Verify(64); !errors.Is(err, ErrTruncated) {
 		t.Fatalf("Verify after truncation: %v, want ErrTruncated", err)
 	}
 	if faults == 0 {
@@ -142,7 +143,7 @@ func TestVerify(t *testing.T) {
 	s, path := openTemp(t)
 	mustInit(t, s, f.g)
 	grow(t, s, f, 30)
-	r, err := s.Verify()
+	r, err := s.Verify(64)
 	if err != nil || !r.OK() {
 		t.Fatalf("Verify of a good store: %v %v", err, r.Problems)
 	}
@@ -160,8 +161,63 @@ func TestVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ro.Close()
-	r, err = ro.Verify()
+	r, err = ro.Verify(64)
 	if err != nil || r.OK() {
 		t.Fatalf("Verify of a tampered store: %v, problems %v", err, r.Problems)
+	}
+}
+
+// posd check on a pruned chain: undo records below the reorg window are
+// gone by design and pass; a missing or damaged one within the window, or a
+// damaged one left below it, fails.
+func TestVerifyPrunedUndo(t *testing.T) {
+	const window, height = 8, 30
+	cases := []struct {
+		name   string
+		damage func(tx *boltTx) error
+		want   string // "" for a clean report
+	}{
+		{"pruned below the window", nil, ""},
+		{"missing at the window's lowest height", func(tx *boltTx) error {
+			return tx.Bucket(bucketUndo).Delete(heightKey(height - window + 1))
+		}, "height 23: undo record: store: not found"},
+		{"missing at the head", func(tx *boltTx) error {
+			return tx.Bucket(bucketUndo).Delete(heightKey(height))
+		}, "height 30: undo record: store: not found"},
+		{"damaged below the window", func(tx *boltTx) error {
+			return tx.Bucket(bucketUndo).Put(heightKey(3), []byte{9, 9, 9})
+		}, "height 3: undo record"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(1)
+			s, _ := openTemp(t)
+			mustInit(t, s, f.g)
+			grow(t, s, f, height)
+			if _, err := s.Prune(height - window); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Undo(height - window - 1); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("undo record below the cut after Prune: %v", err)
+			}
+			if tc.damage != nil {
+				if err := s.update(tc.damage); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r, err := s.Verify(window)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if !r.OK() {
+					t.Fatalf("Verify of a pruned chain: %q", r.Problems)
+				}
+				return
+			}
+			if len(r.Problems) != 1 || !strings.HasPrefix(r.Problems[0], tc.want) {
+				t.Fatalf("problems %q, want one starting %q", r.Problems, tc.want)
+			}
+		})
 	}
 }

@@ -60,12 +60,23 @@ function offline() {
   return out;
 }
 
+// restNote explains a head that has not moved for two slots while nothing
+// is pending here: the chain rests by design, it is not stuck.
+function restNote(s, g, now) {
+  const slot = (g && g.slot_ms) || 2000;
+  if (!s || s.pending > 0 || now - s.head_timestamp < 2 * slot) return "";
+  return g && g.heartbeat
+    ? "The chain rests: no pending transactions, and heartbeat blocks stop once the newest payment is 64 blocks deep."
+    : "The chain rests: blocks are forged only for pending transactions.";
+}
+
 function renderGlance() {
   const s = st.status;
   if (!s) return;
   $("chain-id").textContent = s.chain_id;
   $("height").textContent = s.height.toLocaleString();
   $("head-age").textContent = "newest block " + ago(s.head_timestamp);
+  $("head-rest").textContent = restNote(s, st.genesis, Date.now());
   $("head").textContent = short(s.head_hash);
   $("head").title = s.head_hash;
   const head = st.blocks[st.blocks.length - 1];
