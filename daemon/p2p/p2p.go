@@ -164,7 +164,7 @@ type Node struct {
 	evTopic  *pubsub.Topic // evidence.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
-	pubQ     chan pubItem // transaction batches
+	txOut    *txOutbox    // transactions to gossip (txout.go)
 	blkQ     chan pubItem // blocks and evidence
 	evSub    event.Subscription
 	mdns     io.Closer
@@ -260,7 +260,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		genesis:  h.GenesisHash(),
 		ctx:      nctx,
 		cancel:   cancel,
-		pubQ:     make(chan pubItem, 1024),
+		txOut:    newTxOutbox(),
 		blkQ:     make(chan pubItem, 256),
 		peers:    map[peer.ID]*peerState{},
 		dialList: dials,
