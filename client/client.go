@@ -40,6 +40,20 @@ type Client struct {
 	token   string
 	agent   string
 	retries int // sends again after a 503 with Retry-After (WithBusyRetries)
+	// pause waits before a retry (a variable for tests).
+	pause func(ctx context.Context, d time.Duration) error
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Option configures a Client.
@@ -77,7 +91,7 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
 // New returns a client for the node at baseURL ("http://127.0.0.1:5001"; a
 // missing scheme means http). An unusable URL makes every call fail.
 func New(baseURL string, opts ...Option) *Client {
-	c := &Client{hc: http.DefaultClient, timeout: DefaultTimeout, agent: "posd-client", retries: DefaultBusyRetries}
+	c := &Client{hc: http.DefaultClient, timeout: DefaultTimeout, agent: "posd-client", retries: DefaultBusyRetries, pause: sleep}
 	c.base, c.baseErr = normalize(baseURL)
 	for _, o := range opts {
 		o(c)
@@ -241,12 +255,8 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		if !ok {
 			break
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := c.pause(ctx, wait); err != nil {
+			return err
 		}
 		resp, cancel, err = c.send(ctx, r)
 		if err != nil && attempt == c.retries {

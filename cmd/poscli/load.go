@@ -30,6 +30,8 @@ type LoadOptions struct {
 	// PollInterval is how often the commit watcher asks for new blocks and
 	// the funding step for balances.
 	PollInterval time.Duration
+	// MaxBackoff caps the pause after a push-back (0: load's default).
+	MaxBackoff time.Duration
 
 	Senders       int
 	Txs           int
@@ -76,8 +78,9 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
    back (pool_full: its pool is full; busy: 503 with Retry-After) is not
    refusing: poscli pauses (20 ms doubling, or what Retry-After asks, at
    most 5 s) and sends the same transfers again, so every signed transfer
-   is sent; a node that takes nothing for --timeout-commit ends the load
-   with an error. With --rate the
+   is sent (a nonce_gap behind a pushed-back nonce goes again too); a
+   node that takes nothing for --timeout-commit ends the load with an
+   error. With --rate the
    batches are paced to at most that many transfers per second in all, to
    watch a network below its ceiling (a batch the nodes delayed is not
    made up for with a burst); without it they go as fast as the nodes
@@ -179,7 +182,7 @@ func loadRun(opts *LoadOptions) error {
 
 	cfg := load.Config{
 		Nodes: nodes, Senders: opts.Senders, Txs: opts.Txs, Concurrency: opts.Concurrency, Batch: opts.Batch, Rate: opts.Rate,
-		TimeoutCommit: opts.TimeoutCommit, Poll: opts.PollInterval,
+		TimeoutCommit: opts.TimeoutCommit, Poll: opts.PollInterval, MaxBackoff: opts.MaxBackoff,
 	}
 	var live *liveLine
 	if opts.IO.ErrIsTerminal {

@@ -827,6 +827,7 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 	}
 	refused := 0
 	back := map[*loadSender][]loadTx{}
+	pushedBack := map[*loadSender]bool{}
 	codes := map[string]int{}
 	for i, r := range res {
 		s, tx := from[i], batch[i]
@@ -841,10 +842,15 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 			delete(s.holes, tx.Nonce)
 			continue
 		}
-		if pushback(r.Error.Code) {
+		// A nonce_gap behind a pushed-back nonce of the same sender is the
+		// push-back's doing, not the transfer's.
+		if pushback(r.Error.Code) || (r.Error.Code == "nonce_gap" && pushedBack[s]) {
 			// Not a send: the same transfer goes again, its budget kept.
 			out.deferred++
-			out.code = r.Error.Code
+			if pushback(r.Error.Code) {
+				out.code = r.Error.Code
+			}
+			pushedBack[s] = true
 			s.budget++
 			back[s] = append(back[s], t)
 			continue
