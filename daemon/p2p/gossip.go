@@ -162,6 +162,7 @@ func (n *Node) startGossip() error {
 	if err := n.startEvidenceGossip(); err != nil {
 		return err
 	}
+	n.startTxFill()
 	n.spawn(n.txFlushLoop) // txout.go
 	n.spawn(func() { n.publishLoop(n.blkQ) })
 	return nil
@@ -273,7 +274,7 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	for i, tx := range ptrs {
 		txs[i] = *tx
 	}
-	relay, err := n.h.HandleTxs(txs)
+	relay, err := n.handleTxs(from, txs) // txfill.go
 	if IsReject(err) {
 		n.offence(from, "tx message", err)
 		return pubsub.ValidationReject

@@ -12,6 +12,9 @@
 //	/posd/blocksub/1.2.0  gossipsub v1.2 for blocks and evidence alone
 //	                (BlockProtocol): /posd/<chain_id>/blocks/1: EncodeBlock;
 //	                /posd/<chain_id>/evidence/1: EncodeEvidence
+//	/posd/txfill/1.0.0  request uvarint length + address, uvarint nonce;
+//	                response a tx batch as on the txs topic, or nothing
+//	                (txfill.go); optional: a peer without it is not asked
 //
 // The status's version (2) changes with any of them.
 package p2p
@@ -165,6 +168,7 @@ type Node struct {
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
 	txOut    *txOutbox    // transactions to gossip (txout.go)
+	fill     *txFill      // gap filling (txfill.go); nil when the handler does not
 	blkQ     chan pubItem // blocks and evidence
 	evSub    event.Subscription
 	mdns     io.Closer
