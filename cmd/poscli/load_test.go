@@ -37,7 +37,7 @@ type loadChain struct {
 	gaps bool
 	// refuse, when set, may refuse a transaction with a code; tries is how
 	// many times the same transaction was submitted before.
-	refuse  func(tx *chain.Transaction, tries int) string
+	refuse func(tx *chain.Transaction, tries int) string
 	// busy, when set, may refuse a whole POST /v1/txs with 503 busy and
 	// Retry-After: 1 (request n, from 0), before reading it.
 	busy    func(n int) bool
