@@ -5,7 +5,9 @@
 // Answers use the shared types of chain and chain/rpc. A node's error answer
 // becomes an *APIError (match codes with IsCode or errors.Is against the
 // chain rule sentinels); a node that cannot be reached becomes an
-// *UnreachableError.
+// *UnreachableError. Transaction sends the node refuses whole with 503 and
+// Retry-After (busy) are sent again after the wait it asks for, a bounded
+// number of times (WithBusyRetries); RetryAfter reads such a refusal.
 package client
 
 import (
