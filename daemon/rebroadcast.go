@@ -11,13 +11,18 @@ import (
 // (rebroadcastInterval).
 var rebroadcastEvery = 15 * time.Second
 
+// rebroadcastSlots is how many slots a pending transaction may linger
+// before it is gossiped again, if that is less than rebroadcastEvery (a
+// variable for tests).
+var rebroadcastSlots = 2
+
 // rebroadcastInterval is two slots, at most rebroadcastEvery: a pending
 // transaction no forger took within two slots was likely not heard by
 // them (the last message of a sender lost on the way: no later one shows
 // its peers the gap, p2p/txfill.go). Peers drop the ones they hold at the
 // cost of a lookup; one rebroadcast is at most maxRebroadcast.
 func (n *Node) rebroadcastInterval() time.Duration {
-	return min(rebroadcastEvery, 2*time.Duration(n.g.SlotMs)*time.Millisecond)
+	return min(rebroadcastEvery, time.Duration(rebroadcastSlots)*time.Duration(n.g.SlotMs)*time.Millisecond)
 }
 
 // rebroadcastLoop gossips lingering pool transactions again. A transaction
