@@ -1,6 +1,8 @@
 package p2p
 
 import (
+	"context"
+	"io"
 	"sync"
 	"testing"
 	"time"
@@ -140,5 +142,73 @@ func TestFillRequestCodec(t *testing.T) {
 		if _, _, err := decodeFillRequest(bad); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestFillServeBounds: a malformed request is an offence and gets no
+// answer; a peer over its rate of requests gets its streams reset; an
+// answer never holds more than fillMaxTxs.
+func TestFillServeBounds(t *testing.T) {
+	ca := newFillChain()
+	var held []chain.Transaction
+	for i := uint64(1); i <= fillMaxTxs+500; i++ {
+		held = append(held, tx(i))
+	}
+	ca.HandleTxsGaps(held)
+	a := startNode(t, ca, nil)
+	x := startNode(t, newFillChain(), nil, a)
+	aID, _ := peer.Decode(a.ID())
+	xID, _ := peer.Decode(x.ID())
+	waitFor(t, 10*time.Second, "X connected", func() bool { return hasPeer(a, x.ID()) })
+
+	ask := func(req []byte) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := x.host.NewStream(ctx, aID, TxFillProtocol)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if _, err := s.Write(req); err != nil {
+			return nil, err
+		}
+		if err := s.CloseWrite(); err != nil {
+			return nil, err
+		}
+		return io.ReadAll(s)
+	}
+
+	// A good request: the run from nonce 1, cut at fillMaxTxs.
+	data, err := ask([]byte{1, 'a', 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeTxBatch(data)
+	if err != nil || len(got) != fillMaxTxs || got[0].Nonce != 1 {
+		t.Fatalf("answer: %d transactions, %v", len(got), err)
+	}
+	// Nothing pooled from there: an empty answer, no offence.
+	if data, err := ask([]byte{1, 'b', 1}); err != nil || len(data) != 0 {
+		t.Fatalf("unknown sender: %d bytes, %v", len(data), err)
+	}
+	if p := a.book.penaltyOf(xID, time.Now()); p != 0 {
+		t.Fatalf("penalty %v for good requests", p)
+	}
+	// Malformed: an offence, no answer.
+	if data, _ := ask([]byte{0, 1}); len(data) != 0 {
+		t.Fatalf("a malformed request was answered: %d bytes", len(data))
+	}
+	if p := a.book.penaltyOf(xID, time.Now()); p < 0.9 {
+		t.Fatalf("penalty %v after a malformed request", p)
+	}
+	// Over the rate: reset streams.
+	resets := 0
+	for range 3 * fillRate {
+		if _, err := ask([]byte{1, 'b', 1}); err != nil {
+			resets++
+		}
+	}
+	if resets == 0 {
+		t.Fatalf("%d requests at once, none refused (rate %d a second)", 3*fillRate, fillRate)
 	}
 }
