@@ -14,7 +14,8 @@
 //	                /posd/<chain_id>/evidence/1: EncodeEvidence
 //	/posd/txfill/1.0.0  request uvarint length + address, uvarint nonce;
 //	                response a tx batch as on the txs topic, or nothing
-//	                (txfill.go); optional: a peer without it is not asked
+//	                (txfill.go); optional: asking a peer without it fails,
+//	                and the status version stays
 //
 // The status's version (2) changes with any of them.
 package p2p
