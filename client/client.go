@@ -5,7 +5,9 @@
 // Answers use the shared types of chain and chain/rpc. A node's error answer
 // becomes an *APIError (match codes with IsCode or errors.Is against the
 // chain rule sentinels); a node that cannot be reached becomes an
-// *UnreachableError.
+// *UnreachableError. Transaction sends the node refuses whole with 503 and
+// Retry-After (busy) are sent again after the wait it asks for, a bounded
+// number of times (WithBusyRetries); RetryAfter reads such a refusal.
 package client
 
 import (
@@ -39,6 +41,21 @@ type Client struct {
 	timeout time.Duration
 	token   string
 	agent   string
+	retries int // sends again after a 503 with Retry-After (WithBusyRetries)
+	// pause waits before a retry (a variable for tests).
+	pause func(ctx context.Context, d time.Duration) error
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Option configures a Client.
@@ -58,13 +75,25 @@ func WithToken(token string) Option {
 	return func(c *Client) { c.token = strings.TrimSpace(token) }
 }
 
+// DefaultBusyRetries is how many times a transaction send is retried after
+// a 503 with Retry-After, unless WithBusyRetries says otherwise.
+const DefaultBusyRetries = 3
+
+// WithBusyRetries sets how many times SubmitTx, SubmitTxs and
+// SubmitTxsBinary send again a request the node refused whole with 503
+// and a Retry-After header (busy: its budget for request bodies is
+// spent; too_many_connections), waiting what the header asks (at most a
+// minute) each time. 0 turns it off; the last refusal is returned (see
+// RetryAfter). Other calls are never retried.
+func WithBusyRetries(n int) Option { return func(c *Client) { c.retries = max(n, 0) } }
+
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.agent = ua } }
 
 // New returns a client for the node at baseURL ("http://127.0.0.1:5001"; a
 // missing scheme means http). An unusable URL makes every call fail.
 func New(baseURL string, opts ...Option) *Client {
-	c := &Client{hc: http.DefaultClient, timeout: DefaultTimeout, agent: "posd-client"}
+	c := &Client{hc: http.DefaultClient, timeout: DefaultTimeout, agent: "posd-client", retries: DefaultBusyRetries, pause: sleep}
 	c.base, c.baseErr = normalize(baseURL)
 	for _, o := range opts {
 		o(c)
@@ -112,6 +141,9 @@ type request struct {
 	rawType string
 	admin   bool
 	stream  bool // no timeout, Accept: text/event-stream
+	// busyRetry: a 503 with Retry-After is sent again, up to c.retries
+	// times (only requests a refusal leaves without effect).
+	busyRetry bool
 }
 
 // send performs r and returns the response of a 2xx answer; any other answer
@@ -193,9 +225,10 @@ func (c *Client) transportError(parent context.Context, err error) error {
 
 func decodeError(resp *http.Response) error {
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
+	retry := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 	var eb rpc.ErrorBody
 	if json.Unmarshal(data, &eb) == nil && eb.Error != nil && eb.Error.Code != "" {
-		return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message}
+		return &APIError{Status: resp.StatusCode, Code: eb.Error.Code, Message: eb.Error.Message, RetryAfter: retry}
 	}
 	msg := strings.TrimSpace(string(data))
 	if msg == "" || !isText(msg) || strings.HasPrefix(msg, "{") {
@@ -204,7 +237,7 @@ func decodeError(resp *http.Response) error {
 	if len(msg) > 200 {
 		msg = msg[:200] + "…"
 	}
-	return &APIError{Status: resp.StatusCode, Code: statusCode(resp.StatusCode), Message: msg}
+	return &APIError{Status: resp.StatusCode, Code: statusCode(resp.StatusCode), Message: msg, RetryAfter: retry}
 }
 
 func isText(s string) bool {
@@ -219,6 +252,21 @@ func isText(s string) bool {
 // do performs r and decodes a JSON answer into out (nil: discard).
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	resp, cancel, err := c.send(ctx, r)
+	for attempt := 1; err != nil && r.busyRetry && attempt <= c.retries; attempt++ {
+		wait, ok := RetryAfter(err)
+		if !ok {
+			break
+		}
+		if err := c.pause(ctx, wait); err != nil {
+			return err
+		}
+		resp, cancel, err = c.send(ctx, r)
+		if err != nil && attempt == c.retries {
+			if _, still := RetryAfter(err); still {
+				return fmt.Errorf("%s %s: node still busy after %d attempts: %w", r.method, r.path, attempt+1, err)
+			}
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -290,7 +338,7 @@ func (c *Client) Tx(ctx context.Context, id chain.Hash) (rpc.TxInfo, error) {
 // SubmitTx is POST /v1/txs with one signed transaction.
 func (c *Client) SubmitTx(ctx context.Context, tx *chain.Transaction) (rpc.SubmitResult, error) {
 	var res rpc.SubmitResult
-	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", body: tx}, &res)
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", body: tx, busyRetry: true}, &res)
 	return res, err
 }
 
@@ -302,7 +350,7 @@ func (c *Client) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.
 		txs = []chain.Transaction{}
 	}
 	var res []rpc.SubmitResult
-	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", body: txs}, &res)
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", body: txs, busyRetry: true}, &res)
 	return res, err
 }
 
@@ -312,7 +360,7 @@ func (c *Client) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.
 // many transactions use it.
 func (c *Client) SubmitTxsBinary(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
 	var res []rpc.SubmitResult
-	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", raw: rpc.EncodeTxBatch(txs), rawType: rpc.ContentTypeTxBatch}, &res)
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", raw: rpc.EncodeTxBatch(txs), rawType: rpc.ContentTypeTxBatch, busyRetry: true}, &res)
 	return res, err
 }
 

@@ -473,3 +473,115 @@ func TestReadSSE(t *testing.T) {
 		t.Errorf("got %q, %v; want %q", got, err, want)
 	}
 }
+
+// TestBusyRetries: a send refused whole with 503 and Retry-After is sent
+// again after the wait the node asked for, up to WithBusyRetries times;
+// then the last refusal comes back, saying how many attempts were made.
+// A 503 without Retry-After, other refusals and other calls are not
+// retried.
+func TestBusyRetries(t *testing.T) {
+	var posts atomic.Int64
+	busyFor := int64(2)
+	s := newServer(t, map[string]http.HandlerFunc{
+		"POST /v1/txs": func(w http.ResponseWriter, r *http.Request) {
+			body, _ := io.ReadAll(r.Body)
+			if posts.Add(1) <= busyFor {
+				w.Header().Set("Retry-After", "3")
+				apiErr(503, "busy", "request bodies in flight over budget")(w, r)
+				return
+			}
+			if len(body) == 0 {
+				apiErr(400, "bad_json", "empty body")(w, r)
+				return
+			}
+			id := chain.Hash{1}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(202)
+			json.NewEncoder(w).Encode(rpc.SubmitResult{ID: &id, Status: rpc.TxPending})
+		},
+		"GET /v1/stakes": func(w http.ResponseWriter, r *http.Request) {
+			posts.Add(1)
+			w.Header().Set("Retry-After", "1")
+			apiErr(503, "busy", "busy")(w, r)
+		},
+	})
+	var waits []time.Duration
+	newClient := func(opts ...Option) *Client {
+		c := New(s.URL, opts...)
+		c.pause = func(_ context.Context, d time.Duration) error { waits = append(waits, d); return nil }
+		return c
+	}
+	ctx := context.Background()
+	tx := signedTx(1)
+
+	// Busy twice, then taken: the body is sent again whole.
+	res, err := newClient().SubmitTx(ctx, &tx)
+	if err != nil || res.Status != rpc.TxPending || posts.Load() != 3 {
+		t.Fatalf("SubmitTx after two busy answers: %+v, %v, %d posts", res, err, posts.Load())
+	}
+	if len(waits) != 2 || waits[0] != 3*time.Second || waits[1] != 3*time.Second {
+		t.Fatalf("waits %v, want the 3 s Retry-After twice", waits)
+	}
+
+	// Busy for ever: 1 + 2 attempts, then the refusal, still an APIError.
+	posts.Store(0)
+	waits = nil
+	busyFor = 1 << 40
+	_, err = newClient(WithBusyRetries(2)).SubmitTxs(ctx, []chain.Transaction{tx})
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != "busy" || ae.RetryAfter != 3*time.Second || posts.Load() != 3 || len(waits) != 2 {
+		t.Fatalf("always busy: %v (%d posts, waits %v)", err, posts.Load(), waits)
+	}
+	if !strings.Contains(err.Error(), "still busy after 3 attempts") {
+		t.Errorf("message %q", err.Error())
+	}
+	if d, ok := RetryAfter(err); !ok || d != 3*time.Second {
+		t.Errorf("RetryAfter(err) = %v, %v", d, ok)
+	}
+
+	// Retries off: one attempt, the refusal as it came.
+	posts.Store(0)
+	if _, err := newClient(WithBusyRetries(0)).SubmitTxsBinary(ctx, []chain.Transaction{tx}); !IsCode(err, "busy") || posts.Load() != 1 {
+		t.Errorf("no retries: %v, %d posts", err, posts.Load())
+	}
+
+	// A read is never retried, even with Retry-After.
+	posts.Store(0)
+	if _, err := newClient().Stakes(ctx); !IsCode(err, "busy") || posts.Load() != 1 {
+		t.Errorf("GET retried: %v, %d requests", err, posts.Load())
+	}
+
+	// The caller's context ends the wait.
+	posts.Store(0)
+	c := New(s.URL)
+	cctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.SubmitTx(cctx, &tx); !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Errorf("canceled wait: %v after %s", err, time.Since(start))
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"1", time.Second},
+		{" 7 ", 7 * time.Second},
+		{"-1", 0},
+		{"1.5", 0},
+		{"soon", 0},
+		{"99999999999", 0}, // over uint32: unreadable
+		{"3600", maxRetryAfter},
+		{now.Add(10 * time.Second).Format(http.TimeFormat), 10 * time.Second},
+		{now.Add(-10 * time.Second).Format(http.TimeFormat), 0},
+	} {
+		if got := parseRetryAfter(tc.in, now); got != tc.want {
+			t.Errorf("parseRetryAfter(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}

@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/poslab/posd/chain"
 )
@@ -16,6 +19,9 @@ type APIError struct {
 	Status  int    // HTTP status code
 	Code    string // stable machine-readable code, e.g. "bad_nonce"
 	Message string // human-readable detail
+	// RetryAfter is the wait the node asked for in a Retry-After header
+	// (503 busy, too_many_connections), 0 when it named none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
@@ -83,4 +89,36 @@ func statusCode(status int) string {
 		return "internal"
 	}
 	return "http_error"
+}
+
+// maxRetryAfter caps the wait a Retry-After header may ask of the client.
+const maxRetryAfter = time.Minute
+
+// parseRetryAfter reads a Retry-After header: delay-seconds or an HTTP
+// date (RFC 9110 §10.2.3), capped at maxRetryAfter; 0 when absent or
+// unreadable.
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseUint(v, 10, 32); err == nil {
+		d = time.Duration(secs) * time.Second
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return min(max(d, 0), maxRetryAfter)
+}
+
+// RetryAfter reports whether err is a node's refusal of the whole request
+// that asks the client to come back later (503 with a Retry-After
+// header: busy, too_many_connections), and after how long. Nothing of
+// such a request was taken, so sending it again is safe.
+func RetryAfter(err error) (time.Duration, bool) {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.RetryAfter <= 0 {
+		return 0, false
+	}
+	return ae.RetryAfter, true
 }

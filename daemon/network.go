@@ -115,6 +115,8 @@ type p2pChain interface {
 // p2pPool is what the network handler needs of the mempool.
 type p2pPool interface {
 	AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
+	PendingNonce(a chain.Address, st mempool.StateView) uint64 // txfill.go
+	Run(a chain.Address, from uint64, limit, maxBytes int) []chain.Transaction
 }
 
 // The pool tells late views from new ones by the snapshots' versions.
@@ -159,17 +161,23 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // unpayable given this node's view, a full pool) is only dropped.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
+	ready, _, err := h.handleTxs(txs)
+	return ready, err
+}
+
+// handleTxs is HandleTxs that also returns the errors per transaction.
+func (h p2pHandler) handleTxs(txs []chain.Transaction) ([]chain.Transaction, []error, error) {
 	errs, ready := h.pool.AdmitNewest(txs, nil, newestView(h.chain)) // never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {
-			return nil, p2p.Reject(err)
+			return nil, nil, p2p.Reject(err)
 		}
 	}
 	if len(ready) > 0 {
 		h.poke()
 	}
-	return ready, nil
+	return ready, errs, nil
 }
 
 // isTxRuleBreak reports whether err is a rule a transaction breaks by

@@ -5,15 +5,32 @@ import (
 	"time"
 )
 
-// rebroadcastEvery is how often transactions that linger in the pool are
-// gossiped again, and how long they must have lingered (a variable for tests).
+// rebroadcastEvery is at most how often transactions that linger in the
+// pool are gossiped again, and how long they must have lingered (a
+// variable for tests); a network of shorter slots does it every two slots
+// (rebroadcastInterval).
 var rebroadcastEvery = 15 * time.Second
+
+// rebroadcastSlots is how many slots a pending transaction may linger
+// before it is gossiped again, if that is less than rebroadcastEvery (a
+// variable for tests).
+var rebroadcastSlots = 2
+
+// rebroadcastInterval is two slots, at most rebroadcastEvery: a pending
+// transaction no forger took within two slots was likely not heard by
+// them (the last message of a sender lost on the way: no later one shows
+// its peers the gap, p2p/txfill.go). Peers drop the ones they hold at the
+// cost of a lookup; one rebroadcast is at most maxRebroadcast.
+func (n *Node) rebroadcastInterval() time.Duration {
+	return min(rebroadcastEvery, time.Duration(rebroadcastSlots)*time.Duration(n.g.SlotMs)*time.Millisecond)
+}
 
 // rebroadcastLoop gossips lingering pool transactions again. A transaction
 // sent while this node had no peers was never heard by the forgers; a node
 // with no stake would keep it for ever. Peers ignore what they already hold.
 func (n *Node) rebroadcastLoop(ctx context.Context) {
-	t := time.NewTicker(rebroadcastEvery)
+	every := n.rebroadcastInterval()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -22,7 +39,7 @@ func (n *Node) rebroadcastLoop(ctx context.Context) {
 		case <-t.C:
 		}
 		oldest, ok := n.pool.Oldest()
-		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < rebroadcastEvery {
+		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < every {
 			continue
 		}
 		txs := n.pool.Executable(maxRebroadcast) // never the gapped ones

@@ -30,6 +30,8 @@ type LoadOptions struct {
 	// PollInterval is how often the commit watcher asks for new blocks and
 	// the funding step for balances.
 	PollInterval time.Duration
+	// MaxBackoff caps the pause after a push-back (0: load's default).
+	MaxBackoff time.Duration
 
 	Senders       int
 	Txs           int
@@ -72,7 +74,13 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
    all of a sender's transactions go to its one node, in nonce order, so
    they arrive in order. A refused transfer is counted under its error code
    and, unless its nonce is taken (bad_nonce, nonce_in_use, already_known),
-   sent again later: the total sent is --txs either way. With --rate the
+   sent again later: the total sent is --txs either way. A node that pushes
+   back (pool_full: its pool is full; busy: 503 with Retry-After) is not
+   refusing: poscli pauses (20 ms doubling, or what Retry-After asks, at
+   most 5 s) and sends the same transfers again, so every signed transfer
+   is sent (a nonce_gap behind a pushed-back nonce goes again too); a
+   node that takes nothing for --timeout-commit ends the load with an
+   error. With --rate the
    batches are paced to at most that many transfers per second in all, to
    watch a network below its ceiling (a batch the nodes delayed is not
    made up for with a burst); without it they go as fast as the nodes
@@ -93,11 +101,12 @@ A terminal shows progress on stderr. The exit status is 1 when accepted
 transfers were not all committed in time (after the report).
 
 JSON (-o json): {"nodes": [string], "senders", "txs", "batch",
-"concurrency", "rate", "submitted", "rejected": {code: count}, "stranded",
+"concurrency", "rate", "submitted", "rejected": {code: count}, "deferred", "stranded",
 "committed", "blocks", "first_height", "last_height", "duration_s",
 "submit_duration_s", "submitted_tx_per_s", "committed_tx_per_s",
 "latency_ms": {"p50", "p95", "p99", "max"}}. submitted counts the transfers
-a node accepted; stranded those accepted behind a refused nonce that was
+a node accepted; deferred the sends a node pushed back (sent again);
+stranded those accepted behind a refused nonce that was
 never filled (they cannot commit); blocks the blocks holding the load's
 transfers, between first_height and last_height.`,
 		Example: `  poscli load --senders 10 --txs 2000
@@ -153,9 +162,11 @@ func loadRun(opts *LoadOptions) error {
 	tr.MaxIdleConnsPerHost = opts.Concurrency + 4
 	defer tr.CloseIdleConnections()
 	hc := client.WithHTTPClient(&http.Client{Transport: tr})
+	// The engine backs off on busy itself, counting the push-backs.
+	noRetry := client.WithBusyRetries(0)
 	var nodes []load.Node
 	if len(opts.Nodes) == 0 {
-		c, err := opts.Client(hc)
+		c, err := opts.Client(hc, noRetry)
 		if err != nil {
 			return err
 		}
@@ -165,13 +176,13 @@ func loadRun(opts *LoadOptions) error {
 			if u = strings.TrimSpace(u); u == "" {
 				return errors.New("--nodes: empty URL in the list")
 			}
-			nodes = append(nodes, load.ClientNode{Client: opts.NodeClient(u, hc)})
+			nodes = append(nodes, load.ClientNode{Client: opts.NodeClient(u, hc, noRetry)})
 		}
 	}
 
 	cfg := load.Config{
 		Nodes: nodes, Senders: opts.Senders, Txs: opts.Txs, Concurrency: opts.Concurrency, Batch: opts.Batch, Rate: opts.Rate,
-		TimeoutCommit: opts.TimeoutCommit, Poll: opts.PollInterval,
+		TimeoutCommit: opts.TimeoutCommit, Poll: opts.PollInterval, MaxBackoff: opts.MaxBackoff,
 	}
 	var live *liveLine
 	if opts.IO.ErrIsTerminal {
@@ -222,8 +233,12 @@ func loadProgressLine(p load.Progress) string {
 	case load.PhaseSigning:
 		return fmt.Sprintf("signing %d transfers: %d done", p.Total, p.Done)
 	case load.PhaseSending:
-		return fmt.Sprintf("sending    %s %3.0f%%  %d/%d sent, %d refused, %d committed",
+		line := fmt.Sprintf("sending    %s %3.0f%%  %d/%d sent, %d refused, %d committed",
 			progressBar(share, 20), 100*share, p.Done, p.Total, p.Refused, p.Committed)
+		if p.Deferred > 0 {
+			line += fmt.Sprintf(", %d pushed back", p.Deferred)
+		}
+		return line
 	}
 	return fmt.Sprintf("committing %s %3.0f%%  %d/%d committed", progressBar(share, 20), 100*share, p.Done, p.Total)
 }
@@ -248,6 +263,9 @@ func loadTable(opts *LoadOptions, r loadJSON) error {
 	}
 	fl.Add("transfers", transfers)
 	fl.Add("submitted", fmt.Sprintf("%d accepted in %.3fs: %.1f tx/s", r.Submitted, r.SubmitDurationS, r.SubmittedTxPerS))
+	if r.Deferred > 0 {
+		fl.Add("deferred", fmt.Sprintf("%d sends pushed back (pool_full, busy) and sent again", r.Deferred))
+	}
 	if len(r.Rejected) == 0 {
 		fl.Add("rejected", "none")
 	} else {

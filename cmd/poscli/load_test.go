@@ -37,7 +37,11 @@ type loadChain struct {
 	gaps bool
 	// refuse, when set, may refuse a transaction with a code; tries is how
 	// many times the same transaction was submitted before.
-	refuse  func(tx *chain.Transaction, tries int) string
+	refuse func(tx *chain.Transaction, tries int) string
+	// busy, when set, may refuse a whole POST /v1/txs with 503 busy and
+	// Retry-After: 1 (request n, from 0), before reading it.
+	busy    func(n int) bool
+	posts   int
 	tries   map[chain.Hash]int
 	refused map[string]int
 	// accepted counts the TRANSFERs the pool took.
@@ -84,6 +88,15 @@ func (c *loadChain) serve(name string) string {
 		reply(w, 200, rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &top})
 	})
 	mux.HandleFunc("POST /v1/txs", func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		post := c.posts
+		c.posts++
+		c.mu.Unlock()
+		if c.busy != nil && c.busy(post) {
+			w.Header().Set("Retry-After", "1")
+			reply(w, 503, rpc.ErrorBody{Error: &rpc.Error{Code: "busy", Message: "request bodies over budget"}})
+			return
+		}
 		var txs []chain.Transaction
 		if err := json.NewDecoder(r.Body).Decode(&txs); err != nil {
 			reply(w, 400, rpc.ErrorBody{Error: &rpc.Error{Code: "bad_json", Message: err.Error()}})
@@ -233,10 +246,19 @@ func (c *loadChain) transfersInBlocks() (txs, blocks int) {
 // returns the report and the command's error.
 func runLoad(t *testing.T, node string, args ...string) (loadJSON, *testEnv, error) {
 	t.Helper()
+	return runLoadWith(t, node, nil, args...)
+}
+
+// runLoadWith is runLoad with edit applied to the options.
+func runLoadWith(t *testing.T, node string, edit func(*LoadOptions), args ...string) (loadJSON, *testEnv, error) {
+	t.Helper()
 	e := newTestEnv(t, node)
 	e.f.Globals.Output = "json"
 	cmd := NewCmdLoad(e.f, func(o *LoadOptions) error {
 		o.PollInterval = 5 * time.Millisecond
+		if edit != nil {
+			edit(o)
+		}
 		return loadRun(o)
 	})
 	err := e.run(cmd, args...)
@@ -261,18 +283,24 @@ func checkLatency(t *testing.T, r loadJSON) {
 	}
 }
 
+// TestLoadAgainstFakeNode: the node pushes back, with 503 busy and
+// Retry-After on whole requests and pool_full on transfers (the nonces
+// after one in the same batch then leave a gap); load sends them again
+// until each is taken once, so every signed transfer commits.
 func TestLoadAgainstFakeNode(t *testing.T) {
 	c := newLoadChain(t)
 	// The first time each transfer with nonce ≡ 3 (mod 7) comes, the pool
-	// is "full"; the nonces after it in the same batch then leave a gap.
+	// is "full".
 	c.refuse = func(tx *chain.Transaction, tries int) string {
 		if tx.Type == chain.TxTransfer && tx.Nonce%7 == 3 && tries == 0 {
 			return "pool_full"
 		}
 		return ""
 	}
+	c.busy = func(n int) bool { return n == 2 || n == 3 || n == 7 } // after the funding
 	url := c.serve("one")
-	r, e, err := runLoad(t, url, "--senders", "6", "--txs", "300", "--batch", "25", "--concurrency", "3")
+	r, e, err := runLoadWith(t, url, func(o *LoadOptions) { o.MaxBackoff = 5 * time.Millisecond },
+		"--senders", "6", "--txs", "300", "--batch", "25", "--concurrency", "3")
 	if err != nil {
 		t.Fatalf("%v (stderr %q)", err, e.errOut.String())
 	}
@@ -287,16 +315,24 @@ func TestLoadAgainstFakeNode(t *testing.T) {
 	if r.Submitted != accepted || r.Committed != accepted || r.Stranded != 0 {
 		t.Errorf("report: submitted %d, committed %d, stranded %d; the pool accepted %d", r.Submitted, r.Committed, r.Stranded, accepted)
 	}
-	if !maps.Equal(r.Rejected, refused) || refused["pool_full"] == 0 || refused["nonce_gap"] == 0 {
-		t.Errorf("report rejected %v, the pool refused %v", r.Rejected, refused)
+	// Pushed back: pool_full, and nonce_gap behind it, and three busy
+	// requests of 25; none of it in rejected.
+	if refused["pool_full"] == 0 || refused["nonce_gap"] == 0 || r.Deferred != refused["pool_full"]+refused["nonce_gap"]+3*25 {
+		t.Errorf("report deferred %d, the pool refused %v", r.Deferred, refused)
 	}
-	sent := r.Submitted
-	for _, n := range r.Rejected {
-		sent += n
+	if len(r.Rejected) != 0 {
+		t.Errorf("report rejected %v, want none", r.Rejected)
 	}
-	if sent != 300 || r.Txs != 300 || r.Senders != 6 || !slices.Equal(r.Nodes, []string{url}) {
-		t.Errorf("sent %d, report %+v", sent, r)
+	if r.Submitted != 300 || r.Committed != 300 || accepted != 300 || r.Txs != 300 || r.Senders != 6 || !slices.Equal(r.Nodes, []string{url}) {
+		t.Errorf("report %+v", r)
 	}
+	c.mu.Lock()
+	for id, k := range c.tries {
+		if k > 3 {
+			t.Errorf("transaction %s taken after %d tries", id, k)
+		}
+	}
+	c.mu.Unlock()
 	checkLatency(t, r)
 	if e.errOut.String() != "" {
 		t.Errorf("stderr not a terminal, yet: %q", e.errOut.String())
@@ -336,7 +372,7 @@ func TestLoadStranded(t *testing.T) {
 	c.gaps = true
 	c.refuse = func(tx *chain.Transaction, tries int) string {
 		if tx.Type == chain.TxTransfer && tx.Nonce == 4 {
-			return "pool_full"
+			return "insufficient_funds"
 		}
 		return ""
 	}
@@ -345,7 +381,7 @@ func TestLoadStranded(t *testing.T) {
 		t.Fatalf("%v (stderr %q)", err, e.errOut.String())
 	}
 	inBlocks, _ := c.transfersInBlocks()
-	if r.Committed != 4 || inBlocks != 4 || r.Stranded != r.Submitted-4 || r.Stranded == 0 || r.Submitted+r.Rejected["pool_full"] != 20 {
+	if r.Committed != 4 || inBlocks != 4 || r.Stranded != r.Submitted-4 || r.Stranded == 0 || r.Submitted+r.Rejected["insufficient_funds"] != 20 {
 		t.Errorf("report %+v, %d in blocks", r, inBlocks)
 	}
 }
@@ -476,4 +512,30 @@ func TestLoadRealNode(t *testing.T) {
 		t.Errorf("%d senders and %d load transfers in %d blocks; report %+v", len(senders), transfers, withTransfers, r)
 	}
 	checkLatency(t, r)
+}
+
+// TestLoadGivesUpOnPushback: a node whose pool never drains (pool_full
+// for ever) ends the load after --timeout-commit with one clear error,
+// not a retry loop for ever.
+func TestLoadGivesUpOnPushback(t *testing.T) {
+	c := newLoadChain(t)
+	c.refuse = func(tx *chain.Transaction, tries int) string {
+		if tx.Type == chain.TxTransfer {
+			return "pool_full"
+		}
+		return ""
+	}
+	url := c.serve("one")
+	start := time.Now()
+	_, e, err := runLoadWith(t, url, func(o *LoadOptions) { o.MaxBackoff = 10 * time.Millisecond },
+		"--senders", "2", "--txs", "10", "--batch", "5", "--timeout-commit", "300ms")
+	if err == nil || !strings.Contains(err.Error(), url+" took no transfer for ") || !strings.Contains(err.Error(), "answered pool_full") {
+		t.Fatalf("err %v (stderr %q)", err, e.errOut.String())
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("gave up after %s", took)
+	}
+	if accepted := func() int { c.mu.Lock(); defer c.mu.Unlock(); return c.accepted }(); accepted != 0 {
+		t.Errorf("the pool took %d", accepted)
+	}
 }

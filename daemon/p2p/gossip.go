@@ -3,7 +3,6 @@ package p2p
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -163,18 +162,16 @@ func (n *Node) startGossip() error {
 	if err := n.startEvidenceGossip(); err != nil {
 		return err
 	}
-	n.spawn(func() { n.publishLoop(n.pubQ) })
+	n.startTxFill()
+	n.spawn(n.txFlushLoop) // txout.go
 	n.spawn(func() { n.publishLoop(n.blkQ) })
 	return nil
 }
 
-// PublishTxs gossips txs, many per message. It does not wait for the network.
+// PublishTxs gossips txs, many per message (txout.go). It does not wait
+// for the network, only for room in the outbox.
 func (n *Node) PublishTxs(txs []chain.Transaction) {
-	for len(txs) > 0 {
-		data, used := encodeTxBatch(txs)
-		txs = txs[used:]
-		n.enqueue(n.txTopic, data)
-	}
+	n.txOut.add(n.ctx, txs, false, true)
 }
 
 // PublishBlock gossips b. It does not wait for the network.
@@ -186,12 +183,8 @@ func (n *Node) enqueue(t *pubsub.Topic, data []byte) {
 	if t == nil || len(data) > maxMessageSize {
 		return
 	}
-	q := n.pubQ
-	if t != n.txTopic {
-		q = n.blkQ // blocks and evidence wait for no transaction batch
-	}
 	select {
-	case q <- pubItem{t, data}:
+	case n.blkQ <- pubItem{t, data}: // transactions go through txOut
 	case <-n.ctx.Done():
 	}
 }
@@ -209,19 +202,25 @@ func (n *Node) publishLoop(q chan pubItem) {
 			return
 		case it = <-q:
 		}
-		if len(n.host.Network().Peers()) == 0 {
-			continue // alone: nobody to tell
+		n.publishOne(it, lastFail)
+	}
+}
+
+// publishOne publishes it unless no peer can get it; lastFail remembers
+// per topic when waiting for a peer last failed.
+func (n *Node) publishOne(it pubItem, lastFail map[*pubsub.Topic]time.Time) {
+	if len(n.host.Network().Peers()) == 0 {
+		return // alone: nobody to tell
+	}
+	if len(it.topic.ListPeers()) == 0 {
+		if time.Since(lastFail[it.topic]) < readyRetry || !n.waitTopicPeers(it.topic) {
+			lastFail[it.topic] = time.Now()
+			n.log.Debug("p2p: no peer on the topic, message not published", "topic", it.topic.String())
+			return
 		}
-		if len(it.topic.ListPeers()) == 0 {
-			if time.Since(lastFail[it.topic]) < readyRetry || !n.waitTopicPeers(it.topic) {
-				lastFail[it.topic] = time.Now()
-				n.log.Debug("p2p: no peer on the topic, message not published", "topic", it.topic.String())
-				continue
-			}
-		}
-		if err := it.topic.Publish(n.ctx, it.data); err != nil && n.ctx.Err() == nil {
-			n.log.Warn("p2p: publish failed", "topic", it.topic.String(), "err", err)
-		}
+	}
+	if err := it.topic.Publish(n.ctx, it.data); err != nil && n.ctx.Err() == nil {
+		n.log.Warn("p2p: publish failed", "topic", it.topic.String(), "err", err)
 	}
 }
 
@@ -275,7 +274,7 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	for i, tx := range ptrs {
 		txs[i] = *tx
 	}
-	relay, err := n.h.HandleTxs(txs)
+	relay, err := n.handleTxs(from, txs) // txfill.go
 	if IsReject(err) {
 		n.offence(from, "tx message", err)
 		return pubsub.ValidationReject
@@ -314,19 +313,11 @@ func sameTxs(relay, msg []chain.Transaction) bool {
 	return true
 }
 
-// tryPublishTxs is PublishTxs that drops what does not fit the publish
-// queue instead of waiting (validators must not block; the node gossips
-// lingering transactions again anyway).
+// tryPublishTxs is PublishTxs that drops (counted, logged) what does not
+// fit the outbox instead of waiting: validators must not block, and the
+// origin gossips lingering transactions again anyway.
 func (n *Node) tryPublishTxs(txs []chain.Transaction) {
-	for len(txs) > 0 {
-		data, used := encodeTxBatch(txs)
-		txs = txs[used:]
-		select {
-		case n.pubQ <- pubItem{n.txTopic, data}:
-		default:
-			return
-		}
-	}
+	n.txOut.add(n.ctx, txs, false, false)
 }
 
 func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
@@ -369,22 +360,10 @@ func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Messag
 // how many it took (at least one).
 func encodeTxBatch(txs []chain.Transaction) ([]byte, int) {
 	encs := make([][]byte, 0, min(len(txs), maxBatchTxs))
-	size := 0
-	for i := range txs {
-		enc := chain.EncodeTx(&txs[i])
-		if len(encs) > 0 && (size+len(enc)+binary.MaxVarintLen32 > maxBatchBytes || len(encs) == maxBatchTxs) {
-			break
-		}
-		encs = append(encs, enc)
-		size += len(enc) + binary.MaxVarintLen32
+	for i := range txs[:min(len(txs), maxBatchTxs)] {
+		encs = append(encs, chain.EncodeTx(&txs[i]))
 	}
-	out := make([]byte, 0, size+binary.MaxVarintLen32)
-	out = binary.AppendUvarint(out, uint64(len(encs)))
-	for _, enc := range encs {
-		out = binary.AppendUvarint(out, uint64(len(enc)))
-		out = append(out, enc...)
-	}
-	return out, len(encs)
+	return frameTxBatch(encs)
 }
 
 // txBatchCount reads the count of a tx batch, checking it is plausible

@@ -12,6 +12,10 @@
 //	/posd/blocksub/1.2.0  gossipsub v1.2 for blocks and evidence alone
 //	                (BlockProtocol): /posd/<chain_id>/blocks/1: EncodeBlock;
 //	                /posd/<chain_id>/evidence/1: EncodeEvidence
+//	/posd/txfill/1.0.0  request uvarint length + address, uvarint nonce;
+//	                response a tx batch as on the txs topic, or nothing
+//	                (txfill.go); optional: asking a peer without it fails,
+//	                and the status version stays
 //
 // The status's version (2) changes with any of them.
 package p2p
@@ -164,7 +168,8 @@ type Node struct {
 	evTopic  *pubsub.Topic // evidence.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
-	pubQ     chan pubItem // transaction batches
+	txOut    *txOutbox    // transactions to gossip (txout.go)
+	fill     *txFill      // gap filling (txfill.go); nil when the handler does not
 	blkQ     chan pubItem // blocks and evidence
 	evSub    event.Subscription
 	mdns     io.Closer
@@ -260,7 +265,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		genesis:  h.GenesisHash(),
 		ctx:      nctx,
 		cancel:   cancel,
-		pubQ:     make(chan pubItem, 1024),
+		txOut:    newTxOutbox(),
 		blkQ:     make(chan pubItem, 256),
 		peers:    map[peer.ID]*peerState{},
 		dialList: dials,

@@ -133,6 +133,7 @@ func TestGossipTxs(t *testing.T) {
 
 	// B rejects the bad tx: C must not see it, while a good one gets through.
 	a.PublishTxs([]chain.Transaction{tx(666)})
+	flushed(t, a) // not in one message with the good one
 	a.PublishTxs([]chain.Transaction{tx(7)})
 	start := time.Now()
 	waitFor(t, 10*time.Second, "the good tx at C", func() bool { return chains[2].hasTx(7) })

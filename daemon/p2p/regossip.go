@@ -1,10 +1,6 @@
 package p2p
 
-import (
-	"crypto/rand"
-
-	"github.com/poslab/posd/chain"
-)
+import "github.com/poslab/posd/chain"
 
 // Gossipsub's message id here is the SHA-256 of the data, and every node,
 // the publisher included, drops a message whose id it saw in the last
@@ -22,16 +18,10 @@ const (
 	saltLen = 8
 )
 
-// RepublishTxs gossips txs again as messages no node has seen.
+// RepublishTxs gossips txs again as messages no node has seen: the
+// outbox salts the messages it sends them in (txout.go).
 func (n *Node) RepublishTxs(txs []chain.Transaction) {
-	for len(txs) > 0 {
-		data, used := encodeTxBatch(txs)
-		txs = txs[used:]
-		var salt [saltLen]byte
-		_, _ = rand.Read(salt[:])
-		data = append(append(data, saltTag), salt[:]...)
-		n.enqueue(n.txTopic, data)
-	}
+	n.txOut.add(n.ctx, txs, true, true)
 }
 
 // isSaltTrailer reports whether rest, what follows a batch's transactions,

@@ -28,6 +28,7 @@ func TestRepublishReachesLateForger(t *testing.T) {
 	waitFor(t, 20*time.Second, "C on A's tx topic", func() bool { return slices.Contains(a.txTopic.ListPeers(), cID) })
 
 	a.PublishTxs([]chain.Transaction{tx(5)}) // the same bytes: dropped as seen
+	flushed(t, a)
 	a.PublishTxs([]chain.Transaction{tx(6)}) // a marker behind it, in order
 	waitFor(t, 20*time.Second, "tx 6 at C", func() bool { return cc.hasTx(6) })
 	if cc.hasTx(5) {

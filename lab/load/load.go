@@ -36,6 +36,11 @@ const (
 	// MinRate and MaxRate bound Config.Rate when it is not 0.
 	MinRate = 0.01
 	MaxRate = 1e9
+	// DefaultMaxBackoff caps the pause after a node pushed back (pool_full,
+	// busy), a Retry-After it asked for included.
+	DefaultMaxBackoff = 5 * time.Second
+	// minBackoff is the first pause after a push-back that named no wait.
+	minBackoff = 20 * time.Millisecond
 )
 
 // Config is one load run.
@@ -56,8 +61,13 @@ type Config struct {
 	// a burst. 0 sends as fast as the nodes take.
 	Rate float64
 	// TimeoutCommit bounds the wait for the funding and for the commits
-	// after the last transfer is sent.
+	// after the last transfer is sent, and how long a node may push back
+	// (pool_full, busy) without taking a transfer before the load gives up.
 	TimeoutCommit time.Duration
+	// MaxBackoff caps each pause after a push-back (default
+	// DefaultMaxBackoff): pauses double from 20 ms, or last what the
+	// node's Retry-After asked, up to it.
+	MaxBackoff time.Duration
 	// Poll is how often the commit watcher asks for new blocks and the
 	// funding step for balances (default DefaultPoll).
 	Poll time.Duration
@@ -84,8 +94,8 @@ type Progress struct {
 	// Done of Total: senders funded, transfers signed, transfers sent,
 	// transfers committed (of those that can commit).
 	Done, Total int
-	// Refused and Committed, while sending.
-	Refused, Committed int
+	// Refused, Deferred and Committed, while sending.
+	Refused, Deferred, Committed int
 }
 
 // Latency are latency percentiles in milliseconds.
@@ -98,24 +108,28 @@ type Latency struct {
 
 // Report is what a load run measured. Its JSON is poscli load's -o json.
 type Report struct {
-	Nodes           []string       `json:"nodes"`
-	Senders         int            `json:"senders"`
-	Txs             int            `json:"txs"`
-	Batch           int            `json:"batch"`
-	Concurrency     int            `json:"concurrency"`
-	Rate            float64        `json:"rate"` // tx/s asked for; 0: unpaced
-	Submitted       int            `json:"submitted"`
-	Rejected        map[string]int `json:"rejected"`
-	Stranded        int            `json:"stranded"`
-	Committed       int            `json:"committed"`
-	Blocks          int            `json:"blocks"`
-	FirstHeight     uint64         `json:"first_height"`
-	LastHeight      uint64         `json:"last_height"`
-	DurationS       float64        `json:"duration_s"`
-	SubmitDurationS float64        `json:"submit_duration_s"`
-	SubmittedTxPerS float64        `json:"submitted_tx_per_s"`
-	CommittedTxPerS float64        `json:"committed_tx_per_s"`
-	LatencyMs       Latency        `json:"latency_ms"`
+	Nodes       []string       `json:"nodes"`
+	Senders     int            `json:"senders"`
+	Txs         int            `json:"txs"`
+	Batch       int            `json:"batch"`
+	Concurrency int            `json:"concurrency"`
+	Rate        float64        `json:"rate"` // tx/s asked for; 0: unpaced
+	Submitted   int            `json:"submitted"`
+	Rejected    map[string]int `json:"rejected"`
+	// Deferred counts the sends a node pushed back (pool_full, busy):
+	// the same transfers went again after a pause, and count once in
+	// Submitted when taken.
+	Deferred        int     `json:"deferred"`
+	Stranded        int     `json:"stranded"`
+	Committed       int     `json:"committed"`
+	Blocks          int     `json:"blocks"`
+	FirstHeight     uint64  `json:"first_height"`
+	LastHeight      uint64  `json:"last_height"`
+	DurationS       float64 `json:"duration_s"`
+	SubmitDurationS float64 `json:"submit_duration_s"`
+	SubmittedTxPerS float64 `json:"submitted_tx_per_s"`
+	CommittedTxPerS float64 `json:"committed_tx_per_s"`
+	LatencyMs       Latency `json:"latency_ms"`
 	// WatchErr is the last failure to read blocks, if the last read failed
 	// (it explains missing commits).
 	WatchErr error `json:"-"`
@@ -186,6 +200,9 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.ProgressEvery <= 0 {
 		cfg.ProgressEvery = DefaultProgressEvery
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = DefaultMaxBackoff
 	}
 	return nil
 }
@@ -289,8 +306,8 @@ type loader struct {
 	watch   *commitWatcher
 	chainID string
 
-	sent, accepted, refused atomic.Int64
-	pace                    pacer // Config.Rate
+	sent, accepted, refused, deferred atomic.Int64
+	pace                              pacer // Config.Rate
 
 	mu       sync.Mutex
 	rejected map[string]int
@@ -372,15 +389,8 @@ func (l *loader) fund(ctx context.Context) error {
 	l.watch.watch(ids, false)
 	for n, txs := range byNode {
 		for start := 0; start < len(txs); start += l.cfg.Batch {
-			chunk := txs[start:min(start+l.cfg.Batch, len(txs))]
-			res, err := l.nodes[n].SubmitTxs(ctx, chunk)
-			if err != nil {
+			if err := l.fundChunk(ctx, n, txs[start:min(start+l.cfg.Batch, len(txs))]); err != nil {
 				return fmt.Errorf("funding the senders: %w", err)
-			}
-			for i, r := range res {
-				if r.Error != nil {
-					return fmt.Errorf("funding the senders: %s refused the EXCHANGE to %s: %s: %s", l.urls[n], chunk[i].To, r.Error.Code, r.Error.Message)
-				}
 			}
 		}
 	}
@@ -415,6 +425,51 @@ func (l *loader) fund(ctx context.Context) error {
 		funded.Add(1)
 	}
 	return nil
+}
+
+// fundChunk sends one batch of EXCHANGEs to node n, sending again what the
+// node pushed back (pool_full, busy) after a pause, as work does.
+func (l *loader) fundChunk(ctx context.Context, n int, chunk []chain.Transaction) error {
+	var since time.Time
+	pause := time.Duration(0)
+	for tries := 1; ; tries++ {
+		res, err := l.nodes[n].SubmitTxs(ctx, chunk)
+		var re *RefusedError
+		var again []chain.Transaction
+		code, wait := "", time.Duration(0)
+		switch {
+		case errors.As(err, &re) && pushback(re.Code):
+			again, code, wait = chunk, re.Code, re.RetryAfter
+		case err != nil:
+			return err
+		case len(res) != len(chunk):
+			return fmt.Errorf("%s answered %d results for a batch of %d transfers", l.urls[n], len(res), len(chunk))
+		}
+		for i, r := range res {
+			switch {
+			case r.Error == nil:
+			case pushback(r.Error.Code):
+				again, code = append(again, chunk[i]), r.Error.Code
+			default:
+				return fmt.Errorf("%s refused the EXCHANGE to %s: %s: %s", l.urls[n], chunk[i].To, r.Error.Code, r.Error.Message)
+			}
+		}
+		if len(again) == 0 {
+			return nil
+		}
+		if len(again) < len(chunk) || since.IsZero() {
+			since, tries = time.Now(), 1
+		}
+		if d := time.Since(since); d > l.cfg.TimeoutCommit {
+			return &PushbackError{URL: l.urls[n], Code: code, Tries: tries, For: d}
+		}
+		chunk = again
+		pause = min(max(2*pause, minBackoff, wait), l.cfg.MaxBackoff)
+		sleepCtx(ctx, pause)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
 
 // pendingNonce is the nonce of the account's last pooled transaction, or
@@ -472,6 +527,31 @@ func (l *loader) sign(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// pushback reports whether a refusal with code is the node asking for
+// time (its pool full, its request budget spent), not a verdict on the
+// transfer: it is sent again after a pause, and does not count as a send.
+func pushback(code string) bool {
+	switch code {
+	case "pool_full", "busy", "too_many_connections":
+		return true
+	}
+	return false
+}
+
+// PushbackError ends a load whose node kept pushing back (pool_full,
+// busy) for longer than TimeoutCommit without taking a transfer.
+type PushbackError struct {
+	URL   string
+	Code  string
+	Tries int
+	For   time.Duration
+}
+
+func (e *PushbackError) Error() string {
+	return fmt.Sprintf("%s took no transfer for %s: answered %s %d times in a row (is its pool draining? is the network forging?)",
+		e.URL, e.For.Round(time.Millisecond), e.Code, e.Tries)
+}
+
 // retryable reports whether a transfer refused with code leaves its nonce
 // free, to be filled by sending it again.
 func retryable(code string) bool {
@@ -492,7 +572,7 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 	}
 	stop := l.phase(func() Progress {
 		return Progress{Phase: PhaseSending, Done: int(l.sent.Load()), Total: opts.Txs,
-			Refused: int(l.refused.Load()), Committed: l.watch.transfersSeen()}
+			Refused: int(l.refused.Load()), Deferred: int(l.deferred.Load()), Committed: l.watch.transfersSeen()}
 	})
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -570,7 +650,7 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 	}
 	r := &Report{
 		Nodes: l.urls, Senders: len(l.senders), Txs: opts.Txs, Batch: opts.Batch, Concurrency: opts.Concurrency, Rate: opts.Rate,
-		Submitted: int(l.accepted.Load()), Rejected: l.rejected, Stranded: stranded, Committed: committed,
+		Submitted: int(l.accepted.Load()), Rejected: l.rejected, Deferred: int(l.deferred.Load()), Stranded: stranded, Committed: committed,
 		Blocks: blocks, FirstHeight: first, LastHeight: last,
 		DurationS:       round3(end.Sub(start).Seconds()),
 		SubmitDurationS: round3(submitEnd.Sub(start).Seconds()),
@@ -592,13 +672,22 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
 // work sends the transfers of senders, one batch at a time: a batch holds
 // the senders of one node, their transfers interleaved, each sender's in
-// nonce order; the worker goes round the nodes.
+// nonce order; the worker goes round the nodes. A node that pushes back
+// (pool_full, busy) gets a pause, doubling while it goes on, or what its
+// Retry-After asked, at most MaxBackoff; one that takes nothing for
+// TimeoutCommit ends the load with a *PushbackError.
 func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 	byNode := make([][]*loadSender, len(l.nodes))
 	for _, s := range senders {
 		byNode[s.node] = append(byNode[s.node], s)
 	}
 	backoff := time.Duration(0)
+	type stall struct {
+		since time.Time
+		tries int
+		pause time.Duration
+	}
+	stalls := make([]stall, len(l.nodes))
 	for {
 		idle := true
 		for n, group := range byNode {
@@ -610,11 +699,29 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 			if err := l.pace.wait(ctx, len(batch)); err != nil {
 				return err
 			}
-			refused, err := l.submit(ctx, n, batch, from)
+			out, err := l.submit(ctx, n, batch, from)
 			if err != nil {
 				return err
 			}
-			if refused == len(batch) { // the node takes nothing: let it breathe
+			if out.deferred > 0 {
+				st := &stalls[n]
+				if out.deferred == len(batch) {
+					if st.tries == 0 {
+						st.since = time.Now()
+					}
+					st.tries++
+					if d := time.Since(st.since); d > l.cfg.TimeoutCommit {
+						return &PushbackError{URL: l.urls[n], Code: out.code, Tries: st.tries, For: d}
+					}
+				} else {
+					st.tries = 0
+				}
+				st.pause = min(max(2*st.pause, minBackoff, out.retryAfter), l.cfg.MaxBackoff)
+				sleepCtx(ctx, st.pause)
+				continue
+			}
+			stalls[n] = stall{}
+			if out.refused == len(batch) { // the node takes nothing: let it breathe
 				backoff = min(max(2*backoff, 10*time.Millisecond), 500*time.Millisecond)
 				sleepCtx(ctx, backoff)
 			} else {
@@ -687,31 +794,40 @@ func (l *loader) takeBatch(group []*loadSender) ([]chain.Transaction, []*loadSen
 	return batch, from
 }
 
-// submit sends one batch to node n and books what the node answered. It
-// returns how many transfers were refused; an error means the node could
-// not be asked and ends the load.
-func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, from []*loadSender) (int, error) {
+// sent is what a node answered to one batch.
+type sent struct {
+	refused    int           // refused as sends (counted in Rejected)
+	deferred   int           // pushed back, to be sent again
+	code       string        // a push-back's code
+	retryAfter time.Duration // the wait a push-back asked for
+}
+
+// submit sends one batch to node n and books what the node answered; an
+// error means the node could not be asked and ends the load.
+func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, from []*loadSender) (sent, error) {
+	var out sent
 	sentAt := time.Now()
 	res, err := l.nodes[n].SubmitTxs(ctx, batch)
 	var re *RefusedError
 	switch {
 	case err == nil && len(res) != len(batch):
-		return 0, fmt.Errorf("%s answered %d results for a batch of %d transfers", l.urls[n], len(res), len(batch))
+		return out, fmt.Errorf("%s answered %d results for a batch of %d transfers", l.urls[n], len(res), len(batch))
 	case errors.As(err, &re):
-		// The whole batch was refused (pool shutting down, ...).
+		// The whole batch was refused (pool shutting down, busy, ...).
 		res = make([]rpc.SubmitResult, len(batch))
 		for i := range res {
 			res[i].Error = &rpc.Error{Code: re.Code, Message: re.Message}
 		}
+		out.retryAfter = re.RetryAfter
 	case err != nil:
 		if ctx.Err() != nil {
-			return 0, ctx.Err()
+			return out, ctx.Err()
 		}
-		return 0, fmt.Errorf("sending transfers to %s failed: %w", l.urls[n], err)
+		return out, fmt.Errorf("sending transfers to %s failed: %w", l.urls[n], err)
 	}
-	l.sent.Add(int64(len(batch)))
 	refused := 0
 	back := map[*loadSender][]loadTx{}
+	pushedBack := map[*loadSender]bool{}
 	codes := map[string]int{}
 	for i, r := range res {
 		s, tx := from[i], batch[i]
@@ -724,6 +840,19 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 			s.sentAt[id] = sentAt
 			s.accepted = append(s.accepted, t)
 			delete(s.holes, tx.Nonce)
+			continue
+		}
+		// A nonce_gap behind a pushed-back nonce of the same sender is the
+		// push-back's doing, not the transfer's.
+		if pushback(r.Error.Code) || (r.Error.Code == "nonce_gap" && pushedBack[s]) {
+			// Not a send: the same transfer goes again, its budget kept.
+			out.deferred++
+			if pushback(r.Error.Code) {
+				out.code = r.Error.Code
+			}
+			pushedBack[s] = true
+			s.budget++
+			back[s] = append(back[s], t)
 			continue
 		}
 		refused++
@@ -741,7 +870,10 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 			s.queue = s.queue[:s.budget]
 		}
 	}
-	l.accepted.Add(int64(len(batch) - refused))
+	l.sent.Add(int64(len(batch) - out.deferred))
+	l.accepted.Add(int64(len(batch) - refused - out.deferred))
+	l.deferred.Add(int64(out.deferred))
+	out.refused = refused
 	if refused > 0 {
 		l.refused.Add(int64(refused))
 		l.mu.Lock()
@@ -750,7 +882,7 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 		}
 		l.mu.Unlock()
 	}
-	return refused, nil
+	return out, nil
 }
 
 // commitWatcher reads the transaction ids of every new block of one node

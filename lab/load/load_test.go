@@ -30,6 +30,12 @@ type memNode struct {
 	// it returns true.
 	refuseBatch func() bool
 	batches     int
+	// busyBatch, when set, may refuse a whole batch; pushBack one
+	// transaction, with a code, before the pool looks at it.
+	busyBatch func(txs []chain.Transaction) error
+	pushBack  func(tx *chain.Transaction) string
+	// sends counts how many times each transaction was sent.
+	sends map[chain.Hash]int
 }
 
 func newMemNode() *memNode {
@@ -70,11 +76,26 @@ func (n *memNode) SubmitTxs(_ context.Context, txs []chain.Transaction) ([]rpc.S
 	if n.refuseBatch != nil && n.refuseBatch() {
 		return nil, &RefusedError{Code: "unavailable", Message: "pool closing"}
 	}
+	if n.busyBatch != nil {
+		if err := n.busyBatch(txs); err != nil {
+			return nil, err
+		}
+	}
 	out := make([]rpc.SubmitResult, len(txs))
 	for i := range txs {
 		tx := txs[i]
 		id := tx.ID()
 		out[i].ID = &id
+		if n.sends == nil {
+			n.sends = map[chain.Hash]int{}
+		}
+		n.sends[id]++
+		if n.pushBack != nil {
+			if code := n.pushBack(&tx); code != "" {
+				out[i].Error = &rpc.Error{Code: code, Message: "pushed back"}
+				continue
+			}
+		}
 		if err := tx.Validate(n.g.ChainID); err != nil {
 			out[i].Error = &rpc.Error{Code: string(chain.CodeOf(err)), Message: err.Error()}
 			continue

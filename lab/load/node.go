@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
@@ -30,9 +31,11 @@ type Node interface {
 }
 
 // RefusedError is a node's refusal of a whole batch (its pool shutting
-// down, ...): every transaction in it is refused with Code.
+// down, busy, ...): every transaction in it is refused with Code.
+// RetryAfter is the wait the node asked for (Retry-After), if any.
 type RefusedError struct {
 	Code, Message string
+	RetryAfter    time.Duration
 }
 
 func (e *RefusedError) Error() string { return e.Code + ": " + e.Message }
@@ -54,7 +57,7 @@ func (n ClientNode) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]r
 		res, err = n.Client.SubmitTxs(ctx, txs)
 	}
 	if errors.As(err, &ae) {
-		return nil, &RefusedError{Code: ae.Code, Message: ae.Message}
+		return nil, &RefusedError{Code: ae.Code, Message: ae.Message, RetryAfter: ae.RetryAfter}
 	}
 	return res, err
 }

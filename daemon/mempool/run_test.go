@@ -1,0 +1,56 @@
+package mempool
+
+import (
+	"testing"
+)
+
+// TestRun: a sender's pending run from a nonce, bounded in count and
+// bytes; queued transactions are never served.
+func TestRun(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	for _, n := range []uint64{1, 2, 3, 4, 5, 7, 8} { // 6 missing: 7 and 8 queued
+		mustAdd(t, p, st, transfer(alice, 1, n))
+	}
+	nonces := func(from uint64, limit, maxBytes int) []uint64 {
+		var out []uint64
+		for _, tx := range p.Run(alice.addr, from, limit, maxBytes) {
+			out = append(out, tx.Nonce)
+		}
+		return out
+	}
+	first := transfer(alice, 1, 1)
+	one := encodedSize(&first)
+	for _, tc := range []struct {
+		name            string
+		from            uint64
+		limit, maxBytes int
+		want            []uint64
+	}{
+		{"all pending", 1, 100, 1 << 20, []uint64{1, 2, 3, 4, 5}},
+		{"from the middle", 3, 100, 1 << 20, []uint64{3, 4, 5}},
+		{"below the account nonce", 0, 100, 1 << 20, []uint64{1, 2, 3, 4, 5}},
+		{"limit", 2, 2, 1 << 20, []uint64{2, 3}},
+		{"bytes", 1, 100, 2*one + one/2, []uint64{1, 2}},
+		{"the first even over the bytes", 1, 100, 1, []uint64{1}},
+		{"queued never", 7, 100, 1 << 20, nil},
+		{"in the gap", 6, 100, 1 << 20, nil},
+		{"zero limit", 1, 0, 1 << 20, nil},
+	} {
+		got := nonces(tc.from, tc.limit, tc.maxBytes)
+		if len(got) != len(tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+			continue
+		}
+		for i := range got {
+			if got[i] != tc.want[i] {
+				t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+				break
+			}
+		}
+	}
+	if got := p.Run(bob.addr, 1, 10, 1<<20); got != nil {
+		t.Errorf("unknown sender: %v", got)
+	}
+}

@@ -1,0 +1,316 @@
+package p2p
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
+
+	"github.com/poslab/posd/chain"
+)
+
+// Gap filling. Gossip may lose a transaction message (a peer's budget, a
+// full queue, a validator taking messages out of order), and a sender's
+// later nonces then wait at every peer that missed it: gapped, never
+// executable, until the origin gossips its lingering transactions again
+// (rebroadcastEvery, 15 s). A node that takes a message in which a sender
+// arrives with a gap asks the peer that sent it for that sender's pooled
+// run from the first missing nonce (TxFillProtocol): the peer had the
+// later nonces, so it holds the missing ones pending.
+//
+// Bounded everywhere: one request in flight per sender, fillWorkers
+// requests at a time from a queue of fillQueue, answers of at most
+// maxBatchBytes and fillMaxTxs transactions; served at most fillRate a
+// second per peer, fillServers at a time.
+
+// TxFillProtocol asks a peer for a sender's pooled transactions.
+const TxFillProtocol = protocol.ID("/posd/txfill/1.0.0")
+
+const (
+	fillMaxTxs   = 1024 // transactions per answer
+	fillQueue    = 256  // requests waiting for a worker
+	fillWorkers  = 2
+	fillServers  = 4
+	fillTimeout  = 5 * time.Second
+	fillRate     = 20 // requests served per second per peer
+	fillSenders  = 4096
+	fillRequest  = 64 + 2*binary.MaxVarintLen64 + 1 // most bytes of a request
+	fillCooldown = 200 * time.Millisecond           // between two requests for one sender
+)
+
+// TxGap says that this node lacks sender From's nonces from Next on,
+// while it was sent later ones.
+type TxGap struct {
+	From chain.Address
+	Next uint64
+}
+
+// TxFiller is a Handler that takes part in gap filling.
+type TxFiller interface {
+	// HandleTxsGaps is HandleTxs that also says which senders of txs
+	// arrived with a gap before them.
+	HandleTxsGaps(txs []chain.Transaction) (relay []chain.Transaction, gaps []TxGap, err error)
+	// PooledRun returns from's pooled executable transactions from
+	// nonce on, in nonce order: at most limit, and past the first at
+	// most maxBytes encoded.
+	PooledRun(from chain.Address, nonce uint64, limit, maxBytes int) []chain.Transaction
+}
+
+type fillReq struct {
+	peer peer.ID
+	gap  TxGap
+}
+
+// txFill is the asking side's state.
+type txFill struct {
+	queue chan fillReq
+
+	mu      sync.Mutex
+	asked   map[chain.Address]time.Time // when a request for the sender was queued; zero: in flight
+	serveMu sync.Mutex
+	serve   map[peer.ID]*rate.Limiter
+	sem     chan struct{}
+}
+
+func newTxFill() *txFill {
+	return &txFill{
+		queue: make(chan fillReq, fillQueue),
+		asked: map[chain.Address]time.Time{},
+		serve: map[peer.ID]*rate.Limiter{},
+		sem:   make(chan struct{}, fillServers),
+	}
+}
+
+// startTxFill serves TxFillProtocol and starts the askers, if the
+// handler fills gaps.
+func (n *Node) startTxFill() {
+	if _, ok := n.h.(TxFiller); !ok {
+		return
+	}
+	n.fill = newTxFill()
+	n.host.SetStreamHandler(TxFillProtocol, n.tracked(n.serveTxFill))
+	for range fillWorkers {
+		n.spawn(n.fillLoop)
+	}
+}
+
+// handleTxs hands a message's transactions to the handler and asks from
+// for what they showed missing.
+func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) ([]chain.Transaction, error) {
+	f, ok := n.h.(TxFiller)
+	if !ok || n.fill == nil {
+		return n.h.HandleTxs(txs)
+	}
+	relay, gaps, err := f.HandleTxsGaps(txs)
+	if err == nil {
+		for _, g := range gaps {
+			n.askFill(from, g)
+		}
+	}
+	return relay, err
+}
+
+// askFill queues a request to p for gap g, unless one for the sender is
+// in flight or was made less than fillCooldown ago, or the queue is full
+// (a later message of the sender asks again; the rebroadcast remains).
+func (n *Node) askFill(p peer.ID, g TxGap) {
+	f := n.fill
+	now := time.Now()
+	f.mu.Lock()
+	at, known := f.asked[g.From]
+	if known && (at.IsZero() || now.Sub(at) < fillCooldown) {
+		f.mu.Unlock()
+		return
+	}
+	if !known && len(f.asked) >= fillSenders {
+		for a, t := range f.asked { // forget the settled ones
+			if !t.IsZero() && now.Sub(t) >= fillCooldown {
+				delete(f.asked, a)
+			}
+		}
+		if len(f.asked) >= fillSenders {
+			f.mu.Unlock()
+			return
+		}
+	}
+	select {
+	case f.queue <- fillReq{p, g}:
+		f.asked[g.From] = time.Time{}
+	default:
+		n.log.Debug("p2p: gap fill queue full", "sender", g.From)
+	}
+	f.mu.Unlock()
+}
+
+func (n *Node) fillLoop() {
+	for {
+		var r fillReq
+		select {
+		case <-n.ctx.Done():
+			return
+		case r = <-n.fill.queue:
+		}
+		txs, err := n.requestFill(r)
+		n.fill.mu.Lock()
+		n.fill.asked[r.gap.From] = time.Now() // settled: asked again after fillCooldown
+		n.fill.mu.Unlock()
+		if err != nil {
+			if n.ctx.Err() == nil {
+				n.log.Debug("p2p: gap fill failed", "peer", r.peer, "sender", r.gap.From, "from_nonce", r.gap.Next, "err", err)
+			}
+			continue
+		}
+		if len(txs) == 0 || !n.enter() {
+			continue
+		}
+		// What it promotes is not gossiped: a peer lacking it asks too.
+		_, gaps, err := n.h.(TxFiller).HandleTxsGaps(txs)
+		n.leave()
+		if IsReject(err) {
+			n.offence(r.peer, "gap fill", err)
+			continue
+		}
+		for _, g := range gaps {
+			if g.From == r.gap.From && g.Next > r.gap.Next {
+				// The answer filled part of the gap (it was cut at
+				// fillMaxTxs or maxBatchBytes): ask for the rest now.
+				n.fill.mu.Lock()
+				delete(n.fill.asked, g.From)
+				n.fill.mu.Unlock()
+			}
+			n.askFill(r.peer, g)
+		}
+	}
+}
+
+// requestFill asks r.peer for r.gap and returns the transactions it sent.
+func (n *Node) requestFill(r fillReq) ([]chain.Transaction, error) {
+	ctx, cancel := context.WithTimeout(n.ctx, fillTimeout)
+	defer cancel()
+	s, err := n.host.NewStream(network.WithNoDial(ctx, "gap fill from a connected peer"), r.peer, TxFillProtocol)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	_ = s.SetDeadline(time.Now().Add(fillTimeout))
+	req := binary.AppendUvarint(nil, uint64(len(r.gap.From)))
+	req = append(req, r.gap.From...)
+	req = binary.AppendUvarint(req, r.gap.Next)
+	if _, err := s.Write(req); err != nil {
+		return nil, err
+	}
+	if err := s.CloseWrite(); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(s, maxTxMessageSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) == 0 {
+		return nil, nil // nothing pooled from that nonce
+	}
+	if len(data) > maxTxMessageSize {
+		n.offence(r.peer, "gap fill", fmt.Errorf("answer over %d bytes", maxTxMessageSize))
+		return nil, errors.New("answer too large")
+	}
+	ptrs, err := decodeTxBatch(data)
+	if err == nil && len(ptrs) > fillMaxTxs {
+		err = fmt.Errorf("%d transactions (limit %d)", len(ptrs), fillMaxTxs)
+	}
+	if err != nil {
+		n.offence(r.peer, "gap fill", err)
+		return nil, err
+	}
+	txs := make([]chain.Transaction, len(ptrs))
+	for i, tx := range ptrs {
+		if tx.From != r.gap.From || tx.Nonce < r.gap.Next {
+			err := fmt.Errorf("asked for %s from nonce %d, got %s nonce %d", r.gap.From, r.gap.Next, tx.From, tx.Nonce)
+			n.offence(r.peer, "gap fill", err)
+			return nil, err
+		}
+		txs[i] = *tx
+	}
+	return txs, nil
+}
+
+// serveTxFill answers a request with the pooled run it asks for: an
+// empty answer when there is none, a reset stream when over the peer's
+// rate or too many are served at once.
+func (n *Node) serveTxFill(s network.Stream) {
+	defer s.Close()
+	p := s.Conn().RemotePeer()
+	f := n.fill
+	if !f.admit(p, time.Now()) {
+		_ = s.Reset()
+		return
+	}
+	select {
+	case f.sem <- struct{}{}:
+		defer func() { <-f.sem }()
+	default:
+		_ = s.Reset()
+		return
+	}
+	_ = s.SetDeadline(time.Now().Add(fillTimeout))
+	data, err := io.ReadAll(io.LimitReader(s, fillRequest+1))
+	if err != nil {
+		_ = s.Reset()
+		return
+	}
+	from, nonce, err := decodeFillRequest(data)
+	if err != nil {
+		n.offence(p, "gap fill request", err)
+		_ = s.Reset()
+		return
+	}
+	txs := n.h.(TxFiller).PooledRun(from, nonce, fillMaxTxs, maxBatchBytes)
+	if len(txs) == 0 {
+		return
+	}
+	out, _ := encodeTxBatch(txs)
+	w := bufio.NewWriter(s)
+	if _, err := w.Write(out); err == nil {
+		_ = w.Flush()
+	}
+}
+
+func decodeFillRequest(data []byte) (chain.Address, uint64, error) {
+	if len(data) > fillRequest {
+		return "", 0, fmt.Errorf("request over %d bytes", fillRequest)
+	}
+	size, k := chain.Uvarint(data)
+	if k <= 0 || size == 0 || size > 64 || size > uint64(len(data)-k) {
+		return "", 0, errors.New("bad address length")
+	}
+	from := chain.Address(data[k : k+int(size)])
+	data = data[k+int(size):]
+	nonce, k := chain.Uvarint(data)
+	if k <= 0 || k != len(data) {
+		return "", 0, errors.New("bad nonce")
+	}
+	return from, nonce, nil
+}
+
+// admit spends p's budget for one request served.
+func (f *txFill) admit(p peer.ID, now time.Time) bool {
+	f.serveMu.Lock()
+	defer f.serveMu.Unlock()
+	l := f.serve[p]
+	if l == nil {
+		if len(f.serve) >= fillSenders {
+			clear(f.serve) // many identities: every budget starts over
+		}
+		l = rate.NewLimiter(fillRate, 2*fillRate)
+		f.serve[p] = l
+	}
+	return l.AllowN(now, 1)
+}

@@ -1,0 +1,214 @@
+package p2p
+
+import (
+	"context"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/poslab/posd/chain"
+)
+
+// fillChain is a fakeChain with a per-sender nonce pool, as the node's:
+// a transaction joins the pending run when its nonce follows it, else
+// waits queued (a gap, reported); PooledRun serves the pending run.
+type fillChain struct {
+	*fakeChain
+	fmu     sync.Mutex
+	pending map[uint64]chain.Transaction // sender "a" only, as tx() makes
+	queued  map[uint64]chain.Transaction
+	top     uint64
+	served  int
+}
+
+func newFillChain() *fillChain {
+	return &fillChain{fakeChain: newFakeChain("g"), pending: map[uint64]chain.Transaction{}, queued: map[uint64]chain.Transaction{}}
+}
+
+func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	var ready []chain.Transaction
+	for _, tx := range txs {
+		if _, ok := c.pending[tx.Nonce]; ok || tx.Nonce <= c.top {
+			continue
+		}
+		c.queued[tx.Nonce] = tx
+	}
+	for {
+		tx, ok := c.queued[c.top+1]
+		if !ok {
+			break
+		}
+		delete(c.queued, c.top+1)
+		c.top++
+		c.pending[tx.Nonce] = tx
+		ready = append(ready, tx)
+	}
+	if _, err := c.fakeChain.HandleTxs(ready); err != nil {
+		return nil, nil, err
+	}
+	var gaps []TxGap
+	if len(c.queued) > 0 {
+		gaps = []TxGap{{From: "a", Next: c.top + 1}}
+	}
+	return ready, gaps, nil
+}
+
+func (c *fillChain) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
+	ready, _, err := c.HandleTxsGaps(txs)
+	return ready, err
+}
+
+func (c *fillChain) PooledRun(from chain.Address, nonce uint64, limit, maxBytes int) []chain.Transaction {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	c.served++
+	var out []chain.Transaction
+	for n := nonce; len(out) < limit; n++ {
+		tx, ok := c.pending[n]
+		if !ok || from != tx.From {
+			break
+		}
+		out = append(out, tx)
+	}
+	return out
+}
+
+func (c *fillChain) pendingTop() uint64 {
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	return c.top
+}
+
+// TestGapFill: B missed A's gossip of nonces 1 to 1500 (its pool holds
+// them, as after a dropped message); A's next gossip, nonce 1501, reaches
+// B with a gap, and B asks A for the run it lacks: one answer of at most
+// fillMaxTxs, then the next, until B's run joins 1501.
+func TestGapFill(t *testing.T) {
+	ca, cb := newFillChain(), newFillChain()
+	var held []chain.Transaction
+	for i := uint64(1); i <= 1500; i++ {
+		held = append(held, tx(i))
+	}
+	if ready, _, _ := ca.HandleTxsGaps(held); len(ready) != 1500 {
+		t.Fatalf("A pooled %d", len(ready))
+	}
+	a := startNode(t, ca, nil)
+	b := startNode(t, cb, nil, a)
+	bID, _ := peer.Decode(b.ID())
+	waitFor(t, 10*time.Second, "B on A's tx topic", func() bool {
+		for _, p := range a.txTopic.ListPeers() {
+			if p == bID {
+				return true
+			}
+		}
+		return false
+	})
+	next := tx(1501)
+	if ready, _, _ := ca.HandleTxsGaps([]chain.Transaction{next}); len(ready) != 1 {
+		t.Fatal("A did not pool 1501")
+	}
+	a.PublishTxs([]chain.Transaction{next})
+	waitFor(t, 20*time.Second, "B's run to reach 1501", func() bool { return cb.pendingTop() == 1501 })
+	ca.fmu.Lock()
+	served := ca.served
+	ca.fmu.Unlock()
+	if served < 2 || served > 4 {
+		t.Errorf("A served %d requests for 1500 transactions in answers of %d", served, fillMaxTxs)
+	}
+}
+
+func TestFillRequestCodec(t *testing.T) {
+	good := []byte{3, 'a', 'b', 'c', 0x96, 0x01}
+	from, nonce, err := decodeFillRequest(good)
+	if err != nil || from != "abc" || nonce != 150 {
+		t.Fatalf("decoded %q %d %v", from, nonce, err)
+	}
+	long := make([]byte, fillRequest+1)
+	for name, bad := range map[string][]byte{
+		"empty":           nil,
+		"no address":      {0, 1},
+		"address too big": append([]byte{65}, make([]byte, 66)...),
+		"short address":   {5, 'a', 'b'},
+		"no nonce":        {1, 'a'},
+		"trailing bytes":  {1, 'a', 1, 0},
+		"padded nonce":    {1, 'a', 0x81, 0x00},
+		"too long":        long,
+	} {
+		if _, _, err := decodeFillRequest(bad); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// TestFillServeBounds: a malformed request is an offence and gets no
+// answer; a peer over its rate of requests gets its streams reset; an
+// answer never holds more than fillMaxTxs.
+func TestFillServeBounds(t *testing.T) {
+	ca := newFillChain()
+	var held []chain.Transaction
+	for i := uint64(1); i <= fillMaxTxs+500; i++ {
+		held = append(held, tx(i))
+	}
+	ca.HandleTxsGaps(held)
+	a := startNode(t, ca, nil)
+	x := startNode(t, newFillChain(), nil, a)
+	aID, _ := peer.Decode(a.ID())
+	xID, _ := peer.Decode(x.ID())
+	waitFor(t, 10*time.Second, "X connected", func() bool { return hasPeer(a, x.ID()) })
+
+	ask := func(req []byte) ([]byte, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s, err := x.host.NewStream(ctx, aID, TxFillProtocol)
+		if err != nil {
+			return nil, err
+		}
+		defer s.Close()
+		if _, err := s.Write(req); err != nil {
+			return nil, err
+		}
+		if err := s.CloseWrite(); err != nil {
+			return nil, err
+		}
+		return io.ReadAll(s)
+	}
+
+	// A good request: the run from nonce 1, cut at fillMaxTxs.
+	data, err := ask([]byte{1, 'a', 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeTxBatch(data)
+	if err != nil || len(got) != fillMaxTxs || got[0].Nonce != 1 {
+		t.Fatalf("answer: %d transactions, %v", len(got), err)
+	}
+	// Nothing pooled from there: an empty answer, no offence.
+	if data, err := ask([]byte{1, 'b', 1}); err != nil || len(data) != 0 {
+		t.Fatalf("unknown sender: %d bytes, %v", len(data), err)
+	}
+	if p := a.book.penaltyOf(xID, time.Now()); p != 0 {
+		t.Fatalf("penalty %v for good requests", p)
+	}
+	// Malformed: an offence, no answer.
+	if data, _ := ask([]byte{0, 1}); len(data) != 0 {
+		t.Fatalf("a malformed request was answered: %d bytes", len(data))
+	}
+	if p := a.book.penaltyOf(xID, time.Now()); p < 0.9 {
+		t.Fatalf("penalty %v after a malformed request", p)
+	}
+	// Over the rate: reset streams.
+	resets := 0
+	for range 3 * fillRate {
+		if _, err := ask([]byte{1, 'b', 1}); err != nil {
+			resets++
+		}
+	}
+	if resets == 0 {
+		t.Fatalf("%d requests at once, none refused (rate %d a second)", 3*fillRate, fillRate)
+	}
+}

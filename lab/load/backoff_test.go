@@ -1,0 +1,128 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+)
+
+// TestBackoffOnPushback: a node answering pool_full to transfers and busy
+// (Retry-After) to whole batches for a while is not refusing them: every
+// transfer is sent again after a pause until taken, none is lost, and
+// each is taken once. The report counts the push-backs apart from the
+// refusals.
+func TestBackoffOnPushback(t *testing.T) {
+	n := newMemNode()
+	var mu sync.Mutex
+	poolFull, busy := map[chain.Hash]int{}, 0
+	busyTxs := 0
+	n.busyBatch = func(txs []chain.Transaction) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if txs[0].Type == chain.TxTransfer && busy < 3 { // the first three batches: busy, whole
+			busy++
+			busyTxs += len(txs)
+			return &RefusedError{Code: "busy", Message: "over budget", RetryAfter: 5 * time.Millisecond}
+		}
+		return nil
+	}
+	n.pushBack = func(tx *chain.Transaction) string {
+		mu.Lock()
+		defer mu.Unlock()
+		if id := tx.ID(); tx.Type == chain.TxTransfer && tx.Nonce%3 == 0 && poolFull[id] < 2 { // a third of them pool_full twice
+			poolFull[id]++
+			return "pool_full"
+		}
+		return ""
+	}
+	const txs = 300
+	var deferredSeen int
+	var pmu sync.Mutex
+	start := time.Now()
+	r, err := Run(context.Background(), Config{
+		Nodes: []Node{n}, Senders: 3, Txs: txs, Concurrency: 2, Batch: 25, TimeoutCommit: 20 * time.Second,
+		Poll: time.Millisecond, ProgressEvery: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Progress: func(p Progress) {
+			pmu.Lock()
+			defer pmu.Unlock()
+			if p.Phase == PhaseSending {
+				deferredSeen = p.Deferred
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report %+v in %s", r, time.Since(start))
+	if r.Submitted != txs || r.Committed != txs || r.Missing() != 0 || r.Stranded != 0 || len(r.Rejected) != 0 {
+		t.Errorf("not every transfer committed once: %+v", r)
+	}
+	mu.Lock()
+	wantDeferred := 0
+	for _, k := range poolFull {
+		wantDeferred += k
+	}
+	mu.Unlock()
+	// Nonces 1 to 100 of three senders: 33 each a multiple of 3, refused
+	// twice; the busy batches count each of their transfers.
+	if r.Deferred != wantDeferred+busyTxs || wantDeferred != 2*3*33 || busyTxs != 3*25 {
+		t.Errorf("deferred %d, want %d pool_full and %d in busy batches", r.Deferred, wantDeferred, busyTxs)
+	}
+	pmu.Lock()
+	if deferredSeen != r.Deferred {
+		t.Errorf("last progress says %d deferred, the report %d", deferredSeen, r.Deferred)
+	}
+	pmu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for id, k := range n.sends {
+		if k > 3 {
+			t.Errorf("transaction %s sent %d times", id, k)
+		}
+	}
+}
+
+// TestBackoffGivesUp: a node that takes nothing (pool_full for ever) ends
+// the load with a PushbackError once TimeoutCommit has passed, not a
+// retry loop for ever; funding is pushed back the same way.
+func TestBackoffGivesUp(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		types chain.TxType
+	}{
+		{"transfers", chain.TxTransfer},
+		{"funding", chain.TxExchange},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newMemNode()
+			n.pushBack = func(tx *chain.Transaction) string {
+				if tx.Type == tc.types {
+					return "pool_full"
+				}
+				return ""
+			}
+			const timeout = 300 * time.Millisecond
+			start := time.Now()
+			_, err := Run(context.Background(), Config{
+				Nodes: []Node{n}, Senders: 2, Txs: 20, Concurrency: 1, Batch: 5, TimeoutCommit: timeout,
+				Poll: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+			})
+			took := time.Since(start)
+			var pe *PushbackError
+			if !errors.As(err, &pe) || pe.Code != "pool_full" || pe.Tries < 2 || pe.For < timeout {
+				t.Fatalf("err %v (%#v)", err, pe)
+			}
+			if !strings.Contains(err.Error(), "mem://node took no transfer for") || !strings.Contains(err.Error(), "answered pool_full") {
+				t.Errorf("message %q", err.Error())
+			}
+			if took > timeout+2*time.Second {
+				t.Errorf("gave up after %s", took)
+			}
+		})
+	}
+}
