@@ -72,6 +72,14 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 	return m.ProcessBlockIDs(b, nil)
 }
 
+// HasBlock reports whether a block with hash h is stored (main chain or
+// side). A store it cannot read counts as holding it: callers use a false
+// answer against a peer.
+func (m *Manager) HasBlock(h chain.Hash) bool {
+	ok, err := m.st.HasBlock(h)
+	return ok || err != nil
+}
+
 // ProcessBlockIDs is ProcessBlock for a caller that computed the
 // transaction ids itself (ids[i] = b.Transactions[i].ID()): the forger,
 // whose pool computed them at admission. They are trusted as given (only
