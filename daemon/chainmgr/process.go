@@ -150,7 +150,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		// Run even while a write is under way (seq odd): the verdict may
 		// not be trusted then, but the signatures it verified are cached,
 		// so the validation under the lock costs none.
-		work, err = m.validateSide(b, snap.head, snap.state)
+		work, err = m.validateSide(b, snap.head, snap.state, nil)
 		// The store was read piece by piece: trust the verdict only if no
 		// write moved the main chain meanwhile.
 		if seq%2 != 0 || m.seq.Load() != seq {
@@ -238,7 +238,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 	} else if !ok {
 		return ErrUnknownParent
 	}
-	return m.sideLocked(b, work, capped)
+	return m.sideLocked(b, work, pre, capped)
 }
 
 // extendLocked validates b on the head, applies and commits it. When
@@ -352,7 +352,9 @@ type sideWork struct {
 // the stored branch, with the parent's election. It takes no lock: under
 // the import lock it is called with the manager's head and state; off it,
 // with a snapshot's, and the result is used only if the head is the same.
-func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.State) (*sideWork, error) {
+// pre is what precheck found of b in this call (nil: validateSide runs it,
+// once the forger is found elected).
+func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.State, pre *prechecked) (*sideWork, error) {
 	parent, err := m.st.BlockByHash(b.PrevHash)
 	if err != nil {
 		return nil, local("read parent", err)
@@ -375,9 +377,10 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 	if err := chain.CheckElected(&b.Header, cands); err != nil {
 		return nil, err
 	}
-	pre, err := m.precheck(b, nil)
-	if err != nil {
-		return nil, err
+	if pre == nil {
+		if pre, err = m.precheck(b, nil); err != nil {
+			return nil, err
+		}
 	}
 	undo, err := chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, pre.ids, cands, st, m.now().UnixMilli())
 	if err != nil {
@@ -389,10 +392,10 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 // sideLocked stores a block whose parent is stored but is not the head,
 // once validated (work, or now), or switches to its branch if it wins the
 // fork choice. capped: it is stored only within the caps (sidecap.go).
-func (m *Manager) sideLocked(b *chain.Block, work *sideWork, capped bool) error {
+func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, capped bool) error {
 	if work == nil || work.head != m.head {
 		var err error
-		if work, err = m.validateSide(b, m.head, m.state); err != nil {
+		if work, err = m.validateSide(b, m.head, m.state, pre); err != nil {
 			return err
 		}
 	}
