@@ -69,13 +69,15 @@ func postFrom(t *testing.T, ip, url string, body []byte, chunked bool) (int, str
 // TestBodyBudget: request bodies in flight never exceed the budget, in
 // all and per client IP; a request over it is answered 503 busy with a
 // Retry-After before its body is read (declared length) or as soon as it
-// would pass the budget (chunked); what was taken is given back once the
-// request is answered; /healthz answers throughout; and the memory the
-// refused bodies would have taken is never held.
+// would pass the budget (chunked), and the client reads that answer (the
+// rest of the body is drained, not cut off with a reset); what was taken
+// is given back once the request is answered; /healthz answers
+// throughout; and the memory the refused bodies would have taken is never
+// held.
 func TestBodyBudget(t *testing.T) {
 	const size = 256 << 10
 	g := &gatedBackend{fakeBackend: newFake(), gate: make(chan struct{}), entered: make(chan struct{}, 64)}
-	h := newServer(Options{Backend: g, Token: testToken, MaxBodyBytes: 1 << 20,
+	h := newServer(Options{Backend: g, Token: testToken, MaxBodyBytes: 8 << 20,
 		Limits: Limits{MaxBodiesInFlight: 4 * size, MaxBodiesPerClient: 2 * size}})
 	base, _ := serveLimited(t, h, 0)
 	body := paddedTx(t, size)
@@ -117,6 +119,13 @@ func TestBodyBudget(t *testing.T) {
 	busy("a body over the total", <-results)
 	if used, clients, _ := h.bodies.inUse(); used > 4*size || clients != 3 {
 		t.Fatalf("in flight: %d bytes for %d clients, want at most %d for 3", used, clients, 4*size)
+	}
+	// A large body refused is drained, not cut off: its client reads the
+	// 503 (and can back off) rather than a connection reset.
+	big := paddedTx(t, 4<<20)
+	for i := range 6 {
+		s, b, hdr := postFrom(t, "127.0.0.6", base, big, i%2 == 1)
+		busy("a 4 MiB body over the budget", result{s, b, hdr})
 	}
 	start := time.Now()
 	if r := do(t, base, "GET", "/healthz", "", ""); r.status != 200 || time.Since(start) > time.Second {

@@ -58,6 +58,7 @@ type server struct {
 	limits       Limits
 	heavy        chan struct{} // slots of heavyRoutes answers
 	bodies       *bodyBudget   // request bodies in flight (bodybudget.go)
+	drains       chan struct{} // refused bodies being drained (bodybudget.go)
 	hub          *hub          // /v1/events subscribers
 	conns        *ConnLimiter  // nil when the listener is not limited
 	checkHost    bool
@@ -90,6 +91,7 @@ func newServer(o Options) *server {
 	}
 	s.heavy = make(chan struct{}, s.limits.MaxHeavy)
 	s.bodies = newBodyBudget(int64(s.limits.MaxBodiesInFlight), int64(s.limits.MaxBodiesPerClient))
+	s.drains = make(chan struct{}, maxDrains)
 	s.hub = newHub(o.Backend, s.limits, s.log)
 	s.hub.summarize = func(b *chain.Block) any { return s.summarize(b) }
 	if s.maxBody <= 0 {
