@@ -73,9 +73,15 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 }
 
 // HasBlock reports whether a block with hash h is stored (main chain or
-// side). A store it cannot read counts as holding it: callers use a false
-// answer against a peer.
+// side) or kept until due (future.go). A store it cannot read counts as
+// holding it: callers use a false answer against a peer.
 func (m *Manager) HasBlock(h chain.Hash) bool {
+	m.future.mu.Lock()
+	_, early := m.future.blocks[h]
+	m.future.mu.Unlock()
+	if early {
+		return true
+	}
 	ok, err := m.st.HasBlock(h)
 	return ok || err != nil
 }

@@ -245,6 +245,10 @@ func TestCheapChecksFirst(t *testing.T) {
 			t.Errorf("%s: stored", c.name)
 		}
 	}
+	// What gossip asks to judge the peer that sent the orphan.
+	if !tc.m.HasBlock(main[0].Hash()) || tc.m.HasBlock(orphanParent.Hash()) {
+		t.Fatal("HasBlock: a stored block unknown, or an unknown one known")
+	}
 	// The same through sync's path: nothing past the unknown parent.
 	if n, err := tc.m.ProcessBlocks([]*chain.Block{orphan}); n != 0 || !errors.Is(err, ErrUnknownParent) {
 		t.Fatalf("sync of an orphan: %d, %v", n, err)
