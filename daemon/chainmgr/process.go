@@ -156,7 +156,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		// Run even while a write is under way (seq odd): the verdict may
 		// not be trusted then, but the signatures it verified are cached,
 		// so the validation under the lock costs none.
-		work, err = m.validateSide(b, snap.head, snap.state, nil)
+		work, err = m.validateSide(b, snap.head, snap.state, pre)
 		// The store was read piece by piece: trust the verdict only if no
 		// write moved the main chain meanwhile.
 		if seq%2 != 0 || m.seq.Load() != seq {
