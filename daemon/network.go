@@ -216,6 +216,15 @@ func (h p2pHandler) mapBlockErr(err error) error {
 	return fmt.Errorf("%w: %v", p2p.ErrIgnore, err)
 }
 
+// HasBlock tells gossip whether a block is stored (p2p.BlockKnower): a
+// peer that keeps sending blocks on parents it cannot serve is penalised.
+func (h p2pHandler) HasBlock(hash chain.Hash) bool {
+	if k, ok := h.chain.(p2p.BlockKnower); ok {
+		return k.HasBlock(hash)
+	}
+	return true // cannot tell: nobody is blamed
+}
+
 // HandleBlocks imports a synced range in one commit.
 func (h p2pHandler) HandleBlocks(blocks []*chain.Block) (int, error) {
 	n, err := h.chain.ProcessBlocks(blocks)

@@ -47,6 +47,12 @@ type Limits struct {
 	WriteTimeout time.Duration
 	// BlockchainTimeout is the total time GET /blockchain may take.
 	BlockchainTimeout time.Duration
+	// MaxBodiesInFlight caps the bytes of request bodies being read or
+	// handled at once, MaxBodiesPerClient those of one client IP; a
+	// request over either is answered 503 busy with a Retry-After
+	// (bodybudget.go).
+	MaxBodiesInFlight  int
+	MaxBodiesPerClient int
 }
 
 // DefaultLimits are the limits of a node started without flags.
@@ -61,6 +67,12 @@ func DefaultLimits() Limits {
 		MaxPageBytes:      4 << 20,
 		WriteTimeout:      30 * time.Second,
 		BlockchainTimeout: 5 * time.Minute,
+		// Bodies are decoded whole: a JSON batch holds about 3 times its
+		// bytes as Go values, and posd's GOGC of 200 lets the heap reach
+		// three times what is live; 64 MiB keeps a flood of 8 MiB bodies
+		// under 600 MB RSS (docs/RELIABILITY.md).
+		MaxBodiesInFlight:  64 << 20,
+		MaxBodiesPerClient: 32 << 20,
 	}
 }
 
@@ -86,6 +98,8 @@ func (l Limits) withDefaults() Limits {
 	set(&l.MaxPageBytes, d.MaxPageBytes)
 	setD(&l.WriteTimeout, d.WriteTimeout)
 	setD(&l.BlockchainTimeout, d.BlockchainTimeout)
+	set(&l.MaxBodiesInFlight, d.MaxBodiesInFlight)
+	set(&l.MaxBodiesPerClient, d.MaxBodiesPerClient)
 	return l
 }
 

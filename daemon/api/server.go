@@ -57,6 +57,8 @@ type server struct {
 
 	limits       Limits
 	heavy        chan struct{} // slots of heavyRoutes answers
+	bodies       *bodyBudget   // request bodies in flight (bodybudget.go)
+	drains       chan struct{} // refused bodies being drained (bodybudget.go)
 	hub          *hub          // /v1/events subscribers
 	conns        *ConnLimiter  // nil when the listener is not limited
 	checkHost    bool
@@ -88,6 +90,8 @@ func newServer(o Options) *server {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.heavy = make(chan struct{}, s.limits.MaxHeavy)
+	s.bodies = newBodyBudget(int64(s.limits.MaxBodiesInFlight), int64(s.limits.MaxBodiesPerClient))
+	s.drains = make(chan struct{}, maxDrains)
 	s.hub = newHub(o.Backend, s.limits, s.log)
 	s.hub.summarize = func(b *chain.Block) any { return s.summarize(b) }
 	if s.maxBody <= 0 {
@@ -124,6 +128,8 @@ func (s *server) registerMetrics(m *metrics.Metrics) {
 	gauge("api_event_streams", "Open /v1/events streams.", func() float64 { n, _ := s.hub.stats(); return float64(n) })
 	_ = m.Registry.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: metrics.Namespace, Name: "api_event_streams_dropped",
 		Help: "Event streams dropped for falling behind their byte budget."}, func() float64 { _, d := s.hub.stats(); return float64(d) }))
+	gauge("api_bodies_in_flight_bytes", "Bytes of request bodies being read or handled (capped by the body budget).",
+		func() float64 { used, _, _ := s.bodies.inUse(); return float64(used) })
 	gauge("api_heavy_in_flight", "List answers being written now (capped by --api-max-lists).", func() float64 { return float64(len(s.heavy)) })
 	if s.conns != nil {
 		gauge("api_connections_open", "Open API connections.", func() float64 { return float64(s.conns.Open()) })
@@ -136,10 +142,6 @@ func (s *server) registerMetrics(m *metrics.Metrics) {
 // methods in JSON before handing the request to the mux.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	if r.Body != nil {
-		// On the server's own writer, so an oversized body also closes the connection.
-		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
-	}
 	sw := &statusWriter{ResponseWriter: w}
 	if s.conns != nil && s.conns.Busy() {
 		// Near the connection cap: idle keep-alive connections would hold
@@ -191,6 +193,15 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	route = pattern // a line of the route table: bounded label values
+	release, ok := s.chargeBody(sw, r)
+	if !ok {
+		return
+	}
+	defer release()
+	if r.Body != nil {
+		// On the server's own writer, so an oversized body also closes the connection.
+		r.Body = http.MaxBytesReader(w, r.Body, s.maxBody)
+	}
 	s.mux.ServeHTTP(sw, r)
 }
 
@@ -351,11 +362,26 @@ func (s *server) readBody(r *http.Request) ([]byte, error) {
 	if r.Body == nil {
 		return nil, apiErr(codeBadJSON, "empty body")
 	}
-	data, err := io.ReadAll(r.Body)
+	var data []byte
+	var err error
+	if r.ContentLength > 0 {
+		// The declared length, in one allocation (ReadAll's doublings
+		// would hold up to twice the body for a while).
+		data = make([]byte, r.ContentLength)
+		var n int
+		n, err = io.ReadFull(r.Body, data)
+		data = data[:n]
+	} else {
+		data, err = io.ReadAll(r.Body)
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		var be *errBodyBudget
+		switch {
+		case errors.As(err, &mbe):
 			return nil, apiErr(codePayloadTooLarge, "body over the limit of %d bytes", mbe.Limit)
+		case errors.As(err, &be):
+			return nil, apiErr(codeBusy, "%v", be)
 		}
 		return nil, apiErr(codeBadRequest, "reading body: %v", err)
 	}

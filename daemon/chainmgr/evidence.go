@@ -96,6 +96,15 @@ func (p *evidencePool) observe(b *chain.Block, hash chain.Hash, head uint64) (fi
 	return h, true
 }
 
+// equivocated reports whether evidence is on record against forger at
+// height on parent prev: further blocks for that slot prove nothing new.
+func (p *evidencePool) equivocated(forger chain.Address, height uint64, prev chain.Hash) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	r, ok := p.records[evKey{forger, height}]
+	return ok && r.Evidence.A.PrevHash == prev
+}
+
 // pruneHeadersLocked drops headers no evidence can use any more, and if
 // that frees nothing, the lowest half.
 func (p *evidencePool) pruneHeadersLocked(head uint64) {

@@ -116,6 +116,7 @@ type Manager struct {
 	subs   map[chan Event]struct{}
 
 	ev     evidencePool // evidence.go
+	caps   sideCaps     // bounds of side blocks (sidecap.go)
 	future *future      // blocks from a little ahead of our clock (future.go)
 
 	stats stats
@@ -149,7 +150,7 @@ func New(cfg Config) (*Manager, error) {
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
 		subs:  make(map[chan Event]struct{}), future: newFuture(),
-		met: cfg.Metrics,
+		met: cfg.Metrics, caps: defaultSideCaps,
 	}
 	if cfg.Metrics != nil {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
@@ -411,6 +412,7 @@ type index struct {
 	mu      sync.RWMutex
 	side    map[chain.Hash]uint64
 	invalid map[chain.Hash]store.BlockRef
+	book    sideBook // side blocks under the caps (sidecap.go)
 }
 
 func (ix *index) load(st Store) error {
@@ -422,6 +424,9 @@ func (ix *index) load(st Store) error {
 	}
 	for _, r := range side {
 		ix.side[r.Hash] = r.Height
+	}
+	if err := ix.loadSideBook(st); err != nil {
+		return err
 	}
 	inv, err := st.InvalidBlocks()
 	if err != nil {
@@ -454,6 +459,7 @@ func (ix *index) setSide(h chain.Hash, height uint64, side bool) {
 		ix.side[h] = height
 	} else {
 		delete(ix.side, h)
+		ix.book.remove(h)
 	}
 }
 
@@ -473,6 +479,7 @@ func (ix *index) prune(below uint64, removed []store.BlockRef) {
 	defer ix.mu.Unlock()
 	for _, r := range removed {
 		delete(ix.side, r.Hash)
+		ix.book.remove(r.Hash)
 	}
 	for h, r := range ix.invalid {
 		if r.Height < below {

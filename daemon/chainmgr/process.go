@@ -72,6 +72,20 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 	return m.ProcessBlockIDs(b, nil)
 }
 
+// HasBlock reports whether a block with hash h is stored (main chain or
+// side) or kept until due (future.go). A store it cannot read counts as
+// holding it: callers use a false answer against a peer.
+func (m *Manager) HasBlock(h chain.Hash) bool {
+	m.future.mu.Lock()
+	_, early := m.future.blocks[h]
+	m.future.mu.Unlock()
+	if early {
+		return true
+	}
+	ok, err := m.st.HasBlock(h)
+	return ok || err != nil
+}
+
 // ProcessBlockIDs is ProcessBlock for a caller that computed the
 // transaction ids itself (ids[i] = b.Transactions[i].ID()): the forger,
 // whose pool computed them at admission. They are trusted as given (only
@@ -94,23 +108,29 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		m.judge(b, hash, err)
 		return err
 	}
-	// pre: this call ran precheck on b (nil: b is stored already).
+	// pre: this call ran precheck on b (nil: b is stored already, or it
+	// is a side block, prechecked by validateSide once elected).
 	var pre *prechecked
-	if known, err := m.st.HasBlock(hash); err != nil {
+	known, err := m.st.HasBlock(hash)
+	if err != nil {
 		return local("read store", err)
-	} else if !known {
-		// A block on the head by a forger not elected at its rank is
-		// refused before precheck verifies its transactions' signatures
-		// (up to max_block_txs, ahead of every admission): otherwise a
-		// peer could buy that work with a key of its own.
+	}
+	if !known {
+		// Cheap checks first, costly ones last, for every block: the parent
+		// is known, the forger elected on it, the header's signature and
+		// seed; only then the transactions' signatures (up to
+		// max_block_txs, ahead of every admission). Otherwise a peer could
+		// buy that work with a key of its own, or a random parent.
 		if snap := m.snap.Load(); b.PrevHash == snap.headHash {
 			if err := chain.CheckElected(&b.Header, snap.Candidates()); err != nil {
 				m.judge(b, hash, err)
 				return err
 			}
-		}
-		var err error
-		if pre, err = m.precheck(b, ids); err != nil {
+			if pre, err = m.precheck(b, ids); err != nil {
+				m.judge(b, hash, err)
+				return err
+			}
+		} else if err := m.checkOffHead(b, hash); err != nil {
 			m.judge(b, hash, err)
 			return err
 		}
@@ -125,12 +145,21 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 	var work *sideWork
 	if b.PrevHash == snap.headHash {
 		cands = snap.Candidates()
-	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok && seq%2 == 0 {
-		var err error
-		work, err = m.validateSide(b, snap.head, snap.state)
+		if !known && pre == nil {
+			// The head moved onto b's parent since the checks above.
+			if pre, err = m.precheck(b, ids); err != nil {
+				m.judge(b, hash, err)
+				return err
+			}
+		}
+	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok {
+		// Run even while a write is under way (seq odd): the verdict may
+		// not be trusted then, but the signatures it verified are cached,
+		// so the validation under the lock costs none.
+		work, err = m.validateSide(b, snap.head, snap.state, pre)
 		// The store was read piece by piece: trust the verdict only if no
 		// write moved the main chain meanwhile.
-		if m.seq.Load() != seq {
+		if seq%2 != 0 || m.seq.Load() != seq {
 			work, err = nil, nil
 		}
 		if IsPeerFault(err) {
@@ -157,15 +186,48 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 	if m.head != snap.head {
 		cands, work = nil, nil // the head moved meanwhile
 	}
-	err := m.processLocked(b, hash, cands, work, pre)
+	err = m.processLocked(b, hash, cands, work, pre, true)
 	m.judge(b, hash, err)
 	return err
 }
 
+// checkOffHead runs the cheap checks on a block that does not extend the
+// head, before anything costly: its parent is stored (else
+// ErrUnknownParent, and sync may bring the parent), its forger is elected
+// on the parent when that election is at hand (cached; otherwise
+// validateSide runs it before the transactions), and its header's
+// signature and seed verify. Then the side-block caps: a block below the
+// head cannot win the fork choice as it comes, and one over a cap only
+// feeds the evidence pool (sidecap.go).
+func (m *Manager) checkOffHead(b *chain.Block, hash chain.Hash) error {
+	parent, err := m.st.BlockByHash(b.PrevHash)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrUnknownParent
+	} else if err != nil {
+		return local("read parent", err)
+	}
+	if cands, ok := m.elect.cached(b.PrevHash); ok {
+		if err := chain.CheckElected(&b.Header, cands); err != nil {
+			return err
+		}
+	}
+	if err := chain.CheckHeaderUnelected(m.g, &parent.Header, b, m.now().UnixMilli()); err != nil {
+		return err
+	}
+	if b.Height < m.snap.Load().Height() {
+		if why := m.sideRefusal(b, 0); why != "" {
+			m.observeEvidence(b, hash)
+			return errNotStored(why)
+		}
+	}
+	return nil
+}
+
 // processLocked imports b; cands (the election on the head), work (b
 // validated as a side block) and pre (precheck's findings) are used when
-// not nil.
-func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork, pre *prechecked) error {
+// not nil. capped: a side block is stored only within the caps
+// (sidecap.go).
+func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.Address, work *sideWork, pre *prechecked, capped bool) error {
 	if known, err := m.st.HasBlock(hash); err != nil {
 		return local("read store", err)
 	} else if known {
@@ -182,7 +244,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 	} else if !ok {
 		return ErrUnknownParent
 	}
-	return m.sideLocked(b, work)
+	return m.sideLocked(b, work, pre, capped)
 }
 
 // extendLocked validates b on the head, applies and commits it. When
@@ -296,7 +358,9 @@ type sideWork struct {
 // the stored branch, with the parent's election. It takes no lock: under
 // the import lock it is called with the manager's head and state; off it,
 // with a snapshot's, and the result is used only if the head is the same.
-func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.State) (*sideWork, error) {
+// pre is what precheck found of b in this call (nil: validateSide runs it,
+// once the forger is found elected).
+func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.State, pre *prechecked) (*sideWork, error) {
 	parent, err := m.st.BlockByHash(b.PrevHash)
 	if err != nil {
 		return nil, local("read parent", err)
@@ -313,7 +377,18 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 		return nil, err
 	}
 	cands := m.elect.candidates(parent, st)
-	undo, err := chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, m.now().UnixMilli(), m.txv)
+	// The election before the transactions' signatures (batch-verified
+	// and cached by precheck; ValidatePrecheckedAndApply checks the rest
+	// of the header).
+	if err := chain.CheckElected(&b.Header, cands); err != nil {
+		return nil, err
+	}
+	if pre == nil {
+		if pre, err = m.precheck(b, nil); err != nil {
+			return nil, err
+		}
+	}
+	undo, err := chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, pre.ids, cands, st, m.now().UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -322,11 +397,11 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 
 // sideLocked stores a block whose parent is stored but is not the head,
 // once validated (work, or now), or switches to its branch if it wins the
-// fork choice.
-func (m *Manager) sideLocked(b *chain.Block, work *sideWork) error {
+// fork choice. capped: it is stored only within the caps (sidecap.go).
+func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, capped bool) error {
 	if work == nil || work.head != m.head {
 		var err error
-		if work, err = m.validateSide(b, m.head, m.state); err != nil {
+		if work, err = m.validateSide(b, m.head, m.state, pre); err != nil {
 			return err
 		}
 	}
@@ -335,11 +410,19 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork) error {
 		return err
 	}
 	if !better {
+		hash := b.Hash()
+		// The caps again, under the lock: concurrent imports of one
+		// slot's variants all passed them off it.
+		size := int64(len(chain.EncodeBlock(b)))
+		if why := m.sideRefusal(b, size); capped && why != "" {
+			m.observeEvidence(b, hash)
+			return errNotStored(why)
+		}
 		if err := m.st.PutBlock(b); err != nil {
 			return local("store side block", err)
 		}
-		m.ix.setSide(b.Hash(), b.Height, true)
-		m.observeEvidence(b, b.Hash())
+		m.ix.addSide(b, hash, size)
+		m.observeEvidence(b, hash)
 		return ErrSideBlock
 	}
 	return m.switchLocked(work.reverted, work.branch, work.undos, work.st, work.fork)
@@ -483,6 +566,8 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		return 0, err
 	}
 	// Context-free checks first, off the lock; stop at the first failure.
+	// A block whose parent is neither stored nor the block before it costs
+	// no signature check.
 	hashes := make([]chain.Hash, len(blocks))
 	pres := make([]*prechecked, len(blocks))
 	limit, stopErr := len(blocks), error(nil)
@@ -493,7 +578,16 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
 				err = local("read store", herr)
 			} else if !known {
-				pres[i], err = m.precheck(b, nil)
+				if i == 0 || b.PrevHash != hashes[i-1] {
+					if ok, herr := m.st.HasBlock(b.PrevHash); herr != nil {
+						err = local("read store", herr)
+					} else if !ok {
+						err = ErrUnknownParent
+					}
+				}
+				if err == nil {
+					pres[i], err = m.precheck(b, nil)
+				}
 			}
 		}
 		if err != nil {
@@ -549,6 +643,11 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		return nil
 	}
 	now := m.now().UnixMilli()
+	// A range whose last block is higher than the head is a branch about
+	// to win the fork choice: its blocks are stored whatever the side
+	// caps say, or a deep reorg could never be taken. (A branch that wins
+	// becomes the main chain; one that fails is pruned in time.)
+	capped := limit == 0 || blocks[limit-1].Height <= m.head.Height
 	for i := first; i < limit; i++ {
 		b := blocks[i]
 		if b.PrevHash == tip.Hash() {
@@ -571,7 +670,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		if err := flush(); err != nil {
 			return start, err
 		}
-		err := m.processLocked(b, hashes[i], nil, nil, pres[i])
+		err := m.processLocked(b, hashes[i], nil, nil, pres[i], capped)
 		m.judge(b, hashes[i], err)
 		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err

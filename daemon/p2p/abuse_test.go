@@ -334,3 +334,50 @@ func TestNoSyncSpin(t *testing.T) {
 		t.Fatalf("%d sync requests within half a poll interval: the sync loop spins", n)
 	}
 }
+
+// TestOrphanFloodDisconnects: a peer that gossips blocks on random parents
+// it cannot serve by sync is penalised for each and disconnected past the
+// threshold; an honest peer whose block the victim could not connect
+// serves the parent by sync and is not blamed.
+func TestOrphanFloodDisconnects(t *testing.T) {
+	old := pollInterval
+	pollInterval = time.Hour                 // only gossip starts a sync
+	t.Cleanup(func() { pollInterval = old }) // after the nodes' Close
+	victimChain, honestChain := newFakeChain("g"), newFakeChain("g")
+	victim := startNode(t, victimChain, nil)
+	honest := startNode(t, honestChain, nil, victim)
+	attacker := startNode(t, newFakeChain("g"), nil, victim)
+	waitFor(t, 20*time.Second, "the victim's peers on the block topic", func() bool {
+		return len(victim.blkTopic.ListPeers()) == 2 && len(attacker.blkTopic.ListPeers()) == 1 && len(honest.blkTopic.ListPeers()) == 1
+	})
+
+	// The honest peer is ahead; its newest block has a parent the victim
+	// lacks, and sync brings it.
+	honestChain.extend(30, 0)
+	honest.PublishBlock(honestChain.extend(1, 0)[0])
+	waitFor(t, 20*time.Second, "the victim synced from the honest peer", func() bool { return victimChain.height() == 31 })
+
+	// The attacker sends blocks on random parents, within its block budget.
+	sent := 0
+	deadline := time.Now().Add(60 * time.Second)
+	for hasPeer(victim, attacker.ID()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("attacker still connected after %d orphan blocks, penalty %.1f", sent, victim.book.penaltyOf(attacker.host.ID(), time.Now()))
+		}
+		var parent chain.Hash
+		binary.BigEndian.PutUint64(parent[:], uint64(sent)+1)
+		attacker.PublishBlock(&chain.Block{Header: chain.Header{Height: 1000 + uint64(sent), PrevHash: parent, Forger: "junk"}})
+		sent++
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("attacker disconnected after %d orphan blocks", sent)
+	if !victim.gater.isBanned(attacker.host.ID()) {
+		t.Fatal("the attacker is not banned")
+	}
+	if sent < banPenalty {
+		t.Fatalf("disconnected after %d orphan blocks, fewer than the threshold %d", sent, banPenalty)
+	}
+	if p := victim.book.penaltyOf(honest.host.ID(), time.Now()); p != 0 || !hasPeer(victim, honest.ID()) {
+		t.Fatalf("honest peer: penalty %.1f, connected %v", p, hasPeer(victim, honest.ID()))
+	}
+}

@@ -346,6 +346,8 @@ func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Messag
 		n.log.Debug("p2p: block rejected", "peer", from, "height", b.Height, "err", err)
 		return pubsub.ValidationReject
 	case errors.Is(err, ErrUnknownParent):
+		// Not forwarded; the sender must back it by sync (judgeOrphans).
+		n.book.claimOrphan(from, b.PrevHash, time.Now())
 		n.requestSync(from)
 		return pubsub.ValidationIgnore
 	default:

@@ -140,6 +140,18 @@ func (f *fakeChain) HandleBlock(b *chain.Block) error {
 	return nil
 }
 
+// HasBlock reports whether h is a block of the chain (BlockKnower).
+func (f *fakeChain) HasBlock(h chain.Hash) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, b := range f.blocks {
+		if b.Hash() == h {
+			return true
+		}
+	}
+	return false
+}
+
 func (f *fakeChain) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

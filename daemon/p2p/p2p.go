@@ -87,6 +87,13 @@ type BatchHandler interface {
 	HandleBlocks(blocks []*chain.Block) (accepted int, err error)
 }
 
+// BlockKnower is a Handler that can tell whether it holds a block (on the
+// main chain or a side branch). With it, a peer that gossips blocks on
+// parents it then cannot serve by sync is penalised (score.go, orphans).
+type BlockKnower interface {
+	HasBlock(h chain.Hash) bool
+}
+
 // ErrIgnore may be returned (or wrapped) by a Handler for a message that is
 // not forwarded and is not the sender's fault either (e.g. already known).
 // Any error that does not wrap ErrReject is treated so; ErrIgnore says it

@@ -9,6 +9,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"golang.org/x/time/rate"
+
+	"github.com/poslab/posd/chain"
 )
 
 // How a Handler's answer becomes a verdict on the sender.
@@ -71,6 +73,28 @@ type peerAccount struct {
 	inflight               int
 	penalty                float64
 	penaltyAt              time.Time
+	orphans                []orphanClaim // oldest first, at most maxOrphanClaims
+}
+
+// Blocks on unknown parents. A peer that gossips a block whose parent we
+// lack is asked for it by sync; an honest peer serves the parent (it built
+// on it), so the claim is backed. One that cannot (sync from it fails, or
+// brings no such parent) sent a block it could not back: each such block
+// counts as an offence, so a flood of blocks on random parents (which
+// costs the node a decode and a lookup each, no signature check) gets the
+// sender disconnected after banPenalty of them. Claims are judged only
+// against a sync session that began after they came, so a block that
+// arrives while a sync is under way is not blamed on that sync.
+
+// maxOrphanClaims bounds the claims remembered per peer; beyond it the
+// oldest is forgotten (unjudged: a peer we sync from elsewhere is not
+// blamed for our being busy).
+const maxOrphanClaims = 16
+
+// orphanClaim is a block p sent whose parent we lacked, and when.
+type orphanClaim struct {
+	parent chain.Hash
+	at     time.Time
 }
 
 func newPeerBook(cfg Config) *peerBook {
@@ -132,6 +156,54 @@ func (b *peerBook) admitBlock(p peer.ID, now time.Time) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.account(p).blockMsgs.AllowN(now, 1)
+}
+
+// claimOrphan remembers that p sent a block on the unknown parent.
+func (b *peerBook) claimOrphan(p peer.ID, parent chain.Hash, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := b.account(p)
+	if len(a.orphans) >= maxOrphanClaims {
+		a.orphans = append(a.orphans[:0], a.orphans[1:]...)
+	}
+	a.orphans = append(a.orphans, orphanClaim{parent, now})
+}
+
+// takeOrphans removes and returns p's claims made before since.
+func (b *peerBook) takeOrphans(p peer.ID, since time.Time) []chain.Hash {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := b.peers[p]
+	if a == nil {
+		return nil
+	}
+	var out []chain.Hash
+	kept := a.orphans[:0]
+	for _, c := range a.orphans {
+		if c.at.Before(since) {
+			out = append(out, c.parent)
+		} else {
+			kept = append(kept, c)
+		}
+	}
+	a.orphans = kept
+	return out
+}
+
+// judgeOrphans settles p's orphan claims made before a sync session with
+// it began (asked), once the session is over: a parent still unknown was
+// not backed, and counts as an offence. A session that failed on our side
+// settles nothing.
+func (n *Node) judgeOrphans(p peer.ID, asked time.Time, kind failure) {
+	known, ok := n.h.(BlockKnower)
+	if !ok || kind == failOurs || n.ctx.Err() != nil {
+		return
+	}
+	for _, parent := range n.book.takeOrphans(p, asked) {
+		if !known.HasBlock(parent) {
+			n.offence(p, "block on an unknown parent", fmt.Errorf("sync from the peer did not bring parent %s", parent))
+		}
+	}
 }
 
 // penalize adds weight to p's offences and returns the decayed total.

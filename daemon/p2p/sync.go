@@ -154,6 +154,7 @@ type candidate struct {
 	target uint64 // its claimed height
 	served int
 	fails  int
+	asked  time.Time // when the session asked it first
 }
 
 // syncCandidates returns the peers worth syncing from, best first.
@@ -270,6 +271,7 @@ func (n *Node) syncSession(cands []candidate) {
 		c := cands[next]
 		next++
 		asked[c.id] = true
+		c.asked = time.Now()
 		outstanding++
 		go func() {
 			rs, err := n.openRange(ctx, c.id, c.from, maxSyncRange)
@@ -286,6 +288,7 @@ func (n *Node) syncSession(cands []candidate) {
 			outstanding--
 			if a.err != nil {
 				n.syncFailed(a.c.id, classify(a.err), a.err)
+				n.judgeOrphans(a.c.id, a.c.asked, classify(a.err))
 				launch()
 				hedge.Reset(hedgeDelay)
 				continue
@@ -348,6 +351,11 @@ func classify(err error) failure {
 // common ancestor when needed.
 func (n *Node) syncWith(c candidate, first *rangeStream) {
 	p := c.id
+	// Whatever the outcome, the peer's blocks on unknown parents from
+	// before this session are settled after it (ending is failOurs when
+	// the session failed on our side).
+	ending := failNoNews
+	defer func() { n.judgeOrphans(p, c.asked, ending) }()
 	ourHeight, startHead := n.h.Head()
 	base := c.from
 	target := c.target
@@ -463,7 +471,8 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 			if h, _ := n.h.Head(); h > ourHeight {
 				n.syncServed(p) // it did serve something before it failed
 			}
-			n.syncFailed(p, classify(err), err)
+			ending = classify(err)
+			n.syncFailed(p, ending, err)
 			return
 		}
 		if got == 0 {

@@ -1,0 +1,211 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/poslab/posd/chain"
+)
+
+// gatedBackend holds every SubmitTx until gate closes, so the bodies of
+// the requests it serves stay in flight.
+type gatedBackend struct {
+	*fakeBackend
+	gate    chan struct{}
+	entered chan struct{}
+}
+
+func (g *gatedBackend) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.fakeBackend.SubmitTx(tx)
+}
+
+// paddedTx is a valid transaction's JSON padded with spaces to size bytes.
+func paddedTx(t *testing.T, size int) []byte {
+	t.Helper()
+	tx := signed(bobKey, chain.TxTransfer, alice, 1, 1)
+	data, err := json.Marshal(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return append(data, bytes.Repeat([]byte(" "), size-len(data))...)
+}
+
+// postFrom posts body to url from the local address ip (127.0.0.0/8 is
+// all loopback); chunked hides the length.
+func postFrom(t *testing.T, ip, url string, body []byte, chunked bool) (int, string, http.Header) {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext, DisableKeepAlives: true}}
+	var r io.Reader = bytes.NewReader(body)
+	if chunked {
+		r = io.MultiReader(r) // hides the length: sent chunked
+	}
+	req, err := http.NewRequestWithContext(context.Background(), "POST", url+"/v1/txs", r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		// The node may close the connection before the body is sent: a
+		// refusal read after a reset shows as an error here.
+		return 0, err.Error(), nil
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(out), resp.Header
+}
+
+// TestBodyBudget: request bodies in flight never exceed the budget, in
+// all and per client IP; a request over it is answered 503 busy with a
+// Retry-After before its body is read (declared length) or as soon as it
+// would pass the budget (chunked), and the client reads that answer (the
+// rest of the body is drained, not cut off with a reset); what was taken
+// is given back once the request is answered; /healthz answers
+// throughout; and the memory the refused bodies would have taken is never
+// held.
+func TestBodyBudget(t *testing.T) {
+	const size = 256 << 10
+	g := &gatedBackend{fakeBackend: newFake(), gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	h := newServer(Options{Backend: g, Token: testToken, MaxBodyBytes: 8 << 20,
+		Limits: Limits{MaxBodiesInFlight: 4 * size, MaxBodiesPerClient: 2 * size}})
+	base, _ := serveLimited(t, h, 0)
+	body := paddedTx(t, size)
+
+	type result struct {
+		status int
+		body   string
+		hdr    http.Header
+	}
+	results := make(chan result, 16)
+	post := func(ip string, chunked bool) {
+		s, b, hdr := postFrom(t, ip, base, body, chunked)
+		results <- result{s, b, hdr}
+	}
+	busy := func(what string, r result) {
+		t.Helper()
+		if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, `"code":"busy"`) || r.hdr.Get("Retry-After") == "" {
+			t.Fatalf("%s: %d %q %v, want 503 busy with Retry-After", what, r.status, r.body, r.hdr)
+		}
+	}
+	// Two bodies from one client fill its share; they wait in SubmitTx.
+	var held sync.WaitGroup
+	for range 2 {
+		held.Go(func() { post("127.0.0.1", false) })
+		<-g.entered
+	}
+	// A third from the same client is refused at once, a fourth too when
+	// sent chunked (its length unknown, it is refused on the first chunk).
+	post("127.0.0.1", false)
+	busy("third body of one client", <-results)
+	post("127.0.0.1", true)
+	busy("chunked body over the client's share", <-results)
+	// Another client gets the rest of the total, then is refused too.
+	held.Go(func() { post("127.0.0.2", true) })
+	<-g.entered
+	held.Go(func() { post("127.0.0.3", false) })
+	<-g.entered
+	post("127.0.0.4", false)
+	busy("a body over the total", <-results)
+	if used, clients, _ := h.bodies.inUse(); used > 4*size || clients != 3 {
+		t.Fatalf("in flight: %d bytes for %d clients, want at most %d for 3", used, clients, 4*size)
+	}
+	// A large body refused is drained, not cut off: its client reads the
+	// 503 (and can back off) rather than a connection reset.
+	big := paddedTx(t, 4<<20)
+	for i := range 6 {
+		s, b, hdr := postFrom(t, "127.0.0.6", base, big, i%2 == 1)
+		busy("a 4 MiB body over the budget", result{s, b, hdr})
+	}
+	start := time.Now()
+	if r := do(t, base, "GET", "/healthz", "", ""); r.status != 200 || time.Since(start) > time.Second {
+		t.Fatalf("healthz with the budget full: %d after %s", r.status, time.Since(start))
+	}
+
+	// A flood of refused bodies costs no memory: 200 more requests of
+	// 256 KiB (50 MiB) while the budget is full.
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var flood sync.WaitGroup
+	var refused sync.Map
+	for i := range 200 {
+		flood.Go(func() {
+			s, b, _ := postFrom(t, "127.0.0.5", base, body, i%2 == 0)
+			if s != 0 && (s != http.StatusServiceUnavailable || !strings.Contains(b, `"busy"`)) {
+				t.Errorf("flood request: %d %s", s, b)
+			}
+			refused.Store(i, s)
+		})
+	}
+	flood.Wait()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapInuse) - int64(before.HeapInuse); grown > 16<<20 {
+		t.Fatalf("heap in use grew by %d MiB during a flood of refused bodies", grown>>20)
+	}
+	if _, _, peak := h.bodies.inUse(); peak > 4*size {
+		t.Fatalf("peak bodies in flight %d, budget %d", peak, 4*size)
+	}
+
+	// Answered: the budget is whole again and a body is taken.
+	close(g.gate)
+	held.Wait()
+	close(results)
+	for r := range results {
+		// The same transaction four times: the first pooled, the rest known.
+		if r.status != http.StatusAccepted && !strings.Contains(r.body, "already_known") {
+			t.Fatalf("a body within the budget: %d %s", r.status, r.body)
+		}
+	}
+	if used, clients, _ := h.bodies.inUse(); used != 0 || clients != 0 {
+		t.Fatalf("after the answers: %d bytes of %d clients still in flight", used, clients)
+	}
+	g.entered = make(chan struct{}, 1)
+	if s, b, _ := postFrom(t, "127.0.0.1", base, body, true); s != http.StatusConflict {
+		t.Fatalf("after the flood: %d %s", s, b)
+	}
+}
+
+// TestBodyBudgetAccounting: the budget's sums, per client and in all.
+func TestBodyBudgetAccounting(t *testing.T) {
+	b := newBodyBudget(100, 60)
+	steps := []struct {
+		host    string
+		n       int64
+		acquire bool
+		ok      bool
+	}{
+		{"a", 60, true, true},
+		{"a", 1, true, false},  // a's share
+		{"b", 41, true, false}, // the total
+		{"b", 40, true, true},
+		{"a", 30, false, true},
+		{"a", 30, true, true},
+		{"c", 1, true, false},
+		{"a", 60, false, true},
+		{"b", 40, false, true},
+	}
+	for i, s := range steps {
+		if s.acquire {
+			if got := b.acquire(s.host, s.n); got != s.ok {
+				t.Fatalf("step %d: acquire(%s, %d) = %v", i, s.host, s.n, got)
+			}
+			continue
+		}
+		b.release(s.host, s.n)
+	}
+	if used, clients, peak := b.inUse(); used != 0 || clients != 0 || peak != 100 {
+		t.Fatalf("used %d clients %d peak %d, want 0 0 100", used, clients, peak)
+	}
+}
