@@ -71,7 +71,10 @@ func TestEarlyBlocksKeptUntilDue(t *testing.T) {
 		case m.future.wake <- struct{}{}:
 		default:
 		}
-		return m.Head().Height == 3
+		// The head moves before futureLoop records the block's sighting:
+		// wait for both.
+		_, sighted := m.ClockBehind()
+		return m.Head().Height == 3 && sighted
 	})
 	behind, ok := m.ClockBehind()
 	if !ok || behind < time.Duration(lead)*time.Millisecond {
