@@ -43,6 +43,10 @@ type Directives struct {
 	Modes        map[int]Mode   // command → mode; 0: every command of the block
 	Setup        []string       // hidden commands run before the block's first
 	Before       map[int][]string
+	// Subs replace, in a command, a value the doc copied from an earlier
+	// output of its own run (a hash, an address) with shell text that reads
+	// it in this run: command → [old, new] pairs.
+	Subs map[int][][2]string
 }
 
 // ModeOf is the comparison mode of command i (1-based).
@@ -247,7 +251,7 @@ func continues(s string) bool {
 }
 
 var directiveNames = map[string]bool{
-	"illustrative": true, "slow": true, "fuzzy": true, "rows": true, "exact": true, "setup": true, "before": true,
+	"illustrative": true, "slow": true, "fuzzy": true, "rows": true, "exact": true, "setup": true, "before": true, "sub": true,
 }
 
 // parseDirectives reads the body of a doctest comment: directives separated
@@ -255,13 +259,14 @@ var directiveNames = map[string]bool{
 func parseDirectives(s string) (Directives, error) {
 	d := Directives{
 		Illustrative: map[int]string{}, Slow: map[int]string{}, Modes: map[int]Mode{}, Before: map[int][]string{},
+		Subs: map[int][][2]string{},
 	}
 	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), ":"))
 	var parts []string
 	for _, l := range strings.Split(s, "\n") {
 		l = strings.TrimSpace(l)
 		// setup and before carry shell text, which may hold ";": one per line.
-		if strings.HasPrefix(l, "setup") || strings.HasPrefix(l, "before") {
+		if strings.HasPrefix(l, "setup") || strings.HasPrefix(l, "before") || strings.HasPrefix(l, "sub") {
 			parts = append(parts, l)
 			continue
 		}
@@ -321,6 +326,14 @@ func parseDirectives(s string) (Directives, error) {
 				return d, fmt.Errorf("doctest directive %q: want \"before N: COMMAND\"", p)
 			}
 			d.Before[nums[0]] = append(d.Before[nums[0]], value)
+		case "sub":
+			old, repl, ok := strings.Cut(value, " => ")
+			if !ok || nums[0] == 0 || strings.TrimSpace(old) == "" {
+				return d, fmt.Errorf("doctest directive %q: want \"sub N[,M]: OLD => NEW\"", p)
+			}
+			for _, n := range nums {
+				d.Subs[n] = append(d.Subs[n], [2]string{strings.TrimSpace(old), strings.TrimSpace(repl)})
+			}
 		default:
 			return d, fmt.Errorf("unknown doctest directive %q", name)
 		}
@@ -338,6 +351,11 @@ func (d Directives) check(n int) error {
 		}
 	}
 	for i := range d.Modes {
+		if i > n {
+			return fmt.Errorf("doctest directive names command %d of a block of %d", i, n)
+		}
+	}
+	for i := range d.Subs {
 		if i > n {
 			return fmt.Errorf("doctest directive names command %d of a block of %d", i, n)
 		}

@@ -305,7 +305,14 @@ func Script(blocks []Block, e Env) (string, error) {
 					fmt.Fprintf(&s, "cp .doctest/files/%s %s\n", f, f)
 				}
 			}
-			if err := run(where(c), c.Text, want, d.ModeOf(i)); err != nil {
+			text := c.Text
+			for _, sub := range d.Subs[i] {
+				if !strings.Contains(text, sub[0]) {
+					return "", fmt.Errorf("%s: sub: the command has no %q", where(c), sub[0])
+				}
+				text = strings.ReplaceAll(text, sub[0], sub[1])
+			}
+			if err := run(where(c), text, want, d.ModeOf(i)); err != nil {
 				return "", err
 			}
 		}
