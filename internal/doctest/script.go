@@ -17,7 +17,7 @@ var (
 	// port flag. Group 2 is its decade (all digits but the last), group 3
 	// the last digit, or "$" where the shell supplies it (581$n).
 	portRE  = regexp.MustCompile(`(127\.0\.0\.1:|localhost:|--api-port[ =]|--p2p-port[ =])([0-9]{3,4})([0-9]|\$)`)
-	binRE   = regexp.MustCompile(`(^|[\s;&|(])bin/(posd|poscli)\b`)
+	binRE   = regexp.MustCompile(`(^|[\s;&|(])bin/(posd|poscli)($|[\s;&|)])`)
 	makeRE  = regexp.MustCompile(`^\s*make\s+([a-z]+)\s*(#.*)?$`)
 	posdRE  = regexp.MustCompile(`(?:^|[\s;&|(=])posd\s+(devnet|start)\b([^&;|>]*)`)
 	watchRE = regexp.MustCompile(`^\s*poscli\s+(?:.*\s)?watch\b`)
@@ -75,7 +75,7 @@ type Env struct {
 // stand-in (5801 → 27131 when decade 580 maps to 2713), and /tmp/ is the
 // work directory's tmp/.
 func (e Env) Rewrite(cmd string) string {
-	cmd = binRE.ReplaceAllString(cmd, "${1}${2}")
+	cmd = binRE.ReplaceAllString(cmd, "${1}${2}${3}")
 	cmd = portRE.ReplaceAllStringFunc(cmd, func(s string) string {
 		m := portRE.FindStringSubmatch(s)
 		if to, ok := e.Ports[m[2]]; ok {
