@@ -84,7 +84,8 @@ func TestDocs(t *testing.T) {
 		}
 	}
 	absRepo, _ := filepath.Abs(repoRoot)
-	if os.Getenv("POSD_DOCTEST_UPDATE") == "1" {
+	updateAll = os.Getenv("POSD_DOCTEST_UPDATE") == "all"
+	if os.Getenv("POSD_DOCTEST_UPDATE") == "1" || updateAll {
 		updates = map[string]string{}
 		t.Cleanup(func() { applyUpdates(t) }) // after the scripts, which run in parallel subtests
 	}
@@ -117,7 +118,7 @@ func cmdDoccmp(ts *testscript.TestScript, neg bool, args []string) {
 	e := Env{Work: ts.Getenv("WORK"), Ports: ParsePorts(ts.Getenv("DOCTEST_PORTS"))}
 	got := e.Unrewrite(ts.ReadFile("stdout"))
 	err := Compare(Mode(args[0]), ts.ReadFile(args[1]), got)
-	if err != nil && Mode(args[0]) == Exact && updates != nil {
+	if err != nil && updates != nil && (Mode(args[0]) == Exact || updateAll) {
 		updatesMu.Lock()
 		updates[args[2]] = got
 		updatesMu.Unlock()
@@ -131,9 +132,12 @@ func cmdDoccmp(ts *testscript.TestScript, neg bool, args []string) {
 
 // With POSD_DOCTEST_UPDATE=1 the exact outputs that differ are written
 // into the docs (as -update does for golden files): doc.md:line → output.
+// POSD_DOCTEST_UPDATE=all writes the fuzzy ones too, for a walk-through
+// whose figures are to come from one new run (the prose then needs reading).
 var (
 	updatesMu sync.Mutex
 	updates   map[string]string
+	updateAll bool
 )
 
 // applyUpdates replaces, in each doc, the output shown under a command
