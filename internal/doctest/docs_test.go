@@ -118,7 +118,7 @@ func cmdDoccmp(ts *testscript.TestScript, neg bool, args []string) {
 	e := Env{Work: ts.Getenv("WORK"), Ports: ParsePorts(ts.Getenv("DOCTEST_PORTS"))}
 	got := e.Unrewrite(ts.ReadFile("stdout"))
 	err := Compare(Mode(args[0]), ts.ReadFile(args[1]), got)
-	if err != nil && updates != nil && (Mode(args[0]) == Exact || updateAll) {
+	if updates != nil && (updateAll || err != nil && Mode(args[0]) == Exact) {
 		updatesMu.Lock()
 		updates[args[2]] = got
 		updatesMu.Unlock()
