@@ -120,6 +120,7 @@ func (e Env) Vars() []string {
 		"POSD_JOIN=http://127.0.0.1:" + strconv.Itoa(api),
 		"POSD_MDNS=false", // scripts run side by side: no network finds another's
 		"NO_COLOR=1",
+		"PYTHONDONTWRITEBYTECODE=1", // the lottery's Python reference lives in the repository
 		"DOCTEST_PORTS=" + e.portList(),
 	}
 }
