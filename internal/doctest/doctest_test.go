@@ -135,6 +135,10 @@ func TestCompare(t *testing.T) {
 	if err := Compare(Rows, table, "HEIGHT  AGE\n7       3s ago\n8       3s ago\n9       just now\n"); err != nil {
 		t.Errorf("rows: more rows of the same shape refused: %v", err)
 	}
+	ranks := "rank 0: 17 of 17 blocks\nmean rank 0\n"
+	if err := Compare(Rows, ranks, "rank 0: 18 of 20 blocks\nrank 1: 2 of 20 blocks\nmean rank 0.1\n"); err != nil {
+		t.Errorf("rows: a row like the first line refused: %v", err)
+	}
 	if err := Compare(Rows, table, "HEIGHT  AGE\n"); err == nil {
 		t.Error("rows: no rows at all passed")
 	}

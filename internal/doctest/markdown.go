@@ -32,7 +32,7 @@ type Mode string
 const (
 	Exact Mode = "exact" // byte for byte (after mapping ports and paths back)
 	Fuzzy Mode = "fuzzy" // numbers, hex, bars, ages and spacing may differ
-	Rows  Mode = "rows"  // the first line fuzzy; every later line like one of the doc's (fuzzy), as many as come
+	Rows  Mode = "rows"  // the first line fuzzy; every later line like one of the doc's lines (fuzzy), as many as come
 )
 
 // Directives are what an HTML comment <!-- doctest ... --> just above a
