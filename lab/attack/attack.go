@@ -1,5 +1,5 @@
 // Package attack simulates the classic attacks on posd's proof of stake at
-// scale, with the defences of DESIGN.md's v2 rules switched on or off, and
+// scale, with the defences of the v2 rules (docs/CONSENSUS.md) on or off, and
 // measures what the attacker gets.
 //
 //   - grind: the forger of a block chooses among many variants of it (its
@@ -64,7 +64,7 @@ var Kinds = []Kind{Grind, Private, Withhold}
 // SeedSource is where a block's seed comes from (genesis seed_source).
 type SeedSource string
 
-// The seed sources of DESIGN.md v2.
+// The seed sources of the v2 rules (docs/CONSENSUS.md).
 const (
 	SeedVRF       SeedSource = "vrf"        // ECVRF of the parent seed: cannot be chosen
 	SeedBlockHash SeedSource = "block_hash" // the v1 rule: the forger chooses it through its block
