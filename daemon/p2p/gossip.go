@@ -132,6 +132,10 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("p2p: block pubsub: %w", err)
 	}
 	n.ps, n.bps = ps, bps
+	// The tx validator reads n.fill: it is made before the validator may run.
+	if _, ok := n.h.(TxFiller); ok {
+		n.fill = newTxFill()
+	}
 	if err := ps.RegisterTopicValidator(txT, n.validateTxs, pubsub.WithValidatorConcurrency(txPending)); err != nil {
 		return fmt.Errorf("p2p: tx validator: %w", err)
 	}

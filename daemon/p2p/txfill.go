@@ -91,12 +91,11 @@ func newTxFill() *txFill {
 }
 
 // startTxFill serves TxFillProtocol and starts the askers, if the
-// handler fills gaps.
+// handler fills gaps (startGossip made n.fill).
 func (n *Node) startTxFill() {
-	if _, ok := n.h.(TxFiller); !ok {
+	if n.fill == nil {
 		return
 	}
-	n.fill = newTxFill()
 	n.host.SetStreamHandler(TxFillProtocol, n.tracked(n.serveTxFill))
 	for range fillWorkers {
 		n.spawn(n.fillLoop)
