@@ -137,6 +137,7 @@ type p2pHandler struct {
 	genesis chain.Hash
 	poke    func() // a transaction arrived: wake the forger
 	txm     *metrics.Txs
+	sigs    mempool.SigVerifier // the pool's: checks what HandleTxsGaps trusts (txfill.go)
 	// evidence takes equivocation evidence from peers (lab.go).
 	evidence interface {
 		AddEvidence(e chain.Evidence) (bool, error)
@@ -144,7 +145,7 @@ type p2pHandler struct {
 }
 
 func (n *Node) p2pHandler() p2pHandler {
-	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, evidence: n.chain}
+	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain}
 }
 
 func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }
