@@ -27,10 +27,18 @@ import (
 // run from the first missing nonce (TxFillProtocol): the peer had the
 // later nonces, so it holds the missing ones pending.
 //
-// Bounded everywhere: one request in flight per sender, fillWorkers
-// requests at a time from a queue of fillQueue, answers of at most
-// maxBatchBytes and fillMaxTxs transactions; served at most fillRate a
-// second per peer, fillServers at a time.
+// Bounded everywhere: one request in flight per sender and peer, at most
+// fillPerPeer queued or in flight per peer, fillWorkers requests at a
+// time from a queue of fillQueue, answers of at most maxBatchBytes and
+// fillMaxTxs transactions; served at most fillRate a second per peer,
+// fillServers at a time.
+//
+// A peer decides what we ask it, so it must not be able to stall us: a
+// gap is only believed of a transaction whose signature verified (the
+// handler's duty), a peer holds at most fillPerPeer of the queue's
+// places, a request times out after fillTimeout and a peer whose request
+// failed is not asked again for fillBackoff, and a sender in flight to
+// one peer may still be asked of another.
 
 // TxFillProtocol asks a peer for a sender's pooled transactions.
 const TxFillProtocol = protocol.ID("/posd/txfill/1.0.0")
@@ -40,7 +48,9 @@ const (
 	fillQueue    = 256  // requests waiting for a worker
 	fillWorkers  = 2
 	fillServers  = 4
-	fillTimeout  = 5 * time.Second
+	fillTimeout  = 2 * time.Second
+	fillPerPeer  = 4               // requests to one peer queued or in flight
+	fillBackoff  = 2 * time.Second // a peer whose request failed is not asked for this long
 	fillRate     = 20 // requests served per second per peer
 	fillSenders  = 4096
 	fillRequest  = 64 + 2*binary.MaxVarintLen64 + 1 // most bytes of a request
@@ -70,12 +80,26 @@ type fillReq struct {
 	gap  TxGap
 }
 
+// fillKey is one sender asked of one peer: a peer that stalls a request
+// for a sender does not keep other peers from being asked for it.
+type fillKey struct {
+	from chain.Address
+	peer peer.ID
+}
+
+// fillPeer is what the asking side holds for one peer.
+type fillPeer struct {
+	pending int       // requests queued or in flight
+	quiet   time.Time // a request failed: not asked before then
+}
+
 // txFill is the asking side's state.
 type txFill struct {
 	queue chan fillReq
 
 	mu      sync.Mutex
-	asked   map[chain.Address]time.Time // when a request for the sender was queued; zero: in flight
+	asked   map[fillKey]time.Time // when the request settled; zero: queued or in flight
+	peers   map[peer.ID]*fillPeer
 	serveMu sync.Mutex
 	serve   map[peer.ID]*rate.Limiter
 	sem     chan struct{}
@@ -84,7 +108,8 @@ type txFill struct {
 func newTxFill() *txFill {
 	return &txFill{
 		queue: make(chan fillReq, fillQueue),
-		asked: map[chain.Address]time.Time{},
+		asked: map[fillKey]time.Time{},
+		peers: map[peer.ID]*fillPeer{},
 		serve: map[peer.ID]*rate.Limiter{},
 		sem:   make(chan struct{}, fillServers),
 	}
@@ -118,36 +143,87 @@ func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) ([]chain.Transac
 	return relay, err
 }
 
-// askFill queues a request to p for gap g, unless one for the sender is
-// in flight or was made less than fillCooldown ago, or the queue is full
-// (a later message of the sender asks again; the rebroadcast remains).
+// askFill queues a request to p for gap g (ask says when not).
 func (n *Node) askFill(p peer.ID, g TxGap) {
-	f := n.fill
-	now := time.Now()
+	if !n.fill.ask(p, g, time.Now()) {
+		n.log.Debug("p2p: gap fill not asked", "peer", p, "sender", g.From)
+	}
+}
+
+// ask queues a request to p for gap g, unless one for the sender is
+// queued or in flight to p or was made less than fillCooldown ago, p has
+// fillPerPeer requests pending or failed one less than fillBackoff ago,
+// or the queue is full (a later message of the sender asks again; the
+// rebroadcast remains). It reports whether it queued one.
+func (f *txFill) ask(p peer.ID, g TxGap, now time.Time) bool {
 	f.mu.Lock()
-	at, known := f.asked[g.From]
+	defer f.mu.Unlock()
+	fp := f.peers[p]
+	if fp != nil && (fp.pending >= fillPerPeer || now.Before(fp.quiet)) {
+		return false
+	}
+	key := fillKey{g.From, p}
+	at, known := f.asked[key]
 	if known && (at.IsZero() || now.Sub(at) < fillCooldown) {
-		f.mu.Unlock()
-		return
+		return false
 	}
 	if !known && len(f.asked) >= fillSenders {
-		for a, t := range f.asked { // forget the settled ones
+		for k, t := range f.asked { // forget the settled ones
 			if !t.IsZero() && now.Sub(t) >= fillCooldown {
-				delete(f.asked, a)
+				delete(f.asked, k)
 			}
 		}
 		if len(f.asked) >= fillSenders {
-			f.mu.Unlock()
-			return
+			return false
 		}
+	}
+	if fp == nil {
+		if len(f.peers) >= fillSenders {
+			for q, x := range f.peers { // forget the idle ones
+				if x.pending == 0 && !now.Before(x.quiet) {
+					delete(f.peers, q)
+				}
+			}
+			if len(f.peers) >= fillSenders {
+				return false
+			}
+		}
+		fp = &fillPeer{}
+		f.peers[p] = fp
 	}
 	select {
 	case f.queue <- fillReq{p, g}:
-		f.asked[g.From] = time.Time{}
+		f.asked[key] = time.Time{}
+		fp.pending++
+		return true
 	default:
-		n.log.Debug("p2p: gap fill queue full", "sender", g.From)
+		return false
 	}
-	f.mu.Unlock()
+}
+
+// settle records that r is done; a failed request quiets its peer for
+// fillBackoff. With more, the answer filled part of the gap: the sender
+// may be asked of r.peer again at once.
+func (f *txFill) settle(r fillReq, failed, more bool, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	key := fillKey{r.gap.From, r.peer}
+	if more {
+		delete(f.asked, key)
+	} else {
+		f.asked[key] = now // asked again after fillCooldown
+	}
+	fp := f.peers[r.peer]
+	if fp == nil {
+		return
+	}
+	fp.pending--
+	if failed {
+		fp.quiet = now.Add(fillBackoff)
+	}
+	if fp.pending <= 0 && !now.Before(fp.quiet) {
+		delete(f.peers, r.peer)
+	}
 }
 
 func (n *Node) fillLoop() {
@@ -159,33 +235,33 @@ func (n *Node) fillLoop() {
 		case r = <-n.fill.queue:
 		}
 		txs, err := n.requestFill(r)
-		n.fill.mu.Lock()
-		n.fill.asked[r.gap.From] = time.Now() // settled: asked again after fillCooldown
-		n.fill.mu.Unlock()
 		if err != nil {
+			n.fill.settle(r, true, false, time.Now())
 			if n.ctx.Err() == nil {
 				n.log.Debug("p2p: gap fill failed", "peer", r.peer, "sender", r.gap.From, "from_nonce", r.gap.Next, "err", err)
 			}
 			continue
 		}
 		if len(txs) == 0 || !n.enter() {
+			n.fill.settle(r, false, false, time.Now())
 			continue
 		}
 		// What it promotes is not gossiped: a peer lacking it asks too.
 		_, gaps, err := n.h.(TxFiller).HandleTxsGaps(txs)
 		n.leave()
 		if IsReject(err) {
+			n.fill.settle(r, true, false, time.Now())
 			n.offence(r.peer, "gap fill", err)
 			continue
 		}
+		more := false
 		for _, g := range gaps {
-			if g.From == r.gap.From && g.Next > r.gap.Next {
-				// The answer filled part of the gap (it was cut at
-				// fillMaxTxs or maxBatchBytes): ask for the rest now.
-				n.fill.mu.Lock()
-				delete(n.fill.asked, g.From)
-				n.fill.mu.Unlock()
-			}
+			// The answer filled part of the gap (it was cut at
+			// fillMaxTxs or maxBatchBytes): ask for the rest now.
+			more = more || (g.From == r.gap.From && g.Next > r.gap.Next)
+		}
+		n.fill.settle(r, false, more, time.Now())
+		for _, g := range gaps {
 			n.askFill(r.peer, g)
 		}
 	}

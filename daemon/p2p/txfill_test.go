@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -210,5 +211,41 @@ func TestFillServeBounds(t *testing.T) {
 	}
 	if resets == 0 {
 		t.Fatalf("%d requests at once, none refused (rate %d a second)", 3*fillRate, fillRate)
+	}
+}
+
+// TestFillAskBounds: one peer's gap signals take at most fillPerPeer of
+// the queue's places; a sender queued to one peer may still be asked of
+// another; a peer whose request failed is not asked for fillBackoff.
+func TestFillAskBounds(t *testing.T) {
+	f := newTxFill()
+	now := time.Unix(1000, 0)
+	x, y := peer.ID("x"), peer.ID("y")
+	asked := 0
+	for i := range fillQueue {
+		if f.ask(x, TxGap{From: chain.Address(fmt.Sprint("s", i)), Next: 1}, now) {
+			asked++
+		}
+	}
+	if asked != fillPerPeer || len(f.queue) != fillPerPeer {
+		t.Fatalf("one peer queued %d requests (queue %d), want %d", asked, len(f.queue), fillPerPeer)
+	}
+	if !f.ask(y, TxGap{From: "s0", Next: 1}, now) {
+		t.Fatal("a sender queued to one peer was not asked of another")
+	}
+	if f.ask(y, TxGap{From: "s0", Next: 1}, now) {
+		t.Fatal("the same sender asked twice of one peer")
+	}
+	// x's first request times out: x is quiet for fillBackoff.
+	r := <-f.queue
+	f.settle(r, true, false, now)
+	if f.ask(x, TxGap{From: "other", Next: 1}, now.Add(fillBackoff/2)) {
+		t.Fatal("a peer whose request failed was asked again at once")
+	}
+	for len(f.queue) > 0 {
+		f.settle(<-f.queue, false, false, now)
+	}
+	if !f.ask(x, TxGap{From: "other", Next: 1}, now.Add(fillBackoff)) {
+		t.Fatal("a peer was not asked again after its back-off")
 	}
 }
