@@ -242,13 +242,16 @@ func (n *Node) fillLoop() {
 			}
 			continue
 		}
-		if len(txs) == 0 || !n.enter() {
+		if len(txs) == 0 {
 			n.fill.settle(r, false, false, time.Now())
 			continue
 		}
 		// What it promotes is not gossiped: a peer lacking it asks too.
-		_, gaps, err := n.h.(TxFiller).HandleTxsGaps(txs)
-		n.leave()
+		_, gaps, err := n.handleFill(r.peer, txs)
+		if errors.Is(err, errFillDropped) {
+			n.fill.settle(r, false, false, time.Now())
+			continue
+		}
 		if IsReject(err) {
 			n.fill.settle(r, true, false, time.Now())
 			n.offence(r.peer, "gap fill", err)
@@ -266,6 +269,31 @@ func (n *Node) fillLoop() {
 		}
 	}
 }
+
+// handleFill hands a fill answer from p to the handler under the bounds
+// of a tx message: p's budget of transactions (the answer was its to
+// send) and the validators' slots. errFillDropped: not handled (over the
+// budget, shutting down).
+func (n *Node) handleFill(p peer.ID, txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
+	if !n.enter() {
+		return nil, nil, errFillDropped
+	}
+	defer n.leave()
+	if !n.book.admitTxs(p, len(txs), time.Now()) {
+		n.log.Debug("p2p: gap fill answer over the peer's budget, dropped", "peer", p, "txs", len(txs))
+		return nil, nil, errFillDropped
+	}
+	defer n.book.doneTxs(p)
+	select {
+	case n.txSem <- struct{}{}:
+		defer func() { <-n.txSem }()
+	case <-n.ctx.Done():
+		return nil, nil, errFillDropped
+	}
+	return n.h.(TxFiller).HandleTxsGaps(txs)
+}
+
+var errFillDropped = errors.New("gap fill answer not handled")
 
 // requestFill asks r.peer for r.gap and returns the transactions it sent.
 func (n *Node) requestFill(r fillReq) ([]chain.Transaction, error) {

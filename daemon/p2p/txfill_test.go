@@ -88,7 +88,8 @@ func (c *fillChain) pendingTop() uint64 {
 // TestGapFill: B missed A's gossip of nonces 1 to 1500 (its pool holds
 // them, as after a dropped message); A's next gossip, nonce 1501, reaches
 // B with a gap, and B asks A for the run it lacks: one answer of at most
-// fillMaxTxs, then the next, until B's run joins 1501.
+// fillMaxTxs, then the next, until B's run joins 1501. The answers are
+// charged to A's budget of transactions at B.
 func TestGapFill(t *testing.T) {
 	ca, cb := newFillChain(), newFillChain()
 	var held []chain.Transaction
@@ -100,6 +101,10 @@ func TestGapFill(t *testing.T) {
 	}
 	a := startNode(t, ca, nil)
 	b := startNode(t, cb, nil, a)
+	b.book.mu.Lock()
+	b.book.txRate = 1 // A's budget at B refills slowly: what the answers spent shows
+	b.book.mu.Unlock()
+	aID, _ := peer.Decode(a.ID())
 	bID, _ := peer.Decode(b.ID())
 	waitFor(t, 10*time.Second, "B on A's tx topic", func() bool {
 		for _, p := range a.txTopic.ListPeers() {
@@ -120,6 +125,14 @@ func TestGapFill(t *testing.T) {
 	ca.fmu.Unlock()
 	if served < 2 || served > 4 {
 		t.Errorf("A served %d requests for 1500 transactions in answers of %d", served, fillMaxTxs)
+	}
+	// The answers were A's to send: they spent its budget of transactions
+	// at B as a message would.
+	b.book.mu.Lock()
+	left := b.book.account(aID).txs.Tokens()
+	b.book.mu.Unlock()
+	if burst := float64(maxBatchTxs); left > burst-1400 {
+		t.Errorf("A's budget at B: %.0f of %.0f left after 1501 transactions", left, burst)
 	}
 }
 
