@@ -246,8 +246,7 @@ func (n *Node) fillLoop() {
 			n.fill.settle(r, false, false, time.Now())
 			continue
 		}
-		// What it promotes is not gossiped: a peer lacking it asks too.
-		_, gaps, err := n.handleFill(r.peer, txs)
+		ready, gaps, err := n.handleFill(r.peer, txs)
 		if errors.Is(err, errFillDropped) {
 			n.fill.settle(r, false, false, time.Now())
 			continue
@@ -257,6 +256,11 @@ func (n *Node) fillLoop() {
 			n.offence(r.peer, "gap fill", err)
 			continue
 		}
+		// What the answer made ready is gossiped, as a partial relay is
+		// (validateTxs): the message that showed the gap was not
+		// forwarded, so the peers past this node learn of the run only
+		// so.
+		n.tryPublishTxs(ready)
 		more := false
 		for _, g := range gaps {
 			// The answer filled part of the gap (it was cut at

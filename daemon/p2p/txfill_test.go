@@ -136,6 +136,35 @@ func TestGapFill(t *testing.T) {
 	}
 }
 
+// TestGapFillTwoHops: in a line A–B–C, B fills its gap from A and
+// gossips what the answers made ready, so C, which only B reaches and
+// which never saw the message that showed B the gap (B did not forward
+// it), gets the whole run.
+func TestGapFillTwoHops(t *testing.T) {
+	ca, cb, cc := newFillChain(), newFillChain(), newFillChain()
+	var held []chain.Transaction
+	for i := uint64(1); i <= 300; i++ {
+		held = append(held, tx(i))
+	}
+	ca.HandleTxsGaps(held)
+	a := startNode(t, ca, nil)
+	b := startNode(t, cb, nil, a)
+	c := startNode(t, cc, nil, b)
+	for _, pair := range [][2]*Node{{a, b}, {b, c}} {
+		waitFor(t, 10*time.Second, "meshes", func() bool {
+			return inMesh(pair[0], pair[1]) && inMesh(pair[1], pair[0])
+		})
+	}
+	if hasPeer(a, c.ID()) {
+		t.Fatal("A and C are connected: not a line")
+	}
+	next := tx(301)
+	ca.HandleTxsGaps([]chain.Transaction{next})
+	a.PublishTxs([]chain.Transaction{next})
+	waitFor(t, 20*time.Second, "B's run to reach 301", func() bool { return cb.pendingTop() == 301 })
+	waitFor(t, 20*time.Second, "C's run to reach 301", func() bool { return cc.pendingTop() == 301 })
+}
+
 func TestFillRequestCodec(t *testing.T) {
 	good := []byte{3, 'a', 'b', 'c', 0x96, 0x01}
 	from, nonce, err := decodeFillRequest(good)
