@@ -71,6 +71,11 @@ type peerAccount struct {
 	inflight               int
 	penalty                float64
 	penaltyAt              time.Time
+
+	// Gap fill requests served to the peer (txfill.go): its rate (made
+	// on first use) and how many are being served.
+	fillServe   *rate.Limiter
+	fillServing int
 }
 
 func newPeerBook(cfg Config) *peerBook {

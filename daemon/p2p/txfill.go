@@ -30,8 +30,9 @@ import (
 // Bounded everywhere: one request in flight per sender and peer, at most
 // fillPerPeer queued or in flight per peer, fillWorkers requests at a
 // time from a queue of fillQueue, answers of at most maxBatchBytes and
-// fillMaxTxs transactions; served at most fillRate a second per peer,
-// fillServers at a time.
+// fillMaxTxs transactions; served at most fillRate a second and
+// fillServePerPeer at a time per peer, fillServers at a time in all, at
+// most fillServeBytes a second in all.
 //
 // A peer decides what we ask it, so it must not be able to stall us: a
 // gap is only believed of a transaction whose signature verified (the
@@ -44,17 +45,26 @@ import (
 const TxFillProtocol = protocol.ID("/posd/txfill/1.0.0")
 
 const (
-	fillMaxTxs   = 1024 // transactions per answer
-	fillQueue    = 256  // requests waiting for a worker
-	fillWorkers  = 2
-	fillServers  = 4
-	fillTimeout  = 2 * time.Second
-	fillPerPeer  = 4               // requests to one peer queued or in flight
-	fillBackoff  = 2 * time.Second // a peer whose request failed is not asked for this long
-	fillRate     = 20 // requests served per second per peer
-	fillSenders  = 4096
-	fillRequest  = 64 + 2*binary.MaxVarintLen64 + 1 // most bytes of a request
-	fillCooldown = 200 * time.Millisecond           // between two requests for one sender
+	fillMaxTxs  = 1024 // transactions per answer
+	fillQueue   = 256  // requests waiting for a worker
+	fillWorkers = 2
+	fillServers = 4
+	// fillServePerPeer is how many of one peer's requests are served at
+	// once: as many as an honest asker runs (its fillWorkers).
+	fillServePerPeer = fillWorkers
+	// fillReadTimeout bounds the reading of a request (a few dozen
+	// bytes), before any serving slot is taken.
+	fillReadTimeout = time.Second
+	// fillServeBytes bounds the answers' bytes a second, all peers
+	// together: serving a run is not to crowd out gossip and blocks.
+	fillServeBytes = 4 << 20
+	fillTimeout    = 2 * time.Second
+	fillPerPeer    = 4               // requests to one peer queued or in flight
+	fillBackoff    = 2 * time.Second // a peer whose request failed is not asked for this long
+	fillRate       = 20              // requests served per second per peer
+	fillSenders    = 4096
+	fillRequest    = 64 + 2*binary.MaxVarintLen64 + 1 // most bytes of a request
+	fillCooldown   = 200 * time.Millisecond           // between two requests for one sender
 )
 
 // TxGap says that this node lacks sender From's nonces from Next on,
@@ -97,12 +107,11 @@ type fillPeer struct {
 type txFill struct {
 	queue chan fillReq
 
-	mu      sync.Mutex
-	asked   map[fillKey]time.Time // when the request settled; zero: queued or in flight
-	peers   map[peer.ID]*fillPeer
-	serveMu sync.Mutex
-	serve   map[peer.ID]*rate.Limiter
-	sem     chan struct{}
+	mu    sync.Mutex
+	asked map[fillKey]time.Time // when the request settled; zero: queued or in flight
+	peers map[peer.ID]*fillPeer
+	sem   chan struct{} // serving slots
+	out   *rate.Limiter // answers' bytes a second
 }
 
 func newTxFill() *txFill {
@@ -110,8 +119,8 @@ func newTxFill() *txFill {
 		queue: make(chan fillReq, fillQueue),
 		asked: map[fillKey]time.Time{},
 		peers: map[peer.ID]*fillPeer{},
-		serve: map[peer.ID]*rate.Limiter{},
 		sem:   make(chan struct{}, fillServers),
+		out:   rate.NewLimiter(fillServeBytes, maxTxMessageSize),
 	}
 }
 
@@ -351,23 +360,19 @@ func (n *Node) requestFill(r fillReq) ([]chain.Transaction, error) {
 
 // serveTxFill answers a request with the pooled run it asks for: an
 // empty answer when there is none, a reset stream when over the peer's
-// rate or too many are served at once.
+// rate or turns, too many are served at once, or the answers' bytes are
+// spent. The request is read before a serving slot is taken, under
+// fillReadTimeout: a peer that writes slowly holds its own turns only.
 func (n *Node) serveTxFill(s network.Stream) {
 	defer s.Close()
 	p := s.Conn().RemotePeer()
 	f := n.fill
-	if !f.admit(p, time.Now()) {
+	if !n.book.admitFillServe(p, time.Now()) {
 		_ = s.Reset()
 		return
 	}
-	select {
-	case f.sem <- struct{}{}:
-		defer func() { <-f.sem }()
-	default:
-		_ = s.Reset()
-		return
-	}
-	_ = s.SetDeadline(time.Now().Add(fillTimeout))
+	defer n.book.doneFillServe(p)
+	_ = s.SetReadDeadline(time.Now().Add(fillReadTimeout))
 	data, err := io.ReadAll(io.LimitReader(s, fillRequest+1))
 	if err != nil {
 		_ = s.Reset()
@@ -379,11 +384,25 @@ func (n *Node) serveTxFill(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
+	select {
+	case f.sem <- struct{}{}:
+		defer func() { <-f.sem }()
+	default:
+		_ = s.Reset()
+		return
+	}
 	txs := n.h.(TxFiller).PooledRun(from, nonce, fillMaxTxs, maxBatchBytes)
 	if len(txs) == 0 {
 		return
 	}
 	out, _ := encodeTxBatch(txs)
+	ctx, cancel := context.WithTimeout(n.ctx, fillTimeout)
+	defer cancel()
+	if err := f.out.WaitN(ctx, len(out)); err != nil {
+		_ = s.Reset() // would wait past the asker's timeout
+		return
+	}
+	_ = s.SetWriteDeadline(time.Now().Add(fillTimeout))
 	w := bufio.NewWriter(s)
 	if _, err := w.Write(out); err == nil {
 		_ = w.Flush()
@@ -407,17 +426,27 @@ func decodeFillRequest(data []byte) (chain.Address, uint64, error) {
 	return from, nonce, nil
 }
 
-// admit spends p's budget for one request served.
-func (f *txFill) admit(p peer.ID, now time.Time) bool {
-	f.serveMu.Lock()
-	defer f.serveMu.Unlock()
-	l := f.serve[p]
-	if l == nil {
-		if len(f.serve) >= fillSenders {
-			clear(f.serve) // many identities: every budget starts over
-		}
-		l = rate.NewLimiter(fillRate, 2*fillRate)
-		f.serve[p] = l
+// admitFillServe spends p's budget for one gap fill request served and
+// takes one of its turns; false: over its rate or turns, refuse it. A
+// true answer must be followed by doneFillServe.
+func (b *peerBook) admitFillServe(p peer.ID, now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := b.account(p)
+	if a.fillServe == nil {
+		a.fillServe = rate.NewLimiter(fillRate, 2*fillRate)
 	}
-	return l.AllowN(now, 1)
+	if a.fillServing >= fillServePerPeer || !a.fillServe.AllowN(now, 1) {
+		return false
+	}
+	a.fillServing++
+	return true
+}
+
+func (b *peerBook) doneFillServe(p peer.ID) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a := b.peers[p]; a != nil && a.fillServing > 0 {
+		a.fillServing--
+	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poslab/posd/chain"
@@ -189,8 +190,9 @@ func TestFillRequestCodec(t *testing.T) {
 }
 
 // TestFillServeBounds: a malformed request is an offence and gets no
-// answer; a peer over its rate of requests gets its streams reset; an
-// answer never holds more than fillMaxTxs.
+// answer; an answer never holds more than fillMaxTxs; a peer that opens
+// streams and sends nothing holds no serving slot: another peer is
+// served meanwhile.
 func TestFillServeBounds(t *testing.T) {
 	ca := newFillChain()
 	var held []chain.Transaction
@@ -200,17 +202,22 @@ func TestFillServeBounds(t *testing.T) {
 	ca.HandleTxsGaps(held)
 	a := startNode(t, ca, nil)
 	x := startNode(t, newFillChain(), nil, a)
+	y := startNode(t, newFillChain(), nil, a)
 	aID, _ := peer.Decode(a.ID())
 	xID, _ := peer.Decode(x.ID())
-	waitFor(t, 10*time.Second, "X connected", func() bool { return hasPeer(a, x.ID()) })
+	waitFor(t, 10*time.Second, "X and Y connected", func() bool { return hasPeer(a, x.ID()) && hasPeer(a, y.ID()) })
 
-	ask := func(req []byte) ([]byte, error) {
+	open := func(from *Node) network.Stream {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s, err := x.host.NewStream(ctx, aID, TxFillProtocol)
+		s, err := from.host.NewStream(ctx, aID, TxFillProtocol)
 		if err != nil {
-			return nil, err
+			t.Fatal(err)
 		}
+		return s
+	}
+	ask := func(from *Node, req []byte) ([]byte, error) {
+		s := open(from)
 		defer s.Close()
 		if _, err := s.Write(req); err != nil {
 			return nil, err
@@ -222,7 +229,7 @@ func TestFillServeBounds(t *testing.T) {
 	}
 
 	// A good request: the run from nonce 1, cut at fillMaxTxs.
-	data, err := ask([]byte{1, 'a', 1})
+	data, err := ask(x, []byte{1, 'a', 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,28 +238,74 @@ func TestFillServeBounds(t *testing.T) {
 		t.Fatalf("answer: %d transactions, %v", len(got), err)
 	}
 	// Nothing pooled from there: an empty answer, no offence.
-	if data, err := ask([]byte{1, 'b', 1}); err != nil || len(data) != 0 {
+	if data, err := ask(x, []byte{1, 'b', 1}); err != nil || len(data) != 0 {
 		t.Fatalf("unknown sender: %d bytes, %v", len(data), err)
 	}
 	if p := a.book.penaltyOf(xID, time.Now()); p != 0 {
 		t.Fatalf("penalty %v for good requests", p)
 	}
 	// Malformed: an offence, no answer.
-	if data, _ := ask([]byte{0, 1}); len(data) != 0 {
+	if data, _ := ask(x, []byte{0, 1}); len(data) != 0 {
 		t.Fatalf("a malformed request was answered: %d bytes", len(data))
 	}
 	if p := a.book.penaltyOf(xID, time.Now()); p < 0.9 {
 		t.Fatalf("penalty %v after a malformed request", p)
 	}
-	// Over the rate: reset streams.
-	resets := 0
-	for range 3 * fillRate {
-		if _, err := ask([]byte{1, 'b', 1}); err != nil {
-			resets++
+	// X opens as many streams as there are slots and writes a byte of a
+	// request on each, no more: Y is still answered.
+	for range fillServers {
+		s := open(x)
+		defer s.Reset()
+		if _, err := s.Write([]byte{1}); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if resets == 0 {
-		t.Fatalf("%d requests at once, none refused (rate %d a second)", 3*fillRate, fillRate)
+	waitFor(t, 5*time.Second, "X's streams being read", func() bool {
+		a.book.mu.Lock()
+		defer a.book.mu.Unlock()
+		return a.book.account(xID).fillServing == fillServePerPeer
+	})
+	if data, err := ask(y, []byte{1, 'a', 1}); err != nil || len(data) == 0 {
+		t.Fatalf("Y not served while X held streams open: %d bytes, %v", len(data), err)
+	}
+}
+
+// TestFillServeAdmit: a peer is served at most 2*fillRate requests at
+// once and fillRate a second after, at most fillServePerPeer at a time.
+func TestFillServeAdmit(t *testing.T) {
+	b := newPeerBook(Config{})
+	x, y := peer.ID("x"), peer.ID("y")
+	now := time.Unix(1000, 0)
+	for i := range 2 * fillRate {
+		if !b.admitFillServe(x, now) {
+			t.Fatalf("request %d of a burst of %d refused", i, 2*fillRate)
+		}
+		b.doneFillServe(x)
+	}
+	if b.admitFillServe(x, now) {
+		t.Fatal("a request over the burst admitted")
+	}
+	if !b.admitFillServe(y, now) {
+		t.Fatal("another peer's request refused")
+	}
+	b.doneFillServe(y)
+	later := now.Add(time.Second / fillRate)
+	if !b.admitFillServe(x, later) {
+		t.Fatalf("no request admitted %v later", time.Second/fillRate)
+	}
+	b.doneFillServe(x)
+	// Turns: fillServePerPeer at a time.
+	for range fillServePerPeer {
+		if !b.admitFillServe(y, now) {
+			t.Fatal("a turn refused")
+		}
+	}
+	if b.admitFillServe(y, now) {
+		t.Fatalf("%d requests of one peer served at once", fillServePerPeer+1)
+	}
+	b.doneFillServe(y)
+	if !b.admitFillServe(y, now) {
+		t.Fatal("a turn given back was not given again")
 	}
 }
 
