@@ -162,13 +162,13 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // unpayable given this node's view, a full pool) is only dropped.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	ready, _, err := h.handleTxs(txs)
+	ready, _, err := h.handleTxs(txs, nil)
 	return ready, err
 }
 
 // handleTxs is HandleTxs that also returns the errors per transaction.
-func (h p2pHandler) handleTxs(txs []chain.Transaction) ([]chain.Transaction, []error, error) {
-	errs, ready := h.pool.AdmitNewest(txs, nil, newestView(h.chain)) // never waits for an import
+func (h p2pHandler) handleTxs(txs []chain.Transaction, ids []chain.Hash) ([]chain.Transaction, []error, error) {
+	errs, ready := h.pool.AdmitNewest(txs, ids, newestView(h.chain)) // never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {

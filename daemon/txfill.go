@@ -23,20 +23,27 @@ var _ p2p.TxFiller = p2pHandler{}
 // otherwise send this node asking for nothing. One such transaction per
 // sender is verified here; a bad signature rejects the message.
 func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []p2p.TxGap, error) {
-	ready, errs, err := h.handleTxs(txs)
+	ids := make([]chain.Hash, len(txs)) // the pool fills them in
+	ready, errs, err := h.handleTxs(txs, ids)
 	if err != nil {
 		return nil, nil, err
 	}
-	promoted := make(map[chain.Hash]bool, len(ready))
+	// The pool holds one transaction per sender and nonce: an admitted
+	// one is ready if its sender's nonce is (no hashing needed).
+	type slot struct {
+		from  chain.Address
+		nonce uint64
+	}
+	promoted := make(map[slot]bool, len(ready))
 	for i := range ready {
-		promoted[ready[i].ID()] = true
+		promoted[slot{ready[i].From, ready[i].Nonce}] = true
 	}
 	var gapped map[chain.Address]bool // true: shown by a verified transaction
 	var unverified []int              // per sender, one refused before its signature check
 	for i := range txs {
 		e, from := errs[i], txs[i].From
 		switch {
-		case e == nil && !promoted[txs[i].ID()]: // queued: verified
+		case e == nil && !promoted[slot{from, txs[i].Nonce}]: // queued: verified
 			if gapped == nil {
 				gapped = map[chain.Address]bool{}
 			}
@@ -51,7 +58,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 			}
 		}
 	}
-	if err := h.verifyGapped(txs, unverified, gapped); err != nil {
+	if err := h.verifyGapped(txs, ids, unverified, gapped); err != nil {
 		return nil, nil, err
 	}
 	if len(gapped) == 0 {
@@ -67,25 +74,23 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 	return ready, gaps, nil
 }
 
-// verifyGapped checks the signatures of txs[idx...] for the senders
-// gapped does not yet trust, and marks those that verify. A bad one is
-// the message's fault: rejected.
-func (h p2pHandler) verifyGapped(txs []chain.Transaction, idx []int, gapped map[chain.Address]bool) error {
+// verifyGapped checks the signatures of txs[idx...] (ids[i] is
+// txs[i].ID()) for the senders gapped does not yet trust, and marks those
+// that verify. A bad one is the message's fault: rejected.
+func (h p2pHandler) verifyGapped(txs []chain.Transaction, ids []chain.Hash, idx []int, gapped map[chain.Address]bool) error {
 	var sub []chain.Transaction
+	var subIDs []chain.Hash
 	for _, i := range idx {
 		if !gapped[txs[i].From] {
 			sub = append(sub, txs[i])
+			subIDs = append(subIDs, ids[i])
 		}
 	}
 	if len(sub) == 0 {
 		return nil
 	}
-	ids := make([]chain.Hash, len(sub))
-	for i := range sub {
-		ids[i] = sub[i].ID()
-	}
 	errs := make([]error, len(sub))
-	h.sigs.VerifyTxs(sub, ids, errs)
+	h.sigs.VerifyTxs(sub, subIDs, errs)
 	for i, err := range errs {
 		if err != nil {
 			return p2p.Reject(err)

@@ -548,7 +548,8 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 	})
 }
 
-// AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here)
+// AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here;
+// a zero id is computed and written into ids, for the caller to reuse)
 // for a caller whose state is a series of immutable views (the chain
 // manager's snapshots): newest returns the latest, and is called with the
 // pool locked, at each of the two looks.
