@@ -1,7 +1,6 @@
 package p2p
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -29,7 +28,7 @@ import (
 //
 // Bounded everywhere: one request in flight per sender and peer, at most
 // fillPerPeer queued or in flight per peer, fillWorkers requests at a
-// time from a queue of fillQueue, answers of at most maxBatchBytes and
+// time from a queue of fillQueue, answers of at most fillAnswerBytes and
 // fillMaxTxs transactions; served at most fillRate a second and
 // fillServePerPeer at a time per peer, fillServers at a time in all, at
 // most fillServeBytes a second in all.
@@ -45,10 +44,14 @@ import (
 const TxFillProtocol = protocol.ID("/posd/txfill/1.0.0")
 
 const (
-	fillMaxTxs  = 1024 // transactions per answer
-	fillQueue   = 256  // requests waiting for a worker
-	fillWorkers = 2
-	fillServers = 4
+	fillMaxTxs = 1024 // transactions per answer
+	// fillAnswerBytes bounds an answer's encoded transactions: the batch
+	// framing adds up to binary.MaxVarintLen32 bytes to each, and a batch
+	// is at most maxBatchBytes, so a run of this many bytes is sent whole.
+	fillAnswerBytes = maxBatchBytes - fillMaxTxs*binary.MaxVarintLen32
+	fillQueue       = 256 // requests waiting for a worker
+	fillWorkers     = 2
+	fillServers     = 4
 	// fillServePerPeer is how many of one peer's requests are served at
 	// once: as many as an honest asker runs (its fillWorkers).
 	fillServePerPeer = fillWorkers
@@ -391,7 +394,7 @@ func (n *Node) serveTxFill(s network.Stream) {
 		_ = s.Reset()
 		return
 	}
-	txs := n.h.(TxFiller).PooledRun(from, nonce, fillMaxTxs, maxBatchBytes)
+	txs := n.h.(TxFiller).PooledRun(from, nonce, fillMaxTxs, fillAnswerBytes)
 	if len(txs) == 0 {
 		return
 	}
@@ -403,10 +406,7 @@ func (n *Node) serveTxFill(s network.Stream) {
 		return
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(fillTimeout))
-	w := bufio.NewWriter(s)
-	if _, err := w.Write(out); err == nil {
-		_ = w.Flush()
-	}
+	_, _ = s.Write(out)
 }
 
 func decodeFillRequest(data []byte) (chain.Address, uint64, error) {

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
@@ -342,5 +343,25 @@ func TestFillAskBounds(t *testing.T) {
 	}
 	if !f.ask(x, TxGap{From: "other", Next: 1}, now.Add(fillBackoff)) {
 		t.Fatal("a peer was not asked again after its back-off")
+	}
+}
+
+// TestFillAnswerFitsOneBatch: a run of fillMaxTxs transactions and
+// fillAnswerBytes encoded, what PooledRun may give, is framed whole in
+// one batch (a run of maxBatchBytes lost its last transactions to the
+// framing).
+func TestFillAnswerFitsOneBatch(t *testing.T) {
+	encs := make([][]byte, fillMaxTxs)
+	for i := range encs {
+		encs[i] = make([]byte, fillAnswerBytes/fillMaxTxs)
+	}
+	if data, used := frameTxBatch(encs); used != fillMaxTxs || len(data) > maxBatchBytes+binary.MaxVarintLen32 {
+		t.Fatalf("framed %d of %d transactions in %d bytes", used, fillMaxTxs, len(data))
+	}
+	for i := range encs {
+		encs[i] = make([]byte, maxBatchBytes/fillMaxTxs)
+	}
+	if _, used := frameTxBatch(encs); used == fillMaxTxs {
+		t.Fatal("a run of maxBatchBytes fits too: the test no longer shows the framing's cost")
 	}
 }
