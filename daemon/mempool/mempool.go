@@ -212,6 +212,11 @@ type entry struct {
 	since  time.Time // when it last became pending
 	epoch  uint32    // bumped at every pending/queued change, so stale pendSlots are known
 	gone   bool      // no longer pooled
+
+	// Lingering's marks: when it last handed the entry out to be gossiped
+	// again, and how many times.
+	resentAt time.Time
+	resent   uint8
 }
 
 // sender is one address's pooled transactions.
