@@ -258,6 +258,7 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	}
 	if !n.book.admitTxs(from, count, time.Now()) {
 		n.log.Debug("p2p: tx message over the peer's budget, dropped", "peer", from, "txs", count)
+		n.txOverBudget.Add(1)
 		return pubsub.ValidationIgnore
 	}
 	defer n.book.doneTxs(from)

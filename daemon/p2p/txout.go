@@ -186,3 +186,8 @@ func appendSalt(data []byte) []byte {
 	_, _ = rand.Read(salt[:])
 	return append(append(data, saltTag), salt[:]...)
 }
+
+// TxMessagesOverBudget counts the tx messages this node dropped because
+// their peer sent them over its budget (DefaultTxMsgRate, DefaultTxRate):
+// a peer that coalesces its gossip should cause none.
+func (n *Node) TxMessagesOverBudget() uint64 { return n.txOverBudget.Load() }
