@@ -155,11 +155,10 @@ func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) ([]chain.Transac
 	return relay, err
 }
 
-// askFill queues a request to p for gap g (ask says when not).
+// askFill queues a request to p for gap g, if ask lets it. Not logged
+// when not: one message may show thousands of gaps.
 func (n *Node) askFill(p peer.ID, g TxGap) {
-	if !n.fill.ask(p, g, time.Now()) {
-		n.log.Debug("p2p: gap fill not asked", "peer", p, "sender", g.From)
-	}
+	n.fill.ask(p, g, time.Now())
 }
 
 // ask queues a request to p for gap g, unless one for the sender is
@@ -276,7 +275,7 @@ func (n *Node) fillLoop() {
 		more := false
 		for _, g := range gaps {
 			// The answer filled part of the gap (it was cut at
-			// fillMaxTxs or maxBatchBytes): ask for the rest now.
+			// fillMaxTxs or fillAnswerBytes): ask for the rest now.
 			more = more || (g.From == r.gap.From && g.Next > r.gap.Next)
 		}
 		n.fill.settle(r, false, more, time.Now())
