@@ -21,7 +21,7 @@ import (
 // full queue, a validator taking messages out of order), and a sender's
 // later nonces then wait at every peer that missed it: gapped, never
 // executable, until the origin gossips its lingering transactions again
-// (rebroadcastEvery, 15 s). A node that takes a message in which a sender
+// (every two slots, at most 15 s, and only if it has peers). A node that takes a message in which a sender
 // arrives with a gap asks the peer that sent it for that sender's pooled
 // run from the first missing nonce (TxFillProtocol): the peer had the
 // later nonces, so it holds the missing ones pending.
@@ -398,10 +398,12 @@ func (n *Node) serveTxFill(s network.Stream) {
 		return
 	}
 	out, _ := encodeTxBatch(txs)
-	ctx, cancel := context.WithTimeout(n.ctx, fillTimeout)
+	// At most half the asker's timeout in the queue for bytes, the rest
+	// left for the answer to travel.
+	ctx, cancel := context.WithTimeout(n.ctx, fillTimeout/2)
 	defer cancel()
 	if err := f.out.WaitN(ctx, len(out)); err != nil {
-		_ = s.Reset() // would wait past the asker's timeout
+		_ = s.Reset()
 		return
 	}
 	_ = s.SetWriteDeadline(time.Now().Add(fillTimeout))
