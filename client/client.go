@@ -6,7 +6,8 @@
 // becomes an *APIError (match codes with IsCode or errors.Is against the
 // chain rule sentinels); a node that cannot be reached becomes an
 // *UnreachableError. Transaction sends the node refuses whole with 503 and
-// Retry-After (busy) are sent again after the wait it asks for, a bounded
+// Retry-After (too_many_connections; busy when its budget for request
+// bodies is spent) are sent again after the wait it asks for, a bounded
 // number of times (WithBusyRetries); RetryAfter reads such a refusal.
 package client
 
@@ -81,10 +82,13 @@ const DefaultBusyRetries = 3
 
 // WithBusyRetries sets how many times SubmitTx, SubmitTxs and
 // SubmitTxsBinary send again a request the node refused whole with 503
-// and a Retry-After header (busy: its budget for request bodies is
-// spent; too_many_connections), waiting what the header asks (at most a
-// minute) each time. 0 turns it off; the last refusal is returned (see
-// RetryAfter). Other calls are never retried.
+// and a Retry-After header, waiting what the header asks (at most a
+// minute) each time. Those 503s are too_many_connections (the listener
+// is at its cap of connections) and busy (the API's budget for request
+// bodies is spent; the node read nothing of the send); the API's other
+// busy, list answers being written, never concerns a send. 0 turns it
+// off; the last refusal is returned (see RetryAfter). Other calls are
+// never retried.
 func WithBusyRetries(n int) Option { return func(c *Client) { c.retries = max(n, 0) } }
 
 // WithUserAgent sets the User-Agent header.

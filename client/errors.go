@@ -20,7 +20,8 @@ type APIError struct {
 	Code    string // stable machine-readable code, e.g. "bad_nonce"
 	Message string // human-readable detail
 	// RetryAfter is the wait the node asked for in a Retry-After header
-	// (503 busy, too_many_connections), 0 when it named none.
+	// (503 too_many_connections; 503 busy: the budget for request bodies
+	// or for list answers is spent), 0 when it named none.
 	RetryAfter time.Duration
 }
 
@@ -112,9 +113,11 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // RetryAfter reports whether err is a node's refusal of the whole request
-// that asks the client to come back later (503 with a Retry-After
-// header: busy, too_many_connections), and after how long. Nothing of
-// such a request was taken, so sending it again is safe.
+// that asks the client to come back later, and after how long: a 503 with
+// a Retry-After header, that is too_many_connections (the listener is at
+// its cap) or busy (the API's budget for request bodies, or for list
+// answers, is spent). Nothing of such a request was taken, so sending it
+// again is safe.
 func RetryAfter(err error) (time.Duration, bool) {
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != http.StatusServiceUnavailable || ae.RetryAfter <= 0 {

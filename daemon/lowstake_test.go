@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/p2p"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -16,13 +17,21 @@ import (
 // forgers at once and commit within two slots each (p99). Sent one
 // gossip message per transfer, the peers dropped most of them over their
 // budget of tx messages and held nonce gaps the 15 s rebroadcast filled:
-// 8–30 s, committed only when the low-stake node was elected. That
-// election may come within two slots by luck (about one run in four);
-// with the node never forging (offline, on a lab network) only gossip
-// can bring the transfers to a forger, and the test fails every time
-// the gossip does not (each height it is elected at costs a slot more:
+// 8–30 s, committed only when the low-stake node was elected.
+//
+// The mechanism is what the test asserts first, as it does not depend
+// on the machine's speed: with the rebroadcast out of play, gossip alone
+// brings every transfer to every forger's pool, and no node drops a tx
+// message over its peer's budget. The latency bound comes after, doubled
+// under the race detector (a shared 2-core machine runs these nodes many
+// times slower), still well under the old 8–30 s. With the entry node
+// never forging (offline, on a lab network) its election cannot carry
+// the transfers by luck (each height it is elected at costs a slot more:
 // the next rank forges one slot later, so three slots there).
 func TestLoadThroughLowStakeNode(t *testing.T) {
+	oldEvery, oldSlots := rebroadcastEvery, rebroadcastSlots
+	rebroadcastEvery, rebroadcastSlots = time.Hour, 1<<20
+	t.Cleanup(func() { rebroadcastEvery, rebroadcastSlots = oldEvery, oldSlots })
 	for _, tc := range []struct {
 		name    string
 		offline bool
@@ -104,6 +113,18 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 		}
 		sentAt[id] = at
 	}
+	// Gossip alone (the rebroadcast is off) brings the whole run to every
+	// forger: each holds it pooled or committed.
+	last := first + txs - 1
+	const reach = 5 * time.Second
+	waitUntil(t, reach, "every transfer in every forger's pool or chain", func() bool {
+		for _, n := range d.Nodes[1:] {
+			if *n.Account(k.Address()).PendingNonce < last {
+				return false
+			}
+		}
+		return true
+	})
 	waitUntil(t, 60*time.Second, "every transfer committed on every node", func() bool {
 		for _, n := range d.Nodes {
 			if n.Account(to.Address()).Balance != txs {
@@ -128,7 +149,16 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 	slices.Sort(lat)
 	p50, p99 := lat[len(lat)/2], lat[len(lat)*99/100]
 	t.Logf("%d transfers through the node of stake 1: p50 %s, p99 %s, max %s (slot %s); blocks (height:forger:txs) %v", txs, p50, p99, lat[len(lat)-1], slot, trail)
-	if bound := time.Duration(slots) * slot; p99 > bound {
-		t.Fatalf("p99 latency %s over %d slots (%s): the forgers did not get the transfers at once", p99, slots, bound)
+	for i, n := range d.Nodes {
+		if dropped := n.net.(*p2p.Node).TxMessagesOverBudget(); dropped != 0 {
+			t.Errorf("node %d dropped %d tx messages over their peer's budget", i, dropped)
+		}
+	}
+	bound := time.Duration(slots) * slot
+	if raceEnabled {
+		bound *= 2
+	}
+	if p99 > bound {
+		t.Fatalf("p99 latency %s over %s (%d slots, doubled under -race): the forgers did not get the transfers at once", p99, bound, slots)
 	}
 }

@@ -137,6 +137,7 @@ type p2pHandler struct {
 	genesis chain.Hash
 	poke    func() // a transaction arrived: wake the forger
 	txm     *metrics.Txs
+	sigs    mempool.SigVerifier // the pool's: checks what HandleTxsGaps trusts (txfill.go)
 	// evidence takes equivocation evidence from peers (lab.go).
 	evidence interface {
 		AddEvidence(e chain.Evidence) (bool, error)
@@ -144,7 +145,7 @@ type p2pHandler struct {
 }
 
 func (n *Node) p2pHandler() p2pHandler {
-	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, evidence: n.chain}
+	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain}
 }
 
 func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }
@@ -161,13 +162,13 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // unpayable given this node's view, a full pool) is only dropped.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	ready, _, err := h.handleTxs(txs)
+	ready, _, err := h.handleTxs(txs, nil)
 	return ready, err
 }
 
 // handleTxs is HandleTxs that also returns the errors per transaction.
-func (h p2pHandler) handleTxs(txs []chain.Transaction) ([]chain.Transaction, []error, error) {
-	errs, ready := h.pool.AdmitNewest(txs, nil, newestView(h.chain)) // never waits for an import
+func (h p2pHandler) handleTxs(txs []chain.Transaction, ids []chain.Hash) ([]chain.Transaction, []error, error) {
+	errs, ready := h.pool.AdmitNewest(txs, ids, newestView(h.chain)) // never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {

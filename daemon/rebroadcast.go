@@ -17,10 +17,15 @@ var rebroadcastEvery = 15 * time.Second
 var rebroadcastSlots = 2
 
 // rebroadcastInterval is two slots, at most rebroadcastEvery: a pending
-// transaction no forger took within two slots was likely not heard by
+// transaction no forger took within two slots may not have been heard by
 // them (the last message of a sender lost on the way: no later one shows
-// its peers the gap, p2p/txfill.go). Peers drop the ones they hold at the
-// cost of a lookup; one rebroadcast is at most maxRebroadcast.
+// its peers the gap, p2p/txfill.go). Only such transactions are sent
+// again: each when it went rebroadcastInterval ungossiped, then after
+// twice and four times that (mempool.Pool.Lingering), at most
+// maxRebroadcast at a time. Under full blocks most of the pool lingers
+// for good reasons; sending it all every two slots, as when any pending
+// transaction was that old, never stopped. Peers drop the ones they hold
+// at the cost of a lookup.
 func (n *Node) rebroadcastInterval() time.Duration {
 	return min(rebroadcastEvery, time.Duration(rebroadcastSlots)*time.Duration(n.g.SlotMs)*time.Millisecond)
 }
@@ -38,12 +43,14 @@ func (n *Node) rebroadcastLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		oldest, ok := n.pool.Oldest()
-		if !ok || n.net == nil || len(n.net.Peers()) == 0 || time.Since(oldest) < every {
+		if n.net == nil || len(n.net.Peers()) == 0 {
+			continue // nobody to tell: the transactions stay unmarked
+		}
+		txs := n.pool.Lingering(time.Now(), every, maxRebroadcast) // never the gapped ones
+		if len(txs) == 0 {
 			continue
 		}
-		txs := n.pool.Executable(maxRebroadcast) // never the gapped ones
-		n.regossip(txs)                          // as new messages: regossip.go
+		n.regossip(txs) // as new messages: regossip.go
 		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
 	}
 }

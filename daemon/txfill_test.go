@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/daemon/p2p"
 	"github.com/poslab/posd/keystore"
 )
 
@@ -54,4 +57,37 @@ func TestGapFillBetweenNodes(t *testing.T) {
 	waitUntil(t, 30*time.Second, "all 201 committed", func() bool {
 		return forger.Account(to.Address()).Balance == quiet+1 && entry.Account(to.Address()).Balance == quiet+1
 	})
+}
+
+// TestGapSignalNeedsASignature: a transaction the pool refuses for a
+// gap too wide before any signature check shows a gap only when its
+// signature verifies; with a bad one the message is rejected and no
+// gap is reported (else any peer could send this node asking for
+// made-up runs of any funded sender).
+func TestGapSignalNeedsASignature(t *testing.T) {
+	d := startNet(t, []uint64{1}, nil)
+	node := d.Nodes[0]
+	h := node.p2pHandler()
+	k, _ := keystore.Generate()
+	to, _ := keystore.Generate()
+	sendFrom(t, node, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1000})
+	waitUntil(t, 30*time.Second, "the sender funded", func() bool { return node.Account(k.Address()).Balance == 1000 })
+
+	far := func() chain.Transaction {
+		tx := chain.Transaction{Type: chain.TxTransfer, ChainID: node.g.ChainID, To: to.Address(), Amount: 1,
+			Nonce: node.Account(k.Address()).Nonce + 1 + 2*mempool.DefaultMaxNonceGap}
+		k.SignTx(&tx)
+		return tx
+	}
+	good := far()
+	_, gaps, err := h.HandleTxsGaps([]chain.Transaction{good})
+	if err != nil || len(gaps) != 1 || gaps[0].From != k.Address() {
+		t.Fatalf("a signed transaction with a wide gap: gaps %v, err %v", gaps, err)
+	}
+	bad := far()
+	bad.Signature = strings.Repeat("0", len(bad.Signature)-1) + "1"
+	_, gaps, err = h.HandleTxsGaps([]chain.Transaction{bad})
+	if !p2p.IsReject(err) || len(gaps) != 0 {
+		t.Fatalf("a bad signature with a wide gap: gaps %v, err %v (want a rejection, no gap)", gaps, err)
+	}
 }

@@ -212,6 +212,11 @@ type entry struct {
 	since  time.Time // when it last became pending
 	epoch  uint32    // bumped at every pending/queued change, so stale pendSlots are known
 	gone   bool      // no longer pooled
+
+	// Lingering's marks: when it last handed the entry out to be gossiped
+	// again, and how many times.
+	resentAt time.Time
+	resent   uint8
 }
 
 // sender is one address's pooled transactions.
@@ -548,7 +553,8 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 	})
 }
 
-// AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here)
+// AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here;
+// a zero id is computed and written into ids, for the caller to reuse)
 // for a caller whose state is a series of immutable views (the chain
 // manager's snapshots): newest returns the latest, and is called with the
 // pool locked, at each of the two looks.

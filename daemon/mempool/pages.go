@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"slices"
+	"time"
 
 	"github.com/poslab/posd/chain"
 )
@@ -60,6 +61,37 @@ func (p *Pool) Executable(limit int) []chain.Transaction {
 		if s.valid() {
 			out = append(out, s.e.tx)
 		}
+	}
+	return out
+}
+
+// Lingering returns, oldest first, at most limit executable transactions
+// that went ungossiped for a wait: every since they became pending (when
+// the node gossiped them), then twice and four times every since
+// Lingering last returned them. It marks the ones it returns as gossiped
+// at now. So a rebroadcast sends only what lingers, and what keeps
+// lingering (full blocks, not a lost message) less and less often.
+func (p *Pool) Lingering(now time.Time, every time.Duration, limit int) []chain.Transaction {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []chain.Transaction
+	for _, s := range p.pend[p.pendHead:] {
+		if len(out) >= limit {
+			break
+		}
+		if !s.valid() {
+			continue
+		}
+		e := s.e
+		if now.Sub(e.since) < every {
+			break // p.pend is in the order they became pending
+		}
+		if !e.resentAt.IsZero() && now.Sub(e.resentAt) < every<<min(e.resent, 2) {
+			continue
+		}
+		e.resentAt = now
+		e.resent = min(e.resent+1, 2)
+		out = append(out, e.tx)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package mempool
 
 import (
 	"testing"
+	"time"
 )
 
 // TestRun: a sender's pending run from a nonce, bounded in count and
@@ -52,5 +53,39 @@ func TestRun(t *testing.T) {
 	}
 	if got := p.Run(bob.addr, 1, 10, 1<<20); got != nil {
 		t.Errorf("unknown sender: %v", got)
+	}
+}
+
+// TestLingering: only transactions pending for a wait are handed out to
+// be gossiped again, each then after twice and four times the wait, at
+// most limit at a time, never the queued ones.
+func TestLingering(t *testing.T) {
+	g := testGenesis()
+	st := g.State()
+	p := New(g, Config{})
+	for _, n := range []uint64{1, 2, 3, 5} { // 5 queued
+		mustAdd(t, p, st, transfer(alice, 1, n))
+	}
+	const h = time.Hour
+	t0 := time.Now()
+	count := func(at time.Duration, limit int) int { return len(p.Lingering(t0.Add(at), h, limit)) }
+	for _, step := range []struct {
+		at    time.Duration
+		limit int
+		want  int
+	}{
+		{0, 10, 0},          // fresh: gossiped when they became pending
+		{h, 2, 2},           // lingering, the oldest first, at most limit
+		{h, 10, 1},          // the third; the first two were just sent
+		{2 * h, 10, 0},      // now twice the wait
+		{3 * h, 10, 3},      // twice the wait after the last
+		{6 * h, 10, 0},      //
+		{7 * h, 10, 3},      // four times the wait, at most
+		{11 * h, 10, 3},     //
+		{11*h + h/2, 10, 0}, //
+	} {
+		if got := count(step.at, step.limit); got != step.want {
+			t.Fatalf("at %v (limit %d): %d handed out, want %d", step.at, step.limit, got, step.want)
+		}
 	}
 }

@@ -132,6 +132,10 @@ func (n *Node) startGossip() error {
 		return fmt.Errorf("p2p: block pubsub: %w", err)
 	}
 	n.ps, n.bps = ps, bps
+	// The tx validator reads n.fill: it is made before the validator may run.
+	if _, ok := n.h.(TxFiller); ok {
+		n.fill = newTxFill()
+	}
 	if err := ps.RegisterTopicValidator(txT, n.validateTxs, pubsub.WithValidatorConcurrency(txPending)); err != nil {
 		return fmt.Errorf("p2p: tx validator: %w", err)
 	}
@@ -254,6 +258,7 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	}
 	if !n.book.admitTxs(from, count, time.Now()) {
 		n.log.Debug("p2p: tx message over the peer's budget, dropped", "peer", from, "txs", count)
+		n.txOverBudget.Add(1)
 		return pubsub.ValidationIgnore
 	}
 	defer n.book.doneTxs(from)

@@ -32,6 +32,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p"
@@ -164,6 +165,9 @@ type Node struct {
 	// txSem bounds the tx messages validated at once (the others wait), so
 	// transactions never take every core from block validation.
 	txSem chan struct{}
+	// txOverBudget counts the tx messages dropped over their peer's
+	// budget (TxMessagesOverBudget).
+	txOverBudget atomic.Uint64
 
 	ctx    context.Context
 	cancel context.CancelFunc

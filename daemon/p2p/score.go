@@ -74,6 +74,11 @@ type peerAccount struct {
 	penalty                float64
 	penaltyAt              time.Time
 	orphans                []orphanClaim // oldest first, at most maxOrphanClaims
+
+	// Gap fill requests served to the peer (txfill.go): its rate (made
+	// on first use) and how many are being served.
+	fillServe   *rate.Limiter
+	fillServing int
 }
 
 // Blocks on unknown parents. A peer that gossips a block whose parent we

@@ -19,13 +19,16 @@ import (
 // client sent one transfer per request faster than 50 a second, and the
 // forgers were left with nonce gaps that only the 15 s rebroadcast filled
 // (transfers through a low-stake node waited 8–30 s). Coalesced, a node
-// sends at most 1/txFlushGap messages a second whatever its clients do,
-// each carrying up to maxBatchTxs transactions.
+// flushes at most 1/txFlushGap times a second whatever its clients do;
+// a flush is one message while the outbox holds at most maxBatchTxs
+// transactions and maxBatchBytes, and one more per such batch beyond
+// (a full outbox, txOutboxBytes, is some 16 messages at once).
 
 const (
 	// txFlushGap is the pause between two flushes of the outbox: what
-	// arrives meanwhile shares the next messages. 20 messages a second
-	// leave room in a peer's budget for the messages this node relays.
+	// arrives meanwhile shares the next messages. 20 flushes a second,
+	// one message each below a full batch, leave room in a peer's budget
+	// for the messages this node relays.
 	txFlushGap = 50 * time.Millisecond
 	// txOutboxBytes bounds the encoded transactions waiting in the outbox.
 	// The API's submissions wait for room (back-pressure on the client);
@@ -183,3 +186,8 @@ func appendSalt(data []byte) []byte {
 	_, _ = rand.Read(salt[:])
 	return append(append(data, saltTag), salt[:]...)
 }
+
+// TxMessagesOverBudget counts the tx messages this node dropped because
+// their peer sent them over its budget (DefaultTxMsgRate, DefaultTxRate):
+// a peer that coalesces its gossip should cause none.
+func (n *Node) TxMessagesOverBudget() uint64 { return n.txOverBudget.Load() }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
 )
 
 // TestBackoffOnPushback: a node answering pool_full to transfers and busy
@@ -124,5 +125,71 @@ func TestBackoffGivesUp(t *testing.T) {
 				t.Errorf("gave up after %s", took)
 			}
 		})
+	}
+}
+
+// namedNode is one of several Nodes on one memNode's chain, with its own
+// URL; busy, when set, may refuse a whole batch of transfers.
+type namedNode struct {
+	*memNode
+	url  string
+	busy func() bool
+
+	mu   sync.Mutex
+	last time.Time // when it last took a batch of transfers
+}
+
+func (n *namedNode) URL() string { return n.url }
+
+func (n *namedNode) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
+	transfers := txs[0].Type == chain.TxTransfer
+	if transfers && n.busy != nil && n.busy() {
+		return nil, &RefusedError{Code: "busy", Message: "over budget", RetryAfter: time.Second}
+	}
+	res, err := n.memNode.SubmitTxs(ctx, txs)
+	if transfers && err == nil {
+		n.mu.Lock()
+		n.last = time.Now()
+		n.mu.Unlock()
+	}
+	return res, err
+}
+
+// TestPushbackPausesOneNode: a node that asks for a second's pause does
+// not hold up the worker's batches to another node: they all leave
+// within the pause.
+func TestPushbackPausesOneNode(t *testing.T) {
+	m := newMemNode()
+	var mu sync.Mutex
+	var pausedAt time.Time
+	a := &namedNode{memNode: m, url: "mem://a", busy: func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if pausedAt.IsZero() {
+			pausedAt = time.Now()
+			return true
+		}
+		return false
+	}}
+	b := &namedNode{memNode: m, url: "mem://b"}
+	r, err := Run(context.Background(), Config{
+		Nodes: []Node{a, b}, Senders: 2, Txs: 40, Concurrency: 1, Batch: 5, TimeoutCommit: 20 * time.Second,
+		Poll: time.Millisecond, MaxBackoff: 5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Committed != 40 {
+		t.Fatalf("report %+v", r)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if pausedAt.IsZero() || b.last.IsZero() {
+		t.Fatal("no pause asked, or B took nothing")
+	}
+	if d := b.last.Sub(pausedAt); d >= time.Second/2 {
+		t.Errorf("B took its last transfers %s after A asked for a second's pause: the worker waited for A", d)
 	}
 }

@@ -675,27 +675,40 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 // nonce order; the worker goes round the nodes. A node that pushes back
 // (pool_full, busy) gets a pause, doubling while it goes on, or what its
 // Retry-After asked, at most MaxBackoff; one that takes nothing for
-// TimeoutCommit ends the load with a *PushbackError.
+// TimeoutCommit ends the load with a *PushbackError. A pause is the
+// node's alone: the worker goes on with the other nodes meanwhile, and
+// sleeps only when every node it has transfers for is pausing.
 func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 	byNode := make([][]*loadSender, len(l.nodes))
 	for _, s := range senders {
 		byNode[s.node] = append(byNode[s.node], s)
 	}
-	backoff := time.Duration(0)
 	type stall struct {
-		since time.Time
-		tries int
-		pause time.Duration
+		since   time.Time
+		tries   int
+		pause   time.Duration // after a push-back
+		backoff time.Duration // after a batch refused whole
+		next    time.Time     // no batch to the node before
 	}
 	stalls := make([]stall, len(l.nodes))
 	for {
 		idle := true
+		var wake time.Time // the earliest end of a pause, when every node with work pauses
+		ready := false
 		for n, group := range byNode {
-			batch, from := l.takeBatch(group)
-			if len(batch) == 0 {
+			if !hasQueued(group) {
 				continue
 			}
 			idle = false
+			st := &stalls[n]
+			if now := time.Now(); now.Before(st.next) {
+				if wake.IsZero() || st.next.Before(wake) {
+					wake = st.next
+				}
+				continue
+			}
+			ready = true
+			batch, from := l.takeBatch(group)
 			if err := l.pace.wait(ctx, len(batch)); err != nil {
 				return err
 			}
@@ -704,7 +717,6 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 				return err
 			}
 			if out.deferred > 0 {
-				st := &stalls[n]
 				if out.deferred == len(batch) {
 					if st.tries == 0 {
 						st.since = time.Now()
@@ -717,15 +729,15 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 					st.tries = 0
 				}
 				st.pause = min(max(2*st.pause, minBackoff, out.retryAfter), l.cfg.MaxBackoff)
-				sleepCtx(ctx, st.pause)
+				st.next = time.Now().Add(st.pause)
 				continue
 			}
-			stalls[n] = stall{}
+			st.since, st.tries, st.pause = time.Time{}, 0, 0
 			if out.refused == len(batch) { // the node takes nothing: let it breathe
-				backoff = min(max(2*backoff, 10*time.Millisecond), 500*time.Millisecond)
-				sleepCtx(ctx, backoff)
+				st.backoff = min(max(2*st.backoff, 10*time.Millisecond), 500*time.Millisecond)
+				st.next = time.Now().Add(st.backoff)
 			} else {
-				backoff = 0
+				st.backoff = 0
 			}
 			if err := ctx.Err(); err != nil {
 				return err
@@ -734,7 +746,23 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 		if idle {
 			return nil
 		}
+		if !ready && !wake.IsZero() {
+			sleepCtx(ctx, time.Until(wake))
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 	}
+}
+
+// hasQueued reports whether some sender of group has transfers to send.
+func hasQueued(group []*loadSender) bool {
+	for _, s := range group {
+		if len(s.queue) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // pacer spaces the batches of a paced load: each takes its transfers'
