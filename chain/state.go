@@ -208,11 +208,22 @@ type journal struct {
 }
 
 func (j *journal) touch(s *State, a Address) {
-	if _, ok := j.seen[a]; ok {
-		return
+	if _, ok := j.seen[a]; !ok {
+		j.record(a, s.Account(a))
 	}
+}
+
+// touchAs is touch for a caller that has just read a's account as cur:
+// the state is not read again.
+func (j *journal) touchAs(a Address, cur Account) {
+	if _, ok := j.seen[a]; !ok {
+		j.record(a, cur)
+	}
+}
+
+func (j *journal) record(a Address, cur Account) {
 	j.seen[a] = struct{}{}
-	j.entries = append(j.entries, UndoEntry{a, s.Account(a)})
+	j.entries = append(j.entries, UndoEntry{a, cur})
 }
 
 // revert restores the journal's accounts, newest first.
@@ -293,7 +304,7 @@ func (s *State) credit(j *journal, a Address, amount uint64) error {
 	if acc.Balance+amount < acc.Balance {
 		return ruleErrorf(ErrAmountOverflow, "balance of %s would overflow", a)
 	}
-	j.touch(s, a)
+	j.touchAs(a, acc)
 	acc.Balance += amount
 	s.put(a, acc)
 	return nil
@@ -322,7 +333,7 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 		return err
 	}
 	lotsBefore := s.lots(g.LotSize)
-	j.touch(s, tx.From)
+	j.touchAs(tx.From, from)
 	from.Balance -= e.Debit.Balance
 	from.Stake -= e.Debit.Stake
 	from.Nonce++
@@ -332,7 +343,7 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 		return err
 	}
 	if e.Credit != (Amounts{}) {
-		j.touch(s, tx.To)
+		j.touchAs(tx.To, to)
 		to.Balance += e.Credit.Balance
 		to.Stake += e.Credit.Stake
 		s.put(tx.To, to)
