@@ -59,14 +59,19 @@ const (
 	// syncBatchTxs and syncBatchBytes bound what sync buffers before
 	// handing blocks to the node, which validates and commits them as one
 	// batch: whichever is reached first. The bytes are the blocks' encoded
-	// sizes; decoded, and while the store commits them (each transaction
-	// dirties a page of the tx index), a batch costs a few times that.
-	syncBatchTxs = 100000
+	// sizes. A batch costs far more than that while it is committed: about
+	// 900 bytes per decoded transaction, and a dirty 4 KiB page of the tx
+	// index per transaction once the index has more pages than the batch
+	// has transactions. With batches of 100,000 a fresh node syncing a
+	// million-account chain ended with 2.05 GB of anonymous memory, with
+	// 20,000 1.40 GB, for one more fsync per 20,000 transactions
+	// (docs/PERFORMANCE.md, "Sync with bounded memory").
+	syncBatchTxs = 20000
 	logEvery     = 2 * time.Second
 )
 
 // syncBatchBytes: see syncBatchTxs (a variable for tests).
-var syncBatchBytes = 16 << 20
+var syncBatchBytes = 4 << 20
 
 // syncRecord is how a peer served sync.
 type syncRecord struct {
