@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 )
 
@@ -121,5 +122,53 @@ func TestStakerIndexFollowsApplyAndRevert(t *testing.T) {
 	}
 	if len(stack) < 50 {
 		t.Fatalf("only %d blocks applied: the test checks too little", len(stack))
+	}
+}
+
+// TestSharedStateClonedConcurrently is how the node uses a snapshot's
+// state: never written, read by many goroutines, and cloned by several at
+// once (side-branch validation), each writing its own copy. Run with
+// -race: the copies' writes never reach the shared state or each other.
+func TestSharedStateClonedConcurrently(t *testing.T) {
+	g := testGenesis(t)
+	shared := g.State()
+	for i := range 5000 {
+		shared.SetAccount(Address(fmt.Sprintf("%040d", i)), Account{Balance: uint64(i) + 1})
+	}
+	want := shared.Len()
+	ElectionTable(g, shared)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			if w%2 == 0 { // a reader
+				for i := range 5000 {
+					if got := shared.Account(Address(fmt.Sprintf("%040d", i))).Balance; got != uint64(i)+1 {
+						errs <- fmt.Errorf("shared account %d reads %d", i, got)
+						return
+					}
+				}
+				if len(ElectionTable(g, shared).Stakers()) != 1 {
+					errs <- fmt.Errorf("shared state's table changed")
+				}
+				return
+			}
+			c := shared.Clone() // a writer of its own copy
+			for i := range 5000 {
+				c.SetAccount(Address(fmt.Sprintf("%040d", i)), Account{Balance: uint64(w)})
+			}
+			c.SetAccount(testAddr("bob"), Account{Stake: 7})
+			if len(ElectionTable(g, c).Stakers()) != 2 {
+				errs <- fmt.Errorf("copy %d: table misses the new staker", w)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if shared.Len() != want || len(shared.Stakers()) != 1 {
+		t.Fatalf("the shared state changed: %d accounts, %d stakers", shared.Len(), len(shared.Stakers()))
 	}
 }
