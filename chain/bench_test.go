@@ -2,6 +2,7 @@ package chain
 
 import (
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"testing"
@@ -263,6 +264,51 @@ func BenchmarkBatchChunkSize(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(len(items)*b.N)/b.Elapsed().Seconds(), "sigs/s")
+		})
+	}
+}
+
+// BenchmarkBlockOnStateSize is the state's share of a block on states of
+// 10^3, 10^5 and 10^6 accounts: a copy for the snapshot (as the node
+// makes after each commit) and a block of 1000 transfers from 500
+// senders to accounts all over the state. Signatures are not involved.
+func BenchmarkBlockOnStateSize(b *testing.B) {
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("accounts=%d", n), func(b *testing.B) {
+			g := DefaultGenesis()
+			g.ChainID = testChainID
+			st := NewState()
+			senders := make([]Address, 500)
+			for i := range senders {
+				senders[i] = testAddr(fmt.Sprint("sender ", i))
+				st.SetAccount(senders[i], Account{Balance: 1 << 40})
+			}
+			filler := make([]Address, n-len(senders))
+			for i := range filler {
+				h := sha256.Sum256(fmt.Appendf(nil, "filler %d", i))
+				filler[i] = Address(hex.EncodeToString(h[:20]))
+				st.SetAccount(filler[i], Account{Balance: 1})
+			}
+			blocks := make([]*Block, b.N)
+			for k := range blocks {
+				blk := &Block{Header: Header{Height: uint64(k + 1), Forger: senders[0]}}
+				for i := range 1000 {
+					blk.Transactions = append(blk.Transactions, Transaction{Type: TxTransfer, ChainID: testChainID, From: senders[i%500],
+						To: filler[(k*1000+i)*7919%len(filler)], Amount: 1, Fee: 1, Nonce: uint64(2*k + i/500 + 1)})
+				}
+				blocks[k] = blk
+			}
+			var snap *State
+			b.ReportAllocs()
+			b.ResetTimer()
+			for k := range b.N {
+				if _, err := st.Apply(blocks[k], g); err != nil {
+					b.Fatal(err)
+				}
+				snap = st.Clone()
+				blocks[k] = nil
+			}
+			_ = snap
 		})
 	}
 }

@@ -203,7 +203,7 @@ func slashKey(forger Address, height uint64) string {
 
 // Slashed returns the slashing of forger for height, if the state holds one.
 func (s *State) Slashed(forger Address, height uint64) (Slashing, bool) {
-	rec, ok := s.accounts[Address(slashKey(forger, height))]
+	rec, ok := s.accounts.get(Address(slashKey(forger, height)))
 	if !ok {
 		return Slashing{}, false
 	}
@@ -239,10 +239,10 @@ func (s *State) applyEvidence(j *journal, b *Block, g *Genesis) error {
 	for i := range b.Evidence {
 		e := &b.Evidence[i]
 		key := Address(slashKey(e.Forger(), e.Height()))
-		if rec, ok := s.accounts[key]; ok {
+		if rec, ok := s.accounts.get(key); ok {
 			return &EvidenceError{Index: i, Err: ruleErrorf(ErrAlreadySlashed, "%s was slashed for height %d in block %d", e.Forger(), e.Height(), rec.Nonce)}
 		}
-		acc := s.accounts[e.Forger()]
+		acc := s.Account(e.Forger())
 		burn := SlashAmount(g, acc.Stake, s.lots(g.LotSize))
 		if burn > 0 {
 			j.touch(s, e.Forger())

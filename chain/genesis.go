@@ -298,7 +298,7 @@ func (g *Genesis) Block() *Block {
 func (g *Genesis) State() *State {
 	s := NewState()
 	for _, al := range g.Allocations {
-		s.accounts[al.Address] = Account{Balance: al.Balance, Stake: al.Stake}
+		s.put(al.Address, Account{Balance: al.Balance, Stake: al.Stake})
 	}
 	return s
 }

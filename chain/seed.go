@@ -114,18 +114,13 @@ func ElectionTable(g *Genesis, state *State) *election.StakeTable {
 		state.table.Store(&lotTable{size, t, len(state.pending)})
 		return t
 	}
-	n := 0
-	for _, acc := range state.accounts {
-		if acc.Stake >= size {
-			n++
+	lots := make([]election.Stake, 0, state.stakers.Len())
+	state.stakers.each(func(a Address, stake uint64) bool {
+		if stake >= size {
+			lots = append(lots, election.Stake{Staker: string(a), Stake: stake / size})
 		}
-	}
-	lots := make([]election.Stake, 0, n)
-	for a, acc := range state.accounts {
-		if acc.Stake >= size {
-			lots = append(lots, election.Stake{Staker: string(a), Stake: acc.Stake / size})
-		}
-	}
+		return true
+	})
 	t, err := election.NewStakeTableFromList(lots)
 	if err != nil {
 		panic(err) // addresses are map keys: distinct

@@ -1,9 +1,8 @@
 package chain
 
 import (
-	"maps"
 	"slices"
-	"sort"
+	"strings"
 	"sync/atomic"
 
 	"github.com/poslab/posd/chain/election"
@@ -11,8 +10,16 @@ import (
 
 // State is every account's balance, stake and nonce. Its zero accounts are
 // absent: an address never seen reads as a zero Account.
+//
+// Both maps are persistent (pmap): Clone is O(1) and a block's writes
+// copy only what they touch, so what a block costs follows what it
+// changed, not how many accounts there are.
 type State struct {
-	accounts map[Address]Account
+	accounts pmap[Account]
+	// stakers holds the stake of every account with stake, kept up to
+	// date by put (so by Apply, Revert and SetAccount): elections, stake
+	// listings and lot counts read it, not every account.
+	stakers pmap[uint64]
 	// totalLots is Σ stake/lotSize over all accounts, kept up to date by
 	// put once lotSize is set (lazily, by lots, for the genesis in use).
 	lotSize   uint64
@@ -38,10 +45,13 @@ type lotTable struct {
 const maxPending = 1 << 16
 
 // NewState returns an empty state.
-func NewState() *State { return &State{accounts: make(map[Address]Account)} }
+func NewState() *State { return &State{} }
 
 // Account returns a's account (zero if a was never seen).
-func (s *State) Account(a Address) Account { return s.accounts[a] }
+func (s *State) Account(a Address) Account {
+	acc, _ := s.accounts.get(a)
+	return acc
+}
 
 // SetAccount writes an account directly. Stores use it to load state from
 // disk; the protocol changes state only through Apply.
@@ -50,11 +60,25 @@ func (s *State) SetAccount(a Address, acc Account) { s.put(a, acc) }
 // put writes one account and keeps the lot total in step. The total is
 // exact modulo 2^64, and applyTx keeps the true value far below that.
 func (s *State) put(a Address, acc Account) {
-	old := s.accounts[a].Stake
+	var was Account
+	if acc == (Account{}) {
+		was, _ = s.accounts.del(a)
+	} else {
+		was, _ = s.accounts.set(a, acc)
+	}
+	old := was.Stake
+	if acc.Stake == old {
+		return
+	}
+	if acc.Stake > 0 {
+		s.stakers.set(a, acc.Stake)
+	} else {
+		s.stakers.del(a)
+	}
 	if s.lotSize != 0 {
 		s.totalLots += acc.Stake/s.lotSize - old/s.lotSize
 	}
-	if acc.Stake != old && s.table.Load() != nil {
+	if s.table.Load() != nil {
 		if len(s.pending) >= maxPending {
 			s.table.Store(nil)
 			s.pending = nil
@@ -62,41 +86,37 @@ func (s *State) put(a Address, acc Account) {
 			s.pending = append(s.pending, election.Stake{Staker: string(a), Stake: acc.Stake})
 		}
 	}
-	if acc == (Account{}) {
-		delete(s.accounts, a)
-		return
-	}
-	s.accounts[a] = acc
 }
 
 // lots returns the total lots for lotSize, counting them once when the
 // state has not counted for that size yet.
 func (s *State) lots(lotSize uint64) uint64 {
 	if s.lotSize != lotSize {
-		s.lotSize, s.totalLots = lotSize, 0
-		for _, acc := range s.accounts {
-			s.totalLots += acc.Stake / lotSize
-		}
+		s.lotSize, s.totalLots = lotSize, s.Lots(lotSize)
 	}
 	return s.totalLots
 }
 
-// Lots returns the total election lots: Σ stake / lotSize. It counts every
-// account (O(accounts)) and does not change s, so it is safe on a state
-// others read.
+// Lots returns the total election lots: Σ stake / lotSize. It counts the
+// stakers (O(stakers)) unless s keeps the total for lotSize, and does not
+// change s, so it is safe on a state others read.
 func (s *State) Lots(lotSize uint64) uint64 {
 	if lotSize == 0 {
 		return 0
 	}
-	var n uint64
-	for _, acc := range s.accounts {
-		n += acc.Stake / lotSize
+	if s.lotSize == lotSize {
+		return s.totalLots
 	}
+	var n uint64
+	s.stakers.each(func(_ Address, stake uint64) bool {
+		n += stake / lotSize
+		return true
+	})
 	return n
 }
 
 // Len is the number of non-zero accounts.
-func (s *State) Len() int { return len(s.accounts) }
+func (s *State) Len() int { return s.accounts.Len() }
 
 // AccountEntry is an account with its address, for ordered listings.
 type AccountEntry struct {
@@ -106,40 +126,58 @@ type AccountEntry struct {
 
 // Accounts lists every non-zero account in address order.
 func (s *State) Accounts() []AccountEntry {
-	out := make([]AccountEntry, 0, len(s.accounts))
-	for a, acc := range s.accounts {
-		if IsSlashRecord(a) {
-			continue
+	out := make([]AccountEntry, 0, s.accounts.Len())
+	s.accounts.each(func(a Address, acc Account) bool {
+		if !IsSlashRecord(a) {
+			out = append(out, AccountEntry{a, acc})
 		}
-		out = append(out, AccountEntry{a, acc})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+		return true
+	})
+	sortEntries(out)
 	return out
+}
+
+// Stakers lists the accounts with stake in address order, in
+// O(stakers log stakers) whatever the number of accounts.
+func (s *State) Stakers() []AccountEntry {
+	out := make([]AccountEntry, 0, s.stakers.Len())
+	s.stakers.each(func(a Address, _ uint64) bool {
+		out = append(out, AccountEntry{a, s.Account(a)})
+		return true
+	})
+	sortEntries(out)
+	return out
+}
+
+func sortEntries(es []AccountEntry) {
+	slices.SortFunc(es, func(a, b AccountEntry) int { return strings.Compare(string(a.Address), string(b.Address)) })
 }
 
 // Stakes returns every positive stake keyed by address string. Elections
 // take lots, not stakes: see ElectionTable.
 func (s *State) Stakes() map[string]uint64 {
-	out := make(map[string]uint64)
-	for a, acc := range s.accounts {
-		if acc.Stake > 0 {
-			out[string(a)] = acc.Stake
-		}
-	}
+	out := make(map[string]uint64, s.stakers.Len())
+	s.stakers.each(func(a Address, stake uint64) bool {
+		out[string(a)] = stake
+		return true
+	})
 	return out
 }
 
-// Clone returns an independent copy.
+// Clone returns an independent copy in O(1): the two share every account
+// until one of them writes it. s may be cloned while others read it.
 func (s *State) Clone() *State {
 	// Tables are immutable, and the clipped pending list makes the clone
 	// append elsewhere: sharing both is safe.
-	c := &State{accounts: maps.Clone(s.accounts), lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending)}
+	c := &State{lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending)}
+	s.accounts.cloneTo(&c.accounts)
+	s.stakers.cloneTo(&c.stakers)
 	c.table.Store(s.table.Load())
 	return c
 }
 
 // Equal reports whether two states hold the same accounts.
-func (s *State) Equal(o *State) bool { return maps.Equal(s.accounts, o.accounts) }
+func (s *State) Equal(o *State) bool { return s.accounts.equal(&o.accounts) }
 
 // UndoEntry is one account as it was before a block touched it.
 type UndoEntry struct {
@@ -170,11 +208,22 @@ type journal struct {
 }
 
 func (j *journal) touch(s *State, a Address) {
-	if _, ok := j.seen[a]; ok {
-		return
+	if _, ok := j.seen[a]; !ok {
+		j.record(a, s.Account(a))
 	}
+}
+
+// touchAs is touch for a caller that has just read a's account as cur:
+// the state is not read again.
+func (j *journal) touchAs(a Address, cur Account) {
+	if _, ok := j.seen[a]; !ok {
+		j.record(a, cur)
+	}
+}
+
+func (j *journal) record(a Address, cur Account) {
 	j.seen[a] = struct{}{}
-	j.entries = append(j.entries, UndoEntry{a, s.accounts[a]})
+	j.entries = append(j.entries, UndoEntry{a, cur})
 }
 
 // revert restores the journal's accounts, newest first.
@@ -251,11 +300,11 @@ func (s *State) credit(j *journal, a Address, amount uint64) error {
 	if amount == 0 {
 		return nil
 	}
-	acc := s.accounts[a]
+	acc := s.Account(a)
 	if acc.Balance+amount < acc.Balance {
 		return ruleErrorf(ErrAmountOverflow, "balance of %s would overflow", a)
 	}
-	j.touch(s, a)
+	j.touchAs(a, acc)
 	acc.Balance += amount
 	s.put(a, acc)
 	return nil
@@ -269,7 +318,7 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 	if r == nil {
 		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
 	}
-	from := s.accounts[tx.From]
+	from := s.Account(tx.From)
 	if tx.Nonce != from.Nonce+1 {
 		return ruleErrorf(ErrBadNonce, "nonce %d, account %s expects %d", tx.Nonce, tx.From, from.Nonce+1)
 	}
@@ -284,17 +333,17 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 		return err
 	}
 	lotsBefore := s.lots(g.LotSize)
-	j.touch(s, tx.From)
+	j.touchAs(tx.From, from)
 	from.Balance -= e.Debit.Balance
 	from.Stake -= e.Debit.Stake
 	from.Nonce++
 	s.put(tx.From, from)
-	to := s.accounts[tx.To]
+	to := s.Account(tx.To)
 	if err := checkCredit(tx.To, to, e.Credit); err != nil {
 		return err
 	}
 	if e.Credit != (Amounts{}) {
-		j.touch(s, tx.To)
+		j.touchAs(tx.To, to)
 		to.Balance += e.Credit.Balance
 		to.Stake += e.Credit.Stake
 		s.put(tx.To, to)
@@ -318,8 +367,8 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 func (s *State) checkStakeTotals(g *Genesis, before uint64, tx *Transaction) error {
 	// One account's lots over max_lots would let the wrapping total lie.
 	for _, a := range []Address{tx.From, tx.To} {
-		if s.accounts[a].Stake/g.LotSize > g.MaxLots {
-			return ruleErrorf(ErrStakeLimit, "stake of %s would be %d lots, max_lots is %d", a, s.accounts[a].Stake/g.LotSize, g.MaxLots)
+		if lots := s.Account(a).Stake / g.LotSize; lots > g.MaxLots {
+			return ruleErrorf(ErrStakeLimit, "stake of %s would be %d lots, max_lots is %d", a, lots, g.MaxLots)
 		}
 	}
 	after := s.totalLots

@@ -182,6 +182,7 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.loadEvidence(); err != nil {
 		return nil, err
 	}
+	chain.ElectionTable(m.g, m.state) // kept up to date from here on (publishLocked)
 	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()

@@ -304,6 +304,10 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// Subscribers read the lists after we return, while callers reuse
 	// theirs (sync refills one batch slice): the event gets copies.
 	added, reverted = slices.Clone(added), slices.Clone(reverted)
+	// The election table is kept on the manager's state, so each
+	// snapshot's copy inherits it and updates it by the stake changes of
+	// the blocks since (none, usually) instead of rebuilding it.
+	chain.ElectionTable(m.g, m.state)
 	snap := newSnapshot(m.snap.Load().version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()

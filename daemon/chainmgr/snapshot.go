@@ -12,7 +12,8 @@ import (
 // Snapshot is the chain as one commit left it: the head, the state after
 // it, and what readers derive from them (accounts in address order, stakers
 // largest first, the election for the next height), each computed once, on
-// first use, by whoever asks first. A Snapshot never changes: the manager
+// first use, by whoever asks first. Its state is an O(1) copy of the
+// manager's (chain.State.Clone shares what later blocks do not change). A Snapshot never changes: the manager
 // builds a new one after each commit and swaps it in atomically, so a
 // reader holding one never waits for an import and never sees half of one.
 // The slices it returns are shared: callers must not modify them.
@@ -69,11 +70,9 @@ func (s *Snapshot) Accounts() []chain.AccountEntry {
 // address, and the total stake.
 func (s *Snapshot) Stakers() ([]chain.AccountEntry, uint64) {
 	s.stakesOnce.Do(func() {
-		for _, e := range s.Accounts() {
-			if e.Stake > 0 {
-				s.stakers = append(s.stakers, e)
-				s.totalStake += e.Stake
-			}
+		s.stakers = s.state.Stakers()
+		for _, e := range s.stakers {
+			s.totalStake += e.Stake
 		}
 		slices.SortStableFunc(s.stakers, func(a, b chain.AccountEntry) int { return cmp.Compare(b.Stake, a.Stake) })
 	})
@@ -95,11 +94,11 @@ func (s *Snapshot) RankOf(a chain.Address) int {
 // SameState reports whether two snapshots hold the same accounts.
 func (s *Snapshot) SameState(o *Snapshot) bool { return s.state.Equal(o.state) }
 
-// warm computes the derived views in the background, so the first reader
-// after a commit finds them ready.
+// warm runs the election in the background, so the first reader after a
+// commit finds it ready. The listings are left to whoever asks: building
+// them costs what the state holds, not what the block changed.
 func (s *Snapshot) warm() {
 	s.Candidates()
-	s.Stakers()
 }
 
 // CheckStake runs the stake-total rules (stake_limit, stake_floor) for tx

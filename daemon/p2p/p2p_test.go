@@ -488,3 +488,56 @@ func TestGossipEvidence(t *testing.T) {
 		t.Fatalf("B got %+v, want %+v", got, e)
 	}
 }
+
+// batchChain is a fakeChain that takes synced blocks in batches and
+// records each batch's encoded size.
+type batchChain struct {
+	*fakeChain
+	bmu     sync.Mutex
+	batches []int
+}
+
+func (c *batchChain) HandleBlocks(blocks []*chain.Block) (int, error) {
+	size := 0
+	for _, b := range blocks {
+		size += len(chain.EncodeBlock(b))
+	}
+	c.bmu.Lock()
+	c.batches = append(c.batches, size)
+	c.bmu.Unlock()
+	for i, b := range blocks {
+		if err := c.HandleBlock(b); err != nil && !errors.Is(err, ErrIgnore) {
+			return i, err
+		}
+	}
+	return len(blocks), nil
+}
+
+// TestSyncBatchesBoundedByBytes: sync hands blocks over once the batch
+// holds syncBatchBytes of them, however few transactions they carry, so
+// what a peer makes a node hold before validation is bounded in bytes.
+func TestSyncBatchesBoundedByBytes(t *testing.T) {
+	a := newFakeChain("g")
+	blocks := a.extend(200, 0)
+	one := len(chain.EncodeBlock(blocks[0]))
+	old := syncBatchBytes
+	syncBatchBytes = 10 * one
+	t.Cleanup(func() { syncBatchBytes = old })
+	b := &batchChain{fakeChain: newFakeChain("g")}
+	na := startNode(t, a, nil)
+	startNode(t, b, nil, na)
+	waitFor(t, 30*time.Second, "B at height 200", func() bool { return b.height() == 200 })
+	if !slices.Equal(a.hashes(), b.hashes()) {
+		t.Fatal("B's chain differs from A's")
+	}
+	b.bmu.Lock()
+	defer b.bmu.Unlock()
+	if len(b.batches) < 200/11 {
+		t.Fatalf("%d batches for 200 blocks of %d bytes with a bound of %d bytes", len(b.batches), one, syncBatchBytes)
+	}
+	for _, n := range b.batches {
+		if n > syncBatchBytes+2*one { // block sizes vary by a few bytes
+			t.Fatalf("a batch of %d bytes, bound %d", n, syncBatchBytes)
+		}
+	}
+}
