@@ -1,0 +1,133 @@
+package wan
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+)
+
+// full reports whether the full-size runs were asked for (POSD_WAN_FULL=1);
+// CI runs the short ones.
+func full() bool { return os.Getenv("POSD_WAN_FULL") == "1" }
+
+func size(short, long int) int {
+	if full() {
+		return long
+	}
+	return short
+}
+
+func dur(short, long time.Duration) time.Duration {
+	if full() {
+		return long
+	}
+	return short
+}
+
+func runScenario(t *testing.T, sc Scenario) Result {
+	t.Helper()
+	if sc.Topology.Regions == 0 {
+		sc.Topology = DefaultTopology()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), sc.Duration+3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, t.TempDir(), sc)
+	t.Logf("%s: %v", sc.Name, res)
+	if err != nil {
+		t.Fatalf("%s: %v", sc.Name, err)
+	}
+	return res
+}
+
+// TestTopologyLinks: the region matrix spreads the RTTs between regions
+// evenly and keeps the intra-region RTT inside one.
+func TestTopologyLinks(t *testing.T) {
+	topo := DefaultTopology()
+	cases := []struct {
+		i, j int
+		rtt  time.Duration
+	}{
+		{0, 3, 20 * time.Millisecond},  // both region 0
+		{0, 1, 80 * time.Millisecond},  // 0-1
+		{2, 0, 165 * time.Millisecond}, // 0-2
+		{1, 2, 250 * time.Millisecond}, // 1-2
+		{4, 5, 250 * time.Millisecond}, // 1-2
+	}
+	for _, c := range cases {
+		if got := topo.Link(c.i, c.j).RTT; got != c.rtt {
+			t.Errorf("link %d-%d: RTT %v, want %v", c.i, c.j, got, c.rtt)
+		}
+	}
+	bad := []Topology{
+		{Regions: 0},
+		{Regions: 2, InterMin: 100 * time.Millisecond, InterMax: 50 * time.Millisecond},
+		{Regions: 2, Loss: 1},
+		{Regions: 2, Jitter: -1},
+		{Regions: 2, Bandwidth: -1},
+	}
+	for _, b := range bad {
+		if b.Validate() == nil {
+			t.Errorf("%+v: accepted", b)
+		}
+	}
+}
+
+// TestSteadyLoad is scenario 1: steady load across nodes in three regions
+// (20 ms inside, 80-250 ms between, 10 ms jitter, 1% loss).
+func TestSteadyLoad(t *testing.T) {
+	sc := Scenario{
+		Name:        "steady load, 3 regions",
+		Nodes:       size(6, 20),
+		Duration:    dur(16*time.Second, 120*time.Second),
+		LoadPerNode: 5,
+	}
+	res := runScenario(t, sc)
+	slots := int(sc.Duration / (2 * time.Second))
+	if res.Height < uint64(slots/2) {
+		t.Errorf("height %d after %d slots: the chain barely moved", res.Height, slots)
+	}
+	if res.Txs == 0 {
+		t.Errorf("no transaction committed (%d submitted)", res.Submitted)
+	}
+	if res.PropP50 <= 0 || res.PropP50 > time.Second {
+		t.Errorf("block propagation p50 %v: not a wide-area network of 80-250 ms", res.PropP50)
+	}
+	if s := res.OffMainShare(); s > 0.5 {
+		t.Errorf("%.0f%% of blocks ended off the main chain", 100*s)
+	}
+}
+
+// TestPartitionHeal is scenario 2: the network split into halves (each
+// half spanning the regions) for some slots, then healed; every node must
+// come back to one chain.
+func TestPartitionHeal(t *testing.T) {
+	n := size(6, 20)
+	var a, b []int
+	for i := range n {
+		if i < n/2 {
+			a = append(a, i)
+		} else {
+			b = append(b, i)
+		}
+	}
+	cut := dur(4*time.Second, 20*time.Second)
+	heal := cut + dur(10*time.Second, 60*time.Second)
+	sc := Scenario{
+		Name:        "partition into halves, then heal",
+		Nodes:       n,
+		Duration:    heal + dur(2*time.Second, 20*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{
+			{At: cut, Name: "partition", Do: func(w *Net) error { return w.Partition(a, b) }},
+			{At: heal, Name: "heal", Do: func(w *Net) error { return w.Heal() }, WaitAgree: true},
+		},
+	}
+	res := runScenario(t, sc)
+	if _, ok := res.Agree["heal"]; !ok {
+		t.Fatal("no agreement time after the heal")
+	}
+	if res.OffMain == 0 {
+		t.Error("no block ended off the main chain: the partition did not split the forging")
+	}
+}
