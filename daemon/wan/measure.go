@@ -273,7 +273,9 @@ type LoadAccount struct {
 }
 
 // Address is the account's address.
-func (a LoadAccount) Address() chain.Address { return chain.AddressOf(a.Key.Public().(ed25519.PublicKey)) }
+func (a LoadAccount) Address() chain.Address {
+	return chain.AddressOf(a.Key.Public().(ed25519.PublicKey))
+}
 
 // NewLoadAccounts makes n keys and the genesis allocations that fund them.
 func NewLoadAccounts(n int, balance uint64) ([]LoadAccount, []chain.Allocation) {
