@@ -79,7 +79,7 @@ func TestSteadyLoad(t *testing.T) {
 	sc := Scenario{
 		Name:        "steady load, 3 regions",
 		Nodes:       size(6, 20),
-		Duration:    dur(16*time.Second, 120*time.Second),
+		Duration:    dur(16*time.Second, 60*time.Second),
 		LoadPerNode: 5,
 	}
 	res := runScenario(t, sc)
@@ -129,5 +129,72 @@ func TestPartitionHeal(t *testing.T) {
 	}
 	if res.OffMain == 0 {
 		t.Error("no block ended off the main chain: the partition did not split the forging")
+	}
+}
+
+// TestSlowForger is scenario 4: the node holding half of the stake (so
+// often the rank-0 forger) sits behind a 400 ms, 5%-loss link.
+func TestSlowForger(t *testing.T) {
+	n := size(6, 20)
+	stakes := make([]uint64, n)
+	for i := range stakes {
+		stakes[i] = 1
+	}
+	stakes[0] = uint64(n - 1)
+	sc := Scenario{
+		Name:        "rank-0 forger behind 400 ms, 5% loss",
+		Nodes:       n,
+		Stakes:      stakes,
+		Duration:    dur(12*time.Second, 60*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{{Name: "slow link", Do: func(w *Net) error {
+			for j := 1; j < n; j++ {
+				l := w.LinkOf(0, j)
+				l.RTT, l.Loss = 400*time.Millisecond, 0.05
+				if err := w.SetLink(0, j, l); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}},
+	}
+	res := runScenario(t, sc)
+	if res.Txs == 0 {
+		t.Errorf("no transaction committed (%d submitted)", res.Submitted)
+	}
+	if res.PropP50 < 100*time.Millisecond {
+		t.Errorf("propagation p50 %v with a 400 ms forger: the slow link did not apply", res.PropP50)
+	}
+}
+
+// TestThirdOffline is scenario 5: a third of the stake loses every link for
+// a while, keeps running alone, then comes back.
+func TestThirdOffline(t *testing.T) {
+	n := size(6, 20)
+	off := n / 3
+	down := func(f func(*Net, int) error) func(*Net) error {
+		return func(w *Net) error {
+			for i := range off {
+				if err := f(w, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	back := dur(2*time.Second, 10*time.Second) + dur(8*time.Second, 60*time.Second)
+	sc := Scenario{
+		Name:        "a third of the stake offline, then back",
+		Nodes:       n,
+		Duration:    back + dur(2*time.Second, 20*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{
+			{At: dur(2*time.Second, 10*time.Second), Name: "offline", Do: down((*Net).Offline)},
+			{At: back, Name: "back", Do: down((*Net).Online), WaitAgree: true},
+		},
+	}
+	res := runScenario(t, sc)
+	if _, ok := res.Agree["back"]; !ok {
+		t.Fatal("no agreement time after the nodes came back")
 	}
 }
