@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config) (*Net, error) {
 		added: make([]bool, cfg.Devnet.Nodes),
 	}
 	dc := cfg.Devnet
-	dc.Host, dc.APIPort, dc.P2PPort = "127.0.0.1", 0, 0
+	dc.P2PPort = 0 // no TCP: the links are emulated
 	var addrs []string
 	user := dc.NodeConfig
 	var setupErr error
