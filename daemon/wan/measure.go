@@ -18,6 +18,7 @@ import (
 // subscription: every block added to its main chain, reorgs included).
 type Recorder struct {
 	nodes []*daemon.Node
+	added []time.Time // when each node's recording began
 	start time.Time
 
 	mu      sync.Mutex
@@ -30,26 +31,43 @@ type Recorder struct {
 
 // Record starts recording the nodes' imports.
 func Record(nodes []*daemon.Node) *Recorder {
-	r := &Recorder{nodes: nodes, start: time.Now(), seen: map[chain.Hash][]time.Time{}, changed: make(chan struct{}, 1)}
-	for i, n := range nodes {
-		ch, cancel := n.SubscribeBlocks()
-		r.stop = append(r.stop, cancel)
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			for b := range ch {
-				r.note(i, b.Hash(), time.Now())
-			}
-		}()
+	r := &Recorder{start: time.Now(), seen: map[chain.Hash][]time.Time{}, changed: make(chan struct{}, 1)}
+	for _, n := range nodes {
+		r.Add(n)
 	}
 	return r
+}
+
+// Add records one more node's imports (a node that joined).
+func (r *Recorder) Add(n *daemon.Node) {
+	ch, cancel := n.SubscribeBlocks()
+	r.mu.Lock()
+	i := len(r.nodes)
+	r.nodes = append(r.nodes, n)
+	r.added = append(r.added, time.Now())
+	r.stop = append(r.stop, cancel)
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		for b := range ch {
+			r.note(i, b.Hash(), time.Now())
+		}
+	}()
+}
+
+// Nodes is the nodes recorded.
+func (r *Recorder) Nodes() []*daemon.Node {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.nodes)
 }
 
 func (r *Recorder) note(i int, h chain.Hash, at time.Time) {
 	r.mu.Lock()
 	ts := r.seen[h]
-	if ts == nil {
-		ts = make([]time.Time, len(r.nodes))
+	if len(ts) < len(r.nodes) {
+		ts = append(ts, make([]time.Time, len(r.nodes)-len(ts))...)
 		r.seen[h] = ts
 	}
 	if ts[i].IsZero() {
@@ -64,7 +82,10 @@ func (r *Recorder) note(i int, h chain.Hash, at time.Time) {
 
 // Stop ends the recording.
 func (r *Recorder) Stop() {
-	for _, f := range r.stop {
+	r.mu.Lock()
+	stop := slices.Clone(r.stop)
+	r.mu.Unlock()
+	for _, f := range stop {
 		f()
 	}
 	r.wg.Wait()
@@ -92,12 +113,13 @@ func (r *Recorder) WaitAgree(ctx context.Context, timeout time.Duration) (time.D
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if Agreed(r.nodes) {
+		nodes := r.Nodes()
+		if Agreed(nodes) {
 			return time.Since(start), nil
 		}
 		select {
 		case <-ctx.Done():
-			return time.Since(start), fmt.Errorf("nodes did not agree on a head within %v: heights %v", timeout, heights(r.nodes))
+			return time.Since(start), fmt.Errorf("nodes did not agree on a head within %v: heights %v", timeout, heights(nodes))
 		case <-r.changed:
 		case <-t.C:
 		}
@@ -147,7 +169,8 @@ func (r Report) String() string {
 // Report measures the run so far against node 0's main chain; call it once
 // the nodes agree.
 func (r *Recorder) Report() (Report, error) {
-	n0 := r.nodes[0]
+	nodes := r.Nodes()
+	n0 := nodes[0]
 	head := n0.Head()
 	main := map[chain.Hash]*chain.Block{}
 	for from := uint64(1); from <= head.Height; {
@@ -163,7 +186,7 @@ func (r *Recorder) Report() (Report, error) {
 		}
 		from = bs[len(bs)-1].Height + 1
 	}
-	rep := Report{Nodes: len(r.nodes), Duration: time.Since(r.start), Height: head.Height}
+	rep := Report{Nodes: len(nodes), Duration: time.Since(r.start), Height: head.Height}
 	var props []time.Duration
 	r.mu.Lock()
 	for h, ts := range r.seen {
@@ -180,8 +203,10 @@ func (r *Recorder) Report() (Report, error) {
 				first = t
 			}
 		}
-		for _, t := range ts {
-			if !t.IsZero() && t != first {
+		for i, t := range ts {
+			// A block older than a node's recording (a node that joined
+			// and synced the chain) did not propagate to it.
+			if !t.IsZero() && t != first && !first.Before(r.added[i]) {
 				props = append(props, t.Sub(first))
 			}
 		}

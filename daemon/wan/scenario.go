@@ -103,6 +103,9 @@ func Run(ctx context.Context, home string, sc Scenario) (Result, error) {
 			if err := ev.Do(w); err != nil {
 				return fmt.Errorf("%s: %w", ev.Name, err)
 			}
+			for _, n := range w.Nodes()[len(rec.Nodes()):] {
+				rec.Add(n) // a node that joined
+			}
 			if ev.WaitAgree {
 				d, err := rec.WaitAgree(ctx, sc.Settle)
 				if err != nil {
@@ -127,6 +130,7 @@ func Run(ctx context.Context, home string, sc Scenario) (Result, error) {
 		return res, err
 	}
 	res.Report.Agree = agree
+	nodes = w.Nodes()
 	return res, errors.Join(CheckOneChain(nodes), CheckCoins(nodes))
 }
 

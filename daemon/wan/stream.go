@@ -47,14 +47,14 @@ func (h *wanHost) SetStreamHandlerMatch(pid protocol.ID, match func(protocol.ID)
 }
 
 func (h *wanHost) wrap(s network.Stream) network.Stream {
-	remote, ok := h.w.index[s.Conn().RemotePeer()]
-	if !ok {
-		return s
-	}
 	h.w.mu.Lock()
+	remote, ok := h.w.index[s.Conn().RemotePeer()]
 	h.w.streams++
 	n := h.w.streams
 	h.w.mu.Unlock()
+	if !ok {
+		return s
+	}
 	return &lossyStream{Stream: s, w: h.w, a: h.self, b: remote, rng: rand.New(rand.NewPCG(h.w.seed, n))}
 }
 

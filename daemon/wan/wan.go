@@ -17,7 +17,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,6 +124,9 @@ type Config struct {
 // (node i is the devnet's node i+1).
 type Net struct {
 	Devnet *daemon.Devnet
+	ctx    context.Context // the nodes'
+	dc     daemon.DevnetConfig
+	addrs  []string // node i's address with its peer id
 	mn     mocknet.Mocknet
 	topo   Topology
 	seed   uint64
@@ -182,11 +187,15 @@ func Start(ctx context.Context, cfg Config) (*Net, error) {
 		}
 	}
 	d, err := daemon.StartDevnet(ctx, dc)
+	if err == nil && setupErr != nil {
+		d.Close()
+		err = setupErr
+	}
 	if err != nil {
 		w.mn.Close()
 		return nil, err
 	}
-	w.Devnet = d
+	w.Devnet, w.dc, w.addrs, w.ctx = d, dc, addrs, ctx
 	return w, nil
 }
 
@@ -207,11 +216,67 @@ func (w *Net) learnIDs(home string, n int) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		w.mu.Lock()
 		w.ids = append(w.ids, id)
 		w.index[id] = i
+		w.mu.Unlock()
 		out = append(out, w.addr(i).String()+"/p2p/"+id.String())
 	}
 	return out, nil
+}
+
+// AddNode starts one more node, in the next region of the round: a new
+// home with the network's genesis and a new key (no stake), given every
+// running node as a peer. It syncs the chain from them as any joining
+// node does. It returns the node's number (from 0).
+func (w *Net) AddNode() (int, error) {
+	ctx := w.ctx
+	i := len(w.Devnet.Nodes)
+	home := filepath.Join(w.dc.Home, fmt.Sprintf("node%d", i+1))
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return 0, err
+	}
+	genesis, err := os.ReadFile(filepath.Join(w.dc.Home, "node1", daemon.GenesisFile))
+	if err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(filepath.Join(home, daemon.GenesisFile), genesis, 0o644); err != nil {
+		return 0, err
+	}
+	k, _, err := keystore.LoadOrGenerate(filepath.Join(home, daemon.KeyFile))
+	if err != nil {
+		return 0, err
+	}
+	pk, err := crypto.UnmarshalEd25519PrivateKey(k.PrivateKey())
+	if err != nil {
+		return 0, err
+	}
+	id, err := peer.IDFromPrivateKey(pk)
+	if err != nil {
+		return 0, err
+	}
+	w.mu.Lock()
+	w.ids = append(w.ids, id)
+	w.index[id] = i
+	w.added = append(w.added, false)
+	w.mu.Unlock()
+	c := daemon.Config{
+		Home: home, Host: w.dc.Host, BlockSize: 1, BlockInterval: time.Second,
+		Logger: w.dc.Logger.With("node", i+1), NoJoin: true, Peers: slices.Clone(w.addrs),
+		P2PHost: func(key crypto.PrivKey) (host.Host, error) { return w.addHost(i, key) },
+	}
+	w.addrs = append(w.addrs, w.addr(i).String()+"/p2p/"+id.String())
+	n, err := daemon.Open(c)
+	if err == nil {
+		if err = n.Start(ctx); err != nil {
+			n.Close()
+		}
+	}
+	if err != nil {
+		return 0, fmt.Errorf("node %d: %w", i+1, err)
+	}
+	w.Devnet.Nodes = append(w.Devnet.Nodes, n)
+	return i, nil
 }
 
 // addr is node i's address on the emulated network: 10.<region>.x.y.
@@ -227,6 +292,8 @@ func (w *Net) addHost(i int, key crypto.PrivKey) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	if i >= len(w.ids) || w.ids[i] != id {
 		return nil, fmt.Errorf("node %d: its key is not the one in its home", i+1)
 	}
@@ -234,8 +301,6 @@ func (w *Net) addHost(i int, key crypto.PrivKey) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	w.added[i] = true
 	for j := range w.ids {
 		if j != i && w.added[j] && !w.cut[pair(i, j)] {
@@ -293,23 +358,30 @@ func (w *Net) SetLink(i, j int, l Link) error {
 	return nil
 }
 
+func (w *Net) peers() []peer.ID {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.ids)
+}
+
 // Partition cuts every link between nodes of different groups; nodes in no
 // group keep their links. Connections across the cut close at once (as
 // after a TCP timeout); the nodes find each other again by re-dialling
 // after Heal.
 func (w *Net) Partition(groups ...[]int) error {
+	ids := w.peers()
 	side := map[int]int{}
 	for g, nodes := range groups {
 		for _, i := range nodes {
-			if i < 0 || i >= len(w.ids) {
+			if i < 0 || i >= len(ids) {
 				return fmt.Errorf("no node %d", i)
 			}
 			side[i] = g + 1
 		}
 	}
 	var todo [][2]int
-	for i := range w.ids {
-		for j := i + 1; j < len(w.ids); j++ {
+	for i := range ids {
+		for j := i + 1; j < len(ids); j++ {
 			if side[i] != 0 && side[j] != 0 && side[i] != side[j] {
 				todo = append(todo, [2]int{i, j})
 			}
@@ -321,7 +393,7 @@ func (w *Net) Partition(groups ...[]int) error {
 // Offline cuts every link of node i: it keeps running, alone.
 func (w *Net) Offline(i int) error {
 	var todo [][2]int
-	for j := range w.ids {
+	for j := range w.peers() {
 		if j != i {
 			todo = append(todo, pair(i, j))
 		}
@@ -335,15 +407,17 @@ func (w *Net) cutPairs(todo [][2]int) error {
 		w.mu.Lock()
 		already := w.cut[p]
 		w.cut[p] = true
+		a, b := w.ids[p[0]], w.ids[p[1]]
+		up := w.added[p[0]] && w.added[p[1]]
 		w.mu.Unlock()
-		if already {
+		if already || !up {
 			continue
 		}
-		if err := w.mn.UnlinkPeers(w.ids[p[0]], w.ids[p[1]]); err != nil {
+		if err := w.mn.UnlinkPeers(a, b); err != nil {
 			errs = append(errs, err)
 		}
-		// Disconnect both ways; mocknet closes every connection between them.
-		if err := w.mn.DisconnectPeers(w.ids[p[0]], w.ids[p[1]]); err != nil {
+		// mocknet closes every connection between the two, both ways.
+		if err := w.mn.DisconnectPeers(a, b); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -356,8 +430,10 @@ func (w *Net) Heal() error {
 	defer w.mu.Unlock()
 	var errs []error
 	for p := range w.cut {
-		if err := w.linkLocked(p[0], p[1]); err != nil {
-			errs = append(errs, err)
+		if w.added[p[0]] && w.added[p[1]] {
+			if err := w.linkLocked(p[0], p[1]); err != nil {
+				errs = append(errs, err)
+			}
 		}
 		delete(w.cut, p)
 	}
@@ -371,8 +447,10 @@ func (w *Net) Online(i int) error {
 	var errs []error
 	for p := range w.cut {
 		if p[0] == i || p[1] == i {
-			if err := w.linkLocked(p[0], p[1]); err != nil {
-				errs = append(errs, err)
+			if w.added[p[0]] && w.added[p[1]] {
+				if err := w.linkLocked(p[0], p[1]); err != nil {
+					errs = append(errs, err)
+				}
 			}
 			delete(w.cut, p)
 		}

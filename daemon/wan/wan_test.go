@@ -198,3 +198,26 @@ func TestThirdOffline(t *testing.T) {
 		t.Fatal("no agreement time after the nodes came back")
 	}
 }
+
+// TestJoinUnderLoad is scenario 6: a node with no stake joins mid-run and
+// syncs the chain from its peers while the load goes on.
+func TestJoinUnderLoad(t *testing.T) {
+	join := dur(6*time.Second, 30*time.Second)
+	sc := Scenario{
+		Name:        "a node joins mid-run under load",
+		Nodes:       size(5, 19),
+		Duration:    join + dur(4*time.Second, 30*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{{At: join, Name: "join", Do: func(w *Net) error {
+			_, err := w.AddNode()
+			return err
+		}, WaitAgree: true}},
+	}
+	res := runScenario(t, sc)
+	if res.Nodes != sc.Nodes+1 {
+		t.Fatalf("report covers %d nodes, want %d with the one that joined", res.Nodes, sc.Nodes+1)
+	}
+	if _, ok := res.Agree["join"]; !ok {
+		t.Fatal("no agreement time after the join")
+	}
+}
