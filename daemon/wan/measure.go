@@ -23,7 +23,8 @@ type Recorder struct {
 
 	mu      sync.Mutex
 	seen    map[chain.Hash][]time.Time // per node; zero: not (yet) seen
-	changed chan struct{}              // signalled on every import
+	height  map[chain.Hash]uint64
+	changed chan struct{} // signalled on every import
 
 	stop []func()
 	wg   sync.WaitGroup
@@ -31,7 +32,7 @@ type Recorder struct {
 
 // Record starts recording the nodes' imports.
 func Record(nodes []*daemon.Node) *Recorder {
-	r := &Recorder{start: time.Now(), seen: map[chain.Hash][]time.Time{}, changed: make(chan struct{}, 1)}
+	r := &Recorder{start: time.Now(), seen: map[chain.Hash][]time.Time{}, height: map[chain.Hash]uint64{}, changed: make(chan struct{}, 1)}
 	for _, n := range nodes {
 		r.Add(n)
 	}
@@ -51,7 +52,7 @@ func (r *Recorder) Add(n *daemon.Node) {
 	go func() {
 		defer r.wg.Done()
 		for b := range ch {
-			r.note(i, b.Hash(), time.Now())
+			r.note(i, b.Hash(), b.Height, time.Now())
 		}
 	}()
 }
@@ -63,8 +64,9 @@ func (r *Recorder) Nodes() []*daemon.Node {
 	return slices.Clone(r.nodes)
 }
 
-func (r *Recorder) note(i int, h chain.Hash, at time.Time) {
+func (r *Recorder) note(i int, h chain.Hash, height uint64, at time.Time) {
 	r.mu.Lock()
+	r.height[h] = height
 	ts := r.seen[h]
 	if len(ts) < len(r.nodes) {
 		ts = append(ts, make([]time.Time, len(r.nodes)-len(ts))...)
@@ -132,6 +134,70 @@ func heights(nodes []*daemon.Node) []uint64 {
 		out[i] = n.Height()
 	}
 	return out
+}
+
+// WaitCommon waits until some block that was first imported after since is
+// on every node's main chain: the network builds on one chain again (after
+// a heal, say), although under load the heads themselves rarely match at
+// one instant. It returns how long that took from since.
+func (r *Recorder) WaitCommon(ctx context.Context, since time.Time, timeout time.Duration) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		nodes := r.Nodes()
+		if r.common(nodes, since) {
+			return time.Since(since), nil
+		}
+		select {
+		case <-ctx.Done():
+			return time.Since(since), fmt.Errorf("no block made after %v is on every node's main chain within %v: heights %v",
+				since.Format("15:04:05.000"), timeout, heights(nodes))
+		case <-r.changed:
+		case <-t.C:
+		}
+	}
+}
+
+// common reports whether a block first imported after since, imported by
+// every node, is on every node's main chain now.
+func (r *Recorder) common(nodes []*daemon.Node, since time.Time) bool {
+	type cand struct {
+		h      chain.Hash
+		height uint64
+	}
+	var cands []cand
+	r.mu.Lock()
+	for h, ts := range r.seen {
+		if len(ts) < len(nodes) {
+			continue
+		}
+		all := true
+		for _, t := range ts[:len(nodes)] {
+			if t.IsZero() || t.Before(since) {
+				all = false
+				break
+			}
+		}
+		if all {
+			cands = append(cands, cand{h, r.height[h]})
+		}
+	}
+	r.mu.Unlock()
+	for _, c := range cands {
+		onAll := true
+		for _, n := range nodes {
+			if b, err := n.BlockByHeight(c.height); err != nil || b.Hash() != c.h {
+				onAll = false
+				break
+			}
+		}
+		if onAll {
+			return true
+		}
+	}
+	return false
 }
 
 // Report is what a run measured.

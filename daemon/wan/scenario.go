@@ -34,8 +34,9 @@ type Event struct {
 	At   time.Duration
 	Name string
 	Do   func(*Net) error
-	// WaitAgree: after Do, wait until every node has the same head and
-	// record how long it took (Result.Agree[Name]).
+	// WaitAgree: after Do, wait until every node has on its main chain a
+	// block made after Do (Recorder.WaitCommon) and record how long it
+	// took (Result.Agree[Name]).
 	WaitAgree bool
 }
 
@@ -100,6 +101,7 @@ func Run(ctx context.Context, home string, sc Scenario) (Result, error) {
 				return err
 			}
 			sc.Logger.Info("wan: event", "name", ev.Name, "at", time.Since(start).Round(time.Millisecond))
+			at := time.Now()
 			if err := ev.Do(w); err != nil {
 				return fmt.Errorf("%s: %w", ev.Name, err)
 			}
@@ -107,7 +109,7 @@ func Run(ctx context.Context, home string, sc Scenario) (Result, error) {
 				rec.Add(n) // a node that joined
 			}
 			if ev.WaitAgree {
-				d, err := rec.WaitAgree(ctx, sc.Settle)
+				d, err := rec.WaitCommon(ctx, at, sc.Settle)
 				if err != nil {
 					return fmt.Errorf("after %s: %w", ev.Name, err)
 				}

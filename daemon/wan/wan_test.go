@@ -2,6 +2,7 @@ package wan
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -30,6 +31,7 @@ func runScenario(t *testing.T, sc Scenario) Result {
 	if sc.Topology.Regions == 0 {
 		sc.Topology = DefaultTopology()
 	}
+	sc.Settle = dur(30*time.Second, 60*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), sc.Duration+3*time.Minute)
 	defer cancel()
 	res, err := Run(ctx, t.TempDir(), sc)
@@ -79,7 +81,7 @@ func TestSteadyLoad(t *testing.T) {
 	sc := Scenario{
 		Name:        "steady load, 3 regions",
 		Nodes:       size(6, 20),
-		Duration:    dur(16*time.Second, 60*time.Second),
+		Duration:    dur(12*time.Second, 60*time.Second),
 		LoadPerNode: 5,
 	}
 	res := runScenario(t, sc)
@@ -98,37 +100,48 @@ func TestSteadyLoad(t *testing.T) {
 	}
 }
 
-// TestPartitionHeal is scenario 2: the network split into halves (each
-// half spanning the regions) for some slots, then healed; every node must
+// TestPartitionHeal is scenarios 2 and 3: the network split (into halves;
+// then into a side with more than 2/3 of the stake and the rest), each
+// side spanning the regions, for some slots, then healed; every node must
 // come back to one chain.
 func TestPartitionHeal(t *testing.T) {
 	n := size(6, 20)
-	var a, b []int
-	for i := range n {
-		if i < n/2 {
-			a = append(a, i)
-		} else {
-			b = append(b, i)
-		}
-	}
-	cut := dur(4*time.Second, 20*time.Second)
-	heal := cut + dur(10*time.Second, 60*time.Second)
-	sc := Scenario{
-		Name:        "partition into halves, then heal",
-		Nodes:       n,
-		Duration:    heal + dur(2*time.Second, 20*time.Second),
-		LoadPerNode: 5,
-		Events: []Event{
-			{At: cut, Name: "partition", Do: func(w *Net) error { return w.Partition(a, b) }},
-			{At: heal, Name: "heal", Do: func(w *Net) error { return w.Heal() }, WaitAgree: true},
-		},
-	}
-	res := runScenario(t, sc)
-	if _, ok := res.Agree["heal"]; !ok {
-		t.Fatal("no agreement time after the heal")
-	}
-	if res.OffMain == 0 {
-		t.Error("no block ended off the main chain: the partition did not split the forging")
+	for _, split := range []struct {
+		name string
+		big  int // nodes on the first side
+	}{
+		{"halves", n / 2},
+		{"more than 2/3 | the rest", n - n*3/10},
+	} {
+		t.Run(split.name, func(t *testing.T) {
+			var a, b []int
+			for i := range n {
+				if i < split.big {
+					a = append(a, i)
+				} else {
+					b = append(b, i)
+				}
+			}
+			cut := dur(2*time.Second, 20*time.Second)
+			heal := cut + dur(6*time.Second, 60*time.Second)
+			sc := Scenario{
+				Name:        fmt.Sprintf("partition %d|%d, then heal", len(a), len(b)),
+				Nodes:       n,
+				Duration:    heal + dur(2*time.Second, 20*time.Second),
+				LoadPerNode: 5,
+				Events: []Event{
+					{At: cut, Name: "partition", Do: func(w *Net) error { return w.Partition(a, b) }},
+					{At: heal, Name: "heal", Do: func(w *Net) error { return w.Heal() }, WaitAgree: true},
+				},
+			}
+			res := runScenario(t, sc)
+			if _, ok := res.Agree["heal"]; !ok {
+				t.Fatal("no agreement time after the heal")
+			}
+			if res.OffMain == 0 {
+				t.Error("no block ended off the main chain: the partition did not split the forging")
+			}
+		})
 	}
 }
 
@@ -145,7 +158,7 @@ func TestSlowForger(t *testing.T) {
 		Name:        "rank-0 forger behind 400 ms, 5% loss",
 		Nodes:       n,
 		Stakes:      stakes,
-		Duration:    dur(12*time.Second, 60*time.Second),
+		Duration:    dur(10*time.Second, 60*time.Second),
 		LoadPerNode: 5,
 		Events: []Event{{Name: "slow link", Do: func(w *Net) error {
 			for j := 1; j < n; j++ {
@@ -182,7 +195,7 @@ func TestThirdOffline(t *testing.T) {
 			return nil
 		}
 	}
-	back := dur(2*time.Second, 10*time.Second) + dur(8*time.Second, 60*time.Second)
+	back := dur(2*time.Second, 10*time.Second) + dur(6*time.Second, 60*time.Second)
 	sc := Scenario{
 		Name:        "a third of the stake offline, then back",
 		Nodes:       n,
@@ -202,7 +215,7 @@ func TestThirdOffline(t *testing.T) {
 // TestJoinUnderLoad is scenario 6: a node with no stake joins mid-run and
 // syncs the chain from its peers while the load goes on.
 func TestJoinUnderLoad(t *testing.T) {
-	join := dur(6*time.Second, 30*time.Second)
+	join := dur(5*time.Second, 30*time.Second)
 	sc := Scenario{
 		Name:        "a node joins mid-run under load",
 		Nodes:       size(5, 19),
@@ -220,4 +233,20 @@ func TestJoinUnderLoad(t *testing.T) {
 	if _, ok := res.Agree["join"]; !ok {
 		t.Fatal("no agreement time after the join")
 	}
+}
+
+// TestLoopbackControl is the steady load with no latency, jitter or loss
+// (full runs only): what the process and its cores do alone, to tell the
+// network's effect from the machine's in the other runs.
+func TestLoopbackControl(t *testing.T) {
+	if !full() {
+		t.Skip("a control for the full runs (POSD_WAN_FULL=1)")
+	}
+	runScenario(t, Scenario{
+		Name:        "steady load, no latency (control)",
+		Nodes:       size(6, 20),
+		Topology:    Topology{Regions: 1},
+		Duration:    dur(12*time.Second, 60*time.Second),
+		LoadPerNode: 5,
+	})
 }
