@@ -288,13 +288,25 @@ func (r *Recorder) Report() (Report, error) {
 	return rep, nil
 }
 
-// CheckOneChain reports nodes whose head differs from node 0's.
+// CheckOneChain reports nodes whose main chain differs from node 0's at
+// the lowest head among them: one chain, although a block forged this
+// instant may not have reached every node yet.
 func CheckOneChain(nodes []*daemon.Node) error {
-	want := nodes[0].Head()
+	low := nodes[0].Height()
+	for _, n := range nodes[1:] {
+		low = min(low, n.Height())
+	}
+	want, err := nodes[0].BlockByHeight(low)
+	if err != nil {
+		return fmt.Errorf("node 0: block %d: %w", low, err)
+	}
 	var errs []error
 	for i, n := range nodes[1:] {
-		if h := n.Head(); h.Hash() != want.Hash() {
-			errs = append(errs, fmt.Errorf("node %d is at height %d %s, node 0 at height %d %s", i+1, h.Height, h.Hash(), want.Height, want.Hash()))
+		b, err := n.BlockByHeight(low)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %d: block %d: %w", i+1, low, err))
+		} else if b.Hash() != want.Hash() {
+			errs = append(errs, fmt.Errorf("node %d has %s at height %d, node 0 %s", i+1, b.Hash(), low, want.Hash()))
 		}
 	}
 	return errors.Join(errs...)
@@ -315,6 +327,19 @@ func CheckCoins(nodes []*daemon.Node) error {
 }
 
 func checkCoins(n *daemon.Node) error {
+	// The accounts and the head are read apart: a block imported between
+	// the two reads is read again.
+	var err error
+	for range 10 {
+		var moved bool
+		if moved, err = checkCoinsOnce(n); !moved {
+			return err
+		}
+	}
+	return err
+}
+
+func checkCoinsOnce(n *daemon.Node) (moved bool, err error) {
 	g := n.Genesis()
 	var want uint64
 	for _, a := range g.Allocations {
@@ -326,7 +351,7 @@ func checkCoins(n *daemon.Node) error {
 	for from := uint64(1); from <= head.Height; {
 		bs, err := n.Blocks(from, 500)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if len(bs) == 0 {
 			break
@@ -345,10 +370,13 @@ func checkCoins(n *daemon.Node) error {
 	for _, a := range n.Accounts() {
 		have += a.Balance + a.Stake
 	}
-	if have != want {
-		return fmt.Errorf("accounts hold %d coins at height %d, the rules give %d (%d evidence records slashed)", have, head.Height, want, evidence)
+	if n.Head().Hash() != head.Hash() {
+		return true, fmt.Errorf("the head kept moving while the coins were counted")
 	}
-	return nil
+	if have != want {
+		return false, fmt.Errorf("accounts hold %d coins at height %d, the rules give %d (%d evidence records slashed)", have, head.Height, want, evidence)
+	}
+	return false, nil
 }
 
 // Load sends TRANSFERs from funded accounts, each account to its own node,

@@ -131,6 +131,15 @@ func TestPartitionHeal(t *testing.T) {
 				LoadPerNode: 5,
 				Events: []Event{
 					{At: cut, Name: "partition", Do: func(w *Net) error { return w.Partition(a, b) }},
+					// The invariant check must see the split, or it could not
+					// fail. (Halves both forge within the cut; one node alone
+					// may wait its rank's slots longer.)
+					{At: heal - 500*time.Millisecond, Name: "split seen", Do: func(w *Net) error {
+						if split.big == n/2 && CheckOneChain(w.Nodes()) == nil {
+							return fmt.Errorf("the sides are on one chain during the partition")
+						}
+						return nil
+					}},
 					{At: heal, Name: "heal", Do: func(w *Net) error { return w.Heal() }, WaitAgree: true},
 				},
 			}
