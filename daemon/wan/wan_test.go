@@ -26,6 +26,20 @@ func dur(short, long time.Duration) time.Duration {
 	return short
 }
 
+// splitFor is how long the full runs' partitions last: 60 s, or
+// POSD_WAN_SPLIT (a duration).
+func splitFor(t *testing.T) time.Duration {
+	v := os.Getenv("POSD_WAN_SPLIT")
+	if v == "" {
+		return 60 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("POSD_WAN_SPLIT=%q: not a positive duration", v)
+	}
+	return d
+}
+
 func runScenario(t *testing.T, sc Scenario) Result {
 	t.Helper()
 	if sc.Topology.Regions == 0 {
@@ -123,7 +137,7 @@ func TestPartitionHeal(t *testing.T) {
 				}
 			}
 			cut := dur(2*time.Second, 20*time.Second)
-			heal := cut + dur(6*time.Second, 60*time.Second)
+			heal := cut + dur(6*time.Second, splitFor(t))
 			sc := Scenario{
 				Name:        fmt.Sprintf("partition %d|%d, then heal", len(a), len(b)),
 				Nodes:       n,
