@@ -146,11 +146,19 @@ func TestPartitionHeal(t *testing.T) {
 				Events: []Event{
 					{At: cut, Name: "partition", Do: func(w *Net) error { return w.Partition(a, b) }},
 					// The invariant check must see the split, or it could not
-					// fail. (Halves both forge within the cut; one node alone
-					// may wait its rank's slots longer.)
+					// fail. A side forges only when one of its nodes' rank
+					// comes (k slots for rank k), so the split lasts until
+					// both halves forged. (One node alone may wait longer.)
 					{At: heal - 500*time.Millisecond, Name: "split seen", Do: func(w *Net) error {
-						if split.big == n/2 && CheckOneChain(w.Nodes()) == nil {
-							return fmt.Errorf("the sides are on one chain during the partition")
+						if split.big != n/2 {
+							return nil
+						}
+						deadline := time.Now().Add(30 * time.Second)
+						for CheckOneChain(w.Nodes()) == nil {
+							if time.Now().After(deadline) {
+								return fmt.Errorf("the sides are on one chain after a long partition")
+							}
+							time.Sleep(100 * time.Millisecond)
 						}
 						return nil
 					}},
