@@ -85,8 +85,8 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		c := Config{
 			Home:          home,
 			Host:          cfg.Host,
-			APIPort:       cfg.APIPort + i,
-			P2PPort:       cfg.P2PPort + i,
+			APIPort:       portOf(cfg.APIPort, i),
+			P2PPort:       portOf(cfg.P2PPort, i),
 			BlockSize:     1,
 			BlockInterval: time.Second,
 			Logger:        cfg.Logger.With("node", i+1),
@@ -114,6 +114,15 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		d.Nodes = append(d.Nodes, n)
 	}
 	return d, nil
+}
+
+// portOf is node i's port (from 0) when node 1 has base; base 0 gives
+// every node 0, any free port (not 1, 2, ...).
+func portOf(base, i int) int {
+	if base == 0 {
+		return 0
+	}
+	return base + i
 }
 
 // writeDevnetGenesis writes the same genesis.json into every home, unless

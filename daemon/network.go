@@ -30,6 +30,7 @@ func startNetwork(ctx context.Context, n *Node) (Network, error) {
 		MDNS:       n.cfg.MDNS,
 		Logger:     n.log.With("component", "p2p"),
 		Metrics:    n.prom.Registry,
+		NewHost:    n.cfg.P2PHost,
 	}, n.p2pHandler())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)

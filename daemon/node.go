@@ -24,6 +24,7 @@ import (
 	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/metrics"
+	"github.com/poslab/posd/daemon/p2p"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
@@ -64,8 +65,11 @@ type Config struct {
 	Byzantine     string // a byzantine behaviour, lab networks only (lab.go)
 	// Sigs, if set, is a cache of verified signatures the node shares with
 	// other nodes of the process (posd devnet); nil: its own.
-	Sigs   *chainmgr.SigCache
-	Logger *slog.Logger
+	Sigs *chainmgr.SigCache
+	// P2PHost, if set, makes the node's libp2p host instead of listening
+	// on Host:P2PPort (an emulated network, daemon/wan).
+	P2PHost p2p.HostFunc
+	Logger  *slog.Logger
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
 

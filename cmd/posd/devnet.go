@@ -31,6 +31,7 @@ type DevnetOptions struct {
 	Stderr       io.Writer
 	// Ready, if set, is called once every node listens (tests use it).
 	Ready func(*daemon.Devnet)
+	WAN   wanOptions // devnet_wan.go
 }
 
 // NewCmdDevnet builds `posd devnet`; runF replaces devnetRun in tests.
@@ -56,6 +57,9 @@ same home resumes the same chain (--reset starts over).`,
 				return err
 			}
 			opts.Out, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if err := opts.WAN.parse(cmd); err != nil {
+				return err
+			}
 			for _, name := range genesisFlagNames {
 				if cmd.Flags().Changed(name) {
 					opts.GenesisFlags = append(opts.GenesisFlags, "--"+name)
@@ -82,6 +86,7 @@ same home resumes the same chain (--reset starts over).`,
 	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof for the whole devnet on this address, e.g. 127.0.0.1:6060")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
 	addDevnetLabFlags(cmd, opts) // byzantine.go
+	addWANFlags(cmd, &opts.WAN)  // devnet_wan.go
 	return cmd
 }
 
@@ -133,12 +138,16 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 	if err := checkResume(opts); err != nil {
 		return err
 	}
+	wanNet := opts.WAN.Net == "wan"
 	for i := range c.Nodes {
 		if c.APIPort == 0 && c.P2PPort == 0 {
 			break // any free ports (tests)
 		}
 		if err := checkPortFree(c.Host, c.APIPort+i, fmt.Sprintf("node %d API", i+1), "--api-port"); err != nil {
 			return err
+		}
+		if wanNet {
+			continue // no P2P ports: the links are emulated
 		}
 		if err := checkPortFree(c.Host, c.P2PPort+i, fmt.Sprintf("node %d P2P", i+1), "--p2p-port"); err != nil {
 			return err
@@ -154,11 +163,20 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 			return err
 		}
 	}
-	d, err := daemon.StartDevnet(ctx, c)
-	if err != nil {
-		return err
+	var d *daemon.Devnet
+	if wanNet {
+		w, err := startWAN(ctx, c, &opts.WAN, log)
+		if err != nil {
+			return err
+		}
+		defer w.Close()
+		d = w.Devnet
+	} else {
+		if d, err = daemon.StartDevnet(ctx, c); err != nil {
+			return err
+		}
+		defer d.Close()
 	}
-	defer d.Close()
 	if err := printDevnet(opts.Out, d); err != nil {
 		return err
 	}

@@ -123,7 +123,17 @@ type Config struct {
 	TxMsgRate    float64 // tx messages per second (DefaultTxMsgRate)
 	TxRate       float64 // transactions per second (DefaultTxRate)
 	BlockMsgRate float64 // block messages per second (DefaultBlockMsgRate)
+
+	// NewHost, if set, makes the node's libp2p host instead of a TCP
+	// listener on ListenHost:Port: an emulated network (daemon/wan) puts
+	// every node on its own links in one process. The node owns the host
+	// (Close closes it). Such a host has no connection gater or resource
+	// manager of ours: it only ever meets the emulator's peers.
+	NewHost HostFunc
 }
+
+// HostFunc makes a libp2p host with the node's identity key.
+type HostFunc func(key crypto.PrivKey) (host.Host, error)
 
 // Protocol ids.
 const (
@@ -223,11 +233,8 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 	if cfg.ChainID == "" {
 		return nil, errors.New("p2p: empty chain id")
 	}
-	listen, err := listenAddr(cfg.ListenHost, cfg.Port)
-	if err != nil {
-		return nil, err
-	}
 	var key crypto.PrivKey
+	var err error
 	if cfg.PrivateKey == nil {
 		key, _, err = crypto.GenerateEd25519Key(rand.Reader)
 	} else {
@@ -240,27 +247,14 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 	if err := addAddrInfos(dials, cfg.Peers); err != nil {
 		return nil, err
 	}
-	rm, err := newResourceManager(cfg.Metrics != nil)
-	if err != nil {
-		return nil, fmt.Errorf("p2p: resource manager: %w", err)
-	}
 	g := &gater{banned: map[peer.ID]time.Time{}}
-	metricsOpt := libp2p.DisableMetrics()
-	if cfg.Metrics != nil {
-		metricsOpt = libp2p.PrometheusRegisterer(cfg.Metrics)
-	}
-	hst, err := libp2p.New(
-		libp2p.Identity(key),
-		libp2p.ListenAddrs(listen),
-		libp2p.Transport(tcp.NewTCPTransport),
-		libp2p.ResourceManager(rm),
-		libp2p.ConnectionGater(g),
-		libp2p.DisableRelay(),
-		metricsOpt,
-	)
-	if err != nil {
-		rm.Close()
-		return nil, fmt.Errorf("p2p: start host: %w", err)
+	var hst host.Host
+	if cfg.NewHost != nil {
+		if hst, err = cfg.NewHost(key); err != nil {
+			return nil, fmt.Errorf("p2p: start host: %w", err)
+		}
+	} else if hst, err = newTCPHost(cfg, key, g); err != nil {
+		return nil, err
 	}
 	delete(dials, hst.ID())
 
@@ -517,6 +511,37 @@ func (n *Node) dial(ctx context.Context, ai peer.AddrInfo) error {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	return n.host.Connect(ctx, ai)
+}
+
+// newTCPHost is the host of a real node: TCP on ListenHost:Port, with our
+// gater and resource limits.
+func newTCPHost(cfg Config, key crypto.PrivKey, g *gater) (host.Host, error) {
+	listen, err := listenAddr(cfg.ListenHost, cfg.Port)
+	if err != nil {
+		return nil, err
+	}
+	rm, err := newResourceManager(cfg.Metrics != nil)
+	if err != nil {
+		return nil, fmt.Errorf("p2p: resource manager: %w", err)
+	}
+	metricsOpt := libp2p.DisableMetrics()
+	if cfg.Metrics != nil {
+		metricsOpt = libp2p.PrometheusRegisterer(cfg.Metrics)
+	}
+	hst, err := libp2p.New(
+		libp2p.Identity(key),
+		libp2p.ListenAddrs(listen),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionGater(g),
+		libp2p.DisableRelay(),
+		metricsOpt,
+	)
+	if err != nil {
+		rm.Close()
+		return nil, fmt.Errorf("p2p: start host: %w", err)
+	}
+	return hst, nil
 }
 
 type mdnsNotifee struct{ n *Node }

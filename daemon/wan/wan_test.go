@@ -1,0 +1,283 @@
+package wan
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// full reports whether the full-size runs were asked for (POSD_WAN_FULL=1);
+// CI runs the short ones.
+func full() bool { return os.Getenv("POSD_WAN_FULL") == "1" }
+
+func size(short, long int) int {
+	if full() {
+		return long
+	}
+	return short
+}
+
+func dur(short, long time.Duration) time.Duration {
+	if full() {
+		return long
+	}
+	return short
+}
+
+// splitFor is how long the full runs' partitions last: 60 s, or
+// POSD_WAN_SPLIT (a duration).
+func splitFor(t *testing.T) time.Duration {
+	v := os.Getenv("POSD_WAN_SPLIT")
+	if v == "" {
+		return 60 * time.Second
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("POSD_WAN_SPLIT=%q: not a positive duration", v)
+	}
+	return d
+}
+
+func runScenario(t *testing.T, sc Scenario) Result {
+	t.Helper()
+	if sc.Topology.Regions == 0 {
+		sc.Topology = DefaultTopology()
+	}
+	sc.Settle = dur(30*time.Second, 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), sc.Duration+3*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, t.TempDir(), sc)
+	t.Logf("%s: %v", sc.Name, res)
+	if err != nil {
+		t.Fatalf("%s: %v", sc.Name, err)
+	}
+	return res
+}
+
+// TestTopologyLinks: the region matrix spreads the RTTs between regions
+// evenly and keeps the intra-region RTT inside one.
+func TestTopologyLinks(t *testing.T) {
+	topo := DefaultTopology()
+	cases := []struct {
+		i, j int
+		rtt  time.Duration
+	}{
+		{0, 3, 20 * time.Millisecond},  // both region 0
+		{0, 1, 80 * time.Millisecond},  // 0-1
+		{2, 0, 165 * time.Millisecond}, // 0-2
+		{1, 2, 250 * time.Millisecond}, // 1-2
+		{4, 5, 250 * time.Millisecond}, // 1-2
+	}
+	for _, c := range cases {
+		if got := topo.Link(c.i, c.j).RTT; got != c.rtt {
+			t.Errorf("link %d-%d: RTT %v, want %v", c.i, c.j, got, c.rtt)
+		}
+	}
+	bad := []Topology{
+		{Regions: 0},
+		{Regions: 2, InterMin: 100 * time.Millisecond, InterMax: 50 * time.Millisecond},
+		{Regions: 2, Loss: 1},
+		{Regions: 2, Jitter: -1},
+		{Regions: 2, Bandwidth: -1},
+	}
+	for _, b := range bad {
+		if b.Validate() == nil {
+			t.Errorf("%+v: accepted", b)
+		}
+	}
+}
+
+// TestSteadyLoad is scenario 1: steady load across nodes in three regions
+// (20 ms inside, 80-250 ms between, 10 ms jitter, 1% loss).
+func TestSteadyLoad(t *testing.T) {
+	sc := Scenario{
+		Name:        "steady load, 3 regions",
+		Nodes:       size(6, 20),
+		Duration:    dur(12*time.Second, 60*time.Second),
+		LoadPerNode: 5,
+	}
+	res := runScenario(t, sc)
+	slots := int(sc.Duration / (2 * time.Second))
+	if res.Height < uint64(slots/2) {
+		t.Errorf("height %d after %d slots: the chain barely moved", res.Height, slots)
+	}
+	if res.Txs == 0 {
+		t.Errorf("no transaction committed (%d submitted)", res.Submitted)
+	}
+	if res.PropP50 <= 0 || res.PropP50 > time.Second {
+		t.Errorf("block propagation p50 %v: not a wide-area network of 80-250 ms", res.PropP50)
+	}
+	if s := res.OffMainShare(); s > 0.5 {
+		t.Errorf("%.0f%% of blocks ended off the main chain", 100*s)
+	}
+}
+
+// TestPartitionHeal is scenarios 2 and 3: the network split (into halves;
+// then into a side with more than 2/3 of the stake and the rest), each
+// side spanning the regions, for some slots, then healed; every node must
+// come back to one chain.
+func TestPartitionHeal(t *testing.T) {
+	n := size(6, 20)
+	for _, split := range []struct {
+		name string
+		big  int // nodes on the first side
+	}{
+		{"halves", n / 2},
+		{"more than 2/3 | the rest", n - n*3/10},
+	} {
+		t.Run(split.name, func(t *testing.T) {
+			var a, b []int
+			for i := range n {
+				if i < split.big {
+					a = append(a, i)
+				} else {
+					b = append(b, i)
+				}
+			}
+			cut := dur(2*time.Second, 20*time.Second)
+			heal := cut + dur(6*time.Second, splitFor(t))
+			sc := Scenario{
+				Name:        fmt.Sprintf("partition %d|%d, then heal", len(a), len(b)),
+				Nodes:       n,
+				Duration:    heal + dur(2*time.Second, 20*time.Second),
+				LoadPerNode: 5,
+				Events: []Event{
+					{At: cut, Name: "partition", Do: func(w *Net) error { return w.Partition(a, b) }},
+					// The invariant check must see the split, or it could not
+					// fail. A side forges only when one of its nodes' rank
+					// comes (k slots for rank k), so the split lasts until
+					// both halves forged. (One node alone may wait longer.)
+					{At: heal - 500*time.Millisecond, Name: "split seen", Do: func(w *Net) error {
+						if split.big != n/2 {
+							return nil
+						}
+						deadline := time.Now().Add(30 * time.Second)
+						for CheckOneChain(w.Nodes()) == nil {
+							if time.Now().After(deadline) {
+								return fmt.Errorf("the sides are on one chain after a long partition")
+							}
+							time.Sleep(100 * time.Millisecond)
+						}
+						return nil
+					}},
+					{At: heal, Name: "heal", Do: func(w *Net) error { return w.Heal() }, WaitAgree: true},
+				},
+			}
+			res := runScenario(t, sc)
+			if _, ok := res.Agree["heal"]; !ok {
+				t.Fatal("no agreement time after the heal")
+			}
+			if res.OffMain == 0 {
+				t.Error("no block ended off the main chain: the partition did not split the forging")
+			}
+		})
+	}
+}
+
+// TestSlowForger is scenario 4: the node holding half of the stake (so
+// often the rank-0 forger) sits behind a 400 ms, 5%-loss link.
+func TestSlowForger(t *testing.T) {
+	n := size(6, 20)
+	stakes := make([]uint64, n)
+	for i := range stakes {
+		stakes[i] = 1
+	}
+	stakes[0] = uint64(n - 1)
+	sc := Scenario{
+		Name:        "rank-0 forger behind 400 ms, 5% loss",
+		Nodes:       n,
+		Stakes:      stakes,
+		Duration:    dur(10*time.Second, 60*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{{Name: "slow link", Do: func(w *Net) error {
+			for j := 1; j < n; j++ {
+				l := w.LinkOf(0, j)
+				l.RTT, l.Loss = 400*time.Millisecond, 0.05
+				if err := w.SetLink(0, j, l); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}},
+	}
+	res := runScenario(t, sc)
+	if res.Txs == 0 {
+		t.Errorf("no transaction committed (%d submitted)", res.Submitted)
+	}
+	if res.PropP50 < 100*time.Millisecond {
+		t.Errorf("propagation p50 %v with a 400 ms forger: the slow link did not apply", res.PropP50)
+	}
+}
+
+// TestThirdOffline is scenario 5: a third of the stake loses every link for
+// a while, keeps running alone, then comes back.
+func TestThirdOffline(t *testing.T) {
+	n := size(6, 20)
+	off := n / 3
+	down := func(f func(*Net, int) error) func(*Net) error {
+		return func(w *Net) error {
+			for i := range off {
+				if err := f(w, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	back := dur(2*time.Second, 10*time.Second) + dur(6*time.Second, 60*time.Second)
+	sc := Scenario{
+		Name:        "a third of the stake offline, then back",
+		Nodes:       n,
+		Duration:    back + dur(2*time.Second, 20*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{
+			{At: dur(2*time.Second, 10*time.Second), Name: "offline", Do: down((*Net).Offline)},
+			{At: back, Name: "back", Do: down((*Net).Online), WaitAgree: true},
+		},
+	}
+	res := runScenario(t, sc)
+	if _, ok := res.Agree["back"]; !ok {
+		t.Fatal("no agreement time after the nodes came back")
+	}
+}
+
+// TestJoinUnderLoad is scenario 6: a node with no stake joins mid-run and
+// syncs the chain from its peers while the load goes on.
+func TestJoinUnderLoad(t *testing.T) {
+	join := dur(5*time.Second, 30*time.Second)
+	sc := Scenario{
+		Name:        "a node joins mid-run under load",
+		Nodes:       size(5, 19),
+		Duration:    join + dur(4*time.Second, 30*time.Second),
+		LoadPerNode: 5,
+		Events: []Event{{At: join, Name: "join", Do: func(w *Net) error {
+			_, err := w.AddNode()
+			return err
+		}, WaitAgree: true}},
+	}
+	res := runScenario(t, sc)
+	if res.Nodes != sc.Nodes+1 {
+		t.Fatalf("report covers %d nodes, want %d with the one that joined", res.Nodes, sc.Nodes+1)
+	}
+	if _, ok := res.Agree["join"]; !ok {
+		t.Fatal("no agreement time after the join")
+	}
+}
+
+// TestLoopbackControl is the steady load with no latency, jitter or loss
+// (full runs only): what the process and its cores do alone, to tell the
+// network's effect from the machine's in the other runs.
+func TestLoopbackControl(t *testing.T) {
+	if !full() {
+		t.Skip("a control for the full runs (POSD_WAN_FULL=1)")
+	}
+	runScenario(t, Scenario{
+		Name:        "steady load, no latency (control)",
+		Nodes:       size(6, 20),
+		Topology:    Topology{Regions: 1},
+		Duration:    dur(12*time.Second, 60*time.Second),
+		LoadPerNode: 5,
+	})
+}
