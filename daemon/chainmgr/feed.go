@@ -1,6 +1,7 @@
 package chainmgr
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -10,12 +11,13 @@ import (
 // What an event is estimated to hold, for a subscriber's byte budget. A
 // decoded transaction is its strings plus its fixed fields, and the state
 // version of its snapshot keeps the paths it changed (two accounts, a few
-// nodes each) alive while the event waits: about 1 KiB in all. An event
+// nodes each, shared in part with the next version) alive while the
+// event waits: about 512 B in all. An event
 // also holds its snapshot's own nodes and the blocks' headers.
 const (
 	eventBaseBytes  = 16 << 10
 	blockBaseBytes  = 1 << 10
-	txOverheadBytes = 1 << 10
+	txOverheadBytes = 512
 )
 
 // MinEventBytes is the smallest budget Subscribe accepts.
@@ -49,7 +51,8 @@ func blockBytes(b *chain.Block) int {
 // snapshot, every reverted block (the pool puts their transactions back:
 // they are never dropped, and a reorg is bounded by MaxReorgDepth), and
 // of the added blocks only the newest that fit in the budget; the others
-// are counted in Event.MissedBlocks and Stats.EventsDropped. Every event
+// are counted in Event.MissedBlocks and Stats.EventsDropped. So a queue
+// holds at most the budget and the newest event. Every event
 // carries the whole snapshot, so the reader is up to date after it.
 type subscriber struct {
 	out     chan Event
@@ -93,29 +96,38 @@ func (s *subscriber) push(ev Event) {
 	}
 }
 
-// coalesceLocked replaces the queue by one event (see subscriber).
+// coalesceLocked replaces the queue by one event (see subscriber). The
+// newest event's added blocks are always kept, so a reader that keeps up
+// loses nothing even when one commit alone outweighs the budget (a sync
+// batch, bounded by sync itself); older ones are kept newest first while
+// they fit.
 func (s *subscriber) coalesceLocked() {
-	merged := Event{Snapshot: s.queue[len(s.queue)-1].Snapshot}
-	var added []*chain.Block
-	for _, ev := range s.queue {
+	newest := s.queue[len(s.queue)-1]
+	merged := Event{Snapshot: newest.Snapshot}
+	var older []*chain.Block
+	for i, ev := range s.queue {
 		// Newest first within an event, and later events' reverts are
 		// newer: the whole list stays newest first.
 		merged.Reverted = append(append([]*chain.Block(nil), ev.Reverted...), merged.Reverted...)
-		added = append(added, ev.Added...)
 		merged.MissedBlocks += ev.MissedBlocks
+		if i < len(s.queue)-1 {
+			older = append(older, ev.Added...)
+		}
 	}
 	size := eventBaseBytes
 	for _, b := range merged.Reverted {
 		size += blockBytes(b)
 	}
-	keep := len(added)
-	for keep > 0 && size+blockBytes(added[keep-1]) <= s.budget {
-		size += blockBytes(added[keep-1])
-		keep--
+	for _, b := range newest.Added {
+		size += blockBytes(b)
 	}
-	// keep is now the number of the oldest added blocks left out.
-	merged.Added = append([]*chain.Block(nil), added[keep:]...)
-	merged.MissedBlocks += keep
+	left := len(older) // the oldest added blocks left out
+	for left > 0 && size+blockBytes(older[left-1]) <= s.budget {
+		size += blockBytes(older[left-1])
+		left--
+	}
+	merged.Added = append(slices.Clip(older[left:]), newest.Added...)
+	merged.MissedBlocks += left
 	s.dropped.Add(int64(len(s.queue) - 1))
 	clear(s.queue)
 	s.queue = append(s.queue[:0], merged)

@@ -19,10 +19,15 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 	for s := range tc.m.subs {
 		sub = s
 	}
+	// Below what Subscribe allows, so that a few small blocks exceed it.
+	const budget = 256 << 10
+	sub.mu.Lock()
+	sub.budget = budget
+	sub.mu.Unlock()
 
-	// About 2 MiB of events, 1.2 MiB of blocks: twice the budget, and
-	// more blocks than fit in it.
-	const n, perBlock = 60, 15
+	// About 1.5 MiB of events, 0.6 MiB of blocks: more than the budget,
+	// and more blocks than fit in it.
+	const n, perBlock = 60, 10
 	parent := tc.m.Head()
 	var main []*chain.Block
 	nonce := uint64(0)
@@ -49,8 +54,9 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 	sub.mu.Lock()
 	peak := sub.peak
 	sub.mu.Unlock()
-	if peak > MinEventBytes {
-		t.Fatalf("a slow subscriber queued %d bytes, budget %d", peak, MinEventBytes)
+	// The budget and the newest event (each event here is under 32 KiB).
+	if peak > budget+32<<10 {
+		t.Fatalf("a slow subscriber queued %d bytes, budget %d", peak, budget)
 	}
 
 	added, missed := 0, 0
@@ -84,11 +90,17 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 }
 
 // TestFastSubscriberGetsEveryEvent: a reader that keeps up gets one event
-// per change, nothing coalesced.
+// per change, nothing coalesced, even when each event alone outweighs the
+// budget (a sync batch can).
 func TestFastSubscriberGetsEveryEvent(t *testing.T) {
 	tc := newTestChain(t)
 	events, cancel := tc.m.Subscribe(MinEventBytes)
 	defer cancel()
+	for s := range tc.m.subs {
+		s.mu.Lock()
+		s.budget = 4 << 10
+		s.mu.Unlock()
+	}
 	parent := tc.m.Head()
 	for i := range 20 {
 		parent = tc.block(tc.forger, parent, 1, tc.transfer(tc.rich, 1, uint64(i+1)))
