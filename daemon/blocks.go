@@ -25,6 +25,12 @@ func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
 	return n.chain.ProcessBlocks(blocks)
 }
 
+// chainEventBytes bounds what the chain's events may hold while
+// followChain catches up (a sync commits faster than it reads): past it
+// they are coalesced, reverted blocks and the newest state kept, which is
+// all the pool needs; API block streams miss the oldest blocks then.
+const chainEventBytes = 16 << 20
+
 // followChain keeps the node's other parts in step with the chain: it
 // puts back into the pool the transactions of reverted blocks, re-checks
 // the pool against the new state, tells API subscribers about new blocks
@@ -44,6 +50,9 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 		for _, e := range n.pool.Update(ev.Snapshot) {
 			n.metrics.evicted.Add(1)
 			n.log.Info("transaction evicted from the pool", "tx", e.Tx.ID().String(), "from", string(e.Tx.From), "reason", e.Err.Error())
+		}
+		if ev.MissedBlocks > 0 {
+			n.log.Debug("block events coalesced while the chain moved fast", "missed_blocks", ev.MissedBlocks)
 		}
 		for _, b := range ev.Added {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)

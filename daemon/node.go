@@ -204,7 +204,7 @@ func (n *Node) openChain(st *store.Store) error {
 	if err != nil {
 		return err
 	}
-	n.events, _ = n.chain.Subscribe(1024)
+	n.events, _ = n.chain.Subscribe(chainEventBytes)
 	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier(), MinFee: g.MinFee})
 	n.forger = &forger{
 		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,

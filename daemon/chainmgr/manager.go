@@ -113,7 +113,7 @@ type Manager struct {
 	closed atomic.Bool
 
 	subsMu sync.Mutex
-	subs   map[chan Event]struct{}
+	subs   map[*subscriber]struct{}
 
 	ev     evidencePool // evidence.go
 	caps   sideCaps     // bounds of side blocks (sidecap.go)
@@ -134,7 +134,7 @@ type Stats struct {
 	SidePruned     int64 // side blocks removed below the reorg limit
 	BranchChecks   int64 // side-branch states computed to validate or switch
 	KnownInvalid   int64 // blocks refused at once as known invalid
-	EventsDropped  int64 // events a slow subscriber missed
+	EventsDropped  int64 // events coalesced away for a slow subscriber
 }
 
 // New loads the head and state from cfg.Store and the block index.
@@ -149,7 +149,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  make(map[chan Event]struct{}), future: newFuture(),
+		subs:  make(map[*subscriber]struct{}), future: newFuture(),
 		met: cfg.Metrics, caps: defaultSideCaps,
 	}
 	if cfg.Metrics != nil {
@@ -271,42 +271,46 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 
 // Event tells subscribers the chain moved: Added joined the main chain
 // (oldest first), Reverted left it (newest first), and Snapshot is the
-// chain after the change.
+// chain after the change. MissedBlocks counts added blocks a slow
+// subscriber was not given (see Subscribe): the oldest ones, and only
+// when the events were coalesced.
 type Event struct {
-	Snapshot *Snapshot
-	Added    []*chain.Block
-	Reverted []*chain.Block
+	Snapshot     *Snapshot
+	Added        []*chain.Block
+	Reverted     []*chain.Block
+	MissedBlocks int
 }
 
 // Subscribe delivers an Event per chain change, in commit order, until
-// cancel is called or the manager closes (the channel is closed then). A
-// subscriber whose buffer is full misses events (counted in
-// Stats.EventsDropped) rather than stalling imports; every event carries
-// the whole snapshot, so the next one brings it up to date.
-func (m *Manager) Subscribe(buffer int) (<-chan Event, func()) {
-	ch := make(chan Event, max(buffer, 1))
+// cancel is called or the manager closes (the channel is closed then;
+// events still queued are dropped). Imports never wait for a subscriber:
+// its queue is bounded by maxBytes (at least MinEventBytes) of estimated
+// memory, and a subscriber that falls that far behind gets the queued
+// events coalesced into one, which keeps every reverted block, the newest
+// snapshot and the newest added blocks that fit (Stats.EventsDropped
+// counts the events merged away).
+func (m *Manager) Subscribe(maxBytes int) (<-chan Event, func()) {
+	s := newSubscriber(maxBytes, &m.stats.dropped)
 	m.subsMu.Lock()
 	if m.closed.Load() {
-		close(ch)
+		s.close()
 	} else {
-		m.subs[ch] = struct{}{}
+		m.subs[s] = struct{}{}
 	}
 	m.subsMu.Unlock()
-	return ch, func() {
+	return s.out, func() {
 		m.subsMu.Lock()
-		if _, ok := m.subs[ch]; ok {
-			delete(m.subs, ch)
-			close(ch)
-		}
+		delete(m.subs, s)
 		m.subsMu.Unlock()
+		s.close()
 	}
 }
 
 func (m *Manager) closeSubs() {
 	m.subsMu.Lock()
-	for ch := range m.subs {
-		close(ch)
-		delete(m.subs, ch)
+	for s := range m.subs {
+		s.close()
+		delete(m.subs, s)
 	}
 	m.subsMu.Unlock()
 }
@@ -314,12 +318,8 @@ func (m *Manager) closeSubs() {
 func (m *Manager) emit(ev Event) {
 	m.subsMu.Lock()
 	defer m.subsMu.Unlock()
-	for ch := range m.subs {
-		select {
-		case ch <- ev:
-		default:
-			m.stats.dropped.Add(1)
-		}
+	for s := range m.subs {
+		s.push(ev)
 	}
 }
 
