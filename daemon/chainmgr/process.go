@@ -572,7 +572,9 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Bloc
 // blocks kept count as got through.
 //
 // A block refused only for a timestamp a little ahead of our clock is
-// kept until due, with the blocks after it (future.go).
+// kept until due, with the blocks after it (future.go). The side blocks it
+// stores are not capped (sidecap.go): it is for sync, whose sessions bound
+// them, not for blocks a client or peer hands over one by one.
 func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 	start := time.Now()
 	n, err := m.processBlocks(blocks)
