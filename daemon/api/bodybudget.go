@@ -13,11 +13,15 @@ import (
 // A body is read whole before it is decoded (up to the body cap, 8 MiB on a
 // node), and up to --api-max-conns requests read at once: without a budget
 // 300 clients each sending 8 MiB made a node hold 3 GB. The budget is taken
-// as the body arrives, a chunk at a time (the first chunk before a byte is
-// read), whether its length is declared or not, and readBody's buffer grows
-// with it: a client that declares 8 MiB and sends nothing holds one chunk,
-// not 8 MiB (taking the declared length up front let 8 idle connections
-// hold a 64 MiB budget for the 30 s read timeout). It is held until the
+// as the body arrives: its first chunk before a byte is read, then a body
+// of unknown length a chunk at a time, one of declared length all the rest
+// at once as its second chunk arrives (readBody allocates the rest of its
+// buffer then, so what is charged is what that buffer holds). A client
+// that declares 8 MiB and sends nothing holds one chunk, not 8 MiB (taking
+// the declared length before a byte arrived let 8 idle connections hold a
+// 64 MiB budget for the 30 s read timeout); charging a declared body a
+// chunk at a time instead read many bodies part-way before refusing them,
+// and the garbage took a body flood's RSS from 442 to 628-742 MB. It is held until the
 // request is answered (the decoded body lives as long), then given back.
 // A request over the budget is answered 503 busy with a Retry-After: at
 // once and without its body being read when not even its first chunk
@@ -131,6 +135,13 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 	}
 	n, err := r.ReadCloser.Read(p)
 	if more := r.read + int64(n) - r.held; more > 0 {
+		if r.size >= 0 {
+			// Past the first chunk, the rest of the declared length at
+			// once, as readDeclared allocates it: what is charged is
+			// what that buffer holds, and a body refused is refused
+			// before more than a chunk of it was read.
+			more = r.size - r.held
+		}
 		if !r.b.acquire(r.host, more) {
 			r.over = true
 			if r.onOver != nil {

@@ -257,3 +257,28 @@ func TestIdleDeclaredBodiesHoldLittle(t *testing.T) {
 		t.Fatalf("peak %d over the budget %d", peak, 4*maxBody)
 	}
 }
+
+// TestRefusedRestIsNotAllocated: a declared body whose rest the budget
+// refuses once its first chunk is read is answered 503 busy without its
+// whole buffer ever being allocated (ten 4 MiB bodies against a 1 MiB
+// budget allocate far less than the 40 MiB they declare).
+func TestRefusedRestIsNotAllocated(t *testing.T) {
+	h := newServer(Options{Backend: newFake(), Token: testToken, MaxBodyBytes: 8 << 20,
+		Limits: Limits{MaxBodiesInFlight: 1 << 20, MaxBodiesPerClient: 1 << 20}})
+	base, _ := serveLimited(t, h, 0)
+	body := paddedTx(t, 4<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		if s, b, hdr := postFrom(t, "127.0.0.7", base, body, false); s != http.StatusServiceUnavailable || !strings.Contains(b, `"busy"`) || hdr.Get("Retry-After") == "" {
+			t.Fatalf("a 4 MiB body over a 1 MiB budget: %d %s", s, b)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 16<<20 {
+		t.Fatalf("ten refused 4 MiB bodies allocated %d MiB", grown>>20)
+	}
+	if used, clients, peak := h.bodies.inUse(); used != 0 || clients != 0 || peak > 1<<20 {
+		t.Fatalf("after the refusals: %d bytes, %d clients in flight, peak %d", used, clients, peak)
+	}
+}

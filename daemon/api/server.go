@@ -386,18 +386,31 @@ func (s *server) readBody(r *http.Request) ([]byte, error) {
 	return data, nil
 }
 
-// readDeclared reads a body of the declared size into a buffer grown as
-// the body arrives, doubling up to size: a client that declares 8 MiB and
-// sends little makes the node hold little (the body budget charges what
-// arrived). The buffer is at most about twice what arrived.
+// readDeclared reads a body of the declared size: its first chunk into a
+// buffer of that chunk, then, once more of it arrived, the rest into one
+// buffer of the whole size. The body budget charges the rest when that
+// read arrives (and refuses it there if it must), so the whole buffer is
+// allocated only once charged. A client that declares 8 MiB and sends
+// nothing makes the node hold one chunk.
 func readDeclared(body io.Reader, size int64) ([]byte, error) {
 	data := make([]byte, 0, min(size, bodyChunk))
+	var next []byte // a read past the first chunk, before the buffer grows
 	for int64(len(data)) < size {
-		if len(data) == cap(data) {
-			data = slices.Grow(data, int(min(size, 2*int64(cap(data)))-int64(len(data))))
+		var n int
+		var err error
+		if len(data) < cap(data) {
+			n, err = body.Read(data[len(data):cap(data)])
+			data = data[:len(data)+n]
+		} else {
+			if next == nil {
+				next = make([]byte, min(bodyChunk, size-int64(len(data))))
+			}
+			if n, err = body.Read(next); n > 0 {
+				whole := make([]byte, len(data), size)
+				copy(whole, data)
+				data = append(whole, next[:n]...)
+			}
 		}
-		n, err := body.Read(data[len(data):min(int64(cap(data)), size)])
-		data = data[:len(data)+n]
 		if err == io.EOF {
 			break
 		}
