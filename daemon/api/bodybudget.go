@@ -13,14 +13,24 @@ import (
 // A body is read whole before it is decoded (up to the body cap, 8 MiB on a
 // node), and up to --api-max-conns requests read at once: without a budget
 // 300 clients each sending 8 MiB made a node hold 3 GB. The budget is taken
-// before the body is read: all of a declared Content-Length at once, and for
-// a body of unknown length (chunked) as it arrives, a chunk at a time. It is
-// held until the request is answered (the decoded body lives as long), then
-// given back. A request over the budget is answered 503 busy with a
-// Retry-After, at once and without its body being read (the connection is
-// closed), so it costs the node no memory.
+// as the body arrives: its first chunk before a byte is read, then a body
+// of unknown length a chunk at a time, one of declared length all the rest
+// at once as its second chunk arrives (readBody allocates the rest of its
+// buffer then, so what is charged is what that buffer holds). A client
+// that declares 8 MiB and sends nothing holds one chunk, not 8 MiB (taking
+// the declared length before a byte arrived let 8 idle connections hold a
+// 64 MiB budget for the 30 s read timeout); charging a declared body a
+// chunk at a time instead read many bodies part-way before refusing them,
+// and the garbage took a body flood's RSS from 442 to 628-742 MB. It is held until the
+// request is answered (the decoded body lives as long), then given back.
+// A request over the budget is answered 503 busy with a Retry-After: at
+// once and without its body being read when not even its first chunk
+// fits, otherwise as soon as the next chunk would pass the budget (the
+// connection is closed), so it costs the node no memory. One client's
+// share is a quarter of the total by default (limits.go), so one address
+// cannot take the budget from the others.
 
-// bodyChunk is the most of a body of unknown length read at a time.
+// bodyChunk is the most of a body read (and charged) at a time.
 const bodyChunk = 64 << 10
 
 // bodyBudget counts the bytes of request bodies in flight.
@@ -91,7 +101,7 @@ type budgetedBody struct {
 	host   string
 	held   int64  // taken from the budget
 	read   int64  // read so far
-	fixed  bool   // held is the declared length: never take more
+	size   int64  // the declared length (-1: unknown): never read more
 	onOver func() // called once when the budget refuses more
 	over   bool
 }
@@ -108,26 +118,30 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 	if r.over {
 		return 0, &errBodyBudget{r.b.total, r.b.perClient}
 	}
-	if r.fixed {
-		// The declared length was taken; net/http reads no further.
-		if r.read >= r.held {
+	if r.size >= 0 {
+		// net/http reads no further than the declared length.
+		if r.read >= r.size {
 			return 0, io.EOF
 		}
-		if left := r.held - r.read; int64(len(p)) > left {
+		if left := r.size - r.read; int64(len(p)) > left {
 			p = p[:left]
 		}
-		n, err := r.ReadCloser.Read(p)
-		r.read += int64(n)
-		return n, err
 	}
-	// Unknown length: a chunk at a time, charged as it arrives (the
-	// caller's buffer exists already; what the budget bounds is what is
-	// kept).
+	// A chunk at a time, charged as it arrives (the caller's buffer
+	// exists already: readBody grows it as the body comes; what the
+	// budget bounds is what is kept).
 	if len(p) > bodyChunk {
 		p = p[:bodyChunk]
 	}
 	n, err := r.ReadCloser.Read(p)
 	if more := r.read + int64(n) - r.held; more > 0 {
+		if r.size >= 0 {
+			// Past the first chunk, the rest of the declared length at
+			// once, as readDeclared allocates it: what is charged is
+			// what that buffer holds, and a body refused is refused
+			// before more than a chunk of it was read.
+			more = r.size - r.held
+		}
 		if !r.b.acquire(r.host, more) {
 			r.over = true
 			if r.onOver != nil {
@@ -168,19 +182,24 @@ func (s *server) chargeBody(w http.ResponseWriter, r *http.Request) (release fun
 	rc := http.NewResponseController(w)
 	_ = rc.EnableFullDuplex()
 	host := clientHost(r)
-	body := &budgetedBody{ReadCloser: r.Body, b: s.bodies, host: host}
-	switch {
-	case r.ContentLength > s.maxBody:
+	body := &budgetedBody{ReadCloser: r.Body, b: s.bodies, host: host, size: r.ContentLength}
+	if r.ContentLength > s.maxBody {
 		// Refused as too large (413) before a byte is read: nothing
 		// taken, and nothing to read.
-		body.fixed = true
-	case r.ContentLength > 0:
-		if !s.bodies.acquire(host, r.ContentLength) {
+		body.size = 0
+	} else {
+		// The first chunk before a byte is read: a body refused at once
+		// is never read (only drained); the rest is charged as it comes.
+		first := int64(bodyChunk)
+		if r.ContentLength >= 0 {
+			first = min(first, r.ContentLength)
+		}
+		if !s.bodies.acquire(host, first) {
 			s.refuseBody(w, r)
-			s.drainRefused(rc, r.Body, r.ContentLength)
+			s.drainRefused(rc, r.Body, max(r.ContentLength, s.maxBody))
 			return nil, false
 		}
-		body.held, body.fixed = r.ContentLength, true
+		body.held = first
 	}
 	body.onOver = func() {
 		w.Header().Set("Retry-After", "1")
@@ -189,7 +208,11 @@ func (s *server) chargeBody(w http.ResponseWriter, r *http.Request) (release fun
 	r.Body = body
 	return func() {
 		if body.over {
-			s.drainRefused(rc, body.ReadCloser, s.maxBody-body.read)
+			left := s.maxBody - body.read
+			if body.size >= 0 {
+				left = body.size - body.read
+			}
+			s.drainRefused(rc, body.ReadCloser, left)
 		}
 		body.done()
 	}, true

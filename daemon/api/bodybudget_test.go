@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -207,5 +208,77 @@ func TestBodyBudgetAccounting(t *testing.T) {
 	}
 	if used, clients, peak := b.inUse(); used != 0 || clients != 0 || peak != 100 {
 		t.Fatalf("used %d clients %d peak %d, want 0 0 100", used, clients, peak)
+	}
+}
+
+// TestIdleDeclaredBodiesHoldLittle: connections that declare the largest
+// body and send nothing hold one chunk of the budget each, not their
+// declared length, so another client's small POST is taken at once; one
+// client cannot hold more than its share however much it sends; a body
+// that arrives whole is read whole (its buffer grown as it came).
+func TestIdleDeclaredBodiesHoldLittle(t *testing.T) {
+	const maxBody = 8 << 20
+	g := &gatedBackend{fakeBackend: newFake(), gate: make(chan struct{}), entered: make(chan struct{}, 64)}
+	close(g.gate)
+	h := newServer(Options{Backend: g, Token: testToken, MaxBodyBytes: maxBody,
+		Limits: Limits{MaxBodiesInFlight: 4 * maxBody, MaxBodiesPerClient: maxBody}})
+	base, _ := serveLimited(t, h, 0)
+	addr := strings.TrimPrefix(base, "http://")
+	// 8 clients (8 addresses: a client's share would stop one sooner)
+	// declare 8 MiB each, 64 MiB in all, twice the budget, and send
+	// nothing.
+	for i := range 8 {
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 1, byte(10+i))}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		fmt.Fprintf(c, "POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", maxBody)
+	}
+	waitFor(t, "the idle bodies charged", func() bool {
+		_, clients, _ := h.bodies.inUse()
+		return clients == 8
+	})
+	if used, _, _ := h.bodies.inUse(); used > 8*bodyChunk {
+		t.Fatalf("8 idle bodies hold %d bytes of the budget, want at most %d", used, 8*bodyChunk)
+	}
+	// Another client's small POST is taken at once.
+	if s, b, _ := postFrom(t, "127.0.0.2", base, paddedTx(t, 4<<10), false); s != http.StatusAccepted {
+		t.Fatalf("a small POST beside idle bodies: %d %s", s, b)
+	}
+	// A whole body of 4 MiB is read and taken (declared and chunked).
+	for _, chunked := range []bool{false, true} {
+		if s, b, _ := postFrom(t, "127.0.0.3", base, paddedTx(t, 4<<20), chunked); s != http.StatusConflict && s != http.StatusAccepted {
+			t.Fatalf("a 4 MiB body (chunked %v): %d %s", chunked, s, b)
+		}
+	}
+	if _, _, peak := h.bodies.inUse(); peak > 4*maxBody {
+		t.Fatalf("peak %d over the budget %d", peak, 4*maxBody)
+	}
+}
+
+// TestRefusedRestIsNotAllocated: a declared body whose rest the budget
+// refuses once its first chunk is read is answered 503 busy without its
+// whole buffer ever being allocated (ten 4 MiB bodies against a 1 MiB
+// budget allocate far less than the 40 MiB they declare).
+func TestRefusedRestIsNotAllocated(t *testing.T) {
+	h := newServer(Options{Backend: newFake(), Token: testToken, MaxBodyBytes: 8 << 20,
+		Limits: Limits{MaxBodiesInFlight: 1 << 20, MaxBodiesPerClient: 1 << 20}})
+	base, _ := serveLimited(t, h, 0)
+	body := paddedTx(t, 4<<20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range 10 {
+		if s, b, hdr := postFrom(t, "127.0.0.7", base, body, false); s != http.StatusServiceUnavailable || !strings.Contains(b, `"busy"`) || hdr.Get("Retry-After") == "" {
+			t.Fatalf("a 4 MiB body over a 1 MiB budget: %d %s", s, b)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 16<<20 {
+		t.Fatalf("ten refused 4 MiB bodies allocated %d MiB", grown>>20)
+	}
+	if used, clients, peak := h.bodies.inUse(); used != 0 || clients != 0 || peak > 1<<20 {
+		t.Fatalf("after the refusals: %d bytes, %d clients in flight, peak %d", used, clients, peak)
 	}
 }

@@ -72,7 +72,7 @@ func DefaultLimits() Limits {
 		// three times what is live; 64 MiB keeps a flood of 8 MiB bodies
 		// under 600 MB RSS (docs/RELIABILITY.md).
 		MaxBodiesInFlight:  64 << 20,
-		MaxBodiesPerClient: 32 << 20,
+		MaxBodiesPerClient: 16 << 20,
 	}
 }
 

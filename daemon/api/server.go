@@ -365,12 +365,7 @@ func (s *server) readBody(r *http.Request) ([]byte, error) {
 	var data []byte
 	var err error
 	if r.ContentLength > 0 {
-		// The declared length, in one allocation (ReadAll's doublings
-		// would hold up to twice the body for a while).
-		data = make([]byte, r.ContentLength)
-		var n int
-		n, err = io.ReadFull(r.Body, data)
-		data = data[:n]
+		data, err = readDeclared(r.Body, r.ContentLength)
 	} else {
 		data, err = io.ReadAll(r.Body)
 	}
@@ -387,6 +382,44 @@ func (s *server) readBody(r *http.Request) ([]byte, error) {
 	}
 	if len(trimJSONSpace(data)) == 0 {
 		return nil, apiErr(codeBadJSON, "empty body")
+	}
+	return data, nil
+}
+
+// readDeclared reads a body of the declared size: its first chunk into a
+// buffer of that chunk, then, once more of it arrived, the rest into one
+// buffer of the whole size. The body budget charges the rest when that
+// read arrives (and refuses it there if it must), so the whole buffer is
+// allocated only once charged. A client that declares 8 MiB and sends
+// nothing makes the node hold one chunk.
+func readDeclared(body io.Reader, size int64) ([]byte, error) {
+	data := make([]byte, 0, min(size, bodyChunk))
+	var next []byte // a read past the first chunk, before the buffer grows
+	for int64(len(data)) < size {
+		var n int
+		var err error
+		if len(data) < cap(data) {
+			n, err = body.Read(data[len(data):cap(data)])
+			data = data[:len(data)+n]
+		} else {
+			if next == nil {
+				next = make([]byte, min(bodyChunk, size-int64(len(data))))
+			}
+			if n, err = body.Read(next); n > 0 {
+				whole := make([]byte, len(data), size)
+				copy(whole, data)
+				data = append(whole, next[:n]...)
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return data, err
+		}
+	}
+	if int64(len(data)) < size {
+		return data, io.ErrUnexpectedEOF
 	}
 	return data, nil
 }

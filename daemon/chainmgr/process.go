@@ -109,7 +109,8 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		return err
 	}
 	// pre: this call ran precheck on b (nil: b is stored already, or it
-	// is a side block, prechecked by validateSide once elected).
+	// is a side block, prechecked by validateSide once elected, which
+	// hands its findings back).
 	var pre *prechecked
 	known, err := m.st.HasBlock(hash)
 	if err != nil {
@@ -157,6 +158,11 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		// not be trusted then, but the signatures it verified are cached,
 		// so the validation under the lock costs none.
 		work, err = m.validateSide(b, snap.head, snap.state, pre)
+		if work != nil && pre == nil {
+			// Precheck's findings depend on b alone: kept even if the
+			// work is not, so ids are not hashed again under the lock.
+			pre = work.pre
+		}
 		// The store was read piece by piece: trust the verdict only if no
 		// write moved the main chain meanwhile.
 		if seq%2 != 0 || m.seq.Load() != seq {
@@ -354,6 +360,7 @@ type sideWork struct {
 	st       *chain.State   // the state after the block
 	reverted []*chain.Block // main-chain blocks above fork, newest first
 	undos    []*chain.Undo  // the branch's undo records
+	pre      *prechecked    // what precheck found of the block
 }
 
 // validateSide validates b, whose parent is stored but is not head, in
@@ -396,7 +403,7 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 	if err != nil {
 		return nil, err
 	}
-	return &sideWork{head: head, branch: append(branch, b), fork: fork, st: st, reverted: reverted, undos: append(undos, undo)}, nil
+	return &sideWork{head: head, branch: append(branch, b), fork: fork, st: st, reverted: reverted, undos: append(undos, undo), pre: pre}, nil
 }
 
 // sideLocked stores a block whose parent is stored but is not the head,
@@ -404,6 +411,9 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 // fork choice. capped: it is stored only within the caps (sidecap.go).
 func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, capped bool) error {
 	if work == nil || work.head != m.head {
+		if pre == nil && work != nil {
+			pre = work.pre // stateless: it holds whatever the head
+		}
 		var err error
 		if work, err = m.validateSide(b, m.head, m.state, pre); err != nil {
 			return err
@@ -415,17 +425,27 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 	}
 	if !better {
 		hash := b.Hash()
-		// The caps again, under the lock: concurrent imports of one
-		// slot's variants all passed them off it.
-		size := int64(len(chain.EncodeBlock(b)))
-		if why := m.sideRefusal(b, size); capped && why != "" {
-			m.observeEvidence(b, hash)
-			return errNotStored(why)
+		var size int64
+		if capped {
+			// The caps again, under the lock: concurrent imports of one
+			// slot's variants all passed them off it. (Only a capped
+			// block is encoded to be sized.)
+			size = int64(len(chain.EncodeBlock(b)))
+			if why := m.sideRefusal(b, size); why != "" {
+				m.observeEvidence(b, hash)
+				return errNotStored(why)
+			}
 		}
 		if err := m.st.PutBlock(b); err != nil {
 			return local("store side block", err)
 		}
-		m.ix.addSide(b, hash, size)
+		if capped {
+			m.ix.addSide(b, hash, size)
+		} else {
+			// Stored uncapped (synced): not counted, like the blocks a
+			// reorg leaves.
+			m.ix.setSide(hash, b.Height, true)
+		}
 		m.observeEvidence(b, hash)
 		return ErrSideBlock
 	}
@@ -552,7 +572,9 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Bloc
 // blocks kept count as got through.
 //
 // A block refused only for a timestamp a little ahead of our clock is
-// kept until due, with the blocks after it (future.go).
+// kept until due, with the blocks after it (future.go). The side blocks it
+// stores are not capped (sidecap.go): it is for sync, whose sessions bound
+// them, not for blocks a client or peer hands over one by one.
 func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 	start := time.Now()
 	n, err := m.processBlocks(blocks)
@@ -647,11 +669,14 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		return nil
 	}
 	now := m.now().UnixMilli()
-	// A range whose last block is higher than the head is a branch about
-	// to win the fork choice: its blocks are stored whatever the side
-	// caps say, or a deep reorg could never be taken. (A branch that wins
-	// becomes the main chain; one that fails is pruned in time.)
-	capped := limit == 0 || blocks[limit-1].Height <= m.head.Height
+	// Synced blocks are stored whatever the side caps say. Sync hands a
+	// branch over in batches (4 MiB: about two full blocks), so a batch
+	// cannot tell whether its branch will win: one that forks deeper than
+	// a batch, or ties the head's height and wins on rank, would lose its
+	// ancestors to a full cap, and the node would never take it. What sync
+	// stores is bounded by the session (a range from one peer, forking
+	// within the reorg limit) and freed by pruning (sidecap.go).
+	const capped = false
 	for i := first; i < limit; i++ {
 		b := blocks[i]
 		if b.PrevHash == tip.Hash() {

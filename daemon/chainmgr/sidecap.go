@@ -26,11 +26,21 @@ import (
 // A block refused by a cap is not stored and not held against whoever sent
 // it (ErrSideBlock, wrapped); its header, checked, still feeds the evidence
 // pool, which needs just two headers. If its branch would win, it is not a
-// side block and no cap applies: the chain switches to it; and a synced
-// range whose last block is higher than the head (a branch about to win,
-// however deep) is stored whatever the caps say. Blocks the main chain
-// leaves in a reorg become side blocks without counting against the caps
-// (they were the main chain; a reorg costs a better branch).
+// side block and no cap applies: the chain switches to it. The caps apply
+// to blocks that come one by one (gossip, the API, the forger); blocks
+// that come by sync (ProcessBlocks) are stored whatever the caps say and
+// are not counted. Sync hands a branch over in batches of about two full
+// blocks, and no batch can tell whether its branch will win: a branch
+// forking deeper than a batch, or one at the head's height that wins on
+// rank, would lose an ancestor to a cap that honest side blocks filled (a
+// staker elected at losing ranks fills 256 MiB with full blocks), its
+// next block would find no parent, and the node would stay on the losing
+// fork. What sync stores is bounded otherwise: one session is one peer's
+// range, forking within the reorg limit, and a session that moves nothing
+// is not repeated before the next poll; pruning frees it all. Blocks the
+// main chain leaves in a reorg become side blocks without counting
+// against the caps either (they were the main chain; a reorg costs a
+// better branch).
 
 // sideCaps are the bounds; defaultSideCaps unless a test sets its own.
 type sideCaps struct {

@@ -1,9 +1,11 @@
 package chainmgr
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -253,4 +255,54 @@ func TestCheapChecksFirst(t *testing.T) {
 	if n, err := tc.m.ProcessBlocks([]*chain.Block{orphan}); n != 0 || !errors.Is(err, ErrUnknownParent) {
 		t.Fatalf("sync of an orphan: %d, %v", n, err)
 	}
+}
+
+// TestSyncedBranchesUncapped: with every side cap full, a better branch
+// that sync hands over in several batches is taken: one that forks deeper
+// than a batch (each batch but the last ends at or below the head), and
+// one of the head's height that wins the fork choice's tie-break (its
+// tip is never higher than the head). Each batch is stored whole; the
+// caps still refuse a gossiped side block.
+func TestSyncedBranchesUncapped(t *testing.T) {
+	full := sideCaps{perSlot: 0, perForger: 0, bytes: 0} // nothing fits
+	batches := func(t *testing.T, m *Manager, branch []*chain.Block, size int) {
+		t.Helper()
+		for i := 0; i < len(branch); i += size {
+			mustImport(t, m, branch[i:min(i+size, len(branch))])
+		}
+	}
+	t.Run("deeper than a batch", func(t *testing.T) {
+		tc := newStakedChain(t)
+		m := tc.m
+		g0 := m.Head()
+		mustImport(t, m, tc.chainOf(g0, 6, 10))
+		m.caps = full
+		branch := tc.chainOf(g0, 8, 11)
+		batches(t, m, branch, 2)
+		if m.Head().Hash() != branch[7].Hash() {
+			t.Fatalf("head %d %s, want the longer branch's tip", m.Head().Height, m.Head().Hash())
+		}
+		// Gossip is still capped.
+		if err := m.ProcessBlock(tc.block(tc.forger, branch[2], 30)); !errors.Is(err, ErrSideBlock) || !strings.Contains(err.Error(), "not stored") {
+			t.Fatalf("a gossiped side block under full caps: %v", err)
+		}
+	})
+	t.Run("same height, wins the tie-break", func(t *testing.T) {
+		tc := newStakedChain(t)
+		m := tc.m
+		g0 := m.Head()
+		// Ranks are equal (one staker): the first blocks' hashes decide.
+		a, b := tc.chainOf(g0, 5, 10), tc.chainOf(g0, 5, 11)
+		ah, bh := a[0].Hash(), b[0].Hash()
+		main, branch := a, b
+		if bytes.Compare(ah[:], bh[:]) < 0 {
+			main, branch = b, a
+		}
+		mustImport(t, m, main)
+		m.caps = full
+		batches(t, m, branch, 2)
+		if m.Head().Hash() != branch[4].Hash() {
+			t.Fatalf("head %s, want the winning branch's tip %s", m.Head().Hash(), branch[4].Hash())
+		}
+	})
 }

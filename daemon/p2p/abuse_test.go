@@ -343,7 +343,7 @@ func TestOrphanFloodDisconnects(t *testing.T) {
 	old := pollInterval
 	pollInterval = time.Hour                 // only gossip starts a sync
 	t.Cleanup(func() { pollInterval = old }) // after the nodes' Close
-	victimChain, honestChain := newFakeChain("g"), newFakeChain("g")
+	victimChain, honestChain := &orphanCounter{fakeChain: newFakeChain("g")}, newFakeChain("g")
 	victim := startNode(t, victimChain, nil)
 	honest := startNode(t, honestChain, nil, victim)
 	attacker := startNode(t, newFakeChain("g"), nil, victim)
@@ -357,18 +357,22 @@ func TestOrphanFloodDisconnects(t *testing.T) {
 	honest.PublishBlock(honestChain.extend(1, 0)[0])
 	waitFor(t, 20*time.Second, "the victim synced from the honest peer", func() bool { return victimChain.height() == 31 })
 
-	// The attacker sends blocks on random parents, within its block budget.
+	// The attacker sends blocks on random parents, each once the victim
+	// took the one before (within its block budget): each starts a sync
+	// with the attacker, which serves nothing and settles the claims
+	// before it.
 	sent := 0
-	deadline := time.Now().Add(60 * time.Second)
 	for hasPeer(victim, attacker.ID()) {
-		if time.Now().After(deadline) {
+		if sent >= 3*banPenalty {
 			t.Fatalf("attacker still connected after %d orphan blocks, penalty %.1f", sent, victim.book.penaltyOf(attacker.host.ID(), time.Now()))
 		}
 		var parent chain.Hash
 		binary.BigEndian.PutUint64(parent[:], uint64(sent)+1)
 		attacker.PublishBlock(&chain.Block{Header: chain.Header{Height: 1000 + uint64(sent), PrevHash: parent, Forger: "junk"}})
 		sent++
-		time.Sleep(100 * time.Millisecond)
+		waitFor(t, 20*time.Second, "the victim took the orphan block", func() bool {
+			return victimChain.orphans.Load() >= int64(sent) || !hasPeer(victim, attacker.ID())
+		})
 	}
 	t.Logf("attacker disconnected after %d orphan blocks", sent)
 	if !victim.gater.isBanned(attacker.host.ID()) {
@@ -379,5 +383,128 @@ func TestOrphanFloodDisconnects(t *testing.T) {
 	}
 	if p := victim.book.penaltyOf(honest.host.ID(), time.Now()); p != 0 || !hasPeer(victim, honest.ID()) {
 		t.Fatalf("honest peer: penalty %.1f, connected %v", p, hasPeer(victim, honest.ID()))
+	}
+}
+
+// orphanCounter is a fakeChain that counts the blocks it found no parent for.
+type orphanCounter struct {
+	*fakeChain
+	orphans atomic.Int64
+}
+
+func (c *orphanCounter) HandleBlock(b *chain.Block) error {
+	err := c.fakeChain.HandleBlock(b)
+	if errors.Is(err, ErrUnknownParent) {
+		c.orphans.Add(1)
+	}
+	return err
+}
+
+// syncRecOf is a copy of n's sync record of p (zero if none).
+func syncRecOf(n *Node, p peer.ID) syncRecord {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if r := n.syncRecs[p]; r != nil {
+		return *r
+	}
+	return syncRecord{}
+}
+
+// orphanClaimsOf is how many of p's orphan claims n holds unjudged.
+func orphanClaimsOf(n *Node, p peer.ID) int {
+	n.book.mu.Lock()
+	defer n.book.mu.Unlock()
+	if a := n.book.peers[p]; a != nil {
+		return len(a.orphans)
+	}
+	return 0
+}
+
+// TestOrphanClaimsNeedACompleteSync: a peer's blocks on parents we lack
+// are judged only by a sync session with it that ran to its head. A busy
+// peer (every serving slot taken: it resets the range request) is not
+// blamed, and its claim waits; a claim on a block at or below our height
+// (sync, asking from our height on, cannot bring its parent) is dropped
+// by a session that brings nothing; one above it is still judged.
+func TestOrphanClaimsNeedACompleteSync(t *testing.T) {
+	old := pollInterval
+	pollInterval = time.Hour                 // only gossip starts a sync
+	t.Cleanup(func() { pollInterval = old }) // after the nodes' Close
+	t.Run("busy peer", func(t *testing.T) {
+		victimChain, honestChain := newFakeChain("g"), newFakeChain("g")
+		victim := startNode(t, victimChain, nil)
+		honest := startNode(t, honestChain, nil, victim)
+		waitFor(t, 20*time.Second, "both on the block topic", func() bool {
+			return len(victim.blkTopic.ListPeers()) == 1 && len(honest.blkTopic.ListPeers()) == 1
+		})
+		for range cap(honest.serveSem) {
+			honest.serveSem <- struct{}{}
+		}
+		honestChain.extend(5, 0)
+		honest.PublishBlock(honestChain.extend(1, 0)[0])
+		id := honest.host.ID()
+		waitFor(t, 20*time.Second, "the sync with the busy peer failed", func() bool { return syncRecOf(victim, id).fails > 0 })
+		if p := victim.book.penaltyOf(id, time.Now()); p != 0 {
+			t.Fatalf("a busy peer penalised %.1f for its block", p)
+		}
+		if n := orphanClaimsOf(victim, id); n != 1 {
+			t.Fatalf("%d claims held after a failed sync, want the one, unjudged", n)
+		}
+	})
+	t.Run("at or below our height", func(t *testing.T) {
+		victimChain, honestChain := newFakeChain("g"), newFakeChain("g")
+		victim := startNode(t, victimChain, nil)
+		honest := startNode(t, honestChain, nil, victim)
+		waitFor(t, 20*time.Second, "both on the block topic", func() bool {
+			return len(victim.blkTopic.ListPeers()) == 1 && len(honest.blkTopic.ListPeers()) == 1
+		})
+		honestChain.extend(5, 0)
+		honest.PublishBlock(honestChain.extend(1, 0)[0])
+		waitFor(t, 20*time.Second, "the victim synced", func() bool { return victimChain.height() == 6 })
+		id := honest.host.ID()
+		// A side block at height 3 on a parent the victim lacks.
+		honest.PublishBlock(&chain.Block{Header: chain.Header{Height: 3, PrevHash: chain.Hash{3}, Forger: "f0rger"}})
+		waitFor(t, 20*time.Second, "a sync that brought nothing", func() bool {
+			return syncRecOf(victim, id).soft && orphanClaimsOf(victim, id) == 0
+		})
+		if p := victim.book.penaltyOf(id, time.Now()); p != 0 {
+			t.Fatalf("penalised %.1f for a block below our height", p)
+		}
+		// Above our height, a parent it cannot serve is an offence.
+		honest.PublishBlock(&chain.Block{Header: chain.Header{Height: 9, PrevHash: chain.Hash{9}, Forger: "f0rger"}})
+		waitFor(t, 20*time.Second, "the claim above our height judged", func() bool {
+			return victim.book.penaltyOf(id, time.Now()) > 0.5
+		})
+	})
+}
+
+// TestSyncParentNotKeptIsOurs: a synced block whose parent the peer sent
+// just before it, but this node did not keep, fails the sync on our side:
+// the peer is not penalised, nor backed off as for a rule break.
+func TestSyncParentNotKeptIsOurs(t *testing.T) {
+	old := pollInterval
+	pollInterval = time.Hour
+	t.Cleanup(func() { pollInterval = old })
+	victimChain, honestChain := newFakeChain("g"), newFakeChain("g")
+	victimChain.blockErr = func(b *chain.Block) error {
+		if b.Height == 3 {
+			return ErrIgnore // not kept, nobody's fault
+		}
+		return nil
+	}
+	victim := startNode(t, victimChain, nil)
+	honest := startNode(t, honestChain, nil, victim)
+	waitFor(t, 20*time.Second, "both on the block topic", func() bool {
+		return len(victim.blkTopic.ListPeers()) == 1 && len(honest.blkTopic.ListPeers()) == 1
+	})
+	honestChain.extend(5, 0)
+	honest.PublishBlock(honestChain.extend(1, 0)[0])
+	id := honest.host.ID()
+	waitFor(t, 20*time.Second, "the sync ended", func() bool { return !syncRecOf(victim, id).until.IsZero() })
+	if r := syncRecOf(victim, id); r.fails != 0 || victim.book.penaltyOf(id, time.Now()) != 0 {
+		t.Fatalf("the peer blamed: %d failures, penalty %.1f", r.fails, victim.book.penaltyOf(id, time.Now()))
+	}
+	if h := victimChain.height(); h != 2 {
+		t.Fatalf("victim at height %d, want 2", h)
 	}
 }

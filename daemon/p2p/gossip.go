@@ -352,7 +352,7 @@ func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Messag
 		return pubsub.ValidationReject
 	case errors.Is(err, ErrUnknownParent):
 		// Not forwarded; the sender must back it by sync (judgeOrphans).
-		n.book.claimOrphan(from, b.PrevHash, time.Now())
+		n.book.claimOrphan(from, b.PrevHash, b.Height, time.Now())
 		n.requestSync(from)
 		return pubsub.ValidationIgnore
 	default:

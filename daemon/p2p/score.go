@@ -89,16 +89,25 @@ type peerAccount struct {
 // costs the node a decode and a lookup each, no signature check) gets the
 // sender disconnected after banPenalty of them. Claims are judged only
 // against a sync session that began after they came, so a block that
-// arrives while a sync is under way is not blamed on that sync.
+// arrives while a sync is under way is not blamed on that sync; and only
+// when that session ran to the peer's head without error. A session that
+// timed out, was reset (a busy peer resets a range request it has no
+// slot for), broke off, or was a hedged request another peer won proves
+// nothing: the claims wait for a session that completes, or are forgotten
+// past maxOrphanClaims. A claim on a block at or below our height when the
+// session began is dropped unjudged: sync asks from our height on, so it
+// could not have brought that parent (an honest peer's side block).
 
 // maxOrphanClaims bounds the claims remembered per peer; beyond it the
 // oldest is forgotten (unjudged: a peer we sync from elsewhere is not
 // blamed for our being busy).
 const maxOrphanClaims = 16
 
-// orphanClaim is a block p sent whose parent we lacked, and when.
+// orphanClaim is a block p sent whose parent we lacked: the parent, the
+// block's height, and when.
 type orphanClaim struct {
 	parent chain.Hash
+	height uint64
 	at     time.Time
 }
 
@@ -163,19 +172,21 @@ func (b *peerBook) admitBlock(p peer.ID, now time.Time) bool {
 	return b.account(p).blockMsgs.AllowN(now, 1)
 }
 
-// claimOrphan remembers that p sent a block on the unknown parent.
-func (b *peerBook) claimOrphan(p peer.ID, parent chain.Hash, now time.Time) {
+// claimOrphan remembers that p sent a block of height on the unknown
+// parent.
+func (b *peerBook) claimOrphan(p peer.ID, parent chain.Hash, height uint64, now time.Time) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	a := b.account(p)
 	if len(a.orphans) >= maxOrphanClaims {
 		a.orphans = append(a.orphans[:0], a.orphans[1:]...)
 	}
-	a.orphans = append(a.orphans, orphanClaim{parent, now})
+	a.orphans = append(a.orphans, orphanClaim{parent, height, now})
 }
 
-// takeOrphans removes and returns p's claims made before since.
-func (b *peerBook) takeOrphans(p peer.ID, since time.Time) []chain.Hash {
+// takeOrphans removes p's claims made before since and returns the
+// parents of those on blocks above height (the others are dropped).
+func (b *peerBook) takeOrphans(p peer.ID, since time.Time, height uint64) []chain.Hash {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	a := b.peers[p]
@@ -186,7 +197,9 @@ func (b *peerBook) takeOrphans(p peer.ID, since time.Time) []chain.Hash {
 	kept := a.orphans[:0]
 	for _, c := range a.orphans {
 		if c.at.Before(since) {
-			out = append(out, c.parent)
+			if c.height > height {
+				out = append(out, c.parent)
+			}
 		} else {
 			kept = append(kept, c)
 		}
@@ -196,15 +209,15 @@ func (b *peerBook) takeOrphans(p peer.ID, since time.Time) []chain.Hash {
 }
 
 // judgeOrphans settles p's orphan claims made before a sync session with
-// it began (asked), once the session is over: a parent still unknown was
-// not backed, and counts as an offence. A session that failed on our side
-// settles nothing.
-func (n *Node) judgeOrphans(p peer.ID, asked time.Time, kind failure) {
+// it began (asked), once the session ran to p's head without error: a
+// parent still unknown was not backed, and counts as an offence. Claims on
+// blocks at or below height (ours when the session began) are dropped.
+func (n *Node) judgeOrphans(p peer.ID, asked time.Time, height uint64) {
 	known, ok := n.h.(BlockKnower)
-	if !ok || kind == failOurs || n.ctx.Err() != nil {
+	if !ok || n.ctx.Err() != nil {
 		return
 	}
-	for _, parent := range n.book.takeOrphans(p, asked) {
+	for _, parent := range n.book.takeOrphans(p, asked, height) {
 		if !known.HasBlock(parent) {
 			n.offence(p, "block on an unknown parent", fmt.Errorf("sync from the peer did not bring parent %s", parent))
 		}

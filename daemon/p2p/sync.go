@@ -298,8 +298,7 @@ func (n *Node) syncSession(cands []candidate) {
 		case a := <-answers:
 			outstanding--
 			if a.err != nil {
-				n.syncFailed(a.c.id, classify(a.err), a.err)
-				n.judgeOrphans(a.c.id, a.c.asked, classify(a.err))
+				n.syncFailed(a.c.id, classify(a.err), a.err) // its claims wait (judgeOrphans)
 				launch()
 				hedge.Reset(hedgeDelay)
 				continue
@@ -362,11 +361,6 @@ func classify(err error) failure {
 // common ancestor when needed.
 func (n *Node) syncWith(c candidate, first *rangeStream) {
 	p := c.id
-	// Whatever the outcome, the peer's blocks on unknown parents from
-	// before this session are settled after it (ending is failOurs when
-	// the session failed on our side).
-	ending := failNoNews
-	defer func() { n.judgeOrphans(p, c.asked, ending) }()
 	ourHeight, startHead := n.h.Head()
 	base := c.from
 	target := c.target
@@ -379,10 +373,11 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 	batcher, _ := n.h.(BatchHandler)
 	var pending []*chain.Block
 	pendingTxs, pendingBytes := 0, 0
-	// take interprets the handler's answer for the block at index i of a
-	// range (first: it begins the range, where an unknown parent means
-	// "step back").
-	take := func(herr error, height uint64, first bool) error {
+	// take interprets the handler's answer for block b of a range, prev
+	// the block the peer sent before it (first: b begins the range, where
+	// an unknown parent means "step back").
+	take := func(herr error, b, prev *chain.Block, first bool) error {
+		height := b.Height
 		switch {
 		case herr == nil || errors.Is(herr, ErrIgnore):
 			return nil
@@ -390,20 +385,31 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 			return errStepBack
 		case IsReject(herr):
 			return &syncError{failRule, fmt.Errorf("block %d: %w", height, herr)}
+		case errors.Is(herr, ErrUnknownParent) && prev != nil && b.PrevHash == prev.Hash():
+			// Its parent came just before it and the node did not store
+			// it (a bound, a block kept until due, a failed write): ours.
+			return &syncError{failOurs, fmt.Errorf("block %d: its parent, sent before it, was not kept: %w", height, herr)}
 		case errors.Is(herr, ErrUnknownParent):
 			return &syncError{failRule, fmt.Errorf("block %d does not follow the one before it: %w", height, herr)}
 		}
 		return &syncError{failOurs, fmt.Errorf("block %d not taken: %w", height, herr)}
 	}
+	var sent *chain.Block // the last block handed to the node
 	// flush hands the pending blocks to the batch handler.
 	flush := func(first bool) error {
 		accepted, herr := batcher.HandleBlocks(pending)
 		imported += accepted
 		var err error
 		if herr != nil {
-			err = take(herr, pending[min(accepted, len(pending)-1)].Height, first && accepted == 0)
+			i := min(accepted, len(pending)-1)
+			prev := sent
+			if i > 0 {
+				prev = pending[i-1]
+			}
+			err = take(herr, pending[i], prev, first && accepted == 0)
 		}
 		last := pending[len(pending)-1]
+		sent = last
 		target = max(target, last.Height)
 		if now := time.Now(); err == nil && now.Sub(lastLog) >= logEvery {
 			n.log.Info("p2p: syncing", "peer", p.String(), "height", last.Height, "target", target,
@@ -440,7 +446,9 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 			if herr == nil {
 				imported++
 			}
-			if err := take(herr, b.Height, got == 1); err != nil {
+			prev := sent
+			sent = b
+			if err := take(herr, b, prev, got == 1); err != nil {
 				return err
 			}
 			target = max(target, b.Height)
@@ -484,8 +492,7 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 			if h, _ := n.h.Head(); h > ourHeight {
 				n.syncServed(p) // it did serve something before it failed
 			}
-			ending = classify(err)
-			n.syncFailed(p, ending, err)
+			n.syncFailed(p, classify(err), err)
 			return
 		}
 		if got == 0 {
@@ -496,6 +503,9 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 	if n.ctx.Err() != nil {
 		return
 	}
+	// The session ran to the peer's head: the peer's blocks on unknown
+	// parents from before it are settled now.
+	n.judgeOrphans(p, c.asked, ourHeight)
 	height, head := n.h.Head()
 	if head != startHead {
 		n.syncServed(p)
