@@ -40,11 +40,33 @@ type Pending struct {
 // stateless rules and the signature are not checked (Genesis.CheckTx,
 // Transaction.VerifySignature). v is not changed.
 func CheckTx(g *Genesis, v TxView, tx *Transaction, p Pending) error {
+	from := v.Account(tx.From)
+	to := from
+	if tx.To != tx.From {
+		to = v.Account(tx.To)
+	}
+	lv, _ := v.(LotView)
+	return checkHeld(g, tx, from, to, p, lv)
+}
+
+// CheckTxAccounts is CheckTx on the sender's and recipient's accounts a
+// caller holds (a pool's) rather than on a view: every rule but the stake
+// totals, which need the whole state and are left to the block. to is
+// ignored when tx.To == tx.From.
+func CheckTxAccounts(g *Genesis, tx *Transaction, from, to Account, p Pending) error {
+	if tx.To == tx.From {
+		to = from
+	}
+	return checkHeld(g, tx, from, to, p, nil)
+}
+
+// checkHeld is CheckTx on the accounts as held (before p), with the stake
+// totals counted by lv (nil: not checked).
+func checkHeld(g *Genesis, tx *Transaction, acc, to Account, p Pending, lv LotView) error {
 	r := lookupTx(tx.Type)
 	if r == nil {
 		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
 	}
-	acc := v.Account(tx.From)
 	if p.Owed.Stake > acc.Stake {
 		return ruleErrorf(ErrInsufficientStake, "stake of %s is %d, pending unstakes %d", tx.From, acc.Stake, p.Owed.Stake)
 	}
@@ -55,17 +77,10 @@ func CheckTx(g *Genesis, v TxView, tx *Transaction, p Pending) error {
 	from.Balance -= p.Owed.Balance
 	from.Stake -= p.Owed.Stake
 	from.Nonce += p.Txs
-	to := from
-	if tx.To != tx.From {
-		to = v.Account(tx.To)
+	if tx.To == tx.From {
+		to = from
 	}
-	c := txCheck{g: g, tx: tx, r: r, from: from, to: to, owed: p.Owed}
-	if lv, ok := v.(LotView); ok {
-		c.lots = func() uint64 {
-			// The total as it stands once the pending unstakes ran.
-			return lv.Lots(g.LotSize) - acc.Stake/g.LotSize + from.Stake/g.LotSize
-		}
-	}
+	c := txCheck{g: g, tx: tx, r: r, from: from, to: to, owed: p.Owed, lots: lv}
 	_, err := c.run()
 	return err
 }
@@ -80,9 +95,9 @@ type txCheck struct {
 	// owed is what the sender's earlier pending transactions take (for
 	// the messages: from already has it subtracted).
 	owed Amounts
-	// lots returns the total election lots before tx; nil: the stake
-	// totals are not checked.
-	lots func() uint64
+	// lots counts the election lots of the view, before owed; nil: the
+	// stake totals are not checked.
+	lots LotView
 }
 
 // checked is the outcome of a passed check: the accounts after tx, the
@@ -161,7 +176,9 @@ func (c *txCheck) checkStakeTotals(from, to Account) error {
 			return ruleErrorf(ErrStakeLimit, "stake of %s would be %d lots, max_lots is %d", a.addr, lots, g.MaxLots)
 		}
 	}
-	before := c.lots()
+	// The total before tx: the view's, once the pending unstakes ran.
+	held := c.from.Stake + c.owed.Stake
+	before := c.lots.Lots(g.LotSize) - held/g.LotSize + c.from.Stake/g.LotSize
 	after := before - c.from.Stake/g.LotSize + from.Stake/g.LotSize
 	if tx.To != tx.From {
 		after += to.Stake/g.LotSize - c.to.Stake/g.LotSize
@@ -173,23 +190,4 @@ func (c *txCheck) checkStakeTotals(from, to Account) error {
 		return ruleErrorf(ErrStakeFloor, "total stake would be %d in whole lots of %d, min_total_stake is %d", after*g.LotSize, g.LotSize, g.MinTotalStake)
 	}
 	return nil
-}
-
-// Accounts is a TxView of the sender and recipient accounts a caller
-// holds (a pool's, a wallet's); every other account reads as zero. It
-// counts no lots, so CheckTx leaves the stake totals to the block.
-type Accounts struct {
-	From, To       Address
-	FromAcc, ToAcc Account
-}
-
-// Account returns the held account of a, zero for any other.
-func (v *Accounts) Account(a Address) Account {
-	switch a {
-	case v.From:
-		return v.FromAcc
-	case v.To:
-		return v.ToAcc
-	}
-	return Account{}
 }

@@ -314,8 +314,7 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 	if r == nil {
 		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
 	}
-	c := txCheck{g: g, tx: tx, r: r, from: s.Account(tx.From),
-		lots: func() uint64 { return s.lots(g.LotSize) }}
+	c := txCheck{g: g, tx: tx, r: r, from: s.Account(tx.From), lots: (*lotCounter)(s)}
 	c.to = c.from
 	if tx.To != tx.From {
 		c.to = s.Account(tx.To)
@@ -335,3 +334,11 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 	}
 	return nil
 }
+
+// lotCounter is the state as applyTx counts its lots: keeping the total
+// up to date from then on (State.lots), where Lots counts without
+// changing the state.
+type lotCounter State
+
+func (c *lotCounter) Account(a Address) Account  { return (*State)(c).Account(a) }
+func (c *lotCounter) Lots(lotSize uint64) uint64 { return (*State)(c).lots(lotSize) }

@@ -156,13 +156,13 @@ func (g *Genesis) checkTxParams(tx *Transaction, r *txRule) error {
 }
 
 // CheckPayable is the typed pre-check of a transaction against accounts a
-// caller holds (a wallet's): CheckTx on a view of just from (the sender's
-// account) and to (the recipient's), with the nonce taken as right. It
+// caller holds (a wallet's): CheckTxAccounts with from (the sender's
+// account) and to (the recipient's), the nonce taken as right. It
 // runs every rule of State.Apply but the nonce and the stake totals
 // (stake_limit, stake_floor need the whole state): fee_too_low,
 // exchange_not_allowed, insufficient_stake, insufficient_funds, overflow.
 // Accounts are not changed.
 func (g *Genesis) CheckPayable(tx *Transaction, from, to Account) error {
 	from.Nonce = tx.Nonce - 1
-	return CheckTx(g, &Accounts{From: tx.From, To: tx.To, FromAcc: from, ToAcc: to}, tx, Pending{})
+	return CheckTxAccounts(g, tx, from, to, Pending{})
 }

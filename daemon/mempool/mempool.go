@@ -429,15 +429,15 @@ func (p *Pool) screen(tx *chain.Transaction, acc chain.Account) error {
 // payable checks tx against its sender's account acc, which already owes
 // pend to the sender's pooled transactions before tx, and against the
 // recipient's account (to; nil: not checked, so no credit overflow is
-// found): chain.CheckTx on a view of the two accounts, tx's nonce taken as
-// following the pooled ones (the pool checks nonces itself, gaps allowed).
-// The caller has made sure tx.Nonce > acc.Nonce.
+// found): chain.CheckTxAccounts, tx's nonce taken as following the pooled
+// ones (the pool checks nonces itself, gaps allowed). The caller has made
+// sure tx.Nonce > acc.Nonce.
 func (p *Pool) payable(tx *chain.Transaction, acc chain.Account, pend chain.Amounts, to *chain.Account) error {
-	v := chain.Accounts{From: tx.From, To: tx.To, FromAcc: acc}
+	var recipient chain.Account
 	if to != nil {
-		v.ToAcc = *to
+		recipient = *to
 	}
-	return chain.CheckTx(&p.rules, &v, tx, chain.Pending{Txs: tx.Nonce - acc.Nonce - 1, Owed: pend})
+	return chain.CheckTxAccounts(&p.rules, tx, acc, recipient, chain.Pending{Txs: tx.Nonce - acc.Nonce - 1, Owed: pend})
 }
 
 // screenPool refuses, before the signature check, what the pool as it
