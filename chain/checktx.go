@@ -100,8 +100,8 @@ type txCheck struct {
 	lots LotView
 }
 
-// checked is the outcome of a passed check: the accounts after tx, the
-// fee apart (it goes to the forger), and whether tx credits the recipient.
+// checked is the outcome of a passed check: tx's effect and the accounts
+// after it, the fee apart (it goes to the forger).
 type checked struct {
 	e        Effect
 	from, to Account

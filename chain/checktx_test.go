@@ -91,6 +91,11 @@ func checkSequence(t *testing.T, seed uint64, steps int, codes map[ErrorCode]int
 			t.Fatalf("%s: CheckTx %v, Apply %v", where, check, applyErr)
 		}
 		codes[CodeOf(check)]++
+		// On the accounts alone, the same but for the stake totals.
+		held := CheckTxAccounts(g, &tx, st.Account(tx.From), st.Account(tx.To), Pending{})
+		if stakeTotals := errors.Is(check, ErrStakeLimit) || errors.Is(check, ErrStakeFloor); stakeTotals && held != nil || !stakeTotals && CodeOf(held) != CodeOf(check) {
+			t.Fatalf("%s: CheckTx %v, CheckTxAccounts %v", where, check, held)
+		}
 		if applyErr != nil {
 			if !next.Equal(st) {
 				t.Fatalf("%s: a refused Apply changed the state", where)

@@ -234,7 +234,7 @@ func (s *State) revert(entries []UndoEntry) {
 }
 
 // mark remembers where the pending stake changes end, so that an apply
-// undone at once (a refused block, CheckTx) leaves no pending changes.
+// undone at once (a refused block) leaves no pending changes.
 type mark struct {
 	table   *lotTable
 	pending int
