@@ -234,7 +234,7 @@ func (s *State) revert(entries []UndoEntry) {
 }
 
 // mark remembers where the pending stake changes end, so that an apply
-// undone at once (a refused block, CheckTx) leaves no pending changes.
+// undone at once (a refused block) leaves no pending changes.
 type mark struct {
 	table   *lotTable
 	pending int
@@ -285,14 +285,10 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 func (s *State) Revert(u *Undo) { s.revert(u.Entries) }
 
 // CheckTx reports whether tx could be applied to the state now: the stateful
-// rules (nonce, funds, stake, exchange policy, overflow). The state is unchanged.
+// rules (nonce, funds, stake, exchange policy, overflow, stake totals), as
+// CheckTx with nothing pending. The state is unchanged.
 func (s *State) CheckTx(tx *Transaction, g *Genesis) error {
-	j := journal{seen: make(map[Address]struct{}, 2)}
-	m := s.mark()
-	err := s.applyTx(&j, tx, g, "")
-	s.revert(j.entries)
-	s.undoneTo(m)
-	return err
+	return CheckTx(g, s, tx, Pending{})
 }
 
 // credit adds amount to a's balance.
@@ -310,48 +306,28 @@ func (s *State) credit(j *journal, a Address, amount uint64) error {
 	return nil
 }
 
-// applyTx applies one transaction by the table of types. feeTo receives the
-// fee; "" burns it (CheckTx uses that, having no forger). On error the
-// caller reverts the journal.
+// applyTx applies one transaction: it runs the rules of CheckTx on the
+// state, then writes what they computed. feeTo receives the fee; ""
+// burns it. On error the caller reverts the journal.
 func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) error {
 	r := lookupTx(tx.Type)
 	if r == nil {
 		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
 	}
-	from := s.Account(tx.From)
-	if tx.Nonce != from.Nonce+1 {
-		return ruleErrorf(ErrBadNonce, "nonce %d, account %s expects %d", tx.Nonce, tx.From, from.Nonce+1)
+	c := txCheck{g: g, tx: tx, r: r, from: s.Account(tx.From), lots: (*lotCounter)(s)}
+	c.to = c.from
+	if tx.To != tx.From {
+		c.to = s.Account(tx.To)
 	}
-	if err := g.checkTxParams(tx, r); err != nil {
-		return err
-	}
-	e, err := tx.Effect()
+	after, err := c.run()
 	if err != nil {
 		return err
 	}
-	if err := checkDebit(tx, from, e.Debit); err != nil {
-		return err
-	}
-	lotsBefore := s.lots(g.LotSize)
-	j.touchAs(tx.From, from)
-	from.Balance -= e.Debit.Balance
-	from.Stake -= e.Debit.Stake
-	from.Nonce++
-	s.put(tx.From, from)
-	to := s.Account(tx.To)
-	if err := checkCredit(tx.To, to, e.Credit); err != nil {
-		return err
-	}
-	if e.Credit != (Amounts{}) {
-		j.touchAs(tx.To, to)
-		to.Balance += e.Credit.Balance
-		to.Stake += e.Credit.Stake
-		s.put(tx.To, to)
-	}
-	if e.Debit.Stake != 0 || e.Credit.Stake != 0 {
-		if err := s.checkStakeTotals(g, lotsBefore, tx); err != nil {
-			return err
-		}
+	j.touchAs(tx.From, c.from)
+	s.put(tx.From, after.from)
+	if after.e.Credit != (Amounts{}) && tx.To != tx.From {
+		j.touchAs(tx.To, c.to)
+		s.put(tx.To, after.to)
 	}
 	if feeTo != "" {
 		return s.credit(j, feeTo, tx.Fee)
@@ -359,24 +335,10 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 	return nil
 }
 
-// checkStakeTotals refuses a stake change that takes the total lots over
-// max_lots (each election's cost is bounded by them) or the stake counted
-// in whole lots below min_total_stake (an empty election halts the chain).
-// Only the direction the transaction moved is checked, so a state is never
-// stuck because of a rule it already broke at genesis.
-func (s *State) checkStakeTotals(g *Genesis, before uint64, tx *Transaction) error {
-	// One account's lots over max_lots would let the wrapping total lie.
-	for _, a := range []Address{tx.From, tx.To} {
-		if lots := s.Account(a).Stake / g.LotSize; lots > g.MaxLots {
-			return ruleErrorf(ErrStakeLimit, "stake of %s would be %d lots, max_lots is %d", a, lots, g.MaxLots)
-		}
-	}
-	after := s.totalLots
-	switch {
-	case after > before && after > g.MaxLots:
-		return ruleErrorf(ErrStakeLimit, "total lots would be %d, max_lots is %d (lot_size %d)", after, g.MaxLots, g.LotSize)
-	case after < before && after*g.LotSize < g.MinTotalStake:
-		return ruleErrorf(ErrStakeFloor, "total stake would be %d in whole lots of %d, min_total_stake is %d", after*g.LotSize, g.LotSize, g.MinTotalStake)
-	}
-	return nil
-}
+// lotCounter is the state as applyTx counts its lots: keeping the total
+// up to date from then on (State.lots), where Lots counts without
+// changing the state.
+type lotCounter State
+
+func (c *lotCounter) Account(a Address) Account  { return (*State)(c).Account(a) }
+func (c *lotCounter) Lots(lotSize uint64) uint64 { return (*State)(c).lots(lotSize) }

@@ -156,52 +156,13 @@ func (g *Genesis) checkTxParams(tx *Transaction, r *txRule) error {
 }
 
 // CheckPayable is the typed pre-check of a transaction against accounts a
-// caller holds: from as the sender's account would be when tx runs (a pool
-// subtracts what the sender's earlier pending transactions take), to as
-// the recipient's (ignored for ToSelf types: the sender's own account,
-// after the debit, receives the credit). It runs every rule of State.Apply
-// but the nonce and the stake totals (stake_limit, stake_floor need the
-// whole state): fee_too_low, exchange_not_allowed, insufficient_stake,
-// insufficient_funds, overflow. Accounts are not changed.
+// caller holds (a wallet's): CheckTxAccounts with from (the sender's
+// account) and to (the recipient's), the nonce taken as right. It
+// runs every rule of State.Apply but the nonce and the stake totals
+// (stake_limit, stake_floor need the whole state): fee_too_low,
+// exchange_not_allowed, insufficient_stake, insufficient_funds, overflow.
+// Accounts are not changed.
 func (g *Genesis) CheckPayable(tx *Transaction, from, to Account) error {
-	r := lookupTx(tx.Type)
-	if r == nil {
-		return ruleErrorf(ErrUnknownType, "type %q is not one of %s", tx.Type, typeNames())
-	}
-	if err := g.checkTxParams(tx, r); err != nil {
-		return err
-	}
-	e, err := tx.Effect()
-	if err != nil {
-		return err
-	}
-	if err := checkDebit(tx, from, e.Debit); err != nil {
-		return err
-	}
-	from.Balance -= e.Debit.Balance
-	from.Stake -= e.Debit.Stake
-	if r.ToSelf || tx.To == tx.From {
-		to = from
-	}
-	return checkCredit(tx.To, to, e.Credit)
-}
-
-func checkDebit(tx *Transaction, from Account, d Amounts) error {
-	if from.Stake < d.Stake {
-		return ruleErrorf(ErrInsufficientStake, "stake of %s is %d, %s needs %d", tx.From, from.Stake, tx.Type, d.Stake)
-	}
-	if from.Balance < d.Balance {
-		return ruleErrorf(ErrInsufficientFunds, "balance of %s is %d, needs %d", tx.From, from.Balance, d.Balance)
-	}
-	return nil
-}
-
-func checkCredit(a Address, to Account, c Amounts) error {
-	if to.Balance+c.Balance < to.Balance {
-		return ruleErrorf(ErrAmountOverflow, "balance of %s would overflow", a)
-	}
-	if to.Stake+c.Stake < to.Stake {
-		return ruleErrorf(ErrAmountOverflow, "stake of %s would overflow", a)
-	}
-	return nil
+	from.Nonce = tx.Nonce - 1
+	return CheckTxAccounts(g, tx, from, to, Pending{})
 }

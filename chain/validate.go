@@ -16,8 +16,9 @@ import (
 // addresses and key, from = address(public_key), the chain id, and STAKE and
 // UNSTAKE sent to oneself.
 func (tx *Transaction) CheckStateless(chainID string) error {
-	if _, ok := tx.Type.code(); !ok {
-		return ruleErrorf(ErrUnknownType, "type %q is not EXCHANGE, TRANSFER, STAKE or UNSTAKE", tx.Type)
+	r := lookupTx(tx.Type)
+	if r == nil {
+		return ruleErrorf(ErrUnknownType, "type %q is not %s", tx.Type, typeNames())
 	}
 	if tx.ChainID != chainID {
 		return ruleErrorf(ErrWrongChain, "chain_id %q, this network is %q", tx.ChainID, chainID)
@@ -38,7 +39,7 @@ func (tx *Transaction) CheckStateless(chainID string) error {
 	if AddressOf(pub) != tx.From {
 		return ruleErrorf(ErrFromMismatch, "from %s is not the address of public_key (%s)", tx.From, AddressOf(pub))
 	}
-	if (tx.Type == TxStake || tx.Type == TxUnstake) && tx.To != tx.From {
+	if r.ToSelf && tx.To != tx.From {
 		return ruleErrorf(ErrStakeNotSelf, "%s must be sent to its own sender", tx.Type)
 	}
 	if tx.Amount+tx.Fee < tx.Amount {

@@ -152,22 +152,10 @@ func (n *Node) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	for i := range txs {
 		ids[i] = txs[i].ID()
 	}
-	// A stake change the chain would refuse on the head (stake_limit,
-	// stake_floor) is refused here, with its code, not pooled.
-	snap := n.chain.Snapshot()
-	admit, admitIDs, where := txs[:0:0], ids[:0:0], []int(nil)
-	early := make([]error, len(txs))
-	for i := range txs {
-		if early[i] = snap.CheckStake(n.g, &txs[i]); early[i] == nil {
-			admit, admitIDs, where = append(admit, txs[i]), append(admitIDs, ids[i]), append(where, i)
-		}
-	}
-	// The newest snapshot at each look; ids computed once.
-	admitted, ready := n.pool.AdmitNewest(admit, admitIDs, newestView(n.chain))
-	errs := early
-	for j, err := range admitted {
-		errs[where[j]] = err
-	}
+	// One door with gossip (txadmit): a stake change the chain would refuse
+	// on the head (stake_limit, stake_floor) is refused with its code, the
+	// rest is pooled against the newest snapshot; ids computed once.
+	errs, ready := n.admit.Admit(txs, ids)
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -67,24 +68,7 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	attacker, _ := newSpyPeer(t, n)
 	_, listener := newSpyPeer(t, n)
 	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
-	// Wait until the path attacker → node → listener carries messages:
-	// gossip published before the peers exchanged subscriptions and formed
-	// their mesh is lost, so send fresh valid transactions (a new key each,
-	// so each is executable and a new message) until the listener sees one.
-	waitUntil(t, 60*time.Second, "the gossip path to carry a transaction", func() bool {
-		probe, _ := keystore.Generate()
-		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: probe.Address(), Amount: 1, Nonce: 1}
-		probe.SignTx(&tx)
-		attacker.PublishTxs([]chain.Transaction{tx})
-		deadline := time.Now().Add(time.Second)
-		for time.Now().Before(deadline) {
-			if listener.sawTx(tx.ID()) {
-				return true
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		return false
-	})
+	waitGossipPath(t, n, attacker, listener)
 
 	k, _ := keystore.Generate()
 	mk := func(nonce uint64) chain.Transaction {
@@ -117,5 +101,73 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	}
 	if n.Height() != 0 {
 		t.Fatal("the node imported the forged block")
+	}
+}
+
+// waitGossipPath waits until the path attacker → n → listener carries
+// messages: gossip published before the peers exchanged subscriptions and
+// formed their mesh is lost, so it sends fresh valid transactions (a new
+// key each, so each is executable and a new message) until the listener
+// sees one.
+func waitGossipPath(t *testing.T, n *Node, attacker *p2p.Node, listener *spy) {
+	t.Helper()
+	waitUntil(t, 60*time.Second, "the gossip path to carry a transaction", func() bool {
+		probe, _ := keystore.Generate()
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: probe.Address(), Amount: 1, Nonce: 1}
+		probe.SignTx(&tx)
+		attacker.PublishTxs([]chain.Transaction{tx})
+		deadline := time.Now().Add(time.Second)
+		for time.Now().Before(deadline) {
+			if listener.sawTx(tx.ID()) {
+				return true
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return false
+	})
+}
+
+// TestGossipedStakeOverTheLimitIsNotForwarded: gossip admits as the API
+// does. A STAKE the chain would refuse on the head (stake_limit: more
+// lots than max_lots) published by a peer is refused with that code, not
+// pooled and not relayed, while a valid transaction published after it
+// is.
+func TestGossipedStakeOverTheLimitIsNotForwarded(t *testing.T) {
+	d := startNet(t, []uint64{1}, nil)
+	n := d.Nodes[0]
+	whale, _ := keystore.Generate()
+	send(t, n, whale, chain.Transaction{Type: chain.TxExchange, To: whale.Address(), Amount: 1 << 62})
+	over := chain.Transaction{Type: chain.TxStake, ChainID: n.g.ChainID, To: whale.Address(), Amount: 1 << 62, Nonce: 2}
+	whale.SignTx(&over)
+	if lots := over.Amount / n.g.LotSize; lots <= n.g.MaxLots {
+		t.Fatalf("the STAKE is %d lots, within max_lots %d: it tests nothing", lots, n.g.MaxLots)
+	}
+
+	attacker, _ := newSpyPeer(t, n)
+	_, listener := newSpyPeer(t, n)
+	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
+	waitGossipPath(t, n, attacker, listener)
+
+	k, _ := keystore.Generate()
+	valid := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: k.Address(), Amount: 3, Nonce: 1}
+	k.SignTx(&valid)
+	attacker.PublishTxs([]chain.Transaction{over})
+	attacker.PublishTxs([]chain.Transaction{valid})
+	waitUntil(t, 30*time.Second, "the valid transaction to be forwarded", func() bool { return listener.sawTx(valid.ID()) })
+	time.Sleep(500 * time.Millisecond)
+	if listener.sawTx(over.ID()) {
+		t.Fatal("a STAKE over max_lots was forwarded")
+	}
+	if _, ok := n.pool.Get(over.ID()); ok {
+		t.Fatal("a STAKE over max_lots was pooled")
+	}
+	// The gossip handler says why, as the API does.
+	relay, errs, err := n.p2pHandler().handleTxs([]chain.Transaction{over}, nil)
+	if err != nil || len(relay) != 0 || !errors.Is(errs[0], chain.ErrStakeLimit) {
+		t.Fatalf("gossiped STAKE over max_lots: relay %d, errs %v, err %v; want none relayed and %s", len(relay), errs, err, chain.ErrStakeLimit.Code)
+	}
+	code, errCode := submitCode(t, n, whale, chain.Transaction{Type: chain.TxStake, To: whale.Address(), Amount: 1 << 62})
+	if code/100 != 4 || errCode != string(chain.ErrStakeLimit.Code) {
+		t.Fatalf("the same STAKE through the API: status %d code %q", code, errCode)
 	}
 }

@@ -115,7 +115,6 @@ type p2pChain interface {
 
 // p2pPool is what the network handler needs of the mempool.
 type p2pPool interface {
-	AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
 	PendingNonce(a chain.Address, st mempool.StateView) uint64 // txfill.go
 	Run(a chain.Address, from uint64, limit, maxBytes int) []chain.Transaction
 }
@@ -139,6 +138,10 @@ type p2pHandler struct {
 	poke    func() // a transaction arrived: wake the forger
 	txm     *metrics.Txs
 	sigs    mempool.SigVerifier // the pool's: checks what HandleTxsGaps trusts (txfill.go)
+	// admit is the node's one door for transactions (txadmit), the API's too.
+	admit interface {
+		Admit(txs []chain.Transaction, ids []chain.Hash) ([]error, []chain.Transaction)
+	}
 	// evidence takes equivocation evidence from peers (lab.go).
 	evidence interface {
 		AddEvidence(e chain.Evidence) (bool, error)
@@ -146,7 +149,7 @@ type p2pHandler struct {
 }
 
 func (n *Node) p2pHandler() p2pHandler {
-	return p2pHandler{chain: n.chain, pool: n.pool, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain}
+	return p2pHandler{chain: n.chain, pool: n.pool, admit: n.admit, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain}
 }
 
 func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }
@@ -160,7 +163,8 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // ones admitted as executable. A transaction that breaks a stateless rule
 // or carries a bad signature is the sender's fault and rejects the
 // message; what the pool cannot take now (known, gapped beyond its bounds,
-// unpayable given this node's view, a full pool) is only dropped.
+// unpayable given this node's view, over the stake totals on this node's
+// head, a full pool) is only dropped: not relayed, nobody penalised.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
 	ready, _, err := h.handleTxs(txs, nil)
@@ -169,7 +173,7 @@ func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, err
 
 // handleTxs is HandleTxs that also returns the errors per transaction.
 func (h p2pHandler) handleTxs(txs []chain.Transaction, ids []chain.Hash) ([]chain.Transaction, []error, error) {
-	errs, ready := h.pool.AdmitNewest(txs, ids, newestView(h.chain)) // never waits for an import
+	errs, ready := h.admit.Admit(txs, ids) // as the API admits; never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {

@@ -26,6 +26,7 @@ import (
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/p2p"
 	"github.com/poslab/posd/daemon/store"
+	"github.com/poslab/posd/daemon/txadmit"
 	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
 )
@@ -90,6 +91,7 @@ type Node struct {
 	g     *chain.Genesis
 	chain *chainmgr.Manager // the one owner of the chain and its store
 	pool  *mempool.Pool
+	admit *txadmit.Admitter // the one door to pool, for the API and gossip
 	net   Network
 
 	events <-chan chainmgr.Event // the chain's changes, for followChain
@@ -206,6 +208,7 @@ func (n *Node) openChain(st *store.Store) error {
 	}
 	n.events, _ = n.chain.Subscribe(chainEventBytes)
 	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier(), MinFee: g.MinFee})
+	n.admit = txadmit.New(g, func() chain.LotView { return n.chain.Snapshot() }, n.pool)
 	n.forger = &forger{
 		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,
 		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,

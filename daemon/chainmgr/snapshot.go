@@ -2,7 +2,6 @@ package chainmgr
 
 import (
 	"cmp"
-	"fmt"
 	"slices"
 	"sync"
 
@@ -28,7 +27,8 @@ type Snapshot struct {
 	accounts     []chain.AccountEntry
 
 	lotsOnce sync.Once
-	lots     uint64 // total election lots (CheckStake)
+	lotSize  uint64 // of lots
+	lots     uint64 // total election lots (Lots)
 
 	stakesOnce sync.Once
 	stakers    []chain.AccountEntry
@@ -101,35 +101,16 @@ func (s *Snapshot) warm() {
 	s.Candidates()
 }
 
-// CheckStake runs the stake-total rules (stake_limit, stake_floor) for tx
-// alone on the snapshot's state, as State.Apply would if tx came next:
-// the pre-check an API gives a STAKE or UNSTAKE the chain would refuse.
-// Other pending transactions are not counted; the block's own check does.
-func (s *Snapshot) CheckStake(g *chain.Genesis, tx *chain.Transaction) error {
-	e, err := tx.Effect()
-	if err != nil || (e.Debit.Stake == 0 && e.Credit.Stake == 0) {
-		return nil // not a stake change (other rules are the pool's)
+// Lots is the total election lots of the snapshot's state for lotSize,
+// counted once (for the first lot size asked: a node has one genesis).
+// With it a Snapshot is a chain.LotView, so chain.CheckTx on it checks the
+// stake totals (stake_limit, stake_floor) as State.Apply would.
+func (s *Snapshot) Lots(lotSize uint64) uint64 {
+	s.lotsOnce.Do(func() { s.lotSize, s.lots = lotSize, s.state.Lots(lotSize) })
+	if lotSize != s.lotSize {
+		return s.state.Lots(lotSize)
 	}
-	s.lotsOnce.Do(func() { s.lots = s.state.Lots(g.LotSize) })
-	from := s.state.Account(tx.From)
-	if from.Stake < e.Debit.Stake {
-		return nil // insufficient_stake, the pool's to say
-	}
-	lotsOf := func(stake uint64) uint64 { return stake / g.LotSize }
-	after := s.lots - lotsOf(from.Stake)
-	stake := from.Stake - e.Debit.Stake
-	if tx.To == tx.From {
-		if stake+e.Credit.Stake < stake {
-			return &chain.RuleError{Code: chain.ErrStakeLimit.Code, Message: "stake would overflow"}
-		}
-		stake += e.Credit.Stake
-	}
-	after += lotsOf(stake)
-	switch {
-	case lotsOf(stake) > g.MaxLots || (after > s.lots && after > g.MaxLots):
-		return &chain.RuleError{Code: chain.ErrStakeLimit.Code, Message: fmt.Sprintf("total lots would be %d, max_lots is %d (lot_size %d)", after, g.MaxLots, g.LotSize)}
-	case after < s.lots && after*g.LotSize < g.MinTotalStake:
-		return &chain.RuleError{Code: chain.ErrStakeFloor.Code, Message: fmt.Sprintf("total stake would be %d in whole lots of %d, min_total_stake is %d", after*g.LotSize, g.LotSize, g.MinTotalStake)}
-	}
-	return nil
+	return s.lots
 }
+
+var _ chain.LotView = (*Snapshot)(nil)

@@ -261,7 +261,7 @@ func (s pendSlot) valid() bool { return !s.e.gone && !s.e.queued && s.e.epoch ==
 // Pool is the set of pooled transactions. It is safe for concurrent use.
 type Pool struct {
 	// rules is the genesis the pool checks by (chain.Genesis.CheckTx,
-	// CheckPayable): chain id, exchange policy, and Config.MinFee.
+	// chain.CheckTx): chain id, exchange policy, and Config.MinFee.
 	rules chain.Genesis
 	cfg   Config
 	sigs  SigVerifier
@@ -429,27 +429,15 @@ func (p *Pool) screen(tx *chain.Transaction, acc chain.Account) error {
 // payable checks tx against its sender's account acc, which already owes
 // pend to the sender's pooled transactions before tx, and against the
 // recipient's account (to; nil: not checked, so no credit overflow is
-// found): chain.Genesis.CheckPayable, with the pool's pending sums in the
-// message of an insufficient balance or stake.
+// found): chain.CheckTxAccounts, tx's nonce taken as following the pooled
+// ones (the pool checks nonces itself, gaps allowed). The caller has made
+// sure tx.Nonce > acc.Nonce.
 func (p *Pool) payable(tx *chain.Transaction, acc chain.Account, pend chain.Amounts, to *chain.Account) error {
-	cost := txCost(tx)
-	if cost.Stake > 0 && (pend.Stake > acc.Stake || cost.Stake > acc.Stake-pend.Stake) {
-		return ruleErr(chain.ErrInsufficientStake, "stake %d, pending unstakes %d, needs %d", acc.Stake, pend.Stake, cost.Stake)
-	}
-	if pend.Balance > acc.Balance || cost.Balance > acc.Balance-pend.Balance {
-		return ruleErr(chain.ErrInsufficientFunds, "balance %d, pending %d, needs %d", acc.Balance, pend.Balance, cost.Balance)
-	}
-	from := acc
-	from.Balance -= pend.Balance
-	from.Stake -= pend.Stake
 	var recipient chain.Account
 	if to != nil {
 		recipient = *to
 	}
-	if err := p.rules.CheckPayable(tx, from, recipient); err != nil {
-		return err
-	}
-	return nil
+	return chain.CheckTxAccounts(&p.rules, tx, acc, recipient, chain.Pending{Txs: tx.Nonce - acc.Nonce - 1, Owed: pend})
 }
 
 // screenPool refuses, before the signature check, what the pool as it
@@ -1118,8 +1106,8 @@ func (p *Pool) PendingIDs(max int, st StateView) (txs []chain.Transaction, ids [
 }
 
 // payable reports whether the account behind c can run c's next
-// transaction. The rest of chain.Genesis.CheckPayable (fee floor, exchange
-// policy) depends on no account and was checked at admission.
+// transaction. The rest of chain.CheckTx (fee floor, exchange policy,
+// credits) was checked at admission; the block checks all of it again.
 func (c *cursor) payable() bool {
 	e := c.s.txs[c.i]
 	return e.debit <= c.bal && e.unstake <= c.stake

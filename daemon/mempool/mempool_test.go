@@ -129,13 +129,13 @@ func TestAddRejects(t *testing.T) {
 		{name: "nonce gap from account nonce", account: &chain.Account{Balance: 1000, Nonce: 10}, tx: transfer(alice, 10, 76), want: ErrNonceGap},
 		{name: "nonce gap configured", cfg: Config{MaxNonceGap: 2}, tx: transfer(alice, 10, 4), want: ErrNonceGap},
 		{name: "exchange not authority", tx: signed(alice, chain.TxExchange, bob.addr, 10, 0, 1), want: chain.ErrNotExchange},
-		{name: "overspend", tx: transfer(alice, 1000, 1), want: chain.ErrInsufficientFunds, msg: "balance 1000, pending 0, needs 1001"},
-		{name: "overspend with pending", pre: []chain.Transaction{transfer(alice, 600, 1)}, tx: transfer(alice, 399, 2), want: chain.ErrInsufficientFunds, msg: "balance 1000, pending 601, needs 400"},
+		{name: "overspend", tx: transfer(alice, 1000, 1), want: chain.ErrInsufficientFunds, msg: "is 1000, needs 1001"},
+		{name: "overspend with pending", pre: []chain.Transaction{transfer(alice, 600, 1)}, tx: transfer(alice, 399, 2), want: chain.ErrInsufficientFunds, msg: "is 1000, pending 601, needs 400"},
 		{name: "stake overspend", tx: signed(alice, chain.TxStake, alice.addr, 1000, 5, 1), want: chain.ErrInsufficientFunds},
 		{name: "exchange fee unpaid", tx: signed(carol, chain.TxExchange, bob.addr, 10, 1, 1), want: chain.ErrInsufficientFunds},
 		{name: "unstake fee unpaid", account: &chain.Account{Stake: 10}, tx: signed(alice, chain.TxUnstake, alice.addr, 5, 1, 1), want: chain.ErrInsufficientFunds},
 		{name: "unstake beyond stake", tx: signed(alice, chain.TxUnstake, alice.addr, 101, 1, 1), want: chain.ErrInsufficientStake},
-		{name: "unstake beyond pending", pre: []chain.Transaction{signed(alice, chain.TxUnstake, alice.addr, 60, 1, 1)}, tx: signed(alice, chain.TxUnstake, alice.addr, 41, 1, 2), want: chain.ErrInsufficientStake, msg: "stake 100, pending unstakes 60, needs 41"},
+		{name: "unstake beyond pending", pre: []chain.Transaction{signed(alice, chain.TxUnstake, alice.addr, 60, 1, 1)}, tx: signed(alice, chain.TxUnstake, alice.addr, 41, 1, 2), want: chain.ErrInsufficientStake, msg: "is 100, pending unstakes 60, UNSTAKE needs 41"},
 		{name: "pool full", cfg: Config{Limit: 1}, pre: []chain.Transaction{transfer(bob, 10, 1)}, tx: transfer(alice, 10, 1), want: ErrPoolFull},
 	}
 	for _, tc := range tests {
@@ -195,7 +195,7 @@ func TestSequenceAndOverdraw(t *testing.T) {
 	mustAdd(t, p, st, transfer(alice, 600, 4))
 	_, err := p.Add(transfer(alice, 96, 5), st)
 	wantCode(t, err, chain.ErrInsufficientFunds)
-	if want := "balance 1000, pending 904, needs 97"; !strings.Contains(err.Error(), want) {
+	if want := "is 1000, pending 904, needs 97"; !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %q, want %q", err, want)
 	}
 	// Incoming credits are not counted: bob's pending transfers to alice

@@ -1,0 +1,103 @@
+package txadmit
+
+import (
+	"testing"
+
+	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/keystore"
+)
+
+// recordingPool is a pool that admits everything and remembers what it
+// was given, to show what admission passes on.
+type recordingPool struct {
+	got []chain.Transaction
+	ids []chain.Hash
+}
+
+func (p *recordingPool) AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() mempool.StateView) ([]error, []chain.Transaction) {
+	if newest() == nil {
+		panic("no view")
+	}
+	p.got, p.ids = append(p.got, txs...), append(p.ids, ids...)
+	return make([]error, len(txs)), txs
+}
+
+// TestAdmitRefusesStakeTotals: each case with the code admission gives it
+// (none: passed on to the pool). Only the stake totals are admission's;
+// every other refusal is the pool's, so a stake change that breaks another
+// rule reaches the pool and gets the pool's code.
+func TestAdmitRefusesStakeTotals(t *testing.T) {
+	staker, _ := keystore.Generate()
+	whale, _ := keystore.Generate()
+	g := chain.DefaultGenesis()
+	g.ChainID = "posd-admit"
+	g.MaxLots = 1000
+	g.MinTotalStake = 100
+	st := chain.NewState()
+	st.SetAccount(staker.Address(), chain.Account{Balance: 50, Stake: 100})
+	st.SetAccount(whale.Address(), chain.Account{Balance: 5000})
+
+	tx := func(k *keystore.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
+		tx := chain.Transaction{Type: typ, ChainID: g.ChainID, To: k.Address(), Amount: amount, Nonce: nonce}
+		k.SignTx(&tx)
+		return tx
+	}
+	tests := []struct {
+		name string
+		tx   chain.Transaction
+		want *chain.RuleError
+	}{
+		{"stake within max_lots", tx(whale, chain.TxStake, 900, 1), nil},
+		{"stake over max_lots", tx(whale, chain.TxStake, 901, 1), chain.ErrStakeLimit},
+		{"stake over max_lots after a gap", tx(whale, chain.TxStake, 901, 3), chain.ErrStakeLimit},
+		{"unstake below min_total_stake", tx(staker, chain.TxUnstake, 1, 1), chain.ErrStakeFloor},
+		{"stake over max_lots with a used nonce: the pool's", tx(whale, chain.TxStake, 901, 0), nil},
+		{"stake over max_lots on another chain: the pool's", func() chain.Transaction {
+			t := tx(whale, chain.TxStake, 901, 1)
+			t.ChainID = "elsewhere"
+			whale.SignTx(&t)
+			return t
+		}(), nil},
+		{"unstake beyond the stake: the pool's", tx(staker, chain.TxUnstake, 101, 1), nil},
+		{"transfer", tx(whale, chain.TxTransfer, 10, 1), nil},
+	}
+	for _, withIDs := range []bool{false, true} {
+		pool := &recordingPool{}
+		a := New(g, func() chain.LotView { return st }, pool)
+		txs := make([]chain.Transaction, len(tests))
+		var ids []chain.Hash
+		for i, tc := range tests {
+			txs[i] = tc.tx
+			if withIDs {
+				ids = append(ids, tc.tx.ID())
+			}
+		}
+		errs, ready := a.Admit(txs, ids)
+		passed := map[chain.Hash]bool{}
+		for i, tx := range pool.got {
+			passed[tx.ID()] = true
+			if withIDs && pool.ids[i] != tx.ID() {
+				t.Fatalf("ids out of step with the transactions passed on")
+			}
+		}
+		for i, tc := range tests {
+			if chain.CodeOf(errs[i]) != codeOf(tc.want) {
+				t.Errorf("%s: got %v, want %q", tc.name, errs[i], codeOf(tc.want))
+			}
+			if passed[tc.tx.ID()] != (tc.want == nil) {
+				t.Errorf("%s: passed to the pool: %v", tc.name, passed[tc.tx.ID()])
+			}
+		}
+		if len(ready) != len(pool.got) {
+			t.Errorf("ready %d, the pool made %d ready", len(ready), len(pool.got))
+		}
+	}
+}
+
+func codeOf(e *chain.RuleError) chain.ErrorCode {
+	if e == nil {
+		return ""
+	}
+	return e.Code
+}
