@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -35,15 +33,6 @@ func TestWatchEvents(t *testing.T) {
 	node := newFakeNode(t)
 	b3 := node.blocks[3]
 	b4 := nextBlock(&b3)
-	node.events = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, b := range []chain.Block{b3, b4} {
-			data, _ := json.Marshal(b)
-			fmt.Fprintf(w, "event: block\ndata: %s\n\n", data)
-		}
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	}
 	for _, format := range []string{"table", "json"} {
 		e := newTestEnv(t, node.URL)
 		e.addKey(t, "alice", alicePriv, "")
@@ -53,6 +42,9 @@ func TestWatchEvents(t *testing.T) {
 		cmd := NewCmdWatch(e.f, nil)
 		cmd.SetArgs([]string{})
 		go func() { done <- cmd.ExecuteContext(ctx) }()
+		waitFor(t, "the event stream", func() bool { return node.subscribers() == 1 })
+		node.publish(&b3)
+		node.publish(&b4)
 		waitFor(t, "two blocks", func() bool { return strings.Count(e.out.String(), "\n") == 2 })
 		cancel()
 		if err := <-done; err != nil {
@@ -79,6 +71,7 @@ func TestWatchEvents(t *testing.T) {
 func TestWatchFallsBackToPolling(t *testing.T) {
 	node := newFakeNode(t)
 	// No event route (404); the head moves from 1 to 3 after the first call.
+	node.noEvents = true
 	node.statusHeight = func(call int) uint64 {
 		if call == 1 {
 			return 1
@@ -101,7 +94,7 @@ func TestWatchFallsBackToPolling(t *testing.T) {
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, "#2 ") || !strings.Contains(out, "#3 ") {
 		t.Errorf("stdout %q", out)
 	}
-	wantWarn := "warning: event stream failed (not found on the node: no route); polling /v1/status every 5ms instead\n"
+	wantWarn := "warning: event stream failed (not found on the node: no route GET /v1/no-events); polling /v1/status every 5ms instead\n"
 	if !strings.HasSuffix(e.errOut.String(), wantWarn) {
 		t.Errorf("stderr %q, want the fallback warning", e.errOut.String())
 	}
