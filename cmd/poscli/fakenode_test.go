@@ -117,6 +117,8 @@ type fakeNode struct {
 	exchange chain.ExchangePolicy
 	// noHeartbeat turns the genesis heartbeat off.
 	noHeartbeat bool
+	// evidence is what GET /v1/evidence lists.
+	evidence []rpc.Evidence
 	// blockPages counts GET /v1/blocks requests.
 	blockPages int
 	subs       map[int]chan *chain.Block
@@ -125,8 +127,9 @@ type fakeNode struct {
 
 // The backend is the whole of what the node gives its API.
 var (
-	_ api.Backend        = (*fakeNode)(nil)
-	_ api.PrefixSearcher = (*fakeNode)(nil)
+	_ api.Backend         = (*fakeNode)(nil)
+	_ api.PrefixSearcher  = (*fakeNode)(nil)
+	_ api.EvidenceBackend = (*fakeNode)(nil)
 )
 
 func newFakeNode(t *testing.T) *fakeNode {
@@ -415,6 +418,15 @@ func (n *fakeNode) SubscribeBlocks() (<-chan *chain.Block, func()) {
 		delete(n.subs, id)
 	}
 }
+
+func (n *fakeNode) Evidence() []rpc.Evidence {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.evidence)
+}
+
+// SubscribeEvidence: no evidence events (a nil channel is never ready).
+func (n *fakeNode) SubscribeEvidence() (<-chan rpc.EvidenceEvent, func()) { return nil, func() {} }
 
 // SearchPrefix is the node's search over the fixture's blocks,
 // transactions (chain and pool) and accounts.

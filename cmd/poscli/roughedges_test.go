@@ -40,6 +40,7 @@ func TestWatchSaysWhyItIsIdle(t *testing.T) {
 	node := newFakeNode(t)
 	e := newTestEnv(t, node.URL)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // also on a failure: the server's Close waits for the stream
 	done := make(chan error, 1)
 	cmd := NewCmdWatch(e.f, nil)
 	cmd.SetArgs([]string{"--idle", "100ms"})

@@ -38,10 +38,13 @@ func TestWatchEvents(t *testing.T) {
 		e.addKey(t, "alice", alicePriv, "")
 		e.f.Globals.Output = format
 		ctx, cancel := context.WithCancel(context.Background())
+		// Also on a failure: the server's Close waits for the stream to end.
+		defer cancel()
 		done := make(chan error, 1)
 		cmd := NewCmdWatch(e.f, nil)
 		cmd.SetArgs([]string{})
 		go func() { done <- cmd.ExecuteContext(ctx) }()
+		// The previous format's stream has left (below): this one is ours.
 		waitFor(t, "the event stream", func() bool { return node.subscribers() == 1 })
 		node.publish(&b3)
 		node.publish(&b4)
@@ -50,6 +53,7 @@ func TestWatchEvents(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("watch returned %v after Ctrl-C", err)
 		}
+		waitFor(t, "the event stream to end", func() bool { return node.subscribers() == 0 })
 		var want string
 		if format == "table" {
 			want = fmt.Sprintf("00:00:06  #3       %s  forger %s  1 tx\n00:00:08  #4       %s  forger %s (alice)  1 tx\n",
