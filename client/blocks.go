@@ -25,7 +25,24 @@ const headerNextFrom = "X-Next-From"
 // it holds limit blocks or the chain ends, so a caller never gets a silent
 // short list. Each page holds at least one block, so there are at most
 // limit pages.
+//
+// Without from, the node answers the newest blocks that fit one page, with
+// no cursor: when that is fewer than limit, Blocks reads the blocks below
+// the page's first from the height they start at.
 func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.Block, error) {
+	if from == nil {
+		page, _, err := c.blocksPage(ctx, nil, limit)
+		if err != nil || limit <= 0 || len(page) >= limit || len(page) == 0 || page[0].Height == 0 {
+			return page, err
+		}
+		first := page[0].Height
+		start := first - min(uint64(limit-len(page)), first)
+		below, err := c.Blocks(ctx, &start, int(first-start))
+		if err != nil {
+			return nil, err
+		}
+		return append(below, page...), nil
+	}
 	var out []chain.Block
 	for {
 		page, next, err := c.blocksPage(ctx, from, limit-len(out))

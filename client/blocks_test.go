@@ -29,7 +29,9 @@ func TestBlocksFollowsNextFrom(t *testing.T) {
 		{"limit reached", strconv.Itoa, ptr(uint64(3)), 20, 20, 3},
 		{"head reached", strconv.Itoa, ptr(uint64(40)), 20, 10, 2},
 		{"one page", strconv.Itoa, ptr(uint64(0)), 5, 5, 1},
-		{"newest", strconv.Itoa, nil, 15, 15, 3},
+		{"newest", strconv.Itoa, nil, 15, 15, 3}, // 43-49, then 35-41 and 42 below
+		{"newest in one page", strconv.Itoa, nil, 5, 5, 1},
+		{"newest, all of a short chain", strconv.Itoa, nil, 60, 50, 8},
 		{"cursor stuck", func(int) string { return "3" }, ptr(uint64(3)), 20, -1, 1},
 		{"cursor skips", func(n int) string { return strconv.Itoa(n + 1) }, ptr(uint64(3)), 20, -1, 1},
 		{"cursor not a height", func(int) string { return "x" }, ptr(uint64(3)), 20, -1, 1},
@@ -39,10 +41,14 @@ func TestBlocksFollowsNextFrom(t *testing.T) {
 			srv := newServer(t, map[string]http.HandlerFunc{
 				"GET /v1/blocks": func(w http.ResponseWriter, r *http.Request) {
 					limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-					from := len(chainOf) - limit
-					if f := r.URL.Query().Get("from"); f != "" {
-						from, _ = strconv.Atoi(f)
+					f := r.URL.Query().Get("from")
+					if f == "" {
+						// The newest blocks that fit one page, no cursor
+						// (docs/API.md).
+						reply(200, chainOf[len(chainOf)-min(limit, page):])(w, r)
+						return
 					}
+					from, _ := strconv.Atoi(f)
 					end := min(from+limit, len(chainOf))
 					if end-from > page {
 						end = from + page

@@ -2,8 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -19,17 +17,10 @@ func TestEvidenceCommand(t *testing.T) {
 		{Height: 14, Forger: chain.Address(strings.Repeat("ab", 20)), Hashes: []chain.Hash{{1}, {2}}},
 		{Height: 12, Forger: chain.Address(strings.Repeat("cd", 20)), Hashes: []chain.Hash{{3}, {4}}, IncludedIn: &in, Slashed: &burned},
 	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/v1/evidence" {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(list)
-	}))
-	defer srv.Close()
+	node := newFakeNode(t)
+	node.evidence = list
 
-	e := newTestEnv(t, srv.URL)
+	e := newTestEnv(t, node.URL)
 	if err := e.run(NewCmdEvidence(e.f, nil)); err != nil {
 		t.Fatalf("error: %v (stderr %q)", err, e.errOut.String())
 	}
@@ -40,7 +31,7 @@ func TestEvidenceCommand(t *testing.T) {
 		}
 	}
 
-	e = newTestEnv(t, srv.URL)
+	e = newTestEnv(t, node.URL)
 	e.f.Globals.Output = "json"
 	if err := e.run(NewCmdEvidence(e.f, nil)); err != nil {
 		t.Fatal(err)

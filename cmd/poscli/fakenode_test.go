@@ -7,14 +7,15 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
-	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/keystore"
 
 	"github.com/poslab/posd/internal/testutil"
@@ -83,11 +84,13 @@ func fixtureBlocks() []chain.Block {
 	return blocks
 }
 
-// fakeNode serves docs/API.md from fixed state, checks what it is sent, and
-// records submitted transactions.
+// fakeNode is the node's real HTTP API (api.NewHandler) on 127.0.0.1 over
+// an in-memory backend the tests script: fixed blocks, accounts and pool,
+// submissions checked as a node would and recorded.
 type fakeNode struct {
 	*httptest.Server
-	t *testing.T
+	t       *testing.T
+	handler atomic.Pointer[http.Handler]
 
 	mu        sync.Mutex
 	blocks    []chain.Block
@@ -98,27 +101,36 @@ type fakeNode struct {
 	// pendingPolls is how many times a submitted tx reads as pending
 	// before it reads as committed.
 	pendingPolls int
-	// refuse, when set, is the error body POST /v1/txs answers with 422.
+	// refuse, when set, is the error SubmitTx refuses with.
 	refuse *rpc.Error
 	// statusHeight, when set, overrides the head height of /v1/status.
 	statusHeight func(call int) uint64
 	statusCalls  int
 	// clockBehindMs is /v1/status's clock_behind_ms.
 	clockBehindMs int64
-	// events, when set, serves /v1/events; nil answers 404.
-	events http.HandlerFunc
-	token  string
-	config rpc.Config
+	// noEvents hides /v1/events as a node without the route would: the
+	// request goes to the handler as GET /v1/no-events, its real 404.
+	noEvents bool
+	token    string
+	config   rpc.Config
 	// exchange is the genesis exchange policy.
 	exchange chain.ExchangePolicy
 	// noHeartbeat turns the genesis heartbeat off.
 	noHeartbeat bool
-	// pageBlocks, when set, cuts GET /v1/blocks pages at that many blocks
-	// with X-Next-From, as a node does at its page's byte bound.
-	pageBlocks int
+	// evidence is what GET /v1/evidence lists.
+	evidence []rpc.Evidence
 	// blockPages counts GET /v1/blocks requests.
 	blockPages int
+	subs       map[int]chan *chain.Block
+	nextSub    int
 }
+
+// The backend is the whole of what the node gives its API.
+var (
+	_ api.Backend         = (*fakeNode)(nil)
+	_ api.PrefixSearcher  = (*fakeNode)(nil)
+	_ api.EvidenceBackend = (*fakeNode)(nil)
+)
 
 func newFakeNode(t *testing.T) *fakeNode {
 	t.Helper()
@@ -134,82 +146,294 @@ func newFakeNode(t *testing.T) *fakeNode {
 		token:    "s3cret",
 		exchange: chain.ExchangePolicy{Open: true},
 		config:   rpc.Config{BlockSize: 100, BlockIntervalMs: 2000, PoolLimit: 5000},
+		subs:     map[int]chan *chain.Block{},
 	}
 	n.pool = []chain.Transaction{mkTx(alicePriv, chain.TxTransfer, bob, 5, 1, 3)}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/status", n.status)
-	mux.HandleFunc("GET /v1/accounts", n.listAccounts)
-	mux.HandleFunc("GET /v1/accounts/{addr}", n.account)
-	mux.HandleFunc("GET /v1/stakes", n.stakes)
-	mux.HandleFunc("GET /v1/blocks", n.listBlocks)
-	mux.HandleFunc("GET /v1/blocks/{ref}", n.block)
-	mux.HandleFunc("GET /v1/txs/pending", func(w http.ResponseWriter, r *http.Request) { n.reply(w, 200, n.pool) })
-	mux.HandleFunc("GET /v1/txs/{id}", n.tx)
-	mux.HandleFunc("POST /v1/txs", n.submit)
-	mux.HandleFunc("GET /v1/config", n.admin(func(w http.ResponseWriter, r *http.Request) { n.reply(w, 200, n.config) }))
-	mux.HandleFunc("PUT /v1/config", n.admin(n.setConfig))
-	mux.HandleFunc("POST /v1/stake", n.admin(n.stake))
-	mux.HandleFunc("GET /v1/peers", func(w http.ResponseWriter, r *http.Request) {
-		n.reply(w, 200, []rpc.Peer{{ID: "12D3KooWPeerOne", Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"}}})
-	})
-	mux.HandleFunc("GET /v1/genesis", func(w http.ResponseWriter, r *http.Request) {
+	n.setLimits(api.Limits{})
+	// The wrapper only counts and hides routes; the real handler answers.
+	n.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
-		defer n.mu.Unlock()
-		g := chain.DefaultGenesis()
-		g.ChainID, g.Timestamp, g.Exchange = testChainID, t0.UnixMilli(), n.exchange
-		g.Heartbeat = !n.noHeartbeat
-		g.Allocations = []chain.Allocation{{Address: carol, Balance: 500, Stake: 150}}
-		n.reply(w, 200, g)
-	})
-	mux.HandleFunc("GET /v1/search", n.search)
-	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, r *http.Request) {
-		n.mu.Lock()
-		h := n.events
-		n.mu.Unlock()
-		if h == nil {
-			n.fail(w, 404, "not_found", "no route")
-			return
+		if r.Method == http.MethodGet && r.URL.Path == "/v1/blocks" {
+			n.blockPages++
 		}
-		h(w, r)
-	})
-	n.Server = httptest.NewServer(mux) // listens on 127.0.0.1
+		if n.noEvents && r.URL.Path == "/v1/events" {
+			r.URL.Path = "/v1/no-events"
+		}
+		n.mu.Unlock()
+		(*n.handler.Load()).ServeHTTP(w, r)
+	})) // listens on 127.0.0.1
 	t.Cleanup(n.Close)
 	return n
 }
 
-func (n *fakeNode) reply(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+// setLimits serves the API with l from the next request on.
+func (n *fakeNode) setLimits(l api.Limits) {
+	h := api.NewHandler(api.Options{Backend: n, Token: n.token, Limits: l})
+	n.handler.Store(&h)
 }
 
-func (n *fakeNode) fail(w http.ResponseWriter, status int, code, msg string) {
-	n.reply(w, status, rpc.ErrorBody{Error: &rpc.Error{Code: code, Message: msg}})
-}
-
-func (n *fakeNode) admin(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") != "Bearer "+n.token {
-			n.fail(w, 401, "unauthorized", "missing or wrong bearer token")
-			return
+// cutPagesAt makes the API cut list pages at the bytes of blocks 1 to k,
+// so a page of blocks holds about k of them.
+func (n *fakeNode) cutPagesAt(k int) {
+	n.mu.Lock()
+	size := 2
+	for _, b := range n.blocks[1 : k+1] {
+		data, err := json.Marshal(b)
+		if err != nil {
+			n.t.Fatal(err)
 		}
-		n.mu.Lock()
-		defer n.mu.Unlock()
-		h(w, r)
+		size += len(data) + 1
 	}
+	n.mu.Unlock()
+	n.setLimits(api.Limits{MaxPageBytes: size})
 }
 
-// search is GET /v1/search over the fixture's blocks, transactions (chain
-// and pool) and accounts, as the node answers it.
-func (n *fakeNode) search(w http.ResponseWriter, r *http.Request) {
+// publish sends b to the event streams open now.
+func (n *fakeNode) publish(b *chain.Block) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	p := r.URL.Query().Get("prefix")
-	if len(p) < 4 {
-		n.fail(w, 400, "bad_request", "prefix too short")
-		return
+	for _, ch := range n.subs {
+		ch <- b
 	}
-	res := client.SearchResult{Prefix: p, Blocks: []chain.Hash{}, Txs: []chain.Hash{}, Accounts: []chain.Address{}}
+}
+
+// subscribers is how many event streams are open.
+func (n *fakeNode) subscribers() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.subs)
+}
+
+func (n *fakeNode) head() *chain.Block { return &n.blocks[len(n.blocks)-1] }
+
+func (n *fakeNode) Status() rpc.Status {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.statusCalls++
+	head := n.head()
+	height := head.Height
+	if n.statusHeight != nil {
+		height = n.statusHeight(n.statusCalls)
+		head = &n.blocks[min(height, uint64(len(n.blocks)-1))]
+	}
+	return rpc.Status{
+		ChainID: testChainID, GenesisHash: n.blocks[0].PrevHash, Height: height, HeadHash: head.Hash(),
+		HeadTimestamp: head.Timestamp, Address: string(carol), Election: "lottery", Peers: 1,
+		BlockSize: n.config.BlockSize, BlockIntervalMs: n.config.BlockIntervalMs, Pending: len(n.pool),
+		PeerID: "12D3KooWNodeCarol", P2PAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Version: "0.1.0",
+		ClockBehindMs: n.clockBehindMs,
+	}
+}
+
+func (n *fakeNode) Genesis() *chain.Genesis {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	g := chain.DefaultGenesis()
+	g.ChainID, g.Timestamp, g.Exchange = testChainID, t0.UnixMilli(), n.exchange
+	g.Heartbeat = !n.noHeartbeat
+	g.Allocations = []chain.Allocation{{Address: carol, Balance: 500, Stake: 150}}
+	return g
+}
+
+func (n *fakeNode) Accounts() []rpc.Account {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := slices.Collect(maps.Values(n.accounts))
+	slices.SortFunc(out, func(a, b rpc.Account) int { return strings.Compare(string(a.Address), string(b.Address)) })
+	return out
+}
+
+func (n *fakeNode) Account(a chain.Address) rpc.Account {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if acc, ok := n.accounts[a]; ok {
+		return acc
+	}
+	return rpc.Account{Address: a, PendingNonce: ptr(uint64(0))}
+}
+
+func (n *fakeNode) Stakes() []rpc.Stake {
+	return []rpc.Stake{{Address: carol, Stake: 150, Share: 0.75}, {Address: alice, Stake: 50, Share: 0.25}}
+}
+
+func (n *fakeNode) BlockByHeight(h uint64) (*chain.Block, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if h >= uint64(len(n.blocks)) {
+		return nil, api.ErrNotFound
+	}
+	b := n.blocks[h]
+	return &b, nil
+}
+
+func (n *fakeNode) BlockByHash(h chain.Hash) (*chain.Block, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, b := range n.blocks {
+		if b.Hash() == h {
+			return &b, nil
+		}
+	}
+	return nil, api.ErrNotFound
+}
+
+func (n *fakeNode) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []*chain.Block
+	for h := from; h < uint64(len(n.blocks)) && len(out) < limit; h++ {
+		b := n.blocks[h]
+		out = append(out, &b)
+	}
+	return out, nil
+}
+
+func (n *fakeNode) Height() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.head().Height
+}
+
+func (n *fakeNode) PendingTxs() []chain.Transaction {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.pool)
+}
+
+// TxInfo finds id in the blocks and the pool; a submitted transaction
+// reads as pending for pendingPolls polls, then as committed in block 4.
+func (n *fakeNode) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, b := range n.blocks {
+		for i, tx := range b.Transactions {
+			if tx.ID() == id {
+				return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(b.Height), BlockHash: ptr(b.Hash()), Index: ptr(i), Transaction: &tx}, nil
+			}
+		}
+	}
+	for _, tx := range n.pool {
+		if tx.ID() == id {
+			return rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx}, nil
+		}
+	}
+	for _, tx := range n.submitted {
+		if tx.ID() != id {
+			continue
+		}
+		n.txPolls[id]++
+		if n.txPolls[id] <= n.pendingPolls {
+			return rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx}, nil
+		}
+		h := chain.Hash{0xbb}
+		return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(uint64(4)), BlockHash: &h, Index: ptr(0), Transaction: &tx}, nil
+	}
+	return rpc.TxInfo{}, api.ErrNotFound
+}
+
+func ruleErr(code, format string, args ...any) error {
+	return &chain.RuleError{Code: chain.ErrorCode(code), Message: fmt.Sprintf(format, args...)}
+}
+
+// SubmitTx checks what a node would: the transaction validates for this
+// chain (signature included) and has the next nonce; then refuse, if set.
+func (n *fakeNode) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := tx.Validate(testChainID); err != nil {
+		return chain.Hash{}, err
+	}
+	acc := n.accounts[tx.From]
+	want := acc.Nonce + 1
+	if acc.PendingNonce != nil {
+		want = *acc.PendingNonce + 1
+	}
+	if tx.Nonce != want {
+		return chain.Hash{}, ruleErr("bad_nonce", "nonce %d, account %s expects %d", tx.Nonce, tx.From, want)
+	}
+	if n.refuse != nil {
+		return chain.Hash{}, ruleErr(n.refuse.Code, "%s", n.refuse.Message)
+	}
+	n.submitted = append(n.submitted, tx)
+	return tx.ID(), nil
+}
+
+func (n *fakeNode) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
+	ids, errs := make([]chain.Hash, len(txs)), make([]error, len(txs))
+	for i, tx := range txs {
+		ids[i], errs[i] = n.SubmitTx(tx)
+	}
+	return ids, errs
+}
+
+func (n *fakeNode) Config() rpc.Config {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.config
+}
+
+func (n *fakeNode) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if p.BlockSize != nil {
+		n.config.BlockSize = *p.BlockSize
+	}
+	if p.BlockIntervalMs != nil {
+		n.config.BlockIntervalMs = *p.BlockIntervalMs
+	}
+	if p.PoolLimit != nil {
+		n.config.PoolLimit = *p.PoolLimit
+	}
+	return n.config, nil
+}
+
+// StakeFromNode signs carol's next STAKE; a zero amount is refused as the
+// node's pool refuses it.
+func (n *fakeNode) StakeFromNode(amount uint64) (chain.Hash, error) {
+	tx := mkTx(carolPriv, chain.TxStake, "", amount, 0, 2)
+	if err := tx.Validate(testChainID); err != nil {
+		return chain.Hash{}, err
+	}
+	return tx.ID(), nil
+}
+
+func (n *fakeNode) NodeKey() rpc.NodeKey {
+	return rpc.NodeKey{PublicKey: fmt.Sprintf("%x", carolPriv.Public()), Address: carol}
+}
+
+func (n *fakeNode) Peers() []rpc.Peer {
+	return []rpc.Peer{{ID: "12D3KooWPeerOne", Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"}}}
+}
+
+func (n *fakeNode) SubscribeBlocks() (<-chan *chain.Block, func()) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	ch := make(chan *chain.Block, 8)
+	id := n.nextSub
+	n.nextSub++
+	n.subs[id] = ch
+	return ch, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		delete(n.subs, id)
+	}
+}
+
+func (n *fakeNode) Evidence() []rpc.Evidence {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.evidence)
+}
+
+// SubscribeEvidence: no evidence events (a nil channel is never ready).
+func (n *fakeNode) SubscribeEvidence() (<-chan rpc.EvidenceEvent, func()) { return nil, func() {} }
+
+// SearchPrefix is the node's search over the fixture's blocks,
+// transactions (chain and pool) and accounts.
+func (n *fakeNode) SearchPrefix(p string, max int) (api.SearchResult, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var res api.SearchResult
 	for _, b := range n.blocks {
 		if strings.HasPrefix(b.Hash().String(), p) {
 			res.Blocks = append(res.Blocks, b.Hash())
@@ -230,207 +454,9 @@ func (n *fakeNode) search(w http.ResponseWriter, r *http.Request) {
 			res.Accounts = append(res.Accounts, a)
 		}
 	}
-	// In address order and at most 8, as the node answers.
 	slices.Sort(res.Accounts)
-	res.Accounts = res.Accounts[:min(len(res.Accounts), maxSearchMatches)]
-	n.reply(w, 200, res)
-}
-
-func (n *fakeNode) head() *chain.Block { return &n.blocks[len(n.blocks)-1] }
-
-func (n *fakeNode) status(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.statusCalls++
-	head := n.head()
-	height := head.Height
-	if n.statusHeight != nil {
-		height = n.statusHeight(n.statusCalls)
-		head = &n.blocks[min(height, uint64(len(n.blocks)-1))]
-	}
-	n.reply(w, 200, rpc.Status{
-		ChainID: testChainID, GenesisHash: n.blocks[0].PrevHash, Height: height, HeadHash: head.Hash(),
-		HeadTimestamp: head.Timestamp, Address: string(carol), Election: "lottery", Peers: 1,
-		BlockSize: n.config.BlockSize, BlockIntervalMs: n.config.BlockIntervalMs, Pending: len(n.pool),
-		PeerID: "12D3KooWNodeCarol", P2PAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Version: "0.1.0",
-		ClockBehindMs: n.clockBehindMs,
-	})
-}
-
-func (n *fakeNode) listAccounts(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var out []rpc.Account
-	for _, a := range []chain.Address{alice, bob, carol} {
-		acc := n.accounts[a]
-		acc.PendingNonce = nil
-		out = append(out, acc)
-	}
-	// Address order, as the node sends it.
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j].Address < out[i].Address {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	n.reply(w, 200, out)
-}
-
-func (n *fakeNode) account(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	a := chain.Address(r.PathValue("addr"))
-	if !a.Valid() {
-		n.fail(w, 400, "bad_address", fmt.Sprintf("%q is not an address", a))
-		return
-	}
-	acc, ok := n.accounts[a]
-	if !ok {
-		acc = rpc.Account{Address: a, PendingNonce: ptr(uint64(0))}
-	}
-	n.reply(w, 200, acc)
-}
-
-func (n *fakeNode) stakes(w http.ResponseWriter, r *http.Request) {
-	n.reply(w, 200, []rpc.Stake{{Address: carol, Stake: 150, Share: 0.75}, {Address: alice, Stake: 50, Share: 0.25}})
-}
-
-func (n *fakeNode) listBlocks(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	limit := 20
-	if s := r.URL.Query().Get("limit"); s != "" {
-		limit, _ = strconv.Atoi(s)
-	}
-	from := 0
-	if s := r.URL.Query().Get("from"); s != "" {
-		from, _ = strconv.Atoi(s)
-	} else {
-		from = max(0, len(n.blocks)-limit)
-	}
-	n.blockPages++
-	out := []chain.Block{}
-	for i := from; i < len(n.blocks) && len(out) < limit; i++ {
-		if n.pageBlocks > 0 && len(out) == n.pageBlocks {
-			w.Header().Set("X-Next-From", strconv.Itoa(i))
-			break
-		}
-		out = append(out, n.blocks[i])
-	}
-	n.reply(w, 200, out)
-}
-
-func (n *fakeNode) block(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	ref := r.PathValue("ref")
-	for i := range n.blocks {
-		if strconv.FormatUint(n.blocks[i].Height, 10) == ref || n.blocks[i].Hash().String() == ref {
-			n.reply(w, 200, n.blocks[i])
-			return
-		}
-	}
-	n.fail(w, 404, "not_found", "no block "+ref)
-}
-
-func (n *fakeNode) tx(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	id, err := chain.ParseHash(r.PathValue("id"))
-	if err != nil {
-		n.fail(w, 400, "bad_hash", err.Error())
-		return
-	}
-	for _, b := range n.blocks {
-		for i, tx := range b.Transactions {
-			if tx.ID() == id {
-				n.reply(w, 200, rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(b.Height), BlockHash: ptr(b.Hash()), Index: ptr(i), Transaction: &tx})
-				return
-			}
-		}
-	}
-	for _, tx := range n.pool {
-		if tx.ID() == id {
-			n.reply(w, 200, rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx})
-			return
-		}
-	}
-	for _, tx := range n.submitted {
-		if tx.ID() != id {
-			continue
-		}
-		n.txPolls[id]++
-		if n.txPolls[id] <= n.pendingPolls {
-			n.reply(w, 200, rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx})
-			return
-		}
-		h := chain.Hash{0xbb}
-		n.reply(w, 200, rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(uint64(4)), BlockHash: &h, Index: ptr(0), Transaction: &tx})
-		return
-	}
-	n.fail(w, 404, "not_found", "no transaction "+id.String())
-}
-
-// submit checks what a real node would: the transaction decodes, validates
-// for this chain (signature included) and has the next nonce.
-func (n *fakeNode) submit(w http.ResponseWriter, r *http.Request) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var tx chain.Transaction
-	if err := json.NewDecoder(r.Body).Decode(&tx); err != nil {
-		n.fail(w, 400, "bad_json", err.Error())
-		return
-	}
-	if err := tx.Validate(testChainID); err != nil {
-		n.fail(w, 422, string(chain.CodeOf(err)), err.Error())
-		return
-	}
-	acc := n.accounts[tx.From]
-	want := acc.Nonce + 1
-	if acc.PendingNonce != nil {
-		want = *acc.PendingNonce + 1
-	}
-	if tx.Nonce != want {
-		n.fail(w, 422, "bad_nonce", fmt.Sprintf("nonce %d, account %s expects %d", tx.Nonce, tx.From, want))
-		return
-	}
-	if n.refuse != nil {
-		n.reply(w, 422, rpc.ErrorBody{Error: n.refuse})
-		return
-	}
-	n.submitted = append(n.submitted, tx)
-	n.reply(w, 202, rpc.SubmitResult{ID: ptr(tx.ID()), Status: rpc.TxPending})
-}
-
-func (n *fakeNode) setConfig(w http.ResponseWriter, r *http.Request) {
-	var p rpc.ConfigPatch
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil {
-		n.fail(w, 400, "bad_json", err.Error())
-		return
-	}
-	if p.BlockSize != nil {
-		n.config.BlockSize = *p.BlockSize
-	}
-	if p.BlockIntervalMs != nil {
-		n.config.BlockIntervalMs = *p.BlockIntervalMs
-	}
-	if p.PoolLimit != nil {
-		n.config.PoolLimit = *p.PoolLimit
-	}
-	n.reply(w, 200, n.config)
-}
-
-func (n *fakeNode) stake(w http.ResponseWriter, r *http.Request) {
-	var req rpc.StakeRequest
-	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Amount == 0 {
-		n.fail(w, 400, "bad_request", "amount must be positive")
-		return
-	}
-	tx := mkTx(carolPriv, chain.TxStake, "", req.Amount, 0, 2)
-	n.reply(w, 202, rpc.SubmitResult{ID: ptr(tx.ID()), Status: rpc.TxPending})
+	res.Blocks, res.Txs, res.Accounts = res.Blocks[:min(len(res.Blocks), max)], res.Txs[:min(len(res.Txs), max)], res.Accounts[:min(len(res.Accounts), max)]
+	return res, nil
 }
 
 func (n *fakeNode) submittedTxs() []chain.Transaction {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,12 +17,14 @@ import (
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/daemon"
+	"github.com/poslab/posd/daemon/api"
 )
 
 // loadChain is a fake network for `poscli load`: one chain that any number
-// of httptest servers on 127.0.0.1 serve. It checks what it is sent as a
-// pool would (signature, chain id, nonce order, funds), and forges every
-// executable pooled transaction into a block on the next GET /v1/blocks.
+// of servers on 127.0.0.1 serve with the node's real API (api.NewHandler).
+// Its pool checks what it is sent as posd's would (signature, chain id,
+// nonce order, funds), and a read of blocks that reaches the head first
+// forges every executable pooled transaction into a block.
 type loadChain struct {
 	t  *testing.T
 	mu sync.Mutex
@@ -61,77 +62,102 @@ func newLoadChain(t *testing.T) *loadChain {
 }
 
 // serve starts a server named name for the chain and returns its URL.
+// Only the busy answer is the test's own: the node gives it when request
+// bodies are over budget, which a backend cannot ask for.
 func (c *loadChain) serve(name string) string {
-	mux := http.NewServeMux()
-	reply := func(w http.ResponseWriter, status int, v any) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		json.NewEncoder(w).Encode(v)
-	}
-	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		head := c.blocks[len(c.blocks)-1]
-		reply(w, 200, rpc.Status{ChainID: c.g.ChainID, GenesisHash: c.g.Hash(), Height: head.Height, HeadHash: head.Hash(), HeadTimestamp: head.Timestamp, Election: "lottery"})
-	})
-	mux.HandleFunc("GET /v1/genesis", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		reply(w, 200, c.g)
-	})
-	mux.HandleFunc("GET /v1/accounts/{addr}", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		a := chain.Address(r.PathValue("addr"))
-		acc := c.accounts[a]
-		top := c.top(a)
-		reply(w, 200, rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &top})
-	})
-	mux.HandleFunc("POST /v1/txs", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		post := c.posts
-		c.posts++
-		c.mu.Unlock()
-		if c.busy != nil && c.busy(post) {
-			w.Header().Set("Retry-After", "1")
-			reply(w, 503, rpc.ErrorBody{Error: &rpc.Error{Code: "busy", Message: "request bodies over budget"}})
-			return
-		}
-		var txs []chain.Transaction
-		if err := json.NewDecoder(r.Body).Decode(&txs); err != nil {
-			reply(w, 400, rpc.ErrorBody{Error: &rpc.Error{Code: "bad_json", Message: err.Error()}})
-			return
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		out := make([]rpc.SubmitResult, len(txs))
-		for i := range txs {
-			id := txs[i].ID()
-			out[i].ID = &id
-			if code, msg := c.admit(&txs[i], id, name); code != "" {
-				out[i].Error = &rpc.Error{Code: code, Message: msg}
-				c.refused[code]++
-			} else {
-				out[i].Status = rpc.TxPending
+	h := api.NewHandler(api.Options{Backend: &loadNode{c: c, name: name}})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/v1/txs" {
+			c.mu.Lock()
+			post := c.posts
+			c.posts++
+			c.mu.Unlock()
+			if c.busy != nil && c.busy(post) {
+				w.Header().Set("Retry-After", "1")
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				json.NewEncoder(w).Encode(rpc.ErrorBody{Error: &rpc.Error{Code: "busy", Message: "request bodies over budget"}})
+				return
 			}
 		}
-		reply(w, 200, out)
-	})
-	mux.HandleFunc("GET /v1/blocks", func(w http.ResponseWriter, r *http.Request) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.forge()
-		from, _ := strconv.Atoi(r.URL.Query().Get("from"))
-		limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-		out := []chain.Block{}
-		for i := from; i < len(c.blocks) && len(out) < limit; i++ {
-			out = append(out, c.blocks[i])
-		}
-		reply(w, 200, out)
-	})
-	srv := httptest.NewServer(mux)
+		h.ServeHTTP(w, r)
+	}))
 	c.t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// loadNode is one server's backend over the shared chain. The API calls
+// load makes are implemented; any other would panic, which the handler
+// answers with 500 internal and the test sees.
+type loadNode struct {
+	api.Backend
+	c    *loadChain
+	name string
+}
+
+func (n *loadNode) Status() rpc.Status {
+	c := n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	head := c.blocks[len(c.blocks)-1]
+	return rpc.Status{ChainID: c.g.ChainID, GenesisHash: c.g.Hash(), Height: head.Height, HeadHash: head.Hash(), HeadTimestamp: head.Timestamp, Election: "lottery"}
+}
+
+func (n *loadNode) Genesis() *chain.Genesis {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	return n.c.g
+}
+
+func (n *loadNode) Account(a chain.Address) rpc.Account {
+	c := n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	acc := c.accounts[a]
+	top := c.top(a)
+	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &top}
+}
+
+func (n *loadNode) Height() uint64 {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	return uint64(len(n.c.blocks) - 1)
+}
+
+// Blocks forges first when the read reaches the head.
+func (n *loadNode) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	c := n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from+uint64(limit) >= uint64(len(c.blocks)) {
+		c.forge()
+	}
+	var out []*chain.Block
+	for h := from; h < uint64(len(c.blocks)) && len(out) < limit; h++ {
+		b := c.blocks[h]
+		out = append(out, &b)
+	}
+	return out, nil
+}
+
+func (n *loadNode) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
+	ids, errs := n.SubmitTxs([]chain.Transaction{tx})
+	return ids[0], errs[0]
+}
+
+func (n *loadNode) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
+	c := n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ids, errs := make([]chain.Hash, len(txs)), make([]error, len(txs))
+	for i := range txs {
+		ids[i] = txs[i].ID()
+		if code, msg := c.admit(&txs[i], ids[i], n.name); code != "" {
+			errs[i] = &chain.RuleError{Code: chain.ErrorCode(code), Message: msg}
+			c.refused[code]++
+		}
+	}
+	return ids, errs
 }
 
 // top is the end of a's contiguous run of pooled nonces. c.mu is held.

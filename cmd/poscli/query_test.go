@@ -212,7 +212,7 @@ func longChain(h uint64) []chain.Block {
 func TestBlocksFollowsPages(t *testing.T) {
 	node := newFakeNode(t)
 	node.blocks = longChain(1000)
-	node.pageBlocks = 128
+	node.cutPagesAt(128)
 	cases := []struct {
 		args        []string
 		first, last uint64

@@ -38,13 +38,9 @@ func TestBlockNegativeHeight(t *testing.T) {
 // stderr, once per quiet stretch, and keeps stdout clean.
 func TestWatchSaysWhyItIsIdle(t *testing.T) {
 	node := newFakeNode(t)
-	node.events = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	}
 	e := newTestEnv(t, node.URL)
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // also on a failure: the server's Close waits for the stream
 	done := make(chan error, 1)
 	cmd := NewCmdWatch(e.f, nil)
 	cmd.SetArgs([]string{"--idle", "100ms"})

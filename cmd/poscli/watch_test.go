@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -35,29 +33,27 @@ func TestWatchEvents(t *testing.T) {
 	node := newFakeNode(t)
 	b3 := node.blocks[3]
 	b4 := nextBlock(&b3)
-	node.events = func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/event-stream")
-		for _, b := range []chain.Block{b3, b4} {
-			data, _ := json.Marshal(b)
-			fmt.Fprintf(w, "event: block\ndata: %s\n\n", data)
-		}
-		w.(http.Flusher).Flush()
-		<-r.Context().Done()
-	}
 	for _, format := range []string{"table", "json"} {
 		e := newTestEnv(t, node.URL)
 		e.addKey(t, "alice", alicePriv, "")
 		e.f.Globals.Output = format
 		ctx, cancel := context.WithCancel(context.Background())
+		// Also on a failure: the server's Close waits for the stream to end.
+		defer cancel()
 		done := make(chan error, 1)
 		cmd := NewCmdWatch(e.f, nil)
 		cmd.SetArgs([]string{})
 		go func() { done <- cmd.ExecuteContext(ctx) }()
+		// The previous format's stream has left (below): this one is ours.
+		waitFor(t, "the event stream", func() bool { return node.subscribers() == 1 })
+		node.publish(&b3)
+		node.publish(&b4)
 		waitFor(t, "two blocks", func() bool { return strings.Count(e.out.String(), "\n") == 2 })
 		cancel()
 		if err := <-done; err != nil {
 			t.Fatalf("watch returned %v after Ctrl-C", err)
 		}
+		waitFor(t, "the event stream to end", func() bool { return node.subscribers() == 0 })
 		var want string
 		if format == "table" {
 			want = fmt.Sprintf("00:00:06  #3       %s  forger %s  1 tx\n00:00:08  #4       %s  forger %s (alice)  1 tx\n",
@@ -79,6 +75,7 @@ func TestWatchEvents(t *testing.T) {
 func TestWatchFallsBackToPolling(t *testing.T) {
 	node := newFakeNode(t)
 	// No event route (404); the head moves from 1 to 3 after the first call.
+	node.noEvents = true
 	node.statusHeight = func(call int) uint64 {
 		if call == 1 {
 			return 1
@@ -101,7 +98,7 @@ func TestWatchFallsBackToPolling(t *testing.T) {
 	if strings.Count(out, "\n") != 2 || !strings.Contains(out, "#2 ") || !strings.Contains(out, "#3 ") {
 		t.Errorf("stdout %q", out)
 	}
-	wantWarn := "warning: event stream failed (not found on the node: no route); polling /v1/status every 5ms instead\n"
+	wantWarn := "warning: event stream failed (not found on the node: no route GET /v1/no-events); polling /v1/status every 5ms instead\n"
 	if !strings.HasSuffix(e.errOut.String(), wantWarn) {
 		t.Errorf("stderr %q, want the fallback warning", e.errOut.String())
 	}

@@ -42,7 +42,8 @@ var (
 	nobody   = chain.Address(strings.Repeat("ab", 20))
 )
 
-func signed(k ed25519.PrivateKey, typ chain.TxType, to chain.Address, amount, nonce uint64) chain.Transaction {
+// feelessTx is a transaction of the test chain with no fee, signed by k.
+func feelessTx(k ed25519.PrivateKey, typ chain.TxType, to chain.Address, amount, nonce uint64) chain.Transaction {
 	tx := chain.Transaction{Type: typ, ChainID: testChainID, To: to, Amount: amount, Nonce: nonce}
 	tx.Sign(k)
 	return tx
@@ -50,8 +51,8 @@ func signed(k ed25519.PrivateKey, typ chain.TxType, to chain.Address, amount, no
 
 // committedTx is in block 1, pooledTx in the pool; alice's next nonce is 3.
 var (
-	committedTx = signed(aliceKey, chain.TxTransfer, bob, 5, 1)
-	pooledTx    = signed(aliceKey, chain.TxTransfer, bob, 6, 2)
+	committedTx = feelessTx(aliceKey, chain.TxTransfer, bob, 5, 1)
+	pooledTx    = feelessTx(aliceKey, chain.TxTransfer, bob, 6, 2)
 )
 
 // fakeBackend is an in-memory node: a fixed chain, a pool with nonce rules
@@ -297,7 +298,7 @@ func (f *fakeBackend) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 }
 
 func (f *fakeBackend) StakeFromNode(amount uint64) (chain.Hash, error) {
-	tx := signed(nodeKey, chain.TxStake, nodeAddr, amount, 1)
+	tx := feelessTx(nodeKey, chain.TxStake, nodeAddr, amount, 1)
 	if amount == 0 {
 		return chain.Hash{}, tx.CheckStateless(testChainID) // zero_amount
 	}
@@ -399,15 +400,15 @@ func decode[T any](t *testing.T, data []byte) T {
 
 func TestRoutes(t *testing.T) {
 	const admin = "Bearer " + testToken
-	newTx := signed(aliceKey, chain.TxTransfer, bob, 7, 3)
-	newTx2 := signed(bobKey, chain.TxTransfer, alice, 1, 1)
+	newTx := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
+	newTx2 := feelessTx(bobKey, chain.TxTransfer, alice, 1, 1)
 	badSig := newTx2
 	badSig.Amount = 99 // signature no longer verifies
 	wrongChain := newTx
 	wrongChain.ChainID = "other"
 	wrongChain.Sign(aliceKey)
-	nonceInUse := signed(aliceKey, chain.TxTransfer, bob, 8, 2)
-	nonceGap := signed(aliceKey, chain.TxTransfer, bob, 8, 9)
+	nonceInUse := feelessTx(aliceKey, chain.TxTransfer, bob, 8, 2)
+	nonceGap := feelessTx(aliceKey, chain.TxTransfer, bob, 8, 9)
 	block7 := newFake().blocks[7]
 	hugeBody := `{"type":"TRANSFER","chain_id":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`
 	wrongType := strings.Replace(mustJSON(t, newTx), `"amount":7`, `"amount":"5"`, 1)
@@ -669,7 +670,7 @@ func TestRoutes(t *testing.T) {
 		// rule and pool errors
 		{name: "bad signature", method: "POST", path: "/v1/txs", body: mustJSON(t, badSig), status: 422, code: "bad_signature"},
 		{name: "wrong chain", method: "POST", path: "/v1/txs", body: mustJSON(t, wrongChain), status: 422, code: "wrong_chain"},
-		{name: "bad nonce", method: "POST", path: "/v1/txs", body: mustJSON(t, signed(aliceKey, chain.TxTransfer, bob, 8, 1)), status: 422, code: "bad_nonce"},
+		{name: "bad nonce", method: "POST", path: "/v1/txs", body: mustJSON(t, feelessTx(aliceKey, chain.TxTransfer, bob, 8, 1)), status: 422, code: "bad_nonce"},
 		{name: "nonce gap", method: "POST", path: "/v1/txs", body: mustJSON(t, nonceGap), status: 422, code: "nonce_gap"},
 		{name: "zero tx", method: "POST", path: "/v1/txs", body: `{}`, status: 422, code: "unknown_type"},
 		{name: "already known pooled", method: "POST", path: "/v1/txs", body: mustJSON(t, pooledTx), status: 409, code: "already_known"},
@@ -777,7 +778,7 @@ func TestSubmitChangesPool(t *testing.T) {
 	f := newFake()
 	srv := httptest.NewServer(newTestHandler(f))
 	defer srv.Close()
-	tx := signed(aliceKey, chain.TxTransfer, bob, 7, 3)
+	tx := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
 	if r := do(t, srv.URL, "POST", "/v1/txs", mustJSON(t, tx), ""); r.status != 202 {
 		t.Fatalf("first: %d %s", r.status, r.body)
 	}
@@ -1025,7 +1026,7 @@ func TestDefaultBatchFromGenesis(t *testing.T) {
 }
 
 func FuzzPostTxs(f *testing.F) {
-	tx := signed(aliceKey, chain.TxTransfer, bob, 7, 3)
+	tx := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
 	for _, seed := range []string{
 		mustJSON(f, tx),
 		mustJSON(f, []chain.Transaction{tx, pooledTx}),
@@ -1055,7 +1056,7 @@ func FuzzPostTxs(f *testing.F) {
 type syncBuffer = testutil.SyncBuffer
 
 func stakeID(amount uint64) chain.Hash {
-	tx := signed(nodeKey, chain.TxStake, nodeAddr, amount, 1)
+	tx := feelessTx(nodeKey, chain.TxStake, nodeAddr, amount, 1)
 	return tx.ID()
 }
 

@@ -34,7 +34,7 @@ func (g *gatedBackend) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
 // paddedTx is a valid transaction's JSON padded with spaces to size bytes.
 func paddedTx(t *testing.T, size int) []byte {
 	t.Helper()
-	tx := signed(bobKey, chain.TxTransfer, alice, 1, 1)
+	tx := feelessTx(bobKey, chain.TxTransfer, alice, 1, 1)
 	data, err := json.Marshal(tx)
 	if err != nil {
 		t.Fatal(err)

@@ -30,8 +30,8 @@ func TestPostTxsBinary(t *testing.T) {
 	srv := httptest.NewServer(newTestHandler(f))
 	defer srv.Close()
 
-	good := signed(aliceKey, chain.TxTransfer, bob, 7, 3)
-	replay := signed(aliceKey, chain.TxTransfer, bob, 8, 1) // bad_nonce
+	good := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
+	replay := feelessTx(aliceKey, chain.TxTransfer, bob, 8, 1) // bad_nonce
 	status, data := postBinary(t, srv.URL, "application/octet-stream", rpc.EncodeTxBatch([]chain.Transaction{good, replay}))
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, data)
@@ -47,7 +47,7 @@ func TestPostTxsBinary(t *testing.T) {
 		t.Errorf("item 1: %+v", res[1])
 	}
 
-	valid := rpc.EncodeTxBatch([]chain.Transaction{signed(aliceKey, chain.TxTransfer, bob, 9, 4)})
+	valid := rpc.EncodeTxBatch([]chain.Transaction{feelessTx(aliceKey, chain.TxTransfer, bob, 9, 4)})
 	tooMany := rpc.EncodeTxBatch(make([]chain.Transaction, testMaxBatch+1))
 	for _, tc := range []struct {
 		name   string

@@ -11,7 +11,7 @@ import (
 func TestEncodedSize(t *testing.T) {
 	txs := []chain.Transaction{
 		{},
-		signed(alice, chain.TxTransfer, bob.addr, 1<<60, 3, 1<<40),
+		signedTx(alice, chain.TxTransfer, bob.addr, 1<<60, 3, 1<<40),
 		{Type: chain.TxType(make([]byte, 200)), ChainID: string(make([]byte, 130))},
 	}
 	for i := range txs {
@@ -87,7 +87,7 @@ func benchSetupT(t *testing.T, senders, per int) (*chain.Genesis, *chain.State, 
 	txs := make([]chain.Transaction, 0, senders*per)
 	for n := 1; n <= per; n++ {
 		for _, k := range keys {
-			txs = append(txs, signed(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
+			txs = append(txs, signedTx(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
 		}
 	}
 	return g, g.State(), txs
@@ -154,7 +154,7 @@ func TestReinsertManySenders(t *testing.T) {
 	}
 	// The pool works on: a full limit makes admissions evict by the heap.
 	p.SetLimit(len(txs))
-	next := signed(newKey(1000), chain.TxTransfer, txs[0].To, 10, 2, 151)
+	next := signedTx(newKey(1000), chain.TxTransfer, txs[0].To, 10, 2, 151)
 	if _, err := p.Add(next, st); err != nil && chain.CodeOf(err) != ErrPoolFull.Code {
 		t.Fatalf("one more with the pool at its limit: %v", err)
 	}

@@ -20,7 +20,7 @@ func benchSetup(b *testing.B, senders, per int) (*chain.Genesis, *chain.State, [
 	txs := make([]chain.Transaction, 0, senders*per)
 	for n := 1; n <= per; n++ {
 		for _, k := range keys {
-			txs = append(txs, signed(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
+			txs = append(txs, signedTx(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
 		}
 	}
 	return g, g.State(), txs

@@ -33,7 +33,7 @@ func TestPoolInvariantsUnderRandomOps(t *testing.T) {
 	others := make([]chain.Transaction, len(txs))
 	for i := range txs {
 		k := newKey(1000 + i%4)
-		others[i] = signed(k, chain.TxTransfer, txs[i].To, 11, 1, txs[i].Nonce)
+		others[i] = signedTx(k, chain.TxTransfer, txs[i].To, 11, 1, txs[i].Nonce)
 	}
 	maxPooled, nblocks, nreorgs := 0, 0, 0
 	for seed := range uint64(25) {

@@ -24,7 +24,7 @@ func fundedGenesis(n, base int, balance uint64) (*chain.Genesis, []key) {
 func idOf(tx chain.Transaction) chain.Hash { return tx.ID() }
 
 func feeTx(k key, fee, nonce uint64) chain.Transaction {
-	return signed(k, chain.TxTransfer, bob.addr, 1, fee, nonce)
+	return signedTx(k, chain.TxTransfer, bob.addr, 1, fee, nonce)
 }
 
 func wantStats(t *testing.T, p *Pool, pending, queued int) {
@@ -232,7 +232,7 @@ func TestByteLimitAndRollback(t *testing.T) {
 	wantStats(t, p, 2, 0)
 	// Another needs a victim, and alice/1 pays as much and is within her
 	// share: nothing may go, nothing moves.
-	big := signed(bob, chain.TxTransfer, carol.addr, 1, 1, 2)
+	big := signedTx(bob, chain.TxTransfer, carol.addr, 1, 1, 2)
 	_, err := p.Add(big, st)
 	wantCode(t, err, ErrPoolFull)
 	wantStats(t, p, 2, 0)
@@ -294,8 +294,8 @@ func TestScreenBeforeSignature(t *testing.T) {
 		want *chain.RuleError
 	}{
 		{corrupt(feeTx(dave, 1, 1)), chain.ErrInsufficientFunds},
-		{corrupt(signed(alice, chain.TxUnstake, alice.addr, 101, 0, 1)), chain.ErrInsufficientStake},
-		{corrupt(signed(alice, chain.TxExchange, alice.addr, 1, 0, 1)), chain.ErrNotExchange},
+		{corrupt(signedTx(alice, chain.TxUnstake, alice.addr, 101, 0, 1)), chain.ErrInsufficientStake},
+		{corrupt(signedTx(alice, chain.TxExchange, alice.addr, 1, 0, 1)), chain.ErrNotExchange},
 		{corrupt(feeTx(alice, 1, 1)), chain.ErrBadSignature},
 	} {
 		_, err := p.Add(tc.tx, st)

@@ -48,14 +48,15 @@ func testGenesis() *chain.Genesis {
 	return g
 }
 
-func signed(k key, typ chain.TxType, to chain.Address, amount, fee, nonce uint64) chain.Transaction {
+// signedTx is a transaction of the test chain with a fee, signed by k.
+func signedTx(k key, typ chain.TxType, to chain.Address, amount, fee, nonce uint64) chain.Transaction {
 	tx := chain.Transaction{Type: typ, ChainID: testChain, To: to, Amount: amount, Fee: fee, Nonce: nonce}
 	tx.Sign(k.priv)
 	return tx
 }
 
 func transfer(k key, amount, nonce uint64) chain.Transaction {
-	return signed(k, chain.TxTransfer, bob.addr, amount, 1, nonce)
+	return signedTx(k, chain.TxTransfer, bob.addr, amount, 1, nonce)
 }
 
 // corrupt returns tx with a well-formed signature that does not verify.
@@ -102,8 +103,8 @@ func name(k key, nonce uint64) string { return fmt.Sprintf("%s/%d", k.addr.Short
 func TestAddRejects(t *testing.T) {
 	wrongChain := chain.Transaction{Type: chain.TxTransfer, ChainID: "other", To: bob.addr, Amount: 1, Nonce: 1}
 	wrongChain.Sign(alice.priv)
-	zero := signed(alice, chain.TxTransfer, bob.addr, 0, 1, 1)
-	stakeOther := signed(alice, chain.TxStake, bob.addr, 5, 1, 1)
+	zero := signedTx(alice, chain.TxTransfer, bob.addr, 0, 1, 1)
+	stakeOther := signedTx(alice, chain.TxStake, bob.addr, 5, 1, 1)
 	otherKey := transfer(alice, 10, 1)
 	otherKey.PublicKey = transfer(bob, 10, 1).PublicKey
 
@@ -128,14 +129,14 @@ func TestAddRejects(t *testing.T) {
 		{name: "nonce gap", tx: transfer(alice, 10, 66), want: ErrNonceGap}, // 65 missing, 64 allowed
 		{name: "nonce gap from account nonce", account: &chain.Account{Balance: 1000, Nonce: 10}, tx: transfer(alice, 10, 76), want: ErrNonceGap},
 		{name: "nonce gap configured", cfg: Config{MaxNonceGap: 2}, tx: transfer(alice, 10, 4), want: ErrNonceGap},
-		{name: "exchange not authority", tx: signed(alice, chain.TxExchange, bob.addr, 10, 0, 1), want: chain.ErrNotExchange},
+		{name: "exchange not authority", tx: signedTx(alice, chain.TxExchange, bob.addr, 10, 0, 1), want: chain.ErrNotExchange},
 		{name: "overspend", tx: transfer(alice, 1000, 1), want: chain.ErrInsufficientFunds, msg: "is 1000, needs 1001"},
 		{name: "overspend with pending", pre: []chain.Transaction{transfer(alice, 600, 1)}, tx: transfer(alice, 399, 2), want: chain.ErrInsufficientFunds, msg: "is 1000, pending 601, needs 400"},
-		{name: "stake overspend", tx: signed(alice, chain.TxStake, alice.addr, 1000, 5, 1), want: chain.ErrInsufficientFunds},
-		{name: "exchange fee unpaid", tx: signed(carol, chain.TxExchange, bob.addr, 10, 1, 1), want: chain.ErrInsufficientFunds},
-		{name: "unstake fee unpaid", account: &chain.Account{Stake: 10}, tx: signed(alice, chain.TxUnstake, alice.addr, 5, 1, 1), want: chain.ErrInsufficientFunds},
-		{name: "unstake beyond stake", tx: signed(alice, chain.TxUnstake, alice.addr, 101, 1, 1), want: chain.ErrInsufficientStake},
-		{name: "unstake beyond pending", pre: []chain.Transaction{signed(alice, chain.TxUnstake, alice.addr, 60, 1, 1)}, tx: signed(alice, chain.TxUnstake, alice.addr, 41, 1, 2), want: chain.ErrInsufficientStake, msg: "is 100, pending unstakes 60, UNSTAKE needs 41"},
+		{name: "stake overspend", tx: signedTx(alice, chain.TxStake, alice.addr, 1000, 5, 1), want: chain.ErrInsufficientFunds},
+		{name: "exchange fee unpaid", tx: signedTx(carol, chain.TxExchange, bob.addr, 10, 1, 1), want: chain.ErrInsufficientFunds},
+		{name: "unstake fee unpaid", account: &chain.Account{Stake: 10}, tx: signedTx(alice, chain.TxUnstake, alice.addr, 5, 1, 1), want: chain.ErrInsufficientFunds},
+		{name: "unstake beyond stake", tx: signedTx(alice, chain.TxUnstake, alice.addr, 101, 1, 1), want: chain.ErrInsufficientStake},
+		{name: "unstake beyond pending", pre: []chain.Transaction{signedTx(alice, chain.TxUnstake, alice.addr, 60, 1, 1)}, tx: signedTx(alice, chain.TxUnstake, alice.addr, 41, 1, 2), want: chain.ErrInsufficientStake, msg: "is 100, pending unstakes 60, UNSTAKE needs 41"},
 		{name: "pool full", cfg: Config{Limit: 1}, pre: []chain.Transaction{transfer(bob, 10, 1)}, tx: transfer(alice, 10, 1), want: ErrPoolFull},
 	}
 	for _, tc := range tests {
@@ -171,8 +172,8 @@ func TestAcceptsEdges(t *testing.T) {
 	mustAdd(t, p, st,
 		transfer(alice, 499, 1),
 		transfer(alice, 499, 64),
-		signed(carol, chain.TxExchange, carol.addr, 500, 0, 1),
-		signed(bob, chain.TxUnstake, bob.addr, 50, 0, 1),
+		signedTx(carol, chain.TxExchange, carol.addr, 500, 0, 1),
+		signedTx(bob, chain.TxUnstake, bob.addr, 50, 0, 1),
 	)
 	if p.Len() != 4 {
 		t.Fatalf("Len = %d, want 4", p.Len())
@@ -200,7 +201,7 @@ func TestSequenceAndOverdraw(t *testing.T) {
 	}
 	// Incoming credits are not counted: bob's pending transfers to alice
 	// do not let her spend more.
-	mustAdd(t, p, st, signed(bob, chain.TxTransfer, alice.addr, 500, 0, 1))
+	mustAdd(t, p, st, signedTx(bob, chain.TxTransfer, alice.addr, 500, 0, 1))
 	_, err = p.Add(transfer(alice, 96, 5), st)
 	wantCode(t, err, chain.ErrInsufficientFunds)
 }
@@ -214,7 +215,7 @@ func TestPendingOrderAndContiguity(t *testing.T) {
 		transfer(alice, 1, 1),
 		transfer(bob, 1, 1),
 		transfer(alice, 1, 2),
-		signed(carol, chain.TxExchange, carol.addr, 1, 0, 2), // carol has no nonce 1: not executable
+		signedTx(carol, chain.TxExchange, carol.addr, 1, 0, 2), // carol has no nonce 1: not executable
 		transfer(dave, 1, 2), // dave's 2 arrives before his 1
 		transfer(bob, 1, 2),
 		transfer(alice, 1, 4), // gap after alice 2
@@ -277,13 +278,13 @@ func TestUpdateAfterBlock(t *testing.T) {
 	st := g.State()
 	p := New(g, Config{})
 	a1, a2, a3 := transfer(alice, 100, 1), transfer(alice, 300, 2), transfer(alice, 100, 3)
-	b1, b2 := transfer(bob, 10, 1), signed(bob, chain.TxUnstake, bob.addr, 50, 0, 2)
+	b1, b2 := transfer(bob, 10, 1), signedTx(bob, chain.TxUnstake, bob.addr, 50, 0, 2)
 	mustAdd(t, p, st, a1, a2, a3, b1, b2)
 
 	// The block commits a1 and b1 from the pool, plus a spend of alice's and
 	// an unstake of bob's the pool never saw (another node's), at the next nonces.
 	a2other := transfer(alice, 550, 2)
-	b2other := signed(bob, chain.TxUnstake, bob.addr, 20, 0, 2)
+	b2other := signedTx(bob, chain.TxUnstake, bob.addr, 20, 0, 2)
 	applyBlock(t, g, st, 1, a1, b1, a2other, b2other)
 	// alice: 1000-101-551 = 348, nonce 2. a2 is committed (nonce 2, though
 	// another tx), a3 (101) still fits. bob: stake 30, nonce 2: b2 committed.
@@ -358,7 +359,7 @@ func TestUpdateEvictsByNonceOrder(t *testing.T) {
 	}
 	wantCode(t, ev[0].Err, chain.ErrInsufficientFunds)
 	// Stake shrinks below a pending unstake.
-	u := signed(bob, chain.TxUnstake, bob.addr, 40, 0, 1)
+	u := signedTx(bob, chain.TxUnstake, bob.addr, 40, 0, 1)
 	mustAdd(t, p, st, u)
 	st.SetAccount(bob.addr, chain.Account{Balance: 1000, Stake: 39})
 	ev = p.Update(st)
@@ -514,7 +515,7 @@ func TestConcurrent(t *testing.T) {
 	txs := make([][]chain.Transaction, senders)
 	for i, k := range keys {
 		for n := uint64(1); n <= per; n++ {
-			txs[i] = append(txs[i], signed(k, chain.TxTransfer, keys[0].addr, 10, 1, n))
+			txs[i] = append(txs[i], signedTx(k, chain.TxTransfer, keys[0].addr, 10, 1, n))
 		}
 	}
 	var wg sync.WaitGroup
@@ -618,7 +619,7 @@ func TestOverflowIsRefusedAtAdmission(t *testing.T) {
 	st := g.State()
 	st.SetAccount(bob.addr, chain.Account{Balance: math.MaxUint64 - 5})
 	p := New(g, Config{})
-	_, err := p.Add(signed(alice, chain.TxTransfer, bob.addr, 6, 0, 1), st)
+	_, err := p.Add(signedTx(alice, chain.TxTransfer, bob.addr, 6, 0, 1), st)
 	wantCode(t, err, chain.ErrAmountOverflow)
-	mustAdd(t, p, st, signed(alice, chain.TxTransfer, bob.addr, 5, 0, 1))
+	mustAdd(t, p, st, signedTx(alice, chain.TxTransfer, bob.addr, 5, 0, 1))
 }
