@@ -17,7 +17,7 @@ import (
 )
 
 const (
-	maxBatchBytes = 1 << 20 // a tx batch message is split above this
+	maxBatchBytes = 512 << 10 // a tx batch message is split above this (txQueueBudget)
 	maxBatchTxs   = 4096
 	maxTxLen      = 4096 // an encoded tx is at most ~2.4 KB (9 fields of ≤ 256 bytes)
 	minTxLen      = 30   // 6 empty strings and 3 integers
@@ -60,9 +60,23 @@ const maxTxMessageSize = maxBatchBytes + 64<<10
 // blockQueue bounds the block router's per-peer and validation queues in
 // messages. Blocks come a few a second, not thousands of batches: 64
 // blocks of at most maxMessageSize is what a peer that never reads can
-// make us hold for it (with the tx router's 4096 it was 32 GiB); a peer
-// that falls behind by more gets the blocks by sync.
+// make us hold for it (with the tx router's old 4096 it was 32 GiB); a
+// peer that falls behind by more gets the blocks by sync.
 const blockQueue = 64
+
+// txQueue bounds the tx router's per-peer outbound queue and its
+// validation queue in messages. A node flushes its outbox 20 times a
+// second (txFlushGap) and a peer takes at most DefaultTxMsgRate tx
+// messages a second from it, so 64 is over a second of honest traffic,
+// and room for a full outbox's flush (txOutboxBytes/maxBatchBytes = 32).
+// With 4096 messages of ~1 MiB, a peer that never read could make us hold
+// 4 GiB for it; now txQueueBudget.
+const txQueue = 64
+
+// txQueueBudget is the most a peer that never reads makes us hold in its
+// outbound queue of the tx router (gossipsub splits or drops an RPC over
+// maxTxMessageSize), and the most the validation queue holds.
+const txQueueBudget = txQueue * maxTxMessageSize // 36 MiB
 
 // newRouter starts a gossipsub router for topics with the node's scoring
 // and limits: messages of at most maxMsg bytes, queues of queue messages,
@@ -122,7 +136,7 @@ func (n *Node) newRouter(topics []string, maxMsg, queue int, extra ...pubsub.Opt
 
 func (n *Node) startGossip() error {
 	txT, blkT := TxTopic(n.cfg.ChainID), BlockTopic(n.cfg.ChainID)
-	ps, err := n.newRouter([]string{txT}, maxTxMessageSize, queueSize)
+	ps, err := n.newRouter([]string{txT}, maxTxMessageSize, txQueue)
 	if err != nil {
 		return fmt.Errorf("p2p: pubsub: %w", err)
 	}

@@ -22,7 +22,8 @@ import (
 // flushes at most 1/txFlushGap times a second whatever its clients do;
 // a flush is one message while the outbox holds at most maxBatchTxs
 // transactions and maxBatchBytes, and one more per such batch beyond
-// (a full outbox, txOutboxBytes, is some 16 messages at once).
+// (a full outbox, txOutboxBytes, is some 32 messages at once, within a
+// peer's burst and txQueue).
 
 const (
 	// txFlushGap is the pause between two flushes of the outbox: what
