@@ -19,10 +19,12 @@ import (
 
 const (
 	// statusVersion is the wire version of the node's protocols: 2 since
-	// blocks and evidence moved to BlockProtocol. Peers of another version
-	// would connect, share transactions and miss each other's blocks, so
-	// they are told apart here.
-	statusVersion = 2
+	// blocks and evidence moved to BlockProtocol; 3 since transaction
+	// batches are at most 512 KiB (a version-2 node's batches of up to
+	// 1 MiB would be refused by the router) and gaps are filled over
+	// TxFillProtocol. Peers of another version would connect and lose
+	// each other's messages, so they are told apart here.
+	statusVersion = 3
 	statusLen     = 1 + 32 + 8 + 32
 )
 
