@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
 )
 
 // headerNextFrom is the cursor a node sends when it cut a block list short
@@ -31,7 +32,7 @@ const headerNextFrom = "X-Next-From"
 // the page's first from the height they start at.
 func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.Block, error) {
 	if from == nil {
-		page, _, err := c.blocksPage(ctx, nil, limit)
+		page, _, err := listPage[chain.Block](ctx, c, "/v1/blocks", nil, limit)
 		if err != nil || limit <= 0 || len(page) >= limit || len(page) == 0 || page[0].Height == 0 {
 			return page, err
 		}
@@ -43,9 +44,29 @@ func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.B
 		}
 		return append(below, page...), nil
 	}
-	var out []chain.Block
+	return followPages(ctx, c, "/v1/blocks", from, limit, func(b chain.Block) uint64 { return b.Height })
+}
+
+// BlockTxIDs is GET /v1/blocks/txids: up to limit main-chain blocks from
+// height from (nil: the newest limit), ascending, each with its
+// transaction ids only. limit <= 0 leaves the node's default and reads one
+// page. Like Blocks, it follows X-Next-From when the node cuts a page at
+// its byte bound (a block of many transactions fills it first), so a
+// caller never gets a silent short list; without from the node pages
+// ascending from the newest limit blocks, with the same cursor.
+func (c *Client) BlockTxIDs(ctx context.Context, from *uint64, limit int) ([]rpc.BlockTxIDs, error) {
+	return followPages(ctx, c, "/v1/blocks/txids", from, limit, func(b rpc.BlockTxIDs) uint64 { return b.Height })
+}
+
+// followPages reads the block list at path from height from (nil: where
+// the node starts it), following X-Next-From until it holds limit items or
+// the chain ends; limit <= 0 reads one page. height is an item's height:
+// the cursor must name the height after a page's last item, so each page
+// moves on by at least one block and there are at most limit pages.
+func followPages[T any](ctx context.Context, c *Client, path string, from *uint64, limit int, height func(T) uint64) ([]T, error) {
+	var out []T
 	for {
-		page, next, err := c.blocksPage(ctx, from, limit-len(out))
+		page, next, err := listPage[T](ctx, c, path, from, limit-len(out))
 		if err != nil {
 			return nil, err
 		}
@@ -55,15 +76,15 @@ func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.B
 		}
 		// The cursor must move on past what this page returned: a node
 		// that answers otherwise would keep the loop going for ever.
-		if len(page) == 0 || *next != page[len(page)-1].Height+1 {
-			return nil, fmt.Errorf("unexpected answer to GET /v1/blocks from %s: %s %d after %d blocks", c.base, headerNextFrom, *next, len(page))
+		if len(page) == 0 || *next != height(page[len(page)-1])+1 {
+			return nil, fmt.Errorf("unexpected answer to GET %s from %s: %s %d after %d blocks", path, c.base, headerNextFrom, *next, len(page))
 		}
 		from = next
 	}
 }
 
-// blocksPage is one GET /v1/blocks and its X-Next-From, if any.
-func (c *Client) blocksPage(ctx context.Context, from *uint64, limit int) ([]chain.Block, *uint64, error) {
+// listPage is one GET of the block list at path and its X-Next-From, if any.
+func listPage[T any](ctx context.Context, c *Client, path string, from *uint64, limit int) ([]T, *uint64, error) {
 	q := url.Values{}
 	if from != nil {
 		q.Set("from", strconv.FormatUint(*from, 10))
@@ -71,29 +92,29 @@ func (c *Client) blocksPage(ctx context.Context, from *uint64, limit int) ([]cha
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	resp, cancel, err := c.send(ctx, request{method: http.MethodGet, path: "/v1/blocks", query: q})
+	resp, cancel, err := c.send(ctx, request{method: http.MethodGet, path: path, query: q})
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cancel()
 	defer resp.Body.Close()
-	var blocks []chain.Block
-	if err := json.NewDecoder(resp.Body).Decode(&blocks); err != nil {
+	var items []T
+	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
 		if perr := ctx.Err(); perr != nil {
 			return nil, nil, perr
 		}
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 			return nil, nil, &UnreachableError{URL: c.base, Err: fmt.Errorf("no complete answer within %s", c.timeout)}
 		}
-		return nil, nil, fmt.Errorf("unexpected answer to GET /v1/blocks from %s: %w", c.base, err)
+		return nil, nil, fmt.Errorf("unexpected answer to GET %s from %s: %w", path, c.base, err)
 	}
 	h := resp.Header.Get(headerNextFrom)
 	if h == "" {
-		return blocks, nil, nil
+		return items, nil, nil
 	}
 	next, err := strconv.ParseUint(h, 10, 64)
 	if err != nil {
-		return nil, nil, fmt.Errorf("unexpected answer to GET /v1/blocks from %s: %s %q", c.base, headerNextFrom, h)
+		return nil, nil, fmt.Errorf("unexpected answer to GET %s from %s: %s %q", path, c.base, headerNextFrom, h)
 	}
-	return blocks, &next, nil
+	return items, &next, nil
 }

@@ -368,19 +368,6 @@ func (c *Client) SubmitTxsBinary(ctx context.Context, txs []chain.Transaction) (
 	return res, err
 }
 
-// BlockTxIDs is GET /v1/blocks/txids: up to limit main-chain blocks from
-// height from (nil: the newest), each with its transaction ids only.
-func (c *Client) BlockTxIDs(ctx context.Context, from *uint64, limit int) ([]rpc.BlockTxIDs, error) {
-	q := url.Values{}
-	if from != nil {
-		q.Set("from", strconv.FormatUint(*from, 10))
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	return get[[]rpc.BlockTxIDs](ctx, c, "/v1/blocks/txids", q)
-}
-
 // Config is GET /v1/config (admin).
 func (c *Client) Config(ctx context.Context) (rpc.Config, error) {
 	var cfg rpc.Config

@@ -189,10 +189,17 @@ type roundCost struct {
 func slotCosts(t *testing.T, behaviour string, rounds int) (*Devnet, []roundCost) {
 	t.Helper()
 	d := labNet(t, behaviour)
+	return d, measureRounds(t, d, func(costs []roundCost) bool { return len(costs) >= rounds })
+}
+
+// measureRounds sends one transaction a round, each once every node agrees
+// and its pool is empty, until enough says the rounds measured suffice.
+func measureRounds(t *testing.T, d *Devnet, enough func([]roundCost) bool) []roundCost {
+	t.Helper()
 	g := d.Nodes[0].Genesis()
 	user, _ := keystore.Generate()
 	var out []roundCost
-	for round := 0; round < rounds; round++ {
+	for round := 0; !enough(out); round++ {
 		waitUntil(t, 30*time.Second, "agreement before the round", func() bool { return agreed(d.Nodes...) })
 		parent := d.Nodes[0].Head()
 		state := d.Nodes[0].chain.Snapshot().ReadState()
@@ -219,7 +226,7 @@ func slotCosts(t *testing.T, behaviour string, rounds int) (*Devnet, []roundCost
 			final: time.Since(submitted), stampLag: b.Timestamp - submitted.UnixMilli(),
 		})
 	}
-	return d, out
+	return out
 }
 
 // TestOfflineCostsOneSlot: an offline staker never forges, and each height
@@ -254,28 +261,60 @@ func TestOfflineCostsOneSlot(t *testing.T) {
 
 // TestWithholdCostsOneSlot: a withholding forger publishes its block a
 // slot late; its block, of a better rank, still wins, and the chain loses
-// at most one slot per block it wins.
+// one slot per block it wins.
+//
+// The cost is measured against the honest heights of the same run, by
+// medians: on 2 shared cores a round can stall for seconds whoever forges
+// it, and a bound on the worst round or in absolute time measures the
+// machine rather than the behaviour. Heartbeats are off: node 2 withholds
+// its empty blocks too, so with them on a round would start while withheld
+// heartbeats are still in flight and measure them as well; the claim is
+// about the block that carries the transaction.
 func TestWithholdCostsOneSlot(t *testing.T) {
-	d, costs := slotCosts(t, "withhold", 12)
-	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
-	won := 0
-	var honestWorst, wonWorst time.Duration
-	for _, c := range costs {
-		if c.won {
-			won++
-			wonWorst = max(wonWorst, c.final)
-		} else {
-			honestWorst = max(honestWorst, c.final)
+	d := labNet(t, "withhold", func(p *GenesisParams) { p.Heartbeat = false })
+	// Node 2 (two thirds of the stake) wins about two rounds in three:
+	// run until both kinds have enough rounds for a median.
+	const least = 3
+	costs := measureRounds(t, d, func(costs []roundCost) bool {
+		if len(costs) >= 40 {
+			t.Fatalf("40 rounds without %d of each kind: %d", least, len(costs))
 		}
+		won := 0
+		for _, c := range costs {
+			if c.won {
+				won++
+			}
+		}
+		return len(costs) >= 8 && won >= least && len(costs)-won >= least
+	})
+	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
+	var honest, withheld []time.Duration
+	for _, c := range costs {
 		t.Logf("block %d: node 2 rank 0 %v, forger %s rank %d, final after %v", c.height, c.won, c.forger.Short(), c.rank, c.final.Round(time.Millisecond))
+		if !c.won {
+			honest = append(honest, c.final)
+			continue
+		}
+		withheld = append(withheld, c.final)
+		// Published late, the block of rank 0 still beats the one the
+		// next rank forged meanwhile.
+		if c.forger != d.Nodes[1].Address() || c.rank != 0 {
+			t.Errorf("block %d: node 2 won the height but the chain kept %s's block of rank %d", c.height, c.forger.Short(), c.rank)
+		}
 	}
-	if won == 0 {
-		t.Fatal("node 2 never won a height: the test measured nothing")
+	honestMed, withheldMed := percentileDur(honest, 0.5), percentileDur(withheld, 0.5)
+	t.Logf("median finality: honest %v (%d), withheld %v (%d), slot %v", honestMed, len(honest), withheldMed, len(withheld), slot)
+	// One slot withheld, then the block crosses the network and replaces
+	// the next rank's: half a slot of slack for that and for 2 shared
+	// cores. Withholding two slots, or a chain that waits a slot more
+	// before it takes the late block, fails.
+	if limit := honestMed + slot + slot/2; withheldMed > limit {
+		t.Errorf("withheld heights became final after %v (median), honest ones after %v: more than one slot (%v) beyond, limit %v", withheldMed, honestMed, slot, limit)
 	}
-	// Withheld blocks become final one slot later than honest ones (the
-	// slot it withholds), with a slot of slack for 2 shared cores.
-	if wonWorst > 3*slot {
-		t.Errorf("a withheld height took %v to become final: more than a slot beyond an honest one (slot %v)", wonWorst, slot)
+	// And it does cost the slot: a chain that took the next rank's block
+	// at once would not be measuring a withheld block.
+	if withheldMed < honestMed+slot/2 {
+		t.Errorf("withheld heights became final after %v (median), honest ones after %v: the block was not withheld", withheldMed, honestMed)
 	}
 }
 
