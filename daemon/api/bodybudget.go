@@ -1,10 +1,12 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -29,6 +31,16 @@ import (
 // connection is closed), so it costs the node no memory. One client's
 // share is a quarter of the total by default (limits.go), so one address
 // cannot take the budget from the others.
+//
+// A body must also keep coming: byte n of it is due within
+// Limits.BodyGrace + n/Limits.MinBodyRate of the request (5 s + n at
+// 64 KiB/s by default, never past the server's read timeout), the
+// connection's read deadline pushed forward as each chunk is asked for. A
+// body later than that is answered 408 body_too_slow and its budget given
+// back at once: before, a client that sent a chunk more than the first of
+// a body declaring 8 MiB and then stalled held the 8 MiB until the 30 s
+// read timeout, and two such connections kept its address's other POSTs
+// refused (eight from four addresses, everyone's).
 
 // bodyChunk is the most of a body read (and charged) at a time.
 const bodyChunk = 64 << 10
@@ -104,6 +116,37 @@ type budgetedBody struct {
 	size   int64  // the declared length (-1: unknown): never read more
 	onOver func() // called once when the budget refuses more
 	over   bool
+
+	pace   *bodyPace // nil: no floor rate
+	onSlow func()    // called once when the body falls behind it
+	slow   error     // set once it did
+}
+
+// bodyPace sets the read deadlines of a body that must arrive at no less
+// than a floor rate.
+type bodyPace struct {
+	rc    *http.ResponseController
+	start time.Time
+	grace time.Duration
+	rate  int64 // bytes per second
+}
+
+// deadline is when the body's first n bytes are due.
+func (p *bodyPace) deadline(n int64) time.Time {
+	due := p.grace + time.Duration(float64(n)/float64(p.rate)*float64(time.Second))
+	return p.start.Add(min(due, readTimeout))
+}
+
+// errBodyTooSlow is returned by a budgetedBody's Read once the body fell
+// behind the floor rate.
+type errBodyTooSlow struct {
+	read  int64
+	rate  int64
+	grace time.Duration
+}
+
+func (e *errBodyTooSlow) Error() string {
+	return fmt.Sprintf("request body too slow: %d bytes arrived, a body must come at %d bytes/s or faster after the first %v", e.read, e.rate, e.grace)
 }
 
 // errBodyBudget is returned by a budgetedBody's Read when the budget
@@ -117,6 +160,9 @@ func (e *errBodyBudget) Error() string {
 func (r *budgetedBody) Read(p []byte) (int, error) {
 	if r.over {
 		return 0, &errBodyBudget{r.b.total, r.b.perClient}
+	}
+	if r.slow != nil {
+		return 0, r.slow
 	}
 	if r.size >= 0 {
 		// net/http reads no further than the declared length.
@@ -133,7 +179,20 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 	if len(p) > bodyChunk {
 		p = p[:bodyChunk]
 	}
+	if r.pace != nil {
+		_ = r.pace.rc.SetReadDeadline(r.pace.deadline(r.read + int64(len(p))))
+	}
 	n, err := r.ReadCloser.Read(p)
+	if err != nil && r.pace != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		// Given back now, not when the 408 is written: the connection
+		// is dead and what it read is about to be dropped.
+		r.slow = &errBodyTooSlow{read: r.read, rate: r.pace.rate, grace: r.pace.grace}
+		r.done()
+		if r.onSlow != nil {
+			r.onSlow()
+		}
+		return 0, r.slow
+	}
 	if more := r.read + int64(n) - r.held; more > 0 {
 		if r.size >= 0 {
 			// Past the first chunk, the rest of the declared length at
@@ -152,6 +211,14 @@ func (r *budgetedBody) Read(p []byte) (int, error) {
 		r.held += more
 	}
 	r.read += int64(n)
+	if r.pace != nil && (err == io.EOF || r.size >= 0 && r.read >= r.size) {
+		// Whole: the server's read timeout again. net/http reads the
+		// connection in the background from here on to notice a client
+		// gone, and that read hitting the floor rate's deadline would
+		// cancel the request's context while it is handled.
+		_ = r.pace.rc.SetReadDeadline(r.pace.start.Add(readTimeout))
+		r.pace = nil
+	}
 	return n, err
 }
 
@@ -201,6 +268,10 @@ func (s *server) chargeBody(w http.ResponseWriter, r *http.Request) (release fun
 		}
 		body.held = first
 	}
+	if body.size != 0 {
+		body.pace = &bodyPace{rc: rc, start: time.Now(), grace: s.limits.BodyGrace, rate: int64(s.limits.MinBodyRate)}
+	}
+	body.onSlow = func() { w.Header().Set("Connection", "close") }
 	body.onOver = func() {
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Connection", "close")

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -280,5 +281,93 @@ func TestRefusedRestIsNotAllocated(t *testing.T) {
 	}
 	if used, clients, peak := h.bodies.inUse(); used != 0 || clients != 0 || peak > 1<<20 {
 		t.Fatalf("after the refusals: %d bytes, %d clients in flight, peak %d", used, clients, peak)
+	}
+}
+
+// TestStalledBodyLosesItsBudget: a client that declares a large body,
+// sends a little more than its first chunk (so the whole declared length
+// is charged) and stalls is answered 408 body_too_slow once it falls
+// behind the floor rate, its budget given back, and its address's next
+// POST is taken; a slow but steady body above the floor rate, longer than
+// the grace, is read whole.
+func TestStalledBodyLosesItsBudget(t *testing.T) {
+	const maxBody = 4 << 20
+	h := newServer(Options{Backend: newFake(), Token: testToken, MaxBodyBytes: maxBody,
+		Limits: Limits{MaxBodiesInFlight: 2 * maxBody, MaxBodiesPerClient: maxBody,
+			MinBodyRate: 1 << 20, BodyGrace: 500 * time.Millisecond}})
+	base, _ := serveLimited(t, h, 0)
+	addr := strings.TrimPrefix(base, "http://")
+
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 41)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	start := time.Now()
+	fmt.Fprintf(c, "POST /v1/txs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", maxBody)
+	if _, err := c.Write(bytes.Repeat([]byte(" "), 2*bodyChunk)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the stalled body charged whole", func() bool {
+		used, _, _ := h.bodies.inUse()
+		return used == maxBody
+	})
+	// Its address's share is taken: another POST from it is refused.
+	if s, b, _ := postFrom(t, "127.0.0.41", base, paddedTx(t, 1<<10), false); s != http.StatusServiceUnavailable || !strings.Contains(b, `"busy"`) {
+		t.Fatalf("a POST beside a stalled body of the same address: %d %s", s, b)
+	}
+	// The stalled body is due at 0.5 s + 128 KiB at 1 MiB/s.
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to the stalled body: %v", err)
+	}
+	out, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(out), `"body_too_slow"`) {
+		t.Fatalf("stalled body: %d %s", resp.StatusCode, out)
+	}
+	if took := time.Since(start); took > 3*time.Second {
+		t.Fatalf("the stalled body was answered after %v, want about 0.6 s", took)
+	}
+	if used, clients, _ := h.bodies.inUse(); used != 0 || clients != 0 {
+		t.Fatalf("after the 408: %d bytes, %d clients in flight", used, clients)
+	}
+	if s, b, _ := postFrom(t, "127.0.0.41", base, paddedTx(t, 1<<10), false); s != http.StatusAccepted && s != http.StatusConflict {
+		t.Fatalf("a POST after the stalled body was cut: %d %s", s, b)
+	}
+
+	// 2 MiB at about 2 MiB/s: twice the floor, and twice the grace long.
+	body := paddedTx(t, 2<<20)
+	pr, pw := io.Pipe()
+	go func() {
+		for off := 0; off < len(body); off += bodyChunk {
+			if _, err := pw.Write(body[off:min(off+bodyChunk, len(body))]); err != nil {
+				return
+			}
+			time.Sleep(30 * time.Millisecond)
+		}
+		pw.Close()
+	}()
+	req, err := http.NewRequestWithContext(context.Background(), "POST", base+"/v1/txs", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.ContentLength = int64(len(body))
+	sd := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 42)}}
+	cl := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: sd.DialContext, DisableKeepAlives: true}}
+	start = time.Now()
+	sresp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ = io.ReadAll(sresp.Body)
+	sresp.Body.Close()
+	if sresp.StatusCode != http.StatusAccepted && sresp.StatusCode != http.StatusConflict {
+		t.Fatalf("a steady 2 MiB body over %v: %d %s", time.Since(start), sresp.StatusCode, out)
+	}
+	if took := time.Since(start); took < 500*time.Millisecond {
+		t.Fatalf("the steady body took %v, not longer than the grace: the test proves nothing", took)
 	}
 }

@@ -53,6 +53,13 @@ type Limits struct {
 	// (bodybudget.go).
 	MaxBodiesInFlight  int
 	MaxBodiesPerClient int
+	// MinBodyRate (bytes per second) and BodyGrace bound the time a body
+	// may take: byte n of it must arrive within BodyGrace + n/MinBodyRate
+	// of the request (and within the server's 30 s read timeout). A body
+	// slower than that is answered 408 body_too_slow, its budget given
+	// back at once (bodybudget.go).
+	MinBodyRate int
+	BodyGrace   time.Duration
 }
 
 // DefaultLimits are the limits of a node started without flags.
@@ -73,6 +80,11 @@ func DefaultLimits() Limits {
 		// under 600 MB RSS (docs/RELIABILITY.md).
 		MaxBodiesInFlight:  64 << 20,
 		MaxBodiesPerClient: 16 << 20,
+		// 512 kbit/s: an 8 MiB body on such a link takes longer than the
+		// 30 s read timeout anyway, so honest clients lose nothing; a
+		// stalled one gives its declared length back after about 7 s.
+		MinBodyRate: 64 << 10,
+		BodyGrace:   5 * time.Second,
 	}
 }
 
@@ -100,12 +112,15 @@ func (l Limits) withDefaults() Limits {
 	setD(&l.BlockchainTimeout, d.BlockchainTimeout)
 	set(&l.MaxBodiesInFlight, d.MaxBodiesInFlight)
 	set(&l.MaxBodiesPerClient, d.MaxBodiesPerClient)
+	set(&l.MinBodyRate, d.MinBodyRate)
+	setD(&l.BodyGrace, d.BodyGrace)
 	return l
 }
 
 // Codes of the limits.
 const (
 	codeBusy               = "busy"
+	codeBodyTooSlow        = "body_too_slow"
 	codeTooManyStreams     = "too_many_streams"
 	codeTooManyConnections = "too_many_connections"
 	codeHostNotAllowed     = "host_not_allowed"

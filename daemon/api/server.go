@@ -317,6 +317,8 @@ func statusOf(err error) (int, string) {
 			return http.StatusNotFound, code
 		case codeMethodNotAllowed:
 			return http.StatusMethodNotAllowed, code
+		case codeBodyTooSlow:
+			return http.StatusRequestTimeout, code
 		case codeInternal:
 			return http.StatusInternalServerError, code
 		}
@@ -372,11 +374,14 @@ func (s *server) readBody(r *http.Request) ([]byte, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		var be *errBodyBudget
+		var slow *errBodyTooSlow
 		switch {
 		case errors.As(err, &mbe):
 			return nil, apiErr(codePayloadTooLarge, "body over the limit of %d bytes", mbe.Limit)
 		case errors.As(err, &be):
 			return nil, apiErr(codeBusy, "%v", be)
+		case errors.As(err, &slow):
+			return nil, apiErr(codeBodyTooSlow, "%v", slow)
 		}
 		return nil, apiErr(codeBadRequest, "reading body: %v", err)
 	}
