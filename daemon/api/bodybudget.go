@@ -243,11 +243,15 @@ func (s *server) chargeBody(w http.ResponseWriter, r *http.Request) (release fun
 	if r.Body == nil || r.Body == http.NoBody {
 		return func() {}, true
 	}
-	// Full duplex: a refusal is answered before the body is read, then
-	// the body is drained (drainRefused); net/http would otherwise read
-	// some of it first, then close the connection under the client.
+	// Full duplex, for a refusal only: it is answered before the body is
+	// read, then the body is drained (drainRefused); net/http would
+	// otherwise read some of it first, then close the connection under
+	// the client. Not for every request: a handler that answers without
+	// reading a small body (a 401, say) relies on net/http reading it
+	// before the answer, so the connection stays usable; in full duplex
+	// the unread body could reset it.
 	rc := http.NewResponseController(w)
-	_ = rc.EnableFullDuplex()
+	fullDuplex := func() { _ = rc.EnableFullDuplex() }
 	host := clientHost(r)
 	body := &budgetedBody{ReadCloser: r.Body, b: s.bodies, host: host, size: r.ContentLength}
 	if r.ContentLength > s.maxBody {
@@ -262,6 +266,7 @@ func (s *server) chargeBody(w http.ResponseWriter, r *http.Request) (release fun
 			first = min(first, r.ContentLength)
 		}
 		if !s.bodies.acquire(host, first) {
+			fullDuplex()
 			s.refuseBody(w, r)
 			s.drainRefused(rc, r.Body, max(r.ContentLength, s.maxBody))
 			return nil, false
@@ -271,8 +276,12 @@ func (s *server) chargeBody(w http.ResponseWriter, r *http.Request) (release fun
 	if body.size != 0 {
 		body.pace = &bodyPace{rc: rc, start: time.Now(), grace: s.limits.BodyGrace, rate: int64(s.limits.MinBodyRate)}
 	}
-	body.onSlow = func() { w.Header().Set("Connection", "close") }
+	body.onSlow = func() {
+		fullDuplex()
+		w.Header().Set("Connection", "close")
+	}
 	body.onOver = func() {
+		fullDuplex()
 		w.Header().Set("Retry-After", "1")
 		w.Header().Set("Connection", "close")
 	}
