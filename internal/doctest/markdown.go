@@ -177,12 +177,9 @@ func shellCommands(body []string, firstLine int) ([]Command, error) {
 			continue
 		}
 		c := Command{Line: firstLine + i, Text: l}
-		for continues(c.Text) {
-			i++
-			if i >= len(body) {
-				return nil, fmt.Errorf("%d: command runs past the end of its block", c.Line)
-			}
-			c.Text += "\n" + body[i]
+		var err error
+		if i, err = joinContinued(body, i, &c); err != nil {
+			return nil, err
 		}
 		cmds = append(cmds, c)
 	}
@@ -203,16 +200,26 @@ func transcriptCommands(body []string, firstLine int) ([]Command, error) {
 			continue
 		}
 		c := Command{Line: firstLine + i, Text: strings.TrimPrefix(l, "$ ")}
-		for continues(c.Text) {
-			i++
-			if i >= len(body) {
-				return nil, fmt.Errorf("%d: command runs past the end of its block", c.Line)
-			}
-			c.Text += "\n" + body[i]
+		var err error
+		if i, err = joinContinued(body, i, &c); err != nil {
+			return nil, err
 		}
 		cmds = append(cmds, c)
 	}
 	return cmds, nil
+}
+
+// joinContinued appends to c the lines of body after line i that its
+// text continues on, and returns the index of the last line it took.
+func joinContinued(body []string, i int, c *Command) (int, error) {
+	for continues(c.Text) {
+		i++
+		if i >= len(body) {
+			return i, fmt.Errorf("%d: command runs past the end of its block", c.Line)
+		}
+		c.Text += "\n" + body[i]
+	}
+	return i, nil
 }
 
 // continues reports whether a command goes on on the next line: a final
