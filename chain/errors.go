@@ -109,3 +109,12 @@ var (
 	// ErrTooMuchEvidence: more than MaxBlockEvidence items.
 	ErrTooMuchEvidence = newRule("too_much_evidence")
 )
+
+// Vote rules (vote.go).
+var (
+	// ErrBadVote: a vote that is malformed whatever the chain (target not
+	// above source).
+	ErrBadVote = newRule("bad_vote")
+	// ErrBadVoteSig: the vote's signature does not verify.
+	ErrBadVoteSig = newRule("bad_vote_signature")
+)
