@@ -30,6 +30,8 @@ type State struct {
 	// pending lists the stake changes since table was made (while there is
 	// one), so the next table is the old one updated, not rebuilt.
 	pending []election.Stake
+	// fin is the finality record (finality.go); nil reads as the zero record.
+	fin *Finality
 }
 
 // lotTable is an election table, the lot size it counts and how many
@@ -169,7 +171,7 @@ func (s *State) Stakes() map[string]uint64 {
 func (s *State) Clone() *State {
 	// Tables are immutable, and the clipped pending list makes the clone
 	// append elsewhere: sharing both is safe.
-	c := &State{lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending)}
+	c := &State{lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending), fin: s.fin}
 	s.accounts.cloneTo(&c.accounts)
 	s.stakers.cloneTo(&c.stakers)
 	c.table.Store(s.table.Load())
@@ -190,6 +192,9 @@ type UndoEntry struct {
 type Undo struct {
 	Height  uint64      `json:"height"`
 	Entries []UndoEntry `json:"entries"`
+	// Finality is the encoding of the finality record before the block,
+	// when the block changed it; nil when it did not.
+	Finality []byte `json:"finality,omitempty"`
 }
 
 // Touched lists the addresses the block changed.
@@ -282,7 +287,28 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 
 // Revert undoes the block that produced u. Only the most recently applied
 // block may be reverted; reorgs revert blocks newest first.
-func (s *State) Revert(u *Undo) { s.revert(u.Entries) }
+func (s *State) Revert(u *Undo) {
+	s.revert(u.Entries)
+	if u.Finality != nil {
+		f := new(Finality)
+		if err := f.UnmarshalBinary(u.Finality); err == nil {
+			s.fin = f
+		}
+	}
+}
+
+// Finality returns the finality record of the state's branch. Callers must
+// not change it: Apply replaces the record, it never edits one.
+func (s *State) Finality() *Finality {
+	if s.fin == nil {
+		return &Finality{}
+	}
+	return s.fin
+}
+
+// SetFinality sets the finality record directly. Stores use it to load
+// the state from disk; the protocol changes it only through Apply.
+func (s *State) SetFinality(f *Finality) { s.fin = f }
 
 // CheckTx reports whether tx could be applied to the state now: the stateful
 // rules (nonce, funds, stake, exchange policy, overflow, stake totals), as
