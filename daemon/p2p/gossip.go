@@ -140,7 +140,7 @@ func (n *Node) startGossip() error {
 	if err != nil {
 		return fmt.Errorf("p2p: pubsub: %w", err)
 	}
-	bps, err := n.newRouter([]string{blkT, EvidenceTopic(n.cfg.ChainID)}, maxMessageSize, blockQueue,
+	bps, err := n.newRouter([]string{blkT, EvidenceTopic(n.cfg.ChainID), VoteTopic(n.cfg.ChainID)}, maxMessageSize, blockQueue,
 		pubsub.WithGossipSubProtocols([]protocol.ID{BlockProtocol}, blockRouterFeatures))
 	if err != nil {
 		return fmt.Errorf("p2p: block pubsub: %w", err)
@@ -178,6 +178,9 @@ func (n *Node) startGossip() error {
 		})
 	}
 	if err := n.startEvidenceGossip(); err != nil {
+		return err
+	}
+	if err := n.startVoteGossip(); err != nil { // votes.go
 		return err
 	}
 	n.startTxFill()

@@ -9,9 +9,11 @@
 //	                per block, ascending, then a zero length
 //	gossipsub       /meshsub/1.x: topic /posd/<chain_id>/txs/1: uvarint count,
 //	                then per tx uvarint length + EncodeTx
-//	/posd/blocksub/1.2.0  gossipsub v1.2 for blocks and evidence alone
+//	/posd/blocksub/1.2.0  gossipsub v1.2 for blocks, evidence and votes alone
 //	                (BlockProtocol): /posd/<chain_id>/blocks/1: EncodeBlock;
-//	                /posd/<chain_id>/evidence/1: EncodeEvidence
+//	                /posd/<chain_id>/evidence/1: EncodeEvidence;
+//	                /posd/<chain_id>/votes/1: uvarint count (1..256), then
+//	                count × EncodeVote (votes.go; joined only by a VoteHandler)
 //	/posd/txfill/1.0.0  request uvarint length + address, uvarint nonce;
 //	                response a tx batch as on the txs topic, or nothing
 //	                (txfill.go); optional: asking a peer without it fails,
@@ -123,6 +125,13 @@ type Config struct {
 	TxMsgRate    float64 // tx messages per second (DefaultTxMsgRate)
 	TxRate       float64 // transactions per second (DefaultTxRate)
 	BlockMsgRate float64 // block messages per second (DefaultBlockMsgRate)
+	VoteMsgRate  float64 // vote messages per second (DefaultVoteMsgRate)
+	VoteRate     float64 // votes per second (DefaultVoteRate)
+
+	// SigVerifier checks gossiped votes' signatures in batches (the
+	// node's transaction verifier, so both share its key cache); nil
+	// makes one.
+	SigVerifier *chain.SigVerifier
 
 	// NewHost, if set, makes the node's libp2p host instead of a TCP
 	// listener on ListenHost:Port: an emulated network (daemon/wan) puts
@@ -187,6 +196,7 @@ type Node struct {
 	txTopic  *pubsub.Topic
 	blkTopic *pubsub.Topic
 	evTopic  *pubsub.Topic // evidence.go; nil when the handler takes none
+	votes    *voteGossip   // votes.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
 	txOut    *txOutbox    // transactions to gossip (txout.go)

@@ -63,6 +63,7 @@ const (
 // tx messages in flight, and decaying offences.
 type peerBook struct {
 	txMsgRate, txRate, blockMsgRate float64
+	voteMsgRate, voteRate           float64 // zero: the defaults (votes.go)
 
 	mu    sync.Mutex
 	peers map[peer.ID]*peerAccount
@@ -70,6 +71,7 @@ type peerBook struct {
 
 type peerAccount struct {
 	txMsgs, txs, blockMsgs *rate.Limiter
+	voteMsgs, votes        *rate.Limiter // made on the first vote message (votes.go)
 	inflight               int
 	penalty                float64
 	penaltyAt              time.Time
@@ -112,7 +114,8 @@ type orphanClaim struct {
 }
 
 func newPeerBook(cfg Config) *peerBook {
-	b := &peerBook{txMsgRate: cfg.TxMsgRate, txRate: cfg.TxRate, blockMsgRate: cfg.BlockMsgRate, peers: map[peer.ID]*peerAccount{}}
+	b := &peerBook{txMsgRate: cfg.TxMsgRate, txRate: cfg.TxRate, blockMsgRate: cfg.BlockMsgRate,
+		voteMsgRate: cfg.VoteMsgRate, voteRate: cfg.VoteRate, peers: map[peer.ID]*peerAccount{}}
 	if b.txMsgRate <= 0 {
 		b.txMsgRate = DefaultTxMsgRate
 	}
