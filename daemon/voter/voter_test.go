@@ -1,13 +1,20 @@
 package voter
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/store"
@@ -38,6 +45,7 @@ type model struct {
 	head      chain.Hash
 	stake     map[chain.Address]uint64
 	next      uint64
+	salt      uint64 // makes the hashes of one model differ from another's
 }
 
 func newModel() *model {
@@ -55,6 +63,7 @@ func (m *model) newHash() chain.Hash {
 	m.next++
 	var h chain.Hash
 	binary.BigEndian.PutUint64(h[:], m.next)
+	binary.BigEndian.PutUint64(h[8:], m.salt)
 	return h
 }
 
@@ -402,5 +411,146 @@ func TestCrashAfterPersist(t *testing.T) {
 	m.extend(m.head, r)
 	if got := v.OnHead(); len(got) != 1 {
 		t.Fatalf("no vote on the next head: %v", v.Counts())
+	}
+}
+
+// TestKillNine kills a voting process with SIGKILL at random instants,
+// 20 times, restarting it on the same bbolt file each time with a chain
+// view of its own (other hashes, heights from 0, reorgs): among every
+// vote any of the processes signed and let out, no slashable pair. The
+// control runs the same with a record that does not survive the process,
+// and must find pairs.
+func TestKillNine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 30 processes")
+	}
+	run := func(t *testing.T, kills int, mem bool) []chain.Vote {
+		dir := t.TempDir()
+		db, logPath := filepath.Join(dir, "chain.db"), filepath.Join(dir, "votes.log")
+		for i := range kills {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestKillNineChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "VOTER_CHILD=1", "VOTER_DB="+db, "VOTER_LOG="+logPath, fmt.Sprintf("VOTER_SEED=%d", i+1))
+			if mem {
+				cmd.Env = append(cmd.Env, "VOTER_MEM=1")
+			}
+			before := countLines(t, logPath)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Kill once it has let out a vote, at a random instant after.
+			waitFor(t, 30*time.Second, "a vote from the child", func() bool { return countLines(t, logPath) > before })
+			time.Sleep(time.Duration(rand.IntN(40)) * time.Millisecond)
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		return readVotes(t, logPath)
+	}
+	t.Run("bbolt record", func(t *testing.T) {
+		votes := run(t, 20, false)
+		if pairs := slashablePairs(votes); len(pairs) > 0 {
+			t.Fatalf("%d slashable pairs among %d votes of 20 killed processes", len(pairs), len(votes))
+		}
+		t.Logf("20 kills, %d votes, no slashable pair", len(votes))
+	})
+	t.Run("control: record lost with the process", func(t *testing.T) {
+		if votes := run(t, 5, true); len(slashablePairs(votes)) == 0 {
+			t.Fatalf("no slashable pair among %d votes of processes that forget: the test has no teeth", len(votes))
+		}
+	})
+}
+
+// TestKillNineChild is the voting process of TestKillNine.
+func TestKillNineChild(t *testing.T) {
+	if os.Getenv("VOTER_CHILD") == "" {
+		t.Skip("run by TestKillNine")
+	}
+	var seed uint64
+	fmt.Sscan(os.Getenv("VOTER_SEED"), &seed)
+	r := rand.New(rand.NewPCG(seed, 99))
+	m := newModel()
+	m.salt = seed
+	keys := []ed25519.PrivateKey{testKey(1), testKey(2)}
+	for _, k := range keys {
+		m.stake[addrOf(k)] = 1
+	}
+	var st Store = &memStore{m: map[chain.Address]store.LastVote{}}
+	if os.Getenv("VOTER_MEM") == "" {
+		s, err := store.Open(os.Getenv("VOTER_DB"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st = s
+	}
+	logf, err := os.OpenFile(os.Getenv("VOTER_LOG"), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := New(Config{ChainID: chainID, Keys: keys, Chain: m, Store: st,
+		Publish: func(votes []chain.Vote) {
+			for i := range votes {
+				// One write per vote: what is in the log was let out.
+				logf.Write([]byte(hex.EncodeToString(chain.EncodeVote(&votes[i])) + "\n"))
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second) // the parent kills it long before
+	for time.Now().Before(deadline) {
+		switch x := r.IntN(10); {
+		case x < 7:
+			m.extend(m.head, r)
+		case x < 9:
+			m.setHead(m.all[max(0, len(m.all)-1-r.IntN(10))])
+		default:
+			b := m.all[max(0, len(m.all)-1-r.IntN(10))]
+			m.extend(b, r)
+		}
+		v.OnHead()
+	}
+}
+
+func countLines(t *testing.T, path string) int {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Count(b, []byte("\n"))
+}
+
+func readVotes(t *testing.T, path string) []chain.Vote {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []chain.Vote
+	for line := range strings.Lines(string(b)) {
+		raw, err := hex.DecodeString(strings.TrimSpace(line))
+		if err != nil {
+			continue // a line cut by the kill
+		}
+		v, err := chain.DecodeVote(raw)
+		if err != nil {
+			continue
+		}
+		if err := v.VerifySignature(chainID); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, *v)
+	}
+	return out
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
