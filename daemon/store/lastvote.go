@@ -91,31 +91,58 @@ func (s *Store) LastVote(voter chain.Address) (lv LastVote, ok bool, err error) 
 // ErrVoteRegress and writes nothing; a link whose target is not above its
 // source is refused the same way (it is no vote).
 func (s *Store) AdvanceLastVote(voter chain.Address, lv LastVote) error {
-	if lv.Target.Height <= lv.Source.Height {
-		return fmt.Errorf("%w: target %d not above source %d", ErrVoteRegress, lv.Target.Height, lv.Source.Height)
+	errs, err := s.AdvanceLastVotes([]chain.Address{voter}, []LastVote{lv})
+	if err != nil {
+		return err
 	}
-	err := faultSafe(func() error {
+	return errs[0]
+}
+
+// AdvanceLastVotes is AdvanceLastVote for several keys in one write
+// transaction (one fsync for all of a head's votes). errs[i] is nil when
+// lvs[i] was recorded, ErrVoteRegress or ErrLastVoteCorrupt when it was
+// refused (the others are still recorded); err is a failure of the
+// transaction itself, after which nothing was recorded and nothing may be
+// signed. Each voter may appear once.
+func (s *Store) AdvanceLastVotes(voters []chain.Address, lvs []LastVote) (errs []error, err error) {
+	if len(voters) != len(lvs) {
+		return nil, fmt.Errorf("store: %d voters, %d links", len(voters), len(lvs))
+	}
+	err = faultSafe(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
+			errs = make([]error, len(voters)) // again if bbolt retried
 			bk, err := tx.CreateBucketIfNotExists(bucketLastVote)
 			if err != nil {
 				return fmt.Errorf("store: create bucket %s: %w", bucketLastVote, err)
 			}
-			if v := bk.Get([]byte(voter)); v != nil {
-				last, err := decodeLastVote(v)
-				if err != nil {
+			for i, voter := range voters {
+				lv := lvs[i]
+				if lv.Target.Height <= lv.Source.Height {
+					errs[i] = fmt.Errorf("%w: target %d not above source %d", ErrVoteRegress, lv.Target.Height, lv.Source.Height)
+					continue
+				}
+				if v := bk.Get([]byte(voter)); v != nil {
+					last, err := decodeLastVote(v)
+					if err != nil {
+						errs[i] = err
+						continue
+					}
+					if lv.Target.Height <= last.Target.Height || lv.Source.Height < last.Source.Height {
+						errs[i] = fmt.Errorf("%w: %d→%d after %d→%d", ErrVoteRegress,
+							lv.Source.Height, lv.Target.Height, last.Source.Height, last.Target.Height)
+						continue
+					}
+				}
+				if err := bk.Put([]byte(voter), encodeLastVote(lv)); err != nil {
 					return err
 				}
-				if lv.Target.Height <= last.Target.Height || lv.Source.Height < last.Source.Height {
-					return fmt.Errorf("%w: %d→%d after %d→%d", ErrVoteRegress,
-						lv.Source.Height, lv.Target.Height, last.Source.Height, last.Target.Height)
-				}
 			}
-			return bk.Put([]byte(voter), encodeLastVote(lv))
+			return nil
 		})
 	})
-	// A refused link is the voter's rule working, not a disk fault.
-	if !errors.Is(err, ErrVoteRegress) && !errors.Is(err, ErrLastVoteCorrupt) {
-		s.health.record(err)
+	s.health.record(err)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	return errs, nil
 }

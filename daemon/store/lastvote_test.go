@@ -82,3 +82,32 @@ func TestLastVoteAdvance(t *testing.T) {
 		t.Fatalf("advance over a corrupt record: %v", err)
 	}
 }
+
+// TestLastVotesBatch: one transaction for several keys; a refused link
+// leaves the others recorded.
+func TestLastVotesBatch(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "chain.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, b, c := addrOf(key(1)), addrOf(key(2)), addrOf(key(3))
+	if err := s.AdvanceLastVote(b, lvOf(3, 9)); err != nil {
+		t.Fatal(err)
+	}
+	errs, err := s.AdvanceLastVotes([]chain.Address{a, b, c}, []LastVote{lvOf(3, 5), lvOf(3, 5), lvOf(3, 5)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil || !errors.Is(errs[1], ErrVoteRegress) || errs[2] != nil {
+		t.Fatalf("errs %v", errs)
+	}
+	for addr, want := range map[chain.Address]LastVote{a: lvOf(3, 5), b: lvOf(3, 9), c: lvOf(3, 5)} {
+		if got, ok, _ := s.LastVote(addr); !ok || got != want {
+			t.Fatalf("%s: %v, want %v", addr, got, want)
+		}
+	}
+	if _, err := s.AdvanceLastVotes([]chain.Address{a}, nil); err == nil {
+		t.Fatal("mismatched lengths taken")
+	}
+}

@@ -37,9 +37,11 @@ const (
 	DefaultStaleDepth = 64
 	// DefaultHistory is how many recent votes per voter are kept for
 	// double and surround detection, and DefaultHistoryVoters how many
-	// voters (least recently seen forgotten first).
+	// voters (least recently seen forgotten first): at most about
+	// 1024 × 64 × 250 bytes = 16 MiB, reached only with that many staked
+	// voters (Config.Known keeps others out).
 	DefaultHistory       = 64
-	DefaultHistoryVoters = 4096
+	DefaultHistoryVoters = 1024
 )
 
 // entryBytes is what one pooled vote costs in memory: its fields plus the

@@ -38,11 +38,12 @@ type Chain interface {
 }
 
 // Store keeps each key's last vote; *store.Store implements it.
-// AdvanceLastVote must refuse a link that does not advance the record
-// (store.ErrVoteRegress) and return only once the record is durable.
+// AdvanceLastVotes must refuse, per key, a link that does not advance the
+// record (errs[i]: store.ErrVoteRegress), and return only once the
+// records it took are durable (one transaction for all keys).
 type Store interface {
 	LastVote(voter chain.Address) (store.LastVote, bool, error)
-	AdvanceLastVote(voter chain.Address, lv store.LastVote) error
+	AdvanceLastVotes(voters []chain.Address, lvs []store.LastVote) (errs []error, err error)
 }
 
 // Outcomes of a key's turn on a head, for metrics.
@@ -169,16 +170,52 @@ func (v *Voter) OnHead() []chain.Vote {
 		return nil
 	}
 	link := store.LastVote{Source: justified, Target: target}
-	var out []chain.Vote
+	var ready []*key
 	for _, k := range v.keys {
-		vote, outcome := v.voteWith(k, link)
-		v.count(outcome)
-		if v.crashed {
+		if outcome := v.decide(k, link); outcome != "" {
+			v.count(outcome)
+			continue
+		}
+		ready = append(ready, k)
+	}
+	if len(ready) == 0 {
+		return nil
+	}
+	// The records first, durable, for all keys at once: once they are,
+	// no later vote of these keys can pair badly with the ones about to
+	// be signed.
+	addrs := make([]chain.Address, len(ready))
+	links := make([]store.LastVote, len(ready))
+	for i, k := range ready {
+		addrs[i], links[i] = k.addr, link
+	}
+	errs, err := v.cfg.Store.AdvanceLastVotes(addrs, links)
+	if err != nil {
+		v.log.Warn("voter: last votes not persisted, not voting", "err", err)
+		for range ready {
+			v.count(OutcomeStoreFailed)
+		}
+		return nil
+	}
+	var out []chain.Vote
+	for i, k := range ready {
+		if errs[i] != nil {
+			v.count(v.refused(k, errs[i]))
+			continue
+		}
+		k.last, k.has = link, true
+		if v.afterPersist != nil && !v.afterPersist(k.addr, link) {
+			v.crashed = true
 			return nil
 		}
-		if outcome == OutcomeSigned {
-			out = append(out, vote)
+		vote := chain.Vote{Source: link.Source, Target: link.Target}
+		vote.Sign(v.cfg.ChainID, k.priv)
+		v.count(OutcomeSigned)
+		if v.afterSign != nil && !v.afterSign(vote) {
+			v.crashed = true
+			return nil
 		}
+		out = append(out, vote)
 	}
 	if len(out) > 0 && v.cfg.Publish != nil {
 		v.cfg.Publish(out)
@@ -186,45 +223,37 @@ func (v *Voter) OnHead() []chain.Vote {
 	return out
 }
 
-// voteWith decides, persists and signs one key's vote for link.
-func (v *Voter) voteWith(k *key, link store.LastVote) (chain.Vote, string) {
+// decide says why k does not vote for link, or "" when it may (subject
+// to the store's own check).
+func (v *Voter) decide(k *key, link store.LastVote) string {
 	switch {
 	case k.disabled:
-		return chain.Vote{}, OutcomeDisabled
+		return OutcomeDisabled
 	case link.Target.Height <= link.Source.Height:
-		return chain.Vote{}, OutcomeNoLink
+		return OutcomeNoLink
 	case k.has && link.Target.Height <= k.last.Target.Height:
-		return chain.Vote{}, OutcomeNotHigher
+		return OutcomeNotHigher
 	case k.has && link.Source.Height < k.last.Source.Height:
-		return chain.Vote{}, OutcomeSourceLower
+		return OutcomeSourceLower
 	case v.cfg.Chain.StakeOf(k.addr) == 0:
-		return chain.Vote{}, OutcomeNoStake
+		return OutcomeNoStake
 	}
-	// The record first: once it is durable, no later vote of this key
-	// can pair badly with the one about to be signed.
-	if err := v.cfg.Store.AdvanceLastVote(k.addr, link); err != nil {
-		if errors.Is(err, store.ErrVoteRegress) {
-			// The store knows a newer vote than we did: take it.
-			if lv, ok, rerr := v.cfg.Store.LastVote(k.addr); rerr == nil && ok {
-				k.last, k.has = lv, true
-			}
-			return chain.Vote{}, OutcomeNotHigher
+	return ""
+}
+
+// refused handles the store's refusal of k's link: a record newer than
+// the voter knew (another writer of the file, or a record the voter could
+// not read at start) is taken; an unreadable one disables the key.
+func (v *Voter) refused(k *key, err error) string {
+	if errors.Is(err, store.ErrVoteRegress) {
+		if lv, ok, rerr := v.cfg.Store.LastVote(k.addr); rerr == nil && ok {
+			k.last, k.has = lv, true
 		}
-		v.log.Warn("voter: last vote not persisted, not voting", "voter", k.addr, "err", err)
-		return chain.Vote{}, OutcomeStoreFailed
+		return OutcomeNotHigher
 	}
-	k.last, k.has = link, true
-	if v.afterPersist != nil && !v.afterPersist(k.addr, link) {
-		v.crashed = true
-		return chain.Vote{}, OutcomeStoreFailed
-	}
-	vote := chain.Vote{Source: link.Source, Target: link.Target}
-	vote.Sign(v.cfg.ChainID, k.priv)
-	if v.afterSign != nil && !v.afterSign(vote) {
-		v.crashed = true
-		return chain.Vote{}, OutcomeSigned
-	}
-	return vote, OutcomeSigned
+	k.disabled = true
+	v.log.Error("voter: last vote unreadable, key will not vote", "voter", k.addr, "err", err)
+	return OutcomeDisabled
 }
 
 func (v *Voter) count(outcome string) {

@@ -140,14 +140,19 @@ func (s *memStore) LastVote(a chain.Address) (store.LastVote, bool, error) {
 	return lv, ok, nil
 }
 
-func (s *memStore) AdvanceLastVote(a chain.Address, lv store.LastVote) error {
+func (s *memStore) AdvanceLastVotes(as []chain.Address, lvs []store.LastVote) ([]error, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if last, ok := s.m[a]; ok && (lv.Target.Height <= last.Target.Height || lv.Source.Height < last.Source.Height) {
-		return store.ErrVoteRegress
+	errs := make([]error, len(as))
+	for i, a := range as {
+		lv := lvs[i]
+		if last, ok := s.m[a]; ok && (lv.Target.Height <= last.Target.Height || lv.Source.Height < last.Source.Height) {
+			errs[i] = store.ErrVoteRegress
+			continue
+		}
+		s.m[a] = lv
 	}
-	s.m[a] = lv
-	return nil
+	return errs, nil
 }
 
 // run drives a voter through random heads, reorgs, restarts and crashes
@@ -300,7 +305,9 @@ func TestForgetfulStoreIsCaught(t *testing.T) {
 // TestRules: the voter's decision on one head, table-driven.
 func TestRules(t *testing.T) {
 	k := testKey(1)
-	cp := func(h uint64, tag byte) chain.Checkpoint { return chain.Checkpoint{Height: h, Hash: chain.Hash{byte(h), tag}} }
+	cp := func(h uint64, tag byte) chain.Checkpoint {
+		return chain.Checkpoint{Height: h, Hash: chain.Hash{byte(h), tag}}
+	}
 	type lv = store.LastVote
 	cases := []struct {
 		name      string
@@ -368,8 +375,8 @@ func (c *fixedChain) StakeOf(chain.Address) uint64 { return c.stake }
 // failingStore fails every write.
 type failingStore struct{ memStore }
 
-func (*failingStore) AdvanceLastVote(chain.Address, store.LastVote) error {
-	return errors.New("disk full")
+func (*failingStore) AdvanceLastVotes([]chain.Address, []store.LastVote) ([]error, error) {
+	return nil, errors.New("disk full")
 }
 
 func TestNoVoteWithoutRecord(t *testing.T) {
@@ -552,5 +559,35 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkOnHead: a head's votes by 1 and by 4 keys with the records in
+// a real bbolt file (one fsynced transaction per head): the voter's cost
+// on the way to finality.
+func BenchmarkOnHead(b *testing.B) {
+	for _, nkeys := range []int{1, 4} {
+		b.Run(fmt.Sprintf("keys=%d", nkeys), func(b *testing.B) {
+			m := newModel()
+			var keys []ed25519.PrivateKey
+			for i := range nkeys {
+				keys = append(keys, testKey(i))
+				m.stake[addrOf(keys[i])] = 1
+			}
+			s, err := store.Open(filepath.Join(b.TempDir(), "chain.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			v, _ := New(Config{ChainID: chainID, Keys: keys, Chain: m, Store: s})
+			r := rand.New(rand.NewPCG(1, 1))
+			b.ResetTimer()
+			for range b.N {
+				m.extend(m.head, r)
+				if len(v.OnHead()) != nkeys {
+					b.Fatal("a key did not vote")
+				}
+			}
+		})
 	}
 }
