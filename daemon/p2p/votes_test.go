@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/binary"
@@ -290,4 +291,26 @@ func TestNoVoteHandlerNoTopic(t *testing.T) {
 	if n.VoteStats() != (VoteStats{}) {
 		t.Fatal("stats without a topic")
 	}
+}
+
+// FuzzDecodeVoteBatch: a gossiped vote batch never panics the decoder,
+// never yields more than maxVoteBatch votes, and what decodes re-encodes
+// to the same bytes.
+func FuzzDecodeVoteBatch(f *testing.F) {
+	f.Add(voteMsg(signedVote(1, 1, 2)))
+	f.Add(voteMsg(signedVote(1, 1, 2), signedVote(2, 3, 4)))
+	f.Add([]byte{})
+	f.Add([]byte{1})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		votes, err := decodeVoteBatch(data)
+		if err != nil {
+			return
+		}
+		if len(votes) == 0 || len(votes) > maxVoteBatch {
+			t.Fatalf("%d votes decoded", len(votes))
+		}
+		if again, _ := encodeVoteBatch(votes); !bytes.Equal(again, data) {
+			t.Fatalf("vote batch round trip changed the bytes:\n%x\n%x", data, again)
+		}
+	})
 }

@@ -217,7 +217,7 @@ type slashReport struct {
 // the answer, a vote of a known voter is checked against that voter's
 // recent votes, and a slashable pair is reported (OnSlashable).
 func (p *Pool) Add(v chain.Vote) error {
-	err, rep := p.add(&v)
+	rep, err := p.add(&v)
 	p.count(OutcomeOf(err))
 	p.report(rep)
 	return err
@@ -232,28 +232,28 @@ func (p *Pool) AddBatch(votes []chain.Vote) []error {
 	return errs
 }
 
-func (p *Pool) add(v *chain.Vote) (error, *slashReport) {
+func (p *Pool) add(v *chain.Vote) (*slashReport, error) {
 	if err := v.CheckStateless(); err != nil {
-		return refuse(OutcomeBadVote, "%v", err), nil
+		return nil, refuse(OutcomeBadVote, "%v", err)
 	}
 	voter := v.Voter()
 	if p.cfg.Known != nil && !p.cfg.Known(voter) {
-		return refuse(OutcomeUnknownVoter, "%s has no stake", voter), nil
+		return nil, refuse(OutcomeUnknownVoter, "%s has no stake", voter)
 	}
 	id := v.ID(p.cfg.ChainID)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.votes[id]; ok {
-		return refuse(OutcomeDuplicate, "vote %x is pooled", id[:8]), nil
+		return nil, refuse(OutcomeDuplicate, "vote %x is pooled", id[:8])
 	}
 	if _, ok := p.included[id]; ok {
-		return refuse(OutcomeIncluded, "vote %x is on the branch", id[:8]), nil
+		return nil, refuse(OutcomeIncluded, "vote %x is on the branch", id[:8])
 	}
 	rep := p.remember(v, id, voter)
 	if err := p.staleErr(v); err != nil {
-		return err, rep
+		return rep, err
 	}
-	return p.insert(v, id, voter), rep
+	return rep, p.insert(v, id, voter)
 }
 
 // staleErr says why v can no longer count, or nil. p.mu is held.
