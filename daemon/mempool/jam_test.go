@@ -8,23 +8,24 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // fundedGenesis funds n fresh keys (from index base) with balance each.
-func fundedGenesis(n, base int, balance uint64) (*chain.Genesis, []key) {
-	g := testGenesis()
-	keys := make([]key, n)
+func fundedGenesis(tb testing.TB, n, base int, balance uint64) (*chain.Genesis, []testkit.Key) {
+	g := testGenesis(tb)
+	keys := make([]testkit.Key, n)
 	for i := range keys {
-		keys[i] = newKey(base + i)
-		g.Allocations = append(g.Allocations, chain.Allocation{Address: keys[i].addr, Balance: balance})
+		keys[i] = testkit.KeyN(base + i)
+		g.Allocations = append(g.Allocations, testkit.Fund(keys[i], balance, 0))
 	}
 	return g, keys
 }
 
 func idOf(tx chain.Transaction) chain.Hash { return tx.ID() }
 
-func feeTx(k key, fee, nonce uint64) chain.Transaction {
-	return signedTx(k, chain.TxTransfer, bob.addr, 1, fee, nonce)
+func feeTx(k testkit.Key, fee, nonce uint64) chain.Transaction {
+	return testkit.Tx(k, chain.TxTransfer, bob.Addr, 1, fee, nonce)
 }
 
 func wantStats(t *testing.T, p *Pool, pending, queued int) {
@@ -89,7 +90,7 @@ func checkInvariants(t *testing.T, p *Pool) {
 }
 
 func TestPendingAndQueuedKeptApart(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{})
 	a1, a3, a4 := feeTx(alice, 1, 1), feeTx(alice, 1, 3), feeTx(alice, 1, 4)
@@ -132,7 +133,7 @@ func TestPendingAndQueuedKeptApart(t *testing.T) {
 }
 
 func TestQueueCaps(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{AccountQueue: 2, GlobalQueue: 3})
 	mustAdd(t, p, st, feeTx(alice, 1, 3), feeTx(alice, 1, 4))
@@ -156,7 +157,7 @@ func TestQueueCaps(t *testing.T) {
 }
 
 func TestGappedNeverEvictsPending(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{Limit: 2})
 	mustAdd(t, p, st, feeTx(alice, 0, 1), feeTx(alice, 0, 2))
@@ -167,7 +168,7 @@ func TestGappedNeverEvictsPending(t *testing.T) {
 }
 
 func TestPendingEvictsWhenFull(t *testing.T) {
-	g, keys := fundedGenesis(4, 200, 1_000_000)
+	g, keys := fundedGenesis(t, 4, 200, 1_000_000)
 	st := g.State()
 	p := New(g, Config{Limit: 10, AccountSlots: 3})
 	hog, cheap, honest, other := keys[0], keys[1], keys[2], keys[3]
@@ -208,7 +209,7 @@ func TestPendingEvictsWhenFull(t *testing.T) {
 	ev := p.Update(st)
 	var got []string
 	for _, e := range ev {
-		got = append(got, name(key{addr: e.Tx.From}, e.Tx.Nonce))
+		got = append(got, name(testkit.Key{Addr: e.Tx.From}, e.Tx.Nonce))
 		wantCode(t, e.Err, ErrEvicted)
 	}
 	want := []string{name(hog, 4), name(hog, 5), name(hog, 6), name(honest, 3), name(alice, 5), name(alice, 6)}
@@ -221,7 +222,7 @@ func TestPendingEvictsWhenFull(t *testing.T) {
 }
 
 func TestByteLimitAndRollback(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	a1 := feeTx(alice, 1, 1)
 	size := int64(len(chain.EncodeTx(&a1)))
@@ -232,7 +233,7 @@ func TestByteLimitAndRollback(t *testing.T) {
 	wantStats(t, p, 2, 0)
 	// Another needs a victim, and alice/1 pays as much and is within her
 	// share: nothing may go, nothing moves.
-	big := signedTx(bob, chain.TxTransfer, carol.addr, 1, 1, 2)
+	big := testkit.Tx(bob, chain.TxTransfer, carol.Addr, 1, 1, 2)
 	_, err := p.Add(big, st)
 	wantCode(t, err, ErrPoolFull)
 	wantStats(t, p, 2, 0)
@@ -245,7 +246,7 @@ func TestByteLimitAndRollback(t *testing.T) {
 // TestEvictionRollback: when room can only be partly made, every victim
 // taken so far is put back exactly.
 func TestEvictionRollback(t *testing.T) {
-	g, keys := fundedGenesis(1, 300, 1000)
+	g, keys := fundedGenesis(t, 1, 300, 1000)
 	st := g.State()
 	a1 := feeTx(alice, 5, 1)
 	size := int64(len(chain.EncodeTx(&a1)))
@@ -272,7 +273,7 @@ func TestEvictionRollback(t *testing.T) {
 }
 
 func TestMinFee(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{MinFee: 2})
 	_, err := p.Add(feeTx(alice, 1, 1), st)
@@ -286,28 +287,28 @@ func TestMinFee(t *testing.T) {
 // TestScreenBeforeSignature: what the committed state rules out is refused
 // without verifying the signature, so floods from unfunded keys are cheap.
 func TestScreenBeforeSignature(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{})
 	for _, tc := range []struct {
 		tx   chain.Transaction
 		want *chain.RuleError
 	}{
-		{corrupt(feeTx(dave, 1, 1)), chain.ErrInsufficientFunds},
-		{corrupt(signedTx(alice, chain.TxUnstake, alice.addr, 101, 0, 1)), chain.ErrInsufficientStake},
-		{corrupt(signedTx(alice, chain.TxExchange, alice.addr, 1, 0, 1)), chain.ErrNotExchange},
-		{corrupt(feeTx(alice, 1, 1)), chain.ErrBadSignature},
+		{testkit.Corrupt(feeTx(dave, 1, 1)), chain.ErrInsufficientFunds},
+		{testkit.Corrupt(testkit.Tx(alice, chain.TxUnstake, alice.Addr, 101, 0, 1)), chain.ErrInsufficientStake},
+		{testkit.Corrupt(testkit.Tx(alice, chain.TxExchange, alice.Addr, 1, 0, 1)), chain.ErrNotExchange},
+		{testkit.Corrupt(feeTx(alice, 1, 1)), chain.ErrBadSignature},
 	} {
 		_, err := p.Add(tc.tx, st)
 		wantCode(t, err, tc.want)
 	}
-	st.SetAccount(alice.addr, chain.Account{Balance: 10, Nonce: 4})
-	_, err := p.Add(corrupt(feeTx(alice, 1, 4)), st)
+	st.SetAccount(alice.Addr, chain.Account{Balance: 10, Nonce: 4})
+	_, err := p.Add(testkit.Corrupt(feeTx(alice, 1, 4)), st)
 	wantCode(t, err, chain.ErrBadNonce)
 }
 
 func TestQueuedExpiry(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{Lifetime: time.Minute})
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -333,7 +334,7 @@ func TestQueuedExpiry(t *testing.T) {
 }
 
 func TestPage(t *testing.T) {
-	g, keys := fundedGenesis(10, 400, 1000)
+	g, keys := fundedGenesis(t, 10, 400, 1000)
 	st := g.State()
 	p := New(g, Config{})
 	var all []string
@@ -353,7 +354,7 @@ func TestPage(t *testing.T) {
 			t.Fatalf("page of %d, over the byte bound", len(pg.Txs))
 		}
 		for _, pt := range pg.Txs {
-			got = append(got, name(key{addr: pt.Tx.From}, pt.Tx.Nonce))
+			got = append(got, name(testkit.Key{Addr: pt.Tx.From}, pt.Tx.Nonce))
 			if pt.Queued != (pt.Tx.Nonce == 3) {
 				t.Fatalf("%v queued=%v", pt.Tx.Nonce, pt.Queued)
 			}
@@ -389,7 +390,7 @@ var _ = errors.Is
 func TestJamA4(t *testing.T) {
 	const jammers = 100 // 1,563 in the attack on a 100,000 pool
 	const limit = jammers * 64
-	g, keys := fundedGenesis(jammers+40, 1000, 1_000_000)
+	g, keys := fundedGenesis(t, jammers+40, 1000, 1_000_000)
 	jam, floods, honest := keys[:jammers], keys[jammers:jammers+36], keys[jammers+36:]
 	st := g.State()
 	p := New(g, Config{Limit: limit})
@@ -435,7 +436,7 @@ func TestJamA4(t *testing.T) {
 		for range limit/g.MaxBlockTxs + 1 {
 			height++
 			txs := p.Pending(g.MaxBlockTxs, st)
-			b := &chain.Block{Header: chain.Header{Height: uint64(height), Forger: forger.addr}, Transactions: txs}
+			b := &chain.Block{Header: chain.Header{Height: uint64(height), Forger: forger.Addr}, Transactions: txs}
 			if _, err := st.Apply(b, g); err != nil {
 				t.Fatalf("block %d does not apply: %v", height, err)
 			}
@@ -478,7 +479,7 @@ func TestJamA4(t *testing.T) {
 	p = New(g, Config{Limit: 32 * 16})
 	for _, k := range floods[4:] {
 		var batch []chain.Transaction
-		acc := st.Account(k.addr)
+		acc := st.Account(k.Addr)
 		for n := acc.Nonce + 1; n <= acc.Nonce+16; n++ {
 			batch = append(batch, feeTx(k, 1, n))
 		}
@@ -502,7 +503,7 @@ func TestJamA4(t *testing.T) {
 	p = New(g, Config{Limit: limit, Lifetime: time.Minute})
 	p.now = func() time.Time { return clock }
 	for _, k := range jam[:10] {
-		acc := st.Account(k.addr)
+		acc := st.Account(k.Addr)
 		p.AddBatch([]chain.Transaction{feeTx(k, 0, acc.Nonce+3)}, st)
 	}
 	clock = clock.Add(2 * time.Minute)
@@ -515,10 +516,10 @@ func TestJamA4(t *testing.T) {
 // and signatures are checked in between; what changed in between (a block
 // committed the nonce) is caught by the second look.
 func TestAdmitUnder(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	before := g.State()
 	after := g.State()
-	after.SetAccount(alice.addr, chain.Account{Balance: 1000, Nonce: 1})
+	after.SetAccount(alice.Addr, chain.Account{Balance: 1000, Nonce: 1})
 	p := New(g, Config{})
 	calls := 0
 	view := func(fn func(StateView)) {
@@ -534,7 +535,7 @@ func TestAdmitUnder(t *testing.T) {
 		t.Fatalf("view called %d times, want 2", calls)
 	}
 	wantCode(t, errs[0], chain.ErrBadNonce)
-	if errs[1] != nil || len(ready) != 1 || ready[0].From != bob.addr {
+	if errs[1] != nil || len(ready) != 1 || ready[0].From != bob.Addr {
 		t.Fatalf("bob: %v, ready %v", errs[1], ids(ready))
 	}
 }

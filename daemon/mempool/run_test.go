@@ -8,7 +8,7 @@ import (
 // TestRun: a sender's pending run from a nonce, bounded in count and
 // bytes; queued transactions are never served.
 func TestRun(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{})
 	for _, n := range []uint64{1, 2, 3, 4, 5, 7, 8} { // 6 missing: 7 and 8 queued
@@ -16,7 +16,7 @@ func TestRun(t *testing.T) {
 	}
 	nonces := func(from uint64, limit, maxBytes int) []uint64 {
 		var out []uint64
-		for _, tx := range p.Run(alice.addr, from, limit, maxBytes) {
+		for _, tx := range p.Run(alice.Addr, from, limit, maxBytes) {
 			out = append(out, tx.Nonce)
 		}
 		return out
@@ -51,7 +51,7 @@ func TestRun(t *testing.T) {
 			}
 		}
 	}
-	if got := p.Run(bob.addr, 1, 10, 1<<20); got != nil {
+	if got := p.Run(bob.Addr, 1, 10, 1<<20); got != nil {
 		t.Errorf("unknown sender: %v", got)
 	}
 }
@@ -60,7 +60,7 @@ func TestRun(t *testing.T) {
 // be gossiped again, each then after twice and four times the wait, at
 // most limit at a time, never the queued ones.
 func TestLingering(t *testing.T) {
-	g := testGenesis()
+	g := testGenesis(t)
 	st := g.State()
 	p := New(g, Config{})
 	for _, n := range []uint64{1, 2, 3, 5} { // 5 queued
