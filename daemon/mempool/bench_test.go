@@ -11,7 +11,7 @@ import (
 // that funds every sender, returning them interleaved by nonce.
 func benchSetup(tb testing.TB, senders, per int) (*chain.Genesis, *chain.State, []chain.Transaction) {
 	tb.Helper()
-	g := testGenesis(tb)
+	g := testGenesis()
 	g.Allocations = nil
 	keys := make([]testkit.Key, senders)
 	for i := range keys {

@@ -12,8 +12,8 @@ import (
 )
 
 // fundedGenesis funds n fresh keys (from index base) with balance each.
-func fundedGenesis(tb testing.TB, n, base int, balance uint64) (*chain.Genesis, []testkit.Key) {
-	g := testGenesis(tb)
+func fundedGenesis(n, base int, balance uint64) (*chain.Genesis, []testkit.Key) {
+	g := testGenesis()
 	keys := make([]testkit.Key, n)
 	for i := range keys {
 		keys[i] = testkit.KeyN(base + i)
@@ -90,7 +90,7 @@ func checkInvariants(t *testing.T, p *Pool) {
 }
 
 func TestPendingAndQueuedKeptApart(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	a1, a3, a4 := feeTx(alice, 1, 1), feeTx(alice, 1, 3), feeTx(alice, 1, 4)
@@ -133,7 +133,7 @@ func TestPendingAndQueuedKeptApart(t *testing.T) {
 }
 
 func TestQueueCaps(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{AccountQueue: 2, GlobalQueue: 3})
 	mustAdd(t, p, st, feeTx(alice, 1, 3), feeTx(alice, 1, 4))
@@ -157,7 +157,7 @@ func TestQueueCaps(t *testing.T) {
 }
 
 func TestGappedNeverEvictsPending(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{Limit: 2})
 	mustAdd(t, p, st, feeTx(alice, 0, 1), feeTx(alice, 0, 2))
@@ -168,7 +168,7 @@ func TestGappedNeverEvictsPending(t *testing.T) {
 }
 
 func TestPendingEvictsWhenFull(t *testing.T) {
-	g, keys := fundedGenesis(t, 4, 200, 1_000_000)
+	g, keys := fundedGenesis(4, 200, 1_000_000)
 	st := g.State()
 	p := New(g, Config{Limit: 10, AccountSlots: 3})
 	hog, cheap, honest, other := keys[0], keys[1], keys[2], keys[3]
@@ -222,7 +222,7 @@ func TestPendingEvictsWhenFull(t *testing.T) {
 }
 
 func TestByteLimitAndRollback(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	a1 := feeTx(alice, 1, 1)
 	size := int64(len(chain.EncodeTx(&a1)))
@@ -246,7 +246,7 @@ func TestByteLimitAndRollback(t *testing.T) {
 // TestEvictionRollback: when room can only be partly made, every victim
 // taken so far is put back exactly.
 func TestEvictionRollback(t *testing.T) {
-	g, keys := fundedGenesis(t, 1, 300, 1000)
+	g, keys := fundedGenesis(1, 300, 1000)
 	st := g.State()
 	a1 := feeTx(alice, 5, 1)
 	size := int64(len(chain.EncodeTx(&a1)))
@@ -273,7 +273,7 @@ func TestEvictionRollback(t *testing.T) {
 }
 
 func TestMinFee(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{MinFee: 2})
 	_, err := p.Add(feeTx(alice, 1, 1), st)
@@ -287,7 +287,7 @@ func TestMinFee(t *testing.T) {
 // TestScreenBeforeSignature: what the committed state rules out is refused
 // without verifying the signature, so floods from unfunded keys are cheap.
 func TestScreenBeforeSignature(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	for _, tc := range []struct {
@@ -308,7 +308,7 @@ func TestScreenBeforeSignature(t *testing.T) {
 }
 
 func TestQueuedExpiry(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{Lifetime: time.Minute})
 	clock := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -334,7 +334,7 @@ func TestQueuedExpiry(t *testing.T) {
 }
 
 func TestPage(t *testing.T) {
-	g, keys := fundedGenesis(t, 10, 400, 1000)
+	g, keys := fundedGenesis(10, 400, 1000)
 	st := g.State()
 	p := New(g, Config{})
 	var all []string
@@ -390,7 +390,7 @@ var _ = errors.Is
 func TestJamA4(t *testing.T) {
 	const jammers = 100 // 1,563 in the attack on a 100,000 pool
 	const limit = jammers * 64
-	g, keys := fundedGenesis(t, jammers+40, 1000, 1_000_000)
+	g, keys := fundedGenesis(jammers+40, 1000, 1_000_000)
 	jam, floods, honest := keys[:jammers], keys[jammers:jammers+36], keys[jammers+36:]
 	st := g.State()
 	p := New(g, Config{Limit: limit})
@@ -516,7 +516,7 @@ func TestJamA4(t *testing.T) {
 // and signatures are checked in between; what changed in between (a block
 // committed the nonce) is caught by the second look.
 func TestAdmitUnder(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	before := g.State()
 	after := g.State()
 	after.SetAccount(alice.Addr, chain.Account{Balance: 1000, Nonce: 1})

@@ -24,8 +24,8 @@ var (
 )
 
 // testGenesis: alice 1000/100, bob 1000/50, carol 0/0; EXCHANGE closed to all but carol.
-func testGenesis(tb testing.TB) *chain.Genesis {
-	return testkit.Genesis(tb, []chain.Allocation{testkit.Fund(alice, 1000, 100), testkit.Fund(bob, 1000, 50)},
+func testGenesis() *chain.Genesis {
+	return testkit.Genesis([]chain.Allocation{testkit.Fund(alice, 1000, 100), testkit.Fund(bob, 1000, 50)},
 		func(g *chain.Genesis) { g.Exchange = chain.ExchangePolicy{Authorities: []chain.Address{carol.Addr}} })
 }
 
@@ -103,7 +103,7 @@ func TestAddRejects(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g := testGenesis(t)
+			g := testGenesis()
 			st := g.State()
 			if tc.account != nil {
 				st.SetAccount(alice.Addr, *tc.account)
@@ -126,7 +126,7 @@ func TestAddRejects(t *testing.T) {
 }
 
 func TestAcceptsEdges(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	// Exactly the balance, an authority's EXCHANGE, a nonce exactly at the gap
@@ -143,7 +143,7 @@ func TestAcceptsEdges(t *testing.T) {
 }
 
 func TestSequenceAndOverdraw(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	seq := []chain.Transaction{transfer(alice, 100, 1), transfer(alice, 100, 2), transfer(alice, 100, 3)}
@@ -169,7 +169,7 @@ func TestSequenceAndOverdraw(t *testing.T) {
 }
 
 func TestPendingOrderAndContiguity(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	g.Allocations = append(g.Allocations, chain.Allocation{Address: dave.Addr, Balance: 1000})
 	st := g.State()
 	p := New(g, Config{})
@@ -236,7 +236,7 @@ func applyBlock(t *testing.T, g *chain.Genesis, st *chain.State, height uint64, 
 }
 
 func TestUpdateAfterBlock(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	a1, a2, a3 := transfer(alice, 100, 1), transfer(alice, 300, 2), transfer(alice, 100, 3)
@@ -288,7 +288,7 @@ func TestUpdateAfterBlock(t *testing.T) {
 }
 
 func TestAddBeforeUpdate(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	a1 := transfer(alice, 600, 1)
@@ -307,7 +307,7 @@ func TestAddBeforeUpdate(t *testing.T) {
 }
 
 func TestUpdateEvictsByNonceOrder(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	a1, a2, a3 := transfer(alice, 300, 1), transfer(alice, 300, 2), transfer(alice, 100, 3)
@@ -332,7 +332,7 @@ func TestUpdateEvictsByNonceOrder(t *testing.T) {
 }
 
 func TestUpdateReorgGap(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	st.SetAccount(alice.Addr, chain.Account{Balance: 1000, Nonce: 10})
 	p := New(g, Config{})
@@ -351,7 +351,7 @@ func TestUpdateReorgGap(t *testing.T) {
 }
 
 func TestReinsert(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	a1, a2, b1 := transfer(alice, 100, 1), transfer(alice, 100, 2), transfer(bob, 100, 1)
@@ -376,7 +376,7 @@ func TestReinsert(t *testing.T) {
 }
 
 func TestAddBatch(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	wrong := transfer(bob, 5, 2)
@@ -417,7 +417,7 @@ func TestAddBatch(t *testing.T) {
 }
 
 func TestGetAllOldestLimit(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	if p.Limit() != DefaultLimit {
@@ -464,7 +464,7 @@ func TestGetAllOldestLimit(t *testing.T) {
 }
 
 func TestConcurrent(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	const senders, per = 8, 25
 	keys := make([]testkit.Key, senders)
 	g.Allocations = nil
@@ -542,7 +542,7 @@ func TestConcurrent(t *testing.T) {
 }
 
 func TestRemove(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	tx1, tx2 := transfer(alice, 10, 1), transfer(alice, 10, 2)
@@ -563,7 +563,7 @@ func TestRemove(t *testing.T) {
 // TestLongRunIsNoGap: the gap bound counts missing nonces, so a sender may
 // pool a long run of consecutive nonces, and a gap is measured from its end.
 func TestLongRunIsNoGap(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{MaxNonceGap: 4})
 	for n := uint64(1); n <= 100; n++ {
@@ -577,7 +577,7 @@ func TestLongRunIsNoGap(t *testing.T) {
 // TestOverflowIsRefusedAtAdmission: what would overflow the recipient's
 // balance would be refused by the block, so the pool refuses it first.
 func TestOverflowIsRefusedAtAdmission(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	st.SetAccount(bob.Addr, chain.Account{Balance: math.MaxUint64 - 5})
 	p := New(g, Config{})

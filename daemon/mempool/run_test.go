@@ -8,7 +8,7 @@ import (
 // TestRun: a sender's pending run from a nonce, bounded in count and
 // bytes; queued transactions are never served.
 func TestRun(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	for _, n := range []uint64{1, 2, 3, 4, 5, 7, 8} { // 6 missing: 7 and 8 queued
@@ -60,7 +60,7 @@ func TestRun(t *testing.T) {
 // be gossiped again, each then after twice and four times the wait, at
 // most limit at a time, never the queued ones.
 func TestLingering(t *testing.T) {
-	g := testGenesis(t)
+	g := testGenesis()
 	st := g.State()
 	p := New(g, Config{})
 	for _, n := range []uint64{1, 2, 3, 5} { // 5 queued

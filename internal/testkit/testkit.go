@@ -14,7 +14,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
-	"testing"
 
 	"github.com/poslab/posd/chain"
 )
@@ -161,10 +160,10 @@ func Fund(k Key, balance, stake uint64) chain.Allocation {
 }
 
 // Genesis is the default genesis on ChainID at GenesisMs with exactly
-// allocs, then each mutate applied in order. It fails tb if the result is
-// not a valid genesis.
-func Genesis(tb testing.TB, allocs []chain.Allocation, mutate ...func(*chain.Genesis)) *chain.Genesis {
-	tb.Helper()
+// allocs, then each mutate applied in order. It panics if the result is not
+// a valid genesis: a fixture that is wrong is the test's bug, and fixtures
+// are built where no testing.TB is at hand (package variables, fakes).
+func Genesis(allocs []chain.Allocation, mutate ...func(*chain.Genesis)) *chain.Genesis {
 	g := chain.DefaultGenesis()
 	g.ChainID = ChainID
 	g.Timestamp = GenesisMs
@@ -173,7 +172,7 @@ func Genesis(tb testing.TB, allocs []chain.Allocation, mutate ...func(*chain.Gen
 		m(g)
 	}
 	if err := g.Validate(); err != nil {
-		tb.Fatalf("testkit: genesis invalid: %v", err)
+		panic(fmt.Sprintf("testkit: genesis invalid: %v", err))
 	}
 	return g
 }
