@@ -5,7 +5,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/mempool"
-	"github.com/poslab/posd/keystore"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // recordingPool is a pool that admits everything and remembers what it
@@ -28,20 +28,13 @@ func (p *recordingPool) AdmitNewest(txs []chain.Transaction, ids []chain.Hash, n
 // every other refusal is the pool's, so a stake change that breaks another
 // rule reaches the pool and gets the pool's code.
 func TestAdmitRefusesStakeTotals(t *testing.T) {
-	staker, _ := keystore.Generate()
-	whale, _ := keystore.Generate()
-	g := chain.DefaultGenesis()
-	g.ChainID = "posd-admit"
-	g.MaxLots = 1000
-	g.MinTotalStake = 100
-	st := chain.NewState()
-	st.SetAccount(staker.Address(), chain.Account{Balance: 50, Stake: 100})
-	st.SetAccount(whale.Address(), chain.Account{Balance: 5000})
+	staker, whale := testkit.Named("staker"), testkit.Named("whale")
+	g := testkit.Genesis([]chain.Allocation{testkit.Fund(staker, 50, 100), testkit.Fund(whale, 5000, 0)},
+		func(g *chain.Genesis) { g.MaxLots, g.MinTotalStake = 1000, 100 })
+	st := g.State()
 
-	tx := func(k *keystore.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
-		tx := chain.Transaction{Type: typ, ChainID: g.ChainID, To: k.Address(), Amount: amount, Nonce: nonce}
-		k.SignTx(&tx)
-		return tx
+	tx := func(k testkit.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
+		return testkit.Tx(k, typ, "", amount, 0, nonce)
 	}
 	tests := []struct {
 		name string
@@ -56,8 +49,7 @@ func TestAdmitRefusesStakeTotals(t *testing.T) {
 		{"stake over max_lots on another chain: the pool's", func() chain.Transaction {
 			t := tx(whale, chain.TxStake, 901, 1)
 			t.ChainID = "elsewhere"
-			whale.SignTx(&t)
-			return t
+			return testkit.Resign(whale, t)
 		}(), nil},
 		{"unstake beyond the stake: the pool's", tx(staker, chain.TxUnstake, 101, 1), nil},
 		{"transfer", tx(whale, chain.TxTransfer, 10, 1), nil},
