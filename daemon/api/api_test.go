@@ -43,8 +43,8 @@ var (
 
 // committedTx is in block 1, pooledTx in the pool; alice's next nonce is 3.
 var (
-	committedTx = testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 5, 0, 1)
-	pooledTx    = testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 6, 0, 2)
+	committedTx = testkit.Transfer(testkit.Alice, bob, 5, 0, 1)
+	pooledTx    = testkit.Transfer(testkit.Alice, bob, 6, 0, 2)
 )
 
 // fakeBackend is an in-memory node: a fixed chain, a pool with nonce rules
@@ -284,7 +284,7 @@ func (f *fakeBackend) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 }
 
 func (f *fakeBackend) StakeFromNode(amount uint64) (chain.Hash, error) {
-	tx := testkit.Tx(nodeKey, chain.TxStake, nodeAddr, amount, 0, 1)
+	tx := testkit.Stake(nodeKey, amount, 0, 1)
 	if amount == 0 {
 		return chain.Hash{}, tx.CheckStateless(testChainID) // zero_amount
 	}
@@ -386,15 +386,15 @@ func decode[T any](t *testing.T, data []byte) T {
 
 func TestRoutes(t *testing.T) {
 	const admin = "Bearer " + testToken
-	newTx := testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 7, 0, 3)
-	newTx2 := testkit.Tx(testkit.Bob, chain.TxTransfer, alice, 1, 0, 1)
+	newTx := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
+	newTx2 := testkit.Transfer(testkit.Bob, alice, 1, 0, 1)
 	badSig := newTx2
 	badSig.Amount = 99 // signature no longer verifies
 	wrongChain := newTx
 	wrongChain.ChainID = "other"
 	wrongChain = testkit.Resign(testkit.Alice, wrongChain)
-	nonceInUse := testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 8, 0, 2)
-	nonceGap := testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 8, 0, 9)
+	nonceInUse := testkit.Transfer(testkit.Alice, bob, 8, 0, 2)
+	nonceGap := testkit.Transfer(testkit.Alice, bob, 8, 0, 9)
 	block7 := newFake().blocks[7]
 	hugeBody := `{"type":"TRANSFER","chain_id":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`
 	wrongType := strings.Replace(mustJSON(t, newTx), `"amount":7`, `"amount":"5"`, 1)
@@ -656,7 +656,7 @@ func TestRoutes(t *testing.T) {
 		// rule and pool errors
 		{name: "bad signature", method: "POST", path: "/v1/txs", body: mustJSON(t, badSig), status: 422, code: "bad_signature"},
 		{name: "wrong chain", method: "POST", path: "/v1/txs", body: mustJSON(t, wrongChain), status: 422, code: "wrong_chain"},
-		{name: "bad nonce", method: "POST", path: "/v1/txs", body: mustJSON(t, testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 8, 0, 1)), status: 422, code: "bad_nonce"},
+		{name: "bad nonce", method: "POST", path: "/v1/txs", body: mustJSON(t, testkit.Transfer(testkit.Alice, bob, 8, 0, 1)), status: 422, code: "bad_nonce"},
 		{name: "nonce gap", method: "POST", path: "/v1/txs", body: mustJSON(t, nonceGap), status: 422, code: "nonce_gap"},
 		{name: "zero tx", method: "POST", path: "/v1/txs", body: `{}`, status: 422, code: "unknown_type"},
 		{name: "already known pooled", method: "POST", path: "/v1/txs", body: mustJSON(t, pooledTx), status: 409, code: "already_known"},
@@ -764,7 +764,7 @@ func TestSubmitChangesPool(t *testing.T) {
 	f := newFake()
 	srv := httptest.NewServer(newTestHandler(f))
 	defer srv.Close()
-	tx := testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 7, 0, 3)
+	tx := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
 	if r := do(t, srv.URL, "POST", "/v1/txs", mustJSON(t, tx), ""); r.status != 202 {
 		t.Fatalf("first: %d %s", r.status, r.body)
 	}
@@ -1012,7 +1012,7 @@ func TestDefaultBatchFromGenesis(t *testing.T) {
 }
 
 func FuzzPostTxs(f *testing.F) {
-	tx := testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 7, 0, 3)
+	tx := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
 	for _, seed := range []string{
 		mustJSON(f, tx),
 		mustJSON(f, []chain.Transaction{tx, pooledTx}),
@@ -1042,7 +1042,7 @@ func FuzzPostTxs(f *testing.F) {
 type syncBuffer = testutil.SyncBuffer
 
 func stakeID(amount uint64) chain.Hash {
-	tx := testkit.Tx(nodeKey, chain.TxStake, nodeAddr, amount, 0, 1)
+	tx := testkit.Stake(nodeKey, amount, 0, 1)
 	return tx.ID()
 }
 

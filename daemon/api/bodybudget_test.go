@@ -36,7 +36,7 @@ func (g *gatedBackend) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
 // paddedTx is a valid transaction's JSON padded with spaces to size bytes.
 func paddedTx(t *testing.T, size int) []byte {
 	t.Helper()
-	tx := testkit.Tx(testkit.Bob, chain.TxTransfer, alice, 1, 0, 1)
+	tx := testkit.Transfer(testkit.Bob, alice, 1, 0, 1)
 	data, err := json.Marshal(tx)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 func TestEncodedSize(t *testing.T) {
 	txs := []chain.Transaction{
 		{},
-		testkit.Tx(alice, chain.TxTransfer, bob.Addr, 1<<60, 3, 1<<40),
+		testkit.Transfer(alice, bob.Addr, 1<<60, 3, 1<<40),
 		{Type: chain.TxType(make([]byte, 200)), ChainID: string(make([]byte, 130))},
 	}
 	for i := range txs {
@@ -138,7 +138,7 @@ func TestReinsertManySenders(t *testing.T) {
 	}
 	// The pool works on: a full limit makes admissions evict by the heap.
 	p.SetLimit(len(txs))
-	next := testkit.Tx(testkit.KeyN(1000), chain.TxTransfer, txs[0].To, 10, 2, 151)
+	next := testkit.Transfer(testkit.KeyN(1000), txs[0].To, 10, 2, 151)
 	if _, err := p.Add(next, st); err != nil && chain.CodeOf(err) != ErrPoolFull.Code {
 		t.Fatalf("one more with the pool at its limit: %v", err)
 	}

@@ -21,7 +21,7 @@ func benchSetup(tb testing.TB, senders, per int) (*chain.Genesis, *chain.State, 
 	txs := make([]chain.Transaction, 0, senders*per)
 	for n := 1; n <= per; n++ {
 		for _, k := range keys {
-			txs = append(txs, testkit.Tx(k, chain.TxTransfer, keys[0].Addr, 10, 1, uint64(n)))
+			txs = append(txs, testkit.Transfer(k, keys[0].Addr, 10, 1, uint64(n)))
 		}
 	}
 	return g, g.State(), txs

@@ -34,7 +34,7 @@ func TestPoolInvariantsUnderRandomOps(t *testing.T) {
 	others := make([]chain.Transaction, len(txs))
 	for i := range txs {
 		k := testkit.KeyN(1000 + i%4)
-		others[i] = testkit.Tx(k, chain.TxTransfer, txs[i].To, 11, 1, txs[i].Nonce)
+		others[i] = testkit.Transfer(k, txs[i].To, 11, 1, txs[i].Nonce)
 	}
 	maxPooled, nblocks, nreorgs := 0, 0, 0
 	for seed := range uint64(25) {

@@ -25,7 +25,7 @@ func fundedGenesis(n, base int, balance uint64) (*chain.Genesis, []testkit.Key) 
 func idOf(tx chain.Transaction) chain.Hash { return tx.ID() }
 
 func feeTx(k testkit.Key, fee, nonce uint64) chain.Transaction {
-	return testkit.Tx(k, chain.TxTransfer, bob.Addr, 1, fee, nonce)
+	return testkit.Transfer(k, bob.Addr, 1, fee, nonce)
 }
 
 func wantStats(t *testing.T, p *Pool, pending, queued int) {
@@ -233,7 +233,7 @@ func TestByteLimitAndRollback(t *testing.T) {
 	wantStats(t, p, 2, 0)
 	// Another needs a victim, and alice/1 pays as much and is within her
 	// share: nothing may go, nothing moves.
-	big := testkit.Tx(bob, chain.TxTransfer, carol.Addr, 1, 1, 2)
+	big := testkit.Transfer(bob, carol.Addr, 1, 1, 2)
 	_, err := p.Add(big, st)
 	wantCode(t, err, ErrPoolFull)
 	wantStats(t, p, 2, 0)
@@ -295,8 +295,8 @@ func TestScreenBeforeSignature(t *testing.T) {
 		want *chain.RuleError
 	}{
 		{testkit.Corrupt(feeTx(dave, 1, 1)), chain.ErrInsufficientFunds},
-		{testkit.Corrupt(testkit.Tx(alice, chain.TxUnstake, alice.Addr, 101, 0, 1)), chain.ErrInsufficientStake},
-		{testkit.Corrupt(testkit.Tx(alice, chain.TxExchange, alice.Addr, 1, 0, 1)), chain.ErrNotExchange},
+		{testkit.Corrupt(testkit.Unstake(alice, 101, 0, 1)), chain.ErrInsufficientStake},
+		{testkit.Corrupt(testkit.Exchange(alice, alice.Addr, 1, 0, 1)), chain.ErrNotExchange},
 		{testkit.Corrupt(feeTx(alice, 1, 1)), chain.ErrBadSignature},
 	} {
 		_, err := p.Add(tc.tx, st)
