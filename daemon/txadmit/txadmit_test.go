@@ -33,7 +33,8 @@ func TestAdmitRefusesStakeTotals(t *testing.T) {
 		func(g *chain.Genesis) { g.MaxLots, g.MinTotalStake = 1000, 100 })
 	st := g.State()
 
-	tx := func(k testkit.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
+	// selfTx is k's fee-less transaction of typ to itself.
+	selfTx := func(k testkit.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
 		return testkit.Tx(k, typ, "", amount, 0, nonce)
 	}
 	tests := []struct {
@@ -41,18 +42,18 @@ func TestAdmitRefusesStakeTotals(t *testing.T) {
 		tx   chain.Transaction
 		want *chain.RuleError
 	}{
-		{"stake within max_lots", tx(whale, chain.TxStake, 900, 1), nil},
-		{"stake over max_lots", tx(whale, chain.TxStake, 901, 1), chain.ErrStakeLimit},
-		{"stake over max_lots after a gap", tx(whale, chain.TxStake, 901, 3), chain.ErrStakeLimit},
-		{"unstake below min_total_stake", tx(staker, chain.TxUnstake, 1, 1), chain.ErrStakeFloor},
-		{"stake over max_lots with a used nonce: the pool's", tx(whale, chain.TxStake, 901, 0), nil},
+		{"stake within max_lots", selfTx(whale, chain.TxStake, 900, 1), nil},
+		{"stake over max_lots", selfTx(whale, chain.TxStake, 901, 1), chain.ErrStakeLimit},
+		{"stake over max_lots after a gap", selfTx(whale, chain.TxStake, 901, 3), chain.ErrStakeLimit},
+		{"unstake below min_total_stake", selfTx(staker, chain.TxUnstake, 1, 1), chain.ErrStakeFloor},
+		{"stake over max_lots with a used nonce: the pool's", selfTx(whale, chain.TxStake, 901, 0), nil},
 		{"stake over max_lots on another chain: the pool's", func() chain.Transaction {
-			t := tx(whale, chain.TxStake, 901, 1)
+			t := selfTx(whale, chain.TxStake, 901, 1)
 			t.ChainID = "elsewhere"
 			return testkit.Resign(whale, t)
 		}(), nil},
-		{"unstake beyond the stake: the pool's", tx(staker, chain.TxUnstake, 101, 1), nil},
-		{"transfer", tx(whale, chain.TxTransfer, 10, 1), nil},
+		{"unstake beyond the stake: the pool's", selfTx(staker, chain.TxUnstake, 101, 1), nil},
+		{"transfer", selfTx(whale, chain.TxTransfer, 10, 1), nil},
 	}
 	for _, withIDs := range []bool{false, true} {
 		pool := &recordingPool{}
