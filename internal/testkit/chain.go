@@ -108,3 +108,25 @@ func (c *Chain) Grow(n int) {
 		c.Add()
 	}
 }
+
+// Revert takes the tip off the chain and undoes it in State, as a node
+// does on a reorg. It returns the block taken off; the genesis stays.
+func (c *Chain) Revert() *chain.Block {
+	c.tb.Helper()
+	if len(c.Blocks) == 1 {
+		c.tb.Fatalf("testkit: revert below the genesis")
+	}
+	last := len(c.Blocks) - 1
+	b, u := c.Blocks[last], c.Undos[last]
+	c.State.Revert(u)
+	c.Blocks, c.Undos = c.Blocks[:last], c.Undos[:last]
+	return b
+}
+
+// Fork is a copy of c that grows apart from it: the blocks so far are
+// shared (never mutated), the state is cloned. Forking and then forging at
+// another rank or with other transactions makes a competing branch.
+func (c *Chain) Fork() *Chain {
+	return &Chain{tb: c.tb, Genesis: c.Genesis, Blocks: c.Blocks[:len(c.Blocks):len(c.Blocks)],
+		Undos: c.Undos[:len(c.Undos):len(c.Undos)], State: c.State.Clone()}
+}

@@ -129,3 +129,27 @@ func TestGenesisRefusesInvalid(t *testing.T) {
 	}()
 	Genesis(nil) // nobody stakes
 }
+
+// TestForkAndRevert: a fork grows apart without touching its origin, and
+// reverting a branch back to the fork point gives the state there.
+func TestForkAndRevert(t *testing.T) {
+	g := Genesis([]chain.Allocation{Fund(Alice, 1000, 100), Fund(Bob, 1000, 100)})
+	c := BuildChain(t, g, 3)
+	at3 := c.State.Clone()
+	f := c.Fork()
+	c.Add(Transfer(Alice, Dave.Addr, 7, 0, 1))
+	fb := f.Forge(1, Transfer(Bob, Dave.Addr, 9, 0, 1))
+	f.Accept(fb)
+	if c.Height() != 4 || f.Height() != 4 || c.Tip().Hash() == f.Tip().Hash() {
+		t.Fatalf("heights %d %d: two branches at 4 with distinct tips expected", c.Height(), f.Height())
+	}
+	if c.State.Account(Dave.Addr).Balance != 7 || f.State.Account(Dave.Addr).Balance != 9 {
+		t.Errorf("dave: %d on c, %d on the fork; want 7 and 9", c.State.Account(Dave.Addr).Balance, f.State.Account(Dave.Addr).Balance)
+	}
+	if got := f.Revert(); got != fb || f.Height() != 3 || !f.State.Equal(at3) {
+		t.Errorf("revert: took %d off, height %d, state back at 3: %v", got.Height, f.Height(), f.State.Equal(at3))
+	}
+	if c.Height() != 4 || c.State.Account(Dave.Addr).Balance != 7 {
+		t.Error("reverting the fork changed its origin")
+	}
+}
