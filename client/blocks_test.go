@@ -14,10 +14,7 @@ import (
 // Blocks follows X-Next-From to the limit or the head, and refuses a
 // cursor that does not move on (it would loop for ever).
 func TestBlocksFollowsNextFrom(t *testing.T) {
-	chainOf := make([]chain.Block, 50)
-	for i := range chainOf {
-		chainOf[i] = testBlock(uint64(i))
-	}
+	chainOf := testChain(t, 49)
 	const page = 7
 	cases := []struct {
 		name     string

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,36 +16,30 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/internal/testkit"
 )
 
-const chainID = "posd-test"
+const chainID = testkit.ChainID
 
 var (
-	alicePriv = ed25519.NewKeyFromSeed(seed(1))
-	bobPriv   = ed25519.NewKeyFromSeed(seed(2))
-	alice     = chain.AddressOf(alicePriv.Public().(ed25519.PublicKey))
-	bob       = chain.AddressOf(bobPriv.Public().(ed25519.PublicKey))
+	alice = testkit.Alice.Addr
+	bob   = testkit.Bob.Addr
 )
 
-func seed(b byte) []byte {
-	s := make([]byte, ed25519.SeedSize)
-	for i := range s {
-		s[i] = b
+// testChain is a valid chain of blocks 0..n made by the real rules; each
+// block after the genesis carries alice's transfer of 5 to bob at nonce
+// its height.
+func testChain(tb testing.TB, n int) []chain.Block {
+	tb.Helper()
+	c := testkit.NewChain(tb, testkit.Genesis([]chain.Allocation{testkit.Fund(testkit.Alice, 1000, 10), testkit.Fund(testkit.Bob, 0, 10)}))
+	for i := 1; i <= n; i++ {
+		c.Add(testkit.Transfer(testkit.Alice, bob, 5, 1, uint64(i)))
 	}
-	return s
-}
-
-func signedTx(nonce uint64) chain.Transaction {
-	tx := chain.Transaction{Type: chain.TxTransfer, ChainID: chainID, To: bob, Amount: 5, Fee: 1, Nonce: nonce}
-	tx.Sign(alicePriv)
-	return tx
-}
-
-func testBlock(height uint64) chain.Block {
-	txs := []chain.Transaction{signedTx(height)}
-	b := chain.Block{Header: chain.Header{Height: height, Timestamp: 1_700_000_000_000 + int64(height)*2000, TxRoot: chain.TxRoot(txs)}, Transactions: txs}
-	b.Header.Sign(bobPriv)
-	return b
+	out := make([]chain.Block, len(c.Blocks))
+	for i, b := range c.Blocks {
+		out[i] = *b
+	}
+	return out
 }
 
 // recorded is one request as the server saw it.
@@ -105,13 +98,13 @@ func ptr[T any](v T) *T { return &v }
 
 func TestMethods(t *testing.T) {
 	hash := chain.Hash{1, 2, 3}
-	tx := signedTx(1)
+	tx := testkit.Transfer(testkit.Alice, bob, 5, 1, 1)
 	txID := tx.ID()
 	status := rpc.Status{ChainID: chainID, Height: 7, HeadHash: hash, Address: string(alice), Election: "lottery", P2PAddrs: []string{}}
 	accounts := []rpc.Account{{Address: alice, Balance: 10, Stake: 2, Nonce: 1}}
 	account := rpc.Account{Address: alice, Balance: 10, Nonce: 1, PendingNonce: ptr(uint64(3))}
 	stakes := []rpc.Stake{{Address: alice, Stake: 3, Share: 0.75}, {Address: bob, Stake: 1, Share: 0.25}}
-	blocks := []chain.Block{testBlock(1), testBlock(2)}
+	blocks := testChain(t, 2)[1:]
 	info := rpc.TxInfo{ID: txID, Status: rpc.TxCommitted, Height: ptr(uint64(2)), BlockHash: &hash, Index: ptr(0), Transaction: &tx}
 	sub := rpc.SubmitResult{ID: &txID, Status: "pending"}
 	cfg := rpc.Config{BlockSize: 10, BlockIntervalMs: 2000, PoolLimit: 100}
@@ -212,9 +205,9 @@ func TestMethods(t *testing.T) {
 	if err := json.Unmarshal([]byte(s.last().Body), &sent); err != nil || sent != tx {
 		t.Errorf("SubmitTx body %s does not decode to the transaction (%v)", s.last().Body, err)
 	}
-	results, err := c.SubmitTxs(ctx, []chain.Transaction{tx, signedTx(1)})
+	results, err := c.SubmitTxs(ctx, []chain.Transaction{tx, testkit.Transfer(testkit.Alice, bob, 5, 1, 1)})
 	check("SubmitTxs", err, results, []rpc.SubmitResult{sub, {Error: &rpc.Error{Code: "bad_nonce", Message: "nonce 1, expects 2"}}}, "POST", "/v1/txs", "")
-	results, err = c.SubmitTxsBinary(ctx, []chain.Transaction{tx, signedTx(1)})
+	results, err = c.SubmitTxsBinary(ctx, []chain.Transaction{tx, testkit.Transfer(testkit.Alice, bob, 5, 1, 1)})
 	check("SubmitTxsBinary", err, results, []rpc.SubmitResult{sub, {Error: &rpc.Error{Code: "bad_nonce", Message: "nonce 1, expects 2"}}}, "POST", "/v1/txs", "")
 	got, err := c.Config(ctx)
 	check("Config", err, got, cfg, "GET", "/v1/config", "")
@@ -259,7 +252,7 @@ func TestAPIErrors(t *testing.T) {
 	c := New(s.URL)
 	ctx := context.Background()
 
-	tx := signedTx(3)
+	tx := testkit.Transfer(testkit.Alice, bob, 5, 1, 3)
 	_, err := c.SubmitTx(ctx, &tx)
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 422 || ae.Code != "bad_nonce" || ae.Message != "nonce 3, account x expects 2" {
@@ -359,7 +352,8 @@ func TestNew(t *testing.T) {
 }
 
 func TestEvents(t *testing.T) {
-	b1, b2 := testBlock(1), testBlock(2)
+	c := testChain(t, 2)
+	b1, b2 := c[1], c[2]
 	j1, _ := json.Marshal(b1)
 	j2, _ := json.Marshal(b2)
 	s := newServer(t, map[string]http.HandlerFunc{
@@ -426,7 +420,7 @@ func TestEventsErrors(t *testing.T) {
 }
 
 func TestWaitTx(t *testing.T) {
-	tx := signedTx(1)
+	tx := testkit.Transfer(testkit.Alice, bob, 5, 1, 1)
 	id := tx.ID()
 	var calls atomic.Int32
 	s := newServer(t, map[string]http.HandlerFunc{
@@ -512,7 +506,7 @@ func TestBusyRetries(t *testing.T) {
 		return c
 	}
 	ctx := context.Background()
-	tx := signedTx(1)
+	tx := testkit.Transfer(testkit.Alice, bob, 5, 1, 1)
 
 	// Busy twice, then taken: the body is sent again whole.
 	res, err := newClient().SubmitTx(ctx, &tx)

@@ -3,6 +3,7 @@ package keystore
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -15,16 +16,21 @@ func needOpenSSL(t *testing.T) string {
 	return path
 }
 
-func runOpenSSL(t *testing.T, openssl string, args ...string) {
+// runOpenSSL runs openssl and returns its standard output.
+func runOpenSSL(t *testing.T, openssl string, args ...string) string {
 	t.Helper()
-	out, err := exec.Command(openssl, args...).CombinedOutput()
+	var stderr strings.Builder
+	cmd := exec.Command(openssl, args...)
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		t.Fatalf("openssl %v: %v\n%s", args, err, stderr.String())
 	}
+	return string(out)
 }
 
 // TestOpenSSLReadsOurKeys: openssl pkey reads what Save writes, encrypted
-// with the real default parameters too.
+// with the real default parameters too, and finds our public key in it.
 func TestOpenSSLReadsOurKeys(t *testing.T) {
 	openssl := needOpenSSL(t)
 	iterations = defaultIterations
@@ -33,14 +39,29 @@ func TestOpenSSLReadsOurKeys(t *testing.T) {
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "plain.pem")
 	enc := filepath.Join(dir, "enc.pem")
-	if err := Save(plain, mustGenerate(t), nil); err != nil {
+	kPlain, kEnc := mustGenerate(t), mustGenerate(t)
+	if err := Save(plain, kPlain, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := Save(enc, mustGenerate(t), []byte("s3cret pass")); err != nil {
+	if err := Save(enc, kEnc, []byte("s3cret pass")); err != nil {
 		t.Fatal(err)
 	}
-	runOpenSSL(t, openssl, "pkey", "-in", plain, "-noout")
-	runOpenSSL(t, openssl, "pkey", "-in", enc, "-passin", "pass:s3cret pass", "-noout")
+	for _, tc := range []struct {
+		name string
+		k    *Key
+		args []string
+	}{
+		{"plain", kPlain, []string{"pkey", "-in", plain, "-pubout"}},
+		{"encrypted", kEnc, []string{"pkey", "-in", enc, "-passin", "pass:s3cret pass", "-pubout"}},
+	} {
+		want, err := PublicKeyPEM(tc.k.PublicKey())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := runOpenSSL(t, openssl, tc.args...); got != string(want) {
+			t.Errorf("%s: openssl reads public key\n%s\nwant\n%s", tc.name, got, want)
+		}
+	}
 	if err := exec.Command(openssl, "pkey", "-in", enc, "-passin", "pass:wrong", "-noout").Run(); err == nil {
 		t.Fatal("openssl accepted a wrong passphrase")
 	}

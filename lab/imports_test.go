@@ -11,8 +11,8 @@ import (
 )
 
 // TestImportsFlowOneWay: the lab is used by the commands and the daemon,
-// so it must import neither (DESIGN: cmd → daemon/client/keystore/lab →
-// chain).
+// so it must import neither: imports flow one way, cmd →
+// daemon/client/keystore/lab → chain.
 func TestImportsFlowOneWay(t *testing.T) {
 	const module = "github.com/poslab/posd/"
 	files := 0

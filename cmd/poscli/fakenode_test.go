@@ -26,6 +26,7 @@ import (
 	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/keystore"
 
+	"github.com/poslab/posd/internal/testkit"
 	"github.com/poslab/posd/internal/testutil"
 )
 
@@ -38,32 +39,18 @@ var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func testNow() time.Time { return t0.Add(60 * time.Second) }
 
-func seed(b byte) []byte { return bytes.Repeat([]byte{b}, ed25519.SeedSize) }
-
-// The fixture's keys: alice and bob are wallet keys, carol is the node.
+// The fixture's keys, the test kit's cast: alice and bob are wallet keys,
+// carol is the node.
 var (
-	alicePriv = ed25519.NewKeyFromSeed(seed(1))
-	bobPriv   = ed25519.NewKeyFromSeed(seed(2))
-	carolPriv = ed25519.NewKeyFromSeed(seed(3))
-	alice     = addrOf(alicePriv)
-	bob       = addrOf(bobPriv)
-	carol     = addrOf(carolPriv)
+	alicePriv = testkit.Alice.Priv
+	bobPriv   = testkit.Bob.Priv
+	carolPriv = testkit.Carol.Priv
+	alice     = testkit.Alice.Addr
+	bob       = testkit.Bob.Addr
+	carol     = testkit.Carol.Addr
 )
 
-func addrOf(p ed25519.PrivateKey) chain.Address {
-	return chain.AddressOf(p.Public().(ed25519.PublicKey))
-}
-
 func ptr[T any](v T) *T { return &v }
-
-func mkTx(priv ed25519.PrivateKey, typ chain.TxType, to chain.Address, amount, fee, nonce uint64) chain.Transaction {
-	tx := chain.Transaction{Type: typ, ChainID: testChainID, To: to, Amount: amount, Fee: fee, Nonce: nonce}
-	if to == "" {
-		tx.To = addrOf(priv)
-	}
-	tx.Sign(priv)
-	return tx
-}
 
 // fixtureBlocks is a small signed chain: genesis and three blocks.
 func fixtureBlocks() []chain.Block {
@@ -77,10 +64,10 @@ func fixtureBlocks() []chain.Block {
 	}
 	add(carolPriv, 0, nil)
 	add(alicePriv, 1, []chain.Transaction{
-		mkTx(alicePriv, chain.TxExchange, "", 200, 0, 1),
-		mkTx(alicePriv, chain.TxStake, "", 50, 0, 2),
+		testkit.Tx(testkit.Alice, chain.TxExchange, "", 200, 0, 1),
+		testkit.Tx(testkit.Alice, chain.TxStake, "", 50, 0, 2),
 	})
-	add(carolPriv, 0, []chain.Transaction{mkTx(carolPriv, chain.TxTransfer, bob, 10, 1, 1)})
+	add(carolPriv, 0, []chain.Transaction{testkit.Tx(testkit.Carol, chain.TxTransfer, bob, 10, 1, 1)})
 	return blocks
 }
 
@@ -148,7 +135,7 @@ func newFakeNode(t *testing.T) *fakeNode {
 		config:   rpc.Config{BlockSize: 100, BlockIntervalMs: 2000, PoolLimit: 5000},
 		subs:     map[int]chan *chain.Block{},
 	}
-	n.pool = []chain.Transaction{mkTx(alicePriv, chain.TxTransfer, bob, 5, 1, 3)}
+	n.pool = []chain.Transaction{testkit.Tx(testkit.Alice, chain.TxTransfer, bob, 5, 1, 3)}
 	n.setLimits(api.Limits{})
 	// The wrapper only counts and hides routes; the real handler answers.
 	n.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -390,7 +377,7 @@ func (n *fakeNode) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 // StakeFromNode signs carol's next STAKE; a zero amount is refused as the
 // node's pool refuses it.
 func (n *fakeNode) StakeFromNode(amount uint64) (chain.Hash, error) {
-	tx := mkTx(carolPriv, chain.TxStake, "", amount, 0, 2)
+	tx := testkit.Tx(testkit.Carol, chain.TxStake, "", amount, 0, 2)
 	if err := tx.Validate(testChainID); err != nil {
 		return chain.Hash{}, err
 	}

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/poslab/posd/internal/testkit"
 )
 
 func TestNodeConfig(t *testing.T) {
@@ -105,7 +107,7 @@ func TestNodeStake(t *testing.T) {
 		t.Fatalf("exit 1: %s", e.errOut.String())
 	}
 	checkJSON(t, e.out.String())
-	tx := mkTx(carolPriv, "STAKE", "", 10, 0, 2)
+	tx := testkit.Tx(testkit.Carol, "STAKE", "", 10, 0, 2)
 	want := `{
   "id": "` + tx.ID().String() + `",
   "status": "pending"

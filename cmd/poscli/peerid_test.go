@@ -8,10 +8,11 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 func TestAddressOfPeerID(t *testing.T) {
-	priv := ed25519.NewKeyFromSeed(seed(7))
+	priv := testkit.KeyN(7).Priv
 	lpriv, err := lcrypto.UnmarshalEd25519PrivateKey(priv)
 	if err != nil {
 		t.Fatal(err)

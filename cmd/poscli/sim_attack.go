@@ -53,12 +53,12 @@ height), and of the block's contents with block_hash; honest stakers never
 grind or withhold. --idle-gap N lets the chain rest N slots before the
 payment: the private attacker may date its blocks into that gap.
 --min-gap G makes every block cost G slots on top of its rank (rank k
-forges (k+G) slots after its parent): DESIGN v2 has G = 0, so a rank-0
+forges (k+G) slots after its parent): the v2 rules have G = 0, so a rank-0
 block may reuse its parent's timestamp and a private chain's rank-0 blocks
 cost no time; G = 1 (or 0.1) is a proposed rule, shown for comparison.
 --heartbeat-interval F makes the honest rank 0 forge its empty block when
-the head is F slots old (DESIGN v2: 1; fallback ranks still wait rank ×
-slot). --idle-beat M makes a resting chain forge an empty block every M
+the head is F slots old (the v2 rules first said 1; fallback ranks
+still wait rank × slot). --idle-beat M makes a resting chain forge an empty block every M
 slots: with --idle-gap longer than M the payment's parent is the last
 beat, and the attacker tries a fork from each of the 63 beats below it
 too (each costs it one more honest block to out-grow). Fractions of a
@@ -137,9 +137,9 @@ func addAttackFlags(cmd *cobra.Command, o *AttackOptions) {
 	fl.IntVar(&o.Variants, "variants", attack.DefaultVariants, "versions of its block a grinding forger tries (block_hash only)")
 	fl.IntVar(&o.Depth, "depth", attack.DefaultDepth, "private: report payments 1 to `K` blocks deep")
 	fl.IntVar(&o.IdleGap, "idle-gap", 0, "private: `SLOTS` the chain rested between the payment's parent block and the payment")
-	fl.Float64Var(&o.MinGap, "min-gap", 0, "private: `SLOTS` every block costs on top of its rank (0: DESIGN v2; 1 or 0.1: proposed rules)")
+	fl.Float64Var(&o.MinGap, "min-gap", 0, "private: `SLOTS` every block costs on top of its rank (0: the v2 rules; 1 or 0.1: proposed rules)")
 	fl.Float64Var(&o.Beat, "heartbeat-interval", 1, "private: the heartbeat forges when the head is `F` slots old (rank 0; fallbacks wait rank × slot)")
-	fl.Float64Var(&o.IdleBeat, "idle-beat", 0, "private: a resting chain still forges an empty block every `M` slots (0: it rests, DESIGN v2)")
+	fl.Float64Var(&o.IdleBeat, "idle-beat", 0, "private: a resting chain still forges an empty block every `M` slots (0: it rests, the v2 rules)")
 	_ = cmd.RegisterFlagCompletionFunc("attack", cobra.FixedCompletions([]string{"grind", "private", "withhold"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("seed-source", cobra.FixedCompletions([]string{"vrf", "block_hash"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("heartbeat", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
@@ -412,7 +412,7 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 		fmt.Fprintf(w, "while it rested it forged an empty block every %v slots (--idle-beat): the attacker may fork from any of them\n", c.IdleBeat)
 	}
 	if c.MinGap > 0 {
-		fmt.Fprintf(w, "every block costs %v slot(s) on top of its rank (--min-gap; DESIGN v2 says 0)\n", c.MinGap)
+		fmt.Fprintf(w, "every block costs %v slot(s) on top of its rank (--min-gap; the v2 rules say 0)\n", c.MinGap)
 	}
 	if c.Heartbeat {
 		fmt.Fprintf(w, "the heartbeat forges when the head is %v slot old (--heartbeat-interval); the honest chain took %.3f slots per block\n", c.HeartbeatInterval, res.HonestSlotsPerBlock)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // waitFor polls cond until it holds or a few seconds pass.
@@ -23,7 +24,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func nextBlock(parent *chain.Block) chain.Block {
-	txs := []chain.Transaction{mkTx(bobPriv, chain.TxTransfer, alice, 1, 0, 1)}
+	txs := []chain.Transaction{testkit.Tx(testkit.Bob, chain.TxTransfer, alice, 1, 0, 1)}
 	b := chain.NewBlock(chain.DefaultGenesis(), &parent.Header, 0, parent.Timestamp+2000, txs)
 	b.Header.Sign(alicePriv)
 	return *b

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/internal/testkit"
 
 	"github.com/poslab/posd/internal/testutil"
 )
@@ -32,27 +32,19 @@ const (
 	testHeight   = 1203 // blocks 0..1203: /blockchain needs three pages
 )
 
+// alice and bob are wallets, the node's key is carol's.
 var (
-	aliceKey = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))
-	bobKey   = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{2}, 32))
-	nodeKey  = ed25519.NewKeyFromSeed(bytes.Repeat([]byte{3}, 32))
-	alice    = chain.AddressOf(aliceKey.Public().(ed25519.PublicKey))
-	bob      = chain.AddressOf(bobKey.Public().(ed25519.PublicKey))
-	nodeAddr = chain.AddressOf(nodeKey.Public().(ed25519.PublicKey))
+	alice    = testkit.Alice.Addr
+	bob      = testkit.Bob.Addr
+	nodeKey  = testkit.Carol
+	nodeAddr = nodeKey.Addr
 	nobody   = chain.Address(strings.Repeat("ab", 20))
 )
 
-// feelessTx is a transaction of the test chain with no fee, signed by k.
-func feelessTx(k ed25519.PrivateKey, typ chain.TxType, to chain.Address, amount, nonce uint64) chain.Transaction {
-	tx := chain.Transaction{Type: typ, ChainID: testChainID, To: to, Amount: amount, Nonce: nonce}
-	tx.Sign(k)
-	return tx
-}
-
 // committedTx is in block 1, pooledTx in the pool; alice's next nonce is 3.
 var (
-	committedTx = feelessTx(aliceKey, chain.TxTransfer, bob, 5, 1)
-	pooledTx    = feelessTx(aliceKey, chain.TxTransfer, bob, 6, 2)
+	committedTx = testkit.Transfer(testkit.Alice, bob, 5, 0, 1)
+	pooledTx    = testkit.Transfer(testkit.Alice, bob, 6, 0, 2)
 )
 
 // fakeBackend is an in-memory node: a fixed chain, a pool with nonce rules
@@ -76,13 +68,7 @@ type fakeBackend struct {
 }
 
 func newFake() *fakeBackend {
-	g := chain.DefaultGenesis()
-	g.ChainID = testChainID
-	g.Timestamp = 1_700_000_000_000
-	g.Allocations = []chain.Allocation{
-		{Address: alice, Balance: 1000, Stake: 100},
-		{Address: bob, Balance: 500, Stake: 300},
-	}
+	g := testkit.Genesis([]chain.Allocation{testkit.Fund(testkit.Alice, 1000, 100), testkit.Fund(testkit.Bob, 500, 300)})
 	f := &fakeBackend{
 		gen: g,
 		accounts: map[chain.Address]chain.Account{
@@ -298,7 +284,7 @@ func (f *fakeBackend) SetConfig(p rpc.ConfigPatch) (rpc.Config, error) {
 }
 
 func (f *fakeBackend) StakeFromNode(amount uint64) (chain.Hash, error) {
-	tx := feelessTx(nodeKey, chain.TxStake, nodeAddr, amount, 1)
+	tx := testkit.Stake(nodeKey, amount, 0, 1)
 	if amount == 0 {
 		return chain.Hash{}, tx.CheckStateless(testChainID) // zero_amount
 	}
@@ -400,15 +386,15 @@ func decode[T any](t *testing.T, data []byte) T {
 
 func TestRoutes(t *testing.T) {
 	const admin = "Bearer " + testToken
-	newTx := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
-	newTx2 := feelessTx(bobKey, chain.TxTransfer, alice, 1, 1)
+	newTx := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
+	newTx2 := testkit.Transfer(testkit.Bob, alice, 1, 0, 1)
 	badSig := newTx2
 	badSig.Amount = 99 // signature no longer verifies
 	wrongChain := newTx
 	wrongChain.ChainID = "other"
-	wrongChain.Sign(aliceKey)
-	nonceInUse := feelessTx(aliceKey, chain.TxTransfer, bob, 8, 2)
-	nonceGap := feelessTx(aliceKey, chain.TxTransfer, bob, 8, 9)
+	wrongChain = testkit.Resign(testkit.Alice, wrongChain)
+	nonceInUse := testkit.Transfer(testkit.Alice, bob, 8, 0, 2)
+	nonceGap := testkit.Transfer(testkit.Alice, bob, 8, 0, 9)
 	block7 := newFake().blocks[7]
 	hugeBody := `{"type":"TRANSFER","chain_id":"` + strings.Repeat("x", DefaultMaxBodyBytes) + `"}`
 	wrongType := strings.Replace(mustJSON(t, newTx), `"amount":7`, `"amount":"5"`, 1)
@@ -670,7 +656,7 @@ func TestRoutes(t *testing.T) {
 		// rule and pool errors
 		{name: "bad signature", method: "POST", path: "/v1/txs", body: mustJSON(t, badSig), status: 422, code: "bad_signature"},
 		{name: "wrong chain", method: "POST", path: "/v1/txs", body: mustJSON(t, wrongChain), status: 422, code: "wrong_chain"},
-		{name: "bad nonce", method: "POST", path: "/v1/txs", body: mustJSON(t, feelessTx(aliceKey, chain.TxTransfer, bob, 8, 1)), status: 422, code: "bad_nonce"},
+		{name: "bad nonce", method: "POST", path: "/v1/txs", body: mustJSON(t, testkit.Transfer(testkit.Alice, bob, 8, 0, 1)), status: 422, code: "bad_nonce"},
 		{name: "nonce gap", method: "POST", path: "/v1/txs", body: mustJSON(t, nonceGap), status: 422, code: "nonce_gap"},
 		{name: "zero tx", method: "POST", path: "/v1/txs", body: `{}`, status: 422, code: "unknown_type"},
 		{name: "already known pooled", method: "POST", path: "/v1/txs", body: mustJSON(t, pooledTx), status: 409, code: "already_known"},
@@ -778,7 +764,7 @@ func TestSubmitChangesPool(t *testing.T) {
 	f := newFake()
 	srv := httptest.NewServer(newTestHandler(f))
 	defer srv.Close()
-	tx := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
+	tx := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
 	if r := do(t, srv.URL, "POST", "/v1/txs", mustJSON(t, tx), ""); r.status != 202 {
 		t.Fatalf("first: %d %s", r.status, r.body)
 	}
@@ -1026,7 +1012,7 @@ func TestDefaultBatchFromGenesis(t *testing.T) {
 }
 
 func FuzzPostTxs(f *testing.F) {
-	tx := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
+	tx := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
 	for _, seed := range []string{
 		mustJSON(f, tx),
 		mustJSON(f, []chain.Transaction{tx, pooledTx}),
@@ -1056,7 +1042,7 @@ func FuzzPostTxs(f *testing.F) {
 type syncBuffer = testutil.SyncBuffer
 
 func stakeID(amount uint64) chain.Hash {
-	tx := feelessTx(nodeKey, chain.TxStake, nodeAddr, amount, 1)
+	tx := testkit.Stake(nodeKey, amount, 0, 1)
 	return tx.ID()
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // gatedBackend holds every SubmitTx until gate closes, so the bodies of
@@ -35,7 +36,7 @@ func (g *gatedBackend) SubmitTx(tx chain.Transaction) (chain.Hash, error) {
 // paddedTx is a valid transaction's JSON padded with spaces to size bytes.
 func paddedTx(t *testing.T, size int) []byte {
 	t.Helper()
-	tx := feelessTx(bobKey, chain.TxTransfer, alice, 1, 1)
+	tx := testkit.Transfer(testkit.Bob, alice, 1, 0, 1)
 	data, err := json.Marshal(tx)
 	if err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 	"github.com/poslab/posd/internal/testutil"
 )
 
@@ -358,7 +359,7 @@ func TestPagesByBytes(t *testing.T) {
 	// Pool: pages of ?limit=N with X-Next-After.
 	f.mu.Lock()
 	for i := 0; i < 25; i++ {
-		f.pool = append(f.pool, feelessTx(bobKey, chain.TxTransfer, alice, 1, uint64(i+1)))
+		f.pool = append(f.pool, testkit.Transfer(testkit.Bob, alice, 1, 0, uint64(i+1)))
 	}
 	want := len(f.pool)
 	f.mu.Unlock()

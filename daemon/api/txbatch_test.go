@@ -10,6 +10,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 func postBinary(t *testing.T, url, contentType string, body []byte) (int, []byte) {
@@ -30,8 +31,8 @@ func TestPostTxsBinary(t *testing.T) {
 	srv := httptest.NewServer(newTestHandler(f))
 	defer srv.Close()
 
-	good := feelessTx(aliceKey, chain.TxTransfer, bob, 7, 3)
-	replay := feelessTx(aliceKey, chain.TxTransfer, bob, 8, 1) // bad_nonce
+	good := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
+	replay := testkit.Transfer(testkit.Alice, bob, 8, 0, 1) // bad_nonce
 	status, data := postBinary(t, srv.URL, "application/octet-stream", rpc.EncodeTxBatch([]chain.Transaction{good, replay}))
 	if status != http.StatusOK {
 		t.Fatalf("status %d: %s", status, data)
@@ -47,7 +48,7 @@ func TestPostTxsBinary(t *testing.T) {
 		t.Errorf("item 1: %+v", res[1])
 	}
 
-	valid := rpc.EncodeTxBatch([]chain.Transaction{feelessTx(aliceKey, chain.TxTransfer, bob, 9, 4)})
+	valid := rpc.EncodeTxBatch([]chain.Transaction{testkit.Transfer(testkit.Alice, bob, 9, 0, 4)})
 	tooMany := rpc.EncodeTxBatch(make([]chain.Transaction, testMaxBatch+1))
 	for _, tc := range []struct {
 		name   string

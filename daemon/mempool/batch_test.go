@@ -5,13 +5,14 @@ import (
 	"testing"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // TestEncodedSize: the size the pool counts is the chain codec's.
 func TestEncodedSize(t *testing.T) {
 	txs := []chain.Transaction{
 		{},
-		signedTx(alice, chain.TxTransfer, bob.addr, 1<<60, 3, 1<<40),
+		testkit.Transfer(alice, bob.Addr, 1<<60, 3, 1<<40),
 		{Type: chain.TxType(make([]byte, 200)), ChainID: string(make([]byte, 130))},
 	}
 	for i := range txs {
@@ -42,7 +43,7 @@ func (v *countingVerifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, 
 // transactions with bad signatures are refused (bad_signature), each at its
 // own index, and those the screen refused are not verified at all.
 func TestAdmitBatchBadSignatures(t *testing.T) {
-	g, st, txs := benchSetupT(t, 20, 5)
+	g, st, txs := benchSetup(t, 20, 5)
 	bad := map[int]bool{7: true, 8: true, 63: true}
 	for i := range bad {
 		sig := []byte(txs[i].Signature)
@@ -76,29 +77,12 @@ func TestAdmitBatchBadSignatures(t *testing.T) {
 	}
 }
 
-func benchSetupT(t *testing.T, senders, per int) (*chain.Genesis, *chain.State, []chain.Transaction) {
-	g := testGenesis()
-	g.Allocations = nil
-	keys := make([]key, senders)
-	for i := range keys {
-		keys[i] = newKey(1000 + i)
-		g.Allocations = append(g.Allocations, chain.Allocation{Address: keys[i].addr, Balance: 1 << 40, Stake: 1})
-	}
-	txs := make([]chain.Transaction, 0, senders*per)
-	for n := 1; n <= per; n++ {
-		for _, k := range keys {
-			txs = append(txs, signedTx(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
-		}
-	}
-	return g, g.State(), txs
-}
-
 // TestReinsertLongRun: a reorg reverts the first 100 of a sender's 200
 // pooled transfers, so its account nonce goes back by 100. Put back, the
 // reverted ones fill the run: the 100 still pooled after them are not taken
 // for gapped (nonce_gap) and evicted, whichever reverted block comes first.
 func TestReinsertLongRun(t *testing.T) {
-	g, st, txs := benchSetupT(t, 1, 200)
+	g, st, txs := benchSetup(t, 1, 200)
 	p := New(g, Config{AccountSlots: 1000})
 	for i, err := range p.AddBatch(txs, st) {
 		if err != nil {
@@ -129,7 +113,7 @@ func TestReinsertLongRun(t *testing.T) {
 // senders whose later ones are pooled (and ranked in the eviction heap):
 // nothing is lost, and the pool stays consistent for what follows.
 func TestReinsertManySenders(t *testing.T) {
-	g, st, txs := benchSetupT(t, 20, 150) // interleaved by nonce
+	g, st, txs := benchSetup(t, 20, 150) // interleaved by nonce
 	p := New(g, Config{})
 	for i, err := range p.AddBatch(txs, st) {
 		if err != nil {
@@ -154,7 +138,7 @@ func TestReinsertManySenders(t *testing.T) {
 	}
 	// The pool works on: a full limit makes admissions evict by the heap.
 	p.SetLimit(len(txs))
-	next := signedTx(newKey(1000), chain.TxTransfer, txs[0].To, 10, 2, 151)
+	next := testkit.Transfer(testkit.KeyN(1000), txs[0].To, 10, 2, 151)
 	if _, err := p.Add(next, st); err != nil && chain.CodeOf(err) != ErrPoolFull.Code {
 		t.Fatalf("one more with the pool at its limit: %v", err)
 	}
@@ -180,7 +164,7 @@ func (s version) Version() uint64 { return s.v }
 // sender back to the older state, which would make its pooled later nonces
 // look more than 64 past the account and evict them as gapped.
 func TestLateUpdateDoesNotGoBack(t *testing.T) {
-	g, st, txs := benchSetupT(t, 1, 120)
+	g, st, txs := benchSetup(t, 1, 120)
 	p := New(g, Config{AccountSlots: 1000})
 	old := version{st.Clone(), 1}
 	for i, err := range p.AddBatch(txs[:119], old) {
@@ -214,7 +198,7 @@ func TestLateUpdateDoesNotGoBack(t *testing.T) {
 // put the reverted transactions back must not evict the sender's pooled
 // later nonces as gapped; Reinsert then restores the run.
 func TestAdmissionBeforeReinsert(t *testing.T) {
-	g, st, txs := benchSetupT(t, 1, 120)
+	g, st, txs := benchSetup(t, 1, 120)
 	p := New(g, Config{AccountSlots: 1000})
 	for i, err := range p.AddBatch(txs[:119], version{st.Clone(), 1}) {
 		if err != nil {
@@ -247,7 +231,7 @@ func TestAdmissionBeforeReinsert(t *testing.T) {
 // with the pool locked, at each of its two looks, so no Update or other
 // admission can move the pool past the view while it waits for the lock.
 func TestAdmitNewestLooksUnderTheLock(t *testing.T) {
-	g, st, txs := benchSetupT(t, 2, 3)
+	g, st, txs := benchSetup(t, 2, 3)
 	p := New(g, Config{})
 	looks := 0
 	newest := func() StateView {

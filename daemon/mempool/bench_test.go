@@ -4,23 +4,24 @@ import (
 	"testing"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
-// benchSetup signs senders×per transfers (nonces 1..per each) on a genesis
+// benchSetup (benchmarks and tests alike) signs senders×per transfers (nonces 1..per each) on a genesis
 // that funds every sender, returning them interleaved by nonce.
-func benchSetup(b *testing.B, senders, per int) (*chain.Genesis, *chain.State, []chain.Transaction) {
-	b.Helper()
+func benchSetup(tb testing.TB, senders, per int) (*chain.Genesis, *chain.State, []chain.Transaction) {
+	tb.Helper()
 	g := testGenesis()
 	g.Allocations = nil
-	keys := make([]key, senders)
+	keys := make([]testkit.Key, senders)
 	for i := range keys {
-		keys[i] = newKey(1000 + i)
-		g.Allocations = append(g.Allocations, chain.Allocation{Address: keys[i].addr, Balance: 1 << 40, Stake: 1})
+		keys[i] = testkit.KeyN(1000 + i)
+		g.Allocations = append(g.Allocations, testkit.Fund(keys[i], 1<<40, 1))
 	}
 	txs := make([]chain.Transaction, 0, senders*per)
 	for n := 1; n <= per; n++ {
 		for _, k := range keys {
-			txs = append(txs, signedTx(k, chain.TxTransfer, keys[0].addr, 10, 1, uint64(n)))
+			txs = append(txs, testkit.Transfer(k, keys[0].Addr, 10, 1, uint64(n)))
 		}
 	}
 	return g, g.State(), txs

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // walkRun is contiguousTop the plain way: the highest nonce n such that
@@ -27,13 +28,13 @@ func walkRun(s *sender, accountNonce uint64) uint64 {
 // reorgs that revert them and put them back, and removals, checking the
 // pool's books (checkInvariants) after each.
 func TestPoolInvariantsUnderRandomOps(t *testing.T) {
-	g, st0, txs := benchSetupT(t, 4, 40)
+	g, st0, txs := benchSetup(t, 4, 40)
 	// Another transaction at each nonce (a different amount): refused as
 	// nonce_in_use while the first is pooled, taken otherwise.
 	others := make([]chain.Transaction, len(txs))
 	for i := range txs {
-		k := newKey(1000 + i%4)
-		others[i] = signedTx(k, chain.TxTransfer, txs[i].To, 11, 1, txs[i].Nonce)
+		k := testkit.KeyN(1000 + i%4)
+		others[i] = testkit.Transfer(k, txs[i].To, 11, 1, txs[i].Nonce)
 	}
 	maxPooled, nblocks, nreorgs := 0, 0, 0
 	for seed := range uint64(25) {

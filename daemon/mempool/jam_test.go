@@ -8,23 +8,24 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // fundedGenesis funds n fresh keys (from index base) with balance each.
-func fundedGenesis(n, base int, balance uint64) (*chain.Genesis, []key) {
+func fundedGenesis(n, base int, balance uint64) (*chain.Genesis, []testkit.Key) {
 	g := testGenesis()
-	keys := make([]key, n)
+	keys := make([]testkit.Key, n)
 	for i := range keys {
-		keys[i] = newKey(base + i)
-		g.Allocations = append(g.Allocations, chain.Allocation{Address: keys[i].addr, Balance: balance})
+		keys[i] = testkit.KeyN(base + i)
+		g.Allocations = append(g.Allocations, testkit.Fund(keys[i], balance, 0))
 	}
 	return g, keys
 }
 
 func idOf(tx chain.Transaction) chain.Hash { return tx.ID() }
 
-func feeTx(k key, fee, nonce uint64) chain.Transaction {
-	return signedTx(k, chain.TxTransfer, bob.addr, 1, fee, nonce)
+func feeTx(k testkit.Key, fee, nonce uint64) chain.Transaction {
+	return testkit.Transfer(k, bob.Addr, 1, fee, nonce)
 }
 
 func wantStats(t *testing.T, p *Pool, pending, queued int) {
@@ -208,7 +209,7 @@ func TestPendingEvictsWhenFull(t *testing.T) {
 	ev := p.Update(st)
 	var got []string
 	for _, e := range ev {
-		got = append(got, name(key{addr: e.Tx.From}, e.Tx.Nonce))
+		got = append(got, name(testkit.Key{Addr: e.Tx.From}, e.Tx.Nonce))
 		wantCode(t, e.Err, ErrEvicted)
 	}
 	want := []string{name(hog, 4), name(hog, 5), name(hog, 6), name(honest, 3), name(alice, 5), name(alice, 6)}
@@ -232,7 +233,7 @@ func TestByteLimitAndRollback(t *testing.T) {
 	wantStats(t, p, 2, 0)
 	// Another needs a victim, and alice/1 pays as much and is within her
 	// share: nothing may go, nothing moves.
-	big := signedTx(bob, chain.TxTransfer, carol.addr, 1, 1, 2)
+	big := testkit.Transfer(bob, carol.Addr, 1, 1, 2)
 	_, err := p.Add(big, st)
 	wantCode(t, err, ErrPoolFull)
 	wantStats(t, p, 2, 0)
@@ -293,16 +294,16 @@ func TestScreenBeforeSignature(t *testing.T) {
 		tx   chain.Transaction
 		want *chain.RuleError
 	}{
-		{corrupt(feeTx(dave, 1, 1)), chain.ErrInsufficientFunds},
-		{corrupt(signedTx(alice, chain.TxUnstake, alice.addr, 101, 0, 1)), chain.ErrInsufficientStake},
-		{corrupt(signedTx(alice, chain.TxExchange, alice.addr, 1, 0, 1)), chain.ErrNotExchange},
-		{corrupt(feeTx(alice, 1, 1)), chain.ErrBadSignature},
+		{testkit.Corrupt(feeTx(dave, 1, 1)), chain.ErrInsufficientFunds},
+		{testkit.Corrupt(testkit.Unstake(alice, 101, 0, 1)), chain.ErrInsufficientStake},
+		{testkit.Corrupt(testkit.Exchange(alice, alice.Addr, 1, 0, 1)), chain.ErrNotExchange},
+		{testkit.Corrupt(feeTx(alice, 1, 1)), chain.ErrBadSignature},
 	} {
 		_, err := p.Add(tc.tx, st)
 		wantCode(t, err, tc.want)
 	}
-	st.SetAccount(alice.addr, chain.Account{Balance: 10, Nonce: 4})
-	_, err := p.Add(corrupt(feeTx(alice, 1, 4)), st)
+	st.SetAccount(alice.Addr, chain.Account{Balance: 10, Nonce: 4})
+	_, err := p.Add(testkit.Corrupt(feeTx(alice, 1, 4)), st)
 	wantCode(t, err, chain.ErrBadNonce)
 }
 
@@ -353,7 +354,7 @@ func TestPage(t *testing.T) {
 			t.Fatalf("page of %d, over the byte bound", len(pg.Txs))
 		}
 		for _, pt := range pg.Txs {
-			got = append(got, name(key{addr: pt.Tx.From}, pt.Tx.Nonce))
+			got = append(got, name(testkit.Key{Addr: pt.Tx.From}, pt.Tx.Nonce))
 			if pt.Queued != (pt.Tx.Nonce == 3) {
 				t.Fatalf("%v queued=%v", pt.Tx.Nonce, pt.Queued)
 			}
@@ -435,7 +436,7 @@ func TestJamA4(t *testing.T) {
 		for range limit/g.MaxBlockTxs + 1 {
 			height++
 			txs := p.Pending(g.MaxBlockTxs, st)
-			b := &chain.Block{Header: chain.Header{Height: uint64(height), Forger: forger.addr}, Transactions: txs}
+			b := &chain.Block{Header: chain.Header{Height: uint64(height), Forger: forger.Addr}, Transactions: txs}
 			if _, err := st.Apply(b, g); err != nil {
 				t.Fatalf("block %d does not apply: %v", height, err)
 			}
@@ -478,7 +479,7 @@ func TestJamA4(t *testing.T) {
 	p = New(g, Config{Limit: 32 * 16})
 	for _, k := range floods[4:] {
 		var batch []chain.Transaction
-		acc := st.Account(k.addr)
+		acc := st.Account(k.Addr)
 		for n := acc.Nonce + 1; n <= acc.Nonce+16; n++ {
 			batch = append(batch, feeTx(k, 1, n))
 		}
@@ -502,7 +503,7 @@ func TestJamA4(t *testing.T) {
 	p = New(g, Config{Limit: limit, Lifetime: time.Minute})
 	p.now = func() time.Time { return clock }
 	for _, k := range jam[:10] {
-		acc := st.Account(k.addr)
+		acc := st.Account(k.Addr)
 		p.AddBatch([]chain.Transaction{feeTx(k, 0, acc.Nonce+3)}, st)
 	}
 	clock = clock.Add(2 * time.Minute)
@@ -518,7 +519,7 @@ func TestAdmitUnder(t *testing.T) {
 	g := testGenesis()
 	before := g.State()
 	after := g.State()
-	after.SetAccount(alice.addr, chain.Account{Balance: 1000, Nonce: 1})
+	after.SetAccount(alice.Addr, chain.Account{Balance: 1000, Nonce: 1})
 	p := New(g, Config{})
 	calls := 0
 	view := func(fn func(StateView)) {
@@ -534,7 +535,7 @@ func TestAdmitUnder(t *testing.T) {
 		t.Fatalf("view called %d times, want 2", calls)
 	}
 	wantCode(t, errs[0], chain.ErrBadNonce)
-	if errs[1] != nil || len(ready) != 1 || ready[0].From != bob.addr {
+	if errs[1] != nil || len(ready) != 1 || ready[0].From != bob.Addr {
 		t.Fatalf("bob: %v, ready %v", errs[1], ids(ready))
 	}
 }

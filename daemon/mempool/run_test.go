@@ -12,16 +12,16 @@ func TestRun(t *testing.T) {
 	st := g.State()
 	p := New(g, Config{})
 	for _, n := range []uint64{1, 2, 3, 4, 5, 7, 8} { // 6 missing: 7 and 8 queued
-		mustAdd(t, p, st, transfer(alice, 1, n))
+		mustAdd(t, p, st, payBob(alice, 1, n))
 	}
 	nonces := func(from uint64, limit, maxBytes int) []uint64 {
 		var out []uint64
-		for _, tx := range p.Run(alice.addr, from, limit, maxBytes) {
+		for _, tx := range p.Run(alice.Addr, from, limit, maxBytes) {
 			out = append(out, tx.Nonce)
 		}
 		return out
 	}
-	first := transfer(alice, 1, 1)
+	first := payBob(alice, 1, 1)
 	one := encodedSize(&first)
 	for _, tc := range []struct {
 		name            string
@@ -51,7 +51,7 @@ func TestRun(t *testing.T) {
 			}
 		}
 	}
-	if got := p.Run(bob.addr, 1, 10, 1<<20); got != nil {
+	if got := p.Run(bob.Addr, 1, 10, 1<<20); got != nil {
 		t.Errorf("unknown sender: %v", got)
 	}
 }
@@ -64,7 +64,7 @@ func TestLingering(t *testing.T) {
 	st := g.State()
 	p := New(g, Config{})
 	for _, n := range []uint64{1, 2, 3, 5} { // 5 queued
-		mustAdd(t, p, st, transfer(alice, 1, n))
+		mustAdd(t, p, st, payBob(alice, 1, n))
 	}
 	const h = time.Hour
 	t0 := time.Now()

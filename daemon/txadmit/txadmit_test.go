@@ -5,7 +5,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/mempool"
-	"github.com/poslab/posd/keystore"
+	"github.com/poslab/posd/internal/testkit"
 )
 
 // recordingPool is a pool that admits everything and remembers what it
@@ -28,39 +28,32 @@ func (p *recordingPool) AdmitNewest(txs []chain.Transaction, ids []chain.Hash, n
 // every other refusal is the pool's, so a stake change that breaks another
 // rule reaches the pool and gets the pool's code.
 func TestAdmitRefusesStakeTotals(t *testing.T) {
-	staker, _ := keystore.Generate()
-	whale, _ := keystore.Generate()
-	g := chain.DefaultGenesis()
-	g.ChainID = "posd-admit"
-	g.MaxLots = 1000
-	g.MinTotalStake = 100
-	st := chain.NewState()
-	st.SetAccount(staker.Address(), chain.Account{Balance: 50, Stake: 100})
-	st.SetAccount(whale.Address(), chain.Account{Balance: 5000})
+	staker, whale := testkit.Named("staker"), testkit.Named("whale")
+	g := testkit.Genesis([]chain.Allocation{testkit.Fund(staker, 50, 100), testkit.Fund(whale, 5000, 0)},
+		func(g *chain.Genesis) { g.MaxLots, g.MinTotalStake = 1000, 100 })
+	st := g.State()
 
-	tx := func(k *keystore.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
-		tx := chain.Transaction{Type: typ, ChainID: g.ChainID, To: k.Address(), Amount: amount, Nonce: nonce}
-		k.SignTx(&tx)
-		return tx
+	// selfTx is k's fee-less transaction of typ to itself.
+	selfTx := func(k testkit.Key, typ chain.TxType, amount, nonce uint64) chain.Transaction {
+		return testkit.Tx(k, typ, "", amount, 0, nonce)
 	}
 	tests := []struct {
 		name string
 		tx   chain.Transaction
 		want *chain.RuleError
 	}{
-		{"stake within max_lots", tx(whale, chain.TxStake, 900, 1), nil},
-		{"stake over max_lots", tx(whale, chain.TxStake, 901, 1), chain.ErrStakeLimit},
-		{"stake over max_lots after a gap", tx(whale, chain.TxStake, 901, 3), chain.ErrStakeLimit},
-		{"unstake below min_total_stake", tx(staker, chain.TxUnstake, 1, 1), chain.ErrStakeFloor},
-		{"stake over max_lots with a used nonce: the pool's", tx(whale, chain.TxStake, 901, 0), nil},
+		{"stake within max_lots", selfTx(whale, chain.TxStake, 900, 1), nil},
+		{"stake over max_lots", selfTx(whale, chain.TxStake, 901, 1), chain.ErrStakeLimit},
+		{"stake over max_lots after a gap", selfTx(whale, chain.TxStake, 901, 3), chain.ErrStakeLimit},
+		{"unstake below min_total_stake", selfTx(staker, chain.TxUnstake, 1, 1), chain.ErrStakeFloor},
+		{"stake over max_lots with a used nonce: the pool's", selfTx(whale, chain.TxStake, 901, 0), nil},
 		{"stake over max_lots on another chain: the pool's", func() chain.Transaction {
-			t := tx(whale, chain.TxStake, 901, 1)
+			t := selfTx(whale, chain.TxStake, 901, 1)
 			t.ChainID = "elsewhere"
-			whale.SignTx(&t)
-			return t
+			return testkit.Resign(whale, t)
 		}(), nil},
-		{"unstake beyond the stake: the pool's", tx(staker, chain.TxUnstake, 101, 1), nil},
-		{"transfer", tx(whale, chain.TxTransfer, 10, 1), nil},
+		{"unstake beyond the stake: the pool's", selfTx(staker, chain.TxUnstake, 101, 1), nil},
+		{"transfer", selfTx(whale, chain.TxTransfer, 10, 1), nil},
 	}
 	for _, withIDs := range []bool{false, true} {
 		pool := &recordingPool{}

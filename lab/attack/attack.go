@@ -121,20 +121,22 @@ type Config struct {
 	IdleGap int
 	// MinGap is how many slots every block costs on top of its rank: a
 	// block of rank k may be forged (k+MinGap) slots after its parent.
-	// DESIGN v2 says 0: a rank-0 block may reuse its parent's timestamp.
+	// The v2 rules say 0 (docs/CONSENSUS.md, Block header, Timing: a
+	// rank-0 block may reuse its parent's timestamp).
 	// 1 is a proposed rule under which a private chain cannot outpace the
 	// heartbeat. Private only; a whole number of ticks (TicksPerSlot).
 	MinGap float64
 	// HeartbeatInterval is how old, in slots, the head must be before the
 	// honest rank-0 candidate forges an empty block (the heartbeat's
-	// cadence). DESIGN v2 says 1 (slot_ms), the default; fallback ranks
-	// keep their wait of rank × slot. Private only.
+	// cadence). The v2 rules first said 1 (slot_ms), the default here;
+	// posd now beats at slot_ms/4 (docs/CONSENSUS.md, The heartbeat).
+	// Fallback ranks keep their wait of rank × slot. Private only.
 	HeartbeatInterval float64
 	// IdleBeat, if above 0, is how often, in slots, a resting chain still
 	// forges an empty block (the heartbeat never fully rests). With an
 	// IdleGap longer than IdleBeat, the payment's parent is the last such
 	// beat and the attacker may fork from any beat below it. 0: the chain
-	// rests (DESIGN v2). Private only.
+	// rests (the v2 rules: docs/CONSENSUS.md, The heartbeat). Private only.
 	IdleBeat float64
 	// Seed makes a run reproducible; another seed is another run.
 	Seed string

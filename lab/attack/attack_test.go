@@ -187,7 +187,7 @@ func TestPrivateModelLimits(t *testing.T) {
 }
 
 // TestMinGap: if every block cost a slot on top of its rank (a proposed
-// rule, not DESIGN v2), the attacker's free rank-0 blocks are gone and the
+// rule, not in the v2 rules of docs/CONSENSUS.md), the attacker's free rank-0 blocks are gone and the
 // heartbeat outpaces it even against one honest staker.
 func TestMinGap(t *testing.T) {
 	cfg := Config{Attack: Private, Election: alg(t, "weighted"), AttackerShare: 0.33, Honest: 1, Heartbeat: true, Rounds: 600, Workers: 2}
@@ -449,7 +449,7 @@ func TestHeartbeatInterval(t *testing.T) {
 	if a, b := rs.Reversal[11], rf.Reversal[11]; b.Hi >= a.Lo {
 		t.Errorf("k=12: F=0.25 %+v not below F=1 %+v", b, a)
 	}
-	// F = 1 is DESIGN v2: the same outcome as leaving it unset.
+	// F = 1 is the v2 rules' first cadence: the same outcome as leaving it unset.
 	one := base
 	one.HeartbeatInterval = 1
 	if r := run(t, one); !reflect.DeepEqual(r.Reversal, rs.Reversal) {
@@ -511,7 +511,7 @@ func TestIdleBeat(t *testing.T) {
 			t.Errorf("%s, k=6: %+v, want its interval within [%v, %v]", tc.name, six, tc.lo, tc.hi)
 		}
 	}
-	// One-slot beats before the payment (DESIGN v2's cadence): forking
+	// One-slot beats before the payment (the v2 rules' first cadence): forking
 	// from one of 63 beats against from P-1 alone.
 	one := base
 	one.HeartbeatInterval, one.Rounds = 1, 150

@@ -24,7 +24,7 @@ import (
 // of the chain it will replace), so the payment's block P is forged by the
 // first honest candidate, of rank rh, as soon as the rules let it.
 //
-// With MinGap g (0 in DESIGN v2) every block costs g more slots: rank k
+// With MinGap g (0 in the v2 rules, docs/CONSENSUS.md) every block costs g more slots: rank k
 // forges (k+g) slots after its parent.
 //
 // The honest chain then grows:
@@ -137,7 +137,7 @@ func (m *model) private(ctx context.Context, res *Result) error {
 
 // TicksPerSlot is the model's clock resolution: the heartbeat interval,
 // min gap and idle beat are whole ticks (a thousandth of a slot; 2 ms
-// with DESIGN's slot_ms of 2000).
+// with the default slot_ms of 2000, docs/CONSENSUS.md).
 const TicksPerSlot = 1000
 
 // ticks converts slots to ticks, rounding to the nearest tick.
