@@ -19,7 +19,6 @@
 package chainmgr
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -83,6 +82,8 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 	// Metrics receives import, election and commit times; nil records nothing.
 	Metrics *metrics.Chain
+	// ForkChoice decides every switch of branch (forkchoice.go); nil: V2.
+	ForkChoice ForkChoice
 }
 
 // Manager is the chain manager. Its methods are safe for concurrent use.
@@ -108,7 +109,8 @@ type Manager struct {
 	// swap, pruning) is in progress, and counts them: work done off the
 	// lock from a snapshot is trusted only if seq did not change meanwhile.
 	seq    atomic.Uint64
-	ix     index
+	ix     index      // the block tree (blocktree.go)
+	fc     ForkChoice // forkchoice.go
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
@@ -150,7 +152,10 @@ func New(cfg Config) (*Manager, error) {
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
 		subs:  make(map[*subscriber]struct{}), future: newFuture(),
-		met: cfg.Metrics, caps: defaultSideCaps,
+		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
+	}
+	if m.fc == nil {
+		m.fc = V2{}
 	}
 	if cfg.Metrics != nil {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
@@ -175,7 +180,7 @@ func New(cfg Config) (*Manager, error) {
 	if m.head, err = m.st.Head(); err != nil {
 		return nil, err
 	}
-	if err := m.ix.load(m.st); err != nil {
+	if err := m.ix.load(m.st, m.head, m.state); err != nil {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
@@ -406,89 +411,6 @@ func (m *Manager) BlockStatus(h chain.Hash) (Status, chain.ErrorCode, error) {
 	return StatusSide, "", nil
 }
 
-// index is the in-memory block index beyond the main chain: side blocks
-// (stored, valid) and invalid blocks (remembered, never stored), both
-// mirrored on disk so a restart knows them.
-type index struct {
-	mu      sync.RWMutex
-	side    map[chain.Hash]uint64
-	invalid map[chain.Hash]store.BlockRef
-	book    sideBook // side blocks under the caps (sidecap.go)
-}
-
-func (ix *index) load(st Store) error {
-	ix.side = make(map[chain.Hash]uint64)
-	ix.invalid = make(map[chain.Hash]store.BlockRef)
-	side, err := st.SideBlocks()
-	if err != nil {
-		return err
-	}
-	for _, r := range side {
-		ix.side[r.Hash] = r.Height
-	}
-	if err := ix.loadSideBook(st); err != nil {
-		return err
-	}
-	inv, err := st.InvalidBlocks()
-	if err != nil {
-		return err
-	}
-	for _, r := range inv {
-		ix.invalid[r.Hash] = r
-	}
-	return nil
-}
-
-func (ix *index) invalidRef(h chain.Hash) (store.BlockRef, bool) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	r, ok := ix.invalid[h]
-	return r, ok
-}
-
-func (ix *index) isSide(h chain.Hash) bool {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	_, ok := ix.side[h]
-	return ok
-}
-
-func (ix *index) setSide(h chain.Hash, height uint64, side bool) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if side {
-		ix.side[h] = height
-	} else {
-		delete(ix.side, h)
-		ix.book.remove(h)
-	}
-}
-
-// addInvalid remembers ref; false when the index is full or knew it.
-func (ix *index) addInvalid(ref store.BlockRef) bool {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if _, ok := ix.invalid[ref.Hash]; ok || len(ix.invalid) >= maxInvalid {
-		return false
-	}
-	ix.invalid[ref.Hash] = ref
-	return true
-}
-
-func (ix *index) prune(below uint64, removed []store.BlockRef) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	for _, r := range removed {
-		delete(ix.side, r.Hash)
-		ix.book.remove(r.Hash)
-	}
-	for h, r := range ix.invalid {
-		if r.Height < below {
-			delete(ix.invalid, h)
-		}
-	}
-}
-
 // check refuses a block known invalid, or whose parent is.
 func (m *Manager) checkIndex(b *chain.Block, hash chain.Hash) error {
 	if ref, ok := m.ix.invalidRef(hash); ok {
@@ -516,27 +438,4 @@ func (m *Manager) judge(b *chain.Block, hash chain.Hash, err error) {
 		m.log.Warn("could not record an invalid block", "hash", hash.String(), "err", perr.Error())
 	}
 	m.log.Info("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "err", err.Error())
-}
-
-// fork choice helper: is branch (ascending, forking from fork) better than
-// the main chain above fork? The higher chain wins; at equal height the
-// branch whose first block has the lower rank, then the lower hash.
-func (m *Manager) betterThanMain(branch []*chain.Block, fork *chain.Block) (bool, error) {
-	tip := branch[len(branch)-1]
-	switch {
-	case tip.Height > m.head.Height:
-		return true, nil
-	case tip.Height < m.head.Height:
-		return false, nil
-	}
-	mainFirst, err := m.st.BlockByHeight(fork.Height + 1)
-	if err != nil {
-		return false, local("read main chain", err)
-	}
-	first := branch[0]
-	if first.Rank != mainFirst.Rank {
-		return first.Rank < mainFirst.Rank, nil
-	}
-	fh, mh := first.Hash(), mainFirst.Hash()
-	return bytes.Compare(fh[:], mh[:]) < 0, nil
 }

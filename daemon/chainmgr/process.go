@@ -317,14 +317,13 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	snap := newSnapshot(m.snap.Load().version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
+	m.ix.connect(added, reverted, m.state)
 	for _, b := range reverted {
 		m.stats.txs.Add(-int64(len(b.Transactions)))
-		m.ix.setSide(b.Hash(), b.Height, true)
 	}
 	for _, b := range added {
 		m.stats.blocks.Add(1)
 		m.stats.txs.Add(int64(len(b.Transactions)))
-		m.ix.setSide(b.Hash(), b.Height, false)
 		m.observeEvidence(b, b.Hash())
 	}
 	m.ev.onChain(added, reverted, m.state, m.now())
@@ -356,7 +355,7 @@ func (m *Manager) pruneLocked() {
 type sideWork struct {
 	head     *chain.Block   // the head it was computed against
 	branch   []*chain.Block // from the fork (excluded) to the block
-	fork     *chain.Block   // the main-chain block the branch forks from
+	fork     *Node          // the main-chain block the branch forks from
 	st       *chain.State   // the state after the block
 	reverted []*chain.Block // main-chain blocks above fork, newest first
 	undos    []*chain.Undo  // the branch's undo records
@@ -376,12 +375,25 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 	if err != nil {
 		return nil, local("read parent", err)
 	}
-	branch, fork, err := m.branchTo(parent)
+	if _, ok := m.ix.node(b.PrevHash); !ok && parent.Height+MaxReorgDepth < head.Height {
+		// Below the tree's window: on the main chain, out of reach.
+		return nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("parent at height %d, more than %d blocks below the head", parent.Height, MaxReorgDepth)}
+	}
+	nodes, fork, err := m.ix.branch(b.PrevHash)
 	if err != nil {
 		return nil, err
 	}
 	if depth := int64(head.Height) - int64(fork.Height); depth > MaxReorgDepth {
 		return nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, depth, MaxReorgDepth)}
+	}
+	// The walk read only the tree; the branch's bodies are read now, to
+	// apply them (the parent's is at hand).
+	var branch []*chain.Block
+	if len(nodes) > 0 {
+		if branch, err = blocksOf(m.st, nodes[:len(nodes)-1]); err != nil {
+			return nil, err
+		}
+		branch = append(branch, parent)
 	}
 	st, reverted, undos, err := m.stateOn(head, base, fork, branch)
 	if err != nil {
@@ -419,12 +431,12 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 			return err
 		}
 	}
-	better, err := m.betterThanMain(work.branch, work.fork)
+	hash := b.Hash()
+	better, err := m.chooses(m.ix.candidate(b, hash, work.st))
 	if err != nil {
 		return err
 	}
 	if !better {
-		hash := b.Hash()
 		var size int64
 		if capped {
 			// The caps again, under the lock: concurrent imports of one
@@ -439,13 +451,9 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 		if err := m.st.PutBlock(b); err != nil {
 			return local("store side block", err)
 		}
-		if capped {
-			m.ix.addSide(b, hash, size)
-		} else {
-			// Stored uncapped (synced): not counted, like the blocks a
-			// reorg leaves.
-			m.ix.setSide(hash, b.Height, true)
-		}
+		// Stored uncapped (synced, size 0): not counted, like the
+		// blocks a reorg leaves.
+		m.ix.addSide(b, hash, size, work.st)
 		m.observeEvidence(b, hash)
 		return ErrSideBlock
 	}
@@ -459,21 +467,25 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 	if mh, err := m.st.HashAt(b.Height); err == nil && mh == hash {
 		return ErrKnownBlock
 	}
-	stored, err := m.st.BlockByHash(hash)
-	if err != nil {
-		return local("read block", err)
+	if _, ok := m.ix.node(hash); !ok {
+		// Stored but not in the tree: on the main chain below its window.
+		return ErrKnownBlock
 	}
-	branch, fork, err := m.branchTo(stored)
+	nodes, fork, err := m.ix.branch(hash)
 	if err != nil {
 		return err
 	}
-	if m.head.Height-fork.Height > MaxReorgDepth {
+	if len(nodes) == 0 || m.head.Height-fork.Height > MaxReorgDepth {
 		return ErrKnownBlock
 	}
-	if better, err := m.betterThanMain(branch, fork); err != nil || !better {
+	if better, err := m.chooses(nodes[len(nodes)-1]); err != nil || !better {
 		if err == nil {
 			err = ErrKnownBlock
 		}
+		return err
+	}
+	branch, err := blocksOf(m.st, nodes)
+	if err != nil {
 		return err
 	}
 	st, reverted, undos, err := m.stateOn(m.head, m.state, fork, branch)
@@ -485,7 +497,7 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 
 // switchLocked makes branch the main chain in one store transaction; st
 // is the state after it. m.state is untouched until the commit succeeded.
-func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *chain.Block) error {
+func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *Node) error {
 	m.seq.Add(1)
 	defer m.seq.Add(1)
 	if err := m.st.Switch(len(reverted), branch, nil, undos, st); err != nil {
@@ -500,40 +512,11 @@ func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.U
 	return nil
 }
 
-// branchTo walks from b back to the main chain: it returns the stored
-// branch ending with b (ascending; empty when b is on the main chain) and
-// the main-chain block it forks from.
-func (m *Manager) branchTo(b *chain.Block) ([]*chain.Block, *chain.Block, error) {
-	var branch []*chain.Block
-	cur := b
-	for i := 0; ; i++ {
-		if mh, err := m.st.HashAt(cur.Height); err == nil && mh == cur.Hash() {
-			for l, r := 0, len(branch)-1; l < r; l, r = l+1, r-1 {
-				branch[l], branch[r] = branch[r], branch[l]
-			}
-			return branch, cur, nil
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, nil, local("read main chain", err)
-		}
-		if i > MaxReorgDepth+1 {
-			return nil, nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: "branch longer than the reorg limit without meeting the main chain"}
-		}
-		branch = append(branch, cur)
-		parent, err := m.st.BlockByHash(cur.PrevHash)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, ErrUnknownParent
-		} else if err != nil {
-			return nil, nil, local("read block", err)
-		}
-		cur = parent
-	}
-}
-
 // stateOn computes, on a copy of base (the state after head), the state
 // after branch (stored blocks, each validated when it was stored) forking
 // from the main chain at fork. It returns that state, the main-chain blocks
 // it reverted (newest first) and the branch's undo records.
-func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Block, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
+func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
 	m.stats.branchChecks.Add(1)
 	st := base.Clone()
 	var reverted []*chain.Block

@@ -149,28 +149,7 @@ func (m *Manager) sideStats() (blocks int, bytes int64) {
 	return len(m.ix.book.entries), m.ix.book.bytes
 }
 
-// addSide records b (hash h, encoded size) as a stored side block.
-func (ix *index) addSide(b *chain.Block, h chain.Hash, size int64) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.side[h] = b.Height
-	ix.book.add(h, sideEntry{slot: slotOf(b), size: size})
-}
-
 // errNotStored is a side block a cap keeps from the store.
 func errNotStored(reason string) error {
 	return fmt.Errorf("%w; not stored: %s", ErrSideBlock, reason)
-}
-
-// loadSideBook counts the stored side blocks after a restart.
-func (ix *index) loadSideBook(st Store) error {
-	ix.book.init()
-	for h := range ix.side {
-		b, err := st.BlockByHash(h)
-		if err != nil {
-			return fmt.Errorf("read side block %s: %w", h, err)
-		}
-		ix.book.add(h, sideEntry{slot: slotOf(b), size: int64(len(chain.EncodeBlock(b)))})
-	}
-	return nil
 }

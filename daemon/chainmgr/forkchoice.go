@@ -1,0 +1,80 @@
+package chainmgr
+
+import "bytes"
+
+// ForkChoice decides whether the chain moves onto another branch. The
+// manager asks it for every such decision: each block off the main chain,
+// once validated on its branch and before it is stored or switched to
+// (sideLocked: a refused block is neither), and a stored side branch
+// offered again (knownLocked). Extending the head is no decision (the head's child is
+// always preferred to the head) and does not ask it.
+//
+// Both methods see nodes of the block tree (blocktree.go): candidate is
+// the tip of the branch (possibly a node not yet in the tree, linked to
+// its parent there), current the main chain's tip. Their common ancestor
+// and the first block of each side are Fork(candidate, current). They run
+// under the import lock and must not block: everything they need is in
+// the nodes or in the implementation's own memory.
+//
+// How fork choice v3 (DESIGN "v3 rules", issue 20) plugs in: a type that
+// holds the latest final checkpoint (height and hash, fed by the manager
+// from chain.State.Finality().Finalized after each commit) and
+//   - Allowed walks candidate's Parent pointers down to the final height
+//     and refuses with ErrConflictsWithFinal unless the node there has the
+//     final hash (a branch forking below the tree's window is refused by
+//     the reorg limit before fork choice is asked);
+//   - Better compares candidate.Justified with current.Justified (both
+//     known: the main tip always, a side tip once validated, since the
+//     manager computes the state after a side block before it asks) and
+//     prefers the higher, and on a tie defers to V2.Better.
+//
+// It is set in Config.ForkChoice; nil is V2.
+type ForkChoice interface {
+	// Allowed is nil if the chain may move onto the branch ending at
+	// candidate at all, otherwise a coded rule error saying why not (a
+	// peer fault if the branch came from a peer). It runs before Better.
+	Allowed(candidate, current *Node) error
+	// Better reports whether the branch ending at candidate should
+	// replace the main chain ending at current.
+	Better(candidate, current *Node) bool
+}
+
+// V2 is fork choice v2, the default: the higher chain wins; at equal
+// height the branch whose first block above the common ancestor has the
+// lower rank, then the lower hash. It refuses no branch.
+type V2 struct{}
+
+// Allowed refuses nothing: v2 has no final blocks.
+func (V2) Allowed(candidate, current *Node) error { return nil }
+
+// Better is v2's rule.
+func (V2) Better(candidate, current *Node) bool {
+	switch {
+	case candidate.Height > current.Height:
+		return true
+	case candidate.Height < current.Height:
+		return false
+	}
+	_, c, m := Fork(candidate, current)
+	if c == nil || m == nil {
+		// The same block, or branches that do not meet in the tree (the
+		// reorg limit refuses those before fork choice is asked).
+		return false
+	}
+	if c.Rank != m.Rank {
+		return c.Rank < m.Rank
+	}
+	return bytes.Compare(c.Hash[:], m.Hash[:]) < 0
+}
+
+var _ ForkChoice = V2{}
+
+// chooses asks the fork choice whether the branch ending at candidate
+// replaces the main chain.
+func (m *Manager) chooses(candidate *Node) (bool, error) {
+	current := m.ix.head()
+	if err := m.fc.Allowed(candidate, current); err != nil {
+		return false, err
+	}
+	return m.fc.Better(candidate, current), nil
+}
