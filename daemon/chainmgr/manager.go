@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/evidencepool"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 )
@@ -84,6 +85,9 @@ type Config struct {
 	Metrics *metrics.Chain
 	// ForkChoice decides every switch of branch (forkchoice.go); nil: V2.
 	ForkChoice ForkChoice
+	// Observers hear of every checked block and every move of the main
+	// chain, after the evidence pool (evidence.go).
+	Observers []Observer
 }
 
 // Manager is the chain manager. Its methods are safe for concurrent use.
@@ -117,7 +121,8 @@ type Manager struct {
 	subsMu sync.Mutex
 	subs   map[*subscriber]struct{}
 
-	ev     evidencePool // evidence.go
+	ev     *evidencepool.Pool // evidence.go
+	obs    observers          // the pool and Config.Observers
 	caps   sideCaps     // bounds of side blocks (sidecap.go)
 	future *future      // blocks from a little ahead of our clock (future.go)
 
@@ -161,8 +166,6 @@ func New(cfg Config) (*Manager, error) {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
 		m.elect.met = cfg.Metrics
 	}
-	m.ev.init()
-	m.ev.met = cfg.Metrics.Evidence()
 	if cfg.Sigs == nil {
 		cfg.Sigs = NewSigCache(0)
 	}
@@ -180,16 +183,18 @@ func New(cfg Config) (*Manager, error) {
 	if m.head, err = m.st.Head(); err != nil {
 		return nil, err
 	}
+	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence()})
+	m.obs = append(observers{m.ev}, cfg.Observers...)
 	if err := m.ix.load(m.st, m.head, m.state); err != nil {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
-	if err := m.loadEvidence(); err != nil {
-		return nil, err
-	}
 	chain.ElectionTable(m.g, m.state) // kept up to date from here on (publishLocked)
 	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
+	if err := m.obs.started(m.head, snap.state); err != nil {
+		return nil, err
+	}
 	go snap.warm()
 	go m.futureLoop()
 	return m, nil

@@ -222,7 +222,7 @@ func (m *Manager) checkOffHead(b *chain.Block, hash chain.Hash) error {
 	}
 	if b.Height < m.snap.Load().Height() {
 		if why := m.sideRefusal(b, 0); why != "" {
-			m.observeEvidence(b, hash)
+			m.obs.checked(b, hash)
 			return errNotStored(why)
 		}
 	}
@@ -324,9 +324,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	for _, b := range added {
 		m.stats.blocks.Add(1)
 		m.stats.txs.Add(int64(len(b.Transactions)))
-		m.observeEvidence(b, b.Hash())
 	}
-	m.ev.onChain(added, reverted, m.state, m.now())
+	m.obs.moved(m.head, added, reverted, snap.state)
 	m.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
@@ -444,7 +443,7 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 			// block is encoded to be sized.)
 			size = int64(len(chain.EncodeBlock(b)))
 			if why := m.sideRefusal(b, size); why != "" {
-				m.observeEvidence(b, hash)
+				m.obs.checked(b, hash)
 				return errNotStored(why)
 			}
 		}
@@ -454,7 +453,7 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 		// Stored uncapped (synced, size 0): not counted, like the
 		// blocks a reorg leaves.
 		m.ix.addSide(b, hash, size, work.st)
-		m.observeEvidence(b, hash)
+		m.obs.checked(b, hash)
 		return ErrSideBlock
 	}
 	return m.switchLocked(work.reverted, work.branch, work.undos, work.st, work.fork)

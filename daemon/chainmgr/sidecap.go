@@ -131,7 +131,7 @@ func (s *sideBook) refusal(b *chain.Block, size int64, caps sideCaps) string {
 // as a side block ("" if it may): a cap, or an equivocation already on
 // record for its slot. size is its encoded size (0 if not known yet).
 func (m *Manager) sideRefusal(b *chain.Block, size int64) string {
-	if m.ev.equivocated(b.Forger, b.Height, b.PrevHash) {
+	if m.ev.Equivocated(b.Forger, b.Height, b.PrevHash) {
 		return fmt.Sprintf("forger %s equivocated at height %d on this parent already", b.Forger, b.Height)
 	}
 	if _, ok := m.snap.Load().Slashed(b.Forger, b.Height); ok {

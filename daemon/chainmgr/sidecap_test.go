@@ -64,7 +64,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	mustImport(t, m, []*chain.Block{b2})
 	before := tc.dbSize()
 
-	evs, cancel := m.SubscribeEvidence(256)
+	evs, cancel := m.EvidencePool().Subscribe(256)
 	defer cancel()
 	start := time.Now()
 	for i := range 150 {
@@ -87,7 +87,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	if stored != 1 {
 		t.Fatalf("%d variants stored, want 1 (with the main chain's block: two headers, the proof)", stored)
 	}
-	recs := m.Evidence()
+	recs := m.EvidencePool().Records()
 	if len(recs) != 1 || recs[0].Evidence.Forger() != tc.forger.Address() || recs[0].Evidence.Height() != 1 {
 		t.Fatalf("evidence records %+v, want one for height 1", recs)
 	}
@@ -102,7 +102,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 
 	// Slashed: the next block carries the evidence.
 	b3 := chain.NewBlock(tc.g, &b2.Header, 0, b2.Timestamp+10, nil)
-	b3.SetEvidence(m.PendingEvidence())
+	b3.SetEvidence(m.EvidencePool().Pending())
 	tc.forger.SignHeader(&b3.Header)
 	mustImport(t, m, []*chain.Block{b3})
 	if s, ok := m.Snapshot().Slashed(tc.forger.Address(), 1); !ok || s.Burned == 0 {
@@ -122,7 +122,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	if grown := tc.dbSize() - before; grown > 1<<20 {
 		t.Fatalf("chain.db grew by %d bytes after the slashing", grown)
 	}
-	if recs := m.Evidence(); len(recs) != 1 {
+	if recs := m.EvidencePool().Records(); len(recs) != 1 {
 		t.Fatalf("%d evidence records after more variants, want 1", len(recs))
 	}
 	select {
