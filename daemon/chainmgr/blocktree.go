@@ -3,7 +3,9 @@ package chainmgr
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/store"
@@ -106,11 +108,18 @@ type index struct {
 	tip     *Node // the main chain's head
 	invalid map[chain.Hash]store.BlockRef
 	book    sideBook // side blocks under the caps (sidecap.go)
+
+	// For the invalid records: where they are kept, the log, and the
+	// counter of blocks refused as known invalid. Set by load.
+	st           Store
+	log          *slog.Logger
+	knownInvalid *atomic.Int64
 }
 
 // load builds the tree from the store: the main chain's window below head
 // and every stored side block, then the invalid records.
-func (ix *index) load(st Store, head *chain.Block, headState *chain.State) error {
+func (ix *index) load(st Store, log *slog.Logger, knownInvalid *atomic.Int64, head *chain.Block, headState *chain.State) error {
+	ix.st, ix.log, ix.knownInvalid = st, log, knownInvalid
 	ix.nodes = make(map[chain.Hash]*Node)
 	ix.invalid = make(map[chain.Hash]store.BlockRef)
 	ix.book.init()
@@ -276,6 +285,36 @@ func (ix *index) branch(hash chain.Hash) ([]*Node, *Node, error) {
 		branch[l], branch[r] = branch[r], branch[l]
 	}
 	return branch, cur, nil
+}
+
+// check refuses a block known invalid, or whose parent is.
+func (ix *index) check(b *chain.Block, hash chain.Hash) error {
+	if ref, ok := ix.invalidRef(hash); ok {
+		ix.knownInvalid.Add(1)
+		return knownInvalid(hash, ref.Code)
+	}
+	if ref, ok := ix.invalidRef(b.PrevHash); ok {
+		ix.knownInvalid.Add(1)
+		return &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("parent %s is invalid (%s)", b.PrevHash, ref.Code)}
+	}
+	return nil
+}
+
+// judge remembers a block that broke a rule binding its hash, on disk
+// too.
+func (ix *index) judge(b *chain.Block, hash chain.Hash, err error) {
+	code, ok := remembered(err)
+	if !ok {
+		return
+	}
+	ref := store.BlockRef{Hash: hash, Height: b.Height, Code: code}
+	if !ix.addInvalid(ref) {
+		return
+	}
+	if perr := ix.st.PutInvalid(ref); perr != nil {
+		ix.log.Warn("could not record an invalid block", "hash", hash.String(), "err", perr.Error())
+	}
+	ix.log.Info("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "err", err.Error())
 }
 
 // addInvalid remembers ref; false when the index is full or knew it.

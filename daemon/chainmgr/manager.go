@@ -92,6 +92,7 @@ type Config struct {
 
 // Manager is the chain manager. Its methods are safe for concurrent use.
 type Manager struct {
+	Reads  // reads.go
 	g      *chain.Genesis
 	st     Store
 	verify *Verifier
@@ -118,13 +119,12 @@ type Manager struct {
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
-	subsMu sync.Mutex
-	subs   map[*subscriber]struct{}
+	subs subscribers // feed.go
 
 	ev     *evidencepool.Pool // evidence.go
 	obs    observers          // the pool and Config.Observers
-	caps   sideCaps     // bounds of side blocks (sidecap.go)
-	future *future      // blocks from a little ahead of our clock (future.go)
+	caps   sideCaps           // bounds of side blocks (sidecap.go)
+	future *future            // blocks from a little ahead of our clock (future.go)
 
 	stats stats
 }
@@ -156,7 +156,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  make(map[*subscriber]struct{}), future: newFuture(),
+		subs:  subscribers{m: make(map[*subscriber]struct{})}, future: newFuture(),
 		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
 	}
 	if m.fc == nil {
@@ -166,6 +166,7 @@ func New(cfg Config) (*Manager, error) {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
 		m.elect.met = cfg.Metrics
 	}
+	m.Reads = Reads{st: m.st}
 	if cfg.Sigs == nil {
 		cfg.Sigs = NewSigCache(0)
 	}
@@ -185,7 +186,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence()})
 	m.obs = append(observers{m.ev}, cfg.Observers...)
-	if err := m.ix.load(m.st, m.head, m.state); err != nil {
+	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
@@ -196,7 +197,10 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	go snap.warm()
-	go m.futureLoop()
+	m.future.slotMs, m.future.now, m.future.log = m.g.SlotMs, m.now, m.log
+	m.future.closed = m.closed.Load
+	m.future.process = func(b *chain.Block) error { return m.processBlock(b, nil) }
+	go m.future.loop()
 	return m, nil
 }
 
@@ -269,13 +273,13 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
-			m.closeSubs()
+			m.subs.closeAll()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
-	m.closeSubs()
+	m.subs.closeAll()
 	return m.st.Close()
 }
 
@@ -301,69 +305,15 @@ type Event struct {
 // counts the events merged away).
 func (m *Manager) Subscribe(maxBytes int) (<-chan Event, func()) {
 	s := newSubscriber(maxBytes, &m.stats.dropped)
-	m.subsMu.Lock()
-	if m.closed.Load() {
-		s.close()
-	} else {
-		m.subs[s] = struct{}{}
-	}
-	m.subsMu.Unlock()
-	return s.out, func() {
-		m.subsMu.Lock()
-		delete(m.subs, s)
-		m.subsMu.Unlock()
-		s.close()
-	}
+	m.subs.add(s, m.closed.Load)
+	return s.out, func() { m.subs.remove(s) }
 }
-
-func (m *Manager) closeSubs() {
-	m.subsMu.Lock()
-	for s := range m.subs {
-		s.close()
-		delete(m.subs, s)
-	}
-	m.subsMu.Unlock()
-}
-
-func (m *Manager) emit(ev Event) {
-	m.subsMu.Lock()
-	defer m.subsMu.Unlock()
-	for s := range m.subs {
-		s.push(ev)
-	}
-}
-
-// Reads of stored blocks and transactions. bbolt readers do not wait for
-// the writer, so these never wait for an import either.
-
-// BlockByHeight returns a main-chain block (store.ErrNotFound when absent).
-func (m *Manager) BlockByHeight(h uint64) (*chain.Block, error) { return m.st.BlockByHeight(h) }
-
-// BlockByHash returns any stored block, main chain or side branch.
-func (m *Manager) BlockByHash(h chain.Hash) (*chain.Block, error) { return m.st.BlockByHash(h) }
-
-// Blocks returns main-chain blocks ascending from `from`, at most limit.
-func (m *Manager) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return m.st.Blocks(from, limit)
-}
-
-// HashAt is the hash of the main-chain block at height h.
-func (m *Manager) HashAt(h uint64) (chain.Hash, error) { return m.st.HashAt(h) }
 
 // CachedCandidates returns the election for the child of parent if it was
 // computed recently; it never runs an election.
 func (m *Manager) CachedCandidates(parent chain.Hash) ([]chain.Address, bool) {
 	return m.elect.cached(parent)
 }
-
-// TxLocation finds a committed transaction.
-func (m *Manager) TxLocation(id chain.Hash) (uint64, int, error) { return m.st.TxLocation(id) }
-
-// Meta and PutMeta keep the node's own small records in the store.
-func (m *Manager) Meta(key string) ([]byte, error) { return m.st.Meta(key) }
-
-// PutMeta stores a node record (see Meta).
-func (m *Manager) PutMeta(key string, v []byte) error { return m.st.PutMeta(key, v) }
 
 // CheckDisk compares the state stored on disk with the current snapshot's;
 // they must agree after every commit. It reads the whole state (slow).
@@ -414,33 +364,4 @@ func (m *Manager) BlockStatus(h chain.Hash) (Status, chain.ErrorCode, error) {
 		return StatusMain, "", nil
 	}
 	return StatusSide, "", nil
-}
-
-// check refuses a block known invalid, or whose parent is.
-func (m *Manager) checkIndex(b *chain.Block, hash chain.Hash) error {
-	if ref, ok := m.ix.invalidRef(hash); ok {
-		m.stats.knownInvalid.Add(1)
-		return knownInvalid(hash, ref.Code)
-	}
-	if ref, ok := m.ix.invalidRef(b.PrevHash); ok {
-		m.stats.knownInvalid.Add(1)
-		return &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("parent %s is invalid (%s)", b.PrevHash, ref.Code)}
-	}
-	return nil
-}
-
-// judge remembers a block that broke a rule binding its hash.
-func (m *Manager) judge(b *chain.Block, hash chain.Hash, err error) {
-	code, ok := remembered(err)
-	if !ok {
-		return
-	}
-	ref := store.BlockRef{Hash: hash, Height: b.Height, Code: code}
-	if !m.ix.addInvalid(ref) {
-		return
-	}
-	if perr := m.st.PutInvalid(ref); perr != nil {
-		m.log.Warn("could not record an invalid block", "hash", hash.String(), "err", perr.Error())
-	}
-	m.log.Info("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "err", err.Error())
 }

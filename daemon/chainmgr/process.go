@@ -76,10 +76,7 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 // side) or kept until due (future.go). A store it cannot read counts as
 // holding it: callers use a false answer against a peer.
 func (m *Manager) HasBlock(h chain.Hash) bool {
-	m.future.mu.Lock()
-	_, early := m.future.blocks[h]
-	m.future.mu.Unlock()
-	if early {
+	if m.future.has(h) {
 		return true
 	}
 	ok, err := m.st.HasBlock(h)
@@ -95,7 +92,7 @@ func (m *Manager) ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error {
 	start := time.Now()
 	err := m.processBlock(b, ids)
 	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
-	m.holdIfEarly(b, err)
+	m.future.holdIfEarly(b, err)
 	return err
 }
 
@@ -104,8 +101,8 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		return err
 	}
 	hash := b.Hash()
-	if err := m.checkIndex(b, hash); err != nil {
-		m.judge(b, hash, err)
+	if err := m.ix.check(b, hash); err != nil {
+		m.ix.judge(b, hash, err)
 		return err
 	}
 	// pre: this call ran precheck on b (nil: b is stored already, or it
@@ -124,15 +121,15 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		// buy that work with a key of its own, or a random parent.
 		if snap := m.snap.Load(); b.PrevHash == snap.headHash {
 			if err := chain.CheckElected(&b.Header, snap.Candidates()); err != nil {
-				m.judge(b, hash, err)
+				m.ix.judge(b, hash, err)
 				return err
 			}
 			if pre, err = m.precheck(b, ids); err != nil {
-				m.judge(b, hash, err)
+				m.ix.judge(b, hash, err)
 				return err
 			}
 		} else if err := m.checkOffHead(b, hash); err != nil {
-			m.judge(b, hash, err)
+			m.ix.judge(b, hash, err)
 			return err
 		}
 	}
@@ -149,7 +146,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		if !known && pre == nil {
 			// The head moved onto b's parent since the checks above.
 			if pre, err = m.precheck(b, ids); err != nil {
-				m.judge(b, hash, err)
+				m.ix.judge(b, hash, err)
 				return err
 			}
 		}
@@ -169,7 +166,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 			work, err = nil, nil
 		}
 		if IsPeerFault(err) {
-			m.judge(b, hash, err)
+			m.ix.judge(b, hash, err)
 			return err
 		}
 	}
@@ -193,7 +190,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		cands, work = nil, nil // the head moved meanwhile
 	}
 	err = m.processLocked(b, hash, cands, work, pre, true)
-	m.judge(b, hash, err)
+	m.ix.judge(b, hash, err)
 	return err
 }
 
@@ -263,7 +260,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 // the parent (and its seed) run.
 func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prechecked) error {
 	start := time.Now()
-	undo, err := m.validateApply(m.head, b, pre, cands, m.state, m.now().UnixMilli())
+	undo, err := validateApply(m.g, m.txv, m.head, b, pre, cands, m.state, m.now().UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -285,11 +282,11 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 // validateApply validates b on parent (cands elected on it) and applies it
 // to st, checking again only what precheck did not (all of it when pre is
 // nil).
-func (m *Manager) validateApply(parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
+func validateApply(g *chain.Genesis, txv chain.TxVerifier, parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
 	if pre != nil {
-		return chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, pre.ids, cands, st, nowMs)
+		return chain.ValidatePrecheckedAndApply(g, &parent.Header, b, pre.ids, cands, st, nowMs)
 	}
-	return chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, nowMs, m.txv)
+	return chain.ValidateAndApply(g, &parent.Header, b, cands, st, nowMs, txv)
 }
 
 // idsOf is the store's ids argument for blocks prechecked as pres (a nil
@@ -326,7 +323,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 		m.stats.txs.Add(int64(len(b.Transactions)))
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
-	m.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
+	m.subs.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}
@@ -538,7 +535,7 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, bran
 			// Stored before blocks were validated in full (an older node):
 			// it is invalid after all, and so is what builds on it.
 			hash := blk.Hash()
-			m.judge(blk, hash, err)
+			m.ix.judge(blk, hash, err)
 			return nil, nil, nil, &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("stored ancestor %s is invalid: %v", hash, err)}
 		}
 		undos = append(undos, undo)
@@ -561,9 +558,9 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 	start := time.Now()
 	n, err := m.processBlocks(blocks)
 	m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(start))
-	if n < len(blocks) && m.holdIfEarly(blocks[n], err) {
+	if n < len(blocks) && m.future.holdIfEarly(blocks[n], err) {
 		for _, b := range blocks[n+1:] {
-			m.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+			m.future.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
 		}
 	}
 	return n, err
@@ -581,7 +578,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	limit, stopErr := len(blocks), error(nil)
 	for i, b := range blocks {
 		hashes[i] = b.Hash()
-		err := m.checkIndex(b, hashes[i])
+		err := m.ix.check(b, hashes[i])
 		if err == nil {
 			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
 				err = local("read store", herr)
@@ -599,7 +596,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 			}
 		}
 		if err != nil {
-			m.judge(b, hashes[i], err)
+			m.ix.judge(b, hashes[i], err)
 			limit, stopErr = i, err
 			break
 		}
@@ -623,7 +620,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	// A rule broken on the snapshot's head is broken on ours if the run
 	// was committed (or was empty) on that same head.
 	if run.err != nil && ((run.n == 0 && m.head == snap.head) || (run.n > 0 && first == run.n)) {
-		m.judge(blocks[run.n], hashes[run.n], run.err)
+		m.ix.judge(blocks[run.n], hashes[run.n], run.err)
 		return run.n, run.err
 	}
 	tip := m.head
@@ -663,12 +660,12 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		b := blocks[i]
 		if b.PrevHash == tip.Hash() {
 			cands := m.elect.candidates(tip, m.state)
-			undo, err := m.validateApply(tip, b, pres[i], cands, m.state, now)
+			undo, err := validateApply(m.g, m.txv, tip, b, pres[i], cands, m.state, now)
 			if err != nil {
 				if ferr := flush(); ferr != nil {
 					return start, ferr
 				}
-				m.judge(b, hashes[i], err)
+				m.ix.judge(b, hashes[i], err)
 				return i, err
 			}
 			if len(batch) == 0 {
@@ -682,7 +679,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 			return start, err
 		}
 		err := m.processLocked(b, hashes[i], nil, nil, pres[i], capped)
-		m.judge(b, hashes[i], err)
+		m.ix.judge(b, hashes[i], err)
 		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err
 		}
@@ -721,7 +718,7 @@ func (m *Manager) validateRun(blocks []*chain.Block, pres []*prechecked, snap *S
 			break
 		}
 		cands := m.elect.candidates(parent, w.st)
-		undo, err := m.validateApply(parent, b, pres[i], cands, w.st, now)
+		undo, err := validateApply(m.g, m.txv, parent, b, pres[i], cands, w.st, now)
 		if err != nil {
 			if IsPeerFault(err) {
 				w.err = err

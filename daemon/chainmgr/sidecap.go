@@ -143,10 +143,10 @@ func (m *Manager) sideRefusal(b *chain.Block, size int64) string {
 }
 
 // sideStats are the side blocks counted under the caps (tests).
-func (m *Manager) sideStats() (blocks int, bytes int64) {
-	m.ix.mu.RLock()
-	defer m.ix.mu.RUnlock()
-	return len(m.ix.book.entries), m.ix.book.bytes
+func (ix *index) sideStats() (blocks int, bytes int64) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.book.entries), ix.book.bytes
 }
 
 // errNotStored is a side block a cap keeps from the store.

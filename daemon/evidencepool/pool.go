@@ -89,8 +89,8 @@ type Pool struct {
 	met    *metrics.Evidence // nil-safe
 
 	mu      sync.Mutex
-	head    uint64       // the main chain's height, as last told
-	st      *chain.State // the state after it (read only)
+	head    uint64                   // the main chain's height, as last told
+	st      *chain.State             // the state after it (read only)
 	headers map[slotKey]chain.Header // the first header seen per slot
 	records map[evKey]*Record
 	subs    map[chan Event]struct{}
