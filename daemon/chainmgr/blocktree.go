@@ -52,9 +52,11 @@ const (
 )
 
 // Node is one block in the tree. Its fields do not change once it is in
-// the tree, except Flags and the justified checkpoint, which change only
-// under the tree's lock (read them through the tree or from a Node the
-// caller made).
+// the tree, except Flags, Parent (cut when the window moves) and the
+// justified checkpoint, which change only under both the import lock and
+// the tree's lock: fork choice, which runs under the import lock, reads
+// nodes and walks Parent freely; other readers go through the tree's
+// methods.
 type Node struct {
 	Parent    *Node // nil at the bottom of the window (or not known)
 	Hash      chain.Hash

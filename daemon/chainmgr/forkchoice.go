@@ -16,19 +16,27 @@ import "bytes"
 // under the import lock and must not block: everything they need is in
 // the nodes or in the implementation's own memory.
 //
-// How fork choice v3 (DESIGN "v3 rules", issue 20) plugs in: a type that
-// holds the latest final checkpoint (height and hash, fed by the manager
-// from chain.State.Finality().Finalized after each commit) and
+// How fork choice v3 (DESIGN "v3 rules", issue 20) plugs in, with no
+// change to the manager: a type set in Config.ForkChoice that is also in
+// Config.Observers, so that ChainMoved hands it the state after each new
+// head, whose chain.State.Finality().Finalized it keeps (height and hash:
+// the latest final block); then
 //   - Allowed walks candidate's Parent pointers down to the final height
 //     and refuses with ErrConflictsWithFinal unless the node there has the
-//     final hash (a branch forking below the tree's window is refused by
-//     the reorg limit before fork choice is asked);
-//   - Better compares candidate.Justified with current.Justified (both
-//     known: the main tip always, a side tip once validated, since the
-//     manager computes the state after a side block before it asks) and
-//     prefers the higher, and on a tie defers to V2.Better.
+//     final hash (a branch forking below the tree's window never gets
+//     here: the reorg limit refuses it first, and finality should stay
+//     within the window, see mainWindow);
+//   - Better compares candidate.Justified with current.Justified and
+//     prefers the higher, and on a tie (or when candidate's is not
+//     known) defers to V2{}.Better. current's is always known (the main
+//     tip); a side block's is known when it is asked about, since the
+//     manager validates it on its branch's state first. Only the stored
+//     side blocks loaded at a restart start without it (knownLocked asks
+//     before it computes their state): v3 should compute it there first
+//     if it wants a side branch that wins on justification alone to win
+//     after a restart too.
 //
-// It is set in Config.ForkChoice; nil is V2.
+// Config.ForkChoice nil is V2.
 type ForkChoice interface {
 	// Allowed is nil if the chain may move onto the branch ending at
 	// candidate at all, otherwise a coded rule error saying why not (a

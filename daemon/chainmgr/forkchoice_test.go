@@ -1,9 +1,12 @@
 package chainmgr
 
 import (
+	"errors"
+	"path/filepath"
 	"testing"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/store"
 )
 
 // TestV2ForkChoice: v2's rule on a hand-made tree. The main chain is
@@ -99,5 +102,53 @@ func TestForkChoiceSeam(t *testing.T) {
 	tc.restart()
 	if _, ok := tc.m.fc.(V2); !ok {
 		t.Fatalf("default fork choice %T, want V2", tc.m.fc)
+	}
+}
+
+// recorder is an Observer that notes what it hears.
+type recorder struct {
+	started        int
+	checked, moved []chain.Hash
+	justified      []bool
+}
+
+func (r *recorder) Started(head *chain.Block, st *chain.State) error { r.started++; return nil }
+func (r *recorder) BlockChecked(b *chain.Block, hash chain.Hash)     { r.checked = append(r.checked, hash) }
+func (r *recorder) ChainMoved(head *chain.Block, added, reverted []*chain.Block, st *chain.State) {
+	r.moved = append(r.moved, head.Hash())
+	r.justified = append(r.justified, st != nil)
+}
+
+// TestObserversHearTheChain: an Observer in Config (where fork choice v3
+// learns the final checkpoint) is told of the start, every new head with
+// its state, and every side block checked.
+func TestObserversHearTheChain(t *testing.T) {
+	tc := newTestChain(t)
+	if err := tc.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(tc.dir, "chain.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &recorder{}
+	m, err := New(Config{Genesis: tc.g, Store: st, Observers: []Observer{rec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	g0 := m.Head()
+	a := tc.chainOf(g0, 2, 10)
+	mustImport(t, m, a[:1])
+	mustImport(t, m, a[1:])
+	side := tc.block(tc.forger, g0, 11)
+	if err := m.ProcessBlock(side); !errors.Is(err, ErrSideBlock) {
+		t.Fatalf("side block: %v", err)
+	}
+	if rec.started != 1 || len(rec.moved) != 2 || rec.moved[1] != a[1].Hash() || !rec.justified[1] {
+		t.Fatalf("observer heard started %d, moved %v", rec.started, rec.moved)
+	}
+	if len(rec.checked) != 1 || rec.checked[0] != side.Hash() {
+		t.Fatalf("observer heard checked %v, want the side block", rec.checked)
 	}
 }

@@ -1,9 +1,12 @@
 // Package chainmgr is the one owner of a node's chain: the store, the head
-// and the state after it, the block index (which blocks are on the main
-// chain, kept on a side branch, or known invalid), fork choice, the
-// election cache and the signature verifier. Everything else in the node
-// talks to it through ProcessBlock(s) to change the chain, Snapshot to read
-// it, and Subscribe to hear about changes; it knows nothing of the node.
+// and the state after it, the block tree in memory (blocktree.go: which
+// blocks are on the main chain or kept on a side branch, their ancestry;
+// and which are known invalid), the decisions of fork choice through its
+// seam (forkchoice.go), the election cache and the signature verifier.
+// Everything else in the node talks to it through ProcessBlock(s) to
+// change the chain, Snapshot to read it, and Subscribe to hear about
+// changes; Observers (the evidence pool first, evidence.go) hear
+// synchronously of every checked block. It knows nothing of the node.
 //
 // Two kinds of callers, two paths:
 //   - Readers (API handlers, gossip admission, the forger) load the current
@@ -184,7 +187,8 @@ func New(cfg Config) (*Manager, error) {
 	if m.head, err = m.st.Head(); err != nil {
 		return nil, err
 	}
-	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence()})
+	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence(),
+		Head: func() (uint64, *chain.State) { s := m.snap.Load(); return s.Height(), s.state }})
 	m.obs = append(observers{m.ev}, cfg.Observers...)
 	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
 		return nil, err

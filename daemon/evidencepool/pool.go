@@ -12,9 +12,10 @@
 // count (a slow subscriber misses events; the records have them).
 //
 // It knows nothing of the manager: its view of the chain (the head and
-// the state after it) is the last ChainMoved event's, and it reads the
-// store only for a parent's seed when it found an equivocation, and for
-// the recent main chain at start.
+// the state after it) is a function it is given (the manager's snapshot)
+// or else the last ChainMoved event's, and it reads the store only for a
+// parent's seed when it found an equivocation, and for the recent main
+// chain at start.
 package evidencepool
 
 import (
@@ -67,6 +68,13 @@ type Config struct {
 	Logger  *slog.Logger      // nil: discarded
 	Now     func() time.Time  // nil: time.Now
 	Metrics *metrics.Evidence // nil records nothing
+	// Head, if set, is the chain's current head height and the state
+	// after it (not changed by anyone): the manager's newest snapshot.
+	// The pool's reads use it rather than the last ChainMoved, which a
+	// reader may see a moment after the snapshot moved: a forger that
+	// builds on the new head must not be handed evidence its parent
+	// already carried. nil: the last event's.
+	Head func() (uint64, *chain.State)
 }
 
 type slotKey struct {
@@ -87,6 +95,7 @@ type Pool struct {
 	log    *slog.Logger
 	now    func() time.Time
 	met    *metrics.Evidence // nil-safe
+	headFn func() (uint64, *chain.State)
 
 	mu      sync.Mutex
 	head    uint64                   // the main chain's height, as last told
@@ -99,7 +108,7 @@ type Pool struct {
 // New makes an empty pool; Started gives it the chain.
 func New(cfg Config) *Pool {
 	p := &Pool{
-		g: cfg.Genesis, blocks: cfg.Blocks, log: cfg.Logger, now: cfg.Now, met: cfg.Metrics,
+		g: cfg.Genesis, blocks: cfg.Blocks, log: cfg.Logger, now: cfg.Now, met: cfg.Metrics, headFn: cfg.Head,
 		headers: make(map[slotKey]chain.Header), records: make(map[evKey]*Record), subs: make(map[chan Event]struct{}),
 		st: chain.NewState(),
 	}
@@ -112,8 +121,12 @@ func New(cfg Config) *Pool {
 	return p
 }
 
-// view is the chain as last told: its height and the state after it.
+// view is the chain's head height and the state after it (Config.Head,
+// or as last told).
 func (p *Pool) view() (uint64, *chain.State) {
+	if p.headFn != nil {
+		return p.headFn()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.head, p.st
@@ -337,8 +350,8 @@ func (p *Pool) emitLocked(ev Event) {
 func (p *Pool) Add(e chain.Evidence) (bool, error) {
 	p.mu.Lock()
 	_, known := p.records[evKey{e.Forger(), e.Height()}]
-	head, st := p.head, p.st
 	p.mu.Unlock()
+	head, st := p.view()
 	if known {
 		return false, nil
 	}
@@ -369,8 +382,9 @@ func (p *Pool) AddEvidence(e chain.Evidence) (bool, error) { return p.Add(e) }
 // slashed on the main chain, not too old for the next height, at most
 // chain.MaxBlockEvidence items, oldest first.
 func (p *Pool) Pending() []chain.Evidence {
+	head, st := p.view()
+	next := head + 1
 	p.mu.Lock()
-	next, st := p.head+1, p.st
 	var out []chain.Evidence
 	for k, r := range p.records {
 		if r.IncludedIn != 0 || k.height >= next || next-k.height > chain.MaxEvidenceAge {
