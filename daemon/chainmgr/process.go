@@ -150,7 +150,9 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 				return err
 			}
 		}
-	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok {
+	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok && !known {
+		// (A stored block is answered by knownLocked from the tree, which
+		// computes a branch's state only if fork choice wants it.)
 		// Run even while a write is under way (seq odd): the verdict may
 		// not be trusted then, but the signatures it verified are cached,
 		// so the validation under the lock costs none.
