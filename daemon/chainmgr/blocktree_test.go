@@ -119,8 +119,8 @@ func TestBlockTreeFollowsSideBlocksReorgsAndRestarts(t *testing.T) {
 		t.Fatalf("walking a side branch read the store %d times", reads)
 	}
 	// Offered again, a stored side block that loses is answered from the
-	// tree: no block decoded (55 reads before the tree, measured on a
-	// 10-block branch).
+	// tree: no block decoded (before the tree it was validated again, its
+	// branch's state computed from the store).
 	before = rc.decodes.Load()
 	if err := m.ProcessBlock(b[1]); !errors.Is(err, ErrKnownBlock) {
 		t.Fatalf("known side block: %v", err)
