@@ -57,7 +57,7 @@ func (l *forgerLab) publish(publish func(*chain.Block), b, parent *chain.Block) 
 // setupLab gives the forger the evidence pool and, if configured, its
 // behaviour; a behaviour on a genesis without "lab": true is refused.
 func (n *Node) setupLab() error {
-	n.forger.lab.evidence = n.chain.PendingEvidence
+	n.forger.lab.evidence = n.chain.EvidencePool().Pending
 	if n.cfg.Byzantine == "" {
 		return nil
 	}
@@ -91,7 +91,7 @@ func (n *Node) Byzantine() string {
 // startLab follows the evidence pool and runs a behaviour that works on
 // its own (the private attack), until the node stops.
 func (n *Node) startLab() {
-	evs, evCancel := n.chain.SubscribeEvidence(64)
+	evs, evCancel := n.chain.EvidencePool().Subscribe(64)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -162,7 +162,7 @@ func (h p2pHandler) HandleEvidence(e *chain.Evidence) error {
 
 // Evidence lists the equivocations the node knows (api.EvidenceBackend).
 func (n *Node) Evidence() []rpc.Evidence {
-	recs := n.chain.Evidence()
+	recs := n.chain.EvidencePool().Records()
 	out := make([]rpc.Evidence, len(recs))
 	for i, r := range recs {
 		out[i] = evidenceRPC(r)

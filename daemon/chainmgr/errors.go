@@ -29,6 +29,13 @@ var (
 	ErrReorgTooDeep = &chain.RuleError{Code: "reorg_too_deep"}
 	// ErrInvalidAncestor refuses a block whose parent is known invalid.
 	ErrInvalidAncestor = &chain.RuleError{Code: "invalid_ancestor"}
+	// ErrConflictsWithFinal refuses a branch that does not contain the
+	// latest final block (fork choice v3, issue 20: a peer fault). The
+	// default fork choice (V2) never returns it; it is here for the
+	// finality rule's ForkChoice (forkchoice.go). Like any rule error
+	// binding a block's hash, the refused block is remembered invalid:
+	// a final block is never reverted, so neither is the verdict.
+	ErrConflictsWithFinal = &chain.RuleError{Code: "conflicts_with_final"}
 	// ErrKnownInvalid is wrapped (with the rule error of the first
 	// refusal) when a block already found invalid comes again.
 	ErrKnownInvalid = errors.New("block known invalid")

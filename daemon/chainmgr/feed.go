@@ -171,3 +171,45 @@ func (s *subscriber) run() {
 		}
 	}
 }
+
+// subscribers are the queues of the Subscribe calls.
+type subscribers struct {
+	mu sync.Mutex
+	m  map[*subscriber]struct{}
+}
+
+// add keeps s, or closes it at once if closed says the manager is.
+func (ss *subscribers) add(s *subscriber, closed func() bool) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if closed() {
+		s.close()
+		return
+	}
+	ss.m[s] = struct{}{}
+}
+
+func (ss *subscribers) remove(s *subscriber) {
+	ss.mu.Lock()
+	delete(ss.m, s)
+	ss.mu.Unlock()
+	s.close()
+}
+
+func (ss *subscribers) closeAll() {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for s := range ss.m {
+		s.close()
+		delete(ss.m, s)
+	}
+}
+
+// emit queues ev for every subscriber (never waiting for one).
+func (ss *subscribers) emit(ev Event) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	for s := range ss.m {
+		s.push(ev)
+	}
+}

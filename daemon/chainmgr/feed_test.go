@@ -16,7 +16,7 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 	events, cancel := tc.m.Subscribe(MinEventBytes)
 	defer cancel()
 	var sub *subscriber
-	for s := range tc.m.subs {
+	for s := range tc.m.subs.m {
 		sub = s
 	}
 	// Below what Subscribe allows, so that a few small blocks exceed it.
@@ -96,7 +96,7 @@ func TestFastSubscriberGetsEveryEvent(t *testing.T) {
 	tc := newTestChain(t)
 	events, cancel := tc.m.Subscribe(MinEventBytes)
 	defer cancel()
-	for s := range tc.m.subs {
+	for s := range tc.m.subs.m {
 		s.mu.Lock()
 		s.budget = 4 << 10
 		s.mu.Unlock()

@@ -3,6 +3,7 @@ package chainmgr
 import (
 	"cmp"
 	"errors"
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -48,8 +49,15 @@ type sighting struct {
 	ahead int64 // ms
 }
 
-// future is the holder of early blocks and the clock evidence.
+// future is the holder of early blocks and the clock evidence. It offers
+// a due block to process (the manager's import) from its own goroutine.
 type future struct {
+	slotMs  int64
+	now     func() time.Time
+	log     *slog.Logger
+	closed  func() bool
+	process func(*chain.Block) error
+
 	mu      sync.Mutex
 	blocks  map[chain.Hash]futureBlock
 	bytes   int
@@ -64,20 +72,27 @@ func newFuture() *future {
 	return &future{blocks: make(map[chain.Hash]futureBlock), wake: make(chan struct{}, 1), stopped: make(chan struct{})}
 }
 
+// has reports whether a block with hash h is kept until due.
+func (f *future) has(h chain.Hash) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.blocks[h]
+	return ok
+}
+
 // holdIfEarly keeps b if err says it came from a little ahead of our
 // clock, or if its parent is such a block kept here and it is ahead too;
 // it returns whether it did.
-func (m *Manager) holdIfEarly(b *chain.Block, err error) bool {
+func (f *future) holdIfEarly(b *chain.Block, err error) bool {
 	if err == nil {
 		return false
 	}
-	now := m.now()
+	now := f.now()
 	ahead := b.Timestamp - now.UnixMilli()
-	if ahead <= chain.MaxFutureMs || ahead > maxAheadSlots*m.g.SlotMs {
+	if ahead <= chain.MaxFutureMs || ahead > maxAheadSlots*f.slotMs {
 		return false
 	}
 	hash := b.Hash()
-	f := m.future
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !errors.Is(err, chain.ErrFutureBlock) {
@@ -104,9 +119,8 @@ func (m *Manager) holdIfEarly(b *chain.Block, err error) bool {
 // sight records a kept block that turned out valid once due: evidence that
 // our clock is behind by about its lead at arrival. It logs, at most once
 // a minute, while the evidence holds.
-func (m *Manager) sight(ahead int64) {
-	now := m.now()
-	f := m.future
+func (f *future) sight(ahead int64) {
+	now := f.now()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s := sighting{at: now, ahead: ahead}
@@ -118,7 +132,7 @@ func (m *Manager) sight(ahead int64) {
 	f.next++
 	if behind, ok := f.behindLocked(now); ok && now.Sub(f.logged) >= clockLogEvery {
 		f.logged = now
-		m.log.Warn("this node's clock looks slow: valid blocks arrive ahead of it and wait until due; check its time synchronisation (NTP)",
+		f.log.Warn("this node's clock looks slow: valid blocks arrive ahead of it and wait until due; check its time synchronisation (NTP)",
 			"behind_ms", behind.Milliseconds(), "kept_until_due", len(f.blocks))
 	}
 }
@@ -157,11 +171,10 @@ func (m *Manager) FutureBlocks() int {
 
 // takeDue removes and returns the kept blocks now due, lowest first, and
 // how long until the next one is.
-func (m *Manager) takeDue() ([]futureBlock, time.Duration) {
-	f := m.future
+func (f *future) takeDue() ([]futureBlock, time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	nowMs := m.now().UnixMilli()
+	nowMs := f.now().UnixMilli()
 	var due []futureBlock
 	next := time.Duration(-1)
 	for h, fb := range f.blocks {
@@ -181,21 +194,20 @@ func (m *Manager) takeDue() ([]futureBlock, time.Duration) {
 }
 
 // futureLoop offers each kept block again when it is due, until Close.
-func (m *Manager) futureLoop() {
-	f := m.future
+func (f *future) loop() {
 	for {
-		due, next := m.takeDue()
+		due, next := f.takeDue()
 		for _, fb := range due {
-			if m.closed.Load() {
+			if f.closed() {
 				return
 			}
-			err := m.processBlock(fb.b, nil)
+			err := f.process(fb.b)
 			switch {
 			case err == nil, errors.Is(err, ErrSideBlock):
-				m.sight(fb.ahead)
-			case m.holdIfEarly(fb.b, err): // our clock went back
+				f.sight(fb.ahead)
+			case f.holdIfEarly(fb.b, err): // our clock went back
 			case !errors.Is(err, ErrKnownBlock):
-				m.log.Debug("a block kept until due was refused", "height", fb.b.Height, "hash", fb.hash.String(), "err", err.Error())
+				f.log.Debug("a block kept until due was refused", "height", fb.b.Height, "hash", fb.hash.String(), "err", err.Error())
 			}
 		}
 		if next < 0 {

@@ -1,9 +1,12 @@
 // Package chainmgr is the one owner of a node's chain: the store, the head
-// and the state after it, the block index (which blocks are on the main
-// chain, kept on a side branch, or known invalid), fork choice, the
-// election cache and the signature verifier. Everything else in the node
-// talks to it through ProcessBlock(s) to change the chain, Snapshot to read
-// it, and Subscribe to hear about changes; it knows nothing of the node.
+// and the state after it, the block tree in memory (blocktree.go: which
+// blocks are on the main chain or kept on a side branch, their ancestry;
+// and which are known invalid), the decisions of fork choice through its
+// seam (forkchoice.go), the election cache and the signature verifier.
+// Everything else in the node talks to it through ProcessBlock(s) to
+// change the chain, Snapshot to read it, and Subscribe to hear about
+// changes; Observers (the evidence pool first, evidence.go) hear
+// synchronously of every checked block. It knows nothing of the node.
 //
 // Two kinds of callers, two paths:
 //   - Readers (API handlers, gossip admission, the forger) load the current
@@ -19,7 +22,6 @@
 package chainmgr
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +31,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/evidencepool"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 )
@@ -83,10 +86,16 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 	// Metrics receives import, election and commit times; nil records nothing.
 	Metrics *metrics.Chain
+	// ForkChoice decides every switch of branch (forkchoice.go); nil: V2.
+	ForkChoice ForkChoice
+	// Observers hear of every checked block and every move of the main
+	// chain, after the evidence pool (evidence.go).
+	Observers []Observer
 }
 
 // Manager is the chain manager. Its methods are safe for concurrent use.
 type Manager struct {
+	Reads  // reads.go
 	g      *chain.Genesis
 	st     Store
 	verify *Verifier
@@ -108,16 +117,17 @@ type Manager struct {
 	// swap, pruning) is in progress, and counts them: work done off the
 	// lock from a snapshot is trusted only if seq did not change meanwhile.
 	seq    atomic.Uint64
-	ix     index
+	ix     index      // the block tree (blocktree.go)
+	fc     ForkChoice // forkchoice.go
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
-	subsMu sync.Mutex
-	subs   map[*subscriber]struct{}
+	subs subscribers // feed.go
 
-	ev     evidencePool // evidence.go
-	caps   sideCaps     // bounds of side blocks (sidecap.go)
-	future *future      // blocks from a little ahead of our clock (future.go)
+	ev     *evidencepool.Pool // evidence.go
+	obs    observers          // the pool and Config.Observers
+	caps   sideCaps           // bounds of side blocks (sidecap.go)
+	future *future            // blocks from a little ahead of our clock (future.go)
 
 	stats stats
 }
@@ -149,15 +159,17 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  make(map[*subscriber]struct{}), future: newFuture(),
-		met: cfg.Metrics, caps: defaultSideCaps,
+		subs:  subscribers{m: make(map[*subscriber]struct{})}, future: newFuture(),
+		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
+	}
+	if m.fc == nil {
+		m.fc = V2{}
 	}
 	if cfg.Metrics != nil {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
 		m.elect.met = cfg.Metrics
 	}
-	m.ev.init()
-	m.ev.met = cfg.Metrics.Evidence()
+	m.Reads = Reads{st: m.st}
 	if cfg.Sigs == nil {
 		cfg.Sigs = NewSigCache(0)
 	}
@@ -175,18 +187,24 @@ func New(cfg Config) (*Manager, error) {
 	if m.head, err = m.st.Head(); err != nil {
 		return nil, err
 	}
-	if err := m.ix.load(m.st); err != nil {
+	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence(),
+		Head: func() (uint64, *chain.State) { s := m.snap.Load(); return s.Height(), s.state }})
+	m.obs = append(observers{m.ev}, cfg.Observers...)
+	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
-	if err := m.loadEvidence(); err != nil {
-		return nil, err
-	}
 	chain.ElectionTable(m.g, m.state) // kept up to date from here on (publishLocked)
 	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
+	if err := m.obs.started(m.head, snap.state); err != nil {
+		return nil, err
+	}
 	go snap.warm()
-	go m.futureLoop()
+	m.future.slotMs, m.future.now, m.future.log = m.g.SlotMs, m.now, m.log
+	m.future.closed = m.closed.Load
+	m.future.process = func(b *chain.Block) error { return m.processBlock(b, nil) }
+	go m.future.loop()
 	return m, nil
 }
 
@@ -259,13 +277,13 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
-			m.closeSubs()
+			m.subs.closeAll()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
-	m.closeSubs()
+	m.subs.closeAll()
 	return m.st.Close()
 }
 
@@ -291,69 +309,15 @@ type Event struct {
 // counts the events merged away).
 func (m *Manager) Subscribe(maxBytes int) (<-chan Event, func()) {
 	s := newSubscriber(maxBytes, &m.stats.dropped)
-	m.subsMu.Lock()
-	if m.closed.Load() {
-		s.close()
-	} else {
-		m.subs[s] = struct{}{}
-	}
-	m.subsMu.Unlock()
-	return s.out, func() {
-		m.subsMu.Lock()
-		delete(m.subs, s)
-		m.subsMu.Unlock()
-		s.close()
-	}
+	m.subs.add(s, m.closed.Load)
+	return s.out, func() { m.subs.remove(s) }
 }
-
-func (m *Manager) closeSubs() {
-	m.subsMu.Lock()
-	for s := range m.subs {
-		s.close()
-		delete(m.subs, s)
-	}
-	m.subsMu.Unlock()
-}
-
-func (m *Manager) emit(ev Event) {
-	m.subsMu.Lock()
-	defer m.subsMu.Unlock()
-	for s := range m.subs {
-		s.push(ev)
-	}
-}
-
-// Reads of stored blocks and transactions. bbolt readers do not wait for
-// the writer, so these never wait for an import either.
-
-// BlockByHeight returns a main-chain block (store.ErrNotFound when absent).
-func (m *Manager) BlockByHeight(h uint64) (*chain.Block, error) { return m.st.BlockByHeight(h) }
-
-// BlockByHash returns any stored block, main chain or side branch.
-func (m *Manager) BlockByHash(h chain.Hash) (*chain.Block, error) { return m.st.BlockByHash(h) }
-
-// Blocks returns main-chain blocks ascending from `from`, at most limit.
-func (m *Manager) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return m.st.Blocks(from, limit)
-}
-
-// HashAt is the hash of the main-chain block at height h.
-func (m *Manager) HashAt(h uint64) (chain.Hash, error) { return m.st.HashAt(h) }
 
 // CachedCandidates returns the election for the child of parent if it was
 // computed recently; it never runs an election.
 func (m *Manager) CachedCandidates(parent chain.Hash) ([]chain.Address, bool) {
 	return m.elect.cached(parent)
 }
-
-// TxLocation finds a committed transaction.
-func (m *Manager) TxLocation(id chain.Hash) (uint64, int, error) { return m.st.TxLocation(id) }
-
-// Meta and PutMeta keep the node's own small records in the store.
-func (m *Manager) Meta(key string) ([]byte, error) { return m.st.Meta(key) }
-
-// PutMeta stores a node record (see Meta).
-func (m *Manager) PutMeta(key string, v []byte) error { return m.st.PutMeta(key, v) }
 
 // CheckDisk compares the state stored on disk with the current snapshot's;
 // they must agree after every commit. It reads the whole state (slow).
@@ -404,139 +368,4 @@ func (m *Manager) BlockStatus(h chain.Hash) (Status, chain.ErrorCode, error) {
 		return StatusMain, "", nil
 	}
 	return StatusSide, "", nil
-}
-
-// index is the in-memory block index beyond the main chain: side blocks
-// (stored, valid) and invalid blocks (remembered, never stored), both
-// mirrored on disk so a restart knows them.
-type index struct {
-	mu      sync.RWMutex
-	side    map[chain.Hash]uint64
-	invalid map[chain.Hash]store.BlockRef
-	book    sideBook // side blocks under the caps (sidecap.go)
-}
-
-func (ix *index) load(st Store) error {
-	ix.side = make(map[chain.Hash]uint64)
-	ix.invalid = make(map[chain.Hash]store.BlockRef)
-	side, err := st.SideBlocks()
-	if err != nil {
-		return err
-	}
-	for _, r := range side {
-		ix.side[r.Hash] = r.Height
-	}
-	if err := ix.loadSideBook(st); err != nil {
-		return err
-	}
-	inv, err := st.InvalidBlocks()
-	if err != nil {
-		return err
-	}
-	for _, r := range inv {
-		ix.invalid[r.Hash] = r
-	}
-	return nil
-}
-
-func (ix *index) invalidRef(h chain.Hash) (store.BlockRef, bool) {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	r, ok := ix.invalid[h]
-	return r, ok
-}
-
-func (ix *index) isSide(h chain.Hash) bool {
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	_, ok := ix.side[h]
-	return ok
-}
-
-func (ix *index) setSide(h chain.Hash, height uint64, side bool) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if side {
-		ix.side[h] = height
-	} else {
-		delete(ix.side, h)
-		ix.book.remove(h)
-	}
-}
-
-// addInvalid remembers ref; false when the index is full or knew it.
-func (ix *index) addInvalid(ref store.BlockRef) bool {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if _, ok := ix.invalid[ref.Hash]; ok || len(ix.invalid) >= maxInvalid {
-		return false
-	}
-	ix.invalid[ref.Hash] = ref
-	return true
-}
-
-func (ix *index) prune(below uint64, removed []store.BlockRef) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	for _, r := range removed {
-		delete(ix.side, r.Hash)
-		ix.book.remove(r.Hash)
-	}
-	for h, r := range ix.invalid {
-		if r.Height < below {
-			delete(ix.invalid, h)
-		}
-	}
-}
-
-// check refuses a block known invalid, or whose parent is.
-func (m *Manager) checkIndex(b *chain.Block, hash chain.Hash) error {
-	if ref, ok := m.ix.invalidRef(hash); ok {
-		m.stats.knownInvalid.Add(1)
-		return knownInvalid(hash, ref.Code)
-	}
-	if ref, ok := m.ix.invalidRef(b.PrevHash); ok {
-		m.stats.knownInvalid.Add(1)
-		return &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("parent %s is invalid (%s)", b.PrevHash, ref.Code)}
-	}
-	return nil
-}
-
-// judge remembers a block that broke a rule binding its hash.
-func (m *Manager) judge(b *chain.Block, hash chain.Hash, err error) {
-	code, ok := remembered(err)
-	if !ok {
-		return
-	}
-	ref := store.BlockRef{Hash: hash, Height: b.Height, Code: code}
-	if !m.ix.addInvalid(ref) {
-		return
-	}
-	if perr := m.st.PutInvalid(ref); perr != nil {
-		m.log.Warn("could not record an invalid block", "hash", hash.String(), "err", perr.Error())
-	}
-	m.log.Info("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "err", err.Error())
-}
-
-// fork choice helper: is branch (ascending, forking from fork) better than
-// the main chain above fork? The higher chain wins; at equal height the
-// branch whose first block has the lower rank, then the lower hash.
-func (m *Manager) betterThanMain(branch []*chain.Block, fork *chain.Block) (bool, error) {
-	tip := branch[len(branch)-1]
-	switch {
-	case tip.Height > m.head.Height:
-		return true, nil
-	case tip.Height < m.head.Height:
-		return false, nil
-	}
-	mainFirst, err := m.st.BlockByHeight(fork.Height + 1)
-	if err != nil {
-		return false, local("read main chain", err)
-	}
-	first := branch[0]
-	if first.Rank != mainFirst.Rank {
-		return first.Rank < mainFirst.Rank, nil
-	}
-	fh, mh := first.Hash(), mainFirst.Hash()
-	return bytes.Compare(fh[:], mh[:]) < 0, nil
 }

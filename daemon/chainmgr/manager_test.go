@@ -15,6 +15,7 @@ import (
 // forger the only staker, and rich (an account with coins to spend).
 type testChain struct {
 	t      *testing.T
+	fc     ForkChoice // nil: the default
 	dir    string
 	g      *chain.Genesis
 	forger *keystore.Key
@@ -61,7 +62,7 @@ func (tc *testChain) open(wrap func(Store) Store) {
 	if wrap != nil {
 		s = wrap(s)
 	}
-	tc.m, err = New(Config{Genesis: tc.g, Store: s})
+	tc.m, err = New(Config{Genesis: tc.g, Store: s, ForkChoice: tc.fc})
 	if err != nil {
 		tc.t.Fatal(err)
 	}

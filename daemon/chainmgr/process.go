@@ -76,10 +76,7 @@ func (m *Manager) ProcessBlock(b *chain.Block) error {
 // side) or kept until due (future.go). A store it cannot read counts as
 // holding it: callers use a false answer against a peer.
 func (m *Manager) HasBlock(h chain.Hash) bool {
-	m.future.mu.Lock()
-	_, early := m.future.blocks[h]
-	m.future.mu.Unlock()
-	if early {
+	if m.future.has(h) {
 		return true
 	}
 	ok, err := m.st.HasBlock(h)
@@ -95,7 +92,7 @@ func (m *Manager) ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error {
 	start := time.Now()
 	err := m.processBlock(b, ids)
 	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
-	m.holdIfEarly(b, err)
+	m.future.holdIfEarly(b, err)
 	return err
 }
 
@@ -104,8 +101,8 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		return err
 	}
 	hash := b.Hash()
-	if err := m.checkIndex(b, hash); err != nil {
-		m.judge(b, hash, err)
+	if err := m.ix.check(b, hash); err != nil {
+		m.ix.judge(b, hash, err)
 		return err
 	}
 	// pre: this call ran precheck on b (nil: b is stored already, or it
@@ -124,15 +121,15 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		// buy that work with a key of its own, or a random parent.
 		if snap := m.snap.Load(); b.PrevHash == snap.headHash {
 			if err := chain.CheckElected(&b.Header, snap.Candidates()); err != nil {
-				m.judge(b, hash, err)
+				m.ix.judge(b, hash, err)
 				return err
 			}
 			if pre, err = m.precheck(b, ids); err != nil {
-				m.judge(b, hash, err)
+				m.ix.judge(b, hash, err)
 				return err
 			}
 		} else if err := m.checkOffHead(b, hash); err != nil {
-			m.judge(b, hash, err)
+			m.ix.judge(b, hash, err)
 			return err
 		}
 	}
@@ -149,11 +146,13 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		if !known && pre == nil {
 			// The head moved onto b's parent since the checks above.
 			if pre, err = m.precheck(b, ids); err != nil {
-				m.judge(b, hash, err)
+				m.ix.judge(b, hash, err)
 				return err
 			}
 		}
-	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok {
+	} else if ok, _ := m.st.HasBlock(b.PrevHash); ok && !known {
+		// (A stored block is answered by knownLocked from the tree, which
+		// computes a branch's state only if fork choice wants it.)
 		// Run even while a write is under way (seq odd): the verdict may
 		// not be trusted then, but the signatures it verified are cached,
 		// so the validation under the lock costs none.
@@ -169,7 +168,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 			work, err = nil, nil
 		}
 		if IsPeerFault(err) {
-			m.judge(b, hash, err)
+			m.ix.judge(b, hash, err)
 			return err
 		}
 	}
@@ -193,7 +192,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		cands, work = nil, nil // the head moved meanwhile
 	}
 	err = m.processLocked(b, hash, cands, work, pre, true)
-	m.judge(b, hash, err)
+	m.ix.judge(b, hash, err)
 	return err
 }
 
@@ -222,7 +221,7 @@ func (m *Manager) checkOffHead(b *chain.Block, hash chain.Hash) error {
 	}
 	if b.Height < m.snap.Load().Height() {
 		if why := m.sideRefusal(b, 0); why != "" {
-			m.observeEvidence(b, hash)
+			m.obs.checked(b, hash)
 			return errNotStored(why)
 		}
 	}
@@ -263,7 +262,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 // the parent (and its seed) run.
 func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prechecked) error {
 	start := time.Now()
-	undo, err := m.validateApply(m.head, b, pre, cands, m.state, m.now().UnixMilli())
+	undo, err := validateApply(m.g, m.txv, m.head, b, pre, cands, m.state, m.now().UnixMilli())
 	if err != nil {
 		return err
 	}
@@ -285,11 +284,11 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 // validateApply validates b on parent (cands elected on it) and applies it
 // to st, checking again only what precheck did not (all of it when pre is
 // nil).
-func (m *Manager) validateApply(parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
+func validateApply(g *chain.Genesis, txv chain.TxVerifier, parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
 	if pre != nil {
-		return chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, pre.ids, cands, st, nowMs)
+		return chain.ValidatePrecheckedAndApply(g, &parent.Header, b, pre.ids, cands, st, nowMs)
 	}
-	return chain.ValidateAndApply(m.g, &parent.Header, b, cands, st, nowMs, m.txv)
+	return chain.ValidateAndApply(g, &parent.Header, b, cands, st, nowMs, txv)
 }
 
 // idsOf is the store's ids argument for blocks prechecked as pres (a nil
@@ -317,18 +316,16 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	snap := newSnapshot(m.snap.Load().version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
+	m.ix.connect(added, reverted, m.state)
 	for _, b := range reverted {
 		m.stats.txs.Add(-int64(len(b.Transactions)))
-		m.ix.setSide(b.Hash(), b.Height, true)
 	}
 	for _, b := range added {
 		m.stats.blocks.Add(1)
 		m.stats.txs.Add(int64(len(b.Transactions)))
-		m.ix.setSide(b.Hash(), b.Height, false)
-		m.observeEvidence(b, b.Hash())
 	}
-	m.ev.onChain(added, reverted, m.state, m.now())
-	m.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
+	m.obs.moved(m.head, added, reverted, snap.state)
+	m.subs.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}
@@ -356,7 +353,7 @@ func (m *Manager) pruneLocked() {
 type sideWork struct {
 	head     *chain.Block   // the head it was computed against
 	branch   []*chain.Block // from the fork (excluded) to the block
-	fork     *chain.Block   // the main-chain block the branch forks from
+	fork     *Node          // the main-chain block the branch forks from
 	st       *chain.State   // the state after the block
 	reverted []*chain.Block // main-chain blocks above fork, newest first
 	undos    []*chain.Undo  // the branch's undo records
@@ -376,12 +373,25 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 	if err != nil {
 		return nil, local("read parent", err)
 	}
-	branch, fork, err := m.branchTo(parent)
+	if _, ok := m.ix.node(b.PrevHash); !ok && parent.Height+MaxReorgDepth < head.Height {
+		// Below the tree's window: on the main chain, out of reach.
+		return nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("parent at height %d, more than %d blocks below the head", parent.Height, MaxReorgDepth)}
+	}
+	nodes, fork, err := m.ix.branch(b.PrevHash)
 	if err != nil {
 		return nil, err
 	}
 	if depth := int64(head.Height) - int64(fork.Height); depth > MaxReorgDepth {
 		return nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: fmt.Sprintf("branch forks at height %d, %d blocks below the head (limit %d)", fork.Height, depth, MaxReorgDepth)}
+	}
+	// The walk read only the tree; the branch's bodies are read now, to
+	// apply them (the parent's is at hand).
+	var branch []*chain.Block
+	if len(nodes) > 0 {
+		if branch, err = blocksOf(m.st, nodes[:len(nodes)-1]); err != nil {
+			return nil, err
+		}
+		branch = append(branch, parent)
 	}
 	st, reverted, undos, err := m.stateOn(head, base, fork, branch)
 	if err != nil {
@@ -419,12 +429,12 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 			return err
 		}
 	}
-	better, err := m.betterThanMain(work.branch, work.fork)
+	hash := b.Hash()
+	better, err := m.chooses(m.ix.candidate(b, hash, work.st))
 	if err != nil {
 		return err
 	}
 	if !better {
-		hash := b.Hash()
 		var size int64
 		if capped {
 			// The caps again, under the lock: concurrent imports of one
@@ -432,21 +442,17 @@ func (m *Manager) sideLocked(b *chain.Block, work *sideWork, pre *prechecked, ca
 			// block is encoded to be sized.)
 			size = int64(len(chain.EncodeBlock(b)))
 			if why := m.sideRefusal(b, size); why != "" {
-				m.observeEvidence(b, hash)
+				m.obs.checked(b, hash)
 				return errNotStored(why)
 			}
 		}
 		if err := m.st.PutBlock(b); err != nil {
 			return local("store side block", err)
 		}
-		if capped {
-			m.ix.addSide(b, hash, size)
-		} else {
-			// Stored uncapped (synced): not counted, like the blocks a
-			// reorg leaves.
-			m.ix.setSide(hash, b.Height, true)
-		}
-		m.observeEvidence(b, hash)
+		// Stored uncapped (synced, size 0): not counted, like the
+		// blocks a reorg leaves.
+		m.ix.addSide(b, hash, size, work.st)
+		m.obs.checked(b, hash)
 		return ErrSideBlock
 	}
 	return m.switchLocked(work.reverted, work.branch, work.undos, work.st, work.fork)
@@ -459,21 +465,25 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 	if mh, err := m.st.HashAt(b.Height); err == nil && mh == hash {
 		return ErrKnownBlock
 	}
-	stored, err := m.st.BlockByHash(hash)
-	if err != nil {
-		return local("read block", err)
+	if _, ok := m.ix.node(hash); !ok {
+		// Stored but not in the tree: on the main chain below its window.
+		return ErrKnownBlock
 	}
-	branch, fork, err := m.branchTo(stored)
+	nodes, fork, err := m.ix.branch(hash)
 	if err != nil {
 		return err
 	}
-	if m.head.Height-fork.Height > MaxReorgDepth {
+	if len(nodes) == 0 || m.head.Height-fork.Height > MaxReorgDepth {
 		return ErrKnownBlock
 	}
-	if better, err := m.betterThanMain(branch, fork); err != nil || !better {
+	if better, err := m.chooses(nodes[len(nodes)-1]); err != nil || !better {
 		if err == nil {
 			err = ErrKnownBlock
 		}
+		return err
+	}
+	branch, err := blocksOf(m.st, nodes)
+	if err != nil {
 		return err
 	}
 	st, reverted, undos, err := m.stateOn(m.head, m.state, fork, branch)
@@ -485,7 +495,7 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 
 // switchLocked makes branch the main chain in one store transaction; st
 // is the state after it. m.state is untouched until the commit succeeded.
-func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *chain.Block) error {
+func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *Node) error {
 	m.seq.Add(1)
 	defer m.seq.Add(1)
 	if err := m.st.Switch(len(reverted), branch, nil, undos, st); err != nil {
@@ -500,40 +510,11 @@ func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.U
 	return nil
 }
 
-// branchTo walks from b back to the main chain: it returns the stored
-// branch ending with b (ascending; empty when b is on the main chain) and
-// the main-chain block it forks from.
-func (m *Manager) branchTo(b *chain.Block) ([]*chain.Block, *chain.Block, error) {
-	var branch []*chain.Block
-	cur := b
-	for i := 0; ; i++ {
-		if mh, err := m.st.HashAt(cur.Height); err == nil && mh == cur.Hash() {
-			for l, r := 0, len(branch)-1; l < r; l, r = l+1, r-1 {
-				branch[l], branch[r] = branch[r], branch[l]
-			}
-			return branch, cur, nil
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, nil, local("read main chain", err)
-		}
-		if i > MaxReorgDepth+1 {
-			return nil, nil, &chain.RuleError{Code: ErrReorgTooDeep.Code, Message: "branch longer than the reorg limit without meeting the main chain"}
-		}
-		branch = append(branch, cur)
-		parent, err := m.st.BlockByHash(cur.PrevHash)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, nil, ErrUnknownParent
-		} else if err != nil {
-			return nil, nil, local("read block", err)
-		}
-		cur = parent
-	}
-}
-
 // stateOn computes, on a copy of base (the state after head), the state
 // after branch (stored blocks, each validated when it was stored) forking
 // from the main chain at fork. It returns that state, the main-chain blocks
 // it reverted (newest first) and the branch's undo records.
-func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Block, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
+func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, branch []*chain.Block) (*chain.State, []*chain.Block, []*chain.Undo, error) {
 	m.stats.branchChecks.Add(1)
 	st := base.Clone()
 	var reverted []*chain.Block
@@ -556,7 +537,7 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *chain.Bloc
 			// Stored before blocks were validated in full (an older node):
 			// it is invalid after all, and so is what builds on it.
 			hash := blk.Hash()
-			m.judge(blk, hash, err)
+			m.ix.judge(blk, hash, err)
 			return nil, nil, nil, &chain.RuleError{Code: ErrInvalidAncestor.Code, Message: fmt.Sprintf("stored ancestor %s is invalid: %v", hash, err)}
 		}
 		undos = append(undos, undo)
@@ -579,9 +560,9 @@ func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
 	start := time.Now()
 	n, err := m.processBlocks(blocks)
 	m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(start))
-	if n < len(blocks) && m.holdIfEarly(blocks[n], err) {
+	if n < len(blocks) && m.future.holdIfEarly(blocks[n], err) {
 		for _, b := range blocks[n+1:] {
-			m.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+			m.future.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
 		}
 	}
 	return n, err
@@ -599,7 +580,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	limit, stopErr := len(blocks), error(nil)
 	for i, b := range blocks {
 		hashes[i] = b.Hash()
-		err := m.checkIndex(b, hashes[i])
+		err := m.ix.check(b, hashes[i])
 		if err == nil {
 			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
 				err = local("read store", herr)
@@ -617,7 +598,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 			}
 		}
 		if err != nil {
-			m.judge(b, hashes[i], err)
+			m.ix.judge(b, hashes[i], err)
 			limit, stopErr = i, err
 			break
 		}
@@ -641,7 +622,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	// A rule broken on the snapshot's head is broken on ours if the run
 	// was committed (or was empty) on that same head.
 	if run.err != nil && ((run.n == 0 && m.head == snap.head) || (run.n > 0 && first == run.n)) {
-		m.judge(blocks[run.n], hashes[run.n], run.err)
+		m.ix.judge(blocks[run.n], hashes[run.n], run.err)
 		return run.n, run.err
 	}
 	tip := m.head
@@ -681,12 +662,12 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		b := blocks[i]
 		if b.PrevHash == tip.Hash() {
 			cands := m.elect.candidates(tip, m.state)
-			undo, err := m.validateApply(tip, b, pres[i], cands, m.state, now)
+			undo, err := validateApply(m.g, m.txv, tip, b, pres[i], cands, m.state, now)
 			if err != nil {
 				if ferr := flush(); ferr != nil {
 					return start, ferr
 				}
-				m.judge(b, hashes[i], err)
+				m.ix.judge(b, hashes[i], err)
 				return i, err
 			}
 			if len(batch) == 0 {
@@ -700,7 +681,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 			return start, err
 		}
 		err := m.processLocked(b, hashes[i], nil, nil, pres[i], capped)
-		m.judge(b, hashes[i], err)
+		m.ix.judge(b, hashes[i], err)
 		if err != nil && !errors.Is(err, ErrKnownBlock) && !errors.Is(err, ErrSideBlock) {
 			return i, err
 		}
@@ -739,7 +720,7 @@ func (m *Manager) validateRun(blocks []*chain.Block, pres []*prechecked, snap *S
 			break
 		}
 		cands := m.elect.candidates(parent, w.st)
-		undo, err := m.validateApply(parent, b, pres[i], cands, w.st, now)
+		undo, err := validateApply(m.g, m.txv, parent, b, pres[i], cands, w.st, now)
 		if err != nil {
 			if IsPeerFault(err) {
 				w.err = err

@@ -131,7 +131,7 @@ func (s *sideBook) refusal(b *chain.Block, size int64, caps sideCaps) string {
 // as a side block ("" if it may): a cap, or an equivocation already on
 // record for its slot. size is its encoded size (0 if not known yet).
 func (m *Manager) sideRefusal(b *chain.Block, size int64) string {
-	if m.ev.equivocated(b.Forger, b.Height, b.PrevHash) {
+	if m.ev.Equivocated(b.Forger, b.Height, b.PrevHash) {
 		return fmt.Sprintf("forger %s equivocated at height %d on this parent already", b.Forger, b.Height)
 	}
 	if _, ok := m.snap.Load().Slashed(b.Forger, b.Height); ok {
@@ -143,34 +143,13 @@ func (m *Manager) sideRefusal(b *chain.Block, size int64) string {
 }
 
 // sideStats are the side blocks counted under the caps (tests).
-func (m *Manager) sideStats() (blocks int, bytes int64) {
-	m.ix.mu.RLock()
-	defer m.ix.mu.RUnlock()
-	return len(m.ix.book.entries), m.ix.book.bytes
-}
-
-// addSide records b (hash h, encoded size) as a stored side block.
-func (ix *index) addSide(b *chain.Block, h chain.Hash, size int64) {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	ix.side[h] = b.Height
-	ix.book.add(h, sideEntry{slot: slotOf(b), size: size})
+func (ix *index) sideStats() (blocks int, bytes int64) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.book.entries), ix.book.bytes
 }
 
 // errNotStored is a side block a cap keeps from the store.
 func errNotStored(reason string) error {
 	return fmt.Errorf("%w; not stored: %s", ErrSideBlock, reason)
-}
-
-// loadSideBook counts the stored side blocks after a restart.
-func (ix *index) loadSideBook(st Store) error {
-	ix.book.init()
-	for h := range ix.side {
-		b, err := st.BlockByHash(h)
-		if err != nil {
-			return fmt.Errorf("read side block %s: %w", h, err)
-		}
-		ix.book.add(h, sideEntry{slot: slotOf(b), size: int64(len(chain.EncodeBlock(b)))})
-	}
-	return nil
 }

@@ -64,7 +64,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	mustImport(t, m, []*chain.Block{b2})
 	before := tc.dbSize()
 
-	evs, cancel := m.SubscribeEvidence(256)
+	evs, cancel := m.EvidencePool().Subscribe(256)
 	defer cancel()
 	start := time.Now()
 	for i := range 150 {
@@ -79,7 +79,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	}
 	took := time.Since(start)
 	grown := tc.dbSize() - before
-	stored, bytes := m.sideStats()
+	stored, bytes := m.ix.sideStats()
 	t.Logf("150 variants of 2,000 transactions: chain.db +%.1f MB, %d stored (%d bytes), %s", float64(grown)/(1<<20), stored, bytes, took.Round(time.Millisecond))
 	if grown >= 30<<20 {
 		t.Fatalf("chain.db grew by %d MB", grown>>20)
@@ -87,7 +87,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	if stored != 1 {
 		t.Fatalf("%d variants stored, want 1 (with the main chain's block: two headers, the proof)", stored)
 	}
-	recs := m.Evidence()
+	recs := m.EvidencePool().Records()
 	if len(recs) != 1 || recs[0].Evidence.Forger() != tc.forger.Address() || recs[0].Evidence.Height() != 1 {
 		t.Fatalf("evidence records %+v, want one for height 1", recs)
 	}
@@ -102,7 +102,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 
 	// Slashed: the next block carries the evidence.
 	b3 := chain.NewBlock(tc.g, &b2.Header, 0, b2.Timestamp+10, nil)
-	b3.SetEvidence(m.PendingEvidence())
+	b3.SetEvidence(m.EvidencePool().Pending())
 	tc.forger.SignHeader(&b3.Header)
 	mustImport(t, m, []*chain.Block{b3})
 	if s, ok := m.Snapshot().Slashed(tc.forger.Address(), 1); !ok || s.Burned == 0 {
@@ -116,13 +116,13 @@ func TestSlotVariantsBounded(t *testing.T) {
 			t.Fatalf("variant after the slashing: %v", err)
 		}
 	}
-	if n, _ := m.sideStats(); n != 1 {
+	if n, _ := m.ix.sideStats(); n != 1 {
 		t.Fatalf("variants after the slashing stored: %d side blocks", n)
 	}
 	if grown := tc.dbSize() - before; grown > 1<<20 {
 		t.Fatalf("chain.db grew by %d bytes after the slashing", grown)
 	}
-	if recs := m.Evidence(); len(recs) != 1 {
+	if recs := m.EvidencePool().Records(); len(recs) != 1 {
 		t.Fatalf("%d evidence records after more variants, want 1", len(recs))
 	}
 	select {
@@ -132,7 +132,7 @@ func TestSlotVariantsBounded(t *testing.T) {
 	}
 	// The caps survive a restart: the stored side block is counted again.
 	tc.restart()
-	if n, _ := tc.m.sideStats(); n != 1 {
+	if n, _ := tc.m.ix.sideStats(); n != 1 {
 		t.Fatalf("side blocks counted after a restart: %d", n)
 	}
 }
@@ -176,7 +176,7 @@ func TestSideCaps(t *testing.T) {
 			if stored != c.want {
 				t.Fatalf("stored %d side blocks, want %d", stored, c.want)
 			}
-			if n, _ := m.sideStats(); n != c.want {
+			if n, _ := m.ix.sideStats(); n != c.want {
 				t.Fatalf("counted %d side blocks, want %d", n, c.want)
 			}
 			// A branch that wins the fork choice is never capped.
@@ -198,12 +198,12 @@ func TestSideCaps(t *testing.T) {
 			t.Fatalf("variant %d: %v", i, err)
 		}
 	}
-	if n, _ := tc.m.sideStats(); n != 1 {
+	if n, _ := tc.m.ix.sideStats(); n != 1 {
 		t.Fatalf("%d variants of one slot stored, cap 1", n)
 	}
 	// Pruning below the reorg limit frees the room.
 	mustImport(t, tc.m, tc.chainOf(tc.m.Head(), MaxReorgDepth+pruneEvery+2, 1))
-	if n, bytes := tc.m.sideStats(); n != 0 || bytes != 0 {
+	if n, bytes := tc.m.ix.sideStats(); n != 0 || bytes != 0 {
 		t.Fatalf("after pruning: %d side blocks, %d bytes counted", n, bytes)
 	}
 }

@@ -114,3 +114,13 @@ func (s *Snapshot) Lots(lotSize uint64) uint64 {
 }
 
 var _ chain.LotView = (*Snapshot)(nil)
+
+// Slashed returns the slashing of forger for height on this snapshot's
+// main chain.
+func (s *Snapshot) Slashed(forger chain.Address, height uint64) (chain.Slashing, bool) {
+	return s.state.Slashed(forger, height)
+}
+
+// ReadState is the state after the head, for elections and reads: callers
+// must not change it (chain.ElectionTable may be called on it).
+func (s *Snapshot) ReadState() *chain.State { return s.state }
