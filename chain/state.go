@@ -178,8 +178,12 @@ func (s *State) Clone() *State {
 	return c
 }
 
-// Equal reports whether two states hold the same accounts.
-func (s *State) Equal(o *State) bool { return s.accounts.equal(&o.accounts) }
+// Equal reports whether two states hold the same accounts and, when both
+// hold one, the same finality record. (A state without a record is one
+// made by NewState, or loaded by a store that keeps none.)
+func (s *State) Equal(o *State) bool {
+	return s.accounts.equal(&o.accounts) && (s.fin == nil || o.fin == nil || s.fin.Equal(o.fin))
+}
 
 // UndoEntry is one account as it was before a block touched it.
 type UndoEntry struct {
@@ -195,6 +199,8 @@ type Undo struct {
 	// Finality is the encoding of the finality record before the block,
 	// when the block changed it; nil when it did not.
 	Finality []byte `json:"finality,omitempty"`
+	// prevFin is the record Finality encodes, while the undo is in memory.
+	prevFin *Finality
 }
 
 // Touched lists the addresses the block changed.
@@ -282,14 +288,22 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 			return nil, txError(i, tx, err)
 		}
 	}
-	return &Undo{Height: b.Height, Entries: j.entries}, nil
+	undo := &Undo{Height: b.Height, Entries: j.entries}
+	if err := s.applyFinality(undo, b, g); err != nil {
+		s.revert(j.entries)
+		s.undoneTo(m)
+		return nil, err
+	}
+	return undo, nil
 }
 
 // Revert undoes the block that produced u. Only the most recently applied
 // block may be reverted; reorgs revert blocks newest first.
 func (s *State) Revert(u *Undo) {
 	s.revert(u.Entries)
-	if u.Finality != nil {
+	if u.prevFin != nil {
+		s.fin = u.prevFin
+	} else if u.Finality != nil {
 		f := new(Finality)
 		if err := f.UnmarshalBinary(u.Finality); err == nil {
 			s.fin = f
