@@ -101,7 +101,7 @@ func TestFinalityEpochs(t *testing.T) {
 	if f := c.state.Finality(); f.Justified != c.cpAt(3) || f.Finalized.Height != 0 {
 		t.Fatalf("after 0→3: %+v", f)
 	}
-	c.accept(withVotes(c)) // 6
+	c.accept(withVotes(c))                                         // 6
 	c.accept(withVotes(c, allVote(c, "alice", "bob", "carol")...)) // 3 → 6
 	if f := c.state.Finality(); f.Justified != c.cpAt(6) || f.Finalized != c.cpAt(3) {
 		t.Fatalf("after 3→6: justified %s final %s", f.Justified, f.Finalized)
@@ -212,7 +212,7 @@ func TestVoteBlockRules(t *testing.T) {
 		{"stake added before the source counts", nil, func(c *testChain) *Block {
 			c.accept(c.next(0, signedTx(TxExchange, "dave", testAddr("dave"), 50, 0, 1), signedTx(TxStake, "dave", testAddr("dave"), 50, 0, 2)))
 			vs := allVote(c, "alice", "bob", "carol") // 0 → 1, weighed at genesis
-			c.accept(withVotes(c, vs...))                       // justifies 1
+			c.accept(withVotes(c, vs...))             // justifies 1
 			c.accept(withVotes(c))
 			return withVotes(c, vote("dave", c.cpAt(1), c.cpAt(2)))
 		}, nil},
