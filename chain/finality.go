@@ -691,7 +691,7 @@ func (s *State) applyFinality(u *Undo, b *Block, g *Genesis) error {
 	if err != nil {
 		return err
 	}
-	u.Finality, u.prevFin = prev, s.fin
+	u.Finality = prev
 	s.fin = nf
 	return nil
 }

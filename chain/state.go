@@ -199,8 +199,6 @@ type Undo struct {
 	// Finality is the encoding of the finality record before the block,
 	// when the block changed it; nil when it did not.
 	Finality []byte `json:"finality,omitempty"`
-	// prevFin is the record Finality encodes, while the undo is in memory.
-	prevFin *Finality
 }
 
 // Touched lists the addresses the block changed.
@@ -301,9 +299,7 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 // block may be reverted; reorgs revert blocks newest first.
 func (s *State) Revert(u *Undo) {
 	s.revert(u.Entries)
-	if u.prevFin != nil {
-		s.fin = u.prevFin
-	} else if u.Finality != nil {
+	if u.Finality != nil {
 		f := new(Finality)
 		if err := f.UnmarshalBinary(u.Finality); err == nil {
 			s.fin = f
