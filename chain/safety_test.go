@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -291,4 +292,63 @@ func TestAccountableSafety(t *testing.T) {
 	if conflicts == 0 || minorityTrials == 0 || finalizedForks == 0 {
 		t.Fatalf("the schedules never exercised the property: %d conflicts, %d minority trials, %d finalizing forked tips", conflicts, minorityTrials, finalizedForks)
 	}
+}
+
+// BenchmarkApplyVotes: the finality step of Apply for a block carrying
+// one vote of each of n stakers (the record kept for 64 heights, its
+// encoding for the undo included), signatures apart.
+func BenchmarkApplyVotes100(b *testing.B)  { benchApplyVotes(b, 100) }
+func BenchmarkApplyVotes1000(b *testing.B) { benchApplyVotes(b, 1000) }
+
+func benchApplyVotes(b *testing.B, n int) {
+	g := DefaultGenesis()
+	g.ChainID = testChainID
+	var names []string
+	for i := range n {
+		names = append(names, fmt.Sprintf("staker-%d", i))
+		g.Allocations = append(g.Allocations, Allocation{Address: testAddr(names[i]), Stake: 10})
+	}
+	st := g.State()
+	parent := g.Block().Header
+	var blocks []*Block
+	// 70 blocks, each carrying everyone's vote for the newest link.
+	for h := uint64(1); h <= 70; h++ {
+		blk := &Block{Header: Header{Height: h, PrevHash: parent.Hash(), Timestamp: int64(h), TxRoot: MerkleRoot(nil)}}
+		if h > 1 {
+			f := st.Finality()
+			vs := make([]Vote, n)
+			for i, name := range names {
+				vs[i] = Vote{Source: f.Justified, Target: f.Latest()}
+				copy(vs[i].PublicKey[:], testKey(name).Public().(ed25519.PublicKey))
+			}
+			blk.SetVotes(vs)
+		}
+		if _, err := st.Apply(blk, g); err != nil {
+			b.Fatal(err)
+		}
+		blocks = append(blocks, blk)
+		parent = blk.Header
+	}
+	// Re-apply the last block on the state before it.
+	last := blocks[len(blocks)-1]
+	u, _ := st.Apply(&Block{Header: Header{Height: 71, PrevHash: last.Hash()}}, g)
+	st.Revert(u)
+	before := st.Clone()
+	blk := &Block{Header: Header{Height: 71, PrevHash: last.Hash(), TxRoot: MerkleRoot(nil)}}
+	f := st.Finality()
+	vs := make([]Vote, n)
+	for i, name := range names {
+		vs[i] = Vote{Source: f.Justified, Target: f.Latest()}
+		copy(vs[i].PublicKey[:], testKey(name).Public().(ed25519.PublicKey))
+	}
+	blk.SetVotes(vs)
+	b.ResetTimer()
+	for range b.N {
+		s := before.Clone()
+		if _, err := s.Apply(blk, g); err != nil {
+			b.Fatal(err)
+		}
+	}
+	enc, _ := before.Finality().MarshalBinary()
+	b.ReportMetric(float64(len(enc)), "record-bytes")
 }
