@@ -77,11 +77,19 @@ type VoterLots struct {
 
 // Lots returns a's lots in the table (0 for a non-staker).
 func (t *WeightTable) Lots(a Address) uint64 {
+	if i := t.index(a); i >= 0 {
+		return t.entries[i].Lots
+	}
+	return 0
+}
+
+// index is a's position in the table, -1 for a non-staker.
+func (t *WeightTable) index(a Address) int {
 	i, ok := slices.BinarySearchFunc(t.entries, a, func(e VoterLots, a Address) int { return strings.Compare(string(e.Voter), string(a)) })
 	if !ok {
-		return 0
+		return -1
 	}
-	return t.entries[i].Lots
+	return i
 }
 
 // Total is the sum of every staker's lots.
@@ -119,12 +127,27 @@ type cpEntry struct {
 	links     []*link      // votes with this checkpoint as target, one per source, by source
 }
 
-// link is the tally of the included votes for one source → target.
+// link is the tally of the included votes for one source → target. Its
+// voters are a bit set over the source's table (bit i: entry i voted), so
+// a tally costs a bit per staker, not an address.
 type link struct {
 	source Checkpoint
-	voters []Address // by address
-	lots   uint64    // their lots in the source's table
-	total  uint64    // all lots of the source's table
+	table  *WeightTable // the source's
+	voted  []byte       // len(table.entries) bits, the last byte's spare bits zero
+	lots   uint64       // the voters' lots in table
+}
+
+func (l *link) has(i int) bool { return l.voted[i/8]&(1<<(i%8)) != 0 }
+
+// voters lists the addresses that voted for the link.
+func (l *link) voters() []Address {
+	var out []Address
+	for i, e := range l.table.entries {
+		if l.has(i) {
+			out = append(out, e.Voter)
+		}
+	}
+	return out
 }
 
 func supermajority(lots, total uint64) bool {
@@ -225,8 +248,7 @@ type LinkTally struct {
 	// Supermajority: 3 × Lots > 2 × Total, the link justifies its target.
 	Supermajority bool      `json:"supermajority"`
 	Voters        []Address `json:"voters"`
-	// Missing are the source's stakers that have not voted for the link
-	// (nil when the source is no longer kept).
+	// Missing are the source's stakers that have not voted for the link.
 	Missing []VoterLots `json:"missing,omitempty"`
 }
 
@@ -252,13 +274,10 @@ func (f *Finality) Tally(target Checkpoint) (CheckpointInfo, bool) {
 func (f *Finality) info(e *cpEntry) CheckpointInfo {
 	ci := CheckpointInfo{Checkpoint: e.cp, Justified: e.justified, Final: f.IsFinal(e.cp.Height), TotalLots: e.table.total}
 	for _, l := range e.links {
-		lt := LinkTally{Source: l.source, Lots: l.lots, Total: l.total, Supermajority: supermajority(l.lots, l.total), Voters: slices.Clone(l.voters)}
-		if _, src := f.find(l.source); src != nil {
-			lt.Missing = []VoterLots{}
-			for _, vl := range src.table.entries {
-				if _, ok := slices.BinarySearch(l.voters, vl.Voter); !ok {
-					lt.Missing = append(lt.Missing, vl)
-				}
+		lt := LinkTally{Source: l.source, Lots: l.lots, Total: l.table.total, Supermajority: supermajority(l.lots, l.table.total), Voters: l.voters(), Missing: []VoterLots{}}
+		for i, vl := range l.table.entries {
+			if !l.has(i) {
+				lt.Missing = append(lt.Missing, vl)
 			}
 		}
 		ci.Links = append(ci.Links, lt)
@@ -287,7 +306,7 @@ type linkKey struct {
 // at blockHeight, and returns the target's and source's entries and the
 // voter's lots. The order of the checks is the order of the codes in the
 // conformance suite.
-func (f *Finality) checkVote(v *Vote, blockHeight uint64) (ti int, src *cpEntry, lots uint64, err error) {
+func (f *Finality) checkVote(v *Vote, voter Address, blockHeight uint64) (ti int, src *cpEntry, vi int, err error) {
 	if err := v.CheckStateless(); err != nil {
 		return -1, nil, 0, err
 	}
@@ -309,18 +328,15 @@ func (f *Finality) checkVote(v *Vote, blockHeight uint64) (ti int, src *cpEntry,
 	if !src.justified {
 		return -1, nil, 0, ruleErrorf(ErrVoteSourceNotJustified, "source %s is not justified on this branch", v.Source)
 	}
-	voter := v.Voter()
-	if lots = src.table.Lots(voter); lots == 0 {
+	if vi = src.table.index(voter); vi < 0 {
 		return -1, nil, 0, ruleErrorf(ErrVoteNoStake, "voter %s held no lots after the source %s", voter, v.Source)
 	}
 	for _, l := range tgt.links {
-		if l.source == v.Source {
-			if _, dup := slices.BinarySearch(l.voters, voter); dup {
-				return -1, nil, 0, ruleErrorf(ErrVoteAlreadyCounted, "%s's vote %d→%d is already counted on this branch", voter, v.Source.Height, t)
-			}
+		if l.source == v.Source && l.has(vi) {
+			return -1, nil, 0, ruleErrorf(ErrVoteAlreadyCounted, "%s's vote %d→%d is already counted on this branch", voter, v.Source.Height, t)
 		}
 	}
-	return ti, src, lots, nil
+	return ti, src, vi, nil
 }
 
 // CheckVote reports whether v could be included in a block at blockHeight
@@ -331,7 +347,7 @@ func (s *State) CheckVote(g *Genesis, v *Vote, blockHeight uint64) error {
 	if s.fin == nil {
 		return ruleErrorf(ErrVoteUnknownCheckpoint, "the state holds no finality record")
 	}
-	_, _, _, err := s.fin.checkVote(v, blockHeight)
+	_, _, _, err := s.fin.checkVote(v, v.Voter(), blockHeight)
 	return err
 }
 
@@ -354,9 +370,11 @@ func (f *Finality) next(g *Genesis, s *State, b *Block, hash Hash, touched []Und
 		}
 	}
 	if b.Height%max(g.EpochBlocks, 1) == 0 {
-		table := weightTableOf(s, g.LotSize)
+		var table *WeightTable
 		if !nf.dirty && len(nf.entries) > 0 {
-			table = nf.entries[len(nf.entries)-1].table
+			table = nf.entries[len(nf.entries)-1].table // shared: no lots changed
+		} else {
+			table = weightTableOf(s, g.LotSize)
 		}
 		nf.entries = append(nf.entries, &cpEntry{cp: Checkpoint{b.Height, hash}, table: table})
 		nf.dirty = false
@@ -371,7 +389,7 @@ func (f *Finality) next(g *Genesis, s *State, b *Block, hash Hash, touched []Und
 func (nf *Finality) countVotes(b *Block, epoch uint64) error {
 	seen := make(map[linkKey]struct{}, len(b.Votes))
 	owned := make(map[int]bool)
-	added := make(map[*link][]Address)
+	mine := make(map[*link]bool) // links copied (or made) for this record
 	for i := range b.Votes {
 		v := &b.Votes[i]
 		k := linkKey{v.Voter(), v.Source, v.Target}
@@ -379,7 +397,7 @@ func (nf *Finality) countVotes(b *Block, epoch uint64) error {
 			return &VoteError{i, ruleErrorf(ErrDuplicateVote, "a second vote of %s for %d→%d in the block", k.voter, v.Source.Height, v.Target.Height)}
 		}
 		seen[k] = struct{}{}
-		ti, src, lots, err := nf.checkVote(v, b.Height)
+		ti, src, vi, err := nf.checkVote(v, k.voter, b.Height)
 		if err != nil {
 			return &VoteError{i, err}
 		}
@@ -393,10 +411,11 @@ func (nf *Finality) countVotes(b *Block, epoch uint64) error {
 		var l *link
 		for j, x := range tgt.links {
 			if x.source == v.Source {
-				if _, mine := added[x]; !mine {
+				if !mine[x] {
 					c := *x
+					c.voted = slices.Clone(x.voted)
 					tgt.links[j] = &c
-					added[&c] = nil
+					mine[&c] = true
 					x = &c
 				}
 				l = x
@@ -404,15 +423,15 @@ func (nf *Finality) countVotes(b *Block, epoch uint64) error {
 			}
 		}
 		if l == nil {
-			l = &link{source: v.Source, total: src.table.total}
+			l = &link{source: v.Source, table: src.table, voted: make([]byte, (len(src.table.entries)+7)/8)}
 			tgt.links = append(tgt.links, l)
 			slices.SortFunc(tgt.links, func(x, y *link) int { return cmpCheckpoint(x.source, y.source) })
-			added[l] = nil
+			mine[l] = true
 		}
-		before := supermajority(l.lots, l.total)
-		l.lots += lots
-		added[l] = append(added[l], k.voter)
-		if before || !supermajority(l.lots, l.total) {
+		before := supermajority(l.lots, l.table.total)
+		l.voted[vi/8] |= 1 << (vi % 8)
+		l.lots += l.table.entries[vi].Lots
+		if before || !supermajority(l.lots, l.table.total) {
 			continue
 		}
 		// The link has just reached more than 2/3 of its source's lots.
@@ -425,10 +444,6 @@ func (nf *Finality) countVotes(b *Block, epoch uint64) error {
 		if tgt.cp.Height == v.Source.Height+epoch && v.Source.Height > nf.Finalized.Height {
 			nf.Finalized = v.Source
 		}
-	}
-	for l, voters := range added {
-		l.voters = append(slices.Clip(l.voters), voters...)
-		slices.Sort(l.voters)
 	}
 	return nil
 }
@@ -482,12 +497,14 @@ func cmpCheckpoint(a, b Checkpoint) int {
 //	head 8, dirty 1 (0 or 1)
 //	tables: count, then per table: count, per staker: address 20 bytes, lots 8
 //	entries: count, then per entry: checkpoint, justified 1, table index,
-//	         links: count, then per link: source checkpoint, lots 8, total 8,
-//	         voters: count, then addresses of 20 bytes
+//	         links: count, then per link: source checkpoint, table index
+//	         (the source's), voted: one bit per entry of that table, bit i
+//	         of byte i/8 for entry i, spare bits zero
 //
-// Tables are listed in the order entries first use them, and an entry's
+// Tables are listed in the order entries and links first use them, and an
 // index is an earlier table or the next one: one record, one encoding
 // (UnmarshalBinary refuses any other), and shared tables stay shared.
+// A link's lots are recomputed from its table.
 const finalityCodecVersion = 1
 
 // Bounds of the decoder: a record keeps at most the window's checkpoints
@@ -506,10 +523,16 @@ func (f *Finality) MarshalBinary() ([]byte, error) {
 	b = append(b, boolByte(f.dirty))
 	index := map[*WeightTable]uint64{}
 	var tables []*WeightTable
+	use := func(t *WeightTable) {
+		if _, ok := index[t]; !ok {
+			index[t] = uint64(len(tables))
+			tables = append(tables, t)
+		}
+	}
 	for _, e := range f.entries {
-		if _, ok := index[e.table]; !ok {
-			index[e.table] = uint64(len(tables))
-			tables = append(tables, e.table)
+		use(e.table)
+		for _, l := range e.links {
+			use(l.table)
 		}
 	}
 	b = binary.AppendUvarint(b, uint64(len(tables)))
@@ -528,12 +551,8 @@ func (f *Finality) MarshalBinary() ([]byte, error) {
 		b = binary.AppendUvarint(b, uint64(len(e.links)))
 		for _, l := range e.links {
 			b = appendCheckpoint(b, l.source)
-			b = binary.BigEndian.AppendUint64(b, l.lots)
-			b = binary.BigEndian.AppendUint64(b, l.total)
-			b = binary.AppendUvarint(b, uint64(len(l.voters)))
-			for _, a := range l.voters {
-				b = appendAddress(b, a)
-			}
+			b = binary.AppendUvarint(b, index[l.table])
+			b = append(b, l.voted...)
 		}
 	}
 	return b, nil
@@ -566,7 +585,7 @@ func (f *Finality) UnmarshalBinary(data []byte) error {
 	r.Finalized = d.checkpoint()
 	r.head = d.u64()
 	r.dirty = d.flag()
-	tables := make([]*WeightTable, d.count(maxFinalityEntries, 1))
+	tables := make([]*WeightTable, d.count(2*maxFinalityEntries, 1))
 	for i := range tables {
 		es := make([]VoterLots, d.count(maxTableEntries, 28))
 		for j := range es {
@@ -579,28 +598,38 @@ func (f *Finality) UnmarshalBinary(data []byte) error {
 	}
 	r.entries = make([]*cpEntry, d.count(maxFinalityEntries, 43))
 	used := 0
+	table := func() *WeightTable {
+		ti := d.uvarint()
+		if d.err != nil {
+			return nil
+		}
+		switch {
+		case ti < uint64(used):
+		case ti == uint64(used) && used < len(tables):
+			used++
+		default:
+			d.err = fmt.Errorf("%w: finality table index %d out of order", ErrDecode, ti)
+			return nil
+		}
+		return tables[ti]
+	}
 	for i := range r.entries {
 		e := &cpEntry{cp: d.checkpoint(), justified: d.flag()}
-		if ti := d.uvarint(); d.err == nil {
-			switch {
-			case ti < uint64(used):
-			case ti == uint64(used) && used < len(tables):
-				used++
-			default:
-				d.err = fmt.Errorf("%w: finality table index %d out of order", ErrDecode, ti)
-			}
-			if d.err == nil {
-				e.table = tables[ti]
-			}
-		}
-		e.links = make([]*link, d.count(maxFinalityEntries, 57))
+		e.table = table()
+		e.links = make([]*link, d.count(maxFinalityEntries, 41))
 		for j := range e.links {
-			l := &link{source: d.checkpoint(), lots: d.u64(), total: d.u64()}
-			l.voters = make([]Address, d.count(maxTableEntries, 20))
-			for k := range l.voters {
-				l.voters[k] = d.address()
-				if d.err == nil && k > 0 && l.voters[k] <= l.voters[k-1] {
-					d.err = fmt.Errorf("%w: finality voters not sorted", ErrDecode)
+			l := &link{source: d.checkpoint(), table: table()}
+			if d.err == nil {
+				n := len(l.table.entries)
+				l.voted = make([]byte, (n+7)/8)
+				d.bytes(l.voted)
+				if d.err == nil && n%8 != 0 && l.voted[len(l.voted)-1]>>(n%8) != 0 {
+					d.err = fmt.Errorf("%w: finality link with spare bits set", ErrDecode)
+				}
+				for k := range n {
+					if l.has(k) {
+						l.lots += l.table.entries[k].Lots
+					}
 				}
 			}
 			if d.err == nil && j > 0 && cmpCheckpoint(l.source, e.links[j-1].source) <= 0 {
