@@ -33,9 +33,20 @@ import (
 //	           fields as above (with evidence_root) and signature
 //
 // so every block without evidence keeps its version 2 bytes.
+//
+// Version 4, written only for blocks with votes or a vote root (theirs, or
+// in a header of their evidence), writes every header (the block's and the
+// evidence's) as the fields above, evidence_root 32, vote_root 32 and the
+// signature, and after the evidence:
+//
+//	vote count uvarint (at most MaxBlockVotesLimit)
+//	per vote:  its fixed-size encoding (EncodeVote)
+//
+// so every block without votes keeps its version 2 or 3 bytes.
 const (
 	blockCodecVersion    = 2
 	evidenceCodecVersion = 3
+	votesCodecVersion    = 4
 )
 
 // minEvidenceLen is the smallest encoding of one evidence item.
@@ -57,33 +68,72 @@ func EncodeBlock(b *Block) []byte {
 	h := &b.Header
 	n := 1 + 8 + 32 + 8 + 4 + 32 + 32 + 5*binary.MaxVarintLen64 + len(h.Forger) + len(h.ForgerPublicKey) + len(h.SeedProof) + len(h.Signature)
 	n += len(b.Transactions) * (24 + 6*2 + 10 + 40 + 40 + 64 + 128 + 16)
-	withEvidence := len(b.Evidence) > 0 || !h.EvidenceRoot.IsZero()
-	if withEvidence {
-		n += 32 + binary.MaxVarintLen64 + len(b.Evidence)*1024
+	version := b.codecVersion()
+	if version >= evidenceCodecVersion {
+		n += 64 + 2*binary.MaxVarintLen64 + len(b.Evidence)*1100 + len(b.Votes)*EncodedVoteLen
 	}
 	out := make([]byte, 0, n)
-	if !withEvidence {
-		out = append(out, blockCodecVersion)
+	out = append(out, version)
+	switch version {
+	case blockCodecVersion:
 		out = h.appendFields(out)
 		out = appendString(out, h.Signature)
-	} else {
-		out = append(out, evidenceCodecVersion)
+	case evidenceCodecVersion:
 		out = h.appendV3(out)
+	default:
+		out = h.appendV4(out)
 	}
 	out = binary.AppendUvarint(out, uint64(len(b.Transactions)))
 	for i := range b.Transactions {
 		out = appendTx(out, &b.Transactions[i])
 	}
-	if withEvidence {
+	if version >= evidenceCodecVersion {
 		out = binary.AppendUvarint(out, uint64(len(b.Evidence)))
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
 			out = append(out, e.ParentSeed[:]...)
-			out = e.A.appendV3(out)
-			out = e.B.appendV3(out)
+			if version == evidenceCodecVersion {
+				out = e.A.appendV3(out)
+				out = e.B.appendV3(out)
+			} else {
+				out = e.A.appendV4(out)
+				out = e.B.appendV4(out)
+			}
+		}
+	}
+	if version == votesCodecVersion {
+		out = binary.AppendUvarint(out, uint64(len(b.Votes)))
+		for i := range b.Votes {
+			out = AppendVote(out, &b.Votes[i])
 		}
 	}
 	return out
+}
+
+// codecVersion is the oldest version that holds every field of b: one
+// block has one encoding.
+func (b *Block) codecVersion() byte {
+	if b.hasVoteFields() {
+		return votesCodecVersion
+	}
+	if len(b.Evidence) > 0 || !b.EvidenceRoot.IsZero() {
+		return evidenceCodecVersion
+	}
+	return blockCodecVersion
+}
+
+// hasVoteFields reports whether b has votes or a vote root, itself or in
+// a header of its evidence: what only version 4 can write.
+func (b *Block) hasVoteFields() bool {
+	if len(b.Votes) > 0 || !b.VoteRoot.IsZero() {
+		return true
+	}
+	for i := range b.Evidence {
+		if !b.Evidence[i].A.VoteRoot.IsZero() || !b.Evidence[i].B.VoteRoot.IsZero() {
+			return true
+		}
+	}
+	return false
 }
 
 // appendV3 appends a header as version 3 writes it: every field, the
@@ -114,6 +164,23 @@ func (d *decoder) core(h *Header) {
 	d.bytes(h.Seed[:])
 }
 
+// appendV4 appends a header as version 4 writes it: every field, both
+// roots always, then the signature.
+func (h *Header) appendV4(out []byte) []byte {
+	out = h.appendCore(out)
+	out = append(out, h.EvidenceRoot[:]...)
+	out = append(out, h.VoteRoot[:]...)
+	return appendString(out, h.Signature)
+}
+
+// headerV4 reads what appendV4 writes.
+func (d *decoder) headerV4(h *Header) {
+	d.core(h)
+	d.bytes(h.EvidenceRoot[:])
+	d.bytes(h.VoteRoot[:])
+	h.Signature = d.str()
+}
+
 // EncodeTx returns the binary encoding of one transaction (as inside a block).
 func EncodeTx(tx *Transaction) []byte { return appendTx(nil, tx) }
 
@@ -138,14 +205,17 @@ func appendTx(out []byte, tx *Transaction) []byte {
 func DecodeBlock(data []byte) (*Block, error) {
 	d := decoder{buf: data}
 	v := d.byte()
-	if d.err == nil && v != blockCodecVersion && v != evidenceCodecVersion {
+	if d.err == nil && v != blockCodecVersion && v != evidenceCodecVersion && v != votesCodecVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrDecode, v)
 	}
 	b := &Block{}
 	h := &b.Header
-	if v == evidenceCodecVersion {
+	switch v {
+	case evidenceCodecVersion:
 		d.headerV3(h)
-	} else {
+	case votesCodecVersion:
+		d.headerV4(h)
+	default:
 		d.core(h)
 		h.Signature = d.str()
 	}
@@ -159,7 +229,7 @@ func DecodeBlock(data []byte) (*Block, error) {
 	for i := range b.Transactions {
 		d.tx(&b.Transactions[i])
 	}
-	if v == evidenceCodecVersion {
+	if v >= evidenceCodecVersion {
 		n := d.uvarint()
 		if d.err == nil && n > uint64(len(d.buf)/minEvidenceLen) {
 			return nil, fmt.Errorf("%w: %d evidence items cannot fit in %d bytes", ErrDecode, n, len(d.buf))
@@ -170,13 +240,45 @@ func DecodeBlock(data []byte) (*Block, error) {
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
 			d.bytes(e.ParentSeed[:])
-			d.headerV3(&e.A)
-			d.headerV3(&e.B)
+			if v == evidenceCodecVersion {
+				d.headerV3(&e.A)
+				d.headerV3(&e.B)
+			} else {
+				d.headerV4(&e.A)
+				d.headerV4(&e.B)
+			}
 		}
-		if d.err == nil && n == 0 && h.EvidenceRoot.IsZero() {
-			// Version 2 says this; one block, one encoding.
-			return nil, fmt.Errorf("%w: version 3 without evidence", ErrDecode)
+	}
+	if v == votesCodecVersion {
+		n := d.uvarint()
+		switch {
+		case d.err != nil:
+		case n > MaxBlockVotesLimit:
+			// Whatever the genesis allows, no block holds more: refused
+			// before anything is allocated for them.
+			return nil, fmt.Errorf("%w: %d votes (limit %d)", ErrDecode, n, MaxBlockVotesLimit)
+		case n > uint64(len(d.buf)/EncodedVoteLen):
+			return nil, fmt.Errorf("%w: %d votes cannot fit in %d bytes", ErrDecode, n, len(d.buf))
 		}
+		if n > 0 && d.err == nil {
+			b.Votes = make([]Vote, n)
+		}
+		for i := range b.Votes {
+			if !d.need(EncodedVoteLen) {
+				break
+			}
+			vote, err := DecodeVote(d.buf[:EncodedVoteLen])
+			if err != nil {
+				d.err = err
+				break
+			}
+			b.Votes[i] = *vote
+			d.buf = d.buf[EncodedVoteLen:]
+		}
+	}
+	if d.err == nil && b.codecVersion() != v {
+		// An older version says this; one block, one encoding.
+		return nil, fmt.Errorf("%w: version %d for a block that version %d writes", ErrDecode, v, b.codecVersion())
 	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
@@ -317,12 +419,20 @@ func (d *decoder) tx(tx *Transaction) {
 }
 
 // EncodeEvidence returns the binary encoding of one evidence item (as
-// inside a version 3 block), for gossip.
+// inside a version 3 block), for gossip; when a header has a vote root,
+// the two vote roots (a's, b's) follow.
 func EncodeEvidence(e *Evidence) []byte {
-	out := make([]byte, 0, 1024)
+	out := make([]byte, 0, 1024+64)
 	out = append(out, e.ParentSeed[:]...)
 	out = e.A.appendV3(out)
-	return e.B.appendV3(out)
+	out = e.B.appendV3(out)
+	if !e.A.VoteRoot.IsZero() || !e.B.VoteRoot.IsZero() {
+		// Headers of blocks with votes: their vote roots follow, so the
+		// headers (and their signatures) survive the trip.
+		out = append(out, e.A.VoteRoot[:]...)
+		out = append(out, e.B.VoteRoot[:]...)
+	}
+	return out
 }
 
 // DecodeEvidence parses EncodeEvidence's output; it never panics.
@@ -332,6 +442,13 @@ func DecodeEvidence(data []byte) (*Evidence, error) {
 	d.bytes(e.ParentSeed[:])
 	d.headerV3(&e.A)
 	d.headerV3(&e.B)
+	if d.err == nil && len(d.buf) == 64 {
+		d.bytes(e.A.VoteRoot[:])
+		d.bytes(e.B.VoteRoot[:])
+		if e.A.VoteRoot.IsZero() && e.B.VoteRoot.IsZero() {
+			return nil, fmt.Errorf("%w: zero vote roots written out", ErrDecode)
+		}
+	}
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
 	}

@@ -329,6 +329,66 @@ func TestBlockRules(t *testing.T) {
 			b.Header.Sign(testKey("alice"))
 			return b
 		}, ErrBadSeed},
+
+		// v3 rules (DESIGN "v3 rules"): alice holds every lot, so her vote
+		// alone justifies. votedTwo: block 2 carries her 0 → 1.
+		{"a vote justifying block 1", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			return withVotes(c, vote("alice", c.cpAt(0), c.cpAt(1)))
+		}, nil},
+		{"vote root not the votes'", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			b := withVotes(c, vote("alice", c.cpAt(0), c.cpAt(1)))
+			b.VoteRoot[0] ^= 1
+			b.Header.Sign(testKey("alice"))
+			return b
+		}, ErrBadVoteRoot},
+		{"votes over max_block_votes", [](func(*Genesis)){func(g *Genesis) { g.MaxBlockVotes = 1 }}, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			return withVotes(c, vote("alice", c.cpAt(0), c.cpAt(1)), vote("bob", c.cpAt(0), c.cpAt(1)))
+		}, ErrTooManyVotes},
+		{"vote target not above its source", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			return withVotes(c, vote("alice", c.cpAt(1), c.cpAt(0)))
+		}, ErrBadVote},
+		{"vote signature", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			v := vote("alice", c.cpAt(0), c.cpAt(1))
+			v.Signature[0] ^= 1
+			return withVotes(c, v)
+		}, ErrBadVoteSig},
+		{"vote for a block not below this one", nil, func(c *testChain) *Block {
+			return withVotes(c, vote("alice", c.cpAt(0), Checkpoint{Height: 1}))
+		}, ErrVoteFutureTarget},
+		{"vote for a target on another branch", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			return withVotes(c, vote("alice", c.cpAt(0), Checkpoint{Height: 1, Hash: Hash{1}}))
+		}, ErrVoteUnknownCheckpoint},
+		{"vote from an unjustified source", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			c.accept(withVotes(c))
+			return withVotes(c, vote("alice", c.cpAt(1), c.cpAt(2)))
+		}, ErrVoteSourceNotJustified},
+		{"vote by a key without lots at the source", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			return withVotes(c, vote("bob", c.cpAt(0), c.cpAt(1)))
+		}, ErrVoteNoStake},
+		{"vote already on the branch", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			c.accept(withVotes(c, vote("alice", c.cpAt(0), c.cpAt(1))))
+			return withVotes(c, vote("alice", c.cpAt(0), c.cpAt(1)))
+		}, ErrVoteAlreadyCounted},
+		{"one vote twice in a block", nil, func(c *testChain) *Block {
+			c.accept(withVotes(c))
+			v := vote("alice", c.cpAt(0), c.cpAt(1))
+			return withVotes(c, v, v)
+		}, ErrDuplicateVote},
+		{"vote more than 64 heights old", nil, func(c *testChain) *Block {
+			for range 66 {
+				c.accept(withVotes(c))
+			}
+			return withVotes(c, vote("alice", c.cpAt(0), c.cpAt(1)))
+		}, ErrVoteTooOld},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

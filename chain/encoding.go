@@ -83,11 +83,14 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 //	tx_root           32 bytes
 //	seed_proof        uvarint length, bytes (the hex as written)
 //	seed              32 bytes
-//	evidence_root     32 bytes, only when not zero (the block has evidence)
+//	evidence_root     32 bytes, only when it or vote_root is not zero
+//	vote_root         32 bytes, only when not zero (the block has votes)
 //
 // v2 added seed_proof and seed (DESIGN "v2 rules": the VRF seed), and then
 // evidence_root, left out when zero so blocks without evidence kept their
-// bytes and hashes.
+// bytes and hashes. v3 added vote_root the same way; with a vote root the
+// evidence root is always written, even zero, so a header with only an
+// evidence root and one with only a vote root never share their bytes.
 func (h *Header) SigningBytes() []byte {
 	b := make([]byte, 0, len(headerDomain)+8+32+8+3*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32+len(h.SeedProof)+64)
 	return h.appendFields(append(b, headerDomain...))
@@ -97,8 +100,11 @@ func (h *Header) SigningBytes() []byte {
 // signing bytes have them: the evidence root only when it is not zero.
 func (h *Header) appendFields(b []byte) []byte {
 	b = h.appendCore(b)
-	if !h.EvidenceRoot.IsZero() {
+	if !h.EvidenceRoot.IsZero() || !h.VoteRoot.IsZero() {
 		b = append(b, h.EvidenceRoot[:]...)
+	}
+	if !h.VoteRoot.IsZero() {
+		b = append(b, h.VoteRoot[:]...)
 	}
 	return b
 }
@@ -148,7 +154,8 @@ func (b Block) MarshalJSON() ([]byte, error) {
 		plainHeader
 		Transactions []Transaction `json:"transactions"`
 		Evidence     []Evidence    `json:"evidence,omitempty"`
-	}{b.Header.Hash(), plainHeader(b.Header), txs, b.Evidence})
+		Votes        []Vote        `json:"votes,omitempty"`
+	}{b.Header.Hash(), plainHeader(b.Header), txs, b.Evidence, b.Votes})
 }
 
 // UnmarshalJSON reads what MarshalJSON writes (the hash is recomputed, not trusted).
@@ -158,6 +165,7 @@ func (b *Block) UnmarshalJSON(data []byte) error {
 		plainHeader
 		Transactions []Transaction `json:"transactions"`
 		Evidence     []Evidence    `json:"evidence"`
+		Votes        []Vote        `json:"votes"`
 	}
 	if err := json.Unmarshal(data, &v); err != nil {
 		return err
@@ -165,6 +173,7 @@ func (b *Block) UnmarshalJSON(data []byte) error {
 	b.Header = Header(v.plainHeader)
 	b.Transactions = v.Transactions
 	b.Evidence = v.Evidence
+	b.Votes = v.Votes
 	return nil
 }
 

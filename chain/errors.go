@@ -118,3 +118,28 @@ var (
 	// ErrBadVoteSig: the vote's signature does not verify.
 	ErrBadVoteSig = newRule("bad_vote_signature")
 )
+
+// Vote rules of a block (finality.go).
+var (
+	// ErrBadVoteRoot: the header's vote_root is not the votes'.
+	ErrBadVoteRoot = newRule("bad_vote_root")
+	// ErrTooManyVotes: more than the genesis max_block_votes.
+	ErrTooManyVotes = newRule("too_many_votes")
+	// ErrDuplicateVote: one voter's vote for one link twice in a block.
+	ErrDuplicateVote = newRule("duplicate_vote")
+	// ErrVoteFutureTarget: the target is not below the block (a vote can
+	// only name blocks before the one carrying it).
+	ErrVoteFutureTarget = newRule("vote_future_target")
+	// ErrVoteTooOld: the target is more than MaxVoteAge heights below the block.
+	ErrVoteTooOld = newRule("vote_too_old")
+	// ErrVoteUnknownCheckpoint: the source or the target is not a
+	// checkpoint of the block's branch (or one the branch no longer keeps).
+	ErrVoteUnknownCheckpoint = newRule("vote_unknown_checkpoint")
+	// ErrVoteSourceNotJustified: the source is not justified on the branch.
+	ErrVoteSourceNotJustified = newRule("vote_source_not_justified")
+	// ErrVoteNoStake: the voter held no lots in the state after the source.
+	ErrVoteNoStake = newRule("vote_no_stake")
+	// ErrVoteAlreadyCounted: the voter's vote for this link is already
+	// included on the branch.
+	ErrVoteAlreadyCounted = newRule("vote_already_counted")
+)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/poslab/posd/chain/election"
 )
@@ -49,6 +50,25 @@ const (
 	MaxBlockTxsLimit = 20000
 	// MaxChainIDLen bounds chain ids so every transaction has a bounded size.
 	MaxChainIDLen = 64
+
+	// DefaultEpochBlocks makes every block a checkpoint (DESIGN v3): a
+	// block is final about two blocks after it was forged.
+	DefaultEpochBlocks = 1
+	// MaxEpochBlocks bounds epoch_blocks to max_reorg: a vote's target may
+	// be at most MaxVoteAge heights below the block carrying it, so a
+	// longer epoch could leave a checkpoint no vote can reach in time.
+	MaxEpochBlocks = MaxVoteAge
+	// DefaultMaxBlockVotes lets one block carry a vote of every staker of
+	// a large devnet for a few checkpoints.
+	DefaultMaxBlockVotes = 1024
+	// MaxBlockVotesLimit is the largest max_block_votes a genesis may set:
+	// the block decoder refuses more before it allocates, whatever the
+	// genesis (4096 votes are 725 KB, well inside a network message).
+	MaxBlockVotesLimit = 4096
+	// DefaultUnbondingBlocks is how long unstaked coins stay slashable.
+	DefaultUnbondingBlocks = 256
+	// MaxUnbondingBlocks keeps unbonding_blocks a sane number of heights.
+	MaxUnbondingBlocks = 1 << 32
 )
 
 // Seed sources: where the election for a block takes its seed.
@@ -163,6 +183,22 @@ type Genesis struct {
 	MinFee uint64 `json:"min_fee"`
 	// Lab marks a network made for experiments (attack engines may run).
 	Lab bool `json:"lab"`
+
+	// v3 parameters (DESIGN "v3 rules"). A genesis.json written before v3
+	// leaves them out and gets the defaults. The hash covers them, but
+	// leaves each out while it holds its default (see Hash): every network
+	// made before v3 keeps its genesis hash, so its stored chains and its
+	// peers stay valid, and a network choosing another value is another
+	// network.
+
+	// EpochBlocks: every block whose height is a multiple of it is a
+	// checkpoint (1..MaxEpochBlocks).
+	EpochBlocks uint64 `json:"epoch_blocks,omitzero"`
+	// MaxBlockVotes bounds the votes one block carries (too_many_votes).
+	MaxBlockVotes int `json:"max_block_votes,omitzero"`
+	// UnbondingBlocks is how many heights unstaked coins stay bonded
+	// (slashable, carrying no lots) before they return to the balance.
+	UnbondingBlocks uint64 `json:"unbonding_blocks,omitzero"`
 }
 
 // DefaultGenesis returns a genesis with every parameter at its default and no
@@ -182,6 +218,10 @@ func DefaultGenesis() *Genesis {
 		Heartbeat:     true,
 		HeartbeatMs:   DefaultSlotMs / DefaultHeartbeatDivisor,
 		SlashPercent:  DefaultSlashPercent,
+
+		EpochBlocks:     DefaultEpochBlocks,
+		MaxBlockVotes:   DefaultMaxBlockVotes,
+		UnbondingBlocks: DefaultUnbondingBlocks,
 	}
 }
 
@@ -215,6 +255,9 @@ func (g *Genesis) Validate() error {
 	switch {
 	case g.ChainID == "" || len(g.ChainID) > MaxChainIDLen:
 		return bad("chain_id must be 1..%d bytes", MaxChainIDLen)
+	case strings.IndexByte(g.ChainID, 0) >= 0:
+		// A vote's signing bytes end the chain id with 0x00 (Vote.SigningBytes).
+		return bad("chain_id must not hold a 0x00 byte")
 	case g.SlotMs < 2*MaxFutureMs:
 		return bad("slot_ms must be at least %d (twice the allowed clock drift of %d ms), got %d", 2*MaxFutureMs, MaxFutureMs, g.SlotMs)
 	case g.MaxRank == 0:
@@ -235,6 +278,12 @@ func (g *Genesis) Validate() error {
 		return bad("heartbeat_ms must be 1..slot_ms (%d), got %d", g.SlotMs, g.HeartbeatMs)
 	case g.SlashPercent > 100:
 		return bad("slash_percent must be 0..100, got %d", g.SlashPercent)
+	case g.EpochBlocks < 1 || g.EpochBlocks > MaxEpochBlocks:
+		return bad("epoch_blocks must be 1..%d, got %d", MaxEpochBlocks, g.EpochBlocks)
+	case g.MaxBlockVotes < 1 || g.MaxBlockVotes > MaxBlockVotesLimit:
+		return bad("max_block_votes must be 1..%d, got %d", MaxBlockVotesLimit, g.MaxBlockVotes)
+	case g.UnbondingBlocks < 1 || g.UnbondingBlocks > MaxUnbondingBlocks:
+		return bad("unbonding_blocks must be 1..%d, got %d", uint64(MaxUnbondingBlocks), g.UnbondingBlocks)
 	}
 	if _, err := election.Get(g.Election); err != nil {
 		return bad("%v", err)
@@ -277,6 +326,17 @@ func (g *Genesis) Validate() error {
 // network.
 func (g *Genesis) Hash() Hash {
 	c := *g
+	// v3 parameters at their defaults are left out (zero, omitzero), so
+	// the hash of every network made before v3 stays what it was.
+	if c.EpochBlocks == DefaultEpochBlocks {
+		c.EpochBlocks = 0
+	}
+	if c.MaxBlockVotes == DefaultMaxBlockVotes {
+		c.MaxBlockVotes = 0
+	}
+	if c.UnbondingBlocks == DefaultUnbondingBlocks {
+		c.UnbondingBlocks = 0
+	}
 	c.Allocations = append([]Allocation(nil), g.Allocations...)
 	sort.Slice(c.Allocations, func(i, j int) bool { return c.Allocations[i].Address < c.Allocations[j].Address })
 	data, err := json.Marshal(&c)
@@ -294,12 +354,14 @@ func (g *Genesis) Block() *Block {
 	return &Block{Header: Header{Height: 0, PrevHash: h, Timestamp: g.Timestamp, TxRoot: MerkleRoot(nil), Seed: h}}
 }
 
-// State returns the accounts as genesis allocates them.
+// State returns the accounts as genesis allocates them, and the finality
+// record in which block 0 is justified and final.
 func (g *Genesis) State() *State {
 	s := NewState()
 	for _, al := range g.Allocations {
 		s.put(al.Address, Account{Balance: al.Balance, Stake: al.Stake})
 	}
+	s.fin = genesisFinality(g, s)
 	return s
 }
 

@@ -12,7 +12,8 @@ import (
 //
 // Start from DefaultGenesisParams. In Build, an empty or zero ChainID,
 // Election, SlotMs, MaxRank, MaxBlockTxs, Exchange, SeedSource, LotSize,
-// MaxLots, MinTotalStake, HeartbeatMs and Timestamp take their defaults
+// MaxLots, MinTotalStake, HeartbeatMs, EpochBlocks, MaxBlockVotes,
+// UnbondingBlocks and Timestamp take their defaults
 // (now for the timestamp, slot_ms/4 for HeartbeatMs); BlockReward,
 // Heartbeat, SlashPercent, MinFee and Lab are taken as they are, zero
 // being a meaningful value for each.
@@ -40,6 +41,11 @@ type GenesisParams struct {
 	SlashPercent uint32
 	MinFee       uint64
 	Lab          bool
+
+	// v3: zero means the default.
+	EpochBlocks     uint64
+	MaxBlockVotes   int
+	UnbondingBlocks uint64
 }
 
 // DefaultChainID names a network made without --chain-id.
@@ -54,6 +60,7 @@ func DefaultGenesisParams() GenesisParams {
 		MaxBlockTxs: g.MaxBlockTxs, Exchange: "open",
 		SeedSource: g.SeedSource, LotSize: g.LotSize, MaxLots: g.MaxLots, MinTotalStake: g.MinTotalStake,
 		Heartbeat: g.Heartbeat, SlashPercent: g.SlashPercent, MinFee: g.MinFee, Lab: g.Lab,
+		EpochBlocks: g.EpochBlocks, MaxBlockVotes: g.MaxBlockVotes, UnbondingBlocks: g.UnbondingBlocks,
 	}
 }
 
@@ -87,6 +94,9 @@ func (p GenesisParams) Build(now time.Time, allocs []Allocation) (*Genesis, erro
 	g.SlashPercent = p.SlashPercent
 	g.MinFee = p.MinFee
 	g.Lab = p.Lab
+	setIfPositive(&g.EpochBlocks, p.EpochBlocks)
+	setIfPositive(&g.MaxBlockVotes, p.MaxBlockVotes)
+	setIfPositive(&g.UnbondingBlocks, p.UnbondingBlocks)
 	g.Allocations = allocs
 	if err := g.Validate(); err != nil {
 		return nil, err

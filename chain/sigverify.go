@@ -356,30 +356,47 @@ func parallelN(workers, n int, f func(i int)) {
 	wg.Wait()
 }
 
-// VerifyVotes checks the signature of every vote (nothing else) by the
-// ZIP-215 rule, in batches on the same path as VerifyTxs (shared key
-// cache, verifySlots, bisection of a failed batch), and returns one error
-// per vote: nil for a good signature, an ErrBadVoteSig rule error for a
-// bad one. What gossip needs to take a message of votes at once.
-func (v *SigVerifier) VerifyVotes(chainID string, votes []Vote) []error {
+// prepareVote is prepare for a vote: its key and signature are fixed-size
+// bytes, so only a key that is not a point is bad before any check.
+func (v *SigVerifier) prepareVote(chainID string, vote *Vote) sigItem {
+	key, err := v.expanded(vote.PublicKey)
+	if err != nil {
+		return sigItem{err: errVoteSigDoesNotVerify}
+	}
+	return sigItem{key: key, msg: vote.SigningBytes(chainID), sig: vote.Signature[:]}
+}
+
+var errVoteSigDoesNotVerify = &RuleError{Code: ErrBadVoteSig.Code, Message: "vote signature does not verify"}
+
+func (v *SigVerifier) prepareVotes(chainID string, votes []Vote) []sigItem {
 	items := make([]sigItem, len(votes))
-	parallel(len(votes), func(i int) {
-		vt := &votes[i]
-		key, err := v.expanded(vt.PublicKey)
-		if err != nil {
-			// Not a point at all: no signature verifies under it.
-			items[i] = sigItem{err: errSigDoesNotVerify}
-			return
-		}
-		items[i] = sigItem{key: key, msg: vt.SigningBytes(chainID), sig: vt.Signature[:]}
-	})
+	parallel(len(votes), func(i int) { items[i] = v.prepareVote(chainID, &votes[i]) })
+	return items
+}
+
+// VerifyVotes checks the signature of every vote (nothing else), by the
+// ZIP-215 rule in batches as for transactions, and returns one error per
+// vote (bad_vote_signature), nil for a good one: what a vote pool needs
+// to admit a gossip batch.
+func (v *SigVerifier) VerifyVotes(chainID string, votes []Vote) []error {
+	items := v.prepareVotes(chainID, votes)
 	v.run(items, false)
 	errs := make([]error, len(items))
 	for i := range items {
 		if items[i].err != nil {
 			vt := &votes[i]
-			errs[i] = ruleErrorf(ErrBadVoteSig, "vote by %s for %d→%d", vt.Voter(), vt.Source.Height, vt.Target.Height)
+			errs[i] = ruleErrorf(ErrBadVoteSig, "vote by %s for %d→%d does not verify", vt.Voter(), vt.Source.Height, vt.Target.Height)
 		}
 	}
 	return errs
+}
+
+// CheckVotes checks the signature of every vote of a block and returns
+// nil, or a *VoteError for the lowest index whose signature is bad.
+func (v *SigVerifier) CheckVotes(chainID string, votes []Vote) error {
+	items := v.prepareVotes(chainID, votes)
+	if i := v.run(items, true); i >= 0 {
+		return &VoteError{Index: i, Err: errVoteSigDoesNotVerify}
+	}
+	return nil
 }

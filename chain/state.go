@@ -178,8 +178,12 @@ func (s *State) Clone() *State {
 	return c
 }
 
-// Equal reports whether two states hold the same accounts.
-func (s *State) Equal(o *State) bool { return s.accounts.equal(&o.accounts) }
+// Equal reports whether two states hold the same accounts and, when both
+// hold one, the same finality record. (A state without a record is one
+// made by NewState, or loaded by a store that keeps none.)
+func (s *State) Equal(o *State) bool {
+	return s.accounts.equal(&o.accounts) && (s.fin == nil || o.fin == nil || s.fin.Equal(o.fin))
+}
 
 // UndoEntry is one account as it was before a block touched it.
 type UndoEntry struct {
@@ -282,7 +286,13 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 			return nil, txError(i, tx, err)
 		}
 	}
-	return &Undo{Height: b.Height, Entries: j.entries}, nil
+	undo := &Undo{Height: b.Height, Entries: j.entries}
+	if err := s.applyFinality(undo, b, g); err != nil {
+		s.revert(j.entries)
+		s.undoneTo(m)
+		return nil, err
+	}
+	return undo, nil
 }
 
 // Revert undoes the block that produced u. Only the most recently applied

@@ -132,8 +132,11 @@ type Header struct {
 	Seed      Hash   `json:"seed"`
 	// EvidenceRoot commits to the block's evidence (EvidenceRoot); zero,
 	// and then absent from the signed bytes and the JSON, when it has none.
-	EvidenceRoot Hash   `json:"evidence_root,omitzero"`
-	Signature    string `json:"signature"`
+	EvidenceRoot Hash `json:"evidence_root,omitzero"`
+	// VoteRoot commits to the block's finality votes (VoteRoot); zero,
+	// and then absent from the signed bytes and the JSON, when it has none.
+	VoteRoot  Hash   `json:"vote_root,omitzero"`
+	Signature string `json:"signature"`
 
 	// vrf is what NewBlock knows of the seed input and Sign proves;
 	// nil once signed, and on headers that were decoded.
@@ -146,6 +149,15 @@ type Block struct {
 	Transactions []Transaction `json:"transactions"`
 	// Evidence of equivocations this block's forger reports (evidence.go).
 	Evidence []Evidence `json:"evidence,omitempty"`
+	// Votes are finality votes the forger includes (finality.go).
+	Votes []Vote `json:"votes,omitempty"`
+}
+
+// SetVotes attaches finality votes to an unsigned block and sets its
+// root; sign the header after.
+func (b *Block) SetVotes(votes []Vote) {
+	b.Votes = votes
+	b.VoteRoot = VoteRoot(votes)
 }
 
 // SetEvidence attaches evidence to an unsigned block and sets its root;

@@ -210,7 +210,29 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 	if root != h.TxRoot {
 		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
 	}
-	return checkBlockEvidence(g, b)
+	if err := checkBlockEvidence(g, b); err != nil {
+		return err
+	}
+	return checkBlockVotes(g, b)
+}
+
+// checkBlockVotes checks a block's votes on their own: the count, the
+// root in the header and each vote's stateless rule. Their signatures are
+// checked with the transactions' (CheckBlockTxs), their stateful rules by
+// Apply (finality.go).
+func checkBlockVotes(g *Genesis, b *Block) error {
+	if len(b.Votes) > g.MaxBlockVotes {
+		return ruleErrorf(ErrTooManyVotes, "%d votes, at most %d", len(b.Votes), g.MaxBlockVotes)
+	}
+	if root := VoteRoot(b.Votes); root != b.VoteRoot {
+		return ruleErrorf(ErrBadVoteRoot, "vote_root %s, votes hash to %s", b.VoteRoot, root)
+	}
+	for i := range b.Votes {
+		if err := b.Votes[i].CheckStateless(); err != nil {
+			return &VoteError{Index: i, Err: err}
+		}
+	}
+	return nil
 }
 
 // forgerKey decodes forger_public_key and checks it belongs to forger.
@@ -235,7 +257,8 @@ func (h *Header) VerifySignature() error {
 	return verify(pub, h.Signature, h.SigningBytes(), ErrBadBlockSig)
 }
 
-// CheckBlockTxs checks every transaction of b on its own. With verify
+// CheckBlockTxs checks every transaction of b on its own, then the
+// signatures of its votes (in batches). With verify
 // nil, that is the stateless rules of each, then every signature in
 // batches (see SigVerifier, shared by all callers); otherwise verify runs
 // on each transaction, on all cores for large blocks. Either way the error
@@ -245,6 +268,13 @@ func CheckBlockTxs(g *Genesis, b *Block, verify TxVerifier) error {
 	if verify == nil {
 		return CheckBlockTxsBatch(g, b, defaultSigVerifier, nil)
 	}
+	if err := checkBlockTxsWith(b, verify); err != nil {
+		return err
+	}
+	return defaultSigVerifier.CheckVotes(g.ChainID, b.Votes)
+}
+
+func checkBlockTxsWith(b *Block, verify TxVerifier) error {
 	txs := b.Transactions
 	workers := min(runtime.GOMAXPROCS(0), len(txs)/parallelThreshold)
 	if workers <= 1 {
@@ -280,7 +310,7 @@ func CheckBlockTxs(g *Genesis, b *Block, verify TxVerifier) error {
 }
 
 // CheckBlockTxsBatch runs the stateless rules of every transaction of b and
-// checks their signatures in batches with sv, skipping those verified
+// checks their signatures, then its votes', in batches with sv, skipping those verified
 // reports as already checked (a pool's cache of admitted signatures; nil
 // skips none). The error is the lowest index's, as a sequential check
 // would find it.
@@ -316,7 +346,10 @@ func CheckBlockTxsBatch(g *Genesis, b *Block, sv *SigVerifier, verified func(tx 
 		}
 		return err
 	}
-	return first
+	if first != nil {
+		return first
+	}
+	return sv.CheckVotes(g.ChainID, b.Votes)
 }
 
 // parallelThreshold is the number of transactions per extra core below
@@ -338,7 +371,7 @@ func ValidateAndApply(g *Genesis, parent *Header, b *Block, candidates []Address
 
 // ValidatePrecheckedAndApply is ValidateAndApply for a block whose
 // transactions the caller has already checked (CheckBlockTxs: stateless
-// rules and signatures), e.g. off the lock that guards state, and whose
+// rules and signatures, and the votes' signatures), e.g. off the lock that guards state, and whose
 // transaction ids it computed: ids[i] must be b.Transactions[i].ID(). It
 // checks the tx root against ids (hashing no transaction), the rest of the
 // header, and applies the block.

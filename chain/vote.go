@@ -183,3 +183,54 @@ func DecodeVote(data []byte) (*Vote, error) {
 	copy(v.Signature[:], p)
 	return &v, nil
 }
+
+// VoteRoot commits a header to its block's votes: the Merkle root (as
+// TxRoot) over SHA-256 of each vote's encoding. The encoding holds the
+// signature, so a relayer cannot swap one valid signature for another
+// under the same header. Zero when there are no votes, so headers without
+// votes keep their bytes.
+func VoteRoot(votes []Vote) Hash {
+	if len(votes) == 0 {
+		return Hash{}
+	}
+	ids := make([]Hash, len(votes))
+	var buf [EncodedVoteLen]byte
+	for i := range votes {
+		ids[i] = sha256.Sum256(AppendVote(buf[:0], &votes[i]))
+	}
+	return MerkleRoot(ids)
+}
+
+// Kinds of slashable vote pairs (SlashableVotes).
+const (
+	// SlashDoubleVote: two different votes of one voter for one target height.
+	SlashDoubleVote = "double_vote"
+	// SlashSurroundVote: one voter's link strictly inside another of its
+	// links: s1 < s2 < t2 < t1 by heights.
+	SlashSurroundVote = "surround_vote"
+)
+
+// SlashableVotes reports whether a and b, by one voter, are a slashable
+// pair (Casper FFG's two commandments), and which kind: a double vote
+// (same target height, different votes) or a surround vote (either one's
+// link strictly inside the other's). These are exactly the pairs that two
+// conflicting justifications force a voter to sign, which is why a third
+// of the weight is the line; an honest voter that only raises its target
+// and never lowers its source never signs one. Signatures and the chain
+// are not checked here. Votes of different keys are never a pair.
+func SlashableVotes(a, b *Vote) (kind string, ok bool) {
+	if a.PublicKey != b.PublicKey {
+		return "", false
+	}
+	if a.Target.Height == b.Target.Height {
+		if a.Source != b.Source || a.Target != b.Target {
+			return SlashDoubleVote, true
+		}
+		return "", false
+	}
+	if a.Source.Height < b.Source.Height && b.Target.Height < a.Target.Height ||
+		b.Source.Height < a.Source.Height && a.Target.Height < b.Target.Height {
+		return SlashSurroundVote, true
+	}
+	return "", false
+}
