@@ -365,11 +365,18 @@ func txSendRun(opts *TxSendOptions) error {
 	var took *txTimes
 	if opts.Wait != WaitNone {
 		mode := opts.Wait
-		if mode == WaitFinal && !st.HasFinality() {
-			fmt.Fprintln(opts.IO.ErrOut, "note: the node does not report finality; waiting until the transaction is in a block")
+		noFinality := mode == WaitFinal && !st.HasFinality()
+		if noFinality {
+			// A node before finality: inclusion is all there is to wait
+			// for. Said on a terminal now, and in the table's "final" line
+			// (stderr stays quiet for scripts, as on every success).
+			if opts.IO.ErrIsTerminal {
+				fmt.Fprintln(opts.IO.ErrOut, "note: the node does not report finality; waiting until the transaction is in a block")
+			}
 			mode = WaitIncluded
 		}
 		done, times, err := waitTx(ctx, c, opts, info.ID, mode, sent)
+		times.NoFinality = noFinality
 		if err != nil {
 			// The transaction was sent: print it (id, pending) so that
 			// scripts and people still have its id, then fail.
@@ -509,6 +516,9 @@ func (opts *TxSendOptions) clock() func() time.Time {
 type txTimes struct {
 	Included time.Duration
 	Final    time.Duration
+	// NoFinality: the node does not report finality, so --wait waited
+	// for inclusion only.
+	NoFinality bool
 }
 
 func (t txTimes) included() string {
@@ -644,6 +654,9 @@ func printTxInfo(ios *IOStreams, g *GlobalOptions, info rpc.TxInfo, own ownKeys,
 	}
 	if t != nil && info.Height != nil {
 		fl.Add("included", "after "+roundDur(t.Included).String())
+	}
+	if t != nil && t.NoFinality && info.Height != nil {
+		fl.Add("final", "not reported by this node (waited for inclusion only)")
 	}
 	if info.Final {
 		// Only a node with finality says final; false may be an older
