@@ -233,3 +233,15 @@ func TestThirdsBar(t *testing.T) {
 		}
 	}
 }
+
+// TestWaitFlagHelp: --wait reads as a flag with an optional stage, so
+// "--wait" alone keeps its meaning and the help says which it is.
+func TestWaitFlagHelp(t *testing.T) {
+	e := newTestEnv(t, "")
+	if code := e.main("tx", "transfer", "--help"); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if out := e.out.String(); !strings.Contains(out, "-w, --wait[=final]   ") || !strings.Contains(out, "--wait=included") {
+		t.Errorf("help:\n%s", out)
+	}
+}

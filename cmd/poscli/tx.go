@@ -197,7 +197,14 @@ func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cob
 		Short:   kind.short,
 		Long:    kind.long + txJSONDoc,
 		Example: kind.example,
-		Args:    noArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			// --wait takes its stage after "=": "--wait included" leaves
+			// "included" as an argument.
+			if len(args) == 1 && cmd.Flags().Changed("wait") && (args[0] == string(WaitIncluded) || args[0] == string(WaitFinal)) {
+				return fmt.Errorf("--wait takes its stage with '=': --wait=%s (see '%s --help')", args[0], cmd.CommandPath())
+			}
+			return noArgs(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("amount") {
 				return fmt.Errorf("--amount is required (see '%s --help')", cmd.CommandPath())

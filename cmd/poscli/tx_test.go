@@ -233,6 +233,8 @@ func TestTxErrors(t *testing.T) {
 		{"wait not final", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "--wait-timeout", "100ms"},
 			func(n *fakeNode) { n.finality = &rpc.Finality{}; n.finalPolls = 1 << 30 },
 			"error: transaction ID is in block 4 but was not final within 100ms; finality may be stalled: see `poscli finality`, and check it with `poscli tx show ID`"},
+		{"wait stage without =", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "included"}, nil,
+			"error: --wait takes its stage with '=': --wait=included (see 'poscli tx transfer --help')"},
 		{"wait bad stage", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait=soon"}, nil,
 			`error: invalid argument "soon" for "-w, --wait" flag: must be final or included, got "soon" (see 'poscli tx transfer --help')`},
 	} {
