@@ -424,6 +424,12 @@ func (c *Client) Health(ctx context.Context) (rpc.Health, error) {
 // *APIError not_found, after a short grace for a node between pool and
 // chain), or on any other error.
 func (c *Client) WaitTx(ctx context.Context, id chain.Hash, poll time.Duration) (rpc.TxInfo, error) {
+	return c.waitTx(ctx, id, poll, func(info rpc.TxInfo) bool { return info.Status == rpc.TxCommitted }, nil)
+}
+
+// waitTx polls Tx until done says so; included, if set, is called once,
+// the first time the transaction reads as committed.
+func (c *Client) waitTx(ctx context.Context, id chain.Hash, poll time.Duration, done func(rpc.TxInfo) bool, included func(rpc.TxInfo)) (rpc.TxInfo, error) {
 	if poll <= 0 {
 		poll = time.Second
 	}
@@ -441,7 +447,11 @@ func (c *Client) WaitTx(ctx context.Context, id chain.Hash, poll time.Duration) 
 		switch {
 		case err == nil:
 			missing = 0
-			if info.Status == rpc.TxCommitted {
+			if included != nil && info.Status == rpc.TxCommitted {
+				included(info)
+				included = nil
+			}
+			if done(info) {
 				return info, nil
 			}
 		case IsNotFound(err) && missing < notFoundGrace:

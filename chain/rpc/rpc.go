@@ -49,7 +49,20 @@ type Status struct {
 	// the network's: blocks from elected forgers keep arriving that much
 	// ahead of it (they are kept until due, so the node follows late).
 	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
+	// The finality record of the main chain (DESIGN "v3 rules"): the
+	// latest justified and finalized checkpoints. Absent on a node
+	// without finality (before v3): clients then fall back to inclusion.
+	JustifiedHeight *uint64     `json:"justified_height,omitempty"`
+	JustifiedHash   *chain.Hash `json:"justified_hash,omitempty"`
+	FinalizedHeight *uint64     `json:"finalized_height,omitempty"`
+	FinalizedHash   *chain.Hash `json:"finalized_hash,omitempty"`
+	// FinalityStalled is set while finality stalls: which stake is
+	// missing (see FinalityStall). Absent while finality keeps up.
+	FinalityStalled *FinalityStall `json:"finality_stalled,omitempty"`
 }
+
+// HasFinality reports whether the node reports finality.
+func (s *Status) HasFinality() bool { return s.FinalizedHeight != nil }
 
 // Account is an element of GET /v1/accounts and the body of GET /v1/accounts/{addr}
 // (which adds pending_nonce: the nonce of the sender's last pooled transaction,
@@ -85,8 +98,12 @@ type TxInfo struct {
 	// Confirmations is how many main-chain blocks hold the transaction or
 	// build on the one that does (1 = in the head). A reorg can still
 	// revert a block a few deep; callers that need finality wait for more.
-	Confirmations *uint64            `json:"confirmations,omitempty"`
-	Transaction   *chain.Transaction `json:"transaction"`
+	Confirmations *uint64 `json:"confirmations,omitempty"`
+	// Final is true once the block holding the transaction is at or below
+	// the finalized checkpoint: no reorg can undo it. Always false on a
+	// node without finality (Status.FinalizedHeight absent).
+	Final       bool               `json:"final"`
+	Transaction *chain.Transaction `json:"transaction"`
 }
 
 // SubmitResult is the answer to POST /v1/txs for one transaction (202), or one

@@ -344,7 +344,7 @@ func checkEachKeys(t *testing.T, what string, raw []byte, want string) {
 const (
 	keysKeyJSON     = "name address file encrypted"
 	keysTxJSON      = "id type chain_id from to amount fee nonce public_key signature"
-	keysTxInfoJSON  = "id status height block_hash index confirmations transaction"
+	keysTxInfoJSON  = "id status height block_hash index confirmations final transaction"
 	keysBlockJSON   = "hash height prev_hash timestamp forger forger_public_key rank tx_root seed_proof seed signature transactions"
 	keysAccountJSON = "address balance stake nonce"
 	keysStakeJSON   = "address stake share"
@@ -464,7 +464,7 @@ func TestE2EWalletAndExplorer(t *testing.T) {
 	// Transactions, each waited for: one block each, in order.
 	var exchange e2eTxInfo
 	raw := cli.json(&exchange, "tx", "exchange", "--key", "alice", "--to", "alice", "--amount", "100", "--wait", "--wait-timeout", "60s")
-	checkKeys(t, "tx exchange", raw, keysTxInfoJSON)
+	checkKeys(t, "tx exchange", raw, keysTxInfoJSON+" included_after_ms") // --wait says how long it took
 	checkCommitted(t, "tx exchange", exchange, 1)
 	if tx := exchange.Transaction; tx.Type != "EXCHANGE" || tx.From != aliceAddr || tx.To != aliceAddr || tx.Amount != 100 || tx.Fee != 0 || tx.Nonce != 1 {
 		t.Errorf("tx exchange: transaction %+v", tx)
@@ -502,7 +502,9 @@ func TestE2EWalletAndExplorer(t *testing.T) {
 	// The chain as the queries show it.
 	var st rpc.Status
 	raw = cli.json(&st, "status")
-	if ks := strings.Join(jsonKeys(t, raw), " "); ks != keysStatusJSON && ks != strings.Replace(keysStatusJSON, " peer_id", "", 1) {
+	// A node with finality adds its four fields after version.
+	ks := strings.TrimSuffix(strings.Join(jsonKeys(t, raw), " "), " justified_height justified_hash finalized_height finalized_hash")
+	if ks != keysStatusJSON && ks != strings.Replace(keysStatusJSON, " peer_id", "", 1) {
 		t.Errorf("status JSON keys\n got %s\nwant %s", ks, keysStatusJSON)
 	}
 	nodeAddr := st.Address

@@ -106,6 +106,13 @@ type fakeNode struct {
 	noHeartbeat bool
 	// evidence is what GET /v1/evidence lists.
 	evidence []rpc.Evidence
+	// finality, when set, is what GET /v1/finality answers, and /v1/status
+	// and tx infos report finality from it; nil: a node before finality
+	// (501 not_supported, no finality fields).
+	finality *rpc.Finality
+	// finalPolls is how many polls a submitted tx reads as committed but
+	// not final (with finality set).
+	finalPolls int
 	// blockPages counts GET /v1/blocks requests.
 	blockPages int
 	subs       map[int]chan *chain.Block
@@ -117,7 +124,23 @@ var (
 	_ api.Backend         = (*fakeNode)(nil)
 	_ api.PrefixSearcher  = (*fakeNode)(nil)
 	_ api.EvidenceBackend = (*fakeNode)(nil)
+	_ api.FinalityBackend = (*fakeNode)(nil)
 )
+
+// Finality is the scripted record, or not supported.
+func (n *fakeNode) Finality() (rpc.Finality, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.finality == nil {
+		return rpc.Finality{}, api.ErrNotSupported
+	}
+	return *n.finality, nil
+}
+
+// isFinal says whether height is final on the scripted record.
+func (n *fakeNode) isFinal(height uint64) bool {
+	return n.finality != nil && height <= n.finality.Finalized.Height
+}
 
 func newFakeNode(t *testing.T) *fakeNode {
 	t.Helper()
@@ -203,13 +226,19 @@ func (n *fakeNode) Status() rpc.Status {
 		height = n.statusHeight(n.statusCalls)
 		head = &n.blocks[min(height, uint64(len(n.blocks)-1))]
 	}
-	return rpc.Status{
+	st := rpc.Status{
 		ChainID: testChainID, GenesisHash: n.blocks[0].PrevHash, Height: height, HeadHash: head.Hash(),
 		HeadTimestamp: head.Timestamp, Address: string(carol), Election: "lottery", Peers: 1,
 		BlockSize: n.config.BlockSize, BlockIntervalMs: n.config.BlockIntervalMs, Pending: len(n.pool),
 		PeerID: "12D3KooWNodeCarol", P2PAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Version: "0.1.0",
 		ClockBehindMs: n.clockBehindMs,
 	}
+	if f := n.finality; f != nil {
+		st.JustifiedHeight, st.JustifiedHash = ptr(f.Justified.Height), ptr(f.Justified.Hash)
+		st.FinalizedHeight, st.FinalizedHash = ptr(f.Finalized.Height), ptr(f.Finalized.Hash)
+		st.FinalityStalled = f.Stalled
+	}
+	return st
 }
 
 func (n *fakeNode) Genesis() *chain.Genesis {
@@ -295,7 +324,7 @@ func (n *fakeNode) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 	for _, b := range n.blocks {
 		for i, tx := range b.Transactions {
 			if tx.ID() == id {
-				return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(b.Height), BlockHash: ptr(b.Hash()), Index: ptr(i), Transaction: &tx}, nil
+				return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(b.Height), BlockHash: ptr(b.Hash()), Index: ptr(i), Final: n.isFinal(b.Height), Transaction: &tx}, nil
 			}
 		}
 	}
@@ -313,7 +342,8 @@ func (n *fakeNode) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 			return rpc.TxInfo{ID: id, Status: rpc.TxPending, Transaction: &tx}, nil
 		}
 		h := chain.Hash{0xbb}
-		return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(uint64(4)), BlockHash: &h, Index: ptr(0), Transaction: &tx}, nil
+		final := n.finality != nil && n.txPolls[id] > n.pendingPolls+n.finalPolls
+		return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: ptr(uint64(4)), BlockHash: &h, Index: ptr(0), Final: final, Transaction: &tx}, nil
 	}
 	return rpc.TxInfo{}, api.ErrNotFound
 }

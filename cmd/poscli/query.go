@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
 	"github.com/poslab/posd/keystore"
 )
@@ -55,13 +56,19 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 		Short: "Show the node's chain, head and settings",
 		Long: `Show what the node reports about itself (GET /v1/status): chain id and
 genesis.json hash (the network's identity, which block 0 carries as its prev
-hash; not block 0's own hash), head height, hash and time, the node's address, election,
-peers, forging settings and pool size.
+hash; not block 0's own hash), head height, hash and time, the justified
+and final heights (blocks at or below the final height are never reverted),
+the node's address, election, peers, forging settings and pool size. When
+finality stalls (more than a third of the stake not voting), status says so
+loudly, with the stake missing.
 
 JSON (-o json): {"chain_id", "genesis_hash", "height", "head_hash",
 "head_timestamp", "address", "election", "peers", "block_size",
-"block_interval_ms", "pending", "peer_id", "p2p_addrs", "version"} as the
-node sends it (timestamps in unix milliseconds).`,
+"block_interval_ms", "pending", "peer_id", "p2p_addrs", "version",
+"justified_height", "justified_hash", "finalized_height", "finalized_hash",
+"finality_stalled"} as the node sends it (timestamps in unix milliseconds;
+the finality fields are absent on a node without finality, and
+finality_stalled unless it stalls: see poscli finality --help).`,
 		Example: `  poscli status
   poscli status --node http://10.0.0.2:5001
   poscli status -o json | jq .height`,
@@ -88,6 +95,12 @@ func statusRun(opts *StatusOptions) error {
 		return writeJSON(opts.IO.Out, st)
 	}
 	cs := opts.IO.ColorScheme()
+	if st.FinalityStalled != nil {
+		// First and loud: blocks go on, but nothing new becomes final.
+		fmt.Fprintln(opts.IO.Out, cs.Red(cs.Bold(stallLine(st.FinalityStalled))))
+		writeStalledStakers(opts.IO.Out, st.FinalityStalled, opts.own(), cs)
+		fmt.Fprintln(opts.IO.Out)
+	}
 	fl := fields{cs: cs}
 	fl.Add("node", c.BaseURL())
 	fl.Add("chain id", st.ChainID)
@@ -95,6 +108,19 @@ func statusRun(opts *StatusOptions) error {
 	fl.Add("height", u64(st.Height))
 	fl.Add("head hash", st.HeadHash.String())
 	fl.Add("head time", formatTime(st.HeadTimestamp, opts.Now()))
+	if st.JustifiedHeight != nil {
+		fl.Add("justified", u64(*st.JustifiedHeight))
+	}
+	if st.FinalizedHeight != nil {
+		final := u64(*st.FinalizedHeight)
+		if st.Height >= *st.FinalizedHeight {
+			final += fmt.Sprintf(" (%d behind the head)", st.Height-*st.FinalizedHeight)
+		}
+		if st.FinalityStalled != nil {
+			final = cs.Red(final + ", stalled")
+		}
+		fl.Add("final", final)
+	}
 	fl.Add("node address", opts.own().full(chain.Address(st.Address), cs))
 	fl.Add("election", st.Election)
 	fl.Add("peers", strconv.Itoa(st.Peers))
@@ -320,7 +346,9 @@ func NewCmdBlocks(f *Factory, runF func(*BlocksOptions) error) *cobra.Command {
 		Use:   "blocks [--limit N] [--from H]",
 		Short: "List blocks: the newest, or from a height",
 		Long: `List blocks in ascending height: the newest --limit blocks, or --limit
-blocks from height --from.
+blocks from height --from. On a node with finality, the "final" column marks
+final blocks (at or below the status's finalized_height: never reverted) and
+the justified checkpoint.
 
 JSON (-o json): [block] where block is {"hash", "height", "prev_hash",
 "timestamp", "forger", "forger_public_key", "rank", "tx_root", "signature",
@@ -365,13 +393,39 @@ func blocksRun(opts *BlocksOptions) error {
 		return nil
 	}
 	own, cs, now := opts.own(), opts.IO.ColorScheme(), opts.Now()
-	t := newTable(opts.IO.Out, "height", "hash", "age", "forger", "rank", "txs")
+	// The marks come from the status read after the blocks: finality only
+	// moves up the main chain, so a block final then is final now.
+	var st *rpc.Status
+	if s, err := c.Status(opts.ctx()); err == nil && s.HasFinality() {
+		st = &s
+	}
+	headers := []string{"height", "hash", "age", "forger", "rank", "txs"}
+	if st != nil {
+		headers = append(headers, "final")
+	}
+	t := newTable(opts.IO.Out, headers...)
 	for i := range blocks {
 		b := &blocks[i]
-		t.Append(u64(b.Height), shortHash(b.Hash()), age(time.UnixMilli(b.Timestamp), now),
-			own.label(b.Forger, cs), strconv.FormatUint(uint64(b.Rank), 10), strconv.Itoa(len(b.Transactions)))
+		row := []string{u64(b.Height), shortHash(b.Hash()), age(time.UnixMilli(b.Timestamp), now),
+			own.label(b.Forger, cs), strconv.FormatUint(uint64(b.Rank), 10), strconv.Itoa(len(b.Transactions))}
+		if st != nil {
+			row = append(row, finalMark(b.Height, st, cs))
+		}
+		t.Append(row...)
 	}
 	return t.Render()
+}
+
+// finalMark is a block's cell in the final column: "✓ final" at or below
+// the finalized height, "justified" at the justified checkpoint, else empty.
+func finalMark(height uint64, st *rpc.Status, cs ColorScheme) string {
+	switch {
+	case height <= *st.FinalizedHeight:
+		return cs.Green("✓ final")
+	case st.JustifiedHeight != nil && height == *st.JustifiedHeight:
+		return "justified"
+	}
+	return ""
 }
 
 // ---- block ----

@@ -93,6 +93,7 @@ shape.`,
 		NewCmdPool(f, nil),
 		NewCmdPeers(f, nil),
 		NewCmdEvidence(f, nil),
+		NewCmdFinality(f, nil),
 		NewCmdWatch(f, nil),
 	)
 	add(groupWallet,

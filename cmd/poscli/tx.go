@@ -26,7 +26,7 @@ func NewCmdTx(f *Factory) *cobra.Command {
 The nonce is the account's pending_nonce + 1 and the chain id is the node's
 (GET /v1/status). Balances are checked before sending where possible.`,
 		Example: `  poscli tx exchange --key alice --amount 100 --wait
-  poscli tx transfer --key alice --to bob --amount 5 --fee 1
+  poscli tx transfer --key alice --to bob --amount 5 --fee 1 --wait=included
   poscli tx stake --key alice --amount 50
   poscli tx unstake --key alice --amount 20
   poscli tx show 5c1e…(64 hex)`,
@@ -58,9 +58,43 @@ type TxSendOptions struct {
 	To          string // address or key name; "" for stake and unstake
 	Amount      uint64
 	Fee         uint64
-	Wait        bool
+	Wait        WaitMode
 	WaitTimeout time.Duration
+	// Now is the clock that times inclusion and finality.
+	Now func() time.Time
 }
+
+// WaitMode is what `tx … --wait` waits for.
+type WaitMode string
+
+// Wait modes: --wait alone (or --wait=final) waits until the transaction is
+// final, --wait=included until it is in a block; no --wait does not wait.
+const (
+	WaitNone     WaitMode = ""
+	WaitIncluded WaitMode = "included"
+	WaitFinal    WaitMode = "final"
+)
+
+// String, Set and Type make WaitMode a flag value. true and false are
+// accepted too, so scripts that wrote --wait=true (a bool flag before
+// finality) keep working: true is final, false does not wait.
+func (m *WaitMode) String() string { return string(*m) }
+
+func (m *WaitMode) Set(v string) error {
+	switch strings.ToLower(v) {
+	case "final", "true", "1":
+		*m = WaitFinal
+	case "included", "committed":
+		*m = WaitIncluded
+	case "false", "0", "none":
+		*m = WaitNone
+	default:
+		return fmt.Errorf("must be final or included, got %q", v)
+	}
+	return nil
+}
+
+func (m *WaitMode) Type() string { return "stage" }
 
 type txKind struct {
 	typ     chain.TxType
@@ -91,7 +125,8 @@ their genesis.`,
 		long: `Send a TRANSFER of --amount coins, plus --fee for the forger, from --key to
 --to (an address or the name of one of your keys).`,
 		example: `  poscli tx transfer --to 3f2a0c9e5d7b1a2c4e6f8091a3b5c7d9e1f20304 --amount 5
-  poscli tx transfer --key alice --to bob --amount 5 --fee 1 --wait`,
+  poscli tx transfer --key alice --to bob --amount 5 --fee 1 --wait
+  poscli tx transfer --key alice --to bob --amount 5 --wait=included`,
 		to: "required",
 	}
 	kindStake = txKind{
@@ -120,11 +155,17 @@ cover amount + fee (TRANSFER, STAKE) or the fee (EXCHANGE, UNSTAKE), and the
 stake must cover an UNSTAKE; and the network's genesis: the fee must reach
 its min_fee, and only its exchange authorities may EXCHANGE.
 
+--wait waits until the transaction is final (no reorg can undo it) and says
+how long inclusion and finality took, counted from sending (seen by polling,
+so up to a poll late); --wait=included waits only until it is in a block. On
+a node that does not report finality, --wait waits for inclusion and says so.
+
 JSON (-o json): {"id", "status", "height", "block_hash", "index",
-"confirmations", "transaction"} as GET /v1/txs/{id}; height, block_hash,
-index and confirmations only once committed (--wait). transaction is {"id",
-"type", "chain_id", "from", "to", "amount", "fee", "nonce", "public_key",
-"signature"}.`
+"confirmations", "final", "transaction"} as GET /v1/txs/{id}; height,
+block_hash, index and confirmations only once committed (--wait); after
+--wait also "included_after_ms" and, once final, "final_after_ms".
+transaction is {"id", "type", "chain_id", "from", "to", "amount", "fee",
+"nonce", "public_key", "signature"}.`
 
 // NewCmdTxExchange builds `poscli tx exchange`.
 func NewCmdTxExchange(f *Factory, runF func(*TxSendOptions) error) *cobra.Command {
@@ -149,14 +190,21 @@ func NewCmdTxUnstake(f *Factory, runF func(*TxSendOptions) error) *cobra.Command
 func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cobra.Command {
 	opts := &TxSendOptions{
 		IO: f.IO, Globals: f.Globals, Client: f.Client, Keys: f.Keys,
-		Pass: newPassphraseSource(f), PollInterval: f.PollInterval, Type: kind.typ,
+		Pass: newPassphraseSource(f), PollInterval: f.PollInterval, Type: kind.typ, Now: f.Now,
 	}
 	cmd := &cobra.Command{
 		Use:     kind.use + " --amount N [flags]",
 		Short:   kind.short,
 		Long:    kind.long + txJSONDoc,
 		Example: kind.example,
-		Args:    noArgs,
+		Args: func(cmd *cobra.Command, args []string) error {
+			// --wait takes its stage after "=": "--wait included" leaves
+			// "included" as an argument.
+			if len(args) == 1 && cmd.Flags().Changed("wait") && (args[0] == string(WaitIncluded) || args[0] == string(WaitFinal)) {
+				return fmt.Errorf("--wait takes its stage with '=': --wait=%s (see '%s --help')", args[0], cmd.CommandPath())
+			}
+			return noArgs(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("amount") {
 				return fmt.Errorf("--amount is required (see '%s --help')", cmd.CommandPath())
@@ -180,7 +228,10 @@ func newCmdTxSend(f *Factory, kind txKind, runF func(*TxSendOptions) error) *cob
 	}
 	uint64Flag(fl, &opts.Amount, "amount", 0, "amount `N` (a positive whole number)")
 	uint64Flag(fl, &opts.Fee, "fee", 0, "fee `N` paid to the forger")
-	fl.BoolVarP(&opts.Wait, "wait", "w", false, "wait until the transaction is committed and print its block height")
+	// The empty `` keeps pflag from naming a value: help reads
+	// "--wait[=final]", and --wait alone stays what it was for scripts.
+	fl.VarP(&opts.Wait, "wait", "w", "``wait until the transaction is final (--wait=included: only until it is in a block) and say how long each took")
+	fl.Lookup("wait").NoOptDefVal = string(WaitFinal)
 	fl.DurationVar(&opts.WaitTimeout, "wait-timeout", 2*time.Minute, "give up --wait after this long (0: never)")
 	fl.StringVar(&opts.Pass.File, "passphrase-file", "", "read an encrypted key's passphrase from the first line of `FILE`")
 	return cmd
@@ -302,6 +353,7 @@ func txSendRun(opts *TxSendOptions) error {
 		return err
 	}
 
+	sent := opts.clock()()
 	res, err := c.SubmitTx(ctx, &tx)
 	if err != nil {
 		return submitError(err)
@@ -317,25 +369,48 @@ func txSendRun(opts *TxSendOptions) error {
 	if opts.Type == chain.TxStake {
 		warnIfNoNodeRuns(ctx, opts, c, st, from)
 	}
-	if opts.Wait {
-		committed, err := waitCommitted(ctx, c, opts, info.ID)
+	var took *txTimes
+	if opts.Wait != WaitNone {
+		mode := opts.Wait
+		noFinality := mode == WaitFinal && !st.HasFinality()
+		if noFinality {
+			// A node before finality: inclusion is all there is to wait
+			// for. Said on a terminal now, and in the table's "final" line
+			// (stderr stays quiet for scripts, as on every success).
+			if opts.IO.ErrIsTerminal {
+				fmt.Fprintln(opts.IO.ErrOut, "note: the node does not report finality; waiting until the transaction is in a block")
+			}
+			mode = WaitIncluded
+		}
+		done, times, err := waitTx(ctx, c, opts, info.ID, mode, sent)
+		times.NoFinality = noFinality
 		if err != nil {
 			// The transaction was sent: print it (id, pending) so that
 			// scripts and people still have its id, then fail.
-			_ = printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
+			if done.ID != (chain.Hash{}) {
+				info = done
+				if info.Transaction == nil {
+					info.Transaction = &tx
+				}
+			}
+			_ = printTxResult(opts.IO, opts.Globals, info, ownKeysOf(dir), nil)
 			return err
 		}
-		info = committed
+		info, took = done, &times
 		if info.Transaction == nil {
 			info.Transaction = &tx
 		}
 		if opts.IO.ErrIsTerminal && info.Height != nil {
-			fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Committed in block %d", *info.Height)))
+			if mode == WaitFinal { // "✓ Committed" was said when it was
+				fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Final in block %d", *info.Height)+times.final()))
+			} else {
+				fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Committed in block %d", *info.Height)+times.included()))
+			}
 		}
 	} else if opts.IO.ErrIsTerminal && !opts.Globals.JSON() {
 		fmt.Fprintln(opts.IO.ErrOut, ecs.Green(fmt.Sprintf("✓ Sent %s of %d", tx.Type, tx.Amount)))
 	}
-	return printTxInfo(opts.IO, opts.Globals, info, ownKeysOf(dir))
+	return printTxResult(opts.IO, opts.Globals, info, ownKeysOf(dir), took)
 }
 
 // warnIfNoNodeRuns warns when the staking key is neither the node's key nor
@@ -435,41 +510,131 @@ func submitError(err error) error {
 	return fmt.Errorf("the node refused the transaction: %s: %s%s", ae.Code, ae.Message, hint)
 }
 
-// waitCommitted waits for id with a spinner on a terminal.
-func waitCommitted(ctx context.Context, c *client.Client, opts *TxSendOptions, id chain.Hash) (rpc.TxInfo, error) {
+func (opts *TxSendOptions) clock() func() time.Time {
+	if opts.Now == nil {
+		return time.Now
+	}
+	return opts.Now
+}
+
+// txTimes are how long after sending a transaction was seen in a block and
+// final (zero: not waited for). Seen by polling: they are late by up to
+// one poll interval.
+type txTimes struct {
+	Included time.Duration
+	Final    time.Duration
+	// NoFinality: the node does not report finality, so --wait waited
+	// for inclusion only.
+	NoFinality bool
+}
+
+func (t txTimes) included() string {
+	return " after " + roundDur(t.Included).String()
+}
+
+func (t txTimes) final() string {
+	return fmt.Sprintf(" after %s (%s after inclusion)", roundDur(t.Final), roundDur(t.Final-t.Included))
+}
+
+// roundDur keeps durations readable: 1.234s, 850ms.
+func roundDur(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Millisecond / 10)
+}
+
+// waitTx waits for id to be included (mode WaitIncluded) or final, with a
+// spinner on a terminal, and times both stages from sent. On an error it
+// returns what it last knew (zero before inclusion).
+func waitTx(ctx context.Context, c *client.Client, opts *TxSendOptions, id chain.Hash, mode WaitMode, sent time.Time) (rpc.TxInfo, txTimes, error) {
 	wctx := ctx
 	if opts.WaitTimeout > 0 {
 		var cancel context.CancelFunc
 		wctx, cancel = context.WithTimeout(ctx, opts.WaitTimeout)
 		defer cancel()
 	}
+	now := opts.clock()
+	var times txTimes
 	var sp *spinner
 	if opts.IO.ErrIsTerminal {
 		sp = startSpinner(opts.IO.ErrOut, "waiting for "+shortHash(id)+" to be committed")
 	}
-	info, err := c.WaitTx(wctx, id, opts.PollInterval)
+	var info, inBlock rpc.TxInfo
+	var err error
+	if mode == WaitIncluded {
+		info, err = c.WaitTx(wctx, id, opts.PollInterval)
+		times.Included = now().Sub(sent)
+	} else {
+		info, err = c.WaitTxStages(wctx, id, opts.PollInterval, func(in rpc.TxInfo) {
+			times.Included, inBlock = now().Sub(sent), in
+			if sp != nil {
+				sp.Stop()
+				fmt.Fprintln(opts.IO.ErrOut, opts.IO.ErrColorScheme().Green(fmt.Sprintf("✓ Committed in block %d", *in.Height)+times.included()))
+				sp = startSpinner(opts.IO.ErrOut, "waiting for block "+u64(*in.Height)+" to be final")
+			}
+		})
+		times.Final = now().Sub(sent)
+		if err == nil && inBlock.Height == nil {
+			// Final at the first poll: inclusion was not seen apart.
+			times.Included = times.Final
+		}
+	}
 	sp.Stop()
+	if err == nil {
+		return info, times, nil
+	}
+	if inBlock.Height != nil {
+		info = inBlock
+	}
 	switch {
-	case err == nil:
-		return info, nil
 	case ctx.Err() != nil:
-		return info, fmt.Errorf("interrupted while waiting; transaction %s was sent, check it with `poscli tx show %s`", id, id)
+		return info, times, fmt.Errorf("interrupted while waiting; transaction %s was sent, check it with `poscli tx show %s`", id, id)
+	case errors.Is(err, context.DeadlineExceeded) && inBlock.Height != nil:
+		return info, times, fmt.Errorf("transaction %s is in block %d but was not final within %s; finality may be stalled: see `poscli finality`, and check it with `poscli tx show %s`", id, *inBlock.Height, opts.WaitTimeout, id)
 	case errors.Is(err, context.DeadlineExceeded):
-		return info, fmt.Errorf("transaction %s was sent but not committed within %s; check it with `poscli tx show %s`", id, opts.WaitTimeout, id)
+		return info, times, fmt.Errorf("transaction %s was sent but not committed within %s; check it with `poscli tx show %s`", id, opts.WaitTimeout, id)
 	case client.IsNotFound(err):
-		return info, fmt.Errorf("transaction %s left the node's pool without being committed; check the account with `poscli account` and send it again", id)
+		return info, times, fmt.Errorf("transaction %s left the node's pool without being committed; check the account with `poscli account` and send it again", id)
 	}
 	var ue *client.UnreachableError
 	if errors.As(err, &ue) {
 		// Not wrapped: describe would print only "node not reachable" and lose the id.
-		return info, fmt.Errorf("transaction %s was sent, but the node stopped answering while poscli waited (%s); once it is back, check with `poscli tx show %s` and, if a restart lost its pool, send it again",
+		return info, times, fmt.Errorf("transaction %s was sent, but the node stopped answering while poscli waited (%s); once it is back, check with `poscli tx show %s` and, if a restart lost its pool, send it again",
 			id, describe(err), id)
 	}
-	return info, fmt.Errorf("transaction %s was sent, but waiting for it failed: %w", id, err)
+	return info, times, fmt.Errorf("transaction %s was sent, but waiting for it failed: %w", id, err)
+}
+
+// txResult is the JSON of a sent transaction: GET /v1/txs/{id}'s answer
+// and, after --wait, how long it took to be included and final.
+type txResult struct {
+	rpc.TxInfo
+	IncludedAfterMs *int64 `json:"included_after_ms,omitempty"`
+	FinalAfterMs    *int64 `json:"final_after_ms,omitempty"`
+}
+
+// printTxResult is printTxInfo with the times of --wait.
+func printTxResult(ios *IOStreams, g *GlobalOptions, info rpc.TxInfo, own ownKeys, took *txTimes) error {
+	if took == nil {
+		return printTxInfo(ios, g, info, own)
+	}
+	res := txResult{TxInfo: info}
+	ms := func(d time.Duration) *int64 { v := d.Milliseconds(); return &v }
+	res.IncludedAfterMs = ms(took.Included)
+	if took.Final > 0 || info.Final {
+		res.FinalAfterMs = ms(took.Final)
+	}
+	if g.JSON() {
+		return writeJSON(ios.Out, res)
+	}
+	return printTxInfo(ios, g, info, own, took)
 }
 
 // printTxInfo prints a transaction and where it is.
-func printTxInfo(ios *IOStreams, g *GlobalOptions, info rpc.TxInfo, own ownKeys) error {
+// took, if set, adds how long --wait took (labels no wider than "chain
+// id", so the layout stays what scripts and people know).
+func printTxInfo(ios *IOStreams, g *GlobalOptions, info rpc.TxInfo, own ownKeys, took ...*txTimes) error {
 	if g.JSON() {
 		return writeJSON(ios.Out, info)
 	}
@@ -489,6 +654,25 @@ func printTxInfo(ios *IOStreams, g *GlobalOptions, info rpc.TxInfo, own ownKeys)
 	}
 	if info.Index != nil {
 		fl.Add("index", fmt.Sprint(*info.Index))
+	}
+	var t *txTimes
+	if len(took) > 0 {
+		t = took[0]
+	}
+	if t != nil && info.Height != nil {
+		fl.Add("included", "after "+roundDur(t.Included).String())
+	}
+	if t != nil && t.NoFinality && info.Height != nil {
+		fl.Add("final", "not reported by this node (waited for inclusion only)")
+	}
+	if info.Final {
+		// Only a node with finality says final; false may be an older
+		// node's silence, so it is not printed as "no".
+		final := "yes: no reorg can undo it"
+		if t != nil {
+			final = fmt.Sprintf("yes, after %s: no reorg can undo it", roundDur(t.Final))
+		}
+		fl.Add("final", cs.Green(final))
 	}
 	if tx := info.Transaction; tx != nil {
 		fl.Add("type", string(tx.Type))

@@ -227,10 +227,21 @@ func TestTxErrors(t *testing.T) {
 		{"wait not committed", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "--wait-timeout", "50ms"},
 			func(n *fakeNode) { n.pendingPolls = 1 << 30 },
 			"error: transaction ID was sent but not committed within 50ms; check it with `poscli tx show ID`"},
+		{"wait included not committed", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait=included", "--wait-timeout", "50ms"},
+			func(n *fakeNode) { n.pendingPolls = 1 << 30 },
+			"error: transaction ID was sent but not committed within 50ms; check it with `poscli tx show ID`"},
+		{"wait not final", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "--wait-timeout", "100ms"},
+			func(n *fakeNode) { n.finality = &rpc.Finality{}; n.finalPolls = 1 << 30 },
+			"error: transaction ID is in block 4 but was not final within 100ms; finality may be stalled: see `poscli finality`, and check it with `poscli tx show ID`"},
+		{"wait stage without =", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait", "included"}, nil,
+			"error: --wait takes its stage with '=': --wait=included (see 'poscli tx transfer --help')"},
+		{"wait bad stage", []string{"tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "1", "--wait=soon"}, nil,
+			`error: invalid argument "soon" for "-w, --wait" flag: must be final or included, got "soon" (see 'poscli tx transfer --help')`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			node.mu.Lock()
 			node.refuse, node.pendingPolls, node.submitted = nil, 0, nil
+			node.finality, node.finalPolls = nil, 0
 			node.exchange = chain.ExchangePolicy{Open: true}
 			node.mu.Unlock()
 			if tc.setup != nil {
@@ -283,7 +294,8 @@ func TestTxWaitOnTerminal(t *testing.T) {
 		t.Fatalf("exit 1: %s", e.errOut.String())
 	}
 	errOut := e.errOut.String()
-	if !strings.Contains(errOut, "waiting for ") || !strings.HasSuffix(errOut, "\r\x1b[K\x1b[32m✓ Committed in block 4\x1b[0m\n") {
+	if !strings.Contains(errOut, "note: the node does not report finality; waiting until the transaction is in a block\n") ||
+		!strings.Contains(errOut, "waiting for ") || !strings.HasSuffix(errOut, "\r\x1b[K\x1b[32m✓ Committed in block 4 after 0s\x1b[0m\n") {
 		t.Errorf("stderr %q", errOut)
 	}
 	if !strings.Contains(e.out.String(), "height    4\n") {
@@ -298,7 +310,7 @@ func TestTxOptionsParsed(t *testing.T) {
 	if err := e.run(cmd, "-k", "k.pem", "--to", "bob", "--amount", "7", "--fee", "2", "-w", "--wait-timeout", "5s"); err != nil {
 		t.Fatal(err)
 	}
-	if got.Type != chain.TxTransfer || got.Key != "k.pem" || got.To != "bob" || got.Amount != 7 || got.Fee != 2 || !got.Wait || got.WaitTimeout.String() != "5s" {
+	if got.Type != chain.TxTransfer || got.Key != "k.pem" || got.To != "bob" || got.Amount != 7 || got.Fee != 2 || got.Wait != WaitFinal || got.WaitTimeout.String() != "5s" {
 		t.Errorf("options %+v", got)
 	}
 	var stake *TxSendOptions

@@ -836,6 +836,7 @@ func TestStatusOf(t *testing.T) {
 		{fmt.Errorf("block 9: %w", ErrNotFound), 404, "not_found"},
 		{&http.MaxBytesError{Limit: 1}, 413, "payload_too_large"},
 		{errors.New("boom"), 500, "internal"},
+		{rule("not_supported", ""), 501, "not_supported"},
 	} {
 		if status, code := statusOf(tc.err); status != tc.status || code != tc.code {
 			t.Errorf("statusOf(%v) = %d %s, want %d %s", tc.err, status, code, tc.status, tc.code)

@@ -12,7 +12,11 @@ import (
 // HTML file, its script and its style sheet, embedded in the binary. No CDN,
 // no build step: edit the files and rebuild posd. The page reads
 // /v1/blocks/summaries once, then follows /v1/events?summary=1, so it never
-// downloads a block's transactions.
+// downloads a block's transactions. Finality (the votes toward 2/3 for the
+// newest checkpoint, final and justified marks, the "finality stalled"
+// banner) comes from /v1/status and /v1/finality, read at most once a
+// second, and the "justified" and "finalized" events; on a backend without
+// FinalityBackend the page shows none of it.
 //
 //go:embed dashboard/index.html dashboard/app.js dashboard/style.css
 var dashboardFiles embed.FS

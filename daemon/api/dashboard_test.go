@@ -114,6 +114,8 @@ func TestDashboardAssets(t *testing.T) {
 	for _, tc := range []struct{ path, ctype, want string }{
 		{"/", "text/html", `name="viewport"`},
 		{"/ui/app.js", "text/javascript", "/v1/events?summary=1"},
+		{"/ui/app.js", "text/javascript", "/v1/finality"},
+		{"/", "text/html", `id="stalled"`},
 		{"/ui/style.css", "text/css", "@media"},
 	} {
 		r := do(t, srv.URL, "GET", tc.path, "", "")
@@ -213,6 +215,62 @@ func TestDashboardRestNote(t *testing.T) {
 		var got string
 		if err := json.Unmarshal([]byte(lines[i]), &got); err != nil || got != tc.want {
 			t.Errorf("restNote(%s, %s) = %s, want %q", tc.status, tc.genesis, lines[i], tc.want)
+		}
+	}
+}
+
+// TestDashboardFinality runs the dashboard's finality helpers under
+// Node.js (skipped without it): marks on blocks from the status, the
+// stalled banner's sentence, and the votes toward 2/3.
+func TestDashboardFinality(t *testing.T) {
+	nodejs, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("no node (Node.js) binary to run the dashboard's script")
+	}
+	src, err := dashboardFiles.ReadFile("dashboard/app.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var script strings.Builder
+	for _, re := range []string{`(?m)^const pct = .*$`, `(?s)\nfunction finalMark\(.*?\n}\n`, `(?s)\nfunction stallText\(.*?\n}\n`, `(?s)\nfunction voteShare\(.*?\n}\n`} {
+		fn := regexp.MustCompile(re).Find(src)
+		if fn == nil {
+			t.Fatalf("app.js lacks %s", re)
+		}
+		script.Write(fn)
+		script.WriteString("\n")
+	}
+	cases := []struct{ expr, want string }{
+		{`finalMark(5, {"height": 9})`, `""`}, // a node without finality
+		{`finalMark(5, null)`, `""`},
+		{`finalMark(0, {"finalized_height": 0, "justified_height": 0})`, `"final"`},
+		{`finalMark(5, {"finalized_height": 6, "justified_height": 7})`, `"final"`},
+		{`finalMark(7, {"finalized_height": 6, "justified_height": 7})`, `"justified"`},
+		{`finalMark(8, {"finalized_height": 6, "justified_height": 7})`, `""`},
+		{`stallText({"finalized_height": 6})`, `""`},
+		{`stallText({"finality_stalled": {"behind": 12, "missing_lots": 150, "total_lots": 200, "missing_stake": 150, "missing_percent": 75}})`,
+			`"75% of the stake is not voting (150 of 200 lots, 150 staked): nothing new becomes final until enough of it votes. Blocks go on; the final block is 12 behind the head."`},
+		{`voteShare({"voted_lots": 50, "total_lots": 200, "threshold_lots": 134}).text`, `"50 of 200 lots voted (25%); 2/3 needs 134, 84 more"`},
+		{`voteShare({"voted_lots": 50, "total_lots": 200, "threshold_lots": 134}).reached`, `false`},
+		{`voteShare({"voted_lots": 134, "total_lots": 200, "threshold_lots": 134}).reached`, `true`},
+		{`voteShare({"voted_lots": 200, "total_lots": 200, "threshold_lots": 134, "justified": true}).text`, `"200 of 200 lots voted (100%): justified"`},
+		{`voteShare({"voted_lots": 0, "total_lots": 0}).share`, `0`},
+		{`voteShare(null).text`, `""`},
+	}
+	for _, tc := range cases {
+		fmt.Fprintf(&script, "console.log(JSON.stringify(%s));\n", tc.expr)
+	}
+	out, err := exec.Command(nodejs, "-e", script.String()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("node: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != len(cases) {
+		t.Fatalf("node printed %d lines for %d cases:\n%s", len(lines), len(cases), out)
+	}
+	for i, tc := range cases {
+		if lines[i] != tc.want {
+			t.Errorf("%s = %s, want %s", tc.expr, lines[i], tc.want)
 		}
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"sync"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/chain/rpc"
 )
 
-// hub fans the backend's new heads out to the /v1/events subscribers.
+// hub fans the backend's new heads, and its finality events when it has
+// them (FinalityEvents), out to the /v1/events subscribers.
 //
 // Each block is encoded once, as its whole SSE message, and the same bytes
 // are queued for every subscriber. A subscriber's queue is bounded in bytes
@@ -29,7 +31,7 @@ type hub struct {
 
 	mu      sync.Mutex
 	subs    map[*subscriber]struct{}
-	cancel  func()        // the backend subscription, nil while idle
+	cancel  func()        // the backend subscriptions, nil while idle
 	stop    chan struct{} // closed to end the current run
 	dropped uint64        // subscribers dropped for falling behind (metrics)
 }
@@ -72,8 +74,10 @@ func (h *hub) joinAs(summary bool) (*subscriber, bool) {
 	h.subs[sub] = struct{}{}
 	if h.cancel == nil {
 		ch, cancel := h.b.SubscribeBlocks()
-		h.cancel, h.stop = cancel, make(chan struct{})
-		go h.run(ch, h.stop)
+		fin, finCancel := finalityEvents(h.b)
+		h.cancel = func() { cancel(); finCancel() }
+		h.stop = make(chan struct{})
+		go h.run(ch, fin, h.stop)
 	}
 	return sub, true
 }
@@ -100,14 +104,22 @@ func (h *hub) stats() (subscribers int, dropped uint64) {
 	return len(h.subs), h.dropped
 }
 
-// run encodes each block of ch once and queues it for every subscriber.
-func (h *hub) run(ch <-chan *chain.Block, stop chan struct{}) {
+// run encodes each block of ch, and each finality event of fin, once and
+// queues it for every subscriber.
+func (h *hub) run(ch <-chan *chain.Block, fin <-chan rpc.FinalityEvent, stop chan struct{}) {
 	for {
 		var b *chain.Block
 		var ok bool
 		select {
 		case <-stop:
 			return
+		case ev, fok := <-fin:
+			if !fok {
+				fin = nil // the node stops, or has no more: blocks go on
+				continue
+			}
+			h.broadcastFinality(ev)
+			continue
 		case b, ok = <-ch:
 		}
 		if !ok { // the node is stopping: end every stream
@@ -152,6 +164,28 @@ func (h *hub) run(ch <-chan *chain.Block, stop chan struct{}) {
 			}
 		}
 		h.mu.Unlock()
+	}
+}
+
+// broadcastFinality queues a "justified" or "finalized" event for every
+// subscriber (summary or not: the event is small and the same for both).
+func (h *hub) broadcastFinality(ev rpc.FinalityEvent) {
+	if ev.Type != rpc.EventJustified && ev.Type != rpc.EventFinalized {
+		h.log.Error("api: /v1/events: unknown finality event", "type", ev.Type)
+		return
+	}
+	msg, err := encodeEvent(ev.Type, ev)
+	if err != nil {
+		h.log.Error("api: /v1/events: encode finality event", "err", err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for sub := range h.subs {
+		if sub.push(msg) {
+			h.dropped++
+			h.log.Warn("api: /v1/events: dropped a subscriber that fell behind", "budget_bytes", h.limits.EventBufferBytes)
+		}
 	}
 }
 

@@ -32,6 +32,7 @@ var routes = []route{
 	{"GET", "/v1/genesis", false, (*server).genesis},
 	{"GET", "/v1/events", false, (*server).events},
 	{"GET", "/v1/evidence", false, (*server).evidence},
+	{"GET", "/v1/finality", false, (*server).finality},
 	{"GET", "/healthz", false, (*server).healthz},
 	{"GET", "/metrics", false, (*server).metrics},
 	{"GET", "/{$}", false, (*server).dashboard},

@@ -37,6 +37,7 @@ const (
 	codeAlreadyKnown     = "already_known"
 	codeNonceInUse       = "nonce_in_use"
 	codePoolFull         = "pool_full"
+	codeNotSupported     = "not_supported"
 )
 
 // heartbeatInterval is how often /v1/events sends a comment, so proxies
@@ -321,6 +322,8 @@ func statusOf(err error) (int, string) {
 			return http.StatusRequestTimeout, code
 		case codeInternal:
 			return http.StatusInternalServerError, code
+		case codeNotSupported:
+			return http.StatusNotImplemented, code
 		}
 		return http.StatusUnprocessableEntity, code
 	}

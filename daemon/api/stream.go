@@ -94,7 +94,8 @@ func pageSize(from, end uint64) int {
 }
 
 // events is GET /v1/events: Server-Sent Events, one "block" event per new
-// head, "evidence" and "slashing" events, a comment line every heartbeat, until the client goes away, the
+// head, "evidence" and "slashing" events, "justified" and "finalized"
+// events (data: {"checkpoint":{"height","hash"},"time"}), a comment line every heartbeat, until the client goes away, the
 // node stops, the stream reaches Limits.StreamMaxAge, or the client falls
 // more than Limits.EventBufferBytes behind (then the stream ends with a
 // "dropped" comment; the client may reconnect and catch up from the API).

@@ -1,5 +1,5 @@
 // Package metrics defines the node's Prometheus metrics: one struct per
-// subsystem (Chain, Txs, API, Evidence), each handed to the part it
+// subsystem (Chain, Txs, API, Evidence, Finality), each handed to the part it
 // measures, all registered on one registry that GET /metrics serves;
 // libp2p's own metrics join the same registry.
 //
@@ -35,6 +35,7 @@ type Metrics struct {
 	Txs      *Txs
 	API      *API
 	Evidence *Evidence
+	Finality *Finality
 }
 
 // New returns metrics on a new registry that also holds the Go runtime and
@@ -48,8 +49,10 @@ func New() *Metrics {
 		Txs:      newTxs(reg),
 		API:      newAPI(reg),
 		Evidence: newEvidence(reg),
+		Finality: newFinality(reg),
 	}
 	m.Chain.evidence = m.Evidence
+	m.Chain.finality = m.Finality
 	return m
 }
 
@@ -121,6 +124,16 @@ type Chain struct {
 	electionDur prometheus.Histogram
 	commitDur   prometheus.Histogram
 	evidence    *Evidence
+	finality    *Finality
+}
+
+// Finality is the finality subsystem of the same Metrics, for the chain
+// manager as Evidence is. Nil when c is nil (then a no-op).
+func (c *Chain) Finality() *Finality {
+	if c == nil {
+		return nil
+	}
+	return c.finality
 }
 
 // Evidence is the evidence subsystem of the same Metrics, so the chain
@@ -352,4 +365,99 @@ func (e *Evidence) Committed(n int, stake uint64) {
 	}
 	e.committed.Add(float64(n))
 	e.slashed.Add(float64(stake))
+}
+
+// finalityBuckets: with epoch_blocks 1 and 2 s slots, a block is final
+// about two beats after it is forged; a stall runs to minutes.
+var finalityBuckets = []float64{.25, .5, 1, 2, 3, 4, 6, 8, 12, 20, 30, 60, 120, 300}
+
+// Vote outcomes, the values of the outcome label of the votes counter.
+const (
+	VoteIncluded  = "included"  // carried by a block that joined the main chain
+	VotePooled    = "pooled"    // valid and new: kept in the vote pool
+	VoteDuplicate = "duplicate" // already in the pool or on the branch
+	VoteStale     = "stale"     // its target is too old (or already final)
+	VoteInvalid   = "invalid"   // bad signature, not a staker, unknown source, ... (the sender's fault)
+	VoteSlashable = "slashable" // forms a double or surround pair: evidence
+	VoteDropped   = "dropped"   // the pool was full
+	VoteCast      = "cast"      // signed by this node's own voter
+)
+
+// voteOutcomes are the outcome label values Vote accepts; others count as
+// OtherCode, so a bug cannot grow the series.
+var voteOutcomes = map[string]bool{
+	VoteIncluded: true, VotePooled: true, VoteDuplicate: true, VoteStale: true,
+	VoteInvalid: true, VoteSlashable: true, VoteDropped: true, VoteCast: true,
+}
+
+// Finality measures the finality gadget (DESIGN "v3 rules"): the justified
+// and final heights, how long blocks take to become final, and the votes
+// by outcome.
+type Finality struct {
+	justified prometheus.Gauge
+	final     prometheus.Gauge
+	toFinal   prometheus.Histogram
+	votes     *prometheus.CounterVec
+}
+
+func newFinality(reg prometheus.Registerer) *Finality {
+	f := &Finality{
+		justified: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "justified_height",
+			Help: "Height of the latest justified checkpoint on the main chain.",
+		}),
+		final: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: Namespace, Name: "final_height",
+			Help: "Height of the latest finalized checkpoint on the main chain: no reorg goes below it.",
+		}),
+		toFinal: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: Namespace, Name: "time_to_finality_seconds",
+			Help:    "Time from a block's timestamp to this node seeing it final, once per block that became final.",
+			Buckets: finalityBuckets,
+		}),
+		votes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: Namespace, Name: "votes_total",
+			Help: "Finality votes by outcome: cast (by this node), pooled, included, duplicate, stale, invalid, slashable, dropped.",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(f.justified, f.final, f.toFinal, f.votes)
+	return f
+}
+
+// SetJustified records the height of the latest justified checkpoint.
+func (f *Finality) SetJustified(height uint64) {
+	if f == nil {
+		return
+	}
+	f.justified.Set(float64(height))
+}
+
+// SetFinal records the height of the latest finalized checkpoint.
+func (f *Finality) SetFinal(height uint64) {
+	if f == nil {
+		return
+	}
+	f.final.Set(float64(height))
+}
+
+// ObserveTimeToFinality records that a block became final d after its
+// timestamp (call it for each block newly below the finalized checkpoint,
+// or once per checkpoint with its own block's timestamp). Negative d
+// (a block from a clock ahead) counts as 0.
+func (f *Finality) ObserveTimeToFinality(d time.Duration) {
+	if f == nil {
+		return
+	}
+	f.toFinal.Observe(max(d, 0).Seconds())
+}
+
+// Votes counts n votes with outcome (Vote*).
+func (f *Finality) Votes(outcome string, n int) {
+	if f == nil || n <= 0 {
+		return
+	}
+	if !voteOutcomes[outcome] {
+		outcome = OtherCode
+	}
+	f.votes.WithLabelValues(outcome).Add(float64(n))
 }

@@ -30,6 +30,12 @@ func TestNilIsNoop(t *testing.T) {
 	var e *Evidence
 	e.Received()
 	e.Committed(1, 50)
+	var fin *Finality
+	fin.SetJustified(3)
+	fin.SetFinal(2)
+	fin.ObserveTimeToFinality(time.Second)
+	fin.Votes(VoteIncluded, 2)
+	c.Finality().SetFinal(1)
 	var m *Metrics
 	m.GaugeFunc("x", "x", func() float64 { return 1 })
 	m.CounterFunc("y", "y", func() float64 { return 1 })
@@ -125,6 +131,52 @@ func TestChainReachesEvidence(t *testing.T) {
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %v, want %v", c.what, c.got, c.want)
+		}
+	}
+}
+
+// TestFinality: heights, time to finality and votes by outcome reach the
+// registry under their names; an unknown outcome counts as other; the chain
+// subsystem hands out the same Finality.
+func TestFinality(t *testing.T) {
+	m := New()
+	if m.Chain.Finality() != m.Finality {
+		t.Fatal("Chain.Finality is not the Metrics' Finality")
+	}
+	f := m.Chain.Finality()
+	f.SetJustified(12)
+	f.SetFinal(11)
+	f.ObserveTimeToFinality(2500 * time.Millisecond)
+	f.ObserveTimeToFinality(-time.Second)
+	f.Votes(VoteIncluded, 3)
+	f.Votes(VoteStale, 1)
+	f.Votes("made-up", 2)
+	f.Votes(VoteInvalid, 0)
+	for _, c := range []struct {
+		got, want float64
+		what      string
+	}{
+		{testutil.ToFloat64(f.justified), 12, "justified"},
+		{testutil.ToFloat64(f.final), 11, "final"},
+		{testutil.ToFloat64(f.votes.WithLabelValues(VoteIncluded)), 3, "included"},
+		{testutil.ToFloat64(f.votes.WithLabelValues(VoteStale)), 1, "stale"},
+		{testutil.ToFloat64(f.votes.WithLabelValues(OtherCode)), 2, "other"},
+		{float64(testutil.CollectAndCount(f.votes)), 3, "vote series"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	page := rec.Body.String()
+	for _, want := range []string{
+		"posd_final_height 11", "posd_justified_height 12",
+		"posd_time_to_finality_seconds_count 2", `posd_time_to_finality_seconds_bucket{le="0.25"} 1`,
+		`posd_votes_total{outcome="included"} 3`,
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 // posd dashboard: reads a few small /v1 routes once, then follows the
 // node's event stream (/v1/events?summary=1: one block summary per new head,
-// never the transactions). Everything is written with textContent.
+// never the transactions; "justified" and "finalized" events). Finality
+// comes from /v1/status and /v1/finality; a node without finality (501)
+// shows none of it. Everything is written with textContent.
 "use strict";
 
 const WINDOW = 100;        // blocks in the forged-share chart
@@ -8,7 +10,7 @@ const KEEP = 300;          // block summaries kept for the throughput chart
 const SHOWN = 15;          // rows of the newest-blocks table
 const TPUT_MINUTES = 5, TPUT_BUCKET_S = 10;
 
-const st = { status: null, genesis: null, stakes: [], peers: [], blocks: [], me: "", evidence: null };
+const st = { status: null, genesis: null, stakes: [], peers: [], blocks: [], me: "", evidence: null, finality: null };
 const $ = id => document.getElementById(id);
 const short = a => !a ? "–" : a.length > 12 ? a.slice(0, 6) + "…" + a.slice(-4) : a;
 const pct = x => (x * 100).toFixed(x > 0 && x < 0.1 ? 1 : 0) + "%";
@@ -68,6 +70,75 @@ function restNote(s, g, now) {
   return g && g.heartbeat
     ? "The chain rests: no pending transactions, and heartbeat blocks stop once the newest payment is 64 blocks deep."
     : "The chain rests: blocks are forged only for pending transactions.";
+}
+
+// finalMark is a block's finality on the status s: "final" at or below the
+// finalized height, "justified" at the justified checkpoint, else "" (also
+// on a node that does not report finality).
+function finalMark(height, s) {
+  if (!s || s.finalized_height == null) return "";
+  if (height <= s.finalized_height) return "final";
+  if (height === s.justified_height) return "justified";
+  return "";
+}
+
+// stallText is the banner's sentence when the status says finality
+// stalls, else "".
+function stallText(s) {
+  const f = s && s.finality_stalled;
+  if (!f) return "";
+  const pctMissing = f.missing_percent != null ? Math.round(f.missing_percent) : (f.total_lots ? Math.round(100 * f.missing_lots / f.total_lots) : 0);
+  return pctMissing + "% of the stake is not voting (" + (f.missing_lots || 0).toLocaleString() + " of " + (f.total_lots || 0).toLocaleString() +
+    " lots, " + (f.missing_stake || 0).toLocaleString() + " staked): nothing new becomes final until enough of it votes. Blocks go on; the final block is " +
+    (f.behind || 0).toLocaleString() + " behind the head.";
+}
+
+// voteShare is how far checkpoint c's votes are toward all lots (0..1),
+// whether they reach 2/3, and the sentence under the bar.
+function voteShare(c) {
+  if (!c) return { share: 0, reached: false, text: "" };
+  const total = c.total_lots || 0, voted = c.voted_lots || 0;
+  const share = total ? Math.min(1, voted / total) : 0;
+  const reached = !!c.justified || (total > 0 && voted >= (c.threshold_lots || Infinity));
+  let text = voted.toLocaleString() + " of " + total.toLocaleString() + " lots voted (" + pct(share) + ")";
+  if (c.final) text += ": final";
+  else if (reached) text += ": justified";
+  else text += "; 2/3 needs " + (c.threshold_lots || 0).toLocaleString() + ", " + Math.max(0, (c.threshold_lots || 0) - voted).toLocaleString() + " more";
+  return { share, reached, text };
+}
+
+function renderFinality() {
+  const s = st.status, f = st.finality;
+  const has = !!(s && s.finalized_height != null);
+  $("final-card").hidden = !has;
+  if (has) {
+    $("final").textContent = s.finalized_height.toLocaleString();
+    $("final-note").textContent = (s.height - s.finalized_height) + " behind the head · justified " + (s.justified_height ?? "–");
+  }
+  const banner = $("stalled"), stall = stallText(s);
+  banner.hidden = !stall;
+  $("stalled-text").textContent = stall;
+  const ul = $("stalled-missing");
+  ul.replaceChildren();
+  for (const m of (stall && s.finality_stalled.missing) || []) {
+    const li = el("li", "", short(m.address) + " · " + (m.stake || 0).toLocaleString() + " staked, not voting");
+    li.title = m.address;
+    ul.append(li);
+  }
+  const sec = $("finality");
+  const cp = f && f.checkpoints && f.checkpoints[0];
+  sec.hidden = !cp;
+  if (!cp) return;
+  $("fin-target").textContent = cp.height.toLocaleString();
+  const v = voteShare(cp);
+  const bar = $("fin-bar");
+  bar.classList.toggle("justified", v.reached);
+  bar.querySelector(".fill").style.width = (v.share * 100).toFixed(2) + "%";
+  $("fin-text").textContent = v.text;
+  const missing = cp.missing || [];
+  $("fin-missing").textContent = missing.length
+    ? "Not voted yet: " + missing.map(m => short(m.address) + " (" + (m.stake || 0).toLocaleString() + ")").join(", ") + (cp.missing_more ? " and " + cp.missing_more + " more" : "")
+    : "Every staker voted.";
 }
 
 function renderGlance() {
@@ -178,6 +249,10 @@ function renderBlocks() {
     const t = el("td", "", b.tx_count.toLocaleString());
     if (b.tx_count === 0) t.append(" ", el("span", "tag empty", heartbeat ? "heartbeat" : "empty"));
     tr.append(t);
+    const fin = el("td", "");
+    const mark = finalMark(b.height, st.status);
+    if (mark) fin.append(el("span", "tag " + mark, mark === "final" ? "✓ final" : mark));
+    tr.append(fin);
     const ts = el("td", "wide muted", new Date(b.timestamp).toLocaleTimeString());
     ts.title = ago(b.timestamp);
     tr.append(ts);
@@ -245,7 +320,7 @@ function renderEvidence() {
 }
 
 function render() {
-  renderGlance(); renderStakers(); renderBlocks(); renderThroughput(); renderPeers(); renderEvidence();
+  renderGlance(); renderFinality(); renderStakers(); renderBlocks(); renderThroughput(); renderPeers(); renderEvidence();
 }
 
 function setConn(state, text) { const c = $("conn"); c.dataset.state = state; c.textContent = text; }
@@ -257,7 +332,9 @@ async function refresh() {
   if (refreshing) { again = true; return; }
   refreshing = true;
   try {
-    [st.status, st.stakes, st.peers] = await Promise.all([get("/v1/status"), get("/v1/stakes"), get("/v1/peers")]);
+    [st.status, st.stakes, st.peers, st.finality] = await Promise.all([get("/v1/status"), get("/v1/stakes"), get("/v1/peers"),
+      // 501 on a node without finality: the panel stays hidden
+      get("/v1/finality").catch(() => null)]);
     st.me = st.status.address;
     render();
   } catch (e) {
@@ -290,6 +367,19 @@ function follow() {
     render();
     refresh();
   });
+  // A checkpoint became justified or final: move the marks now, and let
+  // refresh (at most once a second) bring the tallies.
+  for (const kind of ["justified", "finalized"]) {
+    es.addEventListener(kind, ev => {
+      const c = JSON.parse(ev.data).checkpoint;
+      if (st.status && c) {
+        const key = kind === "justified" ? "justified_height" : "finalized_height";
+        if (st.status[key] == null || c.height > st.status[key]) st.status[key] = c.height;
+      }
+      render();
+      refresh();
+    });
+  }
 }
 
 async function start() {
