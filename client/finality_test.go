@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"github.com/poslab/posd/internal/testkit"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -38,7 +39,7 @@ func TestFinality(t *testing.T) {
 // TestWaitTxStages: included is called once, when the transaction is
 // first committed, and the wait ends only when it is final.
 func TestWaitTxStages(t *testing.T) {
-	tx := signedTx(1)
+	tx := testkit.Transfer(testkit.Alice, bob, 5, 1, 1)
 	id := tx.ID()
 	var calls atomic.Int32
 	s := newServer(t, map[string]http.HandlerFunc{
