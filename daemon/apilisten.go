@@ -75,7 +75,7 @@ func (n *Node) listenAPI() (net.Listener, *http.Server, error) {
 		n.log.Warn(msg)
 	}
 	h := api.NewHandler(api.Options{
-		Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20, Metrics: n.prom,
+		Backend: n.api, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20, Metrics: n.prom,
 		Limits: limits, Conns: conns, CheckHost: loopback, AllowedHosts: c.AllowedHosts,
 	})
 	srv := api.NewServerLimits(addr, h, limits)

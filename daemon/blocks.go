@@ -56,9 +56,9 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 		}
 		for _, b := range ev.Added {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
-			n.notify(b)
+			n.api.Notify(b)
 		}
-		n.forger.poke()
+		n.forger.Poke()
 	}
 }
 

@@ -49,7 +49,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 		c.wrapStore = func(s chainmgr.Store) chainmgr.Store { disk = &diskFull{Store: s}; return disk }
 	})
 	h := n.p2pHandler()
-	genesis := n.Head()
+	genesis := n.API().Head()
 	b := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	disk.set(true)
@@ -58,7 +58,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 			t.Fatalf("%s: disk failure reported as %v; want ErrIgnore (not the sender's fault)", name, err)
 		}
 	}
-	if n.Height() != 0 {
+	if n.API().Height() != 0 {
 		t.Fatal("the head moved")
 	}
 	// Halted is not the sender's fault either.
@@ -163,7 +163,7 @@ func readsUnderImport(t testing.TB, n *Node, blocks []*chain.Block) loadResult {
 // in the node's genesis (signing on every core).
 func loadBlocks(t testing.TB, n *Node, keys []*keystore.Key, count, perBlock int) []*chain.Block {
 	next := make([]uint64, len(keys))
-	parent := n.Head().Header
+	parent := n.API().Head().Header
 	var out []*chain.Block
 	for range count {
 		txs := make([]chain.Transaction, perBlock)
@@ -341,7 +341,7 @@ func TestShutdownWithinFiveSeconds(t *testing.T) {
 		c.wrapStore = func(s chainmgr.Store) chainmgr.Store { disk.Store = s; return disk }
 	})
 	defer close(disk.release) // let the stuck import end after the test
-	genesis := n.Head()
+	genesis := n.API().Head()
 	b := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	go n.ImportBlock(b)

@@ -26,7 +26,7 @@ func (n *Node) stakeOnce(ctx context.Context) {
 			if _, _, err := n.chain.TxLocation(tx.ID()); err == nil {
 				return // committed before
 			}
-			if _, err := n.SubmitTx(tx); err == nil {
+			if _, err := n.api.SubmitTx(tx); err == nil {
 				n.log.Info("staking again: the STAKE was not committed before the restart", "tx", tx.ID().String())
 			}
 		}
@@ -48,7 +48,7 @@ func (n *Node) stakeOnce(ctx context.Context) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
-	tx, err := n.submitOwn(chain.Transaction{Type: chain.TxStake, ChainID: n.g.ChainID, To: addr, Amount: n.cfg.Stake})
+	tx, err := n.api.SubmitOwn(chain.Transaction{Type: chain.TxStake, ChainID: n.g.ChainID, To: addr, Amount: n.cfg.Stake})
 	if err != nil {
 		n.log.Warn("could not stake from the node key", "amount", n.cfg.Stake, "err", err)
 		return

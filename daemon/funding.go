@@ -38,14 +38,14 @@ func (n *Node) fundOnce() {
 			if _, _, err := n.chain.TxLocation(tx.ID()); err == nil {
 				return // committed
 			}
-			if _, err := n.SubmitTx(tx); err == nil {
+			if _, err := n.api.SubmitTx(tx); err == nil {
 				n.log.Info("funding the node key again: not committed before the restart", "tx", tx.ID().String())
 			}
 			return
 		}
 	}
 	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.g.ChainID, To: n.key.Address(), Amount: n.cfg.Fund}
-	tx, err := n.submitOwn(tx)
+	tx, err := n.api.SubmitOwn(tx)
 	if err != nil {
 		n.log.Warn("could not fund the node key", "amount", n.cfg.Fund, "err", err)
 		return
@@ -55,15 +55,4 @@ func (n *Node) fundOnce() {
 		n.log.Warn("could not record funding", "err", err)
 	}
 	n.log.Info("funding the node key", "amount", n.cfg.Fund, "tx", tx.ID().String())
-}
-
-// submitOwn signs tx with the node key at the next pending nonce and
-// submits it. ownMu keeps two calls from taking the same nonce.
-func (n *Node) submitOwn(tx chain.Transaction) (chain.Transaction, error) {
-	n.ownMu.Lock()
-	defer n.ownMu.Unlock()
-	tx.Nonce = n.pool.PendingNonce(n.key.Address(), n.chain) + 1
-	n.key.SignTx(&tx)
-	_, err := n.SubmitTx(tx)
-	return tx, err
 }

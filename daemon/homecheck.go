@@ -176,22 +176,6 @@ func (n *Node) checkHome() error {
 	return nil
 }
 
-// Health is the head's height and nil while the node can work, or the
-// error that halted it, or the last failed commit of the store until a
-// commit succeeds again: /healthz answers 503 while it is set. It reads
-// the chain's snapshot, never a lock, so health answers while a block or
-// a batch of transactions is being imported.
-func (n *Node) Health() (uint64, error) {
-	height := n.chain.Snapshot().Height()
-	if err := n.chain.Halted(); err != nil {
-		return height, err
-	}
-	if err := n.st.WriteErr(); err != nil {
-		return height, fmt.Errorf("commits fail: %w", err)
-	}
-	return height, nil
-}
-
 // CheckResult is one finding of CheckHome.
 type CheckResult struct {
 	Check  string `json:"check"`  // home, permissions, key, chain, genesis

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,12 +46,12 @@ func ReadAPIURL(home string) (string, error) {
 	return url, nil
 }
 
-// saveSettings records the forging settings after a runtime change.
-func (n *Node) saveSettings() {
-	path := filepath.Join(n.cfg.Home, SettingsFile)
-	data, _ := json.MarshalIndent(n.Config(), "", "  ")
+// saveSettings records the forging settings c in home after a runtime change.
+func saveSettings(home string, c rpc.Config, log *slog.Logger) {
+	path := filepath.Join(home, SettingsFile)
+	data, _ := json.MarshalIndent(c, "", "  ")
 	if err := atomicfile.Replace(path, append(data, '\n'), 0o600); err != nil {
-		n.log.Warn("could not save the forging settings; they will be lost at restart", "path", path, "err", err)
+		log.Warn("could not save the forging settings; they will be lost at restart", "path", path, "err", err)
 	}
 }
 

@@ -21,7 +21,9 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/daemon/apibackend"
 	"github.com/poslab/posd/daemon/chainmgr"
+	"github.com/poslab/posd/daemon/forge"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/p2p"
@@ -95,24 +97,18 @@ type Node struct {
 	net   Network
 
 	events <-chan chainmgr.Event // the chain's changes, for followChain
-	forger *forger
+	forger *forge.Forger
+	api    *apibackend.Backend // what the HTTP API answers from
 
 	// st is the store opened at start; the chain manager owns it, and the
-	// node uses it only for read-only index queries (search.go).
-	st   *store.Store
-	sums summaryCache // summaries.go, for the dashboard
-
-	subsMu sync.Mutex
-	subs   map[chan *chain.Block]struct{}
-	evSubs evidenceSubs // lab.go
+	// node uses it only for read-only index queries (search, health).
+	st *store.Store
 
 	metrics nodeMetrics
-	ownMu   sync.Mutex // serialises transactions signed with the node key
 
 	prom *metrics.Metrics // what /metrics serves (metrics.go)
 
-	genesisHashOnce sync.Once
-	genesisHashVal  chain.Hash
+	genesisHash chain.Hash
 
 	httpSrv  *http.Server
 	apiLn    net.Listener
@@ -161,7 +157,7 @@ func Open(cfg Config) (*Node, error) {
 	if err := ensureHome(cfg.Home); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, subs: make(map[chan *chain.Block]struct{}), prom: metrics.New()}
+	n := &Node{cfg: cfg, log: cfg.Logger, prom: metrics.New()}
 
 	var err error
 	if n.key, err = loadNodeKey(cfg); err != nil {
@@ -197,6 +193,7 @@ func (n *Node) openChain(st *store.Store) error {
 		return err
 	}
 	n.g = g
+	n.genesisHash = g.Hash()
 	n.st = st
 	var cs chainmgr.Store = st
 	if n.cfg.wrapStore != nil {
@@ -209,13 +206,26 @@ func (n *Node) openChain(st *store.Store) error {
 	n.events, _ = n.chain.Subscribe(chainEventBytes)
 	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier(), MinFee: g.MinFee})
 	n.admit = txadmit.New(g, func() chain.LotView { return n.chain.Snapshot() }, n.pool)
-	n.forger = &forger{
-		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,
-		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,
-	}
-	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
+	n.forger = forge.New(forge.Config{
+		Chain: n.chain, Pool: n.pool, Key: n.key, Genesis: g, Log: n.log, Now: n.cfg.Now,
+		Forged: &n.metrics.blocksForged, Evicted: &n.metrics.evicted,
+		BlockSize: n.cfg.BlockSize, BlockInterval: n.cfg.BlockInterval,
+		Lab: forge.Lab{Evidence: n.chain.PendingEvidence},
+	})
 	n.registerMetrics()
-	return n.setupLab()
+	if err := n.setupLab(); err != nil {
+		return err
+	}
+	var byz string
+	if b := n.forger.Behaviour(); b != nil {
+		byz = b.Name()
+	}
+	n.api = apibackend.New(apibackend.Parts{
+		Genesis: g, Key: n.key, Chain: n.chain, Pool: n.pool, Admit: n.admit, Forger: n.forger,
+		Store: st, Metrics: n.prom.Txs, Log: n.log, Version: Version, Byzantine: byz,
+		SaveConfig: func(c rpc.Config) { saveSettings(n.cfg.Home, c, n.log) },
+	})
+	return nil
 }
 
 func (n *Node) resolveGenesis(st *store.Store) (*chain.Genesis, error) {
@@ -325,7 +335,8 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 		n.net = nw
-		n.forger.publish = nw.PublishBlock
+		n.forger.SetPublish(nw.PublishBlock)
+		n.api.SetNetwork(nw)
 	}
 	ln, srv, err := n.listenAPI()
 	if err != nil {
@@ -354,11 +365,11 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.forger.run(n.ctx)
+		n.forger.Run(n.ctx)
 	}()
 	n.startLab() // lab.go
 	n.log.Info("node started", "api", n.APIURL(), "address", string(n.key.Address()),
-		"height", n.Height(), "chain_id", n.g.ChainID)
+		"height", n.chain.Head().Height, "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {
 		n.wg.Add(1)
 		go func() {
@@ -414,20 +425,14 @@ func (n *Node) Close() error {
 		case <-time.After(time.Until(deadline)):
 			n.log.Warn("shutdown: the forger or the network handler is still busy; leaving it")
 		}
-		n.subsMu.Lock()
-		for ch := range n.subs {
-			close(ch)
-			delete(n.subs, ch)
-		}
-		n.subsMu.Unlock()
+		n.api.Close()
 	})
 	return err
 }
 
-func (n *Node) genesisHash() chain.Hash {
-	n.genesisHashOnce.Do(func() { n.genesisHashVal = n.g.Hash() })
-	return n.genesisHashVal
-}
+// API is the HTTP API's backend over this node's parts: what the API
+// serves, and what tools and tests in the process read the node through.
+func (n *Node) API() *apibackend.Backend { return n.api }
 
 // Home is the node's home directory.
 func (n *Node) Home() string { return n.cfg.Home }
