@@ -58,7 +58,7 @@ func BenchmarkImportBlock1000(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := node.ImportBlock(blocks[i]); err != nil {
+		if err := node.chain.ProcessBlock(blocks[i]); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -30,7 +30,7 @@ func BenchmarkSyncFreshNode10000(b *testing.B) {
 		k.SignTx(&tx)
 		blk := chain.NewBlock(src.g, &parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
 		src.key.SignHeader(&blk.Header)
-		if err := src.ImportBlock(blk); err != nil {
+		if err := src.chain.ProcessBlock(blk); err != nil {
 			b.Fatal(err)
 		}
 		parent = blk.Header

@@ -298,7 +298,7 @@ func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
 		blocks = append(blocks, b)
 		parent = b.Header
 	}
-	accepted, err := n.ImportBlocks(blocks)
+	accepted, err := n.chain.ProcessBlocks(blocks)
 	if accepted != 2 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
 		t.Fatalf("accepted %d, err %v; want 2 and bad_signature", accepted, err)
 	}
@@ -309,7 +309,7 @@ func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The good prefix again: known blocks are skipped, nothing changes.
-	if accepted, err := n.ImportBlocks(blocks[:2]); accepted != 2 || err != nil {
+	if accepted, err := n.chain.ProcessBlocks(blocks[:2]); accepted != 2 || err != nil {
 		t.Fatalf("re-import: %d %v", accepted, err)
 	}
 }
@@ -330,12 +330,12 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 	}
 	genesis := n.API().Head().Header
 	main := build(genesis, MaxReorgDepth+2, 1)
-	if accepted, err := n.ImportBlocks(main); err != nil || accepted != len(main) {
+	if accepted, err := n.chain.ProcessBlocks(main); err != nil || accepted != len(main) {
 		t.Fatalf("main chain: %d %v", accepted, err)
 	}
 	// Another branch from block 1: different timestamps, different hashes.
 	branch := build(main[0].Header, MaxReorgDepth+5, 2)
-	err := n.ImportBlock(branch[0])
+	err := n.chain.ProcessBlock(branch[0])
 	if chain.CodeOf(err) != ErrReorgTooDeep.Code {
 		t.Fatalf("got %v, want reorg_too_deep", err)
 	}
@@ -344,7 +344,7 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 	}
 	// A branch forking within the limit and longer than the main chain wins.
 	near := build(main[len(main)-3].Header, 3, 2)
-	if _, err := n.ImportBlocks(near); err != nil {
+	if _, err := n.chain.ProcessBlocks(near); err != nil {
 		t.Fatal(err)
 	}
 	if n.API().Head().Hash() != near[2].Hash() {
@@ -361,7 +361,7 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	genesis := n.API().Head().Header
 	a1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&a1.Header)
-	if err := n.ImportBlock(a1); err != nil {
+	if err := n.chain.ProcessBlock(a1); err != nil {
 		t.Fatal(err)
 	}
 	k, _ := keystore.Generate()
@@ -375,13 +375,13 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	if garbled.Hash() != b1.Hash() {
 		t.Fatal("the copy should share the block hash")
 	}
-	if err := n.ImportBlock(&garbled); chain.CodeOf(err) != chain.ErrBadSignature.Code {
+	if err := n.chain.ProcessBlock(&garbled); chain.CodeOf(err) != chain.ErrBadSignature.Code {
 		t.Fatalf("garbled copy: %v, want bad_signature", err)
 	}
 	if _, err := n.API().BlockByHash(b1.Hash()); err == nil {
 		t.Fatal("the garbled copy was stored")
 	}
-	if err := n.ImportBlock(b1); err != nil && !errors.Is(err, ErrSideBlock) {
+	if err := n.chain.ProcessBlock(b1); err != nil && !errors.Is(err, ErrSideBlock) {
 		t.Fatalf("the real block: %v", err)
 	}
 	if _, err := n.API().BlockByHash(b1.Hash()); err != nil {
@@ -391,7 +391,7 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	stranger, _ := keystore.Generate()
 	c1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+3, nil)
 	stranger.SignHeader(&c1.Header)
-	if err := n.ImportBlock(c1); chain.CodeOf(err) != chain.ErrWrongForger.Code {
+	if err := n.chain.ProcessBlock(c1); chain.CodeOf(err) != chain.ErrWrongForger.Code {
 		t.Fatalf("stranger's side block: %v, want wrong_forger", err)
 	}
 }
@@ -403,14 +403,23 @@ func TestHaltedNodeImportsNothing(t *testing.T) {
 	b := chain.NewBlock(n.g, &parent, 0, parent.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	cause := errors.New("disk gone")
-	n.halt(cause)
-	if err := n.ImportBlock(b); !errors.Is(err, cause) {
+	haltNode(n, cause)
+	if err := n.chain.ProcessBlock(b); !errors.Is(err, cause) {
 		t.Fatalf("ImportBlock after halt: %v", err)
 	}
-	if _, err := n.ImportBlocks([]*chain.Block{b}); err == nil {
+	if _, err := n.chain.ProcessBlocks([]*chain.Block{b}); err == nil {
 		t.Fatal("ImportBlocks after halt succeeded")
 	}
 	if n.API().Height() != 0 {
 		t.Fatal("the halted node moved")
+	}
+}
+
+// haltNode stops n from forging and importing as an unrecoverable error
+// does (the chain manager halts; the node's loops end), the API answering on.
+func haltNode(n *Node, err error) {
+	n.chain.Halt(err)
+	if n.cancel != nil {
+		n.cancel()
 	}
 }

@@ -62,7 +62,7 @@ func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
 	pn := &privateNet{t: t, clock: newTestClock(time.Now().Add(time.Hour)), g: g, attacker: attacker, tick: 250 * time.Millisecond}
 	for i, k := range honest {
 		home := filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1))
-		if err := ensureHome(home); err != nil {
+		if err := os.MkdirAll(home, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(home, GenesisFile), data, 0o644); err != nil {
@@ -129,7 +129,7 @@ func (pn *privateNet) relay(from, to *Node) {
 	if err != nil {
 		pn.t.Fatal(err)
 	}
-	_, _ = to.ImportBlocks(blocks) // known and losing blocks are not news
+	_, _ = to.chain.ProcessBlocks(blocks) // known and losing blocks are not news
 }
 
 // step moves the clock one tick and settles the honest network.
@@ -243,7 +243,7 @@ func privateAttack(t *testing.T, seed string, heartbeat, publishTies bool) (repl
 		}
 		if pn.preferred(private, paid.Height, publishTies) {
 			for _, node := range pn.nodes {
-				_, _ = node.ImportBlocks(private)
+				_, _ = node.chain.ProcessBlocks(private)
 			}
 			pn.settle()
 			if h, err := n.API().BlockByHeight(paid.Height); err == nil && h.Hash() != paid.Hash() {
