@@ -27,16 +27,16 @@ type APIConfig struct {
 }
 
 // apiHost is the host the API listens on.
-func (n *Node) apiHost() string {
-	if n.cfg.API.Host != "" {
-		return n.cfg.API.Host
+func (c *Config) apiHost() string {
+	if c.API.Host != "" {
+		return c.API.Host
 	}
-	return n.cfg.Host
+	return c.Host
 }
 
 // apiScheme is http, or https with TLS.
-func (n *Node) apiScheme() string {
-	if n.cfg.API.TLSCert != "" {
+func (c *Config) apiScheme() string {
+	if c.API.TLSCert != "" {
 		return "https"
 	}
 	return "http"
@@ -58,7 +58,7 @@ func (n *Node) listenAPI() (net.Listener, *http.Server, error) {
 		}
 		tlsCfg = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	host := n.apiHost()
+	host := n.cfg.apiHost()
 	addr := net.JoinHostPort(host, strconv.Itoa(n.cfg.APIPort))
 	raw, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -75,7 +75,7 @@ func (n *Node) listenAPI() (net.Listener, *http.Server, error) {
 		n.log.Warn(msg)
 	}
 	h := api.NewHandler(api.Options{
-		Backend: n, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20, Metrics: n.prom,
+		Backend: n.api, Token: n.token, Logger: n.log, MaxBodyBytes: 8 << 20, Metrics: n.prom,
 		Limits: limits, Conns: conns, CheckHost: loopback, AllowedHosts: c.AllowedHosts,
 	})
 	srv := api.NewServerLimits(addr, h, limits)

@@ -49,7 +49,7 @@ func BenchmarkImportBlock1000(b *testing.B) {
 	node, keys := benchNode(b, 100)
 	next := make([]uint64, len(keys))
 	blocks := make([]*chain.Block, 0, b.N)
-	parent := node.Head().Header
+	parent := node.API().Head().Header
 	for i := 0; i < b.N; i++ {
 		blk := chain.NewBlock(node.g, &parent, 0, parent.Timestamp+1, transfers(node.g.ChainID, keys, next, 1000))
 		node.key.SignHeader(&blk.Header)
@@ -58,7 +58,7 @@ func BenchmarkImportBlock1000(b *testing.B) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if err := node.ImportBlock(blocks[i]); err != nil {
+		if err := node.chain.ProcessBlock(blocks[i]); err != nil {
 			b.Fatal(err)
 		}
 	}

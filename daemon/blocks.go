@@ -16,15 +16,6 @@ var (
 	ErrReorgTooDeep  = chainmgr.ErrReorgTooDeep
 )
 
-// ImportBlock hands b to the chain manager (see chainmgr.ProcessBlock).
-func (n *Node) ImportBlock(b *chain.Block) error { return n.chain.ProcessBlock(b) }
-
-// ImportBlocks hands consecutive blocks to the chain manager (see
-// chainmgr.ProcessBlocks).
-func (n *Node) ImportBlocks(blocks []*chain.Block) (int, error) {
-	return n.chain.ProcessBlocks(blocks)
-}
-
 // chainEventBytes bounds what the chain's events may hold while
 // followChain catches up (a sync commits faster than it reads): past it
 // they are coalesced, reverted blocks and the newest state kept, which is
@@ -56,18 +47,8 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 		}
 		for _, b := range ev.Added {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
-			n.notify(b)
+			n.api.Notify(b)
 		}
-		n.forger.poke()
-	}
-}
-
-// halt stops the node from forging and importing after an error it cannot
-// recover from; the API keeps answering so the operator can see what
-// happened (the log says it), and a restart reloads state from disk.
-func (n *Node) halt(err error) {
-	n.chain.Halt(err)
-	if n.cancel != nil {
-		n.cancel()
+		n.forger.Poke()
 	}
 }

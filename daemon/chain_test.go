@@ -49,7 +49,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 		c.wrapStore = func(s chainmgr.Store) chainmgr.Store { disk = &diskFull{Store: s}; return disk }
 	})
 	h := n.p2pHandler()
-	genesis := n.Head()
+	genesis := n.API().Head()
 	b := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	disk.set(true)
@@ -58,7 +58,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 			t.Fatalf("%s: disk failure reported as %v; want ErrIgnore (not the sender's fault)", name, err)
 		}
 	}
-	if n.Height() != 0 {
+	if n.API().Height() != 0 {
 		t.Fatal("the head moved")
 	}
 	// Halted is not the sender's fault either.
@@ -72,7 +72,7 @@ func TestDiskFailureDoesNotPenaliseTheSender(t *testing.T) {
 	if err := h.HandleBlock(b); err != nil {
 		t.Fatalf("the good block once the disk is back: %v", err)
 	}
-	n.halt(errors.New("state lost"))
+	haltNode(n, errors.New("state lost"))
 	next := chain.NewBlock(n.g, &b.Header, 0, b.Timestamp+1, nil)
 	n.key.SignHeader(&next.Header)
 	if err := h.HandleBlock(next); !errors.Is(err, p2p.ErrIgnore) {
@@ -135,7 +135,7 @@ func readsUnderImport(t testing.TB, n *Node, blocks []*chain.Block) loadResult {
 	var windows []span
 	for _, b := range blocks {
 		start := time.Now()
-		if err := n.ImportBlock(b); err != nil {
+		if err := n.chain.ProcessBlock(b); err != nil {
 			t.Errorf("import block %d: %v", b.Height, err)
 			break
 		}
@@ -163,7 +163,7 @@ func readsUnderImport(t testing.TB, n *Node, blocks []*chain.Block) loadResult {
 // in the node's genesis (signing on every core).
 func loadBlocks(t testing.TB, n *Node, keys []*keystore.Key, count, perBlock int) []*chain.Block {
 	next := make([]uint64, len(keys))
-	parent := n.Head().Header
+	parent := n.API().Head().Header
 	var out []*chain.Block
 	for range count {
 		txs := make([]chain.Transaction, perBlock)
@@ -219,7 +219,7 @@ func TestReadsDoNotWaitForImports(t *testing.T) {
 	t.Cleanup(func() { release.Do(func() { close(disk.release) }) })
 	b := loadBlocks(t, n, keys, 1, 100)[0]
 	done := make(chan error, 1)
-	go func() { done <- n.ImportBlock(b) }()
+	go func() { done <- n.chain.ProcessBlock(b) }()
 	select {
 	case <-disk.entered:
 	case <-time.After(30 * time.Second):
@@ -341,10 +341,10 @@ func TestShutdownWithinFiveSeconds(t *testing.T) {
 		c.wrapStore = func(s chainmgr.Store) chainmgr.Store { disk.Store = s; return disk }
 	})
 	defer close(disk.release) // let the stuck import end after the test
-	genesis := n.Head()
+	genesis := n.API().Head()
 	b := chain.NewBlock(n.g, &genesis.Header, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
-	go n.ImportBlock(b)
+	go n.chain.ProcessBlock(b)
 	select {
 	case <-disk.entered:
 	case <-time.After(30 * time.Second):

@@ -26,16 +26,16 @@ func TestSlowClockFollowsAndWarns(t *testing.T) {
 		sendFrom(t, fast, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1})
 		want := uint64(i + 1)
 		waitUntil(t, 60*time.Second, "the slow node to take the payment", func() bool {
-			return slow.Account(k.Address()).Nonce == want
+			return slow.API().Account(k.Address()).Nonce == want
 		})
 	}
 	waitUntil(t, 60*time.Second, "the slow node to report its clock", func() bool {
-		return slow.Status().ClockBehindMs > 0
+		return slow.API().Status().ClockBehindMs > 0
 	})
-	if ms := slow.Status().ClockBehindMs; ms < (lag-time.Second).Milliseconds() || ms > (lag+time.Second).Milliseconds() {
+	if ms := slow.API().Status().ClockBehindMs; ms < (lag-time.Second).Milliseconds() || ms > (lag+time.Second).Milliseconds() {
 		t.Errorf("clock_behind_ms %d, want about %d", ms, lag.Milliseconds())
 	}
-	if ms := fast.Status().ClockBehindMs; ms != 0 {
+	if ms := fast.API().Status().ClockBehindMs; ms != 0 {
 		t.Errorf("the node on time reports clock_behind_ms %d", ms)
 	}
 	var st struct {

@@ -2,19 +2,12 @@ package daemon
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
-	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/chainmgr"
-	"github.com/poslab/posd/internal/atomicfile"
-	"github.com/poslab/posd/keystore"
+	"github.com/poslab/posd/daemon/devnet"
 )
 
 // DevnetConfig describes a local network of several nodes in one process.
@@ -45,35 +38,15 @@ type Devnet struct {
 }
 
 // StartDevnet creates (or reopens) the homes, writes one genesis in which
-// every node's key is funded and staked, and starts the nodes.
+// every node's key is funded and staked (daemon/devnet), and starts the
+// nodes: node 1 first, the others joining it.
 func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
-	if cfg.Nodes < 1 {
-		return nil, fmt.Errorf("--nodes must be at least 1, got %d", cfg.Nodes)
-	}
-	if len(cfg.Stakes) > cfg.Nodes {
-		return nil, fmt.Errorf("%d stakes given for %d nodes", len(cfg.Stakes), cfg.Nodes)
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	homes := make([]string, cfg.Nodes)
-	var allocs []chain.Allocation
-	for i := range homes {
-		homes[i] = filepath.Join(cfg.Home, fmt.Sprintf("node%d", i+1))
-		if err := ensureHome(homes[i]); err != nil {
-			return nil, err
-		}
-		k, _, err := keystore.LoadOrGenerate(filepath.Join(homes[i], KeyFile))
-		if err != nil {
-			return nil, err
-		}
-		stake := uint64(1)
-		if i < len(cfg.Stakes) {
-			stake = cfg.Stakes[i]
-		}
-		allocs = append(allocs, chain.Allocation{Address: k.Address(), Balance: 1000, Stake: stake})
-	}
-	if err := writeDevnetGenesis(cfg, homes, allocs); err != nil {
+	places, err := devnet.Prepare(devnet.Spec{Home: cfg.Home, Nodes: cfg.Nodes, Stakes: cfg.Stakes,
+		Genesis: cfg.Genesis, APIPort: cfg.APIPort, P2PPort: cfg.P2PPort})
+	if err != nil {
 		return nil, err
 	}
 	d := &Devnet{}
@@ -81,12 +54,12 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 	if !cfg.OwnSigCaches {
 		sigs = chainmgr.NewSigCache(0)
 	}
-	for i, home := range homes {
+	for i, p := range places {
 		c := Config{
-			Home:          home,
+			Home:          p.Home,
 			Host:          cfg.Host,
-			APIPort:       portOf(cfg.APIPort, i),
-			P2PPort:       portOf(cfg.P2PPort, i),
+			APIPort:       p.APIPort,
+			P2PPort:       p.P2PPort,
 			BlockSize:     1,
 			BlockInterval: time.Second,
 			Logger:        cfg.Logger.With("node", i+1),
@@ -114,46 +87,6 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 		d.Nodes = append(d.Nodes, n)
 	}
 	return d, nil
-}
-
-// portOf is node i's port (from 0) when node 1 has base; base 0 gives
-// every node 0, any free port (not 1, 2, ...).
-func portOf(base, i int) int {
-	if base == 0 {
-		return 0
-	}
-	return base + i
-}
-
-// writeDevnetGenesis writes the same genesis.json into every home, unless
-// node 1 already has one (a devnet restarted in the same home keeps its chain).
-func writeDevnetGenesis(cfg DevnetConfig, homes []string, allocs []chain.Allocation) error {
-	first := filepath.Join(homes[0], GenesisFile)
-	data, err := os.ReadFile(first)
-	if errors.Is(err, fs.ErrNotExist) {
-		p := cfg.Genesis
-		p.ChainID = firstNonEmpty(p.ChainID, "posd-devnet")
-		g, err := p.Build(time.Now(), append(allocs, p.Allocations...))
-		if err != nil {
-			return err
-		}
-		if data, err = json.MarshalIndent(g, "", "  "); err != nil {
-			return err
-		}
-		data = append(data, '\n')
-	} else if err != nil {
-		return err
-	}
-	for _, home := range homes {
-		path := filepath.Join(home, GenesisFile)
-		if _, err := os.Stat(path); err == nil {
-			continue
-		}
-		if err := atomicfile.Replace(path, data, 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Close stops every node.

@@ -49,7 +49,7 @@ func (s *spy) sawBlock(h chain.Hash) bool {
 }
 
 func newSpyPeer(t *testing.T, n *Node) (*p2p.Node, *spy) {
-	s := &spy{genesis: n.genesisHash(), txs: map[chain.Hash]bool{}, blocks: map[chain.Hash]bool{}}
+	s := &spy{genesis: n.genesisHash, txs: map[chain.Hash]bool{}, blocks: map[chain.Hash]bool{}}
 	peer, err := p2p.New(context.Background(), p2p.Config{ListenHost: "127.0.0.1", ChainID: n.g.ChainID, Peers: n.net.Addrs(), Logger: testLogger("spy")}, s)
 	if err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	n := d.Nodes[0]
 	attacker, _ := newSpyPeer(t, n)
 	_, listener := newSpyPeer(t, n)
-	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
+	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.API().Peers()) == 2 })
 	waitGossipPath(t, n, attacker, listener)
 
 	k, _ := keystore.Generate()
@@ -82,7 +82,7 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	k.SignTx(&wrongChain)
 	valid := mk(1)
 
-	head := n.Head()
+	head := n.API().Head()
 	forged := chain.NewBlock(n.g, &head.Header, 0, head.Timestamp+1, nil)
 	forged.Header.Sign(k.PrivateKey()) // not an elected forger
 
@@ -99,7 +99,7 @@ func TestInvalidMessagesAreNotForwarded(t *testing.T) {
 	if listener.sawBlock(forged.Hash()) {
 		t.Fatal("a block from a non-elected forger was forwarded")
 	}
-	if n.Height() != 0 {
+	if n.API().Height() != 0 {
 		t.Fatal("the node imported the forged block")
 	}
 }
@@ -145,7 +145,7 @@ func TestGossipedStakeOverTheLimitIsNotForwarded(t *testing.T) {
 
 	attacker, _ := newSpyPeer(t, n)
 	_, listener := newSpyPeer(t, n)
-	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.Peers()) == 2 })
+	waitUntil(t, 30*time.Second, "both peers", func() bool { return len(n.API().Peers()) == 2 })
 	waitGossipPath(t, n, attacker, listener)
 
 	k, _ := keystore.Generate()

@@ -166,7 +166,7 @@ func TestLoosePermissionsWarned(t *testing.T) {
 func TestCheckHomeLongChain(t *testing.T) {
 	const height = 1000
 	n := startTestNode(t, func(c *Config) { c.BlockInterval = time.Hour })
-	if got, err := n.ImportBlocks(loadBlocks(t, n, nil, height, 0)); err != nil || got != height {
+	if got, err := n.chain.ProcessBlocks(loadBlocks(t, n, nil, height, 0)); err != nil || got != height {
 		t.Fatalf("imported %d of %d blocks: %v", got, height, err)
 	}
 	home := n.cfg.Home

@@ -1,63 +1,24 @@
 package daemon
 
 import (
+	"errors"
+
 	"github.com/poslab/posd/chain"
-	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/byzantine"
 	"github.com/poslab/posd/daemon/chainmgr"
+	"github.com/poslab/posd/daemon/p2p"
 )
 
 // The attack lab's part of the node: evidence (the chain manager keeps the
 // pool; the node gossips it, gives it to the forger and the API) and a
-// byzantine behaviour for the forger, on lab networks only.
+// byzantine behaviour for the forger, on lab networks only. The forger's
+// side is forge.Lab.
 
-// forgerLab is what the forger asks of the lab: whether to forge, which
-// evidence to carry, how to build and publish. Its zero value is an
-// honest forger without evidence.
-type forgerLab struct {
-	behaviour byzantine.Behaviour // nil: honest
-	evidence  func() []chain.Evidence
-}
-
-func (l *forgerLab) mayForge(height uint64) bool {
-	return l.behaviour == nil || l.behaviour.Forge(height)
-}
-
-// evidenceDue reports whether there is evidence to carry, which makes a
-// block due even with no transaction waiting.
-func (l *forgerLab) evidenceDue() bool {
-	return l.evidence != nil && len(l.evidence()) > 0
-}
-
-// prepare attaches pending evidence to an unsigned block, lets the
-// behaviour change it, and signs it with sign.
-func (l *forgerLab) prepare(b *chain.Block, parent *chain.Block, snap *chainmgr.Snapshot, sign func(*chain.Header)) *chain.Block {
-	if l.evidence != nil {
-		if ev := l.evidence(); len(ev) > 0 {
-			b.SetEvidence(ev)
-		}
-	}
-	if l.behaviour != nil {
-		b = l.behaviour.Build(b, parent, snap.ReadState())
-	}
-	sign(&b.Header)
-	return b
-}
-
-// publish sends a forged block, the behaviour's way if there is one.
-func (l *forgerLab) publish(publish func(*chain.Block), b, parent *chain.Block) {
-	switch {
-	case l.behaviour != nil:
-		l.behaviour.Publish(b, parent)
-	case publish != nil:
-		publish(b)
-	}
-}
+var errIgnoreEvidence = errors.Join(p2p.ErrIgnore, errors.New("evidence known, slashed or too old"))
 
 // setupLab gives the forger the evidence pool and, if configured, its
 // behaviour; a behaviour on a genesis without "lab": true is refused.
 func (n *Node) setupLab() error {
-	n.forger.lab.evidence = n.chain.EvidencePool().Pending
 	if n.cfg.Byzantine == "" {
 		return nil
 	}
@@ -65,27 +26,15 @@ func (n *Node) setupLab() error {
 	b, err := byzantine.New(n.cfg.Byzantine, byzantine.Env{
 		Genesis: n.g,
 		Sign:    n.key.SignHeader,
-		Publish: func(b *chain.Block) {
-			if f.publish != nil {
-				f.publish(b)
-			}
-		},
-		Log: n.log.With("byzantine", n.cfg.Byzantine),
-		Now: n.cfg.Now,
+		Publish: f.Publish,
+		Log:     n.log.With("byzantine", n.cfg.Byzantine),
+		Now:     n.cfg.Now,
 	})
 	if err != nil {
 		return err
 	}
-	f.lab.behaviour = b
+	f.SetBehaviour(b)
 	return nil
-}
-
-// Byzantine is the behaviour this node runs ("" when honest).
-func (n *Node) Byzantine() string {
-	if n.forger.lab.behaviour == nil {
-		return ""
-	}
-	return n.forger.lab.behaviour.Name()
 }
 
 // startLab follows the evidence pool and runs a behaviour that works on
@@ -98,7 +47,7 @@ func (n *Node) startLab() {
 		defer evCancel()
 		n.followEvidence(evs)
 	}()
-	r, ok := n.forger.lab.behaviour.(byzantine.Runner)
+	r, ok := n.forger.Behaviour().(byzantine.Runner)
 	if !ok {
 		return
 	}
@@ -110,7 +59,7 @@ func (n *Node) startLab() {
 		Address: n.key.Address(),
 		SignTx:  n.key.SignTx,
 		Submit: func(tx chain.Transaction) error {
-			_, err := n.SubmitTx(tx)
+			_, err := n.api.SubmitTx(tx)
 			return err
 		},
 		Committed: func(id chain.Hash) (uint64, bool) {
@@ -138,9 +87,9 @@ func (n *Node) followEvidence(ch <-chan chainmgr.EvidenceEvent) {
 				if p, ok := n.net.(interface{ PublishEvidence(*chain.Evidence) }); ok {
 					p.PublishEvidence(&ev.Record.Evidence)
 				}
-				n.forger.poke()
+				n.forger.Poke()
 			}
-			n.evSubs.send(evidenceRPC(ev.Record), ev.Type)
+			n.api.NotifyEvidence(ev)
 		}
 	}
 }
@@ -158,33 +107,4 @@ func (h p2pHandler) HandleEvidence(e *chain.Evidence) error {
 		return errIgnoreEvidence
 	}
 	return nil
-}
-
-// Evidence lists the equivocations the node knows (api.EvidenceBackend).
-func (n *Node) Evidence() []rpc.Evidence {
-	recs := n.chain.EvidencePool().Records()
-	out := make([]rpc.Evidence, len(recs))
-	for i, r := range recs {
-		out[i] = evidenceRPC(r)
-	}
-	return out
-}
-
-// SubscribeEvidence delivers evidence events (api.EvidenceBackend).
-func (n *Node) SubscribeEvidence() (<-chan rpc.EvidenceEvent, func()) {
-	return n.evSubs.subscribe()
-}
-
-func evidenceRPC(r chainmgr.EvidenceRecord) rpc.Evidence {
-	e := &r.Evidence
-	out := rpc.Evidence{
-		ID: e.ID(), Height: e.Height(), Forger: e.Forger(),
-		Hashes: []chain.Hash{e.A.Hash(), e.B.Hash()},
-		SeenAt: r.SeenAt.UnixMilli(),
-	}
-	if r.IncludedIn != 0 {
-		in, burned := r.IncludedIn, r.Burned
-		out.IncludedIn, out.Slashed = &in, &burned
-	}
-	return out
 }

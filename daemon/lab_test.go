@@ -34,14 +34,14 @@ func labNet(t *testing.T, behaviour string, params ...func(*GenesisParams)) *Dev
 func untilEquivocation(t *testing.T, d *Devnet) {
 	t.Helper()
 	user, _ := keystore.Generate()
-	for round := 0; byzantine.Twins(d.Nodes[1].forger.lab.behaviour) == 0; round++ {
+	for round := 0; byzantine.Twins(d.Nodes[1].forger.Behaviour()) == 0; round++ {
 		if round > 40 {
 			t.Fatal("node 2 forged no block in 40 rounds")
 		}
-		nonce := d.Nodes[0].Account(user.Address()).Nonce
+		nonce := d.Nodes[0].API().Account(user.Address()).Nonce
 		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
 		waitUntil(t, 30*time.Second, fmt.Sprintf("round %d committed", round), func() bool {
-			return d.Nodes[0].Account(user.Address()).Nonce > nonce || byzantine.Twins(d.Nodes[1].forger.lab.behaviour) > 0
+			return d.Nodes[0].API().Account(user.Address()).Nonce > nonce || byzantine.Twins(d.Nodes[1].forger.Behaviour()) > 0
 		})
 	}
 }
@@ -82,7 +82,7 @@ func firstSlashing(t *testing.T, d *Devnet) (chain.Slashing, []uint64) {
 // slots), and every node burns the same half of its stake.
 func TestEquivocatorSlashed(t *testing.T) {
 	d := labNet(t, "equivocate")
-	if got := d.Nodes[1].Status().Byzantine; got != "equivocate" {
+	if got := d.Nodes[1].API().Status().Byzantine; got != "equivocate" {
 		t.Fatalf("status byzantine %q", got)
 	}
 	// Node 1's event stream must tell of the evidence and the slashing.
@@ -131,7 +131,7 @@ func TestEquivocatorSlashed(t *testing.T) {
 		}
 	}
 	waitUntil(t, 10*time.Second, "the slashing listed by GET /v1/evidence", func() bool {
-		for _, e := range d.Nodes[0].Evidence() {
+		for _, e := range d.Nodes[0].API().Evidence() {
 			if e.Forger == d.Nodes[1].Address() && e.Height == s.Height {
 				return e.IncludedIn != nil && *e.IncludedIn == s.IncludedIn && e.Slashed != nil && *e.Slashed == s.Burned
 			}
@@ -196,12 +196,12 @@ func slotCosts(t *testing.T, behaviour string, rounds int) (*Devnet, []roundCost
 // and its pool is empty, until enough says the rounds measured suffice.
 func measureRounds(t *testing.T, d *Devnet, enough func([]roundCost) bool) []roundCost {
 	t.Helper()
-	g := d.Nodes[0].Genesis()
+	g := d.Nodes[0].API().Genesis()
 	user, _ := keystore.Generate()
 	var out []roundCost
 	for round := 0; !enough(out); round++ {
 		waitUntil(t, 30*time.Second, "agreement before the round", func() bool { return agreed(d.Nodes...) })
-		parent := d.Nodes[0].Head()
+		parent := d.Nodes[0].API().Head()
 		state := d.Nodes[0].chain.Snapshot().ReadState()
 		cands, err := chain.Elect(g, &parent.Header, state)
 		if err != nil {
@@ -214,11 +214,11 @@ func measureRounds(t *testing.T, d *Devnet, enough func([]roundCost) bool) []rou
 			if !agreed(d.Nodes...) {
 				return false
 			}
-			info, err := d.Nodes[0].TxInfo(id)
+			info, err := d.Nodes[0].API().TxInfo(id)
 			if err != nil || info.Height == nil {
 				return false
 			}
-			b, err = d.Nodes[0].BlockByHeight(*info.Height)
+			b, err = d.Nodes[0].API().BlockByHeight(*info.Height)
 			return err == nil
 		})
 		out = append(out, roundCost{
@@ -233,7 +233,7 @@ func measureRounds(t *testing.T, d *Devnet, enough func([]roundCost) bool) []rou
 // it wins is forged by rank 1, one slot later: the cost is one slot.
 func TestOfflineCostsOneSlot(t *testing.T) {
 	d, costs := slotCosts(t, "offline", 12)
-	slot := d.Nodes[0].Genesis().SlotMs
+	slot := d.Nodes[0].API().Genesis().SlotMs
 	won := 0
 	for _, c := range costs {
 		if c.forger == d.Nodes[1].Address() {
@@ -287,7 +287,7 @@ func TestWithholdCostsOneSlot(t *testing.T) {
 		}
 		return len(costs) >= 8 && won >= least && len(costs)-won >= least
 	})
-	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
+	slot := time.Duration(d.Nodes[0].API().Genesis().SlotMs) * time.Millisecond
 	var honest, withheld []time.Duration
 	for _, c := range costs {
 		t.Logf("block %d: node 2 rank 0 %v, forger %s rank %d, final after %v", c.height, c.won, c.forger.Short(), c.rank, c.final.Round(time.Millisecond))
@@ -344,34 +344,34 @@ func TestPrivateReversesPaymentWithoutHeartbeat(t *testing.T) {
 	waitPeers(t, d, 2)
 	user, _ := keystore.Generate()
 	send := func(round int) {
-		nonce := d.Nodes[0].Account(user.Address()).Nonce
+		nonce := d.Nodes[0].API().Account(user.Address()).Nonce
 		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
 		waitUntil(t, 30*time.Second, fmt.Sprintf("traffic %d committed", round), func() bool {
-			return d.Nodes[0].Account(user.Address()).Nonce > nonce
+			return d.Nodes[0].API().Account(user.Address()).Nonce > nonce
 		})
 	}
 	send(0) // the chain moves: the attacker pays
 	merchant := byzantine.Merchant()
 	waitUntil(t, 30*time.Second, "the merchant paid", func() bool {
-		return d.Nodes[0].Account(merchant).Balance == byzantine.PrivatePayment
+		return d.Nodes[0].API().Account(merchant).Balance == byzantine.PrivatePayment
 	})
 	// Other traffic makes the payment 6 deep; then the network is idle.
 	for round := 1; round <= byzantine.PrivateDepth-1; round++ {
 		send(round)
 	}
-	attacker := d.Nodes[1].forger.lab.behaviour
+	attacker := d.Nodes[1].forger.Behaviour()
 	waitUntil(t, 120*time.Second, "the private chain published and the payment reversed on every node", func() bool {
 		if byzantine.Published(attacker) == 0 || !agreed(d.Nodes...) {
 			return false
 		}
 		for _, n := range d.Nodes {
-			if n.Account(merchant).Balance != 0 {
+			if n.API().Account(merchant).Balance != 0 {
 				return false
 			}
 		}
 		return true
 	})
-	t.Logf("payment reversed: private chain published up to height %d; head %d", byzantine.Published(attacker), d.Nodes[0].Height())
+	t.Logf("payment reversed: private chain published up to height %d; head %d", byzantine.Published(attacker), d.Nodes[0].API().Height())
 }
 
 // The same attack with the heartbeat on is TestPrivateChainAgainstHeartbeat

@@ -60,14 +60,14 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 	const txs = 300
 	waitPeers(t, d, 2)
 	low := d.Nodes[0]
-	slot := time.Duration(low.Genesis().SlotMs) * time.Millisecond
+	slot := time.Duration(low.API().Genesis().SlotMs) * time.Millisecond
 
 	k, _ := keystore.Generate()
 	to, _ := keystore.Generate()
 	sendFrom(t, low, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: txs})
 	waitUntil(t, 30*time.Second, "the sender funded on every node", func() bool {
 		for _, n := range d.Nodes {
-			if n.Account(k.Address()).Balance != txs {
+			if n.API().Account(k.Address()).Balance != txs {
 				return false
 			}
 		}
@@ -75,7 +75,7 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 	})
 
 	// When low's chain first holds each transaction.
-	blocks, cancel := low.SubscribeBlocks()
+	blocks, cancel := low.API().SubscribeBlocks()
 	var mu sync.Mutex
 	seen := map[chain.Hash]time.Time{}
 	forgers := map[chain.Address]string{}
@@ -101,13 +101,13 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 		}
 	}()
 
-	first := *low.Account(k.Address()).PendingNonce + 1
+	first := *low.API().Account(k.Address()).PendingNonce + 1
 	sentAt := make(map[chain.Hash]time.Time, txs)
 	for i := range uint64(txs) {
-		tx := chain.Transaction{Type: chain.TxTransfer, ChainID: low.Genesis().ChainID, To: to.Address(), Amount: 1, Nonce: first + i}
+		tx := chain.Transaction{Type: chain.TxTransfer, ChainID: low.API().Genesis().ChainID, To: to.Address(), Amount: 1, Nonce: first + i}
 		k.SignTx(&tx)
 		at := time.Now()
-		id, err := low.SubmitTx(tx)
+		id, err := low.API().SubmitTx(tx)
 		if err != nil {
 			t.Fatalf("transfer %d: %v", i, err)
 		}
@@ -119,7 +119,7 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 	const reach = 5 * time.Second
 	waitUntil(t, reach, "every transfer in every forger's pool or chain", func() bool {
 		for _, n := range d.Nodes[1:] {
-			if *n.Account(k.Address()).PendingNonce < last {
+			if *n.API().Account(k.Address()).PendingNonce < last {
 				return false
 			}
 		}
@@ -127,7 +127,7 @@ func loadThroughLowStake(t *testing.T, d *Devnet, slots int) {
 	})
 	waitUntil(t, 60*time.Second, "every transfer committed on every node", func() bool {
 		for _, n := range d.Nodes {
-			if n.Account(to.Address()).Balance != txs {
+			if n.API().Account(to.Address()).Balance != txs {
 				return false
 			}
 		}

@@ -24,13 +24,13 @@ func BenchmarkSyncFreshNode10000(b *testing.B) {
 	})
 	src := d.Nodes[0]
 	k, _ := keystore.Generate()
-	parent := src.Head().Header
+	parent := src.API().Head().Header
 	for i := 0; i < blocks; i++ {
 		tx := chain.Transaction{Type: chain.TxExchange, ChainID: src.g.ChainID, To: k.Address(), Amount: 1, Nonce: uint64(i + 1)}
 		k.SignTx(&tx)
 		blk := chain.NewBlock(src.g, &parent, 0, parent.Timestamp+1, []chain.Transaction{tx})
 		src.key.SignHeader(&blk.Header)
-		if err := src.ImportBlock(blk); err != nil {
+		if err := src.chain.ProcessBlock(blk); err != nil {
 			b.Fatal(err)
 		}
 		parent = blk.Header
@@ -40,7 +40,7 @@ func BenchmarkSyncFreshNode10000(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
 		fresh := joinLate(b, d)
-		for fresh.Height() < blocks {
+		for fresh.API().Height() < blocks {
 			time.Sleep(time.Millisecond)
 		}
 		total += time.Since(start)
@@ -58,7 +58,7 @@ func BenchmarkBlockPropagation4Nodes(b *testing.B) {
 	var mu sync.Mutex
 	arrivals := map[chain.Hash]map[int]time.Time{}
 	for i, n := range d.Nodes {
-		ch, cancel := n.SubscribeBlocks()
+		ch, cancel := n.API().SubscribeBlocks()
 		b.Cleanup(cancel)
 		go func(i int, ch <-chan *chain.Block) {
 			for blk := range ch {
@@ -85,11 +85,11 @@ func BenchmarkBlockPropagation4Nodes(b *testing.B) {
 				n = m
 			}
 		}
-		height := n.Height()
+		height := n.API().Height()
 		sendFrom(b, n, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1})
 		waitUntil(b, 10*time.Second, "a block on every node", func() bool {
 			for _, m := range d.Nodes {
-				if m.Height() <= height {
+				if m.API().Height() <= height {
 					return false
 				}
 			}
@@ -182,11 +182,11 @@ func BenchmarkDevnetThroughput4Nodes(b *testing.B) {
 			if time.Now().After(deadline) {
 				for j, n := range d.Nodes {
 					onChain := 0
-					for h := uint64(1); h <= n.Height(); h++ {
-						blk, _ := n.BlockByHeight(h)
+					for h := uint64(1); h <= n.API().Height(); h++ {
+						blk, _ := n.API().BlockByHeight(h)
 						onChain += len(blk.Transactions)
 					}
-					b.Logf("node %d: height %d head %s pool %d on chain %d", j+1, n.Height(), n.Head().Hash().String()[:8], n.pool.Len(), onChain)
+					b.Logf("node %d: height %d head %s pool %d on chain %d", j+1, n.API().Height(), n.API().Head().Hash().String()[:8], n.pool.Len(), onChain)
 				}
 				b.Fatal("timed out waiting for every node to commit every transfer")
 			}

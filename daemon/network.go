@@ -149,7 +149,7 @@ type p2pHandler struct {
 }
 
 func (n *Node) p2pHandler() p2pHandler {
-	return p2pHandler{chain: n.chain, pool: n.pool, admit: n.admit, chainID: n.g.ChainID, genesis: n.genesisHash(), poke: n.forger.poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain.EvidencePool()}
+	return p2pHandler{chain: n.chain, pool: n.pool, admit: n.admit, chainID: n.g.ChainID, genesis: n.genesisHash, poke: n.forger.Poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain.EvidencePool()}
 }
 
 func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }

@@ -59,9 +59,9 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() boo
 
 // agreed reports whether every node has the same head and an empty pool.
 func agreed(nodes ...*Node) bool {
-	head := nodes[0].Head().Hash()
+	head := nodes[0].API().Head().Hash()
 	for _, n := range nodes {
-		if n.Head().Hash() != head || n.pool.Len() != 0 {
+		if n.API().Head().Hash() != head || n.pool.Len() != 0 {
 			return false
 		}
 	}
@@ -72,7 +72,7 @@ func waitPeers(t testing.TB, d *Devnet, want int) {
 	t.Helper()
 	waitUntil(t, 10*time.Second, "peers", func() bool {
 		for _, n := range d.Nodes {
-			if len(n.Peers()) < want {
+			if len(n.API().Peers()) < want {
 				return false
 			}
 		}
@@ -83,11 +83,11 @@ func waitPeers(t testing.TB, d *Devnet, want int) {
 // sendFrom submits a signed transaction to node n (nonce from n's view).
 func sendFrom(t testing.TB, n *Node, k *keystore.Key, tx chain.Transaction) chain.Hash {
 	t.Helper()
-	acc := n.Account(k.Address())
-	tx.ChainID = n.Genesis().ChainID
+	acc := n.API().Account(k.Address())
+	tx.ChainID = n.API().Genesis().ChainID
 	tx.Nonce = *acc.PendingNonce + 1
 	k.SignTx(&tx)
-	id, err := n.SubmitTx(tx)
+	id, err := n.API().SubmitTx(tx)
 	if err != nil {
 		t.Fatalf("submit to %s: %v", n.APIURL(), err)
 	}
@@ -114,7 +114,7 @@ func TestFourNodesAgree(t *testing.T) {
 		waitUntil(t, 20*time.Second, fmt.Sprintf("round %d on every node", round), func() bool {
 			for _, n := range d.Nodes {
 				for _, u := range users {
-					if n.Account(u.Address()).Nonce != uint64(round+1) {
+					if n.API().Account(u.Address()).Nonce != uint64(round+1) {
 						return false
 					}
 				}
@@ -129,7 +129,7 @@ func TestFourNodesAgree(t *testing.T) {
 		}
 	}
 	for i, u := range users {
-		acc := d.Nodes[(i+2)%4].Account(u.Address())
+		acc := d.Nodes[(i+2)%4].API().Account(u.Address())
 		if acc.Nonce != 5 || acc.Balance != 10 {
 			t.Errorf("user %d: %+v, want nonce 5 balance 10", i, acc)
 		}
@@ -145,15 +145,15 @@ func TestLateNodeSyncsFromScratch(t *testing.T) {
 		// Both nodes: the next transaction takes its nonce from the other
 		// node, which must not still be waiting for this one's gossip.
 		waitUntil(t, 30*time.Second, "commit", func() bool {
-			return d.Nodes[0].Account(k.Address()).Nonce == uint64(i+1) && d.Nodes[1].Account(k.Address()).Nonce == uint64(i+1)
+			return d.Nodes[0].API().Account(k.Address()).Nonce == uint64(i+1) && d.Nodes[1].API().Account(k.Address()).Nonce == uint64(i+1)
 		})
 	}
 	waitUntil(t, 30*time.Second, "agreement", func() bool { return agreed(d.Nodes...) })
 
 	late := joinLate(t, d)
 	waitUntil(t, 60*time.Second, "the late node to catch up", func() bool { return agreed(d.Nodes[0], late) })
-	if !late.chain.Snapshot().SameState(d.Nodes[0].chain.Snapshot()) || late.Height() < 40 {
-		t.Fatalf("late node at %d with a different state", late.Height())
+	if !late.chain.Snapshot().SameState(d.Nodes[0].chain.Snapshot()) || late.API().Height() < 40 {
+		t.Fatalf("late node at %d with a different state", late.API().Height())
 	}
 }
 
@@ -177,20 +177,20 @@ func TestChainGoesOnWhenTheForgerIsOffline(t *testing.T) {
 	waitPeers(t, d, 2)
 	k, _ := keystore.Generate()
 	sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
-	waitUntil(t, 10*time.Second, "a first block", func() bool { return agreed(d.Nodes...) && d.Nodes[1].Height() >= 1 })
+	waitUntil(t, 10*time.Second, "a first block", func() bool { return agreed(d.Nodes...) && d.Nodes[1].API().Height() >= 1 })
 
 	d.Nodes[0].Close()
-	before := d.Nodes[1].Height()
+	before := d.Nodes[1].API().Height()
 	for i := 0; i < 3; i++ {
 		sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
 		want := before + uint64(i) + 1
 		waitUntil(t, 20*time.Second, fmt.Sprintf("height %d without the rank-0 forger", want), func() bool {
-			return d.Nodes[1].Height() >= want && d.Nodes[2].Height() >= want
+			return d.Nodes[1].API().Height() >= want && d.Nodes[2].API().Height() >= want
 		})
 	}
 	var fallback int
-	for h := before + 1; h <= d.Nodes[1].Height(); h++ {
-		b, err := d.Nodes[1].BlockByHeight(h)
+	for h := before + 1; h <= d.Nodes[1].API().Height(); h++ {
+		b, err := d.Nodes[1].API().BlockByHeight(h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -213,21 +213,21 @@ func TestPartitionHealsByForkChoice(t *testing.T) {
 			c.Join, c.NoJoin = "", true
 		}
 	})
-	waitUntil(t, 10*time.Second, "nodes 1 and 2 to pair", func() bool { return len(d.Nodes[0].Peers()) >= 1 })
-	if len(d.Nodes[2].Peers()) != 0 {
+	waitUntil(t, 10*time.Second, "nodes 1 and 2 to pair", func() bool { return len(d.Nodes[0].API().Peers()) >= 1 })
+	if len(d.Nodes[2].API().Peers()) != 0 {
 		t.Fatal("node 3 is not partitioned")
 	}
 	a, _ := keystore.Generate()
 	b, _ := keystore.Generate()
 	for i := 0; i < 2; i++ {
 		sendFrom(t, d.Nodes[0], a, chain.Transaction{Type: chain.TxExchange, To: a.Address(), Amount: 7})
-		waitUntil(t, 10*time.Second, "branch A", func() bool { return d.Nodes[0].Account(a.Address()).Nonce == uint64(i+1) })
+		waitUntil(t, 10*time.Second, "branch A", func() bool { return d.Nodes[0].API().Account(a.Address()).Nonce == uint64(i+1) })
 	}
 	for i := 0; i < 4; i++ {
 		sendFrom(t, d.Nodes[2], b, chain.Transaction{Type: chain.TxExchange, To: b.Address(), Amount: 9})
-		waitUntil(t, 10*time.Second, "branch B", func() bool { return d.Nodes[2].Account(b.Address()).Nonce == uint64(i+1) })
+		waitUntil(t, 10*time.Second, "branch B", func() bool { return d.Nodes[2].API().Account(b.Address()).Nonce == uint64(i+1) })
 	}
-	if d.Nodes[0].Head().Hash() == d.Nodes[2].Head().Hash() {
+	if d.Nodes[0].API().Head().Hash() == d.Nodes[2].API().Head().Hash() {
 		t.Fatal("the halves did not fork")
 	}
 	// Heal the partition.
@@ -237,8 +237,8 @@ func TestPartitionHealsByForkChoice(t *testing.T) {
 	waitUntil(t, 30*time.Second, "one chain after healing", func() bool { return agreed(d.Nodes...) })
 	// Branch A's transactions went back to the pool and were forged again.
 	for _, n := range d.Nodes {
-		if n.Account(a.Address()).Balance != 14 || n.Account(b.Address()).Balance != 36 {
-			t.Fatalf("node %s lost transactions: a %+v b %+v", n.APIURL(), n.Account(a.Address()), n.Account(b.Address()))
+		if n.API().Account(a.Address()).Balance != 14 || n.API().Account(b.Address()).Balance != 36 {
+			t.Fatalf("node %s lost transactions: a %+v b %+v", n.APIURL(), n.API().Account(a.Address()), n.API().Account(b.Address()))
 		}
 	}
 	if d.Nodes[0].chain.Stats().Reorgs+d.Nodes[2].chain.Stats().Reorgs == 0 {
@@ -268,14 +268,14 @@ func TestLingeringTransactionsAreGossipedAgain(t *testing.T) {
 	k, _ := keystore.Generate()
 	id := sendFrom(t, lonely, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 3})
 	time.Sleep(300 * time.Millisecond)
-	if _, err := forger.TxInfo(id); err == nil {
+	if _, err := forger.API().TxInfo(id); err == nil {
 		t.Fatal("the forger heard of the transaction before any connection")
 	}
 	if err := lonely.net.Connect(context.Background(), forger.net.Addrs()); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, 20*time.Second, "the transaction to be committed", func() bool {
-		info, err := lonely.TxInfo(id)
+		info, err := lonely.API().TxInfo(id)
 		return err == nil && info.Status == "committed"
 	})
 }

@@ -1,5 +1,8 @@
-// Package daemon is the posd node: it wires the store, the mempool, the
-// forger, the peer-to-peer network and the HTTP API around one chain.
+// Package daemon is the posd node's wiring: Node opens the home, makes the
+// parts (chain manager and store, pool, admission, forger, network, the
+// API's backend) from their own packages, connects them and runs their
+// loops. It owns no rule and no data of its own; docs/ARCHITECTURE.md
+// says which room owns what.
 package daemon
 
 import (
@@ -21,7 +24,11 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/client"
+	"github.com/poslab/posd/daemon/apibackend"
 	"github.com/poslab/posd/daemon/chainmgr"
+	"github.com/poslab/posd/daemon/firststart"
+	"github.com/poslab/posd/daemon/forge"
+	"github.com/poslab/posd/daemon/home"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/p2p"
@@ -56,7 +63,7 @@ type Config struct {
 	BlockSize     int
 	BlockInterval time.Duration
 	Fund          uint64 // EXCHANGE this much to the node's key on first start
-	Stake         uint64 // then STAKE this much from it, once per home (firststake.go)
+	Stake         uint64 // then STAKE this much from it, once per home (daemon/firststart)
 	Join          string // API URL of a node of the network to join
 	NoJoin        bool   // join nobody by URL (devnet's first node, tests)
 	Peers         []string
@@ -82,7 +89,8 @@ type Config struct {
 // its network, as the original's nodes looked for the node on port 10001.
 const DefaultJoinURL = "http://127.0.0.1:5001"
 
-// Node is a running posd.
+// Node is a running posd: the wiring of its parts. What the API serves is
+// API(); tools and tests in the process read the node through it too.
 type Node struct {
 	cfg   Config
 	log   *slog.Logger
@@ -95,24 +103,18 @@ type Node struct {
 	net   Network
 
 	events <-chan chainmgr.Event // the chain's changes, for followChain
-	forger *forger
+	forger *forge.Forger
+	api    *apibackend.Backend // what the HTTP API answers from
 
 	// st is the store opened at start; the chain manager owns it, and the
-	// node uses it only for read-only index queries (search.go).
-	st   *store.Store
-	sums summaryCache // summaries.go, for the dashboard
-
-	subsMu sync.Mutex
-	subs   map[chan *chain.Block]struct{}
-	evSubs evidenceSubs // lab.go
+	// node uses it only for read-only index queries (search, health).
+	st *store.Store
 
 	metrics nodeMetrics
-	ownMu   sync.Mutex // serialises transactions signed with the node key
 
 	prom *metrics.Metrics // what /metrics serves (metrics.go)
 
-	genesisHashOnce sync.Once
-	genesisHashVal  chain.Hash
+	genesisHash chain.Hash
 
 	httpSrv  *http.Server
 	apiLn    net.Listener
@@ -158,19 +160,19 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
 	}
-	if err := ensureHome(cfg.Home); err != nil {
+	if err := home.Ensure(cfg.Home); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, subs: make(map[chan *chain.Block]struct{}), prom: metrics.New()}
+	n := &Node{cfg: cfg, log: cfg.Logger, prom: metrics.New()}
 
 	var err error
-	if n.key, err = loadNodeKey(cfg); err != nil {
+	if n.key, err = home.LoadNodeKey(home.KeySpec{Home: cfg.Home, KeyFile: cfg.KeyFile, NewKey: cfg.NewKey}); err != nil {
 		return nil, err
 	}
-	if n.token, err = loadOrCreateToken(cfg.Home); err != nil {
+	if n.token, err = home.LoadOrCreateToken(cfg.Home); err != nil {
 		return nil, err
 	}
-	st, err := openStore(cfg.Home)
+	st, err := home.OpenStore(cfg.Home)
 	if err != nil {
 		return nil, err
 	}
@@ -178,10 +180,12 @@ func Open(cfg Config) (*Node, error) {
 		st.Close()
 		return nil, err
 	}
-	if err := n.checkHome(); err != nil {
+	// A home whose parts disagree stops the node (daemon/home).
+	if err := home.CheckGenesisFiles(cfg.Home, cfg.GenesisFile, n.g); err != nil {
 		n.st.Close()
 		return nil, err
 	}
+	home.WarnPermissions(n.log, cfg.Home, cfg.KeyFile)
 	return n, nil
 }
 
@@ -197,6 +201,7 @@ func (n *Node) openChain(st *store.Store) error {
 		return err
 	}
 	n.g = g
+	n.genesisHash = g.Hash()
 	n.st = st
 	var cs chainmgr.Store = st
 	if n.cfg.wrapStore != nil {
@@ -209,13 +214,26 @@ func (n *Node) openChain(st *store.Store) error {
 	n.events, _ = n.chain.Subscribe(chainEventBytes)
 	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier(), MinFee: g.MinFee})
 	n.admit = txadmit.New(g, func() chain.LotView { return n.chain.Snapshot() }, n.pool)
-	n.forger = &forger{
-		chain: n.chain, pool: n.pool, key: n.key, g: g, log: n.log, now: n.cfg.Now,
-		wake: make(chan struct{}, 1), forged: &n.metrics.blocksForged, evicted: &n.metrics.evicted,
-	}
-	n.forger.setPolicy(n.cfg.BlockSize, n.cfg.BlockInterval)
+	n.forger = forge.New(forge.Config{
+		Chain: n.chain, Pool: n.pool, Key: n.key, Genesis: g, Log: n.log, Now: n.cfg.Now,
+		Forged: &n.metrics.blocksForged, Evicted: &n.metrics.evicted,
+		BlockSize: n.cfg.BlockSize, BlockInterval: n.cfg.BlockInterval,
+		Lab: forge.Lab{Evidence: n.chain.EvidencePool().Pending},
+	})
 	n.registerMetrics()
-	return n.setupLab()
+	if err := n.setupLab(); err != nil {
+		return err
+	}
+	var byz string
+	if b := n.forger.Behaviour(); b != nil {
+		byz = b.Name()
+	}
+	n.api = apibackend.New(apibackend.Parts{
+		Genesis: g, Key: n.key, Chain: n.chain, Evidence: n.chain.EvidencePool(), Pool: n.pool, Admit: n.admit, Forger: n.forger,
+		Store: st, Metrics: n.prom.Txs, Log: n.log, Version: Version, Byzantine: byz,
+		SaveConfig: func(c rpc.Config) { home.SaveSettings(n.cfg.Home, c, n.log) },
+	})
+	return nil
 }
 
 func (n *Node) resolveGenesis(st *store.Store) (*chain.Genesis, error) {
@@ -283,13 +301,6 @@ func (n *Node) newGenesis() (*chain.Genesis, error) {
 // ParseExchangePolicy reads "open" or a comma-separated list of addresses.
 func ParseExchangePolicy(s string) (chain.ExchangePolicy, error) { return chain.ParseExchangePolicy(s) }
 
-func firstNonEmpty(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
 // fetchGenesis downloads genesis.json from a node's API and checks it
 // against the hash the node reports.
 func fetchGenesis(base string) (*chain.Genesis, error) {
@@ -325,7 +336,8 @@ func (n *Node) Start(ctx context.Context) error {
 			return err
 		}
 		n.net = nw
-		n.forger.publish = nw.PublishBlock
+		n.forger.SetPublish(nw.PublishBlock)
+		n.api.SetNetwork(nw)
 	}
 	ln, srv, err := n.listenAPI()
 	if err != nil {
@@ -336,7 +348,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.apiLn, n.httpSrv = ln, srv
-	n.writeAPIURL()
+	home.WriteAPIURL(n.cfg.Home, n.APIURL(), n.log)
 	n.wg.Add(4)
 	go func() {
 		defer n.wg.Done()
@@ -344,7 +356,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.rebroadcastLoop(n.ctx)
+		rebroadcaster{pool: n.pool, net: n.net, log: n.log, slotMs: n.g.SlotMs}.run(n.ctx)
 	}()
 	go func() {
 		defer n.wg.Done()
@@ -354,27 +366,28 @@ func (n *Node) Start(ctx context.Context) error {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.forger.run(n.ctx)
+		n.forger.Run(n.ctx)
 	}()
 	n.startLab() // lab.go
 	n.log.Info("node started", "api", n.APIURL(), "address", string(n.key.Address()),
-		"height", n.Height(), "chain_id", n.g.ChainID)
+		"height", n.chain.Head().Height, "chain_id", n.g.ChainID)
 	if n.cfg.Fund > 0 || n.cfg.Stake > 0 {
 		n.wg.Add(1)
+		fs := firststart.Config{Chain: n.chain, Submit: n.api, Address: n.key.Address(), ChainID: n.g.ChainID,
+			Fund: n.cfg.Fund, Stake: n.cfg.Stake, Log: n.log}
+		if n.net != nil {
+			fs.Net = n.net
+		}
 		go func() {
 			defer n.wg.Done()
-			n.waitForPeers(n.ctx, 30*time.Second)
-			if n.cfg.Fund > 0 {
-				n.fundOnce()
-			}
-			n.stakeOnce(n.ctx)
+			firststart.Run(n.ctx, fs, 30*time.Second)
 		}()
 	}
 	return nil
 }
 
 // APIURL is the base URL the API listens on (after Start).
-func (n *Node) APIURL() string { return n.apiScheme() + "://" + n.apiLn.Addr().String() }
+func (n *Node) APIURL() string { return n.cfg.apiScheme() + "://" + n.apiLn.Addr().String() }
 
 // Address is the node key's address.
 func (n *Node) Address() chain.Address { return n.key.Address() }
@@ -414,20 +427,14 @@ func (n *Node) Close() error {
 		case <-time.After(time.Until(deadline)):
 			n.log.Warn("shutdown: the forger or the network handler is still busy; leaving it")
 		}
-		n.subsMu.Lock()
-		for ch := range n.subs {
-			close(ch)
-			delete(n.subs, ch)
-		}
-		n.subsMu.Unlock()
+		n.api.Close()
 	})
 	return err
 }
 
-func (n *Node) genesisHash() chain.Hash {
-	n.genesisHashOnce.Do(func() { n.genesisHashVal = n.g.Hash() })
-	return n.genesisHashVal
-}
+// API is the HTTP API's backend over this node's parts: what the API
+// serves, and what tools and tests in the process read the node through.
+func (n *Node) API() *apibackend.Backend { return n.api }
 
 // Home is the node's home directory.
 func (n *Node) Home() string { return n.cfg.Home }

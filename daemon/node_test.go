@@ -69,7 +69,7 @@ func send(t testing.TB, n *Node, k *keystore.Key, tx chain.Transaction) rpc.TxIn
 	t.Helper()
 	var acc rpc.Account
 	apiCall(t, n, "GET", "/v1/accounts/"+string(k.Address()), nil, &acc)
-	tx.ChainID = n.Genesis().ChainID
+	tx.ChainID = n.API().Genesis().ChainID
 	tx.Nonce = *acc.PendingNonce + 1
 	k.SignTx(&tx)
 	var res rpc.SubmitResult
@@ -163,7 +163,7 @@ func TestRestartKeepsChainAndDoesNotMintAgain(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	height := n.Height()
+	height := n.API().Height()
 	n.Close()
 
 	n2 := mk()
@@ -171,7 +171,7 @@ func TestRestartKeepsChainAndDoesNotMintAgain(t *testing.T) {
 		t.Fatal("the node key changed across restarts")
 	}
 	time.Sleep(200 * time.Millisecond)
-	if got := n2.Height(); got != height {
+	if got := n2.API().Height(); got != height {
 		t.Fatalf("height after restart %d, want %d", got, height)
 	}
 	if got := account(t, n2, addr).Balance; got != 1050 {
@@ -186,13 +186,13 @@ func TestForgingPolicy(t *testing.T) {
 	for i := uint64(1); i <= 3; i++ {
 		tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: i}
 		k.SignTx(&tx)
-		if _, err := n.SubmitTx(tx); err != nil {
+		if _, err := n.API().SubmitTx(tx); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, tx.ID())
 		if i < 3 {
 			time.Sleep(100 * time.Millisecond)
-			if n.Height() != 0 {
+			if n.API().Height() != 0 {
 				t.Fatalf("forged with %d of block_size 3 pending", i)
 			}
 		}
@@ -201,7 +201,7 @@ func TestForgingPolicy(t *testing.T) {
 	if *info.Height != 1 {
 		t.Fatalf("three txs landed at height %d, want all in block 1", *info.Height)
 	}
-	b, _ := n.BlockByHeight(1)
+	b, _ := n.API().BlockByHeight(1)
 	if len(b.Transactions) != 3 {
 		t.Fatalf("block 1 holds %d txs, want 3", len(b.Transactions))
 	}
@@ -222,7 +222,7 @@ func TestForgingPolicy(t *testing.T) {
 	}
 	tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: 4}
 	k.SignTx(&tx)
-	n.SubmitTx(tx)
+	n.API().SubmitTx(tx)
 	waitCommitted(t, n, tx.ID())
 }
 
@@ -233,11 +233,11 @@ func TestForgingPolicy(t *testing.T) {
 func TestInvalidTransactionIsEvictedNotStalling(t *testing.T) {
 	n := startTestNode(t, func(c *Config) { c.BlockSize = 1000; c.BlockInterval = time.Hour })
 	k, _ := keystore.Generate()
-	if _, err := n.SetConfig(rpc.ConfigPatch{BlockSize: ptr(1)}); err != nil {
+	if _, err := n.API().SetConfig(rpc.ConfigPatch{BlockSize: ptr(1)}); err != nil {
 		t.Fatal(err)
 	}
 	send(t, n, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 10})
-	if _, err := n.SetConfig(rpc.ConfigPatch{BlockSize: ptr(1000)}); err != nil {
+	if _, err := n.API().SetConfig(rpc.ConfigPatch{BlockSize: ptr(1000)}); err != nil {
 		t.Fatal(err)
 	}
 	replay := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 11, Nonce: 1}
@@ -248,10 +248,10 @@ func TestInvalidTransactionIsEvictedNotStalling(t *testing.T) {
 	other, _ := keystore.Generate()
 	good := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: other.Address(), Amount: 3, Nonce: 1}
 	other.SignTx(&good)
-	if _, err := n.SubmitTx(good); err != nil {
+	if _, err := n.API().SubmitTx(good); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := n.SetConfig(rpc.ConfigPatch{BlockSize: ptr(1)}); err != nil {
+	if _, err := n.API().SetConfig(rpc.ConfigPatch{BlockSize: ptr(1)}); err != nil {
 		t.Fatal(err)
 	}
 	waitCommitted(t, n, good.ID())
@@ -285,7 +285,7 @@ func TestTokenIsPrivate(t *testing.T) {
 func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
 	n := startTestNode(t)
 	k, _ := keystore.Generate()
-	parent := n.Head().Header
+	parent := n.API().Head().Header
 	var blocks []*chain.Block
 	for i := 1; i <= 5; i++ {
 		tx := chain.Transaction{Type: chain.TxExchange, ChainID: "posd-test", To: k.Address(), Amount: 10, Nonce: uint64(i)}
@@ -298,18 +298,18 @@ func TestImportBlocksStopsAtTheFirstBadBlock(t *testing.T) {
 		blocks = append(blocks, b)
 		parent = b.Header
 	}
-	accepted, err := n.ImportBlocks(blocks)
+	accepted, err := n.chain.ProcessBlocks(blocks)
 	if accepted != 2 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
 		t.Fatalf("accepted %d, err %v; want 2 and bad_signature", accepted, err)
 	}
-	if n.Height() != 2 || account(t, n, k.Address()).Balance != 20 {
-		t.Fatalf("height %d, balance %d", n.Height(), account(t, n, k.Address()).Balance)
+	if n.API().Height() != 2 || account(t, n, k.Address()).Balance != 20 {
+		t.Fatalf("height %d, balance %d", n.API().Height(), account(t, n, k.Address()).Balance)
 	}
 	if err := n.chain.CheckDisk(); err != nil {
 		t.Fatal(err)
 	}
 	// The good prefix again: known blocks are skipped, nothing changes.
-	if accepted, err := n.ImportBlocks(blocks[:2]); accepted != 2 || err != nil {
+	if accepted, err := n.chain.ProcessBlocks(blocks[:2]); accepted != 2 || err != nil {
 		t.Fatalf("re-import: %d %v", accepted, err)
 	}
 }
@@ -328,26 +328,26 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 		}
 		return out
 	}
-	genesis := n.Head().Header
+	genesis := n.API().Head().Header
 	main := build(genesis, MaxReorgDepth+2, 1)
-	if accepted, err := n.ImportBlocks(main); err != nil || accepted != len(main) {
+	if accepted, err := n.chain.ProcessBlocks(main); err != nil || accepted != len(main) {
 		t.Fatalf("main chain: %d %v", accepted, err)
 	}
 	// Another branch from block 1: different timestamps, different hashes.
 	branch := build(main[0].Header, MaxReorgDepth+5, 2)
-	err := n.ImportBlock(branch[0])
+	err := n.chain.ProcessBlock(branch[0])
 	if chain.CodeOf(err) != ErrReorgTooDeep.Code {
 		t.Fatalf("got %v, want reorg_too_deep", err)
 	}
-	if n.Head().Hash() != main[len(main)-1].Hash() {
+	if n.API().Head().Hash() != main[len(main)-1].Hash() {
 		t.Fatal("the head moved")
 	}
 	// A branch forking within the limit and longer than the main chain wins.
 	near := build(main[len(main)-3].Header, 3, 2)
-	if _, err := n.ImportBlocks(near); err != nil {
+	if _, err := n.chain.ProcessBlocks(near); err != nil {
 		t.Fatal(err)
 	}
-	if n.Head().Hash() != near[2].Hash() {
+	if n.API().Head().Hash() != near[2].Hash() {
 		t.Fatal("a longer branch within the reorg limit did not win")
 	}
 }
@@ -358,10 +358,10 @@ func TestReorgDeeperThan64IsRefused(t *testing.T) {
 // later be taken for known.
 func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	n := startTestNode(t)
-	genesis := n.Head().Header
+	genesis := n.API().Head().Header
 	a1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+1, nil)
 	n.key.SignHeader(&a1.Header)
-	if err := n.ImportBlock(a1); err != nil {
+	if err := n.chain.ProcessBlock(a1); err != nil {
 		t.Fatal(err)
 	}
 	k, _ := keystore.Generate()
@@ -375,23 +375,23 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	if garbled.Hash() != b1.Hash() {
 		t.Fatal("the copy should share the block hash")
 	}
-	if err := n.ImportBlock(&garbled); chain.CodeOf(err) != chain.ErrBadSignature.Code {
+	if err := n.chain.ProcessBlock(&garbled); chain.CodeOf(err) != chain.ErrBadSignature.Code {
 		t.Fatalf("garbled copy: %v, want bad_signature", err)
 	}
-	if _, err := n.BlockByHash(b1.Hash()); err == nil {
+	if _, err := n.API().BlockByHash(b1.Hash()); err == nil {
 		t.Fatal("the garbled copy was stored")
 	}
-	if err := n.ImportBlock(b1); err != nil && !errors.Is(err, ErrSideBlock) {
+	if err := n.chain.ProcessBlock(b1); err != nil && !errors.Is(err, ErrSideBlock) {
 		t.Fatalf("the real block: %v", err)
 	}
-	if _, err := n.BlockByHash(b1.Hash()); err != nil {
+	if _, err := n.API().BlockByHash(b1.Hash()); err != nil {
 		t.Fatal("the real block was not kept")
 	}
 	// A side block from a forger who was not elected is refused too.
 	stranger, _ := keystore.Generate()
 	c1 := chain.NewBlock(n.g, &genesis, 0, genesis.Timestamp+3, nil)
 	stranger.SignHeader(&c1.Header)
-	if err := n.ImportBlock(c1); chain.CodeOf(err) != chain.ErrWrongForger.Code {
+	if err := n.chain.ProcessBlock(c1); chain.CodeOf(err) != chain.ErrWrongForger.Code {
 		t.Fatalf("stranger's side block: %v, want wrong_forger", err)
 	}
 }
@@ -399,18 +399,27 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 // TestHaltedNodeImportsNothing: once halted, blocks are refused with the reason.
 func TestHaltedNodeImportsNothing(t *testing.T) {
 	n := startTestNode(t)
-	parent := n.Head().Header
+	parent := n.API().Head().Header
 	b := chain.NewBlock(n.g, &parent, 0, parent.Timestamp+1, nil)
 	n.key.SignHeader(&b.Header)
 	cause := errors.New("disk gone")
-	n.halt(cause)
-	if err := n.ImportBlock(b); !errors.Is(err, cause) {
+	haltNode(n, cause)
+	if err := n.chain.ProcessBlock(b); !errors.Is(err, cause) {
 		t.Fatalf("ImportBlock after halt: %v", err)
 	}
-	if _, err := n.ImportBlocks([]*chain.Block{b}); err == nil {
+	if _, err := n.chain.ProcessBlocks([]*chain.Block{b}); err == nil {
 		t.Fatal("ImportBlocks after halt succeeded")
 	}
-	if n.Height() != 0 {
+	if n.API().Height() != 0 {
 		t.Fatal("the halted node moved")
+	}
+}
+
+// haltNode stops n from forging and importing as an unrecoverable error
+// does (the chain manager halts; the node's loops end), the API answering on.
+func haltNode(n *Node, err error) {
+	n.chain.Halt(err)
+	if n.cancel != nil {
+		n.cancel()
 	}
 }

@@ -62,7 +62,7 @@ func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
 	pn := &privateNet{t: t, clock: newTestClock(time.Now().Add(time.Hour)), g: g, attacker: attacker, tick: 250 * time.Millisecond}
 	for i, k := range honest {
 		home := filepath.Join(t.TempDir(), fmt.Sprintf("node%d", i+1))
-		if err := ensureHome(home); err != nil {
+		if err := os.MkdirAll(home, 0o700); err != nil {
 			t.Fatal(err)
 		}
 		if err := os.WriteFile(filepath.Join(home, GenesisFile), data, 0o644); err != nil {
@@ -94,7 +94,7 @@ func (pn *privateNet) settle() {
 			pn.forgerLooked(n)
 		}
 		a, b := pn.nodes[0], pn.nodes[1]
-		if a.Head().Hash() == b.Head().Hash() {
+		if a.API().Head().Hash() == b.API().Head().Hash() {
 			return
 		}
 		pn.relay(a, b)
@@ -108,13 +108,13 @@ func (pn *privateNet) settle() {
 // 20 ms poll the waiting, not the work, made a run last half a minute.
 func (pn *privateNet) forgerLooked(n *Node) {
 	pn.t.Helper()
-	start := n.forger.rounds.Load()
+	start := n.forger.Rounds()
 	deadline := time.Now().Add(30 * time.Second)
-	for n.forger.rounds.Load() < start+2 {
+	for n.forger.Rounds() < start+2 {
 		if time.Now().After(deadline) {
 			pn.t.Fatal("the forger did not look again within 30 s")
 		}
-		n.forger.poke()
+		n.forger.Poke()
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -122,14 +122,14 @@ func (pn *privateNet) forgerLooked(n *Node) {
 // relay hands to's missing blocks of from's main chain to to.
 func (pn *privateNet) relay(from, to *Node) {
 	start := uint64(1)
-	if h := min(from.Height(), to.Height()); h > chainmgr.MaxReorgDepth {
+	if h := min(from.API().Height(), to.API().Height()); h > chainmgr.MaxReorgDepth {
 		start = h - chainmgr.MaxReorgDepth
 	}
-	blocks, err := from.Blocks(start, int(from.Height()-start+1))
+	blocks, err := from.API().Blocks(start, int(from.API().Height()-start+1))
 	if err != nil {
 		pn.t.Fatal(err)
 	}
-	_, _ = to.ImportBlocks(blocks) // known and losing blocks are not news
+	_, _ = to.chain.ProcessBlocks(blocks) // known and losing blocks are not news
 }
 
 // step moves the clock one tick and settles the honest network.
@@ -143,15 +143,15 @@ func (pn *privateNet) step() {
 func (pn *privateNet) pay(k *keystore.Key, tx chain.Transaction) (*chain.Block, chain.Transaction) {
 	n := pn.nodes[0]
 	tx.ChainID, tx.From = pn.g.ChainID, k.Address()
-	tx.Nonce = *n.Account(k.Address()).PendingNonce + 1
+	tx.Nonce = *n.API().Account(k.Address()).PendingNonce + 1
 	k.SignTx(&tx)
-	if _, err := n.SubmitTx(tx); err != nil {
+	if _, err := n.API().SubmitTx(tx); err != nil {
 		pn.t.Fatal(err)
 	}
 	for range 1000 {
 		pn.step()
-		if info, err := n.TxInfo(tx.ID()); err == nil && info.Height != nil {
-			b, err := n.BlockByHeight(*info.Height)
+		if info, err := n.API().TxInfo(tx.ID()); err == nil && info.Height != nil {
+			b, err := n.API().BlockByHeight(*info.Height)
 			if err != nil {
 				pn.t.Fatal(err)
 			}
@@ -202,7 +202,7 @@ func privateAttack(t *testing.T, seed string, heartbeat, publishTies bool) (repl
 	// The attacker's view: the state after the payment's parent.
 	st := pn.g.State()
 	for h := uint64(1); h < paid.Height; h++ {
-		b, err := n.BlockByHeight(h)
+		b, err := n.API().BlockByHeight(h)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -210,7 +210,7 @@ func privateAttack(t *testing.T, seed string, heartbeat, publishTies bool) (repl
 			t.Fatal(err)
 		}
 	}
-	tip, err := n.BlockByHeight(paid.Height - 1)
+	tip, err := n.API().BlockByHeight(paid.Height - 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,22 +243,22 @@ func privateAttack(t *testing.T, seed string, heartbeat, publishTies bool) (repl
 		}
 		if pn.preferred(private, paid.Height, publishTies) {
 			for _, node := range pn.nodes {
-				_, _ = node.ImportBlocks(private)
+				_, _ = node.chain.ProcessBlocks(private)
 			}
 			pn.settle()
-			if h, err := n.BlockByHeight(paid.Height); err == nil && h.Hash() != paid.Hash() {
-				if info, err := n.TxInfo(payment.ID()); err == nil && info.Status == rpc.TxCommitted {
+			if h, err := n.API().BlockByHeight(paid.Height); err == nil && h.Hash() != paid.Hash() {
+				if info, err := n.API().TxInfo(payment.ID()); err == nil && info.Status == rpc.TxCommitted {
 					t.Fatal("the payment is still committed after the reorg")
 				}
-				return true, n.Height() - paid.Height
+				return true, n.API().Height() - paid.Height
 			}
 		}
-		if n.Height() >= paid.Height+chainmgr.MaxReorgDepth {
-			return false, n.Height() - paid.Height
+		if n.API().Height() >= paid.Height+chainmgr.MaxReorgDepth {
+			return false, n.API().Height() - paid.Height
 		}
 		pn.step()
 	}
-	return false, n.Height() - paid.Height
+	return false, n.API().Height() - paid.Height
 }
 
 // preferred reports whether the honest nodes' fork choice takes the
@@ -269,10 +269,10 @@ func (pn *privateNet) preferred(private []*chain.Block, p uint64, ties bool) boo
 		return false
 	}
 	n, tip := pn.nodes[0], private[len(private)-1]
-	if tip.Height != n.Height() || !ties {
-		return tip.Height > n.Height()
+	if tip.Height != n.API().Height() || !ties {
+		return tip.Height > n.API().Height()
 	}
-	theirs, err := n.BlockByHeight(p)
+	theirs, err := n.API().BlockByHeight(p)
 	if err != nil {
 		pn.t.Fatal(err)
 	}

@@ -2,7 +2,10 @@ package daemon
 
 import (
 	"context"
+	"log/slog"
 	"time"
+
+	"github.com/poslab/posd/chain"
 )
 
 // rebroadcastEvery is at most how often transactions that linger in the
@@ -26,15 +29,26 @@ var rebroadcastSlots = 2
 // for good reasons; sending it all every two slots, as when any pending
 // transaction was that old, never stopped. Peers drop the ones they hold
 // at the cost of a lookup.
-func (n *Node) rebroadcastInterval() time.Duration {
-	return min(rebroadcastEvery, time.Duration(rebroadcastSlots)*time.Duration(n.g.SlotMs)*time.Millisecond)
+func rebroadcastInterval(slotMs int64) time.Duration {
+	return min(rebroadcastEvery, time.Duration(rebroadcastSlots)*time.Duration(slotMs)*time.Millisecond)
 }
 
-// rebroadcastLoop gossips lingering pool transactions again. A transaction
+// rebroadcaster is the node's loop that gossips lingering pool
+// transactions again: the pool's Lingering over the network.
+type rebroadcaster struct {
+	pool interface {
+		Lingering(now time.Time, every time.Duration, max int) []chain.Transaction
+	}
+	net    Network // nil: no network, nothing to do
+	log    *slog.Logger
+	slotMs int64
+}
+
+// run gossips lingering pool transactions again. A transaction
 // sent while this node had no peers was never heard by the forgers; a node
 // with no stake would keep it for ever. Peers ignore what they already hold.
-func (n *Node) rebroadcastLoop(ctx context.Context) {
-	every := n.rebroadcastInterval()
+func (r rebroadcaster) run(ctx context.Context) {
+	every := rebroadcastInterval(r.slotMs)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -43,17 +57,33 @@ func (n *Node) rebroadcastLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if n.net == nil || len(n.net.Peers()) == 0 {
+		if r.net == nil || len(r.net.Peers()) == 0 {
 			continue // nobody to tell: the transactions stay unmarked
 		}
-		txs := n.pool.Lingering(time.Now(), every, maxRebroadcast) // never the gapped ones
+		txs := r.pool.Lingering(time.Now(), every, maxRebroadcast) // never the gapped ones
 		if len(txs) == 0 {
 			continue
 		}
-		n.regossip(txs) // as new messages: regossip.go
-		n.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
+		r.regossip(txs) // as new messages (regossip)
+		r.log.Debug("gossiped lingering pool transactions again", "count", len(txs))
 	}
 }
 
 // maxRebroadcast bounds one rebroadcast (the oldest first).
 const maxRebroadcast = 2000
+
+// republisher is a Network that can gossip transactions again as new
+// messages (p2p.Node.RepublishTxs): the same bytes would be dropped as
+// already seen for minutes, the publisher's own cache included.
+type republisher interface {
+	RepublishTxs(txs []chain.Transaction)
+}
+
+// regossip sends lingering pool transactions out again.
+func (r rebroadcaster) regossip(txs []chain.Transaction) {
+	if rp, ok := r.net.(republisher); ok {
+		rp.RepublishTxs(txs)
+		return
+	}
+	r.net.PublishTxs(txs)
+}

@@ -28,11 +28,11 @@ func TestGapFillBetweenNodes(t *testing.T) {
 	to, _ := keystore.Generate()
 	sendFrom(t, entry, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1000})
 	waitUntil(t, 30*time.Second, "the sender funded on both nodes", func() bool {
-		return forger.Account(k.Address()).Balance == 1000 && entry.Account(k.Address()).Balance == 1000
+		return forger.API().Account(k.Address()).Balance == 1000 && entry.API().Account(k.Address()).Balance == 1000
 	})
 
 	const quiet = 200
-	first := entry.Account(k.Address()).Nonce + 1
+	first := entry.API().Account(k.Address()).Nonce + 1
 	txs := make([]chain.Transaction, quiet+1)
 	for i := range txs {
 		txs[i] = chain.Transaction{Type: chain.TxTransfer, ChainID: entry.g.ChainID, To: to.Address(), Amount: 1, Nonce: first + uint64(i)}
@@ -48,14 +48,14 @@ func TestGapFillBetweenNodes(t *testing.T) {
 		t.Fatalf("%d of %d pending at the entry node", len(ready), quiet)
 	}
 	time.Sleep(300 * time.Millisecond)
-	if got := forger.Account(to.Address()).Balance; got != 0 {
+	if got := forger.API().Account(to.Address()).Balance; got != 0 {
 		t.Fatalf("the forger committed %d before any gossip", got)
 	}
-	if _, err := entry.SubmitTx(txs[quiet]); err != nil { // gossiped: a gap at the forger
+	if _, err := entry.API().SubmitTx(txs[quiet]); err != nil { // gossiped: a gap at the forger
 		t.Fatal(err)
 	}
 	waitUntil(t, 30*time.Second, "all 201 committed", func() bool {
-		return forger.Account(to.Address()).Balance == quiet+1 && entry.Account(to.Address()).Balance == quiet+1
+		return forger.API().Account(to.Address()).Balance == quiet+1 && entry.API().Account(to.Address()).Balance == quiet+1
 	})
 }
 
@@ -71,11 +71,11 @@ func TestGapSignalNeedsASignature(t *testing.T) {
 	k, _ := keystore.Generate()
 	to, _ := keystore.Generate()
 	sendFrom(t, node, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1000})
-	waitUntil(t, 30*time.Second, "the sender funded", func() bool { return node.Account(k.Address()).Balance == 1000 })
+	waitUntil(t, 30*time.Second, "the sender funded", func() bool { return node.API().Account(k.Address()).Balance == 1000 })
 
 	far := func() chain.Transaction {
 		tx := chain.Transaction{Type: chain.TxTransfer, ChainID: node.g.ChainID, To: to.Address(), Amount: 1,
-			Nonce: node.Account(k.Address()).Nonce + 1 + 2*mempool.DefaultMaxNonceGap}
+			Nonce: node.API().Account(k.Address()).Nonce + 1 + 2*mempool.DefaultMaxNonceGap}
 		k.SignTx(&tx)
 		return tx
 	}

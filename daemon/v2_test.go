@@ -33,10 +33,10 @@ func seededKey(name string) *keystore.Key {
 // after it), after poking it.
 func forgerLooked(t testing.TB, n *Node) {
 	t.Helper()
-	start := n.forger.rounds.Load()
+	start := n.forger.Rounds()
 	waitUntil(t, 30*time.Second, "the forger to look again", func() bool {
-		n.forger.poke()
-		return n.forger.rounds.Load() >= start+2
+		n.forger.Poke()
+		return n.forger.Rounds() >= start+2
 	})
 }
 
@@ -45,7 +45,7 @@ func forgerLooked(t testing.TB, n *Node) {
 func submitCode(t testing.TB, n *Node, k *keystore.Key, tx chain.Transaction) (int, string) {
 	t.Helper()
 	acc := account(t, n, k.Address())
-	tx.ChainID = n.Genesis().ChainID
+	tx.ChainID = n.API().Genesis().ChainID
 	tx.From = k.Address()
 	tx.Nonce = *acc.PendingNonce + 1
 	k.SignTx(&tx)
@@ -97,8 +97,8 @@ func TestRegressionUnstakeToZeroOnNode(t *testing.T) {
 	if code/100 != 4 || errCode != string(chain.ErrStakeFloor.Code) {
 		t.Fatalf("UNSTAKE to zero: status %d code %q, want a 4xx with %q", code, errCode, chain.ErrStakeFloor.Code)
 	}
-	if after := account(t, n, n.Address()); after.Stake != before.Stake || after.Nonce != before.Nonce || len(n.PendingTxs()) != 0 {
-		t.Fatalf("state changed: %+v -> %+v, %d pending", before, after, len(n.PendingTxs()))
+	if after := account(t, n, n.Address()); after.Stake != before.Stake || after.Nonce != before.Nonce || len(n.API().PendingTxs()) != 0 {
+		t.Fatalf("state changed: %+v -> %+v, %d pending", before, after, len(n.API().PendingTxs()))
 	}
 }
 
@@ -115,14 +115,14 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 		c.Genesis.Heartbeat = true
 		c.Genesis.SlotMs = 2000 // heartbeat_ms defaults to 500
 	})
-	hb := n.Genesis().HeartbeatMs
+	hb := n.API().Genesis().HeartbeatMs
 	if hb != 500 {
 		t.Fatalf("heartbeat_ms %d, want slot_ms/4", hb)
 	}
 	// Idle: no transaction yet, nothing to protect: no block however long.
-	clock.Add(10 * time.Duration(n.Genesis().SlotMs) * time.Millisecond)
+	clock.Add(10 * time.Duration(n.API().Genesis().SlotMs) * time.Millisecond)
 	forgerLooked(t, n)
-	if h := n.Height(); h != 0 {
+	if h := n.API().Height(); h != 0 {
 		t.Fatalf("an idle new chain forged %d blocks", h)
 	}
 
@@ -130,28 +130,28 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 	// clock past it for the block to be due.
 	payer, _ := keystore.Generate()
 	acc := account(t, n, payer.Address())
-	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, From: payer.Address(), To: payer.Address(), Amount: 7, Nonce: *acc.PendingNonce + 1}
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.API().Genesis().ChainID, From: payer.Address(), To: payer.Address(), Amount: 7, Nonce: *acc.PendingNonce + 1}
 	payer.SignTx(&tx)
-	if _, err := n.SubmitTx(tx); err != nil {
+	if _, err := n.API().SubmitTx(tx); err != nil {
 		t.Fatal(err)
 	}
 	clock.Set(max(clock.Now().UnixMilli(), time.Now().UnixMilli()) + 1)
-	waitUntil(t, 30*time.Second, "the payment's block", func() bool { n.forger.poke(); return n.Height() == 1 })
-	paid := n.Head()
+	waitUntil(t, 30*time.Second, "the payment's block", func() bool { n.forger.Poke(); return n.API().Height() == 1 })
+	paid := n.API().Head()
 	if len(paid.Transactions) != 1 {
 		t.Fatalf("payment block holds %d txs", len(paid.Transactions))
 	}
 
 	for want := paid.Height + 1; want <= paid.Height+chainmgr.MaxReorgDepth; want++ {
-		head := n.Head()
+		head := n.API().Head()
 		clock.Set(head.Timestamp + hb - 1)
 		forgerLooked(t, n)
-		if n.Height() != want-1 {
+		if n.API().Height() != want-1 {
 			t.Fatalf("a block at height %d when the head was only %d ms old", want, hb-1)
 		}
 		clock.Set(head.Timestamp + hb)
-		waitUntil(t, 30*time.Second, "a heartbeat", func() bool { n.forger.poke(); return n.Height() == want })
-		b := n.Head()
+		waitUntil(t, 30*time.Second, "a heartbeat", func() bool { n.forger.Poke(); return n.API().Height() == want })
+		b := n.API().Head()
 		if len(b.Transactions) != 0 || b.Rank != 0 || b.Timestamp != head.Timestamp+hb {
 			t.Fatalf("heartbeat %d: %d txs, rank %d, %d ms after its parent", want, len(b.Transactions), b.Rank, b.Timestamp-head.Timestamp)
 		}
@@ -159,17 +159,17 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 	// The payment is MaxReorgDepth deep: any branch reverting it forks
 	// beyond the reorg limit. The chain rests.
 	for range 3 {
-		clock.Add(10 * time.Duration(n.Genesis().SlotMs) * time.Millisecond)
+		clock.Add(10 * time.Duration(n.API().Genesis().SlotMs) * time.Millisecond)
 		forgerLooked(t, n)
 	}
-	if h := n.Height(); h != paid.Height+chainmgr.MaxReorgDepth {
+	if h := n.API().Height(); h != paid.Height+chainmgr.MaxReorgDepth {
 		t.Fatalf("height %d after the rest began, want %d", h, paid.Height+chainmgr.MaxReorgDepth)
 	}
 	// A new transaction wakes it again.
 	send(t, n, payer, chain.Transaction{Type: chain.TxTransfer, To: n.Address(), Amount: 1})
-	rest := n.Head()
+	rest := n.API().Head()
 	clock.Set(rest.Timestamp + hb)
-	waitUntil(t, 30*time.Second, "a heartbeat after the next payment", func() bool { n.forger.poke(); return n.Height() == rest.Height+1 })
+	waitUntil(t, 30*time.Second, "a heartbeat after the next payment", func() bool { n.forger.Poke(); return n.API().Height() == rest.Height+1 })
 }
 
 // TestHeartbeatOnDevnet: three nodes on libp2p, heartbeat on (slot_ms
@@ -182,14 +182,14 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 func TestHeartbeatOnDevnet(t *testing.T) {
 	d := startNet(t, []uint64{1, 1, 1}, nil)
 	waitPeers(t, d, 2)
-	if !d.Nodes[0].Genesis().Heartbeat || d.Nodes[0].Genesis().HeartbeatMs != 250 {
-		t.Fatalf("genesis heartbeat %v every %d ms", d.Nodes[0].Genesis().Heartbeat, d.Nodes[0].Genesis().HeartbeatMs)
+	if !d.Nodes[0].API().Genesis().Heartbeat || d.Nodes[0].API().Genesis().HeartbeatMs != 250 {
+		t.Fatalf("genesis heartbeat %v every %d ms", d.Nodes[0].API().Genesis().Heartbeat, d.Nodes[0].API().Genesis().HeartbeatMs)
 	}
 	k, _ := keystore.Generate()
 	id := sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
 	var paid uint64
 	waitUntil(t, 30*time.Second, "the payment committed", func() bool {
-		info, err := d.Nodes[0].TxInfo(id)
+		info, err := d.Nodes[0].API().TxInfo(id)
 		if err == nil && info.Height != nil {
 			paid = *info.Height
 		}
@@ -197,24 +197,24 @@ func TestHeartbeatOnDevnet(t *testing.T) {
 	})
 	want := paid + chainmgr.MaxReorgDepth
 	waitUntil(t, 120*time.Second, "64 heartbeats on every node", func() bool {
-		return agreed(d.Nodes...) && d.Nodes[0].Height() >= want
+		return agreed(d.Nodes...) && d.Nodes[0].API().Height() >= want
 	})
-	slot := time.Duration(d.Nodes[0].Genesis().SlotMs) * time.Millisecond
+	slot := time.Duration(d.Nodes[0].API().Genesis().SlotMs) * time.Millisecond
 	for _, n := range d.Nodes {
-		head := n.Head()
+		head := n.API().Head()
 		waitUntil(t, 30*time.Second, "the head three slots old", func() bool {
 			return time.Since(time.UnixMilli(head.Timestamp)) > 3*slot
 		})
 		forgerLooked(t, n)
 	}
 	for i, n := range d.Nodes {
-		if h := n.Height(); h != want {
+		if h := n.API().Height(); h != want {
 			t.Fatalf("node %d at height %d, want %d (the payment at %d, then %d beats)", i+1, h, want, paid, chainmgr.MaxReorgDepth)
 		}
 	}
 	n := d.Nodes[0]
 	for h := paid + 1; h <= want; h++ {
-		b, err := n.BlockByHeight(h)
+		b, err := n.API().BlockByHeight(h)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -95,9 +95,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tx := chain.Transaction{Type: chain.TxExchange, ChainID: node.Genesis().ChainID, To: k.Address(), Amount: 25, Nonce: 1}
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: node.API().Genesis().ChainID, To: k.Address(), Amount: 25, Nonce: 1}
 	k.SignTx(&tx)
-	if _, err := node.SubmitTx(tx); err != nil {
+	if _, err := node.API().SubmitTx(tx); err != nil {
 		t.Fatal(err)
 	}
 

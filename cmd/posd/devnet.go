@@ -193,7 +193,7 @@ func printDevnet(w io.Writer, d *daemon.Devnet) error {
 	t := tablewriter.NewTable(w)
 	t.Header("Node", "API", "Address", "Stake", "Home")
 	for i, n := range d.Nodes {
-		acc := n.Account(n.Address())
+		acc := n.API().Account(n.Address())
 		if err := t.Append(strconv.Itoa(i+1), n.APIURL(), string(n.Address()), strconv.FormatUint(acc.Stake, 10), n.Home()); err != nil {
 			return err
 		}
@@ -204,7 +204,7 @@ func printDevnet(w io.Writer, d *daemon.Devnet) error {
 	first := d.Nodes[0]
 	_, err := fmt.Fprintf(w, "chain %s, %d nodes. Try: poscli --node %s status. Ctrl-C stops them all.\n"+
 		"Each node's admin token is <Home>/%s, e.g. %s; poscli node ... --node-home %s uses it.\n",
-		first.Genesis().ChainID, len(d.Nodes), first.APIURL(),
+		first.API().Genesis().ChainID, len(d.Nodes), first.APIURL(),
 		daemon.TokenFile, filepath.Join(first.Home(), daemon.TokenFile), first.Home())
 	return err
 }

@@ -80,14 +80,14 @@ func TestDevnetWANRuns(t *testing.T) {
 		for time.Now().Before(deadline) {
 			peers = peers[:0]
 			for _, n := range d.Nodes {
-				peers = append(peers, len(n.Peers()))
+				peers = append(peers, len(n.API().Peers()))
 			}
 			if peers[0] == 2 && peers[1] == 2 && peers[2] == 2 {
 				break
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		addrs = d.Nodes[0].Status().P2PAddrs
+		addrs = d.Nodes[0].API().Status().P2PAddrs
 	}
 	if err := devnetRun(ctx, opts); err != nil {
 		t.Fatal(err)

@@ -20,7 +20,7 @@ const poolFile = "pending.json"
 // savePool writes the node's pending transactions into its home at
 // shutdown, and says so; a crash still loses them (the log says that too).
 func savePool(node *daemon.Node, log *slog.Logger) {
-	txs := node.PendingTxs()
+	txs := node.API().PendingTxs()
 	if len(txs) == 0 {
 		return
 	}
@@ -57,7 +57,7 @@ func restorePool(node *daemon.Node, log *slog.Logger) {
 	}
 	accepted := 0
 	if len(txs) > 0 {
-		_, errs := node.SubmitTxs(txs)
+		_, errs := node.API().SubmitTxs(txs)
 		for _, e := range errs {
 			if e == nil {
 				accepted++

@@ -65,13 +65,13 @@ func TestSettingsSurviveRestart(t *testing.T) {
 		t.Errorf("api.url: %q, %v; want %s", url, err, n.APIURL())
 	}
 	size, ms, pool := 5, int64(700), 77
-	if _, err := n.SetConfig(rpc.ConfigPatch{BlockSize: &size, BlockIntervalMs: &ms, PoolLimit: &pool}); err != nil {
+	if _, err := n.API().SetConfig(rpc.ConfigPatch{BlockSize: &size, BlockIntervalMs: &ms, PoolLimit: &pool}); err != nil {
 		t.Fatal(err)
 	}
 	stop()
 
 	n, stop = runStart(t, singleNodeOptions(home))
-	if got := n.Config(); got != (rpc.Config{BlockSize: 5, BlockIntervalMs: 700, PoolLimit: 77}) {
+	if got := n.API().Config(); got != (rpc.Config{BlockSize: 5, BlockIntervalMs: 700, PoolLimit: 77}) {
 		t.Errorf("after restart: %+v, want the settings changed at runtime", got)
 	}
 	if url, _ := daemon.ReadAPIURL(home); url != n.APIURL() {
@@ -83,7 +83,7 @@ func TestSettingsSurviveRestart(t *testing.T) {
 	opts.Config.BlockSize = 3
 	opts.Given = func(name string) bool { return name == "block-size" }
 	n, stop = runStart(t, opts)
-	if got := n.Config(); got.BlockSize != 3 || got.BlockIntervalMs != 700 {
+	if got := n.API().Config(); got.BlockSize != 3 || got.BlockIntervalMs != 700 {
 		t.Errorf("with --block-size 3: %+v, want block size 3 and the saved interval", got)
 	}
 	stop()
@@ -122,7 +122,7 @@ func TestDevnetRefusesGenesisFlagsOnExistingChain(t *testing.T) {
 	ctx, cancel = context.WithCancel(context.Background())
 	var stake uint64
 	opts.Reset = true
-	opts.Ready = func(d *daemon.Devnet) { stake = d.Nodes[0].Account(d.Nodes[0].Address()).Stake; cancel() }
+	opts.Ready = func(d *daemon.Devnet) { stake = d.Nodes[0].API().Account(d.Nodes[0].Address()).Stake; cancel() }
 	if err := devnetRun(ctx, opts); err != nil {
 		t.Fatal(err)
 	}
@@ -139,9 +139,9 @@ func TestPendingPoolSurvivesCleanRestart(t *testing.T) {
 	opts.Config.BlockSize, opts.Config.BlockInterval = 1000, time.Hour // nothing is forged
 	n, stop := runStart(t, opts)
 	k, _ := keystore.Generate()
-	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, To: k.Address(), Amount: 3, Nonce: 1}
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.API().Genesis().ChainID, To: k.Address(), Amount: 3, Nonce: 1}
 	k.SignTx(&tx)
-	if _, err := n.SubmitTx(tx); err != nil {
+	if _, err := n.API().SubmitTx(tx); err != nil {
 		t.Fatal(err)
 	}
 	stop()
@@ -150,7 +150,7 @@ func TestPendingPoolSurvivesCleanRestart(t *testing.T) {
 	}
 	n, stop = runStart(t, opts)
 	defer stop()
-	if got := n.PendingTxs(); len(got) != 1 || got[0].ID() != tx.ID() {
+	if got := n.API().PendingTxs(); len(got) != 1 || got[0].ID() != tx.ID() {
 		t.Errorf("pool after restart: %v, want the transaction back", got)
 	}
 	if _, err := os.Stat(filepath.Join(home, poolFile)); !os.IsNotExist(err) {
@@ -166,13 +166,13 @@ func TestSearchByPrefixOnRealNode(t *testing.T) {
 	n, stop := runStart(t, opts)
 	defer stop()
 	k, _ := keystore.Generate()
-	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, To: k.Address(), Amount: 3, Nonce: 1}
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.API().Genesis().ChainID, To: k.Address(), Amount: 3, Nonce: 1}
 	k.SignTx(&tx)
-	if _, err := n.SubmitTx(tx); err != nil {
+	if _, err := n.API().SubmitTx(tx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the exchange to commit", func() bool { return n.Account(k.Address()).Balance == 3 })
-	b1, err := n.BlockByHeight(1)
+	waitFor(t, 30*time.Second, "the exchange to commit", func() bool { return n.API().Account(k.Address()).Balance == 3 })
+	b1, err := n.API().BlockByHeight(1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,14 +215,14 @@ func TestBlockSummariesOnRealNode(t *testing.T) {
 	defer stop()
 	k, _ := keystore.Generate()
 	for i := uint64(1); i <= 3; i++ {
-		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.Genesis().ChainID, To: k.Address(), Amount: 1, Nonce: i}
+		tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.API().Genesis().ChainID, To: k.Address(), Amount: 1, Nonce: i}
 		k.SignTx(&tx)
-		if _, err := n.SubmitTx(tx); err != nil {
+		if _, err := n.API().SubmitTx(tx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "the exchange to commit", func() bool { return n.Account(k.Address()).Nonce == i })
+		waitFor(t, 30*time.Second, "the exchange to commit", func() bool { return n.API().Account(k.Address()).Nonce == i })
 	}
-	blocks, err := n.Blocks(0, 100)
+	blocks, err := n.API().Blocks(0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}

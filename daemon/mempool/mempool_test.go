@@ -179,7 +179,7 @@ func TestPendingOrderAndContiguity(t *testing.T) {
 		payBob(bob, 1, 1),
 		payBob(alice, 1, 2),
 		testkit.Exchange(carol, carol.Addr, 1, 0, 2), // carol has no nonce 1: not executable
-		payBob(dave, 1, 2), // dave's 2 arrives before his 1
+		payBob(dave, 1, 2),                           // dave's 2 arrives before his 1
 		payBob(bob, 1, 2),
 		payBob(alice, 1, 4), // gap after alice 2
 		payBob(dave, 1, 1),

@@ -41,7 +41,7 @@ func Record(nodes []*daemon.Node) *Recorder {
 
 // Add records one more node's imports (a node that joined).
 func (r *Recorder) Add(n *daemon.Node) {
-	ch, cancel := n.SubscribeBlocks()
+	ch, cancel := n.API().SubscribeBlocks()
 	r.mu.Lock()
 	i := len(r.nodes)
 	r.nodes = append(r.nodes, n)
@@ -95,9 +95,9 @@ func (r *Recorder) Stop() {
 
 // Agreed reports whether every node has the same head.
 func Agreed(nodes []*daemon.Node) bool {
-	h := nodes[0].Head().Hash()
+	h := nodes[0].API().Head().Hash()
 	for _, n := range nodes[1:] {
-		if n.Head().Hash() != h {
+		if n.API().Head().Hash() != h {
 			return false
 		}
 	}
@@ -131,7 +131,7 @@ func (r *Recorder) WaitAgree(ctx context.Context, timeout time.Duration) (time.D
 func heights(nodes []*daemon.Node) []uint64 {
 	out := make([]uint64, len(nodes))
 	for i, n := range nodes {
-		out[i] = n.Height()
+		out[i] = n.API().Height()
 	}
 	return out
 }
@@ -188,7 +188,7 @@ func (r *Recorder) common(nodes []*daemon.Node, since time.Time) bool {
 	for _, c := range cands {
 		onAll := true
 		for _, n := range nodes {
-			if b, err := n.BlockByHeight(c.height); err != nil || b.Hash() != c.h {
+			if b, err := n.API().BlockByHeight(c.height); err != nil || b.Hash() != c.h {
 				onAll = false
 				break
 			}
@@ -237,10 +237,10 @@ func (r Report) String() string {
 func (r *Recorder) Report() (Report, error) {
 	nodes := r.Nodes()
 	n0 := nodes[0]
-	head := n0.Head()
+	head := n0.API().Head()
 	main := map[chain.Hash]*chain.Block{}
 	for from := uint64(1); from <= head.Height; {
-		bs, err := n0.Blocks(from, 500)
+		bs, err := n0.API().Blocks(from, 500)
 		if err != nil {
 			return Report{}, err
 		}
@@ -292,17 +292,17 @@ func (r *Recorder) Report() (Report, error) {
 // the lowest head among them: one chain, although a block forged this
 // instant may not have reached every node yet.
 func CheckOneChain(nodes []*daemon.Node) error {
-	low := nodes[0].Height()
+	low := nodes[0].API().Height()
 	for _, n := range nodes[1:] {
-		low = min(low, n.Height())
+		low = min(low, n.API().Height())
 	}
-	want, err := nodes[0].BlockByHeight(low)
+	want, err := nodes[0].API().BlockByHeight(low)
 	if err != nil {
 		return fmt.Errorf("node 0: block %d: %w", low, err)
 	}
 	var errs []error
 	for i, n := range nodes[1:] {
-		b, err := n.BlockByHeight(low)
+		b, err := n.API().BlockByHeight(low)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("node %d: block %d: %w", i+1, low, err))
 		} else if b.Hash() != want.Hash() {
@@ -340,16 +340,16 @@ func checkCoins(n *daemon.Node) error {
 }
 
 func checkCoinsOnce(n *daemon.Node) (moved bool, err error) {
-	g := n.Genesis()
+	g := n.API().Genesis()
 	var want uint64
 	for _, a := range g.Allocations {
 		want += a.Balance + a.Stake
 	}
-	head := n.Head()
+	head := n.API().Head()
 	want += g.BlockReward * head.Height
 	evidence := 0
 	for from := uint64(1); from <= head.Height; {
-		bs, err := n.Blocks(from, 500)
+		bs, err := n.API().Blocks(from, 500)
 		if err != nil {
 			return false, err
 		}
@@ -367,10 +367,10 @@ func checkCoinsOnce(n *daemon.Node) (moved bool, err error) {
 		from = bs[len(bs)-1].Height + 1
 	}
 	var have uint64
-	for _, a := range n.Accounts() {
+	for _, a := range n.API().Accounts() {
 		have += a.Balance + a.Stake
 	}
-	if n.Head().Hash() != head.Hash() {
+	if n.API().Head().Hash() != head.Hash() {
 		return true, fmt.Errorf("the head kept moving while the coins were counted")
 	}
 	if have != want {
@@ -424,18 +424,18 @@ func StartLoad(ctx context.Context, nodes []*daemon.Node, accs []LoadAccount, pe
 			defer l.wg.Done()
 			t := time.NewTicker(time.Duration(float64(time.Second) / perNode))
 			defer t.Stop()
-			g := n.Genesis()
+			g := n.API().Genesis()
 			for {
 				select {
 				case <-ctx.Done():
 					return
 				case <-t.C:
 				}
-				acc := n.Account(a.Address())
+				acc := n.API().Account(a.Address())
 				tx := chain.Transaction{Type: chain.TxTransfer, ChainID: g.ChainID, From: a.Address(), To: to,
 					Amount: 1, Fee: g.MinFee, Nonce: *acc.PendingNonce + 1}
 				tx.Sign(a.Key)
-				if _, err := n.SubmitTx(tx); err != nil {
+				if _, err := n.API().SubmitTx(tx); err != nil {
 					l.Failed.Add(1)
 					continue
 				}

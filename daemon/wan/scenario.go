@@ -142,7 +142,7 @@ func waitConnected(ctx context.Context, nodes []*daemon.Node, timeout time.Durat
 	for {
 		ok := true
 		for _, n := range nodes {
-			if len(n.Peers()) < len(nodes)-1 {
+			if len(n.API().Peers()) < len(nodes)-1 {
 				ok = false
 				break
 			}
@@ -153,7 +153,7 @@ func waitConnected(ctx context.Context, nodes []*daemon.Node, timeout time.Durat
 		if time.Now().After(deadline) {
 			var counts []int
 			for _, n := range nodes {
-				counts = append(counts, len(n.Peers()))
+				counts = append(counts, len(n.API().Peers()))
 			}
 			return fmt.Errorf("nodes not all connected after %v: peers per node %v", timeout, counts)
 		}

@@ -1,4 +1,4 @@
-package daemon
+package home
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/internal/atomicfile"
 	"github.com/poslab/posd/keystore"
@@ -32,15 +33,22 @@ func chainPresent(home string) bool {
 	return err == nil && fi.Size() > 0
 }
 
-// loadNodeKey loads the node key: --key FILE, or <home>/node_key.pem made
+// KeySpec says where a node's key is.
+type KeySpec struct {
+	Home    string
+	KeyFile string // --key; default <home>/node_key.pem
+	NewKey  bool   // --new-key: make a key although the home holds a chain
+}
+
+// LoadNodeKey loads the node key: --key FILE, or <home>/node_key.pem made
 // on first start. POSD_KEY_PASSPHRASE decrypts either (and encrypts a key
 // made here). A default key that vanished from a home with a chain is
 // refused unless cfg.NewKey: a new key silently stops the node being the
 // forger it was.
-func loadNodeKey(cfg Config) (*keystore.Key, error) { return loadKey(cfg, true) }
+func LoadNodeKey(cfg KeySpec) (*keystore.Key, error) { return loadKey(cfg, true) }
 
-// loadKey is loadNodeKey; without create a missing key is only an error.
-func loadKey(cfg Config, create bool) (*keystore.Key, error) {
+// loadKey is LoadNodeKey; without create a missing key is only an error.
+func loadKey(cfg KeySpec, create bool) (*keystore.Key, error) {
 	pass := []byte(os.Getenv(PassphraseEnv))
 	if cfg.KeyFile != "" {
 		k, err := keystore.Load(cfg.KeyFile, pass)
@@ -79,8 +87,8 @@ func keyHint(err error) error {
 	return err
 }
 
-// openStore opens the chain database with a hint for each kind of damage.
-func openStore(home string) (*store.Store, error) {
+// OpenStore opens the chain database with a hint for each kind of damage.
+func OpenStore(home string) (*store.Store, error) {
 	path := filepath.Join(home, ChainFile)
 	st, err := store.Open(path)
 	if err == nil {
@@ -95,12 +103,13 @@ func openStore(home string) (*store.Store, error) {
 	return nil, err
 }
 
-// checkGenesisFiles compares home/genesis.json (and --genesis-file, if
-// given) with the genesis of the stored chain g. An edited file is refused:
-// the node would otherwise run one network while its home claims another.
-// A missing home/genesis.json is written again from the chain.
-func checkGenesisFiles(cfg Config, g *chain.Genesis) error {
-	path := filepath.Join(cfg.Home, GenesisFile)
+// CheckGenesisFiles compares home/genesis.json (and genesisFile, the
+// --genesis-file, if given) with the genesis of the stored chain g. An
+// edited file is refused: the node would otherwise run one network while
+// its home claims another. A missing home/genesis.json is written again
+// from the chain.
+func CheckGenesisFiles(home, genesisFile string, g *chain.Genesis) error {
+	path := filepath.Join(home, GenesisFile)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		js, _ := json.MarshalIndent(g, "", "  ")
@@ -112,12 +121,12 @@ func checkGenesisFiles(cfg Config, g *chain.Genesis) error {
 	if err := sameGenesis(path, data, g); err != nil {
 		return fmt.Errorf("%w; restore it (delete it and posd writes it again from %s)", err, ChainFile)
 	}
-	if cfg.GenesisFile != "" {
-		data, err := os.ReadFile(cfg.GenesisFile)
+	if genesisFile != "" {
+		data, err := os.ReadFile(genesisFile)
 		if err != nil {
 			return err
 		}
-		if err := sameGenesis(cfg.GenesisFile, data, g); err != nil {
+		if err := sameGenesis(genesisFile, data, g); err != nil {
 			return fmt.Errorf("%w; --genesis-file only applies to a home without a chain", err)
 		}
 	}
@@ -159,53 +168,27 @@ func PermissionProblems(home, keyFile string) []string {
 	return out
 }
 
-// warnPermissions logs each of PermissionProblems.
-func warnPermissions(log *slog.Logger, home, keyFile string) {
+// WarnPermissions logs each of PermissionProblems.
+func WarnPermissions(log *slog.Logger, home, keyFile string) {
 	for _, p := range PermissionProblems(home, keyFile) {
 		log.Warn("loose permissions: " + p)
 	}
 }
 
-// checkHome runs the checks of an opened node that are not its key's:
-// genesis files and permissions.
-func (n *Node) checkHome() error {
-	if err := checkGenesisFiles(n.cfg, n.g); err != nil {
-		return err
-	}
-	warnPermissions(n.log, n.cfg.Home, n.cfg.KeyFile)
-	return nil
-}
-
-// Health is the head's height and nil while the node can work, or the
-// error that halted it, or the last failed commit of the store until a
-// commit succeeds again: /healthz answers 503 while it is set. It reads
-// the chain's snapshot, never a lock, so health answers while a block or
-// a batch of transactions is being imported.
-func (n *Node) Health() (uint64, error) {
-	height := n.chain.Snapshot().Height()
-	if err := n.chain.Halted(); err != nil {
-		return height, err
-	}
-	if err := n.st.WriteErr(); err != nil {
-		return height, fmt.Errorf("commits fail: %w", err)
-	}
-	return height, nil
-}
-
-// CheckResult is one finding of CheckHome.
+// CheckResult is one finding of Check.
 type CheckResult struct {
 	Check  string `json:"check"`  // home, permissions, key, chain, genesis
 	Status string `json:"status"` // ok, warn, fail
 	Detail string `json:"detail"`
 }
 
-// CheckHome verifies a node's home on demand (posd check) without
+// Check verifies a node's home on demand (posd check) without
 // changing it: permissions, the node key (POSD_KEY_PASSPHRASE for an
 // encrypted one), the chain database (file, bbolt's consistency check,
 // the chain from genesis to head and its state replayed) and genesis.json
 // against the stored genesis. A running node holds the database: stop it
 // first.
-func CheckHome(home, keyFile string) []CheckResult {
+func Check(home, keyFile string) []CheckResult {
 	var out []CheckResult
 	add := func(check, status, format string, args ...any) {
 		out = append(out, CheckResult{check, status, fmt.Sprintf(format, args...)})
@@ -223,7 +206,7 @@ func CheckHome(home, keyFile string) []CheckResult {
 		add("permissions", "ok", "home, key and token are private to their owner")
 	}
 
-	k, err := loadKey(Config{Home: home, KeyFile: keyFile}, false)
+	k, err := loadKey(KeySpec{Home: home, KeyFile: keyFile}, false)
 	switch {
 	case err != nil:
 		add("key", "fail", "%v", err)
@@ -242,7 +225,7 @@ func CheckHome(home, keyFile string) []CheckResult {
 		return out
 	}
 	defer st.Close()
-	r, err := st.Verify(MaxReorgDepth)
+	r, err := st.Verify(chainmgr.MaxReorgDepth)
 	switch {
 	case err != nil:
 		add("chain", "fail", "%v", err)

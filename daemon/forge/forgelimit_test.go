@@ -1,21 +1,25 @@
-package daemon
+package forge
 
 import (
 	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/chainmgr"
+	"github.com/poslab/posd/daemon/mempool"
+	"github.com/poslab/posd/daemon/store"
+	"github.com/poslab/posd/keystore"
 )
 
-// costChain is a forgerChain that only knows its import cost.
+// costChain is a Chain that only knows its import cost.
 type costChain struct {
-	forgerChain
+	Chain
 	per time.Duration
 }
 
@@ -42,7 +46,7 @@ func TestForgeLimit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := chain.DefaultGenesis()
 			g.SlotMs, g.MaxBlockTxs = tc.slotMs, tc.max
-			f := &forger{g: g, chain: costChain{per: tc.per}}
+			f := &Forger{g: g, chain: costChain{per: tc.per}}
 			if got := f.forgeLimit(); got != tc.want {
 				t.Fatalf("forgeLimit = %d, want %d", got, tc.want)
 			}
@@ -50,9 +54,9 @@ func TestForgeLimit(t *testing.T) {
 	}
 }
 
-// refusingChain is a forgerChain whose imports fail with err.
+// refusingChain is a Chain whose imports fail with err.
 type refusingChain struct {
-	forgerChain
+	Chain
 	err error
 }
 
@@ -77,21 +81,53 @@ func TestForgeRefusalLogLevels(t *testing.T) {
 				Level:       slog.LevelDebug,
 				ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) },
 			}))
-			n, err := Open(Config{Home: t.TempDir(), NewNetwork: true, NoNetwork: true, Genesis: DefaultGenesisParams(), Logger: log})
+			key, err := keystore.Generate()
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer n.Close()
-			logs.Reset()
-			f := n.forger
-			f.chain = refusingChain{forgerChain: n.chain, err: tc.err}
-			f.forge(n.chain.Snapshot(), 0)
+			g, err := chain.DefaultGenesisParams().Build(time.Now(), []chain.Allocation{{Address: key.Address(), Balance: 1000, Stake: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := newTestChain(t, g)
+			f := New(Config{Chain: refusingChain{Chain: m, err: tc.err}, Pool: emptyPool{}, Key: key, Genesis: g, Log: log, Now: time.Now})
+			f.forge(m.Snapshot(), 0)
 			if got := strings.TrimSpace(logs.String()); got != tc.want {
 				t.Fatalf("log:\n%s\nwant:\n%s", got, tc.want)
 			}
 		})
 	}
 }
+
+// newTestChain is a chain manager over a fresh store of g.
+func newTestChain(t *testing.T, g *chain.Genesis) *chainmgr.Manager {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "chain.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Init(g); err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	m, err := chainmgr.New(chainmgr.Config{Genesis: g, Store: st, Logger: slog.New(slog.DiscardHandler), Now: time.Now})
+	if err != nil {
+		st.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+// emptyPool is a Pool with nothing to forge.
+type emptyPool struct{}
+
+func (emptyPool) Pending(int, mempool.StateView) []chain.Transaction { return nil }
+func (emptyPool) PendingIDs(int, mempool.StateView) ([]chain.Transaction, []chain.Hash) {
+	return nil, nil
+}
+func (emptyPool) Oldest() (time.Time, bool) { return time.Time{}, false }
+func (emptyPool) Remove(...chain.Hash)      {}
 
 func dropTime(a slog.Attr) slog.Attr {
 	if a.Key == slog.TimeKey {

@@ -1,4 +1,4 @@
-package daemon
+package forge
 
 import (
 	"time"
@@ -17,6 +17,9 @@ import (
 // max_reorg+1 below the head) and the chain rests until the next
 // transaction.
 //
+// (finality: coming) with finality the heartbeat beats until the newest
+// payment is final rather than max_reorg deep; needsBeat is the seam.
+//
 // Why heartbeat_ms and not slot_ms: a private chain forged by a third of
 // the stake reverses a payment six deep 22.5% of the time against one beat
 // a slot, 5.9% against one every quarter slot (docs/ATTACKS.md).
@@ -31,7 +34,7 @@ type beatMemo struct {
 
 // lastNonEmpty returns the height of the newest block with transactions
 // among the head and the max_reorg blocks below it, or 0 if there is none.
-func (f *forger) lastNonEmpty(snap *chainmgr.Snapshot) uint64 {
+func (f *Forger) lastNonEmpty(snap *chainmgr.Snapshot) uint64 {
 	head := snap.Head()
 	if f.beat.head == snap.HeadHash() {
 		return f.beat.nonEmpty
@@ -63,14 +66,14 @@ func (f *forger) lastNonEmpty(snap *chainmgr.Snapshot) uint64 {
 
 // needsBeat reports whether the chain at snap has something to protect:
 // a block with transactions fewer than max_reorg blocks below the head.
-func (f *forger) needsBeat(snap *chainmgr.Snapshot) bool {
+func (f *Forger) needsBeat(snap *chainmgr.Snapshot) bool {
 	last := f.lastNonEmpty(snap)
 	return last > 0 && snap.Height()-last < chainmgr.MaxReorgDepth
 }
 
 // beatAt is when this candidate's heartbeat block is due on snap's head,
 // if the genesis asks for heartbeats and the chain has something to protect.
-func (f *forger) beatAt(snap *chainmgr.Snapshot, rank int) (time.Time, bool) {
+func (f *Forger) beatAt(snap *chainmgr.Snapshot, rank int) (time.Time, bool) {
 	if !f.g.Heartbeat || !f.needsBeat(snap) {
 		return time.Time{}, false
 	}
@@ -83,7 +86,7 @@ func (f *forger) beatAt(snap *chainmgr.Snapshot, rank int) (time.Time, bool) {
 
 // heartbeat forges an empty block if a beat is due (beatAt); it returns how
 // long to sleep before looking again.
-func (f *forger) heartbeat(snap *chainmgr.Snapshot, rank int, now time.Time) time.Duration {
+func (f *Forger) heartbeat(snap *chainmgr.Snapshot, rank int, now time.Time) time.Duration {
 	at, ok := f.beatAt(snap, rank)
 	if !ok {
 		return maxForgeSleep

@@ -1,4 +1,8 @@
-package daemon
+// Package home owns a node's home directory: the names of its files, making
+// it, the admin token, the API URL and runtime settings kept there, and the
+// checks that refuse a home whose parts disagree (key, chain database,
+// genesis.json, permissions), at start and for `posd check`.
+package home
 
 import (
 	"crypto/rand"
@@ -19,17 +23,17 @@ const (
 	TokenFile   = "api.token"
 )
 
-// ensureHome creates the home directory, private to its owner.
-func ensureHome(home string) error {
+// Ensure creates the home directory, private to its owner.
+func Ensure(home string) error {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return fmt.Errorf("create home %s: %w", home, err)
 	}
 	return nil
 }
 
-// loadOrCreateToken returns the admin token in home/api.token, creating a
+// LoadOrCreateToken returns the admin token in home/api.token, creating a
 // random one (0600) on first start.
-func loadOrCreateToken(home string) (string, error) {
+func LoadOrCreateToken(home string) (string, error) {
 	path := filepath.Join(home, TokenFile)
 	data, err := os.ReadFile(path)
 	if err == nil {

@@ -1,4 +1,11 @@
-package daemon
+// Package forge is the node's block producer: the forger (forging policy,
+// ranks and slots, forge limits), the heartbeat that protects recent
+// payments with empty blocks, and the lab's hooks into forging (evidence
+// to carry, a byzantine behaviour). Everything it needs of the rest of the
+// node comes through the small interfaces Chain, Pool and Lab, so the
+// finality work can add its inputs (votes to include, finality to beat
+// until) as one more method there.
+package forge
 
 import (
 	"context"
@@ -13,30 +20,82 @@ import (
 	"github.com/poslab/posd/keystore"
 )
 
-// forgerChain is what the forger needs of the chain: the current snapshot
+// Chain is what the forger needs of the chain: the current snapshot
 // (head, state, the election for the next height) and a way to import
 // the block it forged.
-type forgerChain interface {
+//
+// (finality: coming) the finality work adds what the heartbeat needs to
+// know (is the newest payment final?) here.
+type Chain interface {
 	Snapshot() *chainmgr.Snapshot
 	ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error
 	BlockByHeight(h uint64) (*chain.Block, error)
 	ImportCostPerTx() time.Duration
 }
 
-// forgerPool is what the forger needs of the mempool.
-type forgerPool interface {
+// Pool is what the forger needs of the mempool.
+//
+// (finality: coming) votes to include come from the vote pool through a
+// third interface of this kind, not from this one.
+type Pool interface {
 	Pending(max int, st mempool.StateView) []chain.Transaction
 	PendingIDs(max int, st mempool.StateView) ([]chain.Transaction, []chain.Hash)
 	Oldest() (time.Time, bool)
 	Remove(ids ...chain.Hash)
 }
 
-// forger forges whenever this node is an elected candidate and the forging
+// Config is what a Forger is made of.
+type Config struct {
+	Chain   Chain
+	Pool    Pool
+	Key     *keystore.Key
+	Genesis *chain.Genesis
+	Log     *slog.Logger
+	Now     func() time.Time
+	// Forged and Evicted are the node's counters (metrics).
+	Forged, Evicted *atomic.Int64
+	// BlockSize and BlockInterval are the initial forging policy.
+	BlockSize     int
+	BlockInterval time.Duration
+	Lab           Lab
+}
+
+// New returns a forger; Run starts it.
+func New(c Config) *Forger {
+	f := &Forger{
+		chain: c.Chain, pool: c.Pool, key: c.Key, g: c.Genesis, log: c.Log, now: c.Now,
+		wake: make(chan struct{}, 1), forged: c.Forged, evicted: c.Evicted, lab: c.Lab,
+	}
+	if f.forged == nil {
+		f.forged = new(atomic.Int64)
+	}
+	if f.evicted == nil {
+		f.evicted = new(atomic.Int64)
+	}
+	f.SetPolicy(c.BlockSize, c.BlockInterval)
+	return f
+}
+
+// SetPublish sets how forged blocks are gossiped (nil: no network); call
+// it before Run.
+func (f *Forger) SetPublish(publish func(*chain.Block)) { f.publish = publish }
+
+// Publish gossips b as a forged block is (nothing without a network).
+func (f *Forger) Publish(b *chain.Block) {
+	if f.publish != nil {
+		f.publish(b)
+	}
+}
+
+// Rounds counts the forger's looks at the chain.
+func (f *Forger) Rounds() int64 { return f.rounds.Load() }
+
+// Forger forges whenever this node is an elected candidate and the forging
 // policy says a block is due. It wakes on new transactions, new heads
 // (poke) and timers; between them it sleeps.
-type forger struct {
-	chain   forgerChain
-	pool    forgerPool
+type Forger struct {
+	chain   Chain
+	pool    Pool
 	key     *keystore.Key
 	g       *chain.Genesis
 	log     *slog.Logger
@@ -56,35 +115,35 @@ type forger struct {
 
 	forged, evicted *atomic.Int64 // the node's counters
 
-	lab forgerLab // lab.go: evidence to carry, a byzantine behaviour
+	lab Lab // lab.go: evidence to carry, a byzantine behaviour
 }
 
-// policy returns the forging policy: block size and interval.
-func (f *forger) policy() (int, time.Duration) {
+// Policy returns the forging policy: block size and interval.
+func (f *Forger) Policy() (int, time.Duration) {
 	return int(f.blockSize.Load()), time.Duration(f.blockInterval.Load())
 }
 
-// setPolicy changes the forging policy; zero values keep the current ones.
-func (f *forger) setPolicy(size int, interval time.Duration) {
+// SetPolicy changes the forging policy; zero values keep the current ones.
+func (f *Forger) SetPolicy(size int, interval time.Duration) {
 	if size > 0 {
 		f.blockSize.Store(int64(size))
 	}
 	if interval > 0 {
 		f.blockInterval.Store(int64(interval))
 	}
-	f.poke()
+	f.Poke()
 }
 
-// poke wakes the forger without blocking.
-func (f *forger) poke() {
+// Poke wakes the forger without blocking.
+func (f *Forger) Poke() {
 	select {
 	case f.wake <- struct{}{}:
 	default:
 	}
 }
 
-// run forges until ctx ends.
-func (f *forger) run(ctx context.Context) {
+// Run forges until ctx ends.
+func (f *Forger) Run(ctx context.Context) {
 	var headSeen chain.Hash
 	var headSeenAt time.Time
 	for {
@@ -111,7 +170,7 @@ const maxForgeSleep = time.Second
 // candidate at rank 0 forges at once; the candidate at rank k waits k slots
 // from the moment the block became due (and, as consensus demands, k slots
 // after the parent's timestamp), giving the better-ranked forgers their turn.
-func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Duration {
+func (f *Forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Duration {
 	now := f.now()
 	snap := f.chain.Snapshot()
 	head := snap.Head()
@@ -122,7 +181,7 @@ func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	if rank < 0 || !f.lab.mayForge(head.Height+1) {
 		return maxForgeSleep
 	}
-	blockSize, interval := f.policy()
+	blockSize, interval := f.Policy()
 	ready := f.pool.Pending(blockSize, snap)
 	if len(ready) == 0 && !f.lab.evidenceDue() {
 		return f.heartbeat(snap, rank, now)
@@ -156,7 +215,7 @@ func (f *forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 //
 // Consensus hook: the block is assembled (chain.NewBlock) and signed
 // (SignHeader) here; the v2 VRF seed proof is made here too.
-func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
+func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 	if f.chain.Snapshot() != snap {
 		return // the head moved: look again
 	}
@@ -168,7 +227,7 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
 		b := f.lab.prepare(chain.NewBlockIDs(f.g, &head.Header, rank, ts, txs, ids), head, snap, f.key.SignHeader)
-		if f.lab.behaviour != nil || !sameBacking(b.Transactions, txs) {
+		if f.lab.Behaviour != nil || !sameBacking(b.Transactions, txs) {
 			ids = nil // a lab behaviour may rebuild or edit the transactions
 		}
 		err := f.chain.ProcessBlockIDs(b, ids)
@@ -216,7 +275,7 @@ func (f *forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 // import at each hop and about as long to cross, so two blocks did not fit
 // in a slot: candidates forged competing blocks and every node reorganised
 // 10,000 transactions at a time (docs/PERFORMANCE.md).
-func (f *forger) forgeBudget() time.Duration {
+func (f *Forger) forgeBudget() time.Duration {
 	return time.Duration(f.g.SlotMs) * time.Millisecond / 16
 }
 
@@ -230,7 +289,7 @@ const minForgeTxs = 500
 // cost it per transaction (its peers pay about as much for its block),
 // between minForgeTxs and the genesis's max_block_txs. Until it imported a
 // peer's block (a node alone), max_block_txs.
-func (f *forger) forgeLimit() int {
+func (f *Forger) forgeLimit() int {
 	per := f.chain.ImportCostPerTx()
 	if per <= 0 {
 		return f.g.MaxBlockTxs
