@@ -74,11 +74,19 @@ func (b *ffgBranch) includable(v ffgVote) bool {
 // add appends a block to the branch carrying votes; votes it may not
 // carry are left out, as a forger leaves them out.
 func (b *ffgBranch) add(votes []ffgVote) {
+	// Checked against the parent's branch: a block carries votes for
+	// checkpoints below it (cast once those existed), never for itself.
+	keep := votes[:0:0]
+	for _, v := range votes {
+		if b.includable(v) {
+			keep = append(keep, v)
+		}
+	}
 	b.height++
 	b.justified = append(b.justified, false)
-	for _, v := range votes {
-		if !b.includable(v) {
-			continue
+	for _, v := range keep {
+		if b.included[v] || !b.justified[v.source] {
+			continue // a duplicate in this block
 		}
 		b.included[v] = true
 		l := ffgLink{v.source, v.target}
@@ -200,6 +208,15 @@ func (ft *finTables) prefers(back, na, n int) (wins, decided bool) {
 		return aj > hj, true // (2) the higher justified checkpoint
 	}
 	return false, false
+}
+
+// hopeless reports whether no private chain forked back blocks below P-1
+// can win the v3 fork choice once P exists, however long it grows: the
+// honest chain only gains justified and final checkpoints as it grows,
+// the private chain at most those of its longest version.
+func (ft *finTables) hopeless(back int) bool {
+	wins, decided := ft.prefers(back, len(ft.attackJ[back])-1, 1)
+	return decided && !wins
 }
 
 // stalled reports whether the honest chain finalises nothing above the

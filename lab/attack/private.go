@@ -337,6 +337,9 @@ func (m *model) privateRound(r int, fin *finTables, pr *privateRun) round {
 	left := cfg.Depth // payments k deep not reversed yet
 	deepDone := !cfg.Heartbeat
 	for j := 0; j <= beats && (left > 0 || !deepDone); j++ {
+		if j > 0 && o.finality && fin.hopeless(j) {
+			continue // no need to forge it
+		}
 		start, s, rank := forkAt-int64(j)*beat, parent, ra
 		if j > 0 {
 			// The j-th beat below P-1: a seed of its own.
