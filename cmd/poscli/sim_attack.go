@@ -473,15 +473,19 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 	fmt.Fprintf(w, "the attacker forged %s of the blocks in the race (its stake share %s)\n", percent(res.AttackerBlockShare), percent(res.AttackerStakeShare))
 	votes := fmt.Sprintf("the honest stakers hold %s of the lots", percent(res.HonestVoteShare))
 	switch {
+	case res.FinalityStalled && c.Finality:
+		votes += ", not more than 2/3: finality stalls, no honest block is final, and the fork choice comes down to v2's rule"
 	case res.FinalityStalled:
-		votes += ", not more than 2/3: finality stalls, no honest block is final"
+		votes += ", not more than 2/3: nothing"
+	case c.Finality:
+		votes += fmt.Sprintf(", more than 2/3: a payment is final at %d confirmations, and no honest node leaves a final block", res.FinalDepth)
 	default:
-		votes += fmt.Sprintf(", more than 2/3: a payment is final at %d confirmations", res.FinalDepth)
+		votes += fmt.Sprintf(", more than 2/3: a payment at %d confirmations", res.FinalDepth)
 	}
 	if c.Finality {
-		fmt.Fprintf(w, "finality on: %s; no honest node leaves a final block\n\n", votes)
+		fmt.Fprintf(w, "finality on: %s\n\n", votes)
 	} else {
-		fmt.Fprintf(w, "finality off (v2's fork choice): %s had they voted; FINAL says what the votes would have made final, which v2 ignores\n\n", votes)
+		fmt.Fprintf(w, "finality off (v2's fork choice): FINAL is what the votes would have made final (%s), which v2 ignores\n\n", votes)
 	}
 	t := newTable(w, "k", "reversed", "probability", "95% CI", "final", "reversed final", "reversed not final", "")
 	for _, r := range res.Reversal {

@@ -143,7 +143,7 @@ func TestSimAttackTable(t *testing.T) {
 	out := e.out.String()
 	for _, want := range []string{
 		"private attack: attacker 33.00% of the stake (33 of 100 lots), 9 honest stakers; weighted election, seed_source vrf, heartbeat off, finality on",
-		"finality on: the honest stakers hold 67.00% of the lots, more than 2/3: a payment is final at 3 confirmations; no honest node leaves a final block\n",
+		"finality on: the honest stakers hold 67.00% of the lots, more than 2/3: a payment is final at 3 confirmations, and no honest node leaves a final block\n",
 		"K   REVERSED  PROBABILITY  95% CI",
 		"FINAL  REVERSED FINAL  REVERSED NOT FINAL",
 		"\n3   0/200     0.00%",
@@ -162,7 +162,7 @@ func TestSimAttackTable(t *testing.T) {
 	}
 	for _, want := range []string{
 		", heartbeat on, finality off;",
-		"finality off (v2's fork choice): the honest stakers hold 66.00% of the lots, not more than 2/3: finality stalls, no honest block is final had they voted",
+		"finality off (v2's fork choice): FINAL is what the votes would have made final (the honest stakers hold 66.00% of the lots, not more than 2/3: nothing), which v2 ignores\n",
 		"; final: no, reversed final 0, reversed not final ",
 	} {
 		if !strings.Contains(e.out.String(), want) {
