@@ -32,11 +32,25 @@ import (
 //	per item:  parent_seed 32, then headers a and b, each: the header
 //	           fields as above (with evidence_root) and signature
 //
-// so every block without evidence keeps its version 2 bytes.
+// so every block without evidence keeps its version 2 bytes. Version 4,
+// written only for blocks with evidence of a vote kind (v3), is version 3
+// with a kind byte before each evidence item:
+//
+//	per item:  kind 1 (1 equivocation, 2 double_vote, 3 surround_vote),
+//	           then for an equivocation the version 3 item, for a vote
+//	           kind the two votes (EncodedVoteLen bytes each, AppendVote)
+//
+// so every block with header evidence only keeps its version 3 bytes.
 const (
-	blockCodecVersion    = 2
-	evidenceCodecVersion = 3
+	blockCodecVersion        = 2
+	evidenceCodecVersion     = 3
+	voteEvidenceCodecVersion = 4
 )
+
+// voteEvidenceLen is the size of one encoded vote evidence item: its kind
+// byte and two votes. It is below minEvidenceLen, so EncodeEvidence's
+// length says which kind of item it holds.
+const voteEvidenceLen = 1 + 2*EncodedVoteLen
 
 // minEvidenceLen is the smallest encoding of one evidence item.
 const minEvidenceLen = 32 + 2*(8+32+8+1+1+4+32+1+32+32+1)
@@ -58,15 +72,23 @@ func EncodeBlock(b *Block) []byte {
 	n := 1 + 8 + 32 + 8 + 4 + 32 + 32 + 5*binary.MaxVarintLen64 + len(h.Forger) + len(h.ForgerPublicKey) + len(h.SeedProof) + len(h.Signature)
 	n += len(b.Transactions) * (24 + 6*2 + 10 + 40 + 40 + 64 + 128 + 16)
 	withEvidence := len(b.Evidence) > 0 || !h.EvidenceRoot.IsZero()
+	tagged := false // version 4: items carry their kind
 	if withEvidence {
 		n += 32 + binary.MaxVarintLen64 + len(b.Evidence)*1024
+		for i := range b.Evidence {
+			tagged = tagged || b.Evidence[i].KindOf() != EvidenceEquivocation
+		}
 	}
 	out := make([]byte, 0, n)
-	if !withEvidence {
+	switch {
+	case !withEvidence:
 		out = append(out, blockCodecVersion)
 		out = h.appendFields(out)
 		out = appendString(out, h.Signature)
-	} else {
+	case tagged:
+		out = append(out, voteEvidenceCodecVersion)
+		out = h.appendV3(out)
+	default:
 		out = append(out, evidenceCodecVersion)
 		out = h.appendV3(out)
 	}
@@ -78,12 +100,52 @@ func EncodeBlock(b *Block) []byte {
 		out = binary.AppendUvarint(out, uint64(len(b.Evidence)))
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
-			out = append(out, e.ParentSeed[:]...)
-			out = e.A.appendV3(out)
-			out = e.B.appendV3(out)
+			if tagged {
+				out = append(out, e.KindOf().code())
+			}
+			out = appendEvidenceItem(out, e)
 		}
 	}
 	return out
+}
+
+// appendEvidenceItem appends an item's body: the version 3 item for an
+// equivocation, the two votes for a vote kind.
+func appendEvidenceItem(out []byte, e *Evidence) []byte {
+	if e.KindOf().isVote() {
+		out = AppendVote(out, &e.VoteA)
+		return AppendVote(out, &e.VoteB)
+	}
+	out = append(out, e.ParentSeed[:]...)
+	out = e.A.appendV3(out)
+	return e.B.appendV3(out)
+}
+
+// evidenceItem reads what appendEvidenceItem writes for kind k.
+func (d *decoder) evidenceItem(e *Evidence, k EvidenceKind) {
+	e.Kind = k
+	if k.isVote() {
+		d.vote(&e.VoteA)
+		d.vote(&e.VoteB)
+		return
+	}
+	d.bytes(e.ParentSeed[:])
+	d.headerV3(&e.A)
+	d.headerV3(&e.B)
+}
+
+// vote reads one encoded vote (DecodeVote's checks).
+func (d *decoder) vote(v *Vote) {
+	if !d.need(EncodedVoteLen) {
+		return
+	}
+	got, err := DecodeVote(d.buf[:EncodedVoteLen])
+	if err != nil {
+		d.err = err
+		return
+	}
+	*v = *got
+	d.buf = d.buf[EncodedVoteLen:]
 }
 
 // appendV3 appends a header as version 3 writes it: every field, the
@@ -138,12 +200,12 @@ func appendTx(out []byte, tx *Transaction) []byte {
 func DecodeBlock(data []byte) (*Block, error) {
 	d := decoder{buf: data}
 	v := d.byte()
-	if d.err == nil && v != blockCodecVersion && v != evidenceCodecVersion {
+	if d.err == nil && v != blockCodecVersion && v != evidenceCodecVersion && v != voteEvidenceCodecVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrDecode, v)
 	}
 	b := &Block{}
 	h := &b.Header
-	if v == evidenceCodecVersion {
+	if v != blockCodecVersion {
 		d.headerV3(h)
 	} else {
 		d.core(h)
@@ -159,23 +221,42 @@ func DecodeBlock(data []byte) (*Block, error) {
 	for i := range b.Transactions {
 		d.tx(&b.Transactions[i])
 	}
-	if v == evidenceCodecVersion {
+	if v != blockCodecVersion {
+		tagged := v == voteEvidenceCodecVersion
 		n := d.uvarint()
-		if d.err == nil && n > uint64(len(d.buf)/minEvidenceLen) {
+		minLen := minEvidenceLen
+		if tagged {
+			minLen = voteEvidenceLen
+		}
+		if d.err == nil && n > uint64(len(d.buf)/minLen) {
 			return nil, fmt.Errorf("%w: %d evidence items cannot fit in %d bytes", ErrDecode, n, len(d.buf))
 		}
 		if n > 0 {
 			b.Evidence = make([]Evidence, n)
 		}
+		votes := 0
 		for i := range b.Evidence {
-			e := &b.Evidence[i]
-			d.bytes(e.ParentSeed[:])
-			d.headerV3(&e.A)
-			d.headerV3(&e.B)
+			k := EvidenceEquivocation
+			if tagged {
+				c := d.byte()
+				var ok bool
+				if k, ok = kindOfCode(c); !ok && d.err == nil {
+					d.err = fmt.Errorf("%w: evidence kind %d", ErrDecode, c)
+				}
+				if k.isVote() {
+					votes++
+				}
+			}
+			d.evidenceItem(&b.Evidence[i], k)
 		}
-		if d.err == nil && n == 0 && h.EvidenceRoot.IsZero() {
+		switch {
+		case d.err != nil:
+		case !tagged && n == 0 && h.EvidenceRoot.IsZero():
 			// Version 2 says this; one block, one encoding.
 			return nil, fmt.Errorf("%w: version 3 without evidence", ErrDecode)
+		case tagged && votes == 0:
+			// Version 3 (or 2) says this.
+			return nil, fmt.Errorf("%w: version 4 without vote evidence", ErrDecode)
 		}
 	}
 	if d.err == nil && len(d.buf) != 0 {
@@ -316,22 +397,29 @@ func (d *decoder) tx(tx *Transaction) {
 	tx.Signature = d.str()
 }
 
-// EncodeEvidence returns the binary encoding of one evidence item (as
-// inside a version 3 block), for gossip.
+// EncodeEvidence returns the binary encoding of one evidence item, for
+// gossip: for an equivocation, the version 3 item (as before v3); for a
+// vote kind, its kind byte and the two votes (voteEvidenceLen bytes,
+// shorter than any equivocation, so the length tells them apart).
 func EncodeEvidence(e *Evidence) []byte {
-	out := make([]byte, 0, 1024)
-	out = append(out, e.ParentSeed[:]...)
-	out = e.A.appendV3(out)
-	return e.B.appendV3(out)
+	if e.KindOf().isVote() {
+		return appendEvidenceItem(append(make([]byte, 0, voteEvidenceLen), e.KindOf().code()), e)
+	}
+	return appendEvidenceItem(make([]byte, 0, 1024), e)
 }
 
 // DecodeEvidence parses EncodeEvidence's output; it never panics.
 func DecodeEvidence(data []byte) (*Evidence, error) {
 	d := decoder{buf: data}
 	e := &Evidence{}
-	d.bytes(e.ParentSeed[:])
-	d.headerV3(&e.A)
-	d.headerV3(&e.B)
+	k := EvidenceEquivocation
+	if len(data) == voteEvidenceLen {
+		var ok bool
+		if k, ok = kindOfCode(d.byte()); !ok || !k.isVote() {
+			return nil, fmt.Errorf("%w: vote evidence kind %d", ErrDecode, data[0])
+		}
+	}
+	d.evidenceItem(e, k)
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
 	}

@@ -14,7 +14,7 @@ import (
 // Election, SlotMs, MaxRank, MaxBlockTxs, Exchange, SeedSource, LotSize,
 // MaxLots, MinTotalStake, HeartbeatMs and Timestamp take their defaults
 // (now for the timestamp, slot_ms/4 for HeartbeatMs); BlockReward,
-// Heartbeat, SlashPercent, MinFee and Lab are taken as they are, zero
+// Heartbeat, SlashPercent, MinFee, Lab and UnbondingBlocks are taken as they are, zero
 // being a meaningful value for each.
 type GenesisParams struct {
 	ChainID     string
@@ -40,6 +40,9 @@ type GenesisParams struct {
 	SlashPercent uint32
 	MinFee       uint64
 	Lab          bool
+	// UnbondingBlocks is taken as it is: 0 turns unbonding off (see
+	// Genesis.UnbondingBlocks).
+	UnbondingBlocks uint64
 }
 
 // DefaultChainID names a network made without --chain-id.
@@ -54,6 +57,7 @@ func DefaultGenesisParams() GenesisParams {
 		MaxBlockTxs: g.MaxBlockTxs, Exchange: "open",
 		SeedSource: g.SeedSource, LotSize: g.LotSize, MaxLots: g.MaxLots, MinTotalStake: g.MinTotalStake,
 		Heartbeat: g.Heartbeat, SlashPercent: g.SlashPercent, MinFee: g.MinFee, Lab: g.Lab,
+		UnbondingBlocks: g.UnbondingBlocks,
 	}
 }
 
@@ -87,6 +91,7 @@ func (p GenesisParams) Build(now time.Time, allocs []Allocation) (*Genesis, erro
 	g.SlashPercent = p.SlashPercent
 	g.MinFee = p.MinFee
 	g.Lab = p.Lab
+	g.UnbondingBlocks = p.UnbondingBlocks
 	g.Allocations = allocs
 	if err := g.Validate(); err != nil {
 		return nil, err
