@@ -507,6 +507,12 @@ func (s *State) SlashedFor(e *Evidence) (Slashing, bool) {
 	return s.slashings.get(e.offenceKey())
 }
 
+// SlashingOf returns the slashing of offender's offence of kind k at
+// height, if the state holds one (both vote kinds are one offence).
+func (s *State) SlashingOf(k EvidenceKind, offender Address, height uint64) (Slashing, bool) {
+	return s.slashings.get(offenceKey(k.class(), offender, height))
+}
+
 // Slashings lists every slashing record, by offender, then height, then kind.
 func (s *State) Slashings() []Slashing {
 	out := make([]Slashing, 0, s.slashings.Len())

@@ -44,8 +44,8 @@ func TestSigningVectors(t *testing.T) {
 	}
 }
 
-// TestHeaderVector pins the v2 genesis hash (which covers the v2 genesis
-// fields) and header bytes (which cover seed_proof and seed). ECVRF proofs
+// TestHeaderVector pins the genesis hash (which covers the v2 and v3
+// genesis fields) and header bytes (which cover seed_proof and seed). ECVRF proofs
 // are deterministic, so the seed is pinned too.
 func TestHeaderVector(t *testing.T) {
 	g := testGenesis(t)
@@ -54,13 +54,13 @@ func TestHeaderVector(t *testing.T) {
 	if g.Block().Seed != g.Hash() {
 		t.Errorf("block 0 seed %s, want the genesis hash", g.Block().Seed)
 	}
-	if got, want := b.Seed.String(), "073227aa3c27e8df61daaaf54b25caf897159584dbc4946c0a88622bbe01488a"; got != want {
+	if got, want := b.Seed.String(), "61dca6ae264e5b696ce9c0238018a8687617ed3545f0ce521e663884319aa062"; got != want {
 		t.Errorf("seed %s, want %s", got, want)
 	}
-	if got, want := g.Hash().String(), "4d92bf33ae889dcdeb3a3c89cd21c000ac6cce3376e78ae6ffad244d0b32a455"; got != want {
+	if got, want := g.Hash().String(), "ea9414b64756b2e34670744cc963c366d3199ee52f31dac9ed4156d7e9f98205"; got != want {
 		t.Errorf("genesis hash %s, want %s", got, want)
 	}
-	if got, want := b.Hash().String(), "c484880656c07a0bd49e10d4445956ddf6e119c20753b03fead34879e865f994"; got != want {
+	if got, want := b.Hash().String(), "b76fbd9e608a394365192022060828a342c9c6c2019373603b8bbf1e29ff2ee7"; got != want {
 		t.Errorf("block hash %s, want %s", got, want)
 	}
 	if got, want := MerkleRoot(nil).String(), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"; got != want {
