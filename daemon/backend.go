@@ -62,7 +62,7 @@ func (n *Node) Accounts() []rpc.Account {
 	entries := n.chain.Snapshot().Accounts()
 	out := make([]rpc.Account, len(entries))
 	for i, e := range entries {
-		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce}
+		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce, Unbonding: e.Unbonding, ReleaseHeight: e.Release}
 	}
 	return out
 }
@@ -71,7 +71,8 @@ func (n *Node) Accounts() []rpc.Account {
 func (n *Node) Account(a chain.Address) rpc.Account {
 	acc := n.chain.Account(a)
 	pending := n.pool.PendingNonce(a, n.chain)
-	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &pending}
+	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce,
+		Unbonding: acc.Unbonding, ReleaseHeight: acc.Release, PendingNonce: &pending}
 }
 
 // Stakes lists stakers, largest first, with their share of all stake.
@@ -79,7 +80,8 @@ func (n *Node) Stakes() []rpc.Stake {
 	stakers, total := n.chain.Snapshot().Stakers()
 	out := make([]rpc.Stake, len(stakers))
 	for i, e := range stakers {
-		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total)}
+		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total),
+			Unbonding: e.Unbonding, ReleaseHeight: e.Release}
 	}
 	return out
 }

@@ -382,7 +382,7 @@ func networkRules(ctx context.Context, c *client.Client, st rpc.Status) *chain.G
 func precheck(opts *TxSendOptions, g *chain.Genesis, tx *chain.Transaction, acc rpc.Account) error {
 	err := g.CheckTx(tx)
 	if err == nil {
-		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce}, chain.Account{})
+		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, Unbonding: acc.Unbonding}, chain.Account{})
 	}
 	if err == nil {
 		return nil

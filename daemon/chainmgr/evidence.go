@@ -186,7 +186,7 @@ func (p *evidencePool) onChain(added, reverted []*chain.Block, st *chain.State, 
 				p.records[k] = r
 			}
 			r.IncludedIn = b.Height
-			if s, ok := st.Slashed(k.forger, k.height); ok {
+			if s, ok := st.SlashedFor(e); ok {
 				r.IncludedIn, r.Burned = s.IncludedIn, s.Burned
 			}
 			p.met.Committed(1, r.Burned)
@@ -226,7 +226,7 @@ func (m *Manager) observeEvidence(b *chain.Block, hash chain.Hash) {
 		m.log.Warn("equivocation seen but the evidence does not check", "height", b.Height, "forger", string(b.Forger), "err", err.Error())
 		return
 	}
-	if _, ok := m.snap.Load().state.Slashed(e.Forger(), e.Height()); ok {
+	if _, ok := m.snap.Load().state.SlashedFor(&e); ok {
 		return
 	}
 	if _, added := m.ev.add(e, m.now()); added {
@@ -256,13 +256,14 @@ func (m *Manager) AddEvidence(e chain.Evidence) (bool, error) {
 	if err := e.Check(m.g, max(next, e.Height()+1)); err != nil {
 		return false, err
 	}
-	if e.Height() >= next || next-e.Height() > chain.MaxEvidenceAge {
+	if e.Height() >= next || next-e.Height() > m.g.EvidenceAge(e.KindOf()) {
 		return false, nil
 	}
-	if snap.state.Account(e.Forger()).Stake == 0 {
+	// Slashing reaches unbonding stake too.
+	if acc := snap.state.Account(e.Forger()); acc.Stake == 0 && acc.Unbonding == 0 {
 		return false, nil
 	}
-	if _, ok := snap.state.Slashed(e.Forger(), e.Height()); ok {
+	if _, ok := snap.state.SlashedFor(&e); ok {
 		return false, nil
 	}
 	_, added := m.ev.add(e, m.now())
@@ -281,10 +282,10 @@ func (m *Manager) PendingEvidence() []chain.Evidence {
 	m.ev.mu.Lock()
 	var out []chain.Evidence
 	for k, r := range m.ev.records {
-		if r.IncludedIn != 0 || k.height >= next || next-k.height > chain.MaxEvidenceAge {
+		if r.IncludedIn != 0 || k.height >= next || next-k.height > m.g.EvidenceAge(r.Evidence.KindOf()) {
 			continue
 		}
-		if _, ok := snap.state.Slashed(k.forger, k.height); ok {
+		if _, ok := snap.state.SlashedFor(&r.Evidence); ok {
 			continue
 		}
 		out = append(out, r.Evidence)
