@@ -62,7 +62,7 @@ type Account struct {
 	// Unbonding is unstaked stake on its way back to the balance (no
 	// lots, still slashable); ReleaseHeight is the height whose block
 	// returns it (absent when nothing is unbonding).
-	Unbonding     uint64  `json:"unbonding"`
+	Unbonding     uint64  `json:"unbonding,omitempty"`
 	ReleaseHeight uint64  `json:"release_height,omitempty"`
 	PendingNonce  *uint64 `json:"pending_nonce,omitempty"`
 }
@@ -73,7 +73,7 @@ type Stake struct {
 	Stake   uint64        `json:"stake"`
 	Share   float64       `json:"share"`
 	// Unbonding and ReleaseHeight as in Account.
-	Unbonding     uint64 `json:"unbonding"`
+	Unbonding     uint64 `json:"unbonding,omitempty"`
 	ReleaseHeight uint64 `json:"release_height,omitempty"`
 }
 
