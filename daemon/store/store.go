@@ -35,6 +35,7 @@
 // The state after the head is the accounts, the slashings and the
 // finality record; the release queue of unbonding stake is an index of
 // the accounts that chain.State rebuilds as LoadState sets them.
+//
 //	side      block hash → height, for every stored block off the main chain
 //	invalid   block hash → height (8), rule code: blocks found invalid
 package store
@@ -75,8 +76,8 @@ var (
 )
 
 var (
-	bucketBlocks   = []byte("blocks")
-	bucketMain     = []byte("main")
+	bucketBlocks    = []byte("blocks")
+	bucketMain      = []byte("main")
 	bucketAccounts  = []byte("accounts")
 	bucketSlashings = []byte("slashings")
 	bucketUndo      = []byte("undo")
