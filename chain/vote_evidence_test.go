@@ -227,3 +227,35 @@ func TestVoteEvidenceCodec(t *testing.T) {
 		t.Fatal("decoded an unknown kind")
 	}
 }
+
+// FuzzDecodeVoteEvidence: version 4 blocks and vote evidence decode
+// losslessly or not at all, and their checks answer with a code.
+func FuzzDecodeVoteEvidence(f *testing.F) {
+	c := newTestChain(f, testGenesis(f))
+	d := mustVoteEvidence(f, testVote("alice", 0, 1, 1), testVote("alice", 0, 1, 2))
+	s := mustVoteEvidence(f, testVote("bob", 1, 2, 1), testVote("bob", 0, 3, 1))
+	b := c.next(0)
+	b.SetEvidence([]Evidence{equivocation(c), d, s})
+	f.Add(EncodeBlock(b))
+	f.Add(EncodeEvidence(&d))
+	f.Add(EncodeEvidence(&s))
+	g := c.g
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if blk, err := DecodeBlock(data); err == nil {
+			if again := EncodeBlock(blk); string(again) != string(data) {
+				t.Fatalf("re-encoding differs")
+			}
+			if err := checkBlockEvidence(g, blk); err != nil && CodeOf(err) == "" {
+				t.Fatalf("evidence error without a code: %v", err)
+			}
+		}
+		if ev, err := DecodeEvidence(data); err == nil {
+			if again := EncodeEvidence(ev); string(again) != string(data) {
+				t.Fatalf("evidence re-encoding differs")
+			}
+			if err := ev.Check(g, ev.Height()+1); err != nil && CodeOf(err) == "" {
+				t.Fatalf("evidence error without a code: %v", err)
+			}
+		}
+	})
+}

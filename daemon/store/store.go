@@ -110,6 +110,11 @@ func reservedMeta(key string) bool {
 // errNotInitialized is returned by reads and writes before Init.
 var errNotInitialized = fmt.Errorf("%w: store is not initialized (no genesis)", ErrNotFound)
 
+// testHookBeforeHead, when set (by tests only), runs inside Switch's write
+// transaction after every bucket is written and before the head moves;
+// an error aborts the transaction, as a crash at that instant would.
+var testHookBeforeHead func() error
+
 // lockTimeout is how long Open waits for the file lock.
 const lockTimeout = time.Second
 
@@ -676,6 +681,11 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 		meta := tx.Bucket(bucketMeta)
 		if err := putFinality(meta, st); err != nil {
 			return err
+		}
+		if testHookBeforeHead != nil {
+			if err := testHookBeforeHead(); err != nil {
+				return err
+			}
 		}
 		if err := meta.Put([]byte(keyHead), bytes.Clone(top.hash[:])); err != nil {
 			return err

@@ -79,6 +79,15 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 		}
 		return nil // a new, empty database
 	}
+	if have := string(meta.Get([]byte(keyFormat))); have != currentFormat {
+		// Its records are of another layout: reading them would only
+		// report each as damaged.
+		if have == "" {
+			have = "1"
+		}
+		problem("store format %s, this posd reads format %s: move that home away or start over (posd devnet --reset for a devnet)", have, currentFormat)
+		return nil
+	}
 	js := meta.Get([]byte(keyGenesis))
 	g, err := chain.ParseGenesis(js)
 	if err != nil {
