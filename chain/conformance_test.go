@@ -83,7 +83,8 @@ func TestValidChain(t *testing.T) {
 	}
 	want := map[Address]Account{
 		alice: {Balance: 1000 - 101 - 50, Stake: 10, Nonce: 2},
-		bob:   {Balance: 500 + 100 - 202 + 150, Stake: 5 + 200 - 150, Nonce: 2},
+		// The unstaked 150 unbond from block 5 until 5 + unbonding_blocks.
+		bob:   {Balance: 500 + 100 - 202, Stake: 5 + 200 - 150, Nonce: 2, Unbonding: 150, Release: 5 + DefaultUnbondingBlocks},
 		carol: {Balance: 100 + 50 + 30, Nonce: 1},
 		dave:  {Balance: 70 - 35, Nonce: 2},
 	}

@@ -473,16 +473,6 @@ func (f *Finality) prune() {
 	f.entries = keep
 }
 
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func cmpCheckpoint(a, b Checkpoint) int {
 	if c := cmpU64(a.Height, b.Height); c != 0 {
 		return c

@@ -38,6 +38,14 @@ const (
 	// quarter slot apart cut a third-of-the-stake private attack on a
 	// payment six deep from 22.5% (one beat a slot) to 5.9%.
 	DefaultHeartbeatDivisor = 4
+	// DefaultUnbondingBlocks is how many heights unstaked coins wait
+	// before they return to the balance: four times the reorg limit, so
+	// every evidence of an offence committed while they were bonded can
+	// still reach them.
+	DefaultUnbondingBlocks = 256
+	// MaxUnbondingBlocks bounds unbonding_blocks so that a release height
+	// never overflows.
+	MaxUnbondingBlocks = 1 << 32
 	// DefaultSlashPercent is the share of an equivocator's stake burned.
 	DefaultSlashPercent = 50
 	// MaxFutureMs is how far ahead of a node's clock a block timestamp may
@@ -65,10 +73,6 @@ const (
 	// the block decoder refuses more before it allocates, whatever the
 	// genesis (4096 votes are 725 KB, well inside a network message).
 	MaxBlockVotesLimit = 4096
-	// DefaultUnbondingBlocks is how long unstaked coins stay slashable.
-	DefaultUnbondingBlocks = 256
-	// MaxUnbondingBlocks keeps unbonding_blocks a sane number of heights.
-	MaxUnbondingBlocks = 1 << 32
 )
 
 // Seed sources: where the election for a block takes its seed.
@@ -196,8 +200,12 @@ type Genesis struct {
 	EpochBlocks uint64 `json:"epoch_blocks,omitzero"`
 	// MaxBlockVotes bounds the votes one block carries (too_many_votes).
 	MaxBlockVotes int `json:"max_block_votes,omitzero"`
-	// UnbondingBlocks is how many heights unstaked coins stay bonded
-	// (slashable, carrying no lots) before they return to the balance.
+	// UnbondingBlocks is how many heights after its UNSTAKE stake stays
+	// unbonding (no lots, still slashable) before it returns to the
+	// balance; evidence older than that expires. A genesis file always
+	// has one (1..MaxUnbondingBlocks); a Genesis built in code with 0
+	// (tests only: Validate refuses it) returns unstaked coins at once, as
+	// in v2, and keeps v2's evidence age (MaxEvidenceAge).
 	UnbondingBlocks uint64 `json:"unbonding_blocks,omitzero"`
 }
 

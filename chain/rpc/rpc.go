@@ -68,11 +68,16 @@ func (s *Status) HasFinality() bool { return s.FinalizedHeight != nil }
 // (which adds pending_nonce: the nonce of the sender's last pooled transaction,
 // or nonce when none is pooled; the next transaction uses pending_nonce+1).
 type Account struct {
-	Address      chain.Address `json:"address"`
-	Balance      uint64        `json:"balance"`
-	Stake        uint64        `json:"stake"`
-	Nonce        uint64        `json:"nonce"`
-	PendingNonce *uint64       `json:"pending_nonce,omitempty"`
+	Address chain.Address `json:"address"`
+	Balance uint64        `json:"balance"`
+	Stake   uint64        `json:"stake"`
+	Nonce   uint64        `json:"nonce"`
+	// Unbonding is unstaked stake on its way back to the balance (no
+	// lots, still slashable); ReleaseHeight is the height whose block
+	// returns it (absent when nothing is unbonding).
+	Unbonding     uint64  `json:"unbonding,omitempty"`
+	ReleaseHeight uint64  `json:"release_height,omitempty"`
+	PendingNonce  *uint64 `json:"pending_nonce,omitempty"`
 }
 
 // Stake is an element of GET /v1/stakes; share is stake / total stake.
@@ -80,6 +85,9 @@ type Stake struct {
 	Address chain.Address `json:"address"`
 	Stake   uint64        `json:"stake"`
 	Share   float64       `json:"share"`
+	// Unbonding and ReleaseHeight as in Account.
+	Unbonding     uint64 `json:"unbonding,omitempty"`
+	ReleaseHeight uint64 `json:"release_height,omitempty"`
 }
 
 // TxStatus values.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -186,11 +187,30 @@ func accountsRun(opts *AccountsOptions) error {
 		return nil
 	}
 	own, cs := opts.own(), opts.IO.ColorScheme()
-	t := newTable(opts.IO.Out, "address", "balance", "stake", "nonce")
+	// The unbonding column appears when some account has coins unbonding.
+	unbonding := slices.ContainsFunc(accs, func(a rpc.Account) bool { return a.Unbonding > 0 })
+	head := []string{"address", "balance", "stake", "nonce"}
+	if unbonding {
+		head = []string{"address", "balance", "stake", "unbonding", "nonce"}
+	}
+	t := newTable(opts.IO.Out, head...)
 	for _, a := range accs {
-		t.Append(own.label(a.Address, cs), u64(a.Balance), u64(a.Stake), u64(a.Nonce))
+		row := []string{own.label(a.Address, cs), u64(a.Balance), u64(a.Stake), u64(a.Nonce)}
+		if unbonding {
+			row = slices.Insert(row, 3, unbondingCell(a.Unbonding, a.ReleaseHeight))
+		}
+		t.Append(row...)
 	}
 	return t.Render()
+}
+
+// unbondingCell shows unbonding coins and the height that returns them:
+// "150 until 261"; "" for none.
+func unbondingCell(amount, release uint64) string {
+	if amount == 0 {
+		return ""
+	}
+	return u64(amount) + " until " + u64(release)
 }
 
 // ---- account ----
@@ -214,7 +234,8 @@ nonce + 1). An address never seen reads as zeros. The address may be
 shortened as tables print it (3f2a…91bc) or to a unique prefix (3f2a0c):
 the node resolves it.
 
-JSON (-o json): {"address", "balance", "stake", "nonce", "pending_nonce"}.`,
+JSON (-o json): {"address", "balance", "stake", "nonce", "unbonding",
+"release_height" (while coins unbond), "pending_nonce"}.`,
 		Example: `  poscli account
   poscli account alice
   poscli account 3f2a0c9e5d7b1a2c4e6f8091a3b5c7d9e1f20304 -o json
@@ -263,6 +284,9 @@ func accountRun(opts *AccountOptions) error {
 	fl.Add("address", opts.own().full(acc.Address, cs))
 	fl.Add("balance", u64(acc.Balance))
 	fl.Add("stake", u64(acc.Stake))
+	if acc.Unbonding > 0 {
+		fl.Add("unbonding", unbondingCell(acc.Unbonding, acc.ReleaseHeight))
+	}
 	fl.Add("nonce", u64(acc.Nonce))
 	pending := acc.Nonce
 	if acc.PendingNonce != nil {
@@ -319,9 +343,18 @@ func stakesRun(opts *StakesOptions) error {
 		return nil
 	}
 	own, cs := opts.own(), opts.IO.ColorScheme()
-	t := newTable(opts.IO.Out, "address", "stake", "share", "")
+	unbonding := slices.ContainsFunc(stakes, func(s rpc.Stake) bool { return s.Unbonding > 0 })
+	head := []string{"address", "stake", "share", ""}
+	if unbonding {
+		head = []string{"address", "stake", "unbonding", "share", ""}
+	}
+	t := newTable(opts.IO.Out, head...)
 	for _, s := range stakes {
-		t.Append(own.label(s.Address, cs), u64(s.Stake), percent(s.Share), cs.Green(bar(s.Share, barWidth)))
+		row := []string{own.label(s.Address, cs), u64(s.Stake), percent(s.Share), cs.Green(bar(s.Share, barWidth))}
+		if unbonding {
+			row = slices.Insert(row, 2, unbondingCell(s.Unbonding, s.ReleaseHeight))
+		}
+		t.Append(row...)
 	}
 	return t.Render()
 }

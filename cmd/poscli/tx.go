@@ -141,8 +141,12 @@ gives it a chance to forge blocks in proportion to its share.`,
 	kindUnstake = txKind{
 		typ:   chain.TxUnstake,
 		use:   "unstake",
-		short: "Move --amount from stake back to balance",
-		long:  `Send an UNSTAKE: --amount moves from the key's stake back to its balance.`,
+		short: "Move --amount from stake to unbonding, back in the balance later",
+		long: `Send an UNSTAKE: --amount leaves the key's stake at once (it no longer
+counts in elections) and unbonds: it returns to the balance unbonding_blocks
+heights later (a genesis parameter, 256 by default; 0 returns it at once).
+Until then slashing still reaches it. ` + "`poscli account`" + ` shows the coins
+unbonding and the height that releases them.`,
 		example: `  poscli tx unstake --amount 20
   poscli tx unstake --key alice --amount 20 --wait -o json`,
 	}
@@ -457,7 +461,7 @@ func networkRules(ctx context.Context, c *client.Client, st rpc.Status) *chain.G
 func precheck(opts *TxSendOptions, g *chain.Genesis, tx *chain.Transaction, acc rpc.Account) error {
 	err := g.CheckTx(tx)
 	if err == nil {
-		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce}, chain.Account{})
+		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, Unbonding: acc.Unbonding}, chain.Account{})
 	}
 	if err == nil {
 		return nil

@@ -177,7 +177,7 @@ func (b *Backend) Accounts() []rpc.Account {
 	entries := b.p.Chain.Snapshot().Accounts()
 	out := make([]rpc.Account, len(entries))
 	for i, e := range entries {
-		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce}
+		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce, Unbonding: e.Unbonding, ReleaseHeight: e.Release}
 	}
 	return out
 }
@@ -186,7 +186,8 @@ func (b *Backend) Accounts() []rpc.Account {
 func (b *Backend) Account(a chain.Address) rpc.Account {
 	acc := b.p.Chain.Account(a)
 	pending := b.p.Pool.PendingNonce(a, b.p.Chain)
-	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &pending}
+	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce,
+		Unbonding: acc.Unbonding, ReleaseHeight: acc.Release, PendingNonce: &pending}
 }
 
 // Stakes lists stakers, largest first, with their share of all stake.
@@ -194,7 +195,8 @@ func (b *Backend) Stakes() []rpc.Stake {
 	stakers, total := b.p.Chain.Snapshot().Stakers()
 	out := make([]rpc.Stake, len(stakers))
 	for i, e := range stakers {
-		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total)}
+		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total),
+			Unbonding: e.Unbonding, ReleaseHeight: e.Release}
 	}
 	return out
 }

@@ -31,9 +31,12 @@ func (b *Backend) NotifyEvidence(ev chainmgr.EvidenceEvent) {
 func evidenceRPC(r chainmgr.EvidenceRecord) rpc.Evidence {
 	e := &r.Evidence
 	out := rpc.Evidence{
-		ID: e.ID(), Height: e.Height(), Forger: e.Forger(),
+		ID: e.ID(), Kind: e.KindOf(), Height: e.Height(), Forger: e.Forger(),
 		Hashes: []chain.Hash{e.A.Hash(), e.B.Hash()},
 		SeenAt: r.SeenAt.UnixMilli(),
+	}
+	if e.KindOf() != chain.EvidenceEquivocation {
+		out.Hashes = []chain.Hash{e.VoteA.Target.Hash, e.VoteB.Target.Hash}
 	}
 	if r.IncludedIn != 0 {
 		in, burned := r.IncludedIn, r.Burned

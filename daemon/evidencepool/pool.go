@@ -86,6 +86,9 @@ type slotKey struct {
 type evKey struct {
 	forger chain.Address
 	height uint64
+	// vote: a vote offence (double or surround vote), counted apart
+	// from a header equivocation at the same height, as the chain does.
+	vote bool
 }
 
 // Pool is the evidence pool. Its methods are safe for concurrent use.
@@ -198,7 +201,7 @@ func (p *Pool) BlockChecked(b *chain.Block, hash chain.Hash) {
 		p.log.Warn("equivocation seen but the evidence does not check", "height", b.Height, "forger", string(b.Forger), "err", err.Error())
 		return
 	}
-	if _, ok := st.Slashed(e.Forger(), e.Height()); ok {
+	if _, ok := st.SlashedFor(&e); ok {
 		return
 	}
 	if _, added := p.add(e, p.now()); added {
@@ -213,7 +216,7 @@ func (p *Pool) observe(b *chain.Block, hash chain.Hash, head uint64) (first chai
 	k := slotKey{b.Height, b.PrevHash, b.Forger}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, known := p.records[evKey{b.Forger, b.Height}]; known {
+	if _, known := p.records[evKey{b.Forger, b.Height, false}]; known {
 		return chain.Header{}, false
 	}
 	h, ok := p.headers[k]
@@ -238,7 +241,7 @@ func (p *Pool) observe(b *chain.Block, hash chain.Hash, head uint64) (first chai
 func (p *Pool) Equivocated(forger chain.Address, height uint64, prev chain.Hash) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r, ok := p.records[evKey{forger, height}]
+	r, ok := p.records[evKey{forger, height, false}]
 	return ok && r.Evidence.A.PrevHash == prev
 }
 
@@ -268,7 +271,7 @@ func (p *Pool) pruneHeadersLocked(head uint64) {
 
 // add keeps e as pending evidence; false if the (forger, height) is known.
 func (p *Pool) add(e chain.Evidence, now time.Time) (Record, bool) {
-	k := evKey{e.Forger(), e.Height()}
+	k := keyOf(&e)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.records[k]; ok {
@@ -302,7 +305,7 @@ func (p *Pool) evictLocked() {
 func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, now time.Time) {
 	for _, b := range reverted {
 		for i := range b.Evidence {
-			if r, ok := p.records[evKey{b.Evidence[i].Forger(), b.Evidence[i].Height()}]; ok && r.IncludedIn == b.Height {
+			if r, ok := p.records[keyOf(&b.Evidence[i])]; ok && r.IncludedIn == b.Height {
 				r.IncludedIn, r.Burned = 0, 0
 			}
 		}
@@ -310,7 +313,7 @@ func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, no
 	for _, b := range added {
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
-			k := evKey{e.Forger(), e.Height()}
+			k := keyOf(e)
 			r, ok := p.records[k]
 			if !ok {
 				if len(p.records) >= maxEvidence {
@@ -320,7 +323,7 @@ func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, no
 				p.records[k] = r
 			}
 			r.IncludedIn = b.Height
-			if s, ok := st.Slashed(k.forger, k.height); ok {
+			if s, ok := st.SlashedFor(e); ok {
 				r.IncludedIn, r.Burned = s.IncludedIn, s.Burned
 			}
 			p.met.Committed(1, r.Burned)
@@ -349,7 +352,7 @@ func (p *Pool) emitLocked(ev Event) {
 // (it would burn nothing; keys without stake cannot flood the pool).
 func (p *Pool) Add(e chain.Evidence) (bool, error) {
 	p.mu.Lock()
-	_, known := p.records[evKey{e.Forger(), e.Height()}]
+	_, known := p.records[keyOf(&e)]
 	p.mu.Unlock()
 	head, st := p.view()
 	if known {
@@ -359,13 +362,14 @@ func (p *Pool) Add(e chain.Evidence) (bool, error) {
 	if err := e.Check(p.g, max(next, e.Height()+1)); err != nil {
 		return false, err
 	}
-	if e.Height() >= next || next-e.Height() > chain.MaxEvidenceAge {
+	if e.Height() >= next || next-e.Height() > p.g.EvidenceAge(e.KindOf()) {
 		return false, nil
 	}
-	if st.Account(e.Forger()).Stake == 0 {
+	// Slashing reaches unbonding stake too.
+	if acc := st.Account(e.Forger()); acc.Stake == 0 && acc.Unbonding == 0 {
 		return false, nil
 	}
-	if _, ok := st.Slashed(e.Forger(), e.Height()); ok {
+	if _, ok := st.SlashedFor(&e); ok {
 		return false, nil
 	}
 	_, added := p.add(e, p.now())
@@ -387,10 +391,10 @@ func (p *Pool) Pending() []chain.Evidence {
 	p.mu.Lock()
 	var out []chain.Evidence
 	for k, r := range p.records {
-		if r.IncludedIn != 0 || k.height >= next || next-k.height > chain.MaxEvidenceAge {
+		if r.IncludedIn != 0 || k.height >= next || next-k.height > p.g.EvidenceAge(r.Evidence.KindOf()) {
 			continue
 		}
-		if _, ok := st.Slashed(k.forger, k.height); ok {
+		if _, ok := st.SlashedFor(&r.Evidence); ok {
 			continue
 		}
 		out = append(out, r.Evidence)
@@ -446,4 +450,9 @@ func (p *Pool) Subscribe(buffer int) (<-chan Event, func()) {
 			p.mu.Unlock()
 		})
 	}
+}
+
+// keyOf is the record key of an evidence item.
+func keyOf(e *chain.Evidence) evKey {
+	return evKey{e.Forger(), e.Height(), e.KindOf() != chain.EvidenceEquivocation}
 }
