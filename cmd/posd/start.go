@@ -87,7 +87,8 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
 	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
-	addStartLabFlags(cmd, opts) // byzantine.go
+	addStartLabFlags(cmd, opts)           // byzantine.go
+	addCheckpointFlag(cmd, &c.Checkpoint) // checkpoint.go
 	return cmd
 }
 

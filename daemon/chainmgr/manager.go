@@ -86,8 +86,16 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 	// Metrics receives import, election and commit times; nil records nothing.
 	Metrics *metrics.Chain
-	// ForkChoice decides every switch of branch (forkchoice.go); nil: V2.
+	// ForkChoice decides every switch of branch (forkchoice.go); nil: V3
+	// with Checkpoint (forkchoice_v3.go), which the manager also makes
+	// one of its Observers.
 	ForkChoice ForkChoice
+	// Checkpoint, if set, is the node's weak-subjectivity checkpoint
+	// (`posd start --checkpoint HEIGHT:HASH`): every block at its height
+	// with another hash is refused (ErrConflictsWithCheckpoint, a peer
+	// fault), so a fresh node never syncs another chain past it; and New
+	// refuses a stored chain with another block there (*CheckpointError).
+	Checkpoint *chain.Checkpoint
 	// Observers hear of every checked block and every move of the main
 	// chain, after the evidence pool (evidence.go).
 	Observers []Observer
@@ -117,8 +125,9 @@ type Manager struct {
 	// swap, pruning) is in progress, and counts them: work done off the
 	// lock from a snapshot is trusted only if seq did not change meanwhile.
 	seq    atomic.Uint64
-	ix     index      // the block tree (blocktree.go)
-	fc     ForkChoice // forkchoice.go
+	ix     index             // the block tree (blocktree.go)
+	fc     ForkChoice        // forkchoice.go
+	cp     *chain.Checkpoint // Config.Checkpoint (checkpoint.go)
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
@@ -134,6 +143,7 @@ type Manager struct {
 
 type stats struct {
 	blocks, txs, reorgs, pruned, branchChecks, knownInvalid, dropped atomic.Int64
+	checkpointRefused                                                atomic.Int64
 }
 
 // Stats are the manager's counters.
@@ -145,6 +155,9 @@ type Stats struct {
 	BranchChecks   int64 // side-branch states computed to validate or switch
 	KnownInvalid   int64 // blocks refused at once as known invalid
 	EventsDropped  int64 // events coalesced away for a slow subscriber
+	// CheckpointRefused counts blocks refused for another hash at the
+	// checkpoint's height (Config.Checkpoint).
+	CheckpointRefused int64
 }
 
 // New loads the head and state from cfg.Store and the block index.
@@ -162,8 +175,17 @@ func New(cfg Config) (*Manager, error) {
 		subs:  subscribers{m: make(map[*subscriber]struct{})}, future: newFuture(),
 		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
 	}
+	if cfg.Checkpoint != nil {
+		cp := *cfg.Checkpoint
+		m.cp = &cp
+	}
+	obs := cfg.Observers
 	if m.fc == nil {
-		m.fc = V2{}
+		// v3 is the default: with no votes every branch's justified
+		// checkpoint stays at genesis and it decides as v2.
+		v3 := NewV3(m.cp)
+		m.fc = v3
+		obs = append(obs[:len(obs):len(obs)], v3)
 	}
 	if cfg.Metrics != nil {
 		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
@@ -189,7 +211,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence(),
 		Head: func() (uint64, *chain.State) { s := m.snap.Load(); return s.Height(), s.state }})
-	m.obs = append(observers{m.ev}, cfg.Observers...)
+	if err := m.checkStoredCheckpoint(); err != nil {
+		return nil, err
+	}
+	m.obs = append(observers{m.ev}, obs...)
 	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
 		return nil, err
 	}
@@ -231,6 +256,7 @@ func (m *Manager) Stats() Stats {
 		BlocksImported: m.stats.blocks.Load(), TxsCommitted: m.stats.txs.Load(), Reorgs: m.stats.reorgs.Load(),
 		SidePruned: m.stats.pruned.Load(), BranchChecks: m.stats.branchChecks.Load(),
 		KnownInvalid: m.stats.knownInvalid.Load(), EventsDropped: m.stats.dropped.Load(),
+		CheckpointRefused: m.stats.checkpointRefused.Load(),
 	}
 }
 
