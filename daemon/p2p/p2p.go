@@ -201,7 +201,7 @@ type Node struct {
 	votes    *voteGossip   // votes.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
-	rtt      *rttBook // peers' round-trip times (rtt.go)
+	rtt      *rttBook     // peers' round-trip times (rtt.go)
 	txOut    *txOutbox    // transactions to gossip (txout.go)
 	fill     *txFill      // gap filling (txfill.go); nil when the handler does not
 	blkQ     chan pubItem // blocks and evidence
