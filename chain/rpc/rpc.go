@@ -141,6 +141,13 @@ type ConfigPatch struct {
 type Peer struct {
 	ID    string   `json:"id"`
 	Addrs []string `json:"addrs"`
+	// RTTMs is the round-trip time to the peer in milliseconds: a moving
+	// average of the node's pings (one every 10 s), so one slow answer
+	// moves it by a fraction. Absent until the peer first answered a ping.
+	RTTMs float64 `json:"rtt_ms,omitempty"`
+	// RTTLastMs is the round-trip time of the latest answered ping, in
+	// milliseconds (absent as RTTMs is).
+	RTTLastMs float64 `json:"rtt_last_ms,omitempty"`
 }
 
 // Health is GET /healthz.

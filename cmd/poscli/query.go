@@ -59,9 +59,12 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 genesis.json hash (the network's identity, which block 0 carries as its prev
 hash; not block 0's own hash), head height, hash and time, the justified
 and final heights (blocks at or below the final height are never reverted),
-the node's address, election, peers, forging settings and pool size. When
-finality stalls (more than a third of the stake not voting), status says so
-loudly, with the stake missing.
+the node's address, election, peers, forging settings and pool size, then
+its peers (GET /v1/peers) nearest first with their round-trip times: RTT is
+a moving average of the node's pings (one every 10 s), LAST the latest ping;
+"-" until the first ping was answered. When finality stalls (more than a
+third of the stake not voting), status says so loudly, with the stake
+missing.
 
 JSON (-o json): {"chain_id", "genesis_hash", "height", "head_hash",
 "head_timestamp", "address", "election", "peers", "block_size",
@@ -69,7 +72,8 @@ JSON (-o json): {"chain_id", "genesis_hash", "height", "head_hash",
 "justified_height", "justified_hash", "finalized_height", "finalized_hash",
 "finality_stalled"} as the node sends it (timestamps in unix milliseconds;
 the finality fields are absent on a node without finality, and
-finality_stalled unless it stalls: see poscli finality --help).`,
+finality_stalled unless it stalls: see poscli finality --help), and
+"peer_list": the peers as poscli peers -o json gives them, nearest first.`,
 		Example: `  poscli status
   poscli status --node http://10.0.0.2:5001
   poscli status -o json | jq .height`,
@@ -91,9 +95,24 @@ func statusRun(opts *StatusOptions) error {
 	if err != nil {
 		return err
 	}
+	// The peers are a second request: status still answers when they
+	// cannot be had, saying so.
+	peers, peersErr := c.Peers(opts.ctx())
+	if peersErr != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "peers unavailable: %v\n", peersErr)
+	}
+	peers = nonNil(peers)
+	for i := range peers {
+		peers[i].Addrs = nonNil(peers[i].Addrs)
+	}
+	sortByRTT(peers)
 	if opts.Globals.JSON() {
 		st.P2PAddrs = nonNil(st.P2PAddrs)
-		return writeJSON(opts.IO.Out, st)
+		out := statusJSON{Status: st}
+		if peersErr == nil {
+			out.PeerList = &peers
+		}
+		return writeJSON(opts.IO.Out, out)
 	}
 	cs := opts.IO.ColorScheme()
 	if st.FinalityStalled != nil {
@@ -141,7 +160,26 @@ func statusRun(opts *StatusOptions) error {
 	if st.ClockBehindMs > 0 {
 		fl.Add("clock", cs.Yellow(fmt.Sprintf("looks %s behind the network's: blocks arrive ahead of it (check NTP)", formatMs(st.ClockBehindMs))))
 	}
-	return fl.Write(opts.IO.Out)
+	if err := fl.Write(opts.IO.Out); err != nil || len(peers) == 0 {
+		return err
+	}
+	fmt.Fprintln(opts.IO.Out)
+	t := newTable(opts.IO.Out, "peer", "rtt", "last", "addr")
+	for _, p := range peers {
+		addr := "-"
+		if len(p.Addrs) > 0 {
+			addr = p.Addrs[0]
+		}
+		t.Append(p.ID, rttText(p.RTTMs), rttText(p.RTTLastMs), addr)
+	}
+	return t.Render()
+}
+
+// statusJSON is status -o json: the node's status and its peers.
+type statusJSON struct {
+	rpc.Status
+	// PeerList is absent when the peers could not be had, [] with none.
+	PeerList *[]rpc.Peer `json:"peer_list,omitempty"`
 }
 
 // ---- accounts ----
@@ -645,9 +683,14 @@ func NewCmdPeers(f *Factory, runF func(*PeersOptions) error) *cobra.Command {
 	return queryCmd(&opts.QueryEnv, &cobra.Command{
 		Use:   "peers",
 		Short: "List the node's peers",
-		Long: `List the peers the node is connected to: peer id and addresses.
+		Long: `List the peers the node is connected to, nearest first: peer id, round-trip
+time and addresses. RTT is a moving average of the node's pings (one every
+10 s, so one slow answer moves it by a fifth), LAST the latest ping; "-"
+until the first ping was answered.
 
-JSON (-o json): [{"id", "addrs"}] with addrs a list of multiaddresses.`,
+JSON (-o json): [{"id", "addrs", "rtt_ms", "rtt_last_ms"}] as the node
+sends it (in peer id order), with addrs a list of multiaddresses and the
+round-trip times in milliseconds, absent until measured.`,
 		Example: `  poscli peers
   poscli peers -o json | jq -r '.[].id'`,
 		Args: noArgs,
@@ -679,9 +722,10 @@ func peersRun(opts *PeersOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, "no peers")
 		return nil
 	}
-	t := newTable(opts.IO.Out, "id", "addrs")
+	sortByRTT(peers)
+	t := newTable(opts.IO.Out, "id", "rtt", "last", "addrs")
 	for _, p := range peers {
-		t.Append(p.ID, strings.Join(p.Addrs, ", "))
+		t.Append(p.ID, rttText(p.RTTMs), rttText(p.RTTLastMs), strings.Join(p.Addrs, ", "))
 	}
 	return t.Render()
 }
