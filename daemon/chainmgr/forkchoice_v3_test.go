@@ -97,7 +97,8 @@ func TestV3ForkChoice(t *testing.T) {
 }
 
 // finalOnLoad is a store whose loaded state says the chain is final at
-// fin (the store does not persist the record yet; the rules will fill it).
+// fin, its record otherwise as stored (no votes in these chains: nothing
+// is justified above genesis on either branch).
 type finalOnLoad struct {
 	Store
 	fin chain.Checkpoint
@@ -106,7 +107,9 @@ type finalOnLoad struct {
 func (s finalOnLoad) LoadState() (*chain.State, error) {
 	st, err := s.Store.LoadState()
 	if err == nil {
-		st.SetFinality(&chain.Finality{Justified: s.fin, Finalized: s.fin})
+		f := *st.Finality()
+		f.Finalized = s.fin
+		st.SetFinality(&f)
 	}
 	return st, err
 }
