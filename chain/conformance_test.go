@@ -259,7 +259,7 @@ func TestBlockRules(t *testing.T) {
 			return b
 		}, ErrWrongForger},
 
-		// v2 rules (DESIGN "v2 rules").
+		// The v2 rules (docs/CONSENSUS.md).
 		{"STAKE over max_lots", [](func(*Genesis)){func(g *Genesis) { g.MaxLots = 15 }}, func(c *testChain) *Block {
 			return c.next(0, signedTx(TxStake, "alice", alice, 6, 0, 1)) // 10 + 6 lots > 15
 		}, ErrStakeLimit},
@@ -331,7 +331,7 @@ func TestBlockRules(t *testing.T) {
 			return b
 		}, ErrBadSeed},
 
-		// v3 rules (DESIGN "v3 rules"): alice holds every lot, so her vote
+		// The v3 rules (docs/CONSENSUS.md): alice holds every lot, so her vote
 		// alone justifies. votedTwo: block 2 carries her 0 → 1.
 		{"a vote justifying block 1", nil, func(c *testChain) *Block {
 			c.accept(withVotes(c))

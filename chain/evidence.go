@@ -15,7 +15,7 @@ import (
 	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519/extra/ecvrf"
 )
 
-// Evidence and slashing (DESIGN "v2 rules" and "v3 rules", the attack lab).
+// Evidence and slashing (the v2 and v3 rules, docs/CONSENSUS.md; the attack lab).
 //
 // Three kinds of offence are slashable: a header equivocation (below), a
 // double vote (one voter, two different votes for one target height) and

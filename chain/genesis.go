@@ -59,7 +59,7 @@ const (
 	// MaxChainIDLen bounds chain ids so every transaction has a bounded size.
 	MaxChainIDLen = 64
 
-	// DefaultEpochBlocks makes every block a checkpoint (DESIGN v3): a
+	// DefaultEpochBlocks makes every block a checkpoint (the v3 rules): a
 	// block is final about two blocks after it was forged.
 	DefaultEpochBlocks = 1
 	// MaxEpochBlocks bounds epoch_blocks to max_reorg: a vote's target may
@@ -78,7 +78,7 @@ const (
 // Seed sources: where the election for a block takes its seed.
 const (
 	// SeedVRF: the parent's seed, the VRF output of its forger over the
-	// grandparent's seed. The forger cannot choose it (DESIGN v2).
+	// grandparent's seed. The forger cannot choose it (the v2 rules).
 	SeedVRF = "vrf"
 	// SeedBlockHash: the parent's hash, as in v1. The forger chooses it
 	// through its timestamp and transaction set: kept only so the grinding
@@ -188,7 +188,7 @@ type Genesis struct {
 	// Lab marks a network made for experiments (attack engines may run).
 	Lab bool `json:"lab"`
 
-	// v3 parameters (DESIGN "v3 rules"). A genesis.json written before v3
+	// v3 parameters (the v3 rules, docs/CONSENSUS.md). A genesis.json written before v3
 	// leaves them out and gets the defaults. The hash covers them, but
 	// leaves each out while it holds its default (see Hash): every network
 	// made before v3 keeps its genesis hash, so its stored chains and its

@@ -169,7 +169,7 @@ func (b *Block) SetEvidence(ev []Evidence) {
 
 // Account is one address's slice of the state.
 //
-// Unbonding is stake an UNSTAKE took out of Stake (DESIGN v3): it carries
+// Unbonding is stake an UNSTAKE took out of Stake (the v3 rules): it carries
 // no lots and cannot be spent, slashing still reaches it, and at the apply
 // of the block at height Release it returns to Balance. One account has
 // one unbonding amount: a second UNSTAKE while coins are unbonding adds to

@@ -2,7 +2,7 @@ package rpc
 
 import "github.com/poslab/posd/chain"
 
-// Finality is GET /v1/finality: what the finality gadget (DESIGN "v3
+// Finality is GET /v1/finality: what the finality gadget (the v3 rules
 // rules") knows on the node's main chain. Justified and Finalized are the
 // latest checkpoints of each kind; Checkpoints are the newest targets above
 // Finalized (at most MaxFinalityCheckpoints, newest first), each with the

@@ -49,7 +49,7 @@ type Status struct {
 	// the network's: blocks from elected forgers keep arriving that much
 	// ahead of it (they are kept until due, so the node follows late).
 	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
-	// The finality record of the main chain (DESIGN "v3 rules"): the
+	// The finality record of the main chain (the v3 rules, docs/CONSENSUS.md): the
 	// latest justified and finalized checkpoints. Absent on a node
 	// without finality (before v3): clients then fall back to inclusion.
 	JustifiedHeight *uint64     `json:"justified_height,omitempty"`

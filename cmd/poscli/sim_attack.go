@@ -47,7 +47,7 @@ shows the attacker's exact share.
             Reported: the probability that a payment k blocks deep (k
             confirmations) is reversed, k = 1..--depth, with 95% Wilson
             intervals, as a table and a plot.
-            --finality on|off (default on, DESIGN v3; off: v2's fork
+            --finality on|off (default on, the v3 rules; off: v2's fork
             choice): every block is a checkpoint; the honest stakers vote
             for each honest block, the attacker only for its own private
             blocks (which alone carry its votes); a block is justified by

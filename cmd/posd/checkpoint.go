@@ -10,7 +10,7 @@ import (
 	"github.com/poslab/posd/chain"
 )
 
-// --checkpoint HEIGHT:HASH (weak subjectivity, DESIGN "v3 rules"): a block
+// --checkpoint HEIGHT:HASH (weak subjectivity, the v3 rules in docs/CONSENSUS.md): a block
 // of the network's chain learnt out of band; the node refuses any chain
 // with another block at that height, from peers
 // (conflicts_with_checkpoint) or on its own disk (start refuses).

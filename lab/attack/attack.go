@@ -17,7 +17,7 @@
 //     HeartbeatInterval) while a payment is less than max_reorg deep; the
 //     attacker may backdate its blocks into an idle gap before the payment
 //     and fork from any idle beat (IdleBeat) below it. Defence: finality
-//     (Finality, DESIGN v3): stake-weighted votes make the payment's
+//     (Finality, the v3 rules): stake-weighted votes make the payment's
 //     block final two blocks later when more than 2/3 of the lots vote
 //     for the honest chain, and no honest node leaves a final block; the
 //     attacker votes only for its own private chain. Reversals are
@@ -111,7 +111,7 @@ type Config struct {
 	Stake      uint64
 	SeedSource SeedSource
 	Heartbeat  bool
-	// Finality is the v3 finality defence (private only; DESIGN "v3
+	// Finality is the v3 finality defence (private only; the v3 rules
 	// rules"): honest nodes never adopt a branch without their latest
 	// final block, then prefer the higher justified checkpoint, then v2's
 	// rule. Off (the zero value): v2's fork choice alone. Either way the

@@ -2,7 +2,7 @@ package attack
 
 import "slices"
 
-// The finality gadget of the v3 rules (DESIGN "v3 rules"), as the private
+// The finality gadget of the v3 rules (docs/CONSENSUS.md), as the private
 // attack meets it.
 //
 // Every block is a checkpoint (epoch_blocks 1), named here by its height
@@ -62,7 +62,7 @@ func newFFGBranch(lots []uint64) *ffgBranch {
 	return b
 }
 
-// includable reports whether a block on top of b may carry v (DESIGN:
+// includable reports whether a block on top of b may carry v (the v3 rules:
 // target and source on the branch, source justified there, source below
 // target, the voter's vote for that link not already on the branch).
 func (b *ffgBranch) includable(v ffgVote) bool {

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// TestFFGBranchRules: a block carries a vote only as DESIGN v3 allows;
+// TestFFGBranchRules: a block carries a vote only as the v3 rules allow;
 // anything else is left out and counts for nothing.
 func TestFFGBranchRules(t *testing.T) {
 	// Four voters of 1, 1, 1 and 2 lots (5 in all): more than 2/3 is 4 lots

@@ -52,7 +52,7 @@ import (
 // reorg is at most max_reorg blocks; that reverses the payment. Blocks
 // made at the same moment count for the honest chain first.
 //
-// With Finality (DESIGN v3) the fork choice first refuses a private chain
+// With Finality (the v3 rules) the fork choice first refuses a private chain
 // without the honest chain's latest final block, then prefers the branch
 // with the higher justified checkpoint, and only then applies v2's rule
 // (finality.go counts the votes). The honest timeline is v2's: heartbeat
