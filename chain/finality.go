@@ -10,7 +10,7 @@ import (
 )
 
 // Finality is the finality gadget's record on one branch (the v3 rules
-// rules"): the justified and final checkpoints and what is needed to count
+// in docs/CONSENSUS.md): the justified and final checkpoints and what is needed to count
 // the votes that blocks carry. It is part of the State: Apply replaces it
 // (never mutates it: a record others read stays as it is), the Undo keeps
 // the one before, and stores persist it in its binary encoding.

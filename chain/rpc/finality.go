@@ -3,7 +3,7 @@ package rpc
 import "github.com/poslab/posd/chain"
 
 // Finality is GET /v1/finality: what the finality gadget (the v3 rules
-// rules") knows on the node's main chain. Justified and Finalized are the
+// in docs/CONSENSUS.md) knows on the node's main chain. Justified and Finalized are the
 // latest checkpoints of each kind; Checkpoints are the newest targets above
 // Finalized (at most MaxFinalityCheckpoints, newest first), each with the
 // tally of the votes the main chain carries for it.

@@ -112,7 +112,7 @@ type Config struct {
 	SeedSource SeedSource
 	Heartbeat  bool
 	// Finality is the v3 finality defence (private only; the v3 rules
-	// rules"): honest nodes never adopt a branch without their latest
+	// in docs/CONSENSUS.md): honest nodes never adopt a branch without their latest
 	// final block, then prefer the higher justified checkpoint, then v2's
 	// rule. Off (the zero value): v2's fork choice alone. Either way the
 	// votes are counted, to tell which payments were final.
