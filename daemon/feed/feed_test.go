@@ -162,3 +162,53 @@ func TestSubscribersBoundedAndClose(t *testing.T) {
 		t.Fatal("a closed feed still sends")
 	}
 }
+
+// TestConcurrentSendCancelClose: senders, readers that cancel halfway and
+// a Close, all at once (run with -race): no send on a closed channel, no
+// deadlock, every channel closed at the end.
+func TestConcurrentSendCancelClose(t *testing.T) {
+	f := New[int](Options{MaxSubscribers: 64})
+	policies := []Policy[int]{
+		DropNewest[int](4), DropOldest[int](4),
+		Coalesce(8, func(int) int { return 1 }, func(q []int, _ int) (int, int) { return q[len(q)-1], len(q) - 1 }),
+	}
+	var subs []*Subscription[int]
+	for i := range 30 {
+		s, err := f.Subscribe(policies[i%len(policies)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, s)
+	}
+	done := make(chan struct{})
+	for w := range 4 {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range 2000 {
+				f.Send(w*10000 + i)
+			}
+		}()
+	}
+	for i, s := range subs {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			n := 0
+			for range s.C() {
+				if n++; i%2 == 0 && n == 50 {
+					s.Cancel()
+				}
+			}
+		}()
+	}
+	for range 4 {
+		<-done
+	}
+	f.Close()
+	for range subs {
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a subscriber's channel never closed")
+		}
+	}
+}

@@ -55,12 +55,7 @@ func (p *Pool) Reset(c Chain, old *chain.Block, st StateView, known ...[]*chain.
 	var rs ResetStats
 	var txs []chain.Transaction
 	if old != nil && c != nil {
-		have := make(map[chain.Hash]*chain.Block)
-		for _, bs := range known {
-			for _, b := range bs {
-				have[b.Hash()] = b
-			}
-		}
+		var have map[chain.Hash]*chain.Block // known by hash, made if a parent is needed
 		onMain := func(height uint64, hash chain.Hash) bool {
 			h, err := c.HashAt(height)
 			return err == nil && h == hash
@@ -80,6 +75,14 @@ func (p *Pool) Reset(c Chain, old *chain.Block, st StateView, known ...[]*chain.
 			txs = append(txs, b.Transactions...)
 			if onMain(b.Height-1, b.PrevHash) {
 				break
+			}
+			if have == nil {
+				have = make(map[chain.Hash]*chain.Block)
+				for _, bs := range known {
+					for _, k := range bs {
+						have[k.Hash()] = k
+					}
+				}
 			}
 			parent, ok := have[b.PrevHash]
 			if !ok {
