@@ -32,6 +32,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/evidencepool"
+	"github.com/poslab/posd/daemon/feed"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 )
@@ -131,7 +132,7 @@ type Manager struct {
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
-	subs subscribers // feed.go
+	feed *feed.Feed[Event] // feed.go
 
 	ev     *evidencepool.Pool // evidence.go
 	obs    observers          // the pool and Config.Observers
@@ -142,8 +143,8 @@ type Manager struct {
 }
 
 type stats struct {
-	blocks, txs, reorgs, pruned, branchChecks, knownInvalid, dropped atomic.Int64
-	checkpointRefused                                                atomic.Int64
+	blocks, txs, reorgs, pruned, branchChecks, knownInvalid atomic.Int64
+	checkpointRefused                                       atomic.Int64
 }
 
 // Stats are the manager's counters.
@@ -172,7 +173,7 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  subscribers{m: make(map[*subscriber]struct{})}, future: newFuture(),
+		feed:  newEventFeed(), future: newFuture(),
 		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
 	}
 	if cfg.Checkpoint != nil {
@@ -255,7 +256,7 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		BlocksImported: m.stats.blocks.Load(), TxsCommitted: m.stats.txs.Load(), Reorgs: m.stats.reorgs.Load(),
 		SidePruned: m.stats.pruned.Load(), BranchChecks: m.stats.branchChecks.Load(),
-		KnownInvalid: m.stats.knownInvalid.Load(), EventsDropped: m.stats.dropped.Load(),
+		KnownInvalid: m.stats.knownInvalid.Load(), EventsDropped: m.feed.Stats().Coalesced,
 		CheckpointRefused: m.stats.checkpointRefused.Load(),
 	}
 }
@@ -303,26 +304,32 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
-			m.subs.closeAll()
+			m.feed.Close()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
-	m.subs.closeAll()
+	m.feed.Close()
 	return m.st.Close()
 }
 
 // Event tells subscribers the chain moved: Added joined the main chain
 // (oldest first), Reverted left it (newest first), and Snapshot is the
-// chain after the change. MissedBlocks counts added blocks a slow
-// subscriber was not given (see Subscribe): the oldest ones, and only
-// when the events were coalesced.
+// chain after the change; Prev was the head before it. A slow subscriber
+// may get several changes coalesced into one (see Subscribe): Prev is
+// then the head before the oldest of them, and MissedBlocks and
+// MissedReverted count the added and reverted blocks it was not given.
+// Whoever must know every block a change reverted or added walks from
+// Prev to Snapshot.Head() through the stored blocks (mempool.Pool.Reset
+// does), rather than trusting the lists to be whole.
 type Event struct {
-	Snapshot     *Snapshot
-	Added        []*chain.Block
-	Reverted     []*chain.Block
-	MissedBlocks int
+	Snapshot       *Snapshot
+	Prev           *chain.Block
+	Added          []*chain.Block
+	Reverted       []*chain.Block
+	MissedBlocks   int
+	MissedReverted int
 }
 
 // Subscribe delivers an Event per chain change, in commit order, until
@@ -330,13 +337,19 @@ type Event struct {
 // events still queued are dropped). Imports never wait for a subscriber:
 // its queue is bounded by maxBytes (at least MinEventBytes) of estimated
 // memory, and a subscriber that falls that far behind gets the queued
-// events coalesced into one, which keeps every reverted block, the newest
-// snapshot and the newest added blocks that fit (Stats.EventsDropped
-// counts the events merged away).
+// events coalesced into one (feed.Coalesce, coalesceEvents): the newest
+// snapshot, the head before them, and the blocks that fit
+// (Stats.EventsDropped counts the events merged away). Past
+// maxSubscribers the channel is closed at once.
 func (m *Manager) Subscribe(maxBytes int) (<-chan Event, func()) {
-	s := newSubscriber(maxBytes, &m.stats.dropped)
-	m.subs.add(s, m.closed.Load)
-	return s.out, func() { m.subs.remove(s) }
+	s, err := m.subscribe(max(maxBytes, MinEventBytes))
+	if err != nil {
+		m.log.Error("chain events: subscription refused", "err", err.Error())
+		ch := make(chan Event)
+		close(ch)
+		return ch, func() {}
+	}
+	return s.C(), s.Cancel
 }
 
 // CachedCandidates returns the election for the child of parent if it was

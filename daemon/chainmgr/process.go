@@ -316,7 +316,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// snapshot's copy inherits it and updates it by the stake changes of
 	// the blocks since (none, usually) instead of rebuilding it.
 	chain.ElectionTable(m.g, m.state)
-	snap := newSnapshot(m.snap.Load().version+1, m.head, m.state.Clone(), m.elect)
+	prev := m.snap.Load()
+	snap := newSnapshot(prev.version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
 	m.ix.connect(added, reverted, m.state)
@@ -328,7 +329,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 		m.stats.txs.Add(int64(len(b.Transactions)))
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
-	m.subs.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
+	m.feed.Send(Event{Snapshot: snap, Prev: prev.head, Added: added, Reverted: reverted})
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}

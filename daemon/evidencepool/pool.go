@@ -9,7 +9,8 @@
 // slashing records say so on every branch; the pool's records serve the
 // API and events). Everything is bounded: headers by the heights a reorg
 // can reach and a count, evidence by a count, subscribers' queues by a
-// count (a slow subscriber misses events; the records have them).
+// count (daemon/feed, lossy: a slow subscriber misses events; the records
+// have them).
 //
 // It knows nothing of the manager: its view of the chain (the head and
 // the state after it) is a function it is given (the manager's snapshot)
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/feed"
 	"github.com/poslab/posd/daemon/metrics"
 )
 
@@ -105,15 +107,17 @@ type Pool struct {
 	st      *chain.State             // the state after it (read only)
 	headers map[slotKey]chain.Header // the first header seen per slot
 	records map[evKey]*Record
-	subs    map[chan Event]struct{}
+
+	feed *feed.Feed[Event] // events to subscribers (lossy: Records has them all)
 }
 
 // New makes an empty pool; Started gives it the chain.
 func New(cfg Config) *Pool {
 	p := &Pool{
 		g: cfg.Genesis, blocks: cfg.Blocks, log: cfg.Logger, now: cfg.Now, met: cfg.Metrics, headFn: cfg.Head,
-		headers: make(map[slotKey]chain.Header), records: make(map[evKey]*Record), subs: make(map[chan Event]struct{}),
-		st: chain.NewState(),
+		headers: make(map[slotKey]chain.Header), records: make(map[evKey]*Record),
+		feed: feed.New[Event](feed.Options{MaxSubscribers: maxSubscribers}),
+		st:   chain.NewState(),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -332,14 +336,9 @@ func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, no
 	}
 }
 
-func (p *Pool) emitLocked(ev Event) {
-	for ch := range p.subs {
-		select {
-		case ch <- ev:
-		default: // a slow subscriber misses it; Records has it
-		}
-	}
-}
+// emitLocked queues ev for the subscribers; a slow one misses it
+// (feed.DropNewest), Records has it.
+func (p *Pool) emitLocked(ev Event) { p.feed.Send(ev) }
 
 // Add takes evidence from a peer. It returns true when the evidence is
 // new here and valid (forward it), false when it is known, already
@@ -432,27 +431,22 @@ func (p *Pool) Records() []Record {
 // maxSubscribers bounds the subscribers (each holds a queue).
 const maxSubscribers = 256
 
-// Subscribe delivers evidence events until cancel; a subscriber that does
-// not keep up misses events (its queue holds buffer, at least 1). Beyond
+// Subscribe delivers evidence events until cancel (which closes the
+// channel); a subscriber that does not keep up misses the newest events
+// (feed.DropNewest: its queue holds buffer, at least 1). Beyond
 // maxSubscribers, the channel is never written to.
 func (p *Pool) Subscribe(buffer int) (<-chan Event, func()) {
-	ch := make(chan Event, max(buffer, 1))
-	p.mu.Lock()
-	if len(p.subs) < maxSubscribers {
-		p.subs[ch] = struct{}{}
+	s, err := p.feed.Subscribe(feed.DropNewest[Event](buffer))
+	if err != nil {
+		return make(chan Event), func() {}
 	}
-	p.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			p.mu.Lock()
-			delete(p.subs, ch)
-			p.mu.Unlock()
-		})
-	}
+	return s.C(), s.Cancel
 }
 
 // keyOf is the record key of an evidence item.
 func keyOf(e *chain.Evidence) evKey {
 	return evKey{e.Forger(), e.Height(), e.KindOf() != chain.EvidenceEquivocation}
 }
+
+// Dropped counts the events subscribers missed for not keeping up.
+func (p *Pool) Dropped() int64 { return p.feed.Stats().Dropped }
