@@ -326,14 +326,8 @@ func (s *State) revertTables(entries []UndoEntry, slashings []Slashing) {
 	s.revert(entries)
 }
 
-func (j *journal) touch(s *State, a Address) {
-	if _, ok := j.seen[a]; !ok {
-		j.record(a, s.Account(a))
-	}
-}
-
-// touchAs is touch for a caller that has just read a's account as cur:
-// the state is not read again.
+// touchAs records a's account as cur (just read by the caller) before the
+// block first changes it.
 func (j *journal) touchAs(a Address, cur Account) {
 	if _, ok := j.seen[a]; !ok {
 		j.record(a, cur)
