@@ -8,8 +8,9 @@
 //
 // Every change that moves the chain is exactly one bbolt write transaction:
 // Commit writes the block, its main-chain entry, its undo record, its
-// transaction index entries, the accounts it touched and the new head
-// together, and Switch does the same for a whole reorg (revert k blocks and
+// transaction index entries, the diff of the accounts it touched and the
+// new head together (a background fold of diffs into the accounts is one
+// transaction too, see diff.go), and Switch does the same for a whole reorg (revert k blocks and
 // apply the new branch). bbolt commits copy-on-write: the new pages are
 // written and fsynced first, and only then is the meta page that points at
 // the new root written and fsynced (NoSync stays false). A crash before that
@@ -477,10 +478,11 @@ func putFinality(meta *bolt.Bucket, st *chain.State) error {
 
 // Commit appends b to the main chain: b must extend the head (else
 // ErrNotHead). It writes b, main[height], undo, b's transaction index
-// entries, the accounts in undo.Touched() and the slashings in
-// undo.Slashings with their values in st (the state after applying b; zero
-// accounts and absent slashings are deleted), st's finality record and the
-// head, in one transaction.
+// entries, the diff record of the accounts in undo.Touched() and the
+// slashings in undo.Slashings with their values in st (the state after
+// applying b, which must be exactly that: the diff records it; absent
+// slashings are deleted), st's finality record and the head, in one
+// transaction.
 func (s *Store) Commit(b *chain.Block, undo *chain.Undo, st *chain.State) error {
 	return s.Switch(0, []*chain.Block{b}, nil, []*chain.Undo{undo}, st)
 }
@@ -540,7 +542,11 @@ func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
 // their undos as Commit does, writes every account touched by the reverted
 // undo records and by the new undos with its value in st (the final state),
 // and sets the head to the last block (or to the new top after a pure
-// revert). If the new blocks do not chain onto the remaining main chain and
+// revert). The accounts go into diff records of the new blocks (their
+// values after each block are found from st and the later blocks' undo
+// records), the reverted blocks' diff records are deleted, and a revert
+// below the base writes the touched accounts into the base instead
+// (diff.go). If the new blocks do not chain onto the remaining main chain and
 // onto each other, it returns ErrNotHead and writes nothing.
 //
 // ids, when not nil, holds each new block's transaction ids (ids[i][j] =
