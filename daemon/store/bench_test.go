@@ -1,7 +1,14 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/poslab/posd/chain"
 )
@@ -65,5 +72,138 @@ func BenchmarkBlockByHeight(b *testing.B) {
 		if err != nil || blk.Height != h {
 			b.Fatal(err)
 		}
+	}
+}
+
+// fillAccounts writes n filler accounts straight into the accounts bucket
+// (the stored state after the head), in key order and one transaction: a
+// big state without a million signed transactions. Their addresses are
+// returned in a scattered order, so consecutive picks land on unrelated
+// pages.
+func fillAccounts(tb testing.TB, s *Store, n int) []chain.Address {
+	tb.Helper()
+	addrs := make([]chain.Address, n)
+	for i := range addrs {
+		h := sha256.Sum256(fmt.Appendf(nil, "filler %d", i))
+		addrs[i] = chain.Address(hex.EncodeToString(h[:20]))
+	}
+	sorted := slices.Clone(addrs)
+	slices.Sort(sorted)
+	const chunk = 200_000
+	for len(sorted) > 0 {
+		part := sorted[:min(chunk, len(sorted))]
+		sorted = sorted[len(part):]
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			b := tx.Bucket(bucketAccounts)
+			for i, a := range part {
+				if err := b.Put([]byte(a), encodeAccount(chain.Account{Balance: 1 + uint64(i%1000)})); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return addrs
+}
+
+// foldAll folds every pending diff into the base.
+func foldAll(tb testing.TB, s *Store) {
+	tb.Helper()
+	for {
+		h, _, _ := s.HeadInfo()
+		base, err := s.Compact(maxFold)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if base == h {
+			return
+		}
+	}
+}
+
+// BenchmarkCommitOnStateSize is the store's share of a block's commit on
+// stored states of 10^3, 10^5 and 10^6 accounts: an empty block, and a
+// block of 1000 transfers from 1000 senders to accounts spread over the
+// state (about 2000 touched accounts), fsync included, and the fold of
+// the 1000-tx blocks' diffs into the base (diff.go). The per-block cost
+// should follow what the block changed, not the number of accounts:
+//
+//	go test -run '^$' -bench BenchmarkCommitOnStateSize -benchtime 40x ./daemon/store/
+func BenchmarkCommitOnStateSize(outer *testing.B) {
+	b := outer
+	const perBlock = 1000
+	f := newFixture(perBlock)
+	for _, n := range []int{1_000, 100_000, 1_000_000} {
+		var (
+			s      *Store
+			bulk   []chain.Address
+			st     *chain.State
+			parent *chain.Header
+			round  uint64
+		)
+		setup := func(b *testing.B) {
+			if s != nil {
+				return
+			}
+			// Opened on the outer benchmark: it lives across the runs
+			// of a size's cases.
+			s, _ = openTemp(outer)
+			mustInit(b, s, f.g)
+			bulk = fillAccounts(b, s, max(0, n-len(f.g.Allocations)))
+			st = f.g.State()
+			parent = &f.g.Block().Header
+		}
+		// commit applies the next block of txs in memory (untimed) and
+		// commits it (timed).
+		commit := func(b *testing.B, txs []chain.Transaction) {
+			b.StopTimer()
+			blk, u := f.next(b, parent, st, 2000, txs...)
+			parent = &blk.Header
+			b.StartTimer()
+			if err := s.Commit(blk, u, st); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run(fmt.Sprintf("accounts=%d/commit=empty", n), func(b *testing.B) {
+			setup(b)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				commit(b, nil)
+			}
+		})
+		b.Run(fmt.Sprintf("accounts=%d/commit=1000tx", n), func(b *testing.B) {
+			setup(b)
+			rounds := make([][]chain.Transaction, b.N)
+			for i := range rounds {
+				round++
+				txs := make([]chain.Transaction, perBlock)
+				for j := range txs {
+					// On the smallest state the senders pay each other.
+					to := addrOf(f.users[(j+1)%perBlock])
+					if len(bulk) > 0 {
+						to = bulk[(int(round)*perBlock+j)*7919%len(bulk)]
+					}
+					txs[j] = f.tx(chain.TxTransfer, f.users[j], to, 1, 1, round)
+				}
+				rounds[i] = txs
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				commit(b, rounds[i])
+				rounds[i] = nil
+			}
+			// The folds of the blocks' diffs into the base are part of
+			// their cost: those that ran in the background during the
+			// loop took the writer lock (a commit waited for them) and
+			// the rest is folded here, timed, and also reported alone.
+			start := time.Now()
+			foldAll(b, s)
+			b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "fold-ms/op")
+		})
 	}
 }

@@ -150,6 +150,11 @@ func TestVerify(t *testing.T) {
 	if r.Height != 30 || r.Blocks != 31 {
 		t.Fatalf("report %+v", r)
 	}
+	// Fold the diffs into the base first, so the tampered base value is
+	// the stored state's (a pending diff would override it).
+	if base, err := s.Compact(100); err != nil || base != 30 {
+		t.Fatalf("Compact = %d, %v", base, err)
+	}
 	if err := s.update(func(tx *boltTx) error {
 		return tx.Bucket(bucketAccounts).Put([]byte(addrOf(f.users[0])), encodeAccount(chain.Account{Balance: 1}))
 	}); err != nil {

@@ -27,12 +27,9 @@ func (s *Store) TxsWithPrefix(prefix string, max int) ([]chain.Hash, error) {
 func (s *Store) AccountsWithPrefix(prefix string, max int) ([]chain.Address, error) {
 	var out []chain.Address
 	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketAccounts).Cursor()
-		p := []byte(prefix)
-		for k, _ := c.Seek(p); k != nil && bytes.HasPrefix(k, p) && len(out) < max; k, _ = c.Next() {
-			out = append(out, chain.Address(k))
-		}
-		return nil
+		var err error
+		out, err = accountsWithPrefix(tx, []byte(prefix), max)
+		return err
 	})
 	return out, err
 }

@@ -8,8 +8,9 @@
 //
 // Every change that moves the chain is exactly one bbolt write transaction:
 // Commit writes the block, its main-chain entry, its undo record, its
-// transaction index entries, the accounts it touched and the new head
-// together, and Switch does the same for a whole reorg (revert k blocks and
+// transaction index entries, the diff of the accounts it touched and the
+// new head together (a background fold of diffs into the accounts is one
+// transaction too, see diff.go), and Switch does the same for a whole reorg (revert k blocks and
 // apply the new branch). bbolt commits copy-on-write: the new pages are
 // written and fsynced first, and only then is the meta page that points at
 // the new root written and fsynced (NoSync stays false). A crash before that
@@ -24,16 +25,20 @@
 //	blocks    block hash → chain.EncodeBlock
 //	main      height (8 bytes big endian) → block hash
 //	accounts  address → balance, stake, nonce, unbonding, release height
-//	          (40 bytes); zero accounts are absent
+//	          (40 bytes); zero accounts are absent. The base: the
+//	          accounts after the height in meta "base" (diff.go)
+//	diffs     height → the values after that main-chain block of the
+//	          accounts it touched, for every height above the base
 //	slashings offence (class, height, offender) → kind, included_in, burned
 //	undo      height → undo record of the main-chain block at that height
 //	txs       transaction id → height (8), index in block (4)
 //	meta      "genesis" (JSON), "genesis_hash", "head" (block hash),
 //	          "format", "finality" (the finality record after the head),
+//	          "base" (height of the accounts bucket's state),
 //	          and free-form keys written with PutMeta
 //
-// The state after the head is the accounts, the slashings and the
-// finality record; the release queue of unbonding stake is an index of
+// The state after the head is the accounts with the diffs above the base
+// applied, the slashings and the finality record; the release queue of unbonding stake is an index of
 // the accounts that chain.State rebuilds as LoadState sets them.
 //
 //	side      block hash → height, for every stored block off the main chain
@@ -84,7 +89,7 @@ var (
 	bucketTxs       = []byte("txs")
 	bucketMeta      = []byte("meta")
 
-	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid}
+	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
 )
 
 // Meta keys the store owns; PutMeta refuses them.
@@ -93,18 +98,24 @@ const (
 	keyGenesisHash = "genesis_hash"
 	keyHead        = "head"
 	keyFinality    = "finality"
-	// keyFormat holds the store format. Format 3 is protocol v3 (typed
+	// keyFormat holds the store format. Format 4 writes each block's
+	// account changes as a diff over a base (diff.go); a format-3 store
+	// is format 4 with its base at its head and no diffs, so Open moves
+	// it to 4 in place (an older posd then refuses it rather than read
+	// its accounts bucket as the state after the head). Format 3 is protocol v3 (typed
 	// state: unbonding in the accounts, slashings in a bucket of their
 	// own, the finality record; undo records of version 2); format 2 is
 	// protocol v2 (blocks carry a VRF seed, genesis v2 parameters); stores
 	// of format 1 have no key. A store of another format is refused with
 	// ErrOldFormat.
 	keyFormat     = "format"
-	currentFormat = "3"
+	currentFormat = "4"
+	// upgradableFormat is the format Open moves to currentFormat.
+	upgradableFormat = "3"
 )
 
 func reservedMeta(key string) bool {
-	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase
 }
 
 // errNotInitialized is returned by reads and writes before Init.
@@ -132,6 +143,13 @@ type Store struct {
 	head headRef
 
 	health writeHealth
+
+	// The background fold of diffs into the base (maybeCompact): at most
+	// one at a time, none started after Close, and Close waits for it.
+	bgMu       sync.Mutex
+	closed     bool
+	compacting bool
+	bg         sync.WaitGroup
 }
 
 // headRef is the cached head.
@@ -177,7 +195,10 @@ func Open(path string) (*Store, error) {
 		}
 		head, err := readHead(tx)
 		s.head = head
-		return err
+		if err != nil {
+			return err
+		}
+		return upgradeFormat(tx, head)
 	})
 	if err != nil {
 		db.Close()
@@ -186,8 +207,27 @@ func Open(path string) (*Store, error) {
 	return s, nil
 }
 
-// Close closes the database file, waiting for reads in progress.
-func (s *Store) Close() error { return s.db.Close() }
+// Close closes the database file, waiting for reads in progress and for
+// a background fold of diffs.
+func (s *Store) Close() error {
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
+	s.bg.Wait()
+	return s.db.Close()
+}
+
+// upgradeFormat moves a format-3 store to format 4: its base is its head.
+func upgradeFormat(tx *bolt.Tx, head headRef) error {
+	meta := tx.Bucket(bucketMeta)
+	if string(meta.Get([]byte(keyFormat))) != upgradableFormat || !head.ok {
+		return nil
+	}
+	if err := meta.Put([]byte(keyBase), heightKey(head.height)); err != nil {
+		return err
+	}
+	return meta.Put([]byte(keyFormat), []byte(currentFormat))
+}
 
 // Path is the file the store was opened on.
 func (s *Store) Path() string { return s.path }
@@ -261,7 +301,7 @@ func (s *Store) Init(g *chain.Genesis) error {
 		if err := putFinality(meta, st); err != nil {
 			return err
 		}
-		for k, v := range map[string][]byte{keyGenesis: js, keyGenesisHash: bytes.Clone(want[:]), keyHead: bytes.Clone(h0[:])} {
+		for k, v := range map[string][]byte{keyGenesis: js, keyGenesisHash: bytes.Clone(want[:]), keyHead: bytes.Clone(h0[:]), keyBase: heightKey(0)} {
 			if err := meta.Put([]byte(k), v); err != nil {
 				return err
 			}
@@ -280,7 +320,9 @@ func (s *Store) Init(g *chain.Genesis) error {
 // its blocks would fail later, record by record, as "corrupt".
 func (s *Store) checkFormat(meta *bolt.Bucket) error {
 	have := string(meta.Get([]byte(keyFormat)))
-	if have == currentFormat {
+	if have == currentFormat || have == upgradableFormat {
+		// A format-3 store opened read-only: the same state, its base at
+		// its head (Open would move it to format 4).
 		return nil
 	}
 	if have == "" {
@@ -380,6 +422,22 @@ func readState(tx *bolt.Tx, problem func(string, ...any)) (*chain.State, error) 
 	if err != nil {
 		return nil, err
 	}
+	head, err := readHead(tx)
+	if err != nil {
+		return nil, err
+	}
+	if head.ok {
+		base, err := readBase(tx, head.height)
+		if err == nil {
+			err = applyDiffs(tx, st, base, head.height, bad)
+		} else if problem != nil {
+			problem("%v", err)
+			err = nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	err = tx.Bucket(bucketSlashings).ForEach(func(k, v []byte) error {
 		r, err := decodeSlashing(k, v)
 		if err != nil {
@@ -420,10 +478,11 @@ func putFinality(meta *bolt.Bucket, st *chain.State) error {
 
 // Commit appends b to the main chain: b must extend the head (else
 // ErrNotHead). It writes b, main[height], undo, b's transaction index
-// entries, the accounts in undo.Touched() and the slashings in
-// undo.Slashings with their values in st (the state after applying b; zero
-// accounts and absent slashings are deleted), st's finality record and the
-// head, in one transaction.
+// entries, the diff record of the accounts in undo.Touched() and the
+// slashings in undo.Slashings with their values in st (the state after
+// applying b, which must be exactly that: the diff records it; absent
+// slashings are deleted), st's finality record and the head, in one
+// transaction.
 func (s *Store) Commit(b *chain.Block, undo *chain.Undo, st *chain.State) error {
 	return s.Switch(0, []*chain.Block{b}, nil, []*chain.Undo{undo}, st)
 }
@@ -438,6 +497,7 @@ type prepared struct {
 	ids   []chain.Hash
 	touch []chain.Address
 	slash []chain.Slashing
+	diff  []byte // the diff record (diff.go)
 }
 
 // putTxIndex writes the index entries of the new blocks in key order. Ids
@@ -482,7 +542,11 @@ func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
 // their undos as Commit does, writes every account touched by the reverted
 // undo records and by the new undos with its value in st (the final state),
 // and sets the head to the last block (or to the new top after a pure
-// revert). If the new blocks do not chain onto the remaining main chain and
+// revert). The accounts go into diff records of the new blocks (their
+// values after each block are found from st and the later blocks' undo
+// records), the reverted blocks' diff records are deleted, and a revert
+// below the base writes the touched accounts into the base instead
+// (diff.go). If the new blocks do not chain onto the remaining main chain and
 // onto each other, it returns ErrNotHead and writes nothing.
 //
 // ids, when not nil, holds each new block's transaction ids (ids[i][j] =
@@ -503,6 +567,10 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 		return nil
 	}
 	prep := make([]prepared, len(blocks))
+	diffs, err := blockDiffs(undos, st)
+	if err != nil {
+		return err
+	}
 	for i, b := range blocks {
 		u := undos[i]
 		if b == nil || u == nil {
@@ -516,7 +584,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			return err
 		}
 		p := &prep[i]
-		p.block, p.hash, p.enc, p.undo, p.touch, p.slash = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched(), u.Slashings
+		p.block, p.hash, p.enc, p.undo, p.touch, p.slash, p.diff = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched(), u.Slashings, diffs[i]
 		if i < len(ids) && len(ids[i]) == len(b.Transactions) {
 			p.ids = ids[i]
 		} else {
@@ -530,7 +598,8 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var head headRef
-	err := s.update(func(tx *bolt.Tx) error {
+	var baseH uint64
+	err = s.update(func(tx *bolt.Tx) error {
 		cur, err := readHead(tx)
 		if err != nil {
 			return err
@@ -564,7 +633,20 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			top = headRef{height: b.Height, hash: prep[i].hash, ok: true}
 		}
 
+		if baseH, err = readBase(tx, cur.height); err != nil {
+			return err
+		}
+		diffsB := tx.Bucket(bucketDiffs)
+		// A revert below the base: the base takes the whole new state
+		// (diff.go), so it needs every account any pending diff names.
+		deep := base.height < baseH
 		touched := make(map[chain.Address]struct{})
+		if deep {
+			err := pendingAccounts(tx, baseH, func(a chain.Address, _ chain.Account) { touched[a] = struct{}{} })
+			if err != nil {
+				return err
+			}
+		}
 		// The slashings the reverted and new blocks added, by bucket key.
 		slashed := make(map[string]chain.Slashing)
 		// Revert the top blocks, newest first.
@@ -608,6 +690,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			if err := undoB.Delete(key); err != nil {
 				return err
 			}
+			if err := diffsB.Delete(key); err != nil {
+				return err
+			}
 			// A reverted block stays, as a side block.
 			if err := sideB.Put(bytes.Clone(hv), heightKey(h)); err != nil {
 				return err
@@ -631,8 +716,12 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			if err := undoB.Put(key, p.undo); err != nil {
 				return err
 			}
-			for _, a := range p.touch {
-				touched[a] = struct{}{}
+			if deep {
+				for _, a := range p.touch {
+					touched[a] = struct{}{}
+				}
+			} else if err := diffsB.Put(key, p.diff); err != nil {
+				return err
 			}
 			for _, r := range p.slash {
 				slashed[string(slashingKey(r))] = r
@@ -641,22 +730,25 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 		if err := putTxIndex(txsB, prep); err != nil {
 			return err
 		}
-		// The touched accounts, with their final values.
-		addrs := make([]chain.Address, 0, len(touched))
-		for a := range touched {
-			addrs = append(addrs, a)
-		}
-		slices.Sort(addrs)
-		accounts := tx.Bucket(bucketAccounts)
-		for _, a := range addrs {
-			acc := st.Account(a)
-			if acc == (chain.Account{}) {
-				err = accounts.Delete([]byte(a))
-			} else {
-				err = accounts.Put([]byte(a), encodeAccount(acc))
+		if deep {
+			// The touched accounts, with their final values, into the
+			// base, which then holds the state after the new top.
+			vals := make(map[chain.Address]chain.Account, len(touched))
+			for a := range touched {
+				vals[a] = st.Account(a)
 			}
-			if err != nil {
-				return fmt.Errorf("store: account %s: %w", a, err)
+			if err := putAccounts(tx, vals); err != nil {
+				return err
+			}
+			c := diffsB.Cursor()
+			for k, _ := c.First(); k != nil; k, _ = c.First() {
+				if err := diffsB.Delete(k); err != nil {
+					return err
+				}
+			}
+			baseH = top.height
+			if err := tx.Bucket(bucketMeta).Put([]byte(keyBase), heightKey(baseH)); err != nil {
+				return err
 			}
 		}
 		// The touched slashings: written if the final state holds them,
@@ -697,6 +789,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 		return err
 	}
 	s.setHead(head)
+	s.maybeCompact(head.height, baseH)
 	return nil
 }
 

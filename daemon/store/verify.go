@@ -66,8 +66,13 @@ func (s *Store) Verify(undoWindow uint64) (*VerifyReport, error) {
 }
 
 func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(string, ...any)) error {
+	// A format-3 store opened read-only has no diffs bucket yet.
+	format3 := false
+	if m := tx.Bucket(bucketMeta); m != nil {
+		format3 = string(m.Get([]byte(keyFormat))) == upgradableFormat
+	}
 	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil {
+		if tx.Bucket(name) == nil && !(format3 && bytes.Equal(name, bucketDiffs)) {
 			problem("bucket %s is missing", name)
 			return nil
 		}
@@ -79,7 +84,7 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 		}
 		return nil // a new, empty database
 	}
-	if have := string(meta.Get([]byte(keyFormat))); have != currentFormat {
+	if have := string(meta.Get([]byte(keyFormat))); have != currentFormat && have != upgradableFormat {
 		// Its records are of another layout: reading them would only
 		// report each as damaged.
 		if have == "" {

@@ -1,0 +1,372 @@
+package store
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/poslab/posd/chain"
+)
+
+// diffChain builds n blocks of transfers from the fixture's users to new
+// addresses and back, applied to st; each block's undo record and the
+// state after it are returned.
+// diffRecipient numbers the new addresses diffChain pays.
+var diffRecipient int
+
+func diffChain(t *testing.T, f *fixture, st *chain.State, parent *chain.Header, n int, nonce *uint64) (bs []*chain.Block, us []*chain.Undo, sts []*chain.State) {
+	t.Helper()
+	for i := range n {
+		*nonce++
+		var txs []chain.Transaction
+		for j, u := range f.users {
+			diffRecipient++
+			txs = append(txs, f.tx(chain.TxTransfer, u, addrOf(key(500+diffRecipient+j)), 1+uint64(i), 1, *nonce))
+		}
+		b, u := f.next(t, parent, st, 2000, txs...)
+		bs, us, sts = append(bs, b), append(us, u), append(sts, st.Clone())
+		parent = &b.Header
+	}
+	return bs, us, sts
+}
+
+func baseOf(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	v, err := s.Meta(keyBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := decodeHeightKey(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func diffCount(t *testing.T, s *Store) int {
+	t.Helper()
+	return len(dump(t, s)[string(bucketDiffs)])
+}
+
+func mustVerify(t *testing.T, s *Store) {
+	t.Helper()
+	r, err := s.Verify(1000)
+	if err != nil || !r.OK() {
+		t.Fatalf("Verify: %v %v", err, r.Problems)
+	}
+}
+
+// Blocks write diffs, not the base; folds move the base and keep the
+// state; a fold that fails half way (a crash) changes nothing.
+func TestDiffFold(t *testing.T) {
+	f := newFixture(3)
+	s, path := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	var nonce uint64
+	bs, us, sts := diffChain(t, f, st, &f.g.Block().Header, 6, &nonce)
+	baseDump := dump(t, s)[string(bucketAccounts)]
+	for i := range bs {
+		if err := s.Commit(bs[i], us[i], sts[i]); err != nil {
+			t.Fatal(err)
+		}
+		if !mustLoad(t, s).Equal(sts[i]) {
+			t.Fatalf("state after block %d differs", i+1)
+		}
+	}
+	if got := dump(t, s)[string(bucketAccounts)]; !equalDumps(map[string]map[string]string{"a": got}, map[string]map[string]string{"a": baseDump}) {
+		t.Fatal("a commit wrote the base")
+	}
+	if baseOf(t, s) != 0 || diffCount(t, s) != 6 {
+		t.Fatalf("base %d, %d diffs; want 0, 6", baseOf(t, s), diffCount(t, s))
+	}
+	mustVerify(t, s)
+
+	// A crash inside the fold: nothing changes.
+	before := dump(t, s)
+	crash := errors.New("crash")
+	testHookFold = func() error { return crash }
+	_, err := s.Compact(4)
+	testHookFold = nil
+	if !errors.Is(err, crash) || !equalDumps(before, dump(t, s)) {
+		t.Fatalf("a failed fold: %v, or it changed the file", err)
+	}
+
+	// A fold stops after the block that reaches maxFoldEntries.
+	oldMax := maxFoldEntries
+	maxFoldEntries = 1
+	got, err := s.Compact(4)
+	maxFoldEntries = oldMax
+	if err != nil || got != 1 || !mustLoad(t, s).Equal(st) {
+		t.Fatalf("Compact with a 1-entry bound = %d, %v; want 1", got, err)
+	}
+	for _, want := range []uint64{5, 6, 6} {
+		if got, err := s.Compact(4); err != nil || got != want {
+			t.Fatalf("Compact = %d, %v; want %d", got, err, want)
+		}
+		if baseOf(t, s) != want || diffCount(t, s) != 6-int(want) {
+			t.Fatalf("base %d, %d diffs", baseOf(t, s), diffCount(t, s))
+		}
+		if !mustLoad(t, s).Equal(st) {
+			t.Fatal("state after a fold differs")
+		}
+		mustVerify(t, s)
+	}
+	s.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if !mustLoad(t, s).Equal(st) {
+		t.Fatal("state after reopen differs")
+	}
+}
+
+// Folds start by themselves once compactAfter blocks are pending.
+func TestDiffFoldInBackground(t *testing.T) {
+	oldAfter, oldKeep := compactAfter, keepRecent
+	compactAfter, keepRecent = 3, 1
+	defer func() { compactAfter, keepRecent = oldAfter, oldKeep }()
+	f := newFixture(2)
+	s, path := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	var nonce uint64
+	bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 5, &nonce)
+	if err := s.Switch(0, bs, nil, us, st); err != nil {
+		t.Fatal(err)
+	}
+	// Close waits for the fold the switch started.
+	s.Close()
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The newest keepRecent blocks stay as diffs.
+	if baseOf(t, s) != 4 || diffCount(t, s) != 1 {
+		t.Fatalf("base %d, %d diffs after a background fold; want 4, 1", baseOf(t, s), diffCount(t, s))
+	}
+	if !mustLoad(t, s).Equal(st) {
+		t.Fatal("state after a background fold differs")
+	}
+}
+
+// A reorg that reverts blocks already folded into the base writes the
+// whole new state into the base.
+func TestDiffRevertBelowBase(t *testing.T) {
+	f := newFixture(2)
+	s, _ := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	var nonce uint64
+	as, uas, _ := diffChain(t, f, st, &f.g.Block().Header, 4, &nonce)
+	if err := s.Switch(0, as, nil, uas, st); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Compact(3); err != nil || got != 3 {
+		t.Fatalf("Compact = %d, %v", got, err)
+	}
+	// Branch B from a1: revert a4..a2 (a2 and a3 are in the base).
+	for i := 3; i >= 1; i-- {
+		st.Revert(uas[i])
+	}
+	nonce = 1
+	bsB, usB, _ := diffChain(t, f, st, &as[0].Header, 4, &nonce)
+	if err := s.Switch(3, bsB, nil, usB, st); err != nil {
+		t.Fatal(err)
+	}
+	if baseOf(t, s) != 5 || diffCount(t, s) != 0 {
+		t.Fatalf("base %d, %d diffs; want 5, 0", baseOf(t, s), diffCount(t, s))
+	}
+	if !mustLoad(t, s).Equal(st) {
+		t.Fatal("state after a reorg below the base differs")
+	}
+	mustVerify(t, s)
+
+	// A reorg above the base only drops diffs.
+	more, umore, _ := diffChain(t, f, st, &bsB[3].Header, 2, &nonce)
+	if err := s.Switch(0, more, nil, umore, st); err != nil {
+		t.Fatal(err)
+	}
+	if baseOf(t, s) != 5 || diffCount(t, s) != 2 {
+		t.Fatalf("base %d, %d diffs; want 5, 2", baseOf(t, s), diffCount(t, s))
+	}
+	st.Revert(umore[1])
+	st.Revert(umore[0])
+	if err := s.Switch(2, nil, nil, nil, st); err != nil {
+		t.Fatal(err)
+	}
+	if baseOf(t, s) != 5 || diffCount(t, s) != 0 || !mustLoad(t, s).Equal(st) {
+		t.Fatalf("after a revert above the base: base %d, %d diffs", baseOf(t, s), diffCount(t, s))
+	}
+	mustVerify(t, s)
+}
+
+// A format-3 store (no base, no diffs) reads as before, read-only, and
+// Open moves it to format 4 with its base at its head.
+func TestFormat3Upgraded(t *testing.T) {
+	f := newFixture(2)
+	s, path := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	var nonce uint64
+	bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 3, &nonce)
+	if err := s.Switch(0, bs, nil, us, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(10); err != nil {
+		t.Fatal(err)
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete([]byte(keyBase)); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(bucketDiffs); err != nil {
+			return err
+		}
+		return meta.Put([]byte(keyFormat), []byte("3"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ro, err := OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.Genesis(); err != nil {
+		t.Fatalf("Genesis of a format-3 store: %v", err)
+	}
+	if got, err := ro.LoadState(); err != nil || !got.Equal(st) {
+		t.Fatalf("LoadState of a format-3 store: %v", err)
+	}
+	mustVerify(t, ro)
+	ro.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if v, _ := s.Meta(keyFormat); string(v) != currentFormat || baseOf(t, s) != 3 {
+		t.Fatalf("after Open: format %s, base %d", v, baseOf(t, s))
+	}
+	if err := s.Init(f.g); err != nil {
+		t.Fatal(err)
+	}
+	more, umore, _ := diffChain(t, f, st, &bs[2].Header, 2, &nonce)
+	if err := s.Switch(0, more, nil, umore, st); err != nil {
+		t.Fatal(err)
+	}
+	if !mustLoad(t, s).Equal(st) {
+		t.Fatal("state after commits on an upgraded store differs")
+	}
+	mustVerify(t, s)
+}
+
+// AccountsWithPrefix sees the accounts the pending diffs made, and not
+// those they emptied.
+func TestAccountsWithPrefixPending(t *testing.T) {
+	f := newFixture(2)
+	s, _ := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	var nonce uint64
+	bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 3, &nonce)
+	if err := s.Switch(0, bs[:1], nil, us[:1], mustState(t, f, bs[:1])); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Compact(10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Switch(0, bs[1:], nil, us[1:], st); err != nil {
+		t.Fatal(err)
+	}
+	// An account of the base that the diffs empty.
+	gone := addrOf(f.users[0])
+	st.SetAccount(gone, chain.Account{})
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		// Block 3's diff with the emptying appended (test only: the
+		// store itself writes what blocks did).
+		old := tx.Bucket(bucketDiffs).Get(heightKey(3))
+		var es []diffEntry
+		if err := decodeDiff(old, func(a chain.Address, acc chain.Account) { es = append(es, diffEntry{a, acc}) }); err != nil {
+			return err
+		}
+		es = append(es, diffEntry{gone, chain.Account{}})
+		v, err := encodeDiff(es)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketDiffs).Put(heightKey(3), v)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var want []chain.Address
+	for _, e := range st.Accounts() {
+		want = append(want, e.Address)
+	}
+	slices.Sort(want)
+	for _, max := range []int{1, 3, len(want), len(want) + 5} {
+		got, err := s.AccountsWithPrefix("", max)
+		if err != nil || !slices.Equal(got, want[:min(max, len(want))]) {
+			t.Fatalf("AccountsWithPrefix(\"\", %d) = %v, %v; want %v", max, got, err, want[:min(max, len(want))])
+		}
+	}
+}
+
+// mustState is the genesis state with bs applied.
+func mustState(t *testing.T, f *fixture, bs []*chain.Block) *chain.State {
+	t.Helper()
+	st := f.g.State()
+	for _, b := range bs {
+		if _, err := st.Apply(b, f.g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return st
+}
+
+// posd check names a damaged or missing diff record.
+func TestVerifyDiffs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		edit func(*bolt.Tx) error
+	}{
+		{"damaged", func(tx *bolt.Tx) error { return tx.Bucket(bucketDiffs).Put(heightKey(2), []byte{diffVersion, 9}) }},
+		{"missing", func(tx *bolt.Tx) error { return tx.Bucket(bucketDiffs).Delete(heightKey(2)) }},
+		{"wrong value", func(tx *bolt.Tx) error {
+			v, err := encodeDiff([]diffEntry{{addrOf(key(1)), chain.Account{Balance: 7}}})
+			if err != nil {
+				return err
+			}
+			return tx.Bucket(bucketDiffs).Put(heightKey(3), v)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(2)
+			s, _ := openTemp(t)
+			mustInit(t, s, f.g)
+			st := f.g.State()
+			var nonce uint64
+			bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 3, &nonce)
+			if err := s.Switch(0, bs, nil, us, st); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.db.Update(tc.edit); err != nil {
+				t.Fatal(err)
+			}
+			r, err := s.Verify(1000)
+			if err != nil || r.OK() {
+				t.Fatalf("Verify: %v, problems %v", err, r.Problems)
+			}
+			if _, err := s.LoadState(); tc.name != "wrong value" && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("LoadState: %v, want ErrCorrupt", err)
+			}
+		})
+	}
+}
