@@ -28,6 +28,9 @@ const chainEventBytes = 16 << 20
 // and wakes the forger. The chain manager only publishes events; it knows
 // nothing of these parts.
 func (n *Node) followChain(events <-chan chainmgr.Event) {
+	if n.fin.voter != nil {
+		n.fin.voter.OnHead() // the head the node started on
+	}
 	for ev := range events {
 		// All reverted blocks at once: a sender's later reverted nonces
 		// must not be judged before its earlier ones are back.
@@ -49,6 +52,7 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
 			n.api.Notify(b)
 		}
+		n.fin.onChain(ev) // votes in and out of the pool, a vote on the new head
 		n.forger.Poke()
 	}
 }

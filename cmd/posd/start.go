@@ -83,6 +83,7 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 	f.StringSliceVar(&c.Peers, "peers", nil, "libp2p multiaddrs to connect to, comma-separated")
 	f.BoolVar(&c.MDNS, "mdns", true, "find peers on the local network with mDNS")
 	f.IntVar(&c.PoolLimit, "pool-limit", 100000, "most transactions the pool holds")
+	addVoteFlag(cmd, &c.NoVote, "vote for finality checkpoints with the node key when it has stake (--vote=false: this node never votes; it still carries others' votes)")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
 	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")

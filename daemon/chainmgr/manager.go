@@ -122,7 +122,8 @@ type Manager struct {
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
-	subs subscribers // feed.go
+	subs subscribers  // feed.go
+	fin  finalitySubs // finality.go
 
 	ev     *evidencepool.Pool // evidence.go
 	obs    observers          // the pool and Config.Observers
@@ -165,8 +166,11 @@ func New(cfg Config) (*Manager, error) {
 	if m.fc == nil {
 		m.fc = V2{}
 	}
+	// The finality record must outlive restarts and reorgs even on a
+	// store that does not keep it (finstore.go).
+	m.st = newFinalityStore(m.st, cfg.Genesis)
 	if cfg.Metrics != nil {
-		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
+		m.st = timedStore{Store: m.st, met: cfg.Metrics}
 		m.elect.met = cfg.Metrics
 	}
 	m.Reads = Reads{st: m.st}
@@ -278,12 +282,14 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
 			m.subs.closeAll()
+			m.closeFinality()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
 	m.subs.closeAll()
+	m.closeFinality()
 	return m.st.Close()
 }
 

@@ -313,7 +313,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// snapshot's copy inherits it and updates it by the stake changes of
 	// the blocks since (none, usually) instead of rebuilding it.
 	chain.ElectionTable(m.g, m.state)
-	snap := newSnapshot(m.snap.Load().version+1, m.head, m.state.Clone(), m.elect)
+	old := m.snap.Load()
+	snap := newSnapshot(old.version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
 	m.ix.connect(added, reverted, m.state)
@@ -326,6 +327,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
 	m.subs.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
+	m.emitFinality(old, snap)
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}
