@@ -59,8 +59,8 @@ func (b *Backend) tally(rec *chain.Finality, ci chain.CheckpointInfo) rpc.Checkp
 		}
 	}
 	if best == nil {
-		// No vote included yet: everyone at the newest justified source
-		// is missing.
+		// No vote included yet (Source stays absent): everyone at the
+		// newest justified checkpoint, an honest voter's source, is missing.
 		t.ThresholdLots = rpc.ThresholdLots(t.TotalLots)
 		if table, ok := rec.Weights(rec.Justified); ok {
 			for _, e := range table.Entries() {
@@ -68,8 +68,6 @@ func (b *Backend) tally(rec *chain.Finality, ci chain.CheckpointInfo) rpc.Checkp
 			}
 			t.TotalLots, t.ThresholdLots = table.Total(), rpc.ThresholdLots(table.Total())
 			t.TotalStake = table.Total() * lot
-			src := rec.Justified
-			t.Source = &src
 		}
 		sortStakers(t.Missing)
 		return t
