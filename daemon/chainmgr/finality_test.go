@@ -122,3 +122,77 @@ func TestFinalityInSnapshotEventsAndRestart(t *testing.T) {
 		t.Fatalf("finalized %s after the restart's first block, want %s", f, cp(b3))
 	}
 }
+
+// TestFinalityRecordAcrossReorg: a reorg reverts the record with the
+// blocks (the record before each reverted block comes back, whether the
+// store kept it, the manager remembered it, or it is rebuilt after a
+// restart), so the new branch's votes count on the new branch's record.
+func TestFinalityRecordAcrossReorg(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(map[bool]string{false: "remembered", true: "after a restart"}[restart], func(t *testing.T) {
+			k := testkit.KeyN(1)
+			g := testkit.Genesis([]chain.Allocation{testkit.Fund(k, 100, 1)})
+			kc := testkit.NewChain(t, g)
+			gen := kc.State.Finality().Justified
+			cp := func(b *chain.Block) chain.Checkpoint { return chain.Checkpoint{Height: b.Height, Hash: b.Hash()} }
+			vote := func(src, tgt chain.Checkpoint) chain.Vote {
+				v := chain.Vote{Source: src, Target: tgt}
+				v.Sign(g.ChainID, k.Priv)
+				return v
+			}
+			b1 := voteBlock(t, kc)
+			fork := kc.Fork()
+			b2 := voteBlock(t, kc, vote(gen, cp(b1))) // main: justifies 1
+			c2 := voteBlock(t, fork)                  // the branch: nothing yet
+			c3 := voteBlock(t, fork, vote(gen, cp(c2)))
+			c4 := voteBlock(t, fork, vote(cp(c2), cp(c3)))
+			path := filepath.Join(t.TempDir(), "chain.db")
+			open := func() *Manager {
+				st, err := store.Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nowMs := c4.Timestamp + 1000
+				m, err := New(Config{Genesis: g, Store: st, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return time.UnixMilli(nowMs) }})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			}
+			st, err := store.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := st.Init(g); err != nil {
+				t.Fatal(err)
+			}
+			st.Close()
+			m := open()
+			for _, b := range []*chain.Block{b1, b2} {
+				if err := m.ProcessBlock(b); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if j := m.Snapshot().Finality().Justified; j != cp(b1) {
+				t.Fatalf("justified %s on the main chain, want %s", j, cp(b1))
+			}
+			if restart {
+				m.Close()
+				m = open()
+			}
+			defer m.Close()
+			for _, b := range []*chain.Block{c2, c3, c4} {
+				if err := m.ProcessBlock(b); err != nil && m.Snapshot().HeadHash() != b.Hash() {
+					t.Logf("block %d: %v", b.Height, err) // a side block until the branch wins
+				}
+			}
+			snap := m.Snapshot()
+			if snap.HeadHash() != c4.Hash() {
+				t.Fatalf("head %d %s, want the branch's %s", snap.Height(), snap.HeadHash(), c4.Hash())
+			}
+			if rec := snap.Finality(); !rec.Equal(fork.State.Finality()) || rec.Justified != cp(c3) || rec.Finalized != cp(c2) {
+				t.Fatalf("record after the reorg: justified %s finalized %s, want the branch's %s %s", rec.Justified, rec.Finalized, cp(c3), cp(c2))
+			}
+		})
+	}
+}
