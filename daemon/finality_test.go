@@ -360,3 +360,96 @@ func TestSyncComputesTheSameFinality(t *testing.T) {
 		t.Fatalf("%d votes in %d blocks: the chain barely carries votes", votes, a.Height())
 	}
 }
+
+// TestHeartbeatV3RestsWhenFinal: on an idle single-staker network with
+// heartbeat on and the node voting, a payment's block gets empty blocks on
+// top, one each time the head is heartbeat_ms old, until it is final: two
+// beats (the first carries the vote that justifies it, the second the one
+// that finalizes it); then the chain rests however much time passes. The
+// clock is the test's.
+func TestHeartbeatV3RestsWhenFinal(t *testing.T) {
+	clock := newTestClock(time.Now())
+	n := startTestNode(t, func(c *Config) {
+		c.Now = clock.Now
+		c.Genesis.Heartbeat = true
+		c.Genesis.SlotMs = 2000
+	})
+	hb := n.API().Genesis().HeartbeatMs
+	payer, _ := keystore.Generate()
+	acc := account(t, n, payer.Address())
+	tx := chain.Transaction{Type: chain.TxExchange, ChainID: n.API().Genesis().ChainID, From: payer.Address(), To: payer.Address(), Amount: 7, Nonce: *acc.PendingNonce + 1}
+	payer.SignTx(&tx)
+	if _, err := n.API().SubmitTx(tx); err != nil {
+		t.Fatal(err)
+	}
+	clock.Set(max(clock.Now().UnixMilli(), time.Now().UnixMilli()) + 1)
+	waitUntil(t, 30*time.Second, "the payment's block", func() bool { n.forger.Poke(); return n.API().Height() == 1 })
+	for want := uint64(2); want <= 3; want++ {
+		head := n.API().Head()
+		// The node's vote on the head is pooled before the beat is due.
+		waitUntil(t, 10*time.Second, "the vote on the head", func() bool {
+			return len(n.fin.Select(n.chain.Snapshot(), 10)) > 0
+		})
+		clock.Set(head.Timestamp + hb - 1)
+		forgerLooked(t, n)
+		if n.API().Height() != want-1 {
+			t.Fatalf("a block at height %d when the head was only %d ms old", want, hb-1)
+		}
+		clock.Set(head.Timestamp + hb)
+		waitUntil(t, 30*time.Second, "a heartbeat", func() bool { n.forger.Poke(); return n.API().Height() == want })
+		if b := n.API().Head(); len(b.Transactions) != 0 || len(b.Votes) != 1 {
+			t.Fatalf("heartbeat %d: %d txs, %d votes, want an empty block with the node's vote", want, len(b.Transactions), len(b.Votes))
+		}
+	}
+	_, j, f := finOf(n)
+	if j != 2 || f != 1 {
+		t.Fatalf("after two beats: justified %d, finalized %d, want 2 and 1 (the payment final)", j, f)
+	}
+	info, err := n.API().TxInfo(tx.ID())
+	if err != nil || !info.Final {
+		t.Fatalf("payment %+v, %v: want final", info, err)
+	}
+	for range 3 {
+		clock.Add(10 * time.Duration(n.API().Genesis().SlotMs) * time.Millisecond)
+		forgerLooked(t, n)
+	}
+	if h := n.API().Height(); h != 3 {
+		t.Fatalf("height %d after the payment was final, want the chain resting at 3", h)
+	}
+}
+
+// TestHeartbeatV3OnDevnet: three voting nodes; after one payment the
+// network beats until the payment is final on every node and then rests,
+// a few blocks above it rather than max_reorg.
+func TestHeartbeatV3OnDevnet(t *testing.T) {
+	d := startNet(t, []uint64{1, 1, 1}, nil)
+	waitPeers(t, d, 2)
+	k, _ := keystore.Generate()
+	id := sendFrom(t, d.Nodes[1], k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 5})
+	fin, cancel := d.Nodes[1].chain.SubscribeFinality()
+	defer cancel()
+	waitFinal(t, d.Nodes[1], id, fin, time.Now())
+	info, _ := d.Nodes[1].API().TxInfo(id)
+	paid := *info.Height
+	slot := time.Duration(d.Nodes[0].API().Genesis().SlotMs) * time.Millisecond
+	waitUntil(t, 30*time.Second, "every node on one head", func() bool { return agreed(d.Nodes...) })
+	for _, n := range d.Nodes {
+		head := n.API().Head()
+		waitUntil(t, 30*time.Second, "the head three slots old", func() bool {
+			return time.Since(time.UnixMilli(head.Timestamp)) > 3*slot
+		})
+		forgerLooked(t, n)
+	}
+	if !agreed(d.Nodes...) {
+		t.Fatal("the nodes parted while resting")
+	}
+	h := d.Nodes[0].API().Height()
+	if h < paid+2 || h > paid+4 {
+		t.Fatalf("resting at %d with the payment at %d: want 2 to 4 beats (until final), not max_reorg", h, paid)
+	}
+	for i, n := range d.Nodes {
+		if _, _, f := finOf(n); f < paid {
+			t.Fatalf("node %d resting with finalized %d below the payment at %d", i+1, f, paid)
+		}
+	}
+}
