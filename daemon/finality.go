@@ -207,8 +207,11 @@ var errOtherLink = errors.New("another link")
 // Ready reports whether the pooled and included votes for the link from
 // snap's justified checkpoint to its newest one weigh more than 2/3 of
 // the source's lots (a block forged now justifies the newest checkpoint),
-// or there is no such link to wait for.
+// or there is no such link to wait for, or finality is off.
 func (f *finality) Ready(snap *chainmgr.Snapshot) bool {
+	if _, on := f.Finalized(snap); !on {
+		return true // nobody votes: no vote to wait for (--vote=false everywhere)
+	}
 	rec := snap.Finality()
 	src, tgt := rec.Justified, rec.Latest()
 	if tgt.Height <= src.Height {

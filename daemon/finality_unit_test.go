@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"log/slog"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"github.com/poslab/posd/daemon/p2p"
 	"github.com/poslab/posd/daemon/store"
 	"github.com/poslab/posd/daemon/votepool"
+	"github.com/poslab/posd/daemon/voter"
 	"github.com/poslab/posd/internal/testkit"
 )
 
@@ -43,7 +45,13 @@ func finUnit(t *testing.T, n int) (*finality, *chainmgr.Manager, []testkit.Key) 
 	if _, err := m.ProcessBlocks(kc.Blocks[1:]); err != nil {
 		t.Fatal(err)
 	}
-	f := &finality{g: g, chain: m, pool: votepool.New(votepool.Config{ChainID: g.ChainID, VotesOf: func(b *chain.Block) []chain.Vote { return b.Votes }})}
+	f := &finality{g: g, chain: m, addr: keys[0].Addr, pool: votepool.New(votepool.Config{ChainID: g.ChainID, VotesOf: func(b *chain.Block) []chain.Vote { return b.Votes }})}
+	// This node votes with key 1's stake: finality is on.
+	v, err := voter.New(voter.Config{ChainID: g.ChainID, Keys: []ed25519.PrivateKey{keys[0].Priv}, Chain: voterChain{m}, Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.voter = v
 	return f, m, keys
 }
 
@@ -116,6 +124,13 @@ func TestSelectOnlyIncludable(t *testing.T) {
 	}
 	if !f.Ready(snap) {
 		t.Fatal("not Ready with three of four stakers' votes for the head")
+	}
+	// Finality off (this node does not vote, nothing justified yet):
+	// nothing to wait for.
+	f.voter = nil
+	f.pool = votepool.New(votepool.Config{ChainID: g.ChainID})
+	if !f.Ready(snap) {
+		t.Fatal("not Ready with finality off")
 	}
 }
 
