@@ -312,15 +312,19 @@ func (f *Forger) forgeBudget() time.Duration {
 
 // voteGrace is how long after a new head the forger waits for the
 // stakers' votes on it before forging a block with transactions (unless
-// the pool already holds enough to justify the head): an eighth of a slot.
-// On a local network a head crosses, is imported and voted on, and the
-// votes cross back in well under that; a block forged at once would carry
-// only this node's vote, and finality would trail a block further.
+// the pool already holds enough to justify the head, which is what ends
+// the wait on a healthy network): heartbeat_ms, a quarter slot by
+// default. On a local network a head crosses, is imported and voted on,
+// and the votes cross back in a few milliseconds; a block forged at once
+// would carry only this node's vote, and finality would trail a block
+// further for each block forged so. Only while votes stay missing (a
+// third of the stake silent: finality stalls anyway) does the wait cost
+// anything: at most one block per heartbeat_ms.
 func (f *Forger) voteGrace() time.Duration {
 	if f.votes == nil {
 		return 0
 	}
-	return time.Duration(f.g.SlotMs) * time.Millisecond / 8
+	return time.Duration(max(f.g.HeartbeatMs, f.g.SlotMs/8)) * time.Millisecond
 }
 
 // minForgeTxs is the least the forger's block holds, however slow its
