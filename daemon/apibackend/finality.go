@@ -111,15 +111,15 @@ func (b *Backend) stall(head uint64, rec *chain.Finality, tallies []rpc.Checkpoi
 		return nil
 	}
 	st := &rpc.FinalityStall{Behind: head - rec.Finalized.Height, Missing: []rpc.FinalityStaker{}}
-	// The newest checkpoint with a tally says who is missing; votes for
-	// the head itself may still be on their way, so prefer one below it.
+	// The newest tally says who is missing; votes for the head itself may
+	// still be on their way, so the newest one below it. A tally without
+	// a source (no vote included at all: nobody votes) lists every staker
+	// at the justified checkpoint as missing.
 	var t *rpc.CheckpointTally
 	for i := range tallies {
-		if tallies[i].Source != nil && (t == nil || tallies[i].Height < head) {
-			t = &tallies[i]
-			if tallies[i].Height < head {
-				break
-			}
+		t = &tallies[i]
+		if tallies[i].Height < head {
+			break
 		}
 	}
 	if t != nil {

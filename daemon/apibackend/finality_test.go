@@ -120,3 +120,13 @@ func TestFinalityAnswers(t *testing.T) {
 		}
 	})
 }
+
+// TestFinalityStallNobodyVotes: on a chain where nobody votes (every node
+// --vote=false), the stall names all the stake as missing, not "0 of 0".
+func TestFinalityStallNobodyVotes(t *testing.T) {
+	b, _, _ := finChain(t, 12, nil)
+	s := b.Status().FinalityStalled
+	if s == nil || s.MissingLots != 3 || s.TotalLots != 3 || s.MissingPercent != 100 || len(s.Missing) != 3 {
+		t.Fatalf("stall %+v: want all 3 lots missing", s)
+	}
+}
