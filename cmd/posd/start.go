@@ -106,7 +106,7 @@ func addGenesisFlags(cmd *cobra.Command, p *daemon.GenesisParams, exchange *stri
 	f.Uint64Var(&p.LotSize, "lot-size", p.LotSize, "staked coins per election lot")
 	f.Uint64Var(&p.MaxLots, "max-lots", p.MaxLots, "most election lots the total stake may hold (a STAKE past it is refused)")
 	f.Uint64Var(&p.MinTotalStake, "min-total-stake", p.MinTotalStake, "least total stake, in whole lots, that must stay staked")
-	f.BoolVar(&p.Heartbeat, "heartbeat", p.Heartbeat, "forge empty blocks while a block with transactions is less than 64 deep (--heartbeat=false: off)")
+	f.BoolVar(&p.Heartbeat, "heartbeat", p.Heartbeat, "forge empty blocks until the newest block with transactions is final (64 deep when no stake votes; --heartbeat=false: off)")
 	f.Int64Var(&p.HeartbeatMs, "heartbeat-ms", p.HeartbeatMs, "age of the head at which rank 0 forges a heartbeat, 1..slot-ms (0: slot-ms/4)")
 	f.Uint32Var(&p.SlashPercent, "slash-percent", p.SlashPercent, "share of an equivocator's stake burned, 0..100")
 	f.Uint64Var(&p.MinFee, "min-fee", p.MinFee, "least fee a transaction may carry")
