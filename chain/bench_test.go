@@ -121,7 +121,7 @@ func benchElect(b *testing.B, election string, stakers int) {
 }
 
 // BenchmarkWorstElection* are the worst elections valid transactions can
-// reach: max_lots lots (DESIGN v2: each must cost < 50 ms on 2 cores).
+// reach: max_lots lots (the v2 rules: each must cost < 50 ms on 2 cores).
 func BenchmarkWorstElectionLotteryOneStaker(b *testing.B)  { benchElect(b, "lottery", 1) }
 func BenchmarkWorstElectionLotteryAllStakers(b *testing.B) { benchElect(b, "lottery", DefaultMaxLots) }
 func BenchmarkWorstElectionWeightedOneStaker(b *testing.B) { benchElect(b, "weighted", 1) }

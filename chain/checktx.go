@@ -140,7 +140,13 @@ func (c *txCheck) run() (checked, error) {
 	if tx.To == tx.From {
 		to = from
 	}
-	if to.Balance+e.Credit.Balance < to.Balance {
+	if g.UnbondingBlocks == 0 {
+		// Unbonding is off: the coins return at once, as in v2.
+		e.Credit.Balance += e.Credit.Unbonding
+		e.Credit.Unbonding = 0
+	}
+	// Balance + Unbonding never overflows, so a release never can.
+	if _, ok := add3(to.Balance, to.Unbonding, e.Credit.Balance+e.Credit.Unbonding); !ok {
 		return checked{}, ruleErrorf(ErrAmountOverflow, "balance of %s would overflow", tx.To)
 	}
 	if to.Stake+e.Credit.Stake < to.Stake {
@@ -148,6 +154,7 @@ func (c *txCheck) run() (checked, error) {
 	}
 	to.Balance += e.Credit.Balance
 	to.Stake += e.Credit.Stake
+	to.Unbonding += e.Credit.Unbonding
 	if tx.To == tx.From {
 		from = to
 	}
@@ -190,4 +197,14 @@ func (c *txCheck) checkStakeTotals(from, to Account) error {
 		return ruleErrorf(ErrStakeFloor, "total stake would be %d in whole lots of %d, min_total_stake is %d", after*g.LotSize, g.LotSize, g.MinTotalStake)
 	}
 	return nil
+}
+
+// add3 returns a+b+c and whether it did not overflow.
+func add3(a, b, c uint64) (uint64, bool) {
+	s := a + b
+	if s < a {
+		return 0, false
+	}
+	t := s + c
+	return t, t >= s
 }

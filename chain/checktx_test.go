@@ -216,12 +216,21 @@ func refApplyTx(s *State, tx *Transaction, g *Genesis) error {
 	from.Nonce++
 	s.SetAccount(tx.From, from)
 	to := s.Account(tx.To)
-	if to.Balance+e.Credit.Balance < to.Balance || to.Stake+e.Credit.Stake < to.Stake {
+	if g.UnbondingBlocks == 0 {
+		e.Credit.Balance, e.Credit.Unbonding = e.Credit.Balance+e.Credit.Unbonding, 0
+	}
+	// Balance + Unbonding must not overflow (a release never can then).
+	held := to.Balance + to.Unbonding
+	if held < to.Balance || held+e.Credit.Balance+e.Credit.Unbonding < held || to.Stake+e.Credit.Stake < to.Stake {
 		return ruleErrorf(ErrAmountOverflow, "credit")
 	}
 	if e.Credit != (Amounts{}) {
 		to.Balance += e.Credit.Balance
 		to.Stake += e.Credit.Stake
+		to.Unbonding += e.Credit.Unbonding
+		if e.Credit.Unbonding > 0 {
+			to.Release = g.UnbondingBlocks // the block is at height 0
+		}
 		s.SetAccount(tx.To, to)
 	}
 	if e.Debit.Stake != 0 || e.Credit.Stake != 0 {

@@ -42,12 +42,25 @@ import (
 //	vote count uvarint (at most MaxBlockVotesLimit)
 //	per vote:  its fixed-size encoding (EncodeVote)
 //
-// so every block without votes keeps its version 2 or 3 bytes.
+// and each of its evidence items starts with a kind byte:
+//
+//	per item:  kind 1 (1 equivocation, 2 double_vote, 3 surround_vote),
+//	           then for an equivocation parent_seed 32 and the two
+//	           headers as above, for a vote kind the two votes
+//	           (EncodedVoteLen bytes each, AppendVote)
+//
+// Version 4 is written for blocks with votes, a vote root (theirs or in a
+// header of their evidence) or evidence of a vote kind, so every block
+// without any of those keeps its version 2 or 3 bytes.
 const (
 	blockCodecVersion    = 2
 	evidenceCodecVersion = 3
 	votesCodecVersion    = 4
 )
+
+// voteEvidenceLen is the size of one encoded vote evidence item: its kind
+// byte and two votes.
+const voteEvidenceLen = 1 + 2*EncodedVoteLen
 
 // minEvidenceLen is the smallest encoding of one evidence item.
 const minEvidenceLen = 32 + 2*(8+32+8+1+1+4+32+1+32+32+1)
@@ -91,14 +104,21 @@ func EncodeBlock(b *Block) []byte {
 		out = binary.AppendUvarint(out, uint64(len(b.Evidence)))
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
-			out = append(out, e.ParentSeed[:]...)
 			if version == evidenceCodecVersion {
+				out = append(out, e.ParentSeed[:]...)
 				out = e.A.appendV3(out)
 				out = e.B.appendV3(out)
-			} else {
-				out = e.A.appendV4(out)
-				out = e.B.appendV4(out)
+				continue
 			}
+			out = append(out, e.KindOf().code())
+			if e.KindOf().isVote() {
+				out = AppendVote(out, &e.VoteA)
+				out = AppendVote(out, &e.VoteB)
+				continue
+			}
+			out = append(out, e.ParentSeed[:]...)
+			out = e.A.appendV4(out)
+			out = e.B.appendV4(out)
 		}
 	}
 	if version == votesCodecVersion {
@@ -123,13 +143,15 @@ func (b *Block) codecVersion() byte {
 }
 
 // hasVoteFields reports whether b has votes or a vote root, itself or in
-// a header of its evidence: what only version 4 can write.
+// a header of its evidence, or evidence of a vote kind: what only version
+// 4 can write.
 func (b *Block) hasVoteFields() bool {
 	if len(b.Votes) > 0 || !b.VoteRoot.IsZero() {
 		return true
 	}
 	for i := range b.Evidence {
-		if !b.Evidence[i].A.VoteRoot.IsZero() || !b.Evidence[i].B.VoteRoot.IsZero() {
+		e := &b.Evidence[i]
+		if e.KindOf().isVote() || !e.A.VoteRoot.IsZero() || !e.B.VoteRoot.IsZero() {
 			return true
 		}
 	}
@@ -179,6 +201,20 @@ func (d *decoder) headerV4(h *Header) {
 	d.bytes(h.EvidenceRoot[:])
 	d.bytes(h.VoteRoot[:])
 	h.Signature = d.str()
+}
+
+// vote reads one encoded vote (DecodeVote's checks).
+func (d *decoder) vote(v *Vote) {
+	if !d.need(EncodedVoteLen) {
+		return
+	}
+	got, err := DecodeVote(d.buf[:EncodedVoteLen])
+	if err != nil {
+		d.err = err
+		return
+	}
+	*v = *got
+	d.buf = d.buf[EncodedVoteLen:]
 }
 
 // EncodeTx returns the binary encoding of one transaction (as inside a block).
@@ -231,7 +267,11 @@ func DecodeBlock(data []byte) (*Block, error) {
 	}
 	if v >= evidenceCodecVersion {
 		n := d.uvarint()
-		if d.err == nil && n > uint64(len(d.buf)/minEvidenceLen) {
+		minLen := minEvidenceLen
+		if v == votesCodecVersion {
+			minLen = voteEvidenceLen
+		}
+		if d.err == nil && n > uint64(len(d.buf)/minLen) {
 			return nil, fmt.Errorf("%w: %d evidence items cannot fit in %d bytes", ErrDecode, n, len(d.buf))
 		}
 		if n > 0 {
@@ -239,14 +279,26 @@ func DecodeBlock(data []byte) (*Block, error) {
 		}
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
-			d.bytes(e.ParentSeed[:])
 			if v == evidenceCodecVersion {
+				d.bytes(e.ParentSeed[:])
 				d.headerV3(&e.A)
 				d.headerV3(&e.B)
-			} else {
-				d.headerV4(&e.A)
-				d.headerV4(&e.B)
+				continue
 			}
+			c := d.byte()
+			k, ok := kindOfCode(c)
+			if !ok && d.err == nil {
+				d.err = fmt.Errorf("%w: evidence kind %d", ErrDecode, c)
+			}
+			e.Kind = k
+			if k.isVote() {
+				d.vote(&e.VoteA)
+				d.vote(&e.VoteB)
+				continue
+			}
+			d.bytes(e.ParentSeed[:])
+			d.headerV4(&e.A)
+			d.headerV4(&e.B)
 		}
 	}
 	if v == votesCodecVersion {
@@ -418,10 +470,17 @@ func (d *decoder) tx(tx *Transaction) {
 	tx.Signature = d.str()
 }
 
-// EncodeEvidence returns the binary encoding of one evidence item (as
-// inside a version 3 block), for gossip; when a header has a vote root,
-// the two vote roots (a's, b's) follow.
+// EncodeEvidence returns the binary encoding of one evidence item, for
+// gossip. An equivocation is written as inside a version 3 block, and when
+// a header has a vote root, the two vote roots (a's, b's) follow; a vote
+// kind is its kind byte and the two votes (voteEvidenceLen bytes, shorter
+// than any valid equivocation, so the length tells them apart).
 func EncodeEvidence(e *Evidence) []byte {
+	if e.KindOf().isVote() {
+		out := append(make([]byte, 0, voteEvidenceLen), e.KindOf().code())
+		out = AppendVote(out, &e.VoteA)
+		return AppendVote(out, &e.VoteB)
+	}
 	out := make([]byte, 0, 1024+64)
 	out = append(out, e.ParentSeed[:]...)
 	out = e.A.appendV3(out)
@@ -439,6 +498,19 @@ func EncodeEvidence(e *Evidence) []byte {
 func DecodeEvidence(data []byte) (*Evidence, error) {
 	d := decoder{buf: data}
 	e := &Evidence{}
+	if len(data) == voteEvidenceLen {
+		k, ok := kindOfCode(d.byte())
+		if !ok || !k.isVote() {
+			return nil, fmt.Errorf("%w: vote evidence kind %d", ErrDecode, data[0])
+		}
+		e.Kind = k
+		d.vote(&e.VoteA)
+		d.vote(&e.VoteB)
+		if d.err != nil {
+			return nil, d.err
+		}
+		return e, nil
+	}
 	d.bytes(e.ParentSeed[:])
 	d.headerV3(&e.A)
 	d.headerV3(&e.B)

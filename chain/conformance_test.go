@@ -83,7 +83,8 @@ func TestValidChain(t *testing.T) {
 	}
 	want := map[Address]Account{
 		alice: {Balance: 1000 - 101 - 50, Stake: 10, Nonce: 2},
-		bob:   {Balance: 500 + 100 - 202 + 150, Stake: 5 + 200 - 150, Nonce: 2},
+		// The unstaked 150 unbond from block 5 until 5 + unbonding_blocks.
+		bob:   {Balance: 500 + 100 - 202, Stake: 5 + 200 - 150, Nonce: 2, Unbonding: 150, Release: 5 + DefaultUnbondingBlocks},
 		carol: {Balance: 100 + 50 + 30, Nonce: 1},
 		dave:  {Balance: 70 - 35, Nonce: 2},
 	}
@@ -258,7 +259,7 @@ func TestBlockRules(t *testing.T) {
 			return b
 		}, ErrWrongForger},
 
-		// v2 rules (DESIGN "v2 rules").
+		// The v2 rules (docs/CONSENSUS.md).
 		{"STAKE over max_lots", [](func(*Genesis)){func(g *Genesis) { g.MaxLots = 15 }}, func(c *testChain) *Block {
 			return c.next(0, signedTx(TxStake, "alice", alice, 6, 0, 1)) // 10 + 6 lots > 15
 		}, ErrStakeLimit},
@@ -330,7 +331,7 @@ func TestBlockRules(t *testing.T) {
 			return b
 		}, ErrBadSeed},
 
-		// v3 rules (DESIGN "v3 rules"): alice holds every lot, so her vote
+		// The v3 rules (docs/CONSENSUS.md): alice holds every lot, so her vote
 		// alone justifies. votedTwo: block 2 carries her 0 → 1.
 		{"a vote justifying block 1", nil, func(c *testChain) *Block {
 			c.accept(withVotes(c))

@@ -86,7 +86,7 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 //	evidence_root     32 bytes, only when it or vote_root is not zero
 //	vote_root         32 bytes, only when not zero (the block has votes)
 //
-// v2 added seed_proof and seed (DESIGN "v2 rules": the VRF seed), and then
+// v2 added seed_proof and seed (the v2 rules, docs/CONSENSUS.md: the VRF seed), and then
 // evidence_root, left out when zero so blocks without evidence kept their
 // bytes and hashes. v3 added vote_root the same way; with a vote root the
 // evidence root is always written, even zero, so a header with only an

@@ -100,14 +100,18 @@ var (
 	ErrBadEvidence = newRule("bad_evidence")
 	// ErrEvidenceTooOld: more than MaxEvidenceAge heights below the block.
 	ErrEvidenceTooOld = newRule("evidence_too_old")
-	// ErrDuplicateEvidence: two items of one block for one (forger, height).
+	// ErrDuplicateEvidence: two items of one block for one offence
+	// (kind class, offender, height).
 	ErrDuplicateEvidence = newRule("duplicate_evidence")
-	// ErrAlreadySlashed: the (forger, height) was slashed on this branch.
+	// ErrAlreadySlashed: the offence was slashed on this branch.
 	ErrAlreadySlashed = newRule("already_slashed")
 	// ErrBadEvidenceRoot: the header's evidence_root is not the evidence's.
 	ErrBadEvidenceRoot = newRule("bad_evidence_root")
 	// ErrTooMuchEvidence: more than MaxBlockEvidence items.
 	ErrTooMuchEvidence = newRule("too_much_evidence")
+	// ErrNotSlashable: two well-formed votes of one voter that are not
+	// the double or surround vote the evidence says they are.
+	ErrNotSlashable = newRule("not_slashable")
 )
 
 // Vote rules (vote.go).

@@ -9,8 +9,8 @@ import (
 	"strings"
 )
 
-// Finality is the finality gadget's record on one branch (DESIGN "v3
-// rules"): the justified and final checkpoints and what is needed to count
+// Finality is the finality gadget's record on one branch (the v3 rules
+// in docs/CONSENSUS.md): the justified and final checkpoints and what is needed to count
 // the votes that blocks carry. It is part of the State: Apply replaces it
 // (never mutates it: a record others read stays as it is), the Undo keeps
 // the one before, and stores persist it in its binary encoding.
@@ -471,16 +471,6 @@ func (f *Finality) prune() {
 		}
 	}
 	f.entries = keep
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func cmpCheckpoint(a, b Checkpoint) int {

@@ -38,6 +38,14 @@ const (
 	// quarter slot apart cut a third-of-the-stake private attack on a
 	// payment six deep from 22.5% (one beat a slot) to 5.9%.
 	DefaultHeartbeatDivisor = 4
+	// DefaultUnbondingBlocks is how many heights unstaked coins wait
+	// before they return to the balance: four times the reorg limit, so
+	// every evidence of an offence committed while they were bonded can
+	// still reach them.
+	DefaultUnbondingBlocks = 256
+	// MaxUnbondingBlocks bounds unbonding_blocks so that a release height
+	// never overflows.
+	MaxUnbondingBlocks = 1 << 32
 	// DefaultSlashPercent is the share of an equivocator's stake burned.
 	DefaultSlashPercent = 50
 	// MaxFutureMs is how far ahead of a node's clock a block timestamp may
@@ -51,7 +59,7 @@ const (
 	// MaxChainIDLen bounds chain ids so every transaction has a bounded size.
 	MaxChainIDLen = 64
 
-	// DefaultEpochBlocks makes every block a checkpoint (DESIGN v3): a
+	// DefaultEpochBlocks makes every block a checkpoint (the v3 rules): a
 	// block is final about two blocks after it was forged.
 	DefaultEpochBlocks = 1
 	// MaxEpochBlocks bounds epoch_blocks to max_reorg: a vote's target may
@@ -65,16 +73,12 @@ const (
 	// the block decoder refuses more before it allocates, whatever the
 	// genesis (4096 votes are 725 KB, well inside a network message).
 	MaxBlockVotesLimit = 4096
-	// DefaultUnbondingBlocks is how long unstaked coins stay slashable.
-	DefaultUnbondingBlocks = 256
-	// MaxUnbondingBlocks keeps unbonding_blocks a sane number of heights.
-	MaxUnbondingBlocks = 1 << 32
 )
 
 // Seed sources: where the election for a block takes its seed.
 const (
 	// SeedVRF: the parent's seed, the VRF output of its forger over the
-	// grandparent's seed. The forger cannot choose it (DESIGN v2).
+	// grandparent's seed. The forger cannot choose it (the v2 rules).
 	SeedVRF = "vrf"
 	// SeedBlockHash: the parent's hash, as in v1. The forger chooses it
 	// through its timestamp and transaction set: kept only so the grinding
@@ -184,7 +188,7 @@ type Genesis struct {
 	// Lab marks a network made for experiments (attack engines may run).
 	Lab bool `json:"lab"`
 
-	// v3 parameters (DESIGN "v3 rules"). A genesis.json written before v3
+	// v3 parameters (the v3 rules, docs/CONSENSUS.md). A genesis.json written before v3
 	// leaves them out and gets the defaults. The hash covers them, but
 	// leaves each out while it holds its default (see Hash): every network
 	// made before v3 keeps its genesis hash, so its stored chains and its
@@ -196,8 +200,12 @@ type Genesis struct {
 	EpochBlocks uint64 `json:"epoch_blocks,omitzero"`
 	// MaxBlockVotes bounds the votes one block carries (too_many_votes).
 	MaxBlockVotes int `json:"max_block_votes,omitzero"`
-	// UnbondingBlocks is how many heights unstaked coins stay bonded
-	// (slashable, carrying no lots) before they return to the balance.
+	// UnbondingBlocks is how many heights after its UNSTAKE stake stays
+	// unbonding (no lots, still slashable) before it returns to the
+	// balance; evidence older than that expires. A genesis file always
+	// has one (1..MaxUnbondingBlocks); a Genesis built in code with 0
+	// (tests only: Validate refuses it) returns unstaked coins at once, as
+	// in v2, and keeps v2's evidence age (MaxEvidenceAge).
 	UnbondingBlocks uint64 `json:"unbonding_blocks,omitzero"`
 }
 

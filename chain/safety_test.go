@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The accountable-safety property (issue 20, DESIGN "v3 rules"): over
+// The accountable-safety property (the v3 rules, docs/CONSENSUS.md): over
 // random forks and random schedules of honest and byzantine voters, built
 // as real blocks applied by State.Apply,
 //
@@ -50,7 +50,7 @@ type simVoter struct {
 	lots      uint64
 	byzantine bool
 	// the honest voter's memory: it signs a new vote only with a higher
-	// target and a source no lower (DESIGN "Honest voter").
+	// target and a source no lower (docs/CONSENSUS.md, "The honest voter").
 	lastSource, lastTarget uint64
 	voted                  bool
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/poslab/posd/chain/election"
 )
 
-// The election seed (DESIGN "v2 rules"). Each block carries seed_proof, an
+// The election seed (the v2 rules, docs/CONSENSUS.md). Each block carries seed_proof, an
 // ECVRF proof (RFC 9381, suite ECVRF-EDWARDS25519-SHA512-ELL2) made with
 // the forger's Ed25519 key over
 //

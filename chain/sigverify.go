@@ -9,7 +9,7 @@ import (
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
-// The signature rule (DESIGN "v2 rules"): every transaction and block
+// The signature rule (the v2 rules, docs/CONSENSUS.md): every transaction and block
 // signature is valid by ZIP-215, the rule of Zcash and ed25519consensus:
 // the cofactored equation [8][S]B = [8]R + [8][k]A, with non-canonical and
 // small-order encodings of A and R accepted and S < ℓ required. A single

@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"encoding/binary"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -8,14 +9,34 @@ import (
 	"github.com/poslab/posd/chain/election"
 )
 
-// State is every account's balance, stake and nonce. Its zero accounts are
-// absent: an address never seen reads as a zero Account.
+// State is the chain's state after a block, in typed tables:
 //
-// Both maps are persistent (pmap): Clone is O(1) and a block's writes
+//   - accounts: every account's balance, stake, unbonding stake and nonce.
+//     Zero accounts are absent: an address never seen reads as a zero
+//     Account.
+//   - slashings: one record per offence slashed on this branch
+//     (evidence.go), so no offence is slashed twice.
+//   - unbonding: the release queue, release height → the accounts whose
+//     unbonding stake returns at that height, so a block releases in
+//     O(released), never by walking the accounts.
+//   - fin: the finality record (finality.go).
+//
+// One journal records what a block changes in all of them and produces
+// the Undo; Revert restores all of them. The release queue and the
+// stakers are indexes of the accounts, kept by put: restoring an account
+// restores them.
+//
+// Every map is persistent (pmap): Clone is O(1) and a block's writes
 // copy only what they touch, so what a block costs follows what it
 // changed, not how many accounts there are.
 type State struct {
 	accounts pmap[Account]
+	// slashings is keyed by offenceKey.
+	slashings pmap[Slashing]
+	// unbonding is keyed by releaseKey(height); each set is never written
+	// once in the map (a change stores a changed copy), so states that
+	// share it by Clone never see each other's changes.
+	unbonding pmap[*pmap[struct{}]]
 	// stakers holds the stake of every account with stake, kept up to
 	// date by put (so by Apply, Revert and SetAccount): elections, stake
 	// listings and lot counts read it, not every account.
@@ -68,6 +89,9 @@ func (s *State) put(a Address, acc Account) {
 	} else {
 		was, _ = s.accounts.set(a, acc)
 	}
+	if acc.Unbonding > 0 && (was.Unbonding == 0 || was.Release != acc.Release) {
+		s.queueRelease(a, acc.Release)
+	}
 	old := was.Stake
 	if acc.Stake == old {
 		return
@@ -88,6 +112,70 @@ func (s *State) put(a Address, acc Account) {
 			s.pending = append(s.pending, election.Stake{Staker: string(a), Stake: acc.Stake})
 		}
 	}
+}
+
+// releaseKey is the release queue's key for height h: 8 bytes big endian
+// (not an address; the queue has keys of its own).
+func releaseKey(h uint64) Address {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], h)
+	return Address(k[:])
+}
+
+// queueRelease adds a to the accounts released at height h. A set in the
+// queue is shared with clones: it is copied (O(1)) and the copy changed.
+// An address the queue lists at a height its account no longer releases
+// at (a later UNSTAKE moved it) is skipped when that height comes.
+func (s *State) queueRelease(a Address, h uint64) {
+	key := releaseKey(h)
+	set := new(pmap[struct{}])
+	if old, ok := s.unbonding.get(key); ok {
+		if _, in := old.get(a); in {
+			return
+		}
+		old.cloneTo(set)
+	}
+	set.set(a, struct{}{})
+	s.unbonding.set(key, set)
+}
+
+// release returns to their balances the unbonding stake of every account
+// whose release height is h, in O(released): the block at h calls it.
+// Balance + Unbonding never overflows (the rules keep it so).
+func (s *State) release(j *journal, h uint64) {
+	key := releaseKey(h)
+	set, ok := s.unbonding.get(key)
+	if !ok {
+		return
+	}
+	s.unbonding.del(key)
+	set.each(func(a Address, _ struct{}) bool {
+		acc := s.Account(a)
+		if acc.Unbonding == 0 || acc.Release != h {
+			return true // merged into a later release, or slashed to nothing
+		}
+		j.touchAs(a, acc)
+		acc.Balance += acc.Unbonding
+		acc.Unbonding, acc.Release = 0, 0
+		s.put(a, acc)
+		return true
+	})
+}
+
+// Releasing lists the accounts the release queue holds for height h (an
+// address whose release moved later may be listed; its Account says).
+func (s *State) Releasing(h uint64) []Address {
+	set, ok := s.unbonding.get(releaseKey(h))
+	if !ok {
+		return nil
+	}
+	out := make([]Address, 0, set.Len())
+	set.each(func(a Address, _ struct{}) bool {
+		out = append(out, a)
+		return true
+	})
+	slices.Sort(out)
+	return out
 }
 
 // lots returns the total lots for lotSize, counting them once when the
@@ -117,7 +205,7 @@ func (s *State) Lots(lotSize uint64) uint64 {
 	return n
 }
 
-// Len is the number of non-zero accounts.
+// Len is the number of non-zero accounts (other tables not counted).
 func (s *State) Len() int { return s.accounts.Len() }
 
 // AccountEntry is an account with its address, for ordered listings.
@@ -130,9 +218,7 @@ type AccountEntry struct {
 func (s *State) Accounts() []AccountEntry {
 	out := make([]AccountEntry, 0, s.accounts.Len())
 	s.accounts.each(func(a Address, acc Account) bool {
-		if !IsSlashRecord(a) {
-			out = append(out, AccountEntry{a, acc})
-		}
+		out = append(out, AccountEntry{a, acc})
 		return true
 	})
 	sortEntries(out)
@@ -174,15 +260,18 @@ func (s *State) Clone() *State {
 	c := &State{lotSize: s.lotSize, totalLots: s.totalLots, pending: slices.Clip(s.pending), fin: s.fin}
 	s.accounts.cloneTo(&c.accounts)
 	s.stakers.cloneTo(&c.stakers)
+	s.slashings.cloneTo(&c.slashings)
+	s.unbonding.cloneTo(&c.unbonding)
 	c.table.Store(s.table.Load())
 	return c
 }
 
-// Equal reports whether two states hold the same accounts and, when both
-// hold one, the same finality record. (A state without a record is one
-// made by NewState, or loaded by a store that keeps none.)
+// Equal reports whether two states hold the same accounts and slashings
+// and, when both hold one, the same finality record (a state without one
+// is made by NewState). The release queue is an index of the accounts.
 func (s *State) Equal(o *State) bool {
-	return s.accounts.equal(&o.accounts) && (s.fin == nil || o.fin == nil || s.fin.Equal(o.fin))
+	return s.accounts.equal(&o.accounts) && s.slashings.equal(&o.slashings) &&
+		(s.fin == nil || o.fin == nil || s.fin.Equal(o.fin))
 }
 
 // UndoEntry is one account as it was before a block touched it.
@@ -192,10 +281,15 @@ type UndoEntry struct {
 }
 
 // Undo records what a block changed, so the block can be reverted during a
-// reorg: every touched account's value before the block, in first-touch order.
+// reorg, in typed entries: every touched account's value before the block
+// (in first-touch order), the slashing records the block added, and the
+// finality record before it.
 type Undo struct {
 	Height  uint64      `json:"height"`
 	Entries []UndoEntry `json:"entries"`
+	// Slashings are the records the block added; none was there before
+	// (a block never slashes one offence twice), so reverting deletes them.
+	Slashings []Slashing `json:"slashings,omitempty"`
 	// Finality is the encoding of the finality record before the block,
 	// when the block changed it; nil when it did not.
 	Finality []byte `json:"finality,omitempty"`
@@ -210,20 +304,30 @@ func (u *Undo) Touched() []Address {
 	return out
 }
 
-// journal collects first-touch values while a block is applied.
+// journal collects first-touch values while a block is applied, and the
+// slashing records it adds.
 type journal struct {
-	seen    map[Address]struct{}
-	entries []UndoEntry
+	seen      map[Address]struct{}
+	entries   []UndoEntry
+	slashings []Slashing
 }
 
-func (j *journal) touch(s *State, a Address) {
-	if _, ok := j.seen[a]; !ok {
-		j.record(a, s.Account(a))
+// undo restores what j recorded: the state as it was before.
+func (s *State) undo(j *journal) {
+	s.revertTables(j.entries, j.slashings)
+}
+
+// revertTables deletes the added slashings and restores the accounts,
+// newest first.
+func (s *State) revertTables(entries []UndoEntry, slashings []Slashing) {
+	for i := len(slashings) - 1; i >= 0; i-- {
+		s.slashings.del(slashings[i].key())
 	}
+	s.revert(entries)
 }
 
-// touchAs is touch for a caller that has just read a's account as cur:
-// the state is not read again.
+// touchAs records a's account as cur (just read by the caller) before the
+// block first changes it.
 func (j *journal) touchAs(a Address, cur Account) {
 	if _, ok := j.seen[a]; !ok {
 		j.record(a, cur)
@@ -258,39 +362,41 @@ func (s *State) undoneTo(m mark) {
 	}
 }
 
-// Apply runs every transaction of b in order, credits the block reward and
-// the fees to the forger, and returns the undo record. Signatures and header
-// rules are not checked here (see ValidateBlock); stateful transaction rules
-// are. On error the state is left exactly as it was.
+// Apply runs b on the state and returns the undo record. In order: the
+// block reward to the forger; the evidence (slashings, before anything
+// else can move the stake they reach); the release of the unbonding stake
+// due at b's height; the transactions, each fee to the forger. Signatures
+// and header rules are not checked here (see ValidateBlock); stateful
+// transaction and evidence rules are. On error the state is left exactly
+// as it was.
 func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 	j := journal{seen: make(map[Address]struct{}, 2*len(b.Transactions)+1)}
 	m := s.mark()
+	fail := func(err error) (*Undo, error) {
+		s.undo(&j)
+		s.undoneTo(m)
+		return nil, err
+	}
 	if b.Height > 0 {
 		if err := s.credit(&j, b.Forger, g.BlockReward); err != nil {
-			s.revert(j.entries)
-			s.undoneTo(m)
-			return nil, err
+			return fail(err)
 		}
 	}
-	// Slashings first: an UNSTAKE in the same block cannot escape them.
+	// Slashings first: an UNSTAKE in the same block cannot escape them,
+	// nor can stake whose release is due at this very height.
 	if err := s.applyEvidence(&j, b, g); err != nil {
-		s.revert(j.entries)
-		s.undoneTo(m)
-		return nil, err
+		return fail(err)
 	}
+	s.release(&j, b.Height)
 	for i := range b.Transactions {
 		tx := &b.Transactions[i]
-		if err := s.applyTx(&j, tx, g, b.Forger); err != nil {
-			s.revert(j.entries)
-			s.undoneTo(m)
-			return nil, txError(i, tx, err)
+		if err := s.applyTx(&j, tx, g, b.Forger, b.Height); err != nil {
+			return fail(txError(i, tx, err))
 		}
 	}
-	undo := &Undo{Height: b.Height, Entries: j.entries}
+	undo := &Undo{Height: b.Height, Entries: j.entries, Slashings: j.slashings}
 	if err := s.applyFinality(undo, b, g); err != nil {
-		s.revert(j.entries)
-		s.undoneTo(m)
-		return nil, err
+		return fail(err)
 	}
 	return undo, nil
 }
@@ -298,7 +404,7 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 // Revert undoes the block that produced u. Only the most recently applied
 // block may be reverted; reorgs revert blocks newest first.
 func (s *State) Revert(u *Undo) {
-	s.revert(u.Entries)
+	s.revertTables(u.Entries, u.Slashings)
 	if u.Finality != nil {
 		f := new(Finality)
 		if err := f.UnmarshalBinary(u.Finality); err == nil {
@@ -333,7 +439,7 @@ func (s *State) credit(j *journal, a Address, amount uint64) error {
 		return nil
 	}
 	acc := s.Account(a)
-	if acc.Balance+amount < acc.Balance {
+	if _, ok := add3(acc.Balance, acc.Unbonding, amount); !ok {
 		return ruleErrorf(ErrAmountOverflow, "balance of %s would overflow", a)
 	}
 	j.touchAs(a, acc)
@@ -343,9 +449,10 @@ func (s *State) credit(j *journal, a Address, amount uint64) error {
 }
 
 // applyTx applies one transaction: it runs the rules of CheckTx on the
-// state, then writes what they computed. feeTo receives the fee; ""
-// burns it. On error the caller reverts the journal.
-func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) error {
+// state, then writes what they computed; stake it unbonds is released at
+// height + unbonding_blocks. feeTo receives the fee; "" burns it. On
+// error the caller reverts the journal.
+func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address, height uint64) error {
 	r := lookupTx(tx.Type)
 	if r == nil {
 		return ruleErrorf(ErrUnknownType, "type %q", tx.Type)
@@ -358,6 +465,12 @@ func (s *State) applyTx(j *journal, tx *Transaction, g *Genesis, feeTo Address) 
 	after, err := c.run()
 	if err != nil {
 		return err
+	}
+	if after.e.Credit.Unbonding > 0 {
+		after.to.Release = height + g.UnbondingBlocks
+		if tx.To == tx.From {
+			after.from = after.to // UNSTAKE: to self
+		}
 	}
 	j.touchAs(tx.From, c.from)
 	s.put(tx.From, after.from)

@@ -6,16 +6,21 @@ package chain
 // the pre-checks of pools and wallets all read it, so adding a type is one
 // entry here plus its tests.
 
-// Amounts is a quantity of balance and of stake.
+// Amounts is a quantity of balance, of stake and of unbonding stake.
 type Amounts struct {
 	Balance uint64 `json:"balance"`
 	Stake   uint64 `json:"stake"`
+	// Unbonding is only ever credited (UNSTAKE): nothing spends it.
+	Unbonding uint64 `json:"unbonding,omitempty"`
 }
 
 // Effect is what a transaction does to accounts. Debit leaves the sender
 // (the fee included, in Debit.Balance); Credit then arrives at tx.To, which
 // is the sender itself for STAKE and UNSTAKE. What EXCHANGE credits is
-// minted. The fee goes to the block's forger.
+// minted. The fee goes to the block's forger. UNSTAKE credits unbonding
+// stake (Account.Unbonding), which returns to the balance unbonding_blocks
+// later; on a genesis with unbonding_blocks 0 it is credited to the
+// balance at once (State.Apply and CheckTx do that, not Effect).
 type Effect struct {
 	Debit  Amounts `json:"debit"`
 	Credit Amounts `json:"credit"`
@@ -56,9 +61,9 @@ var txTable = [...]txRule{
 		func(tx *Transaction) Effect {
 			return Effect{Debit: Amounts{Balance: tx.Amount + tx.Fee}, Credit: Amounts{Stake: tx.Amount}}
 		}},
-	{TxSpec{TxUnstake, 4, true, false, "moves amount from the sender's stake back to its balance; the sender pays the fee"},
+	{TxSpec{TxUnstake, 4, true, false, "moves amount from the sender's stake to unbonding, back in its balance unbonding_blocks later; the sender pays the fee"},
 		func(tx *Transaction) Effect {
-			return Effect{Debit: Amounts{Balance: tx.Fee, Stake: tx.Amount}, Credit: Amounts{Balance: tx.Amount}}
+			return Effect{Debit: Amounts{Balance: tx.Fee, Stake: tx.Amount}, Credit: Amounts{Unbonding: tx.Amount}}
 		}},
 }
 

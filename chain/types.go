@@ -168,8 +168,20 @@ func (b *Block) SetEvidence(ev []Evidence) {
 }
 
 // Account is one address's slice of the state.
+//
+// Unbonding is stake an UNSTAKE took out of Stake (the v3 rules): it carries
+// no lots and cannot be spent, slashing still reaches it, and at the apply
+// of the block at height Release it returns to Balance. One account has
+// one unbonding amount: a second UNSTAKE while coins are unbonding adds to
+// it and moves Release to its own release height (the earlier coins wait
+// longer; none ever waits less than unbonding_blocks). Balance + Unbonding
+// never overflows: the rules refuse what would make it (overflow).
 type Account struct {
-	Balance uint64 `json:"balance"`
-	Stake   uint64 `json:"stake"`
-	Nonce   uint64 `json:"nonce"`
+	Balance   uint64 `json:"balance"`
+	Stake     uint64 `json:"stake"`
+	Nonce     uint64 `json:"nonce"`
+	Unbonding uint64 `json:"unbonding"`
+	// Release is the height whose block returns Unbonding to Balance;
+	// 0 when nothing is unbonding.
+	Release uint64 `json:"release_height,omitempty"`
 }

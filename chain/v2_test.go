@@ -404,7 +404,7 @@ func TestTxTable(t *testing.T) {
 		{TxExchange, Effect{Debit: Amounts{Balance: 2}, Credit: Amounts{Balance: 10}}},
 		{TxTransfer, Effect{Debit: Amounts{Balance: 12}, Credit: Amounts{Balance: 10}}},
 		{TxStake, Effect{Debit: Amounts{Balance: 12}, Credit: Amounts{Stake: 10}}},
-		{TxUnstake, Effect{Debit: Amounts{Balance: 2, Stake: 10}, Credit: Amounts{Balance: 10}}},
+		{TxUnstake, Effect{Debit: Amounts{Balance: 2, Stake: 10}, Credit: Amounts{Unbonding: 10}}},
 	}
 	for _, c := range cases {
 		tx := Transaction{Type: c.typ, Amount: 10, Fee: 2}

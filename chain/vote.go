@@ -9,7 +9,7 @@ import (
 	"fmt"
 )
 
-// Finality votes (DESIGN "v3 rules"). A staker votes for a link between two
+// Finality votes (the v3 rules, docs/CONSENSUS.md). A staker votes for a link between two
 // checkpoints of its head's branch: from the highest justified checkpoint it
 // knows (the source) to the newest checkpoint (the target). Votes carried in
 // blocks justify and finalize checkpoints; two votes of one voter that form a

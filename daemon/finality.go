@@ -118,7 +118,7 @@ func (f *finality) onChain(ev chainmgr.Event) {
 		f.met.Votes(metrics.VoteIncluded, len(b.Votes))
 	}
 	snap := ev.Snapshot
-	if ev.MissedBlocks > 0 || len(ev.Added) == 0 {
+	if ev.MissedBlocks > 0 || ev.MissedReverted > 0 || len(ev.Added) == 0 {
 		f.pool.SetHead(snap.Height())
 	}
 	rec := snap.Finality()

@@ -82,7 +82,10 @@ func (n *Node) followEvidence(ch <-chan chainmgr.EvidenceEvent) {
 		select {
 		case <-n.ctx.Done():
 			return
-		case ev := <-ch:
+		case ev, ok := <-ch:
+			if !ok { // the subscription ended (daemon/feed closes it)
+				return
+			}
 			if ev.Type == "evidence" {
 				if p, ok := n.net.(interface{ PublishEvidence(*chain.Evidence) }); ok {
 					p.PublishEvidence(&ev.Record.Evidence)

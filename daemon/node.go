@@ -71,6 +71,9 @@ type Config struct {
 	NoNetwork     bool // no p2p at all (tests of a single node)
 	PoolLimit     int
 	Byzantine     string // a byzantine behaviour, lab networks only (lab.go)
+	// Checkpoint (--checkpoint): the chain must hold this block
+	// (chainmgr.Config.Checkpoint); nil: no checkpoint.
+	Checkpoint *chain.Checkpoint
 	// NoVote turns this node's finality voter off (--vote=false): it
 	// still pools and gossips others' votes and puts them in its blocks.
 	NoVote bool
@@ -211,7 +214,7 @@ func (n *Node) openChain(st *store.Store) error {
 	if n.cfg.wrapStore != nil {
 		cs = n.cfg.wrapStore(cs)
 	}
-	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now, Metrics: n.prom.Chain, Sigs: n.cfg.Sigs})
+	n.chain, err = chainmgr.New(chainmgr.Config{Genesis: g, Store: cs, Logger: n.log.With("component", "chain"), Now: n.cfg.Now, Metrics: n.prom.Chain, Sigs: n.cfg.Sigs, Checkpoint: n.cfg.Checkpoint})
 	if err != nil {
 		return err
 	}

@@ -113,14 +113,15 @@ func TestNodeLifecycleOfEveryTxType(t *testing.T) {
 	if info.Height == nil || *info.Height != 3 || info.BlockHash == nil {
 		t.Fatalf("stake tx info %+v, want height 3", info)
 	}
+	// The 40 unstaked at height 4 unbond until 4 + unbonding_blocks.
 	want := map[chain.Address]rpc.Account{
-		alice.Address():   {Balance: 500 - 122 - 100 + 40, Stake: 60, Nonce: 4},
+		alice.Address():   {Balance: 500 - 122 - 100, Stake: 60, Nonce: 4, Unbonding: 40, ReleaseHeight: 4 + chain.DefaultUnbondingBlocks},
 		bob.Address():     {Balance: 120},
 		nodeKey.Address(): {Balance: 1000 + 2, Stake: 1},
 	}
 	for a, w := range want {
 		got := account(t, n, a)
-		if got.Balance != w.Balance || got.Stake != w.Stake || got.Nonce != w.Nonce {
+		if got.Balance != w.Balance || got.Stake != w.Stake || got.Nonce != w.Nonce || got.Unbonding != w.Unbonding || got.ReleaseHeight != w.ReleaseHeight {
 			t.Errorf("%s: got %+v, want %+v", a.Short(), got, w)
 		}
 	}

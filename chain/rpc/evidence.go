@@ -3,13 +3,18 @@ package rpc
 import "github.com/poslab/posd/chain"
 
 // Evidence is an element of GET /v1/evidence and the data of the
-// "evidence" and "slashing" events of /v1/events: one equivocation (two
-// blocks signed by one forger for one slot) as this node knows it.
+// "evidence" and "slashing" events of /v1/events: one offence as this
+// node knows it: an equivocation (two blocks signed by one forger for one
+// slot), a double vote or a surround vote (two votes of one voter).
 type Evidence struct {
-	ID     chain.Hash    `json:"id"`
-	Height uint64        `json:"height"` // where the forger equivocated
-	Forger chain.Address `json:"forger"`
-	Hashes []chain.Hash  `json:"hashes"` // the two blocks, lower hash first
+	ID chain.Hash `json:"id"`
+	// Kind is "equivocation", "double_vote" or "surround_vote".
+	Kind   chain.EvidenceKind `json:"kind"`
+	Height uint64             `json:"height"` // of the offence (a vote's: the higher target)
+	Forger chain.Address      `json:"forger"` // the offender: forger or voter
+	// Hashes are the two blocks of an equivocation, lower hash first, or
+	// the targets of the two votes, in the evidence's order.
+	Hashes []chain.Hash `json:"hashes"`
 	// IncludedIn is the main-chain block whose evidence slashed the
 	// forger; absent while the evidence is pending.
 	IncludedIn *uint64 `json:"included_in,omitempty"`

@@ -2,8 +2,8 @@ package rpc
 
 import "github.com/poslab/posd/chain"
 
-// Finality is GET /v1/finality: what the finality gadget (DESIGN "v3
-// rules") knows on the node's main chain. Justified and Finalized are the
+// Finality is GET /v1/finality: what the finality gadget (the v3 rules
+// in docs/CONSENSUS.md) knows on the node's main chain. Justified and Finalized are the
 // latest checkpoints of each kind; Checkpoints are the newest targets above
 // Finalized (at most MaxFinalityCheckpoints, newest first), each with the
 // tally of the votes the main chain carries for it.

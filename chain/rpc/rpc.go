@@ -49,7 +49,7 @@ type Status struct {
 	// the network's: blocks from elected forgers keep arriving that much
 	// ahead of it (they are kept until due, so the node follows late).
 	ClockBehindMs int64 `json:"clock_behind_ms,omitempty"`
-	// The finality record of the main chain (DESIGN "v3 rules"): the
+	// The finality record of the main chain (the v3 rules, docs/CONSENSUS.md): the
 	// latest justified and finalized checkpoints. Absent on a node
 	// without finality (before v3): clients then fall back to inclusion.
 	JustifiedHeight *uint64     `json:"justified_height,omitempty"`
@@ -68,11 +68,16 @@ func (s *Status) HasFinality() bool { return s.FinalizedHeight != nil }
 // (which adds pending_nonce: the nonce of the sender's last pooled transaction,
 // or nonce when none is pooled; the next transaction uses pending_nonce+1).
 type Account struct {
-	Address      chain.Address `json:"address"`
-	Balance      uint64        `json:"balance"`
-	Stake        uint64        `json:"stake"`
-	Nonce        uint64        `json:"nonce"`
-	PendingNonce *uint64       `json:"pending_nonce,omitempty"`
+	Address chain.Address `json:"address"`
+	Balance uint64        `json:"balance"`
+	Stake   uint64        `json:"stake"`
+	Nonce   uint64        `json:"nonce"`
+	// Unbonding is unstaked stake on its way back to the balance (no
+	// lots, still slashable); ReleaseHeight is the height whose block
+	// returns it (absent when nothing is unbonding).
+	Unbonding     uint64  `json:"unbonding,omitempty"`
+	ReleaseHeight uint64  `json:"release_height,omitempty"`
+	PendingNonce  *uint64 `json:"pending_nonce,omitempty"`
 }
 
 // Stake is an element of GET /v1/stakes; share is stake / total stake.
@@ -80,6 +85,9 @@ type Stake struct {
 	Address chain.Address `json:"address"`
 	Stake   uint64        `json:"stake"`
 	Share   float64       `json:"share"`
+	// Unbonding and ReleaseHeight as in Account.
+	Unbonding     uint64 `json:"unbonding,omitempty"`
+	ReleaseHeight uint64 `json:"release_height,omitempty"`
 }
 
 // TxStatus values.
@@ -133,6 +141,13 @@ type ConfigPatch struct {
 type Peer struct {
 	ID    string   `json:"id"`
 	Addrs []string `json:"addrs"`
+	// RTTMs is the round-trip time to the peer in milliseconds: a moving
+	// average of the node's pings (one every 10 s), so one slow answer
+	// moves it by a fraction. Absent until the peer first answered a ping.
+	RTTMs float64 `json:"rtt_ms,omitempty"`
+	// RTTLastMs is the round-trip time of the latest answered ping, in
+	// milliseconds (absent as RTTMs is).
+	RTTLastMs float64 `json:"rtt_last_ms,omitempty"`
 }
 
 // Health is GET /healthz.

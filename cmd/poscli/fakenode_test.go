@@ -98,8 +98,10 @@ type fakeNode struct {
 	// noEvents hides /v1/events as a node without the route would: the
 	// request goes to the handler as GET /v1/no-events, its real 404.
 	noEvents bool
-	token    string
-	config   rpc.Config
+	// noPeers hides /v1/peers the same way.
+	noPeers bool
+	token   string
+	config  rpc.Config
 	// exchange is the genesis exchange policy.
 	exchange chain.ExchangePolicy
 	// noHeartbeat turns the genesis heartbeat off.
@@ -169,6 +171,9 @@ func newFakeNode(t *testing.T) *fakeNode {
 		if n.noEvents && r.URL.Path == "/v1/events" {
 			r.URL.Path = "/v1/no-events"
 		}
+		if n.noPeers && r.URL.Path == "/v1/peers" {
+			r.URL.Path = "/v1/no-peers"
+		}
 		n.mu.Unlock()
 		(*n.handler.Load()).ServeHTTP(w, r)
 	})) // listens on 127.0.0.1
@@ -228,7 +233,7 @@ func (n *fakeNode) Status() rpc.Status {
 	}
 	st := rpc.Status{
 		ChainID: testChainID, GenesisHash: n.blocks[0].PrevHash, Height: height, HeadHash: head.Hash(),
-		HeadTimestamp: head.Timestamp, Address: string(carol), Election: "lottery", Peers: 1,
+		HeadTimestamp: head.Timestamp, Address: string(carol), Election: "lottery", Peers: len(n.Peers()),
 		BlockSize: n.config.BlockSize, BlockIntervalMs: n.config.BlockIntervalMs, Pending: len(n.pool),
 		PeerID: "12D3KooWNodeCarol", P2PAddrs: []string{"/ip4/127.0.0.1/tcp/4001"}, Version: "0.1.0",
 		ClockBehindMs: n.clockBehindMs,
@@ -418,8 +423,14 @@ func (n *fakeNode) NodeKey() rpc.NodeKey {
 	return rpc.NodeKey{PublicKey: fmt.Sprintf("%x", carolPriv.Public()), Address: carol}
 }
 
+// Peers are in peer id order, as a node answers them: one far, one not
+// measured yet, one near (the tables list them nearest first).
 func (n *fakeNode) Peers() []rpc.Peer {
-	return []rpc.Peer{{ID: "12D3KooWPeerOne", Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"}}}
+	return []rpc.Peer{
+		{ID: "12D3KooWPeerOne", Addrs: []string{"/ip4/10.0.0.2/tcp/4001", "/ip4/10.0.0.2/udp/4001/quic-v1"}, RTTMs: 165.42, RTTLastMs: 171.9},
+		{ID: "12D3KooWPeerThree", Addrs: []string{"/ip4/10.2.0.4/tcp/4001"}},
+		{ID: "12D3KooWPeerTwo", Addrs: []string{"/ip4/10.1.0.3/tcp/4001"}, RTTMs: 0.183, RTTLastMs: 3.31},
+	}
 }
 
 func (n *fakeNode) SubscribeBlocks() (<-chan *chain.Block, func()) {

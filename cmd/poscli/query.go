@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,9 +59,12 @@ func NewCmdStatus(f *Factory, runF func(*StatusOptions) error) *cobra.Command {
 genesis.json hash (the network's identity, which block 0 carries as its prev
 hash; not block 0's own hash), head height, hash and time, the justified
 and final heights (blocks at or below the final height are never reverted),
-the node's address, election, peers, forging settings and pool size. When
-finality stalls (more than a third of the stake not voting), status says so
-loudly, with the stake missing.
+the node's address, election, peers, forging settings and pool size, then
+its peers (GET /v1/peers) nearest first with their round-trip times: RTT is
+a moving average of the node's pings (one every 10 s), LAST the latest ping;
+"-" until the first ping was answered. When finality stalls (more than a
+third of the stake not voting), status says so loudly, with the stake
+missing.
 
 JSON (-o json): {"chain_id", "genesis_hash", "height", "head_hash",
 "head_timestamp", "address", "election", "peers", "block_size",
@@ -68,7 +72,8 @@ JSON (-o json): {"chain_id", "genesis_hash", "height", "head_hash",
 "justified_height", "justified_hash", "finalized_height", "finalized_hash",
 "finality_stalled"} as the node sends it (timestamps in unix milliseconds;
 the finality fields are absent on a node without finality, and
-finality_stalled unless it stalls: see poscli finality --help).`,
+finality_stalled unless it stalls: see poscli finality --help), and
+"peer_list": the peers as poscli peers -o json gives them, nearest first.`,
 		Example: `  poscli status
   poscli status --node http://10.0.0.2:5001
   poscli status -o json | jq .height`,
@@ -90,9 +95,24 @@ func statusRun(opts *StatusOptions) error {
 	if err != nil {
 		return err
 	}
+	// The peers are a second request: status still answers when they
+	// cannot be had, saying so.
+	peers, peersErr := c.Peers(opts.ctx())
+	if peersErr != nil {
+		fmt.Fprintf(opts.IO.ErrOut, "peers unavailable: %v\n", peersErr)
+	}
+	peers = nonNil(peers)
+	for i := range peers {
+		peers[i].Addrs = nonNil(peers[i].Addrs)
+	}
+	sortByRTT(peers)
 	if opts.Globals.JSON() {
 		st.P2PAddrs = nonNil(st.P2PAddrs)
-		return writeJSON(opts.IO.Out, st)
+		out := statusJSON{Status: st}
+		if peersErr == nil {
+			out.PeerList = &peers
+		}
+		return writeJSON(opts.IO.Out, out)
 	}
 	cs := opts.IO.ColorScheme()
 	if st.FinalityStalled != nil {
@@ -140,7 +160,26 @@ func statusRun(opts *StatusOptions) error {
 	if st.ClockBehindMs > 0 {
 		fl.Add("clock", cs.Yellow(fmt.Sprintf("looks %s behind the network's: blocks arrive ahead of it (check NTP)", formatMs(st.ClockBehindMs))))
 	}
-	return fl.Write(opts.IO.Out)
+	if err := fl.Write(opts.IO.Out); err != nil || len(peers) == 0 {
+		return err
+	}
+	fmt.Fprintln(opts.IO.Out)
+	t := newTable(opts.IO.Out, "peer", "rtt", "last", "addr")
+	for _, p := range peers {
+		addr := "-"
+		if len(p.Addrs) > 0 {
+			addr = p.Addrs[0]
+		}
+		t.Append(p.ID, rttText(p.RTTMs), rttText(p.RTTLastMs), addr)
+	}
+	return t.Render()
+}
+
+// statusJSON is status -o json: the node's status and its peers.
+type statusJSON struct {
+	rpc.Status
+	// PeerList is absent when the peers could not be had, [] with none.
+	PeerList *[]rpc.Peer `json:"peer_list,omitempty"`
 }
 
 // ---- accounts ----
@@ -186,11 +225,30 @@ func accountsRun(opts *AccountsOptions) error {
 		return nil
 	}
 	own, cs := opts.own(), opts.IO.ColorScheme()
-	t := newTable(opts.IO.Out, "address", "balance", "stake", "nonce")
+	// The unbonding column appears when some account has coins unbonding.
+	unbonding := slices.ContainsFunc(accs, func(a rpc.Account) bool { return a.Unbonding > 0 })
+	head := []string{"address", "balance", "stake", "nonce"}
+	if unbonding {
+		head = []string{"address", "balance", "stake", "unbonding", "nonce"}
+	}
+	t := newTable(opts.IO.Out, head...)
 	for _, a := range accs {
-		t.Append(own.label(a.Address, cs), u64(a.Balance), u64(a.Stake), u64(a.Nonce))
+		row := []string{own.label(a.Address, cs), u64(a.Balance), u64(a.Stake), u64(a.Nonce)}
+		if unbonding {
+			row = slices.Insert(row, 3, unbondingCell(a.Unbonding, a.ReleaseHeight))
+		}
+		t.Append(row...)
 	}
 	return t.Render()
+}
+
+// unbondingCell shows unbonding coins and the height that returns them:
+// "150 until 261"; "" for none.
+func unbondingCell(amount, release uint64) string {
+	if amount == 0 {
+		return ""
+	}
+	return u64(amount) + " until " + u64(release)
 }
 
 // ---- account ----
@@ -214,7 +272,8 @@ nonce + 1). An address never seen reads as zeros. The address may be
 shortened as tables print it (3f2a…91bc) or to a unique prefix (3f2a0c):
 the node resolves it.
 
-JSON (-o json): {"address", "balance", "stake", "nonce", "pending_nonce"}.`,
+JSON (-o json): {"address", "balance", "stake", "nonce", "unbonding",
+"release_height" (while coins unbond), "pending_nonce"}.`,
 		Example: `  poscli account
   poscli account alice
   poscli account 3f2a0c9e5d7b1a2c4e6f8091a3b5c7d9e1f20304 -o json
@@ -263,6 +322,9 @@ func accountRun(opts *AccountOptions) error {
 	fl.Add("address", opts.own().full(acc.Address, cs))
 	fl.Add("balance", u64(acc.Balance))
 	fl.Add("stake", u64(acc.Stake))
+	if acc.Unbonding > 0 {
+		fl.Add("unbonding", unbondingCell(acc.Unbonding, acc.ReleaseHeight))
+	}
 	fl.Add("nonce", u64(acc.Nonce))
 	pending := acc.Nonce
 	if acc.PendingNonce != nil {
@@ -319,9 +381,18 @@ func stakesRun(opts *StakesOptions) error {
 		return nil
 	}
 	own, cs := opts.own(), opts.IO.ColorScheme()
-	t := newTable(opts.IO.Out, "address", "stake", "share", "")
+	unbonding := slices.ContainsFunc(stakes, func(s rpc.Stake) bool { return s.Unbonding > 0 })
+	head := []string{"address", "stake", "share", ""}
+	if unbonding {
+		head = []string{"address", "stake", "unbonding", "share", ""}
+	}
+	t := newTable(opts.IO.Out, head...)
 	for _, s := range stakes {
-		t.Append(own.label(s.Address, cs), u64(s.Stake), percent(s.Share), cs.Green(bar(s.Share, barWidth)))
+		row := []string{own.label(s.Address, cs), u64(s.Stake), percent(s.Share), cs.Green(bar(s.Share, barWidth))}
+		if unbonding {
+			row = slices.Insert(row, 2, unbondingCell(s.Unbonding, s.ReleaseHeight))
+		}
+		t.Append(row...)
 	}
 	return t.Render()
 }
@@ -612,9 +683,14 @@ func NewCmdPeers(f *Factory, runF func(*PeersOptions) error) *cobra.Command {
 	return queryCmd(&opts.QueryEnv, &cobra.Command{
 		Use:   "peers",
 		Short: "List the node's peers",
-		Long: `List the peers the node is connected to: peer id and addresses.
+		Long: `List the peers the node is connected to, nearest first: peer id, round-trip
+time and addresses. RTT is a moving average of the node's pings (one every
+10 s, so one slow answer moves it by a fifth), LAST the latest ping; "-"
+until the first ping was answered.
 
-JSON (-o json): [{"id", "addrs"}] with addrs a list of multiaddresses.`,
+JSON (-o json): [{"id", "addrs", "rtt_ms", "rtt_last_ms"}] as the node
+sends it (in peer id order), with addrs a list of multiaddresses and the
+round-trip times in milliseconds, absent until measured.`,
 		Example: `  poscli peers
   poscli peers -o json | jq -r '.[].id'`,
 		Args: noArgs,
@@ -646,9 +722,10 @@ func peersRun(opts *PeersOptions) error {
 		fmt.Fprintln(opts.IO.ErrOut, "no peers")
 		return nil
 	}
-	t := newTable(opts.IO.Out, "id", "addrs")
+	sortByRTT(peers)
+	t := newTable(opts.IO.Out, "id", "rtt", "last", "addrs")
 	for _, p := range peers {
-		t.Append(p.ID, strings.Join(p.Addrs, ", "))
+		t.Append(p.ID, rttText(p.RTTMs), rttText(p.RTTLastMs), strings.Join(p.Addrs, ", "))
 	}
 	return t.Render()
 }

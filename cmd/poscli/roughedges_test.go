@@ -273,3 +273,51 @@ func TestShortAddressAsInput(t *testing.T) {
 		t.Errorf("--to %s sent %+v, want to bob", bob.Short(), txs)
 	}
 }
+
+// TestStakeWarnsFinalityStall: with finality, a stake that would leave a
+// third or more of all stake on keys no node runs says finality will
+// stall, before the stake goes out; one that leaves less does not.
+func TestStakeWarnsFinalityStall(t *testing.T) {
+	node := newFakeNode(t)
+	node.finality = fixtureFinality(false)
+	// The fake's stake: carol (the node's key) 150, alice (no node runs
+	// it) 50; alice holds a balance of 100.
+	for _, tc := range []struct {
+		name   string
+		amount uint64
+		warn   bool
+	}{
+		{"a small stake: 51 of 201 unrun", 1, false},
+		{"25 more: 75 of 225 unrun, a third", 25, true},
+	} {
+		e := newTestEnv(t, node.URL)
+		e.addKey(t, "alice", alicePriv, "")
+		if code := e.main("tx", "stake", "--key", "alice", "--amount", fmt.Sprint(tc.amount)); code != 0 {
+			t.Fatalf("%s: exit %d: %s", tc.name, code, e.errOut.String())
+		}
+		if got := strings.Contains(e.errOut.String(), "finality will stall"); got != tc.warn {
+			t.Errorf("%s: finality warning %v, want %v: %q", tc.name, got, tc.warn, e.errOut.String())
+		}
+	}
+}
+
+func TestUnrunStake(t *testing.T) {
+	a, b, c := chain.Address("a"), chain.Address("b"), chain.Address("c")
+	stakes := []rpc.Stake{{Address: a, Stake: 10}, {Address: b, Stake: 20}}
+	for _, tc := range []struct {
+		name         string
+		run          map[chain.Address]bool
+		from         chain.Address
+		amount       uint64
+		unrun, total uint64
+	}{
+		{"all run, own key", map[chain.Address]bool{a: true, b: true}, a, 5, 0, 35},
+		{"a new key", map[chain.Address]bool{a: true, b: true}, c, 5, 5, 35},
+		{"one staker unrun", map[chain.Address]bool{a: true}, a, 5, 20, 35},
+	} {
+		u, tot := unrunStake(stakes, tc.run, tc.from, tc.amount)
+		if u != tc.unrun || tot != tc.total {
+			t.Errorf("%s: %d of %d, want %d of %d", tc.name, u, tot, tc.unrun, tc.total)
+		}
+	}
+}

@@ -112,6 +112,7 @@ fractions in [0, 1]; deviation is win_share - expected_share.
   poscli sim --stakes-file stakes.json --rounds 1 --seed 5c1e0d3f...
   poscli sim --attack grind --attacker-share 0.1 --seed-source block_hash
   poscli sim --attack private --attacker-share 0.33 --heartbeat off
+  poscli sim --attack private --attacker-share 0.3 --idle-gap 1000 --finality off
   poscli sim --attack withhold --attacker-share 0.25 -o json | jq .next_rank0_share`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -47,6 +47,23 @@ shows the attacker's exact share.
             Reported: the probability that a payment k blocks deep (k
             confirmations) is reversed, k = 1..--depth, with 95% Wilson
             intervals, as a table and a plot.
+            --finality on|off (default on, the v3 rules; off: v2's fork
+            choice): every block is a checkpoint; the honest stakers vote
+            for each honest block, the attacker only for its own private
+            blocks (which alone carry its votes); a block is justified by
+            votes of more than 2/3 of the lots from a justified source and
+            final when the next one is justified from it, so with more than
+            2/3 honest the payment's block is final two blocks later. No
+            honest node leaves a final block; then the higher justified
+            checkpoint wins; then v2's rule. Reversals are split into those
+            of payments final when the attacker published (0 below a third
+            of the stake) and of payments included but not final. With a
+            third of the stake or more the attacker stalls finality: nothing
+            honest is final and the v2 figures come back. With --finality
+            off, "final" is what the votes would have made final, which
+            v2's fork choice ignores: compare
+              poscli sim --attack private --attacker-share 0.3 --idle-gap 1000
+              poscli sim --attack private --attacker-share 0.3 --idle-gap 1000 --finality off
 
 Seeds are modelled as pseudo-random functions of (forger, parent seed,
 height), and of the block's contents with block_hash; honest stakers never
@@ -70,9 +87,13 @@ JSON (-o json) with --attack: {"attack", "election", "rounds",
 "heartbeat", "seed"}; grind and withhold add "blocks", "attacker_blocks",
 "sd", "sigmas", "longest_run" (withhold: "waited", "withheld",
 "delay_slots", "next_rank0_share"); private adds "depth", "idle_gap",
-"min_gap", "heartbeat_interval", "idle_beat", "dead_chains" and
-"reversal": [{"k", "reversed", "probability", "ci": [lo, hi]}]; with the
-heartbeat on, "deep" (a payment 64 deep, same shape) and
+"min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "finality",
+"honest_vote_share", "final_depth" (confirmations at which a payment is
+final; 0: never), "finality_stalled" and "reversal": [{"k", "reversed",
+"probability", "ci": [lo, hi], "final" (payments final when accepted),
+"final_reversed", "final_reversed_probability",
+"included_not_final_reversed", "included_not_final_reversed_probability"}];
+with the heartbeat on, "deep" (a payment 64 deep, same shape) and
 "honest_slots_per_block". attacker_share is the attacker's share of
 the stake; for private, attacker_block_share is its share of the blocks
 forged during the race (how fast it builds against the honest chain).
@@ -84,6 +105,7 @@ type AttackOptions struct {
 	Share      float64 // --attacker-share
 	SeedSource string  // --seed-source
 	Heartbeat  onOff   // --heartbeat
+	Finality   onOff   // --finality
 	Honest     int     // --honest
 	Variants   int     // --variants
 	Depth      int     // --depth
@@ -97,7 +119,7 @@ type AttackOptions struct {
 }
 
 // attackOnlyFlags are the flags that mean nothing without --attack.
-var attackOnlyFlags = []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat"}
+var attackOnlyFlags = []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat", "finality"}
 
 // onOff is a boolean flag that takes on/off as well as true/false
 // (--heartbeat off, --heartbeat=false).
@@ -128,6 +150,7 @@ func addAttackFlags(cmd *cobra.Command, o *AttackOptions) {
 	o.Share = 0.33
 	o.SeedSource = string(attack.SeedVRF)
 	o.Heartbeat = true
+	o.Finality = true
 	fl := cmd.Flags()
 	fl.StringVar(&o.Kind, "attack", "", "simulate an attack: grind, private or withhold (see above)")
 	fl.Float64Var(&o.Share, "attacker-share", o.Share, "the attacker's share of the stake, above 0 and below 1")
@@ -140,9 +163,11 @@ func addAttackFlags(cmd *cobra.Command, o *AttackOptions) {
 	fl.Float64Var(&o.MinGap, "min-gap", 0, "private: `SLOTS` every block costs on top of its rank (0: the v2 rules; 1 or 0.1: proposed rules)")
 	fl.Float64Var(&o.Beat, "heartbeat-interval", 1, "private: the heartbeat forges when the head is `F` slots old (rank 0; fallbacks wait rank × slot)")
 	fl.Float64Var(&o.IdleBeat, "idle-beat", 0, "private: a resting chain still forges an empty block every `M` slots (0: it rests, the v2 rules)")
+	fl.Var(&o.Finality, "finality", "private: the finality defence on (the v3 rules: no node leaves a final block) or off (v2's fork choice)")
 	_ = cmd.RegisterFlagCompletionFunc("attack", cobra.FixedCompletions([]string{"grind", "private", "withhold"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("seed-source", cobra.FixedCompletions([]string{"vrf", "block_hash"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("heartbeat", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("finality", cobra.FixedCompletions([]string{"on", "off"}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 // attackFlagsSet lists the attack-only flags given on cmd's command line.
@@ -162,6 +187,14 @@ type attackReversalJSON struct {
 	Reversed    int        `json:"reversed"`
 	Probability float64    `json:"probability"`
 	CI          [2]float64 `json:"ci"`
+	// Final: payments final when the merchant accepted them. The
+	// reversals split by whether the payment was final when the attacker
+	// published; probabilities are of all rounds.
+	Final             int     `json:"final"`
+	FinalReversed     int     `json:"final_reversed"`
+	FinalReversedP    float64 `json:"final_reversed_probability"`
+	NotFinalReversed  int     `json:"included_not_final_reversed"`
+	NotFinalReversedP float64 `json:"included_not_final_reversed_probability"`
 }
 
 // attackJSON is the JSON shape of `poscli sim --attack`.
@@ -192,13 +225,20 @@ type attackJSON struct {
 	DelaySlots     *int     `json:"delay_slots,omitempty"`
 	NextRank0Share *float64 `json:"next_rank0_share,omitempty"`
 	// private
-	Depth      *int                 `json:"depth,omitempty"`
-	IdleGap    *int                 `json:"idle_gap,omitempty"`
-	MinGap     *float64             `json:"min_gap,omitempty"`
-	Interval   *float64             `json:"heartbeat_interval,omitempty"`
-	IdleBeat   *float64             `json:"idle_beat,omitempty"`
-	DeadChains *int                 `json:"dead_chains,omitempty"`
-	Reversal   []attackReversalJSON `json:"reversal,omitempty"`
+	Depth      *int     `json:"depth,omitempty"`
+	IdleGap    *int     `json:"idle_gap,omitempty"`
+	MinGap     *float64 `json:"min_gap,omitempty"`
+	Interval   *float64 `json:"heartbeat_interval,omitempty"`
+	IdleBeat   *float64 `json:"idle_beat,omitempty"`
+	DeadChains *int     `json:"dead_chains,omitempty"`
+	Finality   *bool    `json:"finality,omitempty"`
+	// HonestVoteShare is the honest stakers' share of the lots; FinalDepth
+	// the confirmations at which a payment is final (0: never);
+	// FinalityStalled whether nothing honest becomes final.
+	HonestVoteShare *float64             `json:"honest_vote_share,omitempty"`
+	FinalDepth      *int                 `json:"final_depth,omitempty"`
+	FinalityStalled *bool                `json:"finality_stalled,omitempty"`
+	Reversal        []attackReversalJSON `json:"reversal,omitempty"`
 	// Deep is the reversal of a payment max_reorg (64) deep, heartbeat on.
 	Deep *attackReversalJSON `json:"deep,omitempty"`
 	// HonestSlotsPerBlock: the honest chain's mean slots per block after
@@ -254,7 +294,7 @@ func attackRun(opts *SimOptions) error {
 		return fmt.Errorf("--rounds must be 1 to 10000000, got %d", opts.Rounds)
 	}
 	if kind != attack.Private {
-		for _, f := range []string{"depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat"} {
+		for _, f := range []string{"depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat", "finality"} {
 			if contains(a.set, f) {
 				return fmt.Errorf("--%s applies to --attack private only", f)
 			}
@@ -263,6 +303,7 @@ func attackRun(opts *SimOptions) error {
 	cfg := attack.Config{
 		Attack: kind, Election: alg, AttackerShare: a.Share, Honest: a.Honest,
 		SeedSource: attack.SeedSource(a.SeedSource), Heartbeat: bool(a.Heartbeat),
+		Finality: bool(a.Finality) && kind == attack.Private,
 		Variants: a.Variants, Depth: a.Depth, IdleGap: a.IdleGap, MinGap: a.MinGap, Seed: opts.Seed,
 		HeartbeatInterval: a.Beat, IdleBeat: a.IdleBeat,
 		Workers: runtime.GOMAXPROCS(0),
@@ -340,15 +381,23 @@ func attackReport(res *attack.Result) attackJSON {
 	case attack.Private:
 		out.Depth, out.IdleGap, out.MinGap, out.DeadChains = valPtr(c.Depth), valPtr(c.IdleGap), valPtr(c.MinGap), valPtr(res.DeadChains)
 		out.Interval, out.IdleBeat = valPtr(c.HeartbeatInterval), valPtr(c.IdleBeat)
+		out.Finality, out.HonestVoteShare = valPtr(c.Finality), valPtr(res.HonestVoteShare)
+		out.FinalDepth, out.FinalityStalled = valPtr(res.FinalDepth), valPtr(res.FinalityStalled)
 		if d := res.Deep; d != nil {
-			out.Deep = &attackReversalJSON{K: d.K, Reversed: d.Reversed, Probability: d.Probability, CI: [2]float64{d.Lo, d.Hi}}
+			out.Deep = valPtr(reversalJSON(*d))
 			out.HonestSlotsPerBlock = valPtr(res.HonestSlotsPerBlock)
 		}
 		for _, r := range res.Reversal {
-			out.Reversal = append(out.Reversal, attackReversalJSON{K: r.K, Reversed: r.Reversed, Probability: r.Probability, CI: [2]float64{r.Lo, r.Hi}})
+			out.Reversal = append(out.Reversal, reversalJSON(r))
 		}
 	}
 	return out
+}
+
+func reversalJSON(r attack.Reversal) attackReversalJSON {
+	return attackReversalJSON{K: r.K, Reversed: r.Reversed, Probability: r.Probability, CI: [2]float64{r.Lo, r.Hi},
+		Final: r.Final, FinalReversed: r.FinalReversed, FinalReversedP: r.FinalProbability,
+		NotFinalReversed: r.NotFinalReversed, NotFinalReversedP: r.NotFinalProbability}
 }
 
 // attackTable prints an attack's outcome for people.
@@ -363,7 +412,11 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 	fmt.Fprintf(w, "%s attack: attacker %s of the stake (%d of %d lots), %d honest stakers; %s election, seed_source %s",
 		c.Attack, percent(out.AttackerShare), out.AttackerLots, out.TotalLots, c.Honest, out.Election, out.SeedSource)
 	if c.Attack == attack.Private {
-		fmt.Fprintf(w, ", heartbeat %s", hb)
+		fin := "on"
+		if !c.Finality {
+			fin = "off"
+		}
+		fmt.Fprintf(w, ", heartbeat %s, finality %s", hb, fin)
 	}
 	fmt.Fprintf(w, "; seed %s\n\n", strconv.Quote(c.Seed))
 	ci := func(lo, hi float64) string { return "[" + percent(lo) + ", " + percent(hi) + "]" }
@@ -417,19 +470,49 @@ func attackTable(opts *SimOptions, res *attack.Result, out attackJSON) error {
 	if c.Heartbeat {
 		fmt.Fprintf(w, "the heartbeat forges when the head is %v slot old (--heartbeat-interval); the honest chain took %.3f slots per block\n", c.HeartbeatInterval, res.HonestSlotsPerBlock)
 	}
-	fmt.Fprintf(w, "the attacker forged %s of the blocks in the race (its stake share %s)\n\n", percent(res.AttackerBlockShare), percent(res.AttackerStakeShare))
-	t := newTable(w, "k", "reversed", "probability", "95% CI", "")
+	fmt.Fprintf(w, "the attacker forged %s of the blocks in the race (its stake share %s)\n", percent(res.AttackerBlockShare), percent(res.AttackerStakeShare))
+	votes := fmt.Sprintf("the honest stakers hold %s of the lots", percent(res.HonestVoteShare))
+	switch {
+	case res.FinalityStalled && c.Finality:
+		votes += ", not more than 2/3: finality stalls, no honest block is final, and the fork choice comes down to v2's rule"
+	case res.FinalityStalled:
+		votes += ", not more than 2/3: nothing"
+	case c.Finality:
+		votes += fmt.Sprintf(", more than 2/3: a payment is final at %d confirmations, and no honest node leaves a final block", res.FinalDepth)
+	default:
+		votes += fmt.Sprintf(", more than 2/3: a payment at %d confirmations", res.FinalDepth)
+	}
+	if c.Finality {
+		fmt.Fprintf(w, "finality on: %s\n\n", votes)
+	} else {
+		fmt.Fprintf(w, "finality off (v2's fork choice): FINAL is what the votes would have made final (%s), which v2 ignores\n\n", votes)
+	}
+	t := newTable(w, "k", "reversed", "probability", "95% CI", "final", "reversed final", "reversed not final", "")
 	for _, r := range res.Reversal {
-		t.Append(strconv.Itoa(r.K), strconv.Itoa(r.Reversed)+"/"+strconv.Itoa(r.Rounds), percent(r.Probability), ci(r.Lo, r.Hi), cs.Red(bar(r.Probability, 30)))
+		t.Append(strconv.Itoa(r.K), strconv.Itoa(r.Reversed)+"/"+strconv.Itoa(r.Rounds), percent(r.Probability), ci(r.Lo, r.Hi),
+			finalCell(r), strconv.Itoa(r.FinalReversed), strconv.Itoa(r.NotFinalReversed), cs.Red(bar(r.Probability, 30)))
 	}
 	if err := t.Render(); err != nil {
 		return err
 	}
 	if d := res.Deep; d != nil {
-		fmt.Fprintf(w, "\n%d deep (the deepest reorg): %d/%d reversed, %s %s\n", d.K, d.Reversed, d.Rounds, percent(d.Probability), ci(d.Lo, d.Hi))
+		fmt.Fprintf(w, "\n%d deep (the deepest reorg): %d/%d reversed, %s %s; final: %s, reversed final %d, reversed not final %d\n",
+			d.K, d.Reversed, d.Rounds, percent(d.Probability), ci(d.Lo, d.Hi), finalCell(*d), d.FinalReversed, d.NotFinalReversed)
 	}
 	fmt.Fprintln(w)
 	return reversalPlot(w, res.Reversal, cs)
+}
+
+// finalCell says whether the payments were final when the merchant
+// accepted them: yes, no, or how many of them.
+func finalCell(r attack.Reversal) string {
+	switch r.Final {
+	case r.Rounds:
+		return "yes"
+	case 0:
+		return "no"
+	}
+	return strconv.Itoa(r.Final) + "/" + strconv.Itoa(r.Rounds)
 }
 
 // reversalPlot draws the reversal probability against k as columns, ten

@@ -38,10 +38,10 @@ func TestSimAttackJSONShape(t *testing.T) {
 			[]string{"variants", "blocks", "attacker_blocks", "sd", "sigmas", "longest_run"}},
 		{[]string{"--attack", "withhold", "--attacker-share", "0.25", "--election", "weighted", "--rounds", "500"},
 			[]string{"blocks", "attacker_blocks", "sd", "sigmas", "longest_run", "waited", "withheld", "delay_slots", "next_rank0_share"}},
-		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat", "off", "--election", "weighted", "--rounds", "200", "--depth", "8"},
-			[]string{"depth", "idle_gap", "min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "reversal"}},
+		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat", "off", "--finality", "off", "--election", "weighted", "--rounds", "200", "--depth", "8"},
+			[]string{"depth", "idle_gap", "min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "reversal", "finality", "honest_vote_share", "final_depth", "finality_stalled"}},
 		{[]string{"--attack", "private", "--attacker-share", "0.33", "--heartbeat-interval", "0.25", "--min-gap", "0.1", "--idle-beat", "8", "--idle-gap", "20", "--election", "weighted", "--rounds", "200", "--depth", "8"},
-			[]string{"depth", "idle_gap", "min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "reversal", "deep", "honest_slots_per_block"}},
+			[]string{"depth", "idle_gap", "min_gap", "heartbeat_interval", "idle_beat", "dead_chains", "reversal", "deep", "honest_slots_per_block", "finality", "honest_vote_share", "final_depth", "finality_stalled"}},
 	} {
 		t.Run(tc.args[1], func(t *testing.T) {
 			r, raw := attackJSONRun(t, tc.args...)
@@ -68,9 +68,16 @@ func TestSimAttackJSONShape(t *testing.T) {
 				}
 			}
 			rows := raw["reversal"].([]any)
-			for _, k := range []string{"k", "probability", "reversed", "ci"} {
+			for _, k := range []string{"k", "probability", "reversed", "ci", "final", "final_reversed", "final_reversed_probability",
+				"included_not_final_reversed", "included_not_final_reversed_probability"} {
 				if _, ok := rows[0].(map[string]any)[k]; !ok {
 					t.Errorf("reversal row lacks %q", k)
+				}
+			}
+			for _, x := range r.Reversal {
+				if x.FinalReversed+x.NotFinalReversed != x.Reversed || math.Abs(x.FinalReversedP-float64(x.FinalReversed)/200) > 1e-12 ||
+					math.Abs(x.NotFinalReversedP-float64(x.NotFinalReversed)/200) > 1e-12 {
+					t.Errorf("reversal row %+v: the split does not add up", x)
 				}
 			}
 		})
@@ -85,15 +92,46 @@ func TestSimAttackDefences(t *testing.T) {
 	if ground.AttackerBlockShare < 0.9 || fair.Sigmas == nil || math.Abs(*fair.Sigmas) > 3 {
 		t.Errorf("block_hash share %v, vrf %+v", ground.AttackerBlockShare, fair)
 	}
-	on, _ := attackJSONRun(t, "--attack", "private", "--election", "weighted", "--rounds", "300", "--heartbeat", "on")
-	off, _ := attackJSONRun(t, "--attack", "private", "--election", "weighted", "--rounds", "300", "--heartbeat=false")
+	on, _ := attackJSONRun(t, "--attack", "private", "--election", "weighted", "--rounds", "300", "--heartbeat", "on", "--finality", "off")
+	off, _ := attackJSONRun(t, "--attack", "private", "--election", "weighted", "--rounds", "300", "--heartbeat=false", "--finality=false")
 	if !on.Heartbeat || off.Heartbeat || on.Reversal[5].Probability >= off.Reversal[5].Probability-0.3 {
 		t.Errorf("k=6: heartbeat on %v, off %v", on.Reversal[5], off.Reversal[5])
 	}
 	// Defaults: a third of the stake, the lottery, 5000 payments.
 	def, _ := attackJSONRun(t, "--attack", "private", "--depth", "2", "--rounds", "50")
-	if def.AttackerShare != 0.33 || def.Election != "lottery" || def.SeedSource != "vrf" || !def.Heartbeat || def.Honest != 9 {
+	if def.AttackerShare != 0.33 || def.Election != "lottery" || def.SeedSource != "vrf" || !def.Heartbeat || def.Honest != 9 ||
+		def.Finality == nil || !*def.Finality || *def.FinalDepth != 3 || *def.FinalityStalled {
 		t.Errorf("defaults %+v", def)
+	}
+	// Finality: a rest to backdate into, 30% of the stake. On, no payment
+	// 2 or more deep is reversed (3 deep it is final); off, nearly all,
+	// although the votes would have made them final.
+	args := []string{"--attack", "private", "--attacker-share", "0.3", "--idle-gap", "1000", "--election", "weighted", "--rounds", "200"}
+	fon, _ := attackJSONRun(t, append(args, "--finality", "on")...)
+	foff, _ := attackJSONRun(t, append(args, "--finality", "off")...)
+	if *fon.FinalDepth != 3 || *fon.FinalityStalled || *fon.HonestVoteShare != 0.7 {
+		t.Errorf("finality on: %+v", fon)
+	}
+	for k, x := range fon.Reversal {
+		if x.FinalReversed != 0 || (k >= 1 && x.Reversed != 0) || (x.Final == 200) != (k >= 2) {
+			t.Errorf("finality on, row %+v", x)
+		}
+	}
+	if six := foff.Reversal[5]; six.Probability < 0.9 || six.FinalReversed != six.Reversed || six.Final != 200 {
+		t.Errorf("finality off, k=6: %+v", six)
+	}
+	// At 34% the attacker stalls finality: nothing is final, the defence
+	// changes nothing.
+	args[3] = "0.34"
+	son, _ := attackJSONRun(t, append(args, "--finality", "on")...)
+	soff, _ := attackJSONRun(t, append(args, "--finality", "off")...)
+	if !*son.FinalityStalled || *son.FinalDepth != 0 {
+		t.Errorf("34%%: %+v", son)
+	}
+	for k, x := range son.Reversal {
+		if x.Final != 0 || x.FinalReversed != 0 || x.Reversed != soff.Reversal[k].Reversed {
+			t.Errorf("34%%, row %+v against %+v with finality off", x, soff.Reversal[k])
+		}
 	}
 }
 
@@ -104,8 +142,11 @@ func TestSimAttackTable(t *testing.T) {
 	}
 	out := e.out.String()
 	for _, want := range []string{
-		"private attack: attacker 33.00% of the stake (33 of 100 lots), 9 honest stakers; weighted election, seed_source vrf, heartbeat off",
+		"private attack: attacker 33.00% of the stake (33 of 100 lots), 9 honest stakers; weighted election, seed_source vrf, heartbeat off, finality on",
+		"finality on: the honest stakers hold 67.00% of the lots, more than 2/3: a payment is final at 3 confirmations, and no honest node leaves a final block\n",
 		"K   REVERSED  PROBABILITY  95% CI",
+		"FINAL  REVERSED FINAL  REVERSED NOT FINAL",
+		"\n3   0/200     0.00%",
 		"\n6   ",
 		"P(reversed)\n100% |",
 		"  0% +------------------------------------\n",
@@ -113,6 +154,19 @@ func TestSimAttackTable(t *testing.T) {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	e = newTestEnv(t, "")
+	if err := e.run(NewCmdSim(e.f, nil), "--attack", "private", "--attacker-share", "0.34", "--election", "weighted", "--rounds", "100", "--depth", "3", "--finality", "off"); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		", heartbeat on, finality off;",
+		"finality off (v2's fork choice): FINAL is what the votes would have made final (the honest stakers hold 66.00% of the lots, not more than 2/3: nothing), which v2 ignores\n",
+		"; final: no, reversed final 0, reversed not final ",
+	} {
+		if !strings.Contains(e.out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, e.out.String())
 		}
 	}
 	e = newTestEnv(t, "")
@@ -133,15 +187,15 @@ func TestSimAttackOptions(t *testing.T) {
 	var got *SimOptions
 	cmd := NewCmdSim(e.f, func(o *SimOptions) error { got = o; return nil })
 	if err := e.run(cmd, "--attack", "private", "--attacker-share", "0.4", "--heartbeat", "off", "--seed-source", "block_hash",
-		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--min-gap", "0.1", "--heartbeat-interval", "0.25", "--idle-beat", "8", "--rounds", "99"); err != nil {
+		"--honest", "3", "--variants", "10", "--depth", "5", "--idle-gap", "7", "--min-gap", "0.1", "--heartbeat-interval", "0.25", "--idle-beat", "8", "--finality", "off", "--rounds", "99"); err != nil {
 		t.Fatal(err)
 	}
 	a := got.Attack
 	if a.Kind != "private" || a.Share != 0.4 || bool(a.Heartbeat) || a.SeedSource != "block_hash" || a.Honest != 3 ||
-		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || a.MinGap != 0.1 || a.Beat != 0.25 || a.IdleBeat != 8 || got.Rounds != 99 || !got.RoundsSet {
+		a.Variants != 10 || a.Depth != 5 || a.IdleGap != 7 || a.MinGap != 0.1 || a.Beat != 0.25 || a.IdleBeat != 8 || bool(a.Finality) || got.Rounds != 99 || !got.RoundsSet {
 		t.Errorf("options %+v", got)
 	}
-	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat"}; !slices.Equal(a.set, want) {
+	if want := []string{"attacker-share", "seed-source", "heartbeat", "honest", "variants", "depth", "idle-gap", "min-gap", "heartbeat-interval", "idle-beat", "finality"}; !slices.Equal(a.set, want) {
 		t.Errorf("set %q, want %q", a.set, want)
 	}
 }
@@ -177,6 +231,9 @@ func TestSimAttackErrors(t *testing.T) {
 		{[]string{"sim", "--attack", "grind", "--reward", "1"}, `--reward cannot be used with --attack`},
 		{[]string{"sim", "--attack", "grind", "--offline", "a"}, `--offline cannot be used with --attack`},
 		{[]string{"sim", "--stakes", "a=1", "--heartbeat", "off"}, `--heartbeat needs --attack grind|private|withhold`},
+		{[]string{"sim", "--attack", "private", "--finality", "final"}, `invalid argument "final" for "--finality" flag: want on or off, got "final" (see 'poscli sim --help')`},
+		{[]string{"sim", "--attack", "grind", "--finality", "off"}, `--finality applies to --attack private only`},
+		{[]string{"sim", "--stakes", "a=1", "--finality", "on"}, `--finality needs --attack grind|private|withhold`},
 	} {
 		e := newTestEnv(t, "")
 		if code := e.main(tc.args...); code != 1 {

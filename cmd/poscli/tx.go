@@ -141,8 +141,12 @@ gives it a chance to forge blocks in proportion to its share.`,
 	kindUnstake = txKind{
 		typ:   chain.TxUnstake,
 		use:   "unstake",
-		short: "Move --amount from stake back to balance",
-		long:  `Send an UNSTAKE: --amount moves from the key's stake back to its balance.`,
+		short: "Move --amount from stake to unbonding, back in the balance later",
+		long: `Send an UNSTAKE: --amount leaves the key's stake at once (it no longer
+counts in elections) and unbonds: it returns to the balance unbonding_blocks
+heights later (a genesis parameter, 256 by default; 0 returns it at once).
+Until then slashing still reaches it. ` + "`poscli account`" + ` shows the coins
+unbonding and the height that releases them.`,
 		example: `  poscli tx unstake --amount 20
   poscli tx unstake --key alice --amount 20 --wait -o json`,
 	}
@@ -353,6 +357,11 @@ func txSendRun(opts *TxSendOptions) error {
 		return err
 	}
 
+	if opts.Type == chain.TxStake {
+		// Said before the stake goes out: a learner reads why before the
+		// network shows it (blocks a slot late, finality stalled).
+		warnIfNoNodeRuns(ctx, opts, c, st, from)
+	}
 	sent := opts.clock()()
 	res, err := c.SubmitTx(ctx, &tx)
 	if err != nil {
@@ -366,9 +375,6 @@ func txSendRun(opts *TxSendOptions) error {
 		info.Status = res.Status
 	}
 	ecs := opts.IO.ErrColorScheme()
-	if opts.Type == chain.TxStake {
-		warnIfNoNodeRuns(ctx, opts, c, st, from)
-	}
 	var took *txTimes
 	if opts.Wait != WaitNone {
 		mode := opts.Wait
@@ -417,24 +423,58 @@ func txSendRun(opts *TxSendOptions) error {
 // one of its peers': stake makes a key win elections, and each block it
 // wins while no node forges with it comes a slot late (the next rank
 // waits slot_ms). The dashboard shows such keys as "elected, offline".
+//
+// A key no node runs never votes either. When the stake would leave a
+// third or more of all stake on such keys, finality stalls (more than 2/3
+// must vote): that is said too, loudly, with the share.
 func warnIfNoNodeRuns(ctx context.Context, opts *TxSendOptions, c *client.Client, st rpc.Status, from chain.Address) {
-	if chain.Address(st.Address) == from {
-		return
-	}
 	peers, err := c.Peers(ctx)
 	if err != nil {
-		return // best effort: the stake went out
+		return // best effort: a warning, never a refusal
 	}
+	run := map[chain.Address]bool{chain.Address(st.Address): true}
 	for _, p := range peers {
-		if a, err := addressOfPeerID(p.ID); err == nil && a == from {
-			return
+		if a, err := addressOfPeerID(p.ID); err == nil {
+			run[a] = true
 		}
 	}
 	ecs := opts.IO.ErrColorScheme()
-	fmt.Fprintln(opts.IO.ErrOut, ecs.Yellow(fmt.Sprintf(
-		"warning: no node runs key %s (%s) — not the node at %s nor its %d peers. Staked, it will win elections it never forges, "+
-			"and each such block comes a slot late. Run a node with it (posd start --key FILE), or stake from a node's own key (poscli node stake).",
-		opts.Key, from.Short(), c.BaseURL(), len(peers))))
+	if !run[from] {
+		fmt.Fprintln(opts.IO.ErrOut, ecs.Yellow(fmt.Sprintf(
+			"warning: no node runs key %s (%s) — not the node at %s nor its %d peers. Staked, it will win elections it never forges, "+
+				"and each such block comes a slot late. Run a node with it (posd start --key FILE), or stake from a node's own key (poscli node stake).",
+			opts.Key, from.Short(), c.BaseURL(), len(peers))))
+	}
+	if !st.HasFinality() {
+		return
+	}
+	stakes, err := c.Stakes(ctx)
+	if err != nil {
+		return
+	}
+	unrun, total := unrunStake(stakes, run, from, opts.Amount)
+	if total > 0 && 3*unrun >= total {
+		fmt.Fprintln(opts.IO.ErrOut, ecs.Red(fmt.Sprintf(
+			"warning: finality will stall: %.1f%% of the stake would be on keys no node runs (a third or more), and those keys never vote. "+
+				"Blocks go on but none becomes final. Run a node with the key (posd start --key FILE) so it votes.",
+			100*float64(unrun)/float64(total))))
+	}
+}
+
+// unrunStake is the stake on keys no node runs, and all stake, after from
+// stakes amount more.
+func unrunStake(stakes []rpc.Stake, run map[chain.Address]bool, from chain.Address, amount uint64) (unrun, total uint64) {
+	total = amount
+	if !run[from] {
+		unrun = amount
+	}
+	for _, s := range stakes {
+		total += s.Stake
+		if !run[s.Address] {
+			unrun += s.Stake
+		}
+	}
+	return unrun, total
 }
 
 // networkRules is the node's genesis, whose parameters (min_fee, the
@@ -457,7 +497,7 @@ func networkRules(ctx context.Context, c *client.Client, st rpc.Status) *chain.G
 func precheck(opts *TxSendOptions, g *chain.Genesis, tx *chain.Transaction, acc rpc.Account) error {
 	err := g.CheckTx(tx)
 	if err == nil {
-		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce}, chain.Account{})
+		err = g.CheckPayable(tx, chain.Account{Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, Unbonding: acc.Unbonding}, chain.Account{})
 	}
 	if err == nil {
 		return nil

@@ -93,7 +93,7 @@ same home resumes the same chain (--reset starts over).`,
 
 // genesisFlagNames are devnet's flags that only a new chain can take.
 var genesisFlagNames = []string{"stakes", "chain-id", "election", "slot-ms", "max-rank", "max-block-txs", "block-reward", "exchange",
-	"seed-source", "lot-size", "max-lots", "min-total-stake", "heartbeat", "heartbeat-ms", "slash-percent", "min-fee", "lab"}
+	"seed-source", "lot-size", "max-lots", "min-total-stake", "heartbeat", "heartbeat-ms", "slash-percent", "min-fee", "lab", "unbonding-blocks"}
 
 // checkResume refuses genesis flags on a home whose devnet already has a
 // chain: they would be silently ignored, the old genesis going on.

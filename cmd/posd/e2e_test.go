@@ -212,13 +212,14 @@ func TestEndToEndSingleNode(t *testing.T) {
 		addr chain.Address
 		want rpc.Account
 	}{
-		{alice.Address(), rpc.Account{Balance: 300 - 51 - 100 + 30, Stake: 70, Nonce: 4}},
+		// The 30 unstaked at height 4 unbond until 4 + unbonding_blocks.
+		{alice.Address(), rpc.Account{Balance: 300 - 51 - 100, Stake: 70, Nonce: 4, Unbonding: 30, ReleaseHeight: 4 + chain.DefaultUnbondingBlocks}},
 		{bob.Address(), rpc.Account{Balance: 50}},
 		{nodeAddr, rpc.Account{Balance: 1001, Stake: 1}},
 	}
 	for _, c := range checks {
 		got := p.account(c.addr)
-		if got.Balance != c.want.Balance || got.Stake != c.want.Stake || got.Nonce != c.want.Nonce {
+		if got.Balance != c.want.Balance || got.Stake != c.want.Stake || got.Nonce != c.want.Nonce || got.Unbonding != c.want.Unbonding || got.ReleaseHeight != c.want.ReleaseHeight {
 			t.Errorf("%s: got %+v, want %+v", c.addr.Short(), got, c.want)
 		}
 	}

@@ -88,7 +88,8 @@ Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
 	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof on this address, e.g. 127.0.0.1:6060")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)
-	addStartLabFlags(cmd, opts) // byzantine.go
+	addStartLabFlags(cmd, opts)           // byzantine.go
+	addCheckpointFlag(cmd, &c.Checkpoint) // checkpoint.go
 	return cmd
 }
 
@@ -110,6 +111,7 @@ func addGenesisFlags(cmd *cobra.Command, p *daemon.GenesisParams, exchange *stri
 	f.Int64Var(&p.HeartbeatMs, "heartbeat-ms", p.HeartbeatMs, "age of the head at which rank 0 forges a heartbeat, 1..slot-ms (0: slot-ms/4)")
 	f.Uint32Var(&p.SlashPercent, "slash-percent", p.SlashPercent, "share of an equivocator's stake burned, 0..100")
 	f.Uint64Var(&p.MinFee, "min-fee", p.MinFee, "least fee a transaction may carry")
+	f.Uint64Var(&p.UnbondingBlocks, "unbonding-blocks", p.UnbondingBlocks, "heights unstaked coins stay unbonding (slashable, no lots) before they return to the balance (0: at once)")
 	f.BoolVar(&p.Lab, "lab", p.Lab, "mark the network as made for experiments")
 }
 

@@ -296,7 +296,10 @@ func (f *fakeBackend) NodeKey() rpc.NodeKey {
 }
 
 func (f *fakeBackend) Peers() []rpc.Peer {
-	return []rpc.Peer{{ID: "12D3KooWpeer", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}}}
+	return []rpc.Peer{
+		{ID: "12D3KooWpeer", Addrs: []string{"/ip4/127.0.0.1/tcp/4001"}, RTTMs: 82.44, RTTLastMs: 80.1},
+		{ID: "12D3KooWnew", Addrs: []string{"/ip4/127.0.0.1/tcp/4002"}}, // not measured yet
+	}
 }
 
 func (f *fakeBackend) SubscribeBlocks() (<-chan *chain.Block, func()) {
@@ -553,8 +556,13 @@ func TestRoutes(t *testing.T) {
 		{name: "stake", method: "POST", path: "/v1/stake", token: admin, body: `{"amount":10}`, status: 202,
 			check: pending(stakeID(10))},
 		{name: "peers", method: "GET", path: "/v1/peers", status: 200, check: func(t *testing.T, r reply) {
-			if p := decode[[]rpc.Peer](t, r.body); len(p) != 1 || p[0].ID != "12D3KooWpeer" {
+			if p := decode[[]rpc.Peer](t, r.body); len(p) != 2 || p[0].ID != "12D3KooWpeer" || p[0].RTTMs != 82.44 || p[0].RTTLastMs != 80.1 {
 				t.Errorf("peers %s", r.body)
+			}
+			// A peer not measured yet has no RTT fields at all (not 0).
+			raw := decode[[]map[string]any](t, r.body)
+			if _, ok := raw[1]["rtt_ms"]; ok || len(raw[1]) != 2 {
+				t.Errorf("an unmeasured peer: %v", raw[1])
 			}
 		}},
 		{name: "genesis", method: "GET", path: "/v1/genesis", status: 200, check: func(t *testing.T, r reply) {

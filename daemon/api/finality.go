@@ -8,7 +8,7 @@ import (
 	"github.com/poslab/posd/chain/rpc"
 )
 
-// FinalityBackend is a Backend with a finality gadget (DESIGN "v3 rules").
+// FinalityBackend is a Backend with a finality gadget (the v3 rules, docs/CONSENSUS.md).
 // The API asks for it by type assertion: GET /v1/finality on a backend
 // without it answers 501 not_supported, as does a Finality that returns
 // ErrNotSupported (finality turned off).

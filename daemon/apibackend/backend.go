@@ -18,6 +18,7 @@ import (
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/api"
 	"github.com/poslab/posd/daemon/chainmgr"
+	"github.com/poslab/posd/daemon/feed"
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/readmodel"
@@ -107,9 +108,11 @@ type Backend struct {
 
 	sums readmodel.Summaries
 
-	subsMu sync.Mutex
-	subs   map[chan *chain.Block]struct{}
-	evSubs evidenceSubs
+	// The API's streams: new heads and evidence events, each subscriber
+	// lossy (feed.DropNewest): a stream too slow to keep up misses events
+	// rather than slowing the node.
+	blocks   *feed.Feed[*chain.Block]
+	evidence *feed.Feed[rpc.EvidenceEvent]
 
 	ownMu sync.Mutex // serialises transactions signed with the node key
 }
@@ -125,7 +128,9 @@ var (
 
 // New returns the backend over p.
 func New(p Parts) *Backend {
-	return &Backend{p: p, genesis: p.Genesis.Hash(), subs: make(map[chan *chain.Block]struct{})}
+	return &Backend{p: p, genesis: p.Genesis.Hash(),
+		blocks:   feed.New[*chain.Block](feed.Options{MaxSubscribers: maxStreamSubscribers}),
+		evidence: feed.New[rpc.EvidenceEvent](feed.Options{MaxSubscribers: maxStreamSubscribers})}
 }
 
 // SetNetwork gives the backend the started network; call it before the
@@ -178,7 +183,7 @@ func (b *Backend) Accounts() []rpc.Account {
 	entries := b.p.Chain.Snapshot().Accounts()
 	out := make([]rpc.Account, len(entries))
 	for i, e := range entries {
-		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce}
+		out[i] = rpc.Account{Address: e.Address, Balance: e.Balance, Stake: e.Stake, Nonce: e.Nonce, Unbonding: e.Unbonding, ReleaseHeight: e.Release}
 	}
 	return out
 }
@@ -187,7 +192,8 @@ func (b *Backend) Accounts() []rpc.Account {
 func (b *Backend) Account(a chain.Address) rpc.Account {
 	acc := b.p.Chain.Account(a)
 	pending := b.p.Pool.PendingNonce(a, b.p.Chain)
-	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce, PendingNonce: &pending}
+	return rpc.Account{Address: a, Balance: acc.Balance, Stake: acc.Stake, Nonce: acc.Nonce,
+		Unbonding: acc.Unbonding, ReleaseHeight: acc.Release, PendingNonce: &pending}
 }
 
 // Stakes lists stakers, largest first, with their share of all stake.
@@ -195,7 +201,8 @@ func (b *Backend) Stakes() []rpc.Stake {
 	stakers, total := b.p.Chain.Snapshot().Stakers()
 	out := make([]rpc.Stake, len(stakers))
 	for i, e := range stakers {
-		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total)}
+		out[i] = rpc.Stake{Address: e.Address, Stake: e.Stake, Share: float64(e.Stake) / float64(total),
+			Unbonding: e.Unbonding, ReleaseHeight: e.Release}
 	}
 	return out
 }
@@ -377,43 +384,42 @@ func (b *Backend) Peers() []rpc.Peer {
 	return out
 }
 
-// SubscribeBlocks delivers new heads until cancel.
-func (b *Backend) SubscribeBlocks() (<-chan *chain.Block, func()) {
-	ch := make(chan *chain.Block, 64)
-	b.subsMu.Lock()
-	b.subs[ch] = struct{}{}
-	b.subsMu.Unlock()
-	return ch, func() {
-		b.subsMu.Lock()
-		if _, ok := b.subs[ch]; ok {
-			delete(b.subs, ch)
-			close(ch)
-		}
-		b.subsMu.Unlock()
+// Queues of the API's stream subscribers.
+const (
+	// maxStreamSubscribers bounds each stream feed's subscribers: the
+	// API's hub subscribes once to blocks, each /v1/events stream to
+	// evidence (the API bounds those first, api.Limits.MaxEventStreams).
+	maxStreamSubscribers = 1024
+	blockQueue           = 64 // new heads a block subscriber may hold
+	evidenceQueue        = 16 // evidence events an evidence subscriber may hold
+)
+
+// subscribe is f's lossy subscription of n values; past the bound, a
+// channel that is already closed (api.Backend: the stream ends).
+func subscribe[T any](f *feed.Feed[T], n int) (<-chan T, func()) {
+	s, err := f.Subscribe(feed.DropNewest[T](n))
+	if err != nil {
+		ch := make(chan T)
+		close(ch)
+		return ch, func() {}
 	}
+	return s.C(), s.Cancel
+}
+
+// SubscribeBlocks delivers new heads until cancel (the channel closes
+// then, or when the backend closes).
+func (b *Backend) SubscribeBlocks() (<-chan *chain.Block, func()) {
+	return subscribe(b.blocks, blockQueue)
 }
 
 // Notify hands blk to every block subscriber; a subscriber too slow to
 // keep up misses blocks rather than stalling the node.
-func (b *Backend) Notify(blk *chain.Block) {
-	b.subsMu.Lock()
-	defer b.subsMu.Unlock()
-	for ch := range b.subs {
-		select {
-		case ch <- blk:
-		default:
-		}
-	}
-}
+func (b *Backend) Notify(blk *chain.Block) { b.blocks.Send(blk) }
 
-// Close ends every block stream (their channels close).
+// Close ends every block and evidence stream (their channels close).
 func (b *Backend) Close() {
-	b.subsMu.Lock()
-	for ch := range b.subs {
-		close(ch)
-		delete(b.subs, ch)
-	}
-	b.subsMu.Unlock()
+	b.blocks.Close()
+	b.evidence.Close()
 }
 
 // Health is the head's height and nil while the node can work, or the

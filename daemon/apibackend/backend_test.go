@@ -7,6 +7,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/mempool"
 )
 
@@ -84,5 +85,39 @@ func TestSetConfigRules(t *testing.T) {
 				t.Fatalf("saved %+v, want once %+v", saved, tc.want)
 			}
 		})
+	}
+}
+
+// TestStreamsAreLossyAndClose: a block subscriber that does not read
+// keeps the first blockQueue heads and misses the rest, never stalling
+// Notify; evidence events reach their subscribers; Close ends both kinds
+// of stream.
+func TestStreamsAreLossyAndClose(t *testing.T) {
+	b := New(Parts{Genesis: chain.DefaultGenesis(), Log: slog.New(slog.DiscardHandler)})
+	blocks, cancelBlocks := b.SubscribeBlocks()
+	defer cancelBlocks()
+	evs, cancelEvs := b.SubscribeEvidence()
+	defer cancelEvs()
+	for h := range uint64(blockQueue + 10) {
+		b.Notify(&chain.Block{Header: chain.Header{Height: h}})
+	}
+	b.NotifyEvidence(chainmgr.EvidenceEvent{Type: "evidence"})
+	for h := range uint64(blockQueue) {
+		if blk := <-blocks; blk.Height != h {
+			t.Fatalf("block %d, want %d", blk.Height, h)
+		}
+	}
+	if ev := <-evs; ev.Type != "evidence" {
+		t.Fatalf("evidence event %+v", ev)
+	}
+	if d := b.blocks.Stats().Dropped; d != 10 {
+		t.Fatalf("%d blocks dropped, want 10", d)
+	}
+	b.Close()
+	if _, ok := <-blocks; ok {
+		t.Fatal("a block stream is open after Close")
+	}
+	if _, ok := <-evs; ok {
+		t.Fatal("an evidence stream is open after Close")
 	}
 }

@@ -213,6 +213,14 @@ func (ix *index) candidate(b *chain.Block, hash chain.Hash, st *chain.State) *No
 	return n
 }
 
+// setJustified records the justified checkpoint of the state after n, a
+// node already in the tree (under the import lock: see Node).
+func (ix *index) setJustified(n *Node, st *chain.State) {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	n.setJustified(st)
+}
+
 // addLocked puts b in the tree (or returns its node), linked to its parent.
 func (ix *index) addLocked(b *chain.Block, hash chain.Hash) *Node {
 	if n, ok := ix.nodes[hash]; ok {

@@ -36,6 +36,15 @@ var (
 	// binding a block's hash, the refused block is remembered invalid:
 	// a final block is never reverted, so neither is the verdict.
 	ErrConflictsWithFinal = &chain.RuleError{Code: "conflicts_with_final"}
+	// ErrConflictsWithCheckpoint refuses a block at the height of the
+	// node's weak-subjectivity checkpoint (Config.Checkpoint, `posd start
+	// --checkpoint`) with another hash, and a branch holding one: a peer
+	// fault (the peer serves a chain this node was told is not its
+	// network's). A code of its own, not conflicts_with_final: the
+	// checkpoint is the operator's word, not a verdict of the chain, so
+	// the block is not remembered invalid (a mistyped checkpoint, fixed
+	// at a restart, must leave the real chain acceptable).
+	ErrConflictsWithCheckpoint = &chain.RuleError{Code: "conflicts_with_checkpoint"}
 	// ErrKnownInvalid is wrapped (with the rule error of the first
 	// refusal) when a block already found invalid comes again.
 	ErrKnownInvalid = errors.New("block known invalid")
@@ -101,7 +110,8 @@ func IsPeerFault(err error) bool {
 // transactions only once it was checked: a peer can send a real block's
 // header with a garbled signature or garbled transactions, and remembering
 // that hash as invalid would make the real block unacceptable. A future
-// timestamp is about our clock, too deep about our head.
+// timestamp is about our clock, too deep about our head, a conflict with
+// the checkpoint about our configuration.
 func remembered(err error) (chain.ErrorCode, bool) {
 	if !IsPeerFault(err) {
 		return "", false
@@ -112,7 +122,7 @@ func remembered(err error) (chain.ErrorCode, bool) {
 	}
 	switch re.Code {
 	case chain.ErrBadSignature.Code, chain.ErrBadBlockSig.Code, chain.ErrBadTxRoot.Code,
-		chain.ErrTooManyTxs.Code:
+		chain.ErrTooManyTxs.Code, ErrConflictsWithCheckpoint.Code:
 		return "", false
 	}
 	if errors.Is(err, ErrKnownInvalid) {

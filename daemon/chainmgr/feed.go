@@ -2,10 +2,9 @@ package chainmgr
 
 import (
 	"slices"
-	"sync"
-	"sync/atomic"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/feed"
 )
 
 // What an event is estimated to hold, for a subscriber's byte budget. A
@@ -22,6 +21,10 @@ const (
 
 // MinEventBytes is the smallest budget Subscribe accepts.
 const MinEventBytes = 1 << 20
+
+// maxSubscribers bounds the Subscribe calls alive at once (the node makes
+// one; each holds up to its budget).
+const maxSubscribers = 64
 
 // eventBytes estimates what ev keeps alive while it is queued.
 func eventBytes(ev Event) int {
@@ -43,173 +46,68 @@ func blockBytes(b *chain.Block) int {
 	return n
 }
 
-// subscriber queues the events of one Subscribe call within a byte
-// budget and hands them over in order from its own goroutine, so a slow
-// reader never stalls an import.
+// newEventFeed is the manager's feed of chain events.
+func newEventFeed() *feed.Feed[Event] {
+	return feed.New[Event](feed.Options{MaxSubscribers: maxSubscribers})
+}
+
+// eventPolicy is every chain subscriber's policy: lossless with
+// coalescing within budget bytes (see coalesceEvents).
+func eventPolicy(budget int) feed.Policy[Event] {
+	return feed.Coalesce(budget, eventBytes, coalesceEvents)
+}
+
+// coalesceEvents folds the queued events (oldest first) into one, for a
+// subscriber that fell a budget behind: the newest snapshot, the head
+// before the oldest event (Prev: so the pool can compute what the chain
+// reverted in between, mempool.Pool.Reset), the newest event's added
+// blocks (always: a reader that keeps up loses nothing even when one
+// commit alone outweighs the budget, as a sync batch can), then the
+// reverted blocks newest first and the older added blocks newest first
+// while they fit. What is left out is counted in MissedBlocks and
+// MissedReverted. So a queue holds at most the budget and the newest
+// event; every event carries the whole snapshot, so the reader is up to
+// date after it.
 //
-// Past the budget, the queued events are coalesced into one: the newest
-// snapshot, every reverted block (the pool puts their transactions back:
-// they are never dropped, and a reorg is bounded by MaxReorgDepth), and
-// of the added blocks only the newest that fit in the budget; the others
-// are counted in Event.MissedBlocks and Stats.EventsDropped. So a queue
-// holds at most the budget and the newest event. Every event
-// carries the whole snapshot, so the reader is up to date after it.
-type subscriber struct {
-	out     chan Event
-	wake    chan struct{} // a push happened (capacity 1)
-	done    chan struct{} // closed by cancel or the manager's Close
-	budget  int
-	dropped *atomic.Int64
-
-	mu    sync.Mutex
-	queue []Event
-	bytes int // estimated bytes of queue
-	peak  int // highest bytes seen, for tests
-	stop  sync.Once
-}
-
-func newSubscriber(budget int, dropped *atomic.Int64) *subscriber {
-	s := &subscriber{
-		out: make(chan Event), wake: make(chan struct{}, 1), done: make(chan struct{}),
-		budget: max(budget, MinEventBytes), dropped: dropped,
-	}
-	go s.run()
-	return s
-}
-
-func (s *subscriber) close() { s.stop.Do(func() { close(s.done) }) }
-
-// push queues ev; it never blocks.
-func (s *subscriber) push(ev Event) {
-	size := eventBytes(ev)
-	s.mu.Lock()
-	s.queue = append(s.queue, ev)
-	s.bytes += size
-	if s.bytes > s.budget {
-		s.coalesceLocked()
-	}
-	s.peak = max(s.peak, s.bytes)
-	s.mu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
-	}
-}
-
-// coalesceLocked replaces the queue by one event (see subscriber). The
-// newest event's added blocks are always kept, so a reader that keeps up
-// loses nothing even when one commit alone outweighs the budget (a sync
-// batch, bounded by sync itself); older ones are kept newest first while
-// they fit.
-func (s *subscriber) coalesceLocked() {
-	newest := s.queue[len(s.queue)-1]
-	merged := Event{Snapshot: newest.Snapshot}
-	var older []*chain.Block
-	for i, ev := range s.queue {
+// The reverted blocks are a convenience, not a promise: a deep reorg (or
+// many) under a slow reader does not fit, and the reader that needs them
+// (the pool) walks from Prev to the new head itself.
+func coalesceEvents(queue []Event, budget int) (Event, int) {
+	newest := queue[len(queue)-1]
+	merged := Event{Snapshot: newest.Snapshot, Prev: queue[0].Prev}
+	var older, reverted []*chain.Block
+	for i, ev := range queue {
 		// Newest first within an event, and later events' reverts are
 		// newer: the whole list stays newest first.
-		merged.Reverted = append(append([]*chain.Block(nil), ev.Reverted...), merged.Reverted...)
+		reverted = append(slices.Clip(ev.Reverted), reverted...)
 		merged.MissedBlocks += ev.MissedBlocks
-		if i < len(s.queue)-1 {
+		merged.MissedReverted += ev.MissedReverted
+		if i < len(queue)-1 {
 			older = append(older, ev.Added...)
 		}
 	}
 	size := eventBaseBytes
-	for _, b := range merged.Reverted {
-		size += blockBytes(b)
-	}
 	for _, b := range newest.Added {
 		size += blockBytes(b)
 	}
+	kept := 0
+	for kept < len(reverted) && size+blockBytes(reverted[kept]) <= budget {
+		size += blockBytes(reverted[kept])
+		kept++
+	}
+	merged.Reverted = slices.Clip(reverted[:kept])
+	merged.MissedReverted += len(reverted) - kept
 	left := len(older) // the oldest added blocks left out
-	for left > 0 && size+blockBytes(older[left-1]) <= s.budget {
+	for left > 0 && size+blockBytes(older[left-1]) <= budget {
 		size += blockBytes(older[left-1])
 		left--
 	}
 	merged.Added = append(slices.Clip(older[left:]), newest.Added...)
 	merged.MissedBlocks += left
-	s.dropped.Add(int64(len(s.queue) - 1))
-	clear(s.queue)
-	s.queue = append(s.queue[:0], merged)
-	s.bytes = size
+	return merged, len(queue) - 1
 }
 
-func (s *subscriber) pop() (Event, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.queue) == 0 {
-		return Event{}, false
-	}
-	ev := s.queue[0]
-	s.queue[0] = Event{}
-	s.queue = s.queue[1:]
-	s.bytes -= eventBytes(ev)
-	if len(s.queue) == 0 {
-		s.queue, s.bytes = nil, 0
-	}
-	return ev, true
-}
-
-// run delivers the queue until close; what is still queued then is
-// dropped (the reader has gone, or the manager has closed).
-func (s *subscriber) run() {
-	defer close(s.out)
-	for {
-		ev, ok := s.pop()
-		if !ok {
-			select {
-			case <-s.wake:
-				continue
-			case <-s.done:
-				return
-			}
-		}
-		select {
-		case s.out <- ev:
-		case <-s.done:
-			return
-		}
-	}
-}
-
-// subscribers are the queues of the Subscribe calls.
-type subscribers struct {
-	mu sync.Mutex
-	m  map[*subscriber]struct{}
-}
-
-// add keeps s, or closes it at once if closed says the manager is.
-func (ss *subscribers) add(s *subscriber, closed func() bool) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if closed() {
-		s.close()
-		return
-	}
-	ss.m[s] = struct{}{}
-}
-
-func (ss *subscribers) remove(s *subscriber) {
-	ss.mu.Lock()
-	delete(ss.m, s)
-	ss.mu.Unlock()
-	s.close()
-}
-
-func (ss *subscribers) closeAll() {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for s := range ss.m {
-		s.close()
-		delete(ss.m, s)
-	}
-}
-
-// emit queues ev for every subscriber (never waiting for one).
-func (ss *subscribers) emit(ev Event) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	for s := range ss.m {
-		s.push(ev)
-	}
+// subscribe is Subscribe with any budget (tests go below MinEventBytes).
+func (m *Manager) subscribe(budget int) (*feed.Subscription[Event], error) {
+	return m.feed.Subscribe(eventPolicy(budget))
 }

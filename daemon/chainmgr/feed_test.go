@@ -13,17 +13,14 @@ import (
 // their transactions) and an exact count of the added blocks it missed.
 func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 	tc := newTestChain(t)
-	events, cancel := tc.m.Subscribe(MinEventBytes)
-	defer cancel()
-	var sub *subscriber
-	for s := range tc.m.subs.m {
-		sub = s
-	}
 	// Below what Subscribe allows, so that a few small blocks exceed it.
 	const budget = 256 << 10
-	sub.mu.Lock()
-	sub.budget = budget
-	sub.mu.Unlock()
+	sub, err := tc.m.subscribe(budget)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Cancel()
+	events := sub.C()
 
 	// About 1.5 MiB of events, 0.6 MiB of blocks: more than the budget,
 	// and more blocks than fit in it.
@@ -51,9 +48,7 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 		t.Fatal("the longer branch did not win")
 	}
 
-	sub.mu.Lock()
-	peak := sub.peak
-	sub.mu.Unlock()
+	peak := sub.Stats().PeakBytes
 	// The budget and the newest event (each event here is under 32 KiB).
 	if peak > budget+32<<10 {
 		t.Fatalf("a slow subscriber queued %d bytes, budget %d", peak, budget)
@@ -61,6 +56,7 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 
 	added, missed := 0, 0
 	reverted := map[chain.Hash]bool{}
+	var prev *chain.Block // the head the reader was told of last
 	timeout := time.After(10 * time.Second)
 	for {
 		var ev Event
@@ -69,6 +65,10 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 		case <-timeout:
 			t.Fatal("the events never reached the head")
 		}
+		if prev != nil && ev.Prev != prev {
+			t.Fatalf("event from head %d, the last event left head %d", ev.Prev.Height, prev.Height)
+		}
+		prev = ev.Snapshot.Head()
 		added += len(ev.Added)
 		missed += ev.MissedBlocks
 		for _, b := range ev.Reverted {
@@ -94,13 +94,12 @@ func TestSlowSubscriberIsBoundedInBytes(t *testing.T) {
 // budget (a sync batch can).
 func TestFastSubscriberGetsEveryEvent(t *testing.T) {
 	tc := newTestChain(t)
-	events, cancel := tc.m.Subscribe(MinEventBytes)
-	defer cancel()
-	for s := range tc.m.subs.m {
-		s.mu.Lock()
-		s.budget = 4 << 10
-		s.mu.Unlock()
+	sub, err := tc.m.subscribe(4 << 10)
+	if err != nil {
+		t.Fatal(err)
 	}
+	defer sub.Cancel()
+	events := sub.C()
 	parent := tc.m.Head()
 	for i := range 20 {
 		parent = tc.block(tc.forger, parent, 1, tc.transfer(tc.rich, 1, uint64(i+1)))
@@ -108,11 +107,44 @@ func TestFastSubscriberGetsEveryEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 		ev := <-events
-		if len(ev.Added) != 1 || ev.Added[0] != parent || ev.MissedBlocks != 0 {
+		if len(ev.Added) != 1 || ev.Added[0] != parent || ev.MissedBlocks != 0 || ev.Prev.Hash() != parent.PrevHash {
 			t.Fatalf("event %d: %d added, %d missed", i, len(ev.Added), ev.MissedBlocks)
 		}
 	}
 	if d := tc.m.Stats().EventsDropped; d != 0 {
 		t.Fatalf("%d events dropped for a reader that kept up", d)
+	}
+}
+
+// TestCoalesceBoundsRevertedBlocks: reorgs under a reader that sleeps no
+// longer pile up reverted blocks past the budget; what is left out is
+// counted, the newest event's added blocks are kept whatever their size,
+// and Prev is the head before the oldest event merged.
+func TestCoalesceBoundsRevertedBlocks(t *testing.T) {
+	blk := func(h uint64, txs int) *chain.Block {
+		return &chain.Block{Header: chain.Header{Height: h}, Transactions: make([]chain.Transaction, txs)}
+	}
+	const budget = 64 << 10 // about 100 empty transactions a block
+	var queue []Event
+	for i := range 10 {
+		h := uint64(100 + i)
+		queue = append(queue, Event{Prev: blk(h, 0), Added: []*chain.Block{blk(h+1, 0)}, Reverted: []*chain.Block{blk(h, 50), blk(h-1, 50)}})
+	}
+	queue = append(queue, Event{Prev: blk(200, 0), Added: []*chain.Block{blk(201, 1000)}}) // alone over budget
+	merged, folded := coalesceEvents(queue, budget)
+	if folded != len(queue)-1 || merged.Prev != queue[0].Prev {
+		t.Fatalf("folded %d, prev %v", folded, merged.Prev)
+	}
+	if len(merged.Added) == 0 || merged.Added[len(merged.Added)-1] != queue[len(queue)-1].Added[0] {
+		t.Fatal("the newest event's added block was left out")
+	}
+	if len(merged.Reverted) != 0 || merged.MissedReverted != 20 || merged.MissedBlocks != 10 {
+		t.Fatalf("reverted %d kept, %d missed; added missed %d", len(merged.Reverted), merged.MissedReverted, merged.MissedBlocks)
+	}
+	// Without the big block, some reverted blocks fit, newest first.
+	merged, _ = coalesceEvents(queue[:10], budget)
+	if len(merged.Reverted) == 0 || merged.Reverted[0] != queue[9].Reverted[0] ||
+		len(merged.Reverted)+merged.MissedReverted != 20 || eventBytes(merged) > budget {
+		t.Fatalf("kept %d reverted (missed %d), %d bytes of %d", len(merged.Reverted), merged.MissedReverted, eventBytes(merged), budget)
 	}
 }

@@ -16,8 +16,8 @@ import "bytes"
 // under the import lock and must not block: everything they need is in
 // the nodes or in the implementation's own memory.
 //
-// How fork choice v3 (DESIGN "v3 rules", issue 20) plugs in, with no
-// change to the manager: a type set in Config.ForkChoice that is also in
+// How fork choice v3 (DESIGN "v3 rules", issue 20) plugs in (V3,
+// forkchoice_v3.go, follows this): a type set in Config.ForkChoice that is also in
 // Config.Observers, so that ChainMoved hands it the state after each new
 // head, whose chain.State.Finality().Finalized it keeps (height and hash:
 // the latest final block); then
@@ -30,13 +30,12 @@ import "bytes"
 //     prefers the higher, and on a tie (or when candidate's is not
 //     known) defers to V2{}.Better. current's is always known (the main
 //     tip); a side block's is known when it is asked about, since the
-//     manager validates it on its branch's state first. Only the stored
-//     side blocks loaded at a restart start without it (knownLocked asks
-//     before it computes their state): v3 should compute it there first
-//     if it wants a side branch that wins on justification alone to win
-//     after a restart too.
+//     manager validates it on its branch's state first. The stored side
+//     blocks loaded at a restart start without it: knownLocked computes
+//     their branch's state before it asks any fork choice but V2.
 //
-// Config.ForkChoice nil is V2.
+// Config.ForkChoice nil is V3 (which decides as V2 while no votes
+// justify anything beyond genesis).
 type ForkChoice interface {
 	// Allowed is nil if the chain may move onto the branch ending at
 	// candidate at all, otherwise a coded rule error saying why not (a
@@ -47,7 +46,7 @@ type ForkChoice interface {
 	Better(candidate, current *Node) bool
 }
 
-// V2 is fork choice v2, the default: the higher chain wins; at equal
+// V2 is fork choice v2 (and v3's last rule): the higher chain wins; at equal
 // height the branch whose first block above the common ancestor has the
 // lower rank, then the lower hash. It refuses no branch.
 type V2 struct{}

@@ -2,6 +2,7 @@ package chainmgr
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -13,7 +14,8 @@ import (
 // root → m1 (rank 1, hash 0x50…) → m2; candidates fork from root.
 func TestV2ForkChoice(t *testing.T) {
 	node := func(parent *Node, hashByte byte, rank uint32) *Node {
-		n := &Node{Parent: parent, Rank: rank, Flags: NodeValid}
+		// Justified at genesis, known: a chain without votes.
+		n := &Node{Parent: parent, Rank: rank, Flags: NodeValid, JustifiedKnown: true}
 		n.Hash[0] = hashByte
 		if parent != nil {
 			n.Height, n.PrevHash = parent.Height+1, parent.Hash
@@ -47,15 +49,24 @@ func TestV2ForkChoice(t *testing.T) {
 		{"a child of the tip", node(m2, 0x99, 9), true},
 		{"no common ancestor in the tree", chainOf(node(nil, 0x02, 0), 1), false},
 	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			if got := (V2{}).Better(c.candidate, m2); got != c.want {
-				t.Fatalf("Better = %v, want %v", got, c.want)
-			}
-			if err := (V2{}).Allowed(c.candidate, m2); err != nil {
-				t.Fatalf("v2 refused a branch: %v", err)
-			}
-		})
+	// V3 with no votes (every branch justified at genesis, nothing
+	// beyond it final, as Started hears from a chain without votes)
+	// decides as V2 on the same table.
+	v3 := NewV3(nil)
+	if err := v3.Started(nil, chain.NewState()); err != nil {
+		t.Fatal(err)
+	}
+	for _, fc := range []ForkChoice{V2{}, v3} {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%T/%s", fc, c.name), func(t *testing.T) {
+				if got := fc.Better(c.candidate, m2); got != c.want {
+					t.Fatalf("Better = %v, want %v", got, c.want)
+				}
+				if err := fc.Allowed(c.candidate, m2); err != nil {
+					t.Fatalf("refused a branch: %v", err)
+				}
+			})
+		}
 	}
 }
 
@@ -100,8 +111,8 @@ func TestForkChoiceSeam(t *testing.T) {
 	}
 	tc.fc = nil
 	tc.restart()
-	if _, ok := tc.m.fc.(V2); !ok {
-		t.Fatalf("default fork choice %T, want V2", tc.m.fc)
+	if _, ok := tc.m.fc.(*V3); !ok {
+		t.Fatalf("default fork choice %T, want *V3", tc.m.fc)
 	}
 }
 

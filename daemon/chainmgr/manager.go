@@ -32,6 +32,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon/evidencepool"
+	"github.com/poslab/posd/daemon/feed"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/store"
 )
@@ -86,8 +87,16 @@ type Config struct {
 	Now    func() time.Time // nil: time.Now
 	// Metrics receives import, election and commit times; nil records nothing.
 	Metrics *metrics.Chain
-	// ForkChoice decides every switch of branch (forkchoice.go); nil: V2.
+	// ForkChoice decides every switch of branch (forkchoice.go); nil: V3
+	// with Checkpoint (forkchoice_v3.go), which the manager also makes
+	// one of its Observers.
 	ForkChoice ForkChoice
+	// Checkpoint, if set, is the node's weak-subjectivity checkpoint
+	// (`posd start --checkpoint HEIGHT:HASH`): every block at its height
+	// with another hash is refused (ErrConflictsWithCheckpoint, a peer
+	// fault), so a fresh node never syncs another chain past it; and New
+	// refuses a stored chain with another block there (*CheckpointError).
+	Checkpoint *chain.Checkpoint
 	// Observers hear of every checked block and every move of the main
 	// chain, after the evidence pool (evidence.go).
 	Observers []Observer
@@ -117,13 +126,14 @@ type Manager struct {
 	// swap, pruning) is in progress, and counts them: work done off the
 	// lock from a snapshot is trusted only if seq did not change meanwhile.
 	seq    atomic.Uint64
-	ix     index      // the block tree (blocktree.go)
-	fc     ForkChoice // forkchoice.go
+	ix     index             // the block tree (blocktree.go)
+	fc     ForkChoice        // forkchoice.go
+	cp     *chain.Checkpoint // Config.Checkpoint (checkpoint.go)
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
-	subs subscribers  // feed.go
-	fin  finalitySubs // finality.go
+	feed *feed.Feed[Event] // feed.go
+	fin  finalitySubs      // finality.go
 
 	ev     *evidencepool.Pool // evidence.go
 	obs    observers          // the pool and Config.Observers
@@ -134,7 +144,8 @@ type Manager struct {
 }
 
 type stats struct {
-	blocks, txs, reorgs, pruned, branchChecks, knownInvalid, dropped atomic.Int64
+	blocks, txs, reorgs, pruned, branchChecks, knownInvalid atomic.Int64
+	checkpointRefused                                       atomic.Int64
 }
 
 // Stats are the manager's counters.
@@ -146,6 +157,9 @@ type Stats struct {
 	BranchChecks   int64 // side-branch states computed to validate or switch
 	KnownInvalid   int64 // blocks refused at once as known invalid
 	EventsDropped  int64 // events coalesced away for a slow subscriber
+	// CheckpointRefused counts blocks refused for another hash at the
+	// checkpoint's height (Config.Checkpoint).
+	CheckpointRefused int64
 }
 
 // New loads the head and state from cfg.Store and the block index.
@@ -160,17 +174,23 @@ func New(cfg Config) (*Manager, error) {
 	m := &Manager{
 		g: cfg.Genesis, st: cfg.Store, log: cfg.Logger, now: cfg.Now,
 		elect: newElections(cfg.Genesis, alg),
-		subs:  subscribers{m: make(map[*subscriber]struct{})}, future: newFuture(),
+		feed:  newEventFeed(), future: newFuture(),
 		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
 	}
-	if m.fc == nil {
-		m.fc = V2{}
+	if cfg.Checkpoint != nil {
+		cp := *cfg.Checkpoint
+		m.cp = &cp
 	}
-	// The finality record must outlive restarts and reorgs even on a
-	// store that does not keep it (finstore.go).
-	m.st = newFinalityStore(m.st, cfg.Genesis)
+	obs := cfg.Observers
+	if m.fc == nil {
+		// v3 is the default: with no votes every branch's justified
+		// checkpoint stays at genesis and it decides as v2.
+		v3 := NewV3(m.cp)
+		m.fc = v3
+		obs = append(obs[:len(obs):len(obs)], v3)
+	}
 	if cfg.Metrics != nil {
-		m.st = timedStore{Store: m.st, met: cfg.Metrics}
+		m.st = timedStore{Store: cfg.Store, met: cfg.Metrics}
 		m.elect.met = cfg.Metrics
 	}
 	m.Reads = Reads{st: m.st}
@@ -193,7 +213,10 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence(),
 		Head: func() (uint64, *chain.State) { s := m.snap.Load(); return s.Height(), s.state }})
-	m.obs = append(observers{m.ev}, cfg.Observers...)
+	if err := m.checkStoredCheckpoint(); err != nil {
+		return nil, err
+	}
+	m.obs = append(observers{m.ev}, obs...)
 	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
 		return nil, err
 	}
@@ -234,7 +257,8 @@ func (m *Manager) Stats() Stats {
 	return Stats{
 		BlocksImported: m.stats.blocks.Load(), TxsCommitted: m.stats.txs.Load(), Reorgs: m.stats.reorgs.Load(),
 		SidePruned: m.stats.pruned.Load(), BranchChecks: m.stats.branchChecks.Load(),
-		KnownInvalid: m.stats.knownInvalid.Load(), EventsDropped: m.stats.dropped.Load(),
+		KnownInvalid: m.stats.knownInvalid.Load(), EventsDropped: m.feed.Stats().Coalesced,
+		CheckpointRefused: m.stats.checkpointRefused.Load(),
 	}
 }
 
@@ -281,28 +305,34 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	deadline := time.Now().Add(d)
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
-			m.subs.closeAll()
+			m.feed.Close()
 			m.closeFinality()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
-	m.subs.closeAll()
+	m.feed.Close()
 	m.closeFinality()
 	return m.st.Close()
 }
 
 // Event tells subscribers the chain moved: Added joined the main chain
 // (oldest first), Reverted left it (newest first), and Snapshot is the
-// chain after the change. MissedBlocks counts added blocks a slow
-// subscriber was not given (see Subscribe): the oldest ones, and only
-// when the events were coalesced.
+// chain after the change; Prev was the head before it. A slow subscriber
+// may get several changes coalesced into one (see Subscribe): Prev is
+// then the head before the oldest of them, and MissedBlocks and
+// MissedReverted count the added and reverted blocks it was not given.
+// Whoever must know every block a change reverted or added walks from
+// Prev to Snapshot.Head() through the stored blocks (mempool.Pool.Reset
+// does), rather than trusting the lists to be whole.
 type Event struct {
-	Snapshot     *Snapshot
-	Added        []*chain.Block
-	Reverted     []*chain.Block
-	MissedBlocks int
+	Snapshot       *Snapshot
+	Prev           *chain.Block
+	Added          []*chain.Block
+	Reverted       []*chain.Block
+	MissedBlocks   int
+	MissedReverted int
 }
 
 // Subscribe delivers an Event per chain change, in commit order, until
@@ -310,13 +340,19 @@ type Event struct {
 // events still queued are dropped). Imports never wait for a subscriber:
 // its queue is bounded by maxBytes (at least MinEventBytes) of estimated
 // memory, and a subscriber that falls that far behind gets the queued
-// events coalesced into one, which keeps every reverted block, the newest
-// snapshot and the newest added blocks that fit (Stats.EventsDropped
-// counts the events merged away).
+// events coalesced into one (feed.Coalesce, coalesceEvents): the newest
+// snapshot, the head before them, and the blocks that fit
+// (Stats.EventsDropped counts the events merged away). Past
+// maxSubscribers the channel is closed at once.
 func (m *Manager) Subscribe(maxBytes int) (<-chan Event, func()) {
-	s := newSubscriber(maxBytes, &m.stats.dropped)
-	m.subs.add(s, m.closed.Load)
-	return s.out, func() { m.subs.remove(s) }
+	s, err := m.subscribe(max(maxBytes, MinEventBytes))
+	if err != nil {
+		m.log.Error("chain events: subscription refused", "err", err.Error())
+		ch := make(chan Event)
+		close(ch)
+		return ch, func() {}
+	}
+	return s.C(), s.Cancel
 }
 
 // CachedCandidates returns the election for the child of parent if it was

@@ -16,6 +16,7 @@ import (
 type testChain struct {
 	t      *testing.T
 	fc     ForkChoice // nil: the default
+	cp     *chain.Checkpoint
 	dir    string
 	g      *chain.Genesis
 	forger *keystore.Key
@@ -62,7 +63,7 @@ func (tc *testChain) open(wrap func(Store) Store) {
 	if wrap != nil {
 		s = wrap(s)
 	}
-	tc.m, err = New(Config{Genesis: tc.g, Store: s, ForkChoice: tc.fc})
+	tc.m, err = New(Config{Genesis: tc.g, Store: s, ForkChoice: tc.fc, Checkpoint: tc.cp})
 	if err != nil {
 		tc.t.Fatal(err)
 	}

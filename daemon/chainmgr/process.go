@@ -101,6 +101,9 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		return err
 	}
 	hash := b.Hash()
+	if err := m.checkCheckpoint(b, hash); err != nil {
+		return err
+	}
 	if err := m.ix.check(b, hash); err != nil {
 		m.ix.judge(b, hash, err)
 		return err
@@ -313,8 +316,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// snapshot's copy inherits it and updates it by the stake changes of
 	// the blocks since (none, usually) instead of rebuilding it.
 	chain.ElectionTable(m.g, m.state)
-	old := m.snap.Load()
-	snap := newSnapshot(old.version+1, m.head, m.state.Clone(), m.elect)
+	prev := m.snap.Load()
+	snap := newSnapshot(prev.version+1, m.head, m.state.Clone(), m.elect)
 	m.snap.Store(snap)
 	go snap.warm()
 	m.ix.connect(added, reverted, m.state)
@@ -326,8 +329,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 		m.stats.txs.Add(int64(len(b.Transactions)))
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
-	m.subs.emit(Event{Snapshot: snap, Added: added, Reverted: reverted})
-	m.emitFinality(old, snap)
+	m.feed.Send(Event{Snapshot: snap, Prev: prev.head, Added: added, Reverted: reverted})
+	m.emitFinality(prev, snap)
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}
@@ -478,19 +481,38 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 	if len(nodes) == 0 || m.head.Height-fork.Height > MaxReorgDepth {
 		return ErrKnownBlock
 	}
-	if better, err := m.chooses(nodes[len(nodes)-1]); err != nil || !better {
+	tip := nodes[len(nodes)-1]
+	var branch []*chain.Block
+	var st *chain.State
+	var reverted []*chain.Block
+	var undos []*chain.Undo
+	compute := func() error {
+		if branch, err = blocksOf(m.st, nodes); err != nil {
+			return err
+		}
+		st, reverted, undos, err = m.stateOn(m.head, m.state, fork, branch)
+		return err
+	}
+	if _, v2 := m.fc.(V2); !v2 && !tip.JustifiedKnown {
+		// A side block loaded at a restart: fork choice compares
+		// justified checkpoints, so the branch's state is computed first
+		// (once: the node keeps it), or a longer branch that lost on
+		// justification would win after a restart.
+		if err := compute(); err != nil {
+			return err
+		}
+		m.ix.setJustified(tip, st)
+	}
+	if better, err := m.chooses(tip); err != nil || !better {
 		if err == nil {
 			err = ErrKnownBlock
 		}
 		return err
 	}
-	branch, err := blocksOf(m.st, nodes)
-	if err != nil {
-		return err
-	}
-	st, reverted, undos, err := m.stateOn(m.head, m.state, fork, branch)
-	if err != nil {
-		return err
+	if st == nil {
+		if err := compute(); err != nil {
+			return err
+		}
 	}
 	return m.switchLocked(reverted, branch, undos, st, fork)
 }
@@ -582,7 +604,10 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	limit, stopErr := len(blocks), error(nil)
 	for i, b := range blocks {
 		hashes[i] = b.Hash()
-		err := m.ix.check(b, hashes[i])
+		err := m.checkCheckpoint(b, hashes[i])
+		if err == nil {
+			err = m.ix.check(b, hashes[i])
+		}
 		if err == nil {
 			if known, herr := m.st.HasBlock(hashes[i]); herr != nil {
 				err = local("read store", herr)

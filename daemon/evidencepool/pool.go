@@ -9,7 +9,8 @@
 // slashing records say so on every branch; the pool's records serve the
 // API and events). Everything is bounded: headers by the heights a reorg
 // can reach and a count, evidence by a count, subscribers' queues by a
-// count (a slow subscriber misses events; the records have them).
+// count (daemon/feed, lossy: a slow subscriber misses events; the records
+// have them).
 //
 // It knows nothing of the manager: its view of the chain (the head and
 // the state after it) is a function it is given (the manager's snapshot)
@@ -27,6 +28,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/feed"
 	"github.com/poslab/posd/daemon/metrics"
 )
 
@@ -86,6 +88,9 @@ type slotKey struct {
 type evKey struct {
 	forger chain.Address
 	height uint64
+	// vote: a vote offence (double or surround vote), counted apart
+	// from a header equivocation at the same height, as the chain does.
+	vote bool
 }
 
 // Pool is the evidence pool. Its methods are safe for concurrent use.
@@ -102,15 +107,17 @@ type Pool struct {
 	st      *chain.State             // the state after it (read only)
 	headers map[slotKey]chain.Header // the first header seen per slot
 	records map[evKey]*Record
-	subs    map[chan Event]struct{}
+
+	feed *feed.Feed[Event] // events to subscribers (lossy: Records has them all)
 }
 
 // New makes an empty pool; Started gives it the chain.
 func New(cfg Config) *Pool {
 	p := &Pool{
 		g: cfg.Genesis, blocks: cfg.Blocks, log: cfg.Logger, now: cfg.Now, met: cfg.Metrics, headFn: cfg.Head,
-		headers: make(map[slotKey]chain.Header), records: make(map[evKey]*Record), subs: make(map[chan Event]struct{}),
-		st: chain.NewState(),
+		headers: make(map[slotKey]chain.Header), records: make(map[evKey]*Record),
+		feed: feed.New[Event](feed.Options{MaxSubscribers: maxSubscribers}),
+		st:   chain.NewState(),
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -198,7 +205,7 @@ func (p *Pool) BlockChecked(b *chain.Block, hash chain.Hash) {
 		p.log.Warn("equivocation seen but the evidence does not check", "height", b.Height, "forger", string(b.Forger), "err", err.Error())
 		return
 	}
-	if _, ok := st.Slashed(e.Forger(), e.Height()); ok {
+	if _, ok := st.SlashedFor(&e); ok {
 		return
 	}
 	if _, added := p.add(e, p.now()); added {
@@ -213,7 +220,7 @@ func (p *Pool) observe(b *chain.Block, hash chain.Hash, head uint64) (first chai
 	k := slotKey{b.Height, b.PrevHash, b.Forger}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, known := p.records[evKey{b.Forger, b.Height}]; known {
+	if _, known := p.records[evKey{b.Forger, b.Height, false}]; known {
 		return chain.Header{}, false
 	}
 	h, ok := p.headers[k]
@@ -238,7 +245,7 @@ func (p *Pool) observe(b *chain.Block, hash chain.Hash, head uint64) (first chai
 func (p *Pool) Equivocated(forger chain.Address, height uint64, prev chain.Hash) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	r, ok := p.records[evKey{forger, height}]
+	r, ok := p.records[evKey{forger, height, false}]
 	return ok && r.Evidence.A.PrevHash == prev
 }
 
@@ -268,7 +275,7 @@ func (p *Pool) pruneHeadersLocked(head uint64) {
 
 // add keeps e as pending evidence; false if the (forger, height) is known.
 func (p *Pool) add(e chain.Evidence, now time.Time) (Record, bool) {
-	k := evKey{e.Forger(), e.Height()}
+	k := keyOf(&e)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if _, ok := p.records[k]; ok {
@@ -302,7 +309,7 @@ func (p *Pool) evictLocked() {
 func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, now time.Time) {
 	for _, b := range reverted {
 		for i := range b.Evidence {
-			if r, ok := p.records[evKey{b.Evidence[i].Forger(), b.Evidence[i].Height()}]; ok && r.IncludedIn == b.Height {
+			if r, ok := p.records[keyOf(&b.Evidence[i])]; ok && r.IncludedIn == b.Height {
 				r.IncludedIn, r.Burned = 0, 0
 			}
 		}
@@ -310,7 +317,7 @@ func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, no
 	for _, b := range added {
 		for i := range b.Evidence {
 			e := &b.Evidence[i]
-			k := evKey{e.Forger(), e.Height()}
+			k := keyOf(e)
 			r, ok := p.records[k]
 			if !ok {
 				if len(p.records) >= maxEvidence {
@@ -320,7 +327,7 @@ func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, no
 				p.records[k] = r
 			}
 			r.IncludedIn = b.Height
-			if s, ok := st.Slashed(k.forger, k.height); ok {
+			if s, ok := st.SlashedFor(e); ok {
 				r.IncludedIn, r.Burned = s.IncludedIn, s.Burned
 			}
 			p.met.Committed(1, r.Burned)
@@ -329,14 +336,9 @@ func (p *Pool) onChainLocked(added, reverted []*chain.Block, st *chain.State, no
 	}
 }
 
-func (p *Pool) emitLocked(ev Event) {
-	for ch := range p.subs {
-		select {
-		case ch <- ev:
-		default: // a slow subscriber misses it; Records has it
-		}
-	}
-}
+// emitLocked queues ev for the subscribers; a slow one misses it
+// (feed.DropNewest), Records has it.
+func (p *Pool) emitLocked(ev Event) { p.feed.Send(ev) }
 
 // Add takes evidence from a peer. It returns true when the evidence is
 // new here and valid (forward it), false when it is known, already
@@ -349,7 +351,7 @@ func (p *Pool) emitLocked(ev Event) {
 // (it would burn nothing; keys without stake cannot flood the pool).
 func (p *Pool) Add(e chain.Evidence) (bool, error) {
 	p.mu.Lock()
-	_, known := p.records[evKey{e.Forger(), e.Height()}]
+	_, known := p.records[keyOf(&e)]
 	p.mu.Unlock()
 	head, st := p.view()
 	if known {
@@ -359,13 +361,14 @@ func (p *Pool) Add(e chain.Evidence) (bool, error) {
 	if err := e.Check(p.g, max(next, e.Height()+1)); err != nil {
 		return false, err
 	}
-	if e.Height() >= next || next-e.Height() > chain.MaxEvidenceAge {
+	if e.Height() >= next || next-e.Height() > p.g.EvidenceAge(e.KindOf()) {
 		return false, nil
 	}
-	if st.Account(e.Forger()).Stake == 0 {
+	// Slashing reaches unbonding stake too.
+	if acc := st.Account(e.Forger()); acc.Stake == 0 && acc.Unbonding == 0 {
 		return false, nil
 	}
-	if _, ok := st.Slashed(e.Forger(), e.Height()); ok {
+	if _, ok := st.SlashedFor(&e); ok {
 		return false, nil
 	}
 	_, added := p.add(e, p.now())
@@ -387,10 +390,10 @@ func (p *Pool) Pending() []chain.Evidence {
 	p.mu.Lock()
 	var out []chain.Evidence
 	for k, r := range p.records {
-		if r.IncludedIn != 0 || k.height >= next || next-k.height > chain.MaxEvidenceAge {
+		if r.IncludedIn != 0 || k.height >= next || next-k.height > p.g.EvidenceAge(r.Evidence.KindOf()) {
 			continue
 		}
-		if _, ok := st.Slashed(k.forger, k.height); ok {
+		if _, ok := st.SlashedFor(&r.Evidence); ok {
 			continue
 		}
 		out = append(out, r.Evidence)
@@ -428,22 +431,22 @@ func (p *Pool) Records() []Record {
 // maxSubscribers bounds the subscribers (each holds a queue).
 const maxSubscribers = 256
 
-// Subscribe delivers evidence events until cancel; a subscriber that does
-// not keep up misses events (its queue holds buffer, at least 1). Beyond
+// Subscribe delivers evidence events until cancel (which closes the
+// channel); a subscriber that does not keep up misses the newest events
+// (feed.DropNewest: its queue holds buffer, at least 1). Beyond
 // maxSubscribers, the channel is never written to.
 func (p *Pool) Subscribe(buffer int) (<-chan Event, func()) {
-	ch := make(chan Event, max(buffer, 1))
-	p.mu.Lock()
-	if len(p.subs) < maxSubscribers {
-		p.subs[ch] = struct{}{}
+	s, err := p.feed.Subscribe(feed.DropNewest[Event](buffer))
+	if err != nil {
+		return make(chan Event), func() {}
 	}
-	p.mu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			p.mu.Lock()
-			delete(p.subs, ch)
-			p.mu.Unlock()
-		})
-	}
+	return s.C(), s.Cancel
 }
+
+// keyOf is the record key of an evidence item.
+func keyOf(e *chain.Evidence) evKey {
+	return evKey{e.Forger(), e.Height(), e.KindOf() != chain.EvidenceEquivocation}
+}
+
+// Dropped counts the events subscribers missed for not keeping up.
+func (p *Pool) Dropped() int64 { return p.feed.Stats().Dropped }

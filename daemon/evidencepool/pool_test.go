@@ -128,7 +128,7 @@ func TestSubscribersBounded(t *testing.T) {
 			first = ch
 		}
 	}
-	if n := len(f.p.subs); n != maxSubscribers {
+	if n := f.p.feed.Len(); n != maxSubscribers {
 		t.Fatalf("%d subscribers kept, want %d", n, maxSubscribers)
 	}
 	// Two equivocations, queues of one, nobody reading: the pool goes on.
@@ -142,5 +142,9 @@ func TestSubscribersBounded(t *testing.T) {
 	}
 	if ev := <-first; ev.Type != "evidence" || ev.Record.Evidence.Height() != 1 {
 		t.Fatalf("first subscriber got %+v", ev)
+	}
+	// Each of the 256 queues of one kept the first event and missed the second.
+	if d := f.p.Dropped(); d != maxSubscribers {
+		t.Fatalf("%d events dropped, want %d", d, maxSubscribers)
 	}
 }

@@ -234,7 +234,7 @@ func Check(home, keyFile string) []CheckResult {
 			add("chain", "fail", "%s", p)
 		}
 	default:
-		add("chain", "ok", "height %d: %d blocks link from genesis, state of %d accounts matches a replay", r.Height, r.Blocks, r.Accounts)
+		add("chain", "ok", "height %d: %d blocks link from genesis, state of %d accounts and %d slashings matches a replay", r.Height, r.Blocks, r.Accounts, r.Slashings)
 	}
 	g, err := st.Genesis()
 	if err != nil {

@@ -390,7 +390,7 @@ var voteOutcomes = map[string]bool{
 	VoteInvalid: true, VoteSlashable: true, VoteDropped: true, VoteCast: true,
 }
 
-// Finality measures the finality gadget (DESIGN "v3 rules"): the justified
+// Finality measures the finality gadget (the v3 rules, docs/CONSENSUS.md): the justified
 // and final heights, how long blocks take to become final, and the votes
 // by outcome.
 type Finality struct {

@@ -18,6 +18,8 @@
 //	                response a tx batch as on the txs topic, or nothing
 //	                (txfill.go); optional: asking a peer without it fails,
 //	                and the status version stays
+//	/ipfs/ping/1.0.0  libp2p's ping: 32 bytes echoed, to measure each peer's
+//	                round-trip time (rtt.go)
 //
 // The status's version (2) changes with any of them.
 package p2p
@@ -199,6 +201,7 @@ type Node struct {
 	votes    *voteGossip   // votes.go; nil when the handler takes none
 	subs     []*pubsub.Subscription
 	mesh     *meshTracer
+	rtt      *rttBook     // peers' round-trip times (rtt.go)
 	txOut    *txOutbox    // transactions to gossip (txout.go)
 	fill     *txFill      // gap filling (txfill.go); nil when the handler does not
 	blkQ     chan pubItem // blocks and evidence
@@ -289,6 +292,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		syncWake: make(chan struct{}, 1),
 		serveSem: make(chan struct{}, maxSyncServers),
 		mesh:     newMeshTracer(),
+		rtt:      newRTTBook(),
 	}
 	fail := func(err error) (*Node, error) {
 		n.Close()
@@ -302,6 +306,9 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 	}
 	hst.SetStreamHandler(StatusProtocol, n.tracked(n.serveStatus))
 	hst.SetStreamHandler(SyncProtocol, n.tracked(n.serveSync))
+	if cfg.NewHost != nil {
+		servePing(hst)
+	}
 	n.spawn(n.eventLoop)
 
 	if err := n.startGossip(); err != nil {
@@ -309,6 +316,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 	}
 	n.spawn(n.syncLoop)
 	n.spawn(n.redialLoop)
+	n.spawn(n.rttLoop)
 
 	if cfg.MDNS {
 		svc := mdns.NewMdnsService(hst, "_posd._udp", mdnsNotifee{n})
@@ -335,7 +343,8 @@ func (n *Node) Addrs() []string {
 	return out
 }
 
-// Peers returns the connected peers that passed the status handshake.
+// Peers returns the connected peers that passed the status handshake, with
+// their round-trip times when measured (rtt.go).
 func (n *Node) Peers() []rpc.Peer {
 	n.mu.Lock()
 	ids := make([]peer.ID, 0, len(n.peers))
@@ -351,6 +360,8 @@ func (n *Node) Peers() []rpc.Peer {
 			continue
 		}
 		p := rpc.Peer{ID: id.String()}
+		ewma, last := n.rtt.get(id)
+		p.RTTMs, p.RTTLastMs = ms(ewma), ms(last)
 		for _, c := range conns {
 			p.Addrs = append(p.Addrs, c.RemoteMultiaddr().String()+"/p2p/"+id.String())
 		}
@@ -478,6 +489,7 @@ func (n *Node) eventLoop() {
 				delete(n.peers, e.Peer)
 				n.mu.Unlock()
 				n.mesh.removePeer(e.Peer)
+				n.rtt.forget(e.Peer)
 				n.book.forget(e.Peer, time.Now())
 				n.log.Debug("p2p: peer disconnected", "peer", e.Peer)
 			}

@@ -158,6 +158,8 @@ func (n *Node) observe(p peer.ID, st status, closeDelay time.Duration) error {
 	n.mu.Unlock()
 	if !known {
 		n.log.Info("p2p: peer joined", "peer", p.String(), "height", st.height)
+		// Measure it now, not at the next round of pings.
+		n.pingPeer(p)
 	}
 	// A higher peer has blocks we lack; a peer at our height with another
 	// head has the other side of a fork that fork choice must settle.

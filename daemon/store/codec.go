@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,18 +12,30 @@ import (
 // The store's own records. Blocks use chain.EncodeBlock; genesis is kept as
 // its JSON. The rest are small binary records, integers big endian:
 //
-//	account   balance 8, stake 8, nonce 8 (exactly 24 bytes)
-//	undo      version 1 byte (1), height 8, entry count uvarint,
-//	          per entry: address (uvarint length + bytes), account 24
+//	account   balance 8, stake 8, nonce 8, unbonding 8, release height 8
+//	          (exactly 40 bytes)
+//	slashing  key: class 1 (1 equivocation, 2 vote), height 8, offender;
+//	          value: kind 1 (1 equivocation, 2 double_vote,
+//	          3 surround_vote), included_in 8, burned 8 (exactly 17 bytes)
+//	undo      version 1 byte (2), height 8, entry count uvarint,
+//	          per entry: address (uvarint length + bytes), account 40;
+//	          slashing count uvarint, per slashing: offender (uvarint
+//	          length + bytes), height 8, value 17; finality length
+//	          uvarint (0: the block left it as it was) + bytes
+//	finality  chain.Finality.MarshalBinary (meta key "finality")
 //	tx index  height 8, index 4
 //	height    8 (keys of the main and undo buckets, so they sort by height)
 
 const (
-	accountLen    = 24
+	accountLen    = 40
+	slashingLen   = 17
 	txLocLen      = 12
-	undoVersion   = 1
+	undoVersion   = 2
 	maxAddressLen = 1024 // real addresses are 40 bytes; anything longer is garbage
 	minUndoEntry  = 1 + accountLen
+	minUndoSlash  = 1 + 8 + slashingLen
+	// maxFinalityLen bounds a stored finality record before it is decoded.
+	maxFinalityLen = 1 << 20
 )
 
 // errMalformed is wrapped by every decoding failure of this file; the store
@@ -41,7 +54,9 @@ func decodeHeightKey(k []byte) (uint64, error) {
 func appendAccount(out []byte, a chain.Account) []byte {
 	out = binary.BigEndian.AppendUint64(out, a.Balance)
 	out = binary.BigEndian.AppendUint64(out, a.Stake)
-	return binary.BigEndian.AppendUint64(out, a.Nonce)
+	out = binary.BigEndian.AppendUint64(out, a.Nonce)
+	out = binary.BigEndian.AppendUint64(out, a.Unbonding)
+	return binary.BigEndian.AppendUint64(out, a.Release)
 }
 
 func encodeAccount(a chain.Account) []byte { return appendAccount(make([]byte, 0, accountLen), a) }
@@ -50,20 +65,102 @@ func decodeAccount(v []byte) (chain.Account, error) {
 	if len(v) != accountLen {
 		return chain.Account{}, fmt.Errorf("%w: account of %d bytes, want %d", errMalformed, len(v), accountLen)
 	}
-	return chain.Account{
-		Balance: binary.BigEndian.Uint64(v[0:]),
-		Stake:   binary.BigEndian.Uint64(v[8:]),
-		Nonce:   binary.BigEndian.Uint64(v[16:]),
+	a := chain.Account{
+		Balance:   binary.BigEndian.Uint64(v[0:]),
+		Stake:     binary.BigEndian.Uint64(v[8:]),
+		Nonce:     binary.BigEndian.Uint64(v[16:]),
+		Unbonding: binary.BigEndian.Uint64(v[24:]),
+		Release:   binary.BigEndian.Uint64(v[32:]),
+	}
+	if (a.Unbonding == 0) != (a.Release == 0) {
+		return chain.Account{}, fmt.Errorf("%w: account unbonding %d with release height %d", errMalformed, a.Unbonding, a.Release)
+	}
+	return a, nil
+}
+
+// Slashing kinds and classes as the store writes them.
+var (
+	slashKinds = [...]chain.EvidenceKind{1: chain.EvidenceEquivocation, 2: chain.EvidenceDoubleVote, 3: chain.EvidenceSurroundVote}
+)
+
+func kindCode(k chain.EvidenceKind) byte {
+	for c, kk := range slashKinds {
+		if c > 0 && kk == k {
+			return byte(c)
+		}
+	}
+	return 1 // the zero kind is an equivocation
+}
+
+// slashClass is the offence class of a kind: both vote kinds are one.
+func slashClass(k chain.EvidenceKind) byte {
+	if k == chain.EvidenceDoubleVote || k == chain.EvidenceSurroundVote {
+		return 2
+	}
+	return 1
+}
+
+// slashingKey is the slashings bucket's key of r: one per offence.
+func slashingKey(r chain.Slashing) []byte {
+	k := make([]byte, 0, 9+len(r.Forger))
+	k = append(k, slashClass(r.Kind))
+	k = binary.BigEndian.AppendUint64(k, r.Height)
+	return append(k, r.Forger...)
+}
+
+func appendSlashingValue(out []byte, r chain.Slashing) []byte {
+	out = append(out, kindCode(r.Kind))
+	out = binary.BigEndian.AppendUint64(out, r.IncludedIn)
+	return binary.BigEndian.AppendUint64(out, r.Burned)
+}
+
+// decodeSlashing reads a slashings bucket record.
+func decodeSlashing(k, v []byte) (chain.Slashing, error) {
+	if len(k) < 9 || len(k) > 9+maxAddressLen {
+		return chain.Slashing{}, fmt.Errorf("%w: slashing key of %d bytes", errMalformed, len(k))
+	}
+	r, err := decodeSlashingValue(v)
+	if err != nil {
+		return r, err
+	}
+	r.Height = binary.BigEndian.Uint64(k[1:])
+	r.Forger = chain.Address(k[9:])
+	if slashClass(r.Kind) != k[0] {
+		return chain.Slashing{}, fmt.Errorf("%w: slashing of kind %s under class %d", errMalformed, r.Kind, k[0])
+	}
+	return r, nil
+}
+
+func decodeSlashingValue(v []byte) (chain.Slashing, error) {
+	if len(v) != slashingLen {
+		return chain.Slashing{}, fmt.Errorf("%w: slashing of %d bytes, want %d", errMalformed, len(v), slashingLen)
+	}
+	if v[0] == 0 || int(v[0]) >= len(slashKinds) {
+		return chain.Slashing{}, fmt.Errorf("%w: slashing kind %d", errMalformed, v[0])
+	}
+	return chain.Slashing{
+		Kind:       slashKinds[v[0]],
+		IncludedIn: binary.BigEndian.Uint64(v[1:]),
+		Burned:     binary.BigEndian.Uint64(v[9:]),
 	}, nil
 }
 
 func encodeUndo(u *chain.Undo) ([]byte, error) {
-	n := 1 + 8 + binary.MaxVarintLen64
+	n := 1 + 8 + 3*binary.MaxVarintLen64 + len(u.Finality)
 	for _, e := range u.Entries {
 		if len(e.Address) > maxAddressLen {
 			return nil, fmt.Errorf("store: undo of height %d: address of %d bytes (limit %d)", u.Height, len(e.Address), maxAddressLen)
 		}
 		n += 2 + len(e.Address) + accountLen
+	}
+	for _, r := range u.Slashings {
+		if len(r.Forger) > maxAddressLen {
+			return nil, fmt.Errorf("store: undo of height %d: offender of %d bytes (limit %d)", u.Height, len(r.Forger), maxAddressLen)
+		}
+		n += 2 + len(r.Forger) + 8 + slashingLen
+	}
+	if len(u.Finality) > maxFinalityLen {
+		return nil, fmt.Errorf("store: undo of height %d: finality record of %d bytes (limit %d)", u.Height, len(u.Finality), maxFinalityLen)
 	}
 	out := make([]byte, 0, n)
 	out = append(out, undoVersion)
@@ -74,11 +171,20 @@ func encodeUndo(u *chain.Undo) ([]byte, error) {
 		out = append(out, e.Address...)
 		out = appendAccount(out, e.Account)
 	}
-	return out, nil
+	out = binary.AppendUvarint(out, uint64(len(u.Slashings)))
+	for _, r := range u.Slashings {
+		out = binary.AppendUvarint(out, uint64(len(r.Forger)))
+		out = append(out, r.Forger...)
+		out = binary.BigEndian.AppendUint64(out, r.Height)
+		out = appendSlashingValue(out, r)
+	}
+	out = binary.AppendUvarint(out, uint64(len(u.Finality)))
+	return append(out, u.Finality...), nil
 }
 
 // decodeUndo parses encodeUndo's output. It never panics and refuses
-// anything that is not exactly one record.
+// anything that is not exactly one record; every count and length is
+// checked against the bytes left before anything is allocated.
 func decodeUndo(v []byte) (*chain.Undo, error) {
 	bad := func(format string, args ...any) (*chain.Undo, error) {
 		return nil, fmt.Errorf("%w: undo: "+format, append([]any{errMalformed}, args...)...)
@@ -119,6 +225,47 @@ func decodeUndo(v []byte) (*chain.Undo, error) {
 		u.Entries[i].Account = acc
 		v = v[l+accountLen:]
 	}
+	count, n = binary.Uvarint(v)
+	if n <= 0 {
+		return bad("bad slashing count")
+	}
+	v = v[n:]
+	if count > uint64(len(v)/minUndoSlash) {
+		return bad("%d slashings cannot fit in %d bytes", count, len(v))
+	}
+	if count > 0 {
+		u.Slashings = make([]chain.Slashing, count)
+	}
+	for i := range u.Slashings {
+		l, n := binary.Uvarint(v)
+		if n <= 0 {
+			return bad("slashing %d: bad offender length", i)
+		}
+		v = v[n:]
+		if l > maxAddressLen || l+8+slashingLen > uint64(len(v)) {
+			return bad("slashing %d: offender of %d bytes in %d remaining", i, l, len(v))
+		}
+		r, err := decodeSlashingValue(v[l+8 : l+8+slashingLen])
+		if err != nil {
+			return nil, err
+		}
+		r.Forger = chain.Address(v[:l])
+		r.Height = binary.BigEndian.Uint64(v[l:])
+		u.Slashings[i] = r
+		v = v[l+8+slashingLen:]
+	}
+	l, n := binary.Uvarint(v)
+	if n <= 0 {
+		return bad("bad finality length")
+	}
+	v = v[n:]
+	if l > maxFinalityLen || l > uint64(len(v)) {
+		return bad("finality record of %d bytes in %d remaining", l, len(v))
+	}
+	if l > 0 {
+		u.Finality = bytes.Clone(v[:l])
+	}
+	v = v[l:]
 	if len(v) != 0 {
 		return bad("%d trailing bytes", len(v))
 	}

@@ -10,15 +10,20 @@ import (
 )
 
 func sampleUndo() *chain.Undo {
+	fin, _ := (&chain.Finality{Justified: chain.Checkpoint{Height: 40, Hash: chain.Hash{4}}}).MarshalBinary()
 	return &chain.Undo{Height: 42, Entries: []chain.UndoEntry{
 		{Address: addrOf(key(1)), Account: chain.Account{Balance: 1, Stake: 2, Nonce: 3}},
 		{Address: addrOf(key(2))},
 		{Address: "", Account: chain.Account{Balance: ^uint64(0)}},
-	}}
+		{Address: addrOf(key(3)), Account: chain.Account{Nonce: 1, Unbonding: 9, Release: 300}},
+	}, Slashings: []chain.Slashing{
+		{Kind: chain.EvidenceEquivocation, Forger: addrOf(key(1)), Height: 40, IncludedIn: 42, Burned: 7},
+		{Kind: chain.EvidenceSurroundVote, Forger: addrOf(key(2)), Height: 41, IncludedIn: 42},
+	}, Finality: fin}
 }
 
 func TestUndoRoundTrip(t *testing.T) {
-	for _, u := range []*chain.Undo{sampleUndo(), {Height: 7}} {
+	for _, u := range []*chain.Undo{sampleUndo(), {Height: 7}, {Height: 8, Slashings: sampleUndo().Slashings}, {Height: 9, Finality: []byte{1}}} {
 		enc, err := encodeUndo(u)
 		if err != nil {
 			t.Fatal(err)
@@ -53,7 +58,10 @@ func TestAccountAndTxLoc(t *testing.T) {
 	if h, i, err := decodeTxLoc(encodeTxLoc(9, 1234)); err != nil || h != 9 || i != 1234 {
 		t.Fatalf("tx location round trip %d %d %v", h, i, err)
 	}
-	for _, bad := range [][]byte{nil, make([]byte, 23), make([]byte, 25)} {
+	if _, err := decodeAccount(encodeAccount(chain.Account{Unbonding: 1})); !errors.Is(err, errMalformed) {
+		t.Fatalf("unbonding without a release height: %v", err)
+	}
+	for _, bad := range [][]byte{nil, make([]byte, 23), make([]byte, 25), make([]byte, accountLen-1), make([]byte, accountLen+1)} {
 		if _, err := decodeAccount(bad); !errors.Is(err, errMalformed) {
 			t.Fatalf("account of %d bytes: %v", len(bad), err)
 		}

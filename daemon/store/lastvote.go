@@ -10,7 +10,7 @@ import (
 	"github.com/poslab/posd/chain"
 )
 
-// The honest voter's slashing protection (DESIGN "v3 rules", honest voter):
+// The honest voter's slashing protection (the v3 rules, docs/CONSENSUS.md: honest voter):
 // per key, the last vote it decided to sign, written and fsynced before the
 // signature is made. A vote is signed only when its target is higher and
 // its source no lower than the record's, so no two votes of a key form a

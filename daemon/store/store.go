@@ -23,11 +23,19 @@
 //
 //	blocks    block hash → chain.EncodeBlock
 //	main      height (8 bytes big endian) → block hash
-//	accounts  address → balance, stake, nonce (24 bytes); zero accounts are absent
+//	accounts  address → balance, stake, nonce, unbonding, release height
+//	          (40 bytes); zero accounts are absent
+//	slashings offence (class, height, offender) → kind, included_in, burned
 //	undo      height → undo record of the main-chain block at that height
 //	txs       transaction id → height (8), index in block (4)
-//	meta      "genesis" (JSON), "genesis_hash", "head" (block hash), and
-//	          free-form keys written with PutMeta
+//	meta      "genesis" (JSON), "genesis_hash", "head" (block hash),
+//	          "format", "finality" (the finality record after the head),
+//	          and free-form keys written with PutMeta
+//
+// The state after the head is the accounts, the slashings and the
+// finality record; the release queue of unbonding stake is an index of
+// the accounts that chain.State rebuilds as LoadState sets them.
+//
 //	side      block hash → height, for every stored block off the main chain
 //	invalid   block hash → height (8), rule code: blocks found invalid
 package store
@@ -68,14 +76,15 @@ var (
 )
 
 var (
-	bucketBlocks   = []byte("blocks")
-	bucketMain     = []byte("main")
-	bucketAccounts = []byte("accounts")
-	bucketUndo     = []byte("undo")
-	bucketTxs      = []byte("txs")
-	bucketMeta     = []byte("meta")
+	bucketBlocks    = []byte("blocks")
+	bucketMain      = []byte("main")
+	bucketAccounts  = []byte("accounts")
+	bucketSlashings = []byte("slashings")
+	bucketUndo      = []byte("undo")
+	bucketTxs       = []byte("txs")
+	bucketMeta      = []byte("meta")
 
-	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid}
+	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid}
 )
 
 // Meta keys the store owns; PutMeta refuses them.
@@ -83,19 +92,28 @@ const (
 	keyGenesis     = "genesis"
 	keyGenesisHash = "genesis_hash"
 	keyHead        = "head"
-	// keyFormat holds the store format. Format 2 is protocol v2 (blocks
-	// carry a VRF seed, genesis v2 parameters); stores of format 1 have no
-	// key. A store of another format is refused with ErrOldFormat.
+	keyFinality    = "finality"
+	// keyFormat holds the store format. Format 3 is protocol v3 (typed
+	// state: unbonding in the accounts, slashings in a bucket of their
+	// own, the finality record; undo records of version 2); format 2 is
+	// protocol v2 (blocks carry a VRF seed, genesis v2 parameters); stores
+	// of format 1 have no key. A store of another format is refused with
+	// ErrOldFormat.
 	keyFormat     = "format"
-	currentFormat = "2"
+	currentFormat = "3"
 )
 
 func reservedMeta(key string) bool {
-	return key == keyGenesis || key == keyGenesisHash || key == keyHead
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality
 }
 
 // errNotInitialized is returned by reads and writes before Init.
 var errNotInitialized = fmt.Errorf("%w: store is not initialized (no genesis)", ErrNotFound)
+
+// testHookBeforeHead, when set (by tests only), runs inside Switch's write
+// transaction after every bucket is written and before the head moves;
+// an error aborts the transaction, as a crash at that instant would.
+var testHookBeforeHead func() error
 
 // lockTimeout is how long Open waits for the file lock.
 const lockTimeout = time.Second
@@ -233,11 +251,15 @@ func (s *Store) Init(g *chain.Genesis) error {
 		if err := tx.Bucket(bucketMain).Put(heightKey(0), bytes.Clone(h0[:])); err != nil {
 			return err
 		}
+		st := g.State()
 		accounts := tx.Bucket(bucketAccounts)
-		for _, e := range g.State().Accounts() {
+		for _, e := range st.Accounts() {
 			if err := accounts.Put([]byte(e.Address), encodeAccount(e.Account)); err != nil {
 				return err
 			}
+		}
+		if err := putFinality(meta, st); err != nil {
+			return err
 		}
 		for k, v := range map[string][]byte{keyGenesis: js, keyGenesisHash: bytes.Clone(want[:]), keyHead: bytes.Clone(h0[:])} {
 			if err := meta.Put([]byte(k), v); err != nil {
@@ -265,7 +287,7 @@ func (s *Store) checkFormat(meta *bolt.Bucket) error {
 		have = "1"
 	}
 	return fmt.Errorf("%w: %s holds a chain in store format %s and this posd reads format %s "+
-		"(protocol v2 changed the block format): move that home away or start over "+
+		"(protocol v3 changed the state: unbonding, slashings, finality): move that home away or start over "+
 		"(posd devnet --reset for a devnet)", ErrOldFormat, s.path, have, currentFormat)
 }
 
@@ -320,18 +342,14 @@ func (s *Store) Head() (*chain.Block, error) {
 	return b, err
 }
 
-// LoadState reads every account: the state after the head.
+// LoadState reads the state after the head: every account, every
+// slashing and the finality record.
 func (s *Store) LoadState() (*chain.State, error) {
-	st := chain.NewState()
+	var st *chain.State
 	err := s.view(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
-			acc, err := decodeAccount(v)
-			if err != nil {
-				return corrupt(bucketAccounts, k, err)
-			}
-			st.SetAccount(chain.Address(k), acc)
-			return nil
-		})
+		var err error
+		st, err = readState(tx, nil)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -339,11 +357,73 @@ func (s *Store) LoadState() (*chain.State, error) {
 	return st, nil
 }
 
+// readState reads the stored state. problem, when not nil, is told of each
+// record that does not decode and the read goes on (Verify); when nil, the
+// first such record is the error.
+func readState(tx *bolt.Tx, problem func(string, ...any)) (*chain.State, error) {
+	st := chain.NewState()
+	bad := func(bucket, k []byte, err error) error {
+		if problem == nil {
+			return corrupt(bucket, k, err)
+		}
+		problem("%s %x: %v", bucket, k, err)
+		return nil
+	}
+	err := tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
+		acc, err := decodeAccount(v)
+		if err != nil {
+			return bad(bucketAccounts, k, err)
+		}
+		st.SetAccount(chain.Address(k), acc)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = tx.Bucket(bucketSlashings).ForEach(func(k, v []byte) error {
+		r, err := decodeSlashing(k, v)
+		if err != nil {
+			return bad(bucketSlashings, k, err)
+		}
+		st.SetSlashing(r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if v := tx.Bucket(bucketMeta).Get([]byte(keyFinality)); v != nil {
+		f := new(chain.Finality)
+		if len(v) > maxFinalityLen {
+			err = fmt.Errorf("%w: finality record of %d bytes", errMalformed, len(v))
+		} else {
+			err = f.UnmarshalBinary(v)
+		}
+		if err != nil {
+			if err := bad(bucketMeta, []byte(keyFinality), err); err != nil {
+				return nil, err
+			}
+		} else {
+			st.SetFinality(f)
+		}
+	}
+	return st, nil
+}
+
+// putFinality writes st's finality record.
+func putFinality(meta *bolt.Bucket, st *chain.State) error {
+	enc, err := st.Finality().MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("store: encode finality record: %w", err)
+	}
+	return meta.Put([]byte(keyFinality), enc)
+}
+
 // Commit appends b to the main chain: b must extend the head (else
 // ErrNotHead). It writes b, main[height], undo, b's transaction index
-// entries, the accounts in undo.Touched() with their values in st (the state
-// after applying b; zero accounts are deleted) and the head, in one
-// transaction.
+// entries, the accounts in undo.Touched() and the slashings in
+// undo.Slashings with their values in st (the state after applying b; zero
+// accounts and absent slashings are deleted), st's finality record and the
+// head, in one transaction.
 func (s *Store) Commit(b *chain.Block, undo *chain.Undo, st *chain.State) error {
 	return s.Switch(0, []*chain.Block{b}, nil, []*chain.Undo{undo}, st)
 }
@@ -357,6 +437,7 @@ type prepared struct {
 	undo  []byte
 	ids   []chain.Hash
 	touch []chain.Address
+	slash []chain.Slashing
 }
 
 // putTxIndex writes the index entries of the new blocks in key order. Ids
@@ -435,7 +516,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			return err
 		}
 		p := &prep[i]
-		p.block, p.hash, p.enc, p.undo, p.touch = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched()
+		p.block, p.hash, p.enc, p.undo, p.touch, p.slash = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched(), u.Slashings
 		if i < len(ids) && len(ids[i]) == len(b.Transactions) {
 			p.ids = ids[i]
 		} else {
@@ -484,6 +565,8 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 		}
 
 		touched := make(map[chain.Address]struct{})
+		// The slashings the reverted and new blocks added, by bucket key.
+		slashed := make(map[string]chain.Slashing)
 		// Revert the top blocks, newest first.
 		for h := cur.height; h > base.height; h-- {
 			key := heightKey(h)
@@ -504,6 +587,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			}
 			for _, a := range u.Touched() {
 				touched[a] = struct{}{}
+			}
+			for _, r := range u.Slashings {
+				slashed[string(slashingKey(r))] = r
 			}
 			for i := range b.Transactions {
 				id := b.Transactions[i].ID()
@@ -548,6 +634,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 			for _, a := range p.touch {
 				touched[a] = struct{}{}
 			}
+			for _, r := range p.slash {
+				slashed[string(slashingKey(r))] = r
+			}
 		}
 		if err := putTxIndex(txsB, prep); err != nil {
 			return err
@@ -570,7 +659,35 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 				return fmt.Errorf("store: account %s: %w", a, err)
 			}
 		}
-		if err := tx.Bucket(bucketMeta).Put([]byte(keyHead), bytes.Clone(top.hash[:])); err != nil {
+		// The touched slashings: written if the final state holds them,
+		// deleted if not (a reverted block's).
+		keys := make([]string, 0, len(slashed))
+		for k := range slashed {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		slashB := tx.Bucket(bucketSlashings)
+		for _, k := range keys {
+			r := slashed[k]
+			if cur, ok := st.SlashingOf(r.Kind, r.Forger, r.Height); ok {
+				err = slashB.Put([]byte(k), appendSlashingValue(nil, cur))
+			} else {
+				err = slashB.Delete([]byte(k))
+			}
+			if err != nil {
+				return fmt.Errorf("store: slashing of %s at %d: %w", r.Forger, r.Height, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := putFinality(meta, st); err != nil {
+			return err
+		}
+		if testHookBeforeHead != nil {
+			if err := testHookBeforeHead(); err != nil {
+				return err
+			}
+		}
+		if err := meta.Put([]byte(keyHead), bytes.Clone(top.hash[:])); err != nil {
 			return err
 		}
 		head = top

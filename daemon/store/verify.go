@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -15,10 +16,11 @@ const maxCheckErrors = 20
 
 // VerifyReport is what Verify found.
 type VerifyReport struct {
-	Height   uint64 // of the head
-	Blocks   uint64 // main-chain blocks walked, genesis included
-	Accounts int    // accounts in the stored state
-	Problems []string
+	Height    uint64 // of the head
+	Blocks    uint64 // main-chain blocks walked, genesis included
+	Accounts  int    // accounts in the stored state
+	Slashings int    // slashing records in the stored state
+	Problems  []string
 }
 
 // OK reports whether Verify found nothing wrong.
@@ -28,7 +30,8 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // page consistency check, then the main chain from genesis to the head
 // (every block decodes, hashes to its key, links to its parent; undo
 // records and the transaction index agree), then replays every block on
-// the genesis state and compares the result with the stored accounts. It
+// the genesis state and compares the result with the stored state: the
+// accounts (unbonding included), the slashings and the finality record. It
 // reads only; each problem is one line of the report. The error is for a
 // database Verify could not read at all.
 //
@@ -75,6 +78,15 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 			problem("main chain present but no genesis")
 		}
 		return nil // a new, empty database
+	}
+	if have := string(meta.Get([]byte(keyFormat))); have != currentFormat {
+		// Its records are of another layout: reading them would only
+		// report each as damaged.
+		if have == "" {
+			have = "1"
+		}
+		problem("store format %s, this posd reads format %s: move that home away or start over (posd devnet --reset for a devnet)", have, currentFormat)
+		return nil
 	}
 	js := meta.Get([]byte(keyGenesis))
 	g, err := chain.ParseGenesis(js)
@@ -143,20 +155,12 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 			return nil
 		}
 	}
-	stored := chain.NewState()
-	err = tx.Bucket(bucketAccounts).ForEach(func(k, v []byte) error {
-		acc, err := decodeAccount(v)
-		if err != nil {
-			problem("account %s: %v", k, err)
-			return nil
-		}
-		stored.SetAccount(chain.Address(k), acc)
-		return nil
-	})
+	stored, err := readState(tx, problem)
 	if err != nil {
 		return err
 	}
 	r.Accounts = stored.Len()
+	r.Slashings = len(stored.Slashings())
 	if !stored.Equal(state) {
 		diff := 0
 		for _, e := range state.Accounts() {
@@ -173,10 +177,23 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 				}
 			}
 		}
-		problem("state: %d accounts differ from a replay of the chain", diff)
+		if diff > 0 {
+			problem("state: %d accounts differ from a replay of the chain", diff)
+		}
+		if !slices.Equal(stored.Slashings(), state.Slashings()) {
+			problem("state: stored slashings %+v, replaying the chain gives %+v", head5(stored.Slashings()), head5(state.Slashings()))
+		}
+		a, _ := stored.Finality().MarshalBinary()
+		b, _ := state.Finality().MarshalBinary()
+		if !bytes.Equal(a, b) {
+			problem("state: stored finality record %+v, replaying the chain gives %+v", *stored.Finality(), *state.Finality())
+		}
 	}
 	return nil
 }
+
+// head5 is at most the first five records, for a one-line problem.
+func head5(rs []chain.Slashing) []chain.Slashing { return rs[:min(len(rs), 5)] }
 
 // IsDamaged reports whether err says the file is damaged (empty,
 // truncated, corrupt or faulting), as opposed to in use or missing.

@@ -1,5 +1,5 @@
 // Package votepool keeps the finality votes a node has seen and not yet
-// seen included in its branch (DESIGN "v3 rules"), for its forger to put
+// seen included in its branch (the v3 rules, docs/CONSENSUS.md), for its forger to put
 // in blocks. It is bounded per voter, in count and in bytes; it drops
 // votes that can no longer count (target at or below the final height, or
 // too far below the head); and it watches every voter's recent votes for

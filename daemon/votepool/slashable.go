@@ -2,7 +2,7 @@ package votepool
 
 import "github.com/poslab/posd/chain"
 
-// Kinds of slashable vote pairs (DESIGN "v3 rules", slashing): the chain's
+// Kinds of slashable vote pairs (the v3 rules, docs/CONSENSUS.md: slashing): the chain's
 // names, so evidence built from a pair the pool reports carries the kind
 // the chain checks.
 const (

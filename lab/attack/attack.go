@@ -16,7 +16,13 @@
 //     which keeps an honest chain growing one block per slot (or per
 //     HeartbeatInterval) while a payment is less than max_reorg deep; the
 //     attacker may backdate its blocks into an idle gap before the payment
-//     and fork from any idle beat (IdleBeat) below it.
+//     and fork from any idle beat (IdleBeat) below it. Defence: finality
+//     (Finality, the v3 rules): stake-weighted votes make the payment's
+//     block final two blocks later when more than 2/3 of the lots vote
+//     for the honest chain, and no honest node leaves a final block; the
+//     attacker votes only for its own private chain. Reversals are
+//     reported apart for payments final when the attacker published and
+//     for payments included but not final (finality.go).
 //
 // The model follows the protocol rules, not a network: one attacker key
 // with a share of the stake, honest stake split equally over Honest keys,
@@ -105,6 +111,12 @@ type Config struct {
 	Stake      uint64
 	SeedSource SeedSource
 	Heartbeat  bool
+	// Finality is the v3 finality defence (private only; the v3 rules
+	// in docs/CONSENSUS.md): honest nodes never adopt a branch without their latest
+	// final block, then prefer the higher justified checkpoint, then v2's
+	// rule. Off (the zero value): v2's fork choice alone. Either way the
+	// votes are counted, to tell which payments were final.
+	Finality bool
 	// Rounds: heights of one chain for grind and withhold; payments
 	// attacked for private.
 	Rounds int
@@ -254,6 +266,15 @@ type Reversal struct {
 	Rounds   int
 	// Probability is Reversed/Rounds, with its 95% Wilson interval.
 	Probability, Lo, Hi float64
+	// Final counts the payments that were final when the merchant accepted
+	// them. FinalReversed counts the reversals in which the payment was
+	// final when the attacker published, NotFinalReversed those in which
+	// it was included but not final (Reversed is their sum); the
+	// probabilities are of all Rounds. With Config.Finality off, "final"
+	// is what the votes would have made final, which v2's fork choice
+	// ignores.
+	Final, FinalReversed, NotFinalReversed int
+	FinalProbability, NotFinalProbability  float64
 }
 
 // Result is what a simulated attack measured.
@@ -306,6 +327,13 @@ type Result struct {
 	// Private: rounds in which the attacker's chain died (no election on its
 	// own seed put it within max_rank, so it could not forge the next block).
 	DeadChains int
+	// Private: the honest stakers' share of the lots, which vote for the
+	// honest chain; the confirmations at which a payment is final on it
+	// (0: never); whether finality stalls (honest votes not more than 2/3
+	// of the lots: nothing honest becomes final).
+	HonestVoteShare float64
+	FinalDepth      int
+	FinalityStalled bool
 }
 
 // model is the part of a run shared by every round.

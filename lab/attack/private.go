@@ -51,19 +51,39 @@ import (
 // its chain (higher; at equal height, lower rank at height P) and the
 // reorg is at most max_reorg blocks; that reverses the payment. Blocks
 // made at the same moment count for the honest chain first.
+//
+// With Finality (the v3 rules) the fork choice first refuses a private chain
+// without the honest chain's latest final block, then prefers the branch
+// with the higher justified checkpoint, and only then applies v2's rule
+// (finality.go counts the votes). The honest timeline is v2's: heartbeat
+// v3 rests once P is final, which changes no outcome (a final P cannot be
+// reversed), and beats on while finality stalls, as v2's does until P is
+// max_reorg deep.
 func (m *model) private(ctx context.Context, res *Result) error {
 	cfg := m.cfg
 	prog := &progress{f: cfg.Progress, total: cfg.Rounds}
 	type tally struct {
-		reversed                     []int
-		deep, dead, attacker, honest int
-		honestTicks                  int64
+		// by k: reversed; reversed while final; final at acceptance
+		reversed, finalReversed, final []int
+		deep, deepFinal, dead          int
+		attacker, honest               int
+		honestTicks                    int64
 	}
+	// Finality depends on the stake split and the chain's shape, not on
+	// the round: counted once.
+	forks, _, _ := m.idleBeats()
+	honestBlocks := cfg.MaxReorg + 1
+	if !cfg.Heartbeat {
+		honestBlocks = cfg.Depth
+	}
+	fin := m.finalityTables(forks, honestBlocks, cfg.MaxReorg+2)
 	tallies := make([]tally, cfg.Workers)
 	var wg sync.WaitGroup
 	errs := make([]error, cfg.Workers)
 	for w := range cfg.Workers {
 		tallies[w].reversed = make([]int, cfg.Depth+1)
+		tallies[w].finalReversed = make([]int, cfg.Depth+1)
+		tallies[w].final = make([]int, cfg.Depth+1)
 		wg.Go(func() {
 			t := &tallies[w]
 			var pr privateRun
@@ -78,14 +98,23 @@ func (m *model) private(ctx context.Context, res *Result) error {
 					reported = done
 				}
 				done++
-				out := m.privateRound(r, &pr)
+				out := m.privateRound(r, fin, &pr)
 				for k := 1; k <= cfg.Depth; k++ {
 					if out.won[k] {
 						t.reversed[k]++
 					}
+					if out.wonFinal[k] {
+						t.finalReversed[k]++
+					}
+					if out.final[k] {
+						t.final[k]++
+					}
 				}
 				if out.deep {
 					t.deep++
+				}
+				if out.deepFinal {
+					t.deepFinal++
 				}
 				if out.dead {
 					t.dead++
@@ -104,28 +133,43 @@ func (m *model) private(ctx context.Context, res *Result) error {
 		}
 	}
 	reversed := make([]int, cfg.Depth+1)
-	deep, honest := 0, 0
+	finalReversed := make([]int, cfg.Depth+1)
+	final := make([]int, cfg.Depth+1)
+	deep, deepFinal, honest := 0, 0, 0
 	var span int64
 	for _, t := range tallies {
-		for k, n := range t.reversed {
-			reversed[k] += n
+		for k := range reversed {
+			reversed[k] += t.reversed[k]
+			finalReversed[k] += t.finalReversed[k]
+			final[k] += t.final[k]
 		}
 		deep += t.deep
+		deepFinal += t.deepFinal
 		honest += t.honest
 		span += t.honestTicks
 		res.DeadChains += t.dead
 		res.AttackerBlocks += t.attacker
 		res.Blocks += t.attacker + t.honest
 	}
-	rev := func(k, n int) Reversal {
+	rev := func(k, n, nFinal, final int) Reversal {
+		p := func(n int) float64 { return float64(n) / float64(cfg.Rounds) }
 		lo, hi := stats.Wilson(n, cfg.Rounds, stats.Z95)
-		return Reversal{K: k, Reversed: n, Rounds: cfg.Rounds, Probability: float64(n) / float64(cfg.Rounds), Lo: lo, Hi: hi}
+		return Reversal{K: k, Reversed: n, Rounds: cfg.Rounds, Probability: p(n), Lo: lo, Hi: hi,
+			Final: final, FinalReversed: nFinal, NotFinalReversed: n - nFinal,
+			FinalProbability: p(nFinal), NotFinalProbability: p(n - nFinal)}
 	}
 	for k := 1; k <= cfg.Depth; k++ {
-		res.Reversal = append(res.Reversal, rev(k, reversed[k]))
+		res.Reversal = append(res.Reversal, rev(k, reversed[k], finalReversed[k], final[k]))
 	}
+	res.HonestVoteShare = fin.honestShare
+	res.FinalDepth = fin.finalDepth
+	res.FinalityStalled = fin.stalled()
 	if cfg.Heartbeat {
-		d := rev(cfg.MaxReorg, deep)
+		deepIsFinal := 0
+		if fin.honestFinal(cfg.MaxReorg) {
+			deepIsFinal = cfg.Rounds
+		}
+		d := rev(cfg.MaxReorg, deep, deepFinal, deepIsFinal)
 		res.Deep = &d
 		if honest > cfg.Rounds {
 			// Slots between two honest blocks after P, on average.
@@ -145,15 +189,19 @@ func ticks(slots float64) int64 { return int64(math.Round(slots * TicksPerSlot))
 
 // privateRun holds one worker's buffers, reused from round to round.
 type privateRun struct {
-	honest, times []int64
-	won           []bool
+	honest, times        []int64
+	won, wonFinal, final []bool
 }
 
 // round is one private attack's outcome.
 type round struct {
-	won  []bool // won[k]: a payment k deep was reversed (k = 1..Depth)
-	deep bool   // a payment max_reorg deep was reversed (heartbeat on)
-	dead bool   // the attacker's chain from P-1 ended: not elected within max_rank
+	won []bool // won[k]: a payment k deep was reversed (k = 1..Depth)
+	// wonFinal[k]: it was, and P was final when the attacker published;
+	// final[k]: P was final when the merchant accepted it k deep.
+	wonFinal, final []bool
+	deep            bool // a payment max_reorg deep was reversed (heartbeat on)
+	deepFinal       bool // and P was final when the attacker published
+	dead            bool // the attacker's chain from P-1 ended: not elected within max_rank
 	// raceAttacker and raceHonest are the blocks each side forged in the
 	// race (until the honest chain is max_reorg+1 blocks above P-1), from
 	// P-1; honestSpan is the ticks from P to the honest chain's last block.
@@ -174,6 +222,11 @@ type timeline struct {
 	back      int
 	tieWin    bool // the attacker's block at P has the lower rank (back 0)
 	heartbeat bool
+	// fin, if set, is finality in this run: it says whether P is final
+	// when the attacker publishes, and with finality it also decides the
+	// fork choice before v2's rule does.
+	fin      *finTables
+	finality bool
 }
 
 // honestBlocks is how many blocks of the honest chain above the fork point
@@ -192,34 +245,69 @@ func (o *timeline) honestBlocks(t int64, k int) int {
 // reversed reports whether the attacker, whose blocks above its fork
 // point are ready at times, reverses a payment k deep.
 func (o *timeline) reversed(k int, times []int64, maxReorg int) bool {
+	won, _ := o.race(k, times, maxReorg)
+	return won
+}
+
+// race reports whether the attacker, whose blocks above its fork point are
+// ready at times, reverses a payment k deep, and if so whether P was final
+// on the honest chain when it published (with finality off: whether the
+// votes would have made it final; v2's fork choice ignores them).
+func (o *timeline) race(k int, times []int64, maxReorg int) (won, final bool) {
 	if k > len(o.honest) {
-		return false
+		return false, false
 	}
 	accept := o.honest[k-1] // the merchant's k-th confirmation
-	beats := func(t int64) bool {
+	beats := func(t int64) (bool, bool) {
 		na := 0
 		for na < len(times) && times[na] <= t {
 			na++
 		}
 		nh := o.honestBlocks(t, k)
 		if nh > maxReorg { // the reorg would be too deep: never again
-			return false
+			return false, false
 		}
-		return na > nh || (na == nh && na > 0 && o.back == 0 && o.tieWin)
+		final := o.fin != nil && o.fin.honestFinal(nh-o.back)
+		if o.finality && na > 0 {
+			if wins, decided := o.fin.prefers(o.back, na, nh-o.back); decided {
+				return wins, final
+			}
+		}
+		return na > nh || (na == nh && na > 0 && o.back == 0 && o.tieWin), final
 	}
-	if beats(accept) {
-		return true
+	if won, final := beats(accept); won {
+		return true, final
 	}
 	for _, t := range times {
-		if t > accept && beats(t) {
-			return true
+		if t > accept {
+			if won, final := beats(t); won {
+				return true, final
+			}
 		}
 	}
-	return false
+	return false, false
 }
 
-// privateRound plays round r.
-func (m *model) privateRound(r int, pr *privateRun) round {
+// idleBeats says how the chain rested before the payment: the time of P-1
+// (the fork point), the beats below it the attacker may fork from instead
+// (0: none), and the ticks between two beats.
+func (m *model) idleBeats() (beats int, forkAt, beat int64) {
+	cfg := m.cfg
+	gap := ticks(float64(cfg.IdleGap))
+	beat = ticks(cfg.IdleBeat)
+	forkAt = -gap // P-1's time
+	if beat > 0 && gap > beat {
+		// The rest began at -gap; a beat every `beat` ticks since, the
+		// last one (P-1) less than a beat before the payment.
+		n := (gap - 1) / beat
+		forkAt = -gap + n*beat
+		beats = int(min(n, int64(cfg.MaxReorg-1)))
+	}
+	return beats, forkAt, beat
+}
+
+// privateRound plays round r; fin is finality in this run.
+func (m *model) privateRound(r int, fin *finTables, pr *privateRun) round {
 	cfg := m.cfg
 	h := sha256.New()
 	h.Write([]byte("posd/lab/payment\x00"))
@@ -233,24 +321,15 @@ func (m *model) privateRound(r int, pr *privateRun) round {
 
 	ranking := m.rank(parent)
 	rh, ra := firstHonest(ranking), slices.Index(ranking, attackerKey)
-	gap, beat := ticks(float64(cfg.IdleGap)), ticks(cfg.IdleBeat)
-	forkAt := -gap // P-1's time
-	beats := 0     // beats before P-1 the attacker may fork from instead
-	if beat > 0 && gap > beat {
-		// The rest began at -gap; a beat every `beat` ticks since, the
-		// last one (P-1) less than a beat before the payment.
-		n := (gap - 1) / beat
-		forkAt = -gap + n*beat
-		beats = int(min(n, int64(cfg.MaxReorg-1)))
-	}
+	beats, forkAt, beat := m.idleBeats()
 	pr.honest = m.honestTimeline(parent, ranking, height, forkAt, pr.honest[:0])
-	o := timeline{honest: pr.honest, heartbeat: cfg.Heartbeat, tieWin: ra >= 0 && ra < rh}
+	o := timeline{honest: pr.honest, heartbeat: cfg.Heartbeat, tieWin: ra >= 0 && ra < rh, fin: fin, finality: cfg.Finality}
 	var out round
-	out.won = pr.won[:0]
-	for range cfg.Depth + 1 {
-		out.won = append(out.won, false)
+	out.won, out.wonFinal, out.final = falses(pr.won, cfg.Depth+1), falses(pr.wonFinal, cfg.Depth+1), falses(pr.final, cfg.Depth+1)
+	pr.won, pr.wonFinal, pr.final = out.won, out.wonFinal, out.final
+	for k := 1; k <= cfg.Depth && k <= len(o.honest); k++ {
+		out.final[k] = fin.honestFinal(o.honestBlocks(o.honest[k-1], k))
 	}
-	pr.won = out.won
 	window := o.honest[len(o.honest)-1]
 	out.raceHonest = len(o.honest)
 	out.honestSpan = window - o.honest[0]
@@ -258,6 +337,9 @@ func (m *model) privateRound(r int, pr *privateRun) round {
 	left := cfg.Depth // payments k deep not reversed yet
 	deepDone := !cfg.Heartbeat
 	for j := 0; j <= beats && (left > 0 || !deepDone); j++ {
+		if j > 0 && o.finality && fin.hopeless(j) {
+			continue // no need to forge it
+		}
 		start, s, rank := forkAt-int64(j)*beat, parent, ra
 		if j > 0 {
 			// The j-th beat below P-1: a seed of its own.
@@ -276,18 +358,33 @@ func (m *model) privateRound(r int, pr *privateRun) round {
 			}
 		}
 		for k := 1; k <= cfg.Depth; k++ {
-			if !out.won[k] && o.reversed(k, pr.times, cfg.MaxReorg) {
-				out.won[k] = true
+			if out.won[k] {
+				continue
+			}
+			// The first fork that wins is the one published: whether P
+			// was final then is its outcome.
+			if won, final := o.race(k, pr.times, cfg.MaxReorg); won {
+				out.won[k], out.wonFinal[k] = true, final
 				left--
 			}
 		}
 		if !deepDone {
 			// Only a fork from P-1 can reach a payment max_reorg deep: from
 			// a beat below it the reorg would be deeper.
-			out.deep, deepDone = o.reversed(cfg.MaxReorg, pr.times, cfg.MaxReorg), true
+			out.deep, out.deepFinal = o.race(cfg.MaxReorg, pr.times, cfg.MaxReorg)
+			deepDone = true
 		}
 	}
 	return out
+}
+
+// falses is buf emptied and filled with n falses.
+func falses(buf []bool, n int) []bool {
+	buf = buf[:0]
+	for range n {
+		buf = append(buf, false)
+	}
+	return buf
 }
 
 // beatSeed models the seed of the j-th idle beat below P-1 in round r.

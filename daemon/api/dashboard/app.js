@@ -291,12 +291,27 @@ function renderThroughput() {
   $("tput-axis").textContent = "bars: transactions per " + TPUT_BUCKET_S + " s; tallest " + max.toLocaleString() + " (" + (max / TPUT_BUCKET_S).toFixed(1) + "/s)";
 }
 
+// rttText is a round-trip time in milliseconds as the peers list shows it;
+// "rtt ?" until the node's first ping to the peer was answered.
+function rttText(ms) {
+  if (!(ms > 0)) return "rtt ?";
+  return (ms < 1 ? ms.toFixed(2) : ms < 10 ? ms.toFixed(1) : Math.round(ms).toString()) + " ms";
+}
+
+// byRTT orders peers nearest first, the unmeasured last, then by id.
+function byRTT(a, b) {
+  const x = a.rtt_ms > 0 ? a.rtt_ms : Infinity, y = b.rtt_ms > 0 ? b.rtt_ms : Infinity;
+  return x !== y ? (x < y ? -1 : 1) : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}
+
 function renderPeers() {
   const ul = $("peers");
   ul.replaceChildren();
-  for (const p of st.peers) {
+  for (const p of [...st.peers].sort(byRTT)) {
     const li = el("li", "", short(p.id));
-    li.title = p.id + "\n" + (p.addrs || []).join("\n");
+    li.title = p.id + "\n" + (p.addrs || []).join("\n") +
+      (p.rtt_ms > 0 ? "\nround trip: " + rttText(p.rtt_ms) + " on average, " + rttText(p.rtt_last_ms) + " at the last ping" : "");
+    li.append(el("span", "rtt", " " + rttText(p.rtt_ms)));
     if (p.addrs && p.addrs.length) li.append(el("span", "muted", " " + p.addrs[0]));
     ul.append(li);
   }
