@@ -28,14 +28,15 @@ type fixedVotes struct {
 	votes []chain.Vote
 	final uint64
 	on    bool
-	asked int // the max the forger asked Select for
+	asked int  // the max the forger asked Select for
+	wait  bool // Ready answers false: the head's votes are not all in
 }
 
 func (v *fixedVotes) Select(_ *chainmgr.Snapshot, max int) []chain.Vote {
 	v.asked = max
 	return v.votes[:min(max, len(v.votes))]
 }
-func (v *fixedVotes) Ready(*chainmgr.Snapshot) bool { return true }
+func (v *fixedVotes) Ready(*chainmgr.Snapshot) bool { return !v.wait }
 func (v *fixedVotes) Finalized(*chainmgr.Snapshot) (uint64, bool) {
 	return v.final, v.on
 }
@@ -160,3 +161,47 @@ func discard() *slog.Logger { return slog.New(slog.DiscardHandler) }
 type tlog struct{ t *testing.T }
 
 func (w tlog) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+// TestVoteGrace: with the head's votes not all in, a block with
+// transactions waits until the head is heartbeat_ms old, counted from the
+// head's timestamp (an old head's votes are not coming: a restarted node
+// forges at once); with them in, it does not wait.
+func TestVoteGrace(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		wait  bool
+		after int64 // ms after the head's timestamp
+		forge bool
+	}{
+		{"votes missing, fresh head: wait", true, 100, false},
+		{"votes missing, head past the grace: forge", true, 600, true},
+		{"votes in: forge at once", false, 100, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			key, _ := keystore.Generate()
+			user, _ := keystore.Generate()
+			// The genesis 2 s old: the forger's clock (the head's time +
+			// after) is never ahead of the chain manager's (wall clock).
+			g, err := chain.DefaultGenesisParams().Build(time.Now().Add(-2*time.Second), []chain.Allocation{{Address: key.Address(), Balance: 1000, Stake: 1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := newTestChain(t, g)
+			tx := chain.Transaction{Type: chain.TxExchange, ChainID: g.ChainID, To: user.Address(), Amount: 5, Nonce: 1}
+			user.SignTx(&tx)
+			now := time.UnixMilli(m.Snapshot().Head().Timestamp + tc.after)
+			f := New(Config{Chain: m, Pool: &onePool{txs: []chain.Transaction{tx}}, Key: key, Genesis: g, Log: discard(),
+				Now: func() time.Time { return now }, Votes: &fixedVotes{on: true, wait: tc.wait}})
+			var seen chain.Hash
+			var seenAt time.Time
+			wait := f.forgeOnce(&seen, &seenAt)
+			forged := m.Snapshot().Height() == 1
+			if forged != tc.forge {
+				t.Fatalf("forged %v (sleep %v), want %v", forged, wait, tc.forge)
+			}
+			if !forged && (wait <= 0 || wait > time.Duration(g.HeartbeatMs)*time.Millisecond) {
+				t.Fatalf("sleeps %v, want until the grace ends", wait)
+			}
+		})
+	}
+}

@@ -211,10 +211,13 @@ func (f *Forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	if dueAt.Before(*headSeenAt) {
 		dueAt = *headSeenAt
 	}
-	if grace := headSeenAt.Add(f.voteGrace()); dueAt.Before(grace) && f.votes != nil && !f.votes.Ready(snap) {
+	if grace := time.UnixMilli(head.Timestamp).Add(f.voteGrace()); dueAt.Before(grace) && f.votes != nil && !f.votes.Ready(snap) {
 		// The other stakers' votes for this head are on their way: a
 		// block forged before they arrive carries only ours, and the head
 		// is justified a block later (finality then trails further).
+		// Counted from the head's timestamp, not from when this node saw
+		// it: votes on an old head (a restarted node's, whose pool is
+		// empty and whose voter already voted on it) are not coming.
 		dueAt = grace
 	}
 	slot := time.Duration(f.g.SlotMs) * time.Millisecond
