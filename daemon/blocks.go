@@ -27,6 +27,9 @@ const chainEventBytes = 16 << 20
 // The chain manager only publishes events; it knows nothing of these
 // parts.
 func (n *Node) followChain(events <-chan chainmgr.Event) {
+	if n.fin.voter != nil {
+		n.fin.voter.OnHead() // the head the node started on
+	}
 	for ev := range events {
 		rs, evicted := n.pool.Reset(n.chain, ev.Prev, ev.Snapshot, ev.Reverted, ev.Added)
 		if rs.Err != nil {
@@ -44,6 +47,7 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
 			n.api.Notify(b)
 		}
+		n.fin.onChain(ev) // votes in and out of the pool, a vote on the new head
 		n.forger.Poke()
 	}
 }

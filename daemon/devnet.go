@@ -26,6 +26,8 @@ type DevnetConfig struct {
 	// one process and its cores, where a real network's machines each
 	// verify a signature once on their own (chainmgr.SigCache).
 	OwnSigCaches bool
+	// NoVote starts every node with its voter off (--vote=false).
+	NoVote bool
 	// NodeConfig, if set, adjusts each node's config before it opens (tests).
 	NodeConfig func(i int, c *Config)
 	Logger     *slog.Logger
@@ -65,6 +67,7 @@ func StartDevnet(ctx context.Context, cfg DevnetConfig) (*Devnet, error) {
 			Logger:        cfg.Logger.With("node", i+1),
 			Byzantine:     cfg.Byzantine[i+1],
 			Sigs:          sigs,
+			NoVote:        cfg.NoVote,
 		}
 		if i > 0 {
 			c.Join = d.Nodes[0].APIURL()

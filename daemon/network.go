@@ -31,6 +31,8 @@ func startNetwork(ctx context.Context, n *Node) (Network, error) {
 		Logger:     n.log.With("component", "p2p"),
 		Metrics:    n.prom.Registry,
 		NewHost:    n.cfg.P2PHost,
+		// Votes are checked with the transactions' batch verifier.
+		SigVerifier: n.chain.Verifier().Batch(),
 	}, n.p2pHandler())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)
@@ -146,10 +148,14 @@ type p2pHandler struct {
 	evidence interface {
 		AddEvidence(e chain.Evidence) (bool, error)
 	}
+	// votes pools finality votes from peers (finality.go).
+	votes interface {
+		AddBatch(votes []chain.Vote) []error
+	}
 }
 
 func (n *Node) p2pHandler() p2pHandler {
-	return p2pHandler{chain: n.chain, pool: n.pool, admit: n.admit, chainID: n.g.ChainID, genesis: n.genesisHash, poke: n.forger.Poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain.EvidencePool()}
+	return p2pHandler{chain: n.chain, pool: n.pool, admit: n.admit, chainID: n.g.ChainID, genesis: n.genesisHash, poke: n.forger.Poke, txm: n.prom.Txs, sigs: n.chain.Verifier(), evidence: n.chain.EvidencePool(), votes: n.fin.pool}
 }
 
 func (h p2pHandler) GenesisHash() chain.Hash { return h.genesis }

@@ -74,6 +74,9 @@ type Config struct {
 	// Checkpoint (--checkpoint): the chain must hold this block
 	// (chainmgr.Config.Checkpoint); nil: no checkpoint.
 	Checkpoint *chain.Checkpoint
+	// NoVote turns this node's finality voter off (--vote=false): it
+	// still pools and gossips others' votes and puts them in its blocks.
+	NoVote bool
 	// Sigs, if set, is a cache of verified signatures the node shares with
 	// other nodes of the process (posd devnet); nil: its own.
 	Sigs *chainmgr.SigCache
@@ -107,6 +110,7 @@ type Node struct {
 
 	events <-chan chainmgr.Event // the chain's changes, for followChain
 	forger *forge.Forger
+	fin    *finality           // the vote pool and the voter (finality.go)
 	api    *apibackend.Backend // what the HTTP API answers from
 
 	// st is the store opened at start; the chain manager owns it, and the
@@ -217,12 +221,16 @@ func (n *Node) openChain(st *store.Store) error {
 	n.events, _ = n.chain.Subscribe(chainEventBytes)
 	n.pool = mempool.New(g, mempool.Config{Limit: n.cfg.PoolLimit, Sigs: n.chain.Verifier(), MinFee: g.MinFee})
 	n.admit = txadmit.New(g, func() chain.LotView { return n.chain.Snapshot() }, n.pool)
+	if err := n.setupFinality(); err != nil {
+		return err
+	}
 	n.forger = forge.New(forge.Config{
 		Chain: n.chain, Pool: n.pool, Key: n.key, Genesis: g, Log: n.log, Now: n.cfg.Now,
 		Forged: &n.metrics.blocksForged, Evicted: &n.metrics.evicted,
 		BlockSize: n.cfg.BlockSize, BlockInterval: n.cfg.BlockInterval,
-		Lab: forge.Lab{Evidence: n.chain.EvidencePool().Pending},
+		Lab: forge.Lab{Evidence: n.chain.EvidencePool().Pending}, Votes: n.fin,
 	})
+	n.fin.poke = n.forger.Poke
 	n.registerMetrics()
 	if err := n.setupLab(); err != nil {
 		return err
@@ -340,6 +348,9 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 		n.net = nw
 		n.forger.SetPublish(nw.PublishBlock)
+		if p, ok := nw.(interface{ PublishVotes([]chain.Vote) }); ok {
+			n.fin.publish = p.PublishVotes
+		}
 		n.api.SetNetwork(nw)
 	}
 	ln, srv, err := n.listenAPI()

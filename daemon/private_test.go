@@ -72,7 +72,9 @@ func startPrivateNet(t *testing.T, seed string, heartbeat bool) *privateNet {
 		if err := keystore.Save(keyFile, k, nil); err != nil {
 			t.Fatal(err)
 		}
-		n, err := Open(Config{Home: home, KeyFile: keyFile, NoNetwork: true, Now: pn.clock.Now,
+		// NoVote: these are v2's experiments (docs/ATTACKS.md), finality
+		// off; the nodes have no network to gossip votes on anyway.
+		n, err := Open(Config{Home: home, KeyFile: keyFile, NoNetwork: true, Now: pn.clock.Now, NoVote: true,
 			BlockSize: 1, BlockInterval: 50 * time.Millisecond, Logger: testLogger(fmt.Sprintf("honest%d", i+1))})
 		if err != nil {
 			t.Fatal(err)

@@ -102,8 +102,10 @@ func TestRegressionUnstakeToZeroOnNode(t *testing.T) {
 	}
 }
 
-// TestHeartbeatForgesUntilMaxReorgThenRests: on an idle single-staker
-// network with heartbeat on, a payment's block gets empty blocks on top, one
+// TestHeartbeatForgesUntilMaxReorgThenRests: with finality off (the one
+// staker's node started with --vote=false: v2's heartbeat rule), on an
+// idle single-staker network with heartbeat on, a payment's block gets
+// empty blocks on top, one
 // each time the head is heartbeat_ms old (not slot_ms), all at rank 0, until
 // MaxReorgDepth blocks cover it; then the chain rests however much time
 // passes. The clock is the test's: each beat is checked at heartbeat_ms − 1
@@ -114,6 +116,7 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 		c.Now = clock.Now
 		c.Genesis.Heartbeat = true
 		c.Genesis.SlotMs = 2000 // heartbeat_ms defaults to 500
+		c.NoVote = true
 	})
 	hb := n.API().Genesis().HeartbeatMs
 	if hb != 500 {
@@ -173,14 +176,15 @@ func TestHeartbeatForgesUntilMaxReorgThenRests(t *testing.T) {
 }
 
 // TestHeartbeatOnDevnet: three nodes on libp2p, heartbeat on (slot_ms
-// 1000, heartbeat_ms 250). After one payment every node reaches the same
+// 1000, heartbeat_ms 250), finality off (every node --vote=false: v2's
+// heartbeat rule). After one payment every node reaches the same
 // head exactly MaxReorgDepth blocks above the payment's block, every block
 // above it empty (and, being imported, forged by the candidate at its
 // rank); then the network
 // rests: with the head three slots old (past every fallback rank that
 // matters) and each forger having looked again, no node forged more.
 func TestHeartbeatOnDevnet(t *testing.T) {
-	d := startNet(t, []uint64{1, 1, 1}, nil)
+	d := startNet(t, []uint64{1, 1, 1}, func(_ int, c *Config) { c.NoVote = true })
 	waitPeers(t, d, 2)
 	if !d.Nodes[0].API().Genesis().Heartbeat || d.Nodes[0].API().Genesis().HeartbeatMs != 250 {
 		t.Fatalf("genesis heartbeat %v every %d ms", d.Nodes[0].API().Genesis().Heartbeat, d.Nodes[0].API().Genesis().HeartbeatMs)

@@ -82,6 +82,7 @@ same home resumes the same chain (--reset starts over).`,
 	f.BoolVar(&opts.Reset, "reset", false, "delete the nodes' homes first: a new chain")
 	f.StringVar(&opts.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&opts.LogFormat, "log-format", "text", "text or json")
+	addVoteFlag(cmd, &c.NoVote, "the nodes vote for finality checkpoints (--vote=false: none votes, finality off, to compare throughput)")
 	f.BoolVar(&c.OwnSigCaches, "own-sig-caches", false, "each node verifies every signature itself (by default the nodes, sharing one process, share verified signatures)")
 	f.StringVar(&opts.Pprof, "pprof", "", "serve net/http/pprof for the whole devnet on this address, e.g. 127.0.0.1:6060")
 	addGenesisFlags(cmd, &c.Genesis, &opts.Exchange)

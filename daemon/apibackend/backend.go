@@ -164,6 +164,7 @@ func (b *Backend) Status() rpc.Status {
 		s.P2PAddrs = b.net.Addrs()
 		s.Peers = len(b.net.Peers())
 	}
+	b.finalityFields(&s)
 	return s
 }
 
@@ -254,10 +255,19 @@ func (b *Backend) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 	hash := blk.Hash()
 	tx := blk.Transactions[index]
 	var conf uint64
-	if head := b.p.Chain.Snapshot().Height(); head >= height {
+	snap := b.p.Chain.Snapshot()
+	if head := snap.Height(); head >= height {
 		conf = head - height + 1
 	}
-	return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: &height, BlockHash: &hash, Index: &index, Confirmations: &conf, Transaction: &tx}, nil
+	// Final: at or below the finalized checkpoint of the main chain the
+	// block was read from (a block read before a reorg is not on it).
+	final := snap.Finality().IsFinal(height)
+	if final {
+		if mb, err := b.p.Chain.BlockByHeight(height); err != nil || mb.Hash() != hash {
+			final = false
+		}
+	}
+	return rpc.TxInfo{ID: id, Status: rpc.TxCommitted, Height: &height, BlockHash: &hash, Index: &index, Confirmations: &conf, Final: final, Transaction: &tx}, nil
 }
 
 // SubmitTx admits one transaction to the pool and gossips it.

@@ -133,6 +133,7 @@ type Manager struct {
 	closed atomic.Bool
 
 	feed *feed.Feed[Event] // feed.go
+	fin  finalitySubs      // finality.go
 
 	ev     *evidencepool.Pool // evidence.go
 	obs    observers          // the pool and Config.Observers
@@ -305,12 +306,14 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
 			m.feed.Close()
+			m.closeFinality()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
 	m.feed.Close()
+	m.closeFinality()
 	return m.st.Close()
 }
 

@@ -330,6 +330,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
 	m.feed.Send(Event{Snapshot: snap, Prev: prev.head, Added: added, Reverted: reverted})
+	m.emitFinality(prev, snap)
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}

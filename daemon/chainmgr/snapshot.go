@@ -124,3 +124,9 @@ func (s *Snapshot) Slashed(forger chain.Address, height uint64) (chain.Slashing,
 // ReadState is the state after the head, for elections and reads: callers
 // must not change it (chain.ElectionTable may be called on it).
 func (s *Snapshot) ReadState() *chain.State { return s.state }
+
+// Finality is the finality record of the snapshot's main chain (DESIGN
+// "v3 rules"): justified and final checkpoints and the tallies of the
+// recent ones. It is part of the state after the head, so reading it
+// never waits for an import. Callers must not change it.
+func (s *Snapshot) Finality() *chain.Finality { return s.state.Finality() }

@@ -258,3 +258,8 @@ func (c *sigCache) addLocked(k sigKey) {
 	}
 	c.cur[k] = struct{}{}
 }
+
+// Batch is the batch signature verifier the Verifier uses (with its cache
+// of expanded public keys): the vote gossip checks votes' signatures with
+// it, so votes and transactions share one verifier.
+func (v *Verifier) Batch() *chain.SigVerifier { return v.batch }

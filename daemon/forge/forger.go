@@ -2,9 +2,7 @@
 // ranks and slots, forge limits), the heartbeat that protects recent
 // payments with empty blocks, and the lab's hooks into forging (evidence
 // to carry, a byzantine behaviour). Everything it needs of the rest of the
-// node comes through the small interfaces Chain, Pool and Lab, so the
-// finality work can add its inputs (votes to include, finality to beat
-// until) as one more method there.
+// node comes through the small interfaces Chain, Pool, Votes and Lab.
 package forge
 
 import (
@@ -22,10 +20,8 @@ import (
 
 // Chain is what the forger needs of the chain: the current snapshot
 // (head, state, the election for the next height) and a way to import
-// the block it forged.
-//
-// (finality: coming) the finality work adds what the heartbeat needs to
-// know (is the newest payment final?) here.
+// the block it forged. What the heartbeat needs of finality comes
+// through Votes.
 type Chain interface {
 	Snapshot() *chainmgr.Snapshot
 	ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error
@@ -34,14 +30,30 @@ type Chain interface {
 }
 
 // Pool is what the forger needs of the mempool.
-//
-// (finality: coming) votes to include come from the vote pool through a
-// third interface of this kind, not from this one.
 type Pool interface {
 	Pending(max int, st mempool.StateView) []chain.Transaction
 	PendingIDs(max int, st mempool.StateView) ([]chain.Transaction, []chain.Hash)
 	Oldest() (time.Time, bool)
 	Remove(ids ...chain.Hash)
+}
+
+// Votes is what the forger needs of finality (DESIGN "v3 rules"): the
+// votes to put in a block and the finalized height the heartbeat beats
+// up to. A nil Votes is a node without finality: no votes, v2's
+// heartbeat.
+type Votes interface {
+	// Select returns at most max pooled votes that a block on snap's
+	// head may carry (chain.State.CheckVote on the head's state).
+	Select(snap *chainmgr.Snapshot, max int) []chain.Vote
+	// Ready reports whether the pool holds enough includable votes for
+	// snap's head to justify it: a block forged now carries them, so the
+	// forger need not give late votes their grace (VoteGrace).
+	Ready(snap *chainmgr.Snapshot) bool
+	// Finalized is the finalized height of snap's branch, and whether
+	// finality runs at all (some stake votes): when it does not, the
+	// heartbeat keeps v2's rule (max_reorg deep), else it beats until the
+	// newest block with transactions is final.
+	Finalized(snap *chainmgr.Snapshot) (height uint64, on bool)
 }
 
 // Config is what a Forger is made of.
@@ -58,13 +70,16 @@ type Config struct {
 	BlockSize     int
 	BlockInterval time.Duration
 	Lab           Lab
+	// Votes gives the forger votes to include and the finalized height
+	// (nil: no finality).
+	Votes Votes
 }
 
 // New returns a forger; Run starts it.
 func New(c Config) *Forger {
 	f := &Forger{
 		chain: c.Chain, pool: c.Pool, key: c.Key, g: c.Genesis, log: c.Log, now: c.Now,
-		wake: make(chan struct{}, 1), forged: c.Forged, evicted: c.Evicted, lab: c.Lab,
+		wake: make(chan struct{}, 1), forged: c.Forged, evicted: c.Evicted, lab: c.Lab, votes: c.Votes,
 	}
 	if f.forged == nil {
 		f.forged = new(atomic.Int64)
@@ -116,6 +131,8 @@ type Forger struct {
 	forged, evicted *atomic.Int64 // the node's counters
 
 	lab Lab // lab.go: evidence to carry, a byzantine behaviour
+
+	votes Votes // votes to include, the finalized height; nil: none
 }
 
 // Policy returns the forging policy: block size and interval.
@@ -194,6 +211,15 @@ func (f *Forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	if dueAt.Before(*headSeenAt) {
 		dueAt = *headSeenAt
 	}
+	if grace := time.UnixMilli(head.Timestamp).Add(f.voteGrace()); dueAt.Before(grace) && f.votes != nil && !f.votes.Ready(snap) {
+		// The other stakers' votes for this head are on their way: a
+		// block forged before they arrive carries only ours, and the head
+		// is justified a block later (finality then trails further).
+		// Counted from the head's timestamp, not from when this node saw
+		// it: votes on an old head (a restarted node's, whose pool is
+		// empty and whose voter already voted on it) are not coming.
+		dueAt = grace
+	}
 	slot := time.Duration(f.g.SlotMs) * time.Millisecond
 	forgeAt := dueAt.Add(time.Duration(rank) * slot)
 	earliest := time.UnixMilli(head.Timestamp + int64(rank)*f.g.SlotMs)
@@ -223,10 +249,18 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 	// The pool computed the ids at admission: the block's tx root, its
 	// import and the store's index use them, hashing no transaction again.
 	txs, ids := f.pool.PendingIDs(f.forgeLimit(), snap)
+	var votes []chain.Vote
+	if f.votes != nil {
+		votes = f.votes.Select(snap, f.g.MaxBlockVotes)
+	}
 
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
-		b := f.lab.prepare(chain.NewBlockIDs(f.g, &head.Header, rank, ts, txs, ids), head, snap, f.key.SignHeader)
+		nb := chain.NewBlockIDs(f.g, &head.Header, rank, ts, txs, ids)
+		if len(votes) > 0 {
+			nb.SetVotes(votes) // before signing: the header commits to them
+		}
+		b := f.lab.prepare(nb, head, snap, f.key.SignHeader)
 		if f.lab.Behaviour != nil || !sameBacking(b.Transactions, txs) {
 			ids = nil // a lab behaviour may rebuild or edit the transactions
 		}
@@ -237,7 +271,7 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 			if len(txs) == 0 {
 				level = slog.LevelDebug // heartbeats: several a slot
 			}
-			f.log.Log(context.Background(), level, "forged block", "height", b.Height, "txs", len(txs), "rank", rank, "hash", b.Hash().String())
+			f.log.Log(context.Background(), level, "forged block", "height", b.Height, "txs", len(txs), "votes", len(b.Votes), "rank", rank, "hash", b.Hash().String())
 			f.lab.publish(f.publish, b, head)
 			return
 		}
@@ -277,6 +311,23 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 // 10,000 transactions at a time (docs/PERFORMANCE.md).
 func (f *Forger) forgeBudget() time.Duration {
 	return time.Duration(f.g.SlotMs) * time.Millisecond / 16
+}
+
+// voteGrace is how long after a new head the forger waits for the
+// stakers' votes on it before forging a block with transactions (unless
+// the pool already holds enough to justify the head, which is what ends
+// the wait on a healthy network): heartbeat_ms, a quarter slot by
+// default. On a local network a head crosses, is imported and voted on,
+// and the votes cross back in a few milliseconds; a block forged at once
+// would carry only this node's vote, and finality would trail a block
+// further for each block forged so. Only while votes stay missing (a
+// third of the stake silent: finality stalls anyway) does the wait cost
+// anything: at most one block per heartbeat_ms.
+func (f *Forger) voteGrace() time.Duration {
+	if f.votes == nil {
+		return 0
+	}
+	return time.Duration(max(f.g.HeartbeatMs, f.g.SlotMs/8)) * time.Millisecond
 }
 
 // minForgeTxs is the least the forger's block holds, however slow its

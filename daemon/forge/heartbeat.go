@@ -7,34 +7,45 @@ import (
 	"github.com/poslab/posd/daemon/chainmgr"
 )
 
-// The heartbeat (DESIGN v2, genesis `heartbeat` and `heartbeat_ms`): while
-// the newest block with transactions has fewer than max_reorg blocks on top
-// of it, the rightful forger forges an empty block when the head is old
-// enough. Rank 0 beats when the head is heartbeat_ms old; rank k ≥ 1 when it
-// is k slots old (the fallback wait consensus demands anyway), so a silent
-// rank 0 costs the chain one slot. Once the payment-bearing block is
-// max_reorg deep, no branch that reverts it can be adopted (it would fork
-// max_reorg+1 below the head) and the chain rests until the next
-// transaction.
+// The heartbeat (DESIGN v2 and v3, genesis `heartbeat` and `heartbeat_ms`):
+// while the newest block with transactions is not yet protected, the
+// rightful forger forges an empty block when the head is old enough. Rank
+// 0 beats when the head is heartbeat_ms old; rank k ≥ 1 when it is k slots
+// old (the fallback wait consensus demands anyway), so a silent rank 0
+// costs the chain one slot.
 //
-// (finality: coming) with finality the heartbeat beats until the newest
-// payment is final rather than max_reorg deep; needsBeat is the seam.
+// Protected means final when finality runs (v3): the beats carry the votes
+// that justify and finalize the payment's block, about two beats with
+// epoch_blocks 1, and then the chain rests until the next transaction.
+// While finality stalls the chain keeps beating: blocks go on, and the
+// missing votes find a block as soon as they come. Without finality (no
+// stake votes: every node started with --vote=false) v2's rule holds:
+// once the payment's block is max_reorg deep, no branch that reverts it
+// can be adopted (it would fork max_reorg+1 below the head).
 //
 // Why heartbeat_ms and not slot_ms: a private chain forged by a third of
 // the stake reverses a payment six deep 22.5% of the time against one beat
 // a slot, 5.9% against one every quarter slot (docs/ATTACKS.md).
+
+// maxBeatWalk bounds how far below the head the forger looks for the
+// newest block with transactions after a reorg or a sync moved the head
+// (while finality stalls the unfinalized part of the chain grows without
+// bound). Past it, the forger assumes there is one: it keeps beating.
+const maxBeatWalk = 1024
 
 // beatMemo caches the newest non-empty height for one head, so the forger
 // walks back through the store only when the head moves by more than one
 // block.
 type beatMemo struct {
 	head     chain.Hash
-	nonEmpty uint64 // 0: none within max_reorg (block 0 protects nothing)
+	nonEmpty uint64 // 0: none above the walk's floor (block 0 protects nothing)
 }
 
 // lastNonEmpty returns the height of the newest block with transactions
-// among the head and the max_reorg blocks below it, or 0 if there is none.
-func (f *Forger) lastNonEmpty(snap *chainmgr.Snapshot) uint64 {
+// among the head and the blocks below it down to floor (exclusive), or 0
+// if there is none. A walk that stops at maxBeatWalk without finding one
+// answers the lowest height it looked at.
+func (f *Forger) lastNonEmpty(snap *chainmgr.Snapshot, floor uint64) uint64 {
 	head := snap.Head()
 	if f.beat.head == snap.HeadHash() {
 		return f.beat.nonEmpty
@@ -49,7 +60,11 @@ func (f *Forger) lastNonEmpty(snap *chainmgr.Snapshot) uint64 {
 		// A reorg or a sync moved the head: look through the window. A
 		// read error counts as "nothing to protect" (the forger looks
 		// again at the next head).
-		for h := head.Height; h > 0 && head.Height-h <= chainmgr.MaxReorgDepth; h-- {
+		for h := head.Height; h > floor; h-- {
+			if head.Height-h >= maxBeatWalk {
+				found = h // unknown below: assume something to protect
+				break
+			}
 			b, err := f.chain.BlockByHeight(h)
 			if err != nil {
 				break
@@ -65,9 +80,19 @@ func (f *Forger) lastNonEmpty(snap *chainmgr.Snapshot) uint64 {
 }
 
 // needsBeat reports whether the chain at snap has something to protect:
-// a block with transactions fewer than max_reorg blocks below the head.
+// with finality, a block with transactions above the finalized height;
+// without, one fewer than max_reorg blocks below the head.
 func (f *Forger) needsBeat(snap *chainmgr.Snapshot) bool {
-	last := f.lastNonEmpty(snap)
+	if f.votes != nil {
+		if final, on := f.votes.Finalized(snap); on {
+			return f.lastNonEmpty(snap, final) > final
+		}
+	}
+	var floor uint64
+	if snap.Height() > chainmgr.MaxReorgDepth {
+		floor = snap.Height() - chainmgr.MaxReorgDepth - 1
+	}
+	last := f.lastNonEmpty(snap, floor)
 	return last > 0 && snap.Height()-last < chainmgr.MaxReorgDepth
 }
 
