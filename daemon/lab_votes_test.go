@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -98,4 +99,82 @@ func TestSurroundVoterSlashed(t *testing.T) {
 		t.Fatalf("first surround vote burned %d of 40, want 20 (slash_percent 50)", *e.Slashed)
 	}
 	t.Logf("surround vote at height %d, slashed in block %d, %d burned; stakes seen %v", e.Height, *e.IncludedIn, *e.Slashed, stakes)
+}
+
+// TestNoVoteThirdStallsAfterFinality: three equal stakers vote and blocks
+// become final; then node 3 comes back as a no-vote node (a silent third):
+// finality stalls while blocks go on; then it comes back honest, finality
+// resumes past the stall, and every block that was final before is still
+// on every node's main chain.
+func TestNoVoteThirdStallsAfterFinality(t *testing.T) {
+	cfgs := make([]Config, 3)
+	d := startNet(t, []uint64{1, 1, 1}, func(i int, c *Config) { cfgs[i-1] = *c }, func(p *GenesisParams) {
+		p.ChainID = "posd-fintest"
+		p.SlotMs = finNetSlotMs
+		p.Lab = true
+	})
+	waitPeers(t, d, 2)
+	restart := func(byz string) {
+		t.Helper()
+		d.Nodes[2].Close()
+		c := cfgs[2]
+		c.Byzantine = byz
+		c.Join, c.NoJoin = d.Nodes[0].APIURL(), false
+		n, err := Open(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
+		d.Nodes[2] = n
+	}
+	u, _ := keystore.Generate()
+	sendFrom(t, d.Nodes[0], u, chain.Transaction{Type: chain.TxExchange, To: u.Address(), Amount: 100})
+	waitUntil(t, 60*time.Second, "blocks final with every staker voting", func() bool {
+		_, _, f := finOf(d.Nodes[0])
+		return f >= 1 // the heartbeat rests once the transfer's block is final
+	})
+	_, _, final := finOf(d.Nodes[0])
+	hashes := make([]chain.Hash, final+1)
+	for h := range final + 1 {
+		var err error
+		if hashes[h], err = d.Nodes[0].chain.HashAt(h); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	restart("no-vote")
+	if got := d.Nodes[2].API().Status().Byzantine; got != "no-vote" {
+		t.Fatalf("status byzantine %q", got)
+	}
+	sendFrom(t, d.Nodes[0], u, chain.Transaction{Type: chain.TxExchange, To: u.Address(), Amount: 1})
+	var stalledAt uint64
+	waitUntil(t, 60*time.Second, "finality reported stalled", func() bool {
+		st := d.Nodes[0].API().Status()
+		stalledAt = st.Height
+		return st.FinalityStalled != nil
+	})
+	if st := d.Nodes[0].API().Status(); st.Height-*st.FinalizedHeight <= rpc.FinalityStallBlocks {
+		t.Fatalf("stalled with head %d and final %d", st.Height, *st.FinalizedHeight)
+	}
+
+	restart("")
+	waitUntil(t, 60*time.Second, "every node final past the stall", func() bool {
+		for _, n := range d.Nodes {
+			if _, _, f := finOf(n); f < stalledAt {
+				return false
+			}
+		}
+		return true
+	})
+	for i, n := range d.Nodes {
+		for h, want := range hashes {
+			if got, err := n.chain.HashAt(uint64(h)); err != nil || got != want {
+				t.Fatalf("node %d: block %d, final before the stall, is now %v (%v)", i+1, h, got, err)
+			}
+		}
+	}
+	t.Logf("final %d before the stall, stalled at head %d, final past it after", final, stalledAt)
 }
