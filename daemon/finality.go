@@ -8,6 +8,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/byzantine"
 	"github.com/poslab/posd/daemon/chainmgr"
 	"github.com/poslab/posd/daemon/forge"
 	"github.com/poslab/posd/daemon/metrics"
@@ -42,6 +43,11 @@ type finality struct {
 	// slashing evidence; until then the pair is logged.
 	slashable func(a, b chain.Vote, kind string)
 
+	// byzantine, on a lab node only, changes the votes the voter signed
+	// before they are pooled and gossiped (set by setupLab, before the
+	// node runs).
+	byzantine byzantine.Voting
+
 	// lastFinal is the finalized height followChain saw last.
 	lastFinal uint64
 }
@@ -62,9 +68,11 @@ var poolOutcome = map[string]string{
 // setupFinality makes the vote pool and, unless cfg.NoVote, the voter.
 func (n *Node) setupFinality() error {
 	f := &finality{g: n.g, chain: n.chain, addr: n.key.Address(), met: n.prom.Finality, log: n.log.With("component", "finality")}
+	evPool := n.chain.EvidencePool()
 	f.slashable = func(a, b chain.Vote, kind string) {
 		f.log.Warn("slashable votes seen", "kind", kind, "voter", string(a.Voter()),
 			"first", a.Source.String()+"→"+a.Target.String(), "second", b.Source.String()+"→"+b.Target.String())
+		f.evidence(evPool, &a, &b)
 	}
 	f.pool = votepool.New(votepool.Config{
 		ChainID: n.g.ChainID,
@@ -76,12 +84,15 @@ func (n *Node) setupFinality() error {
 		},
 		OnOutcome: func(o string) { f.met.Votes(poolOutcome[o], 1) },
 	})
-	if !n.cfg.NoVote {
+	if !n.cfg.NoVote && !byzantine.NoVote(n.cfg.Byzantine) {
 		v, err := voter.New(voter.Config{
 			ChainID: n.g.ChainID, EpochBlocks: n.g.EpochBlocks,
 			Keys:  []ed25519.PrivateKey{n.key.PrivateKey()},
 			Chain: voterChain{n.chain}, Store: n.st,
 			Publish: func(votes []chain.Vote) {
+				if f.byzantine != nil { // a lab node's voting behaviour (lab.go)
+					votes = f.byzantine.Votes(votes)
+				}
 				f.pool.AddBatch(votes)
 				if f.publish != nil {
 					f.publish(votes)
@@ -104,6 +115,28 @@ func (n *Node) setupFinality() error {
 	}
 	n.fin = f
 	return nil
+}
+
+// evidence turns a slashable pair of votes into evidence in the
+// evidence pool, which gossips it and hands it to the forger (followEvidence),
+// so that the pair ends in a slashing on the main chain. The pool drops
+// what it knows, what is already slashed, and what is for a height this
+// node has not reached (a node behind leaves it to the others).
+func (f *finality) evidence(p interface {
+	Add(chain.Evidence) (bool, error)
+}, a, b *chain.Vote) {
+	e, err := chain.NewVoteEvidence(a, b)
+	if err != nil { // the pool's check and the chain's disagree: say so, slash nothing
+		f.log.Error("slashable votes make no evidence", "err", err)
+		return
+	}
+	added, err := p.Add(e)
+	switch {
+	case err != nil:
+		f.log.Error("vote evidence refused", "kind", string(e.KindOf()), "voter", string(e.Forger()), "err", err)
+	case added:
+		f.log.Warn("SLASHABLE VOTES: evidence made", "kind", string(e.KindOf()), "voter", string(e.Forger()), "height", e.Height())
+	}
 }
 
 // onChain moves the pool and the voter with one chain event (followChain):

@@ -214,14 +214,31 @@ func waitFinal(t *testing.T, n *Node, id chain.Hash, fin <-chan rpc.FinalityEven
 // finality stalls and who is missing; once that node votes again (it is
 // restarted with voting on), finality resumes and nothing final was
 // reverted.
-func TestFinalityStallsWithoutAThird(t *testing.T) {
+func TestFinalityStallsWithoutAThird(t *testing.T) { finalityStall(t, "") }
+
+// TestNoVoteNodeStallsFinality: the same on a lab network, the silent
+// third being the byzantine no-vote behaviour (docs/ATTACKS.md, section
+// 6); it comes back as an honest voter.
+func TestNoVoteNodeStallsFinality(t *testing.T) { finalityStall(t, "no-vote") }
+
+// finalityStall runs the stall with node 3 silenced by --vote=false or,
+// on a lab network, by the byzantine behaviour byz.
+func finalityStall(t *testing.T, byz string) {
 	cfgs := make([]Config, 3)
-	d := startFinNet(t, []uint64{1, 1, 1}, func(i int, c *Config) {
+	d := startNet(t, []uint64{1, 1, 1}, func(i int, c *Config) {
 		if i == 3 {
-			c.NoVote = true
+			c.NoVote = byz == ""
+			c.Byzantine = byz
 		}
 		cfgs[i-1] = *c
+	}, func(p *GenesisParams) {
+		p.ChainID = "posd-fintest"
+		p.SlotMs = finNetSlotMs
+		p.Lab = byz != ""
 	})
+	if got := d.Nodes[2].API().Status().Byzantine; got != byz {
+		t.Fatalf("node 3's status says byzantine %q, want %q", got, byz)
+	}
 	waitPeers(t, d, 2)
 	silent := d.Nodes[2].Address()
 	u, _ := keystore.Generate()
@@ -262,7 +279,7 @@ func TestFinalityStallsWithoutAThird(t *testing.T) {
 	// The silent node comes back voting.
 	d.Nodes[2].Close()
 	c := cfgs[2]
-	c.NoVote = false
+	c.NoVote, c.Byzantine = false, ""
 	c.Join, c.NoJoin = d.Nodes[0].APIURL(), false
 	back, err := Open(c)
 	if err != nil {

@@ -26,6 +26,9 @@ func (n *Node) setupLab() error {
 	b, err := byzantine.New(n.cfg.Byzantine, byzantine.Env{
 		Genesis: n.g,
 		Sign:    n.key.SignHeader,
+		SignVote: func(v *chain.Vote) {
+			v.Sign(n.g.ChainID, n.key.PrivateKey())
+		},
 		Publish: f.Publish,
 		Log:     n.log.With("byzantine", n.cfg.Byzantine),
 		Now:     n.cfg.Now,
@@ -34,6 +37,9 @@ func (n *Node) setupLab() error {
 		return err
 	}
 	f.SetBehaviour(b)
+	if v, ok := b.(byzantine.Voting); ok {
+		n.fin.byzantine = v
+	}
 	return nil
 }
 

@@ -28,6 +28,9 @@ type Env struct {
 	Genesis *chain.Genesis
 	// Sign signs a header with the node's key (and proves its seed).
 	Sign func(h *chain.Header)
+	// SignVote signs a vote with the node's key, outside the honest
+	// voter's protection (the voting behaviours, votes.go).
+	SignVote func(v *chain.Vote)
 	// Publish gossips a block to the network (nil: no network).
 	Publish func(b *chain.Block)
 	Log     *slog.Logger
@@ -49,7 +52,9 @@ type Behaviour interface {
 }
 
 // Names lists the behaviours New knows.
-func Names() []string { return []string{"equivocate", "grind", "offline", "private", "withhold"} }
+func Names() []string {
+	return []string{"double-vote", "equivocate", "grind", "no-vote", "offline", "private", "surround-vote", "withhold"}
+}
 
 // ErrNotLab refuses a behaviour on a network made for real use.
 var ErrNotLab = errors.New(`byzantine behaviours run only on a lab network (genesis "lab": true; posd devnet --lab, posd start --genesis --lab)`)
@@ -81,6 +86,9 @@ func New(name string, env Env) (Behaviour, error) {
 	if env.Publish == nil {
 		env.Publish = func(*chain.Block) {}
 	}
+	if env.SignVote == nil {
+		env.SignVote = func(*chain.Vote) {}
+	}
 	env.Log.Warn("BYZANTINE: this node misbehaves on purpose (lab network)", "behaviour", name)
 	switch name {
 	case "equivocate":
@@ -91,6 +99,12 @@ func New(name string, env Env) (Behaviour, error) {
 		return &offline{env: env}, nil
 	case "private":
 		return &private{base: base{env}}, nil
+	case "double-vote":
+		return &doubleVote{base: base{env}}, nil
+	case "surround-vote":
+		return &surroundVote{base: base{env}, replaced: map[uint64]chain.Vote{}}, nil
+	case "no-vote":
+		return &noVote{base{env}}, nil
 	default:
 		return &withhold{base{env}}, nil
 	}

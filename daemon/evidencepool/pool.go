@@ -372,8 +372,11 @@ func (p *Pool) Add(e chain.Evidence) (bool, error) {
 		return false, nil
 	}
 	_, added := p.add(e, p.now())
-	if added {
+	switch {
+	case added && e.KindOf() == chain.EvidenceEquivocation:
 		p.log.Warn("EQUIVOCATION: evidence received", "forger", string(e.Forger()), "height", e.Height())
+	case added: // a double or surround vote
+		p.log.Warn("SLASHABLE VOTES: evidence received", "kind", string(e.KindOf()), "voter", string(e.Forger()), "height", e.Height())
 	}
 	return added, nil
 }
