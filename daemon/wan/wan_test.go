@@ -53,7 +53,42 @@ func runScenario(t *testing.T, sc Scenario) Result {
 	if err != nil {
 		t.Fatalf("%s: %v", sc.Name, err)
 	}
+	// Every scenario ends with every node online and connected: finality
+	// must have caught up with the chain and every transfer sent be final.
+	if !res.FinalCaughtUp {
+		t.Errorf("%s: finality did not catch up within %v after the load: final heights %v, head at the load's end %d, %d transfers not final",
+			sc.Name, sc.Settle, res.FinalAt["end"], res.HeadAt["load end"], res.Finality.TxNotFinal)
+	}
+	if res.Finality.TxFinal == 0 || res.Finality.BlockSamples == 0 {
+		t.Errorf("%s: nothing timed to finality (%d transfers, %d block samples)", sc.Name, res.Finality.TxFinal, res.Finality.BlockSamples)
+	}
+	if res.Finality.Truncated {
+		t.Errorf("%s: the finality record outgrew its bounds", sc.Name)
+	}
 	return res
+}
+
+// checkStall checks the final heights at event ev (just before its Do) of
+// the nodes in side against the highest head at event from (the start of
+// a split): a side with at most 2/3 of the stake cannot finalize anything
+// it did not have before the split (a final block needs more than 2/3 of
+// the votes, for it and for a child, and the other side's votes stopped
+// at the split); a side with more than 2/3 keeps finalizing past it.
+func checkStall(t *testing.T, res Result, from, ev string, side []int, moreThan2of3 bool) {
+	t.Helper()
+	head := res.HeadAt[from]
+	var hi uint64
+	for _, i := range side {
+		hi = max(hi, res.FinalAt[ev][i])
+		if !moreThan2of3 && res.FinalAt[ev][i] > head {
+			t.Errorf("node %d (a side with at most 2/3 of the stake) final at height %d before %s, above the highest head %d at %s",
+				i, res.FinalAt[ev][i], ev, head, from)
+		}
+	}
+	if moreThan2of3 && hi <= head {
+		t.Errorf("nodes %v (more than 2/3 of the stake) final at most at height %d before %s: no progress past the highest head %d at %s",
+			side, hi, ev, head, from)
+	}
 }
 
 // TestTopologyLinks: the region matrix spreads the RTTs between regions
@@ -176,6 +211,9 @@ func TestPartitionHeal(t *testing.T) {
 			if _, ok := res.Agree["heal"]; !ok {
 				t.Fatal("no agreement time after the heal")
 			}
+			// Equal stakes: a side's share is its share of the nodes.
+			checkStall(t, res, "partition", "heal", a, 3*len(a) > 2*n)
+			checkStall(t, res, "partition", "heal", b, 3*len(b) > 2*n)
 			if stalledSide {
 				t.Skipf("one side forged nothing in 30 s of partition (%s): the sides agreed after the heal; the off-main check needs a split", sc.Name)
 			}
@@ -250,6 +288,20 @@ func TestThirdOffline(t *testing.T) {
 	res := runScenario(t, sc)
 	if _, ok := res.Agree["back"]; !ok {
 		t.Fatal("no agreement time after the nodes came back")
+	}
+	var offline, online []int
+	for i := range n {
+		if i < off {
+			offline = append(offline, i)
+		} else {
+			online = append(online, i)
+		}
+	}
+	// Each offline node alone; the rest hold exactly 2/3 with 6 nodes (a
+	// stall), 70% with 20 (n/3 = 6 offline: finality goes on).
+	checkStall(t, res, "offline", "back", online, 3*len(online) > 2*n)
+	for _, i := range offline {
+		checkStall(t, res, "offline", "back", []int{i}, false)
 	}
 }
 
