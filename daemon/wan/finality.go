@@ -67,6 +67,7 @@ type finState struct {
 	txTTF      []time.Duration // per transfer: sent -> final on its sender's node
 	violations []string
 	dropped    int // violations past maxViolations
+	backsteps  int // finalized events below the node's final height
 	truncated  bool
 }
 
@@ -112,25 +113,12 @@ func (r *Recorder) followFinality(i int, n *daemon.Node, ch <-chan rpc.FinalityE
 // final blocks already known, and times the blocks and transfers that
 // became final.
 func (r *Recorder) final(i int, n *daemon.Node, cp chain.Checkpoint, at time.Time) {
+	// Only this node's goroutine moves its final height: prev stays.
 	r.mu.Lock()
 	prev := r.fin.finalH[i]
-	if len(r.fin.marks[i]) < maxFinalHeights {
-		r.fin.marks[i] = append(r.fin.marks[i], finalMark{cp, at})
-	}
-	if cp.Height < prev {
-		r.fin.violate("node %d: final height went back from %d to %d (%s)", i, prev, cp.Height, cp.Hash)
-	}
 	r.mu.Unlock()
-	if cp.Height <= prev {
-		if h, ok := r.knownFinal(cp.Height); ok && h != cp.Hash {
-			r.mu.Lock()
-			r.fin.violate("node %d: finalized %s at height %d, where %s was final", i, cp.Hash, cp.Height, h)
-			r.mu.Unlock()
-		}
-		return
-	}
 	from := prev + 1
-	if cp.Height-prev > maxFinalWalk {
+	if cp.Height > prev && cp.Height-prev > maxFinalWalk {
 		from = cp.Height - maxFinalWalk + 1
 	}
 	var bs []*chain.Block
@@ -144,7 +132,31 @@ func (r *Recorder) final(i int, n *daemon.Node, cp chain.Checkpoint, at time.Tim
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.applyFinal(i, cp, at, prev, from, bs)
+}
+
+// applyFinal records (r.mu held) that node i saw cp final at, its main
+// chain from height from up to cp being bs, its final height before being
+// prev.
+func (r *Recorder) applyFinal(i int, cp chain.Checkpoint, at time.Time, prev, from uint64, bs []*chain.Block) {
 	f := &r.fin
+	if len(f.marks[i]) < maxFinalHeights {
+		f.marks[i] = append(f.marks[i], finalMark{cp, at})
+	}
+	if cp.Height <= prev {
+		// A node that moves to another branch takes that branch's record,
+		// which may prove less (the votes that finalized prev were in
+		// blocks of the branch it left): its reported final height goes
+		// back although every block stays. Counted, not a violation; the
+		// blocks up to prev stay protected (finalH keeps prev).
+		if cp.Height < prev {
+			f.backsteps++
+		}
+		if h, ok := f.finalOf[cp.Height]; ok && h != cp.Hash {
+			f.violate("node %d: finalized %s at height %d, where %s was final", i, cp.Hash, cp.Height, h)
+		}
+		return
+	}
 	if cp.Height > f.finalH[i] {
 		f.finalH[i] = cp.Height
 	}
@@ -201,13 +213,6 @@ func (r *Recorder) firstSeen(h chain.Hash) time.Time {
 	return first
 }
 
-func (r *Recorder) knownFinal(height uint64) (chain.Hash, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	h, ok := r.fin.finalOf[height]
-	return h, ok
-}
-
 // checkImport is called (r.mu held) for every block node i imported: a
 // block at or below the node's final height that is not the final block
 // there means the node reverted a final block, unless the import is only
@@ -224,7 +229,9 @@ func (r *Recorder) checkImport(i int, h chain.Hash, height uint64) (suspect bool
 // confirmRevert looks at node i's main chain at height after checkImport
 // found a suspect import: a violation if the final block is not there now.
 func (r *Recorder) confirmRevert(i int, n *daemon.Node, h chain.Hash, height uint64) {
-	fh, _ := r.knownFinal(height)
+	r.mu.Lock()
+	fh := r.fin.finalOf[height]
+	r.mu.Unlock()
 	b, err := n.API().BlockByHeight(height)
 	if err == nil && b.Hash() == fh {
 		return // the import was reported after the block was final over it
@@ -333,15 +340,18 @@ type FinalityReport struct {
 	TxP50, TxP99, TxMax time.Duration
 	TxFinal, TxNotFinal int
 	Checkpoints         int // finalized events recorded, all nodes
+	// Backsteps: finalized events below the node's highest final height
+	// (it moved to a branch whose record proves less; its blocks stayed).
+	Backsteps int
 	// Truncated: the run outgrew the recorder's bounds (maxSentTxs,
 	// maxFinalHeights); the figures cover what fitted.
 	Truncated bool
 }
 
 func (f FinalityReport) String() string {
-	return fmt.Sprintf("final height %d, block to final p50 %v p99 %v (%d samples), transfer to final p50 %v p99 %v max %v (%d final, %d not final)",
+	return fmt.Sprintf("final height %d, block to final p50 %v p99 %v (%d samples), transfer to final p50 %v p99 %v max %v (%d final, %d not final), final height back %d times",
 		f.Final, f.BlockP50.Round(time.Millisecond), f.BlockP99.Round(time.Millisecond), f.BlockSamples,
-		f.TxP50.Round(time.Millisecond), f.TxP99.Round(time.Millisecond), f.TxMax.Round(time.Millisecond), f.TxFinal, f.TxNotFinal)
+		f.TxP50.Round(time.Millisecond), f.TxP99.Round(time.Millisecond), f.TxMax.Round(time.Millisecond), f.TxFinal, f.TxNotFinal, f.Backsteps)
 }
 
 func percentiles(ds []time.Duration) (p50, p99, pmax time.Duration) {
@@ -369,6 +379,7 @@ func (r *Recorder) Finality() FinalityReport {
 	out.TxFinal = len(r.fin.txTTF)
 	out.TxNotFinal = len(r.fin.sent)
 	out.Truncated = r.fin.truncated || r.fin.sentTotal != out.TxFinal+out.TxNotFinal
+	out.Backsteps = r.fin.backsteps
 	for _, m := range r.fin.marks {
 		out.Checkpoints += len(m)
 	}
