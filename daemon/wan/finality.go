@@ -32,6 +32,7 @@ const (
 	maxFinalHeights = 1 << 17
 	maxSentTxs      = 1 << 18
 	maxViolations   = 32
+	maxSamples      = 1 << 20 // time-to-finality samples of each kind
 	// maxFinalWalk bounds the blocks one finality event walks (a node
 	// that syncs thousands finalizes them at once); beyond it, the walk
 	// checks only the checkpoint and does not time the blocks below.
@@ -189,12 +190,20 @@ func (r *Recorder) applyFinal(i int, cp chain.Checkpoint, at time.Time, prev, fr
 			}
 		}
 		if first := r.firstSeen(h); !first.IsZero() && !first.Before(r.added[i]) && at.After(first) {
-			f.blockTTF = append(f.blockTTF, at.Sub(first))
+			if len(f.blockTTF) < maxSamples {
+				f.blockTTF = append(f.blockTTF, at.Sub(first))
+			} else {
+				f.truncated = true
+			}
 		}
 		for _, tx := range b.Transactions {
 			k := txKey{tx.From, tx.Nonce}
 			if s, ok := f.sent[k]; ok && s.node == i {
-				f.txTTF = append(f.txTTF, at.Sub(s.at))
+				if len(f.txTTF) < maxSamples {
+					f.txTTF = append(f.txTTF, at.Sub(s.at))
+				} else {
+					f.truncated = true
+				}
 				delete(f.sent, k)
 			}
 		}
