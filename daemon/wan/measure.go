@@ -25,6 +25,7 @@ type Recorder struct {
 	seen    map[chain.Hash][]time.Time // per node; zero: not (yet) seen
 	height  map[chain.Hash]uint64
 	changed chan struct{} // signalled on every import
+	fin     finState
 
 	stop []func()
 	wg   sync.WaitGroup
@@ -33,26 +34,40 @@ type Recorder struct {
 // Record starts recording the nodes' imports.
 func Record(nodes []*daemon.Node) *Recorder {
 	r := &Recorder{start: time.Now(), seen: map[chain.Hash][]time.Time{}, height: map[chain.Hash]uint64{}, changed: make(chan struct{}, 1)}
+	r.fin.finalOf = map[uint64]chain.Hash{}
+	r.fin.sent = map[txKey]sentTx{}
 	for _, n := range nodes {
 		r.Add(n)
 	}
 	return r
 }
 
-// Add records one more node's imports (a node that joined).
+// Add records one more node's imports and finality (a node that joined).
 func (r *Recorder) Add(n *daemon.Node) {
 	ch, cancel := n.API().SubscribeBlocks()
+	fch, fcancel := n.API().SubscribeFinality()
 	r.mu.Lock()
 	i := len(r.nodes)
 	r.nodes = append(r.nodes, n)
 	r.added = append(r.added, time.Now())
-	r.stop = append(r.stop, cancel)
+	r.stop = append(r.stop, cancel, fcancel)
+	r.fin.finalH = append(r.fin.finalH, 0)
+	r.fin.marks = append(r.fin.marks, nil)
 	r.mu.Unlock()
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		for b := range ch {
-			r.note(i, b.Hash(), b.Height, time.Now())
+			h := b.Hash()
+			if r.note(i, h, b.Height, time.Now()) {
+				r.confirmRevert(i, n, h, b.Height)
+			}
+		}
+	}()
+	go func() {
+		defer r.wg.Done()
+		if fch != nil {
+			r.followFinality(i, n, fch)
 		}
 	}()
 }
@@ -64,8 +79,11 @@ func (r *Recorder) Nodes() []*daemon.Node {
 	return slices.Clone(r.nodes)
 }
 
-func (r *Recorder) note(i int, h chain.Hash, height uint64, at time.Time) {
+// note records node i's import of h; suspect: it may have reverted a
+// final block (checkImport).
+func (r *Recorder) note(i int, h chain.Hash, height uint64, at time.Time) (suspect bool) {
 	r.mu.Lock()
+	suspect = r.checkImport(i, h, height)
 	r.height[h] = height
 	ts := r.seen[h]
 	if len(ts) < len(r.nodes) {
@@ -80,6 +98,7 @@ func (r *Recorder) note(i int, h chain.Hash, height uint64, at time.Time) {
 	case r.changed <- struct{}{}:
 	default:
 	}
+	return suspect
 }
 
 // Stop ends the recording.
@@ -411,13 +430,16 @@ func NewLoadAccounts(n int, balance uint64) ([]LoadAccount, []chain.Allocation) 
 
 // StartLoad sends perNode transfers per second from accs[i] to node
 // i % len(nodes), to the next account, until ctx ends; Wait waits for it.
-func StartLoad(ctx context.Context, nodes []*daemon.Node, accs []LoadAccount, perNode float64) *Load {
+// rec, if not nil, is told of every transfer a node took (Recorder.Sent),
+// with the time it was handed to the node.
+func StartLoad(ctx context.Context, nodes []*daemon.Node, accs []LoadAccount, perNode float64, rec *Recorder) *Load {
 	l := &Load{}
 	if perNode <= 0 {
 		return l
 	}
 	for i, a := range accs {
-		n := nodes[i%len(nodes)]
+		ni := i % len(nodes)
+		n := nodes[ni]
 		to := accs[(i+1)%len(accs)].Address()
 		l.wg.Add(1)
 		go func() {
@@ -435,11 +457,15 @@ func StartLoad(ctx context.Context, nodes []*daemon.Node, accs []LoadAccount, pe
 				tx := chain.Transaction{Type: chain.TxTransfer, ChainID: g.ChainID, From: a.Address(), To: to,
 					Amount: 1, Fee: g.MinFee, Nonce: *acc.PendingNonce + 1}
 				tx.Sign(a.Key)
+				at := time.Now()
 				if _, err := n.API().SubmitTx(tx); err != nil {
 					l.Failed.Add(1)
 					continue
 				}
 				l.Submitted.Add(1)
+				if rec != nil {
+					rec.Sent(ni, tx, at)
+				}
 			}
 		}()
 	}
