@@ -118,6 +118,8 @@ type e2eNode struct {
 // e2eStartPosd starts `posd start --genesis` in a new home on free ports,
 // waits until /healthz answers and stops it (SIGINT, expecting status 0)
 // when the test ends. The genesis has no heartbeat: the tests count blocks.
+// Without it nothing after the last transaction's block is forged, so its
+// block never becomes final: the tests wait for inclusion (--wait=included).
 func e2eStartPosd(t *testing.T) *e2eNode {
 	t.Helper()
 	home := t.TempDir()
@@ -342,13 +344,16 @@ func checkEachKeys(t *testing.T, what string, raw []byte, want string) {
 
 // The JSON shapes of cmd/poscli/README.md.
 const (
-	keysKeyJSON     = "name address file encrypted"
-	keysTxJSON      = "id type chain_id from to amount fee nonce public_key signature"
-	keysTxInfoJSON  = "id status height block_hash index confirmations final transaction"
-	keysBlockJSON   = "hash height prev_hash timestamp forger forger_public_key rank tx_root seed_proof seed signature transactions"
-	keysAccountJSON = "address balance stake nonce"
-	keysStakeJSON   = "address stake share"
-	keysStatusJSON  = "chain_id genesis_hash height head_hash head_timestamp address election peers block_size block_interval_ms pending peer_id p2p_addrs version"
+	keysKeyJSON    = "name address file encrypted"
+	keysTxJSON     = "id type chain_id from to amount fee nonce public_key signature"
+	keysTxInfoJSON = "id status height block_hash index confirmations final transaction"
+	keysBlockJSON  = "hash height prev_hash timestamp forger forger_public_key rank tx_root seed_proof seed signature transactions"
+	// keysVotedBlockJSON: a block carrying finality votes adds their root
+	// and the votes.
+	keysVotedBlockJSON = "hash height prev_hash timestamp forger forger_public_key rank tx_root seed_proof seed vote_root signature transactions votes"
+	keysAccountJSON    = "address balance stake nonce"
+	keysStakeJSON      = "address stake share"
+	keysStatusJSON     = "chain_id genesis_hash height head_hash head_timestamp address election peers block_size block_interval_ms pending peer_id p2p_addrs version"
 )
 
 // The JSON values poscli prints, decoded on their own terms (not with the
@@ -463,14 +468,14 @@ func TestE2EWalletAndExplorer(t *testing.T) {
 
 	// Transactions, each waited for: one block each, in order.
 	var exchange e2eTxInfo
-	raw := cli.json(&exchange, "tx", "exchange", "--key", "alice", "--to", "alice", "--amount", "100", "--wait", "--wait-timeout", "60s")
+	raw := cli.json(&exchange, "tx", "exchange", "--key", "alice", "--to", "alice", "--amount", "100", "--wait=included", "--wait-timeout", "60s")
 	checkKeys(t, "tx exchange", raw, keysTxInfoJSON+" included_after_ms") // --wait says how long it took
 	checkCommitted(t, "tx exchange", exchange, 1)
 	if tx := exchange.Transaction; tx.Type != "EXCHANGE" || tx.From != aliceAddr || tx.To != aliceAddr || tx.Amount != 100 || tx.Fee != 0 || tx.Nonce != 1 {
 		t.Errorf("tx exchange: transaction %+v", tx)
 	}
 
-	kv = tableFields(t, cli.ok("tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "30", "--fee", "1", "--wait", "--wait-timeout", "60s"))
+	kv = tableFields(t, cli.ok("tx", "transfer", "--key", "alice", "--to", "bob", "--amount", "30", "--fee", "1", "--wait=included", "--wait-timeout", "60s"))
 	transferID := kv["id"]
 	want := map[string]string{
 		"status": "committed", "height": "2", "index": "0", "type": "TRANSFER",
@@ -487,7 +492,7 @@ func TestE2EWalletAndExplorer(t *testing.T) {
 
 	// alice's key runs on no node: the stake goes through with a warning.
 	var stake e2eTxInfo
-	r := cli.run("tx", "stake", "--key", "alice", "--amount", "20", "--wait", "--wait-timeout", "60s", "-o", "json")
+	r := cli.run("tx", "stake", "--key", "alice", "--amount", "20", "--wait=included", "--wait-timeout", "60s", "-o", "json")
 	if r.code != 0 || !strings.Contains(r.stderr, "warning: no node runs key alice") {
 		t.Fatalf("tx stake from a key no node runs: want exit 0 and a warning\n%s", r)
 	}
@@ -568,7 +573,17 @@ func TestE2EWalletAndExplorer(t *testing.T) {
 
 	var blocks []e2eBlock
 	raw = cli.json(&blocks, "blocks")
-	checkEachKeys(t, "blocks", raw, keysBlockJSON)
+	var rawBlocks []json.RawMessage
+	if err := json.Unmarshal(raw, &rawBlocks); err != nil {
+		t.Fatalf("blocks: %v", err)
+	}
+	for _, b := range rawBlocks {
+		want := keysBlockJSON
+		if bytes.Contains(b, []byte(`"votes"`)) {
+			want = keysVotedBlockJSON
+		}
+		checkKeys(t, "blocks", b, want)
+	}
 	if len(blocks) != 4 {
 		t.Fatalf("blocks -o json: %d blocks, want 4 (heights 0..3)", len(blocks))
 	}
@@ -674,7 +689,7 @@ func TestE2EUnreachable(t *testing.T) {
 		{"accounts", "-o", "json"},
 		{"blocks"},
 		{"account", "alice"},
-		{"tx", "transfer", "--key", "alice", "--to", "alice", "--amount", "1", "--wait"},
+		{"tx", "transfer", "--key", "alice", "--to", "alice", "--amount", "1", "--wait=included"},
 	} {
 		cli.fails(want, args...)
 	}
