@@ -34,7 +34,11 @@ const (
 // encoding, even malformed ones (validation rejects those separately).
 func (tx *Transaction) SigningBytes() []byte {
 	n := len(txDomain) + 1 + 4*binary.MaxVarintLen64 + len(tx.ChainID) + len(tx.From) + len(tx.To) + 24 + len(tx.PublicKey)
-	b := make([]byte, 0, n)
+	return tx.appendSigningBytes(make([]byte, 0, n))
+}
+
+// appendSigningBytes appends SigningBytes to b.
+func (tx *Transaction) appendSigningBytes(b []byte) []byte {
 	b = append(b, txDomain...)
 	code, _ := tx.Type.code()
 	b = append(b, code)
@@ -64,7 +68,12 @@ func (tx *Transaction) ID() Hash {
 // CacheID computes the id from the fields as they are now and caches it.
 // The decoders and Sign call it; code that changes a field of a transaction
 // after that (a test forging a variant) calls it again.
-func (tx *Transaction) CacheID() { tx.id = sha256.Sum256(tx.SigningBytes()) }
+func (tx *Transaction) CacheID() {
+	// A buffer on the stack: a valid transaction's signing bytes fit, so
+	// decoding a block allocates nothing more per transaction for its id.
+	var buf [256]byte
+	tx.id = sha256.Sum256(tx.appendSigningBytes(buf[:0]))
+}
 
 // Sign fills public_key, from and signature from priv, and caches the id.
 // The caller sets every other field first.
