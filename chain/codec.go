@@ -468,6 +468,12 @@ func (d *decoder) tx(tx *Transaction) {
 	tx.Nonce = d.u64()
 	tx.PublicKey = d.str()
 	tx.Signature = d.str()
+	tx.id = Hash{}
+	if d.err == nil {
+		// Hashed once here, where the bytes come in; every later ID
+		// (pool, tx root, index) reads the cache.
+		tx.CacheID()
+	}
 }
 
 // EncodeEvidence returns the binary encoding of one evidence item, for

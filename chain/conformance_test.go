@@ -1,9 +1,13 @@
 package chain
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -418,7 +422,7 @@ func TestBlockRules(t *testing.T) {
 }
 
 // checkPrecheckedAgrees: for a block whose transactions pass the checks a
-// node makes before taking its lock (CheckBlockTxs), given their ids,
+// node makes before taking its lock (CheckBlockTxs),
 // ValidatePrecheckedAndApply reaches ValidateAndApply's verdict, code for
 // code, and leaves the same state.
 func checkPrecheckedAgrees(t *testing.T, c *testChain, b *Block) {
@@ -428,7 +432,7 @@ func checkPrecheckedAgrees(t *testing.T, c *testChain, b *Block) {
 	}
 	full, pre := c.state.Clone(), c.state.Clone()
 	_, errFull := ValidateAndApply(c.g, c.tip(), b, c.candidates(), full, c.nowMs, nil)
-	_, errPre := ValidatePrecheckedAndApply(c.g, c.tip(), b, txIDs(b), c.candidates(), pre, c.nowMs)
+	_, errPre := ValidatePrecheckedAndApply(c.g, c.tip(), b, c.candidates(), pre, c.nowMs)
 	if CodeOf(errFull) != CodeOf(errPre) || (errFull == nil) != (errPre == nil) {
 		t.Fatalf("ValidateAndApply: %v; ValidatePrecheckedAndApply: %v", errFull, errPre)
 	}
@@ -437,38 +441,75 @@ func checkPrecheckedAgrees(t *testing.T, c *testChain, b *Block) {
 	}
 }
 
-// TestNewBlockIDs: a block built from ids computed elsewhere has the root
-// of one built from the transactions, and wrong-length ids are ignored.
-func TestNewBlockIDs(t *testing.T) {
+// TestTxIDCached: a transaction's id is cached where it comes into being
+// (Sign, the binary and JSON decoders), always the hash of its fields; an
+// id in JSON input is never trusted; copies of one transaction compare
+// equal however they came; and a block whose root does not match its
+// transactions' ids is refused by the prechecked path too.
+func TestTxIDCached(t *testing.T) {
 	c := newTestChain(t, testGenesis(t))
-	txs := []Transaction{signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 1), signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 2)}
-	ids := []Hash{txs[0].ID(), txs[1].ID()}
-	want := NewBlock(c.g, c.tip(), 0, 1, txs).TxRoot
-	if got := NewBlockIDs(c.g, c.tip(), 0, 1, txs, ids).TxRoot; got != want {
-		t.Fatalf("root from ids %s, from transactions %s", got, want)
+	tx := signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 1)
+	want := Hash(sha256.Sum256(tx.SigningBytes()))
+	if tx.id != want || tx.ID() != want {
+		t.Fatalf("signed: cached %s, ID %s, want %s", tx.id, tx.ID(), want)
 	}
-	if got := NewBlockIDs(c.g, c.tip(), 0, 1, txs, ids[:1]).TxRoot; got != want {
-		t.Fatalf("root from short ids %s, want it computed: %s", got, want)
+	bin, err := DecodeTx(EncodeTx(&tx))
+	if err != nil {
+		t.Fatal(err)
 	}
-	// ValidatePrecheckedAndApply checks the root against the ids it is given.
+	js, err := json.Marshal(tx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromJSON Transaction
+	if err := json.Unmarshal(js, &fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	for name, got := range map[string]Transaction{"binary": *bin, "json": fromJSON} {
+		if got.id != want || got != tx {
+			t.Fatalf("%s: cached %s, equal %v; want %s, equal", name, got.id, got == tx, want)
+		}
+	}
+	// A made-up id in the input is ignored.
+	lying := bytes.Replace(js, []byte(want.String()), []byte(Hash{7}.String()), 1)
+	if bytes.Equal(lying, js) {
+		t.Fatal("the JSON carries no id to forge")
+	}
+	var fromLie Transaction
+	if err := json.Unmarshal(lying, &fromLie); err != nil || fromLie.ID() != want {
+		t.Fatalf("JSON with a forged id: ID %s, %v; want %s", fromLie.ID(), err, want)
+	}
+	// A transaction built field by field has no cache and is hashed.
+	plain := Transaction{Type: tx.Type, ChainID: tx.ChainID, From: tx.From, To: tx.To, Amount: tx.Amount, Nonce: tx.Nonce, PublicKey: tx.PublicKey}
+	if plain.id != (Hash{}) || plain.ID() != want {
+		t.Fatalf("unsigned: cached %s, ID %s; want none, %s", plain.id, plain.ID(), want)
+	}
+	// CacheID follows a field change; the block a peer decodes hashes
+	// fresh, so a stale cache can never pass another node's root check.
+	changed := tx
+	changed.Amount = 2
+	changed.CacheID()
+	if changed.ID() == want || changed.ID() != sha256.Sum256(changed.SigningBytes()) {
+		t.Fatalf("CacheID after a change: %s", changed.ID())
+	}
+	txs := []Transaction{tx, signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 2)}
 	b := c.next(0, txs...)
 	b.TxRoot = Hash{1}
 	b.Header.Sign(keyOf(t, b.Forger))
-	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), b, ids, c.candidates(), c.state.Clone(), c.nowMs); !errors.Is(err, ErrBadTxRoot) {
+	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), b, c.candidates(), c.state.Clone(), c.nowMs); !errors.Is(err, ErrBadTxRoot) {
 		t.Fatalf("prechecked block with a wrong root: %v, want bad_tx_root", err)
 	}
-	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), c.next(0, txs...), ids[:1], c.candidates(), c.state.Clone(), c.nowMs); err == nil {
-		t.Fatal("ids of the wrong length accepted")
+	good := c.next(0, txs...)
+	stale := *good
+	stale.Transactions = slices.Clone(good.Transactions)
+	stale.Transactions[1].Amount = 9 // cache left stale on purpose
+	dec, err := DecodeBlock(EncodeBlock(&stale))
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-// txIDs is every transaction id of b.
-func txIDs(b *Block) []Hash {
-	ids := make([]Hash, len(b.Transactions))
-	for i := range b.Transactions {
-		ids[i] = b.Transactions[i].ID()
+	if _, err := ValidatePrecheckedAndApply(c.g, c.tip(), dec, c.candidates(), c.state.Clone(), c.nowMs); !errors.Is(err, ErrBadTxRoot) {
+		t.Fatalf("decoded block with a changed transaction: %v, want bad_tx_root", err)
 	}
-	return ids
 }
 
 // TestApplyRevertIdentity applies blocks of every transaction type and

@@ -34,7 +34,11 @@ const (
 // encoding, even malformed ones (validation rejects those separately).
 func (tx *Transaction) SigningBytes() []byte {
 	n := len(txDomain) + 1 + 4*binary.MaxVarintLen64 + len(tx.ChainID) + len(tx.From) + len(tx.To) + 24 + len(tx.PublicKey)
-	b := make([]byte, 0, n)
+	return tx.appendSigningBytes(make([]byte, 0, n))
+}
+
+// appendSigningBytes appends SigningBytes to b.
+func (tx *Transaction) appendSigningBytes(b []byte) []byte {
 	b = append(b, txDomain...)
 	code, _ := tx.Type.code()
 	b = append(b, code)
@@ -50,15 +54,36 @@ func (tx *Transaction) SigningBytes() []byte {
 
 // ID is the SHA-256 of the signing bytes. The signature is left out so a
 // transaction has one id however it was signed (Ed25519 is deterministic anyway).
-func (tx *Transaction) ID() Hash { return sha256.Sum256(tx.SigningBytes()) }
+// The id is computed once, where the transaction is signed or decoded, and
+// cached in it; a transaction built field by field and never signed or
+// decoded has no cached id and is hashed on each call. ID never writes the
+// cache, so transactions shared between goroutines stay read-only.
+func (tx *Transaction) ID() Hash {
+	if tx.id != (Hash{}) {
+		return tx.id
+	}
+	return sha256.Sum256(tx.SigningBytes())
+}
 
-// Sign fills public_key, from and signature from priv. The caller sets every
-// other field first.
+// CacheID computes the id from the fields as they are now and caches it.
+// The decoders and Sign call it; code that changes a field of a transaction
+// after that (a test forging a variant) calls it again.
+func (tx *Transaction) CacheID() {
+	// A buffer on the stack: a valid transaction's signing bytes fit, so
+	// decoding a block allocates nothing more per transaction for its id.
+	var buf [256]byte
+	tx.id = sha256.Sum256(tx.appendSigningBytes(buf[:0]))
+}
+
+// Sign fills public_key, from and signature from priv, and caches the id.
+// The caller sets every other field first.
 func (tx *Transaction) Sign(priv ed25519.PrivateKey) {
 	pub := priv.Public().(ed25519.PublicKey)
 	tx.PublicKey = hex.EncodeToString(pub)
 	tx.From = AddressOf(pub)
-	tx.Signature = hex.EncodeToString(ed25519.Sign(priv, tx.SigningBytes()))
+	sb := tx.SigningBytes()
+	tx.id = sha256.Sum256(sb)
+	tx.Signature = hex.EncodeToString(ed25519.Sign(priv, sb))
 }
 
 // MarshalJSON writes the transaction with its id, so every JSON view of a
@@ -69,6 +94,19 @@ func (tx Transaction) MarshalJSON() ([]byte, error) {
 		ID Hash `json:"id"`
 		plain
 	}{tx.ID(), plain(tx)})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes and caches the id computed
+// from the fields read (an "id" in the input is ignored, never trusted).
+func (tx *Transaction) UnmarshalJSON(data []byte) error {
+	type plain Transaction
+	var p plain
+	if err := json.Unmarshal(data, &p); err != nil {
+		return err
+	}
+	*tx = Transaction(p)
+	tx.CacheID()
+	return nil
 }
 
 // SigningBytes returns the canonical header encoding without the signature:

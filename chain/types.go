@@ -113,6 +113,13 @@ type Transaction struct {
 	Nonce     uint64  `json:"nonce"`
 	PublicKey string  `json:"public_key"` // hex of the 32-byte Ed25519 key
 	Signature string  `json:"signature"`  // hex of the 64-byte Ed25519 signature
+
+	// id caches ID: set where a transaction comes into being (Sign, the
+	// binary and JSON decoders), zero when unknown. Unexported, so no codec
+	// writes it; a copy carries it, and two copies of one decoded or signed
+	// transaction still compare equal. Whoever changes a signed field of a
+	// transaction it holds calls CacheID again (only tests do).
+	id Hash
 }
 
 // Header is everything in a block but its transactions. The hash of a block is

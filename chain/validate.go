@@ -141,14 +141,14 @@ type TxVerifier func(tx *Transaction) error
 // and forger against the candidates elected on the parent, timestamp window,
 // signature, transaction count and tx root. nowMs is the validator's clock.
 func CheckHeader(g *Genesis, parent *Header, b *Block, candidates []Address, nowMs int64) error {
-	return checkHeader(g, parent, b, candidates, true, nil, nowMs)
+	return checkHeader(g, parent, b, candidates, true, nowMs)
 }
 
 // CheckHeaderUnelected is CheckHeader without the election: every rule but
 // "the forger is the candidate at its rank". Nodes use it on blocks of a
 // side branch, whose parent state they do not hold, before storing them.
 func CheckHeaderUnelected(g *Genesis, parent *Header, b *Block, nowMs int64) error {
-	return checkHeader(g, parent, b, nil, false, nil, nowMs)
+	return checkHeader(g, parent, b, nil, false, nowMs)
 }
 
 // CheckElected checks that h's forger is the candidate at h's rank
@@ -166,9 +166,10 @@ func CheckElected(h *Header, candidates []Address) error {
 }
 
 // checkHeader checks b's header; elected says whether to check the forger
-// against candidates. ids, when not nil, are the transactions' ids (the
-// tx root is computed from them instead of from the transactions).
-func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, elected bool, ids []Hash, nowMs int64) error {
+// against candidates. The tx root is computed from the transactions' own
+// ids (cached when they were decoded or signed, so no transaction is
+// hashed again here).
+func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, elected bool, nowMs int64) error {
 	h := &b.Header
 	if h.Height != parent.Height+1 {
 		return ruleErrorf(ErrBadHeight, "height %d, parent is at %d", h.Height, parent.Height)
@@ -203,11 +204,7 @@ func checkHeader(g *Genesis, parent *Header, b *Block, candidates []Address, ele
 	if len(b.Transactions) > g.MaxBlockTxs {
 		return ruleErrorf(ErrTooManyTxs, "%d transactions, at most %d", len(b.Transactions), g.MaxBlockTxs)
 	}
-	root := MerkleRoot(ids)
-	if ids == nil {
-		root = TxRoot(b.Transactions)
-	}
-	if root != h.TxRoot {
+	if root := TxRoot(b.Transactions); root != h.TxRoot {
 		return ruleErrorf(ErrBadTxRoot, "tx_root %s, transactions hash to %s", h.TxRoot, root)
 	}
 	if err := checkBlockEvidence(g, b); err != nil {
@@ -371,15 +368,11 @@ func ValidateAndApply(g *Genesis, parent *Header, b *Block, candidates []Address
 
 // ValidatePrecheckedAndApply is ValidateAndApply for a block whose
 // transactions the caller has already checked (CheckBlockTxs: stateless
-// rules and signatures, and the votes' signatures), e.g. off the lock that guards state, and whose
-// transaction ids it computed: ids[i] must be b.Transactions[i].ID(). It
-// checks the tx root against ids (hashing no transaction), the rest of the
-// header, and applies the block.
-func ValidatePrecheckedAndApply(g *Genesis, parent *Header, b *Block, ids []Hash, candidates []Address, state *State, nowMs int64) (*Undo, error) {
-	if len(ids) != len(b.Transactions) {
-		return nil, fmt.Errorf("chain: %d ids for %d transactions", len(ids), len(b.Transactions))
-	}
-	if err := checkHeader(g, parent, b, candidates, true, ids, nowMs); err != nil {
+// rules and signatures, and the votes' signatures), e.g. off the lock that
+// guards state. It checks the header, the tx root included (from the
+// transactions' cached ids), and applies the block.
+func ValidatePrecheckedAndApply(g *Genesis, parent *Header, b *Block, candidates []Address, state *State, nowMs int64) (*Undo, error) {
+	if err := checkHeader(g, parent, b, candidates, true, nowMs); err != nil {
 		return nil, err
 	}
 	return state.Apply(b, g)
@@ -388,24 +381,13 @@ func ValidatePrecheckedAndApply(g *Genesis, parent *Header, b *Block, ids []Hash
 // NewBlock assembles an unsigned block on parent under genesis g; sign it
 // with Header.Sign, which also proves its seed (seed_proof and seed).
 func NewBlock(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []Transaction) *Block {
-	return NewBlockIDs(g, parent, rank, timestampMs, txs, nil)
-}
-
-// NewBlockIDs is NewBlock for a caller that knows the transaction ids
-// (ids[i] = txs[i].ID(), e.g. a pool that computed them at admission):
-// ids of the right length are trusted, others (nil) are computed.
-func NewBlockIDs(g *Genesis, parent *Header, rank uint32, timestampMs int64, txs []Transaction, ids []Hash) *Block {
-	root := MerkleRoot(ids)
-	if len(ids) != len(txs) {
-		root = TxRoot(txs)
-	}
 	return &Block{
 		Header: Header{
 			Height:    parent.Height + 1,
 			PrevHash:  parent.Hash(),
 			Timestamp: timestampMs,
 			Rank:      rank,
-			TxRoot:    root,
+			TxRoot:    TxRoot(txs),
 			vrf:       &vrfInput{chainID: g.ChainID, parentSeed: parent.Seed},
 		},
 		Transactions: txs,

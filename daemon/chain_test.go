@@ -28,14 +28,14 @@ type diskFull struct {
 
 func (d *diskFull) set(on bool) { d.mu.Lock(); d.on = on; d.mu.Unlock() }
 
-func (d *diskFull) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
+func (d *diskFull) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
 	d.mu.Lock()
 	on := d.on
 	d.mu.Unlock()
 	if on {
 		return errors.New("write chain.db: no space left on device")
 	}
-	return d.Store.Switch(revert, blocks, ids, undos, st)
+	return d.Store.Switch(revert, blocks, undos, st)
 }
 
 // TestDiskFailureDoesNotPenaliseTheSender: a block that fails to commit
@@ -322,13 +322,13 @@ type stuckDisk struct {
 	release chan struct{}
 }
 
-func (d *stuckDisk) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
+func (d *stuckDisk) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
 	select {
 	case d.entered <- struct{}{}:
 	default:
 	}
 	<-d.release
-	return d.Store.Switch(revert, blocks, ids, undos, st)
+	return d.Store.Switch(revert, blocks, undos, st)
 }
 
 // TestShutdownWithinFiveSeconds: Close returns within its bound while an

@@ -162,7 +162,7 @@ func TestGossipedStakeOverTheLimitIsNotForwarded(t *testing.T) {
 		t.Fatal("a STAKE over max_lots was pooled")
 	}
 	// The gossip handler says why, as the API does.
-	relay, errs, err := n.p2pHandler().handleTxs([]chain.Transaction{over}, nil)
+	relay, errs, err := n.p2pHandler().handleTxs([]chain.Transaction{over})
 	if err != nil || len(relay) != 0 || !errors.Is(errs[0], chain.ErrStakeLimit) {
 		t.Fatalf("gossiped STAKE over max_lots: relay %d, errs %v, err %v; want none relayed and %s", len(relay), errs, err, chain.ErrStakeLimit.Code)
 	}

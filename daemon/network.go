@@ -142,7 +142,7 @@ type p2pHandler struct {
 	sigs    mempool.SigVerifier // the pool's: checks what HandleTxsGaps trusts (txfill.go)
 	// admit is the node's one door for transactions (txadmit), the API's too.
 	admit interface {
-		Admit(txs []chain.Transaction, ids []chain.Hash) ([]error, []chain.Transaction)
+		Admit(txs []chain.Transaction) ([]error, []chain.Transaction)
 	}
 	// evidence takes equivocation evidence from peers (lab.go).
 	evidence interface {
@@ -173,13 +173,13 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 // head, a full pool) is only dropped: not relayed, nobody penalised.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	ready, _, err := h.handleTxs(txs, nil)
+	ready, _, err := h.handleTxs(txs)
 	return ready, err
 }
 
 // handleTxs is HandleTxs that also returns the errors per transaction.
-func (h p2pHandler) handleTxs(txs []chain.Transaction, ids []chain.Hash) ([]chain.Transaction, []error, error) {
-	errs, ready := h.admit.Admit(txs, ids) // as the API admits; never waits for an import
+func (h p2pHandler) handleTxs(txs []chain.Transaction) ([]chain.Transaction, []error, error) {
+	errs, ready := h.admit.Admit(txs) // as the API admits; never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {

@@ -296,7 +296,7 @@ func TestDevnetSharesVerifiedSignatures(t *testing.T) {
 		tx := chain.Transaction{Type: chain.TxExchange, ChainID: d.Nodes[0].g.ChainID, To: k.Address(), Amount: 1, Nonce: 1}
 		k.SignTx(&tx)
 		errs := make([]error, 1)
-		d.Nodes[0].chain.Verifier().VerifyTxs([]chain.Transaction{tx}, []chain.Hash{tx.ID()}, errs)
+		d.Nodes[0].chain.Verifier().VerifyTxs([]chain.Transaction{tx}, errs)
 		if errs[0] != nil {
 			t.Fatal(errs[0])
 		}

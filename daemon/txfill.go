@@ -23,8 +23,7 @@ var _ p2p.TxFiller = p2pHandler{}
 // otherwise send this node asking for nothing. One such transaction per
 // sender is verified here; a bad signature rejects the message.
 func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []p2p.TxGap, error) {
-	ids := make([]chain.Hash, len(txs)) // the pool fills them in
-	ready, errs, err := h.handleTxs(txs, ids)
+	ready, errs, err := h.handleTxs(txs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -58,7 +57,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 			}
 		}
 	}
-	if err := h.verifyGapped(txs, ids, unverified, gapped); err != nil {
+	if err := h.verifyGapped(txs, unverified, gapped); err != nil {
 		return nil, nil, err
 	}
 	if len(gapped) == 0 {
@@ -74,23 +73,20 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 	return ready, gaps, nil
 }
 
-// verifyGapped checks the signatures of txs[idx...] (ids[i] is
-// txs[i].ID()) for the senders gapped does not yet trust, and marks those
+// verifyGapped checks the signatures of txs[idx...] for the senders gapped does not yet trust, and marks those
 // that verify. A bad one is the message's fault: rejected.
-func (h p2pHandler) verifyGapped(txs []chain.Transaction, ids []chain.Hash, idx []int, gapped map[chain.Address]bool) error {
+func (h p2pHandler) verifyGapped(txs []chain.Transaction, idx []int, gapped map[chain.Address]bool) error {
 	var sub []chain.Transaction
-	var subIDs []chain.Hash
 	for _, i := range idx {
 		if !gapped[txs[i].From] {
 			sub = append(sub, txs[i])
-			subIDs = append(subIDs, ids[i])
 		}
 	}
 	if len(sub) == 0 {
 		return nil
 	}
 	errs := make([]error, len(sub))
-	h.sigs.VerifyTxs(sub, subIDs, errs)
+	h.sigs.VerifyTxs(sub, errs)
 	for i, err := range errs {
 		if err != nil {
 			return p2p.Reject(err)

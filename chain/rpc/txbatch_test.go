@@ -17,7 +17,9 @@ func sampleTxs() []chain.Transaction {
 		tx.Sign(priv)
 		txs = append(txs, tx)
 	}
-	return append(txs, chain.Transaction{}) // empty fields travel as they are
+	var empty chain.Transaction // empty fields travel as they are
+	empty.CacheID()             // and decode with their id cached, as signed ones
+	return append(txs, empty)
 }
 
 func TestTxBatchRoundTrip(t *testing.T) {

@@ -60,6 +60,7 @@ func TestTxSend(t *testing.T) {
 			want := tc.want
 			want.ChainID = testChainID
 			want.PublicKey, want.Signature = got.PublicKey, got.Signature
+			want.CacheID() // the decoded transaction carries its id
 			if got != want {
 				t.Errorf("sent %+v\nwant %+v", got, want)
 			}

@@ -393,6 +393,7 @@ func TestRoutes(t *testing.T) {
 	newTx2 := testkit.Transfer(testkit.Bob, alice, 1, 0, 1)
 	badSig := newTx2
 	badSig.Amount = 99 // signature no longer verifies
+	badSig.CacheID()   // its id follows the edit, as the server computes it
 	wrongChain := newTx
 	wrongChain.ChainID = "other"
 	wrongChain = testkit.Resign(testkit.Alice, wrongChain)

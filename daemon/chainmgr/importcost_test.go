@@ -28,11 +28,7 @@ func TestImportCostPerTx(t *testing.T) {
 		t.Fatalf("a block of %d transactions was measured: %v", minCostSample-1, c)
 	}
 	own := tc.block(tc.forger, small, 1000, txs(minCostSample)...)
-	ids := make([]chain.Hash, len(own.Transactions))
-	for i := range ids {
-		ids[i] = own.Transactions[i].ID()
-	}
-	if err := tc.m.ProcessBlockIDs(own, ids); err != nil {
+	if err := tc.m.ProcessOwnBlock(own); err != nil {
 		t.Fatal(err)
 	}
 	if c := tc.m.ImportCostPerTx(); c != 0 {

@@ -54,7 +54,7 @@ const maxInvalid = 10000
 type Store interface {
 	Head() (*chain.Block, error)
 	LoadState() (*chain.State, error)
-	Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error
+	Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error
 	PutBlock(b *chain.Block) error
 	HasBlock(h chain.Hash) (bool, error)
 	BlockByHash(h chain.Hash) (*chain.Block, error)
@@ -230,7 +230,7 @@ func New(cfg Config) (*Manager, error) {
 	go snap.warm()
 	m.future.slotMs, m.future.now, m.future.log = m.g.SlotMs, m.now, m.log
 	m.future.closed = m.closed.Load
-	m.future.process = func(b *chain.Block) error { return m.processBlock(b, nil) }
+	m.future.process = func(b *chain.Block) error { return m.processBlock(b, true) }
 	go m.future.loop()
 	return m, nil
 }

@@ -287,11 +287,11 @@ type failingStore struct {
 
 var errDisk = errors.New("no space left on device")
 
-func (f *failingStore) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
+func (f *failingStore) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
 	if f.fail {
 		return errDisk
 	}
-	return f.Store.Switch(revert, blocks, ids, undos, st)
+	return f.Store.Switch(revert, blocks, undos, st)
 }
 
 // TestDiskFailureIsOurs: a commit that fails is a local error (never the

@@ -32,9 +32,9 @@ type timedStore struct {
 	met *metrics.Chain
 }
 
-func (s timedStore) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
+func (s timedStore) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
 	start := time.Now()
-	err := s.Store.Switch(revert, blocks, ids, undos, st)
+	err := s.Store.Switch(revert, blocks, undos, st)
 	s.met.ObserveCommit(time.Since(start))
 	return err
 }

@@ -19,41 +19,31 @@ import (
 //
 // Consensus hook: header checks that need no parent state (VRF proof
 // verification of v2) belong here.
-func (m *Manager) precheck(b *chain.Block, ids []chain.Hash) (*prechecked, error) {
+func (m *Manager) precheck(b *chain.Block, peer bool) (*prechecked, error) {
 	start := time.Now()
-	peer := ids == nil // the forger passes the ids its pool computed
 	if err := b.Header.VerifySignature(); err != nil {
 		return nil, err
 	}
 	if len(b.Transactions) > m.g.MaxBlockTxs {
 		return nil, &chain.RuleError{Code: chain.ErrTooManyTxs.Code, Message: fmt.Sprintf("%d transactions, at most %d", len(b.Transactions), m.g.MaxBlockTxs)}
 	}
-	// The ids are computed once, for the root, the signature cache and
-	// the store's index.
-	if len(ids) != len(b.Transactions) {
-		ids = make([]chain.Hash, len(b.Transactions))
-		for i := range b.Transactions {
-			ids[i] = b.Transactions[i].ID()
-		}
-	}
-	if root := chain.MerkleRoot(ids); root != b.TxRoot {
+	// The ids were computed once, when the transactions were decoded or
+	// signed; the root, the signature cache and the store's index read them.
+	if root := chain.TxRoot(b.Transactions); root != b.TxRoot {
 		return nil, &chain.RuleError{Code: chain.ErrBadTxRoot.Code, Message: fmt.Sprintf("tx_root %s, transactions hash to %s", b.TxRoot, root)}
 	}
-	if err := m.verify.checkBlockTxs(m.g, b, ids); err != nil {
+	if err := m.verify.CheckBlockTxs(m.g, b); err != nil {
 		return nil, err
 	}
-	return &prechecked{ids: ids, peer: peer, took: time.Since(start)}, nil
+	return &prechecked{peer: peer, took: time.Since(start)}, nil
 }
 
 // prechecked is what precheck learnt of a block in this call: its tx root
-// matches, every transaction passed its stateless rules and signature,
-// and ids are the transaction ids. Validating the block on the head under
-// the lock need not look at its transactions again, nor the store hash
-// them again.
+// matches and every transaction passed its stateless rules and signature.
+// Validating the block on the head under the lock need not look at its
+// transactions again.
 type prechecked struct {
-	ids []chain.Hash
-	// peer: the ids were computed here (a block from a peer, not this
-	// forger's); took: how long precheck took. Extending the head with a
+	// peer: a block from a peer, not this forger's; took: how long precheck took. Extending the head with a
 	// peer's block measures ImportCostPerTx from them.
 	peer bool
 	took time.Duration
@@ -69,7 +59,7 @@ type prechecked struct {
 // A block refused only for a timestamp a little ahead of our clock is kept
 // and offered again when due (future.go).
 func (m *Manager) ProcessBlock(b *chain.Block) error {
-	return m.ProcessBlockIDs(b, nil)
+	return m.processTimed(b, true)
 }
 
 // HasBlock reports whether a block with hash h is stored (main chain or
@@ -83,20 +73,22 @@ func (m *Manager) HasBlock(h chain.Hash) bool {
 	return ok || err != nil
 }
 
-// ProcessBlockIDs is ProcessBlock for a caller that computed the
-// transaction ids itself (ids[i] = b.Transactions[i].ID()): the forger,
-// whose pool computed them at admission. They are trusted as given (only
-// the tx root is checked against them), so only code that computed them
-// from these very transactions may pass them; nil ids are computed.
-func (m *Manager) ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error {
+// ProcessOwnBlock is ProcessBlock for the forger's own block: validated
+// the same way, but its cost is not taken as what a peer's block costs to
+// import (ImportCostPerTx), since its signatures were cached at admission.
+func (m *Manager) ProcessOwnBlock(b *chain.Block) error {
+	return m.processTimed(b, false)
+}
+
+func (m *Manager) processTimed(b *chain.Block, peer bool) error {
 	start := time.Now()
-	err := m.processBlock(b, ids)
+	err := m.processBlock(b, peer)
 	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
 	m.future.holdIfEarly(b, err)
 	return err
 }
 
-func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
+func (m *Manager) processBlock(b *chain.Block, peer bool) error {
 	if err := m.usable(); err != nil {
 		return err
 	}
@@ -127,7 +119,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 				m.ix.judge(b, hash, err)
 				return err
 			}
-			if pre, err = m.precheck(b, ids); err != nil {
+			if pre, err = m.precheck(b, peer); err != nil {
 				m.ix.judge(b, hash, err)
 				return err
 			}
@@ -148,7 +140,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		cands = snap.Candidates()
 		if !known && pre == nil {
 			// The head moved onto b's parent since the checks above.
-			if pre, err = m.precheck(b, ids); err != nil {
+			if pre, err = m.precheck(b, peer); err != nil {
 				m.ix.judge(b, hash, err)
 				return err
 			}
@@ -162,7 +154,7 @@ func (m *Manager) processBlock(b *chain.Block, ids []chain.Hash) error {
 		work, err = m.validateSide(b, snap.head, snap.state, pre)
 		if work != nil && pre == nil {
 			// Precheck's findings depend on b alone: kept even if the
-			// work is not, so ids are not hashed again under the lock.
+			// work is not, so signatures are not checked again under the lock.
 			pre = work.pre
 		}
 		// The store was read piece by piece: trust the verdict only if no
@@ -258,8 +250,7 @@ func (m *Manager) processLocked(b *chain.Block, hash chain.Hash, cands []chain.A
 // extendLocked validates b on the head, applies and commits it. When
 // prechecked (in this call) the per-tx stateless and signature checks are
 // not run again under the lock (they depend on the block alone, not on the
-// head), the tx root is checked against precheck's ids without hashing a
-// transaction, and the store gets the ids.
+// head); the tx root and the store's index read the cached ids.
 //
 // Consensus hook: chain.ValidateAndApply is where header rules that need
 // the parent (and its seed) run.
@@ -271,7 +262,7 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 	}
 	m.seq.Add(1)
 	defer m.seq.Add(1)
-	if err := m.st.Switch(0, []*chain.Block{b}, idsOf([]*prechecked{pre}), []*chain.Undo{undo}, m.state); err != nil {
+	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
 		m.state.Revert(undo)
 		return local(fmt.Sprintf("commit block %d", b.Height), err)
 	}
@@ -289,21 +280,9 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 // nil).
 func validateApply(g *chain.Genesis, txv chain.TxVerifier, parent, b *chain.Block, pre *prechecked, cands []chain.Address, st *chain.State, nowMs int64) (*chain.Undo, error) {
 	if pre != nil {
-		return chain.ValidatePrecheckedAndApply(g, &parent.Header, b, pre.ids, cands, st, nowMs)
+		return chain.ValidatePrecheckedAndApply(g, &parent.Header, b, cands, st, nowMs)
 	}
 	return chain.ValidateAndApply(g, &parent.Header, b, cands, st, nowMs, txv)
-}
-
-// idsOf is the store's ids argument for blocks prechecked as pres (a nil
-// entry: computed by the store).
-func idsOf(pres []*prechecked) [][]chain.Hash {
-	ids := make([][]chain.Hash, len(pres))
-	for i, pre := range pres {
-		if pre != nil {
-			ids[i] = pre.ids
-		}
-	}
-	return ids
 }
 
 // publishLocked swaps in the snapshot of the new head, tells subscribers,
@@ -410,11 +389,11 @@ func (m *Manager) validateSide(b *chain.Block, head *chain.Block, base *chain.St
 		return nil, err
 	}
 	if pre == nil {
-		if pre, err = m.precheck(b, nil); err != nil {
+		if pre, err = m.precheck(b, true); err != nil {
 			return nil, err
 		}
 	}
-	undo, err := chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, pre.ids, cands, st, m.now().UnixMilli())
+	undo, err := chain.ValidatePrecheckedAndApply(m.g, &parent.Header, b, cands, st, m.now().UnixMilli())
 	if err != nil {
 		return nil, err
 	}
@@ -522,7 +501,7 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *Node) error {
 	m.seq.Add(1)
 	defer m.seq.Add(1)
-	if err := m.st.Switch(len(reverted), branch, nil, undos, st); err != nil {
+	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
 		return local("switch to branch", err)
 	}
 	old := m.head
@@ -620,7 +599,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 					}
 				}
 				if err == nil {
-					pres[i], err = m.precheck(b, nil)
+					pres[i], err = m.precheck(b, true)
 				}
 			}
 		}
@@ -663,7 +642,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		}
 		m.seq.Add(1)
 		defer m.seq.Add(1)
-		if err := m.st.Switch(0, batch, idsOf(batchPres), undos, m.state); err != nil {
+		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
 			for i := len(undos) - 1; i >= 0; i-- {
 				m.state.Revert(undos[i])
 			}
@@ -766,7 +745,7 @@ func (m *Manager) validateRun(blocks []*chain.Block, pres []*prechecked, snap *S
 func (m *Manager) commitRun(blocks []*chain.Block, pres []*prechecked, w runWork) error {
 	m.seq.Add(1)
 	defer m.seq.Add(1)
-	if err := m.st.Switch(0, blocks, idsOf(pres), w.undos, w.st); err != nil {
+	if err := m.st.Switch(0, blocks, w.undos, w.st); err != nil {
 		return local(fmt.Sprintf("commit %d blocks", len(blocks)), err)
 	}
 	m.state, m.head = w.st, blocks[len(blocks)-1]

@@ -107,19 +107,14 @@ func (c *scaleChain) close() {
 }
 
 // next is the forger's next block on the head with txs, whose signatures
-// the verifier has checked already (as the pool does at admission), and
-// their ids.
-func (c *scaleChain) next(txs []chain.Transaction) (*chain.Block, []chain.Hash) {
-	ids := make([]chain.Hash, len(txs))
-	for i := range txs {
-		ids[i] = txs[i].ID()
-	}
+// the verifier has checked already (as the pool does at admission).
+func (c *scaleChain) next(txs []chain.Transaction) *chain.Block {
 	errs := make([]error, len(txs))
-	c.m.Verifier().VerifyTxs(txs, ids, errs)
+	c.m.Verifier().VerifyTxs(txs, errs)
 	head := c.m.Head()
-	b := chain.NewBlockIDs(c.g, &head.Header, 0, head.Timestamp+1, txs, ids)
+	b := chain.NewBlock(c.g, &head.Header, 0, head.Timestamp+1, txs)
 	c.forger.SignHeader(&b.Header)
-	return b, ids
+	return b
 }
 
 // transfers is two transfers from each sender to filler accounts spread
@@ -143,8 +138,8 @@ func (c *scaleChain) transfers() []chain.Transaction {
 
 // commit imports b and waits for the election on it, as a node does
 // before it can take the next block: one block's whole cost.
-func (c *scaleChain) commit(b *testing.B, blk *chain.Block, ids []chain.Hash) {
-	if err := c.m.ProcessBlockIDs(blk, ids); err != nil {
+func (c *scaleChain) commit(b *testing.B, blk *chain.Block) {
+	if err := c.m.ProcessOwnBlock(blk); err != nil {
 		b.Fatal(err)
 	}
 	if len(c.m.Snapshot().Candidates()) == 0 {
@@ -176,9 +171,9 @@ func BenchmarkStateSize(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				b.StopTimer()
-				blk, ids := c.next(nil)
+				blk := c.next(nil)
 				b.StartTimer()
-				c.commit(b, blk, ids)
+				c.commit(b, blk)
 			}
 		})
 		b.Run(fmt.Sprintf("accounts=%d/commit=1000tx", n), func(b *testing.B) {
@@ -192,10 +187,10 @@ func BenchmarkStateSize(b *testing.B) {
 			b.ResetTimer()
 			for i := range b.N {
 				b.StopTimer()
-				blk, ids := c.next(rounds[i])
+				blk := c.next(rounds[i])
 				rounds[i] = nil
 				b.StartTimer()
-				c.commit(b, blk, ids)
+				c.commit(b, blk)
 			}
 		})
 		b.Run(fmt.Sprintf("accounts=%d/election", n), func(b *testing.B) {

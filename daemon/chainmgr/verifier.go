@@ -65,18 +65,18 @@ func NewSigCache(size int) *SigCache {
 	return &SigCache{seen: newSigCache(size), batch: chain.NewSigVerifier(0)}
 }
 
-// VerifyTxs checks the signatures of txs (ids[i] is txs[i].ID()) in
-// batches, skipping those cached and those whose errs[i] is already set,
-// and sets errs[i] for each bad one. Good signatures are cached. It does
-// not run the stateless rules. errs, ids and txs have the same length.
-func (v *Verifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []error) {
+// VerifyTxs checks the signatures of txs in batches, skipping those cached
+// and those whose errs[i] is already set, and sets errs[i] for each bad
+// one. Good signatures are cached. It does not run the stateless rules.
+// errs and txs have the same length.
+func (v *Verifier) VerifyTxs(txs []chain.Transaction, errs []error) {
 	var todo []int
 	keys := make([]sigKey, len(txs))
 	for i := range txs {
 		if errs[i] != nil {
 			continue
 		}
-		k, ok := keyOf(ids[i], txs[i].Signature)
+		k, ok := keyOf(txs[i].ID(), txs[i].Signature)
 		if ok && v.cache.has(k) {
 			continue
 		}
@@ -108,23 +108,9 @@ func (v *Verifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []e
 // sequential check would. On success the block's signatures are cached,
 // so validating it on its parent's state (TxVerifier) checks none again.
 func (v *Verifier) CheckBlockTxs(g *chain.Genesis, b *chain.Block) error {
-	return v.checkBlockTxs(g, b, nil)
-}
-
-// checkBlockTxs is CheckBlockTxs with ids[i] = b.Transactions[i].ID()
-// already computed (or ids nil).
-func (v *Verifier) checkBlockTxs(g *chain.Genesis, b *chain.Block, ids []chain.Hash) error {
 	var fresh []sigKey // called in order, on this goroutine
-	next := 0          // the index the next call should be about
 	err := chain.CheckBlockTxsBatch(g, b, v.batch, func(tx *chain.Transaction) bool {
-		var id chain.Hash
-		if i := next; i < len(ids) && tx == &b.Transactions[i] {
-			id = ids[i]
-		} else {
-			id = tx.ID() // not the transaction expected: never trust ids
-		}
-		next++
-		k, ok := keyOf(id, tx.Signature)
+		k, ok := keyOf(tx.ID(), tx.Signature)
 		if ok && v.cache.has(k) {
 			return true
 		}

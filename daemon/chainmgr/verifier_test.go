@@ -121,14 +121,10 @@ func TestVerifierBatch(t *testing.T) {
 	txs := batchTxs(t, 200)
 	breakSig(&txs[3])
 	breakSig(&txs[150])
-	ids := make([]chain.Hash, len(txs))
-	for i := range txs {
-		ids[i] = txs[i].ID()
-	}
 	errs := make([]error, len(txs))
 	skipped := &chain.RuleError{Code: "skip"}
 	errs[10] = skipped
-	v.VerifyTxs(txs, ids, errs)
+	v.VerifyTxs(txs, errs)
 	for i, err := range errs {
 		switch i {
 		case 3, 150:
@@ -183,10 +179,11 @@ func TestVerifierCheckBlockTxs(t *testing.T) {
 	}
 }
 
-// TestCheckBlockTxsWithIDs: precomputed ids give the same verdicts and
-// cache the same keys as computing them, and a bad signature is still
-// found and named by its index.
-func TestCheckBlockTxsWithIDs(t *testing.T) {
+// TestCheckBlockTxsCachedIDs: the signature cache is keyed by each
+// transaction's cached id, and a block that comes off the wire hashes its
+// transactions afresh: a transaction changed after signing is found and
+// named by its index even by a verifier that cached the original.
+func TestCheckBlockTxsCachedIDs(t *testing.T) {
 	k, _ := keystore.Generate()
 	g := &chain.Genesis{ChainID: "c"}
 	txs := make([]chain.Transaction, 5)
@@ -194,16 +191,9 @@ func TestCheckBlockTxsWithIDs(t *testing.T) {
 		txs[i] = chain.Transaction{Type: chain.TxExchange, ChainID: "c", To: k.Address(), Amount: 1, Nonce: uint64(i + 1)}
 		k.SignTx(&txs[i])
 	}
-	idsOf := func(b *chain.Block) []chain.Hash {
-		ids := make([]chain.Hash, len(b.Transactions))
-		for i := range b.Transactions {
-			ids[i] = b.Transactions[i].ID()
-		}
-		return ids
-	}
 	v := NewVerifier("c", 0)
 	good := &chain.Block{Transactions: txs}
-	if err := v.checkBlockTxs(g, good, idsOf(good)); err != nil {
+	if err := v.CheckBlockTxs(g, good); err != nil {
 		t.Fatal(err)
 	}
 	for i := range txs {
@@ -212,12 +202,17 @@ func TestCheckBlockTxsWithIDs(t *testing.T) {
 		}
 	}
 	bad := &chain.Block{Transactions: append([]chain.Transaction(nil), txs...)}
-	bad.Transactions[3].Amount = 7 // signature no longer matches
-	v2 := NewVerifier("c", 0)
-	err := v2.checkBlockTxs(g, bad, idsOf(bad))
-	var te *chain.BlockTxError
-	if !errors.As(err, &te) || te.Index != 3 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
-		t.Fatalf("bad signature at 3: %v", err)
+	bad.Transactions[3].Amount = 7 // signature no longer matches; cache left stale
+	wire, err := chain.DecodeBlock(chain.EncodeBlock(bad))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, ver := range map[string]*Verifier{"fresh verifier": NewVerifier("c", 0), "verifier that cached the original": v} {
+		err := ver.CheckBlockTxs(g, wire)
+		var te *chain.BlockTxError
+		if !errors.As(err, &te) || te.Index != 3 || chain.CodeOf(err) != chain.ErrBadSignature.Code {
+			t.Fatalf("%s: bad signature at 3: %v", name, err)
+		}
 	}
 }
 
@@ -233,10 +228,10 @@ func TestSharedSigCache(t *testing.T) {
 	k.SignTx(&tx)
 	bad := tx
 	bad.Amount = 2 // the signature no longer matches
+	bad.CacheID()
 	txs := []chain.Transaction{tx, bad}
-	ids := []chain.Hash{tx.ID(), bad.ID()}
 	errs := make([]error, 2)
-	a.VerifyTxs(txs, ids, errs)
+	a.VerifyTxs(txs, errs)
 	if errs[0] != nil || chain.CodeOf(errs[1]) != chain.ErrBadSignature.Code {
 		t.Fatalf("verify: %v", errs)
 	}

@@ -11,14 +11,18 @@ import (
 	"github.com/poslab/posd/keystore"
 )
 
-// onePool is a Pool holding one transaction until it is taken.
+// onePool is a Pool holding transactions until the chain commits them: as
+// a real pool, it offers only those whose nonce the state has not reached.
 type onePool struct{ txs []chain.Transaction }
 
-func (p *onePool) Pending(int, mempool.StateView) []chain.Transaction { return p.txs }
-func (p *onePool) PendingIDs(int, mempool.StateView) ([]chain.Transaction, []chain.Hash) {
-	txs := p.txs
-	p.txs = nil
-	return txs, nil
+func (p *onePool) Pending(_ int, st mempool.StateView) []chain.Transaction {
+	var out []chain.Transaction
+	for _, tx := range p.txs {
+		if tx.Nonce > st.Account(tx.From).Nonce {
+			out = append(out, tx)
+		}
+	}
+	return out
 }
 func (p *onePool) Oldest() (time.Time, bool) { return time.Time{}, len(p.txs) > 0 }
 func (p *onePool) Remove(...chain.Hash)      {}

@@ -60,7 +60,7 @@ type refusingChain struct {
 	err error
 }
 
-func (c refusingChain) ProcessBlockIDs(*chain.Block, []chain.Hash) error { return c.err }
+func (c refusingChain) ProcessOwnBlock(*chain.Block) error { return c.err }
 
 // TestForgeRefusalLogLevels: a forged block that loses the fork choice (a
 // better block arrived meanwhile, as while a restarted node catches up) is
@@ -123,11 +123,8 @@ func newTestChain(t *testing.T, g *chain.Genesis) *chainmgr.Manager {
 type emptyPool struct{}
 
 func (emptyPool) Pending(int, mempool.StateView) []chain.Transaction { return nil }
-func (emptyPool) PendingIDs(int, mempool.StateView) ([]chain.Transaction, []chain.Hash) {
-	return nil, nil
-}
-func (emptyPool) Oldest() (time.Time, bool) { return time.Time{}, false }
-func (emptyPool) Remove(...chain.Hash)      {}
+func (emptyPool) Oldest() (time.Time, bool)                          { return time.Time{}, false }
+func (emptyPool) Remove(...chain.Hash)                               {}
 
 func dropTime(a slog.Attr) slog.Attr {
 	if a.Key == slog.TimeKey {

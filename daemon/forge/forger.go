@@ -24,7 +24,7 @@ import (
 // through Votes.
 type Chain interface {
 	Snapshot() *chainmgr.Snapshot
-	ProcessBlockIDs(b *chain.Block, ids []chain.Hash) error
+	ProcessOwnBlock(b *chain.Block) error
 	BlockByHeight(h uint64) (*chain.Block, error)
 	ImportCostPerTx() time.Duration
 }
@@ -32,7 +32,6 @@ type Chain interface {
 // Pool is what the forger needs of the mempool.
 type Pool interface {
 	Pending(max int, st mempool.StateView) []chain.Transaction
-	PendingIDs(max int, st mempool.StateView) ([]chain.Transaction, []chain.Hash)
 	Oldest() (time.Time, bool)
 	Remove(ids ...chain.Hash)
 }
@@ -246,9 +245,10 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 		return // the head moved: look again
 	}
 	head := snap.Head()
-	// The pool computed the ids at admission: the block's tx root, its
-	// import and the store's index use them, hashing no transaction again.
-	txs, ids := f.pool.PendingIDs(f.forgeLimit(), snap)
+	// Each transaction carries the id cached when it was decoded: the
+	// block's tx root, its import and the store's index read it, hashing
+	// no transaction again.
+	txs := f.pool.Pending(f.forgeLimit(), snap)
 	var votes []chain.Vote
 	if f.votes != nil {
 		votes = f.votes.Select(snap, f.g.MaxBlockVotes)
@@ -256,15 +256,12 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 
 	ts := max(f.now().UnixMilli(), head.Timestamp+int64(rank)*f.g.SlotMs)
 	for attempt := 0; attempt < 3; attempt++ {
-		nb := chain.NewBlockIDs(f.g, &head.Header, rank, ts, txs, ids)
+		nb := chain.NewBlock(f.g, &head.Header, rank, ts, txs)
 		if len(votes) > 0 {
 			nb.SetVotes(votes) // before signing: the header commits to them
 		}
 		b := f.lab.prepare(nb, head, snap, f.key.SignHeader)
-		if f.lab.Behaviour != nil || !sameBacking(b.Transactions, txs) {
-			ids = nil // a lab behaviour may rebuild or edit the transactions
-		}
-		err := f.chain.ProcessBlockIDs(b, ids)
+		err := f.chain.ProcessOwnBlock(b)
 		if err == nil {
 			f.forged.Add(1)
 			level := slog.LevelInfo
@@ -294,7 +291,7 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 		f.log.Warn("evicting a transaction that no longer applies", "tx", txs[bad].ID().String(), "reason", err.Error())
 		f.pool.Remove(txs[bad].ID())
 		f.evicted.Add(1)
-		txs, ids = txs[:bad], ids[:min(bad, len(ids))]
+		txs = txs[:bad]
 		if len(txs) == 0 {
 			return // nothing left worth a block; the next round looks again
 		}
@@ -346,12 +343,6 @@ func (f *Forger) forgeLimit() int {
 		return f.g.MaxBlockTxs
 	}
 	return max(min(int(f.forgeBudget()/per), f.g.MaxBlockTxs), min(minForgeTxs, f.g.MaxBlockTxs))
-}
-
-// sameBacking reports whether a and b are the same transactions in the
-// same memory (so ids computed for b hold for a).
-func sameBacking(a, b []chain.Transaction) bool {
-	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // badTxIndex finds which transaction a block error names.

@@ -29,14 +29,14 @@ type countingVerifier struct {
 	calls, asked int
 }
 
-func (v *countingVerifier) VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []error) {
+func (v *countingVerifier) VerifyTxs(txs []chain.Transaction, errs []error) {
 	v.calls++
 	for i := range errs {
 		if errs[i] == nil {
 			v.asked++
 		}
 	}
-	v.batchVerifier.VerifyTxs(txs, ids, errs)
+	v.batchVerifier.VerifyTxs(txs, errs)
 }
 
 // TestAdmitBatchBadSignatures: a batch is verified in one call; only the
@@ -242,7 +242,7 @@ func TestAdmitNewestLooksUnderTheLock(t *testing.T) {
 		}
 		return version{st, uint64(looks)}
 	}
-	errs, ready := p.AdmitNewest(txs, nil, newest)
+	errs, ready := p.AdmitNewest(txs, newest)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("tx %d: %v", i, err)

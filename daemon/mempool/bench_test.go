@@ -108,7 +108,7 @@ func BenchmarkAddGappedFullQueue(b *testing.B) {
 // the pool's own bookkeeping.
 type trustAll struct{}
 
-func (trustAll) VerifyTxs([]chain.Transaction, []chain.Hash, []error) {}
+func (trustAll) VerifyTxs([]chain.Transaction, []error) {}
 
 // BenchmarkAddBatchDeepSenders admits a batch of 500 (25 senders × 20
 // nonces) into a pool already holding each sender's 1,000 earlier nonces,

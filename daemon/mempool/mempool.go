@@ -119,20 +119,19 @@ func (s *sender) older(st StateView) bool {
 	return ok && v.Version() < s.ver
 }
 
-// SigVerifier checks the signatures of a batch of transactions (ids[i] is
-// txs[i].ID()): it skips every i whose errs[i] is already set and sets
+// SigVerifier checks the signatures of a batch of transactions: it skips every i whose errs[i] is already set and sets
 // errs[i] for each bad signature. The node passes its chain manager's
 // verifier, which batch-verifies by the ZIP-215 rule and caches what it
 // verified.
 type SigVerifier interface {
-	VerifyTxs(txs []chain.Transaction, ids []chain.Hash, errs []error)
+	VerifyTxs(txs []chain.Transaction, errs []error)
 }
 
 // batchVerifier batch-verifies every signature, caching nothing but
 // expanded public keys.
 type batchVerifier struct{ sv *chain.SigVerifier }
 
-func (v batchVerifier) VerifyTxs(txs []chain.Transaction, _ []chain.Hash, errs []error) {
+func (v batchVerifier) VerifyTxs(txs []chain.Transaction, errs []error) {
 	var todo []int
 	for i := range txs {
 		if errs[i] == nil {
@@ -386,11 +385,8 @@ type checked struct {
 // precheck runs every rule that needs no account (chain.Genesis.CheckTx:
 // the stateless rules, the fee floor, the exchange policy), and sizes tx.
 // id is tx.ID() when the caller knows it, else zero.
-func (p *Pool) precheck(tx *chain.Transaction, id chain.Hash) (checked, error) {
-	if id == (chain.Hash{}) {
-		id = tx.ID()
-	}
-	c := checked{id: id}
+func (p *Pool) precheck(tx *chain.Transaction) (checked, error) {
+	c := checked{id: tx.ID()}
 	if err := p.rules.CheckTx(tx); err != nil {
 		if chain.CodeOf(err) == ErrFeeTooLow.Code {
 			return c, ruleErr(ErrFeeTooLow, "fee %d is below this node's minimum %d", tx.Fee, p.cfg.MinFee)
@@ -518,21 +514,7 @@ func (p *Pool) Admit(txs []chain.Transaction, st StateView) (errs []error, ready
 // the sender's account alone rules out), then to admit them. Signatures
 // are verified between the two calls, in parallel, under no lock.
 func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
-	return p.AdmitIDsUnder(txs, nil, view)
-}
-
-// AdmitIDs is Admit for a caller that already computed the ids (ids[i] is
-// txs[i].ID()), so they are computed once per transaction. The ids are
-// trusted: they key the pool and the signature cache and end up in the
-// forger's blocks (PendingIDs), so only ids computed from these very
-// transactions may be passed.
-func (p *Pool) AdmitIDs(txs []chain.Transaction, ids []chain.Hash, st StateView) (errs []error, ready []chain.Transaction) {
-	return p.AdmitIDsUnder(txs, ids, func(fn func(StateView)) { fn(st) })
-}
-
-// AdmitIDsUnder is AdmitUnder with the ids known (nil: computed here).
-func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
-	return p.admitBatch(txs, ids, func(fn func(StateView)) {
+	return p.admitBatch(txs, func(fn func(StateView)) {
 		view(func(st StateView) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
@@ -541,16 +523,14 @@ func (p *Pool) AdmitIDsUnder(txs []chain.Transaction, ids []chain.Hash, view fun
 	})
 }
 
-// AdmitNewest is AdmitIDs (ids trusted the same way; nil: computed here;
-// a zero id is computed and written into ids, for the caller to reuse)
-// for a caller whose state is a series of immutable views (the chain
+// AdmitNewest is Admit for a caller whose state is a series of immutable views (the chain
 // manager's snapshots): newest returns the latest, and is called with the
 // pool locked, at each of the two looks.
 // So no admission judges a sender by an older state than one the pool
 // has already seen: a view taken before the lock could be overtaken, while
 // waiting for it, by a commit another admission or Update brought in.
-func (p *Pool) AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() StateView) (errs []error, ready []chain.Transaction) {
-	return p.admitBatch(txs, ids, func(fn func(StateView)) {
+func (p *Pool) AdmitNewest(txs []chain.Transaction, newest func() StateView) (errs []error, ready []chain.Transaction) {
+	return p.admitBatch(txs, func(fn func(StateView)) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		fn(newest())
@@ -559,15 +539,11 @@ func (p *Pool) AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest fun
 
 // admitBatch screens, verifies and admits txs; locked calls fn with p.mu
 // held and the state to judge by.
-func (p *Pool) admitBatch(txs []chain.Transaction, ids []chain.Hash, locked func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
+func (p *Pool) admitBatch(txs []chain.Transaction, locked func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
 	errs = make([]error, len(txs))
 	cs := make([]checked, len(txs))
-	if ids == nil {
-		ids = make([]chain.Hash, len(txs))
-	}
 	for i := range txs {
-		cs[i], errs[i] = p.precheck(&txs[i], ids[i])
-		ids[i] = cs[i].id
+		cs[i], errs[i] = p.precheck(&txs[i])
 	}
 	locked(func(st StateView) {
 		tops := map[chain.Address]uint64{} // each sender's run, as the batch extends it
@@ -582,7 +558,7 @@ func (p *Pool) admitBatch(txs []chain.Transaction, ids []chain.Hash, locked func
 	})
 	// Every signature left in one batch check (bisected when one is bad),
 	// under no lock.
-	p.sigs.VerifyTxs(txs, ids, errs)
+	p.sigs.VerifyTxs(txs, errs)
 	var promoted []*entry
 	locked(func(st StateView) {
 		now := p.now()
@@ -620,12 +596,10 @@ func (p *Pool) admitBatch(txs []chain.Transaction, ids []chain.Hash, locked func
 func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 	errs := make([]error, len(txs))
 	cs := make([]checked, len(txs))
-	ids := make([]chain.Hash, len(txs))
 	for i := range txs {
-		cs[i], errs[i] = p.precheck(&txs[i], chain.Hash{})
-		ids[i] = cs[i].id
+		cs[i], errs[i] = p.precheck(&txs[i])
 	}
-	p.sigs.VerifyTxs(txs, ids, errs)
+	p.sigs.VerifyTxs(txs, errs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -1059,16 +1033,11 @@ type cursor struct {
 // by its arrival, oldest first. Taken in the order returned, every
 // transaction's nonce follows its sender's previous one. max ≤ 0 returns
 // nothing.
+// Each transaction carries its cached id, so a block built of them hashes
+// none again.
 func (p *Pool) Pending(max int, st StateView) []chain.Transaction {
-	txs, _ := p.PendingIDs(max, st)
-	return txs
-}
-
-// PendingIDs is Pending with each transaction's id (ids[i] = txs[i].ID(),
-// computed at admission), for a forger that builds a block of them.
-func (p *Pool) PendingIDs(max int, st StateView) (txs []chain.Transaction, ids []chain.Hash) {
 	if max <= 0 {
-		return nil, nil
+		return nil
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -1086,12 +1055,10 @@ func (p *Pool) PendingIDs(max int, st StateView) (txs []chain.Transaction, ids [
 	}
 	h.init()
 	out := make([]chain.Transaction, 0, min(max, len(p.byID)))
-	ids = make([]chain.Hash, 0, cap(out))
 	for len(out) < max && len(h) > 0 {
 		c := &h[0]
 		e := c.s.txs[c.i]
 		out = append(out, e.tx)
-		ids = append(ids, e.id)
 		c.bal -= e.debit
 		c.stake -= e.unstake
 		c.i++
@@ -1102,7 +1069,7 @@ func (p *Pool) PendingIDs(max int, st StateView) (txs []chain.Transaction, ids [
 			h.pop()
 		}
 	}
-	return out, ids
+	return out
 }
 
 // payable reports whether the account behind c can run c's next

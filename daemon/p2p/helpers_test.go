@@ -213,8 +213,10 @@ func hasPeer(n *Node, id string) bool {
 }
 
 func tx(amount uint64) chain.Transaction {
-	return chain.Transaction{
+	t := chain.Transaction{
 		Type: chain.TxTransfer, ChainID: "test", From: "a", To: "b",
 		Amount: amount, Fee: 1, Nonce: amount, PublicKey: "pk", Signature: "sig",
 	}
+	t.CacheID() // as a decoded one has it, so round trips compare equal
+	return t
 }

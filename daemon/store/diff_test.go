@@ -136,7 +136,7 @@ func TestDiffFoldInBackground(t *testing.T) {
 	st := f.g.State()
 	var nonce uint64
 	bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 5, &nonce)
-	if err := s.Switch(0, bs, nil, us, st); err != nil {
+	if err := s.Switch(0, bs, us, st); err != nil {
 		t.Fatal(err)
 	}
 	// Close waits for the fold the switch started.
@@ -164,7 +164,7 @@ func TestDiffRevertBelowBase(t *testing.T) {
 	st := f.g.State()
 	var nonce uint64
 	as, uas, _ := diffChain(t, f, st, &f.g.Block().Header, 4, &nonce)
-	if err := s.Switch(0, as, nil, uas, st); err != nil {
+	if err := s.Switch(0, as, uas, st); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.Compact(3); err != nil || got != 3 {
@@ -176,7 +176,7 @@ func TestDiffRevertBelowBase(t *testing.T) {
 	}
 	nonce = 1
 	bsB, usB, _ := diffChain(t, f, st, &as[0].Header, 4, &nonce)
-	if err := s.Switch(3, bsB, nil, usB, st); err != nil {
+	if err := s.Switch(3, bsB, usB, st); err != nil {
 		t.Fatal(err)
 	}
 	if baseOf(t, s) != 5 || diffCount(t, s) != 0 {
@@ -189,7 +189,7 @@ func TestDiffRevertBelowBase(t *testing.T) {
 
 	// A reorg above the base only drops diffs.
 	more, umore, _ := diffChain(t, f, st, &bsB[3].Header, 2, &nonce)
-	if err := s.Switch(0, more, nil, umore, st); err != nil {
+	if err := s.Switch(0, more, umore, st); err != nil {
 		t.Fatal(err)
 	}
 	if baseOf(t, s) != 5 || diffCount(t, s) != 2 {
@@ -197,7 +197,7 @@ func TestDiffRevertBelowBase(t *testing.T) {
 	}
 	st.Revert(umore[1])
 	st.Revert(umore[0])
-	if err := s.Switch(2, nil, nil, nil, st); err != nil {
+	if err := s.Switch(2, nil, nil, st); err != nil {
 		t.Fatal(err)
 	}
 	if baseOf(t, s) != 5 || diffCount(t, s) != 0 || !mustLoad(t, s).Equal(st) {
@@ -215,7 +215,7 @@ func TestFormat3Upgraded(t *testing.T) {
 	st := f.g.State()
 	var nonce uint64
 	bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 3, &nonce)
-	if err := s.Switch(0, bs, nil, us, st); err != nil {
+	if err := s.Switch(0, bs, us, st); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Compact(10); err != nil {
@@ -259,7 +259,7 @@ func TestFormat3Upgraded(t *testing.T) {
 		t.Fatal(err)
 	}
 	more, umore, _ := diffChain(t, f, st, &bs[2].Header, 2, &nonce)
-	if err := s.Switch(0, more, nil, umore, st); err != nil {
+	if err := s.Switch(0, more, umore, st); err != nil {
 		t.Fatal(err)
 	}
 	if !mustLoad(t, s).Equal(st) {
@@ -277,13 +277,13 @@ func TestAccountsWithPrefixPending(t *testing.T) {
 	st := f.g.State()
 	var nonce uint64
 	bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 3, &nonce)
-	if err := s.Switch(0, bs[:1], nil, us[:1], mustState(t, f, bs[:1])); err != nil {
+	if err := s.Switch(0, bs[:1], us[:1], mustState(t, f, bs[:1])); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Compact(10); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Switch(0, bs[1:], nil, us[1:], st); err != nil {
+	if err := s.Switch(0, bs[1:], us[1:], st); err != nil {
 		t.Fatal(err)
 	}
 	// An account of the base that the diffs empty.
@@ -354,7 +354,7 @@ func TestVerifyDiffs(t *testing.T) {
 			st := f.g.State()
 			var nonce uint64
 			bs, us, _ := diffChain(t, f, st, &f.g.Block().Header, 3, &nonce)
-			if err := s.Switch(0, bs, nil, us, st); err != nil {
+			if err := s.Switch(0, bs, us, st); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.db.Update(tc.edit); err != nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"crypto/sha256"
 	"errors"
 	"slices"
 	"testing"
@@ -32,7 +33,7 @@ func TestBlockIndex(t *testing.T) {
 		revert.Revert(u)
 	}
 	b5, u5 := f.next(t, &blocks[4].Header, revert, 3000)
-	if err := s.Switch(2, []*chain.Block{b5}, nil, []*chain.Undo{u5}, revert); err != nil {
+	if err := s.Switch(2, []*chain.Block{b5}, []*chain.Undo{u5}, revert); err != nil {
 		t.Fatal(err)
 	}
 	refs, err := s.SideBlocks()
@@ -95,10 +96,11 @@ func TestBlockIndex(t *testing.T) {
 	}
 }
 
-// TestSwitchUsesCallersIDs: the transaction index is written under the ids
-// the caller passes (computed once, when it validated the block), and ids
-// of the wrong length are computed instead.
-func TestSwitchUsesCallersIDs(t *testing.T) {
+// TestSwitchIndexesTxIDs: the transaction index is written under each
+// transaction's own id, the one its fields hash to, whether the block was
+// built here (ids cached by Sign) or decoded from bytes (cached by the
+// decoder).
+func TestSwitchIndexesTxIDs(t *testing.T) {
 	s, _ := openTemp(t)
 	f := newFixture(2)
 	mustInit(t, s, f.g)
@@ -107,20 +109,29 @@ func TestSwitchUsesCallersIDs(t *testing.T) {
 	tx1 := f.tx(chain.TxTransfer, f.users[0], addrOf(f.users[1]), 1, 0, 1)
 	tx2 := f.tx(chain.TxTransfer, f.users[0], addrOf(f.users[1]), 1, 0, 2)
 	b1, u1 := f.next(t, &genesis.Header, st, 1000, tx1, tx2)
-	// Marked ids: what the index is written under shows whose ids it used.
-	marked := []chain.Hash{{1}, {2}}
-	if err := s.Switch(0, []*chain.Block{b1}, [][]chain.Hash{marked}, []*chain.Undo{u1}, st); err != nil {
+	if err := s.Switch(0, []*chain.Block{b1}, []*chain.Undo{u1}, st); err != nil {
 		t.Fatal(err)
-	}
-	if h, i, err := s.TxLocation(chain.Hash{2}); err != nil || h != 1 || i != 1 {
-		t.Fatalf("TxLocation(caller's id 2) = %d, %d, %v; want 1, 1", h, i, err)
 	}
 	tx3 := f.tx(chain.TxTransfer, f.users[0], addrOf(f.users[1]), 1, 0, 3)
-	b2, u2 := f.next(t, &b1.Header, st, 1000, tx3)
-	if err := s.Switch(0, []*chain.Block{b2}, [][]chain.Hash{marked}, []*chain.Undo{u2}, st); err != nil {
+	built, u2 := f.next(t, &b1.Header, st, 1000, tx3)
+	b2, err := chain.DecodeBlock(chain.EncodeBlock(built))
+	if err != nil {
 		t.Fatal(err)
 	}
-	if h, i, err := s.TxLocation(tx3.ID()); err != nil || h != 2 || i != 0 {
-		t.Fatalf("TxLocation(tx3) = %d, %d, %v; want 2, 0 (ids of the wrong length are computed)", h, i, err)
+	if err := s.Switch(0, []*chain.Block{b2}, []*chain.Undo{u2}, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		tx     chain.Transaction
+		height uint64
+		index  int
+	}{{tx1, 1, 0}, {tx2, 1, 1}, {tx3, 2, 0}} {
+		// The id recomputed from the fields, not read from any cache.
+		plain := chain.Transaction{Type: c.tx.Type, ChainID: c.tx.ChainID, From: c.tx.From, To: c.tx.To,
+			Amount: c.tx.Amount, Fee: c.tx.Fee, Nonce: c.tx.Nonce, PublicKey: c.tx.PublicKey}
+		want := sha256.Sum256(plain.SigningBytes())
+		if h, i, err := s.TxLocation(want); err != nil || h != c.height || i != c.index {
+			t.Fatalf("TxLocation(nonce %d) = %d, %d, %v; want %d, %d", c.tx.Nonce, h, i, err, c.height, c.index)
+		}
 	}
 }

@@ -484,7 +484,7 @@ func putFinality(meta *bolt.Bucket, st *chain.State) error {
 // slashings are deleted), st's finality record and the head, in one
 // transaction.
 func (s *Store) Commit(b *chain.Block, undo *chain.Undo, st *chain.State) error {
-	return s.Switch(0, []*chain.Block{b}, nil, []*chain.Undo{undo}, st)
+	return s.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, st)
 }
 
 // prepared is a block to append, encoded before the write transaction so
@@ -549,11 +549,9 @@ func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
 // (diff.go). If the new blocks do not chain onto the remaining main chain and
 // onto each other, it returns ErrNotHead and writes nothing.
 //
-// ids, when not nil, holds each new block's transaction ids (ids[i][j] =
-// blocks[i].Transactions[j].ID()) as the caller computed them to validate
-// the block, so they are not computed again here; a nil (or short) entry
-// is computed.
-func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, undos []*chain.Undo, st *chain.State) error {
+// The transaction index reads each transaction's cached id (computed when
+// it was decoded or signed), so no transaction is hashed again here.
+func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, st *chain.State) error {
 	if revert < 0 {
 		return fmt.Errorf("store: switch: negative revert %d", revert)
 	}
@@ -585,13 +583,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, ids [][]chain.Hash, un
 		}
 		p := &prep[i]
 		p.block, p.hash, p.enc, p.undo, p.touch, p.slash, p.diff = b, b.Hash(), chain.EncodeBlock(b), enc, u.Touched(), u.Slashings, diffs[i]
-		if i < len(ids) && len(ids[i]) == len(b.Transactions) {
-			p.ids = ids[i]
-		} else {
-			p.ids = make([]chain.Hash, len(b.Transactions))
-			for j := range b.Transactions {
-				p.ids[j] = b.Transactions[j].ID()
-			}
+		p.ids = make([]chain.Hash, len(b.Transactions))
+		for j := range b.Transactions {
+			p.ids[j] = b.Transactions[j].ID()
 		}
 	}
 

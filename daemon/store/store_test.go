@@ -290,7 +290,7 @@ func TestSwitch(t *testing.T) {
 	a3, ua3 := f.next(t, &a2.Header, st, 2000, f.tx(chain.TxStake, u0, "", 40, 1, 2))
 	// One switch of three blocks: st is the state after the last one (a
 	// commit of a1 alone would need the state after a1).
-	if err := s.Switch(0, []*chain.Block{a1, a2, a3}, nil, []*chain.Undo{ua1, ua2, ua3}, st); err != nil {
+	if err := s.Switch(0, []*chain.Block{a1, a2, a3}, []*chain.Undo{ua1, ua2, ua3}, st); err != nil {
 		t.Fatalf("commit a1..a3: %v", err)
 	}
 	if !st.Equal(mustLoad(t, s)) {
@@ -323,7 +323,7 @@ func TestSwitch(t *testing.T) {
 		{4, []*chain.Block{b2}, []*chain.Undo{ub2}},
 		{2, []*chain.Block{b2, b3, b4, b4}, []*chain.Undo{ub2, ub3, ub4, ub4}},
 	} {
-		if err := s.Switch(bad.revert, bad.blocks, nil, bad.undos, st); !errors.Is(err, ErrNotHead) {
+		if err := s.Switch(bad.revert, bad.blocks, bad.undos, st); !errors.Is(err, ErrNotHead) {
 			t.Fatalf("Switch(%d, %d blocks): %v, want ErrNotHead", bad.revert, len(bad.blocks), err)
 		}
 	}
@@ -334,7 +334,7 @@ func TestSwitch(t *testing.T) {
 		t.Fatal("a refused Switch moved the cached head")
 	}
 
-	if err := s.Switch(2, []*chain.Block{b2, b3, b4}, nil, []*chain.Undo{ub2, ub3, ub4}, st); err != nil {
+	if err := s.Switch(2, []*chain.Block{b2, b3, b4}, []*chain.Undo{ub2, ub3, ub4}, st); err != nil {
 		t.Fatal(err)
 	}
 
@@ -420,7 +420,7 @@ func TestSwitch(t *testing.T) {
 	for _, u := range []*chain.Undo{ub4, ub3, ub2} {
 		st2.Revert(u)
 	}
-	if err := s.Switch(3, nil, nil, nil, st2); err != nil {
+	if err := s.Switch(3, nil, nil, st2); err != nil {
 		t.Fatal(err)
 	}
 	if h, hash, _ := s.HeadInfo(); h != 1 || hash != a1.Hash() {
@@ -589,7 +589,7 @@ func TestCorruptRecords(t *testing.T) {
 	// A reorg over the corrupt undo record fails and writes nothing.
 	st := mustLoad(t, s)
 	before := dump(t, s)
-	wantCorrupt("Switch", s.Switch(2, nil, nil, nil, st))
+	wantCorrupt("Switch", s.Switch(2, nil, nil, st))
 	if !equalDumps(before, dump(t, s)) {
 		t.Fatal("failed Switch wrote")
 	}

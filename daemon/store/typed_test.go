@@ -140,7 +140,7 @@ func TestTypedStateRoundTrip(t *testing.T) {
 		t.Fatalf("Verify report %+v", r)
 	}
 	// Back to block 1: the slashing, the unbonding and the record go.
-	if err := s.Switch(5, nil, nil, nil, c.states[1]); err != nil {
+	if err := s.Switch(5, nil, nil, c.states[1]); err != nil {
 		t.Fatal(err)
 	}
 	sameState(t, "after switching back to block 1", mustLoad(t, s), c.states[1])
@@ -148,7 +148,7 @@ func TestTypedStateRoundTrip(t *testing.T) {
 		t.Fatalf("%d slashings left in the bucket", n)
 	}
 	// And forward again in one switch.
-	if err := s.Switch(0, c.blocks[2:], nil, c.undos[2:], c.states[6]); err != nil {
+	if err := s.Switch(0, c.blocks[2:], c.undos[2:], c.states[6]); err != nil {
 		t.Fatal(err)
 	}
 	sameState(t, "after switching forward", mustLoad(t, s), c.states[6])

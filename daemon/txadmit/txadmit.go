@@ -18,7 +18,7 @@ import (
 
 // Pool is what admission needs of the mempool.
 type Pool interface {
-	AdmitNewest(txs []chain.Transaction, ids []chain.Hash, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
+	AdmitNewest(txs []chain.Transaction, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
 }
 
 // Admitter admits transactions to a pool against the newest state.
@@ -36,10 +36,9 @@ func New(g *chain.Genesis, newest func() chain.LotView, pool Pool) *Admitter {
 }
 
 // Admit runs the stake totals on the stake changes among txs, then pools
-// the rest. ids are the transactions' ids when the caller knows them (nil:
-// the pool computes them). It returns an error per transaction (nil:
+// the rest. It returns an error per transaction (nil:
 // pooled) and the transactions that became executable, to gossip.
-func (a *Admitter) Admit(txs []chain.Transaction, ids []chain.Hash) (errs []error, ready []chain.Transaction) {
+func (a *Admitter) Admit(txs []chain.Transaction) (errs []error, ready []chain.Transaction) {
 	newest := func() mempool.StateView { return a.newest() }
 	var refused []error
 	var view chain.LotView
@@ -58,23 +57,19 @@ func (a *Admitter) Admit(txs []chain.Transaction, ids []chain.Hash) (errs []erro
 		}
 	}
 	if refused == nil { // the usual case: no copies
-		return a.pool.AdmitNewest(txs, ids, newest)
+		return a.pool.AdmitNewest(txs, newest)
 	}
 	admit, where := make([]chain.Transaction, 0, len(txs)), make([]int, 0, len(txs))
-	var admitIDs []chain.Hash
 	for i := range txs {
 		if refused[i] != nil {
 			continue
 		}
 		admit, where = append(admit, txs[i]), append(where, i)
-		if ids != nil {
-			admitIDs = append(admitIDs, ids[i])
-		}
 	}
 	if len(admit) == 0 {
 		return refused, nil
 	}
-	admitted, ready := a.pool.AdmitNewest(admit, admitIDs, newest)
+	admitted, ready := a.pool.AdmitNewest(admit, newest)
 	for j, err := range admitted {
 		refused[where[j]] = err
 	}
