@@ -381,3 +381,86 @@ func TestPrivateReversesPaymentWithoutHeartbeat(t *testing.T) {
 // The same attack with the heartbeat on is TestPrivateChainAgainstHeartbeat
 // (private_test.go): a single run shows the mechanism; the probability
 // is the lab's (poscli sim --attack private, docs/ATTACKS.md).
+
+// TestPrivateChainAgainstFinality is the attack above with finality on,
+// on both sides of the one-third line. The attacker does not vote; it pays
+// the merchant, forges a private chain with a double spend and publishes
+// it once the payment is 6 deep and its chain is higher.
+//   - Under a third (9 of 29 lots): the honest 20 of 29 make the payment's
+//     block final before that, so every node refuses the higher branch
+//     (conflicts_with_final): the merchant keeps the payment, and the nodes
+//     stay on a chain lower than the one published, which v2 would take.
+//   - A third (10 of 30): the honest 20 of 30 are not more than 2/3,
+//     nothing becomes final, and the private chain reverses the payment as
+//     in v2.
+func TestPrivateChainAgainstFinality(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stakes []uint64
+		kept   bool
+	}{
+		{"under a third: the final payment stays", []uint64{10, 10, 9}, true},
+		{"a third: nothing final, the payment reversed", []uint64{10, 10, 10}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { privateAgainstFinality(t, tc.stakes, tc.kept) })
+	}
+}
+
+func privateAgainstFinality(t *testing.T, stakes []uint64, kept bool) {
+	d := startNet(t, stakes, func(i int, c *Config) {
+		if i == len(stakes) { // NodeConfig counts from 1: the last node
+			c.Byzantine = "private"
+			c.NoVote = true
+		}
+	}, func(p *GenesisParams) { p.Lab, p.Heartbeat = true, false })
+	waitPeers(t, d, 2)
+	var attacker byzantine.Behaviour
+	for _, n := range d.Nodes {
+		if b := n.forger.Behaviour(); b != nil && b.Name() == "private" {
+			attacker = b
+		}
+	}
+	if attacker == nil {
+		t.Fatal("no node runs the private attack")
+	}
+	user, _ := keystore.Generate()
+	send := func(round int) {
+		nonce := d.Nodes[0].API().Account(user.Address()).Nonce
+		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
+		waitUntil(t, 30*time.Second, fmt.Sprintf("traffic %d committed", round), func() bool {
+			return d.Nodes[0].API().Account(user.Address()).Nonce > nonce
+		})
+	}
+	send(0) // the chain moves: the attacker pays
+	merchant := byzantine.Merchant()
+	waitUntil(t, 30*time.Second, "the merchant paid", func() bool {
+		return d.Nodes[0].API().Account(merchant).Balance == byzantine.PrivatePayment
+	})
+	for round := 1; round <= byzantine.PrivateDepth-1; round++ {
+		send(round)
+	}
+	want := uint64(0)
+	if kept {
+		want = byzantine.PrivatePayment
+	}
+	waitUntil(t, 120*time.Second, "the private chain published and every node settled", func() bool {
+		if byzantine.Published(attacker) == 0 || !agreed(d.Nodes...) {
+			return false
+		}
+		for _, n := range d.Nodes {
+			if n.API().Account(merchant).Balance != want {
+				return false
+			}
+		}
+		return true
+	})
+	pub, head := byzantine.Published(attacker), d.Nodes[0].API().Height()
+	_, _, final := finOf(d.Nodes[0])
+	switch {
+	case kept && (final == 0 || pub <= head):
+		t.Fatalf("final %d, private tip %d, head %d: want a final payment and a higher private chain refused", final, pub, head)
+	case !kept && final != 0:
+		t.Fatalf("final %d with a third of the stake silent", final)
+	}
+	t.Logf("private chain up to height %d; nodes at height %d, final %d; merchant holds %d", pub, head, final, want)
+}
