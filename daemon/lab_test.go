@@ -345,7 +345,27 @@ func TestPrivateReversesPaymentWithoutHeartbeat(t *testing.T) {
 			c.Byzantine = "private"
 		}
 	}, func(p *GenesisParams) { p.Lab, p.Heartbeat = true, false })
+	attacker, merchant := runPrivateAttack(t, d)
+	waitSettled(t, d, attacker, merchant, 0)
+	t.Logf("payment reversed: private chain published up to height %d; head %d", byzantine.Published(attacker), d.Nodes[0].API().Height())
+}
+
+// runPrivateAttack drives the private attack on d (heartbeat off): one
+// transfer moves the chain, so the attacker pays the merchant; then other
+// traffic makes the payment PrivateDepth deep, and the network is idle.
+// It returns the attacker's behaviour and the merchant.
+func runPrivateAttack(t *testing.T, d *Devnet) (byzantine.Behaviour, chain.Address) {
+	t.Helper()
 	waitPeers(t, d, 2)
+	var attacker byzantine.Behaviour
+	for _, n := range d.Nodes {
+		if b := n.forger.Behaviour(); b != nil && b.Name() == "private" {
+			attacker = b
+		}
+	}
+	if attacker == nil {
+		t.Fatal("no node runs the private attack")
+	}
 	user, _ := keystore.Generate()
 	send := func(round int) {
 		nonce := d.Nodes[0].API().Account(user.Address()).Nonce
@@ -359,23 +379,27 @@ func TestPrivateReversesPaymentWithoutHeartbeat(t *testing.T) {
 	waitUntil(t, 30*time.Second, "the merchant paid", func() bool {
 		return d.Nodes[0].API().Account(merchant).Balance == byzantine.PrivatePayment
 	})
-	// Other traffic makes the payment 6 deep; then the network is idle.
 	for round := 1; round <= byzantine.PrivateDepth-1; round++ {
 		send(round)
 	}
-	attacker := d.Nodes[1].forger.Behaviour()
-	waitUntil(t, 120*time.Second, "the private chain published and the payment reversed on every node", func() bool {
+	return attacker, merchant
+}
+
+// waitSettled waits until the attacker published its private chain and
+// every node agrees, with the merchant holding want.
+func waitSettled(t *testing.T, d *Devnet, attacker byzantine.Behaviour, merchant chain.Address, want uint64) {
+	t.Helper()
+	waitUntil(t, 120*time.Second, fmt.Sprintf("the private chain published and every node settled with the merchant holding %d", want), func() bool {
 		if byzantine.Published(attacker) == 0 || !agreed(d.Nodes...) {
 			return false
 		}
 		for _, n := range d.Nodes {
-			if n.API().Account(merchant).Balance != 0 {
+			if n.API().Account(merchant).Balance != want {
 				return false
 			}
 		}
 		return true
 	})
-	t.Logf("payment reversed: private chain published up to height %d; head %d", byzantine.Published(attacker), d.Nodes[0].API().Height())
 }
 
 // The same attack with the heartbeat on is TestPrivateChainAgainstHeartbeat
@@ -413,47 +437,12 @@ func privateAgainstFinality(t *testing.T, stakes []uint64, kept bool) {
 			c.NoVote = true
 		}
 	}, func(p *GenesisParams) { p.Lab, p.Heartbeat = true, false })
-	waitPeers(t, d, 2)
-	var attacker byzantine.Behaviour
-	for _, n := range d.Nodes {
-		if b := n.forger.Behaviour(); b != nil && b.Name() == "private" {
-			attacker = b
-		}
-	}
-	if attacker == nil {
-		t.Fatal("no node runs the private attack")
-	}
-	user, _ := keystore.Generate()
-	send := func(round int) {
-		nonce := d.Nodes[0].API().Account(user.Address()).Nonce
-		sendFrom(t, d.Nodes[0], user, chain.Transaction{Type: chain.TxExchange, To: user.Address(), Amount: 1})
-		waitUntil(t, 30*time.Second, fmt.Sprintf("traffic %d committed", round), func() bool {
-			return d.Nodes[0].API().Account(user.Address()).Nonce > nonce
-		})
-	}
-	send(0) // the chain moves: the attacker pays
-	merchant := byzantine.Merchant()
-	waitUntil(t, 30*time.Second, "the merchant paid", func() bool {
-		return d.Nodes[0].API().Account(merchant).Balance == byzantine.PrivatePayment
-	})
-	for round := 1; round <= byzantine.PrivateDepth-1; round++ {
-		send(round)
-	}
+	attacker, merchant := runPrivateAttack(t, d)
 	want := uint64(0)
 	if kept {
 		want = byzantine.PrivatePayment
 	}
-	waitUntil(t, 120*time.Second, "the private chain published and every node settled", func() bool {
-		if byzantine.Published(attacker) == 0 || !agreed(d.Nodes...) {
-			return false
-		}
-		for _, n := range d.Nodes {
-			if n.API().Account(merchant).Balance != want {
-				return false
-			}
-		}
-		return true
-	})
+	waitSettled(t, d, attacker, merchant, want)
 	pub, head := byzantine.Published(attacker), d.Nodes[0].API().Height()
 	_, _, final := finOf(d.Nodes[0])
 	switch {
