@@ -235,6 +235,15 @@ func (f *finality) Select(snap *chainmgr.Snapshot, max int) []chain.Vote {
 	return f.pool.Select(max, func(v *chain.Vote) error { return st.CheckVote(f.g, v, height) })
 }
 
+// Forged votes on this node's own new block at once (forge.Votes): the
+// voter signs nothing twice for one head, so the vote followChain asks
+// for later is a no-op.
+func (f *finality) Forged(*chain.Block) {
+	if f.voter != nil {
+		f.voter.OnHead()
+	}
+}
+
 var errOtherLink = errors.New("another link")
 
 // Ready reports whether the pooled and included votes for the link from
