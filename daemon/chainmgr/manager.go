@@ -129,6 +129,7 @@ type Manager struct {
 	ix     index             // the block tree (blocktree.go)
 	fc     ForkChoice        // forkchoice.go
 	cp     *chain.Checkpoint // Config.Checkpoint (checkpoint.go)
+	final  *nodeFinal        // the node's final checkpoint (finality.go)
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
@@ -216,13 +217,19 @@ func New(cfg Config) (*Manager, error) {
 	if err := m.checkStoredCheckpoint(); err != nil {
 		return nil, err
 	}
+	if m.final, err = loadNodeFinal(m.st, m.state.Finality().Finalized); err != nil {
+		return nil, err
+	}
+	if v3, ok := m.fc.(*V3); ok {
+		v3.raise(m.final.cp) // before Started: a restarted node keeps its final block
+	}
 	m.obs = append(observers{m.ev}, obs...)
 	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
 		return nil, err
 	}
 	m.lastPrune = m.head.Height
 	chain.ElectionTable(m.g, m.state) // kept up to date from here on (publishLocked)
-	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect)
+	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect, m.final.cp)
 	m.snap.Store(snap)
 	if err := m.obs.started(m.head, snap.state); err != nil {
 		return nil, err

@@ -296,7 +296,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// the blocks since (none, usually) instead of rebuilding it.
 	chain.ElectionTable(m.g, m.state)
 	prev := m.snap.Load()
-	snap := newSnapshot(prev.version+1, m.head, m.state.Clone(), m.elect)
+	m.final.raise(m.state.Finality().Finalized) // never lowered (finality.go)
+	snap := newSnapshot(prev.version+1, m.head, m.state.Clone(), m.elect, m.final.cp)
 	m.snap.Store(snap)
 	go snap.warm()
 	m.ix.connect(added, reverted, m.state)
@@ -499,6 +500,12 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 // switchLocked makes branch the main chain in one store transaction; st
 // is the state after it. m.state is untouched until the commit succeeded.
 func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *Node) error {
+	// A branch may hold the node's final block with a record that proves
+	// less: the node's final checkpoint is stored first, so that a restart
+	// after the switch still knows it (finality.go).
+	if err := m.final.keep(st.Finality().Finalized); err != nil {
+		return local("store the node's final checkpoint", err)
+	}
 	m.seq.Add(1)
 	defer m.seq.Add(1)
 	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
