@@ -263,7 +263,9 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 	m.seq.Add(1)
 	defer m.seq.Add(1)
 	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
-		m.state.Revert(undo)
+		if rerr := m.state.Revert(undo); rerr != nil {
+			m.Halt(fmt.Errorf("the state in memory cannot be restored after a failed commit of block %d: %w", b.Height, rerr))
+		}
 		return local(fmt.Sprintf("commit block %d", b.Height), err)
 	}
 	m.head = b
@@ -537,7 +539,13 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, bran
 		if err != nil {
 			return nil, nil, nil, local("read undo record", err)
 		}
-		st.Revert(undo)
+		if err := st.Revert(undo); err != nil {
+			// The store is damaged: no reorg below this height can be
+			// computed, and going on would build on a state no chain has.
+			err = fmt.Errorf("store corruption: the undo record of main-chain block %d cannot be applied: %w", h, err)
+			m.Halt(err)
+			return nil, nil, nil, local("revert main chain", err)
+		}
 		reverted = append(reverted, blk)
 	}
 	undos := make([]*chain.Undo, 0, len(branch)+1)
@@ -651,7 +659,10 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		defer m.seq.Add(1)
 		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
 			for i := len(undos) - 1; i >= 0; i-- {
-				m.state.Revert(undos[i])
+				if rerr := m.state.Revert(undos[i]); rerr != nil {
+					m.Halt(fmt.Errorf("the state in memory cannot be restored after a failed commit of %d blocks: %w", len(batch), rerr))
+					break
+				}
 			}
 			n := len(batch)
 			batch, undos, batchPres = nil, nil, nil
