@@ -4,10 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync"
+	"log/slog"
+	"time"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
+	"github.com/poslab/posd/daemon/feed"
 	"github.com/poslab/posd/daemon/store"
 )
 
@@ -123,91 +125,63 @@ func (f *nodeFinal) keep(rec chain.Checkpoint) error {
 }
 
 // Finality events: when a commit moves the main chain's justified
-// checkpoint (its record) or the node's final checkpoint, the manager
-// tells its finality subscribers, after the snapshot is swapped in. The fan-out is bounded and never blocks an import: each subscriber
-// has a buffer of finalityBuffer events and misses events it has no room
-// for (the next one, or the snapshot, says where finality is).
+// checkpoint (its record) or the node's final checkpoint, the manager tells
+// its finality subscribers, after the snapshot is swapped in. The fan-out
+// is the node's event feed (daemon/feed) with a lossy policy: each
+// subscriber has finalityBuffer events of room and misses the newest while
+// it has none (the next event, or the snapshot, says where finality is).
+// Imports never wait for a subscriber.
 
 const (
 	finalityBuffer  = 64
 	maxFinalitySubs = 256
 )
 
-type finalitySubs struct {
-	mu     sync.Mutex
-	m      map[chan rpc.FinalityEvent]struct{}
-	closed bool
+// finalityEvents is the manager's finality feed. The Manager embeds it, so
+// SubscribeFinality is the manager's.
+type finalityEvents struct {
+	feed *feed.Feed[rpc.FinalityEvent]
+	now  func() time.Time
+	log  *slog.Logger
+}
+
+func newFinalityEvents(now func() time.Time, log *slog.Logger) *finalityEvents {
+	return &finalityEvents{feed: feed.New[rpc.FinalityEvent](feed.Options{MaxSubscribers: maxFinalitySubs}), now: now, log: log}
 }
 
 // SubscribeFinality delivers rpc.EventJustified events (the main chain's
 // record) and rpc.EventFinalized events (the node's final checkpoint,
 // which only rises: Snapshot.Final), each with the time this node saw it
-// so, in commit order, until cancel is called or the manager closes (the channel is
-// closed then). A subscriber that does not keep up misses events. Past
-// maxFinalitySubs subscribers, the channel comes closed.
-func (m *Manager) SubscribeFinality() (<-chan rpc.FinalityEvent, func()) {
-	ch := make(chan rpc.FinalityEvent, finalityBuffer)
-	fs := &m.fin
-	fs.mu.Lock()
-	if fs.closed || len(fs.m) >= maxFinalitySubs {
-		fs.mu.Unlock()
+// so, in commit order, until cancel is called or the manager closes (the
+// channel is closed then). A subscriber that does not keep up misses
+// events (feed.DropNewest). Past maxFinalitySubs subscribers, the channel
+// comes closed.
+func (e *finalityEvents) SubscribeFinality() (<-chan rpc.FinalityEvent, func()) {
+	s, err := e.feed.Subscribe(feed.DropNewest[rpc.FinalityEvent](finalityBuffer))
+	if err != nil {
+		e.log.Warn("finality events: subscription refused", "err", err.Error())
+		ch := make(chan rpc.FinalityEvent)
 		close(ch)
 		return ch, func() {}
 	}
-	if fs.m == nil {
-		fs.m = map[chan rpc.FinalityEvent]struct{}{}
-	}
-	fs.m[ch] = struct{}{}
-	fs.mu.Unlock()
-	return ch, func() {
-		fs.mu.Lock()
-		defer fs.mu.Unlock()
-		if _, ok := fs.m[ch]; ok {
-			delete(fs.m, ch)
-			close(ch)
-		}
-	}
+	return s.C(), s.Cancel
 }
 
-// emitFinality compares two successive snapshots and tells subscribers
-// what moved: the justified checkpoint first, then the node's final one.
-func (m *Manager) emitFinality(old, cur *Snapshot) {
+// emit compares two successive snapshots and tells subscribers what
+// moved: the justified checkpoint first, then the node's final one.
+func (e *finalityEvents) emit(old, cur *Snapshot) {
 	if old == nil {
 		return
 	}
 	oj, nj := old.Finality().Justified, cur.Finality().Justified
-	var evs []rpc.FinalityEvent
-	now := m.now().UnixMilli()
+	now := e.now().UnixMilli()
 	if nj != oj && nj != (chain.Checkpoint{}) {
-		evs = append(evs, rpc.FinalityEvent{Type: rpc.EventJustified, Checkpoint: nj, Time: now})
+		e.feed.Send(rpc.FinalityEvent{Type: rpc.EventJustified, Checkpoint: nj, Time: now})
 	}
 	if higherFinal(cur.final, old.final) {
-		evs = append(evs, rpc.FinalityEvent{Type: rpc.EventFinalized, Checkpoint: cur.final, Time: now})
-	}
-	if len(evs) == 0 {
-		return
-	}
-	fs := &m.fin
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	for ch := range fs.m {
-		for _, ev := range evs {
-			select {
-			case ch <- ev:
-			default:
-			}
-		}
+		e.feed.Send(rpc.FinalityEvent{Type: rpc.EventFinalized, Checkpoint: cur.final, Time: now})
 	}
 }
 
-// closeFinality ends every finality subscription.
-func (m *Manager) closeFinality() {
-	fs := &m.fin
-	fs.mu.Lock()
-	defer fs.mu.Unlock()
-	fs.closed = true
-	for ch := range fs.m {
-		delete(fs.m, ch)
-		close(ch)
-	}
-}
+// close ends every finality subscription.
+func (e *finalityEvents) close() { e.feed.Close() }

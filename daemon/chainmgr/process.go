@@ -59,7 +59,7 @@ type prechecked struct {
 // A block refused only for a timestamp a little ahead of our clock is kept
 // and offered again when due (future.go).
 func (m *Manager) ProcessBlock(b *chain.Block) error {
-	return m.processTimed(b, true)
+	return m.processBlock(b, true)
 }
 
 // HasBlock reports whether a block with hash h is stored (main chain or
@@ -77,23 +77,23 @@ func (m *Manager) HasBlock(h chain.Hash) bool {
 // the same way, but its cost is not taken as what a peer's block costs to
 // import (ImportCostPerTx), since its signatures were cached at admission.
 func (m *Manager) ProcessOwnBlock(b *chain.Block) error {
-	return m.processTimed(b, false)
+	return m.processBlock(b, false)
 }
 
-func (m *Manager) processTimed(b *chain.Block, peer bool) error {
+// processBlock is ProcessBlock (peer: a peer's block) and
+// ProcessOwnBlock: the import, timed, and the block kept until due if it
+// came from a little ahead of our clock.
+func (m *Manager) processBlock(b *chain.Block, peer bool) (err error) {
 	start := time.Now()
-	err := m.processBlock(b, peer)
-	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
-	m.future.holdIfEarly(b, err)
-	return err
-}
-
-func (m *Manager) processBlock(b *chain.Block, peer bool) error {
+	defer func() {
+		m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
+		m.future.holdIfEarly(b, err)
+	}()
 	if err := m.usable(); err != nil {
 		return err
 	}
 	hash := b.Hash()
-	if err := m.checkCheckpoint(b, hash); err != nil {
+	if err := m.cp.check(b, hash); err != nil {
 		return err
 	}
 	if err := m.ix.check(b, hash); err != nil {
@@ -312,7 +312,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
 	m.feed.Send(Event{Snapshot: snap, Prev: prev.head, Added: added, Reverted: reverted})
-	m.emitFinality(prev, snap)
+	m.finalityEvents.emit(prev, snap)
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}
@@ -574,19 +574,16 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, bran
 // kept until due, with the blocks after it (future.go). The side blocks it
 // stores are not capped (sidecap.go): it is for sync, whose sessions bound
 // them, not for blocks a client or peer hands over one by one.
-func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
-	start := time.Now()
-	n, err := m.processBlocks(blocks)
-	m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(start))
-	if n < len(blocks) && m.future.holdIfEarly(blocks[n], err) {
-		for _, b := range blocks[n+1:] {
-			m.future.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+func (m *Manager) ProcessBlocks(blocks []*chain.Block) (n int, err error) {
+	began := time.Now()
+	defer func() {
+		m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(began))
+		if n < len(blocks) && m.future.holdIfEarly(blocks[n], err) {
+			for _, b := range blocks[n+1:] {
+				m.future.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+			}
 		}
-	}
-	return n, err
-}
-
-func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
+	}()
 	if err := m.usable(); err != nil {
 		return 0, err
 	}
@@ -598,7 +595,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	limit, stopErr := len(blocks), error(nil)
 	for i, b := range blocks {
 		hashes[i] = b.Hash()
-		err := m.checkCheckpoint(b, hashes[i])
+		err := m.cp.check(b, hashes[i])
 		if err == nil {
 			err = m.ix.check(b, hashes[i])
 		}
