@@ -196,9 +196,7 @@ func BenchmarkBlockSigs1000(b *testing.B) {
 		if err := tx.CheckStateless(g.ChainID); err != nil {
 			return err
 		}
-		pub, _ := hex.DecodeString(tx.PublicKey)
-		sig, err := hex.DecodeString(tx.Signature)
-		if err != nil || !ed25519.Verify(pub, tx.SigningBytes(), sig) {
+		if !ed25519.Verify(tx.PublicKey[:], tx.SigningBytes(), tx.Signature[:]) {
 			return ErrBadSignature
 		}
 		return nil

@@ -9,7 +9,11 @@ import (
 // The binary block encoding is what the store writes and peers exchange. It
 // is lossless (every field as given, so a malformed block decodes and is then
 // rejected by validation with the right code) and about four times smaller
-// and faster than JSON. Layout, all integers big endian:
+// and faster than JSON. Keys, signatures and seed proofs are the exception:
+// they are bytes inside (PublicKey), so one that is not "" or the lowercase
+// hex of its size is refused here, with an error that wraps ErrDecode and
+// the rule error validation gave it before (bad_public_key, bad_signature,
+// wrong_forger, bad_seed_proof). Layout, all integers big endian:
 //
 //	version    1 byte (2)
 //	height     8, prev_hash 32, timestamp 8
@@ -79,7 +83,7 @@ var ErrDecode = errors.New("malformed block encoding")
 // EncodeBlock returns the binary encoding of b.
 func EncodeBlock(b *Block) []byte {
 	h := &b.Header
-	n := 1 + 8 + 32 + 8 + 4 + 32 + 32 + 5*binary.MaxVarintLen64 + len(h.Forger) + len(h.ForgerPublicKey) + len(h.SeedProof) + len(h.Signature)
+	n := 1 + 8 + 32 + 8 + 4 + 32 + 32 + 5*binary.MaxVarintLen64 + len(h.Forger) + 2*len(h.ForgerPublicKey) + 2*len(h.SeedProof) + len(h.Signature)
 	n += len(b.Transactions) * (24 + 6*2 + 10 + 40 + 40 + 64 + 128 + 16)
 	version := b.codecVersion()
 	if version >= evidenceCodecVersion {
@@ -179,10 +183,10 @@ func (d *decoder) core(h *Header) {
 	d.bytes(h.PrevHash[:])
 	h.Timestamp = int64(d.u64())
 	h.Forger = Address(d.str())
-	h.ForgerPublicKey = d.str()
+	d.hexField(h.ForgerPublicKey[:], "forger_public_key", ErrWrongForger)
 	h.Rank = d.u32()
 	d.bytes(h.TxRoot[:])
-	h.SeedProof = d.str()
+	d.hexField(h.SeedProof[:], "seed_proof", ErrBadSeedProof)
 	d.bytes(h.Seed[:])
 }
 
@@ -232,8 +236,17 @@ func appendTx(out []byte, tx *Transaction) []byte {
 	out = binary.BigEndian.AppendUint64(out, tx.Amount)
 	out = binary.BigEndian.AppendUint64(out, tx.Fee)
 	out = binary.BigEndian.AppendUint64(out, tx.Nonce)
-	out = appendString(out, tx.PublicKey)
-	return appendString(out, tx.Signature)
+	out = appendHexField(out, tx.PublicKey[:])
+	return appendHexField(out, tx.Signature[:])
+}
+
+// EncodedLen is len(EncodeTx(tx)), without encoding it.
+func (tx *Transaction) EncodedLen() int {
+	n := 3*8 + hexFieldLen(tx.PublicKey[:]) + hexFieldLen(tx.Signature[:])
+	for _, l := range [...]int{len(tx.Type), len(tx.ChainID), len(tx.From), len(tx.To)} {
+		n += uvarintLen(uint64(l)) + l
+	}
+	return n
 }
 
 // DecodeBlock parses EncodeBlock's output. It never panics; any input that is
@@ -335,8 +348,8 @@ func DecodeBlock(data []byte) (*Block, error) {
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.done(); err != nil {
+		return nil, err
 	}
 	return b, nil
 }
@@ -358,7 +371,7 @@ func DecodeTxInto(data []byte, tx *Transaction) error {
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
 	}
-	return d.err
+	return d.done()
 }
 
 // decoder reads from buf, remembering the first error; after an error every
@@ -366,6 +379,18 @@ func DecodeTxInto(data []byte, tx *Transaction) error {
 type decoder struct {
 	buf []byte
 	err error
+	// rule is the first key, signature or proof refused (hexField): the
+	// decoding goes on, so a structural error still wins; done returns it.
+	rule error
+}
+
+// done is the decoding's error: the first structural one, else the first
+// refused field's.
+func (d *decoder) done() error {
+	if d.err != nil {
+		return d.err
+	}
+	return d.rule
 }
 
 func (d *decoder) need(n int) bool {
@@ -458,6 +483,29 @@ func (d *decoder) str() string {
 	return s
 }
 
+// hexField reads a key, signature or proof written as appendHexField
+// writes it into dst (zeroed when the field is empty). Anything but ""
+// or the lowercase hex of len(dst) bytes, not all zeros, is an error
+// wrapping ErrDecode and a rule error with sentinel's code.
+func (d *decoder) hexField(dst []byte, what string, sentinel *RuleError) {
+	n := d.uvarint()
+	if d.err != nil {
+		return
+	}
+	if n > maxFieldLen {
+		d.err = fmt.Errorf("%w: field of %d bytes (limit %d)", ErrDecode, n, maxFieldLen)
+		return
+	}
+	if !d.need(int(n)) {
+		return
+	}
+	text := d.buf[:n]
+	d.buf = d.buf[n:]
+	if err := unhexText(dst, text, what, sentinel); err != nil && d.rule == nil {
+		d.rule = fmt.Errorf("%w: %w", ErrDecode, err)
+	}
+}
+
 func (d *decoder) tx(tx *Transaction) {
 	tx.Type = TxType(d.str())
 	tx.ChainID = d.str()
@@ -466,10 +514,10 @@ func (d *decoder) tx(tx *Transaction) {
 	tx.Amount = d.u64()
 	tx.Fee = d.u64()
 	tx.Nonce = d.u64()
-	tx.PublicKey = d.str()
-	tx.Signature = d.str()
+	d.hexField(tx.PublicKey[:], "public key", ErrBadPublicKey)
+	d.hexField(tx.Signature[:], "signature", ErrBadSignature)
 	tx.id = Hash{}
-	if d.err == nil {
+	if d.err == nil && d.rule == nil {
 		// Hashed once here, where the bytes come in; every later ID
 		// (pool, tx root, index) reads the cache.
 		tx.CacheID()
@@ -530,8 +578,8 @@ func DecodeEvidence(data []byte) (*Evidence, error) {
 	if d.err == nil && len(d.buf) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", ErrDecode, len(d.buf))
 	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.done(); err != nil {
+		return nil, err
 	}
 	return e, nil
 }

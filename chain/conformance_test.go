@@ -2,10 +2,10 @@ package chain
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -121,9 +121,9 @@ func TestBlockRules(t *testing.T) {
 			tx.Signature = signedTx(TxTransfer, "alice", bob, 2, 0, 1).Signature
 			return c.next(0, tx)
 		}, ErrBadSignature},
-		{"tx signature not hex", nil, func(c *testChain) *Block {
+		{"tx without a signature", nil, func(c *testChain) *Block {
 			tx := signedTx(TxTransfer, "alice", bob, 1, 0, 1)
-			tx.Signature = "zz" + tx.Signature[2:]
+			tx.Signature = Signature{}
 			return c.next(0, tx)
 		}, ErrBadSignature},
 		{"wrong chain id", nil, func(c *testChain) *Block {
@@ -185,9 +185,9 @@ func TestBlockRules(t *testing.T) {
 		{"to is not an address", nil, func(c *testChain) *Block {
 			return c.next(0, signedTx(TxTransfer, "alice", "BOB", 1, 0, 1))
 		}, ErrBadAddress},
-		{"public key not hex", nil, func(c *testChain) *Block {
+		{"tx without a public key", nil, func(c *testChain) *Block {
 			tx := signedTx(TxTransfer, "alice", bob, 1, 0, 1)
-			tx.PublicKey = "xy" + tx.PublicKey[2:]
+			tx.PublicKey = PublicKey{}
 			return c.next(0, tx)
 		}, ErrBadPublicKey},
 		{"wrong forger", nil, func(c *testChain) *Block {
@@ -259,7 +259,7 @@ func TestBlockRules(t *testing.T) {
 		{"forger key not the forger's", nil, func(c *testChain) *Block {
 			b := c.next(0)
 			b.Header.Sign(testKey("alice"))
-			b.ForgerPublicKey = fmt.Sprintf("%x", testKey("bob").Public())
+			b.ForgerPublicKey = PublicKey(testKey("bob").Public().(ed25519.PublicKey))
 			return b
 		}, ErrWrongForger},
 
@@ -300,13 +300,13 @@ func TestBlockRules(t *testing.T) {
 		}, ErrFutureBlock},
 		{"no seed proof", nil, func(c *testChain) *Block {
 			b := c.next(0)
-			b.SeedProof = ""
+			b.SeedProof = VRFProof{}
 			b.Header.Sign(testKey("alice"))
 			return b
 		}, ErrBadSeedProof},
-		{"seed proof not hex", nil, func(c *testChain) *Block {
+		{"seed proof altered", nil, func(c *testChain) *Block {
 			b := c.next(0)
-			b.SeedProof = "zz" + b.SeedProof[2:]
+			b.SeedProof[40] ^= 1
 			b.Header.Sign(testKey("alice"))
 			return b
 		}, ErrBadSeedProof},

@@ -28,12 +28,13 @@ const (
 //	amount     8 bytes big endian
 //	fee        8 bytes big endian
 //	nonce      8 bytes big endian
-//	public_key uvarint length, bytes (the 64 hex characters as written)
+//	public_key uvarint length, bytes (the 64 lowercase hex characters of
+//	           the key; length 0 when there is none)
 //
 // Strings are length-prefixed, so no two different transactions share an
 // encoding, even malformed ones (validation rejects those separately).
 func (tx *Transaction) SigningBytes() []byte {
-	n := len(txDomain) + 1 + 4*binary.MaxVarintLen64 + len(tx.ChainID) + len(tx.From) + len(tx.To) + 24 + len(tx.PublicKey)
+	n := len(txDomain) + 1 + 4*binary.MaxVarintLen64 + len(tx.ChainID) + len(tx.From) + len(tx.To) + 24 + 2*len(tx.PublicKey)
 	return tx.appendSigningBytes(make([]byte, 0, n))
 }
 
@@ -48,8 +49,8 @@ func (tx *Transaction) appendSigningBytes(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, tx.Amount)
 	b = binary.BigEndian.AppendUint64(b, tx.Fee)
 	b = binary.BigEndian.AppendUint64(b, tx.Nonce)
-	b = appendString(b, tx.PublicKey)
-	return b
+	// The key's hex, encoded here from the bytes: what it always was.
+	return appendHexField(b, tx.PublicKey[:])
 }
 
 // ID is the SHA-256 of the signing bytes. The signature is left out so a
@@ -79,11 +80,11 @@ func (tx *Transaction) CacheID() {
 // The caller sets every other field first.
 func (tx *Transaction) Sign(priv ed25519.PrivateKey) {
 	pub := priv.Public().(ed25519.PublicKey)
-	tx.PublicKey = hex.EncodeToString(pub)
+	tx.PublicKey = PublicKey(pub)
 	tx.From = AddressOf(pub)
 	sb := tx.SigningBytes()
 	tx.id = sha256.Sum256(sb)
-	tx.Signature = hex.EncodeToString(ed25519.Sign(priv, sb))
+	tx.Signature = Signature(ed25519.Sign(priv, sb))
 }
 
 // MarshalJSON writes the transaction with its id, so every JSON view of a
@@ -116,10 +117,12 @@ func (tx *Transaction) UnmarshalJSON(data []byte) error {
 //	prev_hash         32 bytes
 //	timestamp         8 bytes big endian (two's complement)
 //	forger            uvarint length, bytes
-//	forger_public_key uvarint length, bytes
+//	forger_public_key uvarint length, bytes (the lowercase hex; length 0
+//	                  in block 0, which has no forger)
 //	rank              4 bytes big endian
 //	tx_root           32 bytes
-//	seed_proof        uvarint length, bytes (the hex as written)
+//	seed_proof        uvarint length, bytes (the lowercase hex; length 0
+//	                  in block 0, which has no proof)
 //	seed              32 bytes
 //	evidence_root     32 bytes, only when it or vote_root is not zero
 //	vote_root         32 bytes, only when not zero (the block has votes)
@@ -130,7 +133,7 @@ func (tx *Transaction) UnmarshalJSON(data []byte) error {
 // evidence root is always written, even zero, so a header with only an
 // evidence root and one with only a vote root never share their bytes.
 func (h *Header) SigningBytes() []byte {
-	b := make([]byte, 0, len(headerDomain)+8+32+8+3*binary.MaxVarintLen64+len(h.Forger)+len(h.ForgerPublicKey)+4+32+len(h.SeedProof)+64)
+	b := make([]byte, 0, len(headerDomain)+8+32+8+3*binary.MaxVarintLen64+len(h.Forger)+2*len(h.ForgerPublicKey)+4+32+2*len(h.SeedProof)+64)
 	return h.appendFields(append(b, headerDomain...))
 }
 
@@ -154,10 +157,10 @@ func (h *Header) appendCore(b []byte) []byte {
 	b = append(b, h.PrevHash[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(h.Timestamp))
 	b = appendString(b, string(h.Forger))
-	b = appendString(b, h.ForgerPublicKey)
+	b = appendHexField(b, h.ForgerPublicKey[:])
 	b = binary.BigEndian.AppendUint32(b, h.Rank)
 	b = append(b, h.TxRoot[:]...)
-	b = appendString(b, h.SeedProof)
+	b = appendHexField(b, h.SeedProof[:])
 	return append(b, h.Seed[:]...)
 }
 
@@ -170,7 +173,7 @@ func (h *Header) Hash() Hash { return sha256.Sum256(h.SigningBytes()) }
 // (set them with ProveSeed first).
 func (h *Header) Sign(priv ed25519.PrivateKey) {
 	pub := priv.Public().(ed25519.PublicKey)
-	h.ForgerPublicKey = hex.EncodeToString(pub)
+	h.ForgerPublicKey = PublicKey(pub)
 	h.Forger = AddressOf(pub)
 	if h.vrf != nil {
 		h.ProveSeed(priv, h.vrf.chainID, h.vrf.parentSeed)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -366,11 +365,10 @@ func (e *Evidence) Check(g *Genesis, blockHeight uint64) error {
 		if err := verify(pub, h.Signature, h.SigningBytes(), ErrBadEvidence); err != nil {
 			return ruleErrorf(ErrBadEvidence, "header %s: %v", h.Hash(), err)
 		}
-		pi, err := hex.DecodeString(h.SeedProof)
-		if err != nil || len(pi) != SeedProofSize {
-			return ruleErrorf(ErrBadEvidence, "header %s: seed_proof is not %d bytes of hex", h.Hash(), SeedProofSize)
+		if h.SeedProof.IsZero() {
+			return ruleErrorf(ErrBadEvidence, "header %s: seed_proof is missing", h.Hash())
 		}
-		if ok, _ := ecvrf.Verify(voi.PublicKey(pub), pi, alpha); !ok {
+		if ok, _ := ecvrf.Verify(voi.PublicKey(pub), h.SeedProof[:], alpha); !ok {
 			return ruleErrorf(ErrBadEvidence, "header %s: seed_proof does not verify on this chain over parent seed %s", h.Hash(), e.ParentSeed)
 		}
 	}

@@ -3,7 +3,6 @@ package chain
 import (
 	"crypto/ed25519"
 	"encoding/binary"
-	"encoding/hex"
 
 	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 	"github.com/oasisprotocol/curve25519-voi/primitives/ed25519/extra/ecvrf"
@@ -27,6 +26,26 @@ const seedDomain = "posd/seed/v1"
 
 // SeedProofSize is the size of an ECVRF proof in bytes (160 hex characters).
 const SeedProofSize = ecvrf.ProofSize
+
+// VRFProof is an ECVRF proof (a header's seed_proof); JSON and text carry
+// its hex. The zero value is no proof (text "", as block 0 has): see
+// PublicKey for the rules of the text.
+type VRFProof [SeedProofSize]byte
+
+// IsZero reports whether p is the zero value: no proof.
+func (p VRFProof) IsZero() bool { return p == VRFProof{} }
+
+// String returns the lowercase hex of p ("" for the zero value).
+func (p VRFProof) String() string { return hexString(p[:]) }
+
+// MarshalText encodes p as lowercase hex ("" for the zero value).
+func (p VRFProof) MarshalText() ([]byte, error) { return appendHexText(nil, p[:]), nil }
+
+// UnmarshalText decodes 160 lowercase hex characters, or "" (no proof).
+// Anything else is a *RuleError bad_seed_proof.
+func (p *VRFProof) UnmarshalText(b []byte) error {
+	return unhexText(p[:], b, "seed_proof", ErrBadSeedProof)
+}
 
 // vrfInput is what a header being forged needs for its seed proof besides
 // its own height.
@@ -56,21 +75,17 @@ func (h *Header) ProveSeed(priv ed25519.PrivateKey, chainID string, parentSeed H
 		// Prove only makes decodable proofs; this cannot happen.
 		panic(err)
 	}
-	h.SeedProof = hex.EncodeToString(pi)
+	copy(h.SeedProof[:], pi)
 	copy(h.Seed[:], beta)
 }
 
 // checkSeed verifies h's seed proof under the forger key pub against the
 // parent's seed, and that seed is the proof's output.
 func checkSeed(g *Genesis, parent *Header, h *Header, pub ed25519.PublicKey) error {
-	if len(h.SeedProof) != 2*SeedProofSize {
-		return ruleErrorf(ErrBadSeedProof, "seed_proof must be %d hex characters, got %d", 2*SeedProofSize, len(h.SeedProof))
+	if h.SeedProof.IsZero() {
+		return ruleErrorf(ErrBadSeedProof, "seed_proof is missing")
 	}
-	pi, err := hex.DecodeString(h.SeedProof)
-	if err != nil {
-		return ruleErrorf(ErrBadSeedProof, "seed_proof is not hex")
-	}
-	ok, beta := ecvrf.Verify(voi.PublicKey(pub), pi, SeedAlpha(g.ChainID, parent.Seed, h.Height))
+	ok, beta := ecvrf.Verify(voi.PublicKey(pub), h.SeedProof[:], SeedAlpha(g.ChainID, parent.Seed, h.Height))
 	if !ok {
 		return ruleErrorf(ErrBadSeedProof, "seed_proof does not verify for the forger's key on the parent's seed")
 	}

@@ -1,7 +1,6 @@
 package chain
 
 import (
-	"encoding/hex"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -50,8 +49,8 @@ func chunkSize(n int) int {
 // milliseconds. posd runs with one P more than the cores
 // (internal/tune), so the batches may use every core while that P exists;
 // the operating system shares the cores among the threads. What surrounds
-// the batches (decoding keys and signatures, expanding new keys, single
-// checks of side blocks) is not bounded: it is a small part of the work.
+// the batches (signing bytes, expanding new keys, single checks of side
+// blocks) is not bounded: it is a small part of the work.
 var verifySlots = newSlots(0)
 
 // slots is a counting semaphore whose urgent waiters go first. Blocks
@@ -122,7 +121,7 @@ const DefaultSigCacheKeys = 4096
 type SigVerifier struct {
 	mu        sync.Mutex
 	gen       int
-	cur, prev map[[32]byte]*voi.ExpandedPublicKey
+	cur, prev map[PublicKey]*voi.ExpandedPublicKey
 }
 
 // NewSigVerifier returns a verifier caching up to 2 × keys expanded keys
@@ -131,14 +130,14 @@ func NewSigVerifier(keys int) *SigVerifier {
 	if keys <= 0 {
 		keys = DefaultSigCacheKeys
 	}
-	return &SigVerifier{gen: keys, cur: make(map[[32]byte]*voi.ExpandedPublicKey)}
+	return &SigVerifier{gen: keys, cur: make(map[PublicKey]*voi.ExpandedPublicKey)}
 }
 
 // defaultSigVerifier serves CheckBlockTxs when the caller brings none.
 var defaultSigVerifier = NewSigVerifier(0)
 
 // expanded returns the expanded form of pub, from the cache when it can.
-func (v *SigVerifier) expanded(pub [32]byte) (*voi.ExpandedPublicKey, error) {
+func (v *SigVerifier) expanded(pub PublicKey) (*voi.ExpandedPublicKey, error) {
 	v.mu.Lock()
 	k, ok := v.cur[pub]
 	if !ok {
@@ -156,7 +155,7 @@ func (v *SigVerifier) expanded(pub [32]byte) (*voi.ExpandedPublicKey, error) {
 	}
 	v.mu.Lock()
 	if len(v.cur) >= v.gen {
-		v.prev, v.cur = v.cur, make(map[[32]byte]*voi.ExpandedPublicKey, v.gen)
+		v.prev, v.cur = v.cur, make(map[PublicKey]*voi.ExpandedPublicKey, v.gen)
 	}
 	v.cur[pub] = k
 	v.mu.Unlock()
@@ -171,25 +170,21 @@ type sigItem struct {
 	err error // set when the item is known bad before any check
 }
 
-// prepare decodes tx's key and signature; a malformed one is bad at once.
+// prepare readies tx's check: its key and signature are bytes already,
+// so only a missing one, or a key that is not a point, is bad at once.
 func (v *SigVerifier) prepare(tx *Transaction) sigItem {
-	pub, err := decodePublicKey(tx.PublicKey)
-	if err != nil {
-		return sigItem{err: err}
+	if tx.PublicKey.IsZero() {
+		return sigItem{err: errNoPublicKey}
 	}
-	if len(tx.Signature) != 2*voi.SignatureSize {
-		return sigItem{err: ruleErrorf(ErrBadSignature, "signature must be %d hex characters, got %d", 2*voi.SignatureSize, len(tx.Signature))}
+	if tx.Signature.IsZero() {
+		return sigItem{err: errNoSignature}
 	}
-	sig, err := hex.DecodeString(tx.Signature)
-	if err != nil {
-		return sigItem{err: ruleErrorf(ErrBadSignature, "signature is not hex")}
-	}
-	key, err := v.expanded([32]byte(pub))
+	key, err := v.expanded(tx.PublicKey)
 	if err != nil {
 		// Not a point at all: no signature verifies under it.
 		return sigItem{err: ruleErrorf(ErrBadSignature, "signature does not verify")}
 	}
-	return sigItem{key: key, msg: tx.SigningBytes(), sig: sig}
+	return sigItem{key: key, msg: tx.SigningBytes(), sig: tx.Signature[:]}
 }
 
 var errSigDoesNotVerify = &RuleError{Code: ErrBadSignature.Code, Message: "signature does not verify"}

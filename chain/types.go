@@ -104,15 +104,15 @@ const (
 
 // Transaction is a signed instruction to change the state.
 type Transaction struct {
-	Type      TxType  `json:"type"`
-	ChainID   string  `json:"chain_id"`
-	From      Address `json:"from"`
-	To        Address `json:"to"`
-	Amount    uint64  `json:"amount"`
-	Fee       uint64  `json:"fee"`
-	Nonce     uint64  `json:"nonce"`
-	PublicKey string  `json:"public_key"` // hex of the 32-byte Ed25519 key
-	Signature string  `json:"signature"`  // hex of the 64-byte Ed25519 signature
+	Type      TxType    `json:"type"`
+	ChainID   string    `json:"chain_id"`
+	From      Address   `json:"from"`
+	To        Address   `json:"to"`
+	Amount    uint64    `json:"amount"`
+	Fee       uint64    `json:"fee"`
+	Nonce     uint64    `json:"nonce"`
+	PublicKey PublicKey `json:"public_key"` // the 32-byte Ed25519 key; hex in JSON
+	Signature Signature `json:"signature"`  // the 64-byte Ed25519 signature; hex in JSON
 
 	// id caches ID: set where a transaction comes into being (Sign, the
 	// binary and JSON decoders), zero when unknown. Unexported, so no codec
@@ -125,18 +125,19 @@ type Transaction struct {
 // Header is everything in a block but its transactions. The hash of a block is
 // the hash of its header's canonical bytes without the signature.
 type Header struct {
-	Height          uint64  `json:"height"`
-	PrevHash        Hash    `json:"prev_hash"`
-	Timestamp       int64   `json:"timestamp"` // unix milliseconds
-	Forger          Address `json:"forger"`
-	ForgerPublicKey string  `json:"forger_public_key"`
-	Rank            uint32  `json:"rank"`
-	TxRoot          Hash    `json:"tx_root"`
-	// SeedProof is the forger's ECVRF proof (hex of 80 bytes) over
+	Height          uint64    `json:"height"`
+	PrevHash        Hash      `json:"prev_hash"`
+	Timestamp       int64     `json:"timestamp"` // unix milliseconds
+	Forger          Address   `json:"forger"`
+	ForgerPublicKey PublicKey `json:"forger_public_key"` // zero ("") in block 0
+	Rank            uint32    `json:"rank"`
+	TxRoot          Hash      `json:"tx_root"`
+	// SeedProof is the forger's ECVRF proof (80 bytes, hex in JSON) over
 	// SeedAlpha(chain_id, parent seed, height); Seed is the first 32 bytes
-	// of its output. Block 0 has no proof and the genesis hash as seed.
-	SeedProof string `json:"seed_proof"`
-	Seed      Hash   `json:"seed"`
+	// of its output. Block 0 has no proof (the zero value, "" in JSON) and
+	// the genesis hash as seed.
+	SeedProof VRFProof `json:"seed_proof"`
+	Seed      Hash     `json:"seed"`
 	// EvidenceRoot commits to the block's evidence (EvidenceRoot); zero,
 	// and then absent from the signed bytes and the JSON, when it has none.
 	EvidenceRoot Hash `json:"evidence_root,omitzero"`

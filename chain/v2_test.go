@@ -177,8 +177,7 @@ func TestSeedChain(t *testing.T) {
 			if !bytes.Equal(alpha, want) {
 				t.Fatalf("alpha %x, want %x", alpha, want)
 			}
-			pi, _ := hex.DecodeString(b.SeedProof)
-			ok, beta := ecvrf.Verify(voi.PublicKey(testKey("alice").Public().(ed25519.PublicKey)), pi, alpha)
+			ok, beta := ecvrf.Verify(voi.PublicKey(testKey("alice").Public().(ed25519.PublicKey)), b.SeedProof[:], alpha)
 			if !ok || !bytes.Equal(beta[:32], b.Seed[:]) {
 				t.Fatalf("seed is not the VRF output over the parent seed")
 			}
@@ -220,11 +219,11 @@ func TestHeaderSeedFieldsEncoded(t *testing.T) {
 	if err := json.Unmarshal(data, &fromJSON); err != nil || fromJSON.Seed != b.Seed || fromJSON.SeedProof != b.SeedProof {
 		t.Fatalf("JSON lost the seed: %v", err)
 	}
-	if !strings.Contains(string(data), `"seed":"`+b.Seed.String()+`"`) || !strings.Contains(string(data), `"seed_proof":"`+b.SeedProof+`"`) {
+	if !strings.Contains(string(data), `"seed":"`+b.Seed.String()+`"`) || !strings.Contains(string(data), `"seed_proof":"`+hex.EncodeToString(b.SeedProof[:])+`"`) {
 		t.Fatalf("seed fields not hex in JSON: %s", data)
 	}
 	// Both fields are signed: changing either breaks the signature.
-	for _, mut := range []func(h *Header){func(h *Header) { h.Seed[5] ^= 1 }, func(h *Header) { h.SeedProof = strings.Repeat("0", 160) }} {
+	for _, mut := range []func(h *Header){func(h *Header) { h.Seed[5] ^= 1 }, func(h *Header) { h.SeedProof[0] ^= 1 }, func(h *Header) { h.SeedProof = VRFProof{} }} {
 		h := b.Header
 		mut(&h)
 		if err := h.VerifySignature(); !errors.Is(err, ErrBadBlockSig) {
@@ -271,7 +270,7 @@ func TestZIP215Vectors(t *testing.T) {
 		if !ed25519.Verify(pub, msg, sig) {
 			stdlibRefuses++
 		}
-		key, err := v.expanded([32]byte(pub))
+		key, err := v.expanded(PublicKey(pub))
 		if err != nil {
 			t.Fatalf("vector %d: key: %v", i, err)
 		}
@@ -338,8 +337,8 @@ func TestSigVerifierFindsLowestBad(t *testing.T) {
 	}
 	// Malformed encodings are bad without any check.
 	bad := append([]Transaction(nil), txs[:10]...)
-	bad[3].Signature = "xyz"
-	bad[5].PublicKey = strings.Repeat("f", 64) // not a point
+	bad[3].Signature = Signature{}                               // none
+	bad[5].PublicKey = PublicKey(bytes.Repeat([]byte{0xff}, 32)) // not a point
 	var te *BlockTxError
 	if err := v.CheckTxs(bad); !errors.As(err, &te) || te.Index != 3 {
 		t.Fatalf("got %v, want transaction 3", err)
@@ -352,7 +351,7 @@ func TestSigVerifierFindsLowestBad(t *testing.T) {
 func TestSigVerifierCacheBounded(t *testing.T) {
 	v := NewSigVerifier(2)
 	for _, n := range []string{"alice", "bob", "carol", "dave", "erin"} {
-		if _, err := v.expanded([32]byte(testKey(n).Public().(ed25519.PublicKey))); err != nil {
+		if _, err := v.expanded(PublicKey(testKey(n).Public().(ed25519.PublicKey))); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -540,8 +539,7 @@ func FuzzBatchAgreesWithSingle(f *testing.F) {
 		f.Add(pub, []byte("Zcash"), sig)
 	}
 	tx := signedTx(TxTransfer, "alice", testAddr("bob"), 1, 0, 1)
-	pub, _ := hex.DecodeString(tx.PublicKey)
-	sig, _ := hex.DecodeString(tx.Signature)
+	pub, sig := tx.PublicKey[:], bytes.Clone(tx.Signature[:])
 	f.Add(pub, tx.SigningBytes(), sig)
 	sig[63] ^= 0x10 // S ≥ ℓ
 	f.Add(pub, tx.SigningBytes(), sig)
@@ -556,7 +554,7 @@ func FuzzBatchAgreesWithSingle(f *testing.F) {
 		for i := range good {
 			items = append(items, v.prepare(&good[i]))
 		}
-		key, err := v.expanded([32]byte(pub))
+		key, err := v.expanded(PublicKey(pub))
 		it := sigItem{key: key, msg: msg, sig: sig}
 		if err != nil {
 			it = sigItem{err: errSigDoesNotVerify}

@@ -32,12 +32,11 @@ func (tx *Transaction) CheckStateless(chainID string) error {
 	if !tx.To.Valid() {
 		return ruleErrorf(ErrBadAddress, "to %q is not an address", tx.To)
 	}
-	pub, err := decodePublicKey(tx.PublicKey)
-	if err != nil {
-		return err
+	if tx.PublicKey.IsZero() {
+		return errNoPublicKey
 	}
-	if AddressOf(pub) != tx.From {
-		return ruleErrorf(ErrFromMismatch, "from %s is not the address of public_key (%s)", tx.From, AddressOf(pub))
+	if a := AddressOf(tx.PublicKey[:]); a != tx.From {
+		return ruleErrorf(ErrFromMismatch, "from %s is not the address of public_key (%s)", tx.From, a)
 	}
 	if r.ToSelf && tx.To != tx.From {
 		return ruleErrorf(ErrStakeNotSelf, "%s must be sent to its own sender", tx.Type)
@@ -51,12 +50,25 @@ func (tx *Transaction) CheckStateless(chainID string) error {
 // VerifySignature checks the Ed25519 signature over the signing bytes by
 // the ZIP-215 rule (see SigVerifier).
 func (tx *Transaction) VerifySignature() error {
-	pub, err := decodePublicKey(tx.PublicKey)
-	if err != nil {
-		return err
+	if tx.PublicKey.IsZero() {
+		return errNoPublicKey
 	}
-	return verify(pub, tx.Signature, tx.SigningBytes(), ErrBadSignature)
+	if tx.Signature.IsZero() {
+		return errNoSignature
+	}
+	if !verifyZIP215(tx.PublicKey[:], tx.SigningBytes(), tx.Signature[:]) {
+		return ruleErrorf(ErrBadSignature, "signature does not verify")
+	}
+	return nil
 }
+
+// A transaction without a key or a signature: the zero values, which are
+// what JSON "" or an absent field decodes to (malformed hex never gets
+// this far: the decoders refuse it with the same codes).
+var (
+	errNoPublicKey = &RuleError{Code: ErrBadPublicKey.Code, Message: "public key is missing"}
+	errNoSignature = &RuleError{Code: ErrBadSignature.Code, Message: "signature is missing"}
+)
 
 // Validate runs CheckStateless and VerifySignature.
 func (tx *Transaction) Validate(chainID string) error {
@@ -64,17 +76,6 @@ func (tx *Transaction) Validate(chainID string) error {
 		return err
 	}
 	return tx.VerifySignature()
-}
-
-func decodePublicKey(s string) (ed25519.PublicKey, error) {
-	if len(s) != 2*ed25519.PublicKeySize {
-		return nil, ruleErrorf(ErrBadPublicKey, "public key must be %d hex characters, got %d", 2*ed25519.PublicKeySize, len(s))
-	}
-	pub := make([]byte, ed25519.PublicKeySize)
-	if _, err := hex.Decode(pub, []byte(s)); err != nil {
-		return nil, ruleErrorf(ErrBadPublicKey, "public key is not hex")
-	}
-	return pub, nil
 }
 
 func verify(pub ed25519.PublicKey, sigHex string, msg []byte, sentinel *RuleError) error {
@@ -234,10 +235,10 @@ func checkBlockVotes(g *Genesis, b *Block) error {
 
 // forgerKey decodes forger_public_key and checks it belongs to forger.
 func (h *Header) forgerKey() (ed25519.PublicKey, error) {
-	pub, err := decodePublicKey(h.ForgerPublicKey)
-	if err != nil {
-		return nil, ruleErrorf(ErrWrongForger, "forger key: %v", err)
+	if h.ForgerPublicKey.IsZero() {
+		return nil, ruleErrorf(ErrWrongForger, "forger key: public key is missing")
 	}
+	pub := ed25519.PublicKey(h.ForgerPublicKey[:])
 	if AddressOf(pub) != h.Forger {
 		return nil, ruleErrorf(ErrWrongForger, "forger_public_key is not the forger's key")
 	}

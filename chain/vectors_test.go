@@ -20,14 +20,14 @@ func TestSigningVectors(t *testing.T) {
 		"28" + hex.EncodeToString([]byte(tx.From)) +
 		"28" + hex.EncodeToString([]byte(tx.To)) +
 		"0000000000000005" + "0000000000000001" + "0000000000000007" +
-		"40" + hex.EncodeToString([]byte(tx.PublicKey))
+		"40" + hex.EncodeToString([]byte(tx.PublicKey.String()))
 	if got := hex.EncodeToString(tx.SigningBytes()); got != wantBytes {
 		t.Fatalf("signing bytes\n got %s\nwant %s", got, wantBytes)
 	}
 	pinned := map[string]string{
 		"from":      string(tx.From),
 		"id":        tx.ID().String(),
-		"signature": tx.Signature,
+		"signature": tx.Signature.String(),
 	}
 	want := map[string]string{
 		"from":      "9d375aa99ae0bbd1fa9da8ac5c04bb4772ba2d5c",

@@ -22,44 +22,151 @@ import (
 const voteDomain = "posd/vote/v1"
 
 // PublicKey is a 32-byte Ed25519 public key; JSON and text carry its hex.
+//
+// Keys, signatures and seed proofs (PublicKey, Signature, VRFProof) are
+// bytes inside and lowercase hex at the edges: in JSON, in tables, and
+// where the canonical encodings (signing bytes, the block codec) have
+// always written their hex. Their zero value means absent and its text
+// is "" (length 0 in those encodings), as block 0's forger key and seed
+// proof and an unsigned transaction's key and signature always were. So
+// the all-zero bytes are no value: their hex is refused on input (the
+// all-zero key is a small-order point, no one's key, and no real key's
+// signature or proof is all zeros). Input must be lowercase hex, the form
+// every encoder here writes: the text a transaction's id hashes is
+// rebuilt from the bytes, so another spelling could not keep its id.
 type PublicKey [ed25519.PublicKeySize]byte
 
 // Signature is a 64-byte Ed25519 signature; JSON and text carry its hex.
+// The zero value is no signature (text "").
 type Signature [ed25519.SignatureSize]byte
 
-// String returns the lowercase hex of k.
-func (k PublicKey) String() string { return hex.EncodeToString(k[:]) }
+// IsZero reports whether k is the zero value: no key.
+func (k PublicKey) IsZero() bool { return k == PublicKey{} }
 
-// MarshalText encodes k as lowercase hex.
-func (k PublicKey) MarshalText() ([]byte, error) { return hexText(k[:]), nil }
+// String returns the lowercase hex of k ("" for the zero value).
+func (k PublicKey) String() string { return hexString(k[:]) }
 
-// UnmarshalText decodes 64 hex characters.
-func (k *PublicKey) UnmarshalText(b []byte) error { return unhexFixed(k[:], b, "public key") }
+// MarshalText encodes k as lowercase hex ("" for the zero value).
+func (k PublicKey) MarshalText() ([]byte, error) { return appendHexText(nil, k[:]), nil }
 
-// String returns the lowercase hex of s.
-func (s Signature) String() string { return hex.EncodeToString(s[:]) }
-
-// MarshalText encodes s as lowercase hex.
-func (s Signature) MarshalText() ([]byte, error) { return hexText(s[:]), nil }
-
-// UnmarshalText decodes 128 hex characters.
-func (s *Signature) UnmarshalText(b []byte) error { return unhexFixed(s[:], b, "signature") }
-
-func hexText(b []byte) []byte {
-	out := make([]byte, 2*len(b))
-	hex.Encode(out, b)
-	return out
+// UnmarshalText decodes 64 lowercase hex characters, or "" (no key).
+// Anything else is a *RuleError bad_public_key.
+func (k *PublicKey) UnmarshalText(b []byte) error {
+	return unhexText(k[:], b, "public key", ErrBadPublicKey)
 }
 
-func unhexFixed(dst, text []byte, what string) error {
-	if len(text) != 2*len(dst) {
-		return fmt.Errorf("%s must be %d hex characters, got %d", what, 2*len(dst), len(text))
+// IsZero reports whether s is the zero value: no signature.
+func (s Signature) IsZero() bool { return s == Signature{} }
+
+// String returns the lowercase hex of s ("" for the zero value).
+func (s Signature) String() string { return hexString(s[:]) }
+
+// MarshalText encodes s as lowercase hex ("" for the zero value).
+func (s Signature) MarshalText() ([]byte, error) { return appendHexText(nil, s[:]), nil }
+
+// UnmarshalText decodes 128 lowercase hex characters, or "" (no
+// signature). Anything else is a *RuleError bad_signature.
+func (s *Signature) UnmarshalText(b []byte) error {
+	return unhexText(s[:], b, "signature", ErrBadSignature)
+}
+
+// appendHexText appends the text of a key, signature or proof: its
+// lowercase hex, nothing when it is all zeros (absent).
+func appendHexText(out, b []byte) []byte {
+	if allZero(b) {
+		return out
 	}
-	if _, err := hex.Decode(dst, text); err != nil {
-		return fmt.Errorf("%s is not hex: %w", what, err)
+	return hex.AppendEncode(out, b)
+}
+
+// hexString is appendHexText as a string.
+func hexString(b []byte) string {
+	if allZero(b) {
+		return ""
+	}
+	return hex.EncodeToString(b)
+}
+
+// appendHexField appends b as the canonical encodings write it: the
+// uvarint length of its text, then the text (the hex, or nothing).
+func appendHexField(out, b []byte) []byte {
+	if allZero(b) {
+		return append(out, 0)
+	}
+	out = binary.AppendUvarint(out, uint64(2*len(b)))
+	return hex.AppendEncode(out, b)
+}
+
+// hexFieldLen is the length of appendHexField's output.
+func hexFieldLen(b []byte) int {
+	if allZero(b) {
+		return 1
+	}
+	return uvarintLen(uint64(2*len(b))) + 2*len(b)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for ; v >= 0x80; v >>= 7 {
+		n++
+	}
+	return n
+}
+
+func allZero(b []byte) bool {
+	var or byte
+	for _, c := range b {
+		or |= c
+	}
+	return or == 0
+}
+
+// unhexText decodes text into dst: "" is the zero value; otherwise
+// exactly 2·len(dst) lowercase hex characters, not all zeros. Errors are
+// *RuleError with sentinel's code.
+func unhexText(dst, text []byte, what string, sentinel *RuleError) error {
+	if len(text) == 0 {
+		clear(dst)
+		return nil
+	}
+	if len(text) != 2*len(dst) {
+		return ruleErrorf(sentinel, "%s must be %d hex characters, got %d", what, 2*len(dst), len(text))
+	}
+	if !unhexLower(dst, text) {
+		clear(dst)
+		return ruleErrorf(sentinel, "%s is not lowercase hex", what)
+	}
+	if allZero(dst) {
+		return ruleErrorf(sentinel, "%s is all zeros", what)
 	}
 	return nil
 }
+
+// unhexLower decodes len(dst) bytes of lowercase hex from text (twice
+// as long), by table; false when a character is not lowercase hex.
+func unhexLower(dst, text []byte) bool {
+	var bad byte
+	for i := range dst {
+		hi, lo := unhexTable[text[2*i]], unhexTable[text[2*i+1]]
+		bad |= hi | lo
+		dst[i] = hi<<4 | lo
+	}
+	return bad&0xf0 == 0
+}
+
+// unhexTable maps a lowercase hex digit to its value, anything else to 0xff.
+var unhexTable = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = byte(c - '0')
+	}
+	for c := 'a'; c <= 'f'; c++ {
+		t[c] = byte(c-'a') + 10
+	}
+	return t
+}()
 
 // Checkpoint names a block by height and hash. Every block whose height is
 // a multiple of the genesis's epoch_blocks is a checkpoint.

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -372,7 +371,7 @@ func TestSideBlockCheckedBeforeStored(t *testing.T) {
 	n.key.SignHeader(&b1.Header)
 	garbled := *b1
 	garbled.Transactions = []chain.Transaction{tx}
-	garbled.Transactions[0].Signature = strings.Repeat("ab", 64)
+	garbled.Transactions[0].Signature = chain.Signature(bytes.Repeat([]byte{0xab}, 64))
 	if garbled.Hash() != b1.Hash() {
 		t.Fatal("the copy should share the block hash")
 	}

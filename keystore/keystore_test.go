@@ -415,7 +415,7 @@ func TestSignTx(t *testing.T) {
 	const chainID = "posd-test"
 	tx := chain.Transaction{Type: chain.TxTransfer, ChainID: chainID, To: to, Amount: 1, Nonce: 1}
 	k.SignTx(&tx)
-	if tx.From != k.Address() || tx.PublicKey != hex.EncodeToString(k.PublicKey()) {
+	if tx.From != k.Address() || tx.PublicKey.String() != hex.EncodeToString(k.PublicKey()) {
 		t.Fatalf("from %s / public_key %s not the key's", tx.From, tx.PublicKey)
 	}
 	if err := tx.Validate(chainID); err != nil {

@@ -45,40 +45,66 @@ func EncodeTxBatch(txs []chain.Transaction) []byte {
 // allocates more than the body could hold; any malformed input gives an
 // error wrapping chain.ErrDecode that says where.
 func DecodeTxBatch(data []byte, max int) ([]chain.Transaction, error) {
+	txs, refused, err := DecodeTxBatchEach(data, max)
+	if err != nil {
+		return nil, err
+	}
+	for i, e := range refused {
+		if e != nil {
+			return nil, fmt.Errorf("transaction %d: %w", i, e)
+		}
+	}
+	return txs, nil
+}
+
+// DecodeTxBatchEach is DecodeTxBatch, but a transaction that is whole and
+// only holds a public key or signature that is not the lowercase hex of
+// its size does not fail the batch: refused[i] is its error (wrapping
+// chain.ErrDecode and the *chain.RuleError, bad_public_key or
+// bad_signature) and txs[i] is not to be used. refused is nil when no
+// transaction was refused.
+func DecodeTxBatchEach(data []byte, max int) (txs []chain.Transaction, refused []error, err error) {
 	if len(data) == 0 {
-		return nil, fmt.Errorf("%w: empty body", chain.ErrDecode)
+		return nil, nil, fmt.Errorf("%w: empty body", chain.ErrDecode)
 	}
 	if data[0] != txBatchVersion {
-		return nil, fmt.Errorf("%w: batch version %d, want %d", chain.ErrDecode, data[0], txBatchVersion)
+		return nil, nil, fmt.Errorf("%w: batch version %d, want %d", chain.ErrDecode, data[0], txBatchVersion)
 	}
 	data = data[1:]
 	count, n := chain.Uvarint(data)
 	if n <= 0 {
-		return nil, fmt.Errorf("%w: bad transaction count", chain.ErrDecode)
+		return nil, nil, fmt.Errorf("%w: bad transaction count", chain.ErrDecode)
 	}
 	data = data[n:]
 	if count > uint64(max) {
-		return nil, fmt.Errorf("%w: %d, the limit is %d", ErrTxBatchTooLarge, count, max)
+		return nil, nil, fmt.Errorf("%w: %d, the limit is %d", ErrTxBatchTooLarge, count, max)
 	}
 	if count > uint64(len(data)/(minEncodedTx+1)) {
-		return nil, fmt.Errorf("%w: %d transactions cannot fit in %d bytes", chain.ErrDecode, count, len(data))
+		return nil, nil, fmt.Errorf("%w: %d transactions cannot fit in %d bytes", chain.ErrDecode, count, len(data))
 	}
-	txs := make([]chain.Transaction, count)
+	txs = make([]chain.Transaction, count)
 	for i := range txs {
 		l, n := chain.Uvarint(data)
 		if n <= 0 || l > uint64(len(data)-n) {
-			return nil, fmt.Errorf("%w: transaction %d: bad or truncated length", chain.ErrDecode, i)
+			return nil, nil, fmt.Errorf("%w: transaction %d: bad or truncated length", chain.ErrDecode, i)
 		}
 		data = data[n:]
 		if err := chain.DecodeTxInto(data[:l], &txs[i]); err != nil {
-			return nil, fmt.Errorf("transaction %d: %w", i, err)
+			var re *chain.RuleError
+			if !errors.As(err, &re) {
+				return nil, nil, fmt.Errorf("transaction %d: %w", i, err)
+			}
+			if refused == nil {
+				refused = make([]error, len(txs))
+			}
+			refused[i] = err
 		}
 		data = data[l:]
 	}
 	if len(data) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", chain.ErrDecode, len(data))
+		return nil, nil, fmt.Errorf("%w: %d trailing bytes", chain.ErrDecode, len(data))
 	}
-	return txs, nil
+	return txs, refused, nil
 }
 
 // BlockTxIDs is one main-chain block of GET /v1/blocks/txids: its place

@@ -26,9 +26,20 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 	valid := p.sign(alice, chain.Transaction{Type: chain.TxTransfer, To: mallory.Address(), Amount: 1})
 	badSig := valid
-	badSig.Signature = strings.Repeat("00", 64)
-	nonHexSig := valid
-	nonHexSig.Signature = "not hex"
+	badSig.Signature[0] ^= 0x10 // well formed, does not verify
+	noSig := valid
+	noSig.Signature = chain.Signature{}
+	// with is valid's JSON with field's text replaced: keys and signatures
+	// are bytes in chain.Transaction, so malformed text exists only here.
+	with := func(field, text string) []byte {
+		var m map[string]any
+		b, _ := json.Marshal(valid)
+		json.Unmarshal(b, &m)
+		m[field] = text
+		b, _ = json.Marshal(m)
+		return b
+	}
+	sigHex, keyHex := valid.Signature.String(), valid.PublicKey.String()
 	replay := fund
 	usedNonce := chain.Transaction{Type: chain.TxTransfer, ChainID: "bad", To: mallory.Address(), Amount: 1, Nonce: 1}
 	alice.SignTx(&usedNonce)
@@ -56,7 +67,13 @@ func TestBadInputChangesNothing(t *testing.T) {
 		{"empty body", "POST", "/v1/txs", nil, "", 400, "bad_json"},
 		{"huge body", "POST", "/v1/txs", huge, "", 413, "payload_too_large"},
 		{"bad signature", "POST", "/v1/txs", js(badSig), "", 422, "bad_signature"},
-		{"non-hex signature", "POST", "/v1/txs", js(nonHexSig), "", 422, "bad_signature"},
+		{"no signature", "POST", "/v1/txs", js(noSig), "", 422, "bad_signature"},
+		{"non-hex signature", "POST", "/v1/txs", with("signature", "not hex"), "", 422, "bad_signature"},
+		{"short signature", "POST", "/v1/txs", with("signature", sigHex[:126]), "", 422, "bad_signature"},
+		{"upper-case signature", "POST", "/v1/txs", with("signature", strings.ToUpper(sigHex)), "", 422, "bad_signature"},
+		{"non-hex public key", "POST", "/v1/txs", with("public_key", "xy"+keyHex[2:]), "", 422, "bad_public_key"},
+		{"long public key", "POST", "/v1/txs", with("public_key", keyHex+"00"), "", 422, "bad_public_key"},
+		{"no public key", "POST", "/v1/txs", with("public_key", ""), "", 422, "bad_public_key"},
 		{"replay of a committed transaction", "POST", "/v1/txs", js(replay), "", 409, "already_known"},
 		{"used nonce", "POST", "/v1/txs", js(usedNonce), "", 422, "bad_nonce"},
 		{"overdraft", "POST", "/v1/txs", js(overdraft), "", 422, "insufficient_funds"},

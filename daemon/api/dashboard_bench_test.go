@@ -1,8 +1,8 @@
 package api
 
 import (
+	"bytes"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/poslab/posd/chain"
@@ -14,7 +14,7 @@ import (
 func BenchmarkDashboardPage(b *testing.B) {
 	f := newFake()
 	tx := chain.Transaction{Type: chain.TxTransfer, ChainID: testChainID, From: alice, To: bob, Amount: 12345, Fee: 1, Nonce: 7,
-		PublicKey: strings.Repeat("ab", 32), Signature: strings.Repeat("cd", 64)}
+		PublicKey: chain.PublicKey(bytes.Repeat([]byte{0xab}, 32)), Signature: chain.Signature(bytes.Repeat([]byte{0xcd}, 64))}
 	body := make([]chain.Transaction, 2000)
 	for i := range body {
 		body[i] = tx

@@ -137,7 +137,10 @@ func (s *server) submit(w http.ResponseWriter, r *http.Request, data []byte) err
 }
 
 // submitBatch decodes every item first (a malformed item fails the request
-// with 400), then answers per item what the pool said.
+// with 400), then answers per item what the pool said. An item whose key
+// or signature is not the lowercase hex of its size is refused alone with
+// its rule code (bad_public_key, bad_signature) and no id, as the pool
+// refused it when those fields were text.
 func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, data []byte) error {
 	var items []json.RawMessage
 	if err := decodeJSON(data, &items); err != nil {
@@ -146,32 +149,39 @@ func (s *server) submitBatch(w http.ResponseWriter, r *http.Request, data []byte
 	if limit := s.batchLimit(); len(items) > limit {
 		return apiErr(codePayloadTooLarge, "batch of %d transactions, the limit is %d", len(items), limit)
 	}
-	txs := make([]chain.Transaction, len(items))
+	out := make([]rpc.SubmitResult, len(items))
+	txs := make([]chain.Transaction, 0, len(items))
+	at := make([]int, 0, len(items)) // the item each of txs is
 	for i, item := range items {
 		tx, err := decodeTxItem(item)
 		if err != nil {
 			var re *chain.RuleError
-			if errors.As(err, &re) {
+			if !errors.As(err, &re) {
+				return err
+			}
+			if re.Code == codeBadJSON {
 				return apiErr(string(re.Code), "transaction %d: %s", i, re.Message)
 			}
-			return err
+			_, e := s.errorOf(r, re)
+			out[i] = rpc.SubmitResult{Error: e}
+			continue
 		}
-		txs[i] = tx
+		txs = append(txs, tx)
+		at = append(at, i)
 	}
-	out := make([]rpc.SubmitResult, len(txs))
 	if len(txs) > 0 {
 		ids, errs := s.b.SubmitTxs(txs)
 		if len(ids) != len(txs) || len(errs) != len(txs) {
 			return fmt.Errorf("backend SubmitTxs answered %d ids and %d errors for %d transactions", len(ids), len(errs), len(txs))
 		}
-		for i := range txs {
-			if errs[i] != nil {
-				id := txs[i].ID()
-				_, e := s.errorOf(r, errs[i])
+		for j, i := range at {
+			if errs[j] != nil {
+				id := txs[j].ID()
+				_, e := s.errorOf(r, errs[j])
 				out[i] = rpc.SubmitResult{ID: &id, Error: e}
 				continue
 			}
-			id := ids[i]
+			id := ids[j]
 			out[i] = rpc.SubmitResult{ID: &id, Status: rpc.TxPending}
 		}
 	}
@@ -205,6 +215,10 @@ func decodeTxItem(item json.RawMessage) (chain.Transaction, error) {
 	}
 	var p jsonTx
 	if err := json.Unmarshal(item, &p); err != nil {
+		var re *chain.RuleError
+		if errors.As(err, &re) {
+			return chain.Transaction{}, re // a key or signature's text: its rule code, as decodeJSON
+		}
 		return chain.Transaction{}, apiErr(codeBadJSON, "%v", err)
 	}
 	tx := chain.Transaction(p)

@@ -434,7 +434,10 @@ func readDeclared(body io.Reader, size int64) ([]byte, error) {
 
 // decodeJSON decodes exactly one JSON value from data into v: unknown fields
 // are ignored, wrong types, syntax errors, a top-level null and anything
-// after the value are 400 bad_json.
+// after the value are 400 bad_json. A value the chain types refuse with a
+// rule code (a public_key or signature that is not the lowercase hex of
+// its size: bad_public_key, bad_signature) keeps that code, 422, as when
+// such a transaction decoded and the rules refused it.
 func decodeJSON(data []byte, v any) error {
 	data = trimJSONSpace(data)
 	if len(data) == 0 {
@@ -447,6 +450,10 @@ func decodeJSON(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 			return apiErr(codeBadJSON, "unexpected end of JSON input")
+		}
+		var re *chain.RuleError
+		if errors.As(err, &re) {
+			return re
 		}
 		return apiErr(codeBadJSON, "%v", err)
 	}

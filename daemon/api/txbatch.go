@@ -21,33 +21,56 @@ func isBinaryBatch(r *http.Request) bool {
 // docs/API.md): the lean path for wallets and load generators. It skips
 // JSON on the way in; the answer is the JSON batch answer, one result per
 // transaction. A malformed body is 400 bad_request, a batch over the
-// limit 413 payload_too_large, and nothing is admitted.
+// limit 413 payload_too_large, and nothing is admitted. A transaction
+// whose public key or signature is not the lowercase hex of its size gets
+// its rule code in its result (bad_public_key, bad_signature), as before
+// those fields were bytes.
 func (s *server) postTxsBinary(w http.ResponseWriter, r *http.Request) error {
 	data, err := s.readBody(r)
 	if err != nil {
 		return err
 	}
 	limit := s.batchLimit()
-	txs, err := rpc.DecodeTxBatch(data, limit)
+	all, refused, err := rpc.DecodeTxBatchEach(data, limit)
 	switch {
 	case errors.Is(err, rpc.ErrTxBatchTooLarge):
 		return apiErr(codePayloadTooLarge, "%v", err)
 	case err != nil:
 		return apiErr(codeBadRequest, "binary transaction batch: %v", err)
 	}
-	out := make([]rpc.SubmitResult, len(txs))
+	// A transaction whose key or signature is not the lowercase hex of its
+	// size is refused alone, with its rule code and no id, as the pool
+	// refused it when those fields were text.
+	out := make([]rpc.SubmitResult, len(all))
+	txs, at := all, []int(nil)
+	if refused != nil {
+		txs = make([]chain.Transaction, 0, len(all))
+		for i := range all {
+			if refused[i] != nil {
+				_, e := s.errorOf(r, refused[i])
+				out[i] = rpc.SubmitResult{Error: e}
+				continue
+			}
+			txs = append(txs, all[i])
+			at = append(at, i)
+		}
+	}
 	if len(txs) > 0 {
 		ids, errs := s.b.SubmitTxs(txs)
 		if len(ids) != len(txs) || len(errs) != len(txs) {
 			return fmt.Errorf("backend SubmitTxs answered %d ids and %d errors for %d transactions", len(ids), len(errs), len(txs))
 		}
-		for i := range txs {
-			id := ids[i]
-			if errs[i] != nil {
+		for j := range txs {
+			i := j
+			if at != nil {
+				i = at[j]
+			}
+			id := ids[j]
+			if errs[j] != nil {
 				if id == (chain.Hash{}) {
-					id = txs[i].ID()
+					id = txs[j].ID()
 				}
-				_, e := s.errorOf(r, errs[i])
+				_, e := s.errorOf(r, errs[j])
 				out[i] = rpc.SubmitResult{ID: &id, Error: e}
 				continue
 			}

@@ -2,10 +2,12 @@ package api
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/poslab/posd/chain"
@@ -151,5 +153,97 @@ func TestBlockTxIDsPagedByBytes(t *testing.T) {
 	}
 	if len(heights) != testHeight+1 || heights[testHeight] != testHeight {
 		t.Fatalf("paged through %d blocks, want %d", len(heights), testHeight+1)
+	}
+}
+
+// TestMalformedKeyOrSignatureKeepsItsCode: a public key or signature that
+// is not the lowercase hex of its size is refused with its rule code
+// (422 bad_public_key, bad_signature), alone and inside JSON and binary
+// batches, where it is refused alone and the rest is admitted.
+func TestMalformedKeyOrSignatureKeepsItsCode(t *testing.T) {
+	good := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
+	sigHex, keyHex := good.Signature.String(), good.PublicKey.String()
+	cases := []struct {
+		name, field, text, code string
+	}{
+		{"signature not hex", "signature", "zz" + sigHex[2:], "bad_signature"},
+		{"signature in upper case", "signature", strings.ToUpper(sigHex), "bad_signature"},
+		{"public key not hex", "public_key", "xy" + keyHex[2:], "bad_public_key"},
+		{"public key all zeros", "public_key", strings.Repeat("0", 64), "bad_public_key"},
+		{"short signature", "signature", sigHex[:100], "bad_signature"},
+		{"long public key", "public_key", keyHex + "ab", "bad_public_key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake()
+			srv := httptest.NewServer(newTestHandler(f))
+			defer srv.Close()
+			other := testkit.Transfer(testkit.Bob, alice, 1, 0, 1)
+			bad := testkit.Transfer(testkit.Alice, bob, 2, 0, 4)
+			var m map[string]any
+			js, _ := json.Marshal(bad)
+			json.Unmarshal(js, &m)
+			m[tc.field] = tc.text
+			badJSON, _ := json.Marshal(m)
+			before := len(f.pool)
+
+			// Alone: 422 with the code.
+			resp, err := http.Post(srv.URL+"/v1/txs", "application/json", bytes.NewReader(badJSON))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var eb rpc.ErrorBody
+			json.NewDecoder(resp.Body).Decode(&eb)
+			resp.Body.Close()
+			if resp.StatusCode != 422 || eb.Error == nil || eb.Error.Code != tc.code {
+				t.Fatalf("alone: %d %+v, want 422 %s", resp.StatusCode, eb.Error, tc.code)
+			}
+			if len(f.pool) != before {
+				t.Fatal("the refused transaction was admitted")
+			}
+
+			// In a JSON batch: that item refused, the other admitted.
+			otherJSON, _ := json.Marshal(other)
+			batch := []byte("[" + string(badJSON) + "," + string(otherJSON) + "]")
+			resp, err = http.Post(srv.URL+"/v1/txs", "application/json", bytes.NewReader(batch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res []rpc.SubmitResult
+			json.NewDecoder(resp.Body).Decode(&res)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || len(res) != 2 || res[0].Error == nil || res[0].Error.Code != tc.code || res[0].ID != nil ||
+				res[1].Error != nil || res[1].Status != rpc.TxPending || *res[1].ID != other.ID() {
+				t.Fatalf("JSON batch: %d %+v", resp.StatusCode, res)
+			}
+
+			// In a binary batch, the same.
+			enc := chain.EncodeTx(&bad)
+			was := bad.Signature.String()
+			if tc.field == "public_key" {
+				was = bad.PublicKey.String()
+			}
+			encBad := bytes.Replace(enc, []byte(was), []byte(tc.text), 1)
+			if len(tc.text) != len(was) {
+				// Another length: the field's length prefix changes too.
+				encBad = bytes.Replace(enc, append(binary.AppendUvarint(nil, uint64(len(was))), was...), append(binary.AppendUvarint(nil, uint64(len(tc.text))), tc.text...), 1)
+			}
+			if bytes.Equal(encBad, enc) {
+				t.Fatal("field not found in the encoding")
+			}
+			other2 := testkit.Transfer(testkit.Bob, alice, 1, 0, 2)
+			enc2 := chain.EncodeTx(&other2)
+			body := []byte{1, 2} // version, count
+			for _, e := range [][]byte{encBad, enc2} {
+				body = binary.AppendUvarint(body, uint64(len(e)))
+				body = append(body, e...)
+			}
+			status, data := postBinary(t, srv.URL, "application/octet-stream", body)
+			res = nil
+			if status != 200 || json.Unmarshal(data, &res) != nil || len(res) != 2 || res[0].Error == nil || res[0].Error.Code != tc.code ||
+				res[1].Error != nil || *res[1].ID != other2.ID() {
+				t.Fatalf("binary batch: %d %s", status, data)
+			}
+		})
 	}
 }

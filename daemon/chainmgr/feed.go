@@ -41,7 +41,7 @@ func blockBytes(b *chain.Block) int {
 	n := blockBaseBytes
 	for i := range b.Transactions {
 		tx := &b.Transactions[i]
-		n += txOverheadBytes + len(tx.ChainID) + len(tx.From) + len(tx.To) + len(tx.PublicKey) + len(tx.Signature)
+		n += txOverheadBytes + len(tx.ChainID) + len(tx.From) + len(tx.To) + 2*len(tx.PublicKey) + 2*len(tx.Signature)
 	}
 	return n
 }

@@ -215,7 +215,7 @@ func TestMalleatedCopyIsNotRememberedInvalid(t *testing.T) {
 	b := tc.block(tc.forger, tc.m.Head(), 1, tc.transfer(tc.rich, 5, 1))
 	garbled := *b
 	garbled.Transactions = append([]chain.Transaction(nil), b.Transactions...)
-	garbled.Transactions[0].Signature = b.Header.Signature // well-formed, wrong
+	garbled.Transactions[0].Signature[0] ^= 0x10 // well-formed, wrong
 	if err := tc.m.ProcessBlock(&garbled); chain.CodeOf(err) != chain.ErrBadSignature.Code {
 		t.Fatalf("garbled copy: %v", err)
 	}

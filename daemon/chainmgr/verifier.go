@@ -1,7 +1,6 @@
 package chainmgr
 
 import (
-	"crypto/ed25519"
 	"sync"
 
 	"github.com/poslab/posd/chain"
@@ -162,42 +161,15 @@ func (v *Verifier) Cached(tx *chain.Transaction) bool {
 // sigKey names one verified signature.
 type sigKey struct {
 	id  chain.Hash
-	sig [ed25519.SignatureSize]byte
+	sig chain.Signature
 }
 
-// keyOf decodes sigHex into a key; false when it is not a well-formed
-// signature (which never verifies, so never needs caching). It decodes by
-// table: a switch per character was ~4% of a devnet's CPU (one key per
-// transaction per path).
-func keyOf(id chain.Hash, sigHex string) (sigKey, bool) {
-	k := sigKey{id: id}
-	if len(sigHex) != 2*len(k.sig) {
-		return k, false
-	}
-	var bad byte
-	for i := range k.sig {
-		hi, lo := unhex[sigHex[2*i]], unhex[sigHex[2*i+1]]
-		bad |= hi | lo
-		k.sig[i] = hi<<4 | lo
-	}
-	return k, bad&0xf0 == 0
+// keyOf is the cache key of a signature; false when there is none (which
+// never verifies, so never needs caching). The signature is bytes already:
+// nothing is decoded per transaction per path.
+func keyOf(id chain.Hash, sig chain.Signature) (sigKey, bool) {
+	return sigKey{id: id, sig: sig}, !sig.IsZero()
 }
-
-// unhex maps a hex digit (either case, as encoding/hex accepts) to its
-// value and anything else to 0xff.
-var unhex = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c-'a') + 10
-		t[c-'a'+'A'] = byte(c-'a') + 10
-	}
-	return t
-}()
 
 // sigCache remembers verified signatures in two generations of at most gen
 // keys each: when the current one fills, it becomes the previous one and

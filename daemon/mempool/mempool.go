@@ -398,21 +398,7 @@ func (p *Pool) precheck(tx *chain.Transaction) (checked, error) {
 }
 
 // encodedSize is len(chain.EncodeTx(tx)), without encoding it.
-func encodedSize(tx *chain.Transaction) int {
-	n := 3 * 8
-	for _, l := range [...]int{len(tx.Type), len(tx.ChainID), len(tx.From), len(tx.To), len(tx.PublicKey), len(tx.Signature)} {
-		n += uvarintLen(uint64(l)) + l
-	}
-	return n
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for ; v >= 0x80; v >>= 7 {
-		n++
-	}
-	return n
-}
+func encodedSize(tx *chain.Transaction) int { return tx.EncodedLen() }
 
 // screen refuses what the committed account alone already rules out.
 func (p *Pool) screen(tx *chain.Transaction, acc chain.Account) error {

@@ -215,7 +215,7 @@ func hasPeer(n *Node, id string) bool {
 func tx(amount uint64) chain.Transaction {
 	t := chain.Transaction{
 		Type: chain.TxTransfer, ChainID: "test", From: "a", To: "b",
-		Amount: amount, Fee: 1, Nonce: amount, PublicKey: "pk", Signature: "sig",
+		Amount: amount, Fee: 1, Nonce: amount, PublicKey: chain.PublicKey{1}, Signature: chain.Signature{2},
 	}
 	t.CacheID() // as a decoded one has it, so round trips compare equal
 	return t

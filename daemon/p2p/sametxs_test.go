@@ -11,8 +11,8 @@ import (
 // signature, another field changed) must not pass for it: forwarding it
 // would get this node penalised by every peer that checks the signature.
 func TestSameTxs(t *testing.T) {
-	promoted := chain.Transaction{Type: chain.TxTransfer, From: "a", To: "b", Amount: 5, Nonce: 2, Signature: "s2"}
-	x := chain.Transaction{Type: chain.TxTransfer, From: "a", To: "b", Amount: 1, Nonce: 1, Signature: "s1"}
+	promoted := chain.Transaction{Type: chain.TxTransfer, From: "a", To: "b", Amount: 5, Nonce: 2, Signature: chain.Signature{2}}
+	x := chain.Transaction{Type: chain.TxTransfer, From: "a", To: "b", Amount: 1, Nonce: 1, Signature: chain.Signature{1}}
 	forged := promoted
 	forged.Amount = 500
 	for _, tc := range []struct {

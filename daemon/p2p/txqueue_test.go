@@ -48,7 +48,7 @@ func TestTxRouterQueueBound(t *testing.T) {
 // router message, so none is dropped for its size.
 func TestTxBatchUnderMaxMessage(t *testing.T) {
 	big := tx(1)
-	big.Signature = strings.Repeat("s", maxTxLen-len(chain.EncodeTx(&big))-8)
+	big.ChainID = strings.Repeat("c", maxTxLen-len(chain.EncodeTx(&big))-8)
 	if n := len(chain.EncodeTx(&big)); n > maxTxLen || n < maxTxLen-64 {
 		t.Fatalf("big tx of %d bytes", n)
 	}

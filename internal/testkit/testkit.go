@@ -135,13 +135,7 @@ func Resign(k Key, tx chain.Transaction) chain.Transaction {
 
 // Corrupt returns tx with a well-formed signature that does not verify.
 func Corrupt(tx chain.Transaction) chain.Transaction {
-	b := []byte(tx.Signature)
-	if b[0] == '0' {
-		b[0] = '1'
-	} else {
-		b[0] = '0'
-	}
-	tx.Signature = string(b)
+	tx.Signature[0] ^= 0x10 // R changed: well formed, does not verify
 	return tx
 }
 
