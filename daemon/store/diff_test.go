@@ -125,6 +125,54 @@ func TestDiffFold(t *testing.T) {
 	}
 }
 
+// A fold writes the newest value of each account its diffs name, deletes
+// the ones they empty, and leaves the others.
+func TestPutFolded(t *testing.T) {
+	s, _ := openTemp(t)
+	a, b, c, d := chain.Address("aa"), chain.Address("bb"), chain.Address("cc"), chain.Address("dd")
+	records := [][]diffEntry{
+		{{c, chain.Account{Balance: 3}}, {a, chain.Account{Balance: 5}}, {b, chain.Account{Balance: 1}}},
+		{{b, chain.Account{}}, {a, chain.Account{Balance: 7, Nonce: 1}}},
+		{{a, chain.Account{Balance: 9, Nonce: 2}}},
+	}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		accounts := tx.Bucket(bucketAccounts)
+		for _, x := range []chain.Address{b, d} {
+			if err := accounts.Put([]byte(x), encodeAccount(chain.Account{Balance: 100})); err != nil {
+				return err
+			}
+		}
+		var es []foldEntry
+		for _, r := range records {
+			v, err := encodeDiff(r)
+			if err != nil {
+				return err
+			}
+			if es, err = appendFold(es, v); err != nil {
+				return err
+			}
+		}
+		return putFolded(accounts, es)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := dump(t, s)[string(bucketAccounts)]
+	want := map[string]chain.Account{string(a): {Balance: 9, Nonce: 2}, string(c): {Balance: 3}, string(d): {Balance: 100}}
+	if len(got) != len(want) {
+		t.Fatalf("base holds %d accounts, want %d", len(got), len(want))
+	}
+	for k, acc := range want {
+		if got[k] != string(encodeAccount(acc)) {
+			t.Errorf("account %s = %x, want %+v", k, got[k], acc)
+		}
+	}
+	// A record that does not decode is refused.
+	if _, err := appendFold(nil, []byte{diffVersion, 1, 2, 'a', 'a'}); !errors.Is(err, errMalformed) {
+		t.Fatalf("appendFold of a short record: %v", err)
+	}
+}
+
 // Folds start by themselves once compactAfter blocks are pending.
 func TestDiffFoldInBackground(t *testing.T) {
 	oldAfter, oldKeep := compactAfter, keepRecent
