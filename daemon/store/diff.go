@@ -58,17 +58,19 @@ var (
 	//
 	// A fold of k blocks of c changes each writes at most min(k·c, P)
 	// pages of a base of P pages: at 10^6 accounts P is about 30,000 and
-	// a block of 1000 transfers changes 2000 accounts, so a fold takes
-	// about as long as rewriting the whole base (1–2 s at 10^6 accounts
-	// on a loaded 2-core machine), and each block's share of it is that
-	// over the k blocks folded. A fold of the compactAfter−keepRecent =
-	// 448 blocks pending then costs each block about 70 page writes
-	// where writing it into the base alone (format 3) cost 2000. The
-	// price: LoadState replays the pending diffs (fewer than compactAfter
-	// plus the blocks of one fold: up to about a million entries of
-	// 1000-tx blocks), and a fold's write transaction holds the file's
-	// writer lock (a commit waits for it) as long as it takes.
-	compactAfter uint64 = 512
+	// a block of 1000 transfers changes 2000 accounts, so a fold of the
+	// compactAfter−keepRecent = 192 blocks pending rewrites nearly the
+	// whole base and costs each block about 160 page writes where
+	// writing it into the base alone (format 3) cost 2000. The price:
+	// LoadState replays the pending diffs (fewer than compactAfter plus
+	// the blocks of one fold), and a fold's write transaction holds the
+	// file's writer lock (a commit waits for it) about as long as
+	// rewriting the base (1–5 s at 10^6 accounts on a loaded 2-core
+	// machine). Folding more blocks at a time (512 pending, 448 a fold)
+	// writes the base less often but holds the lock longer still, with
+	// more entries to put: 3.4–4.2 s against 1.7 s in one measurement
+	// (docs/PERFORMANCE.md).
+	compactAfter uint64 = 256
 	// keepRecent is how many of the newest blocks a background fold
 	// leaves as diffs: a reorg reverts recent blocks, and reverting a
 	// block still in the diffs only drops its record, where reverting one
@@ -81,9 +83,9 @@ var (
 var (
 	// maxFoldEntries bounds the diff entries one fold holds in memory
 	// (32 bytes each, foldEntry; the entries point into the records): it
-	// stops after the block that reaches it. 2^20 entries are the 448
-	// blocks of 2000 changes a background fold takes at most.
-	maxFoldEntries = 1 << 20
+	// stops after the block that reaches it. 2^19 entries hold the 192
+	// blocks of 2000 changes a background fold takes.
+	maxFoldEntries = 1 << 19
 )
 
 // testHookFold, when set (by tests only), runs inside Compact's write
