@@ -68,7 +68,7 @@ var (
 	// rewriting the base (1–5 s at 10^6 accounts on a loaded 2-core
 	// machine). Folding more blocks at a time (512 pending, 448 a fold)
 	// writes the base less often but holds the lock longer still, with
-	// more entries to put: 3.4–4.2 s against 1.7 s in one measurement
+	// more entries to put: 3.4–4.2 s against 1.7–3.6 s in one measurement
 	// (docs/PERFORMANCE.md).
 	compactAfter uint64 = 256
 	// keepRecent is how many of the newest blocks a background fold
