@@ -109,17 +109,20 @@ func fillAccounts(tb testing.TB, s *Store, n int) []chain.Address {
 	return addrs
 }
 
-// foldAll folds every pending diff into the base.
-func foldAll(tb testing.TB, s *Store) {
+// foldAll folds every pending diff into the base and returns the longest
+// of its Compact calls (each holds the writer lock throughout).
+func foldAll(tb testing.TB, s *Store) (longest time.Duration) {
 	tb.Helper()
 	for {
 		h, _, _ := s.HeadInfo()
+		start := time.Now()
 		base, err := s.Compact(maxFold)
 		if err != nil {
 			tb.Fatal(err)
 		}
+		longest = max(longest, time.Since(start))
 		if base == h {
-			return
+			return longest
 		}
 	}
 }
@@ -158,14 +161,19 @@ func BenchmarkCommitOnStateSize(outer *testing.B) {
 		}
 		// commit applies the next block of txs in memory (untimed) and
 		// commits it (timed).
+		// slowest is the longest commit of the run: one that waited for
+		// a background fold's writer lock shows it.
+		var slowest time.Duration
 		commit := func(b *testing.B, txs []chain.Transaction) {
 			b.StopTimer()
 			blk, u := f.next(b, parent, st, 2000, txs...)
 			parent = &blk.Header
 			b.StartTimer()
+			start := time.Now()
 			if err := s.Commit(blk, u, st); err != nil {
 				b.Fatal(err)
 			}
+			slowest = max(slowest, time.Since(start))
 		}
 		b.Run(fmt.Sprintf("accounts=%d/commit=empty", n), func(b *testing.B) {
 			setup(b)
@@ -192,6 +200,7 @@ func BenchmarkCommitOnStateSize(outer *testing.B) {
 				rounds[i] = txs
 			}
 			b.ReportAllocs()
+			slowest = 0
 			b.ResetTimer()
 			for i := range b.N {
 				commit(b, rounds[i])
@@ -202,8 +211,12 @@ func BenchmarkCommitOnStateSize(outer *testing.B) {
 			// loop took the writer lock (a commit waited for them) and
 			// the rest is folded here, timed, and also reported alone.
 			start := time.Now()
-			foldAll(b, s)
+			longest := foldAll(b, s)
 			b.ReportMetric(float64(time.Since(start).Microseconds())/1000/float64(b.N), "fold-ms/op")
+			// The longest a commit waited, and the longest hold of the
+			// writer lock by one fold.
+			b.ReportMetric(float64(slowest.Microseconds())/1000, "commit-max-ms")
+			b.ReportMetric(float64(longest.Microseconds())/1000, "fold-max-ms")
 		})
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -57,14 +58,18 @@ var (
 	//
 	// A fold of k blocks of c changes each writes at most min(k·c, P)
 	// pages of a base of P pages: at 10^6 accounts P is about 30,000 and
-	// a block of 1000 transfers changes 2000 accounts, so a fold of 130
-	// such blocks (maxFoldEntries) costs each block about 230 page writes
-	// where writing it into the base alone (format 3) cost 2000. The
-	// price: LoadState replays the pending diffs (fewer than compactAfter
-	// plus the blocks of one fold), and a fold's write transaction holds
-	// the file's writer lock (a commit waits for it) about as long as
-	// rewriting the base (1–2 s at 10^6 accounts on a loaded 2-core
-	// machine).
+	// a block of 1000 transfers changes 2000 accounts, so a fold of the
+	// compactAfter−keepRecent = 192 blocks pending rewrites nearly the
+	// whole base and costs each block about 160 page writes where
+	// writing it into the base alone (format 3) cost 2000. The price:
+	// LoadState replays the pending diffs (fewer than compactAfter plus
+	// the blocks of one fold), and a fold's write transaction holds the
+	// file's writer lock (a commit waits for it) about as long as
+	// rewriting the base (1–5 s at 10^6 accounts on a loaded 2-core
+	// machine). Folding more blocks at a time (512 pending, 448 a fold)
+	// writes the base less often but holds the lock longer still, with
+	// more entries to put: 3.4–4.2 s against 1.7–3.6 s in one measurement
+	// (docs/PERFORMANCE.md).
 	compactAfter uint64 = 256
 	// keepRecent is how many of the newest blocks a background fold
 	// leaves as diffs: a reorg reverts recent blocks, and reverting a
@@ -76,9 +81,11 @@ var (
 )
 
 var (
-	// maxFoldEntries bounds the accounts one fold holds in memory (about
-	// 100 bytes each): it stops after the block that reaches it.
-	maxFoldEntries = 1 << 18
+	// maxFoldEntries bounds the diff entries one fold holds in memory
+	// (32 bytes each, foldEntry; the entries point into the records): it
+	// stops after the block that reaches it. 2^19 entries hold the 192
+	// blocks of 2000 changes a background fold takes.
+	maxFoldEntries = 1 << 19
 )
 
 // testHookFold, when set (by tests only), runs inside Compact's write
@@ -117,6 +124,21 @@ func encodeDiff(es []diffEntry) ([]byte, error) {
 // decodeDiff calls fn with each entry of a diff record, in order. The
 // address is a copy (bbolt's value bytes die with the transaction).
 func decodeDiff(v []byte, fn func(chain.Address, chain.Account)) error {
+	return scanDiff(v, func(a, acc []byte) error {
+		dec, err := decodeAccount(acc)
+		if err != nil {
+			return err
+		}
+		fn(chain.Address(a), dec)
+		return nil
+	})
+}
+
+// scanDiff calls fn with each entry of a diff record, in order: the
+// address and the 40-byte account, both slices of v (the account follows
+// the address there, and addr's capacity reaches over it). An error of fn
+// ends the scan.
+func scanDiff(v []byte, fn func(addr, acc []byte) error) error {
 	if len(v) < 1 || v[0] != diffVersion {
 		return fmt.Errorf("%w: diff record of version %v", errMalformed, v[:min(len(v), 1)])
 	}
@@ -135,12 +157,9 @@ func decodeDiff(v []byte, fn func(chain.Address, chain.Account)) error {
 		if l > maxAddressLen || l+accountLen > uint64(len(v)) {
 			return fmt.Errorf("%w: diff entry %d: address of %d bytes in %d remaining", errMalformed, i, l, len(v))
 		}
-		addr := chain.Address(v[:l])
-		acc, err := decodeAccount(v[l : l+accountLen])
-		if err != nil {
+		if err := fn(v[:l:l+accountLen], v[l:l+accountLen:l+accountLen]); err != nil {
 			return err
 		}
-		fn(addr, acc)
 		v = v[l+accountLen:]
 	}
 	if len(v) != 0 {
@@ -252,7 +271,7 @@ func (s *Store) maybeCompact(head, base uint64) {
 // Compact folds the diffs of up to max blocks above the base into the
 // accounts bucket, oldest first, in one write transaction, and returns
 // the new base height. The state the store holds does not change. A fold
-// stops early after the block that brings it to maxFoldEntries accounts.
+// stops early after the block that brings it to maxFoldEntries entries.
 func (s *Store) Compact(max uint64) (uint64, error) { return s.fold(max, 0) }
 
 // fold is Compact leaving the keep newest blocks as diffs.
@@ -273,7 +292,11 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 		if to <= base {
 			return nil
 		}
-		vals := make(map[chain.Address]chain.Account)
+		// The entries of the folded diffs, in height order, as slices of
+		// the records: a record's pages stay as they are until the
+		// transaction commits (bbolt copies what its nodes still point
+		// at before it remaps the file), so no entry is copied here.
+		var es []foldEntry
 		diffs := tx.Bucket(bucketDiffs)
 		for h := base + 1; h <= to; h++ {
 			key := heightKey(h)
@@ -281,18 +304,18 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 			if v == nil {
 				return corrupt(bucketDiffs, key, errors.New("diff record missing above the base"))
 			}
-			if err := decodeDiff(v, func(a chain.Address, acc chain.Account) { vals[a] = acc }); err != nil {
+			if es, err = appendFold(es, v); err != nil {
 				return corrupt(bucketDiffs, key, err)
 			}
 			if err := diffs.Delete(key); err != nil {
 				return err
 			}
-			if len(vals) >= maxFoldEntries {
+			if len(es) >= maxFoldEntries {
 				to = h
 				break
 			}
 		}
-		if err := putAccounts(tx, vals); err != nil {
+		if err := putFolded(tx.Bucket(bucketAccounts), es); err != nil {
 			return err
 		}
 		if testHookFold != nil {
@@ -304,6 +327,59 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 		return tx.Bucket(bucketMeta).Put([]byte(keyBase), heightKey(to))
 	})
 	return base, err
+}
+
+// foldEntry is an account's value after a block, as its diff record
+// holds it: rec is the address (alen bytes) followed by the 40-byte
+// account; seq is the entry's place in the fold's height order. 32 bytes.
+type foldEntry struct {
+	rec  []byte
+	seq  uint32
+	alen uint16
+}
+
+func (e *foldEntry) addr() []byte { return e.rec[:e.alen] }
+func (e *foldEntry) acc() []byte  { return e.rec[e.alen:] }
+
+// appendFold appends the entries of the diff record v to es.
+func appendFold(es []foldEntry, v []byte) ([]foldEntry, error) {
+	err := scanDiff(v, func(a, acc []byte) error {
+		if _, err := decodeAccount(acc); err != nil {
+			return err
+		}
+		es = append(es, foldEntry{rec: a[:len(a)+accountLen], alen: uint16(len(a)), seq: uint32(len(es))})
+		return nil
+	})
+	return es, err
+}
+
+// putFolded writes the newest value of each address in es (in height
+// order) into the base, in key order, so consecutive puts share pages;
+// zero accounts are deleted.
+func putFolded(accounts *bolt.Bucket, es []foldEntry) error {
+	slices.SortFunc(es, func(a, b foldEntry) int {
+		if c := bytes.Compare(a.addr(), b.addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	var zero [accountLen]byte
+	for i := range es {
+		e := &es[i]
+		if i+1 < len(es) && bytes.Equal(e.addr(), es[i+1].addr()) {
+			continue // a later block set it again
+		}
+		var err error
+		if bytes.Equal(e.acc(), zero[:]) {
+			err = accounts.Delete(e.addr())
+		} else {
+			err = accounts.Put(e.addr(), e.acc())
+		}
+		if err != nil {
+			return fmt.Errorf("store: account %s: %w", e.addr(), err)
+		}
+	}
+	return nil
 }
 
 // applyDiffs replays the diffs of (base, head] onto st's accounts.
