@@ -2,6 +2,8 @@ package chain
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -401,16 +403,29 @@ func (s *State) Apply(b *Block, g *Genesis) (*Undo, error) {
 	return undo, nil
 }
 
+// ErrCorruptUndo is Revert's refusal of an undo record whose finality
+// bytes do not decode. Apply never makes one: it was read from a damaged
+// store, and the state before the block cannot be known from it.
+var ErrCorruptUndo = errors.New("corrupt undo record")
+
 // Revert undoes the block that produced u. Only the most recently applied
-// block may be reverted; reorgs revert blocks newest first.
-func (s *State) Revert(u *Undo) {
-	s.revertTables(u.Entries, u.Slashings)
+// block may be reverted; reorgs revert blocks newest first. An undo record
+// whose finality record does not decode is refused (ErrCorruptUndo) and
+// the state is left unchanged: reverting the accounts but not the record
+// would leave a state that no chain produced.
+func (s *State) Revert(u *Undo) error {
+	var f *Finality
 	if u.Finality != nil {
-		f := new(Finality)
-		if err := f.UnmarshalBinary(u.Finality); err == nil {
-			s.fin = f
+		f = new(Finality)
+		if err := f.UnmarshalBinary(u.Finality); err != nil {
+			return fmt.Errorf("%w: height %d: finality record (%d bytes): %v", ErrCorruptUndo, u.Height, len(u.Finality), err)
 		}
 	}
+	s.revertTables(u.Entries, u.Slashings)
+	if f != nil {
+		s.fin = f
+	}
+	return nil
 }
 
 // Finality returns the finality record of the state's branch. Callers must

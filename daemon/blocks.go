@@ -31,6 +31,10 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 		n.fin.voter.OnHead() // the head the node started on
 	}
 	for ev := range events {
+		// Votes first: the next forger waits for this node's vote on the
+		// new head, and the pool's reset below takes 10-30 ms for a full
+		// block.
+		n.fin.onChain(ev) // votes in and out of the pool, a vote on the new head
 		rs, evicted := n.pool.Reset(n.chain, ev.Prev, ev.Snapshot, ev.Reverted, ev.Added)
 		if rs.Err != nil {
 			n.log.Warn("the pool could not walk back all of a reorg", "reverted_blocks", rs.RevertedBlocks, "err", rs.Err.Error())
@@ -47,7 +51,6 @@ func (n *Node) followChain(events <-chan chainmgr.Event) {
 			n.log.Debug("block imported", "height", b.Height, "hash", b.Hash().String(), "txs", len(b.Transactions), "rank", b.Rank)
 			n.api.Notify(b)
 		}
-		n.fin.onChain(ev) // votes in and out of the pool, a vote on the new head
 		n.forger.Poke()
 	}
 }

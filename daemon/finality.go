@@ -22,7 +22,8 @@ import (
 // forger; the voter, which votes on every new head with the node key
 // unless --vote=false; and the chain events that move both (followChain).
 // The finality record itself is the chain's (chain.Finality, in each
-// snapshot's state): nothing here decides what is justified or final.
+// snapshot's state) and the node's final checkpoint the chain manager's
+// (Snapshot.Final): nothing here decides what is justified or final.
 
 // finality holds the node's vote pool and voter.
 type finality struct {
@@ -154,11 +155,14 @@ func (f *finality) onChain(ev chainmgr.Event) {
 	if ev.MissedBlocks > 0 || ev.MissedReverted > 0 || len(ev.Added) == 0 {
 		f.pool.SetHead(snap.Height())
 	}
+	// The pool drops votes at or below the branch's record: only votes
+	// included on the branch move it. The gauge and the times to finality
+	// follow the node's final checkpoint (never lower).
 	rec := snap.Finality()
 	f.pool.SetFinalized(rec.Finalized.Height)
 	f.met.SetJustified(rec.Justified.Height)
-	f.met.SetFinal(rec.Finalized.Height)
-	f.observeFinal(ev, rec.Finalized.Height)
+	f.met.SetFinal(snap.Final().Height)
+	f.observeFinal(ev, snap.Final().Height)
 	if f.voter != nil {
 		f.voter.OnHead()
 	}
@@ -235,6 +239,15 @@ func (f *finality) Select(snap *chainmgr.Snapshot, max int) []chain.Vote {
 	return f.pool.Select(max, func(v *chain.Vote) error { return st.CheckVote(f.g, v, height) })
 }
 
+// Forged votes on this node's own new block at once (forge.Votes): the
+// voter signs nothing twice for one head, so the vote followChain asks
+// for later is a no-op.
+func (f *finality) Forged(*chain.Block) {
+	if f.voter != nil {
+		f.voter.OnHead()
+	}
+}
+
 var errOtherLink = errors.New("another link")
 
 // Ready reports whether the pooled and included votes for the link from
@@ -274,9 +287,12 @@ func (f *finality) Ready(snap *chainmgr.Snapshot) bool {
 	return lots >= rpc.ThresholdLots(table.Total())
 }
 
-// Finalized is the final height of snap's branch, and whether finality
-// runs: this node votes with stake, or some checkpoint past genesis was
-// justified (other nodes vote).
+// Finalized is the final height of snap's branch as its record proves it
+// (not the node's final checkpoint, Snapshot.Final, which may be higher
+// after a switch: the forger's heartbeat protects what the branch's own
+// votes have not yet finalized), and whether finality runs: this node
+// votes with stake, or some checkpoint past genesis was justified (other
+// nodes vote).
 func (f *finality) Finalized(snap *chainmgr.Snapshot) (uint64, bool) {
 	rec := snap.Finality()
 	on := rec.Justified.Height > 0 || f.voter != nil && snap.Account(f.addr).Stake > 0

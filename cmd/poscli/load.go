@@ -78,9 +78,15 @@ func NewCmdLoad(f *Factory, runF func(*LoadOptions) error) *cobra.Command {
    back (pool_full: its pool is full; busy: 503 with Retry-After) is not
    refusing: poscli pauses (20 ms doubling, or what Retry-After asks, at
    most 5 s) and sends the same transfers again, so every signed transfer
-   is sent (a nonce_gap behind a pushed-back nonce goes again too); a
-   node that takes nothing for --timeout-commit ends the load with an
-   error. With --rate the
+   is sent; a node that takes nothing for --timeout-commit ends the load with an
+   error. A node may also drop a transfer it had accepted (a full pool
+   evicts to make room): when it refuses a sender's transfer for a gap
+   (nonce_gap, queue_full: counted as deferred) or pushes one back,
+   and when the commits stall, poscli asks it for the sender's
+   pending_nonce and sends again, in order, the transfers it lost
+   (resent). So every signed transfer commits unless a node refuses it
+   for a reason that does not go away (bad signature, insufficient
+   funds, ...) or --timeout-commit passes. With --rate the
    batches are paced to at most that many transfers per second in all, to
    watch a network below its ceiling (a batch the nodes delayed is not
    made up for with a burst); without it they go as fast as the nodes
@@ -91,7 +97,7 @@ Commits are counted from the blocks themselves: from the start, poscli
 reads the transaction ids of every new block of the first node (GET
 /v1/blocks/txids, every 50 ms; no bodies) and counts the load's transfers
 in it, following reorgs. A transfer's latency
-runs from the moment its batch was sent to the moment poscli saw the block
+runs from the moment its batch was first sent to the moment poscli saw the block
 holding it on that node (not the block's timestamp). submitted_tx_per_s is
 the accepted transfers over the time from the first batch sent to the last
 answer; committed_tx_per_s the committed transfers over the time from the
@@ -101,12 +107,14 @@ A terminal shows progress on stderr. The exit status is 1 when accepted
 transfers were not all committed in time (after the report).
 
 JSON (-o json): {"nodes": [string], "senders", "txs", "batch",
-"concurrency", "rate", "submitted", "rejected": {code: count}, "deferred", "stranded",
+"concurrency", "rate", "submitted", "rejected": {code: count}, "deferred", "resent", "stranded",
 "committed", "blocks", "first_height", "last_height", "duration_s",
 "submit_duration_s", "submitted_tx_per_s", "committed_tx_per_s",
 "latency_ms": {"p50", "p95", "p99", "max"}}. submitted counts the transfers
-a node accepted; deferred the sends a node pushed back (sent again);
-stranded those accepted behind a refused nonce that was
+a node accepted; deferred the sends a node pushed back, or refused
+for a gap its pool had opened (sent again); resent the sends of
+transfers a node had accepted and then lost (each counts once in
+submitted); stranded those accepted behind a refused nonce that was
 never filled (they cannot commit); blocks the blocks holding the load's
 transfers, between first_height and last_height.`,
 		Example: `  poscli load --senders 10 --txs 2000
@@ -238,9 +246,16 @@ func loadProgressLine(p load.Progress) string {
 		if p.Deferred > 0 {
 			line += fmt.Sprintf(", %d pushed back", p.Deferred)
 		}
+		if p.Resent > 0 {
+			line += fmt.Sprintf(", %d resent", p.Resent)
+		}
 		return line
 	}
-	return fmt.Sprintf("committing %s %3.0f%%  %d/%d committed", progressBar(share, 20), 100*share, p.Done, p.Total)
+	line := fmt.Sprintf("committing %s %3.0f%%  %d/%d committed", progressBar(share, 20), 100*share, p.Done, p.Total)
+	if p.Resent > 0 {
+		line += fmt.Sprintf(", %d resent", p.Resent)
+	}
+	return line
 }
 
 // loadTable prints the report for people.
@@ -264,7 +279,10 @@ func loadTable(opts *LoadOptions, r loadJSON) error {
 	fl.Add("transfers", transfers)
 	fl.Add("submitted", fmt.Sprintf("%d accepted in %.3fs: %.1f tx/s", r.Submitted, r.SubmitDurationS, r.SubmittedTxPerS))
 	if r.Deferred > 0 {
-		fl.Add("deferred", fmt.Sprintf("%d sends pushed back (pool_full, busy) and sent again", r.Deferred))
+		fl.Add("deferred", fmt.Sprintf("%d sends pushed back (pool_full, busy, a gap) and sent again", r.Deferred))
+	}
+	if r.Resent > 0 {
+		fl.Add("resent", fmt.Sprintf("%d sends of accepted transfers a node had lost (evicted)", r.Resent))
 	}
 	if len(r.Rejected) == 0 {
 		fl.Add("rejected", "none")

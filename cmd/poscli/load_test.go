@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -538,6 +540,61 @@ func TestLoadRealNode(t *testing.T) {
 		t.Errorf("%d senders and %d load transfers in %d blocks; report %+v", len(senders), transfers, withTransfers, r)
 	}
 	checkLatency(t, r)
+}
+
+// roomEvictions counts a node's log records of a pooled transaction
+// evicted to make room for another (mempool: "... made room for ...").
+type roomEvictions struct{ n atomic.Int64 }
+
+func (h *roomEvictions) Enabled(context.Context, slog.Level) bool { return true }
+func (h *roomEvictions) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *roomEvictions) WithGroup(string) slog.Handler            { return h }
+func (h *roomEvictions) Handle(_ context.Context, r slog.Record) error {
+	if r.Message != "transaction evicted from the pool" {
+		return nil
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "reason" && strings.Contains(a.Value.String(), "made room") {
+			h.n.Add(1)
+		}
+		return true
+	})
+	return nil
+}
+
+// TestLoadRealNodeResendsEvicted: a real node whose pool is far too small
+// for the load (40 transactions, forging every 300 ms) evicts transfers
+// it had accepted to make room for other senders'; the senders' next
+// nonces are refused for the gap, and load sends the lost transfers
+// again, so every transfer commits.
+func TestLoadRealNodeResendsEvicted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ev := &roomEvictions{}
+	d, err := daemon.StartDevnet(ctx, daemon.DevnetConfig{
+		Home: t.TempDir(), Nodes: 1, Host: "127.0.0.1", Genesis: daemon.DefaultGenesisParams(), Logger: slog.New(ev),
+		NodeConfig: func(i int, c *daemon.Config) {
+			c.APIPort, c.P2PPort = 0, 0
+			c.PoolLimit, c.BlockSize, c.BlockInterval = 40, 1000, 300*time.Millisecond
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const txs = 480
+	r, e, err := runLoadWith(t, d.Nodes[0].APIURL(), func(o *LoadOptions) { o.MaxBackoff = 50 * time.Millisecond },
+		"--senders", "4", "--txs", fmt.Sprint(txs), "--batch", "30", "--concurrency", "4", "--timeout-commit", "20s")
+	t.Logf("report: %+v; %d evictions to make room", r, ev.n.Load())
+	if err != nil {
+		t.Fatalf("%v (stderr %q)", err, e.errOut.String())
+	}
+	if ev.n.Load() == 0 {
+		t.Fatal("the node evicted nothing to make room: nothing was tested")
+	}
+	if r.Committed != txs || r.Submitted != txs || r.Missing() != 0 || r.Stranded != 0 || len(r.Rejected) != 0 || r.Resent == 0 {
+		t.Errorf("report %+v", r)
+	}
 }
 
 // TestLoadGivesUpOnPushback: a node whose pool never drains (pool_full

@@ -259,9 +259,9 @@ func (b *Backend) TxInfo(id chain.Hash) (rpc.TxInfo, error) {
 	if head := snap.Height(); head >= height {
 		conf = head - height + 1
 	}
-	// Final: at or below the finalized checkpoint of the main chain the
-	// block was read from (a block read before a reorg is not on it).
-	final := snap.Finality().IsFinal(height)
+	// Final: at or below the node's final checkpoint, on the main chain
+	// the block was read from (a block read before a reorg is not on it).
+	final := snap.IsFinal(height)
 	if final {
 		if mb, err := b.p.Chain.BlockByHeight(height); err != nil || mb.Hash() != hash {
 			final = false

@@ -11,7 +11,11 @@ import (
 )
 
 // Finality is read from the chain manager's snapshot (the record is part
-// of the state after the head), so it never waits for an import.
+// of the state after the head), so it never waits for an import. The
+// finalized checkpoint reported is the node's (Snapshot.Final: the highest
+// the main chain ever showed it, never lower), not the record's, which a
+// switch to a branch with fewer votes included may lower; the justified
+// checkpoint and the tallies are the main chain's record.
 
 // FinalitySource is the chain's finality event feed (chainmgr.Manager).
 type FinalitySource interface {
@@ -23,25 +27,25 @@ var (
 	_ api.FinalityEvents  = (*Backend)(nil)
 )
 
-// Finality is GET /v1/finality: the record of the main chain, the newest
-// checkpoints above the finalized one first (the finalized one itself
-// when nothing is above it).
+// Finality is GET /v1/finality: the node's final checkpoint and the
+// record of the main chain, the newest checkpoints above the finalized one
+// first (the finalized one itself when nothing is above it).
 func (b *Backend) Finality() (rpc.Finality, error) {
 	snap := b.p.Chain.Snapshot()
-	rec := snap.Finality()
+	rec, final := snap.Finality(), snap.Final()
 	out := rpc.Finality{
 		Head: snap.Height(), EpochBlocks: max(b.p.Genesis.EpochBlocks, 1),
-		Justified: rec.Justified, Finalized: rec.Finalized,
+		Justified: rec.Justified, Finalized: final,
 		Checkpoints: []rpc.CheckpointTally{},
 	}
 	cps := rec.Checkpoints()
 	for i := len(cps) - 1; i >= 0 && len(out.Checkpoints) < rpc.MaxFinalityCheckpoints; i-- {
-		if cps[i].Height <= rec.Finalized.Height && len(out.Checkpoints) > 0 {
+		if cps[i].Height <= final.Height && len(out.Checkpoints) > 0 {
 			break
 		}
 		out.Checkpoints = append(out.Checkpoints, b.tally(rec, cps[i]))
 	}
-	out.Stalled = b.stall(snap.Height(), rec, out.Checkpoints)
+	out.Stalled = b.stall(snap.Height(), final.Height, out.Checkpoints)
 	return out, nil
 }
 
@@ -104,13 +108,13 @@ func sortStakers(s []rpc.FinalityStaker) {
 }
 
 // stall says whether finality stalls (the head more than
-// rpc.FinalityStallBlocks above the finalized checkpoint) and which stake
-// is missing from the newest tally (tallies newest first).
-func (b *Backend) stall(head uint64, rec *chain.Finality, tallies []rpc.CheckpointTally) *rpc.FinalityStall {
-	if head < rec.Finalized.Height || head-rec.Finalized.Height <= rpc.FinalityStallBlocks {
+// rpc.FinalityStallBlocks above the final height) and which stake is
+// missing from the newest tally (tallies newest first).
+func (b *Backend) stall(head, final uint64, tallies []rpc.CheckpointTally) *rpc.FinalityStall {
+	if head < final || head-final <= rpc.FinalityStallBlocks {
 		return nil
 	}
-	st := &rpc.FinalityStall{Behind: head - rec.Finalized.Height, Missing: []rpc.FinalityStaker{}}
+	st := &rpc.FinalityStall{Behind: head - final, Missing: []rpc.FinalityStaker{}}
 	// The newest tally says who is missing; votes for the head itself may
 	// still be on their way, so the newest one below it. A tally without
 	// a source (no vote included at all: nobody votes) lists every staker

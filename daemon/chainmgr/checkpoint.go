@@ -2,6 +2,8 @@ package chainmgr
 
 import (
 	"fmt"
+	"log/slog"
+	"sync/atomic"
 
 	"github.com/poslab/posd/chain"
 )
@@ -25,35 +27,52 @@ func (e *CheckpointError) Error() string {
 		e.Stored, e.Checkpoint.Height, e.Checkpoint)
 }
 
-// checkStoredCheckpoint refuses a stored main chain that reached the
-// checkpoint's height with another block.
-func (m *Manager) checkStoredCheckpoint() error {
-	if m.cp == nil || m.head.Height < m.cp.Height {
+// checkpointGuard is the node's weak-subjectivity checkpoint
+// (Config.Checkpoint) and the checks made against it. A nil guard is no
+// checkpoint: it refuses nothing.
+type checkpointGuard struct {
+	cp      chain.Checkpoint
+	refused *atomic.Int64 // Stats.CheckpointRefused
+	log     *slog.Logger
+}
+
+// newCheckpointGuard is the guard of cp (nil: none, a nil guard).
+func newCheckpointGuard(cp *chain.Checkpoint, refused *atomic.Int64, log *slog.Logger) *checkpointGuard {
+	if cp == nil {
 		return nil
 	}
-	h, err := m.st.HashAt(m.cp.Height)
+	return &checkpointGuard{cp: *cp, refused: refused, log: log}
+}
+
+// checkStored refuses a stored main chain that reached the checkpoint's
+// height (head) with another block.
+func (g *checkpointGuard) checkStored(st Store, head uint64) error {
+	if g == nil || head < g.cp.Height {
+		return nil
+	}
+	h, err := st.HashAt(g.cp.Height)
 	if err != nil {
 		return fmt.Errorf("chainmgr: read the block at the checkpoint's height: %w", err)
 	}
-	if h != m.cp.Hash {
-		return &CheckpointError{Checkpoint: *m.cp, Stored: h}
+	if h != g.cp.Hash {
+		return &CheckpointError{Checkpoint: g.cp, Stored: h}
 	}
 	return nil
 }
 
-// checkCheckpoint refuses a block at the checkpoint's height with
-// another hash. It runs first on every import path, before any other
-// work: the blocks above it then have no parent, so none is taken.
-func (m *Manager) checkCheckpoint(b *chain.Block, hash chain.Hash) error {
-	if m.cp == nil || b.Height != m.cp.Height || hash == m.cp.Hash {
+// check refuses a block at the checkpoint's height with another hash. It
+// runs first on every import path, before any other work: the blocks
+// above it then have no parent, so none is taken.
+func (g *checkpointGuard) check(b *chain.Block, hash chain.Hash) error {
+	if g == nil || b.Height != g.cp.Height || hash == g.cp.Hash {
 		return nil
 	}
-	n := m.stats.checkpointRefused.Add(1)
-	err := checkpointError(*m.cp, b.Height)
+	n := g.refused.Add(1)
+	err := checkpointError(g.cp, b.Height)
 	if n&(n-1) == 0 {
 		// The 1st, 2nd, 4th… refusal: a peer on another chain offers the
 		// block again and again, the log says so without filling up.
-		m.log.Warn("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "refused", n, "err", err.Error())
+		g.log.Warn("block refused", "height", b.Height, "hash", hash.String(), "forger", string(b.Forger), "refused", n, "err", err.Error())
 	}
 	return err
 }

@@ -19,8 +19,8 @@ import "bytes"
 // How fork choice v3 (DESIGN "v3 rules", issue 20) plugs in (V3,
 // forkchoice_v3.go, follows this): a type set in Config.ForkChoice that is also in
 // Config.Observers, so that ChainMoved hands it the state after each new
-// head, whose chain.State.Finality().Finalized it keeps (height and hash:
-// the latest final block); then
+// head, from whose chain.State.Finality().Finalized it keeps the highest
+// (height and hash: the node's final block, never lowered); then
 //   - Allowed walks candidate's Parent pointers down to the final height
 //     and refuses with ErrConflictsWithFinal unless the node there has the
 //     final hash (a branch forking below the tree's window never gets

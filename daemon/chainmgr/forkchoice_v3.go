@@ -21,10 +21,15 @@ import (
 // extending the head included; V3 catches side branches stored before the
 // checkpoint was given.)
 //
-// V3 learns the latest final checkpoint as an Observer: from the state New
-// loaded (Started: a restarted node keeps refusing what conflicts with the
-// block that was final when it stopped) and from the state after every new
-// head (ChainMoved). The manager puts the default V3 among its observers
+// V3 learns the final checkpoint as an Observer: from the state New
+// loaded (Started) and from the state after every new head (ChainMoved);
+// and the manager hands it the node's stored final checkpoint in New (a
+// restarted node keeps refusing what conflicts with the block that was
+// final when it stopped, even if its main chain's record proves less). It
+// only ever moves up: a switch to a branch that holds the final block but
+// whose own record proves a lower one leaves it where it was, so a later
+// branch without it is still refused (finality.go: the node's final
+// checkpoint). The manager puts the default V3 among its observers
 // itself; a V3 passed in Config.ForkChoice must be in Config.Observers too.
 //
 // With no votes the justified checkpoint stays at genesis on every branch
@@ -33,7 +38,7 @@ import (
 // Not safe for concurrent use, and needs no lock: the manager calls every
 // method under its import lock, or in New before any import.
 type V3 struct {
-	final chain.Checkpoint  // the main chain's latest final checkpoint
+	final chain.Checkpoint  // the highest final checkpoint of the main chain seen; never lowered
 	cp    *chain.Checkpoint // weak subjectivity; nil: none
 }
 
@@ -121,18 +126,26 @@ func (v *V3) Better(candidate, current *Node) bool {
 	return V2{}.Better(candidate, current)
 }
 
-// Started takes the final checkpoint of the state New loaded.
+// raise takes cp as the final checkpoint if it is higher.
+func (v *V3) raise(cp chain.Checkpoint) {
+	if higherFinal(cp, v.final) {
+		v.final = cp
+	}
+}
+
+// Started takes the final checkpoint of the state New loaded, if higher.
 func (v *V3) Started(head *chain.Block, st *chain.State) error {
-	v.final = st.Finality().Finalized
+	v.raise(st.Finality().Finalized)
 	return nil
 }
 
 // BlockChecked: nothing to learn from a side block.
 func (v *V3) BlockChecked(b *chain.Block, hash chain.Hash) {}
 
-// ChainMoved takes the final checkpoint of the new head's state.
+// ChainMoved takes the final checkpoint of the new head's state, if
+// higher.
 func (v *V3) ChainMoved(head *chain.Block, added, reverted []*chain.Block, st *chain.State) {
-	v.final = st.Finality().Finalized
+	v.raise(st.Finality().Finalized)
 }
 
 // checkpointError is the refusal of a branch whose block at cp's height

@@ -156,17 +156,18 @@ func (f *future) behindLocked(now time.Time) (time.Duration, bool) {
 // ClockBehind is how far this node's clock seems behind the network's: the
 // median lead, over our clock at arrival, of the kept blocks found valid
 // in the last two minutes, when there were at least three; false otherwise.
-func (m *Manager) ClockBehind() (time.Duration, bool) {
-	m.future.mu.Lock()
-	defer m.future.mu.Unlock()
-	return m.future.behindLocked(m.now())
+// (The Manager embeds the future: these two are its.)
+func (f *future) ClockBehind() (time.Duration, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.behindLocked(f.now())
 }
 
 // FutureBlocks is the number of early blocks kept until due.
-func (m *Manager) FutureBlocks() int {
-	m.future.mu.Lock()
-	defer m.future.mu.Unlock()
-	return len(m.future.blocks)
+func (f *future) FutureBlocks() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.blocks)
 }
 
 // takeDue removes and returns the kept blocks now due, lowest first, and

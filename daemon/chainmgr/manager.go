@@ -126,19 +126,20 @@ type Manager struct {
 	// swap, pruning) is in progress, and counts them: work done off the
 	// lock from a snapshot is trusted only if seq did not change meanwhile.
 	seq    atomic.Uint64
-	ix     index             // the block tree (blocktree.go)
-	fc     ForkChoice        // forkchoice.go
-	cp     *chain.Checkpoint // Config.Checkpoint (checkpoint.go)
+	ix     index            // the block tree (blocktree.go)
+	fc     ForkChoice       // forkchoice.go
+	cp     *checkpointGuard // Config.Checkpoint; nil: none (checkpoint.go)
+	final  *nodeFinal       // the node's final checkpoint (finality.go)
 	halted atomic.Pointer[HaltedError]
 	closed atomic.Bool
 
-	feed *feed.Feed[Event] // feed.go
-	fin  finalitySubs      // finality.go
+	feed            *feed.Feed[Event] // feed.go
+	*finalityEvents                   // SubscribeFinality (finality.go)
 
-	ev     *evidencepool.Pool // evidence.go
-	obs    observers          // the pool and Config.Observers
-	caps   sideCaps           // bounds of side blocks (sidecap.go)
-	future *future            // blocks from a little ahead of our clock (future.go)
+	ev      *evidencepool.Pool // evidence.go
+	obs     observers          // the pool and Config.Observers
+	caps    sideCaps           // bounds of side blocks (sidecap.go)
+	*future                    // blocks from a little ahead of our clock: ClockBehind, FutureBlocks (future.go)
 
 	stats stats
 }
@@ -177,15 +178,11 @@ func New(cfg Config) (*Manager, error) {
 		feed:  newEventFeed(), future: newFuture(),
 		met: cfg.Metrics, caps: defaultSideCaps, fc: cfg.ForkChoice,
 	}
-	if cfg.Checkpoint != nil {
-		cp := *cfg.Checkpoint
-		m.cp = &cp
-	}
 	obs := cfg.Observers
 	if m.fc == nil {
 		// v3 is the default: with no votes every branch's justified
 		// checkpoint stays at genesis and it decides as v2.
-		v3 := NewV3(m.cp)
+		v3 := NewV3(cfg.Checkpoint)
 		m.fc = v3
 		obs = append(obs[:len(obs):len(obs)], v3)
 	}
@@ -205,6 +202,8 @@ func New(cfg Config) (*Manager, error) {
 	if m.now == nil {
 		m.now = time.Now
 	}
+	m.cp = newCheckpointGuard(cfg.Checkpoint, &m.stats.checkpointRefused, m.log)
+	m.finalityEvents = newFinalityEvents(m.now, m.log)
 	if m.state, err = m.st.LoadState(); err != nil {
 		return nil, err
 	}
@@ -213,8 +212,14 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.ev = evidencepool.New(evidencepool.Config{Genesis: m.g, Blocks: m.st, Logger: m.log, Now: m.now, Metrics: cfg.Metrics.Evidence(),
 		Head: func() (uint64, *chain.State) { s := m.snap.Load(); return s.Height(), s.state }})
-	if err := m.checkStoredCheckpoint(); err != nil {
+	if err := m.cp.checkStored(m.st, m.head.Height); err != nil {
 		return nil, err
+	}
+	if m.final, err = loadNodeFinal(m.st, m.state.Finality().Finalized); err != nil {
+		return nil, err
+	}
+	if v3, ok := m.fc.(*V3); ok {
+		v3.raise(m.final.cp) // before Started: a restarted node keeps its final block
 	}
 	m.obs = append(observers{m.ev}, obs...)
 	if err := m.ix.load(m.st, m.log, &m.stats.knownInvalid, m.head, m.state); err != nil {
@@ -222,7 +227,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.lastPrune = m.head.Height
 	chain.ElectionTable(m.g, m.state) // kept up to date from here on (publishLocked)
-	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect)
+	snap := newSnapshot(1, m.head, m.state.Clone(), m.elect, m.final.cp)
 	m.snap.Store(snap)
 	if err := m.obs.started(m.head, snap.state); err != nil {
 		return nil, err
@@ -306,14 +311,14 @@ func (m *Manager) CloseWithin(d time.Duration) error {
 	for !m.mu.TryLock() {
 		if time.Now().After(deadline) {
 			m.feed.Close()
-			m.closeFinality()
+			m.finalityEvents.close()
 			return fmt.Errorf("chainmgr: an import is still running after %v; store left open", d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	defer m.mu.Unlock()
 	m.feed.Close()
-	m.closeFinality()
+	m.finalityEvents.close()
 	return m.st.Close()
 }
 

@@ -59,7 +59,7 @@ type prechecked struct {
 // A block refused only for a timestamp a little ahead of our clock is kept
 // and offered again when due (future.go).
 func (m *Manager) ProcessBlock(b *chain.Block) error {
-	return m.processTimed(b, true)
+	return m.processBlock(b, true)
 }
 
 // HasBlock reports whether a block with hash h is stored (main chain or
@@ -77,23 +77,23 @@ func (m *Manager) HasBlock(h chain.Hash) bool {
 // the same way, but its cost is not taken as what a peer's block costs to
 // import (ImportCostPerTx), since its signatures were cached at admission.
 func (m *Manager) ProcessOwnBlock(b *chain.Block) error {
-	return m.processTimed(b, false)
+	return m.processBlock(b, false)
 }
 
-func (m *Manager) processTimed(b *chain.Block, peer bool) error {
+// processBlock is ProcessBlock (peer: a peer's block) and
+// ProcessOwnBlock: the import, timed, and the block kept until due if it
+// came from a little ahead of our clock.
+func (m *Manager) processBlock(b *chain.Block, peer bool) (err error) {
 	start := time.Now()
-	err := m.processBlock(b, peer)
-	m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
-	m.future.holdIfEarly(b, err)
-	return err
-}
-
-func (m *Manager) processBlock(b *chain.Block, peer bool) error {
+	defer func() {
+		m.met.ObserveImport(metrics.PathBlock, importOutcome(err), time.Since(start))
+		m.future.holdIfEarly(b, err)
+	}()
 	if err := m.usable(); err != nil {
 		return err
 	}
 	hash := b.Hash()
-	if err := m.checkCheckpoint(b, hash); err != nil {
+	if err := m.cp.check(b, hash); err != nil {
 		return err
 	}
 	if err := m.ix.check(b, hash); err != nil {
@@ -263,7 +263,9 @@ func (m *Manager) extendLocked(b *chain.Block, cands []chain.Address, pre *prech
 	m.seq.Add(1)
 	defer m.seq.Add(1)
 	if err := m.st.Switch(0, []*chain.Block{b}, []*chain.Undo{undo}, m.state); err != nil {
-		m.state.Revert(undo)
+		if rerr := m.state.Revert(undo); rerr != nil {
+			m.Halt(fmt.Errorf("the state in memory cannot be restored after a failed commit of block %d: %w", b.Height, rerr))
+		}
 		return local(fmt.Sprintf("commit block %d", b.Height), err)
 	}
 	m.head = b
@@ -296,7 +298,8 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	// the blocks since (none, usually) instead of rebuilding it.
 	chain.ElectionTable(m.g, m.state)
 	prev := m.snap.Load()
-	snap := newSnapshot(prev.version+1, m.head, m.state.Clone(), m.elect)
+	m.final.raise(m.state.Finality().Finalized) // never lowered (finality.go)
+	snap := newSnapshot(prev.version+1, m.head, m.state.Clone(), m.elect, m.final.cp)
 	m.snap.Store(snap)
 	go snap.warm()
 	m.ix.connect(added, reverted, m.state)
@@ -309,7 +312,7 @@ func (m *Manager) publishLocked(added, reverted []*chain.Block) {
 	}
 	m.obs.moved(m.head, added, reverted, snap.state)
 	m.feed.Send(Event{Snapshot: snap, Prev: prev.head, Added: added, Reverted: reverted})
-	m.emitFinality(prev, snap)
+	m.finalityEvents.emit(prev, snap)
 	if m.head.Height >= m.lastPrune+pruneEvery && m.head.Height > MaxReorgDepth {
 		m.pruneLocked()
 	}
@@ -499,6 +502,12 @@ func (m *Manager) knownLocked(b *chain.Block, hash chain.Hash) error {
 // switchLocked makes branch the main chain in one store transaction; st
 // is the state after it. m.state is untouched until the commit succeeded.
 func (m *Manager) switchLocked(reverted, branch []*chain.Block, undos []*chain.Undo, st *chain.State, fork *Node) error {
+	// A branch may hold the node's final block with a record that proves
+	// less: the node's final checkpoint is stored first, so that a restart
+	// after the switch still knows it (finality.go).
+	if err := m.final.keep(st.Finality().Finalized); err != nil {
+		return local("store the node's final checkpoint", err)
+	}
 	m.seq.Add(1)
 	defer m.seq.Add(1)
 	if err := m.st.Switch(len(reverted), branch, undos, st); err != nil {
@@ -530,7 +539,13 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, bran
 		if err != nil {
 			return nil, nil, nil, local("read undo record", err)
 		}
-		st.Revert(undo)
+		if err := st.Revert(undo); err != nil {
+			// The store is damaged: no reorg below this height can be
+			// computed, and going on would build on a state no chain has.
+			err = fmt.Errorf("store corruption: the undo record of main-chain block %d cannot be applied: %w", h, err)
+			m.Halt(err)
+			return nil, nil, nil, local("revert main chain", err)
+		}
 		reverted = append(reverted, blk)
 	}
 	undos := make([]*chain.Undo, 0, len(branch)+1)
@@ -559,19 +574,16 @@ func (m *Manager) stateOn(head *chain.Block, base *chain.State, fork *Node, bran
 // kept until due, with the blocks after it (future.go). The side blocks it
 // stores are not capped (sidecap.go): it is for sync, whose sessions bound
 // them, not for blocks a client or peer hands over one by one.
-func (m *Manager) ProcessBlocks(blocks []*chain.Block) (int, error) {
-	start := time.Now()
-	n, err := m.processBlocks(blocks)
-	m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(start))
-	if n < len(blocks) && m.future.holdIfEarly(blocks[n], err) {
-		for _, b := range blocks[n+1:] {
-			m.future.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+func (m *Manager) ProcessBlocks(blocks []*chain.Block) (n int, err error) {
+	began := time.Now()
+	defer func() {
+		m.met.ObserveImport(metrics.PathRange, importOutcome(err), time.Since(began))
+		if n < len(blocks) && m.future.holdIfEarly(blocks[n], err) {
+			for _, b := range blocks[n+1:] {
+				m.future.holdIfEarly(b, ErrUnknownParent) // its parent is kept: it waits too
+			}
 		}
-	}
-	return n, err
-}
-
-func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
+	}()
 	if err := m.usable(); err != nil {
 		return 0, err
 	}
@@ -583,7 +595,7 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 	limit, stopErr := len(blocks), error(nil)
 	for i, b := range blocks {
 		hashes[i] = b.Hash()
-		err := m.checkCheckpoint(b, hashes[i])
+		err := m.cp.check(b, hashes[i])
 		if err == nil {
 			err = m.ix.check(b, hashes[i])
 		}
@@ -644,7 +656,10 @@ func (m *Manager) processBlocks(blocks []*chain.Block) (int, error) {
 		defer m.seq.Add(1)
 		if err := m.st.Switch(0, batch, undos, m.state); err != nil {
 			for i := len(undos) - 1; i >= 0; i-- {
-				m.state.Revert(undos[i])
+				if rerr := m.state.Revert(undos[i]); rerr != nil {
+					m.Halt(fmt.Errorf("the state in memory cannot be restored after a failed commit of %d blocks: %w", len(batch), rerr))
+					break
+				}
 			}
 			n := len(batch)
 			batch, undos, batchPres = nil, nil, nil

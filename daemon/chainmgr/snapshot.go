@@ -22,6 +22,7 @@ type Snapshot struct {
 	headHash chain.Hash
 	state    *chain.State // never modified after the snapshot is built
 	elect    *elections
+	final    chain.Checkpoint // the node's final checkpoint (Final)
 
 	accountsOnce sync.Once
 	accounts     []chain.AccountEntry
@@ -35,8 +36,8 @@ type Snapshot struct {
 	totalStake uint64
 }
 
-func newSnapshot(version uint64, head *chain.Block, state *chain.State, elect *elections) *Snapshot {
-	return &Snapshot{version: version, head: head, headHash: head.Hash(), state: state, elect: elect}
+func newSnapshot(version uint64, head *chain.Block, state *chain.State, elect *elections, final chain.Checkpoint) *Snapshot {
+	return &Snapshot{version: version, head: head, headHash: head.Hash(), state: state, elect: elect, final: final}
 }
 
 // Version orders the snapshots of one Manager: of two, the one with the
@@ -127,6 +128,23 @@ func (s *Snapshot) ReadState() *chain.State { return s.state }
 
 // Finality is the finality record of the snapshot's main chain (DESIGN
 // "v3 rules"): justified and final checkpoints and the tallies of the
-// recent ones. It is part of the state after the head, so reading it
-// never waits for an import. Callers must not change it.
+// recent ones, as the votes included on this branch prove them. It is
+// part of the state after the head, so reading it never waits for an
+// import. Callers must not change it. Its Finalized may be below Final
+// after a switch to a branch whose votes prove less (finality.go): what
+// the node reports as final is Final.
 func (s *Snapshot) Finality() *chain.Finality { return s.state.Finality() }
+
+// Final is the node's final checkpoint: the highest final checkpoint the
+// main chain's record ever showed this node, never lower from one
+// snapshot to the next (also across restarts), and always on the main
+// chain under fork choice v3 (finality.go). The zero checkpoint or
+// genesis: nothing beyond genesis is final.
+func (s *Snapshot) Final() chain.Checkpoint { return s.final }
+
+// IsFinal reports whether the main-chain block at height is final on this
+// node: at or below Final, while finality runs (the record has
+// checkpoints, or something above genesis was final).
+func (s *Snapshot) IsFinal(height uint64) bool {
+	return s.state.Finality().IsFinal(height) || s.final.Height > 0 && height <= s.final.Height
+}

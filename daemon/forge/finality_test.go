@@ -29,11 +29,12 @@ func (p *onePool) Remove(...chain.Hash)      {}
 
 // fixedVotes is a Votes with fixed answers.
 type fixedVotes struct {
-	votes []chain.Vote
-	final uint64
-	on    bool
-	asked int  // the max the forger asked Select for
-	wait  bool // Ready answers false: the head's votes are not all in
+	votes  []chain.Vote
+	final  uint64
+	on     bool
+	asked  int  // the max the forger asked Select for
+	wait   bool // Ready answers false: the head's votes are not all in
+	forged int  // blocks Forged was told of
 }
 
 func (v *fixedVotes) Select(_ *chainmgr.Snapshot, max int) []chain.Vote {
@@ -41,6 +42,7 @@ func (v *fixedVotes) Select(_ *chainmgr.Snapshot, max int) []chain.Vote {
 	return v.votes[:min(max, len(v.votes))]
 }
 func (v *fixedVotes) Ready(*chainmgr.Snapshot) bool { return !v.wait }
+func (v *fixedVotes) Forged(*chain.Block)           { v.forged++ }
 func (v *fixedVotes) Finalized(*chainmgr.Snapshot) (uint64, bool) {
 	return v.final, v.on
 }

@@ -53,6 +53,12 @@ type Votes interface {
 	// heartbeat keeps v2's rule (max_reorg deep), else it beats until the
 	// newest block with transactions is final.
 	Finalized(snap *chainmgr.Snapshot) (height uint64, on bool)
+	// Forged says this node's block b is the new head, on the forger's
+	// goroutine right after its import: the node votes on it now, not
+	// when the chain event reaches the voter behind the pool's reset of
+	// the block's transactions (10-30 ms under load), time in which the
+	// forger of the next block would sit waiting for that very vote.
+	Forged(b *chain.Block)
 }
 
 // Config is what a Forger is made of.
@@ -268,6 +274,9 @@ func (f *Forger) forge(snap *chainmgr.Snapshot, rank uint32) {
 			}
 			f.log.Log(context.Background(), level, "forged block", "height", b.Height, "txs", len(txs), "votes", len(b.Votes), "rank", rank, "hash", b.Hash().String())
 			f.lab.publish(f.publish, b, head)
+			if f.votes != nil {
+				f.votes.Forged(b)
+			}
 			return
 		}
 		// A transaction that became invalid must not stall the chain:

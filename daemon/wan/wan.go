@@ -25,6 +25,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	ma "github.com/multiformats/go-multiaddr"
@@ -137,7 +138,12 @@ type Net struct {
 	overrides map[[2]int]Link
 	cut       map[[2]int]bool // pairs whose link is down
 	added     []bool          // node's host is on the mocknet
-	streams   uint64
+	hosts     map[int]*wanHost
+	// live is the open streams between each pair (stream.go), reset when
+	// the pair is cut.
+	live    map[[2]int]map[*lossyStream]struct{}
+	streams uint64 // streams wrapped so far
+	refused uint64 // streams refused or reset across a cut, and reads and writes refused
 }
 
 // Start builds the nodes' homes and genesis (daemon.StartDevnet), puts each
@@ -156,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Net, error) {
 	w := &Net{
 		mn: mocknet.New(), topo: cfg.Topology, seed: cfg.Seed,
 		index: map[peer.ID]int{}, overrides: map[[2]int]Link{}, cut: map[[2]int]bool{},
-		added: make([]bool, cfg.Devnet.Nodes),
+		added: make([]bool, cfg.Devnet.Nodes), hosts: map[int]*wanHost{}, live: map[[2]int]map[*lossyStream]struct{}{},
 	}
 	dc := cfg.Devnet
 	dc.P2PPort = 0 // no TCP: the links are emulated
@@ -309,7 +315,16 @@ func (w *Net) addHost(i int, key crypto.PrivKey) (host.Host, error) {
 			}
 		}
 	}
-	return &wanHost{Host: h, w: w, self: i}, nil
+	// A dial that found the link just before a cut removed it can still
+	// complete after the cut: such a connection is closed at once.
+	h.Network().Notify(&network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		if w.cutTo(i, c.RemotePeer()) {
+			go c.Close()
+		}
+	}})
+	wh := &wanHost{Host: h, w: w, self: i}
+	w.hosts[i] = wh
+	return wh, nil
 }
 
 func pair(i, j int) [2]int {
@@ -331,6 +346,36 @@ func (w *Net) linkOfLocked(i, j int) Link {
 		return l
 	}
 	return w.topo.Link(i, j)
+}
+
+// linkState is the link between i and j now, and whether it is cut.
+func (w *Net) linkState(i, j int) (Link, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.linkOfLocked(i, j), w.cut[pair(i, j)]
+}
+
+// cutTo reports whether node i's link to the node with id p is cut.
+func (w *Net) cutTo(i int, p peer.ID) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	j, ok := w.index[p]
+	return ok && w.cut[pair(i, j)]
+}
+
+// untrack forgets a stream that was closed or reset.
+func (w *Net) untrack(s *lossyStream) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.live[pair(s.a, s.b)], s)
+}
+
+// Refused is how many streams were refused or reset across a cut, and how
+// many of their reads and writes were refused: what the cuts stopped.
+func (w *Net) Refused() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
 }
 
 func (w *Net) linkLocked(i, j int) error {
@@ -358,6 +403,13 @@ func (w *Net) SetLink(i, j int, l Link) error {
 	return nil
 }
 
+// host is node i's host (nil before it starts).
+func (w *Net) host(i int) *wanHost {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.hosts[i]
+}
+
 func (w *Net) peers() []peer.ID {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -365,9 +417,11 @@ func (w *Net) peers() []peer.ID {
 }
 
 // Partition cuts every link between nodes of different groups; nodes in no
-// group keep their links. Connections across the cut close at once (as
-// after a TCP timeout); the nodes find each other again by re-dialling
-// after Heal.
+// group keep their links. The cut is immediate and complete: from the
+// moment it is made no stream opens, reads or writes across it (stream.go),
+// the streams that were open across it are reset and the connections
+// closed (as after a TCP timeout). The nodes find each other again by
+// re-dialling after Heal.
 func (w *Net) Partition(groups ...[]int) error {
 	ids := w.peers()
 	side := map[int]int{}
@@ -392,8 +446,12 @@ func (w *Net) Partition(groups ...[]int) error {
 
 // Offline cuts every link of node i: it keeps running, alone.
 func (w *Net) Offline(i int) error {
+	ids := w.peers()
+	if i < 0 || i >= len(ids) {
+		return fmt.Errorf("no node %d", i)
+	}
 	var todo [][2]int
-	for j := range w.peers() {
+	for j := range ids {
 		if j != i {
 			todo = append(todo, pair(i, j))
 		}
@@ -401,23 +459,40 @@ func (w *Net) Offline(i int) error {
 	return w.cutPairs(todo)
 }
 
+// cutPairs marks every pair cut at once (the streams check the mark on
+// every open, read and write), then resets the streams that were open
+// between them, removes their mocknet links and closes their connections.
 func (w *Net) cutPairs(todo [][2]int) error {
-	var errs []error
+	type ends struct{ a, b peer.ID }
+	var open []*lossyStream
+	var unlink []ends
+	w.mu.Lock()
 	for _, p := range todo {
-		w.mu.Lock()
-		already := w.cut[p]
-		w.cut[p] = true
-		a, b := w.ids[p[0]], w.ids[p[1]]
-		up := w.added[p[0]] && w.added[p[1]]
-		w.mu.Unlock()
-		if already || !up {
+		if w.cut[p] {
 			continue
 		}
-		if err := w.mn.UnlinkPeers(a, b); err != nil {
+		w.cut[p] = true
+		for s := range w.live[p] {
+			open = append(open, s)
+		}
+		delete(w.live, p)
+		if w.added[p[0]] && w.added[p[1]] {
+			unlink = append(unlink, ends{w.ids[p[0]], w.ids[p[1]]})
+		}
+	}
+	w.refused += uint64(len(open))
+	w.mu.Unlock()
+	for _, s := range open {
+		s.Stream.Reset()
+	}
+	var errs []error
+	for _, e := range unlink {
+		if err := w.mn.UnlinkPeers(e.a, e.b); err != nil {
 			errs = append(errs, err)
 		}
-		// mocknet closes every connection between the two, both ways.
-		if err := w.mn.DisconnectPeers(a, b); err != nil {
+		// mocknet closes every connection between the two, both ways; a
+		// connection that completes later is closed on arrival (addHost).
+		if err := w.mn.DisconnectPeers(e.a, e.b); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -426,33 +501,32 @@ func (w *Net) cutPairs(todo [][2]int) error {
 
 // Heal restores every cut link.
 func (w *Net) Heal() error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var errs []error
-	for p := range w.cut {
-		if w.added[p[0]] && w.added[p[1]] {
-			if err := w.linkLocked(p[0], p[1]); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		delete(w.cut, p)
-	}
-	return errors.Join(errs...)
+	return w.restore(func([2]int) bool { return true })
 }
 
 // Online restores the links of node i (cut by Offline or a partition).
 func (w *Net) Online(i int) error {
+	if i < 0 || i >= len(w.peers()) {
+		return fmt.Errorf("no node %d", i)
+	}
+	return w.restore(func(p [2]int) bool { return p[0] == i || p[1] == i })
+}
+
+// restore restores the cut links of the pairs that which picks; the nodes
+// re-dial each other on their own.
+func (w *Net) restore(which func([2]int) bool) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var errs []error
 	for p := range w.cut {
-		if p[0] == i || p[1] == i {
-			if w.added[p[0]] && w.added[p[1]] {
-				if err := w.linkLocked(p[0], p[1]); err != nil {
-					errs = append(errs, err)
-				}
+		if !which(p) {
+			continue
+		}
+		delete(w.cut, p)
+		if w.added[p[0]] && w.added[p[1]] {
+			if err := w.linkLocked(p[0], p[1]); err != nil {
+				errs = append(errs, err)
 			}
-			delete(w.cut, p)
 		}
 	}
 	return errors.Join(errs...)

@@ -118,7 +118,9 @@ func (c *Chain) Revert() *chain.Block {
 	}
 	last := len(c.Blocks) - 1
 	b, u := c.Blocks[last], c.Undos[last]
-	c.State.Revert(u)
+	if err := c.State.Revert(u); err != nil {
+		c.tb.Fatalf("testkit: revert block %d: %v", b.Height, err)
+	}
 	c.Blocks, c.Undos = c.Blocks[:last], c.Undos[:last]
 	return b
 }

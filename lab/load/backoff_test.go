@@ -193,3 +193,68 @@ func TestPushbackPausesOneNode(t *testing.T) {
 		t.Errorf("B took its last transfers %s after A asked for a second's pause: the worker waited for A", d)
 	}
 }
+
+// TestResendsWhatANodeLost: a node that accepted a transfer and then
+// dropped it from its pool (a full pool making room) refuses the sender's
+// next nonces with nonce_gap; the load asks it for the sender's pending
+// nonce and sends again from the first nonce it lacks, in order, so every
+// transfer commits. A dropped last transfer, with nothing after it to be
+// refused, is found once the commits stall, and sent again the same way.
+func TestResendsWhatANodeLost(t *testing.T) {
+	n := newMemNode()
+	n.strict = true
+	const senders, txs = 3, 90 // nonces 2 to 31 (1 is the funding)
+	lostNonces := map[uint64]bool{7: true, 31: true}
+	var mu sync.Mutex
+	lost := map[chain.Hash]bool{}
+	n.evict = func(tx *chain.Transaction) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		id := tx.ID()
+		if tx.Type != chain.TxTransfer || !lostNonces[tx.Nonce] || n.sends[id] > 1 {
+			return false
+		}
+		lost[id] = true
+		return true
+	}
+	var resentSeen int
+	var pmu sync.Mutex
+	r, err := Run(context.Background(), Config{
+		Nodes: []Node{n}, Senders: senders, Txs: txs, Concurrency: 1, Batch: 4, TimeoutCommit: 20 * time.Second,
+		Poll: time.Millisecond, ProgressEvery: time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		Progress: func(p Progress) {
+			pmu.Lock()
+			defer pmu.Unlock()
+			resentSeen = max(resentSeen, p.Resent)
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("report %+v", r)
+	if r.Submitted != txs || r.Committed != txs || r.Missing() != 0 || r.Stranded != 0 || len(r.Rejected) != 0 {
+		t.Errorf("not every transfer committed: %+v", r)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lost) != 2*senders {
+		t.Fatalf("the node dropped %d transfers, want %d", len(lost), 2*senders)
+	}
+	// Each dropped transfer went twice and counts as resent; the
+	// nonce_gaps behind the middle ones were not sends (deferred).
+	for id := range lost {
+		if k := n.sends[id]; k != 2 {
+			t.Errorf("dropped transfer %s sent %d times, want 2", id, k)
+		}
+	}
+	if r.Resent != len(lost) || n.answered["nonce_gap"] == 0 || r.Deferred != n.answered["nonce_gap"] {
+		t.Errorf("resent %d, deferred %d; the node dropped %d and answered %v", r.Resent, r.Deferred, len(lost), n.answered)
+	}
+	pmu.Lock()
+	defer pmu.Unlock()
+	if resentSeen != r.Resent {
+		t.Errorf("progress showed %d resent, the report %d", resentSeen, r.Resent)
+	}
+}

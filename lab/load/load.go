@@ -7,6 +7,7 @@
 package load
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -41,6 +42,10 @@ const (
 	DefaultMaxBackoff = 5 * time.Second
 	// minBackoff is the first pause after a push-back that named no wait.
 	minBackoff = 20 * time.Millisecond
+	// stallPolls is how many Polls the commits may stall, after the last
+	// transfer is sent, before the load asks the senders' nodes whether
+	// they still hold what is not committed.
+	stallPolls = 40
 )
 
 // Config is one load run.
@@ -94,8 +99,9 @@ type Progress struct {
 	// Done of Total: senders funded, transfers signed, transfers sent,
 	// transfers committed (of those that can commit).
 	Done, Total int
-	// Refused, Deferred and Committed, while sending.
-	Refused, Deferred, Committed int
+	// Refused, Deferred and Committed, while sending; Resent, while
+	// sending and committing.
+	Refused, Deferred, Resent, Committed int
 }
 
 // Latency are latency percentiles in milliseconds.
@@ -116,10 +122,18 @@ type Report struct {
 	Rate        float64        `json:"rate"` // tx/s asked for; 0: unpaced
 	Submitted   int            `json:"submitted"`
 	Rejected    map[string]int `json:"rejected"`
-	// Deferred counts the sends a node pushed back (pool_full, busy):
-	// the same transfers went again after a pause, and count once in
+	// Deferred counts the sends a node pushed back (pool_full, busy) or
+	// refused for a gap its pool had opened (nonce_gap, queue_full): the
+	// same transfers went again after a pause, and count once in
 	// Submitted when taken.
-	Deferred        int     `json:"deferred"`
+	Deferred int `json:"deferred"`
+	// Resent counts the transfers a node had accepted, then lost (its
+	// pool evicted them to make room), and took again: told by a gap
+	// refusal (nonce_gap, queue_full) of a later nonce, or, once the
+	// commits stall, by a transfer not committed that its node's pending
+	// nonce no longer covers, the load sent them again from the first
+	// nonce the node lacked, in order. They count once in Submitted.
+	Resent          int     `json:"resent"`
 	Stranded        int     `json:"stranded"`
 	Committed       int     `json:"committed"`
 	Blocks          int     `json:"blocks"`
@@ -275,10 +289,12 @@ func (l *loader) phase(snap func() Progress) (stop func()) {
 	return func() { once.Do(func() { close(quit); <-done }) }
 }
 
-// loadTx is a signed transfer and its id.
+// loadTx is a signed transfer and its id. resend: its node had accepted
+// it, then lost it; it is queued to be sent again.
 type loadTx struct {
-	tx chain.Transaction
-	id chain.Hash
+	tx     chain.Transaction
+	id     chain.Hash
+	resend bool
 }
 
 // loadSender is one sending key. Once the transfers are signed, it belongs
@@ -295,6 +311,21 @@ type loadSender struct {
 	sentAt   map[chain.Hash]time.Time
 	accepted []loadTx
 	holes    map[uint64]bool // refused nonces that may still be filled
+	// gap: the node refused a transfer of s for a gap (nonce_gap,
+	// queue_full), or pushed one back after taking others (a full pool
+	// may have evicted one of those): before its next batch, ask it which
+	// nonces of s it holds (resync).
+	gap bool
+}
+
+// lowHole is the lowest refused nonce of s not filled since, or
+// math.MaxUint64: accepted transfers from it on cannot commit.
+func (s *loadSender) lowHole() uint64 {
+	low := uint64(math.MaxUint64)
+	for n := range s.holes {
+		low = min(low, n)
+	}
+	return low
 }
 
 // loader runs one load.
@@ -306,8 +337,8 @@ type loader struct {
 	watch   *commitWatcher
 	chainID string
 
-	sent, accepted, refused, deferred atomic.Int64
-	pace                              pacer // Config.Rate
+	sent, accepted, refused, deferred, resent atomic.Int64
+	pace                                      pacer // Config.Rate
 
 	mu       sync.Mutex
 	rejected map[string]int
@@ -572,7 +603,7 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 	}
 	stop := l.phase(func() Progress {
 		return Progress{Phase: PhaseSending, Done: int(l.sent.Load()), Total: opts.Txs,
-			Refused: int(l.refused.Load()), Deferred: int(l.deferred.Load()), Committed: l.watch.transfersSeen()}
+			Refused: int(l.refused.Load()), Deferred: int(l.deferred.Load()), Resent: int(l.resent.Load()), Committed: l.watch.transfersSeen()}
 	})
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -603,33 +634,24 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 
 	// What can commit: the accepted transfers below each sender's lowest
 	// unfilled refused nonce.
-	var expect []chain.Hash
-	stranded := 0
-	for _, s := range l.senders {
-		low := uint64(math.MaxUint64)
-		for n := range s.holes {
-			low = min(low, n)
-		}
-		for _, t := range s.accepted {
-			if t.tx.Nonce < low {
-				expect = append(expect, t.id)
-			} else {
-				stranded++
-			}
-		}
-	}
+	expect, _ := l.expected()
 	stop = l.phase(func() Progress {
 		c := l.watch.transfersSeen()
-		return Progress{Phase: PhaseCommitting, Done: c, Total: len(expect), Committed: c}
+		return Progress{Phase: PhaseCommitting, Done: c, Total: len(expect), Resent: int(l.resent.Load()), Committed: c}
 	})
 	wctx, wcancel := context.WithTimeout(ctx, opts.TimeoutCommit)
-	l.watch.waitFor(wctx, expect, l.watch.poll)
+	err := l.settle(wctx, expect)
 	wcancel()
 	stop()
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if err != nil {
+		return nil, err
+	}
 	waitEnd := time.Now()
+	// A transfer sent again and refused may have opened a hole.
+	expect, stranded := l.expected()
 
 	seen, committed, blocks, first, last, lastSeen := l.watch.summary()
 	var lat []float64
@@ -650,7 +672,8 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 	}
 	r := &Report{
 		Nodes: l.urls, Senders: len(l.senders), Txs: opts.Txs, Batch: opts.Batch, Concurrency: opts.Concurrency, Rate: opts.Rate,
-		Submitted: int(l.accepted.Load()), Rejected: l.rejected, Deferred: int(l.deferred.Load()), Stranded: stranded, Committed: committed,
+		Submitted: int(l.accepted.Load()), Rejected: l.rejected, Deferred: int(l.deferred.Load()), Resent: int(l.resent.Load()),
+		Stranded: stranded, Committed: committed,
 		Blocks: blocks, FirstHeight: first, LastHeight: last,
 		DurationS:       round3(end.Sub(start).Seconds()),
 		SubmitDurationS: round3(submitEnd.Sub(start).Seconds()),
@@ -670,6 +693,124 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 
 func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 
+// expected returns the accepted transfers that can commit (those below
+// their sender's lowest unfilled refused nonce) and how many cannot.
+func (l *loader) expected() (expect []chain.Hash, stranded int) {
+	for _, s := range l.senders {
+		low := s.lowHole()
+		for _, t := range s.accepted {
+			if t.tx.Nonce < low {
+				expect = append(expect, t.id)
+			} else {
+				stranded++
+			}
+		}
+	}
+	return expect, stranded
+}
+
+// settle waits until every transfer of expect is seen committed or ctx
+// ends. When no transfer of the load has committed for stallPolls polls,
+// it asks the node of each sender with transfers not seen whether it still
+// holds them, and sends again, as the workers do, what a node no longer
+// holds (resync): a pool may evict a transfer it had accepted, and no
+// later transfer of the sender is left to be refused for the gap. An
+// error is a node failing to take a batch (as while sending).
+func (l *loader) settle(ctx context.Context, expect []chain.Hash) error {
+	every := stallPolls * l.cfg.Poll
+	for {
+		before := l.watch.transfersSeen()
+		rctx, cancel := context.WithTimeout(ctx, every)
+		got := l.watch.waitFor(rctx, expect, l.cfg.Poll)
+		cancel()
+		if got == len(expect) || ctx.Err() != nil {
+			return nil
+		}
+		if l.watch.transfersSeen() != before {
+			continue // still committing
+		}
+		lost := l.findLost(ctx)
+		if len(lost) == 0 {
+			continue
+		}
+		if err := l.work(ctx, lost); err != nil && ctx.Err() == nil {
+			return err
+		}
+	}
+}
+
+// findLost asks, Concurrency at a time, the node of every sender with
+// transfers that can commit and are not seen committed whether it still
+// holds them, queues again what it lost (resync) and returns the senders
+// with something to send. A node that does not answer is asked again at
+// the next stall.
+func (l *loader) findLost(ctx context.Context) []*loadSender {
+	var check []*loadSender
+	for _, s := range l.senders {
+		if l.watch.anyUnseen(s.accepted, s.lowHole()) {
+			check = append(check, s)
+		}
+	}
+	var mu sync.Mutex
+	var lost []*loadSender
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(l.cfg.Concurrency, len(check)) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(check) || ctx.Err() != nil {
+					return
+				}
+				s := check[i]
+				if k, err := l.resync(ctx, s, s.lowHole()); err == nil && k > 0 {
+					mu.Lock()
+					lost = append(lost, s)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return lost
+}
+
+// resync asks s's node for the end of the run of s's nonces it holds
+// (its pending nonce: the account nonce when it holds none) and puts
+// back at the front of s's queue, in nonce order, every transfer of s
+// above that end, below the first still queued and below nonce below,
+// that the node had accepted and is not seen committed; it returns how
+// many. Those above the first queued nonce are left alone: the node may
+// hold them above the gap, and the gap's refusals will tell. Each keeps
+// its first send time (its latency counts the loss), and sending it again
+// is not one of the --txs sends.
+func (l *loader) resync(ctx context.Context, s *loadSender, below uint64) (int, error) {
+	acc, err := l.nodes[s.node].Account(ctx, s.addr)
+	if err != nil {
+		return 0, err
+	}
+	s.gap = false
+	held := max(pendingNonce(acc), acc.Nonce)
+	if len(s.queue) > 0 {
+		below = min(below, s.queue[0].tx.Nonce)
+	}
+	var lost []loadTx
+	for _, t := range s.accepted {
+		if n := t.tx.Nonce; n > held && n < below {
+			t.resend = true
+			lost = append(lost, t)
+		}
+	}
+	lost = l.watch.unseen(lost)
+	if len(lost) == 0 {
+		return 0, nil
+	}
+	slices.SortFunc(lost, func(a, b loadTx) int { return cmp.Compare(a.tx.Nonce, b.tx.Nonce) })
+	s.queue = append(lost, s.queue...)
+	s.budget += len(lost)
+	return len(lost), nil
+}
+
 // work sends the transfers of senders, one batch at a time: a batch holds
 // the senders of one node, their transfers interleaved, each sender's in
 // nonce order; the worker goes round the nodes. A node that pushes back
@@ -677,7 +818,10 @@ func round3(x float64) float64 { return math.Round(x*1000) / 1000 }
 // Retry-After asked, at most MaxBackoff; one that takes nothing for
 // TimeoutCommit ends the load with a *PushbackError. A pause is the
 // node's alone: the worker goes on with the other nodes meanwhile, and
-// sleeps only when every node it has transfers for is pausing.
+// sleeps only when every node it has transfers for is pausing. A
+// nonce_gap or queue_full (not behind a push-back) is a push-back too,
+// and before the node's next batch the worker asks it which nonces of
+// the sender it lacks and queues them again (resync).
 func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 	byNode := make([][]*loadSender, len(l.nodes))
 	for _, s := range senders {
@@ -708,6 +852,17 @@ func (l *loader) work(ctx context.Context, senders []*loadSender) error {
 				continue
 			}
 			ready = true
+			for _, s := range group {
+				if !s.gap {
+					continue
+				}
+				if _, err := l.resync(ctx, s, math.MaxUint64); err != nil && !isTransient(err) {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					return fmt.Errorf("asking %s for the pending nonce of %s: %w", l.urls[n], s.addr, err)
+				}
+			}
 			batch, from := l.takeBatch(group)
 			if err := l.pace.wait(ctx, len(batch)); err != nil {
 				return err
@@ -800,8 +955,8 @@ func (p *pacer) wait(ctx context.Context, n int) error {
 
 // takeBatch takes up to --batch transfers from the senders' queues, one
 // from each in turn.
-func (l *loader) takeBatch(group []*loadSender) ([]chain.Transaction, []*loadSender) {
-	var batch []chain.Transaction
+func (l *loader) takeBatch(group []*loadSender) ([]loadTx, []*loadSender) {
+	var batch []loadTx
 	var from []*loadSender
 	for len(batch) < l.cfg.Batch {
 		took := false
@@ -809,7 +964,7 @@ func (l *loader) takeBatch(group []*loadSender) ([]chain.Transaction, []*loadSen
 			if len(s.queue) == 0 || len(batch) == l.cfg.Batch {
 				continue
 			}
-			batch = append(batch, s.queue[0].tx)
+			batch = append(batch, s.queue[0])
 			from = append(from, s)
 			s.queue = s.queue[1:]
 			s.budget--
@@ -830,10 +985,31 @@ type sent struct {
 	retryAfter time.Duration // the wait a push-back asked for
 }
 
+// gapCode reports whether a transfer refused with code, its sender's
+// transfers being sent in nonce order, shows that the node lacks an
+// earlier nonce of the sender: too far above the run the node holds
+// (nonce_gap), or no room left for transactions above a gap (queue_full).
+func gapCode(code string) bool { return code == "nonce_gap" || code == "queue_full" }
+
+// heldOrCommitted reports whether a transfer sent again and refused with
+// code is where the load wants it: pooled already (already_known; the node
+// had kept it above the gap) or its nonce used (committed meanwhile).
+func heldOrCommitted(code string) bool {
+	switch code {
+	case "already_known", "nonce_in_use", "bad_nonce":
+		return true
+	}
+	return false
+}
+
 // submit sends one batch to node n and books what the node answered; an
 // error means the node could not be asked and ends the load.
-func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, from []*loadSender) (sent, error) {
+func (l *loader) submit(ctx context.Context, n int, items []loadTx, from []*loadSender) (sent, error) {
 	var out sent
+	batch := make([]chain.Transaction, len(items))
+	for i := range items {
+		batch[i] = items[i].tx
+	}
 	sentAt := time.Now()
 	res, err := l.nodes[n].SubmitTxs(ctx, batch)
 	var re *RefusedError
@@ -853,40 +1029,53 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 		}
 		return out, fmt.Errorf("sending transfers to %s failed: %w", l.urls[n], err)
 	}
-	refused := 0
+	accepted, refused, resent := 0, 0, 0
 	back := map[*loadSender][]loadTx{}
-	pushedBack := map[*loadSender]bool{}
 	codes := map[string]int{}
 	for i, r := range res {
-		s, tx := from[i], batch[i]
-		id := tx.ID()
+		s, t := from[i], items[i]
 		if r.ID != nil {
-			id = *r.ID
+			t.id = *r.ID
 		}
-		t := loadTx{tx: tx, id: id}
 		if r.Error == nil {
-			s.sentAt[id] = sentAt
+			delete(s.holes, t.tx.Nonce)
+			if t.resend { // booked when first accepted, its send time kept
+				resent++ // the node had lost it
+				continue
+			}
+			accepted++
+			s.sentAt[t.id] = sentAt
 			s.accepted = append(s.accepted, t)
-			delete(s.holes, tx.Nonce)
 			continue
 		}
-		// A nonce_gap behind a pushed-back nonce of the same sender is the
-		// push-back's doing, not the transfer's.
-		if pushback(r.Error.Code) || (r.Error.Code == "nonce_gap" && pushedBack[s]) {
-			// Not a send: the same transfer goes again, its budget kept.
+		code := r.Error.Code
+		switch {
+		// Not a send: the same transfer goes again, its budget kept. A
+		// gap refusal behind a pushed-back nonce of the same sender is the
+		// push-back's doing; any other shows the node lost an earlier
+		// transfer of the sender. Either way, before the sender's next
+		// batch the node is asked which nonces it holds: a full pool
+		// pushing back may have evicted a transfer it had taken.
+		case pushback(code) || gapCode(code):
 			out.deferred++
-			if pushback(r.Error.Code) {
-				out.code = r.Error.Code
+			if pushback(code) {
+				out.code = code
+			} else if out.code == "" {
+				out.code = code
 			}
-			pushedBack[s] = true
+			if gapCode(code) || len(s.accepted) > 0 {
+				s.gap = true
+			}
 			s.budget++
 			back[s] = append(back[s], t)
 			continue
+		case t.resend && heldOrCommitted(code):
+			continue // the node kept it above the gap, or it committed
 		}
 		refused++
-		codes[r.Error.Code]++
-		if retryable(r.Error.Code) {
-			s.holes[tx.Nonce] = true
+		codes[code]++
+		if retryable(code) {
+			s.holes[t.tx.Nonce] = true
 			back[s] = append(back[s], t)
 		}
 	}
@@ -898,9 +1087,10 @@ func (l *loader) submit(ctx context.Context, n int, batch []chain.Transaction, f
 			s.queue = s.queue[:s.budget]
 		}
 	}
-	l.sent.Add(int64(len(batch) - out.deferred))
-	l.accepted.Add(int64(len(batch) - refused - out.deferred))
+	l.sent.Add(int64(accepted + refused))
+	l.accepted.Add(int64(accepted))
 	l.deferred.Add(int64(out.deferred))
+	l.resent.Add(int64(resent))
 	out.refused = refused
 	if refused > 0 {
 		l.refused.Add(int64(refused))
@@ -1048,6 +1238,29 @@ func (w *commitWatcher) waitFor(ctx context.Context, ids []chain.Hash, poll time
 		}
 		sleepCtx(ctx, poll)
 	}
+}
+
+// unseen returns the transfers of txs not seen committed.
+func (w *commitWatcher) unseen(txs []loadTx) []loadTx {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.DeleteFunc(txs, func(t loadTx) bool {
+		_, ok := w.seen[t.id]
+		return ok
+	})
+}
+
+// anyUnseen reports whether a transfer of txs with a nonce below below
+// is not seen committed.
+func (w *commitWatcher) anyUnseen(txs []loadTx, below uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, t := range txs {
+		if _, ok := w.seen[t.id]; !ok && t.tx.Nonce < below {
+			return true
+		}
+	}
+	return false
 }
 
 // transfersSeen is how many watched TRANSFERs the blocks read hold.

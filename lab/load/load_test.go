@@ -36,6 +36,16 @@ type memNode struct {
 	pushBack  func(tx *chain.Transaction) string
 	// sends counts how many times each transaction was sent.
 	sends map[chain.Hash]int
+	// strict makes the pool check nonces as posd's does with no room for
+	// gapped transactions: a used nonce is bad_nonce, a pooled one
+	// already_known (nonce_in_use for another transaction), and one that
+	// does not follow the pooled run nonce_gap.
+	strict bool
+	// evict, when set, may drop a transaction just pooled (a full pool
+	// making room) once its batch is admitted.
+	evict func(tx *chain.Transaction) bool
+	// answered counts the refusals by code.
+	answered map[string]int
 }
 
 func newMemNode() *memNode {
@@ -59,14 +69,37 @@ func (n *memNode) Account(_ context.Context, a chain.Address) (rpc.Account, erro
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	acc := n.accounts[a]
-	top := acc.Nonce
+	top := n.top(a)
+	return rpc.Account{Address: a, Balance: acc.Balance, Nonce: acc.Nonce, PendingNonce: &top}, nil
+}
+
+// top is the end of a's run of pooled nonces from its account nonce + 1.
+// n.mu is held.
+func (n *memNode) top(a chain.Address) uint64 {
+	top := n.accounts[a].Nonce
 	for {
 		if _, ok := n.pool[a][top+1]; !ok {
-			break
+			return top
 		}
 		top++
 	}
-	return rpc.Account{Address: a, Balance: acc.Balance, Nonce: acc.Nonce, PendingNonce: &top}, nil
+}
+
+// checkNonce is the strict pool's nonce rule. n.mu is held.
+func (n *memNode) checkNonce(tx *chain.Transaction, id chain.Hash) string {
+	if tx.Nonce <= n.accounts[tx.From].Nonce {
+		return "bad_nonce"
+	}
+	if p, ok := n.pool[tx.From][tx.Nonce]; ok {
+		if p.ID() == id {
+			return "already_known"
+		}
+		return "nonce_in_use"
+	}
+	if tx.Nonce != n.top(tx.From)+1 {
+		return "nonce_gap"
+	}
+	return ""
 }
 
 func (n *memNode) SubmitTxs(_ context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
@@ -100,11 +133,28 @@ func (n *memNode) SubmitTxs(_ context.Context, txs []chain.Transaction) ([]rpc.S
 			out[i].Error = &rpc.Error{Code: string(chain.CodeOf(err)), Message: err.Error()}
 			continue
 		}
+		if n.strict {
+			if code := n.checkNonce(&tx, id); code != "" {
+				if n.answered == nil {
+					n.answered = map[string]int{}
+				}
+				n.answered[code]++
+				out[i].Error = &rpc.Error{Code: code, Message: "refused by the strict pool"}
+				continue
+			}
+		}
 		if n.pool[tx.From] == nil {
 			n.pool[tx.From] = map[uint64]chain.Transaction{}
 		}
 		n.pool[tx.From][tx.Nonce] = tx
 		out[i].Status = rpc.TxPending
+	}
+	if n.evict != nil {
+		for i := range txs {
+			if out[i].Error == nil && n.evict(&txs[i]) {
+				delete(n.pool[txs[i].From], txs[i].Nonce)
+			}
+		}
 	}
 	return out, nil
 }
