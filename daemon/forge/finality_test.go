@@ -168,46 +168,88 @@ type tlog struct{ t *testing.T }
 
 func (w tlog) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
 
-// TestVoteGrace: with the head's votes not all in, a block with
-// transactions waits until the head is heartbeat_ms old, counted from the
-// head's timestamp (an old head's votes are not coming: a restarted node
-// forges at once); with them in, it does not wait.
+// TestVoteGrace: with the head's votes not all in, a block waits for
+// them, counted from the head's timestamp (an old head's votes are not
+// coming: a restarted node forges at once): heartbeat_ms while each block
+// carried its parent's votes and while finality stalls (the justified
+// checkpoint far below the head), slot_ms − heartbeat_ms after a block
+// forged without them; with the votes in, a block with transactions does
+// not wait, and a heartbeat comes at heartbeat_ms.
 func TestVoteGrace(t *testing.T) {
+	stall := int(liveLag(1)) + 1
 	for _, tc := range []struct {
-		name  string
-		wait  bool
-		after int64 // ms after the head's timestamp
-		forge bool
+		name          string
+		wait          bool
+		blocks        int   // blocks without votes below the head (nothing justified)
+		after         int64 // ms after the head's timestamp
+		forge, beatOn bool  // a block with transactions, an empty block forged
 	}{
-		{"votes missing, fresh head: wait", true, 100, false},
-		{"votes missing, head past the grace: forge", true, 600, true},
-		{"votes in: forge at once", false, 100, true},
+		{"votes missing, fresh head: wait", true, 0, 100, false, false},
+		{"votes missing, past heartbeat_ms: forge", true, 0, 600, true, true},
+		{"votes missing after a miss, past heartbeat_ms: wait", true, 2, 600, false, false},
+		{"votes missing after a miss, past slot - heartbeat_ms: forge", true, 2, 1600, true, true},
+		{"votes in, fresh head", false, 0, 100, true, false},
+		{"votes in after a miss, fresh head", false, 2, 100, true, false},
+		{"votes in, past heartbeat_ms", false, 0, 600, true, true},
+		{"votes missing, finality stalled, fresh head: wait", true, stall, 100, false, false},
+		{"votes missing, finality stalled, past heartbeat_ms: forge", true, stall, 600, true, true},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			key, _ := keystore.Generate()
-			user, _ := keystore.Generate()
-			// The genesis 2 s old: the forger's clock (the head's time +
-			// after) is never ahead of the chain manager's (wall clock).
-			g, err := chain.DefaultGenesisParams().Build(time.Now().Add(-2*time.Second), []chain.Allocation{{Address: key.Address(), Balance: 1000, Stake: 1}})
-			if err != nil {
-				t.Fatal(err)
+		for _, beat := range []bool{false, true} {
+			name, want := tc.name, tc.forge
+			if beat {
+				name, want = name+", heartbeat", tc.beatOn
 			}
-			m := newTestChain(t, g)
-			tx := chain.Transaction{Type: chain.TxExchange, ChainID: g.ChainID, To: user.Address(), Amount: 5, Nonce: 1}
-			user.SignTx(&tx)
-			now := time.UnixMilli(m.Snapshot().Head().Timestamp + tc.after)
-			f := New(Config{Chain: m, Pool: &onePool{txs: []chain.Transaction{tx}}, Key: key, Genesis: g, Log: discard(),
-				Now: func() time.Time { return now }, Votes: &fixedVotes{on: true, wait: tc.wait}})
-			var seen chain.Hash
-			var seenAt time.Time
-			wait := f.forgeOnce(&seen, &seenAt)
-			forged := m.Snapshot().Height() == 1
-			if forged != tc.forge {
-				t.Fatalf("forged %v (sleep %v), want %v", forged, wait, tc.forge)
-			}
-			if !forged && (wait <= 0 || wait > time.Duration(g.HeartbeatMs)*time.Millisecond) {
-				t.Fatalf("sleeps %v, want until the grace ends", wait)
-			}
-		})
+			t.Run(name, func(t *testing.T) {
+				key, _ := keystore.Generate()
+				user, _ := keystore.Generate()
+				// The genesis 10 s old and every block dated at it: the
+				// forger's clock (the head's time + after) is never ahead
+				// of the chain manager's (wall clock).
+				g, err := chain.DefaultGenesisParams().Build(time.Now().Add(-10*time.Second), []chain.Allocation{{Address: key.Address(), Balance: 1000, Stake: 1}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m := newTestChain(t, g)
+				pay := func(nonce uint64) *onePool {
+					tx := chain.Transaction{Type: chain.TxExchange, ChainID: g.ChainID, To: user.Address(), Amount: 5, Nonce: nonce}
+					user.SignTx(&tx)
+					return &onePool{txs: []chain.Transaction{tx}}
+				}
+				gt := time.UnixMilli(m.Snapshot().Head().Timestamp)
+				blocks := tc.blocks
+				if beat {
+					blocks = max(blocks, 1) // the payment the beat protects
+				}
+				// The first block carries a payment (the heartbeat has
+				// something to protect); the forger's votes are in, none
+				// carried.
+				sf := New(Config{Chain: m, Pool: pay(1), Key: key, Genesis: g, Log: discard(),
+					Now: func() time.Time { return gt }, Votes: &fixedVotes{on: true}})
+				for range blocks {
+					sf.forge(m.Snapshot(), 0)
+				}
+				start := m.Snapshot().Height()
+				if start != uint64(blocks) || m.Snapshot().Finality().Justified.Height != 0 {
+					t.Fatalf("head %d, justified %d: want %d blocks, nothing justified", start, m.Snapshot().Finality().Justified.Height, blocks)
+				}
+				var pool Pool = pay(uint64(min(blocks, 1) + 1))
+				if beat {
+					pool = emptyPool{}
+				}
+				now := time.UnixMilli(m.Snapshot().Head().Timestamp + tc.after)
+				f := New(Config{Chain: m, Pool: pool, Key: key, Genesis: g, Log: discard(),
+					Now: func() time.Time { return now }, Votes: &fixedVotes{on: true, wait: tc.wait}})
+				var seen chain.Hash
+				var seenAt time.Time
+				wait := f.forgeOnce(&seen, &seenAt)
+				forged := m.Snapshot().Height() == start+1
+				if forged != want {
+					t.Fatalf("forged %v (sleep %v), want %v", forged, wait, want)
+				}
+				if !forged && (wait <= 0 || wait > maxForgeSleep) {
+					t.Fatalf("sleeps %v, want until the grace ends", wait)
+				}
+			})
+		}
 	}
 }

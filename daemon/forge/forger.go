@@ -216,14 +216,9 @@ func (f *Forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	if dueAt.Before(*headSeenAt) {
 		dueAt = *headSeenAt
 	}
-	if grace := time.UnixMilli(head.Timestamp).Add(f.voteGrace()); dueAt.Before(grace) && f.votes != nil && !f.votes.Ready(snap) {
-		// The other stakers' votes for this head are on their way: a
-		// block forged before they arrive carries only ours, and the head
-		// is justified a block later (finality then trails further).
-		// Counted from the head's timestamp, not from when this node saw
-		// it: votes on an old head (a restarted node's, whose pool is
-		// empty and whose voter already voted on it) are not coming.
-		dueAt = grace
+	votesBy := f.voteWait(snap)
+	if dueAt.Before(votesBy) {
+		dueAt = votesBy
 	}
 	slot := time.Duration(f.g.SlotMs) * time.Millisecond
 	forgeAt := dueAt.Add(time.Duration(rank) * slot)
@@ -231,8 +226,11 @@ func (f *Forger) forgeOnce(headSeen *chain.Hash, headSeenAt *time.Time) time.Dur
 	if earliest.After(forgeAt) {
 		forgeAt = earliest
 	}
-	if beat, ok := f.beatAt(snap, rank); ok && beat.Before(forgeAt) {
-		forgeAt = beat // a heartbeat due first takes the transactions along
+	if beat, ok := f.beatAt(snap, rank); ok {
+		beat = f.afterVotes(beat, votesBy, rank)
+		if beat.Before(forgeAt) {
+			forgeAt = beat // a heartbeat due first takes the transactions along
+		}
 	}
 	if d := forgeAt.Sub(now); d > 0 {
 		return min(d, maxForgeSleep)
@@ -319,21 +317,70 @@ func (f *Forger) forgeBudget() time.Duration {
 	return time.Duration(f.g.SlotMs) * time.Millisecond / 16
 }
 
-// voteGrace is how long after a new head the forger waits for the
-// stakers' votes on it before forging a block with transactions (unless
-// the pool already holds enough to justify the head, which is what ends
-// the wait on a healthy network): heartbeat_ms, a quarter slot by
-// default. On a local network a head crosses, is imported and voted on,
-// and the votes cross back in a few milliseconds; a block forged at once
-// would carry only this node's vote, and finality would trail a block
-// further for each block forged so. Only while votes stay missing (a
-// third of the stake silent: finality stalls anyway) does the wait cost
-// anything: at most one block per heartbeat_ms.
-func (f *Forger) voteGrace() time.Duration {
-	if f.votes == nil {
-		return 0
+// voteWait is until when a block on snap's head waits for the stakers'
+// votes on the head: the head's timestamp plus voteGrace, or the zero
+// time when it need not wait (no finality, or the pool already holds
+// enough votes to justify the head, which is what ends the wait on a
+// healthy network). The other stakers' votes are on their way: a block
+// forged before they arrive does not justify its parent, the parent can
+// then only become final under a later block whose own parent was
+// justified by it, and finality trails by blocks more for each block
+// forged so. Counted from the head's timestamp, not from when this node
+// saw it: votes on an old head (a restarted node's, whose pool is empty
+// and whose voter already voted on it) are not coming. Heartbeats wait
+// too: they exist to carry these votes.
+func (f *Forger) voteWait(snap *chainmgr.Snapshot) time.Time {
+	if f.votes == nil || f.votes.Ready(snap) {
+		return time.Time{}
 	}
-	return time.Duration(max(f.g.HeartbeatMs, f.g.SlotMs/8)) * time.Millisecond
+	return time.UnixMilli(snap.Head().Timestamp).Add(f.voteGrace(snap))
+}
+
+// voteGrace is how long after a new head the forger waits for the
+// stakers' votes on it (voteWait): heartbeat_ms, a quarter slot by
+// default, while the head's parent checkpoint is justified (each block
+// carried its parent's votes) or while finality stalls (the justified
+// checkpoint more than liveLag(epoch_blocks) below the head: a third of
+// the stake silent, the wait would not end in votes); slot_ms −
+// heartbeat_ms, three quarters of a slot, after a block was forged without
+// its parent's votes. Such a parent can only become final under a later
+// block whose own parent was justified by it, and under a slow spell
+// (20 nodes sharing 2 cores, docs/NETWORK.md "Phases of finality") the
+// votes kept missing the quarter slot block after block, finality
+// stalling for 30 s and more; the longer wait after a miss ends that run.
+// Three quarters, not a whole slot: the block must still reach the
+// candidate ranked second before it may forge, a slot after the head. On
+// a local network the votes arrive in a few milliseconds and the wait
+// ends with them.
+func (f *Forger) voteGrace(snap *chainmgr.Snapshot) time.Duration {
+	grace := max(f.g.HeartbeatMs, f.g.SlotMs/8)
+	lag := snap.Height() - min(snap.Height(), snap.Finality().Justified.Height)
+	if lag > max(f.g.EpochBlocks, 1) && lag <= liveLag(f.g.EpochBlocks) {
+		grace = max(grace, f.g.SlotMs-f.g.HeartbeatMs)
+	}
+	return time.Duration(grace) * time.Millisecond
+}
+
+// afterVotes moves a block due at t past the head's vote wait (votesBy,
+// zero: none): the candidate at rank k forges k slots after it, as it
+// forges k slots after the policy's due time, so that it does not forge
+// beside a better-ranked candidate still waiting for the votes.
+func (f *Forger) afterVotes(t, votesBy time.Time, rank int) time.Time {
+	if votesBy.IsZero() {
+		return t
+	}
+	if w := votesBy.Add(time.Duration(int64(rank)*f.g.SlotMs) * time.Millisecond); t.Before(w) {
+		return w
+	}
+	return t
+}
+
+// liveLag is how far the justified checkpoint may trail the head while
+// finality counts as keeping up: on a healthy chain it trails by one
+// block, two or three after blocks forged without their parent's votes;
+// with epochs, by up to two epochs more.
+func liveLag(epochBlocks uint64) uint64 {
+	return 2*max(epochBlocks, 1) + 2
 }
 
 // minForgeTxs is the least the forger's block holds, however slow its

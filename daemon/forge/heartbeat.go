@@ -97,7 +97,10 @@ func (f *Forger) needsBeat(snap *chainmgr.Snapshot) bool {
 }
 
 // beatAt is when this candidate's heartbeat block is due on snap's head,
-// if the genesis asks for heartbeats and the chain has something to protect.
+// if the genesis asks for heartbeats and the chain has something to
+// protect. The callers also wait for the head's votes (voteWait): with
+// finality the beats are there to carry the votes that make the payment
+// final.
 func (f *Forger) beatAt(snap *chainmgr.Snapshot, rank int) (time.Time, bool) {
 	if !f.g.Heartbeat || !f.needsBeat(snap) {
 		return time.Time{}, false
@@ -116,6 +119,7 @@ func (f *Forger) heartbeat(snap *chainmgr.Snapshot, rank int, now time.Time) tim
 	if !ok {
 		return maxForgeSleep
 	}
+	at = f.afterVotes(at, f.voteWait(snap), rank)
 	if d := at.Sub(now); d > 0 {
 		return min(d, maxForgeSleep)
 	}

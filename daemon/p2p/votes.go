@@ -42,9 +42,17 @@ const (
 	// maxVoteMsg is the largest well-formed vote message.
 	maxVoteMsg = 10 + maxVoteBatch*chain.EncodedVoteLen
 	// voteValidators: vote messages validated at once; beyond, gossipsub
-	// drops them (throttled: no penalty). Signature batches also share
-	// the process-wide verification slots.
-	voteValidators = 4
+	// drops them (throttled: no penalty), and a throttled message is lost
+	// to this node: gossipsub marked it seen before it ran the validator,
+	// so the copies other peers forward are duplicates. Every voting node
+	// sends a message per head, all at about the same time, so the limit
+	// must stay above a head's messages: at 4, on 20 nodes under load
+	// (signature checks waiting for the process-wide verification slots
+	// they share with transactions), most votes never reached most nodes
+	// and few blocks justified their parents (docs/NETWORK.md, "Phases of
+	// finality"). The CPU stays bounded by those slots, the memory by
+	// voteValidators × maxVoteMsg (3.5 MiB).
+	voteValidators = 64
 	// voteOutboxVotes bounds the local votes waiting to be gossiped: a
 	// node signs one per key per head, so this is far beyond need; what
 	// does not fit is dropped and counted.
@@ -179,6 +187,7 @@ func (n *Node) judgeVotes(g *voteGossip, from peer.ID, data []byte) pubsub.Valid
 	}
 	if !n.book.admitVotes(from, count, time.Now()) {
 		g.overBudget.Add(1)
+		traceVotes(n, nil)
 		n.log.Debug("p2p: vote message over the peer's budget, dropped", "peer", from, "votes", count)
 		return pubsub.ValidationIgnore
 	}
@@ -193,13 +202,14 @@ func (n *Node) judgeVotes(g *voteGossip, from peer.ID, data []byte) pubsub.Valid
 			return pubsub.ValidationReject
 		}
 	}
-	for i, err := range g.verifier.VerifyVotes(n.cfg.ChainID, votes) {
+	for i, err := range verifyVotes(g.verifier, n.cfg.ChainID, votes) {
 		if err != nil {
 			n.offence(from, "vote message", fmt.Errorf("vote %d: %w", i, err))
 			return pubsub.ValidationReject
 		}
 	}
 	g.valid.Add(uint64(len(votes)))
+	traceVotes(n, votes)
 	switch err := g.h.HandleVotes(votes); {
 	case err == nil:
 		return pubsub.ValidationAccept
@@ -212,6 +222,27 @@ func (n *Node) judgeVotes(g *voteGossip, from peer.ID, data []byte) pubsub.Valid
 		}
 		return pubsub.ValidationIgnore
 	}
+}
+
+// voteDirect is the most votes of a message whose signatures are checked
+// one by one, outside the process-wide verification slots. A node's
+// message holds its keys' votes on one head (one, mostly): waiting for a
+// slot behind the transaction batches the pool admits took seconds on 20
+// nodes under load, and a late vote delays finality; a few single checks
+// cost less than that wait. Larger messages are batch-checked.
+const voteDirect = 4
+
+// verifyVotes checks the votes' signatures (ZIP-215, as blocks' votes are
+// checked): one by one when they are few (voteDirect), else as a batch.
+func verifyVotes(ver *chain.SigVerifier, chainID string, votes []chain.Vote) []error {
+	if len(votes) > voteDirect {
+		return ver.VerifyVotes(chainID, votes)
+	}
+	errs := make([]error, len(votes))
+	for i := range votes {
+		errs[i] = votes[i].VerifySignature(chainID)
+	}
+	return errs
 }
 
 // voteBatchCount reads a vote message's count and checks the message is
@@ -270,6 +301,7 @@ func (n *Node) PublishVotes(votes []chain.Vote) {
 	if g == nil || len(votes) == 0 {
 		return
 	}
+	traceVotes(n, votes)
 	g.mu.Lock()
 	room := max(0, voteOutboxVotes-len(g.queue))
 	take := min(room, len(votes))
@@ -334,4 +366,50 @@ func (b *peerBook) admitVotes(p peer.ID, count int, now time.Time) bool {
 		a.votes = rate.NewLimiter(rate.Limit(voteRate), max(int(2*voteRate), maxVoteBatch))
 	}
 	return a.voteMsgs.AllowN(now, 1) && a.votes.AllowN(now, count)
+}
+
+// Vote tracing, for measurement harnesses (daemon/wan times how long a
+// block's votes take to reach each node): every vote a node takes, its
+// own as it publishes them and others' once their signatures verified,
+// with the node's peer id; a message dropped over its sender's budget
+// comes as no votes. Without a tracer it costs one atomic load per
+// message.
+var (
+	tracersOn atomic.Int32
+	tracersMu sync.Mutex
+	tracers   = map[*func(self string, votes []chain.Vote)]struct{}{}
+)
+
+// TraceVotes calls fn with every vote message any node of this process
+// takes (self: the taking node's peer id; votes nil: a message dropped
+// over its sender's budget), from the node's gossip
+// goroutines, until cancel is called. fn must be quick and must not keep
+// votes.
+func TraceVotes(fn func(self string, votes []chain.Vote)) (cancel func()) {
+	p := &fn
+	tracersMu.Lock()
+	tracers[p] = struct{}{}
+	tracersOn.Add(1)
+	tracersMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			tracersMu.Lock()
+			delete(tracers, p)
+			tracersOn.Add(-1)
+			tracersMu.Unlock()
+		})
+	}
+}
+
+func traceVotes(n *Node, votes []chain.Vote) {
+	if tracersOn.Load() == 0 {
+		return
+	}
+	self := n.host.ID().String()
+	tracersMu.Lock()
+	defer tracersMu.Unlock()
+	for fn := range tracers {
+		(*fn)(self, votes)
+	}
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/daemon"
+	"github.com/poslab/posd/daemon/p2p"
 )
 
 // Recorder notes when each node imported each block (daemon.Node's block
@@ -26,6 +27,7 @@ type Recorder struct {
 	height  map[chain.Hash]uint64
 	changed chan struct{} // signalled on every import
 	fin     finState
+	ph      phaseState // finality.go: where the time to final goes
 
 	stop []func()
 	wg   sync.WaitGroup
@@ -36,6 +38,10 @@ func Record(nodes []*daemon.Node) *Recorder {
 	r := &Recorder{start: time.Now(), seen: map[chain.Hash][]time.Time{}, height: map[chain.Hash]uint64{}, changed: make(chan struct{}, 1)}
 	r.fin.finalOf = map[uint64]chain.Hash{}
 	r.fin.sent = map[txKey]sentTx{}
+	if len(nodes) > 0 {
+		r.ph.init(nodes[0].API().Genesis())
+		r.stop = append(r.stop, p2p.TraceVotes(r.votesTaken))
+	}
 	for _, n := range nodes {
 		r.Add(n)
 	}
@@ -46,6 +52,7 @@ func Record(nodes []*daemon.Node) *Recorder {
 func (r *Recorder) Add(n *daemon.Node) {
 	ch, cancel := n.API().SubscribeBlocks()
 	fch, fcancel := n.API().SubscribeFinality()
+	pid, addr := n.API().Status().PeerID, n.Address()
 	r.mu.Lock()
 	i := len(r.nodes)
 	r.nodes = append(r.nodes, n)
@@ -53,11 +60,16 @@ func (r *Recorder) Add(n *daemon.Node) {
 	r.stop = append(r.stop, cancel, fcancel)
 	r.fin.finalH = append(r.fin.finalH, 0)
 	r.fin.marks = append(r.fin.marks, nil)
+	if r.ph.peer != nil {
+		r.ph.peer[pid] = i
+		r.ph.addr[addr] = i
+	}
 	r.mu.Unlock()
 	r.wg.Add(2)
 	go func() {
 		defer r.wg.Done()
 		for b := range ch {
+			r.noteBlock(b)
 			h := b.Hash()
 			if r.note(i, h, b.Height, time.Now()) {
 				r.confirmRevert(i, n, h, b.Height)
