@@ -68,7 +68,7 @@ type finState struct {
 	txTTF      []time.Duration // per transfer: sent -> final on its sender's node
 	violations []string
 	dropped    int // violations past maxViolations
-	backsteps  int // finalized events below the node's final height
+	backsteps  int // finalized events below the node's final height (each a violation)
 	truncated  bool
 }
 
@@ -145,13 +145,13 @@ func (r *Recorder) applyFinal(i int, cp chain.Checkpoint, at time.Time, prev, fr
 		f.marks[i] = append(f.marks[i], finalMark{cp, at})
 	}
 	if cp.Height <= prev {
-		// A node that moves to another branch takes that branch's record,
-		// which may prove less (the votes that finalized prev were in
-		// blocks of the branch it left): its reported final height goes
-		// back although every block stays. Counted, not a violation; the
-		// blocks up to prev stay protected (finalH keeps prev).
+		// A node's final checkpoint never goes down (it keeps the highest
+		// its main chain's record ever showed, docs/CONSENSUS.md "Final on
+		// the node"): a finalized event below it is a violation. The same
+		// height again is a late or repeated event.
 		if cp.Height < prev {
 			f.backsteps++
+			f.violate("node %d: final height went back from %d to %d", i, prev, cp.Height)
 		}
 		if h, ok := f.finalOf[cp.Height]; ok && h != cp.Hash {
 			f.violate("node %d: finalized %s at height %d, where %s was final", i, cp.Hash, cp.Height, h)

@@ -76,6 +76,10 @@ func TestFinalInvariant(t *testing.T) {
 			if r.fin.backsteps != 1 {
 				r.fin.violate("backsteps %d, want 1", r.fin.backsteps)
 			}
+		}, "final height went back from 4 to 2"},
+		{"a node's final checkpoint reported twice", func(r *Recorder) {
+			r.testFinal(0, cpOf(a[3]), t0, a)
+			r.testFinal(0, cpOf(a[3]), t0, a)
 		}, ""},
 		{"a node's final checkpoint below its final height differs", func(r *Recorder) {
 			r.testFinal(0, cpOf(a[3]), t0, a)

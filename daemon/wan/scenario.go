@@ -57,7 +57,9 @@ type Result struct {
 	// "load end" (once the nodes agreed) and at "end".
 	HeadAt map[string]uint64
 	// FinalCaughtUp: after the load, every node's final height reached
-	// HeadAt["load end"] and every transfer sent became final, within
+	// the newest block with transactions at "load end" (the empty blocks
+	// above it need not become final) and every transfer sent became
+	// final, within
 	// Settle; FinalWait is how long that took after the nodes agreed.
 	FinalCaughtUp bool
 	FinalWait     time.Duration
@@ -153,16 +155,34 @@ func Run(ctx context.Context, home string, sc Scenario) (Result, error) {
 	// on (forgers forge empty blocks too), and a fork at the tip a moment
 	// later is no failure.
 	oneChain, coins := CheckOneChain(nodes), CheckCoins(nodes)
-	// Every block there was when the load stopped, and every transfer it
-	// sent, should become final on every node: finality resumed after
-	// whatever the run did. A stall is measured (Result.FinalCaughtUp), not
-	// an error here: the tests say which runs must finalize.
+	// Every block with transactions there was when the load stopped, and
+	// every transfer it sent, should become final on every node: finality
+	// resumed after whatever the run did. Empty blocks above the newest
+	// with transactions need not: the heartbeat rests once that one is
+	// final, so nothing may come to carry their votes. A stall is
+	// measured (Result.FinalCaughtUp), not an error here: the tests say
+	// which runs must finalize.
 	res.HeadAt["load end"] = slices.Max(heights(nodes))
-	res.FinalWait, res.FinalCaughtUp = rec.WaitFinal(ctx, res.HeadAt["load end"], sc.Settle)
+	res.FinalWait, res.FinalCaughtUp = rec.WaitFinal(ctx, lastTxHeight(nodes[0]), sc.Settle)
 	res.FinalAt["end"] = FinalHeights(nodes)
 	res.HeadAt["end"] = slices.Max(heights(nodes))
 	res.Finality = rec.Finality()
 	return res, errors.Join(oneChain, coins, rec.CheckFinal())
+}
+
+// lastTxHeight is the height of the newest block with transactions on
+// n's main chain (0: none).
+func lastTxHeight(n *daemon.Node) uint64 {
+	for h := n.API().Height(); h > 0; h-- {
+		b, err := n.API().BlockByHeight(h)
+		if err != nil {
+			return h // unreadable: ask for everything up to it
+		}
+		if len(b.Transactions) > 0 {
+			return h
+		}
+	}
+	return 0
 }
 
 // waitConnected waits until every node has handshaken with every other.
