@@ -12,6 +12,24 @@ import (
 	"github.com/poslab/posd/internal/testkit"
 )
 
+// voteKit is a chain with one staker (testkit.KeyN(1)) for finality
+// tests: its genesis, the chain, the genesis checkpoint (justified from
+// the start), and the staker's vote for a link, signed.
+func voteKit(t *testing.T) (*chain.Genesis, *testkit.Chain, chain.Checkpoint, func(src, tgt chain.Checkpoint) chain.Vote) {
+	k := testkit.KeyN(1)
+	g := testkit.Genesis([]chain.Allocation{testkit.Fund(k, 100, 1)})
+	kc := testkit.NewChain(t, g)
+	vote := func(src, tgt chain.Checkpoint) chain.Vote {
+		v := chain.Vote{Source: src, Target: tgt}
+		v.Sign(g.ChainID, k.Priv)
+		return v
+	}
+	return g, kc, kc.State.Finality().Justified, vote
+}
+
+// cp is block b's checkpoint.
+func cp(b *chain.Block) chain.Checkpoint { return chain.Checkpoint{Height: b.Height, Hash: b.Hash()} }
+
 // voteBlock forges the kit chain's next block at rank 0 carrying votes,
 // signed again by its forger, and accepts it.
 func voteBlock(t *testing.T, c *testkit.Chain, votes ...chain.Vote) *chain.Block {
@@ -34,16 +52,7 @@ func voteBlock(t *testing.T, c *testkit.Chain, votes ...chain.Vote) *chain.Block
 // event, in order; and a manager reopened on the same store has the same
 // record (rebuilt from the chain when the store does not keep it).
 func TestFinalityInSnapshotEventsAndRestart(t *testing.T) {
-	k := testkit.KeyN(1)
-	g := testkit.Genesis([]chain.Allocation{testkit.Fund(k, 100, 1)})
-	kc := testkit.NewChain(t, g)
-	gen := kc.State.Finality().Justified
-	cp := func(b *chain.Block) chain.Checkpoint { return chain.Checkpoint{Height: b.Height, Hash: b.Hash()} }
-	vote := func(src, tgt chain.Checkpoint) chain.Vote {
-		v := chain.Vote{Source: src, Target: tgt}
-		v.Sign(g.ChainID, k.Priv)
-		return v
-	}
+	g, kc, gen, vote := voteKit(t)
 	b1 := voteBlock(t, kc)
 	b2 := voteBlock(t, kc, vote(gen, cp(b1)))    // justifies 1
 	b3 := voteBlock(t, kc, vote(cp(b1), cp(b2))) // justifies 2, finalizes 1
@@ -130,16 +139,7 @@ func TestFinalityInSnapshotEventsAndRestart(t *testing.T) {
 func TestFinalityRecordAcrossReorg(t *testing.T) {
 	for _, restart := range []bool{false, true} {
 		t.Run(map[bool]string{false: "remembered", true: "after a restart"}[restart], func(t *testing.T) {
-			k := testkit.KeyN(1)
-			g := testkit.Genesis([]chain.Allocation{testkit.Fund(k, 100, 1)})
-			kc := testkit.NewChain(t, g)
-			gen := kc.State.Finality().Justified
-			cp := func(b *chain.Block) chain.Checkpoint { return chain.Checkpoint{Height: b.Height, Hash: b.Hash()} }
-			vote := func(src, tgt chain.Checkpoint) chain.Vote {
-				v := chain.Vote{Source: src, Target: tgt}
-				v.Sign(g.ChainID, k.Priv)
-				return v
-			}
+			g, kc, gen, vote := voteKit(t)
 			b1 := voteBlock(t, kc)
 			fork := kc.Fork()
 			b2 := voteBlock(t, kc, vote(gen, cp(b1))) // main: justifies 1

@@ -11,7 +11,6 @@ import (
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
 	"github.com/poslab/posd/daemon/store"
-	"github.com/poslab/posd/internal/testkit"
 )
 
 // TestNodeFinalNeverGoesDown: a node final at b2 switches to a branch that
@@ -24,16 +23,7 @@ import (
 func TestNodeFinalNeverGoesDown(t *testing.T) {
 	for _, restart := range []bool{false, true} {
 		t.Run(map[bool]string{false: "live", true: "after a restart"}[restart], func(t *testing.T) {
-			k := testkit.KeyN(1)
-			g := testkit.Genesis([]chain.Allocation{testkit.Fund(k, 100, 1)})
-			kc := testkit.NewChain(t, g)
-			gen := kc.State.Finality().Justified
-			cp := func(b *chain.Block) chain.Checkpoint { return chain.Checkpoint{Height: b.Height, Hash: b.Hash()} }
-			vote := func(src, tgt chain.Checkpoint) chain.Vote {
-				v := chain.Vote{Source: src, Target: tgt}
-				v.Sign(g.ChainID, k.Priv)
-				return v
-			}
+			g, kc, gen, vote := voteKit(t)
 			b1 := voteBlock(t, kc)
 			early := kc.Fork()                           // at b1: a branch without b2
 			b2 := voteBlock(t, kc, vote(gen, cp(b1)))    // justifies 1
