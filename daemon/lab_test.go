@@ -289,6 +289,7 @@ func TestWithholdCostsOneSlot(t *testing.T) {
 	})
 	slot := time.Duration(d.Nodes[0].API().Genesis().SlotMs) * time.Millisecond
 	var honest, withheld []time.Duration
+	kept := 0
 	for _, c := range costs {
 		t.Logf("block %d: node 2 rank 0 %v, forger %s rank %d, final after %v", c.height, c.won, c.forger.Short(), c.rank, c.final.Round(time.Millisecond))
 		if !c.won {
@@ -296,11 +297,18 @@ func TestWithholdCostsOneSlot(t *testing.T) {
 			continue
 		}
 		withheld = append(withheld, c.final)
-		// Published late, the block of rank 0 still beats the one the
-		// next rank forged meanwhile.
-		if c.forger != d.Nodes[1].Address() || c.rank != 0 {
-			t.Errorf("block %d: node 2 won the height but the chain kept %s's block of rank %d", c.height, c.forger.Short(), c.rank)
+		if c.forger == d.Nodes[1].Address() && c.rank == 0 {
+			kept++
 		}
+	}
+	// Published late, the block of rank 0 beats the one the next rank
+	// forged meanwhile, at equal height. It loses when a block carrying
+	// votes was built on the rank-1 block before it arrived (the higher
+	// branch wins): a race at the slot boundary that a loaded machine
+	// sometimes loses (1 height in 11 in one CI run). Most must be kept;
+	// a chain that preferred the block seen first would keep none.
+	if 2*kept <= len(withheld) {
+		t.Errorf("node 2 won %d heights but the chain kept its late block at only %d of them", len(withheld), kept)
 	}
 	honestMed, withheldMed := percentileDur(honest, 0.5), percentileDur(withheld, 0.5)
 	t.Logf("median finality: honest %v (%d), withheld %v (%d), slot %v", honestMed, len(honest), withheldMed, len(withheld), slot)
