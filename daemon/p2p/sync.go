@@ -84,8 +84,13 @@ type syncRecord struct {
 // requestSync asks the sync loop to sync from p: p announced a block at
 // height whose parent we lack.
 func (n *Node) requestSync(p peer.ID, height uint64) {
+	ours, _ := n.h.Head()
 	n.mu.Lock()
-	if r := n.syncRecs[p]; r != nil && r.soft {
+	if r := n.syncRecs[p]; r != nil && r.soft && height > ours {
+		// A block above our head is news; one below it (a shorter
+		// branch) is not worth more than a session per backoff: a peer
+		// could announce such blocks on made-up parents without end and
+		// is never held to them (judgeOrphans).
 		r.until = time.Time{}
 	}
 	if h, ok := n.hints[p]; ok {
