@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -14,7 +15,19 @@ import (
 // side) whose hex starts with prefix (lower-case hex, any length), in
 // order: short hashes typed back, as git resolves abbreviated ids.
 func (s *Store) BlocksWithPrefix(prefix string, max int) ([]chain.Hash, error) {
-	return s.hashesWithPrefix(bucketBlocks, prefix, max)
+	out, err := s.hashesWithPrefix(bucketBlockHeight, prefix, max)
+	if err != nil {
+		return nil, err
+	}
+	// A format-4 store opened read-only keeps its blocks under their hash.
+	old, err := s.hashesWithPrefix(bucketBlocks, prefix, max)
+	if err != nil || len(old) == 0 {
+		return out, err
+	}
+	out = append(out, old...)
+	slices.SortFunc(out, func(a, b chain.Hash) int { return bytes.Compare(a[:], b[:]) })
+	out = slices.Compact(out)
+	return out[:min(len(out), max)], nil
 }
 
 // TxsWithPrefix is BlocksWithPrefix for main-chain transaction ids.
@@ -52,7 +65,11 @@ func (s *Store) hashesWithPrefix(bucket []byte, prefix string, max int) ([]chain
 	}
 	var out []chain.Hash
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucket).Cursor()
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
 		start := even
 		if odd {
 			start = append(bytes.Clone(even), nibble<<4)

@@ -81,7 +81,6 @@ var (
 )
 
 var (
-	bucketBlocks    = []byte("blocks")
 	bucketMain      = []byte("main")
 	bucketAccounts  = []byte("accounts")
 	bucketSlashings = []byte("slashings")
@@ -89,7 +88,7 @@ var (
 	bucketTxs       = []byte("txs")
 	bucketMeta      = []byte("meta")
 
-	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
+	allBuckets = [][]byte{bucketBodies, bucketBlockHeight, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
 )
 
 // Meta keys the store owns; PutMeta refuses them.
@@ -98,7 +97,10 @@ const (
 	keyGenesisHash = "genesis_hash"
 	keyHead        = "head"
 	keyFinality    = "finality"
-	// keyFormat holds the store format. Format 4 writes each block's
+	// keyFormat holds the store format. Format 5 keeps block bodies under
+	// their height (bodies.go); a format-4 store holds them in bucket
+	// blocks under their hash, and Open moves them (moveBodies, in steps a
+	// crash may interrupt: the next Open goes on). Format 4 writes each block's
 	// account changes as a diff over a base (diff.go); a format-3 store
 	// is format 4 with its base at its head and no diffs, so Open moves
 	// it to 4 in place (an older posd then refuses it rather than read
@@ -109,10 +111,15 @@ const (
 	// of format 1 have no key. A store of another format is refused with
 	// ErrOldFormat.
 	keyFormat     = "format"
-	currentFormat = "4"
-	// upgradableFormat is the format Open moves to currentFormat.
-	upgradableFormat = "3"
+	currentFormat = "5"
+	// format4 and format3 are the formats Open moves to currentFormat.
+	format4 = "4"
+	format3 = "3"
 )
+
+// readableFormat reports whether a store of format f can be read: the
+// current one, or one Open upgrades (read-only, as it is).
+func readableFormat(f string) bool { return f == currentFormat || f == format4 || f == format3 }
 
 func reservedMeta(key string) bool {
 	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase
@@ -200,6 +207,9 @@ func Open(path string) (*Store, error) {
 		}
 		return upgradeFormat(tx, head)
 	})
+	if err == nil {
+		err = s.moveBodies()
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -218,15 +228,16 @@ func (s *Store) Close() error {
 }
 
 // upgradeFormat moves a format-3 store to format 4: its base is its head.
+// Open then moves a format-4 store to format 5 (moveBodies).
 func upgradeFormat(tx *bolt.Tx, head headRef) error {
 	meta := tx.Bucket(bucketMeta)
-	if string(meta.Get([]byte(keyFormat))) != upgradableFormat || !head.ok {
+	if string(meta.Get([]byte(keyFormat))) != format3 || !head.ok {
 		return nil
 	}
 	if err := meta.Put([]byte(keyBase), heightKey(head.height)); err != nil {
 		return err
 	}
-	return meta.Put([]byte(keyFormat), []byte(currentFormat))
+	return meta.Put([]byte(keyFormat), []byte(format4))
 }
 
 // Path is the file the store was opened on.
@@ -285,7 +296,7 @@ func (s *Store) Init(g *chain.Genesis) error {
 		}
 		b0 := g.Block()
 		h0 := b0.Hash()
-		if err := tx.Bucket(bucketBlocks).Put(h0[:], chain.EncodeBlock(b0)); err != nil {
+		if err := putBody(tx, 0, h0, chain.EncodeBlock(b0)); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketMain).Put(heightKey(0), bytes.Clone(h0[:])); err != nil {
@@ -320,9 +331,10 @@ func (s *Store) Init(g *chain.Genesis) error {
 // its blocks would fail later, record by record, as "corrupt".
 func (s *Store) checkFormat(meta *bolt.Bucket) error {
 	have := string(meta.Get([]byte(keyFormat)))
-	if have == currentFormat || have == upgradableFormat {
-		// A format-3 store opened read-only: the same state, its base at
-		// its head (Open would move it to format 4).
+	if readableFormat(have) {
+		// A format-3 or 4 store opened read-only: the same state, its
+		// base at its head (format 3), its blocks under their hash (3 and
+		// 4); Open would move it to format 5.
 		return nil
 	}
 	if have == "" {
@@ -604,7 +616,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		if uint64(revert) > cur.height {
 			return fmt.Errorf("%w: cannot revert %d blocks from height %d", ErrNotHead, revert, cur.height)
 		}
-		mainB, blocksB, undoB, txsB := tx.Bucket(bucketMain), tx.Bucket(bucketBlocks), tx.Bucket(bucketUndo), tx.Bucket(bucketTxs)
+		mainB, undoB, txsB := tx.Bucket(bucketMain), tx.Bucket(bucketUndo), tx.Bucket(bucketTxs)
 		sideB := tx.Bucket(bucketSide)
 
 		// Continuity, before anything is written.
@@ -698,8 +710,8 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 			if err := sideB.Delete(p.hash[:]); err != nil {
 				return err
 			}
-			if blocksB.Get(p.hash[:]) == nil {
-				if err := blocksB.Put(bytes.Clone(p.hash[:]), p.enc); err != nil {
+			if !hasBlock(tx, p.hash) {
+				if err := putBody(tx, p.block.Height, p.hash, p.enc); err != nil {
 					return err
 				}
 			}
@@ -793,14 +805,13 @@ func (s *Store) PutBlock(b *chain.Block) error {
 	h := b.Hash()
 	enc := chain.EncodeBlock(b)
 	return s.update(func(tx *bolt.Tx) error {
-		blocks := tx.Bucket(bucketBlocks)
-		if blocks.Get(h[:]) != nil {
+		if hasBlock(tx, h) {
 			return nil
 		}
-		if err := tx.Bucket(bucketSide).Put(h[:], heightKey(b.Height)); err != nil {
+		if err := tx.Bucket(bucketSide).Put(bytes.Clone(h[:]), heightKey(b.Height)); err != nil {
 			return err
 		}
-		return blocks.Put(h[:], enc)
+		return putBody(tx, b.Height, h, enc)
 	})
 }
 
@@ -808,7 +819,7 @@ func (s *Store) PutBlock(b *chain.Block) error {
 func (s *Store) HasBlock(h chain.Hash) (bool, error) {
 	var ok bool
 	err := s.view(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketBlocks).Get(h[:]) != nil
+		ok = hasBlock(tx, h)
 		return nil
 	})
 	return ok, err
@@ -988,13 +999,16 @@ func hashAt(tx *bolt.Tx, h uint64) (chain.Hash, error) {
 }
 
 func getBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
-	v := tx.Bucket(bucketBlocks).Get(h[:])
+	v, bucket, key, err := blockBody(tx, h)
+	if err != nil {
+		return nil, err
+	}
 	if v == nil {
 		return nil, fmt.Errorf("%w: block %s", ErrNotFound, h)
 	}
 	b, err := chain.DecodeBlock(v)
 	if err != nil {
-		return nil, corrupt(bucketBlocks, h[:], err)
+		return nil, corrupt(bucket, key, err)
 	}
 	return b, nil
 }
@@ -1004,7 +1018,7 @@ func getBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
 func getMainBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
 	b, err := getBlock(tx, h)
 	if errors.Is(err, ErrNotFound) {
-		return nil, corrupt(bucketBlocks, h[:], errors.New("main-chain block missing"))
+		return nil, corrupt(bucketBlockHeight, h[:], errors.New("main-chain block missing"))
 	}
 	return b, err
 }
