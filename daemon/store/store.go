@@ -88,7 +88,7 @@ var (
 	bucketTxs       = []byte("txs")
 	bucketMeta      = []byte("meta")
 
-	allBuckets = [][]byte{bucketBodies, bucketBlockHeight, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
+	allBuckets = [][]byte{bucketBodies, bucketBlockHeight, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketTxSeg, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
 )
 
 // Meta keys the store owns; PutMeta refuses them.
@@ -122,7 +122,7 @@ const (
 func readableFormat(f string) bool { return f == currentFormat || f == format4 || f == format3 }
 
 func reservedMeta(key string) bool {
-	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase || key == keyTxSeg
 }
 
 // errNotInitialized is returned by reads and writes before Init.
@@ -512,42 +512,6 @@ type prepared struct {
 	diff  []byte // the diff record (diff.go)
 }
 
-// putTxIndex writes the index entries of the new blocks in key order. Ids
-// are random, so in block order every Put lands on a different leaf page;
-// sorted, consecutive Puts share pages, and bbolt splits fewer of them at
-// commit. Keys and values come from two slabs (bbolt keeps them until the
-// transaction ends). A stable sort keeps the last of equal ids last, as
-// block order would.
-func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
-	n := 0
-	for i := range prep {
-		n += len(prep[i].ids)
-	}
-	type entry struct {
-		id  chain.Hash
-		loc []byte
-	}
-	entries := make([]entry, 0, n)
-	locs := make([]byte, 0, n*txLocLen)
-	for i := range prep {
-		for j, id := range prep[i].ids {
-			start := len(locs)
-			locs = appendTxLoc(locs, prep[i].block.Height, j)
-			entries = append(entries, entry{id: id, loc: locs[start:len(locs):len(locs)]})
-		}
-	}
-	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
-	keys := make([]byte, 0, n*len(chain.Hash{}))
-	for i := range entries {
-		start := len(keys)
-		keys = append(keys, entries[i].id[:]...)
-		if err := txsB.Put(keys[start:len(keys):len(keys)], entries[i].loc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Switch moves the head in one transaction: it removes the top revert
 // main-chain entries (main[h], undo[h] and their transaction index entries;
 // the block bytes stay in blocks, retrievable by hash), appends blocks with
@@ -616,7 +580,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		if uint64(revert) > cur.height {
 			return fmt.Errorf("%w: cannot revert %d blocks from height %d", ErrNotHead, revert, cur.height)
 		}
-		mainB, undoB, txsB := tx.Bucket(bucketMain), tx.Bucket(bucketUndo), tx.Bucket(bucketTxs)
+		mainB, undoB := tx.Bucket(bucketMain), tx.Bucket(bucketUndo)
 		sideB := tx.Bucket(bucketSide)
 
 		// Continuity, before anything is written.
@@ -680,14 +644,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 				slashed[string(slashingKey(r))] = r
 			}
 			for i := range b.Transactions {
-				id := b.Transactions[i].ID()
-				if v := txsB.Get(id[:]); v != nil {
-					if at, _, err := decodeTxLoc(v); err == nil && at != h {
-						continue // indexed at another height: not ours to remove
-					}
-					if err := txsB.Delete(id[:]); err != nil {
-						return err
-					}
+				// An entry at another height is not ours to remove.
+				if err := deleteTxAt(tx, b.Transactions[i].ID(), h); err != nil {
+					return err
 				}
 			}
 			if err := mainB.Delete(key); err != nil {
@@ -733,7 +692,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 				slashed[string(slashingKey(r))] = r
 			}
 		}
-		if err := putTxIndex(txsB, prep); err != nil {
+		if err := putTxIndex(tx, prep); err != nil {
 			return err
 		}
 		if deep {
@@ -913,13 +872,16 @@ func (s *Store) Undo(h uint64) (*chain.Undo, error) {
 // the transaction with the given id.
 func (s *Store) TxLocation(id chain.Hash) (height uint64, index int, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTxs).Get(id[:])
+		v, bucket, key, err := txLoc(tx, id)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return fmt.Errorf("%w: transaction %s is not on the main chain", ErrNotFound, id)
 		}
 		var derr error
 		if height, index, derr = decodeTxLoc(v); derr != nil {
-			return corrupt(bucketTxs, id[:], derr)
+			return corrupt(bucket, key, derr)
 		}
 		return nil
 	})

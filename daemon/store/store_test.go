@@ -615,7 +615,7 @@ func TestCorruptRecords(t *testing.T) {
 	wantCorrupt("Blocks", err)
 
 	tx0 := blocks[1].Transactions[0].ID()
-	put(bucketTxs, tx0[:], []byte{9})
+	put(bucketTxSeg, txSegKey(0, tx0), []byte{9})
 	_, _, err = s.TxLocation(tx0)
 	wantCorrupt("TxLocation", err)
 

@@ -67,7 +67,8 @@ func (s *Store) Verify(undoWindow uint64) (*VerifyReport, error) {
 
 func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(string, ...any)) error {
 	// A format-3 store opened read-only has no diffs bucket yet, and a
-	// format-3 or 4 one keeps its blocks in blocks, not bodies.
+	// format-3 or 4 one keeps its blocks in blocks, not bodies, and has no
+	// txseg.
 	var format string
 	if m := tx.Bucket(bucketMeta); m != nil {
 		format = string(m.Get([]byte(keyFormat)))
@@ -77,7 +78,7 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 			continue
 		}
 		old := format == format3 || format == format4
-		if format == format3 && bytes.Equal(name, bucketDiffs) || old && (bytes.Equal(name, bucketBodies) || bytes.Equal(name, bucketBlockHeight)) {
+		if format == format3 && bytes.Equal(name, bucketDiffs) || old && (bytes.Equal(name, bucketBodies) || bytes.Equal(name, bucketBlockHeight) || bytes.Equal(name, bucketTxSeg)) {
 			continue
 		}
 		problem("bucket %s is missing", name)
@@ -155,7 +156,11 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 		}
 		for i := range b.Transactions {
 			id := b.Transactions[i].ID()
-			v := tx.Bucket(bucketTxs).Get(id[:])
+			v, _, _, err := txLoc(tx, id)
+			if err != nil {
+				problem("%v", err)
+				return nil
+			}
 			at, idx, derr := decodeTxLoc(v)
 			if v == nil || derr != nil || at != h || idx != i {
 				problem("height %d: transaction %s is not indexed at (%d, %d)", h, id, h, i)
