@@ -22,7 +22,10 @@
 //
 // Layout (buckets):
 //
-//	blocks    block hash → chain.EncodeBlock
+//	bodies    height (8 bytes big endian) ‖ block hash → a nested bucket
+//	          whose one key "b" holds chain.EncodeBlock, for every stored
+//	          block, main chain or side (bodies.go)
+//	blockheight block hash → height (8): where its body is in bodies
 //	main      height (8 bytes big endian) → block hash
 //	accounts  address → balance, stake, nonce, unbonding, release height
 //	          (40 bytes); zero accounts are absent. The base: the
@@ -31,11 +34,19 @@
 //	          accounts it touched, for every height above the base
 //	slashings offence (class, height, offender) → kind, included_in, burned
 //	undo      height → undo record of the main-chain block at that height
-//	txs       transaction id → height (8), index in block (4)
+//	txseg     segment (4 bytes big endian) ‖ transaction id → height (8),
+//	          index in block (4): the transaction index of the main chain,
+//	          in segments of at most txSegSize entries (txindex.go)
+//	txs       transaction id → height (8), index in block (4): the index
+//	          a format-4 store had, read and never grown
 //	meta      "genesis" (JSON), "genesis_hash", "head" (block hash),
 //	          "format", "finality" (the finality record after the head),
-//	          "base" (height of the accounts bucket's state),
-//	          and free-form keys written with PutMeta
+//	          "base" (height of the accounts bucket's state), "txseg"
+//	          (the newest segment and its entries), and free-form keys
+//	          written with PutMeta
+//
+// Up to format 4, bucket blocks held block hash → chain.EncodeBlock; Open
+// moves it into bodies (moveBodies).
 //
 // The state after the head is the accounts with the diffs above the base
 // applied, the slashings and the finality record; the release queue of unbonding stake is an index of
@@ -98,9 +109,11 @@ const (
 	keyHead        = "head"
 	keyFinality    = "finality"
 	// keyFormat holds the store format. Format 5 keeps block bodies under
-	// their height (bodies.go); a format-4 store holds them in bucket
+	// their height (bodies.go) and writes the transaction index in
+	// segments (txindex.go); a format-4 store holds bodies in bucket
 	// blocks under their hash, and Open moves them (moveBodies, in steps a
-	// crash may interrupt: the next Open goes on). Format 4 writes each block's
+	// crash may interrupt: the next Open goes on), keeping its index in
+	// txs as it is. Format 4 writes each block's
 	// account changes as a diff over a base (diff.go); a format-3 store
 	// is format 4 with its base at its head and no diffs, so Open moves
 	// it to 4 in place (an older posd then refuses it rather than read
@@ -514,7 +527,7 @@ type prepared struct {
 
 // Switch moves the head in one transaction: it removes the top revert
 // main-chain entries (main[h], undo[h] and their transaction index entries;
-// the block bytes stay in blocks, retrievable by hash), appends blocks with
+// the block bytes stay in bodies, retrievable by hash), appends blocks with
 // their undos as Commit does, writes every account touched by the reverted
 // undo records and by the new undos with its value in st (the final state),
 // and sets the head to the last block (or to the new top after a pure
