@@ -47,7 +47,7 @@ func TestTxIndexSegments(t *testing.T) {
 	f := newFixture(2)
 	s, _ := openTemp(t)
 	mustInit(t, s, f.g)
-	blocks, _, st := buildChain(t, s, f, 9)
+	blocks, _, _ := buildChain(t, s, f, 9)
 	var ids []chain.Hash
 	for _, b := range blocks {
 		for i := range b.Transactions {
@@ -108,8 +108,7 @@ func TestTxIndexSegments(t *testing.T) {
 
 	// Revert down to block 0: every entry goes, in whichever segment
 	// or index it lay.
-	st = f.g.State()
-	if err := s.Switch(len(blocks)-1, nil, nil, st); err != nil {
+	if err := s.Switch(len(blocks)-1, nil, nil, f.g.State()); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
