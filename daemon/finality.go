@@ -51,7 +51,17 @@ type finality struct {
 
 	// lastFinal is the finalized height followChain saw last.
 	lastFinal uint64
+	// stamps holds the timestamps of the blocks added above lastFinal,
+	// by height, up to maxStamps above it: observeFinal reads a block's
+	// timestamp there instead of reading the block back from the store.
+	// (A sync finalizes blocks one event after adding them: reading each
+	// back decoded the whole chain a second time, through the store's
+	// mmap, whose pages then stayed resident.)
+	stamps map[uint64]int64
 }
+
+// maxStamps bounds finality.stamps: heights up to lastFinal+maxStamps.
+const maxStamps = 4 * maxObserveFinal
 
 // poolOutcome maps the vote pool's outcomes to the metric's.
 var poolOutcome = map[string]string{
@@ -146,10 +156,12 @@ func (f *finality) evidence(p interface {
 func (f *finality) onChain(ev chainmgr.Event) {
 	for _, b := range ev.Reverted { // newest first, as the pool wants
 		f.pool.Reverted(b)
+		delete(f.stamps, b.Height)
 	}
 	for _, b := range ev.Added {
 		f.pool.Committed(b)
 		f.met.Votes(metrics.VoteIncluded, len(b.Votes))
+		f.stamp(b)
 	}
 	snap := ev.Snapshot
 	if ev.MissedBlocks > 0 || ev.MissedReverted > 0 || len(ev.Added) == 0 {
@@ -177,6 +189,13 @@ const maxObserveFinal = 64
 // final with ev: from its timestamp to now.
 func (f *finality) observeFinal(ev chainmgr.Event, final uint64) {
 	from := f.lastFinal
+	defer func() {
+		for h := range f.stamps {
+			if h <= f.lastFinal {
+				delete(f.stamps, h)
+			}
+		}
+	}()
 	if final <= from {
 		f.lastFinal = max(f.lastFinal, final) // a reorg never lowers it below what was final
 		return
@@ -194,6 +213,9 @@ func (f *finality) observeFinal(ev chainmgr.Event, final uint64) {
 			}
 		}
 		if ts == 0 {
+			ts = f.stamps[h]
+		}
+		if ts == 0 {
 			b, err := f.chain.BlockByHeight(h)
 			if err != nil {
 				continue
@@ -202,6 +224,17 @@ func (f *finality) observeFinal(ev chainmgr.Event, final uint64) {
 		}
 		f.met.ObserveTimeToFinality(now.Sub(time.UnixMilli(ts)))
 	}
+}
+
+// stamp remembers the timestamp of an added block for observeFinal.
+func (f *finality) stamp(b *chain.Block) {
+	if b.Height <= f.lastFinal || b.Height > f.lastFinal+maxStamps {
+		return
+	}
+	if f.stamps == nil {
+		f.stamps = make(map[uint64]int64)
+	}
+	f.stamps[b.Height] = b.Timestamp
 }
 
 // voterChain is the chain as the voter reads it: the newest snapshot.

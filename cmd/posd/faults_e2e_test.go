@@ -91,8 +91,11 @@ func TestDamagedChainStopsLoudly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// F1: truncated to half.
-	if err := os.WriteFile(db, orig[:len(orig)/2], 0o600); err != nil {
+	// F1: truncated to just under half. bbolt doubles the file as it
+	// grows, so its pages in use reach past half of it, or to half
+	// exactly (a small chain of store format 5 did): one byte less
+	// always cuts a page in use.
+	if err := os.WriteFile(db, orig[:len(orig)/2-1], 0o600); err != nil {
 		t.Fatal(err)
 	}
 	refusedStart(t, home, nil, nil, "truncated", "posd check")

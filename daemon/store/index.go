@@ -75,7 +75,7 @@ func (s *Store) Prune(below uint64) ([]BlockRef, error) {
 	var removed []BlockRef
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
-		side, blocks := tx.Bucket(bucketSide), tx.Bucket(bucketBlocks)
+		side := tx.Bucket(bucketSide)
 		var dead [][]byte
 		err := side.ForEach(func(k, v []byte) error {
 			if len(v) == 8 && binary.BigEndian.Uint64(v) < below {
@@ -91,7 +91,7 @@ func (s *Store) Prune(below uint64) ([]BlockRef, error) {
 			if err := side.Delete(k); err != nil {
 				return err
 			}
-			if err := blocks.Delete(k); err != nil {
+			if err := deleteBody(tx, chain.Hash(k)); err != nil {
 				return err
 			}
 		}

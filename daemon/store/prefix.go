@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -14,12 +15,26 @@ import (
 // side) whose hex starts with prefix (lower-case hex, any length), in
 // order: short hashes typed back, as git resolves abbreviated ids.
 func (s *Store) BlocksWithPrefix(prefix string, max int) ([]chain.Hash, error) {
-	return s.hashesWithPrefix(bucketBlocks, prefix, max)
+	return s.withPrefix(prefix, func(tx *bolt.Tx, even []byte, odd bool, nibble byte) ([]chain.Hash, error) {
+		var out []chain.Hash
+		// A format-4 store opened read-only keeps its blocks under their
+		// hash in blocks.
+		for _, name := range [][]byte{bucketBlockHeight, bucketBlocks} {
+			if b := tx.Bucket(name); b != nil {
+				out = append(out, seekHashes(b, nil, even, odd, nibble, max)...)
+			}
+		}
+		slices.SortFunc(out, func(a, b chain.Hash) int { return bytes.Compare(a[:], b[:]) })
+		out = slices.Compact(out)
+		return out[:min(len(out), max)], nil
+	})
 }
 
 // TxsWithPrefix is BlocksWithPrefix for main-chain transaction ids.
 func (s *Store) TxsWithPrefix(prefix string, max int) ([]chain.Hash, error) {
-	return s.hashesWithPrefix(bucketTxs, prefix, max)
+	return s.withPrefix(prefix, func(tx *bolt.Tx, even []byte, odd bool, nibble byte) ([]chain.Hash, error) {
+		return txIDsWithPrefix(tx, even, odd, nibble, max)
+	})
 }
 
 // AccountsWithPrefix returns up to max addresses with a non-zero account
@@ -34,9 +49,9 @@ func (s *Store) AccountsWithPrefix(prefix string, max int) ([]chain.Address, err
 	return out, err
 }
 
-// hashesWithPrefix seeks the bytes of prefix's even part in a bucket keyed
-// by 32-byte hashes and checks the odd nibble, if any, on each key.
-func (s *Store) hashesWithPrefix(bucket []byte, prefix string, max int) ([]chain.Hash, error) {
+// withPrefix splits a hex prefix into its bytes (the even part) and the
+// odd nibble, if any, and runs find in a read transaction.
+func (s *Store) withPrefix(prefix string, find func(tx *bolt.Tx, even []byte, odd bool, nibble byte) ([]chain.Hash, error)) ([]chain.Hash, error) {
 	even, err := hex.DecodeString(prefix[:len(prefix)&^1])
 	if err != nil {
 		return nil, fmt.Errorf("prefix %q: %w", prefix, err)
@@ -52,21 +67,9 @@ func (s *Store) hashesWithPrefix(bucket []byte, prefix string, max int) ([]chain
 	}
 	var out []chain.Hash
 	err = s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucket).Cursor()
-		start := even
-		if odd {
-			start = append(bytes.Clone(even), nibble<<4)
-		}
-		for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, even) && len(out) < max; k, _ = c.Next() {
-			if len(k) != len(chain.Hash{}) {
-				continue
-			}
-			if odd && k[len(even)]>>4 != nibble {
-				break // keys are sorted: past the nibble
-			}
-			out = append(out, chain.Hash(k))
-		}
-		return nil
+		var err error
+		out, err = find(tx, even, odd, nibble)
+		return err
 	})
 	return out, err
 }

@@ -22,7 +22,10 @@
 //
 // Layout (buckets):
 //
-//	blocks    block hash → chain.EncodeBlock
+//	bodies    height (8 bytes big endian) ‖ block hash → a nested bucket
+//	          whose one key "b" holds chain.EncodeBlock, for every stored
+//	          block, main chain or side (bodies.go)
+//	blockheight block hash → height (8): where its body is in bodies
 //	main      height (8 bytes big endian) → block hash
 //	accounts  address → balance, stake, nonce, unbonding, release height
 //	          (40 bytes); zero accounts are absent. The base: the
@@ -31,11 +34,19 @@
 //	          accounts it touched, for every height above the base
 //	slashings offence (class, height, offender) → kind, included_in, burned
 //	undo      height → undo record of the main-chain block at that height
-//	txs       transaction id → height (8), index in block (4)
+//	txseg     segment (4 bytes big endian) ‖ transaction id → height (8),
+//	          index in block (4): the transaction index of the main chain,
+//	          in segments of at most txSegSize entries (txindex.go)
+//	txs       transaction id → height (8), index in block (4): the index
+//	          a format-4 store had, read and never grown
 //	meta      "genesis" (JSON), "genesis_hash", "head" (block hash),
 //	          "format", "finality" (the finality record after the head),
-//	          "base" (height of the accounts bucket's state),
-//	          and free-form keys written with PutMeta
+//	          "base" (height of the accounts bucket's state), "txseg"
+//	          (the newest segment and its entries), and free-form keys
+//	          written with PutMeta
+//
+// Up to format 4, bucket blocks held block hash → chain.EncodeBlock; Open
+// moves it into bodies (moveBodies).
 //
 // The state after the head is the accounts with the diffs above the base
 // applied, the slashings and the finality record; the release queue of unbonding stake is an index of
@@ -81,7 +92,6 @@ var (
 )
 
 var (
-	bucketBlocks    = []byte("blocks")
 	bucketMain      = []byte("main")
 	bucketAccounts  = []byte("accounts")
 	bucketSlashings = []byte("slashings")
@@ -89,7 +99,7 @@ var (
 	bucketTxs       = []byte("txs")
 	bucketMeta      = []byte("meta")
 
-	allBuckets = [][]byte{bucketBlocks, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
+	allBuckets = [][]byte{bucketBodies, bucketBlockHeight, bucketMain, bucketAccounts, bucketSlashings, bucketUndo, bucketTxs, bucketTxSeg, bucketMeta, bucketSide, bucketInvalid, bucketDiffs}
 )
 
 // Meta keys the store owns; PutMeta refuses them.
@@ -98,7 +108,12 @@ const (
 	keyGenesisHash = "genesis_hash"
 	keyHead        = "head"
 	keyFinality    = "finality"
-	// keyFormat holds the store format. Format 4 writes each block's
+	// keyFormat holds the store format. Format 5 keeps block bodies under
+	// their height (bodies.go) and writes the transaction index in
+	// segments (txindex.go); a format-4 store holds bodies in bucket
+	// blocks under their hash, and Open moves them (moveBodies, in steps a
+	// crash may interrupt: the next Open goes on), keeping its index in
+	// txs as it is. Format 4 writes each block's
 	// account changes as a diff over a base (diff.go); a format-3 store
 	// is format 4 with its base at its head and no diffs, so Open moves
 	// it to 4 in place (an older posd then refuses it rather than read
@@ -109,13 +124,18 @@ const (
 	// of format 1 have no key. A store of another format is refused with
 	// ErrOldFormat.
 	keyFormat     = "format"
-	currentFormat = "4"
-	// upgradableFormat is the format Open moves to currentFormat.
-	upgradableFormat = "3"
+	currentFormat = "5"
+	// format4 and format3 are the formats Open moves to currentFormat.
+	format4 = "4"
+	format3 = "3"
 )
 
+// readableFormat reports whether a store of format f can be read: the
+// current one, or one Open upgrades (read-only, as it is).
+func readableFormat(f string) bool { return f == currentFormat || f == format4 || f == format3 }
+
 func reservedMeta(key string) bool {
-	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase || key == keyTxSeg
 }
 
 // errNotInitialized is returned by reads and writes before Init.
@@ -200,6 +220,9 @@ func Open(path string) (*Store, error) {
 		}
 		return upgradeFormat(tx, head)
 	})
+	if err == nil {
+		err = s.moveBodies()
+	}
 	if err != nil {
 		db.Close()
 		return nil, err
@@ -218,15 +241,16 @@ func (s *Store) Close() error {
 }
 
 // upgradeFormat moves a format-3 store to format 4: its base is its head.
+// Open then moves a format-4 store to format 5 (moveBodies).
 func upgradeFormat(tx *bolt.Tx, head headRef) error {
 	meta := tx.Bucket(bucketMeta)
-	if string(meta.Get([]byte(keyFormat))) != upgradableFormat || !head.ok {
+	if string(meta.Get([]byte(keyFormat))) != format3 || !head.ok {
 		return nil
 	}
 	if err := meta.Put([]byte(keyBase), heightKey(head.height)); err != nil {
 		return err
 	}
-	return meta.Put([]byte(keyFormat), []byte(currentFormat))
+	return meta.Put([]byte(keyFormat), []byte(format4))
 }
 
 // Path is the file the store was opened on.
@@ -285,7 +309,7 @@ func (s *Store) Init(g *chain.Genesis) error {
 		}
 		b0 := g.Block()
 		h0 := b0.Hash()
-		if err := tx.Bucket(bucketBlocks).Put(h0[:], chain.EncodeBlock(b0)); err != nil {
+		if err := putBody(tx, 0, h0, chain.EncodeBlock(b0)); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketMain).Put(heightKey(0), bytes.Clone(h0[:])); err != nil {
@@ -320,9 +344,10 @@ func (s *Store) Init(g *chain.Genesis) error {
 // its blocks would fail later, record by record, as "corrupt".
 func (s *Store) checkFormat(meta *bolt.Bucket) error {
 	have := string(meta.Get([]byte(keyFormat)))
-	if have == currentFormat || have == upgradableFormat {
-		// A format-3 store opened read-only: the same state, its base at
-		// its head (Open would move it to format 4).
+	if readableFormat(have) {
+		// A format-3 or 4 store opened read-only: the same state, its
+		// base at its head (format 3), its blocks under their hash (3 and
+		// 4); Open would move it to format 5.
 		return nil
 	}
 	if have == "" {
@@ -500,45 +525,9 @@ type prepared struct {
 	diff  []byte // the diff record (diff.go)
 }
 
-// putTxIndex writes the index entries of the new blocks in key order. Ids
-// are random, so in block order every Put lands on a different leaf page;
-// sorted, consecutive Puts share pages, and bbolt splits fewer of them at
-// commit. Keys and values come from two slabs (bbolt keeps them until the
-// transaction ends). A stable sort keeps the last of equal ids last, as
-// block order would.
-func putTxIndex(txsB *bolt.Bucket, prep []prepared) error {
-	n := 0
-	for i := range prep {
-		n += len(prep[i].ids)
-	}
-	type entry struct {
-		id  chain.Hash
-		loc []byte
-	}
-	entries := make([]entry, 0, n)
-	locs := make([]byte, 0, n*txLocLen)
-	for i := range prep {
-		for j, id := range prep[i].ids {
-			start := len(locs)
-			locs = appendTxLoc(locs, prep[i].block.Height, j)
-			entries = append(entries, entry{id: id, loc: locs[start:len(locs):len(locs)]})
-		}
-	}
-	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
-	keys := make([]byte, 0, n*len(chain.Hash{}))
-	for i := range entries {
-		start := len(keys)
-		keys = append(keys, entries[i].id[:]...)
-		if err := txsB.Put(keys[start:len(keys):len(keys)], entries[i].loc); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Switch moves the head in one transaction: it removes the top revert
 // main-chain entries (main[h], undo[h] and their transaction index entries;
-// the block bytes stay in blocks, retrievable by hash), appends blocks with
+// the block bytes stay in bodies, retrievable by hash), appends blocks with
 // their undos as Commit does, writes every account touched by the reverted
 // undo records and by the new undos with its value in st (the final state),
 // and sets the head to the last block (or to the new top after a pure
@@ -604,7 +593,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		if uint64(revert) > cur.height {
 			return fmt.Errorf("%w: cannot revert %d blocks from height %d", ErrNotHead, revert, cur.height)
 		}
-		mainB, blocksB, undoB, txsB := tx.Bucket(bucketMain), tx.Bucket(bucketBlocks), tx.Bucket(bucketUndo), tx.Bucket(bucketTxs)
+		mainB, undoB := tx.Bucket(bucketMain), tx.Bucket(bucketUndo)
 		sideB := tx.Bucket(bucketSide)
 
 		// Continuity, before anything is written.
@@ -668,14 +657,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 				slashed[string(slashingKey(r))] = r
 			}
 			for i := range b.Transactions {
-				id := b.Transactions[i].ID()
-				if v := txsB.Get(id[:]); v != nil {
-					if at, _, err := decodeTxLoc(v); err == nil && at != h {
-						continue // indexed at another height: not ours to remove
-					}
-					if err := txsB.Delete(id[:]); err != nil {
-						return err
-					}
+				// An entry at another height is not ours to remove.
+				if err := deleteTxAt(tx, b.Transactions[i].ID(), h); err != nil {
+					return err
 				}
 			}
 			if err := mainB.Delete(key); err != nil {
@@ -698,8 +682,8 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 			if err := sideB.Delete(p.hash[:]); err != nil {
 				return err
 			}
-			if blocksB.Get(p.hash[:]) == nil {
-				if err := blocksB.Put(bytes.Clone(p.hash[:]), p.enc); err != nil {
+			if !hasBlock(tx, p.hash) {
+				if err := putBody(tx, p.block.Height, p.hash, p.enc); err != nil {
 					return err
 				}
 			}
@@ -721,7 +705,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 				slashed[string(slashingKey(r))] = r
 			}
 		}
-		if err := putTxIndex(txsB, prep); err != nil {
+		if err := putTxIndex(tx, prep); err != nil {
 			return err
 		}
 		if deep {
@@ -793,14 +777,13 @@ func (s *Store) PutBlock(b *chain.Block) error {
 	h := b.Hash()
 	enc := chain.EncodeBlock(b)
 	return s.update(func(tx *bolt.Tx) error {
-		blocks := tx.Bucket(bucketBlocks)
-		if blocks.Get(h[:]) != nil {
+		if hasBlock(tx, h) {
 			return nil
 		}
-		if err := tx.Bucket(bucketSide).Put(h[:], heightKey(b.Height)); err != nil {
+		if err := tx.Bucket(bucketSide).Put(bytes.Clone(h[:]), heightKey(b.Height)); err != nil {
 			return err
 		}
-		return blocks.Put(h[:], enc)
+		return putBody(tx, b.Height, h, enc)
 	})
 }
 
@@ -808,7 +791,7 @@ func (s *Store) PutBlock(b *chain.Block) error {
 func (s *Store) HasBlock(h chain.Hash) (bool, error) {
 	var ok bool
 	err := s.view(func(tx *bolt.Tx) error {
-		ok = tx.Bucket(bucketBlocks).Get(h[:]) != nil
+		ok = hasBlock(tx, h)
 		return nil
 	})
 	return ok, err
@@ -902,13 +885,16 @@ func (s *Store) Undo(h uint64) (*chain.Undo, error) {
 // the transaction with the given id.
 func (s *Store) TxLocation(id chain.Hash) (height uint64, index int, err error) {
 	err = s.view(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketTxs).Get(id[:])
+		v, bucket, key, err := txLoc(tx, id)
+		if err != nil {
+			return err
+		}
 		if v == nil {
 			return fmt.Errorf("%w: transaction %s is not on the main chain", ErrNotFound, id)
 		}
 		var derr error
 		if height, index, derr = decodeTxLoc(v); derr != nil {
-			return corrupt(bucketTxs, id[:], derr)
+			return corrupt(bucket, key, derr)
 		}
 		return nil
 	})
@@ -988,13 +974,16 @@ func hashAt(tx *bolt.Tx, h uint64) (chain.Hash, error) {
 }
 
 func getBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
-	v := tx.Bucket(bucketBlocks).Get(h[:])
+	v, bucket, key, err := blockBody(tx, h)
+	if err != nil {
+		return nil, err
+	}
 	if v == nil {
 		return nil, fmt.Errorf("%w: block %s", ErrNotFound, h)
 	}
 	b, err := chain.DecodeBlock(v)
 	if err != nil {
-		return nil, corrupt(bucketBlocks, h[:], err)
+		return nil, corrupt(bucket, key, err)
 	}
 	return b, nil
 }
@@ -1004,7 +993,7 @@ func getBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
 func getMainBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
 	b, err := getBlock(tx, h)
 	if errors.Is(err, ErrNotFound) {
-		return nil, corrupt(bucketBlocks, h[:], errors.New("main-chain block missing"))
+		return nil, corrupt(bucketBlockHeight, h[:], errors.New("main-chain block missing"))
 	}
 	return b, err
 }

@@ -22,10 +22,17 @@ func dump(t *testing.T, s *Store) map[string]map[string]string {
 		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
 			m := make(map[string]string)
 			out[string(name)] = m
-			return b.ForEach(func(k, v []byte) error {
-				m[string(k)] = string(v)
-				return nil
-			})
+			var walk func(prefix string, b *bolt.Bucket) error
+			walk = func(prefix string, b *bolt.Bucket) error {
+				return b.ForEach(func(k, v []byte) error {
+					if v == nil { // a nested bucket (bodies)
+						return walk(prefix+string(k)+"/", b.Bucket(k))
+					}
+					m[prefix+string(k)] = string(v)
+					return nil
+				})
+			}
+			return walk("", b)
 		})
 	})
 	if err != nil {
@@ -595,7 +602,11 @@ func TestCorruptRecords(t *testing.T) {
 	}
 
 	h3 := blocks[3].Hash()
-	put(bucketBlocks, h3[:], []byte("garbage"))
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketBodies).Bucket(bodyKey(3, h3)).Put(bodyValue, []byte("garbage"))
+	}); err != nil {
+		t.Fatal(err)
+	}
 	_, err = s.BlockByHash(h3)
 	wantCorrupt("BlockByHash", err)
 	_, err = s.Head()
@@ -604,7 +615,7 @@ func TestCorruptRecords(t *testing.T) {
 	wantCorrupt("Blocks", err)
 
 	tx0 := blocks[1].Transactions[0].ID()
-	put(bucketTxs, tx0[:], []byte{9})
+	put(bucketTxSeg, txSegKey(0, tx0), []byte{9})
 	_, _, err = s.TxLocation(tx0)
 	wantCorrupt("TxLocation", err)
 

@@ -210,7 +210,7 @@ func TestFormat2Refused(t *testing.T) {
 	if !errors.Is(err, ErrOldFormat) {
 		t.Fatalf("Init on a format-2 store: %v, want ErrOldFormat", err)
 	}
-	for _, want := range []string{"format 2", "format 4", "protocol v3", "start over", "devnet --reset"} {
+	for _, want := range []string{"format 2", "format " + currentFormat, "protocol v3", "start over", "devnet --reset"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Fatalf("the refusal %q does not say %q", err, want)
 		}

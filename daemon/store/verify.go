@@ -66,16 +66,23 @@ func (s *Store) Verify(undoWindow uint64) (*VerifyReport, error) {
 }
 
 func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(string, ...any)) error {
-	// A format-3 store opened read-only has no diffs bucket yet.
-	format3 := false
+	// A format-3 store opened read-only has no diffs bucket yet, and a
+	// format-3 or 4 one keeps its blocks in blocks, not bodies, and has no
+	// txseg.
+	var format string
 	if m := tx.Bucket(bucketMeta); m != nil {
-		format3 = string(m.Get([]byte(keyFormat))) == upgradableFormat
+		format = string(m.Get([]byte(keyFormat)))
 	}
 	for _, name := range allBuckets {
-		if tx.Bucket(name) == nil && !(format3 && bytes.Equal(name, bucketDiffs)) {
-			problem("bucket %s is missing", name)
-			return nil
+		if tx.Bucket(name) != nil {
+			continue
 		}
+		old := format == format3 || format == format4
+		if format == format3 && bytes.Equal(name, bucketDiffs) || old && (bytes.Equal(name, bucketBodies) || bytes.Equal(name, bucketBlockHeight) || bytes.Equal(name, bucketTxSeg)) {
+			continue
+		}
+		problem("bucket %s is missing", name)
+		return nil
 	}
 	meta := tx.Bucket(bucketMeta)
 	if meta.Get([]byte(keyGenesisHash)) == nil {
@@ -84,7 +91,7 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 		}
 		return nil // a new, empty database
 	}
-	if have := string(meta.Get([]byte(keyFormat))); have != currentFormat && have != upgradableFormat {
+	if have := string(meta.Get([]byte(keyFormat))); !readableFormat(have) {
 		// Its records are of another layout: reading them would only
 		// report each as damaged.
 		if have == "" {
@@ -149,7 +156,11 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 		}
 		for i := range b.Transactions {
 			id := b.Transactions[i].ID()
-			v := tx.Bucket(bucketTxs).Get(id[:])
+			v, _, _, err := txLoc(tx, id)
+			if err != nil {
+				problem("%v", err)
+				return nil
+			}
 			at, idx, derr := decodeTxLoc(v)
 			if v == nil || derr != nil || at != h || idx != i {
 				problem("height %d: transaction %s is not indexed at (%d, %d)", h, id, h, i)
@@ -160,6 +171,7 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 			return nil
 		}
 	}
+	verifyBodies(tx, problem)
 	stored, err := readState(tx, problem)
 	if err != nil {
 		return err

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/poslab/posd/chain"
+)
+
+// The transaction index in segments (store format 5).
+//
+// Transaction ids are random. Up to format 4 the index was one B+tree
+// keyed by id, so the ids of a commit landed all over it: a commit of k
+// transactions dirtied min(k, P) of its P leaf pages, and once the index
+// held about 50 entries per id a commit wrote, every commit read (through
+// the mmap, where the pages then stay resident), decoded into bbolt's
+// nodes and wrote again nearly the whole index. A sync of a million
+// transfers spent half its allocations there (store.putTxIndex: 3.9 of
+// 7.8 GB), and the index grows with the chain.
+//
+// So the index is cut into segments of at most txSegSize entries, each a
+// range of bucket txseg under its number (4 bytes, big endian) ahead of
+// the id: a commit writes into the newest segment only, so it dirties at
+// most that segment's pages, whatever the chain's length. A full segment
+// is never written again but by a reorg's deletions. The price is paid by
+// lookups: an id is looked for in every segment, newest first (at 2^16
+// entries a segment, 16 seeks for a million transactions, 1,500 for a
+// hundred million).
+//
+// The format-4 index (bucket txs, keyed by id alone) is kept as it was
+// and looked in after the segments: it is never grown again.
+var bucketTxSeg = []byte("txseg")
+
+// keyTxSeg (meta) holds the newest segment's number (4 bytes) and the
+// entries written to it (8 bytes). Absent: segment 0, empty.
+const keyTxSeg = "txseg"
+
+// txSegSize is the most entries written to one segment (a variable so tests
+// can move it). A commit's index writes dirty at most about txSegSize/50
+// leaf pages of 4 KB: 5 MB at 2^16.
+var txSegSize uint64 = 1 << 16
+
+// txSegKeyLen is the length of a key of txseg: segment (4) ‖ id (32).
+const txSegKeyLen = 4 + len(chain.Hash{})
+
+func txSegKey(seg uint32, id chain.Hash) []byte {
+	k := make([]byte, 0, txSegKeyLen)
+	k = binary.BigEndian.AppendUint32(k, seg)
+	return append(k, id[:]...)
+}
+
+// readTxSeg reads the newest segment and the entries written to it.
+func readTxSeg(tx *bolt.Tx) (seg uint32, n uint64, err error) {
+	v := tx.Bucket(bucketMeta).Get([]byte(keyTxSeg))
+	if v == nil {
+		return 0, 0, nil
+	}
+	if len(v) != 12 {
+		return 0, 0, corrupt(bucketMeta, []byte(keyTxSeg), fmt.Errorf("%w: %d bytes, want 12", errMalformed, len(v)))
+	}
+	return binary.BigEndian.Uint32(v), binary.BigEndian.Uint64(v[4:]), nil
+}
+
+// txLoc finds the index entry of transaction id: its value (nil when there
+// is none) and where it lies. The newest segment first: an id indexed
+// twice (a reorg that failed half way cannot leave that, but a damaged
+// file might) answers with its newest entry.
+func txLoc(tx *bolt.Tx, id chain.Hash) (v, bucket, key []byte, err error) {
+	if b := tx.Bucket(bucketTxSeg); b != nil {
+		seg, _, err := readTxSeg(tx)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		key := txSegKey(seg, id)
+		for s := int64(seg); s >= 0; s-- {
+			binary.BigEndian.PutUint32(key, uint32(s))
+			if v := b.Get(key); v != nil {
+				return v, bucketTxSeg, key, nil
+			}
+		}
+	}
+	if old := tx.Bucket(bucketTxs); old != nil {
+		if v := old.Get(id[:]); v != nil {
+			return v, bucketTxs, id[:], nil
+		}
+	}
+	return nil, nil, nil, nil
+}
+
+// deleteTxAt removes the index entry of transaction id if it says height h
+// (an entry at another height is another block's: not removed).
+func deleteTxAt(tx *bolt.Tx, id chain.Hash, h uint64) error {
+	v, bucket, key, err := txLoc(tx, id)
+	if err != nil || v == nil {
+		return err
+	}
+	if at, _, err := decodeTxLoc(v); err == nil && at != h {
+		return nil
+	}
+	return tx.Bucket(bucket).Delete(key)
+}
+
+// putTxIndex writes the index entries of the new blocks into the newest
+// segment, moving to a new one when it is full, in key order: sorted,
+// consecutive Puts share pages, and bbolt splits fewer of them at commit.
+// Keys and values come from two slabs (bbolt keeps them until the
+// transaction ends). A stable sort keeps the last of equal ids last, as
+// block order would.
+func putTxIndex(tx *bolt.Tx, prep []prepared) error {
+	n := 0
+	for i := range prep {
+		n += len(prep[i].ids)
+	}
+	if n == 0 {
+		return nil
+	}
+	type entry struct {
+		id  chain.Hash
+		loc []byte
+	}
+	entries := make([]entry, 0, n)
+	locs := make([]byte, 0, n*txLocLen)
+	for i := range prep {
+		for j, id := range prep[i].ids {
+			start := len(locs)
+			locs = appendTxLoc(locs, prep[i].block.Height, j)
+			entries = append(entries, entry{id: id, loc: locs[start:len(locs):len(locs)]})
+		}
+	}
+	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
+	seg, used, err := readTxSeg(tx)
+	if err != nil {
+		return err
+	}
+	segB := tx.Bucket(bucketTxSeg)
+	keys := make([]byte, 0, n*txSegKeyLen)
+	for i := range entries {
+		if used >= txSegSize {
+			seg, used = seg+1, 0
+		}
+		start := len(keys)
+		keys = binary.BigEndian.AppendUint32(keys, seg)
+		keys = append(keys, entries[i].id[:]...)
+		if err := segB.Put(keys[start:len(keys):len(keys)], entries[i].loc); err != nil {
+			return err
+		}
+		used++
+	}
+	v := binary.BigEndian.AppendUint32(make([]byte, 0, 12), seg)
+	v = binary.BigEndian.AppendUint64(v, used)
+	return tx.Bucket(bucketMeta).Put([]byte(keyTxSeg), v)
+}
+
+// txIDsWithPrefix returns up to max main-chain transaction ids whose hex
+// starts with prefix, in order, from every segment and the format-4 index.
+func txIDsWithPrefix(tx *bolt.Tx, even []byte, odd bool, nibble byte, max int) ([]chain.Hash, error) {
+	var out []chain.Hash
+	if b := tx.Bucket(bucketTxSeg); b != nil {
+		seg, _, err := readTxSeg(tx)
+		if err != nil {
+			return nil, err
+		}
+		for s := uint32(0); s <= seg; s++ {
+			lead := binary.BigEndian.AppendUint32(nil, s)
+			out = append(out, seekHashes(b, lead, even, odd, nibble, max)...)
+		}
+	}
+	if old := tx.Bucket(bucketTxs); old != nil {
+		out = append(out, seekHashes(old, nil, even, odd, nibble, max)...)
+	}
+	slices.SortFunc(out, func(a, b chain.Hash) int { return bytes.Compare(a[:], b[:]) })
+	out = slices.Compact(out)
+	return out[:min(len(out), max)], nil
+}
+
+// seekHashes returns up to max hashes h of keys lead ‖ h of b whose hex
+// starts with the prefix given as its even part and, if odd, a last
+// nibble.
+func seekHashes(b *bolt.Bucket, lead, even []byte, odd bool, nibble byte, max int) []chain.Hash {
+	var out []chain.Hash
+	c := b.Cursor()
+	start := append(slices.Clone(lead), even...)
+	if odd {
+		start = append(start, nibble<<4)
+	}
+	want := append(slices.Clone(lead), even...)
+	for k, _ := c.Seek(start); k != nil && bytes.HasPrefix(k, want) && len(out) < max; k, _ = c.Next() {
+		if len(k) != len(lead)+len(chain.Hash{}) {
+			continue
+		}
+		if odd && k[len(want)]>>4 != nibble {
+			break // keys are sorted: past the nibble
+		}
+		out = append(out, chain.Hash(k[len(lead):]))
+	}
+	return out
+}
