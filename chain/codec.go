@@ -253,20 +253,10 @@ func (tx *Transaction) EncodedLen() int {
 // not exactly one encoded block gives an error wrapping ErrDecode.
 func DecodeBlock(data []byte) (*Block, error) {
 	d := decoder{buf: data}
-	v := d.byte()
-	if d.err == nil && v != blockCodecVersion && v != evidenceCodecVersion && v != votesCodecVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrDecode, v)
-	}
 	b := &Block{}
-	h := &b.Header
-	switch v {
-	case evidenceCodecVersion:
-		d.headerV3(h)
-	case votesCodecVersion:
-		d.headerV4(h)
-	default:
-		d.core(h)
-		h.Signature = d.str()
+	v := d.header(&b.Header)
+	if d.err == nil && v == 0 {
+		return nil, fmt.Errorf("%w: version %d", ErrDecode, data[0])
 	}
 	count := d.uvarint()
 	if d.err == nil && count > uint64(len(d.buf)/minTxLen) {
@@ -352,6 +342,45 @@ func DecodeBlock(data []byte) (*Block, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// header reads the version byte and the header of an encoded block and
+// returns the version, 0 when it is none a block has (with d.err set only
+// if the data ran out).
+func (d *decoder) header(h *Header) byte {
+	v := d.byte()
+	if d.err != nil {
+		return 0
+	}
+	switch v {
+	case evidenceCodecVersion:
+		d.headerV3(h)
+	case votesCodecVersion:
+		d.headerV4(h)
+	case blockCodecVersion:
+		d.core(h)
+		h.Signature = d.str()
+	default:
+		return 0
+	}
+	return v
+}
+
+// DecodeHeader decodes only the header of an encoded block (EncodeBlock's
+// output): what a reader of heights, hashes and links needs, without
+// reading or allocating the transactions. The rest of data is not looked
+// at, so a block DecodeBlock refuses for its body may pass here.
+func DecodeHeader(data []byte) (*Header, error) {
+	d := decoder{buf: data}
+	h := &Header{}
+	v := d.header(h)
+	if err := d.done(); err != nil {
+		return nil, err
+	}
+	if v == 0 {
+		return nil, fmt.Errorf("%w: version %d", ErrDecode, data[0])
+	}
+	return h, nil
 }
 
 // DecodeTx parses EncodeTx's output.

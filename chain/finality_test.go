@@ -500,6 +500,9 @@ func FuzzDecodeBlockWithVotes(f *testing.F) {
 		if again := EncodeBlock(blk); !bytes.Equal(again, data) {
 			t.Fatalf("re-encoding differs")
 		}
+		if h, err := DecodeHeader(data); err != nil || *h != blk.Header {
+			t.Fatalf("DecodeHeader: %v, or another header", err)
+		}
 		if err := checkBlockVotes(g, blk); err != nil && CodeOf(err) == "" {
 			t.Fatalf("vote error without a code: %v", err)
 		}

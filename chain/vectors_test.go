@@ -177,6 +177,11 @@ func FuzzDecodeBlock(f *testing.F) {
 		if again := EncodeBlock(blk); string(again) != string(data) {
 			t.Fatalf("re-encoding differs")
 		}
+		// And its header alone decodes to the same header.
+		h, err := DecodeHeader(data)
+		if err != nil || h.Hash() != blk.Hash() || *h != blk.Header {
+			t.Fatalf("DecodeHeader: %v, or another header", err)
+		}
 	})
 }
 

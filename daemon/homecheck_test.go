@@ -215,3 +215,34 @@ func TestCheckHomeLongChain(t *testing.T) {
 		t.Fatalf("check of a home missing a recent undo record: %q, want [%q]", fails, want)
 	}
 }
+
+// A node that made its network, restarted without flags, joins nobody
+// (it used to look for the default join URL, its own port 5001 on a
+// devnet-like setup, and warn about it forever); one restarted with
+// --join remembers that URL from then on.
+func TestRestartedGenesisNodeJoinsNobody(t *testing.T) {
+	home := t.TempDir()
+	reopen := func(cfg Config) string {
+		t.Helper()
+		cfg.Home, cfg.NoNetwork = home, true
+		n, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		return n.joinURL()
+	}
+	if got := reopen(Config{NewNetwork: true, Genesis: DefaultGenesisParams()}); got != "" {
+		t.Fatalf("first start with --genesis joins %q", got)
+	}
+	if got := reopen(Config{}); got != "" {
+		t.Fatalf("restart without flags joins %q, want nobody", got)
+	}
+	const url = "http://127.0.0.1:1"
+	if got := reopen(Config{Join: url}); got != url {
+		t.Fatalf("restart with --join joins %q", got)
+	}
+	if got := reopen(Config{}); got != url {
+		t.Fatalf("restart after --join joins %q, want the remembered %q", got, url)
+	}
+}

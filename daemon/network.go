@@ -18,6 +18,13 @@ import (
 // network again after a restart without flags.
 const metaJoinURL = "join_url"
 
+// metaOwnGenesis marks a home whose first start had its genesis from
+// --genesis or --genesis-file: restarted without flags, it joins nobody
+// (the default join URL is for a home with no chain, and a node that made
+// the network would otherwise look for itself on port 5001, warning every
+// ten seconds, whenever its API is elsewhere).
+const metaOwnGenesis = "own_genesis"
+
 // startNetwork starts the libp2p side for n and connects to the network:
 // --peers, mDNS, and the p2p addresses the join URL's node reports.
 func startNetwork(ctx context.Context, n *Node) (Network, error) {
@@ -57,6 +64,10 @@ func (n *Node) joinURL() string {
 		return string(v)
 	}
 	if n.cfg.NewNetwork || n.cfg.GenesisFile != "" {
+		n.chain.PutMeta(metaOwnGenesis, []byte{1})
+		return ""
+	}
+	if _, err := n.chain.Meta(metaOwnGenesis); err == nil {
 		return ""
 	}
 	return DefaultJoinURL

@@ -42,6 +42,8 @@ func NewCmdStart(runF func(context.Context, *StartOptions) error) *cobra.Command
 		Long: `Start a node. With --genesis and an empty home it creates a new network in which
 this node holds stake 1 and balance 1000, as the original's genesis node did.
 Without --genesis or --join, a node with no chain joins http://127.0.0.1:5001.
+Restarted without them, a node joins the URL it joined through before, or
+nobody if its genesis came from --genesis or --genesis-file.
 Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.`,
 		Example: `  posd start --genesis
   posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002

@@ -410,6 +410,14 @@ func syncRecOf(n *Node, p peer.ID) syncRecord {
 	return syncRecord{}
 }
 
+// hintOf is the lowest height of p's blocks on unknown parents that n
+// will sync from (0: none).
+func hintOf(n *Node, p peer.ID) uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.hints[p]
+}
+
 // orphanClaimsOf is how many of p's orphan claims n holds unjudged.
 func orphanClaimsOf(n *Node, p peer.ID) int {
 	n.book.mu.Lock()
@@ -469,6 +477,16 @@ func TestOrphanClaimsNeedACompleteSync(t *testing.T) {
 		})
 		if p := victim.book.penaltyOf(id, time.Now()); p != 0 {
 			t.Fatalf("penalised %.1f for a block below our height", p)
+		}
+		// Another block below our height does not lift the backoff: a
+		// peer announcing such blocks on made-up parents gets one
+		// session per backoff, not one per message.
+		honest.PublishBlock(&chain.Block{Header: chain.Header{Height: 4, PrevHash: chain.Hash{4}, Forger: "f0rger"}})
+		waitFor(t, 20*time.Second, "the second block below our height seen", func() bool {
+			return orphanClaimsOf(victim, id) == 1 && hintOf(victim, id) == 4
+		})
+		if r := syncRecOf(victim, id); !r.soft || !time.Now().Before(r.until) {
+			t.Fatalf("a block below our height lifted the backoff: %+v", r)
 		}
 		// Above our height, a parent it cannot serve is an offence.
 		honest.PublishBlock(&chain.Block{Header: chain.Header{Height: 9, PrevHash: chain.Hash{9}, Forger: "f0rger"}})

@@ -370,7 +370,7 @@ func (n *Node) validateBlock(_ context.Context, from peer.ID, msg *pubsub.Messag
 	case errors.Is(err, ErrUnknownParent):
 		// Not forwarded; the sender must back it by sync (judgeOrphans).
 		n.book.claimOrphan(from, b.PrevHash, b.Height, time.Now())
-		n.requestSync(from)
+		n.requestSync(from, b.Height)
 		return pubsub.ValidationIgnore
 	default:
 		if !errors.Is(err, ErrIgnore) {

@@ -211,9 +211,10 @@ type Node struct {
 	mu       sync.Mutex
 	peers    map[peer.ID]*peerState // handshaken peers
 	dialList map[peer.ID]peer.AddrInfo
-	// hints: peers that announced a block we cannot connect (sync them
-	// even if their last status is not ahead).
-	hints map[peer.ID]struct{}
+	// hints: peers that announced a block we cannot connect, with the
+	// lowest height of those blocks (sync them from there even if their
+	// last status is not ahead: a shorter branch can be the better one).
+	hints map[peer.ID]uint64
 	// syncRecs: how each peer served sync, and until when it is left alone.
 	syncRecs map[peer.ID]*syncRecord
 	syncWake chan struct{}
@@ -287,7 +288,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		blkQ:     make(chan pubItem, 256),
 		peers:    map[peer.ID]*peerState{},
 		dialList: dials,
-		hints:    map[peer.ID]struct{}{},
+		hints:    map[peer.ID]uint64{},
 		syncRecs: map[peer.ID]*syncRecord{},
 		syncWake: make(chan struct{}, 1),
 		serveSem: make(chan struct{}, maxSyncServers),

@@ -587,3 +587,39 @@ func TestSyncBatchesBoundedByBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestShorterBranchFetched: a node on a longer branch is told, by gossip,
+// of a block of a shorter branch; it fetches that branch (stepping back
+// to the common ancestor) so that fork choice can weigh it. Fork choice v3
+// can prefer a shorter branch for its justified checkpoint: after a split
+// heals, the half on the longer chain must see the other half's chain or
+// finality never resumes. Here the fake chain takes any branch it can
+// connect, so fetching it is switching to it.
+func TestShorterBranchFetched(t *testing.T) {
+	old := pollInterval
+	pollInterval = time.Hour                 // only gossip can start the sync
+	t.Cleanup(func() { pollInterval = old }) // after the nodes' Close
+	a, b := newFakeChain("g"), newFakeChain("g")
+	for _, blk := range a.extend(20, 0) {
+		if err := b.HandleBlock(blk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.extend(5, 1)  // A: 25, the shorter branch
+	b.extend(15, 2) // B: 35
+	// A's fork choice does not take B's longer branch (as a node whose
+	// branch is justified higher would not).
+	a.blockErr = func(blk *chain.Block) error {
+		if blk.Timestamp%1000 == 2 {
+			return ErrIgnore
+		}
+		return nil
+	}
+	nodes := line(t, []*fakeChain{a, b})
+	last := a.extend(1, 1)[0] // A: 26, still below B
+	nodes[0].PublishBlock(last)
+	waitFor(t, 15*time.Second, "B on A's shorter branch", func() bool { return b.HasBlock(last.Hash()) })
+	if !slices.Equal(a.hashes(), b.hashes()) {
+		t.Fatal("B holds A's newest block but the chains differ")
+	}
+}

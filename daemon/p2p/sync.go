@@ -81,15 +81,22 @@ type syncRecord struct {
 	soft   bool      // the backoff is for serving nothing new: a hint lifts it
 }
 
-// requestSync asks the sync loop to sync from p: p announced a block whose
-// parent we lack.
-func (n *Node) requestSync(p peer.ID) {
+// requestSync asks the sync loop to sync from p: p announced a block at
+// height whose parent we lack.
+func (n *Node) requestSync(p peer.ID, height uint64) {
+	ours, _ := n.h.Head()
 	n.mu.Lock()
-	if r := n.syncRecs[p]; r != nil && r.soft {
+	if r := n.syncRecs[p]; r != nil && r.soft && height > ours {
+		// A block above our head is news; one below it (a shorter
+		// branch) is not worth more than a session per backoff: a peer
+		// could announce such blocks on made-up parents without end and
+		// is never held to them (judgeOrphans).
 		r.until = time.Time{}
 	}
-	if len(n.hints) < 64 {
-		n.hints[p] = struct{}{}
+	if h, ok := n.hints[p]; ok {
+		n.hints[p] = min(h, height)
+	} else if len(n.hints) < 64 {
+		n.hints[p] = height
 	}
 	n.mu.Unlock()
 	n.wakeSync()
@@ -175,7 +182,7 @@ func (n *Node) syncCandidates() []candidate {
 	n.mu.Lock()
 	var out []candidate
 	for id, ps := range n.peers {
-		_, hinted := n.hints[id]
+		hint, hinted := n.hints[id]
 		ahead := ps.height > ourHeight
 		fork := ps.height == ourHeight && ps.head != ourHead
 		if !ahead && !fork && !hinted {
@@ -186,6 +193,15 @@ func (n *Node) syncCandidates() []candidate {
 			// Same height, another head: fetch the peer's head so fork
 			// choice can settle it.
 			c.from = ourHeight
+		}
+		if hinted && hint > 0 && hint < c.from {
+			// It announced a block of a branch below our head (a shorter
+			// branch, which fork choice v3 may prefer for its justified
+			// checkpoint): fetch from that block and step back to the
+			// common ancestor. Asking from our height+1 would fetch
+			// nothing, and two halves of a healed split would never
+			// see each other's branch while the other is longer.
+			c.from = hint
 		}
 		if r := n.syncRecs[id]; r != nil {
 			if now.Before(r.until) {
@@ -505,6 +521,9 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 	}
 	// The session ran to the peer's head: the peer's blocks on unknown
 	// parents from before it are settled now.
+	// Its blocks above our height must connect now. Those at or below
+	// it are not judged even when the session began lower: sync serves
+	// the peer's main chain, and an honest peer relays side blocks too.
 	n.judgeOrphans(p, c.asked, ourHeight)
 	height, head := n.h.Head()
 	if head != startHead {
