@@ -76,7 +76,12 @@ type Node struct {
 
 // newNode is the node of b, linked to parent (nil: not known).
 func newNode(b *chain.Block, hash chain.Hash, parent *Node) *Node {
-	return &Node{Parent: parent, Hash: hash, PrevHash: b.PrevHash, Height: b.Height, Rank: b.Rank, Timestamp: b.Timestamp, Flags: NodeValid}
+	return headerNode(&b.Header, hash, parent)
+}
+
+// headerNode is newNode from a block's header.
+func headerNode(h *chain.Header, hash chain.Hash, parent *Node) *Node {
+	return &Node{Parent: parent, Hash: hash, PrevHash: h.PrevHash, Height: h.Height, Rank: h.Rank, Timestamp: h.Timestamp, Flags: NodeValid}
 }
 
 // setJustified records the justified checkpoint of the state after n.
@@ -129,20 +134,23 @@ func (ix *index) load(st Store, log *slog.Logger, knownInvalid *atomic.Int64, he
 	if head.Height > mainWindow {
 		from = head.Height - mainWindow
 	}
+	// Headers only: the tree needs no transactions, and reading the
+	// window's blocks whole read and decoded hundreds of MB at a start on
+	// a chain of full blocks.
 	for from <= head.Height {
-		blocks, err := st.Blocks(from, int(head.Height-from+1))
+		headers, err := st.Headers(from, int(head.Height-from+1))
 		if err != nil {
 			return err
 		}
-		if len(blocks) == 0 {
+		if len(headers) == 0 {
 			return fmt.Errorf("chainmgr: main chain has no block at height %d", from)
 		}
-		for _, b := range blocks {
-			n := newNode(b, b.Hash(), nil)
+		for _, h := range headers {
+			n := headerNode(h, h.Hash(), nil)
 			n.Flags |= NodeMain
 			ix.nodes[n.Hash] = n
 		}
-		from = blocks[len(blocks)-1].Height + 1
+		from = headers[len(headers)-1].Height + 1
 	}
 	side, err := st.SideBlocks()
 	if err != nil {

@@ -11,8 +11,8 @@ import (
 	"github.com/poslab/posd/chain"
 )
 
-// readCounter counts the store's reads of blocks and hashes (n), and of
-// those the ones that decode a block (decodes).
+// readCounter counts the store's reads of blocks and hashes (n), and the
+// blocks they decoded whole (decodes).
 type readCounter struct {
 	Store
 	n, decodes atomic.Int64
@@ -32,8 +32,15 @@ func (r *readCounter) BlockByHeight(h uint64) (*chain.Block, error) {
 
 func (r *readCounter) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 	r.n.Add(1)
-	r.decodes.Add(1)
-	return r.Store.Blocks(from, limit)
+	blocks, err := r.Store.Blocks(from, limit)
+	r.decodes.Add(int64(len(blocks)))
+	return blocks, err
+}
+
+// Headers reads blocks but decodes only their headers.
+func (r *readCounter) Headers(from uint64, limit int) ([]*chain.Header, error) {
+	r.n.Add(1)
+	return r.Store.Headers(from, limit)
 }
 
 func (r *readCounter) HashAt(h uint64) (chain.Hash, error) {
@@ -157,6 +164,16 @@ func TestBlockTreeFollowsSideBlocksReorgsAndRestarts(t *testing.T) {
 	tc.restart()
 	if loaded := treeShape(tc.m); !maps.Equal(built, loaded) {
 		t.Fatalf("tree after restart differs:\nbuilt  %v\nloaded %v", built, loaded)
+	}
+	// A start loads the main chain's window from headers alone: it
+	// decodes no main-chain block (only the stored side blocks, here b's
+	// reverted a, and the head, are decoded whole).
+	if err := tc.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tc.open(func(s Store) Store { rc = &readCounter{Store: s}; return rc })
+	if side, err := rc.Store.SideBlocks(); err != nil || rc.decodes.Load() > int64(len(side)) {
+		t.Fatalf("a start decoded %d blocks with %d side blocks stored (%v)", rc.decodes.Load(), len(side), err)
 	}
 }
 

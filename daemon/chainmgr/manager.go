@@ -61,6 +61,7 @@ type Store interface {
 	BlockByHeight(h uint64) (*chain.Block, error)
 	HashAt(h uint64) (chain.Hash, error)
 	Blocks(from uint64, limit int) ([]*chain.Block, error)
+	Headers(from uint64, limit int) ([]*chain.Header, error)
 	Undo(h uint64) (*chain.Undo, error)
 	TxLocation(id chain.Hash) (height uint64, index int, err error)
 	SideBlocks() ([]store.BlockRef, error)

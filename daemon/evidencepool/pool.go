@@ -61,6 +61,7 @@ type Event struct {
 type Blocks interface {
 	BlockByHash(h chain.Hash) (*chain.Block, error)
 	Blocks(from uint64, limit int) ([]*chain.Block, error)
+	Headers(from uint64, limit int) ([]*chain.Header, error)
 }
 
 // Config configures New.
@@ -149,15 +150,23 @@ func (p *Pool) Started(head *chain.Block, st *chain.State) error {
 	if head.Height > chain.MaxEvidenceAge {
 		from = head.Height - chain.MaxEvidenceAge
 	}
-	blocks, err := p.blocks.Blocks(from, chain.MaxEvidenceAge+1)
+	// Headers first: a block without evidence has the zero evidence root,
+	// and only the others are read whole (a start used to decode the
+	// newest 65 blocks, transactions and all).
+	headers, err := p.blocks.Headers(from, chain.MaxEvidenceAge+1)
 	if err != nil {
 		return err
 	}
 	var carried []*chain.Block
-	for _, b := range blocks {
-		if len(b.Evidence) > 0 {
-			carried = append(carried, b)
+	for _, h := range headers {
+		if h.EvidenceRoot == (chain.Hash{}) {
+			continue
 		}
+		b, err := p.blocks.BlockByHash(h.Hash())
+		if err != nil {
+			return err
+		}
+		carried = append(carried, b)
 	}
 	p.mu.Lock()
 	p.head, p.st = head.Height, st

@@ -19,7 +19,8 @@ func (f fakeBlocks) BlockByHash(h chain.Hash) (*chain.Block, error) {
 	return nil, errors.New("not found")
 }
 
-func (f fakeBlocks) Blocks(from uint64, limit int) ([]*chain.Block, error) { return nil, nil }
+func (f fakeBlocks) Blocks(from uint64, limit int) ([]*chain.Block, error)   { return nil, nil }
+func (f fakeBlocks) Headers(from uint64, limit int) ([]*chain.Header, error) { return nil, nil }
 
 type fixture struct {
 	g      *chain.Genesis

@@ -836,10 +836,23 @@ func (s *Store) HashAt(h uint64) (chain.Hash, error) {
 // Blocks returns up to limit main-chain blocks in ascending height from
 // from; fewer when the head comes first, none when from is above the head.
 func (s *Store) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	return mainRange(s, from, limit, getMainBlock)
+}
+
+// Headers is Blocks for the headers alone: each stored block's header is
+// decoded and its transactions are neither read nor decoded, so a reader
+// of heights, hashes and links (the chain manager's block tree at start)
+// pays for the headers only, in time, in memory and in pages of the file.
+func (s *Store) Headers(from uint64, limit int) ([]*chain.Header, error) {
+	return mainRange(s, from, limit, getMainHeader)
+}
+
+// mainRange reads up to limit main-chain blocks from height from with get.
+func mainRange[T any](s *Store, from uint64, limit int, get func(*bolt.Tx, chain.Hash) (T, error)) ([]T, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	var out []*chain.Block
+	var out []T
 	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketMain).Cursor()
 		want := from
@@ -854,7 +867,7 @@ func (s *Store) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 			if len(v) != len(chain.Hash{}) {
 				return corrupt(bucketMain, k, fmt.Errorf("hash of %d bytes", len(v)))
 			}
-			b, err := getMainBlock(tx, chain.Hash(v))
+			b, err := get(tx, chain.Hash(v))
 			if err != nil {
 				return err
 			}
@@ -986,6 +999,22 @@ func getBlock(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
 		return nil, corrupt(bucket, key, err)
 	}
 	return b, nil
+}
+
+// getMainHeader is getMainBlock for the header alone (chain.DecodeHeader).
+func getMainHeader(tx *bolt.Tx, h chain.Hash) (*chain.Header, error) {
+	v, bucket, key, err := blockBody(tx, h)
+	if err != nil {
+		return nil, err
+	}
+	if v == nil {
+		return nil, corrupt(bucketBlockHeight, h[:], errors.New("main-chain block missing"))
+	}
+	hdr, err := chain.DecodeHeader(v)
+	if err != nil {
+		return nil, corrupt(bucket, key, err)
+	}
+	return hdr, nil
 }
 
 // getMainBlock is getBlock for a hash the main chain names: absence there is

@@ -277,6 +277,18 @@ func TestCommitReopen(t *testing.T) {
 				t.Fatalf("Blocks(%d, %d)[%d] is height %d", c.from, c.limit, i, b.Height)
 			}
 		}
+		headers, err := s.Headers(c.from, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(headers) != c.n {
+			t.Fatalf("Headers(%d, %d) gave %d headers, want %d", c.from, c.limit, len(headers), c.n)
+		}
+		for i, h := range headers {
+			if *h != blocks[c.first+i].Header {
+				t.Fatalf("Headers(%d, %d)[%d] is not block %d's header", c.from, c.limit, i, c.first+i)
+			}
+		}
 	}
 }
 
@@ -613,6 +625,8 @@ func TestCorruptRecords(t *testing.T) {
 	wantCorrupt("Head", err)
 	_, err = s.Blocks(0, 10)
 	wantCorrupt("Blocks", err)
+	_, err = s.Headers(0, 10)
+	wantCorrupt("Headers", err)
 
 	tx0 := blocks[1].Transactions[0].ID()
 	put(bucketTxSeg, txSegKey(0, tx0), []byte{9})
