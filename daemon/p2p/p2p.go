@@ -214,7 +214,7 @@ type Node struct {
 	// hints: peers that announced a block we cannot connect, with the
 	// lowest height of those blocks (sync them from there even if their
 	// last status is not ahead: a shorter branch can be the better one).
-	hints map[peer.ID]uint64
+	hints map[peer.ID]syncHint
 	// syncRecs: how each peer served sync, and until when it is left alone.
 	syncRecs map[peer.ID]*syncRecord
 	syncWake chan struct{}
@@ -288,7 +288,7 @@ func New(ctx context.Context, cfg Config, h Handler) (*Node, error) {
 		blkQ:     make(chan pubItem, 256),
 		peers:    map[peer.ID]*peerState{},
 		dialList: dials,
-		hints:    map[peer.ID]uint64{},
+		hints:    map[peer.ID]syncHint{},
 		syncRecs: map[peer.ID]*syncRecord{},
 		syncWake: make(chan struct{}, 1),
 		serveSem: make(chan struct{}, maxSyncServers),

@@ -81,6 +81,21 @@ type syncRecord struct {
 	soft   bool      // the backoff is for serving nothing new: a hint lifts it
 }
 
+// syncHint is what a peer announced that we could not connect: the lowest
+// height of those blocks, and when the last of them came.
+type syncHint struct {
+	height uint64
+	at     time.Time
+}
+
+// dropHint forgets p's hint if it came before candidates were read at
+// read: one that came later (during the session) was not served by it.
+func (n *Node) dropHint(p peer.ID, read time.Time) {
+	if h, ok := n.hints[p]; ok && !h.at.After(read) {
+		delete(n.hints, p)
+	}
+}
+
 // requestSync asks the sync loop to sync from p: p announced a block at
 // height whose parent we lack.
 func (n *Node) requestSync(p peer.ID, height uint64) {
@@ -94,9 +109,9 @@ func (n *Node) requestSync(p peer.ID, height uint64) {
 		r.until = time.Time{}
 	}
 	if h, ok := n.hints[p]; ok {
-		n.hints[p] = min(h, height)
+		n.hints[p] = syncHint{height: min(h.height, height), at: time.Now()}
 	} else if len(n.hints) < 64 {
-		n.hints[p] = height
+		n.hints[p] = syncHint{height: height, at: time.Now()}
 	}
 	n.mu.Unlock()
 	n.wakeSync()
@@ -121,7 +136,8 @@ const (
 )
 
 // syncFailed records a failed sync with p and leaves it alone for a while.
-func (n *Node) syncFailed(p peer.ID, kind failure, err error) {
+func (n *Node) syncFailed(c candidate, kind failure, err error) {
+	p := c.id
 	if n.ctx.Err() != nil {
 		return
 	}
@@ -145,7 +161,7 @@ func (n *Node) syncFailed(p peer.ID, kind failure, err error) {
 		}
 	}
 	r.until = now.Add(wait)
-	delete(n.hints, p)
+	n.dropHint(p, c.read)
 	n.mu.Unlock()
 	if kind == failRule {
 		n.offence(p, "sync", err)
@@ -173,6 +189,7 @@ type candidate struct {
 	served int
 	fails  int
 	asked  time.Time // when the session asked it first
+	read   time.Time // when the hints it was made from were read
 }
 
 // syncCandidates returns the peers worth syncing from, best first.
@@ -188,20 +205,20 @@ func (n *Node) syncCandidates() []candidate {
 		if !ahead && !fork && !hinted {
 			continue
 		}
-		c := candidate{id: id, from: ourHeight + 1, target: ps.height}
+		c := candidate{id: id, from: ourHeight + 1, target: ps.height, read: now}
 		if fork {
 			// Same height, another head: fetch the peer's head so fork
 			// choice can settle it.
 			c.from = ourHeight
 		}
-		if hinted && hint > 0 && hint < c.from {
+		if hinted && hint.height > 0 && hint.height < c.from {
 			// It announced a block of a branch below our head (a shorter
 			// branch, which fork choice v3 may prefer for its justified
 			// checkpoint): fetch from that block and step back to the
 			// common ancestor. Asking from our height+1 would fetch
 			// nothing, and two halves of a healed split would never
 			// see each other's branch while the other is longer.
-			c.from = hint
+			c.from = hint.height
 		}
 		if r := n.syncRecs[id]; r != nil {
 			if now.Before(r.until) {
@@ -314,7 +331,7 @@ func (n *Node) syncSession(cands []candidate) {
 		case a := <-answers:
 			outstanding--
 			if a.err != nil {
-				n.syncFailed(a.c.id, classify(a.err), a.err) // its claims wait (judgeOrphans)
+				n.syncFailed(a.c, classify(a.err), a.err) // its claims wait (judgeOrphans)
 				launch()
 				hedge.Reset(hedgeDelay)
 				continue
@@ -488,7 +505,7 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 		}
 		if errors.Is(err, errStepBack) {
 			if from == 0 {
-				n.syncFailed(p, failNoAncestor, errors.New("no common ancestor"))
+				n.syncFailed(c, failNoAncestor, errors.New("no common ancestor"))
 				return
 			}
 			if back == 0 {
@@ -508,7 +525,7 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 			if h, _ := n.h.Head(); h > ourHeight {
 				n.syncServed(p) // it did serve something before it failed
 			}
-			n.syncFailed(p, classify(err), err)
+			n.syncFailed(c, classify(err), err)
 			return
 		}
 		if got == 0 {
@@ -532,10 +549,10 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 		// Nothing that moved our head (it claimed more, or served blocks
 		// fork choice does not take): do not ask it again before the
 		// next poll, or a peer could keep the sync loop spinning.
-		n.syncFailed(p, failNoNews, fmt.Errorf("claims height %d but served nothing that moves our head", c.target))
+		n.syncFailed(c, failNoNews, fmt.Errorf("claims height %d but served nothing that moves our head", c.target))
 	}
 	n.mu.Lock()
-	delete(n.hints, p)
+	n.dropHint(p, c.read)
 	n.mu.Unlock()
 	elapsed := time.Since(start)
 	n.log.Info("p2p: sync finished", "peer", p.String(), "height", height, "head", head.String(),
