@@ -623,3 +623,83 @@ func TestShorterBranchFetched(t *testing.T) {
 		t.Fatal("B holds A's newest block but the chains differ")
 	}
 }
+
+// fromsChain records where each range it serves starts.
+type fromsChain struct {
+	*fakeChain
+	mu    sync.Mutex
+	froms []uint64
+}
+
+func (c *fromsChain) Blocks(from uint64, limit int) ([]*chain.Block, error) {
+	c.mu.Lock()
+	c.froms = append(c.froms, from)
+	c.mu.Unlock()
+	return c.fakeChain.Blocks(from, limit)
+}
+
+func (c *fromsChain) lowestSince(i int) (uint64, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.froms) <= i {
+		return 0, len(c.froms)
+	}
+	return slices.Min(c.froms[i:]), len(c.froms)
+}
+
+// TestLowBlockFetchBounded: a block announced below our head on a parent
+// we lack makes us fetch from below our head only when the peer's head is
+// a block we lack (its chain is another branch), and then no deeper than
+// maxStepBack under our head, whatever height it named.
+func TestLowBlockFetchBounded(t *testing.T) {
+	old := pollInterval
+	pollInterval = time.Hour                 // only gossip starts a sync
+	t.Cleanup(func() { pollInterval = old }) // after the nodes' Close
+	madeUp := func(h uint64, salt byte) *chain.Block {
+		return &chain.Block{Header: chain.Header{Height: h, PrevHash: chain.Hash{salt, 1}, Forger: "f0rger"}}
+	}
+	t.Run("its head is ours", func(t *testing.T) {
+		server, victim := &fromsChain{fakeChain: newFakeChain("g")}, newFakeChain("g")
+		for _, b := range server.extend(100, 0) {
+			if err := victim.HandleBlock(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		s := startNode(t, server, nil)
+		v := startNode(t, victim, nil, s)
+		waitFor(t, 20*time.Second, "both on the block topic", func() bool {
+			return len(v.blkTopic.ListPeers()) == 1 && len(s.blkTopic.ListPeers()) == 1
+		})
+		s.PublishBlock(madeUp(3, 1))
+		id := s.host.ID()
+		waitFor(t, 20*time.Second, "the victim's session with the server", func() bool { return syncRecOf(v, id).soft })
+		if low, n := server.lowestSince(0); n == 0 || low <= 100 {
+			t.Fatalf("asked from %d (%d ranges): below our head, though the server's head is ours", low, n)
+		}
+	})
+	t.Run("another branch", func(t *testing.T) {
+		server, victim := &fromsChain{fakeChain: newFakeChain("g")}, newFakeChain("g")
+		for _, b := range server.extend(90, 0) {
+			if err := victim.HandleBlock(b); err != nil {
+				t.Fatal(err)
+			}
+		}
+		server.extend(5, 1)  // the server: 95, on a branch of its own
+		victim.extend(10, 2) // the victim: 100
+		// The server's fork choice keeps its branch.
+		server.blockErr = func(b *chain.Block) error {
+			if b.Timestamp%1000 == 2 {
+				return ErrIgnore
+			}
+			return nil
+		}
+		s := startNode(t, server, nil)
+		startNode(t, victim, nil, s)
+		waitFor(t, 20*time.Second, "the victim's peer", func() bool { return len(s.blkTopic.ListPeers()) == 1 })
+		s.PublishBlock(madeUp(1, 2))
+		waitFor(t, 20*time.Second, "the server's branch fetched", func() bool { return victim.HasBlock(server.hashes()[95]) })
+		if low, _ := server.lowestSince(0); low < 100-maxStepBack {
+			t.Fatalf("asked from %d: deeper than %d under our head", low, maxStepBack)
+		}
+	})
+}

@@ -190,6 +190,10 @@ type candidate struct {
 	fails  int
 	asked  time.Time // when the session asked it first
 	read   time.Time // when the hints it was made from were read
+	// low is the height of a block it announced below our head on a
+	// parent we lack (0: none), and head its head then.
+	low  uint64
+	head chain.Hash
 }
 
 // syncCandidates returns the peers worth syncing from, best first.
@@ -212,13 +216,7 @@ func (n *Node) syncCandidates() []candidate {
 			c.from = ourHeight
 		}
 		if hinted && hint.height > 0 && hint.height < c.from {
-			// It announced a block of a branch below our head (a shorter
-			// branch, which fork choice v3 may prefer for its justified
-			// checkpoint): fetch from that block and step back to the
-			// common ancestor. Asking from our height+1 would fetch
-			// nothing, and two halves of a healed split would never
-			// see each other's branch while the other is longer.
-			c.from = hint.height
+			c.low, c.head = hint.height, ps.head // settled below, unlocked
 		}
 		if r := n.syncRecs[id]; r != nil {
 			if now.Before(r.until) {
@@ -234,6 +232,24 @@ func (n *Node) syncCandidates() []candidate {
 		}
 	}
 	n.mu.Unlock()
+	known, _ := n.h.(BlockKnower)
+	for i := range out {
+		c := &out[i]
+		if c.low == 0 || (known != nil && known.HasBlock(c.head)) {
+			continue
+		}
+		// It announced a block below our head and its head is a block we
+		// lack: its chain is another, shorter branch, which fork choice
+		// v3 may prefer for its justified checkpoint. Fetch from that
+		// block (stepping back to the common ancestor if need be):
+		// asking from our height+1 fetches nothing, and the two halves of
+		// a healed split would never see each other's branch while the
+		// other is longer. Not below maxStepBack under our head: a peer
+		// naming a low height (on a made-up parent) must not make us
+		// fetch the whole chain, and no branch forking deeper can win
+		// fork choice (the reorg limit).
+		c.from = max(c.low, ourHeight-min(ourHeight-1, maxStepBack))
+	}
 	out = slices.DeleteFunc(out, func(c candidate) bool { return n.gater.isBanned(c.id) })
 	rand.Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
 	slices.SortStableFunc(out, func(a, b candidate) int {
