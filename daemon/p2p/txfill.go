@@ -43,6 +43,10 @@ import (
 // TxFillProtocol asks a peer for a sender's pooled transactions.
 const TxFillProtocol = protocol.ID("/posd/txfill/1.0.0")
 
+// fillReadTimeout bounds the reading of a request (a few dozen bytes). A
+// variable for tests.
+var fillReadTimeout = time.Second
+
 const (
 	fillMaxTxs = 1024 // transactions per answer
 	// fillAnswerBytes bounds an answer's encoded transactions: the batch
@@ -55,9 +59,6 @@ const (
 	// fillServePerPeer is how many of one peer's requests are served at
 	// once: as many as an honest asker runs (its fillWorkers).
 	fillServePerPeer = fillWorkers
-	// fillReadTimeout bounds the reading of a request (a few dozen
-	// bytes), before any serving slot is taken.
-	fillReadTimeout = time.Second
 	// fillServeBytes bounds the answers' bytes a second, all peers
 	// together: serving a run is not to crowd out gossip and blocks.
 	fillServeBytes = 4 << 20

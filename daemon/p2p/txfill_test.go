@@ -195,6 +195,11 @@ func TestFillRequestCodec(t *testing.T) {
 // streams and sends nothing holds no serving slot: another peer is
 // served meanwhile.
 func TestFillServeBounds(t *testing.T) {
+	// X's slow streams are to be held while Y asks: a read timeout of a
+	// second let them go before a loaded machine saw both held at once.
+	old := fillReadTimeout
+	fillReadTimeout = time.Minute
+	t.Cleanup(func() { fillReadTimeout = old }) // after the nodes' Close
 	ca := newFillChain()
 	var held []chain.Transaction
 	for i := uint64(1); i <= fillMaxTxs+500; i++ {
