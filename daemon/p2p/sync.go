@@ -88,11 +88,12 @@ type syncHint struct {
 	at     time.Time
 }
 
-// dropHint forgets p's hint if it came before candidates were read at
-// read: one that came later (during the session) was not served by it.
-func (n *Node) dropHint(p peer.ID, read time.Time) {
-	if h, ok := n.hints[p]; ok && !h.at.After(read) {
-		delete(n.hints, p)
+// dropHint forgets p's hint in hints if it came before candidates were
+// read at read: one that came later (during the session) was not served
+// by it.
+func dropHint(hints map[peer.ID]syncHint, p peer.ID, read time.Time) {
+	if h, ok := hints[p]; ok && !h.at.After(read) {
+		delete(hints, p)
 	}
 }
 
@@ -161,7 +162,7 @@ func (n *Node) syncFailed(c candidate, kind failure, err error) {
 		}
 	}
 	r.until = now.Add(wait)
-	n.dropHint(p, c.read)
+	dropHint(n.hints, p, c.read)
 	n.mu.Unlock()
 	if kind == failRule {
 		n.offence(p, "sync", err)
@@ -568,7 +569,7 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 		n.syncFailed(c, failNoNews, fmt.Errorf("claims height %d but served nothing that moves our head", c.target))
 	}
 	n.mu.Lock()
-	n.dropHint(p, c.read)
+	dropHint(n.hints, p, c.read)
 	n.mu.Unlock()
 	elapsed := time.Since(start)
 	n.log.Info("p2p: sync finished", "peer", p.String(), "height", height, "head", head.String(),
