@@ -5,6 +5,8 @@ package testutil
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"testing"
@@ -31,10 +33,25 @@ func (s *SyncBuffer) String() string {
 	return s.buf.String()
 }
 
-// FreePort asks the kernel for a free TCP port on 127.0.0.1. Closed again,
+// FreePort returns a free TCP port on 127.0.0.1. Closed again,
 // it is also a port nobody listens on.
+//
+// The port is drawn at random below Linux's ephemeral range (32768 and
+// up by default), and above the ports a user's devnet takes (5001..,
+// 10001..), and checked free by binding it: a port the kernel handed out
+// for 127.0.0.1:0 could be handed out again, to another test's listener
+// or outgoing connection, between this check and the process that binds
+// it (a CI run once lost a posd to "address already in use" that way).
+// Only if no port there is free does it fall back on the kernel's choice.
 func FreePort(tb testing.TB) int {
 	tb.Helper()
+	for range 64 {
+		port := 20000 + rand.IntN(12000)
+		if ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
+			ln.Close()
+			return port
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
