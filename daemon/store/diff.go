@@ -28,14 +28,14 @@ import (
 // in meta "base". The state after the head is the base with the diffs of
 // (base, head] applied in height order (readState).
 //
-// Compaction folds the oldest diffs into the base in a write transaction
-// of its own, run in the background once compactAfter blocks are pending,
-// off the commit that triggered it. Folding many blocks at once is what
-// saves page writes: the accounts the blocks touched are put once each,
-// in key order, and the pages they share are written once. The fold is
-// one transaction that moves the base, its accounts and the removal of
-// the folded diffs together, so a crash before or after it leaves base +
-// diffs equal to the same state.
+// Compaction folds the oldest diffs into the base, run in the background
+// once compactAfter blocks are pending, off the commit that triggered it.
+// Folding many blocks at once is what saves page writes: the accounts the
+// blocks touched are put once each, in key order, and the pages they share
+// are written once. A fold writes the base in chunks of key order, each a
+// write transaction, and then moves the base and removes the folded diffs
+// in one more (keyFoldTo says why a crash between them leaves base +
+// diffs equal to the same state).
 //
 // A reorg that reverts only blocks above the base deletes their diffs. One
 // that reaches below the base (their diffs are folded in already) writes
@@ -88,10 +88,14 @@ var (
 	maxFoldEntries = 1 << 19
 )
 
-// testHookFold, when set (by tests only), runs inside Compact's write
-// transaction after the accounts are written and before the base moves;
-// an error aborts the transaction, as a crash at that instant would.
+// testHookFold, when set (by tests only), runs inside the fold's last
+// write transaction, after the chunks are written and before the base
+// moves; an error aborts the transaction, as a crash at that instant would.
 var testHookFold func() error
+
+// testHookChunk, when set (by tests only), runs after each chunk of a fold
+// is committed.
+var testHookChunk func()
 
 // diffEntry is an account's value after a block.
 type diffEntry struct {
@@ -269,33 +273,217 @@ func (s *Store) maybeCompact(head, base uint64) {
 }
 
 // Compact folds the diffs of up to max blocks above the base into the
-// accounts bucket, oldest first, in one write transaction, and returns
-// the new base height. The state the store holds does not change. A fold
-// stops early after the block that brings it to maxFoldEntries entries.
+// accounts bucket, oldest first, and returns the new base height. The
+// state the store holds does not change. A fold stops early after the
+// block that brings it to maxFoldEntries entries.
 func (s *Store) Compact(max uint64) (uint64, error) { return s.fold(max, 0) }
+
+// keyFoldTo (meta) holds, while a fold is under way, the height (8 bytes)
+// it brings the base to.
+//
+// A fold writes the base in chunks of key order, each in a write
+// transaction of its own, so a commit waits for one chunk and not for a
+// rewrite of the whole base (1–5 s at 10^6 accounts), and the pages one
+// transaction holds dirty in memory are a chunk's, not the base's. Between
+// chunks the accounts of the chunks done hold their values after fold_to
+// and the others after base. The diffs of (base, fold_to] stay until the
+// last step, and a diff holds an account's value, not a change to it, so
+// replaying them over such a base gives the same state: readers, a
+// restart and a crash at any instant see the head's state. Only a revert
+// below fold_to could leave a chunk's account at a value a reverted block
+// made; Switch treats that as a revert below the base (it rewrites every
+// pending account and ends the fold). A fold a crash interrupted is taken
+// up again to the same fold_to.
+const keyFoldTo = "fold_to"
+
+// foldChunkEntries bounds the diff entries one chunk of a fold writes
+// (each dirties at most one leaf page of the base; at 10^6 accounts a
+// chunk of 2^15 entries spread over the key space rewrites about a
+// twelfth of the base's 30,000 leaves).
+var foldChunkEntries = 1 << 15
+
+// errFoldMoved ends a fold whose base or fold_to changed under it (a
+// Switch below the base ended it); nothing is wrong with the store.
+var errFoldMoved = errors.New("store: the base moved under the fold")
 
 // fold is Compact leaving the keep newest blocks as diffs.
 func (s *Store) fold(max, keep uint64) (uint64, error) {
+	plan, err := s.planFold(max, keep)
+	if err != nil || plan == nil {
+		return plan.baseOr(s), err
+	}
+	// The plan made in a read transaction is taken only if the base and
+	// the main chain up to plan.to are still what it read.
+	err = s.update(func(tx *bolt.Tx) error {
+		if err := plan.check(tx, false); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeta).Put([]byte(keyFoldTo), heightKey(plan.to))
+	})
+	if err != nil {
+		return plan.base, foldErr(err)
+	}
+	for i := 0; i <= len(plan.bounds); i++ {
+		var lo, hi []byte
+		if i > 0 {
+			lo = plan.bounds[i-1]
+		}
+		if i < len(plan.bounds) {
+			hi = plan.bounds[i]
+		}
+		err := s.update(func(tx *bolt.Tx) error {
+			if err := plan.check(tx, true); err != nil {
+				return err
+			}
+			return foldChunk(tx, plan.base, plan.to, lo, hi)
+		})
+		if err != nil {
+			return plan.base, foldErr(err)
+		}
+		if testHookChunk != nil {
+			testHookChunk()
+		}
+		s.trimMapping()
+	}
+	err = s.update(func(tx *bolt.Tx) error {
+		if err := plan.check(tx, true); err != nil {
+			return err
+		}
+		diffs := tx.Bucket(bucketDiffs)
+		for h := plan.base + 1; h <= plan.to; h++ {
+			if err := diffs.Delete(heightKey(h)); err != nil {
+				return err
+			}
+		}
+		if testHookFold != nil {
+			if err := testHookFold(); err != nil {
+				return err
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		if err := meta.Delete([]byte(keyFoldTo)); err != nil {
+			return err
+		}
+		return meta.Put([]byte(keyBase), heightKey(plan.to))
+	})
+	s.trimMapping()
+	if err != nil {
+		return plan.base, foldErr(err)
+	}
+	return plan.to, nil
+}
+
+// foldErr is nil for a fold that a Switch ended.
+func foldErr(err error) error {
+	if errors.Is(err, errFoldMoved) {
+		return nil
+	}
+	return err
+}
+
+// foldPlan is a fold's range of heights and its chunks: chunk i holds the
+// addresses in [bounds[i-1], bounds[i]), the first from the start and the
+// last to the end of the key space.
+type foldPlan struct {
+	base, to uint64
+	toHash   chain.Hash
+	bounds   [][]byte
+}
+
+// baseOr is the plan's base, or the store's when there is no plan.
+func (p *foldPlan) baseOr(s *Store) uint64 {
+	if p != nil {
+		return p.base
+	}
 	var base uint64
-	err := s.update(func(tx *bolt.Tx) error {
+	_ = s.view(func(tx *bolt.Tx) error {
 		head, err := readHead(tx)
 		if err != nil || !head.ok {
 			return err
 		}
-		if base, err = readBase(tx, head.height); err != nil {
+		base, err = readBase(tx, head.height)
+		return err
+	})
+	return base
+}
+
+// check returns errFoldMoved unless the base, the main chain's block at
+// p.to and (once set) fold_to are as the plan has them.
+func (p *foldPlan) check(tx *bolt.Tx, started bool) error {
+	head, err := readHead(tx)
+	if err != nil {
+		return err
+	}
+	if !head.ok || head.height < p.to {
+		return errFoldMoved
+	}
+	base, err := readBase(tx, head.height)
+	if err != nil {
+		return err
+	}
+	to, err := readFoldTo(tx, base)
+	if err != nil {
+		return err
+	}
+	if base != p.base || (started && to != p.to) || (!started && to != 0 && to != p.to) {
+		return errFoldMoved
+	}
+	if h, err := hashAt(tx, p.to); err != nil || h != p.toHash {
+		return errFoldMoved
+	}
+	return nil
+}
+
+// readFoldTo is the height of the fold under way, 0 if none (a fold_to at
+// or below the base is a fold that ended).
+func readFoldTo(tx *bolt.Tx, base uint64) (uint64, error) {
+	v := tx.Bucket(bucketMeta).Get([]byte(keyFoldTo))
+	if v == nil {
+		return 0, nil
+	}
+	h, err := decodeHeightKey(v)
+	if err != nil {
+		return 0, corrupt(bucketMeta, []byte(keyFoldTo), err)
+	}
+	if h <= base {
+		return 0, nil
+	}
+	return h, nil
+}
+
+// planFold reads, in a read transaction (no commit waits for it), the
+// heights a fold takes and where its chunks divide the key space; nil if
+// there is nothing to fold. A fold under way is taken up to its fold_to.
+func (s *Store) planFold(max, keep uint64) (*foldPlan, error) {
+	var plan *foldPlan
+	err := s.view(func(tx *bolt.Tx) error {
+		head, err := readHead(tx)
+		if err != nil || !head.ok {
 			return err
 		}
-		if head.height < base+keep {
-			return nil
+		base, err := readBase(tx, head.height)
+		if err != nil {
+			return err
 		}
-		to := min(head.height-keep, base+max)
+		to, err := readFoldTo(tx, base)
+		if err != nil {
+			return err
+		}
+		if to > head.height {
+			return corrupt(bucketMeta, []byte(keyFoldTo), fmt.Errorf("fold to %d above the head %d", to, head.height))
+		}
+		resumed := to != 0
+		if !resumed {
+			if head.height < base+keep {
+				return nil
+			}
+			to = min(head.height-keep, base+max)
+		}
 		if to <= base {
 			return nil
 		}
 		// The entries of the folded diffs, in height order, as slices of
-		// the records: a record's pages stay as they are until the
-		// transaction commits (bbolt copies what its nodes still point
-		// at before it remaps the file), so no entry is copied here.
+		// the records (valid while the transaction is open).
 		var es []foldEntry
 		diffs := tx.Bucket(bucketDiffs)
 		for h := base + 1; h <= to; h++ {
@@ -307,26 +495,51 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 			if es, err = appendFold(es, v); err != nil {
 				return corrupt(bucketDiffs, key, err)
 			}
-			if err := diffs.Delete(key); err != nil {
-				return err
-			}
-			if len(es) >= maxFoldEntries {
+			if len(es) >= maxFoldEntries && !resumed {
 				to = h
 				break
 			}
 		}
-		if err := putFolded(tx.Bucket(bucketAccounts), es); err != nil {
+		plan = &foldPlan{base: base, to: to}
+		if plan.toHash, err = hashAt(tx, to); err != nil {
 			return err
 		}
-		if testHookFold != nil {
-			if err := testHookFold(); err != nil {
-				return err
+		sortFold(es)
+		for i := foldChunkEntries; i < len(es); i += foldChunkEntries {
+			b := es[i].addr()
+			if len(plan.bounds) > 0 && bytes.Equal(plan.bounds[len(plan.bounds)-1], b) {
+				continue
 			}
+			plan.bounds = append(plan.bounds, bytes.Clone(b))
 		}
-		base = to
-		return tx.Bucket(bucketMeta).Put([]byte(keyBase), heightKey(to))
+		return nil
 	})
-	return base, err
+	return plan, err
+}
+
+// foldChunk writes into the base the newest value in the diffs of
+// (base, to] of each address in [lo, hi) (nil: no bound).
+func foldChunk(tx *bolt.Tx, base, to uint64, lo, hi []byte) error {
+	var es []foldEntry
+	diffs := tx.Bucket(bucketDiffs)
+	for h := base + 1; h <= to; h++ {
+		key := heightKey(h)
+		v := diffs.Get(key)
+		if v == nil {
+			return corrupt(bucketDiffs, key, errors.New("diff record missing above the base"))
+		}
+		err := scanDiff(v, func(a, acc []byte) error {
+			if (lo != nil && bytes.Compare(a, lo) < 0) || (hi != nil && bytes.Compare(a, hi) >= 0) {
+				return nil
+			}
+			es = append(es, foldEntry{rec: a[:len(a)+accountLen], alen: uint16(len(a)), seq: uint32(len(es))})
+			return nil
+		})
+		if err != nil {
+			return corrupt(bucketDiffs, key, err)
+		}
+	}
+	return putFolded(tx.Bucket(bucketAccounts), es)
 }
 
 // foldEntry is an account's value after a block, as its diff record
@@ -353,16 +566,21 @@ func appendFold(es []foldEntry, v []byte) ([]foldEntry, error) {
 	return es, err
 }
 
-// putFolded writes the newest value of each address in es (in height
-// order) into the base, in key order, so consecutive puts share pages;
-// zero accounts are deleted.
-func putFolded(accounts *bolt.Bucket, es []foldEntry) error {
+// sortFold sorts es by address, then in height order.
+func sortFold(es []foldEntry) {
 	slices.SortFunc(es, func(a, b foldEntry) int {
 		if c := bytes.Compare(a.addr(), b.addr()); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.seq, b.seq)
 	})
+}
+
+// putFolded writes the newest value of each address in es (in height
+// order) into the base, in key order, so consecutive puts share pages;
+// zero accounts are deleted.
+func putFolded(accounts *bolt.Bucket, es []foldEntry) error {
+	sortFold(es)
 	var zero [accountLen]byte
 	for i := range es {
 		e := &es[i]

@@ -47,6 +47,21 @@ func baseOf(t *testing.T, s *Store) uint64 {
 	return h
 }
 
+// foldToOf is the meta fold_to of a fold under way, 0 if none.
+func foldToOf(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	var h uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		h, err = readFoldTo(tx, 0)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
 func diffCount(t *testing.T, s *Store) int {
 	t.Helper()
 	return len(dump(t, s)[string(bucketDiffs)])
@@ -86,25 +101,35 @@ func TestDiffFold(t *testing.T) {
 	}
 	mustVerify(t, s)
 
-	// A crash inside the fold: nothing changes.
-	before := dump(t, s)
+	// A crash inside the fold's last transaction, after its chunks: the
+	// base height and the diffs are as before, the state too, and
+	// fold_to says where the fold was going.
 	crash := errors.New("crash")
 	testHookFold = func() error { return crash }
 	_, err := s.Compact(4)
 	testHookFold = nil
-	if !errors.Is(err, crash) || !equalDumps(before, dump(t, s)) {
-		t.Fatalf("a failed fold: %v, or it changed the file", err)
+	if !errors.Is(err, crash) || baseOf(t, s) != 0 || diffCount(t, s) != 6 || !mustLoad(t, s).Equal(st) {
+		t.Fatalf("a fold that crashed: %v, base %d, %d diffs, or the state changed", err, baseOf(t, s), diffCount(t, s))
 	}
+	if foldToOf(t, s) != 4 {
+		t.Fatalf("fold_to %d after the crash, want 4", foldToOf(t, s))
+	}
+	mustVerify(t, s)
 
-	// A fold stops after the block that reaches maxFoldEntries.
+	// The next fold goes to that height, whatever its own bounds.
 	oldMax := maxFoldEntries
 	maxFoldEntries = 1
-	got, err := s.Compact(4)
-	maxFoldEntries = oldMax
-	if err != nil || got != 1 || !mustLoad(t, s).Equal(st) {
-		t.Fatalf("Compact with a 1-entry bound = %d, %v; want 1", got, err)
+	got, err := s.Compact(1)
+	if err != nil || got != 4 || foldToOf(t, s) != 0 || !mustLoad(t, s).Equal(st) {
+		t.Fatalf("the fold taken up again = %d, %v (fold_to %d); want 4", got, err, foldToOf(t, s))
 	}
-	for _, want := range []uint64{5, 6, 6} {
+	// A fold stops after the block that reaches maxFoldEntries.
+	got, err = s.Compact(4)
+	maxFoldEntries = oldMax
+	if err != nil || got != 5 || !mustLoad(t, s).Equal(st) {
+		t.Fatalf("Compact with a 1-entry bound = %d, %v; want 5", got, err)
+	}
+	for _, want := range []uint64{6, 6} {
 		if got, err := s.Compact(4); err != nil || got != want {
 			t.Fatalf("Compact = %d, %v; want %d", got, err, want)
 		}
@@ -480,4 +505,76 @@ func TestVerifyDiffs(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A fold writes the base in chunks, each its own transaction: between two
+// chunks the store holds the head's state, and a reorg below the fold's
+// height ends the fold and leaves the whole new state in the base.
+func TestFoldInChunks(t *testing.T) {
+	oldChunk := foldChunkEntries
+	foldChunkEntries = 2
+	defer func() { foldChunkEntries = oldChunk; testHookChunk = nil }()
+	f := newFixture(3)
+	s, _ := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	var nonce uint64
+	as, uas, _ := diffChain(t, f, st, &f.g.Block().Header, 5, &nonce)
+	if err := s.Switch(0, as, uas, st); err != nil {
+		t.Fatal(err)
+	}
+
+	// Each block touches the 3 users and 3 new accounts: a fold of 4
+	// blocks has 24 entries, 15 accounts, chunks of 2 entries.
+	chunks := 0
+	testHookChunk = func() {
+		chunks++
+		if foldToOf(t, s) != 4 || baseOf(t, s) != 0 || !mustLoad(t, s).Equal(st) {
+			t.Errorf("between chunks %d and %d: fold_to %d, base %d, or the state differs", chunks, chunks+1, foldToOf(t, s), baseOf(t, s))
+		}
+	}
+	if got, err := s.Compact(4); err != nil || got != 4 {
+		t.Fatalf("Compact = %d, %v; want 4", got, err)
+	}
+	if chunks < 5 {
+		t.Fatalf("the fold ran in %d chunks, want at least 5", chunks)
+	}
+	if foldToOf(t, s) != 0 || diffCount(t, s) != 1 || !mustLoad(t, s).Equal(st) {
+		t.Fatalf("after the fold: fold_to %d, %d diffs, or the state differs", foldToOf(t, s), diffCount(t, s))
+	}
+	mustVerify(t, s)
+
+	// Three more blocks; a fold of 7 (base 4) is interrupted after its
+	// second chunk by a reorg from a5, above the base but below fold_to.
+	more, umore, _ := diffChain(t, f, st, &as[4].Header, 3, &nonce)
+	if err := s.Switch(0, more, umore, st); err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i >= 0; i-- {
+		st.Revert(umore[i])
+	}
+	nonce = 5
+	bsB, usB, _ := diffChain(t, f, st.Clone(), &as[4].Header, 3, &nonce)
+	stB := st.Clone()
+	for i := range bsB {
+		if _, err := stB.Apply(bsB[i], f.g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chunks = 0
+	testHookChunk = func() {
+		if chunks++; chunks == 2 {
+			if err := s.Switch(3, bsB, usB, stB); err != nil {
+				t.Errorf("the reorg during the fold: %v", err)
+			}
+		}
+	}
+	if _, err := s.Compact(10); err != nil {
+		t.Fatal(err)
+	}
+	testHookChunk = nil
+	if foldToOf(t, s) != 0 || !mustLoad(t, s).Equal(stB) {
+		t.Fatalf("after a reorg below fold_to: fold_to %d, or the state differs", foldToOf(t, s))
+	}
+	mustVerify(t, s)
 }

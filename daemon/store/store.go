@@ -135,7 +135,7 @@ const (
 func readableFormat(f string) bool { return f == currentFormat || f == format4 || f == format3 }
 
 func reservedMeta(key string) bool {
-	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase || key == keyTxSeg
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase || key == keyTxSeg || key == keyFoldTo
 }
 
 // errNotInitialized is returned by reads and writes before Init.
@@ -619,10 +619,15 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		if baseH, err = readBase(tx, cur.height); err != nil {
 			return err
 		}
+		foldTo, err := readFoldTo(tx, baseH)
+		if err != nil {
+			return err
+		}
 		diffsB := tx.Bucket(bucketDiffs)
-		// A revert below the base: the base takes the whole new state
-		// (diff.go), so it needs every account any pending diff names.
-		deep := base.height < baseH
+		// A revert below the base, or below a fold under way (keyFoldTo):
+		// the base takes the whole new state (diff.go), so it needs every
+		// account any pending diff names.
+		deep := base.height < baseH || (foldTo != 0 && base.height < foldTo)
 		touched := make(map[chain.Address]struct{})
 		if deep {
 			err := pendingAccounts(tx, baseH, func(a chain.Address, _ chain.Account) { touched[a] = struct{}{} })
@@ -726,6 +731,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 			}
 			baseH = top.height
 			if err := tx.Bucket(bucketMeta).Put([]byte(keyBase), heightKey(baseH)); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketMeta).Delete([]byte(keyFoldTo)); err != nil {
 				return err
 			}
 		}
