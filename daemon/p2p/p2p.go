@@ -165,11 +165,14 @@ const (
 	// requests the rest): a peer cannot make us hold 500 big blocks.
 	syncServeChunk = 8
 	statusTimeout  = 10 * time.Second
-	redialInterval = 10 * time.Second // configured peers
 	dialTimeout    = 5 * time.Second
 	queueSize      = 4096 // gossipsub queues (the default 32 drops under load)
 	maxSyncServers = 8    // concurrent sync streams served
 )
+
+// redialInterval is how often configured and mDNS-found peers that are
+// not connected are dialled again (a variable for tests).
+var redialInterval = 10 * time.Second
 
 // pollInterval is how often every peer's status is polled (a variable for tests).
 var pollInterval = 3 * time.Second
@@ -207,6 +210,7 @@ type Node struct {
 	blkQ     chan pubItem // blocks and evidence
 	evSub    event.Subscription
 	mdns     io.Closer
+	mdnsSeen mdnsBook // peers mDNS found, dialled again by redialLoop
 
 	mu       sync.Mutex
 	peers    map[peer.ID]*peerState // handshaken peers
@@ -499,19 +503,21 @@ func (n *Node) eventLoop() {
 }
 
 // redialLoop dials the configured peers at start and again whenever they are
-// disconnected.
+// disconnected, and so the peers mDNS found (mdnsBook).
 func (n *Node) redialLoop() {
 	t := time.NewTicker(redialInterval)
 	defer t.Stop()
+	connected := func(id peer.ID) bool { return n.host.Network().Connectedness(id) == network.Connected }
 	for {
 		n.mu.Lock()
 		var todo []peer.AddrInfo
 		for id, ai := range n.dialList {
-			if n.host.Network().Connectedness(id) != network.Connected && !n.gater.isBanned(id) {
+			if !connected(id) && !n.gater.isBanned(id) {
 				todo = append(todo, ai)
 			}
 		}
 		n.mu.Unlock()
+		todo = append(todo, n.mdnsSeen.due(time.Now(), connected, n.gater.isBanned)...)
 		for _, ai := range todo {
 			n.spawn(func() {
 				if err := n.dial(n.ctx, ai); err != nil && n.ctx.Err() == nil {
@@ -571,7 +577,11 @@ type mdnsNotifee struct{ n *Node }
 
 func (m mdnsNotifee) HandlePeerFound(ai peer.AddrInfo) {
 	n := m.n
-	if ai.ID == n.host.ID() || n.gater.isBanned(ai.ID) || n.host.Network().Connectedness(ai.ID) == network.Connected {
+	if ai.ID == n.host.ID() || n.gater.isBanned(ai.ID) {
+		return
+	}
+	n.mdnsSeen.found(ai, time.Now())
+	if n.host.Network().Connectedness(ai.ID) == network.Connected {
 		return
 	}
 	n.spawn(func() {

@@ -351,6 +351,55 @@ func TestMDNSPeerFound(t *testing.T) {
 	}
 }
 
+// A peer mDNS found is dialled again when its connection drops (mDNS
+// itself reports it only once an hour), and one found banned is never.
+func TestMDNSPeerRedialled(t *testing.T) {
+	old := redialInterval
+	redialInterval = 100 * time.Millisecond
+	t.Cleanup(func() { redialInterval = old })
+	a := startNode(t, newFakeChain("g"), nil)
+	b := startNode(t, newFakeChain("g"), nil)
+	mdnsNotifee{a}.HandlePeerFound(peer.AddrInfo{ID: b.host.ID(), Addrs: b.host.Addrs()})
+	waitFor(t, 10*time.Second, "a dials the peer mDNS found", func() bool { return hasPeer(a, b.host.ID().String()) })
+	for i := range 3 {
+		if err := a.host.Network().ClosePeer(b.host.ID()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, fmt.Sprintf("a dials b again after drop %d", i+1), func() bool {
+			return a.host.Network().Connectedness(b.host.ID()) == network.Connected && hasPeer(a, b.host.ID().String())
+		})
+	}
+	a.gater.ban(b.host.ID())
+	waitFor(t, 10*time.Second, "a forgets the banned peer", func() bool {
+		return len(a.mdnsSeen.due(time.Now(), func(peer.ID) bool { return false }, func(peer.ID) bool { return false })) == 0
+	})
+}
+
+// The book of mDNS-found peers is bounded and forgets peers it has not
+// seen for mdnsKeep.
+func TestMDNSBookBounded(t *testing.T) {
+	var b mdnsBook
+	now := time.Now()
+	no := func(peer.ID) bool { return false }
+	for i := range maxMDNSPeers + 10 {
+		b.found(peer.AddrInfo{ID: peer.ID(fmt.Sprint("p", i))}, now)
+	}
+	if got := len(b.due(now, no, no)); got != maxMDNSPeers {
+		t.Fatalf("%d peers due, want the bound %d", got, maxMDNSPeers)
+	}
+	connected := func(id peer.ID) bool { return id == "p0" }
+	if got := len(b.due(now.Add(mdnsKeep/2), connected, no)); got != maxMDNSPeers-1 {
+		t.Fatalf("%d peers due with one connected, want %d", got, maxMDNSPeers-1)
+	}
+	// p0 was connected at mdnsKeep/2: kept until 1.5 mdnsKeep.
+	if got := b.due(now.Add(mdnsKeep+time.Second), no, no); len(got) != 1 || got[0].ID != "p0" {
+		t.Fatalf("after mdnsKeep: %v due, want p0 alone", got)
+	}
+	if got := len(b.due(now.Add(2*mdnsKeep), no, no)); got != 0 {
+		t.Fatalf("%d peers due after 2 mdnsKeep, want 0", got)
+	}
+}
+
 func TestAloneAndClose(t *testing.T) {
 	// Warm up libp2p's global goroutines.
 	startNode(t, newFakeChain("g"), nil).Close()
