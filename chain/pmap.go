@@ -1,6 +1,7 @@
 package chain
 
 import (
+	"encoding/hex"
 	"hash/maphash"
 	"math/bits"
 	"slices"
@@ -35,8 +36,64 @@ type pnode[V comparable] struct {
 }
 
 type pentry[V comparable] struct {
-	key Address
+	key pkey
 	val V
+}
+
+// pkey is a key as the trie holds it. An address (40 lowercase hex
+// characters) is held as its 20 bytes, inside the entry: a state of a
+// million accounts is then not also a million small strings for the
+// collector to mark on every cycle (they were a quarter of a big node's
+// live heap and most of its marking; docs/PERFORMANCE.md). A key of at
+// most 20 bytes that is not an address (the release queue's heights) is
+// held as itself; a longer one (the slashings' offence keys, few) as a
+// string.
+type pkey struct {
+	b    [20]byte
+	n    uint8  // pkeyAddr, pkeyLong, or the length of a short key in b
+	long string // the key, when n is pkeyLong
+}
+
+const (
+	pkeyAddr = 0xff
+	pkeyLong = 0xfe
+)
+
+// pkeyOf is a's key. Distinct strings have distinct keys: an address
+// only ever has the pkeyAddr form, and the other forms hold the bytes.
+func pkeyOf(a Address) pkey {
+	var k pkey
+	if len(a) == 2*len(k.b) {
+		var bad byte
+		for i := range k.b {
+			hi, lo := unhexTable[a[2*i]], unhexTable[a[2*i+1]]
+			bad |= hi | lo
+			k.b[i] = hi<<4 | lo
+		}
+		if bad&0xf0 == 0 {
+			k.n = pkeyAddr
+			return k
+		}
+		k.b = [20]byte{}
+	}
+	if len(a) <= len(k.b) {
+		copy(k.b[:], a)
+		k.n = uint8(len(a))
+		return k
+	}
+	return pkey{n: pkeyLong, long: string(a)}
+}
+
+// address is the string k stands for.
+func (k *pkey) address() Address {
+	switch k.n {
+	case pkeyAddr:
+		return Address(hex.EncodeToString(k.b[:]))
+	case pkeyLong:
+		return Address(k.long)
+	default:
+		return Address(k.b[:k.n])
+	}
 }
 
 const (
@@ -50,7 +107,15 @@ const (
 // state is listed sorted, and consensus never depends on iteration order.
 var paddrSeed = maphash.MakeSeed()
 
-func phash(a Address) uint64 { return maphash.String(paddrSeed, string(a)) }
+func phash(k pkey) uint64 {
+	if k.n == pkeyLong {
+		return maphash.String(paddrSeed, k.long)
+	}
+	var buf [21]byte
+	copy(buf[:], k.b[:])
+	buf[20] = k.n
+	return maphash.Bytes(paddrSeed, buf[:])
+}
 
 // phashOf is the trie's hash; tests swap in a weak one to exercise
 // collisions.
@@ -74,9 +139,12 @@ func (m *pmap[V]) cloneTo(c *pmap[V]) {
 	c.edit.Store(newEdit())
 }
 
-func (m *pmap[V]) get(k Address) (V, bool) { return m.getH(k, phashOf(k)) }
+func (m *pmap[V]) get(a Address) (V, bool) {
+	k := pkeyOf(a)
+	return m.getH(k, phashOf(k))
+}
 
-func (m *pmap[V]) getH(k Address, h uint64) (V, bool) {
+func (m *pmap[V]) getH(k pkey, h uint64) (V, bool) {
 	n := m.root
 	for shift := uint(0); n != nil; shift += pbits {
 		if shift >= pmaxShift {
@@ -123,9 +191,12 @@ func pown[V comparable](n *pnode[V], edit uint64) *pnode[V] {
 }
 
 // set maps k to v and returns the previous value, if any.
-func (m *pmap[V]) set(k Address, v V) (V, bool) { return m.setH(k, phashOf(k), v) }
+func (m *pmap[V]) set(a Address, v V) (V, bool) {
+	k := pkeyOf(a)
+	return m.setH(k, phashOf(k), v)
+}
 
-func (m *pmap[V]) setH(k Address, h uint64, v V) (old V, had bool) {
+func (m *pmap[V]) setH(k pkey, h uint64, v V) (old V, had bool) {
 	edit := m.token()
 	if m.root == nil {
 		m.root = &pnode[V]{edit: edit}
@@ -209,9 +280,12 @@ func ppair[V comparable](a pentry[V], ha uint64, b pentry[V], hb uint64, shift u
 }
 
 // del removes k and returns its value, if it was there.
-func (m *pmap[V]) del(k Address) (V, bool) { return m.delH(k, phashOf(k)) }
+func (m *pmap[V]) del(a Address) (V, bool) {
+	k := pkeyOf(a)
+	return m.delH(k, phashOf(k))
+}
 
-func (m *pmap[V]) delH(k Address, h uint64) (V, bool) {
+func (m *pmap[V]) delH(k pkey, h uint64) (V, bool) {
 	old, had := m.getH(k, h)
 	if !had {
 		return old, false // absent: nothing to copy
@@ -224,7 +298,7 @@ func (m *pmap[V]) delH(k Address, h uint64) (V, bool) {
 // remove deletes k, which is present under n, and returns n's replacement
 // (nil when empty). A subtree left with one entry and no subtrees is
 // pulled up into its parent, so deletions do not leave chains of nodes.
-func premove[V comparable](n *pnode[V], h uint64, shift uint, k Address, edit uint64) *pnode[V] {
+func premove[V comparable](n *pnode[V], h uint64, shift uint, k pkey, edit uint64) *pnode[V] {
 	n = pown(n, edit)
 	if shift >= pmaxShift {
 		for i := range n.entries {
@@ -261,14 +335,19 @@ func premove[V comparable](n *pnode[V], h uint64, shift uint, k Address, edit ui
 // each calls f for every key and value, in no particular order, until f
 // returns false.
 func (m *pmap[V]) each(f func(Address, V) bool) {
+	m.eachKey(func(k *pkey, v V) bool { return f(k.address(), v) })
+}
+
+// eachKey is each with the keys as the trie holds them.
+func (m *pmap[V]) eachKey(f func(*pkey, V) bool) {
 	if m.root != nil {
 		m.root.each(f)
 	}
 }
 
-func (n *pnode[V]) each(f func(Address, V) bool) bool {
+func (n *pnode[V]) each(f func(*pkey, V) bool) bool {
 	for i := range n.entries {
-		if !f(n.entries[i].key, n.entries[i].val) {
+		if !f(&n.entries[i].key, n.entries[i].val) {
 			return false
 		}
 	}
@@ -290,8 +369,8 @@ func (m *pmap[V]) equal(o *pmap[V]) bool {
 		return true
 	}
 	same := true
-	m.each(func(k Address, v V) bool {
-		w, ok := o.get(k)
+	m.eachKey(func(k *pkey, v V) bool {
+		w, ok := o.getH(*k, phashOf(*k))
 		same = ok && w == v
 		return same
 	})

@@ -39,16 +39,16 @@ func checkPmap(t *testing.T, m *pmap[uint64], want map[Address]uint64) {
 func TestPmapRandomOps(t *testing.T) {
 	hashes := []struct {
 		name string
-		f    func(Address) uint64
+		f    func(pkey) uint64
 	}{
 		{"maphash", phash},
-		{"8 values", func(a Address) uint64 { return phash(a) & 7 }},
-		{"shared low bits", func(a Address) uint64 { return phash(a) << 40 }},
-		{"one value", func(Address) uint64 { return 1 << 63 }},
+		{"8 values", func(k pkey) uint64 { return phash(k) & 7 }},
+		{"shared low bits", func(k pkey) uint64 { return phash(k) << 40 }},
+		{"one value", func(pkey) uint64 { return 1 << 63 }},
 	}
 	for _, hf := range hashes {
 		t.Run(hf.name, func(t *testing.T) {
-			defer func(f func(Address) uint64) { phashOf = f }(phashOf)
+			defer func(f func(pkey) uint64) { phashOf = f }(phashOf)
 			phashOf = hf.f
 			rng := rand.New(rand.NewPCG(1, uint64(len(hf.name))))
 			type version struct {
@@ -170,5 +170,48 @@ func TestPmapConcurrentReaders(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// Every string has its own key and comes back from it unchanged, whatever
+// form the trie holds it in: an address as 20 bytes, a short key inline,
+// a long one (an offence key, an address in capitals) as a string.
+func TestPkeyForms(t *testing.T) {
+	addr := Address("00112233445566778899aabbccddeeff00112233")
+	cases := []struct {
+		key  Address
+		form uint8
+	}{
+		{addr, pkeyAddr},
+		{Address("ffffffffffffffffffffffffffffffffffffffff"), pkeyAddr},
+		{Address("00112233445566778899AABBCCDDEEFF00112233"), pkeyLong},
+		{Address("00112233445566778899aabbccddeeff0011223g"), pkeyLong},
+		{addr[:39], pkeyLong},
+		{addr + "0", pkeyLong},
+		{Address(""), 0},
+		{Address("aa"), 2},
+		{addr[:20], 20},
+		{addr[:21], pkeyLong},
+		{releaseKey(7), 8},
+		{offenceKey(classEquivocation, addr, 9), pkeyLong},
+	}
+	m := &pmap[int]{}
+	for i, c := range cases {
+		k := pkeyOf(c.key)
+		if k.n != c.form {
+			t.Errorf("%q held in form %#x, want %#x", c.key, k.n, c.form)
+		}
+		if got := k.address(); got != c.key {
+			t.Errorf("%q comes back as %q", c.key, got)
+		}
+		m.set(c.key, i)
+	}
+	if m.Len() != len(cases) {
+		t.Fatalf("%d keys for %d distinct strings", m.Len(), len(cases))
+	}
+	for i, c := range cases {
+		if v, ok := m.get(c.key); !ok || v != i {
+			t.Errorf("get(%q) = %d, %v; want %d", c.key, v, ok, i)
+		}
 	}
 }
