@@ -139,6 +139,7 @@ func percentile(xs []float64, p float64) float64 {
 // every node has committed all of them and agrees on the head.
 func BenchmarkDevnetThroughput4Nodes(b *testing.B) {
 	b.Cleanup(tune.Runtime()) // as posd runs
+	tune.ScaleMemoryLimit(4)  // as posd devnet --nodes 4 runs
 	const senders, perIter = 200, 20000
 	keys := make([]*keystore.Key, senders)
 	var allocs []chain.Allocation

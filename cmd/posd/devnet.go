@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/poslab/posd/internal/tune"
 	"io"
 	"os"
 	"path/filepath"
@@ -139,6 +140,7 @@ func devnetRun(ctx context.Context, opts *DevnetOptions) error {
 	if err := checkResume(opts); err != nil {
 		return err
 	}
+	tune.ScaleMemoryLimit(c.Nodes) // the nodes share one process
 	wanNet := opts.WAN.Net == "wan"
 	for i := range c.Nodes {
 		if c.APIPort == 0 && c.P2PPort == 0 {

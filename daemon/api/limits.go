@@ -76,8 +76,9 @@ func DefaultLimits() Limits {
 		BlockchainTimeout: 5 * time.Minute,
 		// Bodies are decoded whole: a JSON batch holds about 3 times its
 		// bytes as Go values, and posd's GOGC of 200 lets the heap reach
-		// three times what is live; 64 MiB keeps a flood of 8 MiB bodies
-		// under 600 MB RSS (docs/RELIABILITY.md).
+		// three times what is live (up to its soft memory limit); 64 MiB
+		// keeps a flood of 8 MiB bodies under 600 MB RSS
+		// (docs/RELIABILITY.md).
 		MaxBodiesInFlight:  64 << 20,
 		MaxBodiesPerClient: 16 << 20,
 		// 512 kbit/s: an 8 MiB body on such a link takes longer than the

@@ -1,13 +1,31 @@
 // Package tune sets the Go runtime the way posd runs it: the collector's
-// pace and the number of Ps. posd calls Runtime at start; the node
-// benchmarks call it too, so they measure what posd does.
+// pace, its soft memory limit and the number of Ps. posd calls Runtime at
+// start; the node benchmarks call it too, so they measure what posd does.
 package tune
 
 import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"sync/atomic"
 )
+
+// MemoryLimit is the soft limit on the Go runtime's memory that posd sets
+// per node (GOMEMLIMIT overrides it). Below it GOGC alone paces the
+// collector; near it the collector runs as often as it must to stay under
+// (never taking more than half the CPU: a node whose live data outgrows the
+// limit slows down rather than failing). Why: at GOGC=200 the heap may
+// grow to three times what is live, and a node holding a million accounts
+// keeps ~200 MB live, so a fresh node syncing an 11,000,000-transaction
+// chain reached 815 MiB anonymous memory; with this limit 398 MiB, for
+// about 20% more CPU on that sync, which still ran at 61,000 tx/s
+// (docs/PERFORMANCE.md, "Sync in bounded memory"). A node with a small
+// state never reaches it.
+const MemoryLimit = 400 << 20
+
+// ownLimit: Runtime set the memory limit (the environment did not), so
+// ScaleMemoryLimit may change it.
+var ownLimit atomic.Bool
 
 // GCPercent is posd's GOGC. A node under load allocates per transaction
 // (decoding, pool entries, block and index encodings); with Go's default
@@ -16,9 +34,10 @@ import (
 // most twice as large (docs/PERFORMANCE.md).
 const GCPercent = 200
 
-// Runtime sets GOGC to GCPercent and GOMAXPROCS to one more than the
-// runtime chose (the cores, or the container's CPU limit), each unless the
-// environment sets it, and returns a function that restores both.
+// Runtime sets GOGC to GCPercent, the soft memory limit to MemoryLimit and
+// GOMAXPROCS to one more than the runtime chose (the cores, or the
+// container's CPU limit), each unless the environment sets it, and returns
+// a function that restores them.
 //
 // The extra P: signature checks, which come in floods, may use every core
 // but one P (chain's verification slots are GOMAXPROCS−1), so a P is
@@ -29,9 +48,13 @@ const GCPercent = 200
 // 27–37k tx/s, with 3 Ps and two 37–39k; a 4-node devnet 7.6–9.0k against
 // 10.9–11.1k; read p99 under 10k-tx block imports 13–22 ms against 18–23.
 func Runtime() (restore func()) {
-	gc, procs := -1, 0
+	gc, procs, limit := -1, 0, int64(-1)
 	if os.Getenv("GOGC") == "" {
 		gc = debug.SetGCPercent(GCPercent)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		limit = debug.SetMemoryLimit(MemoryLimit)
+		ownLimit.Store(true)
 	}
 	if os.Getenv("GOMAXPROCS") == "" {
 		procs = runtime.GOMAXPROCS(runtime.GOMAXPROCS(0) + 1)
@@ -43,5 +66,17 @@ func Runtime() (restore func()) {
 		if procs > 0 {
 			runtime.GOMAXPROCS(procs)
 		}
+		if limit >= 0 {
+			debug.SetMemoryLimit(limit)
+			ownLimit.Store(false)
+		}
+	}
+}
+
+// ScaleMemoryLimit gives a process that runs nodes nodes (posd devnet)
+// nodes × MemoryLimit, if the limit is Runtime's own.
+func ScaleMemoryLimit(nodes int) {
+	if ownLimit.Load() && nodes > 1 {
+		debug.SetMemoryLimit(int64(nodes) * MemoryLimit)
 	}
 }
