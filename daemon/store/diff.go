@@ -396,36 +396,34 @@ func (p *foldPlan) baseOr(s *Store) uint64 {
 		return p.base
 	}
 	var base uint64
-	_ = s.view(func(tx *bolt.Tx) error {
-		head, err := readHead(tx)
-		if err != nil || !head.ok {
-			return err
-		}
-		base, err = readBase(tx, head.height)
+	_ = s.view(func(tx *bolt.Tx) (err error) {
+		_, base, _, err = foldState(tx)
 		return err
 	})
 	return base
 }
 
+// foldState reads the head, the base and the height of the fold under
+// way (0: none); base and to are 0 before Init.
+func foldState(tx *bolt.Tx) (head headRef, base, to uint64, err error) {
+	if head, err = readHead(tx); err != nil || !head.ok {
+		return head, 0, 0, err
+	}
+	if base, err = readBase(tx, head.height); err != nil {
+		return head, 0, 0, err
+	}
+	to, err = readFoldTo(tx, base)
+	return head, base, to, err
+}
+
 // check returns errFoldMoved unless the base, the main chain's block at
 // p.to and (once set) fold_to are as the plan has them.
 func (p *foldPlan) check(tx *bolt.Tx, started bool) error {
-	head, err := readHead(tx)
+	head, base, to, err := foldState(tx)
 	if err != nil {
 		return err
 	}
-	if !head.ok || head.height < p.to {
-		return errFoldMoved
-	}
-	base, err := readBase(tx, head.height)
-	if err != nil {
-		return err
-	}
-	to, err := readFoldTo(tx, base)
-	if err != nil {
-		return err
-	}
-	if base != p.base || (started && to != p.to) || (!started && to != 0 && to != p.to) {
+	if !head.ok || head.height < p.to || base != p.base || (started && to != p.to) || (!started && to != 0 && to != p.to) {
 		return errFoldMoved
 	}
 	if h, err := hashAt(tx, p.to); err != nil || h != p.toHash {
@@ -457,16 +455,8 @@ func readFoldTo(tx *bolt.Tx, base uint64) (uint64, error) {
 func (s *Store) planFold(max, keep uint64) (*foldPlan, error) {
 	var plan *foldPlan
 	err := s.view(func(tx *bolt.Tx) error {
-		head, err := readHead(tx)
+		head, base, to, err := foldState(tx)
 		if err != nil || !head.ok {
-			return err
-		}
-		base, err := readBase(tx, head.height)
-		if err != nil {
-			return err
-		}
-		to, err := readFoldTo(tx, base)
-		if err != nil {
 			return err
 		}
 		if to > head.height {
