@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/poslab/posd/internal/tune"
 	"time"
 
 	"github.com/poslab/posd/chain"
@@ -40,6 +41,7 @@ func startNetwork(ctx context.Context, n *Node) (Network, error) {
 		NewHost:    n.cfg.P2PHost,
 		// Votes are checked with the transactions' batch verifier.
 		SigVerifier: n.chain.Verifier().Batch(),
+		CatchUp:     tune.CatchingUp,
 	}, n.p2pHandler())
 	if err != nil {
 		return nil, fmt.Errorf("p2p: %w", err)

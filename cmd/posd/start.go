@@ -45,8 +45,9 @@ Without --genesis or --join, a node with no chain joins http://127.0.0.1:5001.
 Restarted without them, a node joins the URL it joined through before, or
 nobody if its genesis came from --genesis or --genesis-file.
 Every flag can also be set as POSD_<FLAG>, e.g. POSD_API_PORT=5002.
-The node keeps the Go runtime's memory under a soft limit of 400 MiB
-(posd devnet: 400 MiB per node); GOMEMLIMIT=1GiB sets another, GOMEMLIMIT=off none.`,
+The node keeps the Go runtime's memory under a soft limit of 1 GiB, and of
+400 MiB while it catches up with a long sync (posd devnet: that much per node);
+GOMEMLIMIT=2GiB sets another, GOMEMLIMIT=off none.`,
 		Example: `  posd start --genesis
   posd start --home /tmp/n2 --api-port 5002 --p2p-port 10002
   posd start --home /tmp/n3 --api-port 5003 --p2p-port 10003 --join http://127.0.0.1:5001

@@ -135,6 +135,11 @@ type Config struct {
 	// makes one.
 	SigVerifier *chain.SigVerifier
 
+	// CatchUp, if set, is called when a sync session starts more than
+	// catchUpBlocks behind its peer, and what it returns when the session
+	// ends (posd lowers its memory limit meanwhile: internal/tune).
+	CatchUp func() (done func())
+
 	// NewHost, if set, makes the node's libp2p host instead of a TCP
 	// listener on ListenHost:Port: an emulated network (daemon/wan) puts
 	// every node on its own links in one process. The node owns the host

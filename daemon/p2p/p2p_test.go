@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -751,4 +752,32 @@ func TestLowBlockFetchBounded(t *testing.T) {
 			t.Fatalf("asked from %d: deeper than %d under our head", low, maxStepBack)
 		}
 	})
+}
+
+// A sync session that starts more than catchUpBlocks behind its peer calls
+// Config.CatchUp and ends what it returned when it ends; a short one does
+// not call it.
+func TestLongSyncCallsCatchUp(t *testing.T) {
+	a, b := newFakeChain("g"), newFakeChain("g")
+	a.extend(catchUpBlocks+44, 0)
+	na := startNode(t, a, nil)
+	var started, ended atomic.Int32
+	nb, err := New(context.Background(), Config{ListenHost: "127.0.0.1", ChainID: "test", Logger: slog.New(slog.DiscardHandler),
+		Peers: na.Addrs(), CatchUp: func() func() {
+			started.Add(1)
+			return func() { ended.Add(1) }
+		}}, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nb.Close() })
+	waitFor(t, 30*time.Second, "b synced", func() bool { return b.height() == catchUpBlocks+44 })
+	waitFor(t, 10*time.Second, "the session ended", func() bool { return started.Load() == 1 && ended.Load() == 1 })
+
+	last := a.extend(10, 0)
+	na.PublishBlock(last[len(last)-1])
+	waitFor(t, 30*time.Second, "b synced 10 more", func() bool { return b.height() == catchUpBlocks+54 })
+	if started.Load() != 1 || ended.Load() != 1 {
+		t.Fatalf("CatchUp called %d times, ended %d; want 1 and 1", started.Load(), ended.Load())
+	}
 }

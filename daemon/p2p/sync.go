@@ -38,6 +38,8 @@ import (
 const (
 	syncRequestLen = 8 + 4
 	maxStepBack    = 64 // blocks stepped back (doubling) before restarting from 0
+	// catchUpBlocks: a session starting further behind calls Config.CatchUp.
+	catchUpBlocks  = 256
 	logEveryBlocks = 1000
 	// syncOpenTimeout bounds opening a stream and sending the request.
 	syncOpenTimeout = 5 * time.Second
@@ -420,6 +422,9 @@ func (n *Node) syncWith(c candidate, first *rangeStream) {
 	lastLog, lastCount := start, 0
 	imported := 0
 	n.log.Info("p2p: sync started", "peer", p.String(), "height", ourHeight, "target", target)
+	if n.cfg.CatchUp != nil && target > ourHeight+catchUpBlocks {
+		defer n.cfg.CatchUp()()
+	}
 	batcher, _ := n.h.(BatchHandler)
 	var pending []*chain.Block
 	pendingTxs, pendingBytes := 0, 0

@@ -11,17 +11,32 @@ import (
 )
 
 // MemoryLimit is the soft limit on the Go runtime's memory that posd sets
-// per node (GOMEMLIMIT overrides it). Below it GOGC alone paces the
-// collector; near it the collector runs as often as it must to stay under
-// (never taking more than half the CPU: a node whose live data outgrows the
-// limit slows down rather than failing). Why: at GOGC=200 the heap may
-// grow to three times what is live, and a node holding a million accounts
-// keeps ~200 MB live, so a fresh node syncing an 11,000,000-transaction
-// chain reached 815 MiB anonymous memory; with this limit 398 MiB, for
-// about 20% more CPU on that sync, which still ran at 61,000 tx/s
-// (docs/PERFORMANCE.md, "Sync in bounded memory"). A node with a small
-// state never reaches it.
-const MemoryLimit = 400 << 20
+// per node (GOMEMLIMIT overrides it), and CatchUpMemoryLimit the lower one
+// it keeps while a node catches up with a long sync (CatchingUp). Below a
+// limit GOGC alone paces the collector; near it the collector runs as
+// often as it must to stay under (never taking more than half the CPU: a
+// node whose live data outgrows the limit slows down rather than failing).
+//
+// Why two. At GOGC=200 the heap may grow to three times what is live. A
+// node holding a million accounts keeps ~200 MB live, so a fresh node
+// syncing an 11,000,000-transaction chain reached 815 MiB of anonymous
+// memory; under 400 MiB, 398 MiB, for about 20% more CPU on that sync,
+// which still ran at 61,000 tx/s. A catching-up node holds no pool and
+// serves no load, so its live heap is the state and one batch of blocks.
+// A node under load on that state keeps ~300 MB live: held to 400 MiB it
+// spent 25–35% more CPU per transfer (docs/PERFORMANCE.md, "Sync in
+// bounded memory"), so the limit outside catch-up is the higher one. A
+// node with a small state reaches neither.
+const (
+	MemoryLimit        = 1 << 30
+	CatchUpMemoryLimit = 400 << 20
+)
+
+// catchingUp counts the long syncs under way in the process.
+var catchingUp atomic.Int64
+
+// nodes is how many nodes the process runs (ScaleMemoryLimit).
+var nodes atomic.Int64
 
 // ownLimit: Runtime set the memory limit (the environment did not), so
 // ScaleMemoryLimit may change it.
@@ -73,10 +88,38 @@ func Runtime() (restore func()) {
 	}
 }
 
-// ScaleMemoryLimit gives a process that runs nodes nodes (posd devnet)
-// nodes × MemoryLimit, if the limit is Runtime's own.
-func ScaleMemoryLimit(nodes int) {
-	if ownLimit.Load() && nodes > 1 {
-		debug.SetMemoryLimit(int64(nodes) * MemoryLimit)
+// ScaleMemoryLimit gives a process that runs n nodes (posd devnet) n
+// times the limits, if the limit is Runtime's own.
+func ScaleMemoryLimit(n int) {
+	nodes.Store(int64(max(n, 1)))
+	applyLimit()
+}
+
+// CatchingUp lowers the memory limit to CatchUpMemoryLimit (per node) for
+// a long sync, until the returned function is called (p2p calls it around
+// a sync session far behind its peer). Syncs of several nodes of one
+// process overlap: the limit is the low one while any runs.
+func CatchingUp() (done func()) {
+	catchingUp.Add(1)
+	applyLimit()
+	var once atomic.Bool
+	return func() {
+		if once.CompareAndSwap(false, true) {
+			catchingUp.Add(-1)
+			applyLimit()
+		}
 	}
+}
+
+// applyLimit sets the limit for the nodes and the syncs under way, if the
+// limit is Runtime's own.
+func applyLimit() {
+	if !ownLimit.Load() {
+		return
+	}
+	per := int64(MemoryLimit)
+	if catchingUp.Load() > 0 {
+		per = CatchUpMemoryLimit
+	}
+	debug.SetMemoryLimit(max(nodes.Load(), 1) * per)
 }

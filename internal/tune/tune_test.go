@@ -24,6 +24,20 @@ func TestRuntime(t *testing.T) {
 	if got := debug.SetMemoryLimit(-1); got != 3*MemoryLimit {
 		t.Errorf("memory limit for 3 nodes %d, want %d", got, 3*MemoryLimit)
 	}
+	done1, done2 := CatchingUp(), CatchingUp()
+	if got := debug.SetMemoryLimit(-1); got != 3*CatchUpMemoryLimit {
+		t.Errorf("memory limit for 3 nodes catching up %d, want %d", got, 3*CatchUpMemoryLimit)
+	}
+	done1()
+	done1() // twice counts once
+	if got := debug.SetMemoryLimit(-1); got != 3*CatchUpMemoryLimit {
+		t.Errorf("memory limit with one sync still under way %d, want %d", got, 3*CatchUpMemoryLimit)
+	}
+	done2()
+	if got := debug.SetMemoryLimit(-1); got != 3*MemoryLimit {
+		t.Errorf("memory limit after the syncs %d, want %d", got, 3*MemoryLimit)
+	}
+	ScaleMemoryLimit(1)
 	if got := runtime.GOMAXPROCS(0); got != procs+1 {
 		t.Errorf("GOMAXPROCS %d, want %d", got, procs+1)
 	}
@@ -46,6 +60,7 @@ func TestRuntime(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "1GiB")
 	restore = Runtime()
 	ScaleMemoryLimit(3)
+	CatchingUp()()
 	if got := debug.SetMemoryLimit(-1); got != limit {
 		t.Errorf("GOMEMLIMIT set in the environment, yet the limit changed to %d", got)
 	}
