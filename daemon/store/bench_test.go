@@ -138,10 +138,11 @@ func foldAll(tb testing.TB, s *Store) (longest time.Duration) {
 
 // BenchmarkCommitOnStateSize is the store's share of a block's commit on
 // stored states of 10^3, 10^5 and 10^6 accounts: an empty block, and a
-// block of 1000 transfers from 1000 senders to accounts spread over the
-// state (about 2000 touched accounts), fsync included, and the fold of
-// the 1000-tx blocks' diffs into the base (diff.go). The per-block cost
-// should follow what the block changed, not the number of accounts:
+// block of 1000 transfers from 500 senders to 500 accounts spread over
+// the state (1000 touched accounts at every size), fsync included, and
+// the fold of the 1000-tx blocks' diffs into the base (diff.go). The
+// per-block cost should follow what the block changed, not the number of
+// accounts:
 //
 //	go test -run '^$' -bench BenchmarkCommitOnStateSize -benchtime 40x ./daemon/store/
 func BenchmarkCommitOnStateSize(outer *testing.B) {
@@ -197,14 +198,21 @@ func BenchmarkCommitOnStateSize(outer *testing.B) {
 			rounds := make([][]chain.Transaction, b.N)
 			for i := range rounds {
 				round++
+				// Every size touches 1,000 accounts a block: 500 senders,
+				// two transfers each, to 500 others: on the smallest state
+				// the other half of the genesis accounts, on the others
+				// accounts all over the stored state. (Until 2026-12-07 the
+				// smallest state's senders paid each other, 1,000 accounts
+				// touched against 2,000 on the others.)
+				const senders = perBlock / 2
 				txs := make([]chain.Transaction, perBlock)
 				for j := range txs {
-					// On the smallest state the senders pay each other.
-					to := addrOf(f.users[(j+1)%perBlock])
+					s := j % senders
+					to := addrOf(f.users[senders+s])
 					if len(bulk) > 0 {
-						to = bulk[(int(round)*perBlock+j)*7919%len(bulk)]
+						to = bulk[(int(round)*senders+s)*7919%len(bulk)]
 					}
-					txs[j] = f.tx(chain.TxTransfer, f.users[j], to, 1, 1, round)
+					txs[j] = f.tx(chain.TxTransfer, f.users[s], to, 1, 1, 2*round-1+uint64(j/senders))
 				}
 				rounds[i] = txs
 			}
