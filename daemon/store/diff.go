@@ -308,7 +308,11 @@ var errFoldMoved = errors.New("store: the base moved under the fold")
 
 // fold is Compact leaving the keep newest blocks as diffs.
 func (s *Store) fold(max, keep uint64) (uint64, error) {
-	plan, err := s.planFold(max, keep)
+	var plan *foldPlan
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		plan, err = planFold(tx, max, keep)
+		return err
+	})
 	if err != nil || plan == nil {
 		return plan.baseOr(s), err
 	}
@@ -343,7 +347,7 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 		if testHookChunk != nil {
 			testHookChunk()
 		}
-		s.trimMapping()
+		trimMapping(s.db)
 	}
 	err = s.update(func(tx *bolt.Tx) error {
 		if err := plan.check(tx, true); err != nil {
@@ -366,7 +370,7 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 		}
 		return meta.Put([]byte(keyBase), heightKey(plan.to))
 	})
-	s.trimMapping()
+	trimMapping(s.db)
 	if err != nil {
 		return plan.base, foldErr(err)
 	}
@@ -452,59 +456,63 @@ func readFoldTo(tx *bolt.Tx, base uint64) (uint64, error) {
 // planFold reads, in a read transaction (no commit waits for it), the
 // heights a fold takes and where its chunks divide the key space; nil if
 // there is nothing to fold. A fold under way is taken up to its fold_to.
-func (s *Store) planFold(max, keep uint64) (*foldPlan, error) {
-	var plan *foldPlan
-	err := s.view(func(tx *bolt.Tx) error {
-		head, base, to, err := foldState(tx)
-		if err != nil || !head.ok {
-			return err
+func planFold(tx *bolt.Tx, max, keep uint64) (*foldPlan, error) {
+	head, base, to, err := foldState(tx)
+	if err != nil || !head.ok {
+		return nil, err
+	}
+	if to > head.height {
+		return nil, corrupt(bucketMeta, []byte(keyFoldTo), fmt.Errorf("fold to %d above the head %d", to, head.height))
+	}
+	resumed := to != 0
+	if !resumed {
+		if head.height < base+keep {
+			return nil, nil
 		}
-		if to > head.height {
-			return corrupt(bucketMeta, []byte(keyFoldTo), fmt.Errorf("fold to %d above the head %d", to, head.height))
+		to = min(head.height-keep, base+max)
+	}
+	if to <= base {
+		return nil, nil
+	}
+	// The entries of the folded diffs, in height order, as slices of the
+	// records (valid while the transaction is open).
+	var es []foldEntry
+	diffs := tx.Bucket(bucketDiffs)
+	for h := base + 1; h <= to; h++ {
+		v, key, err := diffRecord(diffs, h)
+		if err != nil {
+			return nil, err
 		}
-		resumed := to != 0
-		if !resumed {
-			if head.height < base+keep {
-				return nil
-			}
-			to = min(head.height-keep, base+max)
+		if es, err = appendFold(es, v); err != nil {
+			return nil, corrupt(bucketDiffs, key, err)
 		}
-		if to <= base {
-			return nil
+		if len(es) >= maxFoldEntries && !resumed {
+			to = h
+			break
 		}
-		// The entries of the folded diffs, in height order, as slices of
-		// the records (valid while the transaction is open).
-		var es []foldEntry
-		diffs := tx.Bucket(bucketDiffs)
-		for h := base + 1; h <= to; h++ {
-			key := heightKey(h)
-			v := diffs.Get(key)
-			if v == nil {
-				return corrupt(bucketDiffs, key, errors.New("diff record missing above the base"))
-			}
-			if es, err = appendFold(es, v); err != nil {
-				return corrupt(bucketDiffs, key, err)
-			}
-			if len(es) >= maxFoldEntries && !resumed {
-				to = h
-				break
-			}
+	}
+	plan := &foldPlan{base: base, to: to}
+	if plan.toHash, err = hashAt(tx, to); err != nil {
+		return nil, err
+	}
+	sortFold(es)
+	for i := foldChunkEntries; i < len(es); i += foldChunkEntries {
+		b := es[i].addr()
+		if len(plan.bounds) > 0 && bytes.Equal(plan.bounds[len(plan.bounds)-1], b) {
+			continue
 		}
-		plan = &foldPlan{base: base, to: to}
-		if plan.toHash, err = hashAt(tx, to); err != nil {
-			return err
-		}
-		sortFold(es)
-		for i := foldChunkEntries; i < len(es); i += foldChunkEntries {
-			b := es[i].addr()
-			if len(plan.bounds) > 0 && bytes.Equal(plan.bounds[len(plan.bounds)-1], b) {
-				continue
-			}
-			plan.bounds = append(plan.bounds, bytes.Clone(b))
-		}
-		return nil
-	})
-	return plan, err
+		plan.bounds = append(plan.bounds, bytes.Clone(b))
+	}
+	return plan, nil
+}
+
+// diffRecord is the diff record of height h, above the base, and its key.
+func diffRecord(diffs *bolt.Bucket, h uint64) (v, key []byte, err error) {
+	key = heightKey(h)
+	if v = diffs.Get(key); v == nil {
+		return nil, key, corrupt(bucketDiffs, key, errors.New("diff record missing above the base"))
+	}
+	return v, key, nil
 }
 
 // foldChunk writes into the base the newest value in the diffs of
@@ -513,12 +521,11 @@ func foldChunk(tx *bolt.Tx, base, to uint64, lo, hi []byte) error {
 	var es []foldEntry
 	diffs := tx.Bucket(bucketDiffs)
 	for h := base + 1; h <= to; h++ {
-		key := heightKey(h)
-		v := diffs.Get(key)
-		if v == nil {
-			return corrupt(bucketDiffs, key, errors.New("diff record missing above the base"))
+		v, key, err := diffRecord(diffs, h)
+		if err != nil {
+			return err
 		}
-		err := scanDiff(v, func(a, acc []byte) error {
+		err = scanDiff(v, func(a, acc []byte) error {
 			if (lo != nil && bytes.Compare(a, lo) < 0) || (hi != nil && bytes.Compare(a, hi) >= 0) {
 				return nil
 			}

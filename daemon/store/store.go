@@ -776,7 +776,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 	}
 	s.setHead(head)
 	s.maybeCompact(head.height, baseH)
-	s.trimMapping()
+	trimMapping(s.db)
 	return nil
 }
 

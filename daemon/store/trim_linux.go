@@ -7,7 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// trimMapping drops the pages of chain.db that the process has mapped in
+// trimMapping drops the pages of db's file that the process has mapped in
 // through bbolt's read-only shared mapping (madvise MADV_DONTNEED); the
 // store calls it after every commit and every chunk of a fold. The pages
 // stay in the kernel's page cache, so a later read maps them again with a
@@ -20,13 +20,13 @@ import (
 // 0.1 ms per MiB here; 30–45 µs with none). A read transaction holds
 // bbolt's mapping lock, so the mapping cannot move while it is advised;
 // nothing is ever written through the mapping, so nothing is lost.
-func (s *Store) trimMapping() {
-	_ = s.db.View(func(tx *bolt.Tx) error {
+func trimMapping(db *bolt.DB) {
+	_ = db.View(func(tx *bolt.Tx) error {
 		size := tx.Size()
 		if size <= 0 {
 			return nil
 		}
-		_, _, errno := syscall.Syscall(syscall.SYS_MADVISE, s.db.Info().Data, uintptr(size), unix.MADV_DONTNEED)
+		_, _, errno := syscall.Syscall(syscall.SYS_MADVISE, db.Info().Data, uintptr(size), unix.MADV_DONTNEED)
 		if errno != 0 {
 			return errno
 		}
