@@ -23,8 +23,8 @@ import (
 // memory; under 400 MiB, 398 MiB, for about 20% more CPU on that sync,
 // which still ran at 61,000 tx/s. A catching-up node holds no pool and
 // serves no load, so its live heap is the state and one batch of blocks.
-// A node under load on that state keeps ~300 MB live: held to 400 MiB it
-// spent 25–35% more CPU per transfer (docs/PERFORMANCE.md, "Sync in
+// A node under load on that state keeps more live (its pool, its clients'
+// batches): held to 400 MiB it spent 25–35% more CPU per transfer (docs/PERFORMANCE.md, "Sync in
 // bounded memory"), so the limit outside catch-up is the higher one. A
 // node with a small state reaches neither.
 const (
@@ -39,7 +39,7 @@ var catchingUp atomic.Int64
 var nodes atomic.Int64
 
 // ownLimit: Runtime set the memory limit (the environment did not), so
-// ScaleMemoryLimit may change it.
+// ScaleMemoryLimit and CatchingUp may change it.
 var ownLimit atomic.Bool
 
 // GCPercent is posd's GOGC. A node under load allocates per transaction
