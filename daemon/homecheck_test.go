@@ -165,7 +165,13 @@ func TestLoosePermissionsWarned(t *testing.T) {
 // undo record within the window still fails it.
 func TestCheckHomeLongChain(t *testing.T) {
 	const height = 1000
-	n := startTestNode(t, func(c *Config) { c.BlockInterval = time.Hour })
+	n := startTestNode(t, func(c *Config) {
+		c.BlockInterval = time.Hour
+		// The blocks are a millisecond apart: a genesis of now would put
+		// the last ones ahead of the clock on a machine that imports
+		// faster than a block a millisecond (future_timestamp).
+		c.Genesis.Timestamp = time.Now().Add(-2 * height * time.Millisecond).UnixMilli()
+	})
 	if got, err := n.chain.ProcessBlocks(loadBlocks(t, n, nil, height, 0)); err != nil || got != height {
 		t.Fatalf("imported %d of %d blocks: %v", got, height, err)
 	}

@@ -135,7 +135,7 @@ const (
 func readableFormat(f string) bool { return f == currentFormat || f == format4 || f == format3 }
 
 func reservedMeta(key string) bool {
-	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase || key == keyTxSeg || key == keyFoldTo
+	return key == keyGenesis || key == keyGenesisHash || key == keyHead || key == keyFormat || key == keyFinality || key == keyBase || key == keyTxSeg || key == keyFoldTo || key == keyTxSegs || key == keyTxMerge
 }
 
 // errNotInitialized is returned by reads and writes before Init.
@@ -164,11 +164,15 @@ type Store struct {
 
 	health writeHealth
 
-	// The background fold of diffs into the base (maybeCompact): at most
-	// one at a time, none started after Close, and Close waits for it.
+	// The background fold of diffs into the base (maybeCompact) and merge
+	// of the transaction index (maybeMergeTx): at most one of each at a
+	// time, none started after Close, and Close waits for them (a merge
+	// stops between chunks).
 	bgMu       sync.Mutex
 	closed     bool
 	compacting bool
+	mergingTx  bool
+	mergeAgain bool // a segment filled while the merge ran
 	bg         sync.WaitGroup
 }
 
@@ -227,6 +231,7 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.maybeMergeTx() // one a crash or a Close interrupted goes on
 	return s, nil
 }
 
@@ -582,6 +587,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 	defer s.wmu.Unlock()
 	var head headRef
 	var baseH uint64
+	var sealed bool // a segment of the transaction index filled up
 	err = s.update(func(tx *bolt.Tx) error {
 		cur, err := readHead(tx)
 		if err != nil {
@@ -710,7 +716,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 				slashed[string(slashingKey(r))] = r
 			}
 		}
-		if err := putTxIndex(tx, prep); err != nil {
+		if sealed, err = putTxIndex(tx, prep); err != nil {
 			return err
 		}
 		if deep {
@@ -776,6 +782,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 	}
 	s.setHead(head)
 	s.maybeCompact(head.height, baseH)
+	if sealed {
+		s.maybeMergeTx()
+	}
 	trimMapping(s.db)
 	return nil
 }

@@ -26,10 +26,11 @@ import (
 // range of bucket txseg under its number (4 bytes, big endian) ahead of
 // the id: a commit writes into the newest segment only, so it dirties at
 // most that segment's pages, whatever the chain's length. A full segment
-// is never written again but by a reorg's deletions. The price is paid by
-// lookups: an id is looked for in every segment, newest first (at 2^16
-// entries a segment, 16 seeks for a million transactions, 1,500 for a
-// hundred million).
+// is never written again but by a reorg's deletions and a merge. The
+// price is paid by lookups: an id is looked for in every segment, newest
+// first, so full segments are merged in the background into fewer,
+// larger ones (txmerge.go): a lookup seeks in a number of segments that
+// grows with the logarithm of the chain's transactions.
 //
 // The format-4 index (bucket txs, keyed by id alone) is kept as it was
 // and looked in after the segments: it is never grown again.
@@ -71,13 +72,13 @@ func readTxSeg(tx *bolt.Tx) (seg uint32, n uint64, err error) {
 // file might) answers with its newest entry.
 func txLoc(tx *bolt.Tx, id chain.Hash) (v, bucket, key []byte, err error) {
 	if b := tx.Bucket(bucketTxSeg); b != nil {
-		seg, _, err := readTxSeg(tx)
+		segs, err := readTxSegs(tx)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		key := txSegKey(seg, id)
-		for s := int64(seg); s >= 0; s-- {
-			binary.BigEndian.PutUint32(key, uint32(s))
+		key := txSegKey(0, id)
+		for i := len(segs) - 1; i >= 0; i-- {
+			binary.BigEndian.PutUint32(key, segs[i].num)
 			if v := b.Get(key); v != nil {
 				return v, bucketTxSeg, key, nil
 			}
@@ -109,14 +110,15 @@ func deleteTxAt(tx *bolt.Tx, id chain.Hash, h uint64) error {
 // consecutive Puts share pages, and bbolt splits fewer of them at commit.
 // Keys and values come from two slabs (bbolt keeps them until the
 // transaction ends). A stable sort keeps the last of equal ids last, as
-// block order would.
-func putTxIndex(tx *bolt.Tx, prep []prepared) error {
+// block order would. sealed reports that a segment filled up (a merge may
+// be due, txmerge.go).
+func putTxIndex(tx *bolt.Tx, prep []prepared) (sealed bool, err error) {
 	n := 0
 	for i := range prep {
 		n += len(prep[i].ids)
 	}
 	if n == 0 {
-		return nil
+		return false, nil
 	}
 	type entry struct {
 		id  chain.Hash
@@ -134,25 +136,37 @@ func putTxIndex(tx *bolt.Tx, prep []prepared) error {
 	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
 	seg, used, err := readTxSeg(tx)
 	if err != nil {
-		return err
+		return false, err
+	}
+	segs, err := readTxSegs(tx)
+	if err != nil {
+		return false, err
 	}
 	segB := tx.Bucket(bucketTxSeg)
 	keys := make([]byte, 0, n*txSegKeyLen)
 	for i := range entries {
 		if used >= txSegSize {
 			seg, used = seg+1, 0
+			segs = append(segs, txSegInfo{num: seg})
+			sealed = true
 		}
 		start := len(keys)
 		keys = binary.BigEndian.AppendUint32(keys, seg)
 		keys = append(keys, entries[i].id[:]...)
 		if err := segB.Put(keys[start:len(keys):len(keys)], entries[i].loc); err != nil {
-			return err
+			return false, err
 		}
 		used++
 	}
 	v := binary.BigEndian.AppendUint32(make([]byte, 0, 12), seg)
 	v = binary.BigEndian.AppendUint64(v, used)
-	return tx.Bucket(bucketMeta).Put([]byte(keyTxSeg), v)
+	if err := tx.Bucket(bucketMeta).Put([]byte(keyTxSeg), v); err != nil {
+		return false, err
+	}
+	if sealed || tx.Bucket(bucketMeta).Get([]byte(keyTxSegs)) == nil {
+		err = putTxSegs(tx, segs)
+	}
+	return sealed, err
 }
 
 // txIDsWithPrefix returns up to max main-chain transaction ids whose hex
@@ -160,12 +174,12 @@ func putTxIndex(tx *bolt.Tx, prep []prepared) error {
 func txIDsWithPrefix(tx *bolt.Tx, even []byte, odd bool, nibble byte, max int) ([]chain.Hash, error) {
 	var out []chain.Hash
 	if b := tx.Bucket(bucketTxSeg); b != nil {
-		seg, _, err := readTxSeg(tx)
+		segs, err := readTxSegs(tx)
 		if err != nil {
 			return nil, err
 		}
-		for s := uint32(0); s <= seg; s++ {
-			lead := binary.BigEndian.AppendUint32(nil, s)
+		for _, s := range segs {
+			lead := binary.BigEndian.AppendUint32(nil, s.num)
 			out = append(out, seekHashes(b, lead, even, odd, nibble, max)...)
 		}
 	}

@@ -172,6 +172,7 @@ func verifyChain(tx *bolt.Tx, r *VerifyReport, undoWindow uint64, problem func(s
 		}
 	}
 	verifyBodies(tx, problem)
+	verifyTxSegs(tx, problem)
 	stored, err := readState(tx, problem)
 	if err != nil {
 		return err
