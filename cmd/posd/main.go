@@ -18,9 +18,7 @@ import (
 var version = "dev"
 
 func main() {
-	// A write past a file-size limit (ulimit -f, a quota) is then an error
-	// the node reports (unhealthy /healthz), not a signal that kills it.
-	signal.Ignore(syscall.SIGXFSZ)
+	ignoreFileSizeSignal()
 	tune.Runtime()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
