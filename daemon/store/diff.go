@@ -318,7 +318,7 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 	}
 	// The plan made in a read transaction is taken only if the base and
 	// the main chain up to plan.to are still what it read.
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.updateBackground(func(tx *bolt.Tx) error {
 		if err := plan.check(tx, false); err != nil {
 			return err
 		}
@@ -335,7 +335,7 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 		if i < len(plan.bounds) {
 			hi = plan.bounds[i]
 		}
-		err := s.update(func(tx *bolt.Tx) error {
+		err := s.updateBackground(func(tx *bolt.Tx) error {
 			if err := plan.check(tx, true); err != nil {
 				return err
 			}
@@ -349,7 +349,7 @@ func (s *Store) fold(max, keep uint64) (uint64, error) {
 		}
 		trimMapping(s.db)
 	}
-	err = s.update(func(tx *bolt.Tx) error {
+	err = s.updateBackground(func(tx *bolt.Tx) error {
 		if err := plan.check(tx, true); err != nil {
 			return err
 		}

@@ -69,6 +69,7 @@ func diffCount(t *testing.T, s *Store) int {
 
 func mustVerify(t *testing.T, s *Store) {
 	t.Helper()
+	s.bg.Wait() // Verify's page check must not run beside a background write
 	r, err := s.Verify(1000)
 	if err != nil || !r.OK() {
 		t.Fatalf("Verify: %v %v", err, r.Problems)

@@ -170,6 +170,18 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	return err
 }
 
+// updateBackground is update for work a commit does not wait for (a
+// fold, a merge of the transaction index): its failure is recorded, but
+// its success does not clear a commit's failure, and a fold that a
+// Switch ended is no failure.
+func (s *Store) updateBackground(fn func(*bolt.Tx) error) error {
+	err := faultSafe(func() error { return s.db.Update(fn) })
+	if err != nil && !errors.Is(err, errFoldMoved) {
+		s.health.record(err)
+	}
+	return err
+}
+
 // writeHealth remembers whether the last write transaction failed for a
 // reason of the disk (not a refused block: those write nothing).
 type writeHealth struct {

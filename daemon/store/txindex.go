@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"slices"
@@ -109,8 +110,8 @@ func deleteTxAt(tx *bolt.Tx, id chain.Hash, h uint64) error {
 // segment, moving to a new one when it is full, in key order: sorted,
 // consecutive Puts share pages, and bbolt splits fewer of them at commit.
 // Keys and values come from two slabs (bbolt keeps them until the
-// transaction ends). A stable sort keeps the last of equal ids last, as
-// block order would. sealed reports that a segment filled up (a merge may
+// transaction ends). Equal ids keep their block order (the last is put
+// last, as block order would). sealed reports that a segment filled up (a merge may
 // be due, txmerge.go).
 func putTxIndex(tx *bolt.Tx, prep []prepared) (sealed bool, err error) {
 	n := 0
@@ -122,6 +123,7 @@ func putTxIndex(tx *bolt.Tx, prep []prepared) (sealed bool, err error) {
 	}
 	type entry struct {
 		id  chain.Hash
+		seq int // block order, for equal ids
 		loc []byte
 	}
 	entries := make([]entry, 0, n)
@@ -130,10 +132,15 @@ func putTxIndex(tx *bolt.Tx, prep []prepared) (sealed bool, err error) {
 		for j, id := range prep[i].ids {
 			start := len(locs)
 			locs = appendTxLoc(locs, prep[i].block.Height, j)
-			entries = append(entries, entry{id: id, loc: locs[start:len(locs):len(locs)]})
+			entries = append(entries, entry{id: id, seq: len(entries), loc: locs[start:len(locs):len(locs)]})
 		}
 	}
-	slices.SortStableFunc(entries, func(a, b entry) int { return bytes.Compare(a.id[:], b.id[:]) })
+	slices.SortFunc(entries, func(a, b entry) int {
+		if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
 	seg, used, err := readTxSeg(tx)
 	if err != nil {
 		return false, err

@@ -47,7 +47,9 @@ import (
 // ascending (newer entries lie in higher numbers): 5 bytes each, number
 // (4, big endian) ‖ level (1). The newest segment, the one commits write
 // into, is last. A store written before merges has none: every number up
-// to the newest, at level 0.
+// to the newest, at level 0; numbers above the last listed up to the
+// newest (a posd from before merges ran on the store since) are level 0
+// too.
 const keyTxSegs = "txsegs"
 
 // keyTxMerge (meta) names the merge under way: its target's number (4)
@@ -106,8 +108,15 @@ func readTxSegs(tx *bolt.Tx) ([]txSegInfo, error) {
 			return nil, bad("segment %d listed after %d", segs[i].num, segs[i-1].num)
 		}
 	}
-	if last := segs[len(segs)-1].num; last != newest {
+	switch last := segs[len(segs)-1].num; {
+	case last > newest:
 		return nil, bad("the last segment listed is %d, the newest is %d", last, newest)
+	case last < newest:
+		// A posd of format 5 from before merges filled segments and did
+		// not list them: they are level 0, newer than every listed one.
+		for n := last + 1; n <= newest; n++ {
+			segs = append(segs, txSegInfo{num: n})
+		}
 	}
 	return segs, nil
 }
@@ -287,7 +296,7 @@ func (s *Store) mergeTxIndex() error {
 		if err != nil || !due {
 			return err
 		}
-		if err := s.update(mergeTxStep); err != nil {
+		if err := s.updateBackground(mergeTxStep); err != nil {
 			return err
 		}
 		trimMapping(s.db)

@@ -152,71 +152,28 @@ func TestTxIndexMerges(t *testing.T) {
 	mustVerify(t, s)
 }
 
-// A merge moves entries a chunk per transaction: after every chunk, after
-// a reorg in the middle of the merge and after a Close between chunks,
-// every entry is in exactly one listed segment and found where it lies
-// (the reverted blocks' entries are gone, wherever the merge had put
-// them); the merge goes on when the store opens again.
+// A merge moves entries a chunk per transaction: after every chunk and
+// after a Close between chunks every entry is in exactly one listed
+// segment and found where it lies, and the merge goes on when the store
+// opens again.
 func TestTxMergeInterrupted(t *testing.T) {
 	setMerge(t, 2, 1000, 2) // no merge is due while the chain is built
 	f := newFixture(2)
 	s, path := openTemp(t)
 	mustInit(t, s, f.g)
-	blocks, undos, final := buildChain(t, s, f, 30)
+	blocks, _, _ := buildChain(t, s, f, 30)
+	s.bg.Wait() // no background merge reads the fan-out while it changes
 	before := len(listedSegments(t, s))
 	txSegFanout = 4
 
-	step := func() {
-		t.Helper()
-		if err := s.update(mergeTxStep); err != nil {
-			t.Fatal(err)
-		}
-	}
-	underWay := func() bool {
-		v, err := s.Meta(keyTxMerge)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			t.Fatal(err)
-		}
-		return v != nil
-	}
-	step()
-	if !underWay() {
+	mergeStep(t, s)
+	if !mergeUnderWay(t, s) {
 		t.Fatal("a merge of 2-entry segments in chunks of 2 ended after one chunk")
 	}
 	checkIndex(t, s, blocks)
-	step()
+	mergeStep(t, s)
 	checkIndex(t, s, blocks)
 
-	const revert = 12
-	st := final.Clone()
-	for h := len(blocks) - 1; h > len(blocks)-1-revert; h-- {
-		if err := st.Revert(undos[h]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := s.Switch(revert, nil, nil, st); err != nil {
-		t.Fatal(err)
-	}
-	kept, gone := blocks[:len(blocks)-revert], blocks[len(blocks)-revert:]
-	checkGone := func() {
-		t.Helper()
-		for _, b := range gone {
-			for i := range b.Transactions {
-				if _, _, err := s.TxLocation(b.Transactions[i].ID()); !errors.Is(err, ErrNotFound) {
-					t.Fatalf("reverted tx %d of block %d: %v", i, b.Height, err)
-				}
-			}
-		}
-	}
-	if !underWay() {
-		t.Fatal("no merge under way at the reorg")
-	}
-	checkIndex(t, s, kept)
-	checkGone()
-	step()
-	checkIndex(t, s, kept)
-
-	// A Close between chunks; Open takes the merge up again.
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -227,37 +184,158 @@ func TestTxMergeInterrupted(t *testing.T) {
 	s = s2
 	t.Cleanup(func() { s.Close() })
 	s.bg.Wait() // Open took the merge up in the background
-	if underWay() {
+	if mergeUnderWay(t, s) {
 		t.Fatal("the merge did not finish")
 	}
-	checkIndex(t, s, kept)
-	checkGone()
+	checkIndex(t, s, blocks)
 	if after := len(listedSegments(t, s)); after >= before {
 		t.Fatalf("%d segments listed after the merges, %d before", after, before)
 	}
 	mustVerify(t, s)
 }
 
-// A store written before merges has no list: every number up to the
-// newest is a segment, and the next commit writes the list.
-func TestTxSegsWithoutList(t *testing.T) {
+// A reorg in the middle of a merge deletes the reverted blocks' entries
+// wherever they lie, those the merge already moved included, and the
+// merge does not bring them back.
+func TestTxMergeReorg(t *testing.T) {
 	setMerge(t, 2, 1000, 2)
 	f := newFixture(2)
 	s, _ := openTemp(t)
 	mustInit(t, s, f.g)
-	blocks, _, st := buildChain(t, s, f, 12)
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Delete([]byte(keyTxSegs)) }); err != nil {
+	blocks, undos, final := buildChain(t, s, f, 30)
+	s.bg.Wait()
+	segOf := func(id chain.Hash) uint32 {
+		t.Helper()
+		var seg uint32
+		err := s.db.View(func(tx *bolt.Tx) error {
+			v, bucket, key, err := txLoc(tx, id)
+			if err == nil && (v == nil || !bytes.Equal(bucket, bucketTxSeg)) {
+				err = fmt.Errorf("%s is not in a segment", id)
+			}
+			if err == nil {
+				seg = binary.BigEndian.Uint32(key)
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seg
+	}
+	const keep = 2 // blocks 0–2 stay
+	kept, gone := blocks[:keep+1], blocks[keep+1:]
+	was := map[chain.Hash]uint32{}
+	for _, b := range gone {
+		for i := range b.Transactions {
+			id := b.Transactions[i].ID()
+			was[id] = segOf(id)
+		}
+	}
+	txSegFanout = 4
+	mergeStep(t, s)
+	mergeStep(t, s)
+	if !mergeUnderWay(t, s) {
+		t.Fatal("no merge under way at the reorg")
+	}
+	moved := 0
+	for id, seg := range was {
+		if segOf(id) != seg {
+			moved++
+		}
+	}
+	if moved == 0 {
+		t.Fatal("the merge moved none of the entries the reorg reverts")
+	}
+
+	st := final.Clone()
+	for h := len(blocks) - 1; h > keep; h-- {
+		if err := st.Revert(undos[h]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Switch(len(gone), nil, nil, st); err != nil {
 		t.Fatal(err)
 	}
-	checkIndex(t, s, blocks)
-	b, u := f.next(t, &blocks[len(blocks)-1].Header, st, 2000, f.tx(chain.TxTransfer, f.users[1], addrOf(key(200)), 1, 1, st.Account(addrOf(f.users[1])).Nonce+1))
-	if err := s.Commit(b, u, st); err != nil {
+	checkGone := func() {
+		t.Helper()
+		for _, b := range gone {
+			for i := range b.Transactions {
+				if _, _, err := s.TxLocation(b.Transactions[i].ID()); !errors.Is(err, ErrNotFound) {
+					t.Fatalf("reverted tx %d of block %d: %v", i, b.Height, err)
+				}
+			}
+		}
+	}
+	checkGone()
+	checkIndex(t, s, kept)
+	if err := s.mergeTxIndex(); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := s.Meta(keyTxSegs); err != nil || len(v) == 0 {
-		t.Fatalf("no list written by the commit: %x, %v", v, err)
+	if mergeUnderWay(t, s) {
+		t.Fatal("the merge did not finish")
 	}
-	checkIndex(t, s, append(blocks, b))
+	checkGone()
+	checkIndex(t, s, kept)
+	mustVerify(t, s)
+}
+
+func mergeStep(t *testing.T, s *Store) {
+	t.Helper()
+	if err := s.update(mergeTxStep); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mergeUnderWay(t *testing.T, s *Store) bool {
+	t.Helper()
+	v, err := s.Meta(keyTxMerge)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+	return v != nil
+}
+
+// A store written before merges has no list: every number up to the
+// newest is a segment, and the next commit writes the list. One that a
+// posd from before merges wrote to since has a list that stops short of
+// the newest: the numbers above it are segments too.
+func TestTxSegsWithoutList(t *testing.T) {
+	for _, short := range []bool{false, true} {
+		t.Run(fmt.Sprintf("list=%v", map[bool]string{false: "absent", true: "short"}[short]), func(t *testing.T) {
+			setMerge(t, 2, 1000, 2)
+			f := newFixture(2)
+			s, _ := openTemp(t)
+			mustInit(t, s, f.g)
+			blocks, _, st := buildChain(t, s, f, 12)
+			err := s.db.Update(func(tx *bolt.Tx) error {
+				if short {
+					return putTxSegs(tx, []txSegInfo{{num: 0}, {num: 1}})
+				}
+				return tx.Bucket(bucketMeta).Delete([]byte(keyTxSegs))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkIndex(t, s, blocks)
+			b, u := f.next(t, &blocks[len(blocks)-1].Header, st, 2000, f.tx(chain.TxTransfer, f.users[1], addrOf(key(200)), 1, 1, st.Account(addrOf(f.users[1])).Nonce+1))
+			if err := s.Commit(b, u, st); err != nil {
+				t.Fatal(err)
+			}
+			blocks = append(blocks, b)
+			for range 3 { // until a segment fills
+				b, u = f.next(t, &b.Header, st, 2000, f.tx(chain.TxTransfer, f.users[1], addrOf(key(200)), 1, 1, st.Account(addrOf(f.users[1])).Nonce+1))
+				if err := s.Commit(b, u, st); err != nil {
+					t.Fatal(err)
+				}
+				blocks = append(blocks, b)
+			}
+			v, err := s.Meta(keyTxSegs)
+			if err != nil || len(v) < 5*7 {
+				t.Fatalf("the list written by the commits: %x, %v", v, err)
+			}
+			checkIndex(t, s, blocks)
+		})
+	}
 }
 
 // A damaged list or merge record is named, not trusted.
@@ -271,7 +349,7 @@ func TestTxSegsCorrupt(t *testing.T) {
 		{keyTxSegs, "multiple of 5", []byte{1, 2, 3}},
 		{keyTxSegs, "listed after", []byte{0, 0, 0, 2, 0, 0, 0, 0, 1, 0}},
 		{keyTxSegs, "at level 9", []byte{0, 0, 0, 0, 9}},
-		{keyTxSegs, "the newest is", []byte{0, 0, 0, 0, 0}},
+		{keyTxSegs, "the newest is", []byte{0, 0, 3, 232, 0}}, // segment 1000 listed
 		{keyTxMerge, "6 bytes", []byte{0, 0, 0, 0, 0, 1}},
 	} {
 		t.Run(c.why, func(t *testing.T) {

@@ -39,6 +39,10 @@ func (r *VerifyReport) OK() bool { return len(r.Problems) == 0 }
 // chain manager prunes those a reorg can no longer reach (Prune), so their
 // absence further down is by design. A record still present down there
 // must decode all the same.
+//
+// bbolt's page check reads the file's free list without a lock, so Verify
+// runs on a store no one writes to: one opened read-only (posd check), or
+// in tests after the background fold and merge ended (Store.bg).
 func (s *Store) Verify(undoWindow uint64) (*VerifyReport, error) {
 	r := &VerifyReport{}
 	// bbolt's check reads pages in a goroutine of its own, out of reach of
