@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand"
 	"slices"
 	"testing"
 	"time"
@@ -443,4 +444,147 @@ func TestVerifyUnlistedSegment(t *testing.T) {
 	}) {
 		t.Fatalf("Verify: %v, %v", err, r.Problems)
 	}
+}
+
+// A property test of the index under merges: random commits, reorgs
+// (shallow and deep, reverted transactions coming back in other blocks),
+// merge chunks beside the background's, and Close/Open. After every step
+// TxLocation finds exactly the main chain's transactions where they lie,
+// and levels never rise along the list of segments.
+func TestTxMergeProperty(t *testing.T) {
+	for seed := int64(1); seed <= 5; seed++ {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { randomMergeRun(t, seed) })
+	}
+}
+
+func randomMergeRun(t *testing.T, seed int64) {
+	setMerge(t, 2, 3, 2)
+	rng := rand.New(rand.NewSource(seed))
+	f := newFixture(3)
+	s, path := openTemp(t)
+	mustInit(t, s, f.g)
+	st := f.g.State()
+	blocks := []*chain.Block{f.g.Block()}
+	undos := []*chain.Undo{nil}
+	seen := map[chain.Hash]bool{}
+	var pool []chain.Transaction // reverted txs, to re-include
+	mk := func() (*chain.Block, *chain.Undo) {
+		var txs []chain.Transaction
+		n := rng.Intn(4)
+		used := map[int]bool{}
+		for i := 0; i < n; i++ {
+			u := rng.Intn(len(f.users))
+			if used[u] {
+				continue
+			}
+			used[u] = true
+			// a reverted transaction comes back when its nonce fits
+			found := false
+			for j, p := range pool {
+				if p.From == addrOf(f.users[u]) && p.Nonce == st.Account(addrOf(f.users[u])).Nonce+1 {
+					txs = append(txs, p)
+					pool = append(pool[:j], pool[j+1:]...)
+					found = true
+					break
+				}
+			}
+			if !found {
+				txs = append(txs, f.tx(chain.TxTransfer, f.users[u], addrOf(key(100+rng.Intn(5))), uint64(1+rng.Intn(50)), 1, st.Account(addrOf(f.users[u])).Nonce+1))
+			}
+		}
+		b, un := f.next(t, &blocks[len(blocks)-1].Header, st, int64(1000+rng.Intn(500)), txs...)
+		for i := range b.Transactions {
+			seen[b.Transactions[i].ID()] = true
+		}
+		return b, un
+	}
+	check := func(op string, step int) {
+		t.Helper()
+		want := map[chain.Hash][2]int{}
+		for _, b := range blocks {
+			for i := range b.Transactions {
+				want[b.Transactions[i].ID()] = [2]int{int(b.Height), i}
+			}
+		}
+		for id := range seen {
+			h, idx, err := s.TxLocation(id)
+			if w, ok := want[id]; ok {
+				if err != nil || int(h) != w[0] || idx != w[1] {
+					t.Fatalf("seed %d step %d (%s): tx %x want %v got %d %d %v", seed, step, op, id[:4], w, h, idx, err)
+				}
+			} else if !errors.Is(err, ErrNotFound) {
+				t.Fatalf("seed %d step %d (%s): reverted tx %x found: %d %d %v", seed, step, op, id[:4], h, idx, err)
+			}
+		}
+	}
+	for step := 0; step < 300; step++ {
+		var op string
+		switch r := rng.Intn(20); {
+		case r < 12:
+			op = "commit"
+			b, u := mk()
+			if err := s.Commit(b, u, st); err != nil {
+				t.Fatal(err)
+			}
+			blocks, undos = append(blocks, b), append(undos, u)
+		case r < 16:
+			op = "switch"
+			rev := rng.Intn(min(6, len(blocks)-1) + 1)
+			for i := 0; i < rev; i++ {
+				h := len(blocks) - 1
+				if err := st.Revert(undos[h]); err != nil {
+					t.Fatal(err)
+				}
+				pool = append(pool, blocks[h].Transactions...)
+				blocks, undos = blocks[:h], undos[:h]
+			}
+			var nb []*chain.Block
+			var nu []*chain.Undo
+			for i := rng.Intn(rev + 2); i > 0; i-- {
+				b, u := mk()
+				nb, nu = append(nb, b), append(nu, u)
+				blocks, undos = append(blocks, b), append(undos, u)
+			}
+			if err := s.Switch(rev, nb, nu, st); err != nil {
+				t.Fatal(err)
+			}
+		case r < 18:
+			op = "mergestep"
+			for i := rng.Intn(3); i >= 0; i-- {
+				if err := s.update(mergeTxStep); err != nil {
+					t.Fatal(err)
+				}
+			}
+		default:
+			op = "reopen"
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			s2, err := Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s = s2
+			t.Cleanup(func() { s2.Close() })
+		}
+		check(op, step)
+		{
+			var segs []txSegInfo
+			if err := s.db.View(func(tx *bolt.Tx) (err error) { segs, err = readTxSegs(tx); return }); err != nil {
+				t.Fatal(err)
+			}
+			for i := 1; i < len(segs); i++ {
+				if segs[i].level > segs[i-1].level {
+					t.Fatalf("seed %d step %d: levels not non-increasing: %v", seed, step, segs)
+				}
+			}
+		}
+		if step%50 == 0 {
+			s.bg.Wait()
+			mustVerify(t, s)
+		}
+	}
+	s.bg.Wait()
+	check("final", -1)
+	mustVerify(t, s)
 }
