@@ -14,24 +14,25 @@ import (
 // Merging the transaction index's segments (txindex.go).
 //
 // A lookup seeks once in every segment that may hold its id, and a chain
-// of n transactions fills n/txSegSize segments: 16 seeks at a million
-// transactions, 230 at fifteen million (a miss cost 40 µs at 16). So
-// full segments are merged in the background, as a log-structured tree
-// does: once txSegFanout sealed segments of one level exist, the oldest
-// txSegFanout of them are merged into the oldest of them, which moves up
-// a level. A level-L segment holds at most txSegSize·txSegFanout^L
-// entries, and a lookup seeks in at most txSegFanout−1 segments a level,
-// the newest segment and, while a merge runs, its sources: at most 30 at
-// fifteen million transactions, 45 at a billion
-// (BenchmarkTxLookup: 2^20 entries in 1,024 segments of 2^10, 455–485
-// µs a lookup; merged into 34 segments, 27–28 µs).
+// of n transactions fills n/txSegSize segments: with segments of 2^16,
+// 16 seeks at a million transactions, 230 at fifteen million (a miss cost
+// 40 µs at 16). So full segments are merged in the background, as a
+// log-structured tree does: once txSegFanout sealed segments of one level
+// exist, the oldest txSegFanout of them are merged into the oldest of
+// them, which moves up a level. A level-L segment holds at most
+// txSegSize·txSegFanout^L entries, and a lookup seeks in at most
+// txSegFanout−1 segments a level, the newest segment and, while a merge
+// runs, its sources: about 38 at fifteen million transactions, 60 at a
+// billion (BenchmarkTxLookup: 2^20 entries in 1,024 segments of 2^10,
+// 455–485 µs a lookup; merged into 34 segments, 27–28 µs).
 //
 // The price is writing each entry once more per level it climbs, in id
 // order, about 0.9 µs a move on the 2-core machine (the benchmark's
-// merges of 2^20 entries up two levels took 1.8 s): below 2^20
-// transactions nothing is merged, up to 2^24 each entry moves once. A
-// fan-out of 8 would seek in fewer segments (about 17 at fifteen million)
-// for one more move per entry.
+// merges of 2^20 entries up two levels took 1.8 s): with segments of
+// 2^13, below 2^17 transactions nothing is merged, up to 2^21 each entry
+// moves once, up to 2^25 twice. Merging is also what lets segments be
+// small, and a commit's index writes cheap (txSegSize). A fan-out of 8
+// would seek in fewer segments for one more move per entry.
 //
 // A merge moves entries, in chunks of at most txMergeChunk, each chunk a
 // write transaction of its own that puts them under the target's number
@@ -61,11 +62,11 @@ var (
 	// txSegFanout is how many sealed segments of one level are merged
 	// into one of the next.
 	txSegFanout = 16
-	// maxTxSegLevel is the highest level: segments of it (2^16·16^3 =
-	// 2^28 entries) are not merged again, so no merge writes more than
-	// 2^28 entries and, past 2^32 transactions, the seeks of a lookup
-	// grow again, by one per 2^28.
-	maxTxSegLevel uint8 = 3
+	// maxTxSegLevel is the highest level: segments of it (2^13·16^4 =
+	// 2^29 entries) are not merged again, so no merge writes more than
+	// 2^29 entries and, past 2^33 transactions, the seeks of a lookup
+	// grow again, by one per 2^29.
+	maxTxSegLevel uint8 = 4
 	// txMergeChunk bounds the entries one chunk of a merge moves: at about
 	// 3 µs an entry (read, put, delete) a chunk holds the writer lock
 	// about as long as a chunk of a fold.
