@@ -26,6 +26,11 @@ func (e *RuleError) Error() string {
 
 // Is makes errors.Is(err, ErrBadNonce) true for any RuleError with that code.
 func (e *RuleError) Is(target error) bool {
+	// Targets are nearly always the sentinels themselves: a type
+	// assertion, not errors.As's reflection, on every hot errors.Is.
+	if t, ok := target.(*RuleError); ok {
+		return t.Code == e.Code
+	}
 	var t *RuleError
 	return errors.As(target, &t) && t.Code == e.Code
 }

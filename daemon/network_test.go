@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/poslab/posd/chain"
+	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/keystore"
 
 	"github.com/poslab/posd/internal/testutil"
@@ -330,5 +332,36 @@ func TestDevnetSharesVerifiedSignatures(t *testing.T) {
 			t.Errorf("OwnSigCaches %v: node 2 has node 1's verified signature: %v", own, got)
 		}
 		d.Close()
+	}
+}
+
+// A gossiped batch is rejected (and its peer penalised) only for a rule a
+// transaction breaks by itself; state-dependent refusals are not its
+// sender's fault.
+func TestIsTxRuleBreak(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{nil, false},
+		{chain.ErrUnknownType, true},
+		{chain.ErrZeroAmount, true},
+		{chain.ErrBadAddress, true},
+		{chain.ErrBadPublicKey, true},
+		{chain.ErrFromMismatch, true},
+		{chain.ErrBadSignature, true},
+		{chain.ErrWrongChain, true},
+		{chain.ErrStakeNotSelf, true},
+		{chain.ErrTxTooLarge, true},
+		{fmt.Errorf("tx 3: %w", &chain.RuleError{Code: chain.ErrBadSignature.Code, Message: "bad"}), true},
+		{chain.ErrBadNonce, false},
+		{mempool.ErrNonceGap, false},
+		{mempool.ErrAlreadyKnown, false},
+		{fmt.Errorf("wrapped: %w", chain.ErrBadNonce), false},
+		{errors.New("disk on fire"), false},
+	} {
+		if got := isTxRuleBreak(c.err); got != c.want {
+			t.Errorf("isTxRuleBreak(%v) = %v, want %v", c.err, got, c.want)
+		}
 	}
 }
