@@ -140,3 +140,23 @@ func BenchmarkAddBatchDeepSenders(b *testing.B) {
 	}
 	b.ReportMetric(float64(n*len(batch))/b.Elapsed().Seconds(), "tx/s")
 }
+
+// BenchmarkAddBatchKnown1000 admits a batch of 1000 transactions the pool
+// already holds: what gossip's copies of a transaction cost a node.
+func BenchmarkAddBatchKnown1000(b *testing.B) {
+	g, st, txs := benchSetup(b, 250, 4)
+	p := New(g, Config{})
+	for _, err := range p.AddBatch(txs, st) {
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	for b.Loop() {
+		for _, err := range p.AddBatch(txs, st) {
+			if chain.CodeOf(err) != ErrAlreadyKnown.Code {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*len(txs))/b.Elapsed().Seconds(), "tx/s")
+}
