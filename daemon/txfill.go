@@ -22,11 +22,12 @@ var _ p2p.TxFiller = p2pHandler{}
 // checks signatures, and a made-up transaction of any funded sender would
 // otherwise send this node asking for nothing. One such transaction per
 // sender is verified here; a bad signature rejects the message.
-func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []p2p.TxGap, error) {
+func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error) {
 	ready, errs, err := h.handleTxs(txs)
 	if err != nil {
-		return nil, nil, err
+		return p2p.TxsResult{}, err
 	}
+	res := p2p.TxsResult{Relay: ready, Forward: forwardable(errs)}
 	// The pool holds one transaction per sender and nonce: an admitted
 	// one is ready if its sender's nonce is (no hashing needed).
 	type slot struct {
@@ -58,10 +59,10 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 		}
 	}
 	if err := h.verifyGapped(txs, unverified, gapped); err != nil {
-		return nil, nil, err
+		return p2p.TxsResult{}, err
 	}
 	if len(gapped) == 0 {
-		return ready, nil, nil
+		return res, nil
 	}
 	view := h.chain.Snapshot()
 	gaps := make([]p2p.TxGap, 0, len(gapped))
@@ -70,7 +71,28 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 			gaps = append(gaps, p2p.TxGap{From: a, Next: h.pool.PendingNonce(a, view) + 1})
 		}
 	}
-	return ready, gaps, nil
+	res.Gaps = gaps
+	return res, nil
+}
+
+// forwardable reports whether a message whose transactions the pool
+// answered with errs may travel on as it came (p2p.TxsResult.Forward):
+// each was taken, executable or queued behind a gap (its signature
+// checked, its sender able to pay), or was pooled already, and one at
+// least was taken. One the pool refused for another reason (a used
+// nonce, a gap too wide, a full pool, not payable here) keeps it here:
+// only the executable part is gossiped, as a message of this node's.
+func forwardable(errs []error) bool {
+	taken := false
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			taken = true
+		case chain.CodeOf(err) != mempool.ErrAlreadyKnown.Code:
+			return false
+		}
+	}
+	return taken
 }
 
 // verifyGapped checks the signatures of txs[idx...] for the senders gapped does not yet trust, and marks those

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -79,14 +80,39 @@ func TestGapSignalNeedsASignature(t *testing.T) {
 		return tx
 	}
 	good := far()
-	_, gaps, err := h.HandleTxsGaps([]chain.Transaction{good})
-	if err != nil || len(gaps) != 1 || gaps[0].From != k.Address() {
-		t.Fatalf("a signed transaction with a wide gap: gaps %v, err %v", gaps, err)
+	res, err := h.HandleTxsGaps([]chain.Transaction{good})
+	if gaps := res.Gaps; err != nil || len(gaps) != 1 || gaps[0].From != k.Address() || res.Forward {
+		t.Fatalf("a signed transaction with a wide gap: gaps %v, forward %v, err %v (want its gap, not forwarded)", gaps, res.Forward, err)
 	}
 	bad := far()
 	bad.Signature = chain.Signature{63: 1}
-	_, gaps, err = h.HandleTxsGaps([]chain.Transaction{bad})
-	if !p2p.IsReject(err) || len(gaps) != 0 {
-		t.Fatalf("a bad signature with a wide gap: gaps %v, err %v (want a rejection, no gap)", gaps, err)
+	res, err = h.HandleTxsGaps([]chain.Transaction{bad})
+	if gaps := res.Gaps; !p2p.IsReject(err) || len(gaps) != 0 {
+		t.Fatalf("a bad signature with a wide gap: gaps %v, err %v (want a rejection, no gap)", res.Gaps, err)
+	}
+}
+
+// A gossiped message travels on as it came only when the pool took every
+// transaction of it (executable or queued) or held it already, and took
+// one at least.
+func TestForwardable(t *testing.T) {
+	known := &chain.RuleError{Code: mempool.ErrAlreadyKnown.Code, Message: "transaction x is already pooled"}
+	for _, c := range []struct {
+		name string
+		errs []error
+		want bool
+	}{
+		{"all taken", []error{nil, nil}, true},
+		{"taken and pooled already", []error{nil, known, nil}, true},
+		{"all pooled already", []error{known, known}, false},
+		{"empty", nil, false},
+		{"a used nonce", []error{nil, chain.ErrBadNonce}, false},
+		{"a gap too wide", []error{nil, mempool.ErrNonceGap}, false},
+		{"a full pool", []error{nil, mempool.ErrPoolFull}, false},
+		{"wrapped refusal", []error{nil, fmt.Errorf("tx 1: %w", chain.ErrInsufficientFunds)}, false},
+	} {
+		if got := forwardable(c.errs); got != c.want {
+			t.Errorf("%s: forwardable = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

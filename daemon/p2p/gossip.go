@@ -296,11 +296,18 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	for i, tx := range ptrs {
 		txs[i] = *tx
 	}
-	relay, err := n.handleTxs(from, txs) // txfill.go
+	res, err := n.handleTxs(from, txs) // txfill.go
 	if IsReject(err) {
 		n.offence(from, "tx message", err)
 		return pubsub.ValidationReject
 	}
+	if res.Forward {
+		// Travels on as it came. What it promoted was carried by earlier
+		// messages, forwarded the same way or by their own sources; a
+		// peer that still lacks some asks (gap filling).
+		return pubsub.ValidationAccept
+	}
+	relay := res.Relay
 	if len(relay) == 0 {
 		return pubsub.ValidationIgnore
 	}

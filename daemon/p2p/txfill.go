@@ -78,11 +78,31 @@ type TxGap struct {
 	Next uint64
 }
 
+// TxsResult is what a TxFiller made of a message's transactions.
+type TxsResult struct {
+	// Relay holds the transactions now executable: those the message
+	// carried and those it promoted (queued before, behind a gap it
+	// filled).
+	Relay []chain.Transaction
+	// Forward: every transaction of the message was taken (executable or
+	// queued behind a gap) or was pooled already, and one at least was
+	// taken. The message may then travel on as it came, and pubsub's
+	// message ids stop its copies; a message of our own holding the
+	// executable part instead reaches every peer again, and in a 4-node
+	// devnet under load each node refused two such copies of every
+	// transaction it took.
+	Forward bool
+	// Gaps names the senders whose transactions arrived with a gap
+	// before them.
+	Gaps []TxGap
+}
+
 // TxFiller is a Handler that takes part in gap filling.
 type TxFiller interface {
 	// HandleTxsGaps is HandleTxs that also says which senders of txs
-	// arrived with a gap before them.
-	HandleTxsGaps(txs []chain.Transaction) (relay []chain.Transaction, gaps []TxGap, err error)
+	// arrived with a gap before them and whether the message may be
+	// forwarded as it came.
+	HandleTxsGaps(txs []chain.Transaction) (TxsResult, error)
 	// PooledRun returns from's pooled executable transactions from
 	// nonce on, in nonce order: at most limit, and past the first at
 	// most maxBytes encoded.
@@ -142,18 +162,19 @@ func (n *Node) startTxFill() {
 
 // handleTxs hands a message's transactions to the handler and asks from
 // for what they showed missing.
-func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) ([]chain.Transaction, error) {
+func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) (TxsResult, error) {
 	f, ok := n.h.(TxFiller)
 	if !ok || n.fill == nil {
-		return n.h.HandleTxs(txs)
+		relay, err := n.h.HandleTxs(txs)
+		return TxsResult{Relay: relay}, err
 	}
-	relay, gaps, err := f.HandleTxsGaps(txs)
+	res, err := f.HandleTxsGaps(txs)
 	if err == nil {
-		for _, g := range gaps {
+		for _, g := range res.Gaps {
 			n.askFill(from, g)
 		}
 	}
-	return relay, err
+	return res, err
 }
 
 // askFill queues a request to p for gap g, if ask lets it. Not logged
@@ -258,7 +279,8 @@ func (n *Node) fillLoop() {
 			n.fill.settle(r, false, false, time.Now())
 			continue
 		}
-		ready, gaps, err := n.handleFill(r.peer, txs)
+		res, err := n.handleFill(r.peer, txs)
+		ready, gaps := res.Relay, res.Gaps
 		if errors.Is(err, errFillDropped) {
 			n.fill.settle(r, false, false, time.Now())
 			continue
@@ -290,21 +312,21 @@ func (n *Node) fillLoop() {
 // of a tx message: p's budget of transactions (the answer was its to
 // send) and the validators' slots. errFillDropped: not handled (over the
 // budget, shutting down).
-func (n *Node) handleFill(p peer.ID, txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
+func (n *Node) handleFill(p peer.ID, txs []chain.Transaction) (TxsResult, error) {
 	if !n.enter() {
-		return nil, nil, errFillDropped
+		return TxsResult{}, errFillDropped
 	}
 	defer n.leave()
 	if !n.book.admitTxs(p, len(txs), time.Now()) {
 		n.log.Debug("p2p: gap fill answer over the peer's budget, dropped", "peer", p, "txs", len(txs))
-		return nil, nil, errFillDropped
+		return TxsResult{}, errFillDropped
 	}
 	defer n.book.doneTxs(p)
 	select {
 	case n.txSem <- struct{}{}:
 		defer func() { <-n.txSem }()
 	case <-n.ctx.Done():
-		return nil, nil, errFillDropped
+		return TxsResult{}, errFillDropped
 	}
 	return n.h.(TxFiller).HandleTxsGaps(txs)
 }

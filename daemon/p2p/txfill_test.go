@@ -31,7 +31,7 @@ func newFillChain() *fillChain {
 	return &fillChain{fakeChain: newFakeChain("g"), pending: map[uint64]chain.Transaction{}, queued: map[uint64]chain.Transaction{}}
 }
 
-func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
+func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) (TxsResult, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	var ready []chain.Transaction
@@ -52,18 +52,18 @@ func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 		ready = append(ready, tx)
 	}
 	if _, err := c.fakeChain.HandleTxs(ready); err != nil {
-		return nil, nil, err
+		return TxsResult{}, err
 	}
 	var gaps []TxGap
 	if len(c.queued) > 0 {
 		gaps = []TxGap{{From: "a", Next: c.top + 1}}
 	}
-	return ready, gaps, nil
+	return TxsResult{Relay: ready, Gaps: gaps}, nil
 }
 
 func (c *fillChain) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	ready, _, err := c.HandleTxsGaps(txs)
-	return ready, err
+	res, err := c.HandleTxsGaps(txs)
+	return res.Relay, err
 }
 
 func (c *fillChain) PooledRun(from chain.Address, nonce uint64, limit, maxBytes int) []chain.Transaction {
@@ -98,8 +98,8 @@ func TestGapFill(t *testing.T) {
 	for i := uint64(1); i <= 1500; i++ {
 		held = append(held, tx(i))
 	}
-	if ready, _, _ := ca.HandleTxsGaps(held); len(ready) != 1500 {
-		t.Fatalf("A pooled %d", len(ready))
+	if res, _ := ca.HandleTxsGaps(held); len(res.Relay) != 1500 {
+		t.Fatalf("A pooled %d", len(res.Relay))
 	}
 	a := startNode(t, ca, nil)
 	b := startNode(t, cb, nil, a)
@@ -117,7 +117,7 @@ func TestGapFill(t *testing.T) {
 		return false
 	})
 	next := tx(1501)
-	if ready, _, _ := ca.HandleTxsGaps([]chain.Transaction{next}); len(ready) != 1 {
+	if res, _ := ca.HandleTxsGaps([]chain.Transaction{next}); len(res.Relay) != 1 {
 		t.Fatal("A did not pool 1501")
 	}
 	a.PublishTxs([]chain.Transaction{next})
@@ -368,5 +368,75 @@ func TestFillAnswerFitsOneBatch(t *testing.T) {
 	}
 	if _, used := frameTxBatch(encs); used == fillMaxTxs {
 		t.Fatal("a run of maxBatchBytes fits too: the test no longer shows the framing's cost")
+	}
+}
+
+// halfReady is a TxFiller that takes every transaction of a message, the
+// first half executable and the rest queued (as behind a gap), and says
+// forward: the message may travel on as it came.
+type halfReady struct {
+	*fakeChain
+	forward bool
+}
+
+func (h *halfReady) HandleTxsGaps(txs []chain.Transaction) (TxsResult, error) {
+	if _, err := h.fakeChain.HandleTxs(txs); err != nil {
+		return TxsResult{}, err
+	}
+	return TxsResult{Relay: txs[:len(txs)/2], Forward: h.forward}, nil
+}
+
+func (h *halfReady) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
+	res, err := h.HandleTxsGaps(txs)
+	return res.Relay, err
+}
+
+func (h *halfReady) PooledRun(chain.Address, uint64, int, int) []chain.Transaction { return nil }
+
+// A message the handler took whole (Forward) travels on as it came, so
+// pubsub's message id stops its copies; one it took in part is not
+// forwarded, and its executable part goes on in a message of the node's
+// own. On the line A — B — C, C sees A's message only through B.
+func TestForwardTakenMessageAsItCame(t *testing.T) {
+	for _, forward := range []bool{true, false} {
+		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			a := startNode(t, newFakeChain("g"), nil)
+			b := startNode(t, &halfReady{fakeChain: newFakeChain("g"), forward: forward}, nil, a)
+			cc := &msgCountingChain{fakeChain: newFakeChain("g")}
+			c := startNode(t, cc, nil, b)
+			for _, pair := range [][2]*Node{{a, b}, {b, c}} {
+				waitFor(t, 10*time.Second, "meshes", func() bool { return inMesh(pair[0], pair[1]) && inMesh(pair[1], pair[0]) })
+			}
+			received := func() int {
+				cc.mu.Lock()
+				defer cc.mu.Unlock()
+				return len(cc.txs)
+			}
+			var msg []chain.Transaction
+			for i := uint64(1); i <= 10; i++ {
+				msg = append(msg, tx(i))
+			}
+			a.PublishTxs(msg)
+			want := 5 // B's own message: the executable half
+			if forward {
+				want = 10 // A's message, as it came
+			}
+			waitFor(t, 20*time.Second, fmt.Sprintf("%d transactions at C", want), func() bool { return received() >= want })
+			// A marker after it: once C has it, B has handled the first
+			// message and published whatever it would.
+			marker := tx(100)
+			a.PublishTxs([]chain.Transaction{marker, tx(101)})
+			waitFor(t, 20*time.Second, "the marker at C", func() bool {
+				cc.mu.Lock()
+				defer cc.mu.Unlock()
+				return cc.txSeen[marker.ID()]
+			})
+			if got := received(); got != want+1 && got != want+2 {
+				t.Fatalf("C holds %d transactions, want %d and the marker's", got, want)
+			}
+			if forward && cc.msgs.Load() != 2 {
+				t.Fatalf("C handled %d tx messages, want 2: A's two, forwarded by B as they came", cc.msgs.Load())
+			}
+		})
 	}
 }
