@@ -175,15 +175,7 @@ func TestTxMergeInterrupted(t *testing.T) {
 	mergeStep(t, s)
 	checkIndex(t, s, blocks)
 
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s2, err := Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s = s2
-	t.Cleanup(func() { s.Close() })
+	s = reopen(t, s, path)
 	s.bg.Wait() // Open took the merge up in the background
 	if mergeUnderWay(t, s) {
 		t.Fatal("the merge did not finish")
@@ -278,6 +270,20 @@ func TestTxMergeReorg(t *testing.T) {
 	checkGone()
 	checkIndex(t, s, kept)
 	mustVerify(t, s)
+}
+
+// reopen closes s and opens its file again, closed at the test's end.
+func reopen(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func mergeStep(t *testing.T, s *Store) {
@@ -551,21 +557,11 @@ func randomMergeRun(t *testing.T, seed int64) {
 		case r < 18:
 			op = "mergestep"
 			for i := rng.Intn(3); i >= 0; i-- {
-				if err := s.update(mergeTxStep); err != nil {
-					t.Fatal(err)
-				}
+				mergeStep(t, s)
 			}
 		default:
 			op = "reopen"
-			if err := s.Close(); err != nil {
-				t.Fatal(err)
-			}
-			s2, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			s = s2
-			t.Cleanup(func() { s2.Close() })
+			s = reopen(t, s, path)
 		}
 		check(op, step)
 		{
