@@ -27,7 +27,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 	if err != nil {
 		return p2p.TxsResult{}, err
 	}
-	res := p2p.TxsResult{Relay: ready, Forward: forwardable(errs)}
+	res := p2p.TxsResult{Relay: ready}
 	// The pool holds one transaction per sender and nonce: an admitted
 	// one is ready if its sender's nonce is (no hashing needed).
 	type slot struct {
@@ -40,10 +40,12 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 	}
 	var gapped map[chain.Address]bool // true: shown by a verified transaction
 	var unverified []int              // per sender, one refused before its signature check
+	queued := 0
 	for i := range txs {
 		e, from := errs[i], txs[i].From
 		switch {
 		case e == nil && !promoted[slot{from, txs[i].Nonce}]: // queued: verified
+			queued++
 			if gapped == nil {
 				gapped = map[chain.Address]bool{}
 			}
@@ -61,6 +63,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 	if err := h.verifyGapped(txs, unverified, gapped); err != nil {
 		return p2p.TxsResult{}, err
 	}
+	res.Forward = forwardable(errs, queued)
 	if len(gapped) == 0 {
 		return res, nil
 	}
@@ -76,23 +79,25 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 }
 
 // forwardable reports whether a message whose transactions the pool
-// answered with errs may travel on as it came (p2p.TxsResult.Forward):
-// each was taken, executable or queued behind a gap (its signature
-// checked, its sender able to pay), or was pooled already, and one at
-// least was taken. One the pool refused for another reason (a used
-// nonce, a gap too wide, a full pool, not payable here) keeps it here:
-// only the executable part is gossiped, as a message of this node's.
-func forwardable(errs []error) bool {
-	taken := false
+// answered with errs, queued of them taken but queued behind a gap, may
+// travel on as it came (p2p.TxsResult.Forward): the pool took every one
+// in this message (each checked here, signature included, its sender
+// able to pay), and no more of them queued than executable. Anything
+// else keeps it here, its executable part gossiped as this node's own
+// message: a refusal of any kind, already_known included (a transaction's
+// id leaves its signature out, so a copy of a pooled transaction with a
+// bad signature is answered already_known before any check, and a copy
+// repeated in one message is answered so too), and a message mostly of
+// transactions queued behind gaps (which never pay a fee while they wait:
+// forwarded, they would fill every node's queue, not only those of the
+// sender's peers).
+func forwardable(errs []error, queued int) bool {
 	for _, err := range errs {
-		switch {
-		case err == nil:
-			taken = true
-		case chain.CodeOf(err) != mempool.ErrAlreadyKnown.Code:
+		if err != nil {
 			return false
 		}
 	}
-	return taken
+	return len(errs) > 0 && queued <= len(errs)-queued
 }
 
 // verifyGapped checks the signatures of txs[idx...] for the senders gapped does not yet trust, and marks those

@@ -93,26 +93,64 @@ func TestGapSignalNeedsASignature(t *testing.T) {
 }
 
 // A gossiped message travels on as it came only when the pool took every
-// transaction of it (executable or queued) or held it already, and took
-// one at least.
+// transaction of it, no more of them queued than executable.
 func TestForwardable(t *testing.T) {
 	known := &chain.RuleError{Code: mempool.ErrAlreadyKnown.Code, Message: "transaction x is already pooled"}
 	for _, c := range []struct {
-		name string
-		errs []error
-		want bool
+		name   string
+		errs   []error
+		queued int
+		want   bool
 	}{
-		{"all taken", []error{nil, nil}, true},
-		{"taken and pooled already", []error{nil, known, nil}, true},
-		{"all pooled already", []error{known, known}, false},
-		{"empty", nil, false},
-		{"a used nonce", []error{nil, chain.ErrBadNonce}, false},
-		{"a gap too wide", []error{nil, mempool.ErrNonceGap}, false},
-		{"a full pool", []error{nil, mempool.ErrPoolFull}, false},
-		{"wrapped refusal", []error{nil, fmt.Errorf("tx 1: %w", chain.ErrInsufficientFunds)}, false},
+		{"all executable", []error{nil, nil}, 0, true},
+		{"half queued", []error{nil, nil}, 1, true},
+		{"mostly queued", []error{nil, nil, nil}, 2, false},
+		{"all queued", []error{nil}, 1, false},
+		{"one pooled already (its signature unchecked)", []error{nil, known, nil}, 0, false},
+		{"all pooled already", []error{known, known}, 0, false},
+		{"empty", nil, 0, false},
+		{"a used nonce", []error{nil, chain.ErrBadNonce}, 0, false},
+		{"a gap too wide", []error{nil, mempool.ErrNonceGap}, 0, false},
+		{"a full pool", []error{nil, mempool.ErrPoolFull}, 0, false},
+		{"wrapped refusal", []error{nil, fmt.Errorf("tx 1: %w", chain.ErrInsufficientFunds)}, 0, false},
 	} {
-		if got := forwardable(c.errs); got != c.want {
+		if got := forwardable(c.errs, c.queued); got != c.want {
 			t.Errorf("%s: forwardable = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// What a peer could slip into a message the node forwards as it came:
+// a copy of a pooled transaction with a bad signature (its id leaves the
+// signature out, so the pool answers already_known before any check),
+// and one new transaction repeated (each copy but the first answered
+// already_known, every copy's signature checked). Neither message is
+// forwarded; a message of new, good transactions is.
+func TestForwardNeedsEveryTransactionChecked(t *testing.T) {
+	d := startNet(t, []uint64{1}, nil)
+	node := d.Nodes[0]
+	h := node.p2pHandler()
+	k, _ := keystore.Generate()
+	to, _ := keystore.Generate()
+	sendFrom(t, node, k, chain.Transaction{Type: chain.TxExchange, To: k.Address(), Amount: 1000})
+	waitUntil(t, 30*time.Second, "the sender funded", func() bool { return node.API().Account(k.Address()).Balance == 1000 })
+	base := node.API().Account(k.Address()).Nonce
+	transfer := func(nonce uint64) chain.Transaction {
+		tx := chain.Transaction{Type: chain.TxTransfer, ChainID: node.g.ChainID, To: to.Address(), Amount: 1, Fee: 1, Nonce: nonce}
+		k.SignTx(&tx)
+		return tx
+	}
+	pooled := transfer(base + 1)
+	if res, err := h.HandleTxsGaps([]chain.Transaction{pooled}); err != nil || !res.Forward {
+		t.Fatalf("a new, good transaction: forward %v, err %v", res.Forward, err)
+	}
+	forged := pooled
+	forged.Signature = chain.Signature{63: 1}
+	if res, err := h.HandleTxsGaps([]chain.Transaction{transfer(base + 2), forged}); err != nil || res.Forward {
+		t.Fatalf("a pooled transaction's copy with a bad signature: forward %v, err %v (want kept here)", res.Forward, err)
+	}
+	repeated := transfer(base + 3)
+	if res, err := h.HandleTxsGaps([]chain.Transaction{repeated, repeated, repeated}); err != nil || res.Forward {
+		t.Fatalf("one transaction three times: forward %v, err %v (want kept here)", res.Forward, err)
 	}
 }

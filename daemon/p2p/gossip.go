@@ -302,9 +302,12 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 		return pubsub.ValidationReject
 	}
 	if res.Forward {
-		// Travels on as it came. What it promoted was carried by earlier
-		// messages, forwarded the same way or by their own sources; a
-		// peer that still lacks some asks (gap filling).
+		// Travels on as it came. What it promoted but did not carry came
+		// in earlier messages, which may have stayed here (not forwarded):
+		// gossiped as our own, so it does not wait for the rebroadcast.
+		if extra := notCarried(res.Relay, txs); len(extra) > 0 {
+			n.tryPublishTxs(extra)
+		}
 		return pubsub.ValidationAccept
 	}
 	relay := res.Relay
@@ -340,6 +343,22 @@ func sameTxs(relay, msg []chain.Transaction) bool {
 		count[msg[i]]--
 	}
 	return true
+}
+
+// notCarried returns the transactions of relay that msg does not carry,
+// compared whole as sameTxs does.
+func notCarried(relay, msg []chain.Transaction) []chain.Transaction {
+	in := make(map[chain.Transaction]bool, len(msg))
+	for i := range msg {
+		in[msg[i]] = true
+	}
+	var out []chain.Transaction
+	for i := range relay {
+		if !in[relay[i]] {
+			out = append(out, relay[i])
+		}
+	}
+	return out
 }
 
 // tryPublishTxs is PublishTxs that drops (counted, logged) what does not

@@ -84,13 +84,13 @@ type TxsResult struct {
 	// carried and those it promoted (queued before, behind a gap it
 	// filled).
 	Relay []chain.Transaction
-	// Forward: every transaction of the message was taken (executable or
-	// queued behind a gap) or was pooled already, and one at least was
-	// taken. The message may then travel on as it came, and pubsub's
-	// message ids stop its copies; a message of our own holding the
-	// executable part instead reaches every peer again, and in a 4-node
-	// devnet under load each node refused two such copies of every
-	// transaction it took.
+	// Forward: the handler took every transaction of the message (each
+	// checked, signature included; executable, or queued behind a gap
+	// but no more of those than executable ones). The message may then
+	// travel on as it came, and pubsub's message ids stop its copies; a
+	// message of our own holding the executable part instead reaches
+	// every peer again, and in a 4-node devnet under load each node
+	// refused two such copies of every transaction it took.
 	Forward bool
 	// Gaps names the senders whose transactions arrived with a gap
 	// before them.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -373,17 +374,23 @@ func TestFillAnswerFitsOneBatch(t *testing.T) {
 
 // halfReady is a TxFiller that takes every transaction of a message, the
 // first half executable and the rest queued (as behind a gap), and says
-// forward: the message may travel on as it came.
+// forward: the message may travel on as it came. A message of ten also
+// promotes promoted, a transaction it does not carry.
 type halfReady struct {
 	*fakeChain
-	forward bool
+	forward  bool
+	promoted chain.Transaction
 }
 
 func (h *halfReady) HandleTxsGaps(txs []chain.Transaction) (TxsResult, error) {
 	if _, err := h.fakeChain.HandleTxs(txs); err != nil {
 		return TxsResult{}, err
 	}
-	return TxsResult{Relay: txs[:len(txs)/2], Forward: h.forward}, nil
+	relay := slices.Clone(txs[:len(txs)/2])
+	if len(txs) == 10 {
+		relay = append(relay, h.promoted)
+	}
+	return TxsResult{Relay: relay, Forward: h.forward}, nil
 }
 
 func (h *halfReady) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
@@ -394,48 +401,52 @@ func (h *halfReady) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, err
 func (h *halfReady) PooledRun(chain.Address, uint64, int, int) []chain.Transaction { return nil }
 
 // A message the handler took whole (Forward) travels on as it came, so
-// pubsub's message id stops its copies; one it took in part is not
-// forwarded, and its executable part goes on in a message of the node's
-// own. On the line A — B — C, C sees A's message only through B.
+// pubsub's message id stops its copies, and what it promoted without
+// carrying it goes on in a message of the node's own; a message it took
+// in part is not forwarded, and its executable part (the promoted
+// transaction included) goes on in a message of the node's own. On the
+// line A — B — C, C sees A's message only through B.
 func TestForwardTakenMessageAsItCame(t *testing.T) {
 	for _, forward := range []bool{true, false} {
 		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
+			promoted := tx(999)
 			a := startNode(t, newFakeChain("g"), nil)
-			b := startNode(t, &halfReady{fakeChain: newFakeChain("g"), forward: forward}, nil, a)
+			b := startNode(t, &halfReady{fakeChain: newFakeChain("g"), forward: forward, promoted: promoted}, nil, a)
 			cc := &msgCountingChain{fakeChain: newFakeChain("g")}
 			c := startNode(t, cc, nil, b)
 			for _, pair := range [][2]*Node{{a, b}, {b, c}} {
 				waitFor(t, 10*time.Second, "meshes", func() bool { return inMesh(pair[0], pair[1]) && inMesh(pair[1], pair[0]) })
 			}
-			received := func() int {
+			has := func(txs ...chain.Transaction) bool {
 				cc.mu.Lock()
 				defer cc.mu.Unlock()
-				return len(cc.txs)
+				for i := range txs {
+					if !cc.txSeen[txs[i].ID()] {
+						return false
+					}
+				}
+				return true
 			}
 			var msg []chain.Transaction
 			for i := uint64(1); i <= 10; i++ {
 				msg = append(msg, tx(i))
 			}
 			a.PublishTxs(msg)
-			want := 5 // B's own message: the executable half
+			want := append(slices.Clone(msg[:5]), promoted) // B's own message
 			if forward {
-				want = 10 // A's message, as it came
+				want = append(slices.Clone(msg), promoted) // A's message as it came, and B's own with the promoted one
 			}
-			waitFor(t, 20*time.Second, fmt.Sprintf("%d transactions at C", want), func() bool { return received() >= want })
+			waitFor(t, 20*time.Second, fmt.Sprintf("%d transactions at C", len(want)), func() bool { return has(want...) })
 			// A marker after it: once C has it, B has handled the first
 			// message and published whatever it would.
 			marker := tx(100)
 			a.PublishTxs([]chain.Transaction{marker, tx(101)})
-			waitFor(t, 20*time.Second, "the marker at C", func() bool {
-				cc.mu.Lock()
-				defer cc.mu.Unlock()
-				return cc.txSeen[marker.ID()]
-			})
-			if got := received(); got != want+1 && got != want+2 {
-				t.Fatalf("C holds %d transactions, want %d and the marker's", got, want)
+			waitFor(t, 20*time.Second, "the marker at C", func() bool { return has(marker) })
+			if !forward && has(msg[5:]...) {
+				t.Fatal("the queued half of a message taken in part reached C")
 			}
-			if forward && cc.msgs.Load() != 2 {
-				t.Fatalf("C handled %d tx messages, want 2: A's two, forwarded by B as they came", cc.msgs.Load())
+			if forward && cc.msgs.Load() != 3 {
+				t.Fatalf("C handled %d tx messages, want 3: A's two, forwarded by B as they came, and B's with the promoted transaction", cc.msgs.Load())
 			}
 		})
 	}
