@@ -80,24 +80,29 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 
 // forwardable reports whether a message whose transactions the pool
 // answered with errs, queued of them taken but queued behind a gap, may
-// travel on as it came (p2p.TxsResult.Forward): the pool took every one
-// in this message (each checked here, signature included, its sender
-// able to pay), and no more of them queued than executable. Anything
-// else keeps it here, its executable part gossiped as this node's own
-// message: a refusal of any kind, already_known included (a transaction's
-// id leaves its signature out, so a copy of a pooled transaction with a
-// bad signature is answered already_known before any check, and a copy
-// repeated in one message is answered so too), and a message mostly of
-// transactions queued behind gaps (which never pay a fee while they wait:
-// forwarded, they would fill every node's queue, not only those of the
-// sender's peers).
+// travel on as it came (p2p.TxsResult.Forward): every transaction in it
+// was checked by this node, signature included, now or when the pool
+// took it (taken, or a copy of a pooled one with the pooled signature:
+// mempool.IsPooledCopy), one at least taken now, and no more of them
+// queued than executable. Anything else keeps it here, its executable
+// part gossiped as this node's own message: any other refusal, and an
+// already_known that is no pooled copy (a transaction's id leaves its
+// signature out, so a copy of a pooled transaction with a bad signature
+// is answered already_known before any check; a transaction repeated in
+// the message is refused so too), and a message mostly of transactions
+// queued behind gaps (which pay no fee while they wait: forwarded, they
+// would fill every node's queue, not only those of the sender's peers).
 func forwardable(errs []error, queued int) bool {
+	taken := 0
 	for _, err := range errs {
-		if err != nil {
+		switch {
+		case err == nil:
+			taken++
+		case !mempool.IsPooledCopy(err):
 			return false
 		}
 	}
-	return len(errs) > 0 && queued <= len(errs)-queued
+	return taken > 0 && queued <= taken-queued
 }
 
 // verifyGapped checks the signatures of txs[idx...] for the senders gapped does not yet trust, and marks those
