@@ -22,12 +22,11 @@ var _ p2p.TxFiller = p2pHandler{}
 // checks signatures, and a made-up transaction of any funded sender would
 // otherwise send this node asking for nothing. One such transaction per
 // sender is verified here; a bad signature rejects the message.
-func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error) {
+func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []p2p.TxGap, error) {
 	ready, errs, err := h.handleTxs(txs)
 	if err != nil {
-		return p2p.TxsResult{}, err
+		return nil, nil, err
 	}
-	res := p2p.TxsResult{Relay: ready}
 	// The pool holds one transaction per sender and nonce: an admitted
 	// one is ready if its sender's nonce is (no hashing needed).
 	type slot struct {
@@ -40,12 +39,10 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 	}
 	var gapped map[chain.Address]bool // true: shown by a verified transaction
 	var unverified []int              // per sender, one refused before its signature check
-	queued := 0
 	for i := range txs {
 		e, from := errs[i], txs[i].From
 		switch {
 		case e == nil && !promoted[slot{from, txs[i].Nonce}]: // queued: verified
-			queued++
 			if gapped == nil {
 				gapped = map[chain.Address]bool{}
 			}
@@ -61,11 +58,10 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 		}
 	}
 	if err := h.verifyGapped(txs, unverified, gapped); err != nil {
-		return p2p.TxsResult{}, err
+		return nil, nil, err
 	}
-	res.Forward = forwardable(errs, queued)
 	if len(gapped) == 0 {
-		return res, nil
+		return ready, nil, nil
 	}
 	view := h.chain.Snapshot()
 	gaps := make([]p2p.TxGap, 0, len(gapped))
@@ -74,35 +70,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) (p2p.TxsResult, error
 			gaps = append(gaps, p2p.TxGap{From: a, Next: h.pool.PendingNonce(a, view) + 1})
 		}
 	}
-	res.Gaps = gaps
-	return res, nil
-}
-
-// forwardable reports whether a message whose transactions the pool
-// answered with errs, queued of them taken but queued behind a gap, may
-// travel on as it came (p2p.TxsResult.Forward): every transaction in it
-// was checked by this node, signature included, now or when the pool
-// took it (taken, or a copy of a pooled one with the pooled signature:
-// mempool.IsPooledCopy), one at least taken now, and no more of them
-// queued than executable. Anything else keeps it here, its executable
-// part gossiped as this node's own message: any other refusal, and an
-// already_known that is no pooled copy (a transaction's id leaves its
-// signature out, so a copy of a pooled transaction with a bad signature
-// is answered already_known before any check; a transaction repeated in
-// the message is refused so too), and a message mostly of transactions
-// queued behind gaps (which pay no fee while they wait: forwarded, they
-// would fill every node's queue, not only those of the sender's peers).
-func forwardable(errs []error, queued int) bool {
-	taken := 0
-	for _, err := range errs {
-		switch {
-		case err == nil:
-			taken++
-		case !mempool.IsPooledCopy(err):
-			return false
-		}
-	}
-	return taken > 0 && queued <= taken-queued
+	return ready, gaps, nil
 }
 
 // verifyGapped checks the signatures of txs[idx...] for the senders gapped does not yet trust, and marks those

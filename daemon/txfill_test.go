@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"testing"
 	"time"
 
@@ -80,89 +79,14 @@ func TestGapSignalNeedsASignature(t *testing.T) {
 		return tx
 	}
 	good := far()
-	res, err := h.HandleTxsGaps([]chain.Transaction{good})
-	if gaps := res.Gaps; err != nil || len(gaps) != 1 || gaps[0].From != k.Address() || res.Forward {
-		t.Fatalf("a signed transaction with a wide gap: gaps %v, forward %v, err %v (want its gap, not forwarded)", gaps, res.Forward, err)
+	_, gaps, err := h.HandleTxsGaps([]chain.Transaction{good})
+	if err != nil || len(gaps) != 1 || gaps[0].From != k.Address() {
+		t.Fatalf("a signed transaction with a wide gap: gaps %v, err %v", gaps, err)
 	}
 	bad := far()
 	bad.Signature = chain.Signature{63: 1}
-	res, err = h.HandleTxsGaps([]chain.Transaction{bad})
-	if gaps := res.Gaps; !p2p.IsReject(err) || len(gaps) != 0 {
-		t.Fatalf("a bad signature with a wide gap: gaps %v, err %v (want a rejection, no gap)", res.Gaps, err)
-	}
-}
-
-// A gossiped message travels on as it came only when the node checked
-// every transaction of it (taken now, or a pooled copy), took one at
-// least, and no more of them queued than executable.
-func TestForwardable(t *testing.T) {
-	known := &chain.RuleError{Code: mempool.ErrAlreadyKnown.Code, Message: "transaction x is already pooled"}
-	for _, c := range []struct {
-		name   string
-		errs   []error
-		queued int
-		want   bool
-	}{
-		{"all executable", []error{nil, nil}, 0, true},
-		{"half queued", []error{nil, nil}, 1, true},
-		{"mostly queued", []error{nil, nil, nil}, 2, false},
-		{"all queued", []error{nil}, 1, false},
-		{"already_known, not a pooled copy (its signature unchecked)", []error{nil, known, nil}, 0, false},
-		{"empty", nil, 0, false},
-		{"a used nonce", []error{nil, chain.ErrBadNonce}, 0, false},
-		{"a gap too wide", []error{nil, mempool.ErrNonceGap}, 0, false},
-		{"a full pool", []error{nil, mempool.ErrPoolFull}, 0, false},
-		{"wrapped refusal", []error{nil, fmt.Errorf("tx 1: %w", chain.ErrInsufficientFunds)}, 0, false},
-	} {
-		if got := forwardable(c.errs, c.queued); got != c.want {
-			t.Errorf("%s: forwardable = %v, want %v", c.name, got, c.want)
-		}
-	}
-}
-
-// What a peer could slip into a message the node forwards as it came:
-// a copy of a pooled transaction with a bad signature (its id leaves the
-// signature out, so the pool answers already_known before any check),
-// and one new transaction repeated (each copy but the first answered
-// already_known). Neither message is forwarded; a message of new, good
-// transactions is, and so is one with a true copy of a pooled one.
-func TestForwardNeedsEveryTransactionChecked(t *testing.T) {
-	d := startNet(t, []uint64{1}, nil)
-	node := d.Nodes[0]
-	h := node.p2pHandler()
-	k, _ := keystore.Generate()
-	k2, _ := keystore.Generate()
-	to, _ := keystore.Generate()
-	for _, key := range []*keystore.Key{k, k2} {
-		sendFrom(t, node, key, chain.Transaction{Type: chain.TxExchange, To: key.Address(), Amount: 1000})
-		waitUntil(t, 30*time.Second, "the sender funded", func() bool { return node.API().Account(key.Address()).Balance == 1000 })
-	}
-	transfer := func(key *keystore.Key, nonce uint64) chain.Transaction {
-		tx := chain.Transaction{Type: chain.TxTransfer, ChainID: node.g.ChainID, To: to.Address(), Amount: 1, Fee: 1, Nonce: nonce}
-		key.SignTx(&tx)
-		return tx
-	}
-	base := node.API().Account(k.Address()).Nonce
-	if res, err := h.HandleTxsGaps([]chain.Transaction{transfer(k, base+1)}); err != nil || !res.Forward {
-		t.Fatalf("a new, good transaction: forward %v, err %v", res.Forward, err)
-	}
-	// Pooled for good: queued behind a gap of k2's, never committed here.
-	pooled := transfer(k2, node.API().Account(k2.Address()).Nonce+2)
-	if errs, _ := node.pool.AdmitNewest([]chain.Transaction{pooled}, newestView(node.chain)); errs[0] != nil {
-		t.Fatal(errs[0])
-	}
-	forged := pooled
-	forged.Signature = chain.Signature{63: 1}
-	if res, err := h.HandleTxsGaps([]chain.Transaction{transfer(k, base+2), forged}); err != nil || res.Forward {
-		t.Fatalf("a pooled transaction's copy with a bad signature: forward %v, err %v (want kept here)", res.Forward, err)
-	}
-	repeated := transfer(k, base+3)
-	if res, err := h.HandleTxsGaps([]chain.Transaction{repeated, repeated, repeated}); err != nil || res.Forward {
-		t.Fatalf("one transaction three times: forward %v, err %v (want kept here)", res.Forward, err)
-	}
-	// A pooled transaction's copy with its own signature was checked when
-	// the pool took it: beside a new one, the message goes on.
-	if res, err := h.HandleTxsGaps([]chain.Transaction{pooled, transfer(k, base+4)}); err != nil || !res.Forward {
-		t.Fatalf("a pooled copy beside a new transaction: forward %v, err %v (want forwarded)", res.Forward, err)
+	_, gaps, err = h.HandleTxsGaps([]chain.Transaction{bad})
+	if !p2p.IsReject(err) || len(gaps) != 0 {
+		t.Fatalf("a bad signature with a wide gap: gaps %v, err %v (want a rejection, no gap)", gaps, err)
 	}
 }

@@ -35,7 +35,6 @@
 package mempool
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -89,21 +88,6 @@ func ruleErr(sentinel *chain.RuleError, format string, args ...any) error {
 // it is the most frequent refusal of gossip.
 func alreadyPooled(id chain.Hash) error {
 	return &chain.RuleError{Code: ErrAlreadyKnown.Code, Message: "transaction " + id.String() + " is already pooled"}
-}
-
-// pooledCopyError is ErrAlreadyKnown for a copy of a pooled transaction,
-// its signature the pooled one's.
-type pooledCopyError struct{ *chain.RuleError }
-
-func (e *pooledCopyError) Unwrap() error { return e.RuleError }
-
-// IsPooledCopy reports whether err refused a transaction as a copy of a
-// pooled one, signature included: it was checked when the pool took it.
-// Another signature on the same id (the id leaves the signature out) is
-// refused already_known too, but not so: that signature is unchecked.
-func IsPooledCopy(err error) bool {
-	var c *pooledCopyError
-	return errors.As(err, &c)
 }
 
 // StateView is the committed state the pool checks against. *chain.State
@@ -554,27 +538,11 @@ func (p *Pool) admitBatch(txs []chain.Transaction, locked func(fn func(StateView
 	// a node several times (a 4-node devnet under load refused two copies
 	// for each one it took), and a copy should cost a lookup, not the
 	// stateless rules.
-	// A copy whose signature is the pooled one's is told apart: nothing
-	// in it went unchecked (IsPooledCopy). A transaction repeated in the
-	// batch, signature included, is refused at once, not checked again
-	// (another signature on the same id goes on: it may be the good one).
-	inBatch := make(map[chain.Hash]chain.Signature, len(txs))
 	p.mu.Lock()
 	for i := range txs {
-		id := txs[i].ID()
-		if e, ok := p.byID[id]; ok {
-			if e.tx.Signature == txs[i].Signature {
-				errs[i] = &pooledCopyError{alreadyPooled(id).(*chain.RuleError)}
-			} else {
-				errs[i] = alreadyPooled(id)
-			}
-			continue
+		if _, ok := p.byID[txs[i].ID()]; ok {
+			errs[i] = alreadyPooled(txs[i].ID())
 		}
-		if sig, dup := inBatch[id]; dup && sig == txs[i].Signature {
-			errs[i] = ruleErr(ErrAlreadyKnown, "transaction %s is repeated in the batch", id)
-			continue
-		}
-		inBatch[id] = txs[i].Signature
 	}
 	p.mu.Unlock()
 	for i := range txs {

@@ -586,36 +586,3 @@ func TestOverflowIsRefusedAtAdmission(t *testing.T) {
 	wantCode(t, err, chain.ErrAmountOverflow)
 	mustAdd(t, p, st, testkit.Transfer(alice, bob.Addr, 5, 0, 1))
 }
-
-// A copy of a pooled transaction is refused already_known; it is a
-// pooled copy (IsPooledCopy: nothing in it unchecked) only when its
-// signature is the pooled one's. A transaction repeated in one batch is
-// refused after its first, and is no pooled copy.
-func TestPooledCopy(t *testing.T) {
-	g := testGenesis()
-	st := g.State()
-	p := New(g, Config{})
-	pooled := payBob(alice, 10, 1)
-	if errs := p.AddBatch([]chain.Transaction{pooled}, st); errs[0] != nil {
-		t.Fatal(errs[0])
-	}
-	other := testkit.Corrupt(pooled)
-	repeated := payBob(alice, 10, 2)
-	errs := p.AddBatch([]chain.Transaction{pooled, other, repeated, repeated}, st)
-	for i, c := range []struct {
-		code chain.ErrorCode
-		copy bool
-	}{
-		{ErrAlreadyKnown.Code, true},
-		{ErrAlreadyKnown.Code, false},
-		{"", false},
-		{ErrAlreadyKnown.Code, false},
-	} {
-		if got := chain.CodeOf(errs[i]); got != c.code || IsPooledCopy(errs[i]) != c.copy {
-			t.Errorf("item %d: %v (pooled copy %v), want code %q, pooled copy %v", i, errs[i], IsPooledCopy(errs[i]), c.code, c.copy)
-		}
-	}
-	if !errors.Is(errs[0], ErrAlreadyKnown) {
-		t.Errorf("a pooled copy's error is not ErrAlreadyKnown: %v", errs[0])
-	}
-}

@@ -296,23 +296,11 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	for i, tx := range ptrs {
 		txs[i] = *tx
 	}
-	res, err := n.handleTxs(from, txs) // txfill.go
+	relay, err := n.handleTxs(from, txs) // txfill.go
 	if IsReject(err) {
 		n.offence(from, "tx message", err)
 		return pubsub.ValidationReject
 	}
-	if res.Forward {
-		// Travels on as it came. What it promoted but did not carry came
-		// in earlier messages: those this node did not forward, the
-		// peers past it never saw, so those are gossiped as our own (not
-		// left to the rebroadcast); the others reached them as they came.
-		if extra := n.held.take(notCarried(res.Relay, txs)); len(extra) > 0 {
-			n.tryPublishTxs(extra)
-		}
-		return pubsub.ValidationAccept
-	}
-	relay := res.Relay
-	n.held.add(notCarried(txs, relay)) // not forwarded: what it leaves here
 	if len(relay) == 0 {
 		return pubsub.ValidationIgnore
 	}
@@ -345,68 +333,6 @@ func sameTxs(relay, msg []chain.Transaction) bool {
 		count[msg[i]]--
 	}
 	return true
-}
-
-// heldTxs remembers the ids of transactions of tx messages this node did
-// not forward (the part it did not gossip again: queued, or refused), in
-// two generations of at most heldTxsGen ids each (a few MB at most).
-type heldTxs struct {
-	mu        sync.Mutex
-	cur, prev map[chain.Hash]struct{}
-}
-
-// heldTxsGen is the size of a generation of heldTxs.
-const heldTxsGen = 1 << 15
-
-func (h *heldTxs) add(txs []chain.Transaction) {
-	if len(txs) == 0 {
-		return
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for i := range txs {
-		if len(h.cur) >= heldTxsGen || h.cur == nil {
-			h.prev, h.cur = h.cur, make(map[chain.Hash]struct{}, heldTxsGen)
-		}
-		h.cur[txs[i].ID()] = struct{}{}
-	}
-}
-
-// take returns the transactions of txs held, and forgets them.
-func (h *heldTxs) take(txs []chain.Transaction) []chain.Transaction {
-	if len(txs) == 0 {
-		return nil
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []chain.Transaction
-	for i := range txs {
-		id := txs[i].ID()
-		_, inCur := h.cur[id]
-		_, inPrev := h.prev[id]
-		if inCur || inPrev {
-			delete(h.cur, id)
-			delete(h.prev, id)
-			out = append(out, txs[i])
-		}
-	}
-	return out
-}
-
-// notCarried returns the transactions of relay that msg does not carry,
-// compared whole as sameTxs does.
-func notCarried(relay, msg []chain.Transaction) []chain.Transaction {
-	in := make(map[chain.Transaction]bool, len(msg))
-	for i := range msg {
-		in[msg[i]] = true
-	}
-	var out []chain.Transaction
-	for i := range relay {
-		if !in[relay[i]] {
-			out = append(out, relay[i])
-		}
-	}
-	return out
 }
 
 // tryPublishTxs is PublishTxs that drops (counted, logged) what does not

@@ -211,7 +211,6 @@ type Node struct {
 	mesh     *meshTracer
 	rtt      *rttBook     // peers' round-trip times (rtt.go)
 	txOut    *txOutbox    // transactions to gossip (txout.go)
-	held     heldTxs      // transactions of tx messages not forwarded (gossip.go)
 	fill     *txFill      // gap filling (txfill.go); nil when the handler does not
 	blkQ     chan pubItem // blocks and evidence
 	evSub    event.Subscription

@@ -78,31 +78,11 @@ type TxGap struct {
 	Next uint64
 }
 
-// TxsResult is what a TxFiller made of a message's transactions.
-type TxsResult struct {
-	// Relay holds the transactions now executable: those the message
-	// carried and those it promoted (queued before, behind a gap it
-	// filled).
-	Relay []chain.Transaction
-	// Forward: the handler took every transaction of the message (each
-	// checked, signature included; executable, or queued behind a gap
-	// but no more of those than executable ones). The message may then
-	// travel on as it came, and pubsub's message ids stop its copies; a
-	// message of our own holding the executable part instead reaches
-	// every peer again, and in a 4-node devnet under load each node
-	// refused two such copies of every transaction it took.
-	Forward bool
-	// Gaps names the senders whose transactions arrived with a gap
-	// before them.
-	Gaps []TxGap
-}
-
 // TxFiller is a Handler that takes part in gap filling.
 type TxFiller interface {
 	// HandleTxsGaps is HandleTxs that also says which senders of txs
-	// arrived with a gap before them and whether the message may be
-	// forwarded as it came.
-	HandleTxsGaps(txs []chain.Transaction) (TxsResult, error)
+	// arrived with a gap before them.
+	HandleTxsGaps(txs []chain.Transaction) (relay []chain.Transaction, gaps []TxGap, err error)
 	// PooledRun returns from's pooled executable transactions from
 	// nonce on, in nonce order: at most limit, and past the first at
 	// most maxBytes encoded.
@@ -162,19 +142,18 @@ func (n *Node) startTxFill() {
 
 // handleTxs hands a message's transactions to the handler and asks from
 // for what they showed missing.
-func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) (TxsResult, error) {
+func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) ([]chain.Transaction, error) {
 	f, ok := n.h.(TxFiller)
 	if !ok || n.fill == nil {
-		relay, err := n.h.HandleTxs(txs)
-		return TxsResult{Relay: relay}, err
+		return n.h.HandleTxs(txs)
 	}
-	res, err := f.HandleTxsGaps(txs)
+	relay, gaps, err := f.HandleTxsGaps(txs)
 	if err == nil {
-		for _, g := range res.Gaps {
+		for _, g := range gaps {
 			n.askFill(from, g)
 		}
 	}
-	return res, err
+	return relay, err
 }
 
 // askFill queues a request to p for gap g, if ask lets it. Not logged
@@ -279,8 +258,7 @@ func (n *Node) fillLoop() {
 			n.fill.settle(r, false, false, time.Now())
 			continue
 		}
-		res, err := n.handleFill(r.peer, txs)
-		ready, gaps := res.Relay, res.Gaps
+		ready, gaps, err := n.handleFill(r.peer, txs)
 		if errors.Is(err, errFillDropped) {
 			n.fill.settle(r, false, false, time.Now())
 			continue
@@ -312,21 +290,21 @@ func (n *Node) fillLoop() {
 // of a tx message: p's budget of transactions (the answer was its to
 // send) and the validators' slots. errFillDropped: not handled (over the
 // budget, shutting down).
-func (n *Node) handleFill(p peer.ID, txs []chain.Transaction) (TxsResult, error) {
+func (n *Node) handleFill(p peer.ID, txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
 	if !n.enter() {
-		return TxsResult{}, errFillDropped
+		return nil, nil, errFillDropped
 	}
 	defer n.leave()
 	if !n.book.admitTxs(p, len(txs), time.Now()) {
 		n.log.Debug("p2p: gap fill answer over the peer's budget, dropped", "peer", p, "txs", len(txs))
-		return TxsResult{}, errFillDropped
+		return nil, nil, errFillDropped
 	}
 	defer n.book.doneTxs(p)
 	select {
 	case n.txSem <- struct{}{}:
 		defer func() { <-n.txSem }()
 	case <-n.ctx.Done():
-		return TxsResult{}, errFillDropped
+		return nil, nil, errFillDropped
 	}
 	return n.h.(TxFiller).HandleTxsGaps(txs)
 }

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -32,7 +31,7 @@ func newFillChain() *fillChain {
 	return &fillChain{fakeChain: newFakeChain("g"), pending: map[uint64]chain.Transaction{}, queued: map[uint64]chain.Transaction{}}
 }
 
-func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) (TxsResult, error) {
+func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	var ready []chain.Transaction
@@ -53,18 +52,18 @@ func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) (TxsResult, error) {
 		ready = append(ready, tx)
 	}
 	if _, err := c.fakeChain.HandleTxs(ready); err != nil {
-		return TxsResult{}, err
+		return nil, nil, err
 	}
 	var gaps []TxGap
 	if len(c.queued) > 0 {
 		gaps = []TxGap{{From: "a", Next: c.top + 1}}
 	}
-	return TxsResult{Relay: ready, Gaps: gaps}, nil
+	return ready, gaps, nil
 }
 
 func (c *fillChain) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	res, err := c.HandleTxsGaps(txs)
-	return res.Relay, err
+	ready, _, err := c.HandleTxsGaps(txs)
+	return ready, err
 }
 
 func (c *fillChain) PooledRun(from chain.Address, nonce uint64, limit, maxBytes int) []chain.Transaction {
@@ -99,8 +98,8 @@ func TestGapFill(t *testing.T) {
 	for i := uint64(1); i <= 1500; i++ {
 		held = append(held, tx(i))
 	}
-	if res, _ := ca.HandleTxsGaps(held); len(res.Relay) != 1500 {
-		t.Fatalf("A pooled %d", len(res.Relay))
+	if ready, _, _ := ca.HandleTxsGaps(held); len(ready) != 1500 {
+		t.Fatalf("A pooled %d", len(ready))
 	}
 	a := startNode(t, ca, nil)
 	b := startNode(t, cb, nil, a)
@@ -118,7 +117,7 @@ func TestGapFill(t *testing.T) {
 		return false
 	})
 	next := tx(1501)
-	if res, _ := ca.HandleTxsGaps([]chain.Transaction{next}); len(res.Relay) != 1 {
+	if ready, _, _ := ca.HandleTxsGaps([]chain.Transaction{next}); len(ready) != 1 {
 		t.Fatal("A did not pool 1501")
 	}
 	a.PublishTxs([]chain.Transaction{next})
@@ -369,99 +368,5 @@ func TestFillAnswerFitsOneBatch(t *testing.T) {
 	}
 	if _, used := frameTxBatch(encs); used == fillMaxTxs {
 		t.Fatal("a run of maxBatchBytes fits too: the test no longer shows the framing's cost")
-	}
-}
-
-// halfReady is a TxFiller that takes every transaction of a message, the
-// first half executable and the rest queued (as behind a gap), and says
-// forward: the message may travel on as it came. A message of one
-// transaction of amount 999 is queued whole and not forwarded; a message
-// of ten also promotes it and another one never seen here, neither
-// carried by the message.
-type halfReady struct {
-	*fakeChain
-	forward         bool
-	promoted, never chain.Transaction
-}
-
-func (h *halfReady) HandleTxsGaps(txs []chain.Transaction) (TxsResult, error) {
-	if _, err := h.fakeChain.HandleTxs(txs); err != nil {
-		return TxsResult{}, err
-	}
-	if len(txs) == 1 && txs[0].Amount == 999 {
-		return TxsResult{}, nil
-	}
-	relay := slices.Clone(txs[:len(txs)/2])
-	if len(txs) == 10 {
-		relay = append(relay, h.promoted, h.never)
-	}
-	return TxsResult{Relay: relay, Forward: h.forward}, nil
-}
-
-func (h *halfReady) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	res, err := h.HandleTxsGaps(txs)
-	return res.Relay, err
-}
-
-func (h *halfReady) PooledRun(chain.Address, uint64, int, int) []chain.Transaction { return nil }
-
-// A message the handler took whole (Forward) travels on as it came, so
-// pubsub's message id stops its copies, and what it promoted without
-// carrying it goes on in a message of the node's own if it came in a
-// message the node did not forward (the peers past it never saw that
-// one); a message taken in part is not forwarded, and its executable part
-// (promoted transactions included) goes on in a message of the node's
-// own. On the line A — B — C, C sees A's messages only through B.
-func TestForwardTakenMessageAsItCame(t *testing.T) {
-	for _, forward := range []bool{true, false} {
-		t.Run(fmt.Sprintf("forward=%v", forward), func(t *testing.T) {
-			promoted, never := tx(999), tx(998)
-			a := startNode(t, newFakeChain("g"), nil)
-			hb := &halfReady{fakeChain: newFakeChain("g"), forward: forward, promoted: promoted, never: never}
-			b := startNode(t, hb, nil, a)
-			cc := &msgCountingChain{fakeChain: newFakeChain("g")}
-			c := startNode(t, cc, nil, b)
-			for _, pair := range [][2]*Node{{a, b}, {b, c}} {
-				waitFor(t, 10*time.Second, "meshes", func() bool { return inMesh(pair[0], pair[1]) && inMesh(pair[1], pair[0]) })
-			}
-			has := func(f *fakeChain, txs ...chain.Transaction) bool {
-				f.mu.Lock()
-				defer f.mu.Unlock()
-				for i := range txs {
-					if !f.txSeen[txs[i].ID()] {
-						return false
-					}
-				}
-				return true
-			}
-			a.PublishTxs([]chain.Transaction{promoted}) // queued at B, not forwarded
-			waitFor(t, 20*time.Second, "the queued transaction at B", func() bool { return has(hb.fakeChain, promoted) })
-			var msg []chain.Transaction
-			for i := uint64(1); i <= 10; i++ {
-				msg = append(msg, tx(i))
-			}
-			a.PublishTxs(msg)
-			want := append(slices.Clone(msg[:5]), promoted, never) // B's own message: its relay
-			if forward {
-				want = append(slices.Clone(msg), promoted) // A's message as it came, and B's own with what it held
-			}
-			waitFor(t, 20*time.Second, fmt.Sprintf("%d transactions at C", len(want)), func() bool { return has(cc.fakeChain, want...) })
-			// A marker after it: once C has it, B has handled the first
-			// messages and published whatever it would.
-			marker := tx(100)
-			a.PublishTxs([]chain.Transaction{marker, tx(101)})
-			waitFor(t, 20*time.Second, "the marker at C", func() bool { return has(cc.fakeChain, marker) })
-			if !forward && has(cc.fakeChain, msg[5:]...) {
-				t.Fatal("the queued half of a message taken in part reached C")
-			}
-			if forward {
-				if has(cc.fakeChain, never) {
-					t.Fatal("B gossiped a promoted transaction it had not held back")
-				}
-				if cc.msgs.Load() != 3 {
-					t.Fatalf("C handled %d tx messages, want 3: A's two, forwarded by B as they came, and B's with what it held", cc.msgs.Load())
-				}
-			}
-		})
 	}
 }
