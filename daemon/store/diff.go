@@ -253,23 +253,12 @@ func (s *Store) maybeCompact(head, base uint64) {
 	if head-base < compactAfter {
 		return
 	}
-	s.bgMu.Lock()
-	defer s.bgMu.Unlock()
-	if s.closed || s.compacting {
-		return
-	}
-	s.compacting = true
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
+	s.bg.start(&s.folding, false, func() {
 		// A failure leaves base and diffs as they were (one transaction);
 		// the next commit tries again, and the write health tells of a
 		// disk fault.
 		_, _ = s.fold(maxFold, keepRecent)
-		s.bgMu.Lock()
-		s.compacting = false
-		s.bgMu.Unlock()
-	}()
+	})
 }
 
 // Compact folds the diffs of up to max blocks above the base into the

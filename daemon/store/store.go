@@ -164,16 +164,11 @@ type Store struct {
 
 	health writeHealth
 
-	// The background fold of diffs into the base (maybeCompact) and merge
-	// of the transaction index (maybeMergeTx): at most one of each at a
-	// time, none started after Close, and Close waits for them (a merge
-	// stops between chunks).
-	bgMu       sync.Mutex
-	closed     bool
-	compacting bool
-	mergingTx  bool
-	mergeAgain bool // a segment filled while the merge ran
-	bg         sync.WaitGroup
+	// Work no commit waits for (background.go): the fold of diffs into
+	// the base (maybeCompact) and the merge of the transaction index
+	// (maybeMergeTx).
+	bg               background
+	folding, merging bgJob
 }
 
 // headRef is the cached head.
@@ -238,10 +233,7 @@ func Open(path string) (*Store, error) {
 // Close closes the database file, waiting for reads in progress and for
 // a background fold of diffs.
 func (s *Store) Close() error {
-	s.bgMu.Lock()
-	s.closed = true
-	s.bgMu.Unlock()
-	s.bg.Wait()
+	s.bg.close()
 	return s.db.Close()
 }
 

@@ -287,7 +287,7 @@ func segEntry(seg uint32, k, v []byte) ([]byte, []byte) {
 // mergeTxIndex runs the merges due, a chunk per write transaction, until
 // none is due or the store closes. Run by maybeMergeTx in the background.
 func (s *Store) mergeTxIndex() error {
-	for !s.closing() {
+	for !s.bg.stopping() {
 		var due bool
 		err := s.view(func(tx *bolt.Tx) error {
 			m, err := planTxMerge(tx)
@@ -311,40 +311,10 @@ func (s *Store) mergeTxIndex() error {
 // commit that sealed a segment, and by Open (a merge a crash or a Close
 // interrupted goes on).
 func (s *Store) maybeMergeTx() {
-	s.bgMu.Lock()
-	defer s.bgMu.Unlock()
-	if s.closed {
-		return
-	}
-	if s.mergingTx {
-		s.mergeAgain = true
-		return
-	}
-	s.mergingTx = true
-	s.bg.Add(1)
-	go func() {
-		defer s.bg.Done()
-		for {
-			// A failure leaves every entry in one segment (each chunk is
-			// a transaction); the next sealed segment tries again, and
-			// the write health tells of a disk fault.
-			_ = s.mergeTxIndex()
-			s.bgMu.Lock()
-			again := s.mergeAgain && !s.closed
-			s.mergeAgain, s.mergingTx = false, again
-			s.bgMu.Unlock()
-			if !again {
-				return
-			}
-		}
-	}()
-}
-
-// closing reports whether Close has begun.
-func (s *Store) closing() bool {
-	s.bgMu.Lock()
-	defer s.bgMu.Unlock()
-	return s.closed
+	// A failure leaves every entry in one segment (each chunk is a
+	// transaction); the next sealed segment tries again, and the write
+	// health tells of a disk fault.
+	s.bg.start(&s.merging, true, func() { _ = s.mergeTxIndex() })
 }
 
 // verifyTxSegs checks that only listed segments hold entries (a lookup
