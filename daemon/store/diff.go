@@ -57,20 +57,25 @@ var (
 	// compactAfter pending blocks start a background fold.
 	//
 	// A fold of k blocks of c changes each writes at most min(k·c, P)
-	// pages of a base of P pages: at 10^6 accounts P is about 30,000 and
-	// a block of 1000 transfers changes 2000 accounts, so a fold of the
-	// compactAfter−keepRecent = 192 blocks pending rewrites nearly the
-	// whole base and costs each block about 160 page writes where
-	// writing it into the base alone (format 3) cost 2000. The price:
-	// LoadState replays the pending diffs (fewer than compactAfter plus
-	// the blocks of one fold), and a fold's write transaction holds the
-	// file's writer lock (a commit waits for it) about as long as
-	// rewriting the base (1–5 s at 10^6 accounts on a loaded 2-core
-	// machine). Folding more blocks at a time (512 pending, 448 a fold)
-	// writes the base less often but holds the lock longer still, with
-	// more entries to put: 3.4–4.2 s against 1.7–3.6 s in one measurement
-	// (docs/PERFORMANCE.md).
-	compactAfter uint64 = 256
+	// pages of a base of P pages: at 10^6 accounts P is about 30,000, so
+	// once k·c passes P a fold rewrites nearly the whole base whatever k
+	// is, and each block's share of that rewrite is P/k page writes. The
+	// more blocks a fold takes, the less each pays: the 448 blocks of a
+	// fold here (compactAfter−keepRecent) make a block of 1000 changes
+	// pay about 70 page writes at 10^6 accounts, where writing it into
+	// the base alone (format 3) cost 1000, and 192 (256 pending, until
+	// 2026-12-07) made it pay 160: BenchmarkCommitOnStateSize over 1024
+	// blocks, 10^6 against 10^3 accounts, went from 2.0× to 1.36–1.45×.
+	// What bounds k:
+	//   - LoadState replays the pending diffs (fewer than compactAfter
+	//     plus the blocks of one fold);
+	//   - maxFoldEntries bounds what a fold holds in memory, and a fold
+	//     stops at it (448 blocks of 1000 changes fit);
+	//   - a fold writes the base in chunks (foldChunkEntries), so how
+	//     long a commit may wait for it follows a chunk, not k. (Before
+	//     the chunks, 448 blocks a fold held the writer lock for the
+	//     whole rewrite, 3.4–4.2 s, and 256 pending was kept.)
+	compactAfter uint64 = 512
 	// keepRecent is how many of the newest blocks a background fold
 	// leaves as diffs: a reorg reverts recent blocks, and reverting a
 	// block still in the diffs only drops its record, where reverting one
@@ -83,8 +88,9 @@ var (
 var (
 	// maxFoldEntries bounds the diff entries one fold holds in memory
 	// (32 bytes each, foldEntry; the entries point into the records): it
-	// stops after the block that reaches it. 2^19 entries hold the 192
-	// blocks of 2000 changes a background fold takes.
+	// stops after the block that reaches it. 2^19 entries hold the 448
+	// blocks of 1000 changes a background fold takes; of blocks of 2000
+	// changes it takes 262.
 	maxFoldEntries = 1 << 19
 )
 
