@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -148,7 +149,16 @@ type request struct {
 	// busyRetry: a 503 with Retry-After is sent again, up to c.retries
 	// times (only requests a refusal leaves without effect).
 	busyRetry bool
+	// binary, when set, decodes an answer of Content-Type
+	// application/octet-stream (asked for in Accept, JSON still taken):
+	// do hands it the body instead of decoding JSON.
+	binary func([]byte) error
 }
+
+// maxBinaryAnswer bounds the body of a binary answer do reads: a binary
+// batch answer of the largest batch a node takes with every transaction
+// refused at length is a few MiB.
+const maxBinaryAnswer = 32 << 20
 
 // send performs r and returns the response of a 2xx answer; any other answer
 // is decoded into an *APIError.
@@ -186,9 +196,12 @@ func (c *Client) send(ctx context.Context, r request) (*http.Response, context.C
 	} else if r.raw != nil {
 		req.Header.Set("Content-Type", r.rawType)
 	}
-	if r.stream {
+	switch {
+	case r.stream:
 		req.Header.Set("Accept", "text/event-stream")
-	} else {
+	case r.binary != nil:
+		req.Header.Set("Accept", rpc.ContentTypeTxBatch+", application/json;q=0.9")
+	default:
 		req.Header.Set("Accept", "application/json")
 	}
 	if c.agent != "" {
@@ -280,7 +293,12 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); r.binary != nil && mt == rpc.ContentTypeTxBatch {
+		err = c.readBinary(r, resp.Body)
+	} else {
+		err = json.NewDecoder(resp.Body).Decode(out)
+	}
+	if err != nil {
 		if perr := ctx.Err(); perr != nil {
 			return perr
 		}
@@ -290,6 +308,19 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		return fmt.Errorf("unexpected answer to %s %s from %s: %w", r.method, r.path, c.base, err)
 	}
 	return nil
+}
+
+// readBinary reads a binary answer to r (at most maxBinaryAnswer bytes)
+// and hands it to r.binary.
+func (c *Client) readBinary(r request, body io.Reader) error {
+	data, err := io.ReadAll(io.LimitReader(body, maxBinaryAnswer+1))
+	switch {
+	case err != nil:
+		return err
+	case len(data) > maxBinaryAnswer:
+		return fmt.Errorf("a binary answer over %d bytes", maxBinaryAnswer)
+	}
+	return r.binary(data)
 }
 
 func get[T any](ctx context.Context, c *Client, path string, query url.Values) (T, error) {
@@ -360,11 +391,16 @@ func (c *Client) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.
 
 // SubmitTxsBinary is SubmitTxs over the binary batch encoding
 // (rpc.EncodeTxBatch, Content-Type application/octet-stream): the same
-// answer, without JSON on the way in. Load generators and wallets sending
-// many transactions use it.
+// answer, without JSON on the way in, and read in its binary form
+// (rpc.DecodeTxResults) from a node that writes it. Load generators and
+// wallets sending many transactions use it.
 func (c *Client) SubmitTxsBinary(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
 	var res []rpc.SubmitResult
-	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", raw: rpc.EncodeTxBatch(txs), rawType: rpc.ContentTypeTxBatch, busyRetry: true}, &res)
+	binary := func(data []byte) (err error) {
+		res, err = rpc.DecodeTxResults(data, len(txs))
+		return err
+	}
+	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", raw: rpc.EncodeTxBatch(txs), rawType: rpc.ContentTypeTxBatch, busyRetry: true, binary: binary}, &res)
 	return res, err
 }
 

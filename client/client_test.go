@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -576,6 +577,50 @@ func TestParseRetryAfter(t *testing.T) {
 	} {
 		if got := parseRetryAfter(tc.in, now); got != tc.want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestSubmitTxsBinaryAnswer: SubmitTxsBinary asks for the binary answer,
+// reads it into the same results as the JSON one, and refuses one that
+// does not decode or holds more results than the batch.
+func TestSubmitTxsBinaryAnswer(t *testing.T) {
+	tx := testkit.Transfer(testkit.Alice, bob, 5, 1, 1)
+	id := tx.ID()
+	want := []rpc.SubmitResult{{ID: &id, Status: rpc.TxPending}, {Error: &rpc.Error{Code: "bad_signature", Message: "not hex"}}}
+	var answer []byte
+	var accept string
+	s := newServer(t, map[string]http.HandlerFunc{
+		"POST /v1/txs": func(w http.ResponseWriter, r *http.Request) {
+			accept = r.Header.Get("Accept")
+			w.Header().Set("Content-Type", rpc.ContentTypeTxBatch)
+			_, _ = w.Write(answer)
+		},
+	})
+	c := New(s.URL)
+	ctx := context.Background()
+	batch := []chain.Transaction{tx, tx}
+	answer = rpc.EncodeTxResults(want)
+	got, err := c.SubmitTxsBinary(ctx, batch)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("binary answer: %+v (%v), want %+v", got, err, want)
+	}
+	if !strings.HasPrefix(accept, rpc.ContentTypeTxBatch) {
+		t.Errorf("Accept %q: the binary answer not asked for", accept)
+	}
+	for _, bad := range []struct {
+		name   string
+		answer []byte
+		want   string
+	}{
+		{"truncated", answer[:len(answer)-1], "truncated"},
+		{"more results than transactions", rpc.EncodeTxResults(append(want, want...)), "4 results, the limit is 2"},
+		{"a JSON body marked binary", []byte(`[{"status":"pending"}]`), "answer version 91"},
+	} {
+		answer = bad.answer
+		_, err := c.SubmitTxsBinary(ctx, batch)
+		if err == nil || !strings.Contains(err.Error(), "unexpected answer to POST /v1/txs") || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%s: %v, want an unexpected answer saying %q", bad.name, err, bad.want)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/chain/rpc"
@@ -17,10 +18,22 @@ func isBinaryBatch(r *http.Request) bool {
 	return err == nil && mt == rpc.ContentTypeTxBatch
 }
 
+// acceptsBinary reports whether r's Accept header names
+// application/octet-stream: the client reads binary answers.
+func acceptsBinary(r *http.Request) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == rpc.ContentTypeTxBatch {
+			return true
+		}
+	}
+	return false
+}
+
 // postTxsBinary is POST /v1/txs with a binary batch (rpc.EncodeTxBatch;
 // docs/API.md): the lean path for wallets and load generators. It skips
 // JSON on the way in; the answer is the JSON batch answer, one result per
-// transaction. A malformed body is 400 bad_request, a batch over the
+// transaction, or its binary form (rpc.EncodeTxResults) when the request
+// accepts application/octet-stream. A malformed body is 400 bad_request, a batch over the
 // limit 413 payload_too_large, and nothing is admitted. A transaction
 // whose public key or signature is not the lowercase hex of its size gets
 // its rule code in its result (bad_public_key, bad_signature), as before
@@ -76,6 +89,14 @@ func (s *server) postTxsBinary(w http.ResponseWriter, r *http.Request) error {
 			}
 			out[i] = rpc.SubmitResult{ID: &id, Status: rpc.TxPending}
 		}
+	}
+	if acceptsBinary(r) {
+		h := w.Header()
+		h.Set("Content-Type", rpc.ContentTypeTxBatch)
+		h.Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(rpc.EncodeTxResults(out))
+		return nil
 	}
 	s.writeJSON(w, r, http.StatusOK, out)
 	return nil

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -245,5 +246,60 @@ func TestMalformedKeyOrSignatureKeepsItsCode(t *testing.T) {
 				t.Fatalf("binary batch: %d %s", status, data)
 			}
 		})
+	}
+}
+
+// TestPostTxsBinaryAnswer: a binary batch sent with Accept
+// application/octet-stream gets the binary answer (rpc.EncodeTxResults),
+// which says what the JSON answer says: a transaction admitted, one
+// refused with its id, one refused before it had an id.
+func TestPostTxsBinaryAnswer(t *testing.T) {
+	good := testkit.Transfer(testkit.Alice, bob, 7, 0, 3)
+	replay := testkit.Transfer(testkit.Alice, bob, 8, 0, 1) // bad_nonce
+	unhex := testkit.Transfer(testkit.Bob, alice, 1, 0, 2)
+	sig := unhex.Signature.String()
+	encUnhex := bytes.Replace(chain.EncodeTx(&unhex), []byte(sig), []byte(strings.ToUpper(sig)), 1)
+	body := []byte{1, 3} // version, count
+	for _, e := range [][]byte{encUnhex, chain.EncodeTx(&good), chain.EncodeTx(&replay)} {
+		body = binary.AppendUvarint(body, uint64(len(e)))
+		body = append(body, e...)
+	}
+	answer := func(accept string, body []byte) (*http.Response, []byte) {
+		srv := httptest.NewServer(newTestHandler(newFake())) // each answer from a pool of its own
+		defer srv.Close()
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/txs", bytes.NewReader(body))
+		req.Header.Set("Content-Type", rpc.ContentTypeTxBatch)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp, data
+	}
+	resp, data := answer("application/json", body)
+	var want []rpc.SubmitResult
+	if resp.StatusCode != 200 || json.Unmarshal(data, &want) != nil || len(want) != 3 {
+		t.Fatalf("JSON answer: %d %s", resp.StatusCode, data)
+	}
+	if want[0].ID != nil || want[0].Error.Code != "bad_signature" || want[1].Status != rpc.TxPending || want[2].Error.Code != "bad_nonce" || *want[2].ID != replay.ID() {
+		t.Fatalf("JSON answer: %s", data)
+	}
+	for _, accept := range []string{"application/octet-stream", "application/json;q=0.5, application/octet-stream"} {
+		resp, data = answer(accept, body)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != rpc.ContentTypeTxBatch {
+			t.Fatalf("Accept %q: %d %s, %s", accept, resp.StatusCode, resp.Header.Get("Content-Type"), data)
+		}
+		got, err := rpc.DecodeTxResults(data, 3)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Accept %q: binary answer %+v (%v), want %+v", accept, got, err, want)
+		}
+	}
+	// A malformed batch is refused in JSON whatever the Accept.
+	resp, data = answer(rpc.ContentTypeTxBatch, body[:len(body)-1])
+	var eb rpc.ErrorBody
+	if resp.StatusCode != 400 || json.Unmarshal(data, &eb) != nil || eb.Error.Code != "bad_request" {
+		t.Fatalf("truncated batch: %d %s", resp.StatusCode, data)
 	}
 }

@@ -289,11 +289,13 @@ func (l *loader) phase(snap func() Progress) (stop func()) {
 	return func() { once.Do(func() { close(quit); <-done }) }
 }
 
-// loadTx is a signed transfer and its id. resend: its node had accepted
-// it, then lost it; it is queued to be sent again.
+// loadTx is a signed transfer and its id. sentAt: when the batch its node
+// first accepted it in was sent (latency counts from there). resend: its
+// node had accepted it, then lost it; it is queued to be sent again.
 type loadTx struct {
 	tx     chain.Transaction
 	id     chain.Hash
+	sentAt time.Time
 	resend bool
 }
 
@@ -306,10 +308,9 @@ type loadSender struct {
 	quota int    // transfers it sends
 	first uint64 // nonce of its first transfer
 
-	queue    []loadTx // to send, ascending nonces
-	budget   int      // sends left
-	sentAt   map[chain.Hash]time.Time
-	accepted []loadTx
+	queue    []loadTx        // to send, ascending nonces
+	budget   int             // sends left
+	accepted []loadTx        // each transfer once, as first accepted
 	holes    map[uint64]bool // refused nonces that may still be filled
 	// gap: the node refused a transfer of s for a gap (nonce_gap,
 	// queue_full), or pushed one back after taking others (a full pool
@@ -389,7 +390,7 @@ func (l *loader) makeSenders() error {
 		}
 		l.senders = append(l.senders, &loadSender{
 			key: k, addr: k.Address(), node: i % len(l.nodes), quota: quota, budget: quota,
-			sentAt: map[chain.Hash]time.Time{}, holes: map[uint64]bool{},
+			holes: map[uint64]bool{},
 		})
 	}
 	return nil
@@ -656,9 +657,9 @@ func (l *loader) send(ctx context.Context) (*Report, error) {
 	seen, committed, blocks, first, last, lastSeen := l.watch.summary()
 	var lat []float64
 	for _, s := range l.senders {
-		for id, at := range s.sentAt {
-			if c, ok := seen[id]; ok {
-				lat = append(lat, float64(c.Sub(at))/float64(time.Millisecond))
+		for _, t := range s.accepted {
+			if c, ok := seen[t.id]; ok {
+				lat = append(lat, float64(c.Sub(t.sentAt))/float64(time.Millisecond))
 			}
 		}
 	}
@@ -1044,7 +1045,7 @@ func (l *loader) submit(ctx context.Context, n int, items []loadTx, from []*load
 				continue
 			}
 			accepted++
-			s.sentAt[t.id] = sentAt
+			t.sentAt = sentAt
 			s.accepted = append(s.accepted, t)
 			continue
 		}
