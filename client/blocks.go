@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -32,7 +30,7 @@ const headerNextFrom = "X-Next-From"
 // the page's first from the height they start at.
 func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.Block, error) {
 	if from == nil {
-		page, _, err := listPage[chain.Block](ctx, c, "/v1/blocks", nil, limit)
+		page, _, err := listPage[chain.Block](ctx, c, "/v1/blocks", nil, limit, nil)
 		if err != nil || limit <= 0 || len(page) >= limit || len(page) == 0 || page[0].Height == 0 {
 			return page, err
 		}
@@ -44,7 +42,7 @@ func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.B
 		}
 		return append(below, page...), nil
 	}
-	return followPages(ctx, c, "/v1/blocks", from, limit, func(b chain.Block) uint64 { return b.Height })
+	return followPages(ctx, c, "/v1/blocks", from, limit, func(b chain.Block) uint64 { return b.Height }, nil)
 }
 
 // BlockTxIDs is GET /v1/blocks/txids: up to limit main-chain blocks from
@@ -55,18 +53,25 @@ func (c *Client) Blocks(ctx context.Context, from *uint64, limit int) ([]chain.B
 // caller never gets a silent short list; without from the node pages
 // ascending from the newest limit blocks, with the same cursor.
 func (c *Client) BlockTxIDs(ctx context.Context, from *uint64, limit int) ([]rpc.BlockTxIDs, error) {
-	return followPages(ctx, c, "/v1/blocks/txids", from, limit, func(b rpc.BlockTxIDs) uint64 { return b.Height })
+	return followPages(ctx, c, "/v1/blocks/txids", from, limit, func(b rpc.BlockTxIDs) uint64 { return b.Height },
+		func(data []byte) ([]rpc.BlockTxIDs, error) { return rpc.DecodeBlockTxIDsPage(data, maxPageBlocks) })
 }
+
+// maxPageBlocks is the most blocks a node puts in one page of a block
+// list (docs/API.md: limit max 1000); a binary page holding more is
+// refused.
+const maxPageBlocks = 1000
 
 // followPages reads the block list at path from height from (nil: where
 // the node starts it), following X-Next-From until it holds limit items or
 // the chain ends; limit <= 0 reads one page. height is an item's height:
 // the cursor must name the height after a page's last item, so each page
 // moves on by at least one block and there are at most limit pages.
-func followPages[T any](ctx context.Context, c *Client, path string, from *uint64, limit int, height func(T) uint64) ([]T, error) {
+// binary, if not nil, decodes a binary page, asked for in Accept.
+func followPages[T any](ctx context.Context, c *Client, path string, from *uint64, limit int, height func(T) uint64, binary func([]byte) ([]T, error)) ([]T, error) {
 	var out []T
 	for {
-		page, next, err := listPage[T](ctx, c, path, from, limit-len(out))
+		page, next, err := listPage(ctx, c, path, from, limit-len(out), binary)
 		if err != nil {
 			return nil, err
 		}
@@ -83,8 +88,9 @@ func followPages[T any](ctx context.Context, c *Client, path string, from *uint6
 	}
 }
 
-// listPage is one GET of the block list at path and its X-Next-From, if any.
-func listPage[T any](ctx context.Context, c *Client, path string, from *uint64, limit int) ([]T, *uint64, error) {
+// listPage is one GET of the block list at path and its X-Next-From, if
+// any; binary, if not nil, decodes a binary page, asked for in Accept.
+func listPage[T any](ctx context.Context, c *Client, path string, from *uint64, limit int, binary func([]byte) ([]T, error)) ([]T, *uint64, error) {
 	q := url.Values{}
 	if from != nil {
 		q.Set("from", strconv.FormatUint(*from, 10))
@@ -92,21 +98,22 @@ func listPage[T any](ctx context.Context, c *Client, path string, from *uint64, 
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	resp, cancel, err := c.send(ctx, request{method: http.MethodGet, path: path, query: q})
+	var items []T
+	r := request{method: http.MethodGet, path: path, query: q}
+	if binary != nil {
+		r.binary = func(data []byte) (err error) {
+			items, err = binary(data)
+			return err
+		}
+	}
+	resp, cancel, err := c.send(ctx, r)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cancel()
 	defer resp.Body.Close()
-	var items []T
-	if err := json.NewDecoder(resp.Body).Decode(&items); err != nil {
-		if perr := ctx.Err(); perr != nil {
-			return nil, nil, perr
-		}
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return nil, nil, &UnreachableError{URL: c.base, Err: fmt.Errorf("no complete answer within %s", c.timeout)}
-		}
-		return nil, nil, fmt.Errorf("unexpected answer to GET %s from %s: %w", path, c.base, err)
+	if err := c.decode(ctx, r, resp, &items); err != nil {
+		return nil, nil, err
 	}
 	h := resp.Header.Get(headerNextFrom)
 	if h == "" {

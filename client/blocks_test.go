@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -79,7 +80,9 @@ func TestBlocksFollowsNextFrom(t *testing.T) {
 
 // BlockTxIDs follows X-Next-From as Blocks does, from a height or from the
 // newest limit blocks (where the node starts the list and pages ascending,
-// with the same cursor), and refuses a cursor that does not move on.
+// with the same cursor), and refuses a cursor that does not move on;
+// from a node writing binary pages (asked for in Accept) as from one
+// writing JSON.
 func TestBlockTxIDsFollowsNextFrom(t *testing.T) {
 	chainOf := make([]rpc.BlockTxIDs, 50)
 	for i := range chainOf {
@@ -107,56 +110,70 @@ func TestBlockTxIDsFollowsNextFrom(t *testing.T) {
 		{"cursor not a height", func(int) string { return "x" }, nil, 20, nil, 1},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			srv := newServer(t, map[string]http.HandlerFunc{
-				// As the node does: limit defaults to 20, from to the
-				// newest limit blocks; a page is cut (here at 7 blocks,
-				// there at its byte bound) with the next height in
-				// X-Next-From.
-				"GET /v1/blocks/txids": func(w http.ResponseWriter, r *http.Request) {
-					limit := defaultLimit
-					if l := r.URL.Query().Get("limit"); l != "" {
-						limit, _ = strconv.Atoi(l)
+		for _, binary := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/binary=%v", tc.name, binary), func(t *testing.T) {
+				srv := newServer(t, map[string]http.HandlerFunc{
+					// As the node does: limit defaults to 20, from to the
+					// newest limit blocks; a page is cut (here at 7 blocks,
+					// there at its byte bound) with the next height in
+					// X-Next-From.
+					"GET /v1/blocks/txids": func(w http.ResponseWriter, r *http.Request) {
+						limit := defaultLimit
+						if l := r.URL.Query().Get("limit"); l != "" {
+							limit, _ = strconv.Atoi(l)
+						}
+						from := max(len(chainOf)-limit, 0)
+						if f := r.URL.Query().Get("from"); f != "" {
+							from, _ = strconv.Atoi(f)
+						}
+						from = min(from, len(chainOf))
+						end := min(from+limit, len(chainOf))
+						if end-from > page {
+							end = from + page
+							w.Header().Set("X-Next-From", tc.cursor(end))
+						}
+						if !binary {
+							reply(200, chainOf[from:end])(w, r)
+							return
+						}
+						if !strings.HasPrefix(r.Header.Get("Accept"), rpc.ContentTypeTxBatch) {
+							t.Errorf("Accept %q: the binary page not asked for", r.Header.Get("Accept"))
+						}
+						out := []byte{rpc.BlockTxIDsPageVersion}
+						for _, b := range chainOf[from:end] {
+							out, _ = b.AppendBinary(out)
+						}
+						w.Header().Set("Content-Type", rpc.ContentTypeTxBatch)
+						_, _ = w.Write(out)
+					},
+				})
+				got, err := New(srv.URL).BlockTxIDs(context.Background(), tc.from, tc.limit)
+				switch {
+				case tc.want == nil:
+					if err == nil || !strings.Contains(err.Error(), "X-Next-From") {
+						t.Fatalf("BlockTxIDs = %d blocks, %v; want an error naming X-Next-From", len(got), err)
 					}
-					from := max(len(chainOf)-limit, 0)
-					if f := r.URL.Query().Get("from"); f != "" {
-						from, _ = strconv.Atoi(f)
+				case err != nil:
+					t.Fatal(err)
+				case len(tc.want) == 0:
+					if len(got) != 0 {
+						t.Fatalf("BlockTxIDs = %d blocks past the head", len(got))
 					}
-					from = min(from, len(chainOf))
-					end := min(from+limit, len(chainOf))
-					if end-from > page {
-						end = from + page
-						w.Header().Set("X-Next-From", tc.cursor(end))
+				default:
+					if len(got) == 0 || got[0].Height != tc.want[0] || got[len(got)-1].Height != tc.want[1] || len(got) != int(tc.want[1]-tc.want[0]+1) {
+						t.Fatalf("BlockTxIDs = %d blocks %v; want heights %d to %d", len(got), heights(got), tc.want[0], tc.want[1])
 					}
-					reply(200, chainOf[from:end])(w, r)
-				},
+					for i, b := range got {
+						if i > 0 && b.Height != got[i-1].Height+1 || len(b.TxIDs) != 1 || b.TxIDs[0] != (chain.Hash{byte(b.Height)}) {
+							t.Fatalf("block %d: %+v", i, b)
+						}
+					}
+				}
+				if n := len(srv.reqs); n != tc.requests {
+					t.Errorf("%d requests, want %d", n, tc.requests)
+				}
 			})
-			got, err := New(srv.URL).BlockTxIDs(context.Background(), tc.from, tc.limit)
-			switch {
-			case tc.want == nil:
-				if err == nil || !strings.Contains(err.Error(), "X-Next-From") {
-					t.Fatalf("BlockTxIDs = %d blocks, %v; want an error naming X-Next-From", len(got), err)
-				}
-			case err != nil:
-				t.Fatal(err)
-			case len(tc.want) == 0:
-				if len(got) != 0 {
-					t.Fatalf("BlockTxIDs = %d blocks past the head", len(got))
-				}
-			default:
-				if len(got) == 0 || got[0].Height != tc.want[0] || got[len(got)-1].Height != tc.want[1] || len(got) != int(tc.want[1]-tc.want[0]+1) {
-					t.Fatalf("BlockTxIDs = %d blocks %v; want heights %d to %d", len(got), heights(got), tc.want[0], tc.want[1])
-				}
-				for i, b := range got {
-					if i > 0 && b.Height != got[i-1].Height+1 || len(b.TxIDs) != 1 || b.TxIDs[0] != (chain.Hash{byte(b.Height)}) {
-						t.Fatalf("block %d: %+v", i, b)
-					}
-				}
-			}
-			if n := len(srv.reqs); n != tc.requests {
-				t.Errorf("%d requests, want %d", n, tc.requests)
-			}
-		})
+		}
 	}
 }
 

@@ -293,21 +293,28 @@ func (c *Client) do(ctx context.Context, r request, out any) error {
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	}
+	return c.decode(ctx, r, resp, out)
+}
+
+// decode reads the answer to r into out (JSON), or hands it to r.binary
+// when it is binary. ctx is the caller's.
+func (c *Client) decode(ctx context.Context, r request, resp *http.Response, out any) error {
+	var err error
 	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); r.binary != nil && mt == rpc.ContentTypeTxBatch {
 		err = c.readBinary(r, resp.Body)
 	} else {
 		err = json.NewDecoder(resp.Body).Decode(out)
 	}
-	if err != nil {
-		if perr := ctx.Err(); perr != nil {
-			return perr
-		}
-		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-			return &UnreachableError{URL: c.base, Err: fmt.Errorf("no complete answer within %s", c.timeout)}
-		}
-		return fmt.Errorf("unexpected answer to %s %s from %s: %w", r.method, r.path, c.base, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if perr := ctx.Err(); perr != nil {
+		return perr
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return &UnreachableError{URL: c.base, Err: fmt.Errorf("no complete answer within %s", c.timeout)}
+	}
+	return fmt.Errorf("unexpected answer to %s %s from %s: %w", r.method, r.path, c.base, err)
 }
 
 // readBinary reads a binary answer to r (at most maxBinaryAnswer bytes)

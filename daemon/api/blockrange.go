@@ -55,9 +55,8 @@ func (br blockRange) newestFrom(height uint64) uint64 {
 // each as item(b), ascending, in one page bounded by Limits.MaxPageBytes:
 // a count alone does not bound the answer (a block of 20,000 transactions
 // is megabytes). Blocks are read a few at a time; when the page is full,
-// X-Next-From says where the next one starts.
-func (s *server) pageBlocks(w http.ResponseWriter, from uint64, limit int, item func(*chain.Block) any) error {
-	page := newPage(s.limits.MaxPageBytes)
+// X-Next-From says where the next one starts. page is the empty page.
+func (s *server) pageBlocks(w http.ResponseWriter, page *pageWriter, from uint64, limit int, item func(*chain.Block) any) error {
 	next, left := from, limit
 	for left > 0 {
 		n := min(left, blockchainChunk)

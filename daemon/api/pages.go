@@ -2,7 +2,9 @@ package api
 
 import (
 	"bytes"
+	"encoding"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -36,11 +38,13 @@ const (
 	headerNextAfter = "X-Next-After"
 )
 
-// pageWriter builds one JSON array within a byte budget.
+// pageWriter builds one JSON array within a byte budget, or a binary
+// page: a version byte, then the items' binary encodings.
 type pageWriter struct {
-	buf   bytes.Buffer
-	max   int
-	items int
+	buf    bytes.Buffer
+	max    int
+	items  int
+	binary bool
 }
 
 func newPage(max int) *pageWriter {
@@ -49,9 +53,20 @@ func newPage(max int) *pageWriter {
 	return p
 }
 
+// newBinaryPage is a binary page starting with version; its items must be
+// encoding.BinaryAppenders.
+func newBinaryPage(max int, version byte) *pageWriter {
+	p := &pageWriter{max: max, binary: true}
+	p.buf.WriteByte(version)
+	return p
+}
+
 // add appends v unless the page is full (the first item always fits); it
 // reports whether v went in.
 func (p *pageWriter) add(v any) (bool, error) {
+	if p.binary {
+		return p.addBinary(v)
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return false, err
@@ -67,11 +82,33 @@ func (p *pageWriter) add(v any) (bool, error) {
 	return true, nil
 }
 
+func (p *pageWriter) addBinary(v any) (bool, error) {
+	enc, ok := v.(encoding.BinaryAppender)
+	if !ok {
+		return false, fmt.Errorf("api: %T in a binary page", v)
+	}
+	mark := p.buf.Len()
+	data, err := enc.AppendBinary(p.buf.AvailableBuffer())
+	if err != nil {
+		return false, err
+	}
+	if p.items > 0 && mark+len(data) > p.max {
+		return false, nil
+	}
+	p.buf.Write(data)
+	p.items++
+	return true, nil
+}
+
 // write sends the page.
 func (p *pageWriter) write(w http.ResponseWriter) {
-	p.buf.WriteString("]\n")
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	if p.binary {
+		h.Set("Content-Type", rpc.ContentTypeTxBatch)
+	} else {
+		p.buf.WriteString("]\n")
+		h.Set("Content-Type", "application/json")
+	}
 	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(p.buf.Bytes())
@@ -88,7 +125,7 @@ func (s *server) blocks(w http.ResponseWriter, r *http.Request) error {
 	if !br.hasFrom {
 		return s.newestBlocks(w, br.limit)
 	}
-	return s.pageBlocks(w, br.from, br.limit, func(b *chain.Block) any { return b })
+	return s.pageBlocks(w, newPage(s.limits.MaxPageBytes), br.from, br.limit, func(b *chain.Block) any { return b })
 }
 
 // newestBlocks answers GET /v1/blocks without from: the newest limit

@@ -105,13 +105,18 @@ func (s *server) postTxsBinary(w http.ResponseWriter, r *http.Request) error {
 // blockTxIDs is GET /v1/blocks/txids?from=H&limit=N: the main chain's
 // blocks from height H (the newest N without from), each as its height,
 // hash, parent and transaction ids: what a client watching for its
-// commits needs, at a tenth of the bytes of GET /v1/blocks.
+// commits needs, at a tenth of the bytes of GET /v1/blocks. With Accept
+// application/octet-stream the page is binary (rpc.DecodeBlockTxIDsPage).
 func (s *server) blockTxIDs(w http.ResponseWriter, r *http.Request) error {
 	br, err := parseBlockRange(r, defaultBlocksLimit, maxBlocksLimit)
 	if err != nil {
 		return err
 	}
-	return s.pageBlocks(w, br.newestFrom(s.b.Height()), br.limit, func(b *chain.Block) any {
+	page := newPage(s.limits.MaxPageBytes)
+	if acceptsBinary(r) {
+		page = newBinaryPage(s.limits.MaxPageBytes, rpc.BlockTxIDsPageVersion)
+	}
+	return s.pageBlocks(w, page, br.newestFrom(s.b.Height()), br.limit, func(b *chain.Block) any {
 		ids := make([]chain.Hash, len(b.Transactions))
 		for j := range b.Transactions {
 			ids[j] = b.Transactions[j].ID()

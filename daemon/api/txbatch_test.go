@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -301,5 +302,55 @@ func TestPostTxsBinaryAnswer(t *testing.T) {
 	var eb rpc.ErrorBody
 	if resp.StatusCode != 400 || json.Unmarshal(data, &eb) != nil || eb.Error.Code != "bad_request" {
 		t.Fatalf("truncated batch: %d %s", resp.StatusCode, data)
+	}
+}
+
+// TestBlockTxIDsBinary: with Accept application/octet-stream the pages of
+// GET /v1/blocks/txids are binary (rpc.DecodeBlockTxIDsPage), hold what
+// the JSON pages hold, and are cut by the same byte bound with the same
+// X-Next-From.
+func TestBlockTxIDsBinary(t *testing.T) {
+	f := newFake()
+	base, _ := serveLimited(t, limitedHandler(f, Limits{MaxPageBytes: 2 << 10}), 0)
+	read := func(accept, from string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/blocks/txids?limit=1000&from="+from, nil)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return resp, data
+	}
+	pages := 0
+	for from := "0"; from != ""; pages++ {
+		jresp, jdata := read("application/json", from)
+		var want []rpc.BlockTxIDs
+		if jresp.StatusCode != 200 || json.Unmarshal(jdata, &want) != nil {
+			t.Fatalf("JSON page from %s: %d %.200s", from, jresp.StatusCode, jdata)
+		}
+		resp, data := read(rpc.ContentTypeTxBatch, from)
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != rpc.ContentTypeTxBatch {
+			t.Fatalf("binary page from %s: %d %s", from, resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		got, err := rpc.DecodeBlockTxIDsPage(data, 1000)
+		if err != nil || len(got) == 0 || len(got) < len(want) || !reflect.DeepEqual(got[:len(want)], want) {
+			t.Fatalf("binary page from %s: %d blocks (%v), the JSON page %d", from, len(got), err, len(want))
+		}
+		if len(got) > 1 && len(data) > 2<<10 {
+			t.Fatalf("binary page from %s: %d bytes over a 2 KiB budget with %d blocks", from, len(data), len(got))
+		}
+		next := resp.Header.Get(headerNextFrom)
+		if next != "" && next != strconv.FormatUint(got[len(got)-1].Height+1, 10) {
+			t.Fatalf("binary page from %s: X-Next-From %s after height %d", from, next, got[len(got)-1].Height)
+		}
+		from = next
+		if pages > testHeight+2 {
+			t.Fatal("paging does not end")
+		}
+	}
+	if pages < 2 {
+		t.Fatalf("%d pages: the byte bound never cut one", pages)
 	}
 }

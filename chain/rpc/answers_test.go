@@ -96,3 +96,74 @@ func FuzzDecodeTxResults(f *testing.F) {
 		}
 	})
 }
+
+func samplePage() []BlockTxIDs {
+	return []BlockTxIDs{
+		{Height: 7, Hash: chain.Hash{7}, PrevHash: chain.Hash{6}, TxIDs: []chain.Hash{{1}, {2}, {31: 3}}},
+		{Height: 1 << 40, Hash: chain.Hash{8}, PrevHash: chain.Hash{7}, TxIDs: []chain.Hash{}},
+	}
+}
+
+func encodePage(blocks []BlockTxIDs) []byte {
+	out := []byte{BlockTxIDsPageVersion}
+	for _, b := range blocks {
+		out, _ = b.AppendBinary(out)
+	}
+	return out
+}
+
+func TestBlockTxIDsPageRoundTrip(t *testing.T) {
+	for _, page := range [][]BlockTxIDs{nil, samplePage()} {
+		got, err := DecodeBlockTxIDsPage(encodePage(page), 10)
+		if err != nil || len(got) != len(page) || (len(page) > 0 && !reflect.DeepEqual(got, page)) {
+			t.Fatalf("round trip: %+v (%v), want %+v", got, err, page)
+		}
+	}
+	enc := encodePage(samplePage())
+	for cut := range len(enc) {
+		if cut == 1 || cut == len(encodePage(samplePage()[:1])) {
+			continue // whole blocks
+		}
+		if _, err := DecodeBlockTxIDsPage(enc[:cut], 10); !errors.Is(err, chain.ErrDecode) {
+			t.Fatalf("cut at %d: %v, want ErrDecode", cut, err)
+		}
+	}
+	if _, err := DecodeBlockTxIDsPage(enc, 1); !errors.Is(err, chain.ErrDecode) || !strings.Contains(err.Error(), "more than 1 blocks") {
+		t.Errorf("2 blocks with a limit of 1: %v", err)
+	}
+	h := make([]byte, 64)
+	for _, c := range []struct {
+		name, want string
+		data       []byte
+	}{
+		{"version", "page version 2", []byte{2}},
+		{"padded height", "block 0: bad height", append([]byte{1, 0x80, 0}, make([]byte, 66)...)},
+		{"id count the body cannot hold", "block 0: 2 ids cannot fit in 32 bytes", append(append([]byte{1, 5}, h...), append([]byte{2}, make([]byte, 32)...)...)},
+	} {
+		_, err := DecodeBlockTxIDsPage(c.data, 10)
+		if !errors.Is(err, chain.ErrDecode) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrDecode saying %q", c.name, err, c.want)
+		}
+	}
+}
+
+// FuzzDecodeBlockTxIDsPage: the decoder never panics, refuses only with
+// ErrDecode, and what it accepts survives a re-encoding.
+func FuzzDecodeBlockTxIDsPage(f *testing.F) {
+	f.Add(encodePage(samplePage()))
+	f.Add([]byte{1})
+	f.Add(append([]byte{1, 1}, make([]byte, 64)...))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		page, err := DecodeBlockTxIDsPage(data, 1000)
+		if err != nil {
+			if !errors.Is(err, chain.ErrDecode) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		again, err := DecodeBlockTxIDsPage(encodePage(page), 1000)
+		if err != nil || len(again) != len(page) || (len(page) > 0 && !reflect.DeepEqual(again, page)) {
+			t.Fatalf("re-encoding changed the page (%v)", err)
+		}
+	})
+}
