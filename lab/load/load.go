@@ -1113,14 +1113,25 @@ type commitWatcher struct {
 	c    Node
 	poll time.Duration
 
-	mu        sync.Mutex
-	watched   map[chain.Hash]bool // id → is a TRANSFER
-	next      uint64              // height to read next
-	base      chain.Hash          // hash of the block at the starting height
+	mu sync.Mutex
+	// watched holds every transaction looked for, and whether and when
+	// it was seen: one map of pointer-free entries, which a commit looks
+	// up once and the collector does not scan.
+	watched   map[chain.Hash]watchEntry
+	start     time.Time  // seen times are kept as offsets from it
+	next      uint64     // height to read next
+	base      chain.Hash // hash of the block at the starting height
 	read      []watchedBlock
-	seen      map[chain.Hash]time.Time
 	transfers int
 	lastErr   error
+}
+
+// watchEntry is one watched transaction: a TRANSFER or not, and when the
+// blocks read first held it (seen).
+type watchEntry struct {
+	transfer bool
+	seen     bool
+	at       time.Duration // since the watcher's start
 }
 
 // watchedBlock is a block read, with the watched transactions in it.
@@ -1132,7 +1143,7 @@ type watchedBlock struct {
 }
 
 func newCommitWatcher(c Node, height uint64, head chain.Hash, poll time.Duration) *commitWatcher {
-	return &commitWatcher{c: c, poll: poll, next: height + 1, base: head, watched: map[chain.Hash]bool{}, seen: map[chain.Hash]time.Time{}}
+	return &commitWatcher{c: c, poll: poll, next: height + 1, base: head, watched: map[chain.Hash]watchEntry{}, start: time.Now()}
 }
 
 // watch adds ids to the transactions looked for; call it before they are
@@ -1141,7 +1152,9 @@ func (w *commitWatcher) watch(ids []chain.Hash, transfers bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, id := range ids {
-		w.watched[id] = transfers
+		e := w.watched[id]
+		e.transfer = transfers
+		w.watched[id] = e
 	}
 }
 
@@ -1184,7 +1197,9 @@ func (w *commitWatcher) add(blocks []rpc.BlockTxIDs, now time.Time) {
 			// The node switched branches: forget the last block read.
 			last := w.read[len(w.read)-1]
 			for _, id := range last.ids {
-				delete(w.seen, id)
+				e := w.watched[id]
+				e.seen = false
+				w.watched[id] = e
 			}
 			w.transfers -= last.transfers
 			w.read = w.read[:len(w.read)-1]
@@ -1193,16 +1208,14 @@ func (w *commitWatcher) add(blocks []rpc.BlockTxIDs, now time.Time) {
 		}
 		wb := watchedBlock{height: b.Height, hash: b.Hash}
 		for _, id := range b.TxIDs {
-			transfer, ok := w.watched[id]
-			if !ok {
+			e, ok := w.watched[id]
+			if !ok || e.seen {
 				continue
 			}
-			if _, dup := w.seen[id]; dup {
-				continue
-			}
-			w.seen[id] = now
+			e.seen, e.at = true, now.Sub(w.start)
+			w.watched[id] = e
 			wb.ids = append(wb.ids, id)
-			if transfer {
+			if e.transfer {
 				wb.transfers++
 			}
 		}
@@ -1219,7 +1232,7 @@ func (w *commitWatcher) waitFor(ctx context.Context, ids []chain.Hash, poll time
 	for {
 		w.mu.Lock()
 		for i < len(ids) {
-			if _, ok := w.seen[ids[i]]; !ok {
+			if !w.isSeen(ids[i]) {
 				break
 			}
 			i++
@@ -1229,7 +1242,7 @@ func (w *commitWatcher) waitFor(ctx context.Context, ids []chain.Hash, poll time
 			if i < len(ids) { // count the rest too
 				w.mu.Lock()
 				for _, id := range ids[i:] {
-					if _, ok := w.seen[id]; ok {
+					if w.isSeen(id) {
 						i++
 					}
 				}
@@ -1246,8 +1259,7 @@ func (w *commitWatcher) unseen(txs []loadTx) []loadTx {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return slices.DeleteFunc(txs, func(t loadTx) bool {
-		_, ok := w.seen[t.id]
-		return ok
+		return w.isSeen(t.id)
 	})
 }
 
@@ -1257,12 +1269,15 @@ func (w *commitWatcher) anyUnseen(txs []loadTx, below uint64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, t := range txs {
-		if _, ok := w.seen[t.id]; !ok && t.tx.Nonce < below {
+		if !w.isSeen(t.id) && t.tx.Nonce < below {
 			return true
 		}
 	}
 	return false
 }
+
+// isSeen reports whether the blocks read hold id. w.mu is held.
+func (w *commitWatcher) isSeen(id chain.Hash) bool { return w.watched[id].seen }
 
 // transfersSeen is how many watched TRANSFERs the blocks read hold.
 func (w *commitWatcher) transfersSeen() int {
@@ -1285,7 +1300,7 @@ func (w *commitWatcher) summary() (seen map[chain.Hash]time.Time, transfers, blo
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	transfers = w.transfers
-	seen = make(map[chain.Hash]time.Time, len(w.seen))
+	seen = make(map[chain.Hash]time.Time, w.transfers)
 	for _, b := range w.read {
 		if b.transfers == 0 {
 			continue
@@ -1296,8 +1311,8 @@ func (w *commitWatcher) summary() (seen map[chain.Hash]time.Time, transfers, blo
 		blocks++
 		last = b.height
 		for _, id := range b.ids {
-			seen[id] = w.seen[id]
-			lastSeen = w.seen[id]
+			lastSeen = w.start.Add(w.watched[id].at)
+			seen[id] = lastSeen
 		}
 	}
 	return seen, transfers, blocks, first, last, lastSeen
