@@ -83,13 +83,10 @@ func appendText(out []byte, s string, max int) []byte {
 // chain.ErrDecode that says where. A pending result gets Status
 // TxPending, as in the JSON answer.
 func DecodeTxResults(data []byte, max int) ([]SubmitResult, error) {
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%w: empty answer", chain.ErrDecode)
+	data, err := versioned(data, txResultsVersion, "answer")
+	if err != nil {
+		return nil, err
 	}
-	if data[0] != txResultsVersion {
-		return nil, fmt.Errorf("%w: answer version %d, want %d", chain.ErrDecode, data[0], txResultsVersion)
-	}
-	data = data[1:]
 	count, n := chain.Uvarint(data)
 	if n <= 0 {
 		return nil, fmt.Errorf("%w: bad result count", chain.ErrDecode)
@@ -128,7 +125,6 @@ func DecodeTxResults(data []byte, max int) ([]SubmitResult, error) {
 			continue
 		}
 		var e Error
-		var err error
 		if e.Code, data, err = readText(data, maxResultCode); err != nil {
 			return nil, fmt.Errorf("%w: result %d: code: %w", chain.ErrDecode, i, err)
 		}
@@ -141,6 +137,18 @@ func DecodeTxResults(data []byte, max int) ([]SubmitResult, error) {
 		return nil, fmt.Errorf("%w: %d trailing bytes", chain.ErrDecode, len(data))
 	}
 	return out, nil
+}
+
+// versioned returns data after its version byte, which must be want;
+// what names the data in errors.
+func versioned(data []byte, want byte, what string) ([]byte, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("%w: empty %s", chain.ErrDecode, what)
+	}
+	if data[0] != want {
+		return nil, fmt.Errorf("%w: %s version %d, want %d", chain.ErrDecode, what, data[0], want)
+	}
+	return data[1:], nil
 }
 
 // readText reads a uvarint length + bytes of at most max bytes.
@@ -186,13 +194,10 @@ func (b BlockTxIDs) AppendBinary(out []byte) ([]byte, error) {
 // never panics and never allocates more than the body could hold; any
 // malformed input gives an error wrapping chain.ErrDecode that says where.
 func DecodeBlockTxIDsPage(data []byte, max int) ([]BlockTxIDs, error) {
-	if len(data) == 0 {
-		return nil, fmt.Errorf("%w: empty page", chain.ErrDecode)
+	data, err := versioned(data, BlockTxIDsPageVersion, "page")
+	if err != nil {
+		return nil, err
 	}
-	if data[0] != BlockTxIDsPageVersion {
-		return nil, fmt.Errorf("%w: page version %d, want %d", chain.ErrDecode, data[0], BlockTxIDsPageVersion)
-	}
-	data = data[1:]
 	var out []BlockTxIDs
 	for len(data) > 0 {
 		i := len(out)

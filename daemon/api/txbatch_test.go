@@ -28,6 +28,19 @@ func postBinary(t *testing.T, url, contentType string, body []byte) (int, []byte
 	return resp.StatusCode, data
 }
 
+// doAccepting sends req with the Accept header accept and reads the answer.
+func doAccepting(t *testing.T, req *http.Request, accept string) (*http.Response, []byte) {
+	t.Helper()
+	req.Header.Set("Accept", accept)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp, data
+}
+
 // TestPostTxsBinary: a binary batch is admitted item by item like a JSON
 // one; malformed or oversized bodies are 4xx JSON errors and admit nothing.
 func TestPostTxsBinary(t *testing.T) {
@@ -270,14 +283,7 @@ func TestPostTxsBinaryAnswer(t *testing.T) {
 		defer srv.Close()
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/txs", bytes.NewReader(body))
 		req.Header.Set("Content-Type", rpc.ContentTypeTxBatch)
-		req.Header.Set("Accept", accept)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return resp, data
+		return doAccepting(t, req, accept)
 	}
 	resp, data := answer("application/json", body)
 	var want []rpc.SubmitResult
@@ -314,14 +320,7 @@ func TestBlockTxIDsBinary(t *testing.T) {
 	base, _ := serveLimited(t, limitedHandler(f, Limits{MaxPageBytes: 2 << 10}), 0)
 	read := func(accept, from string) (*http.Response, []byte) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/v1/blocks/txids?limit=1000&from="+from, nil)
-		req.Header.Set("Accept", accept)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		data, _ := io.ReadAll(resp.Body)
-		return resp, data
+		return doAccepting(t, req, accept)
 	}
 	pages := 0
 	for from := "0"; from != ""; pages++ {
