@@ -291,7 +291,7 @@ func TestRepeatedOffencesDisconnect(t *testing.T) {
 	waitFor(t, 10*time.Second, "peers", func() bool { return hasPeer(a, b.ID()) })
 	msg := &pubsub.Message{Message: &pb.Message{Data: []byte{1, 2, 3}}}
 	for range banPenalty + 1 { // offences decay a little between calls
-		if r := a.validateTxs(context.Background(), b.host.ID(), msg); r != pubsub.ValidationReject {
+		if r := a.validateTxMessage(context.Background(), b.host.ID(), msg); r != pubsub.ValidationReject {
 			t.Fatalf("garbage: %v", r)
 		}
 	}

@@ -24,10 +24,9 @@ const (
 	readyTimeout  = 2 * time.Second
 	readyRetry    = 10 * time.Second // after a failed wait, do not wait again for this long
 	// txValidators is how many tx messages are validated at once (gossip
-	// and fill answers together). Gossip's wait in the tx router's
-	// validation queue (txQueue), in the order they came; beyond it
-	// gossipsub drops them (throttled: no penalty). Blocks have their own
-	// router and worker.
+	// and fill answers together); gossip's wait for their turns in the
+	// order they came (txturns.go). Blocks have their own router and
+	// worker.
 	txValidators = 1
 )
 
@@ -120,10 +119,11 @@ func (n *Node) newRouter(topics []string, maxMsg, queue int, extra ...pubsub.Opt
 		}),
 		pubsub.WithPeerOutboundQueueSize(queue),
 		pubsub.WithValidateQueueSize(queue),
-		// One validation worker, running the validators inline, so
-		// messages are validated in the order they came: blocks after
-		// their parents, and a peer's tx messages in the order it sent
-		// them (validateTxs says why that matters).
+		// One validation worker: on the block router it runs the block
+		// validator inline, so blocks keep their order (parents first); on
+		// the tx router it runs admitTxMessage inline, which gives each tx
+		// message its turn in the order they came (txturns.go), and the tx
+		// validator runs asynchronously, each call waiting for its turn.
 		pubsub.WithValidateWorkers(1),
 		pubsub.WithMaxMessageSize(maxMsg),
 		pubsub.WithPeerScore(score, thresholds),
@@ -137,7 +137,8 @@ func (n *Node) newRouter(topics []string, maxMsg, queue int, extra ...pubsub.Opt
 
 func (n *Node) startGossip() error {
 	txT, blkT := TxTopic(n.cfg.ChainID), BlockTopic(n.cfg.ChainID)
-	ps, err := n.newRouter([]string{txT}, maxTxMessageSize, txQueue)
+	ps, err := n.newRouter([]string{txT}, maxTxMessageSize, txQueue,
+		pubsub.WithDefaultValidator(n.admitTxMessage, pubsub.WithValidatorInline(true)))
 	if err != nil {
 		return fmt.Errorf("p2p: pubsub: %w", err)
 	}
@@ -151,7 +152,7 @@ func (n *Node) startGossip() error {
 	if _, ok := n.h.(TxFiller); ok {
 		n.fill = newTxFill()
 	}
-	if err := ps.RegisterTopicValidator(txT, n.validateTxs, pubsub.WithValidatorInline(true)); err != nil {
+	if err := ps.RegisterTopicValidator(txT, n.validateTxs); err != nil {
 		return fmt.Errorf("p2p: tx validator: %w", err)
 	}
 	if err := bps.RegisterTopicValidator(blkT, n.validateBlock, pubsub.WithValidatorInline(true)); err != nil {
@@ -261,26 +262,15 @@ func (n *Node) waitTopicPeers(t *pubsub.Topic) bool {
 	return true
 }
 
-// validateTxs admits a tx message's transactions to the pool and says
-// whether to forward it. It runs inline on the tx router's one validation
-// worker, so a peer's messages are judged in the order it sent them. That
-// order matters: a sender's nonces run across a peer's messages, and a
-// message judged before the one holding the nonces below its own has its
-// transactions queued behind a gap, so it is not forwarded as it came and
-// the node gossips them again as its own message once they become
-// executable, a copy every peer receives once more. With the validators
-// asynchronous (until 2026-12-07) they took the one validation slot in
-// whatever order they were scheduled: a 4-node devnet under load refused
-// 58,000–116,000 transactions a node as nonce_gap and spent 71–86 µs of CPU
-// a transfer; inline, 57–68 µs (docs/PERFORMANCE.md).
-func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+// admitTxMessage runs inline on the tx router's validation worker, for
+// each tx message in the order they came, before validateTxs: it checks
+// the count, spends the peer's budget, and gives the message its turn
+// (txturns.go), which validateTxs waits for. Only cheap work here: the
+// router's queue must drain whatever a peer sends.
+func (n *Node) admitTxMessage(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == n.host.ID() {
 		return pubsub.ValidationAccept // handled before publishing
 	}
-	if !n.enter() {
-		return pubsub.ValidationIgnore
-	}
-	defer n.leave()
 	count, err := txBatchCount(msg.Data)
 	if err != nil {
 		n.offence(from, "tx message", err)
@@ -291,7 +281,36 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 		n.txOverBudget.Add(1)
 		return pubsub.ValidationIgnore
 	}
-	defer n.book.doneTxs(from)
+	turn := n.txTurns.give(time.Now(), func() { n.book.doneTxs(from) })
+	if turn == nil {
+		n.book.doneTxs(from)
+		n.log.Debug("p2p: tx message over the validation queue, dropped", "peer", from, "txs", count)
+		n.txOverBudget.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	msg.ValidatorData = turn
+	return pubsub.ValidationAccept
+}
+
+// validateTxs admits a tx message's transactions to the pool, in the
+// message's turn (admitTxMessage gave it), and says whether to forward it.
+func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	if from == n.host.ID() {
+		return pubsub.ValidationAccept // handled before publishing
+	}
+	turn, ok := msg.ValidatorData.(*txTurn)
+	if !ok {
+		return pubsub.ValidationIgnore // admitTxMessage dropped it, and said why
+	}
+	if !n.enter() {
+		n.txTurns.end(turn)
+		return pubsub.ValidationIgnore
+	}
+	defer n.leave()
+	if !n.txTurns.wait(ctx, turn) {
+		return pubsub.ValidationIgnore
+	}
+	defer n.txTurns.end(turn)
 	select {
 	case n.txSem <- struct{}{}:
 		defer func() { <-n.txSem }()

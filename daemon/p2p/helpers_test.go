@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/poslab/posd/chain"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/poslab/posd/chain"
 	"github.com/poslab/posd/internal/testutil"
 )
 
@@ -219,4 +221,18 @@ func tx(amount uint64) chain.Transaction {
 	}
 	t.CacheID() // as a decoded one has it, so round trips compare equal
 	return t
+}
+
+// validateTxMessage runs a tx message through the tx router's two
+// validators as gossipsub does: admitTxMessage inline (a rejection ends
+// it), then validateTxs; an Ignore from either is the result.
+func (n *Node) validateTxMessage(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	first := n.admitTxMessage(ctx, from, msg)
+	if first == pubsub.ValidationReject {
+		return first
+	}
+	if r := n.validateTxs(ctx, from, msg); r != pubsub.ValidationAccept {
+		return r
+	}
+	return first
 }

@@ -194,6 +194,8 @@ type Node struct {
 	// txSem bounds the tx messages validated at once (the others wait), so
 	// transactions never take every core from block validation.
 	txSem chan struct{}
+	// txTurns orders the gossiped tx messages' validation (txturns.go).
+	txTurns txTurns
 	// txOverBudget counts the tx messages dropped over their peer's
 	// budget (TxMessagesOverBudget).
 	txOverBudget atomic.Uint64

@@ -466,13 +466,13 @@ func TestValidatorResults(t *testing.T) {
 		got  pubsub.ValidationResult
 		want pubsub.ValidationResult
 	}{
-		{"new txs", n.validateTxs(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationAccept},
-		{"known txs", n.validateTxs(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationIgnore},
+		{"new txs", n.validateTxMessage(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationAccept},
+		{"known txs", n.validateTxMessage(ctx, other, msg(batch(tx(1), tx(2)))), pubsub.ValidationIgnore},
 		// Only the new one travels on, as a message of our own.
-		{"known and new", n.validateTxs(ctx, other, msg(batch(tx(1), tx(3)))), pubsub.ValidationIgnore},
-		{"one rejected", n.validateTxs(ctx, other, msg(batch(tx(4), tx(666)))), pubsub.ValidationReject},
-		{"garbage txs", n.validateTxs(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
-		{"own txs", n.validateTxs(ctx, n.host.ID(), msg([]byte{1, 2, 3})), pubsub.ValidationAccept},
+		{"known and new", n.validateTxMessage(ctx, other, msg(batch(tx(1), tx(3)))), pubsub.ValidationIgnore},
+		{"one rejected", n.validateTxMessage(ctx, other, msg(batch(tx(4), tx(666)))), pubsub.ValidationReject},
+		{"garbage txs", n.validateTxMessage(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
+		{"own txs", n.validateTxMessage(ctx, n.host.ID(), msg([]byte{1, 2, 3})), pubsub.ValidationAccept},
 		{"garbage block", n.validateBlock(ctx, other, msg([]byte{1, 2, 3})), pubsub.ValidationReject},
 		{"known block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(c.blocks[0]))), pubsub.ValidationIgnore},
 		{"orphan block", n.validateBlock(ctx, other, msg(chain.EncodeBlock(&chain.Block{Header: chain.Header{Height: 9}}))), pubsub.ValidationIgnore},

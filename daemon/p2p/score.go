@@ -46,8 +46,11 @@ const (
 	DefaultTxRate       = 50_000 // transactions per second per peer
 	DefaultBlockMsgRate = 20     // block messages per second per peer
 	// maxTxInflight bounds how many of a peer's tx messages wait for
-	// validation at once, so one peer cannot fill the shared queue.
-	maxTxInflight = 16
+	// validation at once (of maxTxPending), so one peer cannot take every
+	// turn. A full outbox leaves a node as some 32 messages at once
+	// (txout.go): with 16 (until 2026-12-07) half of such a burst was
+	// dropped, and its senders' later nonces arrived behind gaps.
+	maxTxInflight = 32
 	// penaltyHalfLife: an offence weighs half as much after it.
 	penaltyHalfLife = time.Minute
 	// banPenalty: a peer whose decayed offences reach it is disconnected
