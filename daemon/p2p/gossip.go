@@ -24,7 +24,7 @@ const (
 	readyTimeout  = 2 * time.Second
 	readyRetry    = 10 * time.Second // after a failed wait, do not wait again for this long
 	// txValidators is how many tx messages are validated at once (gossip
-	// and fill answers together); gossip's wait for their turns in the
+	// and fill answers together); gossiped ones wait for their turns in the
 	// order they came (txturns.go). Blocks have their own router and
 	// worker.
 	txValidators = 1
@@ -267,6 +267,9 @@ func (n *Node) waitTopicPeers(t *pubsub.Topic) bool {
 // the count, spends the peer's budget, and gives the message its turn
 // (txturns.go), which validateTxs waits for. Only cheap work here: the
 // router's queue must drain whatever a peer sends.
+//
+// The tx router carries the tx topic alone (startGossip): every message
+// this default validator sees is a tx batch.
 func (n *Node) admitTxMessage(_ context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	if from == n.host.ID() {
 		return pubsub.ValidationAccept // handled before publishing
@@ -276,16 +279,24 @@ func (n *Node) admitTxMessage(_ context.Context, from peer.ID, msg *pubsub.Messa
 		n.offence(from, "tx message", err)
 		return pubsub.ValidationReject
 	}
-	if !n.book.admitTxs(from, count, time.Now()) {
+	// Turns are given on this goroutine alone: one free now is free at
+	// give. Checked first, so a message dropped for want of one costs
+	// its peer no budget.
+	now := time.Now()
+	if n.txTurns.full(now) {
+		n.log.Debug("p2p: tx message over the validation turns, dropped", "peer", from, "txs", count)
+		n.txTurnsFull.Add(1)
+		return pubsub.ValidationIgnore
+	}
+	if !n.book.admitTxs(from, count, now) {
 		n.log.Debug("p2p: tx message over the peer's budget, dropped", "peer", from, "txs", count)
 		n.txOverBudget.Add(1)
 		return pubsub.ValidationIgnore
 	}
-	turn := n.txTurns.give(time.Now(), func() { n.book.doneTxs(from) })
-	if turn == nil {
+	turn := n.txTurns.give(now, func() { n.book.doneTxs(from) })
+	if turn == nil { // only were turns given elsewhere meanwhile
 		n.book.doneTxs(from)
-		n.log.Debug("p2p: tx message over the validation queue, dropped", "peer", from, "txs", count)
-		n.txOverBudget.Add(1)
+		n.txTurnsFull.Add(1)
 		return pubsub.ValidationIgnore
 	}
 	msg.ValidatorData = turn

@@ -194,8 +194,11 @@ type Node struct {
 	// txSem bounds the tx messages validated at once (the others wait), so
 	// transactions never take every core from block validation.
 	txSem chan struct{}
-	// txTurns orders the gossiped tx messages' validation (txturns.go).
-	txTurns txTurns
+	// txTurns orders the gossiped tx messages' validation (txturns.go);
+	// txTurnsFull counts those dropped with every turn out
+	// (TxMessagesOverTurns).
+	txTurns     txTurns
+	txTurnsFull atomic.Uint64
 	// txOverBudget counts the tx messages dropped over their peer's
 	// budget (TxMessagesOverBudget).
 	txOverBudget atomic.Uint64

@@ -192,3 +192,7 @@ func appendSalt(data []byte) []byte {
 // their peer sent them over its budget (DefaultTxMsgRate, DefaultTxRate):
 // a peer that coalesces its gossip should cause none.
 func (n *Node) TxMessagesOverBudget() uint64 { return n.txOverBudget.Load() }
+
+// TxMessagesOverTurns counts the tx messages this node dropped because
+// maxTxPending were holding turns already (txturns.go).
+func (n *Node) TxMessagesOverTurns() uint64 { return n.txTurnsFull.Load() }

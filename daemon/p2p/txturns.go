@@ -50,11 +50,23 @@ type txTurn struct {
 	done    func()        // called once, when the turn is over or passed over
 }
 
+// full reports whether maxTxPending turns are out (after passing over
+// abandoned ones): give would refuse.
+func (q *txTurns) full(now time.Time) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.passOverLocked(now)
+	return len(q.queue) >= maxTxPending
+}
+
 // give returns the next turn, or nil when maxTxPending turns are out. done
 // is called once when the turn is over (end) or passed over.
 func (q *txTurns) give(now time.Time, done func()) *txTurn {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	// Abandoned turns are passed over here too: were every turn out
+	// abandoned, no waiter would be left to pass them over.
+	q.passOverLocked(now)
 	if len(q.queue) >= maxTxPending {
 		return nil
 	}
@@ -102,6 +114,10 @@ func (q *txTurns) end(t *txTurn) {
 func (q *txTurns) passOver(now time.Time) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.passOverLocked(now)
+}
+
+func (q *txTurns) passOverLocked(now time.Time) {
 	for len(q.queue) > 0 && !q.queue[0].arrived && now.Sub(q.queue[0].given) > abandonedTurnAfter {
 		q.remove(0)
 	}

@@ -2,10 +2,16 @@ package p2p
 
 import (
 	"context"
+	"crypto/rand"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/poslab/posd/chain"
 )
@@ -82,12 +88,12 @@ func TestTxTurns(t *testing.T) {
 	var lateDone atomic.Int32
 	late := q.give(now, func() { lateDone.Add(1) })
 	q.end(next) // late is the head, its call not begun
-	after := q.give(now.Add(2*abandonedTurnAfter), func() {})
-	q.passOver(now.Add(abandonedTurnAfter / 2))
+	after := q.give(now.Add(abandonedTurnAfter/2), func() {})
+	q.passOver(now.Add(abandonedTurnAfter * 3 / 4))
 	if q.pending() != 2 {
 		t.Fatalf("%d turns out before the wait is over, want 2", q.pending())
 	}
-	q.passOver(now.Add(2 * abandonedTurnAfter))
+	q.passOver(now.Add(abandonedTurnAfter * 5 / 4))
 	if q.pending() != 1 || lateDone.Load() != 1 {
 		t.Fatalf("%d turns out, passed-over done ran %d times", q.pending(), lateDone.Load())
 	}
@@ -202,5 +208,132 @@ func TestTxMessagesInOrderAndShared(t *testing.T) {
 		if a != want {
 			t.Fatalf("handled in the order %v: message %d is %d, want %d", got, i, a, want)
 		}
+	}
+}
+
+// Turns whose calls never began are passed over by give itself: with
+// every turn out abandoned, no waiter is left to pass them over. A head
+// whose call began is never passed over, however long it takes.
+func TestTxTurnsPassedOverByGive(t *testing.T) {
+	var q txTurns
+	now := time.Now()
+	first := q.give(now, func() {})
+	for range maxTxPending - 1 {
+		if q.give(now, func() {}) == nil {
+			t.Fatal("a turn refused below maxTxPending")
+		}
+	}
+	q.mu.Lock()
+	first.arrived = true // its call began: a long validation
+	q.mu.Unlock()
+	if q.give(now.Add(time.Hour), func() {}) != nil {
+		t.Fatal("a turn given while the head's call runs and every turn is out")
+	}
+	q.end(first)
+	if q.give(now.Add(time.Hour), func() {}) == nil || q.pending() != 1 {
+		t.Fatalf("abandoned turns not passed over by give: %d out", q.pending())
+	}
+}
+
+// randomPeer is a fresh peer id.
+func randomPeer(t *testing.T) peer.ID {
+	_, pub, err := crypto.GenerateEd25519Key(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := peer.IDFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// inflightOf is p's tx messages in flight.
+func (b *peerBook) inflightOf(p peer.ID) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if a := b.peers[p]; a != nil {
+		return a.inflight
+	}
+	return 0
+}
+
+func txMessage(amount uint64) *pubsub.Message {
+	data, _ := encodeTxBatch([]chain.Transaction{tx(amount)})
+	return &pubsub.Message{Message: &pb.Message{Data: data}}
+}
+
+// TestTxTurnsSharedAndReleased: five peers sending maxTxInflight messages
+// each: the first four take every turn, the fifth's are dropped as over
+// the turns (counted apart from budgets, its budget unspent); once
+// validated, every peer's in-flight count is back to zero.
+func TestTxTurnsSharedAndReleased(t *testing.T) {
+	n := startNode(t, newFakeChain("g"), nil)
+	ctx := context.Background()
+	type held struct {
+		from peer.ID
+		msg  *pubsub.Message
+	}
+	var turns []held
+	var peers []peer.ID
+	amount := uint64(1)
+	for range maxTxPending/maxTxInflight + 1 {
+		p := randomPeer(t)
+		peers = append(peers, p)
+		for range maxTxInflight {
+			m := txMessage(amount)
+			amount++
+			if n.admitTxMessage(ctx, p, m) == pubsub.ValidationAccept {
+				turns = append(turns, held{p, m})
+			}
+		}
+	}
+	last := peers[len(peers)-1]
+	if len(turns) != maxTxPending || n.TxMessagesOverTurns() != maxTxInflight || n.TxMessagesOverBudget() != 0 || n.book.inflightOf(last) != 0 {
+		t.Fatalf("%d turns, %d over the turns, %d over budget, last peer in flight %d", len(turns), n.TxMessagesOverTurns(), n.TxMessagesOverBudget(), n.book.inflightOf(last))
+	}
+	for _, h := range turns {
+		if r := n.validateTxs(ctx, h.from, h.msg); r != pubsub.ValidationAccept {
+			t.Fatalf("a message with its turn: %v", r)
+		}
+	}
+	for i, p := range peers {
+		if got := n.book.inflightOf(p); got != 0 {
+			t.Errorf("peer %d: %d in flight after every turn ended", i, got)
+		}
+	}
+}
+
+// TestTxTurnPassedOver: a turn whose validator call never begins (pubsub
+// throttled it) holds the next message about abandonedTurnAfter, then is
+// passed over and its peer's slot given back; were its call to begin
+// late, it runs at once and gives back nothing twice.
+func TestTxTurnPassedOver(t *testing.T) {
+	n := startNode(t, newFakeChain("g"), nil)
+	ctx := context.Background()
+	p := randomPeer(t)
+	lost, next := txMessage(1), txMessage(2)
+	n.admitTxMessage(ctx, p, lost)
+	n.admitTxMessage(ctx, p, next)
+	start := time.Now()
+	if r := n.validateTxs(ctx, p, next); r != pubsub.ValidationAccept {
+		t.Fatalf("the message after the lost one: %v", r)
+	}
+	if waited := time.Since(start); waited < abandonedTurnAfter {
+		t.Fatalf("waited %v for a turn whose call never began, want at least %v", waited, abandonedTurnAfter)
+	}
+	if n.book.inflightOf(p) != 0 || n.txTurns.pending() != 0 {
+		t.Fatalf("after the pass-over: %d in flight, %d turns out", n.book.inflightOf(p), n.txTurns.pending())
+	}
+	third := txMessage(3)
+	n.admitTxMessage(ctx, p, third)
+	if r := n.validateTxs(ctx, p, lost); r != pubsub.ValidationAccept {
+		t.Fatalf("the late call: %v", r)
+	}
+	if n.book.inflightOf(p) != 1 || n.txTurns.pending() != 1 {
+		t.Fatalf("the late call gave back another's slot or turn: %d in flight, %d turns out", n.book.inflightOf(p), n.txTurns.pending())
+	}
+	if r := n.validateTxs(ctx, p, third); r != pubsub.ValidationAccept || n.book.inflightOf(p) != 0 {
+		t.Fatalf("the third: %v, %d in flight", r, n.book.inflightOf(p))
 	}
 }
