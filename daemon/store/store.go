@@ -169,6 +169,8 @@ type Store struct {
 	// (maybeMergeTx).
 	bg               background
 	folding, merging bgJob
+
+	recent recentBlocks // the newest blocks appended, for Blocks
 }
 
 // headRef is the cached head.
@@ -773,6 +775,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		return err
 	}
 	s.setHead(head)
+	s.recent.add(blocks)
 	s.maybeCompact(head.height, baseH)
 	if sealed {
 		s.maybeMergeTx()
@@ -845,8 +848,16 @@ func (s *Store) HashAt(h uint64) (chain.Hash, error) {
 
 // Blocks returns up to limit main-chain blocks in ascending height from
 // from; fewer when the head comes first, none when from is above the head.
+//
+// The newest blocks come from memory (recentBlocks), shared with every
+// reader of them: a caller must not change a block it gets.
 func (s *Store) Blocks(from uint64, limit int) ([]*chain.Block, error) {
-	return mainRange(s, from, limit, getMainBlock)
+	return mainRange(s, from, limit, func(tx *bolt.Tx, h chain.Hash) (*chain.Block, error) {
+		if b := s.recent.get(h); b != nil {
+			return b, nil
+		}
+		return getMainBlock(tx, h)
+	})
 }
 
 // Headers is Blocks for the headers alone: each stored block's header is

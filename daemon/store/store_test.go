@@ -623,6 +623,13 @@ func TestCorruptRecords(t *testing.T) {
 	wantCorrupt("BlockByHash", err)
 	_, err = s.Head()
 	wantCorrupt("Head", err)
+	// Blocks reads the newest blocks from memory while it holds them (a
+	// block never changes under its hash); a store that no longer holds
+	// them reads the file.
+	if _, err = s.Blocks(0, 10); err != nil {
+		t.Fatalf("Blocks of blocks held in memory: %v", err)
+	}
+	s.recent = recentBlocks{}
 	_, err = s.Blocks(0, 10)
 	wantCorrupt("Blocks", err)
 	_, err = s.Headers(0, 10)
@@ -743,5 +750,34 @@ func TestOldFormatRefused(t *testing.T) {
 	}
 	if _, err := s.Genesis(); !errors.Is(err, ErrOldFormat) {
 		t.Fatalf("Genesis on a format-1 store: %v, want ErrOldFormat", err)
+	}
+}
+
+// TestRecentBlocks: Blocks hands out the newest blocks appended as they
+// were committed (no decoding), keeps at most recentWeight transactions
+// of them (a block by its hash, so a reverted one is never handed out).
+func TestRecentBlocks(t *testing.T) {
+	f := newFixture(2)
+	s, _ := openTemp(t)
+	mustInit(t, s, f.g)
+	blocks, _, _ := buildChain(t, s, f, 3)
+	got, err := s.Blocks(1, 3)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("Blocks: %d, %v", len(got), err)
+	}
+	for i, b := range got {
+		if b != blocks[i+1] {
+			t.Errorf("height %d: not the block committed", b.Height)
+		}
+	}
+	var r recentBlocks
+	for h := range uint64(recentWeight + 2) {
+		r.add([]*chain.Block{{Header: chain.Header{Height: h}}})
+	}
+	if r.weight > recentWeight || len(r.byHash) != len(r.order) || r.get((&chain.Block{Header: chain.Header{Height: 0}}).Hash()) != nil {
+		t.Fatalf("over its bound: weight %d, %d blocks, the oldest kept", r.weight, len(r.order))
+	}
+	if r.get((&chain.Block{Header: chain.Header{Height: recentWeight + 1}}).Hash()) == nil {
+		t.Fatal("the newest block dropped")
 	}
 }
