@@ -404,7 +404,9 @@ func (c *Client) SubmitTxs(ctx context.Context, txs []chain.Transaction) ([]rpc.
 func (c *Client) SubmitTxsBinary(ctx context.Context, txs []chain.Transaction) ([]rpc.SubmitResult, error) {
 	var res []rpc.SubmitResult
 	binary := func(data []byte) (err error) {
-		res, err = rpc.DecodeTxResults(data, len(txs))
+		if res, err = rpc.DecodeTxResults(data, len(txs)); err == nil && len(res) != len(txs) {
+			err = fmt.Errorf("%d results for %d transactions", len(res), len(txs))
+		}
 		return err
 	}
 	err := c.do(ctx, request{method: http.MethodPost, path: "/v1/txs", raw: rpc.EncodeTxBatch(txs), rawType: rpc.ContentTypeTxBatch, busyRetry: true, binary: binary}, &res)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/poslab/posd/chain"
@@ -18,11 +19,22 @@ func isBinaryBatch(r *http.Request) bool {
 	return err == nil && mt == rpc.ContentTypeTxBatch
 }
 
-// acceptsBinary reports whether r's Accept header names
-// application/octet-stream: the client reads binary answers.
-func acceptsBinary(r *http.Request) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == rpc.ContentTypeTxBatch {
+// acceptsBinary reports whether r's Accept headers name
+// application/octet-stream (not with q=0): the client reads binary
+// answers. The answer varies with Accept, and says so.
+func acceptsBinary(w http.ResponseWriter, r *http.Request) bool {
+	w.Header().Add("Vary", "Accept")
+	for _, line := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(line, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil || mt != rpc.ContentTypeTxBatch {
+				continue
+			}
+			if q, ok := params["q"]; ok {
+				if v, err := strconv.ParseFloat(q, 64); err != nil || v <= 0 {
+					continue // refused, or unreadable
+				}
+			}
 			return true
 		}
 	}
@@ -90,7 +102,7 @@ func (s *server) postTxsBinary(w http.ResponseWriter, r *http.Request) error {
 			out[i] = rpc.SubmitResult{ID: &id, Status: rpc.TxPending}
 		}
 	}
-	if acceptsBinary(r) {
+	if acceptsBinary(w, r) {
 		h := w.Header()
 		h.Set("Content-Type", rpc.ContentTypeTxBatch)
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -113,7 +125,7 @@ func (s *server) blockTxIDs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	page := newPage(s.limits.MaxPageBytes)
-	if acceptsBinary(r) {
+	if acceptsBinary(w, r) {
 		page = newBinaryPage(s.limits.MaxPageBytes, rpc.BlockTxIDsPageVersion)
 	}
 	return s.pageBlocks(w, page, br.newestFrom(s.b.Height()), br.limit, func(b *chain.Block) any {

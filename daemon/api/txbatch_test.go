@@ -293,7 +293,13 @@ func TestPostTxsBinaryAnswer(t *testing.T) {
 	if want[0].ID != nil || want[0].Error.Code != "bad_signature" || want[1].Status != rpc.TxPending || want[2].Error.Code != "bad_nonce" || *want[2].ID != replay.ID() {
 		t.Fatalf("JSON answer: %s", data)
 	}
-	for _, accept := range []string{"application/octet-stream", "application/json;q=0.5, application/octet-stream"} {
+	for _, accept := range []string{"application/octet-stream;q=0", "application/json, application/octet-stream;q=x"} {
+		resp, data = answer(accept, body)
+		if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Vary") != "Accept" {
+			t.Fatalf("Accept %q: %s, Vary %q", accept, resp.Header.Get("Content-Type"), resp.Header.Get("Vary"))
+		}
+	}
+	for _, accept := range []string{"application/octet-stream", "application/json;q=0.5, application/octet-stream;q=0.05"} {
 		resp, data = answer(accept, body)
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != rpc.ContentTypeTxBatch {
 			t.Fatalf("Accept %q: %d %s, %s", accept, resp.StatusCode, resp.Header.Get("Content-Type"), data)

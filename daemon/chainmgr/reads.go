@@ -16,6 +16,8 @@ func (r Reads) BlockByHeight(h uint64) (*chain.Block, error) { return r.st.Block
 func (r Reads) BlockByHash(h chain.Hash) (*chain.Block, error) { return r.st.BlockByHash(h) }
 
 // Blocks returns main-chain blocks ascending from `from`, at most limit.
+// The newest are shared with other readers (store.Store.Blocks): a caller
+// must not change them.
 func (r Reads) Blocks(from uint64, limit int) ([]*chain.Block, error) {
 	return r.st.Blocks(from, limit)
 }

@@ -6,47 +6,51 @@ import (
 	"github.com/poslab/posd/chain"
 )
 
-// recentBlocks keeps the newest blocks Switch appended, decoded, by hash,
+// recentBlocks keeps the newest blocks Switch wrote, decoded, by hash,
 // for Blocks. A client watching for its commits reads each new block
 // right after it is committed (GET /v1/blocks/txids: poscli load, the
 // explorer), and decoding it from the file again (the hex fields, an id
-// hash per transaction) was 3% of a loaded node's CPU. A block never
-// changes under its hash, so a hit is always the block the file holds.
-// Bounded in transactions (a block of a few empty ones weighs one).
+// hash per transaction) was 3% of a loaded node's CPU. Only a block whose
+// body this Switch wrote is kept: a hash leaves some text out (the
+// header's signature as written), so a block stored earlier under the
+// same hash may differ from the one committed, and Blocks must hand out
+// what the file holds. Bounded by the blocks' encoded bytes, votes and
+// evidence included.
 type recentBlocks struct {
 	mu     sync.Mutex
 	byHash map[chain.Hash]*chain.Block
-	order  []chain.Hash // oldest first
-	weight int          // the blocks' transactions, each block at least 1
+	order  []recentBlock // oldest first
+	bytes  int           // the kept blocks' encodings
 }
 
-// recentWeight bounds the transactions recentBlocks holds: a few blocks
-// of a loaded node (a few MiB decoded).
-const recentWeight = 1 << 14
+type recentBlock struct {
+	hash chain.Hash
+	size int // encoded bytes
+}
 
-func blockWeight(b *chain.Block) int { return max(1, len(b.Transactions)) }
+// recentBytes bounds the encoded bytes of the blocks recentBlocks keeps:
+// a few blocks of a loaded node.
+const recentBytes = 8 << 20
 
-// add keeps bs (newest last), dropping the oldest beyond recentWeight.
-func (r *recentBlocks) add(bs []*chain.Block) {
+// add keeps block b of hash h and encoded size bytes, dropping the oldest
+// beyond recentBytes (the newest stays, whatever its size).
+func (r *recentBlocks) add(h chain.Hash, b *chain.Block, size int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byHash == nil {
 		r.byHash = make(map[chain.Hash]*chain.Block)
 	}
-	for _, b := range bs {
-		h := b.Hash()
-		if _, ok := r.byHash[h]; ok {
-			continue
-		}
-		r.byHash[h] = b
-		r.order = append(r.order, h)
-		r.weight += blockWeight(b)
+	if _, ok := r.byHash[h]; ok {
+		return
 	}
-	for len(r.order) > 1 && r.weight > recentWeight {
+	r.byHash[h] = b
+	r.order = append(r.order, recentBlock{h, size})
+	r.bytes += size
+	for len(r.order) > 1 && r.bytes > recentBytes {
 		old := r.order[0]
 		r.order = r.order[1:]
-		r.weight -= blockWeight(r.byHash[old])
-		delete(r.byHash, old)
+		r.bytes -= old.size
+		delete(r.byHash, old.hash)
 	}
 }
 

@@ -581,7 +581,8 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 	defer s.wmu.Unlock()
 	var head headRef
 	var baseH uint64
-	var sealed bool // a segment of the transaction index filled up
+	var sealed bool        // a segment of the transaction index filled up
+	var wrote []*prepared // the new blocks whose bodies this wrote
 	err = s.update(func(tx *bolt.Tx) error {
 		cur, err := readHead(tx)
 		if err != nil {
@@ -691,6 +692,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 				if err := putBody(tx, p.block.Height, p.hash, p.enc); err != nil {
 					return err
 				}
+				wrote = append(wrote, p)
 			}
 			key := heightKey(p.block.Height)
 			if err := mainB.Put(key, bytes.Clone(p.hash[:])); err != nil {
@@ -775,7 +777,9 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 		return err
 	}
 	s.setHead(head)
-	s.recent.add(blocks)
+	for _, p := range wrote {
+		s.recent.add(p.hash, p.block, len(p.enc))
+	}
 	s.maybeCompact(head.height, baseH)
 	if sealed {
 		s.maybeMergeTx()

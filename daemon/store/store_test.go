@@ -754,13 +754,14 @@ func TestOldFormatRefused(t *testing.T) {
 }
 
 // TestRecentBlocks: Blocks hands out the newest blocks appended as they
-// were committed (no decoding), keeps at most recentWeight transactions
-// of them (a block by its hash, so a reverted one is never handed out).
+// were committed (no decoding), keeps at most recentBytes of them, and
+// hands out the file's copy of a block stored before under the same hash
+// (a hash leaves the header's signature text out).
 func TestRecentBlocks(t *testing.T) {
 	f := newFixture(2)
 	s, _ := openTemp(t)
 	mustInit(t, s, f.g)
-	blocks, _, _ := buildChain(t, s, f, 3)
+	blocks, _, st := buildChain(t, s, f, 3)
 	got, err := s.Blocks(1, 3)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("Blocks: %d, %v", len(got), err)
@@ -770,14 +771,38 @@ func TestRecentBlocks(t *testing.T) {
 			t.Errorf("height %d: not the block committed", b.Height)
 		}
 	}
+
+	// The next block, stored first as a side block with its signature in
+	// upper case (the same hash), then committed as signed.
+	next, u := f.next(t, &blocks[3].Header, st, 2000)
+	other := *next
+	other.Header.Signature = strings.ToUpper(next.Header.Signature)
+	if other.Hash() != next.Hash() || other.Header.Signature == next.Header.Signature {
+		t.Fatal("the copy should differ in its signature text alone")
+	}
+	if err := s.PutBlock(&other); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(next, u, st); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Blocks(4, 1)
+	if err != nil || len(got) != 1 || got[0].Header.Signature != other.Header.Signature {
+		t.Fatalf("Blocks handed out %v (%v), not the file's copy", got, err)
+	}
+
 	var r recentBlocks
-	for h := range uint64(recentWeight + 2) {
-		r.add([]*chain.Block{{Header: chain.Header{Height: h}}})
+	const size = recentBytes / 4
+	for h := range uint64(6) {
+		b := &chain.Block{Header: chain.Header{Height: h}}
+		r.add(b.Hash(), b, size)
 	}
-	if r.weight > recentWeight || len(r.byHash) != len(r.order) || r.get((&chain.Block{Header: chain.Header{Height: 0}}).Hash()) != nil {
-		t.Fatalf("over its bound: weight %d, %d blocks, the oldest kept", r.weight, len(r.order))
+	if r.bytes > recentBytes || len(r.byHash) != len(r.order) || len(r.order) != 4 || r.get((&chain.Block{Header: chain.Header{Height: 1}}).Hash()) != nil {
+		t.Fatalf("over its bound: %d bytes, %d blocks, an old one kept", r.bytes, len(r.order))
 	}
-	if r.get((&chain.Block{Header: chain.Header{Height: recentWeight + 1}}).Hash()) == nil {
-		t.Fatal("the newest block dropped")
+	huge := &chain.Block{Header: chain.Header{Height: 9}}
+	r.add(huge.Hash(), huge, 2*recentBytes)
+	if r.get(huge.Hash()) == nil || len(r.order) != 1 {
+		t.Fatalf("the newest block, over the bound alone: kept %v, %d blocks", r.get(huge.Hash()) != nil, len(r.order))
 	}
 }
