@@ -581,7 +581,7 @@ func (s *Store) Switch(revert int, blocks []*chain.Block, undos []*chain.Undo, s
 	defer s.wmu.Unlock()
 	var head headRef
 	var baseH uint64
-	var sealed bool        // a segment of the transaction index filled up
+	var sealed bool       // a segment of the transaction index filled up
 	var wrote []*prepared // the new blocks whose bodies this wrote
 	err = s.update(func(tx *bolt.Tx) error {
 		cur, err := readHead(tx)
