@@ -295,8 +295,9 @@ func TestPostTxsBinaryAnswer(t *testing.T) {
 	}
 	for _, accept := range []string{"application/octet-stream;q=0", "application/json, application/octet-stream;q=x"} {
 		resp, data = answer(accept, body)
-		if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Vary") != "Accept" {
-			t.Fatalf("Accept %q: %s, Vary %q", accept, resp.Header.Get("Content-Type"), resp.Header.Get("Vary"))
+		var got []rpc.SubmitResult
+		if resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Vary") != "Accept" || json.Unmarshal(data, &got) != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Accept %q: %s, Vary %q: %s", accept, resp.Header.Get("Content-Type"), resp.Header.Get("Vary"), data)
 		}
 	}
 	for _, accept := range []string{"application/octet-stream", "application/json;q=0.5, application/octet-stream;q=0.05"} {
