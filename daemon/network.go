@@ -155,7 +155,7 @@ type p2pHandler struct {
 	sigs    mempool.SigVerifier // the pool's: checks what HandleTxsGaps trusts (txfill.go)
 	// admit is the node's one door for transactions (txadmit), the API's too.
 	admit interface {
-		Admit(txs []chain.Transaction) ([]error, []chain.Transaction)
+		Admit(txs []chain.Transaction, from mempool.Origin) ([]error, []chain.Transaction)
 	}
 	// evidence takes equivocation evidence from peers (lab.go).
 	evidence interface {
@@ -192,7 +192,7 @@ func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, err
 
 // handleTxs is HandleTxs that also returns the errors per transaction.
 func (h p2pHandler) handleTxs(txs []chain.Transaction) ([]chain.Transaction, []error, error) {
-	errs, ready := h.admit.Admit(txs) // as the API admits; never waits for an import
+	errs, ready := h.admit.Admit(txs, mempool.Relayed) // as the API admits; never waits for an import
 	h.txm.Admitted(metrics.SourceP2P, errs)
 	for _, err := range errs {
 		if isTxRuleBreak(err) {

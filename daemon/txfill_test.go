@@ -37,7 +37,7 @@ func TestGapFillBetweenNodes(t *testing.T) {
 		txs[i] = chain.Transaction{Type: chain.TxTransfer, ChainID: entry.g.ChainID, To: to.Address(), Amount: 1, Nonce: first + uint64(i)}
 		k.SignTx(&txs[i])
 	}
-	errs, ready := entry.pool.AdmitNewest(txs[:quiet], newestView(entry.chain)) // no gossip
+	errs, ready := entry.pool.AdmitNewest(txs[:quiet], mempool.Local, newestView(entry.chain)) // no gossip
 	for _, err := range errs {
 		if err != nil {
 			t.Fatal(err)

@@ -56,7 +56,7 @@ type Pool interface {
 
 // Admitter is the node's one door for transactions (daemon/txadmit).
 type Admitter interface {
-	Admit(txs []chain.Transaction) ([]error, []chain.Transaction)
+	Admit(txs []chain.Transaction, from mempool.Origin) ([]error, []chain.Transaction)
 }
 
 // Forger is the forging policy and the forger's wake-up.
@@ -287,7 +287,7 @@ func (b *Backend) SubmitTxs(txs []chain.Transaction) ([]chain.Hash, []error) {
 	// One door with gossip (txadmit): a stake change the chain would refuse
 	// on the head (stake_limit, stake_floor) is refused with its code, the
 	// rest is pooled against the newest snapshot.
-	errs, ready := b.p.Admit.Admit(txs)
+	errs, ready := b.p.Admit.Admit(txs, mempool.Local)
 	for i, err := range errs {
 		// A replay of a committed transaction says so, rather than bad_nonce.
 		if errors.Is(err, chain.ErrBadNonce) {

@@ -237,7 +237,7 @@ func TestAdmitNewestLooksUnderTheLock(t *testing.T) {
 		}
 		return version{st, uint64(looks)}
 	}
-	errs, ready := p.AdmitNewest(txs, newest)
+	errs, ready := p.AdmitNewest(txs, Local, newest)
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("tx %d: %v", i, err)

@@ -539,3 +539,60 @@ func TestAdmitUnder(t *testing.T) {
 		t.Fatalf("bob: %v, ready %v", errs[1], ids(ready))
 	}
 }
+
+// TestRelayShare: a client's transaction (Local) finds the pool full at
+// 7/8 of its bounds, count or bytes; a peer's (Relayed) may fill it. In a
+// pool past 7/8, a client's transaction that pays more still gets in by
+// evicting one, as in a full pool. A refusal changes nothing.
+func TestRelayShare(t *testing.T) {
+	g, keys := fundedGenesis(20, 400, 1000)
+	st := g.State()
+	first := feeTx(keys[0], 1, 1)
+	size := int64(len(chain.EncodeTx(&first)))
+	tests := []struct {
+		name   string
+		cfg    Config
+		pooled int // one transaction (fee 1) each of keys[0..pooled-1]
+		from   Origin
+		fee    uint64
+		want   *chain.RuleError
+		after  int // pooled after an admission
+	}{
+		{"local under 7/8 of the count", Config{Limit: 16}, 13, Local, 1, nil, 14},
+		{"local at 7/8 of the count", Config{Limit: 16}, 14, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8 of the count", Config{Limit: 16}, 15, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8 of the count, paying more", Config{Limit: 16}, 15, Local, 2, nil, 15},
+		{"relayed at 7/8 of the count", Config{Limit: 16}, 14, Relayed, 1, nil, 15},
+		{"relayed at the count", Config{Limit: 16}, 16, Relayed, 1, ErrPoolFull, 0},
+		{"relayed at the count, paying more", Config{Limit: 16}, 16, Relayed, 2, nil, 16},
+		{"local, a pool of one", Config{Limit: 1}, 0, Local, 1, nil, 1},
+		{"local under 7/8 of the bytes", Config{MaxBytes: 16 * size}, 13, Local, 1, nil, 14},
+		{"local at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8 of the bytes, paying more", Config{MaxBytes: 16 * size}, 15, Local, 2, nil, 15},
+		{"relayed at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, Relayed, 1, nil, 15},
+		{"relayed at the bytes", Config{MaxBytes: 16 * size}, 16, Relayed, 1, ErrPoolFull, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := New(g, tc.cfg)
+			for i := range tc.pooled {
+				mustAdd(t, p, st, feeTx(keys[i], 1, 1))
+			}
+			before := ids(p.All())
+			newcomer := feeTx(keys[len(keys)-1], tc.fee, 1)
+			errs, ready := p.AdmitNewest([]chain.Transaction{newcomer}, tc.from, func() StateView { return st })
+			if tc.want == nil && errs[0] != nil {
+				t.Fatalf("got %v, want it pooled", errs[0])
+			}
+			if tc.want != nil {
+				wantCode(t, errs[0], tc.want)
+				if after := ids(p.All()); strings.Join(after, " ") != strings.Join(before, " ") || len(ready) != 0 {
+					t.Fatalf("a refusal changed the pool: %v, want %v (ready %d)", after, before, len(ready))
+				}
+			} else if len(ready) != 1 || p.Len() != tc.after {
+				t.Fatalf("ready %d, pooled %d; want 1, %d", len(ready), p.Len(), tc.after)
+			}
+			checkInvariants(t, p)
+		})
+	}
+}

@@ -63,6 +63,29 @@ const (
 	maxEvictions = 64
 	// expireEvery is how often the pool looks for expired transactions.
 	expireEvery = time.Second
+	// relayShare is the part of the pool (1/relayShare of its count and of
+	// its bytes) that only transactions relayed by peers may fill: see
+	// Origin.
+	relayShare = 8
+)
+
+// Origin is who brings transactions to the pool: a client of this node
+// (Local: the API) or a peer that relays them (Relayed: gossip, a gap
+// fill). Local admissions find the pool full at 7/8 of its bounds; the
+// last eighth is kept for relayed ones. Under a load that fills every
+// node's pool, a relayed transaction refused as pool_full is one this
+// node lacks while its peers hold it: the sender's later nonces reach it
+// as nonce gaps, the forger it elects cannot include them, and they wait
+// for a gap fill or the origin's rebroadcast. A 4-node devnet's first
+// 200,000-transfer load refused 23-29k relays as pool_full and then
+// 164-205k as nonce_gap (docs/PERFORMANCE.md). With the headroom, every
+// node's pool is bounded by what clients were let in, 7/8 of a pool,
+// plus what is still on its way between peers.
+type Origin uint8
+
+const (
+	Relayed Origin = iota
+	Local
 )
 
 // Pool rules, beside the chain's own. Compare with errors.Is: any
@@ -506,7 +529,7 @@ func (p *Pool) Admit(txs []chain.Transaction, st StateView) (errs []error, ready
 // the sender's account alone rules out), then to admit them. Signatures
 // are verified between the two calls, in parallel, under no lock.
 func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
-	return p.admitBatch(txs, func(fn func(StateView)) {
+	return p.admitBatch(txs, Relayed, func(fn func(StateView)) {
 		view(func(st StateView) {
 			p.mu.Lock()
 			defer p.mu.Unlock()
@@ -517,21 +540,21 @@ func (p *Pool) AdmitUnder(txs []chain.Transaction, view func(fn func(StateView))
 
 // AdmitNewest is Admit for a caller whose state is a series of immutable views (the chain
 // manager's snapshots): newest returns the latest, and is called with the
-// pool locked, at each of the two looks.
+// pool locked, at each of the two looks. from says who brought txs (Origin).
 // So no admission judges a sender by an older state than one the pool
 // has already seen: a view taken before the lock could be overtaken, while
 // waiting for it, by a commit another admission or Update brought in.
-func (p *Pool) AdmitNewest(txs []chain.Transaction, newest func() StateView) (errs []error, ready []chain.Transaction) {
-	return p.admitBatch(txs, func(fn func(StateView)) {
+func (p *Pool) AdmitNewest(txs []chain.Transaction, from Origin, newest func() StateView) (errs []error, ready []chain.Transaction) {
+	return p.admitBatch(txs, from, func(fn func(StateView)) {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		fn(newest())
 	})
 }
 
-// admitBatch screens, verifies and admits txs; locked calls fn with p.mu
-// held and the state to judge by.
-func (p *Pool) admitBatch(txs []chain.Transaction, locked func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
+// admitBatch screens, verifies and admits txs brought by from; locked
+// calls fn with p.mu held and the state to judge by.
+func (p *Pool) admitBatch(txs []chain.Transaction, from Origin, locked func(fn func(StateView))) (errs []error, ready []chain.Transaction) {
 	errs = make([]error, len(txs))
 	cs := make([]checked, len(txs))
 	// Pooled transactions first, by id: gossip brings each transaction to
@@ -574,7 +597,7 @@ func (p *Pool) admitBatch(txs []chain.Transaction, locked func(fn func(StateView
 				continue
 			}
 			var became []*entry
-			became, errs[i] = p.admit(&txs[i], cs[i], st, now)
+			became, errs[i] = p.admit(&txs[i], cs[i], from, st, now)
 			promoted = append(promoted, became...)
 		}
 		for _, e := range promoted {
@@ -672,7 +695,7 @@ func txCost(tx *chain.Transaction) chain.Amounts {
 
 // admit runs the stateful pool rules and pools tx, making room if it must.
 // It returns the entries that became pending. p.mu is held.
-func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Time) ([]*entry, error) {
+func (p *Pool) admit(tx *chain.Transaction, c checked, from Origin, st StateView, now time.Time) ([]*entry, error) {
 	if _, ok := p.byID[c.id]; ok {
 		return nil, alreadyPooled(c.id)
 	}
@@ -732,7 +755,7 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, st StateView, now time.Ti
 	if s != nil {
 		newPend += s.npend
 	}
-	if err := p.makeRoom(tx, c.size, pending, newPend); err != nil {
+	if err := p.makeRoom(tx, c.size, from, pending, newPend); err != nil {
 		return nil, err
 	}
 

@@ -2,10 +2,10 @@ package mempool
 
 import "github.com/poslab/posd/chain"
 
-// makeRoom evicts what it must so that tx (size bytes; pending says
-// whether it would be executable, newPend how many pending its sender
-// would then hold) fits every bound, or changes nothing and says why it
-// cannot. Victims, cheapest first:
+// makeRoom evicts what it must so that tx (size bytes, brought by from;
+// pending says whether it would be executable, newPend how many pending
+// its sender would then hold) fits every bound, or changes nothing and
+// says why it cannot. A Local tx's bounds leave out the relayers' share. Victims, cheapest first:
 //   - a queued transaction: any for an executable newcomer, one with a
 //     strictly lower fee for a gapped one;
 //   - for an executable newcomer within its sender's AccountSlots share
@@ -14,16 +14,25 @@ import "github.com/poslab/posd/chain"
 //     below tx's. A gapped newcomer never evicts a pending transaction.
 //
 // p.mu is held.
-func (p *Pool) makeRoom(tx *chain.Transaction, size int, pending bool, newPend int) error {
+func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bool, newPend int) error {
+	limit, maxBytes, whose := p.limit, p.cfg.MaxBytes, ""
+	if from == Local {
+		// A client's transaction may not grow the pool into the relayers'
+		// share; in a pool already past it (relays filled it), it gets a
+		// place as any newcomer does in a full pool: by evicting one.
+		limit = min(limit, max(limit-limit/relayShare, len(p.byID)))
+		maxBytes = min(maxBytes, max(maxBytes-maxBytes/relayShare, p.bytes))
+		whose = " for this node's clients (the last eighth is kept for peers' relays)"
+	}
 	var victims []*entry
 	var wasQueued []bool
 	for {
 		var full error
 		switch {
-		case len(p.byID)+1 > p.limit:
-			full = ruleErr(ErrPoolFull, "the pool holds %d transactions, its limit, and none it may evict for this one (fee %d)", len(p.byID), tx.Fee)
-		case p.bytes+int64(size) > p.cfg.MaxBytes:
-			full = ruleErr(ErrPoolFull, "the pool holds %d bytes, and %d more would pass its limit of %d; none it may evict for this one (fee %d)", p.bytes, size, p.cfg.MaxBytes, tx.Fee)
+		case len(p.byID)+1 > limit:
+			full = ruleErr(ErrPoolFull, "the pool holds %d transactions, its limit%s, and none it may evict for this one (fee %d)", len(p.byID), whose, tx.Fee)
+		case p.bytes+int64(size) > maxBytes:
+			full = ruleErr(ErrPoolFull, "the pool holds %d bytes, and %d more would pass its limit of %d%s; none it may evict for this one (fee %d)", p.bytes, size, maxBytes, whose, tx.Fee)
 		case !pending && p.nqueued+1 > p.queueLimit():
 			full = ruleErr(ErrQueueFull, "%d gapped transactions are pooled, the limit, and none it may evict for this one (fee %d)", p.nqueued, tx.Fee)
 		}

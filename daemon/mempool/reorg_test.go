@@ -129,7 +129,7 @@ func TestDeepReorgUnderLoadLosesNothing(t *testing.T) {
 	}
 	reverted := append(append([]chain.Transaction(nil), first...), second...)
 	for i := 0; i < len(reverted); i += 1000 {
-		errs, _ := pool.AdmitNewest(reverted[i:i+1000], newest)
+		errs, _ := pool.AdmitNewest(reverted[i:i+1000], Relayed, newest)
 		for j, err := range errs {
 			if err != nil {
 				t.Fatalf("admit %d: %v", i+j, err)
@@ -158,7 +158,7 @@ func TestDeepReorgUnderLoadLosesNothing(t *testing.T) {
 		defer close(loadDone)
 		// Sender by sender is nonce order within each sender.
 		for i := 0; i < len(load); i += 50 {
-			errs, _ := pool.AdmitNewest(load[i:i+50], newest)
+			errs, _ := pool.AdmitNewest(load[i:i+50], Local, newest)
 			for _, err := range errs {
 				if err == nil {
 					submitted.Add(1)

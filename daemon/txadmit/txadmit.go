@@ -18,7 +18,7 @@ import (
 
 // Pool is what admission needs of the mempool.
 type Pool interface {
-	AdmitNewest(txs []chain.Transaction, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
+	AdmitNewest(txs []chain.Transaction, from mempool.Origin, newest func() mempool.StateView) (errs []error, ready []chain.Transaction)
 }
 
 // Admitter admits transactions to a pool against the newest state.
@@ -36,9 +36,10 @@ func New(g *chain.Genesis, newest func() chain.LotView, pool Pool) *Admitter {
 }
 
 // Admit runs the stake totals on the stake changes among txs, then pools
-// the rest. It returns an error per transaction (nil:
-// pooled) and the transactions that became executable, to gossip.
-func (a *Admitter) Admit(txs []chain.Transaction) (errs []error, ready []chain.Transaction) {
+// the rest as brought by from (mempool.Origin: the API's are Local,
+// gossip's Relayed). It returns an error per transaction (nil: pooled)
+// and the transactions that became executable, to gossip.
+func (a *Admitter) Admit(txs []chain.Transaction, from mempool.Origin) (errs []error, ready []chain.Transaction) {
 	newest := func() mempool.StateView { return a.newest() }
 	var refused []error
 	var view chain.LotView
@@ -57,7 +58,7 @@ func (a *Admitter) Admit(txs []chain.Transaction) (errs []error, ready []chain.T
 		}
 	}
 	if refused == nil { // the usual case: no copies
-		return a.pool.AdmitNewest(txs, newest)
+		return a.pool.AdmitNewest(txs, from, newest)
 	}
 	admit, where := make([]chain.Transaction, 0, len(txs)), make([]int, 0, len(txs))
 	for i := range txs {
@@ -69,7 +70,7 @@ func (a *Admitter) Admit(txs []chain.Transaction) (errs []error, ready []chain.T
 	if len(admit) == 0 {
 		return refused, nil
 	}
-	admitted, ready := a.pool.AdmitNewest(admit, newest)
+	admitted, ready := a.pool.AdmitNewest(admit, from, newest)
 	for j, err := range admitted {
 		refused[where[j]] = err
 	}

@@ -11,14 +11,16 @@ import (
 // recordingPool is a pool that admits everything and remembers what it
 // was given, to show what admission passes on.
 type recordingPool struct {
-	got []chain.Transaction
+	got  []chain.Transaction
+	from []mempool.Origin // of each call
 }
 
-func (p *recordingPool) AdmitNewest(txs []chain.Transaction, newest func() mempool.StateView) ([]error, []chain.Transaction) {
+func (p *recordingPool) AdmitNewest(txs []chain.Transaction, from mempool.Origin, newest func() mempool.StateView) ([]error, []chain.Transaction) {
 	if newest() == nil {
 		panic("no view")
 	}
 	p.got = append(p.got, txs...)
+	p.from = append(p.from, from)
 	return make([]error, len(txs)), txs
 }
 
@@ -54,14 +56,17 @@ func TestAdmitRefusesStakeTotals(t *testing.T) {
 		{"unstake beyond the stake: the pool's", selfTx(staker, chain.TxUnstake, 101, 1), nil},
 		{"transfer", selfTx(whale, chain.TxTransfer, 10, 1), nil},
 	}
-	{
+	for _, from := range []mempool.Origin{mempool.Local, mempool.Relayed} {
 		pool := &recordingPool{}
 		a := New(g, func() chain.LotView { return st }, pool)
 		txs := make([]chain.Transaction, len(tests))
 		for i, tc := range tests {
 			txs[i] = tc.tx
 		}
-		errs, ready := a.Admit(txs)
+		errs, ready := a.Admit(txs, from)
+		if len(pool.from) != 1 || pool.from[0] != from {
+			t.Errorf("admitted as %v: the pool was told %v", from, pool.from)
+		}
 		passed := map[chain.Hash]bool{}
 		for _, tx := range pool.got {
 			passed[tx.ID()] = true
