@@ -1,8 +1,10 @@
 package mempool
 
 import (
+	"cmp"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/poslab/posd/chain"
@@ -106,4 +108,126 @@ func TestPoolInvariantsUnderRandomOps(t *testing.T) {
 		t.Fatalf("a thin run: at most %d pooled, %d blocks, %d reorgs", maxPooled, nblocks, nreorgs)
 	}
 	t.Logf("at most %d pooled, %d blocks, %d reorgs", maxPooled, nblocks, nreorgs)
+}
+
+// TestUpdateKeepsWhatAFreshPoolWould: after each block, the pool holds
+// exactly what a fresh pool admitting, on the new state, what the pool
+// held before would hold, each pending or queued as there. The blocks
+// take what is pending, sometimes another transaction at a pooled nonce
+// (more spent: later ones no longer pay) or one the pool never saw;
+// senders pay each other (coins received between blocks), and a few send
+// to themselves or stake. So Update's shortcut for senders whose oldest
+// transfers committed (committedTransfers) is checked against the full
+// re-check.
+func TestUpdateKeepsWhatAFreshPoolWould(t *testing.T) {
+	const senders, nonces = 5, 30
+	g := testGenesis()
+	g.Allocations = nil
+	keys := make([]testkit.Key, senders)
+	for i := range keys {
+		keys[i] = testkit.KeyN(2000 + i)
+		g.Allocations = append(g.Allocations, testkit.Fund(keys[i], 300, 0))
+	}
+	// ring[i][n-1] is sender i's transfer of 10 to the next sender at nonce
+	// n; other[i][n-1] another at the same nonce: 60 to the same
+	// recipient, or a transfer to itself or a stake.
+	ring := make([][]chain.Transaction, senders)
+	other := make([][]chain.Transaction, senders)
+	for i, k := range keys {
+		for n := uint64(1); n <= nonces; n++ {
+			ring[i] = append(ring[i], testkit.Transfer(k, keys[(i+1)%senders].Addr, 10, 1, n))
+			switch n % 7 {
+			case 3:
+				other[i] = append(other[i], testkit.Transfer(k, k.Addr, 5, 1, n))
+			case 5:
+				other[i] = append(other[i], testkit.Tx(k, chain.TxStake, "", 5, 1, n))
+			default:
+				other[i] = append(other[i], testkit.Transfer(k, keys[(i+1)%senders].Addr, 60, 1, n))
+			}
+		}
+	}
+	sender := func(a chain.Address) int {
+		return slices.IndexFunc(keys, func(k testkit.Key) bool { return k.Addr == a })
+	}
+	cfg := Config{Sigs: trustAll{}}
+	height := uint64(0)
+	// commit applies tx in a block of its own, if it applies.
+	commit := func(st **chain.State, tx chain.Transaction) {
+		c := (*st).Clone()
+		height++
+		if _, err := c.Apply(&chain.Block{Header: chain.Header{Height: height, Forger: forger.Addr}, Transactions: []chain.Transaction{tx}}, g); err == nil {
+			*st = c
+		}
+	}
+	byNonce := func(a, b chain.Transaction) int {
+		if a.From != b.From {
+			return strings.Compare(string(a.From), string(b.From))
+		}
+		return cmp.Compare(a.Nonce, b.Nonce)
+	}
+	shortcuts, slow := 0, 0
+	for seed := range uint64(20) {
+		rng := rand.New(rand.NewPCG(seed, 11))
+		st := g.State()
+		p := New(g, cfg)
+		for step := range 60 {
+			var batch []chain.Transaction
+			for range 1 + rng.IntN(20) {
+				i, n := rng.IntN(senders), rng.IntN(nonces)
+				if rng.IntN(8) == 0 {
+					batch = append(batch, other[i][n])
+				} else {
+					batch = append(batch, ring[i][n])
+				}
+			}
+			p.AddBatch(batch, st)
+			held := p.All()
+			slices.SortFunc(held, byNonce)
+			for _, tx := range p.Pending(1+rng.IntN(15), st) {
+				if rng.IntN(10) == 0 {
+					tx = other[sender(tx.From)][tx.Nonce-1]
+				}
+				commit(&st, tx)
+			}
+			if rng.IntN(6) == 0 { // a transaction the pool never saw
+				i := rng.IntN(senders)
+				if n := st.Account(keys[i].Addr).Nonce; n < nonces {
+					commit(&st, other[i][n])
+				}
+			}
+			p.mu.Lock()
+			for addr, s := range p.senders {
+				if acc := st.Account(addr); acc != s.checked {
+					if _, _, ok := committedTransfers(s, acc); ok {
+						shortcuts++
+					} else {
+						slow++
+					}
+				}
+			}
+			p.mu.Unlock()
+			p.Update(st)
+			checkInvariants(t, p)
+
+			fresh := New(g, cfg)
+			fresh.AddBatch(held, st)
+			got, want := p.All(), fresh.All()
+			slices.SortFunc(got, byNonce)
+			slices.SortFunc(want, byNonce)
+			if !slices.EqualFunc(got, want, func(a, b chain.Transaction) bool { return a.ID() == b.ID() }) {
+				t.Fatalf("seed %d step %d: the pool holds %d transactions, a fresh pool %d", seed, step, len(got), len(want))
+			}
+			for _, tx := range got {
+				_, q1, _ := p.Status(tx.ID())
+				_, q2, _ := fresh.Status(tx.ID())
+				if q1 != q2 {
+					t.Fatalf("seed %d step %d: %s/%d queued=%v, in a fresh pool %v", seed, step, tx.From.Short(), tx.Nonce, q1, q2)
+				}
+			}
+		}
+	}
+	if shortcuts < 100 || slow < 100 {
+		t.Fatalf("%d senders took the shortcut, %d the full re-check: the test does not test both", shortcuts, slow)
+	}
+	t.Logf("%d senders took the shortcut, %d the full re-check", shortcuts, slow)
 }

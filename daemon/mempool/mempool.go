@@ -720,7 +720,7 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, from Origin, st StateView
 	case s.checked != acc:
 		// st moved on since the last Update: bring this sender in line
 		// first (what st committed is no longer pooled).
-		p.resync(s, acc, ver)
+		p.catchUp(s, acc, ver)
 		s = p.senders[tx.From]
 	default:
 		s.ver = max(s.ver, ver) // the same account, seen in a later state
@@ -964,12 +964,80 @@ func (p *Pool) resync(s *sender, acc chain.Account, ver uint64) {
 	}
 }
 
+// catchUp brings sender s, whose pending and queued marks are in order,
+// in line with its committed account acc (resync), taking the shortcut
+// when the block took only its oldest transfers (committedTransfers).
+// p.mu is held.
+func (p *Pool) catchUp(s *sender, acc chain.Account, ver uint64) {
+	if k, debit, ok := committedTransfers(s, acc); ok {
+		if acc.Nonce != s.checked.Nonce {
+			s.active = p.now()
+		}
+		p.dropCommitted(s, k, debit, acc, ver)
+		return
+	}
+	p.resync(s, acc, ver)
+}
+
+// committedTransfers reports whether acc is s.checked after the first k
+// of s's pending transactions (debit in all) and nothing else but coins
+// received, while every one of s's transactions is a transfer to another
+// account: the common case of a block that took a sender's oldest
+// transfers. Then every transaction left finds the nonce and at least the
+// balance it was checked against, so each still passes (a transfer asks
+// of its sender only the nonce and the balance; the pool does not check
+// its recipient again), and resync need not check each again: the work
+// follows the block, not the sender's backlog.
+func committedTransfers(s *sender, acc chain.Account) (k int, debit uint64, ok bool) {
+	if acc.Nonce < s.checked.Nonce || acc.Nonce-s.checked.Nonce > uint64(s.npend) {
+		return 0, 0, false
+	}
+	k = int(acc.Nonce - s.checked.Nonce)
+	for _, e := range s.txs {
+		if e.tx.Type != chain.TxTransfer || e.tx.To == e.tx.From {
+			return 0, 0, false
+		}
+	}
+	for _, e := range s.txs[:k] {
+		debit += e.debit
+	}
+	if debit > s.checked.Balance {
+		return 0, 0, false
+	}
+	want := s.checked
+	want.Nonce, want.Balance = acc.Nonce, s.checked.Balance-debit
+	got := acc
+	got.Balance = want.Balance
+	return k, debit, got == want && acc.Balance >= want.Balance
+}
+
+// dropCommitted is resync when committedTransfers said yes: it drops the
+// first k (committed) transactions of s and keeps the rest as they are.
+// p.mu is held.
+func (p *Pool) dropCommitted(s *sender, k int, debit uint64, acc chain.Account, ver uint64) {
+	for _, e := range s.txs[:k] {
+		p.drop(e)
+	}
+	s.txs = slices.Delete(s.txs, 0, k)
+	s.npend -= k
+	s.debit -= debit
+	s.checked = acc
+	s.ver = max(s.ver, ver)
+	p.victims.update(s)
+	if len(s.txs) == 0 {
+		delete(p.senders, s.addr)
+	}
+}
+
 // Update brings the pool in line with a new committed state st, after a
 // block or a reorg. For each changed sender it drops what st has committed
 // (nonce ≤ account nonce), then walks the remaining transactions in nonce
 // order and evicts those the account can no longer pay for, or whose nonce
 // is now more than the gap bound beyond the account's; what is left is
-// sorted again into pending and queued. Idle senders' queued transactions
+// sorted again into pending and queued. A sender whose account moved only
+// by its oldest pooled transfers (and coins received) just drops those:
+// the rest cannot have stopped paying (catchUp), so a block costs what it
+// committed, not the senders' backlogs. Idle senders' queued transactions
 // expire. It returns every eviction since the last Update (these, fee
 // evictions by admissions, expiries), oldest arrival first; committed
 // transactions are not reported.
@@ -982,7 +1050,7 @@ func (p *Pool) Update(st StateView) []Eviction {
 			continue // admissions already judged it by a later state
 		}
 		if acc := st.Account(addr); acc != s.checked {
-			p.resync(s, acc, ver)
+			p.catchUp(s, acc, ver)
 		} else {
 			s.ver = max(s.ver, ver)
 		}
