@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/poslab/posd/internal/tune"
+	"slices"
 	"time"
 
 	"github.com/poslab/posd/chain"
@@ -13,6 +13,7 @@ import (
 	"github.com/poslab/posd/daemon/mempool"
 	"github.com/poslab/posd/daemon/metrics"
 	"github.com/poslab/posd/daemon/p2p"
+	"github.com/poslab/posd/internal/tune"
 )
 
 // metaJoinURL remembers the API a node joined through, so it finds its
@@ -152,7 +153,7 @@ type p2pHandler struct {
 	genesis chain.Hash
 	poke    func() // a transaction arrived: wake the forger
 	txm     *metrics.Txs
-	sigs    mempool.SigVerifier // the pool's: checks what HandleTxsGaps trusts (txfill.go)
+	sigs    txSigs // the pool's: checks what HandleTxsGaps trusts (txfill.go)
 	// admit is the node's one door for transactions (txadmit), the API's too.
 	admit interface {
 		Admit(txs []chain.Transaction, from mempool.Origin) ([]error, []chain.Transaction)
@@ -178,16 +179,71 @@ func (h p2pHandler) Head() (uint64, chain.Hash) {
 	return s.Height(), s.HeadHash()
 }
 
+// txSigs is the node's signature verifier as the network handler uses it
+// (chainmgr.Verifier): batch checks, and whether a signature was verified
+// before.
+type txSigs interface {
+	mempool.SigVerifier
+	Cached(tx *chain.Transaction) bool
+}
+
 // HandleTxs pools gossiped transactions and returns those to relay: the
-// ones admitted as executable. A transaction that breaks a stateless rule
+// ones admitted as executable (and the message's known ones, see relayOf). A transaction that breaks a stateless rule
 // or carries a bad signature is the sender's fault and rejects the
 // message; what the pool cannot take now (known, gapped beyond its bounds,
 // unpayable given this node's view, over the stake totals on this node's
 // head, a full pool) is only dropped: not relayed, nobody penalised.
 // Signatures are verified outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	ready, _, err := h.handleTxs(txs)
-	return ready, err
+	ready, errs, err := h.handleTxs(txs)
+	if err != nil {
+		return nil, err
+	}
+	return h.relayOf(txs, ready, errs), nil
+}
+
+// relayOf is what to gossip of a message of txs whose admission made
+// ready executable, errs saying why the others were refused: ready, and
+// with it the message's transactions refused only because this node
+// already holds or has committed them (already_known, bad_nonce) and
+// whose signatures it verified before, when those are all the refused
+// ones and no more than ready. The message then goes on as it came
+// (p2p's relayBeyond): a peer that has it drops it by its id, unread,
+// where ready alone, a new message, would be read whole by every peer
+// and refused as known. That is the common case under load: a block
+// that took part of a message reached this node before the message did
+// (blocks travel apart from transactions), and a 4-node devnet refused
+// over a million copies a 200,000-transfer load (docs/PERFORMANCE.md).
+// Only verified signatures go on, so no peer can blame this node for
+// one; at most as many as are new, so a message padded with old
+// transactions is not carried far for the sake of one.
+func (h p2pHandler) relayOf(txs, ready []chain.Transaction, errs []error) []chain.Transaction {
+	if len(ready) == 0 {
+		return nil
+	}
+	var known []int
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, mempool.ErrAlreadyKnown) && !errors.Is(err, chain.ErrBadNonce) {
+			return ready
+		}
+		known = append(known, i)
+	}
+	if len(known) == 0 || len(known) > len(ready) {
+		return ready
+	}
+	for _, i := range known {
+		if !h.sigs.Cached(&txs[i]) {
+			return ready
+		}
+	}
+	relay := slices.Clip(ready)
+	for _, i := range known {
+		relay = append(relay, txs[i])
+	}
+	return relay
 }
 
 // handleTxs is HandleTxs that also returns the errors per transaction.

@@ -13,8 +13,9 @@ import (
 // serves its pooled runs to peers that lack them.
 var _ p2p.TxFiller = p2pHandler{}
 
-// HandleTxsGaps is HandleTxs, and for each sender with a transaction the
-// pool queued (gapped) or refused for a gap, the first nonce it lacks.
+// HandleTxsGaps is HandleTxs (for a gap fill answer, not gossiped: only
+// what became ready is relayed), and for each sender with a transaction
+// the pool queued (gapped) or refused for a gap, the first nonce it lacks.
 //
 // A gap makes this node ask the peer for the sender's run, so it is only
 // believed of a transaction whose signature verified: the pool refuses a
@@ -22,10 +23,14 @@ var _ p2p.TxFiller = p2pHandler{}
 // checks signatures, and a made-up transaction of any funded sender would
 // otherwise send this node asking for nothing. One such transaction per
 // sender is verified here; a bad signature rejects the message.
-func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []p2p.TxGap, error) {
+func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction, gossiped bool) ([]chain.Transaction, []p2p.TxGap, error) {
 	ready, errs, err := h.handleTxs(txs)
 	if err != nil {
 		return nil, nil, err
+	}
+	relay := ready
+	if gossiped {
+		relay = h.relayOf(txs, ready, errs)
 	}
 	// The pool holds one transaction per sender and nonce: an admitted
 	// one is ready if its sender's nonce is (no hashing needed).
@@ -61,7 +66,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 		return nil, nil, err
 	}
 	if len(gapped) == 0 {
-		return ready, nil, nil
+		return relay, nil, nil
 	}
 	view := h.chain.Snapshot()
 	gaps := make([]p2p.TxGap, 0, len(gapped))
@@ -70,7 +75,7 @@ func (h p2pHandler) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 			gaps = append(gaps, p2p.TxGap{From: a, Next: h.pool.PendingNonce(a, view) + 1})
 		}
 	}
-	return ready, gaps, nil
+	return relay, gaps, nil
 }
 
 // verifyGapped checks the signatures of txs[idx...] for the senders gapped does not yet trust, and marks those

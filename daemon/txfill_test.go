@@ -79,13 +79,13 @@ func TestGapSignalNeedsASignature(t *testing.T) {
 		return tx
 	}
 	good := far()
-	_, gaps, err := h.HandleTxsGaps([]chain.Transaction{good})
+	_, gaps, err := h.HandleTxsGaps([]chain.Transaction{good}, true)
 	if err != nil || len(gaps) != 1 || gaps[0].From != k.Address() {
 		t.Fatalf("a signed transaction with a wide gap: gaps %v, err %v", gaps, err)
 	}
 	bad := far()
 	bad.Signature = chain.Signature{63: 1}
-	_, gaps, err = h.HandleTxsGaps([]chain.Transaction{bad})
+	_, gaps, err = h.HandleTxsGaps([]chain.Transaction{bad}, true)
 	if !p2p.IsReject(err) || len(gaps) != 0 {
 		t.Fatalf("a bad signature with a wide gap: gaps %v, err %v (want a rejection, no gap)", gaps, err)
 	}

@@ -347,8 +347,15 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	if len(relay) == 0 {
 		return pubsub.ValidationIgnore
 	}
-	if sameTxs(relay, txs) {
-		return pubsub.ValidationAccept // forwarded as it came
+	if extra, whole := relayBeyond(relay, txs); whole {
+		// Forwarded as it came: a peer that already has the message drops
+		// it by its id, unread, where a new message would be read whole
+		// and refused as known. Only what it promoted besides (a sender's
+		// later nonces this node held gapped) goes out as a new message.
+		if len(extra) > 0 {
+			n.tryPublishTxs(extra)
+		}
+		return pubsub.ValidationAccept
 	}
 	// Part of the message is not worth gossiping (known, gapped, unpayable):
 	// gossip the rest as our own message.
@@ -356,26 +363,32 @@ func (n *Node) validateTxs(ctx context.Context, from peer.ID, msg *pubsub.Messag
 	return pubsub.ValidationIgnore
 }
 
-// sameTxs reports whether relay (what the pool took and made ready) holds
-// exactly the transactions of msg, then forwarded as it came. They are
-// compared whole, as map keys (no hashing of signing bytes): relay may
-// hold transactions msg promoted but did not carry, and msg may carry a
-// refused copy of one of them, same signature, another field changed.
-func sameTxs(relay, msg []chain.Transaction) bool {
-	if len(relay) != len(msg) {
-		return false
+// relayBeyond reports whether relay (what the pool took and made ready)
+// holds every transaction of msg, which is then forwarded as it came, and
+// returns relay's others: those msg promoted but did not carry. They are
+// compared whole, as map keys (no hashing of signing bytes): msg may
+// carry a refused copy of a promoted transaction, same signature, another
+// field changed, which must not pass for it (forwarding it would get this
+// node penalised by every peer that checks the signature).
+func relayBeyond(relay, msg []chain.Transaction) (extra []chain.Transaction, whole bool) {
+	if len(relay) < len(msg) {
+		return nil, false
 	}
-	count := make(map[chain.Transaction]int, len(relay))
-	for i := range relay {
-		count[relay[i]]++
-	}
+	count := make(map[chain.Transaction]int, len(msg))
 	for i := range msg {
-		if count[msg[i]] == 0 {
-			return false
-		}
-		count[msg[i]]--
+		count[msg[i]]++
 	}
-	return true
+	for i := range relay {
+		if count[relay[i]] > 0 {
+			count[relay[i]]--
+			continue
+		}
+		extra = append(extra, relay[i])
+	}
+	if len(relay)-len(extra) != len(msg) {
+		return nil, false
+	}
+	return extra, true
 }
 
 // tryPublishTxs is PublishTxs that drops (counted, logged) what does not

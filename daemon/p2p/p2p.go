@@ -74,9 +74,11 @@ type Handler interface {
 	// HandleTxs validates and pools the transactions of one gossiped
 	// message. relay is what the node admitted as executable (pending):
 	// only that is gossiped on. A message whose every transaction is
-	// relayed is forwarded as it came; otherwise the relay set is published
-	// as a new message and the original is dropped, so transactions that
-	// are gapped, unpayable or known never travel further.
+	// relayed is forwarded as it came (and what relay holds besides, later
+	// nonces it promoted, is published as a new message); otherwise the
+	// relay set is published as a new message and the original is
+	// dropped, so transactions that are gapped, unpayable or known never
+	// travel further.
 	HandleTxs(txs []chain.Transaction) (relay []chain.Transaction, err error)
 	// HandleBlock validates and imports a gossiped or synced block.
 	HandleBlock(b *chain.Block) error

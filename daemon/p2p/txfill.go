@@ -81,8 +81,10 @@ type TxGap struct {
 // TxFiller is a Handler that takes part in gap filling.
 type TxFiller interface {
 	// HandleTxsGaps is HandleTxs that also says which senders of txs
-	// arrived with a gap before them.
-	HandleTxsGaps(txs []chain.Transaction) (relay []chain.Transaction, gaps []TxGap, err error)
+	// arrived with a gap before them. gossiped says txs are one gossip
+	// message, which may go on as it came (HandleTxs); false: a gap fill
+	// answer, of which only what became ready is gossiped.
+	HandleTxsGaps(txs []chain.Transaction, gossiped bool) (relay []chain.Transaction, gaps []TxGap, err error)
 	// PooledRun returns from's pooled executable transactions from
 	// nonce on, in nonce order: at most limit, and past the first at
 	// most maxBytes encoded.
@@ -147,7 +149,7 @@ func (n *Node) handleTxs(from peer.ID, txs []chain.Transaction) ([]chain.Transac
 	if !ok || n.fill == nil {
 		return n.h.HandleTxs(txs)
 	}
-	relay, gaps, err := f.HandleTxsGaps(txs)
+	relay, gaps, err := f.HandleTxsGaps(txs, true)
 	if err == nil {
 		for _, g := range gaps {
 			n.askFill(from, g)
@@ -306,7 +308,7 @@ func (n *Node) handleFill(p peer.ID, txs []chain.Transaction) ([]chain.Transacti
 	case <-n.ctx.Done():
 		return nil, nil, errFillDropped
 	}
-	return n.h.(TxFiller).HandleTxsGaps(txs)
+	return n.h.(TxFiller).HandleTxsGaps(txs, false)
 }
 
 var errFillDropped = errors.New("gap fill answer not handled")

@@ -31,7 +31,7 @@ func newFillChain() *fillChain {
 	return &fillChain{fakeChain: newFakeChain("g"), pending: map[uint64]chain.Transaction{}, queued: map[uint64]chain.Transaction{}}
 }
 
-func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction, []TxGap, error) {
+func (c *fillChain) HandleTxsGaps(txs []chain.Transaction, _ bool) ([]chain.Transaction, []TxGap, error) {
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
 	var ready []chain.Transaction
@@ -62,7 +62,7 @@ func (c *fillChain) HandleTxsGaps(txs []chain.Transaction) ([]chain.Transaction,
 }
 
 func (c *fillChain) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
-	ready, _, err := c.HandleTxsGaps(txs)
+	ready, _, err := c.HandleTxsGaps(txs, true)
 	return ready, err
 }
 
@@ -98,7 +98,7 @@ func TestGapFill(t *testing.T) {
 	for i := uint64(1); i <= 1500; i++ {
 		held = append(held, tx(i))
 	}
-	if ready, _, _ := ca.HandleTxsGaps(held); len(ready) != 1500 {
+	if ready, _, _ := ca.HandleTxsGaps(held, true); len(ready) != 1500 {
 		t.Fatalf("A pooled %d", len(ready))
 	}
 	a := startNode(t, ca, nil)
@@ -117,7 +117,7 @@ func TestGapFill(t *testing.T) {
 		return false
 	})
 	next := tx(1501)
-	if ready, _, _ := ca.HandleTxsGaps([]chain.Transaction{next}); len(ready) != 1 {
+	if ready, _, _ := ca.HandleTxsGaps([]chain.Transaction{next}, true); len(ready) != 1 {
 		t.Fatal("A did not pool 1501")
 	}
 	a.PublishTxs([]chain.Transaction{next})
@@ -148,7 +148,7 @@ func TestGapFillTwoHops(t *testing.T) {
 	for i := uint64(1); i <= 300; i++ {
 		held = append(held, tx(i))
 	}
-	ca.HandleTxsGaps(held)
+	ca.HandleTxsGaps(held, true)
 	a := startNode(t, ca, nil)
 	b := startNode(t, cb, nil, a)
 	c := startNode(t, cc, nil, b)
@@ -161,7 +161,7 @@ func TestGapFillTwoHops(t *testing.T) {
 		t.Fatal("A and C are connected: not a line")
 	}
 	next := tx(301)
-	ca.HandleTxsGaps([]chain.Transaction{next})
+	ca.HandleTxsGaps([]chain.Transaction{next}, true)
 	a.PublishTxs([]chain.Transaction{next})
 	waitFor(t, 20*time.Second, "B's run to reach 301", func() bool { return cb.pendingTop() == 301 })
 	waitFor(t, 20*time.Second, "C's run to reach 301", func() bool { return cc.pendingTop() == 301 })
@@ -205,7 +205,7 @@ func TestFillServeBounds(t *testing.T) {
 	for i := uint64(1); i <= fillMaxTxs+500; i++ {
 		held = append(held, tx(i))
 	}
-	ca.HandleTxsGaps(held)
+	ca.HandleTxsGaps(held, true)
 	a := startNode(t, ca, nil)
 	x := startNode(t, newFillChain(), nil, a)
 	y := startNode(t, newFillChain(), nil, a)
