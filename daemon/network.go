@@ -206,32 +206,47 @@ func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, err
 // ready executable, errs saying why the others were refused: ready, and
 // with it the message's transactions refused only because this node
 // already holds or has committed them (already_known, bad_nonce) and
-// whose signatures it verified before, when those are all the refused
-// ones and no more than ready. The message then goes on as it came
-// (p2p's relayBeyond): a peer that has it drops it by its id, unread,
-// where ready alone, a new message, would be read whole by every peer
-// and refused as known. That is the common case under load: a block
-// that took part of a message reached this node before the message did
-// (blocks travel apart from transactions), and a 4-node devnet refused
-// over a million copies a 200,000-transfer load (docs/PERFORMANCE.md).
-// Only verified signatures go on, so no peer can blame this node for
-// one; at most as many as are new, so a message padded with old
-// transactions is not carried far for the sake of one.
+// whose signatures it verified before, when every other transaction of
+// the message is in ready and those are no more than the message's ready
+// ones. The message then goes on as it came (p2p's relayBeyond): a peer
+// that has it drops it by its id, unread, where ready alone, a new
+// message, would be read whole by every peer and refused as known. That
+// is the common case under load: a block that took part of a message
+// reached this node before the message did (blocks travel apart from
+// transactions), and a 4-node devnet refused over a million copies a
+// 200,000-transfer load (docs/PERFORMANCE.md). Only verified signatures
+// go on, so no peer can blame this node for one; at most as many as are
+// new, so a message padded with old transactions (or one repeated) goes
+// on at no more than twice the size of what it brings.
 func (h p2pHandler) relayOf(txs, ready []chain.Transaction, errs []error) []chain.Transaction {
 	if len(ready) == 0 {
 		return nil
 	}
+	// The pool holds one transaction per sender and nonce: a message's
+	// admitted transaction is ready if its slot is (queued otherwise).
+	type slot struct {
+		from  chain.Address
+		nonce uint64
+	}
+	isReady := make(map[slot]bool, len(ready))
+	for i := range ready {
+		isReady[slot{ready[i].From, ready[i].Nonce}] = true
+	}
 	var known []int
+	fresh := 0 // the message's own ready transactions
 	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		if !errors.Is(err, mempool.ErrAlreadyKnown) && !errors.Is(err, chain.ErrBadNonce) {
+		switch {
+		case err == nil && isReady[slot{txs[i].From, txs[i].Nonce}]:
+			fresh++
+		case err == nil: // queued behind a gap: the message does not go on whole
+			return ready
+		case errors.Is(err, mempool.ErrAlreadyKnown), errors.Is(err, chain.ErrBadNonce):
+			known = append(known, i)
+		default:
 			return ready
 		}
-		known = append(known, i)
 	}
-	if len(known) == 0 || len(known) > len(ready) {
+	if len(known) == 0 || len(known) > fresh {
 		return ready
 	}
 	for _, i := range known {

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/poslab/posd/chain"
@@ -38,6 +39,10 @@ func TestRelayOf(t *testing.T) {
 	known := errors.Join(mempool.ErrAlreadyKnown)
 	committed := &chain.RuleError{Code: chain.ErrBadNonce.Code, Message: "nonce 1 already used"}
 	gap := &chain.RuleError{Code: mempool.ErrNonceGap.Code}
+	// queued and promotes are not errors: markers of an admitted
+	// transaction that stayed queued, or that is ready and made the
+	// sender's two later nonces (not in the message) ready too.
+	queued, promotes := errors.New("queued"), errors.New("promotes")
 	tests := []struct {
 		name  string
 		msg   []chain.Transaction
@@ -51,19 +56,38 @@ func TestRelayOf(t *testing.T) {
 		{"a committed one whose signature was not verified", []chain.Transaction{resigned, msg[1], msg[2], msg[3]}, []error{committed, nil, nil, nil}, false},
 		{"a gap besides", msg, []error{committed, nil, nil, gap}, false},
 		{"nothing ready", msg, []error{committed, known, committed, known}, false},
+		{"one queued behind a gap", msg, []error{committed, nil, nil, queued}, false},
+		{"more known than ready of its own, two promoted besides", msg, []error{committed, committed, committed, promotes}, false},
+		{"one known, two promoted besides", msg, []error{committed, nil, nil, promotes}, true},
+	}
+	// promoted are later nonces the message made ready, not in it.
+	promoted := []chain.Transaction{
+		testkit.Transfer(k, testkit.Named("payee").Addr, 1, 0, 5),
+		testkit.Transfer(k, testkit.Named("payee").Addr, 1, 0, 6),
 	}
 	h := p2pHandler{sigs: verified}
 	for _, tc := range tests {
 		var ready []chain.Transaction
-		for i, err := range tc.errs {
-			if err == nil {
+		errs := slices.Clone(tc.errs)
+		for i, err := range errs {
+			switch err {
+			case nil:
 				ready = append(ready, tc.msg[i])
+			case queued:
+				errs[i] = nil
+			case promotes:
+				errs[i] = nil
+				ready = append(ready, tc.msg[i])
+				ready = append(ready, promoted...)
 			}
 		}
-		relay := h.relayOf(tc.msg, ready, tc.errs)
+		relay := h.relayOf(tc.msg, ready, errs)
 		want := ready
 		if tc.whole {
-			want = tc.msg
+			want = slices.Concat(tc.msg, promoted)
+			if !slices.Contains(tc.errs, promotes) {
+				want = tc.msg
+			}
 		}
 		if len(relay) != len(want) {
 			t.Errorf("%s: relay of %d, want %d", tc.name, len(relay), len(want))

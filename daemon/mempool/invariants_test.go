@@ -112,21 +112,24 @@ func TestPoolInvariantsUnderRandomOps(t *testing.T) {
 
 // TestUpdateKeepsWhatAFreshPoolWould: after each block, the pool holds
 // exactly what a fresh pool admitting, on the new state, what the pool
-// held before would hold, each pending or queued as there. The blocks
-// take what is pending, sometimes another transaction at a pooled nonce
-// (more spent: later ones no longer pay) or one the pool never saw;
-// senders pay each other (coins received between blocks), and a few send
-// to themselves or stake. So Update's shortcut for senders whose oldest
-// transfers committed (committedTransfers) is checked against the full
-// re-check.
+// held before would hold, each pending or queued as there. Senders send
+// their next nonces, sometimes with a gap (the gap bound is 6); the
+// blocks take what is pending, sometimes another transaction at a pooled
+// nonce (more spent: later ones no longer pay) or one the pool never saw;
+// senders pay each other (coins received between blocks), a few send to
+// themselves or stake; some admissions come after a block the pool has
+// not been updated for, and some transactions are removed. So the
+// shortcut for senders whose oldest transfers committed
+// (committedTransfers, in Update and in admission) is checked against the
+// full re-check.
 func TestUpdateKeepsWhatAFreshPoolWould(t *testing.T) {
-	const senders, nonces = 5, 30
+	const senders, nonces = 5, 60
 	g := testGenesis()
 	g.Allocations = nil
 	keys := make([]testkit.Key, senders)
 	for i := range keys {
 		keys[i] = testkit.KeyN(2000 + i)
-		g.Allocations = append(g.Allocations, testkit.Fund(keys[i], 300, 0))
+		g.Allocations = append(g.Allocations, testkit.Fund(keys[i], 500, 0))
 	}
 	// ring[i][n-1] is sender i's transfer of 10 to the next sender at nonce
 	// n; other[i][n-1] another at the same nonce: 60 to the same
@@ -149,7 +152,7 @@ func TestUpdateKeepsWhatAFreshPoolWould(t *testing.T) {
 	sender := func(a chain.Address) int {
 		return slices.IndexFunc(keys, func(k testkit.Key) bool { return k.Addr == a })
 	}
-	cfg := Config{Sigs: trustAll{}}
+	cfg := Config{Sigs: trustAll{}, MaxNonceGap: 6}
 	height := uint64(0)
 	// commit applies tx in a block of its own, if it applies.
 	commit := func(st **chain.State, tx chain.Transaction) {
@@ -157,6 +160,16 @@ func TestUpdateKeepsWhatAFreshPoolWould(t *testing.T) {
 		height++
 		if _, err := c.Apply(&chain.Block{Header: chain.Header{Height: height, Forger: forger.Addr}, Transactions: []chain.Transaction{tx}}, g); err == nil {
 			*st = c
+		}
+	}
+	// block commits up to n of what p has pending, now and then another
+	// transaction at a pooled nonce instead.
+	block := func(rng *rand.Rand, p *Pool, st **chain.State, n int) {
+		for _, tx := range p.Pending(n, *st) {
+			if rng.IntN(10) == 0 {
+				tx = other[sender(tx.From)][tx.Nonce-1]
+			}
+			commit(st, tx)
 		}
 	}
 	byNonce := func(a, b chain.Transaction) int {
@@ -171,24 +184,31 @@ func TestUpdateKeepsWhatAFreshPoolWould(t *testing.T) {
 		st := g.State()
 		p := New(g, cfg)
 		for step := range 60 {
+			if rng.IntN(5) == 0 { // admissions after a block the pool was not updated for
+				block(rng, p, &st, 1+rng.IntN(8))
+			}
 			var batch []chain.Transaction
-			for range 1 + rng.IntN(20) {
-				i, n := rng.IntN(senders), rng.IntN(nonces)
-				if rng.IntN(8) == 0 {
-					batch = append(batch, other[i][n])
-				} else {
-					batch = append(batch, ring[i][n])
+			for range 1 + rng.IntN(4) {
+				i := rng.IntN(senders)
+				next := p.PendingNonce(keys[i].Addr, st) + 1
+				if rng.IntN(6) == 0 {
+					next += uint64(1 + rng.IntN(3)) // a gap
+				}
+				for n := next; n < next+uint64(1+rng.IntN(6)) && n <= nonces; n++ {
+					if rng.IntN(8) == 0 {
+						batch = append(batch, other[i][n-1])
+					} else {
+						batch = append(batch, ring[i][n-1])
+					}
 				}
 			}
 			p.AddBatch(batch, st)
+			if all := p.All(); len(all) > 0 && rng.IntN(8) == 0 {
+				p.Remove(all[rng.IntN(len(all))].ID())
+			}
 			held := p.All()
 			slices.SortFunc(held, byNonce)
-			for _, tx := range p.Pending(1+rng.IntN(15), st) {
-				if rng.IntN(10) == 0 {
-					tx = other[sender(tx.From)][tx.Nonce-1]
-				}
-				commit(&st, tx)
-			}
+			block(rng, p, &st, 1+rng.IntN(15))
 			if rng.IntN(6) == 0 { // a transaction the pool never saw
 				i := rng.IntN(senders)
 				if n := st.Account(keys[i].Addr).Nonce; n < nonces {

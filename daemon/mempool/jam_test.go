@@ -542,41 +542,50 @@ func TestAdmitUnder(t *testing.T) {
 
 // TestRelayShare: a client's transaction (Local) finds the pool full at
 // 7/8 of its bounds, count or bytes; a peer's (Relayed) may fill it. In a
-// pool past 7/8, a client's transaction that pays more still gets in by
-// evicting one, as in a full pool. A refusal changes nothing.
+// pool past 7/8 but not full, a client's transaction gets in only by
+// evicting one that pays less (a relayed gapped one of any fee is not its
+// to take, as it would be in a full pool). A refusal changes nothing.
 func TestRelayShare(t *testing.T) {
 	g, keys := fundedGenesis(20, 400, 1000)
 	st := g.State()
 	first := feeTx(keys[0], 1, 1)
 	size := int64(len(chain.EncodeTx(&first)))
+	const none = 0
 	tests := []struct {
 		name   string
 		cfg    Config
-		pooled int // one transaction (fee 1) each of keys[0..pooled-1]
+		pooled int    // one transaction (fee 1) each of keys[0..pooled-1]
+		gapped uint64 // and, if not none, a gapped one of keys[pooled] paying this
 		from   Origin
 		fee    uint64
 		want   *chain.RuleError
 		after  int // pooled after an admission
 	}{
-		{"local under 7/8 of the count", Config{Limit: 16}, 13, Local, 1, nil, 14},
-		{"local at 7/8 of the count", Config{Limit: 16}, 14, Local, 1, ErrPoolFull, 0},
-		{"local past 7/8 of the count", Config{Limit: 16}, 15, Local, 1, ErrPoolFull, 0},
-		{"local past 7/8 of the count, paying more", Config{Limit: 16}, 15, Local, 2, nil, 15},
-		{"relayed at 7/8 of the count", Config{Limit: 16}, 14, Relayed, 1, nil, 15},
-		{"relayed at the count", Config{Limit: 16}, 16, Relayed, 1, ErrPoolFull, 0},
-		{"relayed at the count, paying more", Config{Limit: 16}, 16, Relayed, 2, nil, 16},
-		{"local, a pool of one", Config{Limit: 1}, 0, Local, 1, nil, 1},
-		{"local under 7/8 of the bytes", Config{MaxBytes: 16 * size}, 13, Local, 1, nil, 14},
-		{"local at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, Local, 1, ErrPoolFull, 0},
-		{"local past 7/8 of the bytes, paying more", Config{MaxBytes: 16 * size}, 15, Local, 2, nil, 15},
-		{"relayed at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, Relayed, 1, nil, 15},
-		{"relayed at the bytes", Config{MaxBytes: 16 * size}, 16, Relayed, 1, ErrPoolFull, 0},
+		{"local under 7/8 of the count", Config{Limit: 16}, 13, none, Local, 1, nil, 14},
+		{"local at 7/8 of the count", Config{Limit: 16}, 14, none, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8 of the count", Config{Limit: 16}, 15, none, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8 of the count, paying more", Config{Limit: 16}, 15, none, Local, 2, nil, 15},
+		{"local past 7/8, a dearer gapped one pooled", Config{Limit: 16}, 14, 100, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8, a cheaper gapped one pooled", Config{Limit: 16}, 14, 1, Local, 2, nil, 15},
+		{"relayed at 7/8 of the count", Config{Limit: 16}, 14, none, Relayed, 1, nil, 15},
+		{"relayed at the count", Config{Limit: 16}, 16, none, Relayed, 1, ErrPoolFull, 0},
+		{"relayed at the count, paying more", Config{Limit: 16}, 16, none, Relayed, 2, nil, 16},
+		{"relayed at the count, a dearer gapped one pooled", Config{Limit: 16}, 15, 100, Relayed, 1, nil, 16},
+		{"local, a pool of one", Config{Limit: 1}, 0, none, Local, 1, nil, 1},
+		{"local under 7/8 of the bytes", Config{MaxBytes: 16 * size}, 13, none, Local, 1, nil, 14},
+		{"local at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, none, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8 of the bytes, paying more", Config{MaxBytes: 16 * size}, 15, none, Local, 2, nil, 15},
+		{"relayed at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, none, Relayed, 1, nil, 15},
+		{"relayed at the bytes", Config{MaxBytes: 16 * size}, 16, none, Relayed, 1, ErrPoolFull, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(g, tc.cfg)
 			for i := range tc.pooled {
 				mustAdd(t, p, st, feeTx(keys[i], 1, 1))
+			}
+			if tc.gapped != none {
+				mustAdd(t, p, st, feeTx(keys[tc.pooled], tc.gapped, 3))
 			}
 			before := ids(p.All())
 			newcomer := feeTx(keys[len(keys)-1], tc.fee, 1)

@@ -981,15 +981,16 @@ func (p *Pool) catchUp(s *sender, acc chain.Account, ver uint64) {
 
 // committedTransfers reports whether acc is s.checked after the first k
 // of s's pending transactions (debit in all) and nothing else but coins
-// received, while every one of s's transactions is a transfer to another
-// account: the common case of a block that took a sender's oldest
-// transfers. Then every transaction left finds the nonce and at least the
-// balance it was checked against, so each still passes (a transfer asks
-// of its sender only the nonce and the balance; the pool does not check
-// its recipient again), and resync need not check each again: the work
-// follows the block, not the sender's backlog.
+// received, while every one of s's transactions is a pending transfer to
+// another account: the common case of a block that took a sender's
+// oldest transfers. Then every transaction left finds the nonce and at
+// least the balance it was checked against, so each still passes (a
+// transfer asks of its sender only the nonce and the balance; the pool
+// does not check its recipient again; with nothing queued there is no
+// gap to bound), and resync need not check each again: the work follows
+// the block, not the sender's backlog.
 func committedTransfers(s *sender, acc chain.Account) (k int, debit uint64, ok bool) {
-	if acc.Nonce < s.checked.Nonce || acc.Nonce-s.checked.Nonce > uint64(s.npend) {
+	if s.npend != len(s.txs) || acc.Nonce < s.checked.Nonce || acc.Nonce-s.checked.Nonce > uint64(s.npend) {
 		return 0, 0, false
 	}
 	k = int(acc.Nonce - s.checked.Nonce)

@@ -5,7 +5,7 @@ import "github.com/poslab/posd/chain"
 // makeRoom evicts what it must so that tx (size bytes, brought by from;
 // pending says whether it would be executable, newPend how many pending
 // its sender would then hold) fits every bound, or changes nothing and
-// says why it cannot. A Local tx's bounds leave out the relayers' share. Victims, cheapest first:
+// says why it cannot. Victims, cheapest first:
 //   - a queued transaction: any for an executable newcomer, one with a
 //     strictly lower fee for a gapped one;
 //   - for an executable newcomer within its sender's AccountSlots share
@@ -13,13 +13,21 @@ import "github.com/poslab/posd/chain"
 //     senders over their share (any fee), else the lowest fee strictly
 //     below tx's. A gapped newcomer never evicts a pending transaction.
 //
+// A Local tx's bounds leave out the relayers' share (Origin); in a pool
+// past them but not full, it evicts only what pays strictly less.
+//
 // p.mu is held.
 func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bool, newPend int) error {
 	limit, maxBytes, whose := p.limit, p.cfg.MaxBytes, ""
+	// cheaper: only a victim paying strictly less than tx may go.
+	cheaper := false
 	if from == Local {
 		// A client's transaction may not grow the pool into the relayers'
 		// share; in a pool already past it (relays filled it), it gets a
-		// place as any newcomer does in a full pool: by evicting one.
+		// place only by evicting one that pays less: the relayed gapped
+		// transactions the share keeps room for are not its to take, as
+		// they would be in a full pool.
+		cheaper = len(p.byID)+1 <= limit && p.bytes+int64(size) <= maxBytes
 		limit = min(limit, max(limit-limit/relayShare, len(p.byID)))
 		maxBytes = min(maxBytes, max(maxBytes-maxBytes/relayShare, p.bytes))
 		whose = " for this node's clients (the last eighth is kept for peers' relays)"
@@ -41,7 +49,7 @@ func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bo
 		}
 		var v *entry
 		if len(victims) < maxEvictions {
-			v = p.pickVictim(tx, pending, newPend)
+			v = p.pickVictim(tx, pending, newPend, cheaper)
 		}
 		if v == nil {
 			// Put everything back as it was, last out first in.
@@ -69,10 +77,10 @@ func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bo
 }
 
 // pickVictim returns the next transaction makeRoom may evict for tx, or
-// nil. p.mu is held.
-func (p *Pool) pickVictim(tx *chain.Transaction, pending bool, newPend int) *entry {
+// nil; cheaper: only one paying strictly less than tx. p.mu is held.
+func (p *Pool) pickVictim(tx *chain.Transaction, pending bool, newPend int, cheaper bool) *entry {
 	if len(p.queue) > 0 {
-		if q := p.queue[0]; pending || q.tx.Fee < tx.Fee {
+		if q := p.queue[0]; (pending && !cheaper) || q.tx.Fee < tx.Fee {
 			return q
 		}
 	}
@@ -84,7 +92,7 @@ func (p *Pool) pickVictim(tx *chain.Transaction, pending bool, newPend int) *ent
 		return nil
 	}
 	tail := s.txs[s.npend-1]
-	if s.npend > p.cfg.AccountSlots || tail.tx.Fee < tx.Fee {
+	if (s.npend > p.cfg.AccountSlots && !cheaper) || tail.tx.Fee < tx.Fee {
 		return tail
 	}
 	return nil

@@ -31,7 +31,8 @@ func TestRelayBeyond(t *testing.T) {
 		{"one missing", []chain.Transaction{x}, []chain.Transaction{x, promoted}, false, nil},
 		{"one missing, another promoted", []chain.Transaction{x, later}, []chain.Transaction{x, promoted}, false, nil},
 		{"another transaction", []chain.Transaction{x, promoted}, []chain.Transaction{x, x}, false, nil},
-		{"a transaction twice in the message", []chain.Transaction{x}, []chain.Transaction{x, x}, false, nil},
+		{"a transaction twice in the message, relayed twice", []chain.Transaction{x, x}, []chain.Transaction{x, x}, true, nil},
+		{"a transaction twice in the message, relayed once", []chain.Transaction{x}, []chain.Transaction{x, x}, false, nil},
 	} {
 		extra, whole := relayBeyond(tc.relay, tc.msg)
 		if whole != tc.whole || len(extra) != len(tc.extra) {
