@@ -222,21 +222,18 @@ func (h p2pHandler) relayOf(txs, ready []chain.Transaction, errs []error) []chai
 	if len(ready) == 0 {
 		return nil
 	}
-	// The pool holds one transaction per sender and nonce: a message's
-	// admitted transaction is ready if its slot is (queued otherwise).
-	type slot struct {
-		from  chain.Address
-		nonce uint64
-	}
-	isReady := make(map[slot]bool, len(ready))
+	// Compared whole, as relayBeyond does: a transaction of the message
+	// admitted and then evicted by a later one in the batch may share its
+	// sender and nonce with one that is ready.
+	isReady := make(map[chain.Transaction]bool, len(ready))
 	for i := range ready {
-		isReady[slot{ready[i].From, ready[i].Nonce}] = true
+		isReady[ready[i]] = true
 	}
 	var known []int
 	fresh := 0 // the message's own ready transactions
 	for i, err := range errs {
 		switch {
-		case err == nil && isReady[slot{txs[i].From, txs[i].Nonce}]:
+		case err == nil && isReady[txs[i]]:
 			fresh++
 		case err == nil: // queued behind a gap: the message does not go on whole
 			return ready

@@ -571,6 +571,7 @@ func TestRelayShare(t *testing.T) {
 		{"relayed at the count", Config{Limit: 16}, 16, none, Relayed, 1, ErrPoolFull, 0},
 		{"relayed at the count, paying more", Config{Limit: 16}, 16, none, Relayed, 2, nil, 16},
 		{"relayed at the count, a dearer gapped one pooled", Config{Limit: 16}, 15, 100, Relayed, 1, nil, 16},
+		{"local at the count, a dearer gapped one pooled", Config{Limit: 16}, 15, 100, Local, 1, nil, 16},
 		{"local, a pool of one", Config{Limit: 1}, 0, none, Local, 1, nil, 1},
 		{"local under 7/8 of the bytes", Config{MaxBytes: 16 * size}, 13, none, Local, 1, nil, 14},
 		{"local at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, none, Local, 1, ErrPoolFull, 0},
@@ -603,5 +604,21 @@ func TestRelayShare(t *testing.T) {
 			}
 			checkInvariants(t, p)
 		})
+	}
+	// Past 7/8 but not full, a client's transaction does not take the
+	// last pending transaction of a sender over its share when that pays
+	// more: keys[0] holds three pending at fee 5 (a share of one), eleven
+	// others one each at fee 5, the pool 14 of 16.
+	p := New(g, Config{Limit: 16, AccountSlots: 1})
+	for n := uint64(1); n <= 3; n++ {
+		mustAdd(t, p, st, feeTx(keys[0], 5, n))
+	}
+	for i := 1; i <= 11; i++ {
+		mustAdd(t, p, st, feeTx(keys[i], 5, 1))
+	}
+	errs, _ := p.AdmitNewest([]chain.Transaction{feeTx(keys[len(keys)-1], 2, 1)}, Local, func() StateView { return st })
+	wantCode(t, errs[0], ErrPoolFull)
+	if p.Len() != 14 {
+		t.Fatalf("pooled %d, want 14", p.Len())
 	}
 }

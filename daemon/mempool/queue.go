@@ -30,7 +30,9 @@ func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bo
 		cheaper = len(p.byID)+1 <= limit && p.bytes+int64(size) <= maxBytes
 		limit = min(limit, max(limit-limit/relayShare, len(p.byID)))
 		maxBytes = min(maxBytes, max(maxBytes-maxBytes/relayShare, p.bytes))
-		whose = " for this node's clients (the last eighth is kept for peers' relays)"
+		if cheaper {
+			whose = " for this node's clients (the last eighth is kept for peers' relays)"
+		}
 	}
 	var victims []*entry
 	var wasQueued []bool
