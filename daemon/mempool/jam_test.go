@@ -542,9 +542,10 @@ func TestAdmitUnder(t *testing.T) {
 
 // TestRelayShare: a client's transaction (Local) finds the pool full at
 // 7/8 of its bounds, count or bytes; a peer's (Relayed) may fill it. In a
-// pool past 7/8 but not full, a client's transaction gets in only by
-// evicting one that pays less (a relayed gapped one of any fee is not its
-// to take, as it would be in a full pool). A refusal changes nothing.
+// pool past 7/8, a client's transaction gets in only by evicting, by the
+// rules of a full pool: a gapped one of any fee, one that pays less, or
+// (within its sender's share) the last of a sender over its own. A
+// refusal changes nothing.
 func TestRelayShare(t *testing.T) {
 	g, keys := fundedGenesis(20, 400, 1000)
 	st := g.State()
@@ -565,7 +566,7 @@ func TestRelayShare(t *testing.T) {
 		{"local at 7/8 of the count", Config{Limit: 16}, 14, none, Local, 1, ErrPoolFull, 0},
 		{"local past 7/8 of the count", Config{Limit: 16}, 15, none, Local, 1, ErrPoolFull, 0},
 		{"local past 7/8 of the count, paying more", Config{Limit: 16}, 15, none, Local, 2, nil, 15},
-		{"local past 7/8, a dearer gapped one pooled", Config{Limit: 16}, 14, 100, Local, 1, ErrPoolFull, 0},
+		{"local past 7/8, a dearer gapped one pooled", Config{Limit: 16}, 14, 100, Local, 1, nil, 15},
 		{"local past 7/8, a cheaper gapped one pooled", Config{Limit: 16}, 14, 1, Local, 2, nil, 15},
 		{"relayed at 7/8 of the count", Config{Limit: 16}, 14, none, Relayed, 1, nil, 15},
 		{"relayed at the count", Config{Limit: 16}, 16, none, Relayed, 1, ErrPoolFull, 0},
@@ -605,10 +606,11 @@ func TestRelayShare(t *testing.T) {
 			checkInvariants(t, p)
 		})
 	}
-	// Past 7/8 but not full, a client's transaction does not take the
-	// last pending transaction of a sender over its share when that pays
-	// more: keys[0] holds three pending at fee 5 (a share of one), eleven
-	// others one each at fee 5, the pool 14 of 16.
+	// Past 7/8 but not full, a client's transaction within its sender's
+	// share takes the last pending transaction of a sender over its own,
+	// whatever it pays, as in a full pool: keys[0] holds three pending at
+	// fee 5 (a share of one), eleven others one each at fee 5, the pool
+	// 14 of 16.
 	p := New(g, Config{Limit: 16, AccountSlots: 1})
 	for n := uint64(1); n <= 3; n++ {
 		mustAdd(t, p, st, feeTx(keys[0], 5, n))
@@ -616,9 +618,13 @@ func TestRelayShare(t *testing.T) {
 	for i := 1; i <= 11; i++ {
 		mustAdd(t, p, st, feeTx(keys[i], 5, 1))
 	}
-	errs, _ := p.AdmitNewest([]chain.Transaction{feeTx(keys[len(keys)-1], 2, 1)}, Local, func() StateView { return st })
-	wantCode(t, errs[0], ErrPoolFull)
-	if p.Len() != 14 {
-		t.Fatalf("pooled %d, want 14", p.Len())
+	newcomer := feeTx(keys[len(keys)-1], 2, 1)
+	if errs, _ := p.AdmitNewest([]chain.Transaction{newcomer}, Local, func() StateView { return st }); errs[0] != nil {
+		t.Fatalf("got %v, want it pooled", errs[0])
 	}
+	tail := feeTx(keys[0], 5, 3)
+	if _, _, ok := p.Status(tail.ID()); ok || p.Len() != 14 {
+		t.Fatalf("pooled %d (keys[0]'s nonce 3 kept: %v), want 14 without it", p.Len(), ok)
+	}
+	checkInvariants(t, p)
 }

@@ -13,26 +13,23 @@ import "github.com/poslab/posd/chain"
 //     senders over their share (any fee), else the lowest fee strictly
 //     below tx's. A gapped newcomer never evicts a pending transaction.
 //
-// A Local tx's bounds leave out the relayers' share (Origin); in a pool
-// past them but not full, it evicts only what pays strictly less.
+// A Local tx's bounds leave out the relayers' share (Origin).
 //
 // p.mu is held.
 func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bool, newPend int) error {
 	limit, maxBytes, whose := p.limit, p.cfg.MaxBytes, ""
-	// cheaper: only a victim paying strictly less than tx may go.
-	cheaper := false
 	if from == Local {
 		// A client's transaction may not grow the pool into the relayers'
 		// share; in a pool already past it (relays filled it), it gets a
-		// place only by evicting one that pays less: the relayed gapped
-		// transactions the share keeps room for are not its to take, as
-		// they would be in a full pool.
-		cheaper = len(p.byID)+1 <= limit && p.bytes+int64(size) <= maxBytes
-		limit = min(limit, max(limit-limit/relayShare, len(p.byID)))
-		maxBytes = min(maxBytes, max(maxBytes-maxBytes/relayShare, p.bytes))
-		if cheaper {
+		// place as a newcomer does in a full pool: by evicting one, by
+		// the same rules (a gapped one; within its sender's share, the
+		// tail of a sender over its own), so neither guarantee of a full
+		// pool is lost to the share.
+		if len(p.byID)+1 <= limit && p.bytes+int64(size) <= maxBytes {
 			whose = " for this node's clients (the last eighth is kept for peers' relays)"
 		}
+		limit = min(limit, max(limit-limit/relayShare, len(p.byID)))
+		maxBytes = min(maxBytes, max(maxBytes-maxBytes/relayShare, p.bytes))
 	}
 	var victims []*entry
 	var wasQueued []bool
@@ -51,7 +48,7 @@ func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bo
 		}
 		var v *entry
 		if len(victims) < maxEvictions {
-			v = p.pickVictim(tx, pending, newPend, cheaper)
+			v = p.pickVictim(tx, pending, newPend)
 		}
 		if v == nil {
 			// Put everything back as it was, last out first in.
@@ -79,10 +76,10 @@ func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bo
 }
 
 // pickVictim returns the next transaction makeRoom may evict for tx, or
-// nil; cheaper: only one paying strictly less than tx. p.mu is held.
-func (p *Pool) pickVictim(tx *chain.Transaction, pending bool, newPend int, cheaper bool) *entry {
+// nil. p.mu is held.
+func (p *Pool) pickVictim(tx *chain.Transaction, pending bool, newPend int) *entry {
 	if len(p.queue) > 0 {
-		if q := p.queue[0]; (pending && !cheaper) || q.tx.Fee < tx.Fee {
+		if q := p.queue[0]; pending || q.tx.Fee < tx.Fee {
 			return q
 		}
 	}
@@ -94,7 +91,7 @@ func (p *Pool) pickVictim(tx *chain.Transaction, pending bool, newPend int, chea
 		return nil
 	}
 	tail := s.txs[s.npend-1]
-	if (s.npend > p.cfg.AccountSlots && !cheaper) || tail.tx.Fee < tx.Fee {
+	if s.npend > p.cfg.AccountSlots || tail.tx.Fee < tx.Fee {
 		return tail
 	}
 	return nil
