@@ -188,12 +188,13 @@ type txSigs interface {
 }
 
 // HandleTxs pools gossiped transactions and returns those to relay: the
-// ones admitted as executable (and the message's known ones, see relayOf). A transaction that breaks a stateless rule
-// or carries a bad signature is the sender's fault and rejects the
-// message; what the pool cannot take now (known, gapped beyond its bounds,
-// unpayable given this node's view, over the stake totals on this node's
-// head, a full pool) is only dropped: not relayed, nobody penalised.
-// Signatures are verified outside every lock.
+// ones admitted as executable (and the message's known ones, see
+// relayOf). A transaction that breaks a stateless rule or carries a bad
+// signature is the sender's fault and rejects the message; what the pool
+// cannot take now (known, gapped beyond its bounds, unpayable given this
+// node's view, over the stake totals on this node's head, a full pool) is
+// only dropped: not relayed, nobody penalised. Signatures are verified
+// outside every lock.
 func (h p2pHandler) HandleTxs(txs []chain.Transaction) ([]chain.Transaction, error) {
 	ready, errs, err := h.handleTxs(txs)
 	if err != nil {
