@@ -47,12 +47,19 @@ func checkInvariants(t *testing.T, p *Pool) {
 			t.Fatalf("empty sender %s kept", addr.Short())
 		}
 		var debit uint64
+		others := 0
 		for i, e := range s.txs {
 			n++
 			bytes += int64(e.size)
 			debit += e.debit
 			if p.byID[e.id] != e || e.gone || e.owner != s {
 				t.Fatalf("%s/%d: indexes disagree", addr.Short(), e.tx.Nonce)
+			}
+			if e.plain != plainTransfer(&e.tx) {
+				t.Fatalf("%s/%d: plain=%v for a %s to %s", addr.Short(), e.tx.Nonce, e.plain, e.tx.Type, e.tx.To.Short())
+			}
+			if !e.plain {
+				others++
 			}
 			wantPend := i < s.npend
 			if wantPend != !e.queued {
@@ -73,6 +80,9 @@ func checkInvariants(t *testing.T, p *Pool) {
 		}
 		if debit != s.debit {
 			t.Fatalf("%s: debit %d, sum %d", addr.Short(), s.debit, debit)
+		}
+		if others != s.others {
+			t.Fatalf("%s: others %d, counted %d", addr.Short(), s.others, others)
 		}
 		for _, from := range []uint64{s.checked.Nonce, s.checked.Nonce + 1, 0} {
 			if got, want := s.contiguousTop(from), walkRun(s, from); got != want {

@@ -233,6 +233,7 @@ type entry struct {
 	size    int       // encoded bytes
 	debit   uint64    // what leaves the sender's balance
 	unstake uint64    // what leaves the sender's stake
+	plain   bool      // a transfer to another account (plainTransfer)
 	owner   *sender
 
 	queued bool      // gapped; in Pool.queue at qidx
@@ -249,9 +250,10 @@ type entry struct {
 
 // sender is one address's pooled transactions.
 type sender struct {
-	addr  chain.Address
-	txs   []*entry // sorted by nonce, distinct nonces, all above checked.Nonce
-	npend int      // txs[:npend] are pending: nonces checked.Nonce+1 …
+	addr   chain.Address
+	txs    []*entry // sorted by nonce, distinct nonces, all above checked.Nonce
+	npend  int      // txs[:npend] are pending: nonces checked.Nonce+1 …
+	others int      // how many of txs are not plain transfers (entry.plain)
 	// debit and unstake sum txs' debits and unstakes.
 	debit, unstake uint64
 	// checked is the account every tx in txs was checked against, in the
@@ -263,6 +265,19 @@ type sender struct {
 }
 
 func (s *sender) queued() int { return len(s.txs) - s.npend }
+
+// count books e coming into (by 1) or leaving (by -1) s.txs in s.others.
+func (s *sender) count(e *entry, by int) {
+	if !e.plain {
+		s.others += by
+	}
+}
+
+// plainTransfer reports whether tx is a transfer to another account: all
+// it asks of its sender is the nonce and the balance (committedTransfers).
+func plainTransfer(tx *chain.Transaction) bool {
+	return tx.Type == chain.TxTransfer && tx.To != tx.From
+}
 
 // find returns where nonce is or would be in s.txs.
 func (s *sender) find(nonce uint64) (int, bool) {
@@ -649,7 +664,7 @@ func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 		}
 		cost := txCost(tx)
 		p.seq++
-		back[tx.From] = append(back[tx.From], &entry{tx: *tx, id: cs[i].id, seq: p.seq, at: now, size: cs[i].size, debit: cost.Balance, unstake: cost.Stake})
+		back[tx.From] = append(back[tx.From], &entry{tx: *tx, id: cs[i].id, seq: p.seq, at: now, size: cs[i].size, debit: cost.Balance, unstake: cost.Stake, plain: plainTransfer(tx)})
 	}
 	for _, addr := range order {
 		acc := st.Account(addr)
@@ -669,6 +684,7 @@ func (p *Pool) Reinsert(txs []chain.Transaction, st StateView) {
 				continue // the nonce is taken (or the same tx twice)
 			}
 			s.txs = slices.Insert(s.txs, j, e)
+			s.count(e, 1)
 			e.owner = s
 			s.debit += e.debit
 			s.unstake += e.unstake
@@ -760,7 +776,7 @@ func (p *Pool) admit(tx *chain.Transaction, c checked, from Origin, st StateView
 	}
 
 	p.seq++
-	e := &entry{tx: *tx, id: c.id, seq: p.seq, at: now, size: c.size, debit: debit, unstake: unstake}
+	e := &entry{tx: *tx, id: c.id, seq: p.seq, at: now, size: c.size, debit: debit, unstake: unstake, plain: plainTransfer(tx)}
 	if s = p.senders[tx.From]; s == nil { // makeRoom may have emptied it
 		s = &sender{addr: tx.From, checked: acc, ver: ver, hidx: -1}
 	}
@@ -777,6 +793,7 @@ func (p *Pool) insert(s *sender, e *entry, now time.Time) []*entry {
 	e.owner, e.gone = s, false
 	i, _ := s.find(e.tx.Nonce)
 	s.txs = slices.Insert(s.txs, i, e)
+	s.count(e, 1)
 	s.debit += e.debit
 	s.unstake += e.unstake
 	p.byID[e.id] = e
@@ -828,6 +845,7 @@ func (p *Pool) removeAt(s *sender, i int) *entry {
 		s.npend = i
 	}
 	s.txs = slices.Delete(s.txs, i, i+1)
+	s.count(e, -1)
 	s.debit -= e.debit
 	s.unstake -= e.unstake
 	p.drop(e)
@@ -944,6 +962,10 @@ func (p *Pool) resync(s *sender, acc chain.Account, ver uint64) {
 	}
 	clear(s.txs[len(kept):])
 	s.txs, s.debit, s.unstake, s.checked = kept, debit, unstake, acc
+	s.others = 0
+	for _, e := range kept {
+		s.count(e, 1)
+	}
 	s.ver = max(s.ver, ver)
 	s.npend = 0
 	for i, e := range kept {
@@ -993,12 +1015,10 @@ func committedTransfers(s *sender, acc chain.Account) (k int, debit uint64, ok b
 	if s.npend != len(s.txs) || acc.Nonce < s.checked.Nonce || acc.Nonce-s.checked.Nonce > uint64(s.npend) {
 		return 0, 0, false
 	}
-	k = int(acc.Nonce - s.checked.Nonce)
-	for _, e := range s.txs {
-		if e.tx.Type != chain.TxTransfer || e.tx.To == e.tx.From {
-			return 0, 0, false
-		}
+	if s.others != 0 {
+		return 0, 0, false
 	}
+	k = int(acc.Nonce - s.checked.Nonce)
 	for _, e := range s.txs[:k] {
 		debit += e.debit
 	}
