@@ -8,6 +8,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -234,6 +235,21 @@ func TestBlockRules(t *testing.T) {
 		{"bad block signature", nil, func(c *testChain) *Block {
 			b := c.next(0)
 			b.Timestamp++ // signed bytes changed after signing
+			return b
+		}, ErrBadBlockSig},
+		{"block signature in upper-case hex", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Signature = strings.ToUpper(b.Signature) // same bytes, another spelling
+			return b
+		}, ErrBadBlockSig},
+		{"block signature not hex", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Signature = "zz" + b.Signature[2:]
+			return b
+		}, ErrBadBlockSig},
+		{"block signature short", nil, func(c *testChain) *Block {
+			b := c.next(0)
+			b.Signature = b.Signature[:len(b.Signature)-2]
 			return b
 		}, ErrBadBlockSig},
 		{"bad tx root", nil, func(c *testChain) *Block {

@@ -2,7 +2,6 @@ package chain
 
 import (
 	"crypto/ed25519"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"runtime"
@@ -83,8 +82,11 @@ func verify(pub ed25519.PublicKey, sigHex string, msg []byte, sentinel *RuleErro
 	if len(sigHex) != 2*len(sig) {
 		return ruleErrorf(sentinel, "signature must be %d hex characters, got %d", 2*len(sig), len(sigHex))
 	}
-	if _, err := hex.Decode(sig[:], []byte(sigHex)); err != nil {
-		return ruleErrorf(sentinel, "signature is not hex")
+	// Lowercase only, as the forger writes it: the block hash leaves the
+	// signature out, so a second spelling of the same signature would
+	// give one block two encodings, each of which verified.
+	if !unhexLower(sig[:], []byte(sigHex)) {
+		return ruleErrorf(sentinel, "signature is not lowercase hex")
 	}
 	if !verifyZIP215(pub, msg, sig[:]) {
 		return ruleErrorf(sentinel, "signature does not verify")
