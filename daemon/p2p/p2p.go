@@ -246,6 +246,10 @@ type Node struct {
 type peerState struct {
 	height uint64
 	head   chain.Hash
+	// aheadOf and aheadSince: our height when the sync loop first found
+	// this peer a few blocks ahead of it, and when (syncCandidates).
+	aheadOf    uint64
+	aheadSince time.Time
 }
 
 // New starts the host, pubsub, stream handlers, discovery and the sync loop.

@@ -153,8 +153,12 @@ func (n *Node) observe(p peer.ID, st status, closeDelay time.Duration) error {
 		return errors.New("peer disconnected")
 	}
 	n.mu.Lock()
-	_, known := n.peers[p]
-	n.peers[p] = &peerState{height: st.height, head: st.head}
+	ps, known := n.peers[p]
+	if !known {
+		ps = &peerState{}
+		n.peers[p] = ps
+	}
+	ps.height, ps.head = st.height, st.head
 	n.mu.Unlock()
 	if !known {
 		n.log.Info("p2p: peer joined", "peer", p.String(), "height", st.height)

@@ -53,6 +53,11 @@ const (
 	hedgeDelay = 500 * time.Millisecond
 	// maxHedge bounds the peers asked at once.
 	maxHedge = 8
+	// gossipLead and gossipGrace: a peer at most gossipLead blocks ahead
+	// is synced from only once our height has not moved for gossipGrace
+	// (syncCandidates).
+	gossipLead  = 8
+	gossipGrace = time.Second
 	// Backoffs: after a failure (timeout, network), doubling from
 	// backoffMin to backoffMax; after a rule break, at least backoffRule.
 	backoffMin  = 5 * time.Second
@@ -199,10 +204,24 @@ type candidate struct {
 	head chain.Hash
 }
 
-// syncCandidates returns the peers worth syncing from, best first.
-func (n *Node) syncCandidates() []candidate {
+// syncCandidates returns the peers worth syncing from, best first, and
+// how long until a peer left to gossip (below) is worth asking again
+// (0: none was).
+//
+// A peer at most gossipLead blocks ahead of us is most often one whose
+// newest blocks gossip is still bringing: under load a status poll finds
+// some peer a block ahead nearly every time, and a sync started then
+// fetched that block a second time and went on chasing the forgers' new
+// blocks for seconds, importing in batches what gossip brought anyway
+// (docs/PERFORMANCE.md, "Syncs that chased gossip"). So such a peer is a
+// candidate only once our height has not moved for gossipGrace since we
+// first found it ahead: gossip has had its chance. A fork at our height
+// and an announced block we cannot connect are candidates at once, as is
+// a peer further ahead.
+func (n *Node) syncCandidates() ([]candidate, time.Duration) {
 	ourHeight, ourHead := n.h.Head()
 	now := time.Now()
+	var retry time.Duration
 	n.mu.Lock()
 	var out []candidate
 	for id, ps := range n.peers {
@@ -211,6 +230,17 @@ func (n *Node) syncCandidates() []candidate {
 		fork := ps.height == ourHeight && ps.head != ourHead
 		if !ahead && !fork && !hinted {
 			continue
+		}
+		if ahead && !hinted && ps.height-ourHeight <= gossipLead {
+			if ps.aheadSince.IsZero() || ps.aheadOf != ourHeight {
+				ps.aheadOf, ps.aheadSince = ourHeight, now
+			}
+			if wait := gossipGrace - now.Sub(ps.aheadSince); wait > 0 {
+				if retry == 0 || wait < retry {
+					retry = wait
+				}
+				continue
+			}
 		}
 		c := candidate{id: id, from: ourHeight + 1, target: ps.height, read: now}
 		if fork {
@@ -264,7 +294,7 @@ func (n *Node) syncCandidates() []candidate {
 		}
 		return a.fails - b.fails
 	})
-	return out
+	return out, retry
 }
 
 // syncLoop runs one sync session at a time, and polls every peer's status
@@ -272,16 +302,24 @@ func (n *Node) syncCandidates() []candidate {
 func (n *Node) syncLoop() {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
+	// again fires when a peer left to gossip is worth asking (syncCandidates).
+	again := time.NewTimer(time.Hour)
+	again.Stop()
+	defer again.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.syncWake:
+		case <-again.C:
 		case <-t.C:
 			n.pollPeers()
 		}
 		for n.ctx.Err() == nil {
-			cands := n.syncCandidates()
+			cands, retry := n.syncCandidates()
+			if retry > 0 {
+				again.Reset(retry)
+			}
 			if len(cands) == 0 {
 				break
 			}
@@ -325,7 +363,8 @@ func (n *Node) syncSession(cands []candidate) {
 			return
 		}
 		if next == len(cands) {
-			cands = slices.DeleteFunc(n.syncCandidates(), func(c candidate) bool { return asked[c.id] })
+			more, _ := n.syncCandidates()
+			cands = slices.DeleteFunc(more, func(c candidate) bool { return asked[c.id] })
 			next = 0
 		}
 		if next == len(cands) {
