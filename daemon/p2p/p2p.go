@@ -246,9 +246,11 @@ type Node struct {
 type peerState struct {
 	height uint64
 	head   chain.Hash
-	// aheadOf and aheadSince: our height when the sync loop first found
-	// this peer a few blocks ahead of it, and when (syncCandidates).
-	aheadOf    uint64
+	// aheadHead and aheadSince: the peer's head when the sync loop found
+	// it a few blocks ahead of us, and when; gossip has until
+	// aheadSince+gossipGrace to bring that block (syncCandidates). Zero
+	// when the peer is not ahead.
+	aheadHead  chain.Hash
 	aheadSince time.Time
 }
 

@@ -214,12 +214,33 @@ type candidate struct {
 // fetched that block a second time and went on chasing the forgers' new
 // blocks for seconds, importing in batches what gossip brought anyway
 // (docs/PERFORMANCE.md, "Syncs that chased gossip"). So such a peer is a
-// candidate only once our height has not moved for gossipGrace since we
-// first found it ahead: gossip has had its chance. A fork at our height
-// and an announced block we cannot connect are candidates at once, as is
-// a peer further ahead.
+// candidate only once gossip has failed to bring, within gossipGrace, the
+// head it had when we first found it ahead; when gossip brings it, the
+// clock starts again on the peer's head then. It is the block that
+// counts, not our height: our height also grows on a branch of our own
+// (a healed split), and the peer's shorter branch may be the one fork
+// choice prefers. A fork at our height and an announced block we cannot
+// connect are candidates at once, as is a peer further ahead.
 func (n *Node) syncCandidates() ([]candidate, time.Duration) {
 	ourHeight, ourHead := n.h.Head()
+	known, _ := n.h.(BlockKnower)
+	// Which of the blocks gossip was given time to bring it brought,
+	// asked unlocked (the handler reads its store).
+	var brought map[peer.ID]bool
+	if known != nil {
+		waiting := map[peer.ID]chain.Hash{}
+		n.mu.Lock()
+		for id, ps := range n.peers {
+			if !ps.aheadSince.IsZero() {
+				waiting[id] = ps.aheadHead
+			}
+		}
+		n.mu.Unlock()
+		brought = make(map[peer.ID]bool, len(waiting))
+		for id, h := range waiting {
+			brought[id] = known.HasBlock(h)
+		}
+	}
 	now := time.Now()
 	var retry time.Duration
 	n.mu.Lock()
@@ -228,12 +249,15 @@ func (n *Node) syncCandidates() ([]candidate, time.Duration) {
 		hint, hinted := n.hints[id]
 		ahead := ps.height > ourHeight
 		fork := ps.height == ourHeight && ps.head != ourHead
+		if !ahead {
+			ps.aheadHead, ps.aheadSince = chain.Hash{}, time.Time{}
+		}
 		if !ahead && !fork && !hinted {
 			continue
 		}
-		if ahead && !hinted && ps.height-ourHeight <= gossipLead {
-			if ps.aheadSince.IsZero() || ps.aheadOf != ourHeight {
-				ps.aheadOf, ps.aheadSince = ourHeight, now
+		if ahead && !hinted && ps.height-ourHeight <= gossipLead && known != nil {
+			if ps.aheadSince.IsZero() || brought[id] {
+				ps.aheadHead, ps.aheadSince = ps.head, now
 			}
 			if wait := gossipGrace - now.Sub(ps.aheadSince); wait > 0 {
 				if retry == 0 || wait < retry {
@@ -265,7 +289,6 @@ func (n *Node) syncCandidates() ([]candidate, time.Duration) {
 		}
 	}
 	n.mu.Unlock()
-	known, _ := n.h.(BlockKnower)
 	for i := range out {
 		c := &out[i]
 		if c.low == 0 || (known != nil && known.HasBlock(c.head)) {
