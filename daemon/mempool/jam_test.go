@@ -551,8 +551,8 @@ func TestAdmitUnder(t *testing.T) {
 }
 
 // TestRelayShare: a client's transaction (Local) finds the pool full at
-// 7/8 of its bounds, count or bytes; a peer's (Relayed) may fill it. In a
-// pool past 7/8, a client's transaction gets in only by evicting, by the
+// 3/4 of its bounds, count or bytes; a peer's (Relayed) may fill it. In a
+// pool past 3/4, a client's transaction gets in only by evicting, by the
 // rules of a full pool: a gapped one of any fee, one that pays less, or
 // (within its sender's share) the last of a sender over its own. A
 // refusal changes nothing.
@@ -572,22 +572,22 @@ func TestRelayShare(t *testing.T) {
 		want   *chain.RuleError
 		after  int // pooled after an admission
 	}{
-		{"local under 7/8 of the count", Config{Limit: 16}, 13, none, Local, 1, nil, 14},
-		{"local at 7/8 of the count", Config{Limit: 16}, 14, none, Local, 1, ErrPoolFull, 0},
-		{"local past 7/8 of the count", Config{Limit: 16}, 15, none, Local, 1, ErrPoolFull, 0},
-		{"local past 7/8 of the count, paying more", Config{Limit: 16}, 15, none, Local, 2, nil, 15},
-		{"local past 7/8, a dearer gapped one pooled", Config{Limit: 16}, 14, 100, Local, 1, nil, 15},
-		{"local past 7/8, a cheaper gapped one pooled", Config{Limit: 16}, 14, 1, Local, 2, nil, 15},
-		{"relayed at 7/8 of the count", Config{Limit: 16}, 14, none, Relayed, 1, nil, 15},
+		{"local under 3/4 of the count", Config{Limit: 16}, 11, none, Local, 1, nil, 12},
+		{"local at 3/4 of the count", Config{Limit: 16}, 12, none, Local, 1, ErrPoolFull, 0},
+		{"local past 3/4 of the count", Config{Limit: 16}, 13, none, Local, 1, ErrPoolFull, 0},
+		{"local past 3/4 of the count, paying more", Config{Limit: 16}, 13, none, Local, 2, nil, 13},
+		{"local past 3/4, a dearer gapped one pooled", Config{Limit: 16}, 12, 100, Local, 1, nil, 13},
+		{"local past 3/4, a cheaper gapped one pooled", Config{Limit: 16}, 12, 1, Local, 2, nil, 13},
+		{"relayed at 3/4 of the count", Config{Limit: 16}, 12, none, Relayed, 1, nil, 13},
 		{"relayed at the count", Config{Limit: 16}, 16, none, Relayed, 1, ErrPoolFull, 0},
 		{"relayed at the count, paying more", Config{Limit: 16}, 16, none, Relayed, 2, nil, 16},
 		{"relayed at the count, a dearer gapped one pooled", Config{Limit: 16}, 15, 100, Relayed, 1, nil, 16},
 		{"local at the count, a dearer gapped one pooled", Config{Limit: 16}, 15, 100, Local, 1, nil, 16},
 		{"local, a pool of one", Config{Limit: 1}, 0, none, Local, 1, nil, 1},
-		{"local under 7/8 of the bytes", Config{MaxBytes: 16 * size}, 13, none, Local, 1, nil, 14},
-		{"local at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, none, Local, 1, ErrPoolFull, 0},
-		{"local past 7/8 of the bytes, paying more", Config{MaxBytes: 16 * size}, 15, none, Local, 2, nil, 15},
-		{"relayed at 7/8 of the bytes", Config{MaxBytes: 16 * size}, 14, none, Relayed, 1, nil, 15},
+		{"local under 3/4 of the bytes", Config{MaxBytes: 16 * size}, 11, none, Local, 1, nil, 12},
+		{"local at 3/4 of the bytes", Config{MaxBytes: 16 * size}, 12, none, Local, 1, ErrPoolFull, 0},
+		{"local past 3/4 of the bytes, paying more", Config{MaxBytes: 16 * size}, 13, none, Local, 2, nil, 13},
+		{"relayed at 3/4 of the bytes", Config{MaxBytes: 16 * size}, 12, none, Relayed, 1, nil, 13},
 		{"relayed at the bytes", Config{MaxBytes: 16 * size}, 16, none, Relayed, 1, ErrPoolFull, 0},
 	}
 	for _, tc := range tests {
@@ -616,16 +616,16 @@ func TestRelayShare(t *testing.T) {
 			checkInvariants(t, p)
 		})
 	}
-	// Past 7/8 but not full, a client's transaction within its sender's
+	// Past 3/4 but not full, a client's transaction within its sender's
 	// share takes the last pending transaction of a sender over its own,
 	// whatever it pays, as in a full pool: keys[0] holds three pending at
-	// fee 5 (a share of one), eleven others one each at fee 5, the pool
-	// 14 of 16.
+	// fee 5 (a share of one), ten others one each at fee 5, the pool
+	// 13 of 16.
 	p := New(g, Config{Limit: 16, AccountSlots: 1})
 	for n := uint64(1); n <= 3; n++ {
 		mustAdd(t, p, st, feeTx(keys[0], 5, n))
 	}
-	for i := 1; i <= 11; i++ {
+	for i := 1; i <= 10; i++ {
 		mustAdd(t, p, st, feeTx(keys[i], 5, 1))
 	}
 	newcomer := feeTx(keys[len(keys)-1], 2, 1)
@@ -633,8 +633,8 @@ func TestRelayShare(t *testing.T) {
 		t.Fatalf("got %v, want it pooled", errs[0])
 	}
 	tail := feeTx(keys[0], 5, 3)
-	if _, _, ok := p.Status(tail.ID()); ok || p.Len() != 14 {
-		t.Fatalf("pooled %d (keys[0]'s nonce 3 kept: %v), want 14 without it", p.Len(), ok)
+	if _, _, ok := p.Status(tail.ID()); ok || p.Len() != 13 {
+		t.Fatalf("pooled %d (keys[0]'s nonce 3 kept: %v), want 13 without it", p.Len(), ok)
 	}
 	checkInvariants(t, p)
 }

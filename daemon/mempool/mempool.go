@@ -66,21 +66,23 @@ const (
 	// relayShare is the part of the pool (1/relayShare of its count and of
 	// its bytes) that only transactions relayed by peers may fill: see
 	// Origin.
-	relayShare = 8
+	relayShare = 4
 )
 
 // Origin is who brings transactions to the pool: a client of this node
 // (Local: the API) or a peer that relays them (Relayed: gossip, a gap
-// fill). Local admissions find the pool full at 7/8 of its bounds; the
-// last eighth is kept for relayed ones. Under a load that fills every
+// fill). Local admissions find the pool full at 3/4 of its bounds; the
+// last quarter is kept for relayed ones. Under a load that fills every
 // node's pool, a relayed transaction refused as pool_full is one this
 // node lacks while its peers hold it: the sender's later nonces reach it
 // as nonce gaps, the forger it elects cannot include them, and they wait
 // for a gap fill or the origin's rebroadcast. A 4-node devnet's first
 // 200,000-transfer load refused 23-29k relays as pool_full and then
 // 164-205k as nonce_gap (docs/PERFORMANCE.md). With the headroom, every
-// node's pool is bounded by what clients were let in, 7/8 of a pool,
-// plus what is still on its way between peers.
+// node's pool is bounded by what clients were let in, 3/4 of a pool,
+// plus what is still on its way between peers. A last eighth still
+// refused relays in about one load of ten (1-10k, then up to 45k gaps);
+// a quarter refused none in 40.
 type Origin uint8
 
 const (

@@ -26,7 +26,7 @@ func (p *Pool) makeRoom(tx *chain.Transaction, size int, from Origin, pending bo
 		// tail of a sender over its own), so neither guarantee of a full
 		// pool is lost to the share.
 		if len(p.byID)+1 <= limit && p.bytes+int64(size) <= maxBytes {
-			whose = " for this node's clients (the last eighth is kept for peers' relays)"
+			whose = " for this node's clients (the last quarter is kept for peers' relays)"
 		}
 		limit = min(limit, max(limit-limit/relayShare, len(p.byID)))
 		maxBytes = min(maxBytes, max(maxBytes-maxBytes/relayShare, p.bytes))
