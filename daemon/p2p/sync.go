@@ -54,8 +54,8 @@ const (
 	// maxHedge bounds the peers asked at once.
 	maxHedge = 8
 	// gossipLead and gossipGrace: a peer at most gossipLead blocks ahead
-	// is synced from only once our height has not moved for gossipGrace
-	// (syncCandidates).
+	// is synced from only once gossip has failed for gossipGrace to bring
+	// the head it had when the sync loop found it ahead (syncCandidates).
 	gossipLead  = 8
 	gossipGrace = time.Second
 	// Backoffs: after a failure (timeout, network), doubling from
